@@ -1,0 +1,61 @@
+//! Subject names (binding, DESIGN §3). Every variable part is a server-made
+//! token checked by [`is_token`]; user-chosen names never appear here.
+
+use crate::DeploymentId;
+
+/// Kinds of agent known today. The control plane treats kind as data.
+pub const KIND_MICRO: &str = "micro";
+pub const KIND_GATEWAY: &str = "gateway";
+
+pub const VERIFY_CREDENTIALS: &str = "verify_credentials";
+pub const LIST_REPOS: &str = "list_repos";
+pub const LIST_BRANCHES: &str = "list_branches";
+
+/// Everything the `DEPLOY_PROGRESS` stream stores.
+pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";
+/// Every agent's heartbeats.
+pub const AGENT_HEARTBEAT_ALL: &str = "agent.heartbeat.>";
+
+/// Whether `s` may stand as one subject token: 1–64 of `[A-Za-z0-9_-]`.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub fn deploy_request(kind: &str) -> String {
+    format!("deploy.request.{kind}")
+}
+
+/// Queue group of the agents of one kind, so one of them takes a request.
+pub fn queue_group(kind: &str) -> String {
+    format!("agents.{kind}")
+}
+
+pub fn deploy_progress(id: &DeploymentId) -> String {
+    format!("deploy.progress.{id}")
+}
+
+pub fn deploy_cancel(id: &DeploymentId) -> String {
+    format!("deploy.cancel.{id}")
+}
+
+pub fn agent_heartbeat(kind: &str, agent_id: &str) -> String {
+    format!("agent.heartbeat.{kind}.{agent_id}")
+}
+
+pub fn agent_rpc(kind: &str, method: &str) -> String {
+    format!("agent.rpc.{kind}.{method}")
+}
+
+pub fn agent_cmd(agent_id: &str, method: &str) -> String {
+    format!("agent.cmd.{agent_id}.{method}")
+}
+
+/// The deployment id at the end of a `deploy.progress.<id>` subject.
+pub fn progress_deployment_id(subject: &str) -> Option<DeploymentId> {
+    subject
+        .strip_prefix("deploy.progress.")
+        .and_then(DeploymentId::parse)
+}

@@ -1,0 +1,165 @@
+//! Snapshots of every message as it appears on the wire, and the codec's
+//! version handling.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use sdp_bus::*;
+
+fn id() -> DeploymentId {
+    DeploymentId::parse("d0190aabbccddeeff00112233445566").expect("valid id")
+}
+
+fn ts() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn wire<T: serde::Serialize>(message: &T) -> serde_json::Value {
+    serde_json::from_slice(&encode(message)).expect("encode gives JSON")
+}
+
+fn round_trip<T>(message: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let back: T = decode(&encode(message)).expect("decodes");
+    assert_eq!(&back, message);
+}
+
+fn credential() -> GitCredential {
+    GitCredential {
+        username: "dev".into(),
+        password: Secret::new("hunter2"),
+    }
+}
+
+#[test]
+fn deploy_request() {
+    let message = DeployRequest {
+        deployment_id: id(),
+        sandbox: "alpha".into(),
+        repo: "users".into(),
+        branch: "feature/x".into(),
+        credential: credential(),
+        env: BTreeMap::from([("ORDERS_URL".into(), "http://orders".into())]),
+    };
+    insta::assert_json_snapshot!(wire(&message));
+    round_trip(&message);
+}
+
+#[test]
+fn deploy_accepted_and_replies() {
+    let ok = Reply::ok(DeployAccepted {
+        agent_id: "micro-1".into(),
+    });
+    let error: Reply<DeployAccepted> = Reply::err(RpcError::new(
+        RpcErrorCode::BadRequest,
+        "repo 'nope' is not on this agent",
+    ));
+    insta::assert_json_snapshot!("reply_ok", wire(&ok));
+    insta::assert_json_snapshot!("reply_error", wire(&error));
+    round_trip(&ok);
+    round_trip(&error);
+}
+
+#[test]
+fn deploy_cancel() {
+    insta::assert_json_snapshot!(wire(&DeployCancel {}));
+    round_trip(&DeployCancel {});
+}
+
+#[test]
+fn events() {
+    let bodies = [
+        EventBody::Phase {
+            phase: Status::Fetching,
+            commit: None,
+        },
+        EventBody::Phase {
+            phase: Status::Building,
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        },
+        EventBody::Log {
+            stream: LogStream::Stderr,
+            line: "go: downloading nothing".into(),
+        },
+        EventBody::Result {
+            status: Status::Running,
+            url: Some("http://10.0.0.5:32768".into()),
+            error: None,
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            log_tail: vec![],
+        },
+        EventBody::Result {
+            status: Status::Failed,
+            url: None,
+            error: Some("health check timed out".into()),
+            commit: None,
+            log_tail: vec!["panic: boom".into()],
+        },
+    ];
+    for (n, body) in bodies.into_iter().enumerate() {
+        let event = Event {
+            deployment_id: id(),
+            seq: n as u64 + 1,
+            ts: ts(),
+            agent_id: "micro-1".into(),
+            body,
+        };
+        insta::assert_json_snapshot!(format!("event_{}", n + 1), wire(&event));
+        round_trip(&event);
+    }
+}
+
+#[test]
+fn heartbeat() {
+    let message = Heartbeat {
+        agent_id: "micro-1".into(),
+        kind: "micro".into(),
+        host: "vm-micro".into(),
+        version: "0.1.0".into(),
+        running: vec![id()],
+        missing_images: vec!["sdp-go-base:1".into()],
+        capacity: 3,
+        repos: vec!["users".into()],
+    };
+    insta::assert_json_snapshot!(wire(&message));
+    round_trip(&message);
+}
+
+#[test]
+fn verify_credentials() {
+    let message = VerifyCredentials {
+        credential: credential(),
+    };
+    insta::assert_json_snapshot!(wire(&message));
+    round_trip(&message);
+    let verified: Reply<CredentialsVerified> = Reply::ok(CredentialsVerified {});
+    insta::assert_json_snapshot!("credentials_verified", wire(&verified));
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let payload = br#"{"v":1,"agent_id":"a","future_field":{"x":[1,2]}}"#;
+    let accepted: DeployAccepted = decode(payload).expect("unknown field ignored");
+    assert_eq!(accepted.agent_id, "a");
+}
+
+#[test]
+fn unknown_major_version_is_refused() {
+    let payload = br#"{"v":2,"agent_id":"a"}"#;
+    let err = decode::<DeployAccepted>(payload).expect_err("v2 refused");
+    assert!(matches!(err, CodecError::UnsupportedVersion(2)), "{err}");
+    let err = decode::<DeployAccepted>(br#"{"agent_id":"a"}"#).expect_err("no v refused");
+    assert!(matches!(err, CodecError::MissingVersion));
+    assert!(decode::<DeployAccepted>(b"[1]").is_err());
+    assert!(decode::<DeployAccepted>(b"\xff").is_err());
+}
+
+#[test]
+fn secret_is_redacted_in_debug() {
+    let shown = format!("{:?}", credential());
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
