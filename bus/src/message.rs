@@ -238,6 +238,9 @@ pub struct Heartbeat {
 /// `agent.rpc.<kind>.verify_credentials`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VerifyCredentials {
+    /// Git URL of a private repo (`auth.probe_repo`): the credential is good
+    /// if `git ls-remote` of it succeeds.
+    pub probe_repo: String,
     pub credential: GitCredential,
 }
 

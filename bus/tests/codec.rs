@@ -132,6 +132,7 @@ fn heartbeat() {
 #[test]
 fn verify_credentials() {
     let message = VerifyCredentials {
+        probe_repo: "https://git.example.com/scm/team/probe.git".into(),
         credential: credential(),
     };
     insta::assert_json_snapshot!(wire(&message));
