@@ -1,0 +1,206 @@
+//! What the control plane knows about agents: the latest heartbeat of each
+//! (`agent.heartbeat.>`), and the watchdog that fails deployments whose
+//! agent went silent or forgot them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sdp_bus::{Heartbeat, decode};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::publish_failure;
+use crate::store::Store;
+
+#[derive(Clone, Debug)]
+struct Seen {
+    heartbeat: Heartbeat,
+    at: Instant,
+    at_utc: DateTime<Utc>,
+}
+
+/// Latest heartbeat per agent id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    agents: Arc<RwLock<HashMap<String, Seen>>>,
+}
+
+/// An agent as `GET /api/agents` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub kind: String,
+    pub host: String,
+    pub version: String,
+    pub online: bool,
+    pub last_seen: DateTime<Utc>,
+    pub running: Vec<String>,
+    pub missing_images: Vec<String>,
+    pub capacity: u32,
+    pub repos: Vec<String>,
+}
+
+impl Registry {
+    pub fn record(&self, heartbeat: Heartbeat) {
+        let seen = Seen {
+            heartbeat,
+            at: Instant::now(),
+            at_utc: Utc::now(),
+        };
+        self.agents
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seen.heartbeat.agent_id.clone(), seen);
+    }
+
+    fn snapshot(&self) -> Vec<Seen> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn views(&self, timeout: Duration) -> Vec<AgentView> {
+        let mut views: Vec<AgentView> = self
+            .snapshot()
+            .into_iter()
+            .map(|seen| AgentView {
+                online: seen.at.elapsed() < timeout,
+                id: seen.heartbeat.agent_id,
+                kind: seen.heartbeat.kind,
+                host: seen.heartbeat.host,
+                version: seen.heartbeat.version,
+                last_seen: seen.at_utc,
+                running: seen
+                    .heartbeat
+                    .running
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                missing_images: seen.heartbeat.missing_images,
+                capacity: seen.heartbeat.capacity,
+                repos: seen.heartbeat.repos,
+            })
+            .collect();
+        views.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        views
+    }
+
+    /// The kind of an online agent whose `repos_dir` holds `repo`.
+    pub fn kind_for_repo(&self, repo: &str, timeout: Duration) -> Option<String> {
+        self.snapshot()
+            .into_iter()
+            .filter(|seen| seen.at.elapsed() < timeout)
+            .find(|seen| seen.heartbeat.repos.iter().any(|r| r == repo))
+            .map(|seen| seen.heartbeat.kind)
+    }
+}
+
+/// Follows heartbeats into `registry` until shutdown.
+pub async fn follow_heartbeats(
+    client: async_nats::Client,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::SubscribeError> {
+    let mut heartbeats = client
+        .subscribe(sdp_bus::subject::AGENT_HEARTBEAT_ALL)
+        .await?;
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            message = heartbeats.next() => message,
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
+        match decode::<Heartbeat>(&message.payload) {
+            Ok(heartbeat) => registry.record(heartbeat),
+            Err(err) => {
+                tracing::warn!(subject = %message.subject, error = %err, "ignoring malformed heartbeat")
+            }
+        }
+    }
+}
+
+/// Every couple of seconds, fails unsettled deployments whose agent is
+/// silent past `timeout`, or alive but no longer working on them (it
+/// restarted). Level-triggered: it looks at the whole state each time, so a
+/// control plane restart converges too (after one `timeout` of listening).
+pub async fn watchdog(
+    client: async_nats::Client,
+    store: Store,
+    registry: Registry,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let deployments = match store.unsettled_deployments() {
+            Ok(deployments) => deployments,
+            Err(err) => {
+                tracing::error!(error = %err, "watchdog cannot read deployments");
+                continue;
+            }
+        };
+        let agents: HashMap<String, Seen> = registry
+            .snapshot()
+            .into_iter()
+            .map(|seen| (seen.heartbeat.agent_id.clone(), seen))
+            .collect();
+        for deployment in deployments {
+            let Some(agent_id) = deployment.agent_id.as_deref() else {
+                continue; // not yet accepted; the request path settles it
+            };
+            let quiet_for = DateTime::parse_from_rfc3339(&deployment.updated_at)
+                .map(|t| {
+                    (Utc::now() - t.with_timezone(&Utc))
+                        .to_std()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let reason = match agents.get(agent_id) {
+                Some(seen) if seen.at.elapsed() >= timeout => Some(format!(
+                    "agent {agent_id} stopped sending heartbeats {}s ago",
+                    seen.at.elapsed().as_secs()
+                )),
+                None if started.elapsed() >= timeout && quiet_for >= timeout => Some(format!(
+                    "agent {agent_id} has not sent a heartbeat for {}s",
+                    timeout.as_secs()
+                )),
+                Some(seen)
+                    if quiet_for >= timeout
+                        && !seen
+                            .heartbeat
+                            .running
+                            .iter()
+                            .any(|id| id.as_str() == deployment.id) =>
+                {
+                    Some(format!(
+                        "agent {agent_id} is no longer working on this deployment (it restarted)"
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                tracing::warn!(deployment = %deployment.id, %reason, "failing deployment");
+                match store.fail_deployment(&deployment.id, &reason) {
+                    Ok(true) => {
+                        publish_failure(&client, &deployment.id, deployment.last_seq, &reason).await
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "watchdog cannot fail deployment"),
+                }
+            }
+        }
+    }
+}

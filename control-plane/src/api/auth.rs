@@ -1,0 +1,167 @@
+//! `POST /api/login`, `POST /api/logout`, `GET /api/me`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sdp_bus::{
+    CredentialsVerified, GitCredential, Reply, RpcErrorCode, Secret, VerifyCredentials, decode,
+    encode,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiJson, AppState};
+use crate::sessions::Session;
+
+pub const COOKIE: &str = "sdp_session";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// The session token of a request: the cookie, else `Authorization: Bearer`.
+pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+    let from_cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned());
+    from_cookie
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .map(|token| token.trim().to_owned())
+        })
+        .filter(|token| !token.is_empty() && token.len() <= 128)
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    let username = body.username.trim();
+    if username.is_empty() || body.password.is_empty() {
+        return Err(ApiError::bad_request("username and password are required"));
+    }
+    if username.len() > 128 || body.password.len() > 1024 || username.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "username or password is too long or malformed",
+        ));
+    }
+    let credential = GitCredential {
+        username: username.to_owned(),
+        password: Secret::new(body.password),
+    };
+    verify(&state, &credential).await?;
+
+    // A login rotates the token: the session the client came with ends.
+    if let Some(old) = token_from_headers(&headers) {
+        state.sessions.end(&crate::sessions::hash_token(&old))?;
+    }
+    let new = state.sessions.create(credential)?;
+    let expires_at =
+        chrono::DateTime::from_timestamp(new.session.expires_at, 0).unwrap_or_default();
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        new.token,
+        state.config.auth.session_max.as_secs(),
+        if state.config.http.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut response = Json(json!({
+        "token": new.token,
+        "user": { "username": new.session.username },
+        "expires_at": expires_at,
+    }))
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// Asks one agent of each configured kind, in order, to `git ls-remote`
+/// the probe repo with the credential.
+async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiError> {
+    if state.config.auth.probe_repo.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "login is not configured: set auth.probe_repo to a private git repo",
+        ));
+    }
+    let payload = encode(&VerifyCredentials {
+        probe_repo: state.config.auth.probe_repo.clone(),
+        credential: credential.clone(),
+    });
+    for kind in &state.config.auth.verify_kinds {
+        let subject = sdp_bus::subject::agent_rpc(kind, sdp_bus::subject::VERIFY_CREDENTIALS);
+        let request = state.nats.request(subject, payload.clone().into());
+        let reply = match tokio::time::timeout(state.config.agents.request_timeout * 2, request)
+            .await
+        {
+            Err(_) => continue,
+            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::NoResponders => continue,
+            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::TimedOut => continue,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "credential check request failed");
+                continue;
+            }
+            Ok(Ok(message)) => message,
+        };
+        return match decode::<Reply<CredentialsVerified>>(&reply.payload).map(Reply::into_result) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) if err.code == RpcErrorCode::Unauthorized => {
+                Err(ApiError::unauthorized("wrong username or password"))
+            }
+            Ok(Err(err)) => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "verify_failed",
+                format!("could not check the credential: {}", err.message),
+            )),
+            Err(err) => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "verify_failed",
+                format!("agent answered the credential check with a malformed reply: {err}"),
+            )),
+        };
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_agent",
+        "no agent is online to check credentials: start an agent and try again",
+    ))
+}
+
+pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
+    state.sessions.end(&session.token_hash)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("sdp_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+pub async fn me(State(state): State<AppState>, session: Session) -> Json<serde_json::Value> {
+    let expires_at = chrono::DateTime::from_timestamp(session.expires_at, 0).unwrap_or_default();
+    Json(json!({
+        "username": session.username,
+        "expires_at": expires_at,
+        "can_deploy": state.sessions.credential(&session).is_some(),
+    }))
+}

@@ -1,0 +1,221 @@
+//! Deployments: create (`POST /api/sandboxes/{name}/deployments`), list,
+//! show, cancel, and the whole log as text.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sdp_bus::{DeployCancel, DeployRequest, DeploymentId, Status, encode, validate};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiJson, AppState};
+use crate::dispatch::{self, DispatchError};
+use crate::events::publish_failure;
+use crate::sessions::Session;
+use crate::store::{Deployment, DeploymentFilter, NewDeployment};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    repo: String,
+    branch: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    // Everything is checked before anything is recorded or sent.
+    validate::resource_name("sandbox name", &sandbox)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&body.repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::branch(&body.branch).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let Some(credential) = state.sessions.credential(&session) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "credential_expired",
+            "the control plane restarted since you logged in: log in again to deploy",
+        ));
+    };
+    let timeout = state.config.agents.heartbeat_timeout;
+    let kind = state
+        .registry
+        .kind_for_repo(&body.repo, timeout)
+        .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
+
+    let id = DeploymentId::generate();
+    state.store.insert_deployment(&NewDeployment {
+        id: &id,
+        sandbox: &sandbox,
+        repo: &body.repo,
+        branch: &body.branch,
+        kind: &kind,
+        created_by: &session.username,
+    })?;
+    let request = DeployRequest {
+        deployment_id: id.clone(),
+        sandbox,
+        repo: body.repo,
+        branch: body.branch,
+        credential,
+        env: BTreeMap::new(),
+    };
+    match dispatch::send(
+        &state.nats,
+        &kind,
+        &request,
+        state.config.agents.request_timeout,
+    )
+    .await
+    {
+        Ok(accepted) => {
+            state.store.set_deployment_agent(&id, &accepted.agent_id)?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": id, "status": Status::Queued, "agent_id": accepted.agent_id })),
+            )
+                .into_response())
+        }
+        Err(err) => {
+            // The deployment is recorded as failed with the reason, and
+            // viewers of its stream see the same end.
+            let reason = err.to_string();
+            state.store.fail_deployment(id.as_str(), &reason)?;
+            publish_failure(&state.nats, id.as_str(), 0, &reason).await;
+            let (status, code) = match err {
+                DispatchError::NoAgent { .. } | DispatchError::Timeout { .. } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
+                }
+                DispatchError::Refused(_) => (StatusCode::BAD_REQUEST, "refused"),
+                DispatchError::Request(_) => (StatusCode::BAD_GATEWAY, "agent_error"),
+            };
+            Err(ApiError::new(status, code, reason).with_details(json!({ "deployment_id": id })))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    sandbox: Option<String>,
+    repo: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _session: Session,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Deployment>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status '{s}': use one of {}",
+                Status::ALL.map(Status::as_str).join(", ")
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 500"));
+    }
+    let filter = DeploymentFilter {
+        sandbox: query.sandbox.filter(|s| !s.is_empty()),
+        repo: query.repo.filter(|s| !s.is_empty()),
+        status,
+        limit,
+    };
+    Ok(Json(state.store.deployments(&filter)?))
+}
+
+fn parse_id(id: &str) -> Result<DeploymentId, ApiError> {
+    DeploymentId::parse(id).ok_or_else(|| ApiError::not_found("deployment"))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
+    let id = parse_id(&id)?;
+    state
+        .store
+        .deployment(id.as_str())?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("deployment"))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let deployment = state
+        .store
+        .deployment(id.as_str())?
+        .ok_or_else(|| ApiError::not_found("deployment"))?;
+    if deployment.status.is_settled() {
+        return Err(ApiError::conflict(format!(
+            "deployment is already {}",
+            deployment.status
+        )));
+    }
+    if let Err(err) = state
+        .nats
+        .publish(
+            sdp_bus::subject::deploy_cancel(&id),
+            encode(&DeployCancel {}).into(),
+        )
+        .await
+    {
+        tracing::error!(error = %err, "cannot publish cancel");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nats_unavailable",
+            "cannot reach the message bus; try again",
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": deployment.status, "cancel_requested": true })),
+    )
+        .into_response())
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if state.store.deployment(id.as_str())?.is_none() {
+        return Err(ApiError::not_found("deployment"));
+    }
+    let path = state.config.data_dir.join("logs").join(format!("{id}.log"));
+    let body = match tokio::fs::File::open(&path).await {
+        Ok(file) => Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Body::empty(),
+        Err(err) => return Err(ApiError::internal(&err)),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{id}.log\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,192 @@
+//! `WS /ws/deployments/{id}?after=N`: a deployment's events as on the bus,
+//! history first, then live, each seq once and in order.
+//!
+//! History comes from the persister's SQLite copy; then a JetStream ordered
+//! consumer on `deploy.progress.<id>` replays the stream and follows it,
+//! skipping what was already sent. The socket closes (1000) after the
+//! result event, or once the deployment is settled and nothing is left.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use sdp_bus::{DeploymentId, Event, EventBody, decode};
+use serde::Deserialize;
+
+use super::auth::token_from_headers;
+use super::{ApiError, AppState};
+
+/// WebSocket close code for a policy violation (no or expired session).
+const POLICY_VIOLATION: u16 = 1008;
+const NORMAL: u16 = 1000;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+pub async fn deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &state.config.http.allowed_origins) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this Origin may not open the deployment stream",
+        )
+        .into_response();
+    }
+    let Ok(Query(query)) = query else {
+        return ApiError::bad_request("after must be a non-negative integer").into_response();
+    };
+    let session =
+        token_from_headers(&headers).and_then(|token| state.sessions.lookup(&token).ok().flatten());
+    let id = DeploymentId::parse(&id);
+    upgrade
+        // Viewers only read; small buffers keep idle viewers cheap.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            match (session, id) {
+                (None, _) => close(socket, POLICY_VIOLATION, "no session: log in first").await,
+                (_, None) => close(socket, POLICY_VIOLATION, "unknown deployment").await,
+                (Some(_), Some(id)) => follow(socket, state, id, query.after).await,
+            }
+        })
+}
+
+/// A browser's Origin must be the control plane's own or an allowed one;
+/// a client that sends none (not a browser) is let through to the session
+/// check.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return headers.get(header::ORIGIN).is_none();
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let own = host.is_some_and(|host| {
+        origin == format!("http://{host}") || origin == format!("https://{host}")
+    });
+    own || allowed.iter().any(|a| a == origin)
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
+}
+
+async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut last = after;
+
+    // History from SQLite, while it is contiguous.
+    let history = match state.store.events_after(id.as_str(), after) {
+        Ok(history) => history,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read deployment history");
+            Vec::new()
+        }
+    };
+    for (seq, body) in history {
+        if seq != last + 1 {
+            break;
+        }
+        let ended = is_result(body.as_bytes());
+        if sink.send(Message::Text(body.into())).await.is_err() {
+            return;
+        }
+        last = seq;
+        if ended {
+            let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+            return;
+        }
+    }
+
+    let js = jetstream::new(state.nats.clone());
+    let live = async {
+        let stream = js.get_stream(sdp_bus::stream::DEPLOY_PROGRESS).await.ok()?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: sdp_bus::subject::deploy_progress(&id),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        consumer.messages().await.ok()
+    };
+    let Some(mut live) = live.await else {
+        let _ = sink
+            .send(close_frame(1011, "event stream unavailable"))
+            .await;
+        return;
+    };
+    let mut check = tokio::time::interval(Duration::from_secs(3));
+    let mut ping = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            message = live.next() => {
+                let Some(Ok(message)) = message else {
+                    let _ = sink.send(close_frame(1011, "event stream ended")).await;
+                    return;
+                };
+                let Ok(event) = decode::<Event>(&message.payload) else { continue };
+                if event.seq <= last {
+                    continue;
+                }
+                let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+                last = event.seq;
+                if matches!(event.body, EventBody::Result { .. }) {
+                    let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+                    return;
+                }
+            }
+            incoming_message = incoming.next() => match incoming_message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = check.tick() => {
+                // A deployment settled with no result event left to send
+                // (e.g. failed by the watchdog while the bus was down).
+                if let Ok(Some(d)) = state.store.deployment(id.as_str()) {
+                    if d.status.is_settled() && d.last_seq <= last {
+                        let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+                        return;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn is_result(payload: &[u8]) -> bool {
+    decode::<Event>(payload).is_ok_and(|e| matches!(e.body, EventBody::Result { .. }))
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}

@@ -1,0 +1,232 @@
+//! The control plane's typed configuration (DESIGN §7). Every section
+//! refuses unknown keys; defaults make `scripts/dev.sh` work with no file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sdp_bus::nats::NatsConfig;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub nats: NatsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Holds `sdp.db` and `logs/<id>.log`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub agents: AgentsConfig,
+    #[serde(default)]
+    pub persister: PersisterConfig,
+}
+
+impl Config {
+    /// The defaults, as `scripts/dev.sh` runs them.
+    pub fn dev() -> Self {
+        sdp_bus::settings::load(None, std::iter::empty()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data/control-plane")
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_addr")]
+    pub addr: SocketAddr,
+    /// Origins allowed to open the WebSocket, besides the control plane's
+    /// own (`http://<Host header>`), e.g. `https://sdp.example.com`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    #[serde(default)]
+    pub secure_cookies: bool,
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: default_addr(),
+            allowed_origins: Vec::new(),
+            secure_cookies: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Git URL of a private repo: a login is good if `git ls-remote` of it
+    /// succeeds with the user's credential.
+    #[serde(default)]
+    pub probe_repo: String,
+    /// A session unused for this long ends.
+    #[serde(default = "default_idle", with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    #[serde(default = "default_max", with = "humantime_serde")]
+    pub session_max: Duration,
+    /// Kinds of agent asked to verify a credential, in order.
+    #[serde(default = "default_verify_kinds")]
+    pub verify_kinds: Vec<String>,
+}
+
+fn default_idle() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+fn default_max() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_verify_kinds() -> Vec<String> {
+    vec![
+        sdp_bus::subject::KIND_MICRO.to_owned(),
+        sdp_bus::subject::KIND_GATEWAY.to_owned(),
+    ]
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            probe_repo: String::new(),
+            session_idle: default_idle(),
+            session_max: default_max(),
+            verify_kinds: default_verify_kinds(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// An agent silent for this long is offline, and its unfinished
+    /// deployments fail.
+    #[serde(default = "default_heartbeat_timeout", with = "humantime_serde")]
+    pub heartbeat_timeout: Duration,
+    /// How long an agent has to accept a deploy request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+fn default_heartbeat_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: default_heartbeat_timeout(),
+            request_timeout: default_request_timeout(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersisterConfig {
+    /// Run the log persister inside `serve`. Turn off to run it as its own
+    /// process (`sdp-control-plane persist`).
+    #[serde(default = "default_true")]
+    pub embedded: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for PersisterConfig {
+    fn default() -> Self {
+        Self { embedded: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::dev();
+        assert_eq!(config.http.addr.port(), 8080);
+        assert!(config.persister.embedded);
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[
+                ("SDP_NATS__URL", "nats://10.0.0.1:4222"),
+                ("SDP_HTTP__ADDR", "0.0.0.0:9000"),
+                ("SDP_AUTH__SESSION_IDLE", "30m"),
+                ("SDP_DATA_DIR", "/var/lib/sdp"),
+                (
+                    "SDP_HTTP__ALLOWED_ORIGINS",
+                    "https://a.example,https://b.example",
+                ),
+            ]),
+        )
+        .expect("valid env");
+        assert_eq!(config.nats.url, "nats://10.0.0.1:4222");
+        assert_eq!(config.http.addr.port(), 9000);
+        assert_eq!(config.auth.session_idle, Duration::from_secs(1800));
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/sdp"));
+        assert_eq!(config.http.allowed_origins.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__ADRR", "x")]))
+            .expect_err("typo refused");
+        assert!(err.to_string().contains("adrr"), "{err}");
+    }
+
+    #[test]
+    fn sample_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/control-plane.sample.toml");
+        let config: Config = sdp_bus::settings::load(Some(std::path::Path::new(path)), [])
+            .expect("sample config parses");
+        assert!(!config.auth.probe_repo.is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! The SDP control plane.
+//!
+//! [`run`] starts, on one tokio runtime:
+//! - the axum server ([`api`]): REST under `/api`, the deployment
+//!   WebSocket bridge, health probes, the embedded dashboard;
+//! - the heartbeat follower and the agent watchdog ([`agents`]), which fails
+//!   deployments whose agent went silent;
+//! - the log persister ([`persister`]) with its own NATS connection and
+//!   SQLite connection, unless `persister.embedded = false` (then it runs as
+//!   `sdp-control-plane persist`).
+//!
+//! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests
+//! and cancels out, progress events (JetStream `DEPLOY_PROGRESS`) and
+//! heartbeats in. State lives in SQLite ([`store`]).
+
+pub mod agents;
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod events;
+pub mod persister;
+pub mod sessions;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create data dir {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Connect(#[from] sdp_bus::nats::ConnectError),
+    #[error(transparent)]
+    Stream(#[from] sdp_bus::stream::EnsureStreamError),
+    #[error("cannot subscribe to heartbeats")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Persister(#[from] persister::PersisterError),
+}
+
+/// How long in-flight requests get to finish once shutdown fires.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves on `listener` until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    std::fs::create_dir_all(config.data_dir.join("logs")).map_err(|source| RunError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = store::Store::open(&config.data_dir.join("sdp.db"))?;
+    let nats = sdp_bus::nats::connect(&config.nats, "sdp-control-plane").await?;
+    sdp_bus::stream::ensure_deploy_progress(&async_nats::jetstream::new(nats.clone())).await?;
+
+    let registry = agents::Registry::default();
+    let sessions = sessions::Sessions::new(
+        store.clone(),
+        config.auth.session_idle,
+        config.auth.session_max,
+    );
+    let config = Arc::new(config);
+    let tasks = tokio_util::task::TaskTracker::new();
+
+    let heartbeats = nats.subscribe(sdp_bus::subject::AGENT_HEARTBEAT_ALL).await;
+    drop(heartbeats); // only to fail early if subscribing is refused
+    tasks.spawn({
+        let (nats, registry, shutdown) = (nats.clone(), registry.clone(), shutdown.clone());
+        async move {
+            if let Err(err) = agents::follow_heartbeats(nats, registry, shutdown).await {
+                tracing::error!(error = %err, "heartbeat follower stopped");
+            }
+        }
+    });
+    tasks.spawn(agents::watchdog(
+        nats.clone(),
+        store.clone(),
+        registry.clone(),
+        config.agents.heartbeat_timeout,
+        shutdown.clone(),
+    ));
+    tasks.spawn({
+        let (sessions, shutdown) = (sessions.clone(), shutdown.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => if let Err(err) = sessions.sweep() {
+                        tracing::warn!(error = %err, "session sweep failed");
+                    },
+                }
+            }
+        }
+    });
+    if config.persister.embedded {
+        let (nats_config, data_dir, shutdown) = (
+            config.nats.clone(),
+            config.data_dir.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(err) = persister::run(&nats_config, &data_dir, shutdown.clone()).await {
+                tracing::error!(error = %err, "log persister stopped; shutting down");
+                shutdown.cancel();
+            }
+        });
+    }
+
+    let state = api::AppState {
+        config: config.clone(),
+        store,
+        sessions,
+        registry,
+        nats,
+    };
+    let app = api::router(state);
+    tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");
+    let graceful = {
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let result = tokio::select! {
+        result = server => result.map_err(RunError::Serve),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(GRACE).await } => {
+            tracing::warn!("in-flight requests did not finish within {GRACE:?}");
+            Ok(())
+        }
+    };
+    tasks.close();
+    let _ = tokio::time::timeout(GRACE, tasks.wait()).await;
+    result
+}

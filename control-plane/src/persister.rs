@@ -1,0 +1,276 @@
+//! The log persister: a durable JetStream consumer (`persister`) on
+//! `DEPLOY_PROGRESS` that writes every event to SQLite and every log line
+//! to `data_dir/logs/<id>.log`, acking a batch only after it is committed.
+//!
+//! Exactly once: events are keyed by `(deployment_id, seq)` (`INSERT OR
+//! IGNORE`), and each log file is first truncated to the length the last
+//! committed batch recorded, so a crash between writing the file and
+//! committing cannot leave a line twice; the redelivered batch writes it
+//! again.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt;
+use rusqlite::{Connection, OptionalExtension, params};
+use sdp_bus::{Event, EventBody, Status, decode};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{self, StoreError};
+
+/// Most events written in one transaction.
+const BATCH: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersisterError {
+    #[error(transparent)]
+    Connect(#[from] sdp_bus::nats::ConnectError),
+    #[error(transparent)]
+    Stream(#[from] sdp_bus::stream::EnsureStreamError),
+    #[error("JetStream consumer failed: {0}")]
+    Consumer(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write log file {path}")]
+    LogFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("persister task panicked")]
+    Panicked,
+}
+
+/// Runs until `shutdown`; the durable consumer keeps the position, so a
+/// restart resumes where the last acked batch ended.
+pub async fn run(
+    nats: &sdp_bus::nats::NatsConfig,
+    data_dir: &Path,
+    shutdown: CancellationToken,
+) -> Result<(), PersisterError> {
+    let client = sdp_bus::nats::connect(nats, "sdp-persister").await?;
+    let js = jetstream::new(client);
+    let stream = sdp_bus::stream::ensure_deploy_progress(&js).await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            sdp_bus::stream::PERSISTER_CONSUMER,
+            pull::Config {
+                durable_name: Some(sdp_bus::stream::PERSISTER_CONSUMER.to_owned()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| PersisterError::Consumer(e.to_string()))?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| PersisterError::Consumer(e.to_string()))?;
+    let mut batches = messages.ready_chunks(BATCH);
+
+    let logs_dir = data_dir.join("logs");
+    std::fs::create_dir_all(&logs_dir).map_err(|source| PersisterError::LogFile {
+        path: logs_dir.clone(),
+        source,
+    })?;
+    let mut writer = Some(Writer {
+        conn: store::open_connection(&data_dir.join("sdp.db"))?,
+        logs_dir,
+    });
+    tracing::info!("persister consuming {}", sdp_bus::stream::DEPLOY_PROGRESS);
+
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Err(PersisterError::Consumer("message stream ended".into()));
+        };
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            match message {
+                Ok(message) => {
+                    match decode::<Event>(&message.payload) {
+                        Ok(event) => events.push(event),
+                        // Acked below all the same: retrying cannot fix it.
+                        Err(err) => tracing::error!(
+                            subject = %message.subject,
+                            error = %err,
+                            "dropping malformed progress event"
+                        ),
+                    }
+                    messages.push(message);
+                }
+                Err(err) => tracing::warn!(error = %err, "JetStream delivery error"),
+            }
+        }
+        let Some(mut w) = writer.take() else {
+            return Err(PersisterError::Panicked);
+        };
+        let (w, result) = tokio::task::spawn_blocking(move || {
+            let result = w.write(&events);
+            (w, result)
+        })
+        .await
+        .map_err(|_| PersisterError::Panicked)?;
+        writer = Some(w);
+        match result {
+            Ok(()) => {
+                for message in messages {
+                    if let Err(err) = message.ack().await {
+                        tracing::warn!(error = %err, "ack failed; the event will be redelivered");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "persisting a batch failed; it will be redelivered");
+                for message in messages {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    logs_dir: PathBuf,
+}
+
+impl Writer {
+    /// Writes a batch in one transaction; log lines go to their files
+    /// before the commit (see the module doc for why that is safe).
+    fn write(&mut self, events: &[Event]) -> Result<(), PersisterError> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let mut lines: HashMap<&str, String> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for event in events {
+            let id = event.deployment_id.as_str();
+            let body = String::from_utf8(sdp_bus::encode(event)).unwrap_or_default();
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO events (deployment_id, seq, body) VALUES (?1, ?2, ?3)",
+                    params![id, event.seq, body],
+                )
+                .map_err(StoreError::from)?;
+            if inserted == 0 {
+                continue; // already persisted: a redelivery
+            }
+            apply(&tx, event).map_err(StoreError::from)?;
+            if let EventBody::Log { line, .. } = &event.body {
+                let buffer = lines.entry(id).or_insert_with(|| {
+                    order.push(id);
+                    String::new()
+                });
+                buffer.push_str(line);
+                buffer.push('\n');
+            }
+        }
+        for id in order {
+            let committed: u64 = tx
+                .query_row(
+                    "SELECT bytes FROM log_files WHERE deployment_id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)?
+                .unwrap_or(0);
+            let path = self.logs_dir.join(format!("{id}.log"));
+            let written = append_at(&path, committed, lines[id].as_bytes())
+                .map_err(|source| PersisterError::LogFile { path, source })?;
+            tx.execute(
+                "INSERT INTO log_files (deployment_id, bytes) VALUES (?1, ?2) \
+                 ON CONFLICT (deployment_id) DO UPDATE SET bytes = excluded.bytes",
+                params![id, committed + written],
+            )
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// Truncates `path` to `committed` bytes, appends `data`, syncs; returns
+/// the bytes written.
+fn append_at(path: &Path, committed: u64, data: &[u8]) -> std::io::Result<u64> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    if file.metadata()?.len() != committed {
+        file.set_len(committed)?;
+    }
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(committed))?;
+    file.write_all(data)?;
+    file.sync_data()?;
+    Ok(data.len() as u64)
+}
+
+/// Applies an event's effect on its deployment row. A settled
+/// deployment's status does not move again (a late event from an agent
+/// thought dead is kept in `events`, but cannot revive it), except
+/// `running` → `stopped`.
+fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> {
+    let id = event.deployment_id.as_str();
+    let at = event
+        .ts
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let now = store::now_rfc3339();
+    tx.execute(
+        "UPDATE deployments SET last_seq = max(last_seq, ?2), updated_at = ?3 WHERE id = ?1",
+        params![id, event.seq, now],
+    )?;
+    let Some(status) = event.body.status() else {
+        return Ok(());
+    };
+    let movable = if status == Status::Stopped {
+        "('queued','fetching','building','starting','running')"
+    } else {
+        "('queued','fetching','building','starting')"
+    };
+    let changed = tx.execute(
+        &format!("UPDATE deployments SET status = ?2 WHERE id = ?1 AND status IN {movable}"),
+        params![id, status.as_str()],
+    )?;
+    if changed > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, ?2, ?3)",
+            params![id, status.as_str(), at],
+        )?;
+    }
+    match &event.body {
+        EventBody::Phase {
+            commit: Some(commit),
+            ..
+        } => {
+            tx.execute(
+                "UPDATE deployments SET commit_sha = ?2 WHERE id = ?1",
+                params![id, commit],
+            )?;
+        }
+        EventBody::Result {
+            url, error, commit, ..
+        } if changed > 0 => {
+            tx.execute(
+                "UPDATE deployments SET url = ?2, error = ?3, commit_sha = coalesce(?4, commit_sha), \
+                 finished_at = ?5 WHERE id = ?1",
+                params![id, url, error, commit, at],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

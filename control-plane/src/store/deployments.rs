@@ -1,0 +1,219 @@
+//! Deployment rows: what the API creates and lists, what the persister and
+//! the agent watchdog update.
+
+use rusqlite::{OptionalExtension, Row, params};
+use sdp_bus::{DeploymentId, Status};
+use serde::Serialize;
+
+use super::{Store, StoreError, now_rfc3339};
+
+/// A deployment as the API shows it (DESIGN §6).
+#[derive(Clone, Debug, Serialize)]
+pub struct Deployment {
+    pub id: String,
+    pub sandbox: String,
+    pub repo: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub status: Status,
+    pub url: Option<String>,
+    pub error: Option<String>,
+    pub phases: Vec<PhaseAt>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+    /// The highest event seq persisted so far.
+    pub last_seq: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseAt {
+    pub phase: Status,
+    pub at: String,
+}
+
+pub struct NewDeployment<'a> {
+    pub id: &'a DeploymentId,
+    pub sandbox: &'a str,
+    pub repo: &'a str,
+    pub branch: &'a str,
+    pub kind: &'a str,
+    pub created_by: &'a str,
+}
+
+#[derive(Debug, Default)]
+pub struct DeploymentFilter {
+    pub sandbox: Option<String>,
+    pub repo: Option<String>,
+    pub status: Option<Status>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
+                       error, created_by, created_at, updated_at, finished_at, last_seq";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
+    let status: String = row.get(7)?;
+    Ok(Deployment {
+        id: row.get(0)?,
+        sandbox: row.get(1)?,
+        repo: row.get(2)?,
+        branch: row.get(3)?,
+        commit: row.get(4)?,
+        kind: row.get(5)?,
+        agent_id: row.get(6)?,
+        // Only this crate writes the column, from `Status::as_str`.
+        status: Status::parse(&status).unwrap_or(Status::Failed),
+        url: row.get(8)?,
+        error: row.get(9)?,
+        created_by: row.get(10)?,
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
+        finished_at: row.get(13)?,
+        last_seq: row.get(14)?,
+        phases: Vec::new(),
+    })
+}
+
+impl Store {
+    /// Records a new `queued` deployment, creating its sandbox (owned by the
+    /// requester) if it does not exist yet.
+    pub fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Deployment, StoreError> {
+        let now = now_rfc3339();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO sandboxes (name, owner, created_at) VALUES (?1, ?2, ?3)",
+            params![new.sandbox, new.created_by, now],
+        )?;
+        tx.execute(
+            "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7)",
+            params![
+                new.id.as_str(),
+                new.sandbox,
+                new.repo,
+                new.branch,
+                new.kind,
+                new.created_by,
+                now
+            ],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, 'queued', ?2)",
+            params![new.id.as_str(), now],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.deployment(new.id.as_str())?
+            .ok_or_else(|| StoreError::Malformed("inserted deployment vanished".into()))
+    }
+
+    pub fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        let conn = self.conn();
+        let Some(mut deployment) = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut stmt =
+            conn.prepare_cached("SELECT phase, at FROM phases WHERE deployment_id = ?1")?;
+        deployment.phases = stmt
+            .query_map([id], |row| {
+                let phase: String = row.get(0)?;
+                Ok((phase, row.get::<_, String>(1)?))
+            })?
+            .filter_map(|row| row.ok())
+            .filter_map(|(phase, at)| Status::parse(&phase).map(|phase| PhaseAt { phase, at }))
+            .collect();
+        // Phases within one millisecond keep their lifecycle order.
+        deployment
+            .phases
+            .sort_by_key(|p| (p.at.clone(), Status::ALL.iter().position(|s| *s == p.phase)));
+        Ok(Some(deployment))
+    }
+
+    /// Newest first.
+    pub fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deployments \
+             WHERE (?1 IS NULL OR sandbox = ?1) AND (?2 IS NULL OR repo = ?2) \
+               AND (?3 IS NULL OR status = ?3) \
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                filter.sandbox,
+                filter.repo,
+                filter.status.map(Status::as_str),
+                filter.limit
+            ],
+            from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_deployment_agent(
+        &self,
+        id: &DeploymentId,
+        agent_id: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE deployments SET agent_id = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.as_str(), agent_id, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a deployment `failed` unless it already settled; returns
+    /// whether it changed.
+    pub fn fail_deployment(&self, id: &str, error: &str) -> Result<bool, StoreError> {
+        let now = now_rfc3339();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE deployments SET status = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 \
+             WHERE id = ?1 AND status IN ('queued', 'fetching', 'building', 'starting')",
+            params![id, error, now],
+        )?;
+        if changed > 0 {
+            tx.execute(
+                "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, 'failed', ?2)",
+                params![id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// Deployments an agent has yet to finish (queued … starting).
+    pub fn unsettled_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM deployments \
+             WHERE status IN ('queued', 'fetching', 'building', 'starting')"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Persisted events of a deployment with `seq > after`, in order, as
+    /// their JSON wire text.
+    pub fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, body FROM events WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![id, after], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
