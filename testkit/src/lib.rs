@@ -1,1 +1,39 @@
-//! placeholder
+//! Test support for SDP integration tests (a dev-dependency; never linked
+//! into a service). Everything here drives the real thing through its CLI or
+//! protocol, per DESIGN.md §9, and cleans up after itself on `Drop`:
+//!
+//! - [`util`]: [`unique_id`], [`free_port`], [`init_tracing`], [`wait_for`].
+//! - [`nats`]: [`NatsServer`], a `nats-server` child with JetStream in its own
+//!   temp store dir; can be killed and restarted on the same port.
+//! - [`git_server`]: [`GitServer`], git smart HTTP with basic auth; an axum
+//!   server on its own thread and tokio runtime that runs `git http-backend`
+//!   as a CGI per request.
+//! - [`go_fixture`]: [`GoFixture`], a stdlib-only Go service committed to
+//!   bare repos on a [`GitServer`], one branch per variant.
+//! - [`repos_dir`]: [`ReposDir`], an agent-style directory of git repos whose
+//!   `origin` points at the git server.
+//! - [`docker`]: the imported busybox base image, the bridge gateway, and
+//!   [`ContainerCleanup`] for labelled containers.
+//! - [`process`]: [`ChildGuard`], a child process SIGKILLed on drop.
+//!
+//! Helpers panic with a descriptive message on failure: they are for tests.
+
+mod cmd;
+pub mod docker;
+pub mod git_server;
+pub mod go_fixture;
+pub mod nats;
+pub mod process;
+pub mod repos_dir;
+pub mod util;
+
+pub use docker::{
+    BUSYBOX_IMAGE, ContainerCleanup, containers_with_label, docker_bridge_gateway,
+    ensure_busybox_image,
+};
+pub use git_server::{GitServer, basic_auth_header};
+pub use go_fixture::{GoFixture, go_main_source};
+pub use nats::NatsServer;
+pub use process::ChildGuard;
+pub use repos_dir::ReposDir;
+pub use util::{free_port, init_tracing, unique_id, wait_for};

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Starts the whole SDP platform on this machine: nats-server, a demo git
+# server (smart HTTP, basic auth) holding a demo Go service, the control
+# plane and agent-micro. Prints the dashboard URL and the demo login.
+# Ctrl-C stops everything. State lives in .dev/ (delete it to start over).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/deps.sh
+sdp_install_deps
+
+DEV="$PWD/.dev"
+HTTP_PORT="${SDP_DEV_HTTP_PORT:-8080}"
+GIT_PORT="${SDP_DEV_GIT_PORT:-8090}"
+NATS_PORT=4222
+DEMO_USER=demo
+DEMO_PASSWORD=demo-password
+BASE_IMAGE=sdp-go-base:1
+
+for port in "$HTTP_PORT" "$GIT_PORT" "$NATS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "error: port $port is in use: stop what listens there (ss -ltnp | grep :$port)" >&2
+    exit 1
+  fi
+done
+
+echo "==> building"
+cargo build --locked --workspace --bins
+BIN="$PWD/target/debug"
+mkdir -p "$DEV"/{nats,git,repos,control-plane,agent-micro,logs}
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "==> stopping"
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_port() { # port name
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "error: $2 did not start; see $DEV/logs/$2.log" >&2
+  exit 1
+}
+
+echo "==> nats-server on :$NATS_PORT"
+nats-server -c nats/dev.conf --store_dir "$DEV/nats" >"$DEV/logs/nats.log" 2>&1 &
+pids+=($!)
+wait_port "$NATS_PORT" nats
+
+echo "==> demo git server on :$GIT_PORT (and base image $BASE_IMAGE)"
+"$BIN/sdp-demo-git" --root "$DEV/git" --port "$GIT_PORT" --user "$DEMO_USER" \
+  --password "$DEMO_PASSWORD" --base-image "$BASE_IMAGE" >"$DEV/logs/git.log" 2>&1 &
+pids+=($!)
+wait_port "$GIT_PORT" git
+
+# The agent's repos_dir: one repo per service, origin = the git server.
+if [ ! -d "$DEV/repos/users/.git" ]; then
+  git init -q "$DEV/repos/users"
+  git -C "$DEV/repos/users" remote add origin "http://127.0.0.1:$GIT_PORT/users.git"
+fi
+
+echo "==> control plane on :$HTTP_PORT"
+SDP_HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
+SDP_DATA_DIR="$DEV/control-plane" \
+SDP_AUTH__PROBE_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
+  "$BIN/sdp-control-plane" serve >"$DEV/logs/control-plane.log" 2>&1 &
+pids+=($!)
+wait_port "$HTTP_PORT" control-plane
+
+echo "==> agent-micro"
+SDP_AGENT__ID=micro-dev \
+SDP_DATA_DIR="$DEV/agent-micro" \
+SDP_REPOS_DIR="$DEV/repos" \
+SDP_ADVERTISE_HOST=127.0.0.1 \
+SDP_FLAVOUR__BASE_IMAGE="$BASE_IMAGE" \
+SDP_GIT__ALLOWED_SCHEMES=https,http \
+SDP_HEALTH__PATH=/healthz \
+  "$BIN/sdp-agent-micro" >"$DEV/logs/agent-micro.log" 2>&1 &
+pids+=($!)
+
+cat <<EOM
+
+SDP is running.
+  dashboard:  http://127.0.0.1:$HTTP_PORT/
+  login:      $DEMO_USER / $DEMO_PASSWORD
+  demo repo:  users (branches main, feature/x)
+  try:        curl -c /tmp/sdp.cookies -H 'content-type: application/json' \\
+                -d '{"username":"$DEMO_USER","password":"$DEMO_PASSWORD"}' http://127.0.0.1:$HTTP_PORT/api/login
+              curl -b /tmp/sdp.cookies -H 'content-type: application/json' \\
+                -d '{"repo":"users","branch":"feature/x"}' http://127.0.0.1:$HTTP_PORT/api/sandboxes/alpha/deployments
+  logs:       $DEV/logs/
+Ctrl-C stops everything.
+EOM
+wait

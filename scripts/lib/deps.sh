@@ -1,0 +1,30 @@
+# shellcheck shell=bash
+# Installs what a fresh Debian machine lacks for building, running and
+# testing SDP. Sourced by dev.sh and test.sh.
+
+sdp_install_deps() {
+  local missing=()
+  command -v nats-server >/dev/null || missing+=(nats-server)
+  command -v go >/dev/null || missing+=(golang-go)
+  command -v git >/dev/null || missing+=(git)
+  [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing: ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "error: not root; run: sudo apt-get install -y ${missing[*]}" >&2
+      return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    echo "error: the Docker engine is not reachable: start it (systemctl start docker) and retry" >&2
+    return 1
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "error: cargo is missing: install the Rust toolchain (rustup)" >&2
+    return 1
+  fi
+}

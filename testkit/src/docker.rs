@@ -1,0 +1,256 @@
+//! Docker helpers over the `docker` CLI: the imported busybox base image,
+//! the bridge gateway address, and cleanup of labelled containers.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::cmd::{output, run};
+use crate::util::unique_id;
+
+/// The busybox base image made by [`ensure_busybox_image`].
+pub const BUSYBOX_IMAGE: &str = "sdp-test-busybox:1";
+const BUSYBOX_HOST_PATH: &str = "/bin/busybox";
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+/// Applets linked even if `busybox --list` is unavailable.
+const BASE_APPLETS: &[&str] = &[
+    "sh", "ash", "wget", "cat", "ls", "echo", "sleep", "env", "ps", "kill", "mkdir", "rm", "cp",
+    "mv", "grep", "sed", "true", "false", "test", "id", "nc", "printf", "head", "tail",
+];
+
+/// Idempotently makes the base image [`BUSYBOX_IMAGE`] with `docker import`:
+/// a rootfs with `/bin/busybox` (copied from the host's busybox-static), a
+/// symlink per applet, `/etc/passwd` (root, nobody) and `/tmp` (1777).
+/// Returns the image name. Does nothing if `docker image inspect` finds it.
+///
+/// Safe to call concurrently: threads of one process serialise on a mutex,
+/// and each process imports under a unique temp tag and then `docker tag`s
+/// it, so the final tag always names a complete image.
+///
+/// # Panics
+/// If docker or `/bin/busybox` is missing (saying what to install), or a
+/// docker command fails.
+pub fn ensure_busybox_image() -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_docker();
+    if image_exists(BUSYBOX_IMAGE) {
+        return BUSYBOX_IMAGE.to_owned();
+    }
+    if !Path::new(BUSYBOX_HOST_PATH).is_file() {
+        panic!("{BUSYBOX_HOST_PATH} not found: install it with `apt-get install busybox-static`");
+    }
+    let work = tempfile::Builder::new()
+        .prefix("sdp-busybox-image-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create image work dir: {e}"));
+    let rootfs = work.path().join("rootfs");
+    build_rootfs(&rootfs);
+    let tarball = work.path().join("rootfs.tar");
+    run(Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
+
+    let temp_tag = format!("sdp-test-busybox:{}", unique_id("tmp"));
+    run(Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin",
+        ])
+        .args(["--change", "CMD [\"/bin/sh\"]"])
+        .arg(&tarball)
+        .arg(&temp_tag));
+    run(Command::new("docker").args(["tag", &temp_tag, BUSYBOX_IMAGE]));
+    // Only removes the temp tag; the image keeps its final tag.
+    let _ = output(Command::new("docker").args(["rmi", &temp_tag]));
+    tracing::info!(image = BUSYBOX_IMAGE, "imported busybox test image");
+    BUSYBOX_IMAGE.to_owned()
+}
+
+fn build_rootfs(root: &Path) {
+    let mkdir = |rel: &str, mode: u32| {
+        let dir = root.join(rel);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
+    };
+    for dir in [
+        "bin", "etc", "root", "proc", "sys", "dev", "usr/bin", "sbin", "var",
+    ] {
+        mkdir(dir, 0o755);
+    }
+    mkdir("tmp", 0o1777);
+    let busybox = root.join("bin/busybox");
+    fs::copy(BUSYBOX_HOST_PATH, &busybox)
+        .unwrap_or_else(|e| panic!("cannot copy {BUSYBOX_HOST_PATH}: {e}"));
+    fs::set_permissions(&busybox, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod busybox: {e}"));
+
+    let listed = output(Command::new(BUSYBOX_HOST_PATH).arg("--list"));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let mut applets: Vec<&str> = listed.lines().map(str::trim).collect();
+    applets.extend_from_slice(BASE_APPLETS);
+    applets.sort_unstable();
+    applets.dedup();
+    for applet in applets {
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        symlink("busybox", root.join("bin").join(applet))
+            .unwrap_or_else(|e| panic!("symlink {applet}: {e}"));
+    }
+    fs::write(root.join("etc/passwd"), PASSWD).unwrap_or_else(|e| panic!("write passwd: {e}"));
+    fs::write(root.join("etc/group"), GROUP).unwrap_or_else(|e| panic!("write group: {e}"));
+}
+
+fn require_docker() {
+    match Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "docker engine not reachable: {}; start it (e.g. `service docker start`)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("docker CLI not found ({e}); install docker (apt-get install docker.io)"),
+    }
+}
+
+fn image_exists(image: &str) -> bool {
+    output(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]))
+        .status
+        .success()
+}
+
+/// The gateway IP of Docker's default `bridge` network: the host's address
+/// as seen from containers.
+///
+/// Taken from `docker network inspect bridge` (IPAM gateway); when the
+/// engine leaves that empty (common for the default bridge), from the
+/// bridge interface's address (`ip -4 addr show dev docker0`), and last
+/// from the first host address of the bridge subnet.
+pub fn docker_bridge_gateway() -> String {
+    let inspect = |format: &str| {
+        run(Command::new("docker").args(["network", "inspect", "bridge", "--format", format]))
+    };
+    let ipam = inspect("{{range .IPAM.Config}}{{.Gateway}} {{end}}");
+    if let Some(ip) = first_ipv4(ipam.split_whitespace()) {
+        return ip.to_string();
+    }
+    let ifname = inspect(r#"{{index .Options "com.docker.network.bridge.name"}}"#);
+    let ifname = if ifname.is_empty() || ifname.contains('<') {
+        "docker0".to_owned()
+    } else {
+        ifname
+    };
+    let addr = output(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", &ifname]));
+    let addr = String::from_utf8_lossy(&addr.stdout).into_owned();
+    let inet = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .map(|cidr| cidr.split('/').next().unwrap_or(cidr));
+    if let Some(ip) = first_ipv4(inet.into_iter()) {
+        return ip.to_string();
+    }
+    let subnets = inspect("{{range .IPAM.Config}}{{.Subnet}} {{end}}");
+    let network = first_ipv4(
+        subnets
+            .split_whitespace()
+            .map(|c| c.split('/').next().unwrap_or(c)),
+    );
+    match network {
+        Some(net) => std::net::Ipv4Addr::from(u32::from(net) + 1).to_string(),
+        None => panic!(
+            "cannot find the docker bridge gateway (IPAM {ipam:?}, `ip addr` {addr:?}, subnets {subnets:?})"
+        ),
+    }
+}
+
+fn first_ipv4<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<std::net::Ipv4Addr> {
+    words.find_map(|w| w.parse().ok())
+}
+
+/// Ids of containers (running or not) carrying label `key=value`.
+pub fn containers_with_label(key: &str, value: &str) -> Vec<String> {
+    let filter = format!("label={key}={value}");
+    run(Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter", &filter]))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Drop guard: force-removes (with volumes) every container labelled
+/// `key=value`.
+#[derive(Debug)]
+pub struct ContainerCleanup {
+    key: String,
+    value: String,
+}
+
+impl ContainerCleanup {
+    /// Guards containers labelled `label_key=label_value`.
+    pub fn new(label_key: &str, label_value: &str) -> ContainerCleanup {
+        ContainerCleanup {
+            key: label_key.to_owned(),
+            value: label_value.to_owned(),
+        }
+    }
+
+    /// Ids of the containers currently matching.
+    pub fn containers(&self) -> Vec<String> {
+        containers_with_label(&self.key, &self.value)
+    }
+
+    /// Removes the matching containers now (also done on drop).
+    pub fn remove_all(&self) {
+        let ids = self.containers();
+        if ids.is_empty() {
+            return;
+        }
+        let out = output(Command::new("docker").args(["rm", "-f", "-v"]).args(&ids));
+        if !out.status.success() {
+            tracing::warn!(
+                stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+                "container cleanup failed"
+            );
+        }
+    }
+}
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        // Never panic in drop (it may run during a test's unwinding).
+        let filter = format!("label={}={}", self.key, self.value);
+        let ids = match Command::new("docker")
+            .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+            _ => return,
+        };
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&ids)
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+}

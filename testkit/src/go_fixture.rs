@@ -1,0 +1,231 @@
+//! [`GoFixture`]: a stdlib-only Go HTTP service committed to a bare repo on
+//! a [`GitServer`], one single-commit branch per requested branch name.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tempfile::TempDir;
+
+use crate::cmd::{git, run};
+use crate::git_server::GitServer;
+
+/// The revision every branch starts with.
+pub const INITIAL_REVISION: &str = "1";
+
+/// A Go service repo on the git server plus the temp work clone it is
+/// edited and pushed from (pushes go to the bare repo's file path).
+#[derive(Debug)]
+pub struct GoFixture {
+    repo: String,
+    bare: std::path::PathBuf,
+    work: TempDir,
+    // Serialises git commands in the work clone.
+    lock: Mutex<()>,
+}
+
+impl GoFixture {
+    /// Creates bare repo `repo` on `git` and pushes one commit per branch
+    /// (each with go.mod, main.go and README.md, revision `"1"`). The first
+    /// branch is the default one (`HEAD`).
+    ///
+    /// # Panics
+    /// If `branches` is empty or a git command fails.
+    pub fn create(git_server: &GitServer, repo: &str, branches: &[&str]) -> GoFixture {
+        let Some(default_branch) = branches.first() else {
+            panic!("GoFixture::create({repo:?}) needs at least one branch");
+        };
+        let bare = git_server.create_bare(repo);
+        let work = tempfile::Builder::new()
+            .prefix("sdp-gofix-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create work dir: {e}"));
+        run(git(Some(work.path())).args(["init", "--quiet"]));
+        let fixture = GoFixture {
+            repo: repo.to_owned(),
+            bare,
+            work,
+            lock: Mutex::new(()),
+        };
+        for branch in branches {
+            // Point HEAD at the unborn branch: its first commit has no parent.
+            // Every branch has the same three files, all rewritten below.
+            run(fixture
+                .git()
+                .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")]));
+            fixture.write_tree(branch, &go_main_source(repo, branch, INITIAL_REVISION));
+            fixture.commit_and_push(branch, &format!("{repo}: {branch} revision 1"));
+        }
+        run(git(Some(&fixture.bare)).args([
+            "symbolic-ref",
+            "HEAD",
+            &format!("refs/heads/{default_branch}"),
+        ]));
+        fixture
+    }
+
+    /// Sets the revision const on `branch` to `revision`, commits, pushes;
+    /// returns the new commit sha.
+    pub fn push_revision(&self, branch: &str, revision: &str) -> String {
+        let main = go_main_source(&self.repo, branch, revision);
+        self.push_main(
+            branch,
+            &main,
+            &format!("{}: {branch} revision {revision}", self.repo),
+        )
+    }
+
+    /// Pushes a commit whose main.go does not compile; returns its sha.
+    pub fn push_broken(&self, branch: &str) -> String {
+        let main = format!(
+            "package main\n\n// Deliberately broken by sdp-testkit.\nfunc main() {{\n\tthis does not compile\n}}\n// {}\n",
+            crate::util::unique_id("broken")
+        );
+        self.push_main(
+            branch,
+            &main,
+            &format!("{}: {branch} broken build", self.repo),
+        )
+    }
+
+    /// The sha at the tip of `branch` in the bare repo.
+    pub fn commit(&self, branch: &str) -> String {
+        run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))
+    }
+
+    /// The repo name (as given to [`create`](Self::create)).
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The bare repo on disk.
+    pub fn bare_path(&self) -> &Path {
+        &self.bare
+    }
+
+    /// The work clone (its checkout is whichever branch was pushed last).
+    pub fn work_path(&self) -> &Path {
+        self.work.path()
+    }
+
+    fn push_main(&self, branch: &str, main_go: &str, message: &str) -> String {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        run(self.git().args(["checkout", "--quiet", branch]));
+        write(&self.work.path().join("main.go"), main_go);
+        self.commit_and_push(branch, message)
+    }
+
+    fn write_tree(&self, branch: &str, main_go: &str) {
+        let dir = self.work.path();
+        write(
+            &dir.join("go.mod"),
+            &format!("module example.com/{}\n\ngo 1.19\n", self.repo),
+        );
+        write(&dir.join("main.go"), main_go);
+        write(
+            &dir.join("README.md"),
+            &format!(
+                "# {}\n\nTest fixture service (branch `{branch}`) made by sdp-testkit.\n\
+                 GET /healthz answers `ok`; any other path answers JSON.\n",
+                self.repo
+            ),
+        );
+    }
+
+    fn commit_and_push(&self, branch: &str, message: &str) -> String {
+        run(self.git().args(["add", "-A"]));
+        run(self
+            .git()
+            .args(["commit", "--quiet", "--allow-empty", "-m", message]));
+        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        run(self
+            .git()
+            .arg("push")
+            .arg("--quiet")
+            .arg(&self.bare)
+            .arg(refspec));
+        run(self.git().args(["rev-parse", "HEAD"]))
+    }
+
+    fn git(&self) -> std::process::Command {
+        git(Some(self.work.path()))
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// The fixture's main.go: listens on `:$PORT` (default 8080), prints
+/// `listening on :PORT`, answers `GET /healthz` with `ok` and any other path
+/// with JSON `{service, branch, revision, commit: $SDP_COMMIT, path}`.
+pub fn go_main_source(repo: &str, branch: &str, revision: &str) -> String {
+    let (service, branch, revision) = (go_quote(repo), go_quote(branch), go_quote(revision));
+    format!(
+        r#"// Test fixture service generated by sdp-testkit. Standard library only.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+)
+
+const (
+	service  = {service}
+	branch   = {branch}
+	revision = {revision}
+)
+
+func main() {{
+	port := os.Getenv("PORT")
+	if port == "" {{
+		port = "8080"
+	}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {{
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "ok")
+	}})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {{
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{{
+			"service":  service,
+			"branch":   branch,
+			"revision": revision,
+			"commit":   os.Getenv("SDP_COMMIT"),
+			"path":     r.URL.Path,
+		}})
+	}})
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {{
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}}
+	fmt.Printf("listening on :%s\n", port)
+	if err := http.Serve(ln, mux); err != nil {{
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}}
+}}
+"#
+    )
+}
+
+/// A Go interpreted string literal for `s`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

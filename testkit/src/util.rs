@@ -1,0 +1,132 @@
+//! Small helpers every test needs: ids, ports, tracing, bounded waiting.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// A unique lowercase id for things a test creates, e.g. `"t-3f9a1c2b"`
+/// for prefix `"t"` (prefix, `-`, 8 random hex digits). A prefix that
+/// already ends in `-` gets no second one.
+pub fn unique_id(prefix: &str) -> String {
+    let prefix = prefix.to_lowercase();
+    let sep = if prefix.is_empty() || prefix.ends_with('-') {
+        ""
+    } else {
+        "-"
+    };
+    format!("{prefix}{sep}{:08x}", rand::random::<u32>())
+}
+
+/// A free TCP port on 127.0.0.1: bound once to check, then released.
+///
+/// Ports come from just below the kernel's ephemeral range (read from
+/// `/proc/sys/net/ipv4/ip_local_port_range`), never from `bind(:0)`: an
+/// ephemeral port, once released, is soon reused as the source port of some
+/// outgoing connection or by another process's `bind(:0)`, which then makes
+/// the test's own bind fail. A port is handed out at most once per process.
+/// Falls back to `bind(:0)` if no such port is free.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(10_000);
+    if low + 1000 < ephemeral_low {
+        for _ in 0..200 {
+            let port = rand::random_range(low..ephemeral_low);
+            if !handed_out.contains(&port) && can_bind(port) {
+                handed_out.insert(port);
+                return port;
+            }
+        }
+    }
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no local addr: {e}"))
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Probes `port` with a bound but not listening `SO_REUSEADDR` socket: a
+/// copy of it inherited by a child forked meanwhile by another thread (open
+/// until that child's exec) then cannot block the caller's own listener the
+/// way a listening probe would.
+fn can_bind(port: u16) -> bool {
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return false;
+    };
+    socket.set_reuseaddr(true).is_ok()
+        && socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .is_ok()
+}
+
+/// Installs a tracing subscriber once per process: env filter from
+/// `RUST_LOG` (default `info`), output through the test harness writer.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Another subscriber may already be installed by the test itself.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Polls `check` every 50 ms until it returns `Some(v)` and returns `v`.
+///
+/// # Panics
+/// With `"timed out after {timeout:?} waiting for {what}"` once `timeout`
+/// has passed.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Blocking twin of [`wait_for`] for the sync helpers in this crate.
+pub(crate) fn wait_for_blocking<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
