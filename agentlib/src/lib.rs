@@ -1,1 +1,41 @@
-//! placeholder
+//! sdp-agentlib: everything the SDP agents share. A binary picks a
+//! [`Flavour`] and calls [`run`].
+//!
+//! What runs inside [`run`] (one NATS connection, one Docker client):
+//! - the request loop ([`agent`]): `deploy.request.<kind>` and
+//!   `agent.rpc.<kind>.verify_credentials`, both in queue group
+//!   `agents.<kind>`; each message is handled in its own task;
+//! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
+//! - one task per deployment ([`job`]): queued → fetching ([`git`]) →
+//!   building ([`Flavour::build`]) → starting ([`docker`]) → health →
+//!   result, every event through one ordered [`EventSink`] on
+//!   `deploy.progress.<id>` (JetStream); the job listens on
+//!   `deploy.cancel.<id>` while it runs.
+//!
+//! Shutdown: the caller's token stops the loops and cancels the jobs; they
+//! publish their results within a bounded grace period.
+
+pub mod agent;
+pub mod config;
+pub mod docker;
+pub mod error;
+pub mod events;
+pub mod flavour;
+pub mod git;
+pub mod job;
+
+pub use agent::run;
+pub use config::AgentConfig;
+pub use error::{AgentError, ConfigError, DeployError};
+pub use events::EventSink;
+pub use flavour::{BuildContext, ContainerSpec, Flavour, GoFlavour};
+
+/// The host's name (for heartbeats and the default agent id).
+pub fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

@@ -1,0 +1,407 @@
+//! The agent's NATS side: [`run`], the request handlers, heartbeats and the
+//! table of unsettled jobs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::StreamExt;
+use sdp_bus::{
+    DeployAccepted, DeployRequest, DeploymentId, Heartbeat, Reply, RpcError, RpcErrorCode,
+    VerifyCredentials, decode, encode, subject,
+};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AgentConfig;
+use crate::docker::DockerClient;
+use crate::error::AgentError;
+use crate::flavour::Flavour;
+use crate::job::{self, CancelReason, JobHandle};
+
+/// One per (sandbox, service): held while git works on its worktree.
+type WorktreeLock = Arc<tokio::sync::Mutex<()>>;
+
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+/// How long jobs get to publish their results after shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Shared state of a running agent.
+pub(crate) struct Agent {
+    pub config: AgentConfig,
+    pub flavour: Arc<dyn Flavour>,
+    pub base_image: String,
+    pub cache_dir: PathBuf,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub docker: DockerClient,
+    pub slots: Arc<Semaphore>,
+    pub shutdown: CancellationToken,
+    /// Fires after the grace period: event publishing stops retrying.
+    pub give_up: CancellationToken,
+    pub tasks: TaskTracker,
+    jobs: Mutex<HashMap<DeploymentId, Arc<JobHandle>>>,
+    worktree_locks: Mutex<HashMap<(String, String), WorktreeLock>>,
+    host: String,
+}
+
+impl Agent {
+    pub fn agent_id(&self) -> &str {
+        &self.config.agent.id
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.flavour.kind()
+    }
+
+    /// Serialises git work on one worktree across jobs.
+    pub fn worktree_lock(&self, sandbox: &str, repo: &str) -> WorktreeLock {
+        let mut locks = self
+            .worktree_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        locks
+            .entry((sandbox.to_owned(), repo.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    pub fn unregister(&self, id: &DeploymentId) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    fn running(&self) -> Vec<DeploymentId> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<DeploymentId> = jobs.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Runs the agent until `shutdown` fires: connects to NATS and Docker,
+/// serves deploy requests and RPCs of the flavour's kind, heartbeats. On
+/// shutdown, in-flight deployments are cancelled and get
+/// [`SHUTDOWN_GRACE`] to publish their results.
+pub async fn run(
+    mut config: AgentConfig,
+    flavour: Arc<dyn Flavour>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    config.validate()?;
+    config.data_dir = absolute_dir(&config.data_dir, true)?;
+    config.repos_dir = absolute_dir(&config.repos_dir, false)?;
+    let cache_dir = match &config.flavour.cache_dir {
+        Some(dir) => absolute_dir(dir, true)?,
+        None => absolute_dir(&config.data_dir.join("cache"), true)?,
+    };
+    let kind = flavour.kind();
+    let base_image = config
+        .flavour
+        .base_image
+        .clone()
+        .unwrap_or_else(|| flavour.default_base_image().to_owned());
+    let name = format!("sdp-agent-{kind}-{}", config.agent.id);
+
+    let client = tokio::select! {
+        client = sdp_bus::nats::connect(&config.nats, &name) => client?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let docker = DockerClient::connect().await?;
+    let js = jetstream::new(client.clone());
+
+    let subscribe = |subject: String| {
+        let client = client.clone();
+        async move {
+            client
+                .queue_subscribe(subject.clone(), subject::queue_group(kind))
+                .await
+                .map_err(|source| AgentError::Subscribe { subject, source })
+        }
+    };
+    let mut deploys = subscribe(subject::deploy_request(kind)).await?;
+    let mut verifies = subscribe(subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS)).await?;
+
+    let stop = shutdown.child_token();
+    let agent = Arc::new(Agent {
+        slots: Arc::new(Semaphore::new(config.agent.max_parallel as usize)),
+        config,
+        flavour,
+        base_image,
+        cache_dir,
+        client: client.clone(),
+        js,
+        docker,
+        shutdown: stop.clone(),
+        give_up: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        jobs: Mutex::new(HashMap::new()),
+        worktree_locks: Mutex::new(HashMap::new()),
+        host: crate::hostname(),
+    });
+    tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
+
+    let heartbeat = tokio::spawn(heartbeats(agent.clone()));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = deploys.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(handle_deploy(agent, message));
+                }
+                None => break,
+            },
+            message = verifies.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(handle_verify(agent, message));
+                }
+                None => break,
+            },
+        }
+    }
+
+    tracing::info!("agent stopping");
+    let _ = deploys.unsubscribe().await;
+    let _ = verifies.unsubscribe().await;
+    heartbeat.abort();
+    // Jobs' cancel tokens are children of `stop`: they wind down now.
+    stop.cancel();
+    agent.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, agent.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deployments did not finish within the shutdown grace period");
+        agent.give_up.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+fn absolute_dir(path: &Path, create: bool) -> Result<PathBuf, AgentError> {
+    let err = |source| AgentError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    if create {
+        std::fs::create_dir_all(path).map_err(err)?;
+    }
+    match path.canonicalize() {
+        Ok(p) => Ok(p),
+        Err(_) if !create => std::path::absolute(path).map_err(err),
+        Err(e) => Err(err(e)),
+    }
+}
+
+async fn respond<T: Serialize>(agent: &Agent, reply: Option<async_nats::Subject>, body: &Reply<T>) {
+    let Some(reply) = reply else {
+        tracing::warn!("request without a reply subject; not answered");
+        return;
+    };
+    if let Err(err) = agent.client.publish(reply, Bytes::from(encode(body))).await {
+        tracing::warn!(error = %err, "cannot send a reply");
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> RpcError {
+    RpcError::new(RpcErrorCode::BadRequest, message)
+}
+
+/// Checks a request before anything touches git or Docker; the error is
+/// for the requester (no host paths, no credential). Returns the repo's
+/// origin URL.
+async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String, RpcError> {
+    sdp_bus::validate::repo(&request.repo).map_err(|e| bad_request(e.to_string()))?;
+    sdp_bus::validate::branch(&request.branch).map_err(|e| bad_request(e.to_string()))?;
+    sdp_bus::validate::resource_name("sandbox", &request.sandbox)
+        .map_err(|e| bad_request(e.to_string()))?;
+    if let Some(key) = request.env.keys().find(|k| !job::is_env_key(k)) {
+        return Err(bad_request(format!(
+            "invalid env key {key:?}: use [A-Za-z_][A-Za-z0-9_]*"
+        )));
+    }
+    let repos_dir = agent.config.repos_dir.clone();
+    let repo = request.repo.clone();
+    let schemes = agent.config.git.allowed_schemes.clone();
+    tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
+        .await
+        .map_err(|e| {
+            RpcError::new(
+                RpcErrorCode::Internal,
+                format!("checking the repo failed: {e}"),
+            )
+        })?
+        .map_err(bad_request)
+}
+
+async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {
+    let reply = message.reply.clone();
+    let request: DeployRequest = match decode(&message.payload) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot decode a deploy request");
+            let body = Reply::<DeployAccepted>::err(bad_request(format!(
+                "cannot decode the deploy request: {err}"
+            )));
+            respond(&agent, reply, &body).await;
+            return;
+        }
+    };
+    let id = request.deployment_id.clone();
+    let accepted = Reply::ok(DeployAccepted {
+        agent_id: agent.agent_id().to_owned(),
+    });
+    if !subject::is_token(id.as_str()) {
+        respond(
+            &agent,
+            reply,
+            &Reply::<DeployAccepted>::err(bad_request("invalid deployment id")),
+        )
+        .await;
+        return;
+    }
+    let url = match check_request(&agent, &request).await {
+        Ok(url) => url,
+        Err(err) => {
+            tracing::info!(deployment = %id, repo = %request.repo, error = %err, "deploy request refused");
+            respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
+            return;
+        }
+    };
+    if agent.shutdown.is_cancelled() {
+        let err = RpcError::new(RpcErrorCode::Unavailable, "the agent is shutting down");
+        respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
+        return;
+    }
+    // Listen for cancels before accepting, so none can be missed.
+    let cancels = match agent.client.subscribe(subject::deploy_cancel(&id)).await {
+        Ok(subscriber) => subscriber,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot subscribe to deploy.cancel");
+            let err = RpcError::new(
+                RpcErrorCode::Unavailable,
+                "the agent cannot reach NATS properly",
+            );
+            respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
+            return;
+        }
+    };
+    let registered = {
+        let mut jobs = agent.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.contains_key(&id) {
+            None
+        } else {
+            let handle = Arc::new(JobHandle::new(
+                id.clone(),
+                request.sandbox.clone(),
+                request.repo.clone(),
+                agent.shutdown.child_token(),
+            ));
+            let mut superseded = Vec::new();
+            for other in jobs.values() {
+                if other.sandbox == request.sandbox && other.repo == request.repo {
+                    other.cancel_with(CancelReason::Superseded(id.clone()));
+                    superseded.push(other.done.clone());
+                }
+            }
+            jobs.insert(id.clone(), handle.clone());
+            Some((handle, superseded))
+        }
+    };
+    let Some((handle, superseded)) = registered else {
+        // A retried request: already ours.
+        respond(&agent, reply, &accepted).await;
+        return;
+    };
+    tracing::info!(deployment = %id, sandbox = %request.sandbox, repo = %request.repo, branch = %request.branch, "deployment accepted");
+    respond(&agent, reply, &accepted).await;
+    let tasks = agent.tasks.clone();
+    tasks.spawn(job::run_job(
+        agent, handle, request, url, cancels, superseded,
+    ));
+}
+
+async fn handle_verify(agent: Arc<Agent>, message: async_nats::Message) {
+    let reply = message.reply.clone();
+    let request: VerifyCredentials = match decode(&message.payload) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot decode a verify_credentials request");
+            let body = Reply::<sdp_bus::CredentialsVerified>::err(bad_request(format!(
+                "cannot decode the request: {err}"
+            )));
+            respond(&agent, reply, &body).await;
+            return;
+        }
+    };
+    let schemes = agent.config.git.allowed_schemes.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        crate::git::verify_credentials(&request.probe_repo, &request.credential, &schemes)
+    });
+    let result = match tokio::time::timeout(VERIFY_TIMEOUT, check).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => Err(RpcError::new(
+            RpcErrorCode::Internal,
+            format!("verifying failed: {err}"),
+        )),
+        Err(_) => Err(RpcError::new(
+            RpcErrorCode::Unavailable,
+            "the git server did not answer in time",
+        )),
+    };
+    let body: Reply<sdp_bus::CredentialsVerified> =
+        result.map(|()| sdp_bus::CredentialsVerified {}).into();
+    respond(&agent, reply, &body).await;
+}
+
+async fn heartbeats(agent: Arc<Agent>) {
+    let subject = subject::agent_heartbeat(agent.kind(), agent.agent_id());
+    let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let running = agent.running();
+        let missing_images = if agent.docker.image_present(&agent.base_image).await {
+            Vec::new()
+        } else {
+            vec![agent.base_image.clone()]
+        };
+        let repos_dir = agent.config.repos_dir.clone();
+        let repos = tokio::task::spawn_blocking(move || crate::git::list_repos(&repos_dir))
+            .await
+            .unwrap_or_default();
+        let heartbeat = Heartbeat {
+            agent_id: agent.agent_id().to_owned(),
+            kind: agent.kind().to_owned(),
+            host: agent.host.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            capacity: agent
+                .config
+                .agent
+                .max_parallel
+                .saturating_sub(running.len() as u32),
+            running,
+            missing_images,
+            repos,
+        };
+        if let Err(err) = agent
+            .client
+            .publish(subject.clone(), Bytes::from(encode(&heartbeat)))
+            .await
+        {
+            tracing::warn!(error = %err, "cannot publish a heartbeat");
+        }
+    }
+}

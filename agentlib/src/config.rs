@@ -1,0 +1,378 @@
+//! The agent's typed configuration (DESIGN §7). Every section refuses
+//! unknown keys; defaults make an empty file work for development.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default)]
+    pub nats: sdp_bus::nats::NatsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// Worktrees, git dirs, builds and build caches live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The git repos this agent may deploy: `repos_dir/<repo>` with an
+    /// `origin` remote.
+    #[serde(default = "default_repos_dir")]
+    pub repos_dir: PathBuf,
+    /// How others reach the ports this agent publishes.
+    #[serde(default = "default_advertise_host")]
+    pub advertise_host: String,
+    #[serde(default)]
+    pub flavour: FlavourConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub git: GitConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub service: ServiceConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// A subject token; defaults to `<hostname>` made token-safe.
+    #[serde(default = "default_agent_id")]
+    pub id: String,
+    /// Deployments worked on at the same time; more wait in `queued`.
+    #[serde(default = "default_max_parallel")]
+    pub max_parallel: u32,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            id: default_agent_id(),
+            max_parallel: default_max_parallel(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlavourConfig {
+    /// Image the containers run from; the flavour's default if unset.
+    #[serde(default)]
+    pub base_image: Option<String>,
+    /// The container's command; the flavour's default if unset.
+    #[serde(default)]
+    pub run_cmd: Option<Vec<String>>,
+    /// Build caches (GOCACHE, GOMODCACHE, ...); `data_dir/cache` if unset.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// `256m`, `1g`, `512k` or a number of bytes.
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    #[serde(default = "default_cpus")]
+    pub cpus: f64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            memory: default_memory(),
+            cpus: default_cpus(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// URL schemes a repo's `origin` (and the probe repo) may use.
+    #[serde(default = "default_schemes")]
+    pub allowed_schemes: Vec<String>,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        Self {
+            allowed_schemes: default_schemes(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(default = "default_health_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_health_path")]
+    pub path: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_health_timeout(),
+            path: default_health_path(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The port the service listens on inside the container (`PORT`);
+    /// the flavour's default (8080) if unset.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data/agent")
+}
+fn default_repos_dir() -> PathBuf {
+    PathBuf::from("./repos")
+}
+fn default_advertise_host() -> String {
+    "127.0.0.1".to_owned()
+}
+fn default_max_parallel() -> u32 {
+    2
+}
+fn default_memory() -> String {
+    "256m".to_owned()
+}
+fn default_cpus() -> f64 {
+    1.0
+}
+fn default_schemes() -> Vec<String> {
+    vec!["https".to_owned()]
+}
+fn default_health_timeout() -> u64 {
+    60
+}
+fn default_health_path() -> String {
+    "/".to_owned()
+}
+
+/// `agent-<hostname>` with every character that is not a subject-token
+/// character replaced by `-`.
+fn default_agent_id() -> String {
+    let host = crate::hostname();
+    let cleaned: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "agent".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+impl AgentConfig {
+    /// Checks what serde cannot; each error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: String| ConfigError { key, reason };
+        if !sdp_bus::subject::is_token(&self.agent.id) {
+            return Err(bad(
+                "agent.id",
+                format!("{:?} must be 1-64 of A-Z a-z 0-9 _ -", self.agent.id),
+            ));
+        }
+        if self.agent.max_parallel == 0 {
+            return Err(bad("agent.max_parallel", "must be at least 1".into()));
+        }
+        parse_memory(&self.limits.memory).map_err(|reason| bad("limits.memory", reason))?;
+        if !(self.limits.cpus > 0.0 && self.limits.cpus <= 1024.0) {
+            return Err(bad("limits.cpus", "must be in (0, 1024]".into()));
+        }
+        if self.git.allowed_schemes.is_empty() {
+            return Err(bad("git.allowed_schemes", "must not be empty".into()));
+        }
+        if !self.health.path.starts_with('/') {
+            return Err(bad("health.path", "must start with '/'".into()));
+        }
+        if self.health.timeout_secs == 0 {
+            return Err(bad("health.timeout_secs", "must be at least 1".into()));
+        }
+        if self.service.port == Some(0) {
+            return Err(bad("service.port", "must not be 0".into()));
+        }
+        if let Some(cmd) = &self.flavour.run_cmd
+            && cmd.is_empty()
+        {
+            return Err(bad("flavour.run_cmd", "must not be empty".into()));
+        }
+        if self.advertise_host.is_empty() {
+            return Err(bad("advertise_host", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    pub fn memory_bytes(&self) -> i64 {
+        parse_memory(&self.limits.memory).unwrap_or(256 * 1024 * 1024)
+    }
+
+    pub fn nano_cpus(&self) -> i64 {
+        (self.limits.cpus * 1e9) as i64
+    }
+}
+
+/// `256m`, `1g`, `512k`, `1048576`, optionally with a trailing `b`.
+pub fn parse_memory(s: &str) -> Result<i64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit) = match lower.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => lower.split_at(i),
+        None => (lower, ""),
+    };
+    let multiplier: i64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size like 256m, 1g or a number of bytes"
+            ));
+        }
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 256m, 1g or a number of bytes"))?;
+    let bytes = n
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 6 * 1024 * 1024 {
+        return Err(format!("{s:?} is below Docker's minimum of 6m"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<AgentConfig, sdp_bus::settings::SettingsError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, toml).expect("write");
+        sdp_bus::settings::load(Some(&path), Vec::<(String, String)>::new())
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let config: AgentConfig =
+            sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("loads");
+        config.validate().expect("valid");
+        assert_eq!(config.agent.max_parallel, 2);
+        assert_eq!(config.git.allowed_schemes, ["https"]);
+        assert_eq!(config.memory_bytes(), 256 << 20);
+        assert_eq!(config.health.path, "/");
+        assert!(sdp_bus::subject::is_token(&config.agent.id));
+    }
+
+    #[test]
+    fn full_config_and_env_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            r#"
+data_dir = "/var/lib/sdp"
+repos_dir = "/srv/repos"
+advertise_host = "10.0.0.5"
+[nats]
+url = "nats://nats:4222"
+[log]
+format = "json"
+[agent]
+id = "micro-1"
+max_parallel = 4
+[flavour]
+base_image = "sdp-go-base:2"
+run_cmd = ["/sdp/app", "--serve"]
+[limits]
+memory = "1g"
+cpus = 0.5
+[git]
+allowed_schemes = ["https", "http"]
+[health]
+timeout_secs = 30
+path = "/healthz"
+[service]
+port = 9000
+"#,
+        )
+        .expect("write");
+        let env = [("SDP_AGENT__MAX_PARALLEL".to_owned(), "3".to_owned())];
+        let config: AgentConfig = sdp_bus::settings::load(Some(&path), env).expect("loads");
+        config.validate().expect("valid");
+        assert_eq!(config.agent.max_parallel, 3);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.memory_bytes(), 1 << 30);
+        assert_eq!(config.nano_cpus(), 500_000_000);
+        assert_eq!(config.service.port, Some(9000));
+        assert_eq!(
+            config.flavour.run_cmd.as_deref(),
+            Some(&["/sdp/app".to_owned(), "--serve".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = load("[agent]\nidd = \"x\"\n").expect_err("refused");
+        assert!(err.to_string().contains("idd"), "{err}");
+        assert!(load("colour = 1\n").is_err());
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let config = load("[agent]\nid = \"a.b\"\n").expect("parses");
+        let err = config.validate().expect_err("invalid");
+        assert_eq!(err.key, "agent.id");
+        let config = load("[limits]\nmemory = \"lots\"\n").expect("parses");
+        assert_eq!(config.validate().expect_err("invalid").key, "limits.memory");
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("256m"), Ok(256 << 20));
+        assert_eq!(parse_memory("1G"), Ok(1 << 30));
+        assert_eq!(parse_memory("64mb"), Ok(64 << 20));
+        assert_eq!(parse_memory("104857600"), Ok(104_857_600));
+        assert!(parse_memory("1x").is_err());
+        assert!(parse_memory("").is_err());
+        assert!(parse_memory("1k").is_err());
+    }
+}

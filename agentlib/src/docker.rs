@@ -1,0 +1,244 @@
+//! Docker with bollard: the deployed containers of this agent, found by
+//! their labels (`sdp.agent`, `sdp.sandbox`, `sdp.service`, ...).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures::StreamExt;
+
+use crate::error::{AgentError, DeployError};
+
+pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
+pub const LABEL_SANDBOX: &str = "sdp.sandbox";
+pub const LABEL_SERVICE: &str = "sdp.service";
+pub const LABEL_AGENT: &str = "sdp.agent";
+pub const LABEL_COMMIT: &str = "sdp.commit";
+
+/// What to run for one deployment.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// The container port to publish on a random host port.
+    pub port: u16,
+    /// (host path, container path), mounted read-only.
+    pub mounts: Vec<(PathBuf, String)>,
+    pub memory: i64,
+    pub nano_cpus: i64,
+}
+
+#[derive(Clone)]
+pub struct DockerClient {
+    docker: bollard::Docker,
+}
+
+fn docker_err(step: &'static str) -> impl FnOnce(bollard::errors::Error) -> DeployError {
+    move |source| DeployError::Docker { step, source }
+}
+
+fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl DockerClient {
+    /// Connects with the local defaults (`DOCKER_HOST` or the unix socket)
+    /// and negotiates the API version with the engine.
+    pub async fn connect() -> Result<Self, AgentError> {
+        let docker = bollard::Docker::connect_with_local_defaults()
+            .map_err(AgentError::Docker)?
+            .negotiate_version()
+            .await
+            .map_err(AgentError::Docker)?;
+        Ok(Self { docker })
+    }
+
+    pub async fn image_present(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
+    /// Force-removes the containers with all these labels and the container
+    /// called `name`, if any.
+    pub async fn remove_matching(
+        &self,
+        labels: &[(&str, &str)],
+        name: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".to_owned(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_err("list containers"))?;
+        let mut ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        if let Some(name) = name {
+            ids.push(name.to_owned());
+        }
+        for id in ids {
+            self.remove(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Force-removes a container; a missing one is fine.
+    pub async fn remove(&self, id: &str) -> Result<(), DeployError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            // "removal already in progress"
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(source) => Err(DeployError::Docker {
+                step: "remove container",
+                source,
+            }),
+        }
+    }
+
+    /// Creates the container (no privileges, no capabilities, read-only
+    /// mounts, limits) and returns its id. Start it with [`Self::start`].
+    pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
+        let port_key = format!("{}/tcp", spec.port);
+        let host_config = HostConfig {
+            memory: Some(spec.memory),
+            nano_cpus: Some(spec.nano_cpus),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            privileged: Some(false),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("0.0.0.0".to_owned()),
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            mounts: Some(
+                spec.mounts
+                    .iter()
+                    .map(|(source, target)| Mount {
+                        target: Some(target.clone()),
+                        source: Some(source.display().to_string()),
+                        typ: Some(MountType::BIND),
+                        read_only: Some(true),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            working_dir: Some(spec.working_dir.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(docker_err("create container"))?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), DeployError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(docker_err("start container"))
+    }
+
+    /// The host port docker published for `port/tcp`, and the exit code if
+    /// the container is no longer running.
+    pub async fn state(
+        &self,
+        id: &str,
+        port: u16,
+    ) -> Result<(Option<u16>, Option<i64>), DeployError> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(docker_err("inspect container"))?;
+        let exited = info.state.as_ref().and_then(|state| {
+            if state.running == Some(true) {
+                None
+            } else {
+                Some(state.exit_code.unwrap_or(-1))
+            }
+        });
+        let host_port = info
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|ports| ports.get(&format!("{port}/tcp")).cloned().flatten())
+            .and_then(|bindings| {
+                bindings
+                    .into_iter()
+                    .filter_map(|b| b.host_port)
+                    .find_map(|p| p.parse::<u16>().ok())
+            });
+        Ok((host_port, exited))
+    }
+
+    /// The last `n` lines of the container's output.
+    pub async fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(output) => text.push_str(&String::from_utf8_lossy(&output.into_bytes())),
+                Err(err) => {
+                    tracing::debug!(error = %err, "reading container logs failed");
+                    break;
+                }
+            }
+        }
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let skip = lines.len().saturating_sub(n);
+        lines.into_iter().skip(skip).collect()
+    }
+}

@@ -1,0 +1,212 @@
+//! [`EventSink`]: the one ordered publisher of a deployment's events on
+//! `deploy.progress.<id>` (JetStream).
+//!
+//! Each event gets the next `seq` and the `Nats-Msg-Id` header
+//! `<id>.<seq>`, so a retried publish is stored once. Phases and results are
+//! published and acked before the call returns; log lines are pipelined (up
+//! to [`WINDOW`] unacked) and their acks awaited in order. A failed publish
+//! or ack is retried with the same seq — and every event after it re-sent in
+//! order — until it is acked or `give_up` fires; a seq is never skipped.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use bytes::Bytes;
+use sdp_bus::{DeploymentId, Event, EventBody, LogStream, Status};
+use tokio_util::sync::CancellationToken;
+
+/// Log lines in flight before the oldest ack is awaited.
+pub const WINDOW: usize = 256;
+/// Longer lines are cut (NATS payloads are bounded).
+pub const MAX_LINE: usize = 16 * 1024;
+
+struct Slot {
+    event: Event,
+    /// Handed to the server (its ack may still be outstanding).
+    sent: bool,
+    ack: Option<PublishAckFuture>,
+}
+
+pub struct EventSink {
+    js: jetstream::Context,
+    deployment_id: DeploymentId,
+    agent_id: String,
+    subject: String,
+    seq: u64,
+    /// Emitted, not yet acked, in seq order. Every method leaves an event
+    /// here until its ack arrives, so dropping a call half-way (a cancelled
+    /// step) loses nothing: the next call re-sends it.
+    pending: VecDeque<Slot>,
+    give_up: CancellationToken,
+    gave_up: bool,
+}
+
+impl EventSink {
+    pub fn new(
+        js: jetstream::Context,
+        deployment_id: DeploymentId,
+        agent_id: String,
+        give_up: CancellationToken,
+    ) -> Self {
+        let subject = sdp_bus::subject::deploy_progress(&deployment_id);
+        Self {
+            js,
+            deployment_id,
+            agent_id,
+            subject,
+            seq: 0,
+            pending: VecDeque::new(),
+            give_up,
+            gave_up: false,
+        }
+    }
+
+    /// The seq of the last event emitted.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn deployment_id(&self) -> &DeploymentId {
+        &self.deployment_id
+    }
+
+    /// Publishes a phase change and waits for every event so far to be acked.
+    pub async fn phase(&mut self, phase: Status, commit: Option<String>) {
+        self.push(EventBody::Phase { phase, commit }).await;
+        self.flush().await;
+    }
+
+    /// Publishes a log line (pipelined).
+    pub async fn log(&mut self, stream: LogStream, line: impl Into<String>) {
+        let mut line = line.into();
+        if line.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" […]");
+        }
+        self.push(EventBody::Log { stream, line }).await;
+    }
+
+    pub async fn system(&mut self, line: impl Into<String>) {
+        self.log(LogStream::System, line).await;
+    }
+
+    /// Publishes the result and waits for every event to be acked.
+    pub async fn result(&mut self, body: EventBody) {
+        self.push(body).await;
+        self.flush().await;
+    }
+
+    async fn push(&mut self, body: EventBody) {
+        if self.gave_up {
+            return;
+        }
+        self.seq += 1;
+        let event = Event {
+            deployment_id: self.deployment_id.clone(),
+            seq: self.seq,
+            ts: chrono::Utc::now(),
+            agent_id: self.agent_id.clone(),
+            body,
+        };
+        self.pending.push_back(Slot {
+            event,
+            sent: false,
+            ack: None,
+        });
+        self.send_unsent().await;
+        while self.pending.len() > WINDOW && !self.gave_up {
+            self.settle_oldest().await;
+        }
+    }
+
+    /// Waits until every event emitted so far is acked (or `give_up`).
+    pub async fn flush(&mut self) {
+        while !self.pending.is_empty() && !self.gave_up {
+            self.settle_oldest().await;
+        }
+    }
+
+    /// Hands every unsent event to the server, in order; stops at the first
+    /// failure so that a later event never overtakes an earlier one.
+    async fn send_unsent(&mut self) {
+        for i in 0..self.pending.len() {
+            if self.pending[i].sent {
+                continue;
+            }
+            let event = self.pending[i].event.clone();
+            match self.publish(&event).await {
+                Some(ack) => {
+                    self.pending[i].ack = Some(ack);
+                    self.pending[i].sent = true;
+                }
+                None => return,
+            }
+        }
+    }
+
+    async fn publish(&self, event: &Event) -> Option<PublishAckFuture> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            sdp_bus::stream::event_msg_id(event).as_str(),
+        );
+        let payload = Bytes::from(sdp_bus::encode(event));
+        match self
+            .js
+            .publish_with_headers(self.subject.clone(), headers, payload)
+            .await
+        {
+            Ok(ack) => Some(ack),
+            Err(err) => {
+                tracing::warn!(deployment = %self.deployment_id, seq = event.seq, error = %err, "publishing an event failed; will retry");
+                None
+            }
+        }
+    }
+
+    /// Awaits the oldest event's ack; on failure re-sends it and everything
+    /// after it, in order (JetStream drops those it already stored: same
+    /// Nats-Msg-Id), with backoff.
+    async fn settle_oldest(&mut self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            self.send_unsent().await;
+            let Some(front) = self.pending.front_mut() else {
+                return;
+            };
+            let acked = match (front.sent, front.ack.take()) {
+                (true, Some(ack)) => match ack.await {
+                    Ok(_) => true,
+                    Err(err) => {
+                        tracing::warn!(deployment = %self.deployment_id, error = %err, "event not acked; will retry");
+                        false
+                    }
+                },
+                _ => false,
+            };
+            if acked {
+                self.pending.pop_front();
+                return;
+            }
+            for slot in &mut self.pending {
+                slot.sent = false;
+                slot.ack = None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.give_up.cancelled() => {
+                    tracing::error!(deployment = %self.deployment_id, unacked = self.pending.len(), "giving up publishing events at shutdown");
+                    self.pending.clear();
+                    self.gave_up = true;
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}

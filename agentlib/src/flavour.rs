@@ -1,0 +1,231 @@
+//! Flavours: what differs between kinds of agent — the build step and the
+//! container spec. [`GoFlavour`] (kind `micro`) builds with `go build` on
+//! the host; the PHP flavour of the gateway agent implements the same trait.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use futures::future::BoxFuture;
+use sdp_bus::LogStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::error::DeployError;
+use crate::events::EventSink;
+
+/// Where things are for one build.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// The checkout (mounted read-only at [`ContainerSpec::source_mount`]).
+    pub worktree: PathBuf,
+    /// Where build output goes (mounted read-only at
+    /// [`ContainerSpec::artifact_mount`]).
+    pub artifact_dir: PathBuf,
+    /// `data_dir`, absolute.
+    pub data_dir: PathBuf,
+    /// Shared build caches, absolute.
+    pub cache_dir: PathBuf,
+}
+
+/// How the flavour's containers look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The command when `flavour.run_cmd` is not configured.
+    pub default_run_cmd: Vec<String>,
+    /// The port the service listens on when `service.port` is not set.
+    pub default_port: u16,
+    /// Mount point of the checkout (also the working directory).
+    pub source_mount: &'static str,
+    /// Mount point of the build output, if the flavour produces any.
+    pub artifact_mount: Option<&'static str>,
+}
+
+pub trait Flavour: Send + Sync + 'static {
+    /// The agent kind: `micro`, `gateway`. Subjects are built from it.
+    fn kind(&self) -> &'static str;
+
+    /// The base image when `flavour.base_image` is not configured.
+    fn default_base_image(&self) -> &'static str;
+
+    fn container(&self) -> ContainerSpec;
+
+    /// Builds the checkout. Every output line goes to `events` as a log
+    /// line. Dropping the future must stop the build (spawn children with
+    /// `kill_on_drop`).
+    fn build<'a>(
+        &'a self,
+        ctx: &'a BuildContext,
+        events: &'a mut EventSink,
+    ) -> BoxFuture<'a, Result<(), DeployError>>;
+}
+
+/// `go build` on the host, `CGO_ENABLED=0`, shared caches, no network.
+#[derive(Clone, Debug)]
+pub struct GoFlavour {
+    /// `PATH` for the build (the agent's own, captured at construction).
+    pub path: OsString,
+    /// The main package to build, relative to the repo root.
+    pub main_package: String,
+}
+
+impl Default for GoFlavour {
+    fn default() -> Self {
+        Self {
+            path: std::env::var_os("PATH")
+                .unwrap_or_else(|| "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin".into()),
+            main_package: ".".to_owned(),
+        }
+    }
+}
+
+impl GoFlavour {
+    fn command(&self, ctx: &BuildContext, output: &Path) -> Command {
+        let mut command = Command::new("go");
+        command
+            .arg("build")
+            .arg("-trimpath")
+            .arg("-o")
+            .arg(output)
+            .arg(&self.main_package)
+            .current_dir(&ctx.worktree)
+            .env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", ctx.data_dir.join("home"))
+            .env("GOPATH", ctx.cache_dir.join("gopath"))
+            .env("GOCACHE", ctx.cache_dir.join("go-build"))
+            .env("GOMODCACHE", ctx.cache_dir.join("gomod"))
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOTELEMETRY", "off");
+        command
+    }
+}
+
+impl Flavour for GoFlavour {
+    fn kind(&self) -> &'static str {
+        sdp_bus::subject::KIND_MICRO
+    }
+
+    fn default_base_image(&self) -> &'static str {
+        "sdp-go-base:1"
+    }
+
+    fn container(&self) -> ContainerSpec {
+        ContainerSpec {
+            default_run_cmd: vec!["/sdp/app".to_owned()],
+            default_port: 8080,
+            source_mount: "/src",
+            artifact_mount: Some("/sdp"),
+        }
+    }
+
+    fn build<'a>(
+        &'a self,
+        ctx: &'a BuildContext,
+        events: &'a mut EventSink,
+    ) -> BoxFuture<'a, Result<(), DeployError>> {
+        Box::pin(async move {
+            for dir in [
+                ctx.artifact_dir.clone(),
+                ctx.data_dir.join("home"),
+                ctx.cache_dir.clone(),
+            ] {
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|source| DeployError::Io {
+                        what: "create the build directories".to_owned(),
+                        source,
+                    })?;
+            }
+            let output = ctx.artifact_dir.join("app");
+            let shown = format!(
+                "$ go build -trimpath -o {}/app {}",
+                self.container().artifact_mount.unwrap_or("/sdp"),
+                self.main_package
+            );
+            events.system(shown).await;
+            let command = self.command(ctx, &output);
+            match run_streaming(command, events).await {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(DeployError::BuildExited {
+                    tool: "go build",
+                    status: status
+                        .code()
+                        .map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string()),
+                }),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Err(DeployError::ToolMissing {
+                        tool: "go",
+                        hint: "apt-get install golang-go",
+                    })
+                }
+                Err(source) => Err(DeployError::Io {
+                    what: "run go build".to_owned(),
+                    source,
+                }),
+            }
+        })
+    }
+}
+
+/// Runs `command` (stdin closed, killed when dropped) and sends each line
+/// of its stdout and stderr to `events`, in the order they arrive.
+pub async fn run_streaming(
+    mut command: Command,
+    events: &mut EventSink,
+) -> std::io::Result<std::process::ExitStatus> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(LogStream, String)>(1024);
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(tokio::spawn(forward_lines(
+            stdout,
+            LogStream::Stdout,
+            tx.clone(),
+        )));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(forward_lines(
+            stderr,
+            LogStream::Stderr,
+            tx.clone(),
+        )));
+    }
+    drop(tx);
+    while let Some((stream, line)) = rx.recv().await {
+        events.log(stream, line).await;
+    }
+    child.wait().await
+}
+
+async fn forward_lines(
+    pipe: impl AsyncRead + Unpin,
+    stream: LogStream,
+    tx: tokio::sync::mpsc::Sender<(LogStream, String)>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if tx.send((stream, line)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Git with libgit2 (git2): checking repos in `repos_dir`, fetching exactly
+//! one branch into a per-(sandbox, service) worktree whose git dir lives
+//! outside the tree, and verifying a credential against a probe repo.
+//!
+//! Every function here blocks: call it from `spawn_blocking`. The credential
+//! only ever reaches the credential callback, which hands it out once (a
+//! second call means the server refused it, and asking again would loop).
+//! libgit2 runs no hooks and no filter drivers, and we never look for a git
+//! dir inside the checkout, so nothing in a checked-out tree affects the host.
+
+use std::cell::Cell;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use git2::build::CheckoutBuilder;
+use git2::{
+    AutotagOption, Cred, CredentialType, Direction, ErrorClass, ErrorCode, FetchOptions,
+    FetchPrune, Remote, RemoteCallbacks, Repository, RepositoryInitOptions, RepositoryOpenFlags,
+};
+use sdp_bus::{GitCredential, RpcError, RpcErrorCode};
+
+use crate::error::DeployError;
+
+/// Why a remote URL is refused: the text is safe to send back (it never
+/// repeats the URL, which might carry a credential).
+pub fn check_remote_url(url: &str, allowed_schemes: &[String]) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(
+            "its remote is not a URL with a scheme (scp-like and local remotes are not allowed)"
+                .into(),
+        );
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !allowed_schemes
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(&scheme))
+    {
+        return Err(format!(
+            "its remote uses the scheme '{scheme}'; allowed: {}",
+            allowed_schemes.join(", ")
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("its remote URL carries credentials; remove them from the URL".into());
+    }
+    if authority.is_empty() {
+        return Err("its remote URL has no host".into());
+    }
+    Ok(())
+}
+
+/// The names of the git repos in `repos_dir` that are valid repo names.
+pub fn list_repos(repos_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(repos_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| sdp_bus::validate::repo(name).is_ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `origin` URL of `repos_dir/<repo>`, checked against the allowed
+/// schemes. `repo` must already have passed `validate::repo`. The error is
+/// a message for the requester (no host path, no URL).
+pub fn origin_url(
+    repos_dir: &Path,
+    repo: &str,
+    allowed_schemes: &[String],
+) -> Result<String, String> {
+    let path = repos_dir.join(repo);
+    let repository = Repository::open_ext(
+        &path,
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )
+    .map_err(|_| format!("repo '{repo}' is not on this agent"))?;
+    let remote = repository
+        .find_remote("origin")
+        .map_err(|_| format!("repo '{repo}' has no origin remote on this agent"))?;
+    let url = remote
+        .url()
+        .map_err(|_| format!("repo '{repo}' has an origin URL that is not UTF-8"))?
+        .to_owned();
+    check_remote_url(&url, allowed_schemes)
+        .map_err(|why| format!("repo '{repo}' cannot be deployed: {why}"))?;
+    Ok(url)
+}
+
+/// Callbacks that give the credential out once; `refused` is set when git
+/// asks a second time (the server said no).
+fn credential_once<'a>(
+    credential: &'a GitCredential,
+    refused: &'a Cell<bool>,
+) -> RemoteCallbacks<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    let mut used = false;
+    callbacks.credentials(move |_url, _username_from_url, allowed| {
+        if used {
+            refused.set(true);
+            return Err(git2::Error::from_str(
+                "the git server refused the credential",
+            ));
+        }
+        used = true;
+        if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            return Err(git2::Error::from_str(
+                "the git server asks for a kind of credential other than username and password",
+            ));
+        }
+        Cred::userpass_plaintext(&credential.username, credential.password.expose())
+    });
+    callbacks
+}
+
+fn is_auth_error(err: &git2::Error) -> bool {
+    err.code() == ErrorCode::Auth
+        || (err.class() == ErrorClass::Http
+            && (err.message().contains("401") || err.message().contains("403")))
+}
+
+fn is_network_error(err: &git2::Error) -> bool {
+    matches!(
+        err.class(),
+        ErrorClass::Net | ErrorClass::Ssl | ErrorClass::Os | ErrorClass::Http
+    )
+}
+
+/// `git ls-remote` of `url` with the credential.
+pub fn verify_credentials(
+    url: &str,
+    credential: &GitCredential,
+    allowed_schemes: &[String],
+) -> Result<(), RpcError> {
+    check_remote_url(url, allowed_schemes).map_err(|why| {
+        RpcError::new(
+            RpcErrorCode::BadRequest,
+            format!("probe repo refused: {why}"),
+        )
+    })?;
+    let refused = Cell::new(false);
+    let result = (|| {
+        let mut remote = Remote::create_detached(url)?;
+        let callbacks = credential_once(credential, &refused);
+        let connection = remote.connect_auth(Direction::Fetch, Some(callbacks), None)?;
+        connection.list().map(|_| ())
+    })();
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if refused.get() || is_auth_error(&err) => Err(RpcError::new(
+            RpcErrorCode::Unauthorized,
+            "the git server refused the credential",
+        )),
+        Err(err) if is_network_error(&err) => {
+            tracing::warn!(error = %err, "verify_credentials: cannot reach the git server");
+            Err(RpcError::new(
+                RpcErrorCode::Unavailable,
+                "cannot reach the git server",
+            ))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "verify_credentials failed");
+            Err(RpcError::new(
+                RpcErrorCode::Internal,
+                "cannot list the probe repo",
+            ))
+        }
+    }
+}
+
+/// One fetch + checkout of a branch into a worktree.
+pub struct FetchSpec<'a> {
+    /// The repo's name (for messages).
+    pub repo: &'a str,
+    pub url: &'a str,
+    pub branch: &'a str,
+    pub credential: &'a GitCredential,
+    pub worktree: PathBuf,
+    pub gitdir: PathBuf,
+    /// Set to abort the transfer.
+    pub cancel: Arc<AtomicBool>,
+    /// Progress lines for the log.
+    pub progress: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// Opens the worktree's repository, creating it on first use. The git dir
+/// is `gitdir`, the work tree `worktree`; no `.git` is written in the tree.
+fn open_or_init(worktree: &Path, gitdir: &Path) -> Result<Repository, git2::Error> {
+    let repo = if gitdir.join("HEAD").is_file() {
+        Repository::open_ext(
+            gitdir,
+            RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&OsStr>(),
+        )?
+    } else {
+        let mut options = RepositoryInitOptions::new();
+        options
+            .bare(false)
+            .no_dotgit_dir(true)
+            .mkpath(true)
+            .external_template(false)
+            .workdir_path(worktree);
+        let repo = Repository::init_opts(gitdir, &options)?;
+        // libgit2 links a separate work tree back with a `.git` file; the
+        // tree is mounted into containers, so drop it (we always open the
+        // git dir directly).
+        let link = worktree.join(".git");
+        if link.is_file() {
+            std::fs::remove_file(&link).map_err(|e| {
+                git2::Error::from_str(&format!("cannot remove {}: {e}", link.display()))
+            })?;
+        }
+        repo
+    };
+    repo.set_workdir(worktree, false)?;
+    Ok(repo)
+}
+
+/// Fetches `+refs/heads/<branch>:refs/remotes/origin/<branch>` and checks
+/// the commit out (forced, untracked files removed, HEAD detached). Returns
+/// the commit's 40-hex id.
+pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<String, DeployError> {
+    let git_err = |step: &'static str| {
+        let repo = spec.repo.to_owned();
+        move |source: git2::Error| DeployError::Git { step, repo, source }
+    };
+    for dir in [&spec.worktree, &spec.gitdir] {
+        std::fs::create_dir_all(dir).map_err(|source| DeployError::Io {
+            what: format!("create the worktree of {}", spec.repo),
+            source,
+        })?;
+    }
+    let repository = open_or_init(&spec.worktree, &spec.gitdir).map_err(git_err("init"))?;
+    let local_ref = format!("refs/remotes/origin/{}", spec.branch);
+    // A stale ref from an earlier fetch must not stand in for a branch that
+    // is gone: drop it, objects stay, so the fetch is still incremental.
+    if let Ok(mut reference) = repository.find_reference(&local_ref) {
+        reference.delete().map_err(git_err("ref cleanup"))?;
+    }
+
+    let refused = Cell::new(false);
+    let mut callbacks = credential_once(spec.credential, &refused);
+    let cancel = spec.cancel.clone();
+    let progress = spec.progress.clone();
+    let mut reported_done = false;
+    callbacks.transfer_progress(move |stats| {
+        let total = stats.total_objects();
+        if total > 0 && stats.received_objects() == total && !reported_done {
+            reported_done = true;
+            let _ = progress.send(format!(
+                "received {total} objects ({} KiB)",
+                stats.received_bytes() / 1024
+            ));
+        }
+        !cancel.load(Ordering::Relaxed)
+    });
+    let mut options = FetchOptions::new();
+    options
+        .remote_callbacks(callbacks)
+        .download_tags(AutotagOption::None)
+        .prune(FetchPrune::Off)
+        .update_fetchhead(false);
+    let refspec = format!("+refs/heads/{}:{local_ref}", spec.branch);
+    let mut remote = repository
+        .remote_anonymous(spec.url)
+        .map_err(git_err("remote"))?;
+    if let Err(err) = remote.fetch(&[refspec.as_str()], Some(&mut options), None) {
+        if spec.cancel.load(Ordering::Relaxed) {
+            return Err(DeployError::Cancelled);
+        }
+        if refused.get() || is_auth_error(&err) {
+            return Err(DeployError::AuthRefused {
+                repo: spec.repo.to_owned(),
+            });
+        }
+        if matches!(
+            err.class(),
+            ErrorClass::Net | ErrorClass::Ssl | ErrorClass::Os
+        ) {
+            return Err(DeployError::GitUnreachable {
+                repo: spec.repo.to_owned(),
+                source: err,
+            });
+        }
+        return Err(git_err("fetch")(err));
+    }
+    drop(remote);
+    if spec.cancel.load(Ordering::Relaxed) {
+        return Err(DeployError::Cancelled);
+    }
+
+    let commit = match repository.find_reference(&local_ref) {
+        Ok(reference) => reference.peel_to_commit().map_err(git_err("checkout"))?,
+        Err(err) if err.code() == ErrorCode::NotFound => {
+            return Err(DeployError::BranchMissing {
+                branch: spec.branch.to_owned(),
+                repo: spec.repo.to_owned(),
+            });
+        }
+        Err(err) => return Err(git_err("checkout")(err)),
+    };
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force().remove_untracked(true);
+    repository
+        .checkout_tree(commit.as_object(), Some(&mut checkout))
+        .map_err(git_err("checkout"))?;
+    repository
+        .set_head_detached(commit.id())
+        .map_err(git_err("checkout"))?;
+    Ok(commit.id().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schemes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn remote_urls() {
+        let https = schemes(&["https"]);
+        assert!(check_remote_url("https://bitbucket.example/scm/x/users.git", &https).is_ok());
+        assert!(check_remote_url("HTTPS://host/x.git", &https).is_ok());
+        let err = check_remote_url("http://host/x.git", &https).expect_err("http refused");
+        assert!(err.contains("'http'"), "{err}");
+        let err = check_remote_url("https://jo:hunter2@host/x.git", &https).expect_err("userinfo");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(check_remote_url("git@host:x.git", &https).is_err());
+        assert!(check_remote_url("/srv/x.git", &https).is_err());
+        assert!(check_remote_url("file:///srv/x.git", &https).is_err());
+        assert!(check_remote_url("https:///x.git", &https).is_err());
+        assert!(check_remote_url("http://127.0.0.1:9/x.git", &schemes(&["https", "http"])).is_ok());
+    }
+
+    #[test]
+    fn worktree_has_no_dotgit_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let worktree = dir.path().join("wt/sb/users");
+        let gitdir = dir.path().join("gitdirs/sb/users.git");
+        std::fs::create_dir_all(&worktree).expect("mkdir");
+        let repo = open_or_init(&worktree, &gitdir).expect("init");
+        assert_eq!(
+            repo.workdir().map(Path::to_path_buf),
+            Some(worktree.clone())
+        );
+        drop(repo);
+        assert!(!worktree.join(".git").exists());
+        let repo = open_or_init(&worktree, &gitdir).expect("reopen");
+        assert_eq!(
+            repo.workdir().map(Path::to_path_buf),
+            Some(worktree.clone())
+        );
+        assert!(!worktree.join(".git").exists());
+    }
+}

@@ -1,0 +1,678 @@
+//! The agent in-process against a real nats-server, git smart-HTTP server,
+//! `go` and Docker engine (DESIGN §9). Each test has its own NATS, git
+//! server, repos dir, data dir and agent id; containers are removed by a
+//! drop guard on the agent id label.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use sdp_agentlib::{AgentConfig, AgentError, GoFlavour};
+use sdp_bus::{
+    CredentialsVerified, DeployAccepted, DeployRequest, DeploymentId, Event, EventBody,
+    GitCredential, Heartbeat, LogStream, Reply, RpcErrorCode, Secret, Status, VerifyCredentials,
+    decode, encode, subject,
+};
+use sdp_testkit::{
+    ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, containers_with_label,
+    ensure_busybox_image, unique_id, wait_for,
+};
+use tokio_util::sync::CancellationToken;
+
+const USER: &str = "dev";
+const PASSWORD: &str = "canary-Pw-7f3a91";
+const REPO: &str = "users";
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+
+struct Harness {
+    agent_id: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    git: GitServer,
+    fixture: GoFixture,
+    shutdown: CancellationToken,
+    agent: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
+    _cleanup: ContainerCleanup,
+    _repos: ReposDir,
+    _data: tempfile::TempDir,
+    _nats: NatsServer,
+}
+
+#[derive(Default)]
+struct Options {
+    base_image: Option<String>,
+}
+
+impl Harness {
+    async fn start(options: Options) -> Harness {
+        sdp_testkit::init_tracing();
+        let nats = NatsServer::start();
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to nats");
+        let js = jetstream::new(client.clone());
+        sdp_bus::stream::ensure_deploy_progress(&js)
+            .await
+            .expect("stream");
+        let git = GitServer::start(USER, PASSWORD);
+        let fixture = GoFixture::create(&git, REPO, &["main", "feature/x"]);
+        let repos = ReposDir::new();
+        repos.add(REPO, &git.url(REPO));
+        let data = tempfile::tempdir().expect("data dir");
+        let agent_id = unique_id("t");
+        let cleanup = ContainerCleanup::new("sdp.agent", &agent_id);
+
+        let mut config: AgentConfig =
+            sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
+        config.nats = sdp_bus::nats::NatsConfig::with_url(nats.url());
+        config.agent.id = agent_id.clone();
+        config.data_dir = data.path().to_path_buf();
+        config.repos_dir = repos.path().to_path_buf();
+        config.flavour.base_image = Some(options.base_image.unwrap_or_else(ensure_busybox_image));
+        // One build cache for all tests: the standard library compiles once.
+        config.flavour.cache_dir =
+            Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
+        config.git.allowed_schemes = vec!["https".into(), "http".into()];
+        config.health.path = "/healthz".into();
+        config.health.timeout_secs = 30;
+
+        let shutdown = CancellationToken::new();
+        let agent = tokio::spawn(sdp_agentlib::run(
+            config,
+            Arc::new(GoFlavour::default()),
+            shutdown.clone(),
+        ));
+        let harness = Harness {
+            agent_id,
+            client,
+            js,
+            git,
+            fixture,
+            shutdown,
+            agent: Some(agent),
+            _cleanup: cleanup,
+            _repos: repos,
+            _data: data,
+            _nats: nats,
+        };
+        harness.wait_heartbeat().await;
+        harness
+    }
+
+    /// Waits for a heartbeat, which also shows the agent has subscribed.
+    async fn wait_heartbeat(&self) -> Heartbeat {
+        let mut beats = self
+            .client
+            .subscribe(subject::agent_heartbeat("micro", &self.agent_id))
+            .await
+            .expect("subscribe");
+        let message = tokio::time::timeout(Duration::from_secs(20), beats.next())
+            .await
+            .expect("a heartbeat within 20s")
+            .expect("heartbeat stream");
+        decode(&message.payload).expect("heartbeat decodes")
+    }
+
+    fn request(&self, branch: &str, password: &str) -> DeployRequest {
+        DeployRequest {
+            deployment_id: DeploymentId::generate(),
+            sandbox: "alpha".into(),
+            repo: REPO.into(),
+            branch: branch.into(),
+            credential: GitCredential {
+                username: USER.into(),
+                password: Secret::new(password),
+            },
+            env: BTreeMap::from([("USERS_URL".to_owned(), "http://users.baseline".to_owned())]),
+        }
+    }
+
+    async fn send(&self, request: &DeployRequest) -> Reply<DeployAccepted> {
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client
+                .request(subject::deploy_request("micro"), encode(request).into()),
+        )
+        .await
+        .expect("reply in time")
+        .expect("request");
+        decode(&response.payload).expect("reply decodes")
+    }
+
+    async fn deploy(&self, request: &DeployRequest) {
+        let reply = self.send(request).await.into_result().expect("accepted");
+        assert_eq!(reply.agent_id, self.agent_id);
+    }
+
+    /// Every event of `id` in the stream until (and with) its result.
+    async fn events_until_result(&self, id: &DeploymentId) -> Vec<Event> {
+        let stream = self
+            .js
+            .get_stream(sdp_bus::stream::DEPLOY_PROGRESS)
+            .await
+            .expect("stream");
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject::deploy_progress(id),
+                ..Default::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, messages.next())
+                .await
+                .unwrap_or_else(|_| panic!("no result for {id} in time; events: {events:#?}"))
+                .expect("message stream")
+                .expect("message");
+            let event: Event = decode(&message.payload).expect("event decodes");
+            let done = matches!(event.body, EventBody::Result { .. });
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(agent) = self.agent.take() {
+            tokio::time::timeout(Duration::from_secs(30), agent)
+                .await
+                .expect("agent stops in time")
+                .expect("agent task")
+                .expect("agent ran without error");
+        }
+    }
+}
+
+fn check_seq(events: &[Event], id: &DeploymentId, agent_id: &str) {
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as u64 + 1, "seq gap or reorder: {events:#?}");
+        assert_eq!(&event.deployment_id, id);
+        assert_eq!(event.agent_id, agent_id);
+    }
+}
+
+fn phases(events: &[Event]) -> Vec<Status> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Phase { phase, .. } => Some(*phase),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (status, url, error, commit, log_tail) of the last event, which must be
+/// the only result.
+fn result(
+    events: &[Event],
+) -> (
+    Status,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+) {
+    let results = events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::Result { .. }))
+        .count();
+    assert_eq!(results, 1, "exactly one result: {events:#?}");
+    match &events.last().expect("events").body {
+        EventBody::Result {
+            status,
+            url,
+            error,
+            commit,
+            log_tail,
+        } => (
+            *status,
+            url.clone(),
+            error.clone(),
+            commit.clone(),
+            log_tail.clone(),
+        ),
+        other => panic!("last event is not a result: {other:?}"),
+    }
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// No file under `dir` (worktrees, git dirs, builds) holds `needle`.
+fn assert_not_on_disk(dir: &std::path::Path, needle: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read_dir") {
+                stack.push(entry.expect("entry").path());
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "the password was written to {}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn assert_no_canary(events: &[Event]) {
+    for event in events {
+        let text = String::from_utf8(encode(event)).expect("utf8");
+        assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_feature_branch_and_redeploy_replaces_container() {
+    let h = Harness::start(Options::default()).await;
+    let request = h.request("feature/x", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    assert_eq!(
+        phases(&events),
+        [
+            Status::Queued,
+            Status::Fetching,
+            Status::Building,
+            Status::Starting
+        ]
+    );
+    let (status, url, error, commit, _) = result(&events);
+    assert_eq!(
+        status,
+        Status::Running,
+        "error: {error:?}, events: {events:#?}"
+    );
+    let expected_commit = h.fixture.commit("feature/x");
+    assert_eq!(commit.as_deref(), Some(expected_commit.as_str()));
+    assert!(
+        events.iter().any(|e| matches!(&e.body, EventBody::Log { stream: LogStream::System, line } if line.starts_with("$ go build"))),
+        "the build command is logged: {events:#?}"
+    );
+    assert!(events.iter().any(|e| matches!(&e.body, EventBody::Phase { phase: Status::Building, commit: Some(c) } if *c == expected_commit)));
+    assert_no_canary(&events);
+    assert_not_on_disk(h._data.path(), PASSWORD);
+
+    let url = url.expect("url");
+    let body = get_json(&format!("{url}/hello")).await;
+    assert_eq!(body["branch"], "feature/x");
+    assert_eq!(body["commit"], expected_commit.as_str());
+    assert_eq!(body["revision"], "1");
+    assert_eq!(body["path"], "/hello");
+
+    // Redeploy a new revision: the container is replaced.
+    let new_commit = h.fixture.push_revision("feature/x", "2");
+    let again = h.request("feature/x", PASSWORD);
+    h.deploy(&again).await;
+    let events = h.events_until_result(&again.deployment_id).await;
+    check_seq(&events, &again.deployment_id, &h.agent_id);
+    let (status, url, error, commit, _) = result(&events);
+    assert_eq!(status, Status::Running, "error: {error:?}");
+    assert_eq!(commit.as_deref(), Some(new_commit.as_str()));
+    let body = get_json(&url.expect("url")).await;
+    assert_eq!(body["revision"], "2");
+    assert_eq!(body["commit"], new_commit.as_str());
+    let containers = containers_with_label("sdp.agent", &h.agent_id);
+    assert_eq!(
+        containers.len(),
+        1,
+        "one container after a redeploy: {containers:?}"
+    );
+    assert_eq!(
+        containers_with_label("sdp.deployment", again.deployment_id.as_str()),
+        containers
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_branch_fails_with_a_reason() {
+    let h = Harness::start(Options::default()).await;
+    let request = h.request("no-such-branch", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, _, _) = result(&events);
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(
+        error.contains("branch 'no-such-branch' does not exist in users"),
+        "{error}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_fails_and_never_leaks() {
+    let h = Harness::start(Options::default()).await;
+    let wrong = "wrong-Canary-55d1";
+    let request = h.request("main", wrong);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, _, _) = result(&events);
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(error.contains("refused your credential"), "{error}");
+    for event in &events {
+        let text = String::from_utf8(encode(event)).expect("utf8");
+        assert!(!text.contains(wrong), "the password leaked: {text}");
+    }
+    assert_not_on_disk(h._data.path(), wrong);
+    // Asked once, refused once: no retry loop against the git server.
+    assert!(
+        h.git.auth_failures() <= 3,
+        "auth failures: {}",
+        h.git.auth_failures()
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_base_image_fails_naming_docker_load() {
+    let h = Harness::start(Options {
+        base_image: Some("sdp-missing:0".into()),
+    })
+    .await;
+    let beat = h.wait_heartbeat().await;
+    assert_eq!(beat.missing_images, ["sdp-missing:0"]);
+    let request = h.request("main", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, _, _) = result(&events);
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(error.contains("docker load"), "{error}");
+    assert!(error.contains("sdp-missing:0"), "{error}");
+    h.stop().await;
+}
+
+/// Adds a large generated Go file to `branch`, so compiling takes a while.
+fn push_slow_build(fixture: &GoFixture, branch: &str) {
+    let work = fixture.work_path();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(work)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["checkout", "--quiet", branch]);
+    let mut source = String::from("package main\n\n");
+    for i in 0..40_000 {
+        source.push_str(&format!(
+            "func slow{i}(x int) int {{ if x > {i} {{ return x * {i} + slow{}(x-1) }}; return x }}\n",
+            if i == 0 { 0 } else { i - 1 }
+        ));
+    }
+    std::fs::write(work.join("slow.go"), source).expect("write slow.go");
+    git(&["add", "slow.go"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "--quiet",
+        "-m",
+        "slow",
+    ]);
+    let bare = fixture.bare_path().display().to_string();
+    git(&["push", "--quiet", &bare, &format!("{branch}:{branch}")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_build() {
+    let h = Harness::start(Options::default()).await;
+    push_slow_build(&h.fixture, "main");
+    let request = h.request("main", PASSWORD);
+    let mut progress = h
+        .client
+        .subscribe(subject::deploy_progress(&request.deployment_id))
+        .await
+        .expect("subscribe");
+    h.deploy(&request).await;
+    // Wait for the building phase, then cancel.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(message) = progress.next().await {
+            let event: Event = decode(&message.payload).expect("event");
+            if matches!(
+                event.body,
+                EventBody::Phase {
+                    phase: Status::Building,
+                    ..
+                }
+            ) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("building phase in time");
+    h.client
+        .publish(
+            subject::deploy_cancel(&request.deployment_id),
+            encode(&sdp_bus::DeployCancel {}).into(),
+        )
+        .await
+        .expect("cancel");
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, url, error, _, _) = result(&events);
+    assert_eq!(status, Status::Cancelled, "events: {events:#?}");
+    assert_eq!(error.as_deref(), Some("cancelled"));
+    assert!(url.is_none());
+    assert!(
+        !phases(&events).contains(&Status::Starting),
+        "cancelled mid-build"
+    );
+    assert!(containers_with_label("sdp.deployment", request.deployment_id.as_str()).is_empty());
+    // The job is settled: the next heartbeat lists nothing running.
+    wait_for(
+        "no running deployments",
+        Duration::from_secs(10),
+        || async { h.wait_heartbeat().await.running.is_empty().then_some(()) },
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_credentials_ok_and_unauthorized() {
+    let h = Harness::start(Options::default()).await;
+    let verify = |password: &str| VerifyCredentials {
+        probe_repo: h.git.url(REPO),
+        credential: GitCredential {
+            username: USER.into(),
+            password: Secret::new(password),
+        },
+    };
+    let ask = |request: VerifyCredentials| {
+        let client = h.client.clone();
+        async move {
+            let response = tokio::time::timeout(
+                Duration::from_secs(30),
+                client.request(
+                    subject::agent_rpc("micro", subject::VERIFY_CREDENTIALS),
+                    encode(&request).into(),
+                ),
+            )
+            .await
+            .expect("in time")
+            .expect("reply");
+            decode::<Reply<CredentialsVerified>>(&response.payload).expect("decodes")
+        }
+    };
+    assert_eq!(
+        ask(verify(PASSWORD)).await.into_result(),
+        Ok(CredentialsVerified {})
+    );
+    let refused = ask(verify("nope-canary-1"))
+        .await
+        .into_result()
+        .expect_err("refused");
+    assert_eq!(refused.code, RpcErrorCode::Unauthorized);
+    assert!(!refused.message.contains("nope-canary-1"));
+    let mut bad_scheme = verify(PASSWORD);
+    bad_scheme.probe_repo = "file:///etc".into();
+    let err = ask(bad_scheme).await.into_result().expect_err("refused");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_before_git() {
+    let h = Harness::start(Options::default()).await;
+    let before = h.git.requests();
+
+    let request = h.request("--upload-pack=touch /tmp/pwned", PASSWORD);
+    let err = h.send(&request).await.into_result().expect_err("refused");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+    assert!(err.message.contains("branch"), "{}", err.message);
+
+    let mut request = h.request("main", PASSWORD);
+    request.repo = "../etc".into();
+    let err = h.send(&request).await.into_result().expect_err("refused");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+
+    let mut request = h.request("main", PASSWORD);
+    request.repo = "unknown".into();
+    let err = h.send(&request).await.into_result().expect_err("refused");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+    assert!(err.message.contains("not on this agent"), "{}", err.message);
+    assert!(!err.message.contains('/'), "no host path: {}", err.message);
+
+    let mut request = h.request("main", PASSWORD);
+    request.env.insert("BAD-KEY".into(), "x".into());
+    let err = h.send(&request).await.into_result().expect_err("refused");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+
+    // A payload that does not decode gets an error reply.
+    let response = h
+        .client
+        .request(
+            subject::deploy_request("micro"),
+            "{\"v\":1,\"nope\":true}".into(),
+        )
+        .await
+        .expect("reply");
+    let reply: Reply<DeployAccepted> = decode(&response.payload).expect("decodes");
+    assert_eq!(
+        reply.into_result().expect_err("refused").code,
+        RpcErrorCode::BadRequest
+    );
+
+    assert_eq!(h.git.requests(), before, "git was never asked");
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    let beat = h.wait_heartbeat().await;
+    assert!(beat.running.is_empty());
+    assert_eq!(beat.repos, [REPO]);
+    assert!(beat.missing_images.is_empty());
+    assert_eq!(beat.kind, "micro");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_build_fails_with_compiler_output() {
+    let h = Harness::start(Options::default()).await;
+    h.fixture.push_broken("main");
+    let request = h.request("main", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, commit, _) = result(&events);
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(error.starts_with("go build exited with status "), "{error}");
+    assert_eq!(commit.as_deref(), Some(h.fixture.commit("main").as_str()));
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.body,
+            EventBody::Log {
+                stream: LogStream::Stderr,
+                ..
+            }
+        )),
+        "compiler output is logged: {events:#?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_deployment_supersedes_a_running_one() {
+    let h = Harness::start(Options::default()).await;
+    push_slow_build(&h.fixture, "main");
+    let first = h.request("main", PASSWORD);
+    let mut progress = h
+        .client
+        .subscribe(subject::deploy_progress(&first.deployment_id))
+        .await
+        .expect("subscribe");
+    h.deploy(&first).await;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(message) = progress.next().await {
+            let event: Event = decode(&message.payload).expect("event");
+            if matches!(
+                event.body,
+                EventBody::Phase {
+                    phase: Status::Building,
+                    ..
+                }
+            ) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("building phase in time");
+    let beat = h.wait_heartbeat().await;
+    assert_eq!(beat.running, std::slice::from_ref(&first.deployment_id));
+    assert_eq!(beat.capacity, 1);
+
+    let second = h.request("feature/x", PASSWORD);
+    h.deploy(&second).await;
+    let events = h.events_until_result(&first.deployment_id).await;
+    check_seq(&events, &first.deployment_id, &h.agent_id);
+    let (status, _, error, _, _) = result(&events);
+    assert_eq!(status, Status::Cancelled);
+    assert_eq!(
+        error.as_deref(),
+        Some(format!("superseded by deployment {}", second.deployment_id).as_str())
+    );
+    let events = h.events_until_result(&second.deployment_id).await;
+    check_seq(&events, &second.deployment_id, &h.agent_id);
+    let (status, url, error, _, _) = result(&events);
+    assert_eq!(status, Status::Running, "{error:?}");
+    let body = get_json(&url.expect("url")).await;
+    assert_eq!(body["branch"], "feature/x");
+    h.stop().await;
+}

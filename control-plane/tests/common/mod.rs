@@ -1,0 +1,448 @@
+//! A whole SDP stack for one test, on real parts: a nats-server, a git
+//! smart-HTTP server with basic auth holding the Go fixture `users`, the
+//! `sdp-control-plane` and `sdp-agent-micro` binaries as processes (their
+//! output in files under `logs_dir`), Docker for containers. Every piece is
+//! torn down when the [`Stack`] drops.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use sdp_testkit::{
+    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, ensure_busybox_image,
+    unique_id, wait_for,
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite;
+
+pub const USER: &str = "dev";
+pub const REPO: &str = "users";
+pub const BRANCH: &str = "feature/x";
+/// Long enough for a cold `go build` of net/http on a 2-core machine.
+pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub struct StackOptions {
+    pub agent: bool,
+    pub embedded_persister: bool,
+    pub password: String,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            agent: true,
+            embedded_persister: true,
+            password: unique_id("pw"),
+        }
+    }
+}
+
+pub struct Stack {
+    pub nats: NatsServer,
+    pub git: GitServer,
+    pub fixture: GoFixture,
+    pub repos: ReposDir,
+    pub password: String,
+    pub base_url: String,
+    pub cp_data: TempDir,
+    pub agent_data: TempDir,
+    pub agent_id: String,
+    pub logs_dir: TempDir,
+    cp_env: Vec<(String, String)>,
+    control_plane: Option<ChildGuard>,
+    persister: Option<ChildGuard>,
+    agent: Option<ChildGuard>,
+    _containers: ContainerCleanup,
+    http: reqwest::Client,
+}
+
+/// The Go build cache shared by every test's agent, so only the first
+/// build of the run is cold (the cache is concurrency-safe).
+pub fn shared_go_cache() -> PathBuf {
+    std::env::temp_dir().join("sdp-test-go-cache")
+}
+
+fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Stack {
+        sdp_testkit::init_tracing();
+        let nats = NatsServer::start();
+        let git = GitServer::start(USER, &options.password);
+        let fixture = GoFixture::create(&git, REPO, &["main", BRANCH]);
+        git.create_bare("probe");
+        let repos = ReposDir::new();
+        repos.add(REPO, &git.url(REPO));
+        let cp_data = TempDir::new().expect("temp dir");
+        let agent_data = TempDir::new().expect("temp dir");
+        let agent_id = unique_id("t");
+        let containers = ContainerCleanup::new("sdp.agent", &agent_id);
+
+        let port = sdp_testkit::free_port();
+        let cp_env = pairs(&[
+            ("SDP_NATS__URL", nats.url()),
+            ("SDP_HTTP__ADDR", format!("127.0.0.1:{port}")),
+            ("SDP_DATA_DIR", cp_data.path().display().to_string()),
+            ("SDP_AUTH__PROBE_REPO", git.url("probe")),
+            ("SDP_AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
+            ("SDP_PERSISTER__EMBEDDED", options.embedded_persister.to_string()),
+            ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
+        ]);
+        let mut stack = Stack {
+            nats,
+            git,
+            fixture,
+            repos,
+            password: options.password,
+            base_url: format!("http://127.0.0.1:{port}"),
+            cp_data,
+            agent_data,
+            agent_id,
+            logs_dir: TempDir::new().expect("temp dir"),
+            cp_env,
+            control_plane: None,
+            persister: None,
+            agent: None,
+            _containers: containers,
+            http: reqwest::Client::new(),
+        };
+        stack.start_control_plane().await;
+        if !options.embedded_persister {
+            stack.start_persister();
+        }
+        if options.agent {
+            stack.start_agent().await;
+        }
+        stack
+    }
+
+    fn spawn(&self, name: &str, program: &std::path::Path, args: &[&str], env: &[(String, String)]) -> ChildGuard {
+        let open = |suffix: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.logs_dir.path().join(format!("{name}.{suffix}")))
+                .expect("log file")
+        };
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().cloned())
+            .stdin(std::process::Stdio::null())
+            .stdout(open("out"))
+            .stderr(open("err"));
+        ChildGuard::spawn(command)
+    }
+
+    pub async fn start_control_plane(&mut self) {
+        let program = PathBuf::from(env!("CARGO_BIN_EXE_sdp-control-plane"));
+        self.control_plane = Some(self.spawn("control-plane", &program, &["serve"], &self.cp_env));
+        let http = self.http.clone();
+        let url = format!("{}/readyz", self.base_url);
+        wait_for("control plane ready", Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let response = http.get(url).send().await.ok()?;
+                response.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILLs the control plane.
+    pub fn kill_control_plane(&mut self) {
+        self.control_plane = None;
+    }
+
+    /// The persister as its own process (`sdp-control-plane persist`).
+    pub fn start_persister(&mut self) {
+        let program = PathBuf::from(env!("CARGO_BIN_EXE_sdp-control-plane"));
+        self.persister = Some(self.spawn("persister", &program, &["persist"], &self.cp_env));
+    }
+
+    /// SIGKILLs the persister process.
+    pub fn kill_persister(&mut self) {
+        self.persister = None;
+    }
+
+    pub fn agent_env(&self) -> Vec<(String, String)> {
+        pairs(&[
+            ("SDP_NATS__URL", self.nats.url()),
+            ("SDP_AGENT__ID", self.agent_id.clone()),
+            ("SDP_DATA_DIR", self.agent_data.path().display().to_string()),
+            ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
+            ("SDP_ADVERTISE_HOST", "127.0.0.1".into()),
+            ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_FLAVOUR__CACHE_DIR", shared_go_cache().display().to_string()),
+            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_HEALTH__PATH", "/healthz".into()),
+            ("RUST_LOG", "debug".into()),
+        ])
+    }
+
+    /// The `sdp-agent-micro` binary, built beside this test binary
+    /// (`scripts/test.sh` builds every binary first).
+    pub fn agent_binary() -> PathBuf {
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+        let binary = dir.join("sdp-agent-micro");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build --workspace --bins` first",
+            binary.display()
+        );
+        binary
+    }
+
+    pub async fn start_agent(&mut self) {
+        let env = self.agent_env();
+        self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
+        let http = self.http.clone();
+        // Login needs an agent to check the credential: it works once the
+        // agent listens.
+        let token = wait_for("login through the agent", Duration::from_secs(30), || async {
+            let response = self
+                .http
+                .post(self.url("/api/login"))
+                .json(&json!({ "username": USER, "password": self.password }))
+                .send()
+                .await
+                .ok()?;
+            let body: Value = response.json().await.ok()?;
+            body["token"].as_str().map(str::to_owned)
+        })
+        .await;
+        let url = format!("{}/api/agents", self.base_url);
+        let id = self.agent_id.clone();
+        wait_for("agent heartbeat", Duration::from_secs(30), || {
+            let (http, url, token, id) = (http.clone(), url.clone(), token.clone(), id.clone());
+            async move {
+                let agents: Value = http.get(url).bearer_auth(token).send().await.ok()?.json().await.ok()?;
+                agents
+                    .as_array()?
+                    .iter()
+                    .any(|a| a["id"] == id.as_str() && a["online"] == true)
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILLs the agent process: no goodbye, heartbeats just stop.
+    pub fn kill_agent(&mut self) {
+        self.agent = None;
+    }
+
+    /// Everything the processes printed, by file name.
+    pub fn process_output(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.logs_dir.path()).expect("logs dir").flatten() {
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned();
+            out.push((entry.file_name().to_string_lossy().into_owned(), text));
+        }
+        out
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.replacen("http://", "ws://", 1))
+    }
+
+    /// Logs in with the git server's credential; returns the bearer token.
+    pub async fn login(&self) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/login"))
+            .json(&json!({ "username": USER, "password": self.password }))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), StatusCode::OK, "login failed");
+        let body: Value = response.json().await.expect("login body");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts a deployment; returns its id.
+    pub async fn deploy(&self, token: &str, sandbox: &str, branch: &str) -> String {
+        let (status, body) = self
+            .post(
+                token,
+                &format!("/api/sandboxes/{sandbox}/deployments"),
+                json!({ "repo": REPO, "branch": branch }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "deploy refused: {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Waits until the deployment's status (as the API reports it) is
+    /// settled; returns the deployment.
+    pub async fn wait_settled(&self, token: &str, id: &str) -> Value {
+        let path = format!("/api/deployments/{id}");
+        wait_for(&format!("deployment {id} to settle"), DEPLOY_TIMEOUT, || {
+            let path = path.clone();
+            async move {
+                let (_, deployment) = self.get(token, &path).await;
+                matches!(
+                    deployment["status"].as_str(),
+                    Some("running" | "failed" | "cancelled" | "stopped")
+                )
+                .then_some(deployment)
+            }
+        })
+        .await
+    }
+
+    /// Follows the deployment's WebSocket until the server closes it;
+    /// returns every event received.
+    pub async fn ws_events(&self, token: &str, id: &str, after: u64) -> Vec<Value> {
+        let mut events = Vec::new();
+        self.ws_follow(token, id, after, |event| {
+            events.push(event);
+            true
+        })
+        .await;
+        events
+    }
+
+    /// Follows the WebSocket, handing each event to `on_event` until it
+    /// returns false or the server closes. Returns the close code, if any.
+    pub async fn ws_follow(
+        &self,
+        token: &str,
+        id: &str,
+        after: u64,
+        mut on_event: impl FnMut(Value) -> bool,
+    ) -> Option<u16> {
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(
+            self.ws_url(&format!("/ws/deployments/{id}?after={after}")),
+        )
+        .expect("ws request");
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+        let read = async {
+            while let Some(message) = socket.next().await {
+                match message.expect("ws message") {
+                    tungstenite::Message::Text(text) => {
+                        let event: Value = serde_json::from_str(&text).expect("event JSON");
+                        if !on_event(event) {
+                            return None;
+                        }
+                    }
+                    tungstenite::Message::Close(frame) => return frame.map(|f| u16::from(f.code)),
+                    _ => {}
+                }
+            }
+            None
+        };
+        tokio::time::timeout(DEPLOY_TIMEOUT, read)
+            .await
+            .expect("WebSocket did not close in time")
+    }
+
+    /// GETs `url` until it answers 200 with JSON.
+    pub async fn get_service(&self, url: &str) -> Value {
+        let http = self.http.clone();
+        wait_for(&format!("service at {url}"), Duration::from_secs(20), || {
+            let (http, url) = (http.clone(), url.to_owned());
+            async move {
+                let response = http.get(url).send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                response.json::<Value>().await.ok()
+            }
+        })
+        .await
+    }
+
+    pub async fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (name, text) in self.process_output() {
+                let tail: Vec<&str> = text.lines().rev().take(60).collect();
+                eprintln!("---- {name} (last lines) ----");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// The status sequence (phases and result) of an event list.
+pub fn statuses(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e["body"]["type"].as_str() {
+            Some("phase") => e["body"]["phase"].as_str().map(str::to_owned),
+            Some("result") => e["body"]["status"].as_str().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn log_lines(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["body"]["type"] == "log")
+        .filter_map(|e| e["body"]["line"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn seqs(events: &[Value]) -> Vec<u64> {
+    events.iter().filter_map(|e| e["seq"].as_u64()).collect()
+}

@@ -1,0 +1,158 @@
+//! Deploy, watch over the WebSocket, redeploy, replay history.
+
+use crate::common::*;
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_watch_redeploy_and_replay() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+
+    // 1. Deploy feature/x into alpha and watch it live from the start.
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    let events = stack.ws_events(&token, &id, 0).await;
+    assert_eq!(
+        statuses(&events),
+        ["queued", "fetching", "building", "starting", "running"],
+        "events: {events:#?}"
+    );
+    let seqs = seqs(&events);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq has a gap or repeat");
+    let building = events.iter().position(|e| e["body"]["phase"] == "building").expect("building");
+    let starting = events.iter().position(|e| e["body"]["phase"] == "starting").expect("starting");
+    assert!(
+        events[building..starting].iter().any(|e| e["body"]["type"] == "log"),
+        "no build log lines between building and starting: {events:#?}"
+    );
+    let first_commit = stack.fixture.commit(BRANCH);
+    let result = &events.last().expect("result")["body"];
+    let url = result["url"].as_str().expect("url").to_owned();
+    let answer = stack.get_service(&url).await;
+    assert_eq!(answer["branch"], BRANCH);
+    assert_eq!(answer["commit"], first_commit.as_str());
+    assert_eq!(answer["revision"], "1");
+
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "running");
+    assert_eq!(deployment["commit"], first_commit.as_str());
+    assert_eq!(deployment["url"], url.as_str());
+    let phases: Vec<&str> = deployment["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    assert_eq!(phases, ["queued", "fetching", "building", "starting", "running"]);
+
+    // 2. A new commit, redeployed: the old container is replaced.
+    let second_commit = stack.fixture.push_revision(BRANCH, "2");
+    let second = stack.deploy(&token, "alpha", BRANCH).await;
+    let events2 = stack.ws_events(&token, &second, 0).await;
+    assert_eq!(statuses(&events2).last().map(String::as_str), Some("running"), "{events2:#?}");
+    let url2 = events2.last().expect("result")["body"]["url"].as_str().expect("url").to_owned();
+    let answer = stack.get_service(&url2).await;
+    assert_eq!(answer["commit"], second_commit.as_str());
+    assert_eq!(answer["revision"], "2");
+    let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
+    assert_eq!(containers.len(), 1, "the old container was not replaced: {containers:?}");
+    if url2 != url {
+        assert!(
+            stack.http().get(&url).send().await.is_err(),
+            "the old container still answers at {url}"
+        );
+    }
+
+    let (status, history) = stack.get(&token, "/api/deployments?sandbox=alpha").await;
+    assert_eq!(status, StatusCode::OK);
+    let history = history.as_array().expect("array").clone();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["id"], second.as_str(), "newest first");
+    assert_eq!(history[0]["commit"], second_commit.as_str());
+    assert_eq!(history[1]["id"], id.as_str());
+    assert_eq!(history[1]["commit"], first_commit.as_str());
+    let (_, filtered) = stack.get(&token, "/api/deployments?repo=users&status=running&limit=1").await;
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1));
+    let (status, _) = stack.get(&token, "/api/deployments?status=exploded").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // 3. Late viewers: the whole history, or only what follows `after`.
+    let late = stack.ws_events(&token, &id, 0).await;
+    assert_eq!(late, events, "a late viewer must see the same events");
+    let n = 3;
+    let tail = stack.ws_events(&token, &id, n).await;
+    assert_eq!(tail, events[n as usize..].to_vec());
+
+    // The whole log as text holds every log line, in order.
+    let log = stack
+        .http()
+        .get(stack.url(&format!("/api/deployments/{id}/logs")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logs")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(log.lines().collect::<Vec<_>>(), log_lines(&events));
+
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_failures_reach_a_terminal_state() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+
+    // An unknown branch fails with a reason that says so.
+    let id = stack.deploy(&token, "beta", "no-such-branch").await;
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "failed");
+    let error = deployment["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no-such-branch") && error.contains("does not exist"), "{error}");
+
+    // A broken build fails with the compiler's output in the log.
+    stack.fixture.push_broken("main");
+    let id = stack.deploy(&token, "beta", "main").await;
+    let events = stack.ws_events(&token, &id, 0).await;
+    assert_eq!(statuses(&events).last().map(String::as_str), Some("failed"));
+    assert!(
+        events.last().expect("result")["body"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("go build")),
+        "{events:#?}"
+    );
+
+    // Cancel while it works: cancelled, and cancelling again is a conflict.
+    let id = stack.deploy(&token, "beta", BRANCH).await;
+    let (status, _) = stack.post(&token, &format!("/api/deployments/{id}/cancel"), serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "cancelled");
+    let (status, body) = stack.post(&token, &format!("/api/deployments/{id}/cancel"), serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_agent_fails_its_deployments() {
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+    let id = stack.deploy(&token, "gamma", BRANCH).await;
+    // Stop the agent at once: it never finishes, and its heartbeats stop.
+    stack.stop_agent().await;
+    let started = std::time::Instant::now();
+    let deployment = stack.wait_settled(&token, &id).await;
+    if deployment["status"] == "failed" {
+        let error = deployment["error"].as_str().unwrap_or_default();
+        assert!(error.contains("agent"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    } else {
+        // The agent finished it during its shutdown grace: also terminal.
+        assert!(
+            matches!(deployment["status"].as_str(), Some("running" | "cancelled")),
+            "{deployment}"
+        );
+    }
+    stack.shutdown().await;
+}

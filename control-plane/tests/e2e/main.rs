@@ -1,0 +1,10 @@
+//! End-to-end tests of the spine on real parts (issue 2): log in, deploy a
+//! Go service from a branch, watch it live, redeploy, and the failure paths.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod cleanup;
+mod flow;
+mod persister;
