@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -411,49 +410,10 @@ async fn missing_base_image_fails_naming_docker_load() {
     h.stop().await;
 }
 
-/// Adds a large generated Go file to `branch`, so compiling takes a while.
-fn push_slow_build(fixture: &GoFixture, branch: &str) {
-    let work = fixture.work_path();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(work)
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["checkout", "--quiet", branch]);
-    let mut source = String::from("package main\n\n");
-    for i in 0..40_000 {
-        source.push_str(&format!(
-            "func slow{i}(x int) int {{ if x > {i} {{ return x * {i} + slow{}(x-1) }}; return x }}\n",
-            if i == 0 { 0 } else { i - 1 }
-        ));
-    }
-    std::fs::write(work.join("slow.go"), source).expect("write slow.go");
-    git(&["add", "slow.go"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "--quiet",
-        "-m",
-        "slow",
-    ]);
-    let bare = fixture.bare_path().display().to_string();
-    git(&["push", "--quiet", &bare, &format!("{branch}:{branch}")]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_build() {
     let h = Harness::start(Options::default()).await;
-    push_slow_build(&h.fixture, "main");
+    h.fixture.push_slow_build("main");
     let request = h.request("main", PASSWORD);
     let mut progress = h
         .client
@@ -630,7 +590,7 @@ async fn broken_build_fails_with_compiler_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newer_deployment_supersedes_a_running_one() {
     let h = Harness::start(Options::default()).await;
-    push_slow_build(&h.fixture, "main");
+    h.fixture.push_slow_build("main");
     let first = h.request("main", PASSWORD);
     let mut progress = h
         .client

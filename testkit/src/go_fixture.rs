@@ -88,6 +88,24 @@ impl GoFixture {
         )
     }
 
+    /// Adds a large generated Go file to `branch`, so that compiling it
+    /// takes several seconds (for tests that act mid-build); returns the sha.
+    pub fn push_slow_build(&self, branch: &str) -> String {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        run(self.git().args(["checkout", "--quiet", branch]));
+        let mut source = String::from("package main\n\n");
+        for i in 0..40_000 {
+            source.push_str(&format!(
+                "func slow{i}(x int) int {{ if x > {i} {{ return x * {i} + slow{}(x-1) }}; return x }}\n",
+                i.max(1) - 1
+            ));
+        }
+        // A fresh comment, so each call compiles anew (no build cache hit).
+        source.push_str(&format!("// {}\n", crate::util::unique_id("slow")));
+        write(&self.work.path().join("slow.go"), &source);
+        self.commit_and_push(branch, &format!("{}: {branch} slow build", self.repo))
+    }
+
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
         run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))
