@@ -26,7 +26,7 @@ done
 echo "==> building"
 cargo build --locked --workspace --bins
 BIN="$PWD/target/debug"
-mkdir -p "$DEV"/{nats,git,repos,control-plane,agent-micro,logs}
+mkdir -p "$DEV"/{nats,repos,control-plane,agent-micro,logs}
 
 pids=()
 cleanup() {
@@ -34,6 +34,9 @@ cleanup() {
   echo; echo "==> stopping"
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  # The demo agent's containers go too.
+  containers=$(docker ps -aq --filter label=sdp.agent=micro-dev)
+  [ -z "$containers" ] || docker rm -f $containers >/dev/null
 }
 trap cleanup EXIT INT TERM
 
@@ -47,13 +50,15 @@ wait_port() { # port name
 }
 
 echo "==> nats-server on :$NATS_PORT"
-nats-server -c nats/dev.conf --store_dir "$DEV/nats" >"$DEV/logs/nats.log" 2>&1 &
+nats-server -c nats/dev.conf >"$DEV/logs/nats.log" 2>&1 &
 pids+=($!)
 wait_port "$NATS_PORT" nats
 
 echo "==> demo git server on :$GIT_PORT (and base image $BASE_IMAGE)"
-"$BIN/sdp-demo-git" --root "$DEV/git" --port "$GIT_PORT" --user "$DEMO_USER" \
-  --password "$DEMO_PASSWORD" --base-image "$BASE_IMAGE" >"$DEV/logs/git.log" 2>&1 &
+# The password goes by environment, never argv.
+SDP_DEMO_GIT_PASSWORD="$DEMO_PASSWORD" \
+  "$BIN/sdp-demo-git" --port "$GIT_PORT" --user "$DEMO_USER" \
+  --base-image "$BASE_IMAGE" >"$DEV/logs/git.log" 2>&1 &
 pids+=($!)
 wait_port "$GIT_PORT" git
 

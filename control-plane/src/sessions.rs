@@ -98,8 +98,10 @@ impl Sessions {
             self.end(&token_hash)?;
             return Ok(None);
         }
-        // One write per minute at most, not one per request.
-        if now - row.last_seen >= 60 {
+        // One write per minute at most (sooner for short idle limits), not
+        // one per request.
+        let touch_after = (self.idle.as_secs() as i64 / 4).clamp(1, 60);
+        if now - row.last_seen >= touch_after {
             self.store.touch_session(&token_hash, now)?;
         }
         Ok(Some(Session {

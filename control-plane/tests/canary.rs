@@ -13,15 +13,17 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() && !path.is_symlink() {
                 stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(path.display().to_string());
-                }
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
             }
         }
     }
@@ -41,7 +43,10 @@ async fn canary_password_is_written_nowhere() {
     let ok = stack.deploy(&token, "alpha", BRANCH).await;
     let failed = stack.deploy(&token, "beta", "no-such-branch").await;
     assert_eq!(stack.wait_settled(&token, &ok).await["status"], "running");
-    assert_eq!(stack.wait_settled(&token, &failed).await["status"], "failed");
+    assert_eq!(
+        stack.wait_settled(&token, &failed).await["status"],
+        "failed"
+    );
     // A wrong password on login and a refused request, for the error paths.
     let _ = stack
         .http()
@@ -50,7 +55,11 @@ async fn canary_password_is_written_nowhere() {
         .send()
         .await;
     let _ = stack
-        .post(&token, "/api/sandboxes/alpha/deployments", json!({ "repo": "ghost", "branch": "main" }))
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": "ghost", "branch": "main" }),
+        )
         .await;
     // Let the persister and the logs catch up with the last events.
     let _ = stack.ws_events(&token, &failed, 0).await;

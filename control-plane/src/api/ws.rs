@@ -164,12 +164,11 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
             _ = check.tick() => {
                 // A deployment settled with no result event left to send
                 // (e.g. failed by the watchdog while the bus was down).
-                if let Ok(Some(d)) = state.store.deployment(id.as_str()) {
-                    if d.status.is_settled() && d.last_seq <= last {
+                if let Ok(Some(d)) = state.store.deployment(id.as_str())
+                    && d.status.is_settled() && d.last_seq <= last {
                         let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
                         return;
                     }
-                }
             }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {

@@ -78,6 +78,21 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     })
 }
 
+/// A deployment's phases in lifecycle order.
+fn phases(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PhaseAt>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT phase, at FROM phases WHERE deployment_id = ?1")?;
+    let mut phases: Vec<PhaseAt> = stmt
+        .query_map([id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .filter_map(|row| row.ok())
+        .filter_map(|(phase, at)| Status::parse(&phase).map(|phase| PhaseAt { phase, at }))
+        .collect();
+    // Phases within one millisecond keep their lifecycle order.
+    phases.sort_by_key(|p| (p.at.clone(), Status::ALL.iter().position(|s| *s == p.phase)));
+    Ok(phases)
+}
+
 impl Store {
     /// Records a new `queued` deployment, creating its sandbox (owned by the
     /// requester) if it does not exist yet.
@@ -124,20 +139,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut stmt =
-            conn.prepare_cached("SELECT phase, at FROM phases WHERE deployment_id = ?1")?;
-        deployment.phases = stmt
-            .query_map([id], |row| {
-                let phase: String = row.get(0)?;
-                Ok((phase, row.get::<_, String>(1)?))
-            })?
-            .filter_map(|row| row.ok())
-            .filter_map(|(phase, at)| Status::parse(&phase).map(|phase| PhaseAt { phase, at }))
-            .collect();
-        // Phases within one millisecond keep their lifecycle order.
-        deployment
-            .phases
-            .sort_by_key(|p| (p.at.clone(), Status::ALL.iter().position(|s| *s == p.phase)));
+        deployment.phases = phases(&conn, id)?;
         Ok(Some(deployment))
     }
 
@@ -159,7 +161,11 @@ impl Store {
             ],
             from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
+        for deployment in &mut deployments {
+            deployment.phases = phases(&conn, &deployment.id)?;
+        }
+        Ok(deployments)
     }
 
     pub fn set_deployment_agent(

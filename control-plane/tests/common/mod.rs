@@ -29,6 +29,8 @@ pub struct StackOptions {
     pub agent: bool,
     pub embedded_persister: bool,
     pub password: String,
+    /// Extra `SDP_…` settings for the control plane.
+    pub control_plane_env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -37,6 +39,7 @@ impl Default for StackOptions {
             agent: true,
             embedded_persister: true,
             password: unique_id("pw"),
+            control_plane_env: Vec::new(),
         }
     }
 }
@@ -67,7 +70,10 @@ pub fn shared_go_cache() -> PathBuf {
 }
 
 fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 impl Stack {
@@ -89,15 +95,19 @@ impl Stack {
         let containers = ContainerCleanup::new("sdp.agent", &agent_id);
 
         let port = sdp_testkit::free_port();
-        let cp_env = pairs(&[
+        let mut cp_env = pairs(&[
             ("SDP_NATS__URL", nats.url()),
             ("SDP_HTTP__ADDR", format!("127.0.0.1:{port}")),
             ("SDP_DATA_DIR", cp_data.path().display().to_string()),
             ("SDP_AUTH__PROBE_REPO", git.url("probe")),
             ("SDP_AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
-            ("SDP_PERSISTER__EMBEDDED", options.embedded_persister.to_string()),
+            (
+                "SDP_PERSISTER__EMBEDDED",
+                options.embedded_persister.to_string(),
+            ),
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]);
+        cp_env.extend(options.control_plane_env);
         let mut stack = Stack {
             nats,
             git,
@@ -126,7 +136,13 @@ impl Stack {
         stack
     }
 
-    fn spawn(&self, name: &str, program: &std::path::Path, args: &[&str], env: &[(String, String)]) -> ChildGuard {
+    fn spawn(
+        &self,
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> ChildGuard {
         let open = |suffix: &str| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -185,7 +201,10 @@ impl Stack {
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
             ("SDP_ADVERTISE_HOST", "127.0.0.1".into()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-            ("SDP_FLAVOUR__CACHE_DIR", shared_go_cache().display().to_string()),
+            (
+                "SDP_FLAVOUR__CACHE_DIR",
+                shared_go_cache().display().to_string(),
+            ),
             ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
             ("SDP_HEALTH__PATH", "/healthz".into()),
@@ -197,7 +216,10 @@ impl Stack {
     /// (`scripts/test.sh` builds every binary first).
     pub fn agent_binary() -> PathBuf {
         let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
         let binary = dir.join("sdp-agent-micro");
         assert!(
             binary.exists(),
@@ -213,24 +235,36 @@ impl Stack {
         let http = self.http.clone();
         // Login needs an agent to check the credential: it works once the
         // agent listens.
-        let token = wait_for("login through the agent", Duration::from_secs(30), || async {
-            let response = self
-                .http
-                .post(self.url("/api/login"))
-                .json(&json!({ "username": USER, "password": self.password }))
-                .send()
-                .await
-                .ok()?;
-            let body: Value = response.json().await.ok()?;
-            body["token"].as_str().map(str::to_owned)
-        })
+        let token = wait_for(
+            "login through the agent",
+            Duration::from_secs(30),
+            || async {
+                let response = self
+                    .http
+                    .post(self.url("/api/login"))
+                    .json(&json!({ "username": USER, "password": self.password }))
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = response.json().await.ok()?;
+                body["token"].as_str().map(str::to_owned)
+            },
+        )
         .await;
         let url = format!("{}/api/agents", self.base_url);
         let id = self.agent_id.clone();
         wait_for("agent heartbeat", Duration::from_secs(30), || {
             let (http, url, token, id) = (http.clone(), url.clone(), token.clone(), id.clone());
             async move {
-                let agents: Value = http.get(url).bearer_auth(token).send().await.ok()?.json().await.ok()?;
+                let agents: Value = http
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
                 agents
                     .as_array()?
                     .iter()
@@ -249,8 +283,12 @@ impl Stack {
     /// Everything the processes printed, by file name.
     pub fn process_output(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.logs_dir.path()).expect("logs dir").flatten() {
-            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned();
+        for entry in std::fs::read_dir(self.logs_dir.path())
+            .expect("logs dir")
+            .flatten()
+        {
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default())
+                .into_owned();
             out.push((entry.file_name().to_string_lossy().into_owned(), text));
         }
         out
@@ -324,17 +362,21 @@ impl Stack {
     /// settled; returns the deployment.
     pub async fn wait_settled(&self, token: &str, id: &str) -> Value {
         let path = format!("/api/deployments/{id}");
-        wait_for(&format!("deployment {id} to settle"), DEPLOY_TIMEOUT, || {
-            let path = path.clone();
-            async move {
-                let (_, deployment) = self.get(token, &path).await;
-                matches!(
-                    deployment["status"].as_str(),
-                    Some("running" | "failed" | "cancelled" | "stopped")
-                )
-                .then_some(deployment)
-            }
-        })
+        wait_for(
+            &format!("deployment {id} to settle"),
+            DEPLOY_TIMEOUT,
+            || {
+                let path = path.clone();
+                async move {
+                    let (_, deployment) = self.get(token, &path).await;
+                    matches!(
+                        deployment["status"].as_str(),
+                        Some("running" | "failed" | "cancelled" | "stopped")
+                    )
+                    .then_some(deployment)
+                }
+            },
+        )
         .await
     }
 
@@ -367,7 +409,9 @@ impl Stack {
             "Authorization",
             format!("Bearer {token}").parse().expect("header"),
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("ws connect");
         let read = async {
             while let Some(message) = socket.next().await {
                 match message.expect("ws message") {
@@ -391,16 +435,20 @@ impl Stack {
     /// GETs `url` until it answers 200 with JSON.
     pub async fn get_service(&self, url: &str) -> Value {
         let http = self.http.clone();
-        wait_for(&format!("service at {url}"), Duration::from_secs(20), || {
-            let (http, url) = (http.clone(), url.to_owned());
-            async move {
-                let response = http.get(url).send().await.ok()?;
-                if !response.status().is_success() {
-                    return None;
+        wait_for(
+            &format!("service at {url}"),
+            Duration::from_secs(20),
+            || {
+                let (http, url) = (http.clone(), url.to_owned());
+                async move {
+                    let response = http.get(url).send().await.ok()?;
+                    if !response.status().is_success() {
+                        return None;
+                    }
+                    response.json::<Value>().await.ok()
                 }
-                response.json::<Value>().await.ok()
-            }
-        })
+            },
+        )
         .await
     }
 

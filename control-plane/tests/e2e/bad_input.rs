@@ -27,7 +27,10 @@ async fn bad_input_is_refused_clearly() {
         .expect("db")
         .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
         .expect("count");
-    assert_eq!(sessions, 1, "only the session made while starting the stack");
+    assert_eq!(
+        sessions, 1,
+        "only the session made while starting the stack"
+    );
 
     // No session: 401 everywhere under /api.
     for path in ["/api/me", "/api/deployments", "/api/agents"] {
@@ -69,13 +72,26 @@ async fn bad_input_is_refused_clearly() {
             "{sandbox} {repo} {branch}: {status} {body}"
         );
         if status == StatusCode::BAD_REQUEST {
-            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
         }
     }
-    assert_eq!(stack.git.requests(), git_requests, "git ran for hostile input");
+    assert_eq!(
+        stack.git.requests(),
+        git_requests,
+        "git ran for hostile input"
+    );
     assert!(!std::path::Path::new("/tmp/pwned").exists());
     let (_, all) = stack.get(&token, "/api/deployments").await;
-    assert_eq!(all.as_array().map(Vec::len), Some(0), "a refused request left a deployment");
+    assert_eq!(
+        all.as_array().map(Vec::len),
+        Some(0),
+        "a refused request left a deployment"
+    );
 
     // Malformed and oversized bodies.
     let response = stack
@@ -83,7 +99,10 @@ async fn bad_input_is_refused_clearly() {
         .post(stack.url("/api/sandboxes/alpha/deployments"))
         .bearer_auth(&token)
         .header("content-type", "application/json")
-        .body(format!("{{\"repo\":\"users\",\"branch\":\"{}\"}}", "a".repeat(1 << 20)))
+        .body(format!(
+            "{{\"repo\":\"users\",\"branch\":\"{}\"}}",
+            "a".repeat(1 << 20)
+        ))
         .send()
         .await
         .expect("post");
@@ -101,7 +120,11 @@ async fn bad_input_is_refused_clearly() {
         .expect("post");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let (status, _) = stack
-        .post(&token, "/api/sandboxes/alpha/deployments", json!({ "repo": REPO }))
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": REPO }),
+        )
         .await;
     assert!(status.is_client_error());
     let (status, _) = stack.get(&token, "/api/deployments/nope-../x").await;
@@ -109,27 +132,50 @@ async fn bad_input_is_refused_clearly() {
 
     // A repo the agent does not hold: refused with the reason.
     let (status, body) = stack
-        .post(&token, "/api/sandboxes/alpha/deployments", json!({ "repo": "ghost", "branch": "main" }))
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": "ghost", "branch": "main" }),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("ghost")), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ghost")),
+        "{body}"
+    );
 
     // No agent: a clear error, and the deployment is failed with it.
     stack.kill_agent();
     sdp_testkit::wait_for("agent to go offline", Duration::from_secs(30), || async {
         let (_, agents) = stack.get(&token, "/api/agents").await;
-        agents.as_array()?.iter().all(|a| a["online"] == false).then_some(())
+        agents
+            .as_array()?
+            .iter()
+            .all(|a| a["online"] == false)
+            .then_some(())
     })
     .await;
     let (status, body) = stack
-        .post(&token, "/api/sandboxes/alpha/deployments", json!({ "repo": REPO, "branch": BRANCH }))
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": REPO, "branch": BRANCH }),
+        )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "no_agent");
-    let id = body["error"]["deployment_id"].as_str().expect("deployment id");
+    let id = body["error"]["deployment_id"]
+        .as_str()
+        .expect("deployment id");
     let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
     assert_eq!(deployment["status"], "failed");
-    assert!(deployment["error"].as_str().is_some_and(|e| e.contains("no micro agent")));
+    assert!(
+        deployment["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no micro agent"))
+    );
     let events = stack.ws_events(&token, id, 0).await;
     assert_eq!(statuses(&events), ["failed"]);
 
@@ -159,16 +205,31 @@ async fn websocket_checks_session_and_origin() {
     let url = stack.ws_url(&format!("/ws/deployments/{id}"));
 
     // A foreign Origin is refused at the handshake.
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).expect("req");
-    request.headers_mut().insert("Origin", "https://evil.example".parse().expect("h"));
-    request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().expect("h"));
-    let err = tokio_tungstenite::connect_async(request).await.expect_err("foreign origin refused");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .expect("req");
+    request
+        .headers_mut()
+        .insert("Origin", "https://evil.example".parse().expect("h"));
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("h"),
+    );
+    let err = tokio_tungstenite::connect_async(request)
+        .await
+        .expect_err("foreign origin refused");
     assert!(err.to_string().contains("403"), "{err}");
 
     // No session: closed with 1008.
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
     use futures::StreamExt;
-    let message = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("close in time");
+    let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("close in time");
     match message {
         Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), 1008)

@@ -11,7 +11,10 @@ async fn a_dropped_stack_leaves_nothing_behind() {
     assert_eq!(deployment["status"], "running", "{deployment}");
 
     let agent_id = stack.agent_id.clone();
-    assert_eq!(sdp_testkit::containers_with_label("sdp.agent", &agent_id).len(), 1);
+    assert_eq!(
+        sdp_testkit::containers_with_label("sdp.agent", &agent_id).len(),
+        1
+    );
     let dirs = [
         stack.cp_data.path().to_owned(),
         stack.agent_data.path().to_owned(),
@@ -30,6 +33,12 @@ async fn a_dropped_stack_leaves_nothing_behind() {
     for dir in dirs {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nats-server still runs");
-    assert!(reqwest::get(format!("{base_url}/healthz")).await.is_err(), "control plane still runs");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nats-server still runs"
+    );
+    assert!(
+        reqwest::get(format!("{base_url}/healthz")).await.is_err(),
+        "control plane still runs"
+    );
 }

@@ -17,11 +17,23 @@ async fn deploy_watch_redeploy_and_replay() {
         "events: {events:#?}"
     );
     let seqs = seqs(&events);
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq has a gap or repeat");
-    let building = events.iter().position(|e| e["body"]["phase"] == "building").expect("building");
-    let starting = events.iter().position(|e| e["body"]["phase"] == "starting").expect("starting");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq has a gap or repeat"
+    );
+    let building = events
+        .iter()
+        .position(|e| e["body"]["phase"] == "building")
+        .expect("building");
+    let starting = events
+        .iter()
+        .position(|e| e["body"]["phase"] == "starting")
+        .expect("starting");
     assert!(
-        events[building..starting].iter().any(|e| e["body"]["type"] == "log"),
+        events[building..starting]
+            .iter()
+            .any(|e| e["body"]["type"] == "log"),
         "no build log lines between building and starting: {events:#?}"
     );
     let first_commit = stack.fixture.commit(BRANCH);
@@ -42,19 +54,33 @@ async fn deploy_watch_redeploy_and_replay() {
         .iter()
         .filter_map(|p| p["phase"].as_str())
         .collect();
-    assert_eq!(phases, ["queued", "fetching", "building", "starting", "running"]);
+    assert_eq!(
+        phases,
+        ["queued", "fetching", "building", "starting", "running"]
+    );
 
     // 2. A new commit, redeployed: the old container is replaced.
     let second_commit = stack.fixture.push_revision(BRANCH, "2");
     let second = stack.deploy(&token, "alpha", BRANCH).await;
     let events2 = stack.ws_events(&token, &second, 0).await;
-    assert_eq!(statuses(&events2).last().map(String::as_str), Some("running"), "{events2:#?}");
-    let url2 = events2.last().expect("result")["body"]["url"].as_str().expect("url").to_owned();
+    assert_eq!(
+        statuses(&events2).last().map(String::as_str),
+        Some("running"),
+        "{events2:#?}"
+    );
+    let url2 = events2.last().expect("result")["body"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
     let answer = stack.get_service(&url2).await;
     assert_eq!(answer["commit"], second_commit.as_str());
     assert_eq!(answer["revision"], "2");
     let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
-    assert_eq!(containers.len(), 1, "the old container was not replaced: {containers:?}");
+    assert_eq!(
+        containers.len(),
+        1,
+        "the old container was not replaced: {containers:?}"
+    );
     if url2 != url {
         assert!(
             stack.http().get(&url).send().await.is_err(),
@@ -70,7 +96,9 @@ async fn deploy_watch_redeploy_and_replay() {
     assert_eq!(history[0]["commit"], second_commit.as_str());
     assert_eq!(history[1]["id"], id.as_str());
     assert_eq!(history[1]["commit"], first_commit.as_str());
-    let (_, filtered) = stack.get(&token, "/api/deployments?repo=users&status=running&limit=1").await;
+    let (_, filtered) = stack
+        .get(&token, "/api/deployments?repo=users&status=running&limit=1")
+        .await;
     assert_eq!(filtered.as_array().map(Vec::len), Some(1));
     let (status, _) = stack.get(&token, "/api/deployments?status=exploded").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -108,7 +136,10 @@ async fn cancel_and_failures_reach_a_terminal_state() {
     let deployment = stack.wait_settled(&token, &id).await;
     assert_eq!(deployment["status"], "failed");
     let error = deployment["error"].as_str().unwrap_or_default();
-    assert!(error.contains("no-such-branch") && error.contains("does not exist"), "{error}");
+    assert!(
+        error.contains("no-such-branch") && error.contains("does not exist"),
+        "{error}"
+    );
 
     // A broken build fails with the compiler's output in the log.
     stack.fixture.push_broken("main");
@@ -125,11 +156,23 @@ async fn cancel_and_failures_reach_a_terminal_state() {
     // Cancel while it builds: cancelled, and cancelling again is a conflict.
     stack.fixture.push_slow_build(BRANCH);
     let id = stack.deploy(&token, "beta", BRANCH).await;
-    let (status, _) = stack.post(&token, &format!("/api/deployments/{id}/cancel"), serde_json::json!({})).await;
+    let (status, _) = stack
+        .post(
+            &token,
+            &format!("/api/deployments/{id}/cancel"),
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let deployment = stack.wait_settled(&token, &id).await;
     assert_eq!(deployment["status"], "cancelled");
-    let (status, body) = stack.post(&token, &format!("/api/deployments/{id}/cancel"), serde_json::json!({})).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            &format!("/api/deployments/{id}/cancel"),
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     stack.shutdown().await;
@@ -154,7 +197,11 @@ async fn killed_agent_fails_its_deployments_within_30s() {
     assert_eq!(deployment["status"], "failed", "{deployment}");
     let error = deployment["error"].as_str().unwrap_or_default();
     assert!(error.contains("heartbeat"), "{error}");
-    assert!(killed.elapsed() < std::time::Duration::from_secs(30), "took {:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        killed.elapsed()
+    );
     // Viewers see the end too.
     let events = stack.ws_events(&token, &id, 0).await;
     assert_eq!(statuses(&events).last().map(String::as_str), Some("failed"));

@@ -8,3 +8,4 @@ mod bad_input;
 mod cleanup;
 mod flow;
 mod persister;
+mod sessions;

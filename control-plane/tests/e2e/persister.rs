@@ -17,19 +17,30 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
 
     // Kill the persister as soon as it has written part of the deployment.
     let path = format!("/api/deployments/{id}");
-    sdp_testkit::wait_for("persister to write the first events", DEPLOY_TIMEOUT, || async {
-        let (_, deployment) = stack.get(&token, &path).await;
-        (deployment["last_seq"].as_u64() >= Some(2)).then_some(())
-    })
+    sdp_testkit::wait_for(
+        "persister to write the first events",
+        DEPLOY_TIMEOUT,
+        || async {
+            let (_, deployment) = stack.get(&token, &path).await;
+            (deployment["last_seq"].as_u64() >= Some(2)).then_some(())
+        },
+    )
     .await;
     stack.kill_persister();
 
     // The deployment goes on without it; the WebSocket serves it from
     // JetStream.
     let events = stack.ws_events(&token, &id, 0).await;
-    assert_eq!(statuses(&events).last().map(String::as_str), Some("running"), "{events:#?}");
+    assert_eq!(
+        statuses(&events).last().map(String::as_str),
+        Some("running"),
+        "{events:#?}"
+    );
     let (_, deployment) = stack.get(&token, &path).await;
-    assert_ne!(deployment["status"], "running", "nothing should have persisted the end yet");
+    assert_ne!(
+        deployment["status"], "running",
+        "nothing should have persisted the end yet"
+    );
 
     stack.start_persister();
     let deployment = stack.wait_settled(&token, &id).await;
@@ -51,7 +62,10 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), (1..=last).collect::<Vec<_>>());
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>()
+    );
     let stored: Vec<serde_json::Value> = rows
         .iter()
         .map(|(_, body)| serde_json::from_str(body).expect("stored JSON"))

@@ -18,7 +18,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let port = arg(&args, "--port", "8090");
     let user = arg(&args, "--user", "demo");
-    let password = arg(&args, "--password", "demo-password");
+    // By environment, so it shows in no process listing.
+    let password =
+        std::env::var("SDP_DEMO_GIT_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let base_image = arg(&args, "--base-image", "sdp-go-base:1");
 
     println!("making base image {base_image} (docker import of a busybox rootfs)");

@@ -1,0 +1,83 @@
+//! Sessions: the cookie login sets, rotation at login, idle and absolute
+//! expiry.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_session_rotates_and_expires() {
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: vec![
+            ("SDP_AUTH__SESSION_IDLE".into(), "3s".into()),
+            ("SDP_AUTH__SESSION_MAX".into(), "6s".into()),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let login = || async {
+        browser
+            .post(stack.url("/api/login"))
+            .json(&json!({ "username": USER, "password": stack.password }))
+            .send()
+            .await
+            .expect("login")
+    };
+    let response = login().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.starts_with("sdp_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let first: serde_json::Value = response.json().await.expect("json");
+    let me = browser.get(stack.url("/api/me")).send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: serde_json::Value = me.json().await.expect("json");
+    assert_eq!(me["username"], USER);
+    assert_eq!(me["can_deploy"], true);
+
+    // Logging in again rotates the token: the old one is dead.
+    let second: serde_json::Value = login().await.json().await.expect("json");
+    assert_ne!(first["token"], second["token"]);
+    let (status, _) = stack
+        .get(first["token"].as_str().expect("token"), "/api/me")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Idle expiry: unused for longer than 3 s, the session ends.
+    let token = second["token"].as_str().expect("token").to_owned();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (status, body) = stack.get(&token, "/api/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Absolute expiry: even a session in use ends after 6 s.
+    let token = stack.login().await;
+    let started = std::time::Instant::now();
+    sdp_testkit::wait_for(
+        "absolute session expiry",
+        Duration::from_secs(15),
+        || async {
+            let (status, _) = stack.get(&token, "/api/me").await;
+            (status == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "ended after {:?}",
+        started.elapsed()
+    );
+    stack.shutdown().await;
+}
