@@ -127,6 +127,9 @@ impl Harness {
                 password: Secret::new(password),
             },
             env: BTreeMap::from([("USERS_URL".to_owned(), "http://users.baseline".to_owned())]),
+            routes: Vec::new(),
+            overrides: Default::default(),
+            reuse_build: false,
         }
     }
 

@@ -136,6 +136,197 @@ pub struct DeployRequest {
     /// gateway flavour).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The sandbox's route table, mounted read-only as `routes.json` into
+    /// gateway containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    /// Settings a template sets over the repo's `sdp.toml`.
+    #[serde(default, skip_serializing_if = "ServiceOverrides::is_empty")]
+    pub overrides: ServiceOverrides,
+    /// Re-apply: if the agent's worktree for (sandbox, repo) already holds
+    /// a build of `branch`, skip fetch and build and only recreate the
+    /// container (new env, new routes). Otherwise a full deploy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reuse_build: bool,
+}
+
+/// Where a sandbox sends one service's requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub service: String,
+    pub target: String,
+    pub source: RouteSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteSource {
+    /// A running deployment of this sandbox.
+    Sandbox,
+    /// The environment's (baseline) URL.
+    Environment,
+    /// Set by hand.
+    Manual,
+}
+
+/// A service repo's settings: `sdp.toml` at the repo root, else defaults.
+/// ```toml
+/// port = 8080
+/// health_path = "/healthz"
+/// main_package = "./cmd/users"
+/// route_env = "USERS_URL"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    #[serde(default = "default_main_package")]
+    pub main_package: String,
+    /// The env key whose value routes to this service (e.g. `USERS_URL`);
+    /// default: the repo name upper-cased, `-`/`.` → `_`, plus `_URL`.
+    #[serde(default)]
+    pub route_env: Option<String>,
+}
+
+fn default_port() -> u16 {
+    8080
+}
+
+fn default_health_path() -> String {
+    "/".to_owned()
+}
+
+fn default_main_package() -> String {
+    ".".to_owned()
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            port: default_port(),
+            health_path: default_health_path(),
+            main_package: default_main_package(),
+            route_env: None,
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// The env key that routes to `repo`.
+    pub fn route_env_for(&self, repo: &str) -> String {
+        self.route_env
+            .clone()
+            .unwrap_or_else(|| default_route_env(repo))
+    }
+
+    pub fn apply(&mut self, overrides: &ServiceOverrides) {
+        if let Some(port) = overrides.port {
+            self.port = port;
+        }
+        if let Some(path) = &overrides.health_path {
+            self.health_path = path.clone();
+        }
+        if let Some(package) = &overrides.main_package {
+            self.main_package = package.clone();
+        }
+        if let Some(key) = &overrides.route_env {
+            self.route_env = Some(key.clone());
+        }
+    }
+}
+
+/// `users` → `USERS_URL`, `order-api` → `ORDER_API_URL`.
+pub fn default_route_env(repo: &str) -> String {
+    let mut key: String = repo
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    key.push_str("_URL");
+    key
+}
+
+/// Template-level overrides of [`ServiceSettings`]; `None` keeps the repo's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_env: Option<String>,
+}
+
+impl ServiceOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `agent.rpc.<kind>.list_repos`: no fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRepos {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoList {
+    pub repos: Vec<RepoInfo>,
+}
+
+/// A repo in an agent's `repos_dir`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    pub name: String,
+    pub kind: String,
+    /// The `origin` URL (never carries a credential: such repos are refused).
+    pub remote: String,
+    /// The branch `origin/HEAD` or the local HEAD names, if known.
+    pub default_branch: Option<String>,
+    /// `sdp.toml` of the default branch as far as the agent has it, else
+    /// defaults.
+    pub settings: ServiceSettings,
+}
+
+/// `agent.rpc.<kind>.list_branches`: the remote's branches, read with the
+/// user's credential.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListBranches {
+    pub repo: String,
+    pub credential: GitCredential,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchList {
+    pub branches: Vec<BranchInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchInfo {
+    pub name: String,
+    pub commit: String,
+}
+
+/// `agent.cmd.<agent_id>.teardown`: remove every container, worktree, git
+/// dir, build and routes file of the sandbox on this agent. Idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub sandbox: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeardownDone {
+    pub containers_removed: u32,
+    pub worktrees_removed: u32,
 }
 
 /// Reply to a [`DeployRequest`] that an agent took on.

@@ -44,6 +44,16 @@ fn deploy_request() {
         branch: "feature/x".into(),
         credential: credential(),
         env: BTreeMap::from([("ORDERS_URL".into(), "http://orders".into())]),
+        routes: vec![Route {
+            service: "orders".into(),
+            target: "http://orders".into(),
+            source: RouteSource::Environment,
+        }],
+        overrides: ServiceOverrides {
+            port: Some(9090),
+            ..ServiceOverrides::default()
+        },
+        reuse_build: true,
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);
@@ -163,4 +173,68 @@ fn unknown_major_version_is_refused() {
 fn secret_is_redacted_in_debug() {
     let shown = format!("{:?}", credential());
     assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn repo_and_branch_rpcs() {
+    insta::assert_json_snapshot!("list_repos", wire(&ListRepos {}));
+    let repos = Reply::ok(RepoList {
+        repos: vec![RepoInfo {
+            name: "users".into(),
+            kind: "micro".into(),
+            remote: "https://git.example.com/scm/team/users.git".into(),
+            default_branch: Some("main".into()),
+            settings: ServiceSettings {
+                route_env: Some("USERS_URL".into()),
+                ..ServiceSettings::default()
+            },
+        }],
+    });
+    insta::assert_json_snapshot!("repo_list", wire(&repos));
+    round_trip(&repos);
+    let request = ListBranches {
+        repo: "users".into(),
+        credential: credential(),
+    };
+    insta::assert_json_snapshot!("list_branches", wire(&request));
+    round_trip(&request);
+    let branches = Reply::ok(BranchList {
+        branches: vec![BranchInfo {
+            name: "feature/x".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        }],
+    });
+    insta::assert_json_snapshot!("branch_list", wire(&branches));
+    round_trip(&branches);
+}
+
+#[test]
+fn teardown() {
+    let request = Teardown {
+        sandbox: "alpha".into(),
+    };
+    insta::assert_json_snapshot!("teardown", wire(&request));
+    round_trip(&request);
+    let done = Reply::ok(TeardownDone {
+        containers_removed: 2,
+        worktrees_removed: 2,
+    });
+    insta::assert_json_snapshot!("teardown_done", wire(&done));
+    round_trip(&done);
+}
+
+#[test]
+fn service_settings_defaults() {
+    let settings: ServiceSettings = serde_json::from_str("{}").expect("defaults");
+    assert_eq!(settings, ServiceSettings::default());
+    assert_eq!(settings.port, 8080);
+    assert_eq!(settings.health_path, "/");
+    assert_eq!(settings.route_env_for("order-api"), "ORDER_API_URL");
+    let mut settings = ServiceSettings::default();
+    settings.apply(&ServiceOverrides {
+        health_path: Some("/healthz".into()),
+        ..ServiceOverrides::default()
+    });
+    assert_eq!(settings.health_path, "/healthz");
+    assert_eq!(settings.port, 8080);
 }

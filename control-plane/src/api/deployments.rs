@@ -65,6 +65,9 @@ pub async fn create(
         branch: body.branch,
         credential,
         env: BTreeMap::new(),
+        routes: Vec::new(),
+        overrides: Default::default(),
+        reuse_build: false,
     };
     match dispatch::send(
         &state.nats,
