@@ -44,6 +44,8 @@ pub fn load<T: DeserializeOwned>(
             .with_list_parse_key("flavour.run_cmd")
             .with_list_parse_key("http.allowed_origins")
             .with_list_parse_key("git.allowed_schemes")
+            .with_list_parse_key("auth.admins")
+            .with_list_parse_key("auth.verify_kinds")
             .try_parsing(true)
             .source(Some(env)),
     );

@@ -26,6 +26,8 @@ pub struct Config {
     pub agents: AgentsConfig,
     #[serde(default)]
     pub persister: PersisterConfig,
+    #[serde(default)]
+    pub sandboxes: SandboxesConfig,
 }
 
 impl Config {
@@ -98,6 +100,9 @@ pub struct AuthConfig {
     /// Kinds of agent asked to verify a credential, in order.
     #[serde(default = "default_verify_kinds")]
     pub verify_kinds: Vec<String>,
+    /// Users who may change any sandbox, not only their own.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 fn default_idle() -> Duration {
@@ -122,6 +127,7 @@ impl Default for AuthConfig {
             session_idle: default_idle(),
             session_max: default_max(),
             verify_kinds: default_verify_kinds(),
+            admins: Vec::new(),
         }
     }
 }
@@ -171,6 +177,34 @@ fn default_true() -> bool {
 impl Default for PersisterConfig {
     fn default() -> Self {
         Self { embedded: true }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxesConfig {
+    /// Lifetime of a new sandbox without `ttl_hours`; every deploy renews it.
+    #[serde(default = "default_ttl_hours")]
+    pub default_ttl_hours: u32,
+    /// How often the reaper looks for expired, unpinned sandboxes.
+    #[serde(default = "default_reap_interval", with = "humantime_serde")]
+    pub reap_interval: Duration,
+}
+
+fn default_ttl_hours() -> u32 {
+    72
+}
+
+fn default_reap_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for SandboxesConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl_hours: default_ttl_hours(),
+            reap_interval: default_reap_interval(),
+        }
     }
 }
 

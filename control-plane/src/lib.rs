@@ -5,6 +5,9 @@
 //!   WebSocket bridge, health probes, the embedded dashboard;
 //! - the heartbeat follower and the agent watchdog ([`agents`]), which fails
 //!   deployments whose agent went silent;
+//! - the orchestrator ([`orchestrator`]): follows results to flip routes
+//!   to the sandbox and re-apply gateways, tears sandboxes down, reaps
+//!   expired ones;
 //! - the log persister ([`persister`]) with its own NATS connection and
 //!   SQLite connection, unless `persister.embedded = false` (then it runs as
 //!   `sdp-control-plane persist`).
@@ -18,7 +21,10 @@ pub mod api;
 pub mod config;
 pub mod dispatch;
 pub mod events;
+pub mod orchestrator;
 pub mod persister;
+pub mod repos;
+pub mod routing;
 pub mod sessions;
 pub mod store;
 
@@ -123,12 +129,26 @@ pub async fn run(
         });
     }
 
+    let orchestrator = orchestrator::Orchestrator::new(
+        store.clone(),
+        nats.clone(),
+        registry.clone(),
+        config.agents.request_timeout,
+        config.agents.heartbeat_timeout,
+    );
+    tasks.spawn(orchestrator.clone().follow_results(shutdown.clone()));
+    tasks.spawn(
+        orchestrator
+            .clone()
+            .reaper(config.sandboxes.reap_interval, shutdown.clone()),
+    );
     let state = api::AppState {
         config: config.clone(),
         store,
         sessions,
         registry,
         nats,
+        orchestrator,
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

@@ -1,22 +1,21 @@
 //! Deployments: create (`POST /api/sandboxes/{name}/deployments`), list,
 //! show, cancel, and the whole log as text.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{DeployCancel, DeployRequest, DeploymentId, Status, encode, validate};
+use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::sandboxes::{check_sandbox_name, credential, sandbox_for_change};
 use super::{ApiError, ApiJson, AppState};
-use crate::dispatch::{self, DispatchError};
-use crate::events::publish_failure;
+use crate::dispatch::DispatchError;
+use crate::orchestrator::DeployError;
 use crate::sessions::Session;
-use crate::store::{Deployment, DeploymentFilter, NewDeployment};
+use crate::store::{Deployment, DeploymentFilter};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,73 +31,43 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     // Everything is checked before anything is recorded or sent.
-    validate::resource_name("sandbox name", &sandbox)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_sandbox_name(&sandbox)?;
     validate::repo(&body.repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
     validate::branch(&body.branch).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let Some(credential) = state.sessions.credential(&session) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "credential_expired",
-            "the control plane restarted since you logged in: log in again to deploy",
-        ));
-    };
-    let timeout = state.config.agents.heartbeat_timeout;
-    let kind = state
-        .registry
-        .kind_for_repo(&body.repo, timeout)
-        .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
-
-    let id = DeploymentId::generate();
-    state.store.insert_deployment(&NewDeployment {
-        id: &id,
-        sandbox: &sandbox,
-        repo: &body.repo,
-        branch: &body.branch,
-        kind: &kind,
-        created_by: &session.username,
-    })?;
-    let request = DeployRequest {
-        deployment_id: id.clone(),
-        sandbox,
-        repo: body.repo,
-        branch: body.branch,
-        credential,
-        env: BTreeMap::new(),
-        routes: Vec::new(),
-        overrides: Default::default(),
-        reuse_build: false,
-    };
-    match dispatch::send(
-        &state.nats,
-        &kind,
-        &request,
-        state.config.agents.request_timeout,
-    )
-    .await
-    {
-        Ok(accepted) => {
-            state.store.set_deployment_agent(&id, &accepted.agent_id)?;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({ "id": id, "status": Status::Queued, "agent_id": accepted.agent_id })),
-            )
-                .into_response())
-        }
-        Err(err) => {
-            // The deployment is recorded as failed with the reason, and
-            // viewers of its stream see the same end.
-            let reason = err.to_string();
-            state.store.fail_deployment(id.as_str(), &reason)?;
-            publish_failure(&state.nats, id.as_str(), 0, &reason).await;
-            let (status, code) = match err {
+    if state.store.sandbox(&sandbox)?.is_some() {
+        sandbox_for_change(&state, &session, &sandbox)?;
+    }
+    let credential = credential(&state, &session)?;
+    let outcome = state
+        .orchestrator
+        .deploy(
+            &sandbox,
+            &body.repo,
+            &body.branch,
+            &session.username,
+            credential,
+            false,
+        )
+        .await;
+    match outcome {
+        Ok(started) => Ok((
+            StatusCode::ACCEPTED,
+            Json(
+                json!({ "id": started.id, "status": started.status, "agent_id": started.agent_id }),
+            ),
+        )
+            .into_response()),
+        Err(DeployError::Store(err)) => Err(err.into()),
+        Err(DeployError::Dispatch { id, source }) => {
+            let (status, code) = match source {
                 DispatchError::NoAgent { .. } | DispatchError::Timeout { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
                 }
                 DispatchError::Refused(_) => (StatusCode::BAD_REQUEST, "refused"),
                 DispatchError::Request(_) => (StatusCode::BAD_GATEWAY, "agent_error"),
             };
-            Err(ApiError::new(status, code, reason).with_details(json!({ "deployment_id": id })))
+            Err(ApiError::new(status, code, source.to_string())
+                .with_details(json!({ "deployment_id": id })))
         }
     }
 }

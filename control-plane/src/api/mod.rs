@@ -2,8 +2,11 @@
 //! `/ws`, health probes, and the embedded dashboard at `/`.
 
 mod auth;
+mod catalog;
 mod deployments;
 mod error;
+mod repos;
+mod sandboxes;
 mod ws;
 
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use rust_embed::RustEmbed;
 
@@ -33,6 +36,7 @@ pub struct AppState {
     pub sessions: Sessions,
     pub registry: Registry,
     pub nats: async_nats::Client,
+    pub orchestrator: crate::orchestrator::Orchestrator,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +45,41 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/agents", get(agents))
+        .route("/repos", get(repos::list))
+        .route("/repos/{repo}/branches", get(repos::branches))
+        .route(
+            "/environments",
+            get(catalog::list_environments).post(catalog::create_environment),
+        )
+        .route(
+            "/environments/{name}",
+            get(catalog::show_environment)
+                .put(catalog::update_environment)
+                .delete(catalog::delete_environment),
+        )
+        .route(
+            "/templates",
+            get(catalog::list_templates).post(catalog::create_template),
+        )
+        .route(
+            "/templates/{name}",
+            get(catalog::show_template)
+                .put(catalog::update_template)
+                .delete(catalog::delete_template),
+        )
+        .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route(
+            "/sandboxes/{name}",
+            get(sandboxes::show)
+                .patch(sandboxes::update)
+                .delete(sandboxes::delete),
+        )
+        .route("/sandboxes/{name}/deploy", post(sandboxes::deploy_template))
+        .route("/sandboxes/{name}/routes", get(sandboxes::routes))
+        .route(
+            "/sandboxes/{name}/routes/{service}",
+            put(sandboxes::put_route).delete(sandboxes::delete_route),
+        )
         .route("/sandboxes/{name}/deployments", post(deployments::create))
         .route("/deployments", get(deployments::list))
         .route("/deployments/{id}", get(deployments::show))

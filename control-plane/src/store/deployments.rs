@@ -100,9 +100,21 @@ impl Store {
         let now = now_rfc3339();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // A deploy into a sandbox nobody created makes it (default TTL);
+        // every deploy renews the expiry.
         tx.execute(
-            "INSERT OR IGNORE INTO sandboxes (name, owner, created_at) VALUES (?1, ?2, ?3)",
-            params![new.sandbox, new.created_by, now],
+            "INSERT OR IGNORE INTO sandboxes (name, owner, created_at, expires_at, ttl_hours) \
+             VALUES (?1, ?2, ?3, ?4, 72)",
+            params![new.sandbox, new.created_by, now, super::expiry_after(72)],
+        )?;
+        let ttl: u32 = tx.query_row(
+            "SELECT ttl_hours FROM sandboxes WHERE name = ?1",
+            [new.sandbox],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "UPDATE sandboxes SET expires_at = ?2 WHERE name = ?1",
+            params![new.sandbox, super::expiry_after(ttl)],
         )?;
         tx.execute(
             "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \

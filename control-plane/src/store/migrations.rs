@@ -59,6 +59,39 @@ const MIGRATIONS: &[&str] = &[
         expires_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: the sandbox model (DESIGN §5): environments, templates, routes.
+    r#"
+    CREATE TABLE environments (
+        name        TEXT PRIMARY KEY,
+        vars        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE templates (
+        name        TEXT PRIMARY KEY,
+        environment TEXT REFERENCES environments (name),
+        gateway     TEXT,
+        services    TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    ALTER TABLE sandboxes ADD COLUMN template TEXT REFERENCES templates (name);
+    ALTER TABLE sandboxes ADD COLUMN environment TEXT REFERENCES environments (name);
+    ALTER TABLE sandboxes ADD COLUMN ttl_hours INTEGER NOT NULL DEFAULT 72;
+    ALTER TABLE sandboxes ADD COLUMN expires_at TEXT NOT NULL DEFAULT '9999-12-31T00:00:00.000Z';
+    ALTER TABLE sandboxes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    -- Routes set by a deployment of the sandbox or by hand; environment
+    -- routes are derived from the sandbox's environment, not stored.
+    CREATE TABLE routes (
+        sandbox     TEXT NOT NULL,
+        service     TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        source      TEXT NOT NULL CHECK (source IN ('sandbox', 'manual')),
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (sandbox, service, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX deployments_by_sandbox ON deployments (sandbox, repo, created_at DESC);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

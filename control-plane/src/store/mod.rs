@@ -2,8 +2,10 @@
 //! sessions. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
+mod catalog;
 mod deployments;
 mod migrations;
+mod sandboxes;
 mod sessions;
 
 use std::path::Path;
@@ -12,7 +14,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use catalog::{Environment, RepoBranch, Template, is_constraint};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
+pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
 pub use sessions::SessionRow;
 
 #[derive(Debug, thiserror::Error)]

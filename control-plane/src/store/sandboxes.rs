@@ -1,0 +1,252 @@
+//! Sandboxes and their stored routes (`sandbox` and `manual`; environment
+//! routes are derived, see `crate::routing`).
+
+use chrono::{Duration as ChronoDuration, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+use sdp_bus::RouteSource;
+use serde::Serialize;
+
+use super::deployments::Deployment;
+use super::{Store, StoreError, now_rfc3339};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Sandbox {
+    pub name: String,
+    pub owner: String,
+    pub template: Option<String>,
+    pub environment: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub pinned: bool,
+    pub ttl_hours: u32,
+}
+
+pub struct NewSandbox<'a> {
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub template: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub ttl_hours: u32,
+    pub pinned: bool,
+}
+
+/// A stored route row.
+#[derive(Clone, Debug)]
+pub struct StoredRoute {
+    pub service: String,
+    pub target: String,
+    pub source: RouteSource,
+}
+
+const COLUMNS: &str =
+    "name, owner, template, environment, created_at, expires_at, pinned, ttl_hours";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
+    Ok(Sandbox {
+        name: row.get(0)?,
+        owner: row.get(1)?,
+        template: row.get(2)?,
+        environment: row.get(3)?,
+        created_at: row.get(4)?,
+        expires_at: row.get(5)?,
+        pinned: row.get(6)?,
+        ttl_hours: row.get(7)?,
+    })
+}
+
+pub fn expiry_after(ttl_hours: u32) -> String {
+    (Utc::now() + ChronoDuration::hours(i64::from(ttl_hours)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Creates a sandbox; a duplicate name is a constraint error.
+    pub fn insert_sandbox(&self, new: &NewSandbox<'_>) -> Result<Sandbox, StoreError> {
+        self.conn().execute(
+            "INSERT INTO sandboxes (name, owner, template, environment, created_at, expires_at, pinned, ttl_hours) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                new.name,
+                new.owner,
+                new.template,
+                new.environment,
+                now_rfc3339(),
+                expiry_after(new.ttl_hours),
+                new.pinned,
+                new.ttl_hours
+            ],
+        )?;
+        self.sandbox(new.name)?
+            .ok_or_else(|| StoreError::Malformed("inserted sandbox vanished".into()))
+    }
+
+    pub fn sandbox(&self, name: &str) -> Result<Option<Sandbox>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM sandboxes WHERE name = ?1"),
+                [name],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn sandboxes(&self) -> Result<Vec<Sandbox>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sandboxes ORDER BY name"))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Changes pin and TTL; `renew` restarts the expiry clock.
+    pub fn update_sandbox(
+        &self,
+        name: &str,
+        pinned: Option<bool>,
+        ttl_hours: Option<u32>,
+        renew: bool,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        if let Some(pinned) = pinned {
+            conn.execute(
+                "UPDATE sandboxes SET pinned = ?2 WHERE name = ?1",
+                params![name, pinned],
+            )?;
+        }
+        if let Some(ttl) = ttl_hours {
+            conn.execute(
+                "UPDATE sandboxes SET ttl_hours = ?2 WHERE name = ?1",
+                params![name, ttl],
+            )?;
+        }
+        if renew || ttl_hours.is_some() {
+            let ttl: u32 = conn.query_row(
+                "SELECT ttl_hours FROM sandboxes WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )?;
+            conn.execute(
+                "UPDATE sandboxes SET expires_at = ?2 WHERE name = ?1",
+                params![name, expiry_after(ttl)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sandboxes past their expiry and not pinned.
+    pub fn expired_sandboxes(&self) -> Result<Vec<Sandbox>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM sandboxes WHERE pinned = 0 AND expires_at <= ?1"
+        ))?;
+        let rows = stmt.query_map([now_rfc3339()], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a torn-down sandbox: its routes go, its deployments become
+    /// `stopped` (settled ones keep their status except `running`), and the
+    /// row is deleted. Returns how many deployments were stopped.
+    pub fn remove_sandbox(&self, name: &str) -> Result<usize, StoreError> {
+        let now = now_rfc3339();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) \
+             SELECT id, 'stopped', ?2 FROM deployments WHERE sandbox = ?1 \
+             AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
+            params![name, now],
+        )?;
+        let stopped = tx.execute(
+            "UPDATE deployments SET status = 'stopped', updated_at = ?2, finished_at = coalesce(finished_at, ?2) \
+             WHERE sandbox = ?1 AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
+            params![name, now],
+        )?;
+        tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;
+        tx.execute("DELETE FROM sandboxes WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(stopped)
+    }
+
+    /// Renews a sandbox's expiry by its TTL (every deploy does).
+    pub fn renew_sandbox(&self, name: &str) -> Result<(), StoreError> {
+        self.update_sandbox(name, None, None, true)
+    }
+
+    pub fn stored_routes(&self, sandbox: &str) -> Result<Vec<StoredRoute>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT service, target, source FROM routes WHERE sandbox = ?1 ORDER BY service",
+        )?;
+        let rows = stmt.query_map([sandbox], |row| {
+            let source: String = row.get(2)?;
+            Ok(StoredRoute {
+                service: row.get(0)?,
+                target: row.get(1)?,
+                source: if source == "manual" {
+                    RouteSource::Manual
+                } else {
+                    RouteSource::Sandbox
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_route(
+        &self,
+        sandbox: &str,
+        service: &str,
+        target: &str,
+        source: RouteSource,
+    ) -> Result<(), StoreError> {
+        let source = match source {
+            RouteSource::Manual => "manual",
+            _ => "sandbox",
+        };
+        self.conn().execute(
+            "INSERT INTO routes (sandbox, service, target, source, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (sandbox, service, source) DO UPDATE SET target = excluded.target, \
+             updated_at = excluded.updated_at",
+            params![sandbox, service, target, source, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_route(
+        &self,
+        sandbox: &str,
+        service: &str,
+        source: RouteSource,
+    ) -> Result<bool, StoreError> {
+        let source = match source {
+            RouteSource::Manual => "manual",
+            _ => "sandbox",
+        };
+        Ok(self.conn().execute(
+            "DELETE FROM routes WHERE sandbox = ?1 AND service = ?2 AND source = ?3",
+            params![sandbox, service, source],
+        )? > 0)
+    }
+
+    /// The newest deployment of each repo in a sandbox.
+    pub fn latest_deployments(&self, sandbox: &str) -> Result<Vec<Deployment>, StoreError> {
+        let ids: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM deployments d WHERE sandbox = ?1 AND id = ( \
+                   SELECT id FROM deployments WHERE sandbox = d.sandbox AND repo = d.repo \
+                   ORDER BY created_at DESC, id DESC LIMIT 1) ORDER BY repo",
+            )?;
+            let rows = stmt.query_map([sandbox], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut deployments = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(d) = self.deployment(&id)? {
+                deployments.push(d);
+            }
+        }
+        Ok(deployments)
+    }
+}
