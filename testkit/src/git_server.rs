@@ -31,6 +31,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 #[derive(Debug)]
 pub struct GitServer {
     port: u16,
+    state: Arc<ServerState>,
     stats: Arc<Stats>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -48,8 +49,8 @@ struct Stats {
 #[derive(Debug)]
 struct ServerState {
     root: PathBuf,
-    username: String,
-    credentials_b64: String,
+    /// base64("user:password") → user, for every user allowed in.
+    users: std::sync::Mutex<std::collections::HashMap<String, String>>,
     stats: Arc<Stats>,
 }
 
@@ -79,10 +80,13 @@ impl GitServer {
         let stats = Arc::new(Stats::default());
         let state = Arc::new(ServerState {
             root: root.path().to_path_buf(),
-            username: username.to_owned(),
-            credentials_b64: base64(format!("{username}:{password}").as_bytes()),
+            users: std::sync::Mutex::new(std::collections::HashMap::from([(
+                base64(format!("{username}:{password}").as_bytes()),
+                username.to_owned(),
+            )])),
             stats: Arc::clone(&stats),
         });
+        let state_for_server = Arc::clone(&state);
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(format!("git-server-{port}"))
@@ -90,11 +94,21 @@ impl GitServer {
             .unwrap_or_else(|e| panic!("cannot spawn git server thread: {e}"));
         GitServer {
             port,
+            state: Arc::clone(&state_for_server),
             stats,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             root,
         }
+    }
+
+    /// Lets another user in (for tests with more than one person).
+    pub fn add_user(&self, username: &str, password: &str) {
+        self.state
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(base64(format!("{username}:{password}").as_bytes()), username.to_owned());
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -198,7 +212,8 @@ fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: oneshot::Rece
 async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {
     state.stats.requests.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = req.into_parts();
-    if !authorized(&parts.headers, &state.credentials_b64) {
+    let user = authorized(&parts.headers, &state);
+    let Some(user) = user else {
         state.stats.auth_failures.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(uri = %parts.uri, "git server: 401");
         return (
@@ -207,7 +222,7 @@ async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response
             "authentication required\n",
         )
             .into_response();
-    }
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
@@ -217,6 +232,7 @@ async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         headers: &parts.headers,
+        user: &user,
         body,
     };
     match run_backend(&state, cgi).await {
@@ -228,19 +244,21 @@ async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response
     }
 }
 
-fn authorized(headers: &HeaderMap, expected_b64: &str) -> bool {
-    let Some(value) = headers
+/// The user a request's `Authorization: Basic` names, if it is allowed.
+fn authorized(headers: &HeaderMap, state: &ServerState) -> Option<String> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    match value.trim().split_once(' ') {
-        Some((scheme, token)) => {
-            scheme.eq_ignore_ascii_case("basic") && token.trim() == expected_b64
-        }
-        None => false,
+        .and_then(|v| v.to_str().ok())?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
     }
+    state
+        .users
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(token.trim())
+        .cloned()
 }
 
 struct CgiRequest<'a> {
@@ -248,6 +266,7 @@ struct CgiRequest<'a> {
     path: &'a str,
     query: &'a str,
     headers: &'a HeaderMap,
+    user: &'a str,
     body: Bytes,
 }
 
@@ -270,7 +289,7 @@ async fn run_backend(state: &ServerState, req: CgiRequest<'_>) -> std::io::Resul
         .env("PATH_INFO", req.path)
         .env("QUERY_STRING", req.query)
         .env("CONTENT_LENGTH", req.body.len().to_string())
-        .env("REMOTE_USER", &state.username)
+        .env("REMOTE_USER", req.user)
         .env("REMOTE_ADDR", "127.0.0.1")
         .env_remove("CONTENT_TYPE")
         .env_remove("HTTP_GIT_PROTOCOL")

@@ -8,4 +8,5 @@ mod bad_input;
 mod cleanup;
 mod flow;
 mod persister;
+mod sandboxes;
 mod sessions;

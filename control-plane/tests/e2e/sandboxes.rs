@@ -1,0 +1,380 @@
+//! The sandbox model over REST (issue 3): environments, templates,
+//! sandboxes, routes; hostile names; teardown; the reaper.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn containers_of(agent: &str, sandbox: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=sdp.agent={agent}"))
+        .arg("--filter")
+        .arg(format!("label=sdp.sandbox={sandbox}"))
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn count(stack: &Stack, token: &str, path: &str) -> usize {
+    let (_, list) = stack.get(token, path).await;
+    list.as_array().map(Vec::len).unwrap_or(usize::MAX)
+}
+
+fn route<'a>(sandbox: &'a Value, service: &str) -> &'a Value {
+    sandbox["routes"]
+        .as_array()
+        .and_then(|routes| routes.iter().find(|r| r["service"] == service))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_routes_and_teardown() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+
+    // Environment and template.
+    let (status, env) = stack
+        .post(&token, "/api/environments", json!({ "name": "baseline", "vars": {
+            "USERS_URL": "http://users.baseline.example", "ORDERS_URL": "http://orders.baseline.example",
+            "LOG_LEVEL": "debug",
+        }}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{env}");
+    let (status, _) = stack
+        .post(&token, "/api/environments", json!({ "name": "baseline" }))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, template) = stack
+        .post(&token, "/api/templates", json!({
+            "name": "shop", "environment": "baseline",
+            "services": [{ "repo": "users", "branch": "main" }, { "repo": "orders", "branch": "main" }],
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    let response = stack
+        .http()
+        .delete(stack.url("/api/environments/baseline"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        response.status(),
+        StatusCode::CONFLICT,
+        "an environment in use by a template"
+    );
+    let (status, _) = stack
+        .post(
+            &token,
+            "/api/templates",
+            json!({ "name": "bad", "environment": "nope" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Hostile names: 400, nothing created.
+    let before = (
+        count(&stack, &token, "/api/environments").await,
+        count(&stack, &token, "/api/templates").await,
+        count(&stack, &token, "/api/sandboxes").await,
+    );
+    let long = "a".repeat(200);
+    for name in [
+        "../x",
+        "a.b*",
+        long.as_str(),
+        "café",
+        "x'; DROP TABLE sandboxes;--",
+        "",
+        "-x",
+        "A",
+    ] {
+        for path in ["/api/environments", "/api/templates", "/api/sandboxes"] {
+            let (status, body) = stack.post(&token, path, json!({ "name": name })).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {name:?}: {body}");
+            assert!(body["error"]["message"].is_string());
+        }
+    }
+    let (status, _) = stack
+        .post(
+            &token,
+            "/api/environments",
+            json!({ "name": "evil", "vars": { "A B": "x" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a var name with a space");
+    let after = (
+        count(&stack, &token, "/api/environments").await,
+        count(&stack, &token, "/api/templates").await,
+        count(&stack, &token, "/api/sandboxes").await,
+    );
+    assert_eq!(before, after, "a refused request created something");
+
+    // A sandbox from the template: everything routes to the baseline.
+    let (status, alpha) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            json!({ "name": "alpha", "template": "shop", "ttl_hours": 4 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{alpha}");
+    assert_eq!(alpha["owner"], USER);
+    assert_eq!(route(&alpha, "users")["source"], "environment");
+    assert_eq!(
+        route(&alpha, "users")["target"],
+        "http://users.baseline.example"
+    );
+    assert_eq!(route(&alpha, "users")["env_key"], "USERS_URL");
+    let (status, _) = stack
+        .post(&token, "/api/sandboxes", json!({ "name": "alpha" }))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Deploy users@feature/x only: its route flips to the sandbox.
+    let expires_before = alpha["expires_at"].as_str().expect("expiry").to_owned();
+    let (status, started) = stack
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deploy",
+            json!({ "branches": { "users": BRANCH }, "only": ["users"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    let url = deployment["url"].as_str().expect("url").to_owned();
+    let alpha = sdp_testkit::wait_for(
+        "users route to flip to the sandbox",
+        Duration::from_secs(20),
+        || async {
+            let (_, alpha) = stack.get(&token, "/api/sandboxes/alpha").await;
+            (route(&alpha, "users")["source"] == "sandbox").then_some(alpha)
+        },
+    )
+    .await;
+    assert_eq!(route(&alpha, "users")["target"], url.as_str());
+    assert_eq!(route(&alpha, "orders")["source"], "environment");
+    assert!(
+        alpha["expires_at"].as_str().expect("expiry") > expires_before.as_str(),
+        "a deploy renews the expiry"
+    );
+    let users = alpha["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["repo"] == "users")
+        .expect("users");
+    assert_eq!(users["status"], "running");
+    assert_eq!(users["branch"], BRANCH);
+
+    // A manual route wins; deleting it returns to the sandbox.
+    let response = stack
+        .http()
+        .put(stack.url("/api/sandboxes/alpha/routes/users"))
+        .bearer_auth(&token)
+        .json(&json!({ "target": "http://manual.example:9000" }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, routes) = stack.get(&token, "/api/sandboxes/alpha/routes").await;
+    let users_route = routes
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["service"] == "users")
+        .expect("users");
+    assert_eq!(users_route["source"], "manual");
+    for target in [
+        "ftp://x",
+        "http://",
+        "http://a b",
+        "javascript:alert(1)",
+        "http://x\nInjected: 1",
+    ] {
+        let response = stack
+            .http()
+            .put(stack.url("/api/sandboxes/alpha/routes/users"))
+            .bearer_auth(&token)
+            .json(&json!({ "target": target }))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target:?}");
+    }
+    let response = stack
+        .http()
+        .delete(stack.url("/api/sandboxes/alpha/routes/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (_, alpha) = stack.get(&token, "/api/sandboxes/alpha").await;
+    assert_eq!(route(&alpha, "users")["source"], "sandbox");
+
+    // A second sandbox, untouched by alpha's teardown.
+    let beta = stack.deploy(&token, "beta", BRANCH).await;
+    assert_eq!(stack.wait_settled(&token, &beta).await["status"], "running");
+    assert_eq!(containers_of(&stack.agent_id, "alpha").len(), 1);
+    assert_eq!(containers_of(&stack.agent_id, "beta").len(), 1);
+
+    let response = stack
+        .http()
+        .delete(stack.url("/api/sandboxes/alpha"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let report: Value = response.json().await.expect("report");
+    assert_eq!(report["stopped"], 1, "{report}");
+    assert!(
+        containers_of(&stack.agent_id, "alpha").is_empty(),
+        "alpha's container survived"
+    );
+    assert!(
+        !stack
+            .agent_data
+            .path()
+            .join("worktrees")
+            .join("alpha")
+            .exists()
+    );
+    let (status, _) = stack.get(&token, "/api/sandboxes/alpha").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+    assert_eq!(deployment["status"], "stopped");
+    assert_eq!(
+        containers_of(&stack.agent_id, "beta").len(),
+        1,
+        "beta was touched"
+    );
+    let (_, beta) = stack.get(&token, &format!("/api/deployments/{beta}")).await;
+    assert_eq!(beta["status"], "running");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_tears_down_expired_unpinned_sandboxes() {
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: vec![("SDP_SANDBOXES__REAP_INTERVAL".into(), "1s".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    for (name, pinned) in [("old", false), ("keep", true)] {
+        let (status, _) = stack
+            .post(
+                &token,
+                "/api/sandboxes",
+                json!({ "name": name, "pinned": pinned, "ttl_hours": 1 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let id = stack.deploy(&token, name, BRANCH).await;
+        assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    }
+    // Both expired an hour ago.
+    let db = rusqlite::Connection::open(stack.cp_data.path().join("sdp.db")).expect("db");
+    db.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    db.execute(
+        "UPDATE sandboxes SET expires_at = '2000-01-01T00:00:00.000Z'",
+        [],
+    )
+    .expect("expire");
+
+    sdp_testkit::wait_for(
+        "the reaper to take old",
+        Duration::from_secs(30),
+        || async {
+            let (status, _) = stack.get(&token, "/api/sandboxes/old").await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        },
+    )
+    .await;
+    assert!(containers_of(&stack.agent_id, "old").is_empty());
+    let (status, keep) = stack.get(&token, "/api/sandboxes/keep").await;
+    assert_eq!(status, StatusCode::OK, "a pinned sandbox was reaped");
+    assert_eq!(keep["pinned"], true);
+    assert_eq!(containers_of(&stack.agent_id, "keep").len(), 1);
+
+    // Unpinning lets it go; renewing first saves it.
+    let response = stack
+        .http()
+        .patch(stack.url("/api/sandboxes/keep"))
+        .bearer_auth(&token)
+        .json(&json!({ "pinned": false, "renew": true }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), StatusCode::OK);
+    let keep: Value = response.json().await.expect("json");
+    assert!(keep["expires_at"].as_str().expect("expiry") > "2026");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn others_read_but_cannot_change_a_sandbox() {
+    let stack = Stack::start().await;
+    stack.git.add_user("qa", "qa-password");
+    let owner = stack.login().await;
+    let (status, _) = stack
+        .post(&owner, "/api/sandboxes", json!({ "name": "alpha" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let response = stack
+        .http()
+        .post(stack.url("/api/login"))
+        .json(&json!({ "username": "qa", "password": "qa-password" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let other: Value = response.json().await.expect("json");
+    let other = other["token"].as_str().expect("token").to_owned();
+
+    let (status, alpha) = stack.get(&other, "/api/sandboxes/alpha").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alpha["owner"], USER);
+    let forbidden = [
+        stack.http().delete(stack.url("/api/sandboxes/alpha")),
+        stack
+            .http()
+            .patch(stack.url("/api/sandboxes/alpha"))
+            .json(&json!({ "pinned": true })),
+        stack
+            .http()
+            .post(stack.url("/api/sandboxes/alpha/deployments"))
+            .json(&json!({ "repo": REPO, "branch": BRANCH })),
+        stack
+            .http()
+            .put(stack.url("/api/sandboxes/alpha/routes/users"))
+            .json(&json!({ "target": "http://x.example" })),
+    ];
+    for request in forbidden {
+        let response = request.bearer_auth(&other).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    let (status, alpha) = stack.get(&owner, "/api/sandboxes/alpha").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alpha["pinned"], false);
+    assert_eq!(count(&stack, &owner, "/api/deployments").await, 0);
+    stack.shutdown().await;
+}
