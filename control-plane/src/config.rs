@@ -103,6 +103,27 @@ pub struct AuthConfig {
     /// Users who may change any sandbox, not only their own.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Failed logins per user within `throttle_window` before 429. Keep it
+    /// below the git server's CAPTCHA threshold (Bitbucket: 5).
+    #[serde(default = "default_throttle_user")]
+    pub throttle_user_failures: usize,
+    /// Failed logins per client address within `throttle_window`.
+    #[serde(default = "default_throttle_address")]
+    pub throttle_address_failures: usize,
+    #[serde(default = "default_throttle_window", with = "humantime_serde")]
+    pub throttle_window: Duration,
+}
+
+fn default_throttle_user() -> usize {
+    3
+}
+
+fn default_throttle_address() -> usize {
+    20
+}
+
+fn default_throttle_window() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 fn default_idle() -> Duration {
@@ -128,6 +149,9 @@ impl Default for AuthConfig {
             session_max: default_max(),
             verify_kinds: default_verify_kinds(),
             admins: Vec::new(),
+            throttle_user_failures: default_throttle_user(),
+            throttle_address_failures: default_throttle_address(),
+            throttle_window: default_throttle_window(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod repos;
 pub mod routing;
 pub mod sessions;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +150,11 @@ pub async fn run(
         registry,
         nats,
         orchestrator,
+        throttle: throttle::LoginThrottle::new(
+            config.auth.throttle_user_failures,
+            config.auth.throttle_address_failures,
+            config.auth.throttle_window,
+        ),
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");
@@ -156,7 +162,11 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
     let result = tokio::select! {
         result = server => result.map_err(RunError::Serve),
         () = async { shutdown.cancelled().await; tokio::time::sleep(GRACE).await } => {

@@ -1,7 +1,9 @@
 //! `POST /api/login`, `POST /api/logout`, `GET /api/me`.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{
@@ -46,6 +48,7 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
 
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
@@ -63,7 +66,33 @@ pub async fn login(
         username: username.to_owned(),
         password: Secret::new(body.password),
     };
-    verify(&state, &credential).await?;
+    if let Err(throttled) = state.throttle.check(username, peer.ip()) {
+        let minutes = throttled.retry_after.as_secs().div_ceil(60).max(1);
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "too many failed logins for this {}: try again in {minutes} minute(s)",
+                throttled.by
+            ),
+        )
+        .into_response();
+        if let Ok(value) =
+            HeaderValue::from_str(&throttled.retry_after.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+    match verify(&state, &credential).await {
+        Ok(()) => state.throttle.succeeded(username),
+        Err(err) => {
+            if err.status == StatusCode::UNAUTHORIZED {
+                state.throttle.failed(username, peer.ip());
+            }
+            return Err(err);
+        }
+    }
 
     // A login rotates the token: the session the client came with ends.
     if let Some(old) = token_from_headers(&headers) {

@@ -37,6 +37,7 @@ pub struct AppState {
     pub registry: Registry,
     pub nats: async_nats::Client,
     pub orchestrator: crate::orchestrator::Orchestrator,
+    pub throttle: crate::throttle::LoginThrottle,
 }
 
 pub fn router(state: AppState) -> Router {

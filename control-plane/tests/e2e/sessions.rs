@@ -81,3 +81,54 @@ async fn cookie_session_rotates_and_expires() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_per_user_and_per_address() {
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: vec![("SDP_AUTH__THROTTLE_ADDRESS_FAILURES".into(), "6".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    let login = |username: &'static str, password: String| {
+        let request = stack
+            .http()
+            .post(stack.url("/api/login"))
+            .json(&json!({ "username": username, "password": password }));
+        async move { request.send().await.expect("login") }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login(USER, "wrong".into()).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Past 3 failures the user is refused without asking git, even with
+    // the right password: Bitbucket's CAPTCHA (at 5) is never reached.
+    let git_requests = stack.git.requests();
+    let response = login(USER, stack.password.clone()).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "throttled");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again"))
+    );
+    assert_eq!(
+        stack.git.requests(),
+        git_requests,
+        "a throttled login reached git"
+    );
+
+    // Per address: failures spread over many users add up.
+    for user in ["a", "b", "c"] {
+        assert_eq!(
+            login(user, "wrong".into()).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let response = login("d", "wrong".into()).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    stack.shutdown().await;
+}
