@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod faults;
 mod flow;
 mod persister;
 mod sandboxes;

@@ -1,0 +1,99 @@
+//! Faults on real processes (issue 5): NATS and the control plane
+//! restarted mid-deployment, Docker refusing to run a container. Every
+//! deployment still ends terminal and no acked event is lost.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Waits until the deployment is past `fetching` (building, slowly).
+async fn wait_building(stack: &Stack, token: &str, id: &str) {
+    let path = format!("/api/deployments/{id}");
+    sdp_testkit::wait_for("deployment to be building", DEPLOY_TIMEOUT, || async {
+        let (_, d) = stack.get(token, &path).await;
+        (d["status"] == "building").then_some(())
+    })
+    .await;
+}
+
+/// Every persisted event of a deployment, in seq order.
+fn persisted_seqs(stack: &Stack, id: &str) -> Vec<u64> {
+    let db = rusqlite::Connection::open(stack.cp_data.path().join("sdp.db")).expect("db");
+    let mut stmt = db
+        .prepare("SELECT seq FROM events WHERE deployment_id = ?1 ORDER BY seq")
+        .expect("query");
+    stmt.query_map([id], |row| row.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restarted_mid_deployment_loses_no_event() {
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+    stack.fixture.push_slow_build(BRANCH);
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    wait_building(&stack, &token, &id).await;
+
+    stack.nats.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.nats.restart();
+
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    // The viewer gets every event once, in order, and so does SQLite.
+    let events = stack.ws_events(&token, &id, 0).await;
+    let seqs = seqs(&events);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{events:#?}");
+    assert_eq!(statuses(&events).last().map(String::as_str), Some("running"));
+    let last = *seqs.last().expect("events");
+    sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
+        (persisted_seqs(&stack, &id) == (1..=last).collect::<Vec<_>>()).then_some(())
+    })
+    .await;
+    // And the platform works on: a new deployment after the restart.
+    let again = stack.deploy(&token, "alpha", "main").await;
+    assert_eq!(stack.wait_settled(&token, &again).await["status"], "running");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+    stack.fixture.push_slow_build(BRANCH);
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+
+    // A viewer reads until the build starts, then loses the control plane.
+    let mut seen = Vec::new();
+    stack
+        .ws_follow(&token, &id, 0, |event| {
+            let building = event["body"]["phase"] == "building";
+            seen.push(event);
+            !building
+        })
+        .await;
+    stack.kill_control_plane();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.start_control_plane().await;
+
+    // Sessions survive the restart (stored hashed in SQLite).
+    let after = seen.last().expect("events")["seq"].as_u64().expect("seq");
+    let rest = stack.ws_events(&token, &id, after).await;
+    let mut all = seen.clone();
+    all.extend(rest);
+    let seqs = seqs(&all);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gap or duplicate: {all:#?}");
+    assert_eq!(statuses(&all).last().map(String::as_str), Some("running"), "{all:#?}");
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "running");
+
+    // The credential was in memory only: deploying needs a new login.
+    let (status, body) = stack
+        .post(&token, "/api/sandboxes/alpha/deployments", serde_json::json!({ "repo": REPO, "branch": BRANCH }))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "credential_expired");
+    stack.shutdown().await;
+}
