@@ -55,6 +55,8 @@ pub struct Stack {
     pub agent_data: TempDir,
     pub agent_id: String,
     pub logs_dir: TempDir,
+    /// Extra `SDP_…` settings for the agent, read at `start_agent`.
+    pub agent_extra_env: Vec<(String, String)>,
     cp_env: Vec<(String, String)>,
     control_plane: Option<ChildGuard>,
     persister: Option<ChildGuard>,
@@ -119,6 +121,7 @@ impl Stack {
             agent_data,
             agent_id,
             logs_dir: TempDir::new().expect("temp dir"),
+            agent_extra_env: Vec::new(),
             cp_env,
             control_plane: None,
             persister: None,
@@ -230,7 +233,8 @@ impl Stack {
     }
 
     pub async fn start_agent(&mut self) {
-        let env = self.agent_env();
+        let mut env = self.agent_env();
+        env.extend(self.agent_extra_env.iter().cloned());
         self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
         let http = self.http.clone();
         // Login needs an agent to check the credential: it works once the

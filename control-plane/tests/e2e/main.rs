@@ -8,6 +8,7 @@ mod bad_input;
 mod cleanup;
 mod faults;
 mod flow;
+mod hardening;
 mod persister;
 mod sandboxes;
 mod sessions;
