@@ -9,6 +9,7 @@ mod cleanup;
 mod faults;
 mod flow;
 mod hardening;
+mod hostile_bus;
 mod persister;
 mod sandboxes;
 mod sessions;
