@@ -323,6 +323,22 @@ pub struct Teardown {
     pub sandbox: String,
 }
 
+/// `agent.cmd.<agent_id>.reconcile`: the deployments that should have a
+/// container on this agent. The agent removes its containers of any other
+/// deployment (stopped, failed, superseded) and keeps these. Idempotent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconcile {
+    pub keep: Vec<DeploymentId>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileDone {
+    /// Deployment ids whose containers were removed.
+    pub removed: Vec<String>,
+    /// How many containers were kept.
+    pub kept: u32,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeardownDone {
     pub containers_removed: u32,
@@ -424,6 +440,10 @@ pub struct Heartbeat {
     /// Repo names in the agent's `repos_dir`.
     #[serde(default)]
     pub repos: Vec<String>,
+    /// When this agent process started: a new value means it restarted,
+    /// and the control plane asks it to reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// `agent.rpc.<kind>.verify_credentials`.

@@ -11,6 +11,7 @@ pub const VERIFY_CREDENTIALS: &str = "verify_credentials";
 pub const LIST_REPOS: &str = "list_repos";
 pub const LIST_BRANCHES: &str = "list_branches";
 pub const TEARDOWN: &str = "teardown";
+pub const RECONCILE: &str = "reconcile";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -134,6 +134,7 @@ fn heartbeat() {
         missing_images: vec!["sdp-go-base:1".into()],
         capacity: 3,
         repos: vec!["users".into()],
+        started_at: Some(ts()),
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);
@@ -237,4 +238,17 @@ fn service_settings_defaults() {
     });
     assert_eq!(settings.health_path, "/healthz");
     assert_eq!(settings.port, 8080);
+}
+
+#[test]
+fn reconcile() {
+    let request = Reconcile { keep: vec![id()] };
+    insta::assert_json_snapshot!("reconcile", wire(&request));
+    round_trip(&request);
+    let done = Reply::ok(ReconcileDone {
+        removed: vec!["d0190aabbccddeeff00112233445567".into()],
+        kept: 1,
+    });
+    insta::assert_json_snapshot!("reconcile_done", wire(&done));
+    round_trip(&done);
 }

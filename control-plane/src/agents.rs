@@ -65,6 +65,15 @@ impl Registry {
             .collect()
     }
 
+    /// Online agents and when each process started.
+    pub fn instances(&self, timeout: Duration) -> Vec<(String, Option<DateTime<Utc>>)> {
+        self.snapshot()
+            .into_iter()
+            .filter(|seen| seen.at.elapsed() < timeout)
+            .map(|seen| (seen.heartbeat.agent_id, seen.heartbeat.started_at))
+            .collect()
+    }
+
     pub fn views(&self, timeout: Duration) -> Vec<AgentView> {
         let mut views: Vec<AgentView> = self
             .snapshot()

@@ -141,6 +141,11 @@ pub async fn run(
     tasks.spawn(
         orchestrator
             .clone()
+            .reconciler(Duration::from_secs(300), shutdown.clone()),
+    );
+    tasks.spawn(
+        orchestrator
+            .clone()
             .reaper(config.sandboxes.reap_interval, shutdown.clone()),
     );
     let state = api::AppState {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sdp_bus::{
-    DeployRequest, DeploymentId, Event, EventBody, GitCredential, Reply, RouteSource, Status,
-    Teardown, TeardownDone, decode, encode,
+    DeployRequest, DeploymentId, Event, EventBody, GitCredential, Reconcile, ReconcileDone, Reply,
+    RouteSource, Status, Teardown, TeardownDone, decode, encode,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -362,6 +362,64 @@ impl Orchestrator {
             .unwrap_or_else(|e| e.into_inner())
             .remove(sandbox);
         Ok(report)
+    }
+
+    /// Tells an agent which of its containers should exist
+    /// (`agent.cmd.<id>.reconcile`); it removes the others.
+    pub async fn reconcile_agent(&self, agent_id: &str) -> Result<ReconcileDone, String> {
+        let keep = self
+            .store
+            .deployments_to_keep(agent_id)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter_map(|id| DeploymentId::parse(id))
+            .collect();
+        let subject = sdp_bus::subject::agent_cmd(agent_id, sdp_bus::subject::RECONCILE);
+        let pending = self
+            .nats
+            .request(subject, encode(&Reconcile { keep }).into());
+        match tokio::time::timeout(Duration::from_secs(60), pending).await {
+            Err(_) => Err("no answer within 60s".to_owned()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Ok(Ok(reply)) => decode::<Reply<ReconcileDone>>(&reply.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.into_result().map_err(|e| e.message)),
+        }
+    }
+
+    /// Level-triggered reconciliation: every agent process is reconciled
+    /// once when first seen (a restart shows as a new `started_at`), and
+    /// every agent again every `every`.
+    pub async fn reconciler(self, every: Duration, shutdown: CancellationToken) {
+        let mut done: HashMap<String, (Option<chrono::DateTime<chrono::Utc>>, std::time::Instant)> =
+            HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for (agent_id, started_at) in self.registry.instances(self.heartbeat_timeout) {
+                let due = match done.get(&agent_id) {
+                    None => true,
+                    Some((seen_start, at)) => *seen_start != started_at || at.elapsed() >= every,
+                };
+                if !due {
+                    continue;
+                }
+                match self.reconcile_agent(&agent_id).await {
+                    Ok(result) => {
+                        if !result.removed.is_empty() {
+                            tracing::info!(agent = %agent_id, removed = ?result.removed, kept = result.kept, "reconciled agent");
+                        }
+                        done.insert(agent_id, (started_at, std::time::Instant::now()));
+                    }
+                    // An agent without reconcile support or busy: try again
+                    // on the next round.
+                    Err(error) => tracing::debug!(agent = %agent_id, %error, "reconcile failed"),
+                }
+            }
+        }
     }
 
     /// Tears down expired, unpinned sandboxes every `interval`.

@@ -224,6 +224,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deployments that should have a container on `agent_id`: every one
+    /// that is neither failed, cancelled nor stopped.
+    pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM deployments WHERE agent_id = ?1 \
+             AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
+        )?;
+        let rows = stmt.query_map([agent_id], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Persisted events of a deployment with `seq > after`, in order, as
     /// their JSON wire text.
     pub fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>, StoreError> {
