@@ -180,6 +180,14 @@ impl Stack {
         .await;
     }
 
+    pub fn control_plane_pid(&self) -> Option<u32> {
+        self.control_plane.as_ref().map(ChildGuard::pid)
+    }
+
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(ChildGuard::pid)
+    }
+
     /// SIGKILLs the control plane.
     pub fn kill_control_plane(&mut self) {
         self.control_plane = None;

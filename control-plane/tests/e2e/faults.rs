@@ -45,8 +45,15 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     // The viewer gets every event once, in order, and so does SQLite.
     let events = stack.ws_events(&token, &id, 0).await;
     let seqs = seqs(&events);
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{events:#?}");
-    assert_eq!(statuses(&events).last().map(String::as_str), Some("running"));
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{events:#?}"
+    );
+    assert_eq!(
+        statuses(&events).last().map(String::as_str),
+        Some("running")
+    );
     let last = *seqs.last().expect("events");
     sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
         (persisted_seqs(&stack, &id) == (1..=last).collect::<Vec<_>>()).then_some(())
@@ -54,7 +61,10 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     .await;
     // And the platform works on: a new deployment after the restart.
     let again = stack.deploy(&token, "alpha", "main").await;
-    assert_eq!(stack.wait_settled(&token, &again).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &again).await["status"],
+        "running"
+    );
     stack.shutdown().await;
 }
 
@@ -84,14 +94,26 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     let mut all = seen.clone();
     all.extend(rest);
     let seqs = seqs(&all);
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gap or duplicate: {all:#?}");
-    assert_eq!(statuses(&all).last().map(String::as_str), Some("running"), "{all:#?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gap or duplicate: {all:#?}"
+    );
+    assert_eq!(
+        statuses(&all).last().map(String::as_str),
+        Some("running"),
+        "{all:#?}"
+    );
     let deployment = stack.wait_settled(&token, &id).await;
     assert_eq!(deployment["status"], "running");
 
     // The credential was in memory only: deploying needs a new login.
     let (status, body) = stack
-        .post(&token, "/api/sandboxes/alpha/deployments", serde_json::json!({ "repo": REPO, "branch": BRANCH }))
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            serde_json::json!({ "repo": REPO, "branch": BRANCH }),
+        )
         .await;
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "credential_expired");

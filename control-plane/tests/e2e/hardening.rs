@@ -23,7 +23,12 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
     let info = inspect(&containers[0]);
     let host = &info["HostConfig"];
     assert_eq!(host["Privileged"], false);
-    assert!(host["SecurityOpt"].to_string().contains("no-new-privileges"), "{host}");
+    assert!(
+        host["SecurityOpt"]
+            .to_string()
+            .contains("no-new-privileges"),
+        "{host}"
+    );
     assert!(host["CapDrop"].to_string().contains("ALL"), "{host}");
     assert!(host["Memory"].as_i64().unwrap_or(0) > 0, "no memory limit");
     assert!(host["NanoCpus"].as_i64().unwrap_or(0) > 0, "no CPU limit");
@@ -32,7 +37,10 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
     for mount in mounts {
         assert_eq!(mount["RW"], false, "writable mount {mount}");
         assert!(
-            !mount["Source"].as_str().unwrap_or_default().contains("docker.sock"),
+            !mount["Source"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("docker.sock"),
             "the Docker socket is mounted"
         );
     }
@@ -40,33 +48,65 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
 
     // From inside the container the tree cannot be written.
     let planted = std::process::Command::new("docker")
-        .args(["exec", &containers[0], "/bin/sh", "-c", "echo x > /src/planted"])
+        .args([
+            "exec",
+            &containers[0],
+            "/bin/sh",
+            "-c",
+            "echo x > /src/planted",
+        ])
         .output()
         .expect("docker exec");
-    assert!(!planted.status.success(), "the container wrote into its source mount");
+    assert!(
+        !planted.status.success(),
+        "the container wrote into its source mount"
+    );
 
     // Even a tree that carries git config, hooks and an fsmonitor (as a
     // hostile branch could) runs nothing on the host at the next deploy.
     let marker = stack.agent_data.path().join("pwned");
-    let worktree = stack.agent_data.path().join("worktrees").join("alpha").join(REPO);
+    let worktree = stack
+        .agent_data
+        .path()
+        .join("worktrees")
+        .join("alpha")
+        .join(REPO);
     assert!(worktree.is_dir());
     let git_dir = worktree.join(".git");
     std::fs::create_dir_all(git_dir.join("hooks")).expect("plant .git");
     let hook = format!("#!/bin/sh\ntouch {}\n", marker.display());
-    for name in ["post-checkout", "post-merge", "pre-commit", "fsmonitor-watchman"] {
+    for name in [
+        "post-checkout",
+        "post-merge",
+        "pre-commit",
+        "fsmonitor-watchman",
+    ] {
         let path = git_dir.join("hooks").join(name);
         std::fs::write(&path, &hook).expect("plant hook");
-        std::process::Command::new("chmod").arg("+x").arg(&path).status().expect("chmod");
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&path)
+            .status()
+            .expect("chmod");
     }
     std::fs::write(
         git_dir.join("config"),
-        format!("[core]\n\tfsmonitor = touch {}\n\thooksPath = hooks\n", marker.display()),
+        format!(
+            "[core]\n\tfsmonitor = touch {}\n\thooksPath = hooks\n",
+            marker.display()
+        ),
     )
     .expect("plant config");
     stack.fixture.push_revision(BRANCH, "2");
     let again = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &again).await["status"], "running");
-    assert!(!marker.exists(), "something planted in the tree ran on the host");
+    assert_eq!(
+        stack.wait_settled(&token, &again).await["status"],
+        "running"
+    );
+    assert!(
+        !marker.exists(),
+        "something planted in the tree ran on the host"
+    );
     stack.shutdown().await;
 }
 

@@ -16,7 +16,9 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
 
-    let client = async_nats::connect(stack.nats.url()).await.expect("connect");
+    let client = async_nats::connect(stack.nats.url())
+        .await
+        .expect("connect");
     let agent = stack.agent_id.clone();
     let subjects = [
         "deploy.request.micro".to_owned(),
@@ -42,7 +44,10 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
         for payload in payloads {
             // Subjects nobody answers get a plain publish.
             if subject.starts_with("agent.heartbeat.") || subject.starts_with("deploy.cancel.") {
-                client.publish(subject.clone(), payload.to_vec().into()).await.expect("publish");
+                client
+                    .publish(subject.clone(), payload.to_vec().into())
+                    .await
+                    .expect("publish");
                 continue;
             }
             let request = client.request(subject.clone(), payload.to_vec().into());
@@ -65,14 +70,25 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
         }
     }
     client.flush().await.expect("flush");
-    assert!(refused >= 20, "only {refused} malformed requests got an error reply");
+    assert!(
+        refused >= 20,
+        "only {refused} malformed requests got an error reply"
+    );
 
     // Everyone is still up and working.
-    let ready = stack.http().get(stack.url("/readyz")).send().await.expect("readyz");
+    let ready = stack
+        .http()
+        .get(stack.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert!(ready.status().is_success());
     let again = stack.deploy(&token, "alpha", "main").await;
     let events = stack.ws_events(&token, &again, 0).await;
-    assert_eq!(statuses(&events).last().map(String::as_str), Some("running"));
+    assert_eq!(
+        statuses(&events).last().map(String::as_str),
+        Some("running")
+    );
     let deployment = stack.wait_settled(&token, &again).await;
     assert_eq!(deployment["status"], "running");
     let (_, agents) = stack.get(&token, "/api/agents").await;
@@ -92,11 +108,16 @@ async fn oversized_websocket_frames_close_the_socket() {
         stack.ws_url(&format!("/ws/deployments/{id}")),
     )
     .expect("request");
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let _ = socket.send(tungstenite::Message::text("x".repeat(1 << 20))).await;
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let _ = socket
+        .send(tungstenite::Message::text("x".repeat(1 << 20)))
+        .await;
     let closed = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(message) = socket.next().await {
             match message {
@@ -110,7 +131,12 @@ async fn oversized_websocket_frames_close_the_socket() {
     .expect("the socket should close");
     assert!(closed);
     // The server is fine.
-    let ready = stack.http().get(stack.url("/readyz")).send().await.expect("readyz");
+    let ready = stack
+        .http()
+        .get(stack.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert!(ready.status().is_success());
     stack.shutdown().await;
 }

@@ -13,3 +13,4 @@ mod hostile_bus;
 mod persister;
 mod sandboxes;
 mod sessions;
+mod soak;

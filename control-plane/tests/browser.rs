@@ -1,0 +1,15 @@
+//! The dashboard in a real headless Chromium against a whole SDP stack
+//! (nats-server, git server, control plane, micro agent, Docker).
+//!
+//! Run with `cargo build --workspace --bins && cargo nextest run -p
+//! sdp-control-plane browser`. Screenshots of the main pages land in
+//! `docs/screenshots/`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[path = "browser/driver.rs"]
+mod driver;
+
+#[path = "browser/flows.rs"]
+mod flows;

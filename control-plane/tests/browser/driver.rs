@@ -1,0 +1,220 @@
+//! Headless Chromium driven over WebDriver (`chromedriver` + fantoccini).
+//!
+//! [`Browser::start`] runs Debian's `chromedriver` on a free port in its
+//! own process group, with a fresh profile directory; dropping the
+//! [`Browser`] kills that group (chromedriver and the Chromium it started),
+//! so a failing test leaves no browser behind.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use sdp_testkit::{ChildGuard, free_port, wait_for};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// How long a UI condition may take (page loads, API round trips).
+pub const UI_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Browser {
+    pub client: Client,
+    base_url: String,
+    driver: ChildGuard,
+    killed: bool,
+    _profile: TempDir,
+}
+
+impl Browser {
+    pub async fn start(base_url: &str) -> Browser {
+        let port = free_port();
+        let mut command = Command::new("chromedriver");
+        command
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group: Drop kills Chromium with it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let driver = ChildGuard::spawn(command);
+        wait_for("chromedriver to listen", UI_TIMEOUT, || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .await;
+
+        let profile = TempDir::new().expect("profile dir");
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        let client = tokio::time::timeout(
+            Duration::from_secs(60),
+            ClientBuilder::native()
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{port}")),
+        )
+        .await
+        .expect("chromium did not start in time")
+        .expect("WebDriver session");
+        Browser {
+            client,
+            base_url: base_url.to_owned(),
+            driver,
+            killed: false,
+            _profile: profile,
+        }
+    }
+
+    /// Opens `#<hash>` of the dashboard (e.g. `/deployments`).
+    pub async fn open(&self, hash: &str) {
+        self.client
+            .goto(&format!("{}/#{hash}", self.base_url))
+            .await
+            .expect("navigate");
+    }
+
+    /// Runs `script` (a function body; `return` its value) in the page.
+    pub async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits until `script` returns something other than null/false/"".
+    pub async fn wait_js(&self, what: &str, timeout: Duration, script: &str) -> Value {
+        wait_for(what, timeout, || async {
+            match self.client.execute(script, Vec::new()).await {
+                Ok(Value::Null | Value::Bool(false)) => None,
+                Ok(Value::String(s)) if s.is_empty() => None,
+                Ok(value) => Some(value),
+                Err(_) => None,
+            }
+        })
+        .await
+    }
+
+    /// Waits for an element matching `css` to exist.
+    pub async fn wait_for(&self, css: &str) {
+        let script = format!("return document.querySelector({}) !== null;", json!(css));
+        self.wait_js(&format!("element {css}"), UI_TIMEOUT, &script)
+            .await;
+    }
+
+    /// The text of the first element matching `css` ("" if none).
+    pub async fn text(&self, css: &str) -> String {
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.textContent : '';",
+            json!(css)
+        );
+        self.js(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.wait_for(css).await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .expect("element")
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Clears the input `css` and types `text` into it.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.wait_for(css).await;
+        let element = self.client.find(Locator::Css(css)).await.expect("input");
+        element.clear().await.expect("clear");
+        element.send_keys(text).await.expect("type");
+    }
+
+    /// Sets a <select>'s value as a user's choice would (with `change`).
+    pub async fn select(&self, css: &str, value: &str) {
+        self.wait_for(css).await;
+        let option = format!("{css} option[value={}]", json!(value));
+        self.wait_for(&option).await;
+        self.client
+            .find(Locator::Css(&option))
+            .await
+            .expect("option")
+            .click()
+            .await
+            .expect("select option");
+    }
+
+    /// The page's location hash.
+    pub async fn hash(&self) -> String {
+        self.js("return location.hash;")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Saves a PNG of the viewport to `docs/screenshots/<name>.png`.
+    pub async fn screenshot(&self, name: &str) {
+        // Let fonts and the last frame settle: wait for two animation frames.
+        let _ = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                Vec::new(),
+            )
+            .await;
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).expect("screenshots dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    /// Ends the WebDriver session (Chromium exits), then chromedriver.
+    pub async fn close(mut self) {
+        let client = self.client.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        self.kill_group();
+    }
+
+    fn kill_group(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
+        let pgid = self.driver.pid();
+        // The group holds only chromedriver and the browser it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        self.driver.kill();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+pub fn screenshots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}

@@ -1,0 +1,482 @@
+//! What a developer does all day, through the UI.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::driver::{Browser, UI_TIMEOUT};
+
+/// Logs in through the login page (after one wrong password when
+/// `wrong_first`), and waits for the home page.
+async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
+    browser.open("/sandboxes").await;
+    browser.wait_for("#login-form").await;
+    assert!(
+        browser.hash().await.starts_with("#/login"),
+        "a visitor without a session lands on the login page"
+    );
+    if wrong_first {
+        browser.fill("#login-username", USER).await;
+        browser.fill("#login-password", "not-the-password").await;
+        browser.click("#login-submit").await;
+        browser.wait_for("#login-error").await;
+        let code = browser
+            .js("return document.querySelector('#login-error').dataset.code;")
+            .await;
+        assert_eq!(code, "unauthorized");
+        assert!(
+            browser
+                .text("#login-error")
+                .await
+                .contains("Wrong username or password"),
+            "the wrong credential is explained"
+        );
+    }
+    browser.fill("#login-username", USER).await;
+    browser.fill("#login-password", &stack.password).await;
+    // Enter submits the form.
+    browser
+        .fill("#login-password", &format!("{}\n", stack.password))
+        .await;
+    browser
+        .wait_js(
+            "the home page after login",
+            UI_TIMEOUT,
+            &format!(
+                "return location.hash.startsWith('#/sandboxes') && \
+                 document.getElementById('username').textContent === {};",
+                json!(USER)
+            ),
+        )
+        .await;
+}
+
+/// The log rows of the deployment page: (line number, seq, text).
+async fn log_rows(browser: &Browser) -> Vec<(u64, u64, String)> {
+    let rows = browser
+        .js("return [...document.querySelectorAll('#log .log-line[data-n]')]\
+             .map(r => [Number(r.dataset.n), Number(r.dataset.seq), r.querySelector('.txt').textContent]);")
+        .await;
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_u64().expect("n"),
+                r[1].as_u64().expect("seq"),
+                r[2].as_str().expect("text").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_result(browser: &Browser, status: &str) {
+    browser
+        .wait_js(
+            &format!("the deployment page to show {status}"),
+            DEPLOY_TIMEOUT,
+            &format!(
+                "const r = document.querySelector('#result-box'); return r && r.dataset.status === {};",
+                json!(status)
+            ),
+        )
+        .await;
+}
+
+/// Creates the sandbox over REST if this control plane has sandboxes.
+async fn ensure_sandbox(stack: &Stack, token: &str, name: &str) {
+    let (status, body) = stack
+        .post(token, "/api/sandboxes", json!({ "name": name }))
+        .await;
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::NOT_FOUND,
+        "create sandbox: {status} {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+    let browser = Browser::start(&stack.base_url).await;
+
+    browser.open("/login").await;
+    browser.wait_for("#login-form").await;
+    browser.screenshot("login").await;
+    login(&browser, &stack, true).await;
+
+    // A build slow enough to restart the control plane in the middle of it.
+    stack.fixture.push_slow_build(BRANCH);
+    ensure_sandbox(&stack, &token, "alpha").await;
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    browser.open(&format!("/deployments/{id}")).await;
+    browser
+        .wait_for("#stepper li[data-step=building].current")
+        .await;
+    browser
+        .wait_js(
+            "log lines before the restart",
+            DEPLOY_TIMEOUT,
+            "return document.querySelectorAll('#log .log-line[data-n]').length > 0 \
+             && document.querySelector('#stream-state').dataset.state === 'live';",
+        )
+        .await;
+    assert_eq!(browser.text("#deployment-branch").await, BRANCH);
+
+    // The control plane dies mid-stream: the page says so, and resumes
+    // once it is back.
+    stack.kill_control_plane();
+    browser
+        .wait_js(
+            "the stream to report the drop",
+            UI_TIMEOUT,
+            "return document.querySelector('#stream-state').dataset.state === 'reconnecting';",
+        )
+        .await;
+    let before = log_rows(&browser).await;
+    stack.start_control_plane().await;
+    wait_result(&browser, "running").await;
+    browser
+        .wait_js(
+            "the stream to end",
+            UI_TIMEOUT,
+            "return document.querySelector('#stream-state').dataset.state === 'ended';",
+        )
+        .await;
+
+    // Every line once, numbered without a gap, in seq order, and the same
+    // as the whole log the REST API serves.
+    let rows = log_rows(&browser).await;
+    assert!(rows.len() > before.len(), "lines arrived after the restart");
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=rows.len() as u64).collect::<Vec<_>>(),
+        "line numbers have a gap or a repeat"
+    );
+    assert!(
+        rows.windows(2).all(|w| w[0].1 < w[1].1),
+        "seqs are not strictly increasing: {rows:?}"
+    );
+    assert_eq!(&rows[..before.len()], &before[..], "lines changed");
+    let log = stack
+        .http()
+        .get(stack.url(&format!("/api/deployments/{id}/logs")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logs")
+        .text()
+        .await
+        .expect("log text");
+    let texts: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(texts, log.lines().collect::<Vec<_>>(), "page ≠ log file");
+    let steps = browser
+        .js("return [...document.querySelectorAll('#stepper li')].map(l => l.dataset.step + ':' + l.className);")
+        .await;
+    assert_eq!(
+        steps,
+        json!([
+            "queued:done",
+            "fetching:done",
+            "building:done",
+            "starting:done",
+            "result:ok"
+        ])
+    );
+    assert!(
+        browser
+            .text("#deployment-url")
+            .await
+            .starts_with("http://127.0.0.1:")
+    );
+
+    // Search highlights, and "only matching" filters.
+    browser.fill("#log-search", "go build").await;
+    browser
+        .wait_js(
+            "search highlights",
+            UI_TIMEOUT,
+            "return document.querySelectorAll('#log mark').length > 0;",
+        )
+        .await;
+    browser.click("#log-only-matches").await;
+    let visible = browser
+        .js(
+            "return [...document.querySelectorAll('#log .log-line[data-n]')]\
+             .filter(r => !r.classList.contains('filtered-out')).length;",
+        )
+        .await;
+    assert!(visible.as_u64().expect("count") < rows.len() as u64);
+    browser.click("#log-only-matches").await;
+    browser.fill("#log-search", "").await;
+    browser.screenshot("deployment").await;
+
+    // The history lists it; a filter that excludes it does not.
+    browser.open("/deployments").await;
+    let row = format!("#deployments-table tr[data-deployment={}]", json!(id));
+    browser.wait_for(&row).await;
+    assert_eq!(
+        browser
+            .js(&format!(
+                "return document.querySelector({}).querySelector('.badge').dataset.status;",
+                json!(row)
+            ))
+            .await,
+        "running"
+    );
+    browser.screenshot("history").await;
+    browser.open("/deployments?status=failed").await;
+    browser
+        .wait_js(
+            "the filtered history",
+            UI_TIMEOUT,
+            "return location.hash.includes('status=failed') && \
+             (document.querySelector('#deployments-empty') || document.querySelector('#deployments-table'));",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js(&format!(
+                "return document.querySelector({}) === null;",
+                json!(row)
+            ))
+            .await,
+        true
+    );
+
+    // Agents: the stack's agent is online.
+    browser.open("/agents").await;
+    let agent_row = format!("#agents-table tr[data-agent={}]", json!(stack.agent_id));
+    browser.wait_for(&agent_row).await;
+    assert!(browser.text(&agent_row).await.contains("online"));
+    browser.screenshot("agents").await;
+
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_renders_user_strings_as_text_and_masks_secrets() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let hostile = "<img src=x onerror=alert(1)>";
+    let env = sdp_testkit::unique_id("xss")
+        .to_lowercase()
+        .replace('_', "-");
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/environments",
+            json!({ "name": env, "vars": { "NOTE": hostile, "DB_PASSWORD": "hunter2-secret" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let browser = Browser::start(&stack.base_url).await;
+    login(&browser, &stack, false).await;
+    browser.open("/environments").await;
+    let row = format!("#environments-table tr[data-environment={}]", json!(env));
+    browser.wait_for(&row).await;
+    let text = browser.text(&row).await;
+    assert!(text.contains(hostile), "shown literally: {text}");
+    assert!(
+        !text.contains("hunter2-secret"),
+        "a secret is masked: {text}"
+    );
+    assert_eq!(
+        browser
+            .js("return document.querySelectorAll('img').length;")
+            .await,
+        0
+    );
+    browser
+        .click(&format!("{row} .var-chip[data-key=DB_PASSWORD] .reveal"))
+        .await;
+    assert!(browser.text(&row).await.contains("hunter2-secret"));
+
+    // In the editor too: the value sits in an input, masked until revealed.
+    browser.open(&format!("/environments/{env}")).await;
+    browser.wait_for("#env-form").await;
+    let kinds = browser
+        .js("return [...document.querySelectorAll('#vars-table tbody tr')]\
+             .map(r => r.querySelector('input.key').value + '=' + r.querySelector('input.value').type);")
+        .await;
+    assert_eq!(kinds, json!(["DB_PASSWORD=password", "NOTE=text"]));
+    assert_eq!(
+        browser
+            .js("return document.querySelectorAll('img').length;")
+            .await,
+        0
+    );
+
+    // A sandbox's deployment of a branch shows the names literally.
+    let (status, _) = stack
+        .post(&token, "/api/sandboxes", json!({ "name": "xss-check" }))
+        .await;
+    assert!(status == StatusCode::CREATED || status == StatusCode::NOT_FOUND);
+    browser.open("/deployments?sandbox=xss-check").await;
+    browser.wait_for("#deployments-empty").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let (status, _) = stack.get(&token, "/api/sandboxes").await;
+    if status == StatusCode::NOT_FOUND {
+        eprintln!("this control plane has no sandbox API: skipped");
+        return;
+    }
+    let browser = Browser::start(&stack.base_url).await;
+    login(&browser, &stack, false).await;
+    browser.wait_for("#sandboxes-empty").await;
+    browser.screenshot("sandboxes-empty").await;
+
+    // An environment with the baseline URL of `users`.
+    browser.open("/environments").await;
+    browser.click("#new-environment").await;
+    browser.fill("#env-name", "baseline").await;
+    browser
+        .fill("#vars-table tbody tr input.key", "USERS_URL")
+        .await;
+    browser
+        .fill(
+            "#vars-table tbody tr input.value",
+            "http://users.baseline.invalid",
+        )
+        .await;
+    browser.click("#add-var").await;
+    browser
+        .fill("#vars-table tbody tr:nth-child(2) input.key", "API_TOKEN")
+        .await;
+    browser
+        .fill("#vars-table tbody tr:nth-child(2) input.value", "s3cr3t")
+        .await;
+    browser.click("#env-save").await;
+    browser
+        .wait_for("#environments-table tr[data-environment=baseline]")
+        .await;
+    browser.screenshot("environments").await;
+
+    // A template using it, with the `users` service.
+    browser.open("/templates").await;
+    browser.click("#new-template").await;
+    browser.fill("#template-name", "team").await;
+    browser.select("#template-environment", "baseline").await;
+    browser
+        .fill("#template-services tbody tr input.svc-repo", REPO)
+        .await;
+    browser
+        .fill("#template-services tbody tr input.svc-branch", "main")
+        .await;
+    browser.screenshot("template-editor").await;
+    browser.click("#template-save").await;
+    browser
+        .wait_for("#templates-table tr[data-template=team]")
+        .await;
+    let (_, template) = stack.get(&token, "/api/templates/team").await;
+    assert_eq!(template["environment"], "baseline");
+    assert_eq!(
+        template["services"],
+        json!([{ "repo": REPO, "branch": "main" }])
+    );
+
+    // A sandbox from the template.
+    browser.open("/sandboxes").await;
+    browser.fill("#new-sandbox-name", "beta").await;
+    browser.select("#new-sandbox-template", "team").await;
+    browser.click("#new-sandbox-submit").await;
+    let route = "#routes-table tr[data-service=users]";
+    browser.wait_for(route).await;
+    assert_eq!(browser.hash().await, "#/sandboxes/beta");
+    assert_eq!(
+        browser
+            .js(&format!(
+                "return document.querySelector({}).dataset.source;",
+                json!(route)
+            ))
+            .await,
+        "environment"
+    );
+    assert!(browser.text(route).await.contains("→ baseline"));
+    assert!(
+        browser
+            .text(route)
+            .await
+            .contains("http://users.baseline.invalid")
+    );
+
+    // Deploy feature/x of users from the sandbox page.
+    browser.select("#deploy-repo", REPO).await;
+    browser
+        .wait_js(
+            "branches of users",
+            UI_TIMEOUT,
+            "return document.querySelectorAll('#deploy-branch-list option').length >= 2;",
+        )
+        .await;
+    browser.fill("#deploy-branch", BRANCH).await;
+    browser.screenshot("sandbox").await;
+    browser.click("#deploy-submit").await;
+    browser
+        .wait_js(
+            "the deployment page",
+            UI_TIMEOUT,
+            "return location.hash.startsWith('#/deployments/d');",
+        )
+        .await;
+    wait_result(&browser, "running").await;
+
+    // The route flips to the sandbox's deployment.
+    browser.open("/sandboxes/beta").await;
+    browser
+        .wait_js(
+            "the route to flip to the sandbox",
+            UI_TIMEOUT,
+            "const r = document.querySelector('#routes-table tr[data-service=users]'); \
+             return r && r.dataset.source === 'sandbox';",
+        )
+        .await;
+    assert!(browser.text(route).await.contains("→ sandbox"));
+    browser
+        .wait_for("#services-table tr[data-service=users] .status-running")
+        .await;
+    browser.screenshot("sandbox-running").await;
+    browser.open("/sandboxes").await;
+    browser
+        .wait_for("#sandboxes-table tr[data-sandbox=beta] .status-running")
+        .await;
+    browser.screenshot("sandboxes").await;
+
+    // Tear it down (with the inline confirmation).
+    browser.open("/sandboxes/beta").await;
+    browser.click(".confirm-wrap > .btn-danger").await;
+    browser.click(".confirm .solid").await;
+    browser
+        .wait_js(
+            "back on the sandbox list",
+            UI_TIMEOUT,
+            "return location.hash === '#/sandboxes' && document.querySelector('#sandboxes-empty, #sandboxes-table') \
+             && !document.querySelector('tr[data-sandbox=beta]');",
+        )
+        .await;
+    let (status, _) = stack.get(&token, "/api/sandboxes/beta").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the sandbox is gone");
+    let deployments: Value = stack.get(&token, "/api/deployments?sandbox=beta").await.1;
+    sdp_testkit::wait_for(
+        "the sandbox's deployment to stop",
+        Duration::from_secs(30),
+        || async {
+            let (_, list) = stack.get(&token, "/api/deployments?sandbox=beta").await;
+            list.as_array()?
+                .iter()
+                .all(|d| d["status"] != "running")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(deployments.as_array().is_some_and(|d| !d.is_empty()));
+    browser.close().await;
+}

@@ -1,0 +1,100 @@
+//! Soak (issue 5): concurrent deploys into many sandboxes, many WebSocket
+//! viewers each, an agent bounced mid-way; afterwards every deployment is
+//! terminal and the control plane's memory, open files and the container
+//! count are back to flat. Bounded in count and time. `scripts/soak.sh`
+//! runs it bigger (SDP_SOAK_DEPLOYS, SDP_SOAK_VIEWERS); CI runs the short
+//! default.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// (VmRSS in KiB, open file descriptors) of a process.
+fn footprint(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    (rss, fds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
+    let deploys = env_usize("SDP_SOAK_DEPLOYS", 6);
+    let viewers = env_usize("SDP_SOAK_VIEWERS", 10);
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+
+    // Warm up (caches, connections), then take the baseline.
+    let warm = stack.deploy(&token, "warmup", BRANCH).await;
+    assert_eq!(stack.wait_settled(&token, &warm).await["status"], "running");
+    let cp = stack.control_plane_pid().expect("control plane pid");
+    let (rss_before, fds_before) = footprint(cp);
+    let started = Instant::now();
+
+    let mut ids = Vec::new();
+    for n in 0..deploys {
+        ids.push(stack.deploy(&token, &format!("soak-{n}"), BRANCH).await);
+    }
+    let stack_ref = &stack;
+    let token_ref = &token;
+    let watchers = futures::future::join_all(ids.iter().flat_map(|id| {
+        (0..viewers).map(move |_| async move { stack_ref.ws_events(token_ref, id, 0).await })
+    }));
+    let results = tokio::time::timeout(DEPLOY_TIMEOUT, watchers).await.expect("viewers finished");
+
+    // Bounce the agent, then deploy once more through the new process.
+    stack.kill_agent();
+    stack.start_agent().await;
+    let after_bounce = stack.deploy(&token, "soak-0", BRANCH).await;
+
+    let mut settled = Vec::new();
+    for id in ids.iter().chain(std::iter::once(&after_bounce)) {
+        settled.push(stack.wait_settled(&token, id).await["status"].as_str().unwrap_or("?").to_owned());
+    }
+    // Every viewer of a deployment saw the same, gap-free events.
+    for (n, events) in results.iter().enumerate() {
+        let seqs = seqs(events);
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "viewer {n}");
+        let first_of_its_deployment = &results[(n / viewers) * viewers];
+        assert_eq!(events, first_of_its_deployment, "viewers of one deployment disagree");
+    }
+    assert!(settled.iter().all(|s| s == "running"), "{settled:?}");
+
+    // Tear everything down: containers back to zero.
+    for n in 0..deploys {
+        let response = stack
+            .http()
+            .delete(stack.url(&format!("/api/sandboxes/soak-{n}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("teardown");
+        assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    }
+    let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
+    assert_eq!(containers.len(), 1, "only warmup's container should remain: {containers:?}");
+
+    // Open files are back to flat once sockets close; memory stays bounded.
+    let (rss_after, fds_after) = sdp_testkit::wait_for("open files back to flat", Duration::from_secs(30), || async {
+        let (rss, fds) = footprint(cp);
+        (fds <= fds_before + 4).then_some((rss, fds))
+    })
+    .await;
+    eprintln!(
+        "\nsoak: {deploys} deploys x {viewers} viewers + agent bounce in {:.1}s\n\
+         | control plane | before | after |\n|---|---|---|\n\
+         | RSS KiB | {rss_before} | {rss_after} |\n| open fds | {fds_before} | {fds_after} |\n",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+    stack.shutdown().await;
+}

@@ -1,0 +1,395 @@
+// #/sandboxes/{name}: services, gateway, routes, deploy form, expiry,
+// teardown, and the sandbox's recent deployments.
+
+import * as api from '../api.js';
+import { el, replace, errorBox, loading, urlLink, confirmButton } from '../dom.js';
+import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
+
+const POLL_MS = 4000;
+
+const ROUTE_LABEL = {
+  sandbox: ['→ sandbox', 'route-sandbox', 'a deployment of this sandbox'],
+  environment: ['→ baseline', 'route-environment', 'the shared environment (baseline)'],
+  manual: ['manual', 'route-manual', 'set by hand'],
+};
+
+function routeBadge(source) {
+  const [label, cls, title] = ROUTE_LABEL[source] ?? [String(source ?? '?'), '', ''];
+  return el('span', { class: `badge plain ${cls}`, title, dataset: { source: String(source ?? '') } }, label);
+}
+
+export async function render(view, { params, navigate, isCurrent, me }) {
+  const name = params[0];
+  const base = `/api/sandboxes/${api.seg(name)}`;
+  const message = el('div', { id: 'sandbox-message', 'aria-live': 'polite' });
+  const say = (kind, ...text) => replace(message, el('div', { class: `alert alert-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, ...text));
+  const sayError = (err, title) => replace(message, errorBox(err, title));
+
+  const headActions = el('div', { class: 'actions' });
+  const facts = el('div', { class: 'card-body' }, loading());
+  const services = el('div', { class: 'card-body flush' }, loading());
+  const routes = el('div', { class: 'card-body flush' }, loading());
+  const history = el('div', { class: 'card-body flush' }, loading());
+  const deployBody = el('div', { class: 'card-body' }, loading());
+  const subtitle = el('div', { class: 'sub' });
+
+  view.append(
+    el('div', { class: 'page-head' },
+      el('div', {}, el('div', { class: 'small' }, el('a', { href: '#/sandboxes' }, '← Sandboxes')),
+        el('h1', { id: 'sandbox-name' }, name), subtitle),
+      headActions),
+    message,
+    el('div', { class: 'grid-2' },
+      el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', {}, 'Sandbox')), facts),
+      el('section', { class: 'card', id: 'deploy-card' }, el('div', { class: 'card-head' }, el('h2', {}, 'Deploy a branch')), deployBody)),
+    el('section', { class: 'card' },
+      el('div', { class: 'card-head' }, el('h2', {}, 'Services'), el('span', { class: 'hint' }, 'What runs in this sandbox')), services),
+    el('section', { class: 'card' },
+      el('div', { class: 'card-head' }, el('h2', {}, 'Routes'),
+        el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service')), routes),
+    el('section', { class: 'card' },
+      el('div', { class: 'card-head' }, el('h2', {}, 'Recent deployments'),
+        el('a', { href: `#/deployments?sandbox=${encodeURIComponent(name)}` }, 'All of them')), history));
+
+  let stopped = false;
+  let timer = null;
+  let sandbox = null;
+  let sandboxApi = true;
+  let editingRoute = false;
+
+  const deployOne = async (repo, branch, button) => {
+    if (button) button.disabled = true;
+    try {
+      const created = await api.post(`${base}/deployments`, { repo, branch });
+      navigate(`#/deployments/${encodeURIComponent(created.id)}`);
+    } catch (err) {
+      sayError(err, `Cannot deploy ${repo} ${branch}`);
+      if (err.details?.deployment_id) {
+        message.firstChild?.append(' ', deploymentLink(err.details.deployment_id, 'See the failed deployment'));
+      }
+    } finally {
+      if (button) button.disabled = false;
+    }
+  };
+
+  const cancel = async (id, button) => {
+    button.disabled = true;
+    try {
+      await api.post(`/api/deployments/${api.seg(id)}/cancel`);
+      say('info', 'Cancel requested. The deployment stops at its next step.');
+      refresh();
+    } catch (err) {
+      sayError(err, 'Cannot cancel');
+      button.disabled = false;
+    }
+  };
+
+  // ---- facts, expiry, pin ----
+  // Without its own environment, a sandbox uses its template's.
+  let templateEnv;
+  const environmentOf = () => {
+    const env = sandbox.environment ?? templateEnv;
+    if (!env) return el('span', { class: 'muted' }, '—');
+    return el('span', {}, el('a', { href: `#/environments/${encodeURIComponent(env)}` }, env),
+      sandbox.environment ? null : el('span', { class: 'muted' }, ' (from the template)'));
+  };
+  const loadTemplateEnv = async () => {
+    if (templateEnv !== undefined || !sandbox?.template || sandbox.environment) return;
+    templateEnv = null;
+    try {
+      templateEnv = (await api.get(`/api/templates/${api.seg(sandbox.template)}`))?.environment ?? null;
+      if (!stopped) renderFacts();
+    } catch {
+      // Shown as "—".
+    }
+  };
+  function renderFacts() {
+    if (!sandbox) return;
+    replace(subtitle, 'Owned by ', el('strong', {}, sandbox.owner ?? '?'),
+      sandbox.template ? [' · template ', el('a', { href: `#/templates/${encodeURIComponent(sandbox.template)}` }, sandbox.template)] : null);
+    const pin = el('button', { type: 'button', class: 'btn btn-small', id: 'pin-toggle', 'aria-pressed': String(Boolean(sandbox.pinned)) },
+      sandbox.pinned ? 'Unpin' : 'Pin');
+    pin.addEventListener('click', () => change({ pinned: !sandbox.pinned }, pin, sandbox.pinned ? 'Unpinned: it expires again.' : 'Pinned: it never expires.'));
+    const renew = el('button', { type: 'button', class: 'btn btn-small', id: 'renew' }, 'Renew');
+    renew.addEventListener('click', () => change({ renew: true }, renew, 'Renewed.'));
+    const ttl = el('input', { type: 'number', min: 1, max: 2160, value: String(sandbox.ttl_hours ?? 24), id: 'ttl-hours', 'aria-label': 'Time to live in hours' });
+    const ttlForm = el('form', { class: 'row' }, ttl, el('span', { class: 'muted' }, 'hours'),
+      el('button', { type: 'submit', class: 'btn btn-small' }, 'Set'));
+    ttlForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      change({ ttl_hours: Number(ttl.value) }, ttlForm.querySelector('button'), 'Expiry updated.');
+    });
+    replace(facts, el('dl', { class: 'facts' },
+      el('dt', {}, 'Gateway'), el('dd', { id: 'gateway-url' }, sandbox.gateway_url ? urlLink(sandbox.gateway_url) : el('span', { class: 'muted' }, 'not running')),
+      el('dt', {}, 'Environment'), el('dd', { id: 'sandbox-environment' }, environmentOf()),
+      el('dt', {}, 'Created'), el('dd', {}, timeEl(sandbox.created_at)),
+      el('dt', {}, 'Expires'), el('dd', { id: 'expiry' }, el('div', { class: 'row' },
+        sandbox.pinned ? el('span', { class: 'badge plain info' }, 'pinned: never') : timeEl(sandbox.expires_at), pin, renew)),
+      el('dt', {}, 'Time to live'), el('dd', {}, ttlForm)));
+  }
+
+  async function change(body, button, done) {
+    button.disabled = true;
+    try {
+      sandbox = await api.patch(base, body);
+      say('ok', done);
+      renderFacts();
+      refresh();
+    } catch (err) {
+      sayError(err, 'Cannot change the sandbox');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- services ----
+  function renderServices() {
+    const list = sandbox?.services ?? [];
+    if (list.length === 0) {
+      replace(services, el('div', { class: 'empty' }, el('p', {}, 'Nothing deployed yet. Deploy a branch, or the whole template.')));
+      return;
+    }
+    replace(services, el('table', { class: 'table', id: 'services-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Branch'), el('th', {}, 'Commit'),
+        el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
+      el('tbody', {}, list.map((s) => {
+        const actions = el('td', { class: 'actions' });
+        if (s.deployment_id) actions.append(el('a', { class: 'btn btn-small', href: `#/deployments/${encodeURIComponent(s.deployment_id)}` }, 'Log'));
+        if (s.status && !SETTLED.has(s.status) && s.deployment_id) {
+          const b = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Cancel');
+          b.addEventListener('click', () => cancel(s.deployment_id, b));
+          actions.append(b);
+        } else if (s.branch) {
+          const b = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: s.repo } }, s.deployment_id ? 'Redeploy' : 'Deploy');
+          b.addEventListener('click', () => deployOne(s.repo, s.branch, b));
+          actions.append(b);
+        }
+        return el('tr', { dataset: { service: s.repo } },
+          el('td', {}, el('strong', {}, s.repo)),
+          el('td', { class: 'mono' }, s.branch ?? ''),
+          el('td', {}, commitEl(s.commit)),
+          el('td', {}, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed')),
+          el('td', {}, urlLink(s.url)),
+          actions);
+      }))));
+  }
+
+  // ---- routes ----
+  function routeEditor(route, cell) {
+    editingRoute = true;
+    const input = el('input', { type: 'url', class: 'mono wide', value: route.target ?? '', 'aria-label': `Manual target for ${route.service}`, required: true });
+    const form = el('form', { class: 'row' }, input,
+      el('button', { type: 'submit', class: 'btn btn-small btn-primary' }, 'Save'),
+      el('button', { type: 'button', class: 'btn btn-small', onclick: () => { editingRoute = false; renderRoutes(lastRoutes); } }, 'Cancel'));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      try {
+        await api.put(`${base}/routes/${api.seg(route.service)}`, { target: input.value.trim() });
+        editingRoute = false;
+        say('ok', `${route.service} now routes to ${input.value.trim()} (manual).`);
+        refresh();
+      } catch (err) {
+        sayError(err, 'Cannot set the route');
+      }
+    });
+    replace(cell, form);
+    input.focus();
+  }
+
+  let lastRoutes = [];
+  function renderRoutes(list) {
+    lastRoutes = list ?? [];
+    if (editingRoute) return;
+    if (lastRoutes.length === 0) {
+      replace(routes, el('div', { class: 'empty' }, el('p', {}, 'No routes: the template names no services, or the environment has no URLs for them.')));
+      return;
+    }
+    replace(routes, el('table', { class: 'table', id: 'routes-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Goes to'), el('th', {}, 'Target'),
+        el('th', {}, 'Env key'), el('th', {}, ''))),
+      el('tbody', {}, lastRoutes.map((r) => {
+        const targetCell = el('td', { class: 'mono target' }, r.target ?? '');
+        const actions = el('td', { class: 'actions' });
+        const override = el('button', { type: 'button', class: 'btn btn-small' }, r.source === 'manual' ? 'Change' : 'Set manual');
+        override.addEventListener('click', () => routeEditor(r, targetCell));
+        actions.append(override);
+        if (r.source === 'manual') {
+          const clear = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Clear');
+          clear.addEventListener('click', async () => {
+            clear.disabled = true;
+            try {
+              await api.del(`${base}/routes/${api.seg(r.service)}`);
+              say('ok', `The manual route of ${r.service} is cleared.`);
+              refresh();
+            } catch (err) {
+              sayError(err, 'Cannot clear the route');
+              clear.disabled = false;
+            }
+          });
+          actions.append(clear);
+        }
+        return el('tr', { dataset: { service: r.service, source: String(r.source ?? '') } },
+          el('td', {}, el('strong', {}, r.service)),
+          el('td', {}, routeBadge(r.source)),
+          targetCell,
+          el('td', { class: 'mono muted' }, r.env_key ?? ''),
+          actions);
+      }))));
+  }
+
+  // ---- deploy form ----
+  async function renderDeployForm() {
+    let repos = null;
+    try {
+      repos = await api.get('/api/repos');
+    } catch (err) {
+      if (!api.isMissingApi(err)) replace(deployBody, errorBox(err, 'Cannot list the repos'));
+    }
+    if (stopped) return;
+    const known = new Set((repos ?? []).map((r) => r.name));
+    for (const s of sandbox?.services ?? []) known.add(s.repo);
+    const repoField = repos && repos.length
+      ? el('select', { id: 'deploy-repo', required: true, class: 'wide' }, [...known].sort().map((n) => el('option', { value: n }, n)))
+      : el('input', { type: 'text', id: 'deploy-repo', required: true, list: 'deploy-repo-list', placeholder: 'repo name', autocomplete: 'off', class: 'wide' });
+    const repoList = el('datalist', { id: 'deploy-repo-list' }, [...known].map((n) => el('option', { value: n })));
+    const branchList = el('datalist', { id: 'deploy-branch-list' });
+    const branch = el('input', { type: 'text', id: 'deploy-branch', required: true, list: 'deploy-branch-list', placeholder: 'feature/…', autocomplete: 'off', class: 'mono wide' });
+    const branchHelp = el('div', { class: 'help', id: 'deploy-branch-help' });
+    const submit = el('button', { type: 'submit', class: 'btn btn-primary', id: 'deploy-submit' }, 'Deploy');
+    let branchesFor = null;
+    const loadBranches = async () => {
+      const repo = repoField.value.trim();
+      if (!repo || repo === branchesFor) return;
+      branchesFor = repo;
+      replace(branchHelp, 'Loading branches…');
+      try {
+        const branches = await api.get(`/api/repos/${api.seg(repo)}/branches`);
+        if (repoField.value.trim() !== repo) return;
+        replace(branchList, branches.map((b) => el('option', { value: b.name }, `${b.name} · ${String(b.commit ?? '').slice(0, 8)}`)));
+        replace(branchHelp, `${branches.length} branch${branches.length === 1 ? '' : 'es'}: type to filter.`);
+        const info = repos?.find((r) => r.name === repo);
+        if (!branch.value && info?.default_branch) branch.placeholder = info.default_branch;
+      } catch (err) {
+        replace(branchList);
+        replace(branchHelp, api.isMissingApi(err) ? 'Type the branch name.' : `Cannot list branches: ${err.message}`);
+      }
+    };
+    repoField.addEventListener('change', loadBranches);
+    const form = el('form', { id: 'deploy-form' },
+      el('div', { class: 'field' }, el('label', { for: 'deploy-repo' }, 'Repo'), repoField, repoList),
+      el('div', { class: 'field' }, el('label', { for: 'deploy-branch' }, 'Branch'), branch, branchList, branchHelp),
+      submit);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const repo = repoField.value.trim();
+      const br = branch.value.trim();
+      if (!repo || !br) {
+        say('error', 'Pick a repo and a branch.');
+        (repo ? branch : repoField).focus();
+        return;
+      }
+      deployOne(repo, br, submit);
+    });
+    replace(deployBody, form);
+    loadBranches();
+  }
+
+  // ---- head actions ----
+  function renderHeadActions() {
+    headActions.replaceChildren();
+    if (!sandboxApi || !sandbox) return;
+    const all = el('button', { type: 'button', class: 'btn', id: 'deploy-template' }, 'Deploy whole template');
+    all.addEventListener('click', async () => {
+      all.disabled = true;
+      try {
+        const result = await api.post(`${base}/deploy`, {});
+        const started = result?.deployments ?? [];
+        say('ok', `Started ${started.length} deployment${started.length === 1 ? '' : 's'}: `,
+          started.map((d, i) => [i ? ', ' : '', deploymentLink(d.id, `${d.repo} ${d.branch}`)]));
+        refresh();
+      } catch (err) {
+        sayError(err, 'Cannot deploy the template');
+      } finally {
+        all.disabled = false;
+      }
+    });
+    headActions.append(all, confirmButton({
+      label: 'Tear down…',
+      question: `Stop everything in ${name} and delete it?`,
+      confirmLabel: 'Tear down',
+      onConfirm: async () => {
+        try {
+          const result = await api.del(base);
+          navigate('#/sandboxes');
+          void result;
+        } catch (err) {
+          sayError(err, 'Cannot tear down');
+        }
+      },
+    }));
+  }
+
+  function renderHistory(list) {
+    if (!list.length) {
+      replace(history, el('div', { class: 'empty' }, el('p', {}, 'No deployments in this sandbox yet.')));
+      return;
+    }
+    replace(history, el('table', { class: 'table', id: 'sandbox-deployments' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Repo'), el('th', {}, 'Branch'),
+        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'))),
+      el('tbody', {}, list.map((d) => el('tr', { dataset: { deployment: d.id } },
+        el('td', {}, deploymentLink(d.id)), el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
+        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status)),
+        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)))))));
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const [sb, rt, hist] = await Promise.allSettled([
+      api.get(base),
+      api.get(`${base}/routes`),
+      api.get(`/api/deployments${api.query({ sandbox: name, limit: 10 })}`),
+    ]);
+    if (stopped) return;
+    if (sb.status === 'fulfilled') {
+      sandbox = sb.value;
+      sandboxApi = true;
+      renderFacts();
+      loadTemplateEnv();
+      renderServices();
+      renderHeadActions();
+    } else if (api.isMissingApi(sb.reason)) {
+      sandboxApi = false;
+      replace(facts, el('div', { class: 'alert alert-info' },
+        'This control plane has no sandbox API yet: only deploys and their history are shown.'));
+      replace(services, el('div', { class: 'empty' }, el('p', {}, 'See the recent deployments below.')));
+    } else if (sb.reason?.status === 404) {
+      replace(view, el('div', { class: 'card' }, el('div', { class: 'empty' },
+        el('h2', {}, 'No such sandbox'),
+        el('p', {}, 'There is no sandbox called ', el('strong', {}, name), '. It may have been torn down. ',
+          el('a', { href: '#/sandboxes' }, 'Back to the sandboxes'), '.'))));
+      stopped = true;
+      return;
+    } else {
+      replace(facts, errorBox(sb.reason, 'Cannot load the sandbox'));
+    }
+    if (rt.status === 'fulfilled') renderRoutes(rt.value);
+    else if (api.isMissingApi(rt.reason) || !sandboxApi) replace(routes, el('div', { class: 'empty' }, el('p', {}, 'Routes are not available on this control plane.')));
+    else if (!editingRoute) replace(routes, el('div', { class: 'card-body' }, errorBox(rt.reason, 'Cannot load the routes')));
+    if (hist.status === 'fulfilled') renderHistory(hist.value);
+    else replace(history, el('div', { class: 'card-body' }, errorBox(hist.reason, 'Cannot load the deployments')));
+    if (!stopped) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  await refresh();
+  if (!isCurrent() || stopped) return () => { stopped = true; clearTimeout(timer); };
+  if (me?.can_deploy === false) {
+    replace(deployBody, el('div', { class: 'alert alert-warn' }, 'Log in again to deploy: the control plane restarted since you logged in.'));
+  } else {
+    await renderDeployForm();
+  }
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

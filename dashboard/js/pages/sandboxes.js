@@ -1,0 +1,133 @@
+// #/sandboxes (home): every sandbox with its services' status, and the
+// "New sandbox" form.
+
+import * as api from '../api.js';
+import { el, replace, errorBox, loading } from '../dom.js';
+import { statusBadge, timeEl, sandboxLink } from '../format.js';
+
+const POLL_MS = 5000;
+
+function servicesCell(services) {
+  if (!services || services.length === 0) return el('span', { class: 'muted' }, 'none deployed');
+  return el('div', { class: 'services-badges' }, services.map((s) =>
+    el('span', { class: 'service-chip' }, el('span', { class: 'name' }, s.repo), statusBadge(s.status ?? 'queued'))));
+}
+
+function table(sandboxes) {
+  return el('table', { class: 'table', id: 'sandboxes-table' },
+    el('thead', {}, el('tr', {},
+      el('th', {}, 'Name'), el('th', {}, 'Owner'), el('th', {}, 'Template'),
+      el('th', {}, 'Expires'), el('th', {}, 'Pinned'), el('th', {}, 'Services'))),
+    el('tbody', {}, sandboxes.map((s) => el('tr', { dataset: { sandbox: s.name } },
+      el('td', {}, sandboxLink(s.name)),
+      el('td', {}, s.owner ?? ''),
+      el('td', {}, s.template ? el('a', { href: `#/templates/${encodeURIComponent(s.template)}` }, s.template) : el('span', { class: 'muted' }, '—')),
+      el('td', {}, s.pinned ? el('span', { class: 'muted' }, 'never (pinned)') : timeEl(s.expires_at)),
+      el('td', {}, s.pinned ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no')),
+      el('td', {}, servicesCell(s.services))))));
+}
+
+function emptyState(hasTemplates) {
+  return el('div', { class: 'empty', id: 'sandboxes-empty' },
+    el('h2', {}, 'No sandboxes yet'),
+    el('p', {}, 'A sandbox runs your feature branches next to the shared baseline.'),
+    el('ol', {},
+      el('li', {}, el('a', { href: '#/environments' }, 'Create an environment'), ': the baseline URLs of the services (e.g. USERS_URL).'),
+      el('li', {}, el('a', { href: '#/templates' }, 'Create a template'), ': the environment, the gateway and the services with default branches.'),
+      el('li', {}, hasTemplates ? 'Create a sandbox from a template with the form on this page, then deploy a branch into it.'
+        : 'Create a sandbox from that template here, then deploy a branch into it.')));
+}
+
+function newSandboxForm(templates, onCreated) {
+  const message = el('div');
+  const name = el('input', {
+    type: 'text', id: 'new-sandbox-name', required: true, pattern: '[a-z0-9][a-z0-9-]{0,62}',
+    placeholder: 'e.g. alice-login-fix', autocomplete: 'off',
+  });
+  const template = el('select', { id: 'new-sandbox-template' },
+    el('option', { value: '' }, templates.length ? '— choose a template —' : '— no templates yet —'),
+    templates.map((t) => el('option', { value: t.name }, t.name)));
+  if (templates.length === 1) template.value = templates[0].name;
+  const ttl = el('input', { type: 'number', id: 'new-sandbox-ttl', min: 1, max: 2160, value: '24' });
+  const pinned = el('input', { type: 'checkbox', id: 'new-sandbox-pinned' });
+  const submit = el('button', { type: 'submit', class: 'btn btn-primary', id: 'new-sandbox-submit' }, 'Create sandbox');
+  const form = el('form', { id: 'new-sandbox-form' },
+    el('div', { class: 'form-row' },
+      el('div', { class: 'field grow' }, el('label', { for: 'new-sandbox-name' }, 'Name'), name),
+      el('div', { class: 'field grow' }, el('label', { for: 'new-sandbox-template' }, 'Template'), template),
+      el('div', { class: 'field' }, el('label', { for: 'new-sandbox-ttl' }, 'Expires after (hours)'), ttl),
+      el('div', { class: 'field' }, el('label', { class: 'check', for: 'new-sandbox-pinned' }, pinned, 'Pinned (never expires)')),
+      el('div', { class: 'field' }, submit)),
+    el('div', { class: 'help muted small' }, 'Lower-case letters, digits and dashes. Each deploy renews the expiry.'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replace(message);
+    const body = { name: name.value.trim(), pinned: pinned.checked };
+    if (template.value) body.template = template.value;
+    const hours = Number(ttl.value);
+    if (ttl.value && Number.isFinite(hours)) body.ttl_hours = hours;
+    if (!body.name) {
+      replace(message, el('div', { class: 'alert alert-error' }, 'Give the sandbox a name.'));
+      name.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const created = await api.post('/api/sandboxes', body);
+      onCreated(created?.name ?? body.name);
+    } catch (err) {
+      replace(message, errorBox(err, 'Cannot create the sandbox'));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return el('div', {}, message, form);
+}
+
+export async function render(view, { navigate, isCurrent }) {
+  const listBody = el('div', { class: 'card-body flush' }, loading());
+  const formBody = el('div', { class: 'card-body' }, loading());
+  view.append(
+    el('div', { class: 'page-head' },
+      el('div', {}, el('h1', {}, 'Sandboxes'),
+        el('div', { class: 'sub' }, 'Feature branches running next to the baseline.'))),
+    el('section', { class: 'card', 'aria-labelledby': 'new-sandbox-h' },
+      el('div', { class: 'card-head' }, el('h2', { id: 'new-sandbox-h' }, 'New sandbox')), formBody),
+    el('section', { class: 'card', 'aria-labelledby': 'list-h' },
+      el('div', { class: 'card-head' }, el('h2', { id: 'list-h' }, 'All sandboxes'),
+        el('span', { class: 'hint' }, 'Refreshes every few seconds')), listBody));
+
+  let templates = [];
+  try {
+    templates = await api.get('/api/templates');
+  } catch (err) {
+    if (!api.isMissingApi(err)) replace(formBody, errorBox(err, 'Cannot load the templates'));
+  }
+  if (!isCurrent()) return undefined;
+  replace(formBody, newSandboxForm(templates, (name) => navigate(`#/sandboxes/${encodeURIComponent(name)}`)));
+
+  let timer = null;
+  let stopped = false;
+  const refresh = async () => {
+    try {
+      const sandboxes = await api.get('/api/sandboxes');
+      if (stopped) return;
+      replace(listBody, sandboxes.length ? table(sandboxes) : emptyState(templates.length > 0));
+    } catch (err) {
+      if (stopped) return;
+      if (api.isMissingApi(err)) {
+        replace(listBody, el('div', { class: 'empty' }, el('h2', {}, 'Sandboxes are not available yet'),
+          el('p', {}, 'This control plane does not serve /api/sandboxes. You can still deploy with the REST API and follow it under ',
+            el('a', { href: '#/deployments' }, 'Deployments'), '.')));
+        return;
+      }
+      replace(listBody, el('div', { class: 'card-body' }, errorBox(err, 'Cannot load the sandboxes')));
+    }
+    if (!stopped) timer = setTimeout(refresh, POLL_MS);
+  };
+  await refresh();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
