@@ -21,6 +21,8 @@ use crate::store::{NewSandbox, Sandbox, is_constraint};
 pub struct SandboxView {
     #[serde(flatten)]
     sandbox: Sandbox,
+    /// The environment it runs with: its own, else its template's.
+    effective_environment: Option<String>,
     services: Vec<ServiceView>,
     gateway_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +132,7 @@ async fn view(
         None
     };
     Ok(SandboxView {
+        effective_environment: crate::routing::environment_name(&sandbox, template.as_ref()),
         sandbox,
         services,
         gateway_url,
