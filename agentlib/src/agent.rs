@@ -23,6 +23,7 @@ use crate::docker::DockerClient;
 use crate::error::AgentError;
 use crate::flavour::Flavour;
 use crate::job::{self, CancelReason, JobHandle};
+use crate::rpc;
 
 /// One per (sandbox, service): held while git works on its worktree.
 type WorktreeLock = Arc<tokio::sync::Mutex<()>>;
@@ -79,6 +80,36 @@ impl Agent {
             .remove(id);
     }
 
+    /// Cancels every unsettled job of `sandbox`; returns their `done`
+    /// tokens.
+    pub fn cancel_sandbox_jobs(
+        &self,
+        sandbox: &str,
+        reason: CancelReason,
+    ) -> Vec<CancellationToken> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.values()
+            .filter(|job| job.sandbox == sandbox)
+            .map(|job| {
+                job.cancel_with(reason.clone());
+                job.done.clone()
+            })
+            .collect()
+    }
+
+    /// The worktree locks of `sandbox`'s services.
+    pub fn sandbox_worktree_locks(&self, sandbox: &str) -> Vec<WorktreeLock> {
+        let locks = self
+            .worktree_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        locks
+            .iter()
+            .filter(|((s, _), _)| s == sandbox)
+            .map(|(_, lock)| lock.clone())
+            .collect()
+    }
+
     fn running(&self) -> Vec<DeploymentId> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let mut ids: Vec<DeploymentId> = jobs.keys().cloned().collect();
@@ -129,6 +160,17 @@ pub async fn run(
     };
     let mut deploys = subscribe(subject::deploy_request(kind)).await?;
     let mut verifies = subscribe(subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS)).await?;
+    let mut list_repos = subscribe(subject::agent_rpc(kind, subject::LIST_REPOS)).await?;
+    let mut list_branches = subscribe(subject::agent_rpc(kind, subject::LIST_BRANCHES)).await?;
+    // Commands for this agent only: no queue group.
+    let teardown_subject = subject::agent_cmd(&config.agent.id, subject::TEARDOWN);
+    let mut teardowns = client
+        .subscribe(teardown_subject.clone())
+        .await
+        .map_err(|source| AgentError::Subscribe {
+            subject: teardown_subject,
+            source,
+        })?;
 
     let stop = shutdown.child_token();
     let agent = Arc::new(Agent {
@@ -167,12 +209,36 @@ pub async fn run(
                 }
                 None => break,
             },
+            message = list_repos.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(rpc::handle_list_repos(agent, message));
+                }
+                None => break,
+            },
+            message = list_branches.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(rpc::handle_list_branches(agent, message));
+                }
+                None => break,
+            },
+            message = teardowns.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(rpc::handle_teardown(agent, message));
+                }
+                None => break,
+            },
         }
     }
 
     tracing::info!("agent stopping");
     let _ = deploys.unsubscribe().await;
     let _ = verifies.unsubscribe().await;
+    let _ = list_repos.unsubscribe().await;
+    let _ = list_branches.unsubscribe().await;
+    let _ = teardowns.unsubscribe().await;
     heartbeat.abort();
     // Jobs' cancel tokens are children of `stop`: they wind down now.
     stop.cancel();
@@ -205,7 +271,11 @@ fn absolute_dir(path: &Path, create: bool) -> Result<PathBuf, AgentError> {
     }
 }
 
-async fn respond<T: Serialize>(agent: &Agent, reply: Option<async_nats::Subject>, body: &Reply<T>) {
+pub(crate) async fn respond<T: Serialize>(
+    agent: &Agent,
+    reply: Option<async_nats::Subject>,
+    body: &Reply<T>,
+) {
     let Some(reply) = reply else {
         tracing::warn!("request without a reply subject; not answered");
         return;
@@ -215,7 +285,7 @@ async fn respond<T: Serialize>(agent: &Agent, reply: Option<async_nats::Subject>
     }
 }
 
-fn bad_request(message: impl Into<String>) -> RpcError {
+pub(crate) fn bad_request(message: impl Into<String>) -> RpcError {
     RpcError::new(RpcErrorCode::BadRequest, message)
 }
 
@@ -370,6 +440,8 @@ async fn heartbeats(agent: Arc<Agent>) {
     let subject = subject::agent_heartbeat(agent.kind(), agent.agent_id());
     let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // This task runs once per agent process: its start marks a restart.
+    let started_at = chrono::Utc::now();
     loop {
         ticker.tick().await;
         let running = agent.running();
@@ -395,6 +467,7 @@ async fn heartbeats(agent: Arc<Agent>) {
             running,
             missing_images,
             repos,
+            started_at: Some(started_at),
         };
         if let Err(err) = agent
             .client

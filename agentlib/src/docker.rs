@@ -33,7 +33,8 @@ pub struct RunSpec {
     pub labels: HashMap<String, String>,
     /// The container port to publish on a random host port.
     pub port: u16,
-    /// (host path, container path), mounted read-only.
+    /// (host path, container path), mounted read-only (a directory or a
+    /// file).
     pub mounts: Vec<(PathBuf, String)>,
     pub memory: i64,
     pub nano_cpus: i64,
@@ -75,12 +76,12 @@ impl DockerClient {
     }
 
     /// Force-removes the containers with all these labels and the container
-    /// called `name`, if any.
+    /// called `name`, if any. Returns how many labelled containers there were.
     pub async fn remove_matching(
         &self,
         labels: &[(&str, &str)],
         name: Option<&str>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<usize, DeployError> {
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_owned(),
             labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -95,13 +96,14 @@ impl DockerClient {
             .await
             .map_err(docker_err("list containers"))?;
         let mut ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        let labelled = ids.len();
         if let Some(name) = name {
             ids.push(name.to_owned());
         }
         for id in ids {
             self.remove(&id).await?;
         }
-        Ok(())
+        Ok(labelled)
     }
 
     /// Force-removes a container; a missing one is fine.

@@ -45,6 +45,14 @@ pub enum DeployError {
     Superseded(DeploymentId),
     #[error("the agent shut down before the deployment finished; deploy again")]
     Shutdown,
+    #[error("the sandbox was torn down")]
+    TornDown,
+    #[error("{repo}: {source}")]
+    Settings {
+        repo: String,
+        #[source]
+        source: crate::service::SettingsError,
+    },
     #[error("branch '{branch}' does not exist in {repo}")]
     BranchMissing { branch: String, repo: String },
     #[error("the git server refused your credential for {repo}")]
@@ -113,7 +121,9 @@ impl DeployError {
 
     pub fn status(&self) -> sdp_bus::Status {
         match self {
-            DeployError::Cancelled | DeployError::Superseded(_) => sdp_bus::Status::Cancelled,
+            DeployError::Cancelled | DeployError::Superseded(_) | DeployError::TornDown => {
+                sdp_bus::Status::Cancelled
+            }
             _ => sdp_bus::Status::Failed,
         }
     }

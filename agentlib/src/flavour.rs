@@ -1,13 +1,13 @@
 //! Flavours: what differs between kinds of agent — the build step and the
 //! container spec. [`GoFlavour`] (kind `micro`) builds with `go build` on
-//! the host; the PHP flavour of the gateway agent implements the same trait.
+//! the host; [`crate::PhpFlavour`] (kind `gateway`) runs `composer install`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use futures::future::BoxFuture;
-use sdp_bus::LogStream;
+use sdp_bus::{LogStream, ServiceSettings};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
@@ -26,6 +26,8 @@ pub struct BuildContext {
     pub data_dir: PathBuf,
     /// Shared build caches, absolute.
     pub cache_dir: PathBuf,
+    /// The service's effective settings (see [`crate::service`]).
+    pub settings: ServiceSettings,
 }
 
 /// How the flavour's containers look.
@@ -33,12 +35,13 @@ pub struct BuildContext {
 pub struct ContainerSpec {
     /// The command when `flavour.run_cmd` is not configured.
     pub default_run_cmd: Vec<String>,
-    /// The port the service listens on when `service.port` is not set.
-    pub default_port: u16,
     /// Mount point of the checkout (also the working directory).
     pub source_mount: &'static str,
     /// Mount point of the build output, if the flavour produces any.
     pub artifact_mount: Option<&'static str>,
+    /// Where the sandbox's route table (`routes.json`) is mounted, if the
+    /// flavour's containers get it (named by `SDP_ROUTES_FILE`).
+    pub routes_file: Option<&'static str>,
 }
 
 pub trait Flavour: Send + Sync + 'static {
@@ -48,7 +51,8 @@ pub trait Flavour: Send + Sync + 'static {
     /// The base image when `flavour.base_image` is not configured.
     fn default_base_image(&self) -> &'static str;
 
-    fn container(&self) -> ContainerSpec;
+    /// The container for a service with these (effective) settings.
+    fn container(&self, settings: &ServiceSettings) -> ContainerSpec;
 
     /// Builds the checkout. Every output line goes to `events` as a log
     /// line. Dropping the future must stop the build (spawn children with
@@ -61,21 +65,22 @@ pub trait Flavour: Send + Sync + 'static {
 }
 
 /// `go build` on the host, `CGO_ENABLED=0`, shared caches, no network.
+/// The package built is the service's `main_package` (`sdp.toml`).
 #[derive(Clone, Debug)]
 pub struct GoFlavour {
     /// `PATH` for the build (the agent's own, captured at construction).
     pub path: OsString,
-    /// The main package to build, relative to the repo root.
-    pub main_package: String,
+}
+
+/// The agent's own `PATH`, or a usual one.
+pub(crate) fn agent_path() -> OsString {
+    std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin".into())
 }
 
 impl Default for GoFlavour {
     fn default() -> Self {
-        Self {
-            path: std::env::var_os("PATH")
-                .unwrap_or_else(|| "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin".into()),
-            main_package: ".".to_owned(),
-        }
+        Self { path: agent_path() }
     }
 }
 
@@ -87,7 +92,7 @@ impl GoFlavour {
             .arg("-trimpath")
             .arg("-o")
             .arg(output)
-            .arg(&self.main_package)
+            .arg(crate::service::go_package_arg(&ctx.settings.main_package))
             .current_dir(&ctx.worktree)
             .env_clear()
             .env("PATH", &self.path)
@@ -96,7 +101,8 @@ impl GoFlavour {
             .env("GOCACHE", ctx.cache_dir.join("go-build"))
             .env("GOMODCACHE", ctx.cache_dir.join("gomod"))
             .env("CGO_ENABLED", "0")
-            .env("GOFLAGS", "-mod=mod")
+            // -buildvcs=false: go must never run git in a tree it did not make.
+            .env("GOFLAGS", "-mod=mod -buildvcs=false")
             .env("GOPROXY", "off")
             .env("GOTOOLCHAIN", "local")
             .env("GOTELEMETRY", "off");
@@ -113,12 +119,12 @@ impl Flavour for GoFlavour {
         "sdp-go-base:1"
     }
 
-    fn container(&self) -> ContainerSpec {
+    fn container(&self, _settings: &ServiceSettings) -> ContainerSpec {
         ContainerSpec {
-            default_run_cmd: vec!["/sdp/app".to_owned()],
-            default_port: 8080,
+            default_run_cmd: vec![format!("{GO_ARTIFACT_MOUNT}/app")],
             source_mount: "/src",
-            artifact_mount: Some("/sdp"),
+            artifact_mount: Some(GO_ARTIFACT_MOUNT),
+            routes_file: None,
         }
     }
 
@@ -142,9 +148,8 @@ impl Flavour for GoFlavour {
             }
             let output = ctx.artifact_dir.join("app");
             let shown = format!(
-                "$ go build -trimpath -o {}/app {}",
-                self.container().artifact_mount.unwrap_or("/sdp"),
-                self.main_package
+                "$ go build -trimpath -o {GO_ARTIFACT_MOUNT}/app {}",
+                crate::service::go_package_arg(&ctx.settings.main_package)
             );
             events.system(shown).await;
             let command = self.command(ctx, &output);
@@ -170,6 +175,8 @@ impl Flavour for GoFlavour {
         })
     }
 }
+
+const GO_ARTIFACT_MOUNT: &str = "/sdp";
 
 /// Runs `command` (stdin closed, killed when dropped) and sends each line
 /// of its stdout and stderr to `events`, in the order they arrive.

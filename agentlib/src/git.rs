@@ -19,7 +19,7 @@ use git2::{
     AutotagOption, Cred, CredentialType, Direction, ErrorClass, ErrorCode, FetchOptions,
     FetchPrune, Remote, RemoteCallbacks, Repository, RepositoryInitOptions, RepositoryOpenFlags,
 };
-use sdp_bus::{GitCredential, RpcError, RpcErrorCode};
+use sdp_bus::{BranchInfo, GitCredential, RpcError, RpcErrorCode};
 
 use crate::error::DeployError;
 
@@ -175,6 +175,95 @@ pub fn verify_credentials(
     }
 }
 
+/// The branches (`refs/heads/*`) of the remote at `url`, read with the
+/// credential (like `git ls-remote --heads`), sorted by name.
+pub fn list_branches(url: &str, credential: &GitCredential) -> Result<Vec<BranchInfo>, RpcError> {
+    let refused = Cell::new(false);
+    let result = (|| {
+        let mut remote = Remote::create_detached(url)?;
+        let callbacks = credential_once(credential, &refused);
+        let connection = remote.connect_auth(Direction::Fetch, Some(callbacks), None)?;
+        let heads = connection.list()?;
+        Ok::<_, git2::Error>(
+            heads
+                .iter()
+                .filter_map(|head| {
+                    let name = head.name().strip_prefix("refs/heads/")?;
+                    Some(BranchInfo {
+                        name: name.to_owned(),
+                        commit: head.oid().to_string(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+    })();
+    match result {
+        Ok(mut branches) => {
+            branches.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(branches)
+        }
+        Err(err) if refused.get() || is_auth_error(&err) => Err(RpcError::new(
+            RpcErrorCode::Unauthorized,
+            "the git server refused the credential",
+        )),
+        Err(err) if is_network_error(&err) => {
+            tracing::warn!(error = %err, "list_branches: cannot reach the git server");
+            Err(RpcError::new(
+                RpcErrorCode::Unavailable,
+                "cannot reach the git server",
+            ))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "list_branches failed");
+            Err(RpcError::new(
+                RpcErrorCode::Internal,
+                "cannot list the branches of the repo",
+            ))
+        }
+    }
+}
+
+/// What `list_repos` reports of a local repo besides its origin: the
+/// default branch and the text of `sdp.toml` in HEAD's tree.
+pub struct LocalRepo {
+    pub default_branch: Option<String>,
+    pub sdp_toml: Option<String>,
+}
+
+/// Reads `repos_dir/<repo>`: `origin/HEAD`'s branch if the remote-tracking
+/// HEAD is there, else the branch local HEAD names (even if unborn); and
+/// `sdp.toml` from HEAD's commit, if it has one.
+pub fn local_repo(repos_dir: &Path, repo: &str) -> Option<LocalRepo> {
+    let repository = Repository::open_ext(
+        repos_dir.join(repo),
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )
+    .ok()?;
+    let symbolic = |name: &str, prefix: &str| {
+        repository
+            .find_reference(name)
+            .ok()
+            .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_owned))
+            .and_then(|t| t.strip_prefix(prefix).map(str::to_owned))
+    };
+    let default_branch = symbolic("refs/remotes/origin/HEAD", "refs/remotes/origin/")
+        .or_else(|| symbolic("HEAD", "refs/heads/"));
+    let sdp_toml = repository
+        .head()
+        .ok()
+        .and_then(|head| head.peel_to_tree().ok())
+        .and_then(|tree| {
+            let entry = tree.get_name(crate::service::SDP_TOML)?;
+            let blob = entry.to_object(&repository).ok()?.peel_to_blob().ok()?;
+            String::from_utf8(blob.content().to_vec()).ok()
+        });
+    Some(LocalRepo {
+        default_branch,
+        sdp_toml,
+    })
+}
+
 /// One fetch + checkout of a branch into a worktree.
 pub struct FetchSpec<'a> {
     /// The repo's name (for messages).
@@ -314,7 +403,21 @@ pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<String, DeployError> {
     repository
         .set_head_detached(commit.id())
         .map_err(git_err("checkout"))?;
+    // No commit can hold a `.git` entry, and checkout leaves one alone: if
+    // anything planted one (hooks, core.fsmonitor), remove it so no tool run
+    // in the tree (go, composer) picks it up as a repository.
+    remove_planted_git_dir(&spec.worktree).map_err(git_err("checkout"))?;
     Ok(commit.id().to_string())
+}
+
+fn remove_planted_git_dir(worktree: &Path) -> Result<(), git2::Error> {
+    let planted = worktree.join(".git");
+    let removed = match std::fs::symlink_metadata(&planted) {
+        Err(_) => return Ok(()),
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&planted),
+        Ok(_) => std::fs::remove_file(&planted),
+    };
+    removed.map_err(|e| git2::Error::from_str(&format!("cannot remove a planted .git: {e}")))
 }
 
 #[cfg(test)]

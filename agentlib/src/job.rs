@@ -5,12 +5,14 @@
 //! removes the container it created. Exactly one result event ends a job.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sdp_bus::{DeployRequest, DeploymentId, EventBody, Status};
+use sdp_bus::{DeployRequest, DeploymentId, EventBody, ServiceSettings, Status};
+use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +22,7 @@ use crate::error::DeployError;
 use crate::events::EventSink;
 use crate::flavour::BuildContext;
 use crate::git::FetchSpec;
+use crate::service;
 
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,6 +32,8 @@ const LOG_TAIL_LINES: usize = 50;
 pub enum CancelReason {
     User,
     Superseded(DeploymentId),
+    /// `agent.cmd.<id>.teardown` of the job's sandbox.
+    Teardown,
 }
 
 /// What the agent knows of an unsettled job.
@@ -73,6 +78,7 @@ impl JobHandle {
         {
             Some(CancelReason::User) => DeployError::Cancelled,
             Some(CancelReason::Superseded(by)) => DeployError::Superseded(by),
+            Some(CancelReason::Teardown) => DeployError::TornDown,
             None => DeployError::Shutdown,
         }
     }
@@ -173,6 +179,133 @@ pub(crate) async fn run_job(
     handle.done.cancel();
 }
 
+/// Where one (sandbox, service) keeps its things under `data_dir`.
+pub(crate) struct Paths {
+    pub worktree: PathBuf,
+    pub gitdir: PathBuf,
+    pub artifact_dir: PathBuf,
+    /// `routes/<sandbox>/<repo>.json`: the route table mounted into the
+    /// container (flavours with [`crate::ContainerSpec::routes_file`]).
+    pub routes_file: PathBuf,
+    /// `state/<sandbox>/<repo>.json`: the [`BuildRecord`] of the last
+    /// successful deployment.
+    pub state_file: PathBuf,
+}
+
+/// Per-sandbox directories under `data_dir`, removed by a teardown.
+pub(crate) const SANDBOX_DIRS: [&str; 5] = ["worktrees", "gitdirs", "builds", "routes", "state"];
+
+impl Paths {
+    pub fn new(data_dir: &Path, sandbox: &str, repo: &str) -> Self {
+        Self {
+            worktree: data_dir.join("worktrees").join(sandbox).join(repo),
+            gitdir: data_dir
+                .join("gitdirs")
+                .join(sandbox)
+                .join(format!("{repo}.git")),
+            artifact_dir: data_dir.join("builds").join(sandbox).join(repo),
+            routes_file: data_dir
+                .join("routes")
+                .join(sandbox)
+                .join(format!("{repo}.json")),
+            state_file: data_dir
+                .join("state")
+                .join(sandbox)
+                .join(format!("{repo}.json")),
+        }
+    }
+}
+
+/// What a successful deployment leaves for a later `reuse_build`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BuildRecord {
+    pub branch: String,
+    pub commit: String,
+    pub settings: ServiceSettings,
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
+    let what = what.into();
+    move |source| DeployError::Io { what, source }
+}
+
+/// Writes `bytes` to `path` through a temp file and a rename, so readers
+/// (and bind mounts made later) never see half a file.
+async fn write_atomically(path: &Path, bytes: Vec<u8>, what: &str) -> Result<(), DeployError> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_err(format!("create the directory for {what}")))?;
+    }
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = PathBuf::from(temp);
+    tokio::fs::write(&temp, bytes)
+        .await
+        .map_err(io_err(format!("write {what}")))?;
+    tokio::fs::rename(&temp, path)
+        .await
+        .map_err(io_err(format!("write {what}")))
+}
+
+/// The text of `sdp.toml` at the worktree root, if there is one. Only a
+/// regular file counts: a symlink could point anywhere on the host.
+async fn read_sdp_toml(worktree: &Path, repo: &str) -> Result<Option<String>, DeployError> {
+    let path = worktree.join(service::SDP_TOML);
+    match tokio::fs::symlink_metadata(&path).await {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io_err("read sdp.toml")(source)),
+        Ok(meta) if !meta.is_file() => {
+            return Err(DeployError::Settings {
+                repo: repo.to_owned(),
+                source: service::SettingsError::File("it is not a regular file".into()),
+            });
+        }
+        Ok(_) => {}
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(io_err("read sdp.toml"))?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| DeployError::Settings {
+            repo: repo.to_owned(),
+            source: service::SettingsError::File("it is not UTF-8".into()),
+        })
+}
+
+/// The recorded build of (sandbox, repo), if `request` may reuse it: same
+/// branch, the worktree (and the flavour's build output) still there, and
+/// the same main package under the request's overrides.
+async fn reusable(
+    agent: &Agent,
+    request: &DeployRequest,
+    paths: &Paths,
+    base: &ServiceSettings,
+) -> Option<(String, ServiceSettings)> {
+    let _lock = agent
+        .worktree_lock(&request.sandbox, &request.repo)
+        .lock_owned()
+        .await;
+    let bytes = tokio::fs::read(&paths.state_file).await.ok()?;
+    let record: BuildRecord = serde_json::from_slice(&bytes).ok()?;
+    if record.branch != request.branch || !paths.worktree.is_dir() {
+        return None;
+    }
+    if agent
+        .flavour
+        .container(&record.settings)
+        .artifact_mount
+        .is_some()
+        && !paths.artifact_dir.is_dir()
+    {
+        return None;
+    }
+    let text = read_sdp_toml(&paths.worktree, &request.repo).await.ok()?;
+    let settings = service::resolve(base, text.as_deref(), &request.overrides).ok()?;
+    (settings.main_package == record.settings.main_package).then_some((record.commit, settings))
+}
+
 /// The steps after `queued`; returns the service URL.
 async fn steps(
     agent: &Agent,
@@ -194,29 +327,90 @@ async fn steps(
     state.permit = Some(permit);
 
     let config = &agent.config;
-    let sandbox = request.sandbox.as_str();
     let repo = request.repo.as_str();
-    let worktree = config.data_dir.join("worktrees").join(sandbox).join(repo);
-    let gitdir = config
-        .data_dir
-        .join("gitdirs")
-        .join(sandbox)
-        .join(format!("{repo}.git"));
-    let artifact_dir = config.data_dir.join("builds").join(sandbox).join(repo);
+    let paths = Paths::new(&config.data_dir, &request.sandbox, repo);
+    let base = service::agent_defaults(config);
+
+    let reuse = if request.reuse_build {
+        reusable(agent, request, &paths, &base).await
+    } else {
+        None
+    };
+    let (commit, settings) = match reuse {
+        Some((commit, settings)) => {
+            sink.system(format!("re-applying {commit}: reusing the build"))
+                .await;
+            state.commit = Some(commit.clone());
+            sink.phase(Status::Starting, Some(commit.clone())).await;
+            sink.system(service::describe(
+                &settings,
+                repo,
+                paths.worktree.join(service::SDP_TOML).is_file(),
+            ))
+            .await;
+            (commit, settings)
+        }
+        None => {
+            if request.reuse_build {
+                sink.system(format!(
+                    "no completed build of branch {} to reuse: deploying in full",
+                    request.branch
+                ))
+                .await;
+            }
+            fetch_and_build(agent, request, origin_url, &paths, &base, sink, state).await?
+        }
+    };
+
+    let url = start_and_check(agent, request, &paths, &settings, &commit, sink, state).await?;
+    let record = BuildRecord {
+        branch: request.branch.clone(),
+        commit,
+        settings,
+    };
+    let bytes = serde_json::to_vec_pretty(&record)
+        .map_err(|e| DeployError::Internal(format!("cannot encode the build record: {e}")))?;
+    write_atomically(&paths.state_file, bytes, "the build record").await?;
+    Ok(url)
+}
+
+/// Fetching and building; ends in `starting`. Returns the commit and the
+/// service's effective settings.
+async fn fetch_and_build(
+    agent: &Agent,
+    request: &DeployRequest,
+    origin_url: &str,
+    paths: &Paths,
+    base: &ServiceSettings,
+    sink: &mut EventSink,
+    state: &mut JobState,
+) -> Result<(String, ServiceSettings), DeployError> {
+    let repo = request.repo.as_str();
+    // The worktree is about to change: its build is no longer reusable
+    // until this deployment succeeds.
+    match tokio::fs::remove_file(&paths.state_file).await {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("remove the old build record")(err));
+        }
+        _ => {}
+    }
 
     // Fetch.
     sink.phase(Status::Fetching, None).await;
     sink.system(format!("fetching branch {} of {repo}", request.branch))
         .await;
-    let lock = agent.worktree_lock(sandbox, repo).lock_owned().await;
+    let lock = agent
+        .worktree_lock(&request.sandbox, repo)
+        .lock_owned()
+        .await;
     let (progress, mut progress_lines) = tokio::sync::mpsc::unbounded_channel();
     let spec = OwnedFetch {
         repo: repo.to_owned(),
         url: origin_url.to_owned(),
         branch: request.branch.clone(),
         credential: request.credential.clone(),
-        worktree: worktree.clone(),
-        gitdir,
+        worktree: paths.worktree.clone(),
+        gitdir: paths.gitdir.clone(),
         cancel: state.git_cancel.clone(),
         progress,
     };
@@ -244,25 +438,53 @@ async fn steps(
     sink.system(format!("checked out {commit}")).await;
     state.commit = Some(commit.clone());
 
+    // Settings: sdp.toml of this commit, then the request's overrides.
+    let text = read_sdp_toml(&paths.worktree, repo).await?;
+    let settings =
+        service::resolve(base, text.as_deref(), &request.overrides).map_err(|source| {
+            DeployError::Settings {
+                repo: repo.to_owned(),
+                source,
+            }
+        })?;
+    sink.system(service::describe(&settings, repo, text.is_some()))
+        .await;
+
     // Build.
     sink.phase(Status::Building, Some(commit.clone())).await;
     let ctx = BuildContext {
-        worktree: worktree.clone(),
-        artifact_dir: artifact_dir.clone(),
-        data_dir: config.data_dir.clone(),
+        worktree: paths.worktree.clone(),
+        artifact_dir: paths.artifact_dir.clone(),
+        data_dir: agent.config.data_dir.clone(),
         cache_dir: agent.cache_dir.clone(),
+        settings: settings.clone(),
     };
     agent.flavour.build(&ctx, sink).await?;
-
-    // Start.
     sink.phase(Status::Starting, Some(commit.clone())).await;
+    Ok((commit, settings))
+}
+
+/// Replaces the container of (sandbox, service) and waits for its health
+/// check; returns the service URL.
+async fn start_and_check(
+    agent: &Agent,
+    request: &DeployRequest,
+    paths: &Paths,
+    settings: &ServiceSettings,
+    commit: &str,
+    sink: &mut EventSink,
+    state: &mut JobState,
+) -> Result<String, DeployError> {
+    let config = &agent.config;
+    let sandbox = request.sandbox.as_str();
+    let repo = request.repo.as_str();
     if !agent.docker.image_present(&agent.base_image).await {
         return Err(DeployError::ImageMissing {
             image: agent.base_image.clone(),
         });
     }
-    let spec = agent.flavour.container();
-    let port = config.service.port.unwrap_or(spec.default_port);
+    let spec = agent.flavour.container(settings);
+    let port = settings.port;
     let agent_id = agent.agent_id();
     let name = format!("sdp-{agent_id}-{sandbox}-{repo}");
     state.touched_docker = true;
@@ -299,11 +521,20 @@ async fn steps(
         (docker::LABEL_SANDBOX.to_owned(), sandbox.to_owned()),
         (docker::LABEL_SERVICE.to_owned(), repo.to_owned()),
         (docker::LABEL_AGENT.to_owned(), agent_id.to_owned()),
-        (docker::LABEL_COMMIT.to_owned(), commit.clone()),
+        (docker::LABEL_COMMIT.to_owned(), commit.to_owned()),
     ]);
-    let mut mounts = vec![(worktree, spec.source_mount.to_owned())];
+    let mut mounts = vec![(paths.worktree.clone(), spec.source_mount.to_owned())];
     if let Some(target) = spec.artifact_mount {
-        mounts.push((artifact_dir, target.to_owned()));
+        mounts.push((paths.artifact_dir.clone(), target.to_owned()));
+    }
+    if let Some(target) = spec.routes_file {
+        let table = serde_json::to_vec_pretty(&request.routes)
+            .map_err(|e| DeployError::Internal(format!("cannot encode the routes: {e}")))?;
+        write_atomically(&paths.routes_file, table, "the routes file").await?;
+        mounts.push((paths.routes_file.clone(), target.to_owned()));
+        env.push(format!("SDP_ROUTES_FILE={target}"));
+        sink.system(format!("{} routes in {target}", request.routes.len()))
+            .await;
     }
     let run = RunSpec {
         name: name.clone(),
@@ -327,8 +558,9 @@ async fn steps(
     agent.docker.start(&container).await?;
 
     // Health.
-    let health = &config.health;
-    let deadline = Instant::now() + Duration::from_secs(health.timeout_secs);
+    let health_path = &settings.health_path;
+    let timeout_secs = config.health.timeout_secs;
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(HEALTH_REQUEST_TIMEOUT)
@@ -345,11 +577,11 @@ async fn steps(
             host_port = published;
         }
         if let Some(host_port) = host_port {
-            let url = format!("http://127.0.0.1:{host_port}{}", health.path);
+            let url = format!("http://127.0.0.1:{host_port}{health_path}");
             if let Ok(response) = http.get(&url).send().await
                 && response.status().is_success()
             {
-                sink.system(format!("health check of {} passed", health.path))
+                sink.system(format!("health check of {health_path} passed"))
                     .await;
                 return Ok(format!("http://{}:{host_port}", config.advertise_host));
             }
@@ -360,8 +592,8 @@ async fn steps(
                 return Err(DeployError::NoHostPort { port });
             }
             return Err(DeployError::HealthTimeout {
-                path: health.path.clone(),
-                secs: health.timeout_secs,
+                path: health_path.clone(),
+                secs: timeout_secs,
             });
         }
         tokio::time::sleep(HEALTH_EVERY).await;

@@ -3,12 +3,15 @@
 //!
 //! What runs inside [`run`] (one NATS connection, one Docker client):
 //! - the request loop ([`agent`]): `deploy.request.<kind>` and
-//!   `agent.rpc.<kind>.verify_credentials`, both in queue group
-//!   `agents.<kind>`; each message is handled in its own task;
+//!   `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}`, all
+//!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.teardown`
+//!   ([`rpc`]); each message is handled in its own task;
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`]) →
 //!   building ([`Flavour::build`]) → starting ([`docker`]) → health →
-//!   result, every event through one ordered [`EventSink`] on
+//!   result (or, for a `reuse_build` re-apply of a recorded build, queued →
+//!   starting → health → result); the service's settings come from its
+//!   `sdp.toml` ([`service`]), every event through one ordered [`EventSink`] on
 //!   `deploy.progress.<id>` (JetStream); the job listens on
 //!   `deploy.cancel.<id>` while it runs.
 //!
@@ -23,12 +26,16 @@ pub mod events;
 pub mod flavour;
 pub mod git;
 pub mod job;
+pub mod php;
+pub mod rpc;
+pub mod service;
 
 pub use agent::run;
 pub use config::AgentConfig;
 pub use error::{AgentError, ConfigError, DeployError};
 pub use events::EventSink;
 pub use flavour::{BuildContext, ContainerSpec, Flavour, GoFlavour};
+pub use php::PhpFlavour;
 
 /// The host's name (for heartbeats and the default agent id).
 pub fn hostname() -> String {

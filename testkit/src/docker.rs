@@ -75,6 +75,92 @@ pub fn ensure_busybox_image() -> String {
     BUSYBOX_IMAGE.to_owned()
 }
 
+/// The PHP base image made by [`ensure_php_image`].
+pub const PHP_IMAGE: &str = "sdp-test-php:1";
+const PHP_HOST_PATH: &str = "/usr/bin/php";
+
+/// Idempotently makes [`PHP_IMAGE`] with `docker import`: the busybox
+/// rootfs of [`ensure_busybox_image`] plus the host's PHP CLI binary (the
+/// real file behind Debian's alternatives symlinks) at `/usr/bin/php`,
+/// every library `ldd` lists at the path it lists, and the dynamic loader.
+/// PHP runs without an ini file on its compiled-in defaults, which include
+/// `allow_url_fopen` (outbound HTTP through streams) and the core
+/// extensions json and pcre; `php -S` works. Safe under concurrency like
+/// [`ensure_busybox_image`].
+///
+/// # Panics
+/// If docker, busybox or php is missing (saying what to install), or a
+/// command fails.
+pub fn ensure_php_image() -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_docker();
+    if image_exists(PHP_IMAGE) {
+        return PHP_IMAGE.to_owned();
+    }
+    if !Path::new(BUSYBOX_HOST_PATH).is_file() {
+        panic!("{BUSYBOX_HOST_PATH} not found: install it with `apt-get install busybox-static`");
+    }
+    let php = fs::canonicalize(PHP_HOST_PATH).unwrap_or_else(|e| {
+        panic!("{PHP_HOST_PATH} not found ({e}): install it with `apt-get install php-cli`")
+    });
+    let work = tempfile::Builder::new()
+        .prefix("sdp-php-image-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create image work dir: {e}"));
+    let rootfs = work.path().join("rootfs");
+    build_rootfs(&rootfs);
+    copy_into(&rootfs, &php, Path::new("/usr/bin/php"));
+    let ldd = run(Command::new("ldd").arg(&php));
+    for line in ldd.lines() {
+        // `libm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x...)`; `linux-vdso.so.1 (0x...)`
+        // has no file.
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            copy_into(&rootfs, Path::new(path), Path::new(path));
+        }
+    }
+    let tarball = work.path().join("rootfs.tar");
+    run(Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
+    let temp_tag = format!("sdp-test-php:{}", unique_id("tmp"));
+    run(Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        ])
+        .args(["--change", "CMD [\"/usr/bin/php\", \"-a\"]"])
+        .arg(&tarball)
+        .arg(&temp_tag));
+    run(Command::new("docker").args(["tag", &temp_tag, PHP_IMAGE]));
+    let _ = output(Command::new("docker").args(["rmi", &temp_tag]));
+    tracing::info!(image = PHP_IMAGE, "imported php test image");
+    PHP_IMAGE.to_owned()
+}
+
+/// Copies host file `from` (following symlinks) to `root` + `to`, keeping
+/// its mode.
+fn copy_into(root: &Path, from: &Path, to: &Path) {
+    let target = root.join(to.strip_prefix("/").unwrap_or(to));
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+    }
+    if target.exists() {
+        return;
+    }
+    fs::copy(from, &target)
+        .unwrap_or_else(|e| panic!("cannot copy {} into the rootfs: {e}", from.display()));
+}
+
 fn build_rootfs(root: &Path) {
     let mkdir = |rel: &str, mode: u32| {
         let dir = root.join(rel);

@@ -108,7 +108,10 @@ impl GitServer {
             .users
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(base64(format!("{username}:{password}").as_bytes()), username.to_owned());
+            .insert(
+                base64(format!("{username}:{password}").as_bytes()),
+                username.to_owned(),
+            );
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -106,6 +106,35 @@ impl GoFixture {
         self.commit_and_push(branch, &format!("{}: {branch} slow build", self.repo))
     }
 
+    /// Writes `path` (relative to the repo root, e.g. `sdp.toml` or
+    /// `cmd/users/main.go`) on `branch`, commits, pushes; returns the sha.
+    pub fn push_file(&self, branch: &str, path: &str, contents: &str) -> String {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        run(self.git().args(["checkout", "--quiet", branch]));
+        let target = self.work.path().join(path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+        }
+        write(&target, contents);
+        self.commit_and_push(branch, &format!("{}: {branch} update {path}", self.repo))
+    }
+
+    /// Moves the service's `main.go` to `<dir>/main.go` on `branch` (for
+    /// `main_package` in `sdp.toml`), commits, pushes; returns the sha.
+    pub fn move_main(&self, branch: &str, dir: &str) -> String {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        run(self.git().args(["checkout", "--quiet", branch]));
+        let target = self.work.path().join(dir);
+        fs::create_dir_all(&target)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
+        run(self
+            .git()
+            .args(["mv", "main.go"])
+            .arg(format!("{dir}/main.go")));
+        self.commit_and_push(branch, &format!("{}: {branch} main in {dir}", self.repo))
+    }
+
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
         run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))

@@ -10,30 +10,38 @@
 //!   as a CGI per request.
 //! - [`go_fixture`]: [`GoFixture`], a stdlib-only Go service committed to
 //!   bare repos on a [`GitServer`], one branch per variant.
+//! - [`php_fixture`]: [`PhpGatewayFixture`], a plain-PHP API gateway (router
+//!   script for `php -S`) that forwards `/users/...` and `/orders/...` to
+//!   `$USERS_URL` / `$ORDERS_URL` and shows `$SDP_ROUTES_FILE`.
+//! - [`baseline`]: [`BaselineServer`], stands for the OpenShift baseline.
 //! - [`repos_dir`]: [`ReposDir`], an agent-style directory of git repos whose
 //!   `origin` points at the git server.
-//! - [`docker`]: the imported busybox base image, the bridge gateway, and
+//! - [`docker`]: the imported busybox and PHP base images, the bridge gateway, and
 //!   [`ContainerCleanup`] for labelled containers.
 //! - [`process`]: [`ChildGuard`], a child process SIGKILLed on drop.
 //!
 //! Helpers panic with a descriptive message on failure: they are for tests.
 
+pub mod baseline;
 mod cmd;
 pub mod docker;
 pub mod git_server;
 pub mod go_fixture;
 pub mod nats;
+pub mod php_fixture;
 pub mod process;
 pub mod repos_dir;
 pub mod util;
 
+pub use baseline::BaselineServer;
 pub use docker::{
-    BUSYBOX_IMAGE, ContainerCleanup, containers_with_label, docker_bridge_gateway,
-    ensure_busybox_image,
+    BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label, docker_bridge_gateway,
+    ensure_busybox_image, ensure_php_image,
 };
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{GoFixture, go_main_source};
 pub use nats::NatsServer;
+pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
 pub use repos_dir::ReposDir;
 pub use util::{free_port, init_tracing, unique_id, wait_for};

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// (VmRSS in KiB, open file descriptors) of a process.
@@ -22,7 +25,9 @@ fn footprint(pid: u32) -> (u64, usize) {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     (rss, fds)
 }
 
@@ -49,7 +54,9 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
     let watchers = futures::future::join_all(ids.iter().flat_map(|id| {
         (0..viewers).map(move |_| async move { stack_ref.ws_events(token_ref, id, 0).await })
     }));
-    let results = tokio::time::timeout(DEPLOY_TIMEOUT, watchers).await.expect("viewers finished");
+    let results = tokio::time::timeout(DEPLOY_TIMEOUT, watchers)
+        .await
+        .expect("viewers finished");
 
     // Bounce the agent, then deploy once more through the new process.
     stack.kill_agent();
@@ -58,14 +65,26 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
 
     let mut settled = Vec::new();
     for id in ids.iter().chain(std::iter::once(&after_bounce)) {
-        settled.push(stack.wait_settled(&token, id).await["status"].as_str().unwrap_or("?").to_owned());
+        settled.push(
+            stack.wait_settled(&token, id).await["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+        );
     }
     // Every viewer of a deployment saw the same, gap-free events.
     for (n, events) in results.iter().enumerate() {
         let seqs = seqs(events);
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "viewer {n}");
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "viewer {n}"
+        );
         let first_of_its_deployment = &results[(n / viewers) * viewers];
-        assert_eq!(events, first_of_its_deployment, "viewers of one deployment disagree");
+        assert_eq!(
+            events, first_of_its_deployment,
+            "viewers of one deployment disagree"
+        );
     }
     assert!(settled.iter().all(|s| s == "running"), "{settled:?}");
 
@@ -81,13 +100,21 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
         assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
     }
     let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
-    assert_eq!(containers.len(), 1, "only warmup's container should remain: {containers:?}");
+    assert_eq!(
+        containers.len(),
+        1,
+        "only warmup's container should remain: {containers:?}"
+    );
 
     // Open files are back to flat once sockets close; memory stays bounded.
-    let (rss_after, fds_after) = sdp_testkit::wait_for("open files back to flat", Duration::from_secs(30), || async {
-        let (rss, fds) = footprint(cp);
-        (fds <= fds_before + 4).then_some((rss, fds))
-    })
+    let (rss_after, fds_after) = sdp_testkit::wait_for(
+        "open files back to flat",
+        Duration::from_secs(30),
+        || async {
+            let (rss, fds) = footprint(cp);
+            (fds <= fds_before + 4).then_some((rss, fds))
+        },
+    )
     .await;
     eprintln!(
         "\nsoak: {deploys} deploys x {viewers} viewers + agent bounce in {:.1}s\n\
@@ -95,6 +122,9 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
          | RSS KiB | {rss_before} | {rss_after} |\n| open fds | {fds_before} | {fds_after} |\n",
         started.elapsed().as_secs_f64()
     );
-    assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
     stack.shutdown().await;
 }

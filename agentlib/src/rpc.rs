@@ -1,0 +1,208 @@
+//! Request/reply handlers besides deploy: `agent.rpc.<kind>.list_repos`,
+//! `agent.rpc.<kind>.list_branches` (queue group `agents.<kind>`) and
+//! `agent.cmd.<agent_id>.teardown` (this agent only).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sdp_bus::{
+    BranchList, ListBranches, ListRepos, Reply, RepoInfo, RepoList, RpcError, RpcErrorCode,
+    Teardown, TeardownDone, decode,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::agent::{Agent, bad_request, respond};
+use crate::docker;
+use crate::job::{CancelReason, SANDBOX_DIRS};
+use crate::service;
+
+const GIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a teardown waits for the sandbox's jobs to wind down.
+const TEARDOWN_JOB_WAIT: Duration = Duration::from_secs(30);
+
+/// Decodes the request or answers with a `bad_request` error.
+async fn decode_or_answer<Req: DeserializeOwned, Res: Serialize>(
+    agent: &Agent,
+    message: &async_nats::Message,
+    what: &str,
+) -> Option<Req> {
+    match decode(&message.payload) {
+        Ok(request) => Some(request),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot decode a {what} request");
+            let body = Reply::<Res>::err(bad_request(format!("cannot decode the request: {err}")));
+            respond(agent, message.reply.clone(), &body).await;
+            None
+        }
+    }
+}
+
+fn internal(what: &str, err: impl std::fmt::Display) -> RpcError {
+    RpcError::new(RpcErrorCode::Internal, format!("{what} failed: {err}"))
+}
+
+pub(crate) async fn handle_list_repos(agent: Arc<Agent>, message: async_nats::Message) {
+    if decode_or_answer::<ListRepos, RepoList>(&agent, &message, "list_repos")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let repos_dir = agent.config.repos_dir.clone();
+    let schemes = agent.config.git.allowed_schemes.clone();
+    let kind = agent.kind().to_owned();
+    let base = service::agent_defaults(&agent.config);
+    let result =
+        tokio::task::spawn_blocking(move || list_repos(&repos_dir, &schemes, &kind, &base))
+            .await
+            .map_err(|e| internal("listing the repos", e));
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+fn list_repos(
+    repos_dir: &std::path::Path,
+    schemes: &[String],
+    kind: &str,
+    base: &sdp_bus::ServiceSettings,
+) -> RepoList {
+    let mut repos = Vec::new();
+    for name in crate::git::list_repos(repos_dir) {
+        let remote = match crate::git::origin_url(repos_dir, &name, schemes) {
+            Ok(url) => url,
+            Err(why) => {
+                tracing::debug!(repo = %name, %why, "not listed");
+                continue;
+            }
+        };
+        let Some(local) = crate::git::local_repo(repos_dir, &name) else {
+            continue;
+        };
+        let none = sdp_bus::ServiceOverrides::default();
+        let settings = match service::resolve(base, local.sdp_toml.as_deref(), &none) {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::warn!(repo = %name, error = %err, "ignoring the repo's sdp.toml");
+                base.clone()
+            }
+        };
+        repos.push(RepoInfo {
+            name,
+            kind: kind.to_owned(),
+            remote,
+            default_branch: local.default_branch,
+            settings,
+        });
+    }
+    RepoList { repos }
+}
+
+pub(crate) async fn handle_list_branches(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) =
+        decode_or_answer::<ListBranches, BranchList>(&agent, &message, "list_branches").await
+    else {
+        return;
+    };
+    let result = list_branches(&agent, request).await;
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchList, RpcError> {
+    sdp_bus::validate::repo(&request.repo).map_err(|e| bad_request(e.to_string()))?;
+    let repos_dir = agent.config.repos_dir.clone();
+    let schemes = agent.config.git.allowed_schemes.clone();
+    let repo = request.repo.clone();
+    let url =
+        tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
+            .await
+            .map_err(|e| internal("checking the repo", e))?
+            .map_err(bad_request)?;
+    let credential = request.credential;
+    let list = tokio::task::spawn_blocking(move || crate::git::list_branches(&url, &credential));
+    match tokio::time::timeout(GIT_TIMEOUT, list).await {
+        Ok(Ok(result)) => result.map(|branches| BranchList { branches }),
+        Ok(Err(err)) => Err(internal("listing the branches", err)),
+        Err(_) => Err(RpcError::new(
+            RpcErrorCode::Unavailable,
+            "the git server did not answer in time",
+        )),
+    }
+}
+
+pub(crate) async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) =
+        decode_or_answer::<Teardown, TeardownDone>(&agent, &message, "teardown").await
+    else {
+        return;
+    };
+    let result = teardown(&agent, &request.sandbox).await;
+    match &result {
+        Ok(done) => {
+            tracing::info!(sandbox = %request.sandbox, containers = done.containers_removed, worktrees = done.worktrees_removed, "sandbox torn down")
+        }
+        Err(err) => tracing::warn!(sandbox = %request.sandbox, error = %err, "teardown failed"),
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+/// Cancels the sandbox's jobs and waits for them, removes its containers
+/// and its directories under `data_dir`. Idempotent.
+async fn teardown(agent: &Agent, sandbox: &str) -> Result<TeardownDone, RpcError> {
+    sdp_bus::validate::resource_name("sandbox", sandbox).map_err(|e| bad_request(e.to_string()))?;
+    let jobs = agent.cancel_sandbox_jobs(sandbox, CancelReason::Teardown);
+    let all_done = futures::future::join_all(jobs.iter().map(|done| done.cancelled()));
+    if tokio::time::timeout(TEARDOWN_JOB_WAIT, all_done)
+        .await
+        .is_err()
+    {
+        return Err(RpcError::new(
+            RpcErrorCode::Unavailable,
+            "the sandbox's deployments did not stop in time; try again",
+        ));
+    }
+    let removed = agent
+        .docker
+        .remove_matching(
+            &[
+                (docker::LABEL_AGENT, agent.agent_id()),
+                (docker::LABEL_SANDBOX, sandbox),
+            ],
+            None,
+        )
+        .await
+        .map_err(|e| internal("removing the containers", e.user_message()))?;
+
+    // Git may still run in a blocking task of a cancelled job: wait for it
+    // through the worktree locks.
+    let mut guards = Vec::new();
+    for lock in agent.sandbox_worktree_locks(sandbox) {
+        guards.push(lock.lock_owned().await);
+    }
+    let data_dir = agent.config.data_dir.clone();
+    let sandbox_dir = sandbox.to_owned();
+    let worktrees =
+        tokio::task::spawn_blocking(move || remove_sandbox_dirs(&data_dir, &sandbox_dir))
+            .await
+            .map_err(|e| internal("removing the sandbox's files", e))?
+            .map_err(|e| internal("removing the sandbox's files", e))?;
+    drop(guards);
+    Ok(TeardownDone {
+        containers_removed: u32::try_from(removed).unwrap_or(u32::MAX),
+        worktrees_removed: worktrees,
+    })
+}
+
+/// Removes `<data_dir>/{worktrees,gitdirs,builds,routes,state}/<sandbox>`;
+/// returns how many worktrees there were.
+fn remove_sandbox_dirs(data_dir: &std::path::Path, sandbox: &str) -> std::io::Result<u32> {
+    let worktrees = std::fs::read_dir(data_dir.join("worktrees").join(sandbox))
+        .map(|entries| entries.filter_map(Result::ok).count())
+        .unwrap_or(0);
+    for dir in SANDBOX_DIRS {
+        match std::fs::remove_dir_all(data_dir.join(dir).join(sandbox)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(u32::try_from(worktrees).unwrap_or(u32::MAX))
+}

@@ -1,0 +1,752 @@
+//! The gateway flavour, service settings (`sdp.toml`), re-applying a build,
+//! list_repos / list_branches and teardown, against a real nats-server,
+//! git smart-HTTP server, `go`, `php`, composer and Docker engine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use sdp_agentlib::{AgentConfig, AgentError, Flavour, GoFlavour, PhpFlavour};
+use sdp_bus::{
+    BranchList, DeployAccepted, DeployRequest, DeploymentId, Event, EventBody, GitCredential,
+    ListBranches, ListRepos, LogStream, Reply, RepoList, Route, RouteSource, RpcErrorCode, Secret,
+    Status, Teardown, TeardownDone, decode, encode, subject,
+};
+use sdp_testkit::{
+    BaselineServer, ContainerCleanup, GitServer, GoFixture, NatsServer, PhpGatewayFixture,
+    ReposDir, containers_with_label, docker_bridge_gateway, ensure_busybox_image, ensure_php_image,
+    unique_id,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+const USER: &str = "dev";
+const PASSWORD: &str = "canary-Pw-routing-42";
+const SANDBOX: &str = "alpha";
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// NATS, the git server, and what the agents share.
+struct World {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    git: GitServer,
+    nats: NatsServer,
+}
+
+impl World {
+    async fn start() -> World {
+        sdp_testkit::init_tracing();
+        let nats = NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client.clone());
+        sdp_bus::stream::ensure_deploy_progress(&js)
+            .await
+            .expect("stream");
+        let git = GitServer::start(USER, PASSWORD);
+        World {
+            client,
+            js,
+            git,
+            nats,
+        }
+    }
+
+    async fn request<Req: Serialize, Res: DeserializeOwned>(
+        &self,
+        subject: String,
+        body: &Req,
+    ) -> Reply<Res> {
+        let response = tokio::time::timeout(
+            Duration::from_secs(60),
+            self.client.request(subject, encode(body).into()),
+        )
+        .await
+        .expect("reply in time")
+        .expect("request");
+        decode(&response.payload).expect("reply decodes")
+    }
+
+    /// Every event of `id` until (and with) its result.
+    async fn events_until_result(&self, id: &DeploymentId) -> Vec<Event> {
+        let stream = self
+            .js
+            .get_stream(sdp_bus::stream::DEPLOY_PROGRESS)
+            .await
+            .expect("stream");
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject::deploy_progress(id),
+                ..Default::default()
+            })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, messages.next())
+                .await
+                .unwrap_or_else(|_| panic!("no result for {id} in time; events: {events:#?}"))
+                .expect("message stream")
+                .expect("message");
+            let event: Event = decode(&message.payload).expect("event decodes");
+            let done = matches!(event.body, EventBody::Result { .. });
+            events.push(event);
+            if done {
+                for (i, event) in events.iter().enumerate() {
+                    assert_eq!(event.seq, i as u64 + 1, "seq gap: {events:#?}");
+                }
+                return events;
+            }
+        }
+    }
+}
+
+/// One agent in-process with its own repos dir, data dir and id; its
+/// containers are removed on drop.
+struct TestAgent {
+    id: String,
+    kind: &'static str,
+    _repos: ReposDir,
+    data: tempfile::TempDir,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
+    _cleanup: ContainerCleanup,
+}
+
+impl TestAgent {
+    async fn start(
+        world: &World,
+        flavour: Arc<dyn Flavour>,
+        base_image: String,
+        repos: ReposDir,
+        tune: impl FnOnce(&mut AgentConfig),
+    ) -> TestAgent {
+        let kind = flavour.kind();
+        let data = tempfile::tempdir().expect("data dir");
+        let id = unique_id("r");
+        let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        let mut config: AgentConfig =
+            sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
+        config.nats = sdp_bus::nats::NatsConfig::with_url(world.nats.url());
+        config.agent.id = id.clone();
+        config.data_dir = data.path().to_path_buf();
+        config.repos_dir = repos.path().to_path_buf();
+        config.flavour.base_image = Some(base_image);
+        config.flavour.cache_dir =
+            Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
+        config.git.allowed_schemes = vec!["https".into(), "http".into()];
+        config.health.timeout_secs = 30;
+        tune(&mut config);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(sdp_agentlib::run(config, flavour, shutdown.clone()));
+        let agent = TestAgent {
+            id,
+            kind,
+            _repos: repos,
+            data,
+            shutdown,
+            task: Some(task),
+            _cleanup: cleanup,
+        };
+        // A heartbeat shows the agent has subscribed.
+        let mut beats = world
+            .client
+            .subscribe(subject::agent_heartbeat(kind, &agent.id))
+            .await
+            .expect("subscribe");
+        tokio::time::timeout(Duration::from_secs(20), beats.next())
+            .await
+            .expect("a heartbeat within 20s");
+        agent
+    }
+
+    /// A micro agent (Go, busybox) whose published ports containers reach
+    /// through the Docker bridge.
+    async fn micro(world: &World, repos: ReposDir) -> TestAgent {
+        TestAgent::start(
+            world,
+            Arc::new(GoFlavour::default()),
+            ensure_busybox_image(),
+            repos,
+            |config| config.advertise_host = docker_bridge_gateway(),
+        )
+        .await
+    }
+
+    async fn gateway(world: &World, repos: ReposDir) -> TestAgent {
+        TestAgent::start(
+            world,
+            Arc::new(PhpFlavour::default()),
+            ensure_php_image(),
+            repos,
+            |config| config.health.path = "/healthz".into(),
+        )
+        .await
+    }
+
+    fn request(&self, repo: &str, branch: &str) -> DeployRequest {
+        DeployRequest {
+            deployment_id: DeploymentId::generate(),
+            sandbox: SANDBOX.into(),
+            repo: repo.into(),
+            branch: branch.into(),
+            credential: GitCredential {
+                username: USER.into(),
+                password: Secret::new(PASSWORD),
+            },
+            env: BTreeMap::new(),
+            routes: Vec::new(),
+            overrides: Default::default(),
+            reuse_build: false,
+        }
+    }
+
+    /// Sends the request and waits for its result: (events, status, url,
+    /// error).
+    async fn deploy(
+        &self,
+        world: &World,
+        request: &DeployRequest,
+    ) -> (Vec<Event>, Status, Option<String>, Option<String>) {
+        let reply: Reply<DeployAccepted> = world
+            .request(subject::deploy_request(self.kind), request)
+            .await;
+        assert_eq!(reply.into_result().expect("accepted").agent_id, self.id);
+        let events = world.events_until_result(&request.deployment_id).await;
+        for event in &events {
+            let text = String::from_utf8(encode(event)).expect("utf8");
+            assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+        }
+        match &events.last().expect("events").body {
+            EventBody::Result {
+                status, url, error, ..
+            } => {
+                let (status, url, error) = (*status, url.clone(), error.clone());
+                (events, status, url, error)
+            }
+            other => panic!("not a result: {other:?}"),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("agent stops in time")
+                .expect("agent task")
+                .expect("agent ran without error");
+        }
+    }
+}
+
+fn phases(events: &[Event]) -> Vec<Status> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Phase { phase, .. } => Some(*phase),
+            _ => None,
+        })
+        .collect()
+}
+
+fn system_lines(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Log {
+                stream: LogStream::System,
+                line,
+            } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let (status, body) = get(url).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url} ({status}): {e}: {body}"))
+}
+
+/// This agent's containers of `sandbox` (other tests use the same names).
+fn sandbox_containers(agent_id: &str, sandbox: &str) -> Vec<String> {
+    let theirs = containers_with_label("sdp.sandbox", sandbox);
+    containers_with_label("sdp.agent", agent_id)
+        .into_iter()
+        .filter(|c| theirs.contains(c))
+        .collect()
+}
+
+fn routes(users: &str, users_source: RouteSource, orders: &str) -> Vec<Route> {
+    vec![
+        Route {
+            service: "orders".into(),
+            target: orders.into(),
+            source: RouteSource::Environment,
+        },
+        Route {
+            service: "users".into(),
+            target: users.into(),
+            source: users_source,
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
+    let world = World::start().await;
+    let baseline = BaselineServer::start();
+    let _users = GoFixture::create(&world.git, "users", &["main", "feature/x"]);
+    let gateway_fixture = PhpGatewayFixture::create(&world.git, "api-gateway", &["main"]);
+    let micro_repos = ReposDir::new();
+    micro_repos.add("users", &world.git.url("users"));
+    let gateway_repos = ReposDir::new();
+    gateway_repos.add("api-gateway", &world.git.url("api-gateway"));
+    let micro = TestAgent::micro(&world, micro_repos).await;
+    let gateway = TestAgent::gateway(&world, gateway_repos).await;
+
+    // The sandbox's users service.
+    let users_request = micro.request("users", "feature/x");
+    let (events, status, users_url, error) = micro.deploy(&world, &users_request).await;
+    assert_eq!(status, Status::Running, "{error:?}: {events:#?}");
+    let users_url = users_url.expect("url");
+    let users_commit = _users.commit("feature/x");
+
+    // The gateway: users → the sandbox, orders → the baseline.
+    let mut request = gateway.request("api-gateway", "main");
+    request.env = BTreeMap::from([
+        ("USERS_URL".to_owned(), users_url.clone()),
+        ("ORDERS_URL".to_owned(), baseline.url()),
+    ]);
+    request.routes = routes(&users_url, RouteSource::Sandbox, &baseline.url());
+    let (events, status, url, error) = gateway.deploy(&world, &request).await;
+    assert_eq!(status, Status::Running, "{error:?}: {events:#?}");
+    assert_eq!(
+        phases(&events),
+        [
+            Status::Queued,
+            Status::Fetching,
+            Status::Building,
+            Status::Starting
+        ]
+    );
+    let logs = system_lines(&events);
+    assert!(
+        logs.contains(&"$ composer install --no-dev --no-interaction --no-progress"),
+        "{logs:#?}"
+    );
+    let url = url.expect("url");
+    let first_container = containers_with_label("sdp.agent", &gateway.id);
+    assert_eq!(first_container.len(), 1);
+
+    let users = get_json(&format!("{url}/users/x")).await;
+    assert_eq!(users["gateway"]["sandbox"], SANDBOX);
+    assert_eq!(users["gateway"]["revision"], "1");
+    assert_eq!(users["upstream_env"], "USERS_URL");
+    assert_eq!(users["target"], format!("{users_url}/users/x"));
+    assert_eq!(users["status"], 200);
+    assert_eq!(users["body"]["branch"], "feature/x");
+    assert_eq!(users["body"]["commit"], users_commit.as_str());
+    assert_eq!(users["body"]["path"], "/users/x");
+
+    let before = baseline.requests();
+    let orders = get_json(&format!("{url}/orders/x")).await;
+    assert_eq!(orders["body"]["source"], "baseline");
+    assert_eq!(orders["body"]["service"], "orders");
+    assert!(baseline.requests() > before);
+
+    let table = get_json(&format!("{url}/routes")).await;
+    assert_eq!(
+        table,
+        serde_json::to_value(&request.routes).expect("routes json")
+    );
+    assert_eq!(table[1]["source"], "sandbox");
+    let routes_file = gateway
+        .data
+        .path()
+        .join("routes")
+        .join(SANDBOX)
+        .join("api-gateway.json");
+    assert!(routes_file.is_file());
+
+    // Re-apply: users now goes to the baseline; no fetch, no build, the
+    // container is recreated with the new env and routes.
+    let git_requests = world.git.requests();
+    let mut again = gateway.request("api-gateway", "main");
+    again.env = BTreeMap::from([
+        ("USERS_URL".to_owned(), baseline.url()),
+        ("ORDERS_URL".to_owned(), baseline.url()),
+    ]);
+    again.routes = routes(&baseline.url(), RouteSource::Environment, &baseline.url());
+    again.reuse_build = true;
+    let (events, status, url, error) = gateway.deploy(&world, &again).await;
+    assert_eq!(status, Status::Running, "{error:?}: {events:#?}");
+    assert_eq!(phases(&events), [Status::Queued, Status::Starting]);
+    let commit = gateway_fixture.commit("main");
+    assert_eq!(
+        events[1].body,
+        EventBody::Log {
+            stream: LogStream::System,
+            line: format!("re-applying {commit}: reusing the build"),
+        }
+    );
+    assert!(
+        matches!(&events[2].body, EventBody::Phase { phase: Status::Starting, commit: Some(c) } if *c == commit)
+    );
+    assert!(
+        matches!(&events.last().expect("result").body, EventBody::Result { commit: Some(c), .. } if *c == commit)
+    );
+    assert_eq!(world.git.requests(), git_requests, "no fetch");
+    let url = url.expect("url");
+    let users = get_json(&format!("{url}/users/x")).await;
+    assert_eq!(users["body"]["source"], "baseline", "{users}");
+    let table = get_json(&format!("{url}/routes")).await;
+    assert_eq!(table[1]["source"], "environment");
+    let second_container = containers_with_label("sdp.agent", &gateway.id);
+    assert_eq!(second_container.len(), 1);
+    assert_ne!(second_container, first_container, "recreated");
+
+    // A new push does not change a re-apply: the recorded build of the
+    // branch is reused (revision 1) until a full deploy fetches it.
+    gateway_fixture.push_revision("main", "2");
+    let mut other = gateway.request("api-gateway", "main");
+    other.reuse_build = true;
+    other.env = again.env.clone();
+    let (events, status, url, error) = gateway.deploy(&world, &other).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(phases(&events), [Status::Queued, Status::Starting]);
+    let body = get_json(&format!("{}/users/x", url.expect("url"))).await;
+    assert_eq!(body["gateway"]["revision"], "1");
+    let full = gateway.request("api-gateway", "main");
+    let (events, status, url, error) = gateway.deploy(&world, &full).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(phases(&events).len(), 4);
+    let (code, body) = get(&format!("{}/users/x", url.expect("url"))).await;
+    assert_eq!(code, 502, "USERS_URL is unset in this request: {body}");
+    assert!(body.contains("\"revision\":\"2\""), "{body}");
+
+    gateway.stop().await;
+    micro.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_without_composer_json_warns_and_runs() {
+    let world = World::start().await;
+    let fixture = PhpGatewayFixture::create(&world.git, "gw", &["main"]);
+    fixture.remove_file("main", "composer.json");
+    let repos = ReposDir::new();
+    repos.add("gw", &world.git.url("gw"));
+    let gateway = TestAgent::gateway(&world, repos).await;
+    let request = gateway.request("gw", "main");
+    let (events, status, url, error) = gateway.deploy(&world, &request).await;
+    assert_eq!(status, Status::Running, "{error:?}: {events:#?}");
+    assert!(
+        system_lines(&events).contains(&"no composer.json: skipping composer install"),
+        "{events:#?}"
+    );
+    let (code, body) = get(&format!("{}/healthz", url.expect("url"))).await;
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    gateway.stop().await;
+
+    // composer.json but no composer on the agent's PATH.
+    fixture.push_file(
+        "main",
+        "composer.json",
+        sdp_testkit::php_fixture::GATEWAY_COMPOSER_JSON,
+    );
+    let repos = ReposDir::new();
+    repos.add("gw", &world.git.url("gw"));
+    let empty = tempfile::tempdir().expect("empty PATH dir");
+    let gateway = TestAgent::start(
+        &world,
+        Arc::new(PhpFlavour {
+            path: empty.path().as_os_str().to_owned(),
+        }),
+        ensure_php_image(),
+        repos,
+        |config| config.health.path = "/healthz".into(),
+    )
+    .await;
+    let (events, status, _, error) = gateway.deploy(&world, &gateway.request("gw", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert!(
+        system_lines(&events).contains(
+            &"composer.json found but composer is not installed on this agent: apt-get install composer"
+        ),
+        "{events:#?}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdp_toml_is_honoured_and_unknown_keys_fail() {
+    let world = World::start().await;
+    let fixture = GoFixture::create(&world.git, "users", &["main"]);
+    fixture.move_main("main", "cmd/users");
+    let commit = fixture.push_file(
+        "main",
+        "sdp.toml",
+        "port = 9090\nhealth_path = \"/healthz\"\nmain_package = \"cmd/users\"\n",
+    );
+    let repos = ReposDir::new();
+    repos.add("users", &world.git.url("users"));
+    // The agent's own health path would fail: sdp.toml's wins.
+    let micro = TestAgent::start(
+        &world,
+        Arc::new(GoFlavour::default()),
+        ensure_busybox_image(),
+        repos,
+        |config| {
+            config.health.path = "/no-such-path-but-the-fixture-answers-all".into();
+            config.service.port = Some(7070);
+        },
+    )
+    .await;
+    let (events, status, url, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}: {events:#?}");
+    let logs = system_lines(&events);
+    assert!(
+        logs.iter().any(|l| l.starts_with("settings (sdp.toml")
+            && l.contains("port 9090")
+            && l.contains("health path /healthz")
+            && l.contains("main package cmd/users")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.contains(&"$ go build -trimpath -o /sdp/app ./cmd/users"),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.contains(&"health check of /healthz passed"),
+        "{logs:#?}"
+    );
+    let container = containers_with_label("sdp.agent", &micro.id);
+    let ports = std::process::Command::new("docker")
+        .args(["port", &container[0]])
+        .output()
+        .expect("docker port");
+    assert!(String::from_utf8_lossy(&ports.stdout).starts_with("9090/tcp"));
+    let body = get_json(&format!("{}/x", url.expect("url"))).await;
+    assert_eq!(body["commit"], commit.as_str());
+
+    // Overrides beat sdp.toml.
+    let mut request = micro.request("users", "main");
+    request.overrides.port = Some(9191);
+    let (_, status, url, error) = micro.deploy(&world, &request).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    let body = get_json(&format!("{}/y", url.expect("url"))).await;
+    assert_eq!(body["path"], "/y");
+    let ports = std::process::Command::new("docker")
+        .args(["port", &containers_with_label("sdp.agent", &micro.id)[0]])
+        .output()
+        .expect("docker port");
+    assert!(String::from_utf8_lossy(&ports.stdout).starts_with("9191/tcp"));
+
+    // An unknown key fails the deployment, naming the key.
+    fixture.push_file("main", "sdp.toml", "port = 9090\ncolour = \"red\"\n");
+    let (_, status, _, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(
+        error.contains("sdp.toml") && error.contains("colour"),
+        "{error}"
+    );
+
+    // A main package outside the tree is refused.
+    fixture.push_file("main", "sdp.toml", "main_package = \"../../etc\"\n");
+    let (events, status, _, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Failed);
+    assert!(error.expect("error").contains("main_package"));
+    assert!(!phases(&events).contains(&Status::Building));
+    micro.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_repos_and_list_branches() {
+    let world = World::start().await;
+    let fixture = GoFixture::create(&world.git, "users", &["main", "feature/x"]);
+    let repos = ReposDir::new();
+    repos.add("users", &world.git.url("users"));
+    repos.add("orders", &world.git.url("orders"));
+    repos.add("leaky", "https://jo:secret@example.invalid/leaky.git");
+    repos.add("local", "file:///srv/local.git");
+    // `orders` has a commit with an sdp.toml on its HEAD.
+    let orders = repos.path().join("orders");
+    std::fs::write(
+        orders.join("sdp.toml"),
+        "port = 9090\nroute_env = \"ORDERS_API_URL\"\n",
+    )
+    .expect("write");
+    for args in [
+        &["add", "sdp.toml"][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "settings",
+        ][..],
+    ] {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&orders)
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success());
+    }
+    let micro = TestAgent::micro(&world, repos).await;
+
+    let list: RepoList = world
+        .request::<_, RepoList>(
+            subject::agent_rpc("micro", subject::LIST_REPOS),
+            &ListRepos {},
+        )
+        .await
+        .into_result()
+        .expect("repos");
+    let names: Vec<&str> = list.repos.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["orders", "users"], "refused origins are skipped");
+    let users = &list.repos[1];
+    assert_eq!(users.kind, "micro");
+    assert_eq!(users.remote, world.git.url("users"));
+    assert_eq!(users.default_branch.as_deref(), Some("main"));
+    assert_eq!(users.settings, sdp_bus::ServiceSettings::default());
+    let orders = &list.repos[0];
+    assert_eq!(orders.settings.port, 9090);
+    assert_eq!(orders.settings.route_env_for("orders"), "ORDERS_API_URL");
+
+    let ask = |repo: &str, password: &str| ListBranches {
+        repo: repo.into(),
+        credential: GitCredential {
+            username: USER.into(),
+            password: Secret::new(password),
+        },
+    };
+    let subject = subject::agent_rpc("micro", subject::LIST_BRANCHES);
+    let branches: BranchList = world
+        .request::<_, BranchList>(subject.clone(), &ask("users", PASSWORD))
+        .await
+        .into_result()
+        .expect("branches");
+    assert_eq!(
+        branches
+            .branches
+            .iter()
+            .map(|b| (b.name.as_str(), b.commit.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("feature/x", fixture.commit("feature/x")),
+            ("main", fixture.commit("main"))
+        ]
+    );
+    let refused = world
+        .request::<_, BranchList>(subject.clone(), &ask("users", "wrong-canary-9"))
+        .await
+        .into_result()
+        .expect_err("refused");
+    assert_eq!(refused.code, RpcErrorCode::Unauthorized);
+    assert!(!refused.message.contains("wrong-canary-9"));
+    for repo in ["nope", "../etc", "leaky"] {
+        let err = world
+            .request::<_, BranchList>(subject.clone(), &ask(repo, PASSWORD))
+            .await
+            .into_result()
+            .expect_err("bad request");
+        assert_eq!(err.code, RpcErrorCode::BadRequest, "{repo}: {err}");
+    }
+    micro.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_removes_containers_and_dirs_and_is_idempotent() {
+    let world = World::start().await;
+    let _fixture = GoFixture::create(&world.git, "users", &["main"]);
+    let repos = ReposDir::new();
+    repos.add("users", &world.git.url("users"));
+    let micro = TestAgent::micro(&world, repos).await;
+    let (_, status, _, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    // Another sandbox stays.
+    let mut other = micro.request("users", "main");
+    other.sandbox = "beta".into();
+    let (_, status, _, error) = micro.deploy(&world, &other).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(sandbox_containers(&micro.id, SANDBOX).len(), 1);
+    let data = micro.data.path().to_path_buf();
+    assert!(data.join("worktrees").join(SANDBOX).join("users").is_dir());
+    assert!(
+        data.join("state")
+            .join(SANDBOX)
+            .join("users.json")
+            .is_file()
+    );
+
+    let subject = subject::agent_cmd(&micro.id, subject::TEARDOWN);
+    let teardown = Teardown {
+        sandbox: SANDBOX.into(),
+    };
+    let done: TeardownDone = world
+        .request::<_, TeardownDone>(subject.clone(), &teardown)
+        .await
+        .into_result()
+        .expect("teardown");
+    assert_eq!(
+        done,
+        TeardownDone {
+            containers_removed: 1,
+            worktrees_removed: 1
+        }
+    );
+    assert!(sandbox_containers(&micro.id, SANDBOX).is_empty());
+    assert_eq!(
+        sandbox_containers(&micro.id, "beta").len(),
+        1,
+        "beta's stays"
+    );
+    for dir in ["worktrees", "gitdirs", "builds", "routes", "state"] {
+        assert!(!data.join(dir).join(SANDBOX).exists(), "{dir} removed");
+    }
+    assert!(data.join("worktrees").join("beta").join("users").is_dir());
+
+    let again: TeardownDone = world
+        .request::<_, TeardownDone>(subject.clone(), &teardown)
+        .await
+        .into_result()
+        .expect("idempotent");
+    assert_eq!(again, TeardownDone::default());
+    let err = world
+        .request::<_, TeardownDone>(
+            subject,
+            &Teardown {
+                sandbox: "../etc".into(),
+            },
+        )
+        .await
+        .into_result()
+        .expect_err("bad name");
+    assert_eq!(err.code, RpcErrorCode::BadRequest);
+    micro.stop().await;
+}

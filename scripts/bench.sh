@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Benchmarks of DESIGN §10 on real parts; prints result tables.
+#   scripts/bench.sh              # all
+#   SDP_BENCH_LINES=20000 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/deps.sh
+sdp_install_deps
+# Benches run optimised; they start the release binaries.
+cargo build --locked --release --workspace --bins
+cargo bench --locked -p sdp-control-plane --bench log_pipeline 2>/dev/null | grep -E '^\|'
