@@ -12,8 +12,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use sdp_testkit::{
-    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, ensure_busybox_image,
-    unique_id, wait_for,
+    BaselineServer, ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer,
+    PhpGatewayFixture, ReposDir, ensure_busybox_image, unique_id, wait_for,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -31,6 +31,10 @@ pub struct StackOptions {
     pub password: String,
     /// Extra `SDP_…` settings for the control plane.
     pub control_plane_env: Vec<(String, String)>,
+    /// Also run agent-gateway with the PHP gateway fixture, a second Go
+    /// service `orders` and a baseline server; agents then advertise the
+    /// Docker bridge address so containers reach each other.
+    pub gateway: bool,
 }
 
 impl Default for StackOptions {
@@ -40,6 +44,7 @@ impl Default for StackOptions {
             embedded_persister: true,
             password: unique_id("pw"),
             control_plane_env: Vec::new(),
+            gateway: false,
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct Stack {
     pub agent_data: TempDir,
     pub agent_id: String,
     pub logs_dir: TempDir,
+    /// Set with `StackOptions::gateway`.
+    pub routing: Option<Routing>,
     /// Extra `SDP_…` settings for the agent, read at `start_agent`.
     pub agent_extra_env: Vec<(String, String)>,
     cp_env: Vec<(String, String)>,
@@ -122,6 +129,7 @@ impl Stack {
             agent_id,
             logs_dir: TempDir::new().expect("temp dir"),
             agent_extra_env: Vec::new(),
+            routing: None,
             cp_env,
             control_plane: None,
             persister: None,
@@ -129,6 +137,23 @@ impl Stack {
             _containers: containers,
             http: reqwest::Client::new(),
         };
+        if options.gateway {
+            let gateway = PhpGatewayFixture::create(&stack.git, "gateway", &["main"]);
+            let orders = GoFixture::create(&stack.git, "orders", &["main", "feature/y"]);
+            stack.repos.add("orders", &stack.git.url("orders"));
+            let gateway_repos = ReposDir::new();
+            gateway_repos.add("gateway", &stack.git.url("gateway"));
+            stack.routing = Some(Routing {
+                gateway,
+                orders,
+                gateway_repos,
+                baseline: BaselineServer::start(),
+                gateway_agent_id: unique_id("g"),
+                gateway_agent_data: TempDir::new().expect("temp dir"),
+                gateway_agent: None,
+                _gateway_containers: None,
+            });
+        }
         stack.start_control_plane().await;
         if !options.embedded_persister {
             stack.start_persister();
@@ -136,7 +161,55 @@ impl Stack {
         if options.agent {
             stack.start_agent().await;
         }
+        if options.gateway {
+            stack.start_gateway_agent().await;
+        }
         stack
+    }
+
+    /// Starts `sdp-agent-gateway` (kind `gateway`) on the PHP base image.
+    pub async fn start_gateway_agent(&mut self) {
+        let routing = self.routing.as_ref().expect("a stack with a gateway");
+        let env = pairs(&[
+            ("SDP_NATS__URL", self.nats.url()),
+            ("SDP_AGENT__ID", routing.gateway_agent_id.clone()),
+            (
+                "SDP_DATA_DIR",
+                routing.gateway_agent_data.path().display().to_string(),
+            ),
+            (
+                "SDP_REPOS_DIR",
+                routing.gateway_repos.path().display().to_string(),
+            ),
+            ("SDP_ADVERTISE_HOST", sdp_testkit::docker_bridge_gateway()),
+            ("SDP_FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
+            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_HEALTH__PATH", "/healthz".into()),
+            ("RUST_LOG", "debug".into()),
+        ]);
+        let binary = Self::agent_binary().with_file_name("sdp-agent-gateway");
+        let child = self.spawn("agent-gateway", &binary, &[], &env);
+        let id = routing.gateway_agent_id.clone();
+        let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        if let Some(routing) = self.routing.as_mut() {
+            routing.gateway_agent = Some(child);
+            routing._gateway_containers = Some(cleanup);
+        }
+        let token = self.login().await;
+        let this = &*self;
+        wait_for("gateway agent heartbeat", Duration::from_secs(30), || {
+            let (token, id) = (token.clone(), id.clone());
+            async move {
+                let (_, agents) = this.get(&token, "/api/agents").await;
+                agents
+                    .as_array()?
+                    .iter()
+                    .any(|a| a["id"] == id.as_str() && a["online"] == true)
+                    .then_some(())
+            }
+        })
+        .await;
     }
 
     fn spawn(
@@ -210,7 +283,7 @@ impl Stack {
             ("SDP_AGENT__ID", self.agent_id.clone()),
             ("SDP_DATA_DIR", self.agent_data.path().display().to_string()),
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
-            ("SDP_ADVERTISE_HOST", "127.0.0.1".into()),
+            ("SDP_ADVERTISE_HOST", self.advertise_host()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
@@ -221,6 +294,16 @@ impl Stack {
             ("SDP_HEALTH__PATH", "/healthz".into()),
             ("RUST_LOG", "debug".into()),
         ])
+    }
+
+    /// Where the micro agent's containers are reached: loopback, or the
+    /// Docker bridge address when a gateway container must reach them.
+    fn advertise_host(&self) -> String {
+        if self.routing.is_some() {
+            sdp_testkit::docker_bridge_gateway()
+        } else {
+            "127.0.0.1".into()
+        }
     }
 
     /// The `sdp-agent-micro` binary, built beside this test binary
@@ -481,6 +564,18 @@ impl Drop for Stack {
             }
         }
     }
+}
+
+/// The gateway side of a stack (see `StackOptions::gateway`).
+pub struct Routing {
+    pub gateway: PhpGatewayFixture,
+    pub orders: GoFixture,
+    pub gateway_repos: ReposDir,
+    pub baseline: BaselineServer,
+    pub gateway_agent_id: String,
+    pub gateway_agent_data: TempDir,
+    gateway_agent: Option<ChildGuard>,
+    _gateway_containers: Option<ContainerCleanup>,
 }
 
 /// The status sequence (phases and result) of an event list.

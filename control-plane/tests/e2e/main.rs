@@ -11,6 +11,7 @@ mod flow;
 mod hardening;
 mod hostile_bus;
 mod persister;
+mod routing;
 mod sandboxes;
 mod sessions;
 mod soak;
