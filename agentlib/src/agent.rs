@@ -110,7 +110,7 @@ impl Agent {
             .collect()
     }
 
-    fn running(&self) -> Vec<DeploymentId> {
+    pub(crate) fn running(&self) -> Vec<DeploymentId> {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let mut ids: Vec<DeploymentId> = jobs.keys().cloned().collect();
         ids.sort();
@@ -172,6 +172,15 @@ pub async fn run(
             source,
         })?;
 
+    let reconcile_subject = subject::agent_cmd(&config.agent.id, subject::RECONCILE);
+    let mut reconciles = client
+        .subscribe(reconcile_subject.clone())
+        .await
+        .map_err(|source| AgentError::Subscribe {
+            subject: reconcile_subject,
+            source,
+        })?;
+
     let stop = shutdown.child_token();
     let agent = Arc::new(Agent {
         slots: Arc::new(Semaphore::new(config.agent.max_parallel as usize)),
@@ -230,6 +239,13 @@ pub async fn run(
                 }
                 None => break,
             },
+            message = reconciles.next() => match message {
+                Some(message) => {
+                    let agent = agent.clone();
+                    agent.tasks.clone().spawn(rpc::handle_reconcile(agent, message));
+                }
+                None => break,
+            },
         }
     }
 
@@ -239,6 +255,7 @@ pub async fn run(
     let _ = list_repos.unsubscribe().await;
     let _ = list_branches.unsubscribe().await;
     let _ = teardowns.unsubscribe().await;
+    let _ = reconciles.unsubscribe().await;
     heartbeat.abort();
     // Jobs' cancel tokens are children of `stop`: they wind down now.
     stop.cancel();

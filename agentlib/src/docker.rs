@@ -75,6 +75,37 @@ impl DockerClient {
         self.docker.inspect_image(image).await.is_ok()
     }
 
+    /// The containers (running or not) with all these labels, as
+    /// (container id, its `sdp.deployment` label).
+    pub async fn list_labelled(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, Option<String>)>, DeployError> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".to_owned(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_err("list containers"))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let deployment = c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_DEPLOYMENT).cloned());
+                c.id.map(|id| (id, deployment))
+            })
+            .collect())
+    }
+
     /// Force-removes the containers with all these labels and the container
     /// called `name`, if any. Returns how many labelled containers there were.
     pub async fn remove_matching(

@@ -1,13 +1,13 @@
 //! Request/reply handlers besides deploy: `agent.rpc.<kind>.list_repos`,
 //! `agent.rpc.<kind>.list_branches` (queue group `agents.<kind>`) and
-//! `agent.cmd.<agent_id>.teardown` (this agent only).
+//! `agent.cmd.<agent_id>.teardown` and `.reconcile` (this agent only).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sdp_bus::{
-    BranchList, ListBranches, ListRepos, Reply, RepoInfo, RepoList, RpcError, RpcErrorCode,
-    Teardown, TeardownDone, decode,
+    BranchList, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList,
+    RpcError, RpcErrorCode, Teardown, TeardownDone, decode,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -190,6 +190,57 @@ async fn teardown(agent: &Agent, sandbox: &str) -> Result<TeardownDone, RpcError
         containers_removed: u32::try_from(removed).unwrap_or(u32::MAX),
         worktrees_removed: worktrees,
     })
+}
+
+pub(crate) async fn handle_reconcile(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) =
+        decode_or_answer::<Reconcile, ReconcileDone>(&agent, &message, "reconcile").await
+    else {
+        return;
+    };
+    let result = reconcile(&agent, &request).await;
+    match &result {
+        Ok(done) if !done.removed.is_empty() => {
+            tracing::info!(removed = ?done.removed, kept = done.kept, "reconciled containers")
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "reconcile failed"),
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+/// Removes this agent's containers of every deployment that is neither in
+/// `keep` nor being worked on here; keeps the rest. Idempotent, and safe to
+/// run at any time: level-triggered convergence after a restart.
+async fn reconcile(agent: &Agent, request: &Reconcile) -> Result<ReconcileDone, RpcError> {
+    let containers = agent
+        .docker
+        .list_labelled(&[(docker::LABEL_AGENT, agent.agent_id())])
+        .await
+        .map_err(|e| internal("listing containers", e.user_message()))?;
+    let in_flight = agent.running();
+    let wanted = |deployment: &str| {
+        request
+            .keep
+            .iter()
+            .chain(in_flight.iter())
+            .any(|id| id.as_str() == deployment)
+    };
+    let mut done = ReconcileDone::default();
+    for (container, deployment) in containers {
+        match deployment {
+            Some(deployment) if wanted(&deployment) => done.kept += 1,
+            deployment => {
+                agent
+                    .docker
+                    .remove(&container)
+                    .await
+                    .map_err(|e| internal("removing a container", e.user_message()))?;
+                done.removed.push(deployment.unwrap_or(container));
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Removes `<data_dir>/{worktrees,gitdirs,builds,routes,state}/<sandbox>`;

@@ -119,3 +119,80 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     assert_eq!(body["error"]["code"], "credential_expired");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_agent_reconciles_its_containers() {
+    let mut stack = Stack::start().await;
+    let token = stack.login().await;
+    let keep = stack.deploy(&token, "keep", BRANCH).await;
+    let gone = stack.deploy(&token, "gone", BRANCH).await;
+    for id in [&keep, &gone] {
+        assert_eq!(stack.wait_settled(&token, id).await["status"], "running");
+    }
+    let keep_url = stack
+        .get(&token, &format!("/api/deployments/{keep}"))
+        .await
+        .1["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+
+    // The agent dies; meanwhile `gone` is torn down, which it cannot hear.
+    stack.kill_agent();
+    sdp_testkit::wait_for("agent offline", Duration::from_secs(30), || async {
+        let (_, agents) = stack.get(&token, "/api/agents").await;
+        agents
+            .as_array()?
+            .iter()
+            .all(|a| a["online"] == false)
+            .then_some(())
+    })
+    .await;
+    let response = stack
+        .http()
+        .delete(stack.url("/api/sandboxes/gone"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    assert_eq!(
+        stack
+            .get(&token, &format!("/api/deployments/{gone}"))
+            .await
+            .1["status"],
+        "stopped"
+    );
+    assert_eq!(
+        sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id).len(),
+        2
+    );
+
+    // The restarted agent converges: gone's container goes, keep's stays.
+    stack.start_agent().await;
+    let label = |id: &str| {
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"sdp.deployment\"}}",
+                id,
+            ])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let left = sdp_testkit::wait_for(
+        "reconcile to remove the stopped container",
+        Duration::from_secs(30),
+        || async {
+            let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
+            (containers.len() == 1).then_some(containers)
+        },
+    )
+    .await;
+    assert_eq!(label(&left[0]), keep);
+    let answer = stack.get_service(&keep_url).await;
+    assert_eq!(answer["branch"], BRANCH);
+    stack.shutdown().await;
+}
