@@ -6,9 +6,11 @@
 //! IGNORE`), and each log file is first truncated to the length the last
 //! committed batch recorded, so a crash between writing the file and
 //! committing cannot leave a line twice; the redelivered batch writes it
-//! again.
+//! again. Each deployment's events are written strictly in seq order: one
+//! that arrives before an earlier one (still held by a persister that
+//! died, until its ack wait runs out) is redelivered a little later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,13 +19,15 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use rusqlite::{Connection, OptionalExtension, params};
-use sdp_bus::{Event, EventBody, Status, decode};
+use sdp_bus::{DeploymentId, Event, EventBody, Status, decode};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{self, StoreError};
 
 /// Most events written in one transaction.
 const BATCH: usize = 1000;
+/// Deliveries after which an event still behind a gap is written anyway.
+const MAX_GAP_REDELIVERIES: i64 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersisterError {
@@ -61,7 +65,9 @@ pub async fn run(
             pull::Config {
                 durable_name: Some(sdp_bus::stream::PERSISTER_CONSUMER.to_owned()),
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                // How soon an event held by a persister that died comes
+                // back; later events of its deployment wait for it.
+                ack_wait: Duration::from_secs(5),
                 max_ack_pending: 20_000,
                 ..Default::default()
             },
@@ -93,25 +99,33 @@ pub async fn run(
         let Some(batch) = batch else {
             return Err(PersisterError::Consumer("message stream ended".into()));
         };
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
+        // Each message with its event (None: malformed, acked and dropped:
+        // retrying cannot fix it) and how often it has been delivered.
+        let mut received = Vec::with_capacity(batch.len());
         for message in batch {
             match message {
                 Ok(message) => {
-                    match decode::<Event>(&message.payload) {
-                        Ok(event) => events.push(event),
-                        // Acked below all the same: retrying cannot fix it.
-                        Err(err) => tracing::error!(
-                            subject = %message.subject,
-                            error = %err,
-                            "dropping malformed progress event"
-                        ),
-                    }
-                    messages.push(message);
+                    let event = match decode::<Event>(&message.payload) {
+                        Ok(event) => Some(event),
+                        Err(err) => {
+                            tracing::error!(
+                                subject = %message.subject,
+                                error = %err,
+                                "dropping malformed progress event"
+                            );
+                            None
+                        }
+                    };
+                    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+                    received.push((message, event, delivered));
                 }
                 Err(err) => tracing::warn!(error = %err, "JetStream delivery error"),
             }
         }
+        let events: Vec<(Event, i64)> = received
+            .iter()
+            .filter_map(|(_, event, delivered)| event.clone().map(|e| (e, *delivered)))
+            .collect();
         let Some(mut w) = writer.take() else {
             return Err(PersisterError::Panicked);
         };
@@ -123,16 +137,26 @@ pub async fn run(
         .map_err(|_| PersisterError::Panicked)?;
         writer = Some(w);
         match result {
-            Ok(()) => {
-                for message in messages {
-                    if let Err(err) = message.ack().await {
+            Ok(deferred) => {
+                for (message, event, _) in received {
+                    let later = event.is_some_and(|e| deferred.contains(&(e.deployment_id, e.seq)));
+                    let ack = if later {
+                        // An earlier event is still in flight (e.g. held by a
+                        // persister that died): write this one after it.
+                        message
+                            .ack_with(AckKind::Nak(Some(Duration::from_millis(250))))
+                            .await
+                    } else {
+                        message.ack().await
+                    };
+                    if let Err(err) = ack {
                         tracing::warn!(error = %err, "ack failed; the event will be redelivered");
                     }
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, "persisting a batch failed; it will be redelivered");
-                for message in messages {
+                for (message, _, _) in received {
                     let _ = message
                         .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                         .await;
@@ -148,14 +172,46 @@ struct Writer {
 }
 
 impl Writer {
-    /// Writes a batch in one transaction; log lines go to their files
-    /// before the commit (see the module doc for why that is safe).
-    fn write(&mut self, events: &[Event]) -> Result<(), PersisterError> {
+    /// Writes a batch in one transaction, each deployment's events strictly
+    /// in seq order; log lines go to their files before the commit (see the
+    /// module doc for why that is safe). Returns the events deferred because
+    /// an earlier seq of their deployment has not arrived yet.
+    fn write(
+        &mut self,
+        events: &[(Event, i64)],
+    ) -> Result<HashSet<(DeploymentId, u64)>, PersisterError> {
+        let mut sorted: Vec<&(Event, i64)> = events.iter().collect();
+        sorted.sort_by(|(a, _), (b, _)| (&a.deployment_id, a.seq).cmp(&(&b.deployment_id, b.seq)));
         let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let mut next_seq: HashMap<&str, u64> = HashMap::new();
+        let mut deferred = HashSet::new();
         let mut lines: HashMap<&str, String> = HashMap::new();
         let mut order: Vec<&str> = Vec::new();
-        for event in events {
+        for (event, delivered) in sorted {
             let id = event.deployment_id.as_str();
+            let next = match next_seq.get(id) {
+                Some(next) => *next,
+                None => {
+                    let last: u64 = tx
+                        .query_row(
+                            "SELECT coalesce(max(seq), 0) FROM events WHERE deployment_id = ?1",
+                            [id],
+                            |row| row.get(0),
+                        )
+                        .map_err(StoreError::from)?;
+                    last + 1
+                }
+            };
+            if event.seq < next {
+                continue; // already persisted: a redelivery
+            }
+            // A gap that does not close after many redeliveries is history
+            // the stream no longer has: accept it rather than loop forever.
+            if event.seq > next && *delivered < MAX_GAP_REDELIVERIES {
+                deferred.insert((event.deployment_id.clone(), event.seq));
+                continue;
+            }
+            next_seq.insert(id, event.seq + 1);
             let body = String::from_utf8(sdp_bus::encode(event)).unwrap_or_default();
             let inserted = tx
                 .execute(
@@ -164,7 +220,7 @@ impl Writer {
                 )
                 .map_err(StoreError::from)?;
             if inserted == 0 {
-                continue; // already persisted: a redelivery
+                continue;
             }
             apply(&tx, event).map_err(StoreError::from)?;
             if let EventBody::Log { line, .. } = &event.body {
@@ -197,7 +253,7 @@ impl Writer {
             .map_err(StoreError::from)?;
         }
         tx.commit().map_err(StoreError::from)?;
-        Ok(())
+        Ok(deferred)
     }
 }
 
