@@ -15,6 +15,7 @@ NATS_PORT=4222
 DEMO_USER=demo
 DEMO_PASSWORD=demo-password
 BASE_IMAGE=sdp-go-base:1
+PHP_IMAGE=sdp-php-base:1
 
 for port in "$HTTP_PORT" "$GIT_PORT" "$NATS_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -26,7 +27,7 @@ done
 echo "==> building"
 cargo build --locked --workspace --bins
 BIN="$PWD/target/debug"
-mkdir -p "$DEV"/{nats,repos,control-plane,agent-micro,logs}
+mkdir -p "$DEV"/{nats,repos,repos-gateway,control-plane,agent-micro,agent-gateway,logs}
 
 pids=()
 cleanup() {
@@ -35,8 +36,10 @@ cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   # The demo agent's containers go too.
-  containers=$(docker ps -aq --filter label=sdp.agent=micro-dev)
-  [ -z "$containers" ] || docker rm -f $containers >/dev/null
+  for agent in micro-dev gateway-dev; do
+    containers=$(docker ps -aq --filter "label=sdp.agent=$agent")
+    [ -z "$containers" ] || docker rm -f $containers >/dev/null
+  done
 }
 trap cleanup EXIT INT TERM
 
@@ -54,19 +57,30 @@ nats-server -c nats/dev.conf >"$DEV/logs/nats.log" 2>&1 &
 pids+=($!)
 wait_port "$NATS_PORT" nats
 
-echo "==> demo git server on :$GIT_PORT (and base image $BASE_IMAGE)"
+echo "==> demo git server on :$GIT_PORT, baseline server, base images $BASE_IMAGE $PHP_IMAGE"
 # The password goes by environment, never argv.
 SDP_DEMO_GIT_PASSWORD="$DEMO_PASSWORD" \
   "$BIN/sdp-demo-git" --port "$GIT_PORT" --user "$DEMO_USER" \
-  --base-image "$BASE_IMAGE" >"$DEV/logs/git.log" 2>&1 &
+  --base-image "$BASE_IMAGE" --php-image "$PHP_IMAGE" >"$DEV/logs/git.log" 2>&1 &
 pids+=($!)
-wait_port "$GIT_PORT" git
+for _ in $(seq 1 600); do grep -q '^baseline ' "$DEV/logs/git.log" && break; sleep 0.2; done
+BASELINE=$(sed -n 's/^baseline //p' "$DEV/logs/git.log")
+[ -n "$BASELINE" ] || { echo "error: the demo git server did not start; see $DEV/logs/git.log" >&2; exit 1; }
 
-# The agent's repos_dir: one repo per service, origin = the git server.
-if [ ! -d "$DEV/repos/users/.git" ]; then
-  git init -q "$DEV/repos/users"
-  git -C "$DEV/repos/users" remote add origin "http://127.0.0.1:$GIT_PORT/users.git"
-fi
+# Each agent's repos_dir: one repo per service, origin = the git server.
+add_repo() { # dir name
+  if [ ! -d "$1/$2/.git" ]; then
+    git init -q "$1/$2"
+    git -C "$1/$2" remote add origin "http://127.0.0.1:$GIT_PORT/$2.git"
+  fi
+}
+add_repo "$DEV/repos" users
+add_repo "$DEV/repos" orders
+add_repo "$DEV/repos-gateway" gateway
+# Containers reach each other's published ports through the host's address
+# on the Docker bridge.
+BRIDGE=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
+BRIDGE=${BRIDGE:-127.0.0.1}
 
 echo "==> control plane on :$HTTP_PORT"
 SDP_HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
@@ -80,19 +94,49 @@ echo "==> agent-micro"
 SDP_AGENT__ID=micro-dev \
 SDP_DATA_DIR="$DEV/agent-micro" \
 SDP_REPOS_DIR="$DEV/repos" \
-SDP_ADVERTISE_HOST=127.0.0.1 \
+SDP_ADVERTISE_HOST="$BRIDGE" \
 SDP_FLAVOUR__BASE_IMAGE="$BASE_IMAGE" \
 SDP_GIT__ALLOWED_SCHEMES=https,http \
 SDP_HEALTH__PATH=/healthz \
   "$BIN/sdp-agent-micro" >"$DEV/logs/agent-micro.log" 2>&1 &
 pids+=($!)
 
+echo "==> agent-gateway"
+SDP_AGENT__ID=gateway-dev \
+SDP_DATA_DIR="$DEV/agent-gateway" \
+SDP_REPOS_DIR="$DEV/repos-gateway" \
+SDP_ADVERTISE_HOST="$BRIDGE" \
+SDP_FLAVOUR__BASE_IMAGE="$PHP_IMAGE" \
+SDP_GIT__ALLOWED_SCHEMES=https,http \
+SDP_HEALTH__PATH=/healthz \
+  "$BIN/sdp-agent-gateway" >"$DEV/logs/agent-gateway.log" 2>&1 &
+pids+=($!)
+
+echo "==> demo environment 'baseline' and template 'shop'"
+COOKIES="$DEV/cookies"
+for _ in $(seq 1 100); do
+  curl -sf -c "$COOKIES" -H 'content-type: application/json' \
+    -d "{\"username\":\"$DEMO_USER\",\"password\":\"$DEMO_PASSWORD\"}" \
+    "http://127.0.0.1:$HTTP_PORT/api/login" >/dev/null && break
+  sleep 0.2
+done
+api() { curl -s -o /dev/null -b "$COOKIES" -H 'content-type: application/json' "$@"; }
+api -d "{\"name\":\"baseline\",\"vars\":{\"USERS_URL\":\"$BASELINE\",\"ORDERS_URL\":\"$BASELINE\"}}" \
+  "http://127.0.0.1:$HTTP_PORT/api/environments"
+api -X PUT -d "{\"vars\":{\"USERS_URL\":\"$BASELINE\",\"ORDERS_URL\":\"$BASELINE\"}}" \
+  "http://127.0.0.1:$HTTP_PORT/api/environments/baseline"
+api -d '{"name":"shop","environment":"baseline","gateway":{"repo":"gateway","branch":"main"},"services":[{"repo":"users","branch":"main"},{"repo":"orders","branch":"main"}]}' \
+  "http://127.0.0.1:$HTTP_PORT/api/templates"
+rm -f "$COOKIES"
+
 cat <<EOM
 
 SDP is running.
   dashboard:  http://127.0.0.1:$HTTP_PORT/
   login:      $DEMO_USER / $DEMO_PASSWORD
-  demo repo:  users (branches main, feature/x)
+  demo repos: users (main, feature/x), orders (main, feature/y), gateway (main)
+  demo setup: environment 'baseline' (→ $BASELINE), template 'shop'
+              create a sandbox from 'shop' in the dashboard and deploy it
   try:        curl -c /tmp/sdp.cookies -H 'content-type: application/json' \\
                 -d '{"username":"$DEMO_USER","password":"$DEMO_PASSWORD"}' http://127.0.0.1:$HTTP_PORT/api/login
               curl -b /tmp/sdp.cookies -H 'content-type: application/json' \\

@@ -8,6 +8,14 @@ sdp_install_deps() {
   command -v go >/dev/null || missing+=(golang-go)
   command -v git >/dev/null || missing+=(git)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v php >/dev/null || missing+=(php-cli)
+  command -v composer >/dev/null || missing+=(composer)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v openssl >/dev/null || missing+=(openssl)
+  # The dashboard's browser tests drive Debian's headless Chromium.
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -1,8 +1,9 @@
-//! The demo git server of `scripts/dev.sh`: smart HTTP with basic auth on a
-//! fixed port, holding the demo Go service `users` (branches `main` and
-//! `feature/x`) and the private `probe` repo that logins are checked
-//! against. It also makes sure the agent's base image is loaded. Runs until
-//! killed; the repos live in a temp dir and are made anew each start.
+//! The demo side of `scripts/dev.sh`: a git server (smart HTTP, basic auth)
+//! on a fixed port holding the demo services `users` and `orders` (Go), the
+//! PHP gateway `gateway` and the private `probe` repo logins are checked
+//! against; a baseline server standing for OpenShift; and the agents' base
+//! images. Prints `baseline <url>` once ready. Runs until killed; the repos
+//! live in a temp dir and are made anew each start.
 
 use std::process::Command;
 
@@ -14,6 +15,14 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+fn tag(built: &str, name: &str) {
+    let tagged = Command::new("docker").args(["tag", built, name]).status();
+    if !tagged.is_ok_and(|s| s.success()) {
+        eprintln!("cannot tag {built} as {name}: is Docker running?");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let port = arg(&args, "--port", "8090");
@@ -21,25 +30,24 @@ fn main() {
     // By environment, so it shows in no process listing.
     let password =
         std::env::var("SDP_DEMO_GIT_PASSWORD").unwrap_or_else(|_| "demo-password".into());
-    let base_image = arg(&args, "--base-image", "sdp-go-base:1");
+    let go_image = arg(&args, "--base-image", "sdp-go-base:1");
+    let php_image = arg(&args, "--php-image", "sdp-php-base:1");
 
-    println!("making base image {base_image} (docker import of a busybox rootfs)");
-    let built = sdp_testkit::ensure_busybox_image();
-    let tagged = Command::new("docker")
-        .args(["tag", &built, &base_image])
-        .status();
-    if !tagged.is_ok_and(|s| s.success()) {
-        eprintln!("cannot tag {built} as {base_image}: is Docker running?");
-        std::process::exit(1);
-    }
+    println!("making base images {go_image} and {php_image} (docker import of local rootfs)");
+    tag(&sdp_testkit::ensure_busybox_image(), &go_image);
+    tag(&sdp_testkit::ensure_php_image(), &php_image);
 
     let server = sdp_testkit::GitServer::start_on(&format!("127.0.0.1:{port}"), &user, &password);
     let _users = sdp_testkit::GoFixture::create(&server, "users", &["main", "feature/x"]);
+    let _orders = sdp_testkit::GoFixture::create(&server, "orders", &["main", "feature/y"]);
+    let _gateway = sdp_testkit::PhpGatewayFixture::create(&server, "gateway", &["main"]);
     server.create_bare("probe");
+    let baseline = sdp_testkit::BaselineServer::start();
     println!(
-        "demo git server on {} (user {user}): users.git, probe.git",
+        "demo git server on {} (user {user}): users.git, orders.git, gateway.git, probe.git",
         server.base_url()
     );
+    println!("baseline {}", baseline.url());
     loop {
         std::thread::park();
     }
