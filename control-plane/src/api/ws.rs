@@ -13,8 +13,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
-use sdp_bus::{DeploymentId, Event, EventBody, decode};
+use futures::{FutureExt, SinkExt, StreamExt};
+use sdp_bus::DeploymentId;
 use serde::Deserialize;
 
 use super::auth::token_from_headers;
@@ -104,8 +104,8 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
         if seq != last + 1 {
             break;
         }
-        let ended = is_result(body.as_bytes());
-        if sink.send(Message::Text(body.into())).await.is_err() {
+        let ended = EventHead::read(body.as_bytes()).is_some_and(|h| h.body.kind == "result");
+        if sink.feed(Message::Text(body.into())).await.is_err() {
             return;
         }
         last = seq;
@@ -113,6 +113,9 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
             let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
             return;
         }
+    }
+    if sink.flush().await.is_err() {
+        return;
     }
 
     let js = jetstream::new(state.nats.clone());
@@ -139,21 +142,35 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
     loop {
         tokio::select! {
             message = live.next() => {
-                let Some(Ok(message)) = message else {
-                    let _ = sink.send(close_frame(1011, "event stream ended")).await;
-                    return;
-                };
-                let Ok(event) = decode::<Event>(&message.payload) else { continue };
-                if event.seq <= last {
-                    continue;
+                // Send what is ready in one flush: a syscall per event
+                // would cap a busy build's log at the socket's pace.
+                let mut ready = vec![message];
+                while ready.len() < 512 {
+                    match live.next().now_or_never() {
+                        Some(message) => ready.push(message),
+                        None => break,
+                    }
                 }
-                let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    return;
+                for message in ready {
+                    let Some(Ok(message)) = message else {
+                        let _ = sink.send(close_frame(1011, "event stream ended")).await;
+                        return;
+                    };
+                    let Some(head) = EventHead::read(&message.payload) else { continue };
+                    if head.seq <= last {
+                        continue;
+                    }
+                    let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                    last = head.seq;
+                    if head.body.kind == "result" {
+                        let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+                        return;
+                    }
                 }
-                last = event.seq;
-                if matches!(event.body, EventBody::Result { .. }) {
-                    let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+                if sink.flush().await.is_err() {
                     return;
                 }
             }
@@ -179,9 +196,29 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
     }
 }
 
-fn is_result(payload: &[u8]) -> bool {
-    decode::<Event>(payload).is_ok_and(|e| matches!(e.body, EventBody::Result { .. }))
+/// The part of an event the bridge needs: its seq and body type, read
+/// without building the whole event (the payload is forwarded as is).
+#[derive(Deserialize)]
+struct EventHead {
+    v: u64,
+    seq: u64,
+    body: EventHeadBody,
 }
+
+#[derive(Deserialize)]
+struct EventHeadBody {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl EventHead {
+    fn read(payload: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(payload)
+            .ok()
+            .filter(|head| head.v == sdp_bus::PROTOCOL_VERSION)
+    }
+}
+
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
