@@ -14,10 +14,13 @@ use sdp_bus::{
 const CACHE_FOR: Duration = Duration::from_secs(30);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// When the repos were listed, and what they were.
+type CachedRepos = (Instant, Vec<RepoInfo>);
+
 #[derive(Clone)]
 pub struct RepoCatalog {
     nats: async_nats::Client,
-    cache: Arc<Mutex<Option<(Instant, Vec<RepoInfo>)>>>,
+    cache: Arc<Mutex<Option<CachedRepos>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +75,11 @@ impl RepoCatalog {
     /// Every repo of every kind in `kinds`; kinds without an agent are
     /// skipped. Cached for a few seconds unless `fresh`.
     pub async fn list(&self, kinds: &[String], fresh: bool) -> Vec<RepoInfo> {
-        if !fresh {
-            if let Some((at, repos)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner()) {
-                if at.elapsed() < CACHE_FOR {
-                    return repos.clone();
-                }
-            }
+        if !fresh
+            && let Some((at, repos)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < CACHE_FOR
+        {
+            return repos.clone();
         }
         let mut repos = Vec::new();
         for kind in kinds {

@@ -47,12 +47,12 @@ fn check_vars(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
 fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
     validate::repo(&rb.repo).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
     validate::branch(&rb.branch).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
-    if let Some(package) = &rb.overrides.main_package {
-        if package.starts_with(['/', '-']) || package.split('/').any(|c| c == "..") {
-            return Err(ApiError::bad_request(format!(
-                "{what}: main_package must be a relative path inside the repo"
-            )));
-        }
+    if let Some(package) = &rb.overrides.main_package
+        && (package.starts_with(['/', '-']) || package.split('/').any(|c| c == ".."))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what}: main_package must be a relative path inside the repo"
+        )));
     }
     Ok(())
 }

@@ -54,12 +54,7 @@ pub(super) fn sandbox_for_change(
         .store
         .sandbox(name)?
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
-    let admin = state
-        .config
-        .auth
-        .admins
-        .iter()
-        .any(|a| *a == session.username);
+    let admin = state.config.auth.admins.contains(&session.username);
     if sandbox.owner != session.username && !admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -184,19 +179,19 @@ pub async fn create(
         .ttl_hours
         .unwrap_or(state.config.sandboxes.default_ttl_hours);
     check_ttl(ttl_hours)?;
-    if let Some(template) = &body.template {
-        if state.store.template(template)?.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "template {template:?} does not exist"
-            )));
-        }
+    if let Some(template) = &body.template
+        && state.store.template(template)?.is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "template {template:?} does not exist"
+        )));
     }
-    if let Some(environment) = &body.environment {
-        if state.store.environment(environment)?.is_none() {
-            return Err(ApiError::bad_request(format!(
-                "environment {environment:?} does not exist"
-            )));
-        }
+    if let Some(environment) = &body.environment
+        && state.store.environment(environment)?.is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "environment {environment:?} does not exist"
+        )));
     }
     let created = match state.store.insert_sandbox(&NewSandbox {
         name: &body.name,
@@ -321,16 +316,15 @@ pub async fn deploy_template(
             )));
         }
     }
-    if let Some(only) = &body.only {
-        if let Some(unknown) = only
+    if let Some(only) = &body.only
+        && let Some(unknown) = only
             .iter()
             .find(|r| !template.services.iter().any(|s| s.repo == **r))
-        {
-            return Err(ApiError::bad_request(format!(
-                "{unknown} is not a service of template {}",
-                template.name
-            )));
-        }
+    {
+        return Err(ApiError::bad_request(format!(
+            "{unknown} is not a service of template {}",
+            template.name
+        )));
     }
     let credential = credential(&state, &session)?;
     // Services first, then the gateway, so it starts with what exists.

@@ -219,7 +219,6 @@ impl EventHead {
     }
 }
 
-
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,

@@ -46,16 +46,17 @@ fn environment_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, S
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
-fn template_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(
+/// name, environment, gateway JSON, services JSON, created_at, updated_at.
+type TemplateRow = (
     String,
     Option<String>,
     Option<String>,
     String,
     String,
     String,
-)> {
+);
+
+fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -78,14 +79,7 @@ fn to_environment(
 }
 
 fn to_template(
-    (name, environment, gateway, services, created_at, updated_at): (
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-    ),
+    (name, environment, gateway, services, created_at, updated_at): TemplateRow,
 ) -> Result<Template, StoreError> {
     Ok(Template {
         name,

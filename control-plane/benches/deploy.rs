@@ -1,0 +1,170 @@
+//! DESIGN §10 deploy: SDP's time for a small Go service against a plain
+//! script doing the same on the same host (git clone of the branch, `go
+//! build`, `docker run`, wait healthy), both with an empty Go build cache
+//! ("cold"); and SDP's redeploy of a new commit (warm) against the script's
+//! cold time. Rounds: `SDP_BENCH_ROUNDS` (default 2); the median is shown.
+//!
+//! Run: `scripts/bench.sh` (builds the release binaries first).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench());
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The script: what a person would type, timed end to end.
+async fn script_deploy(stack: &common::Stack, work: &Path, round: usize) -> Duration {
+    let started = Instant::now();
+    let src = work.join(format!("src-{round}"));
+    let out = work.join(format!("out-{round}"));
+    let cache = work.join(format!("cache-{round}"));
+    let auth = sdp_testkit::basic_auth_header(common::USER, &stack.password);
+    run(Command::new("git")
+        .arg("-c")
+        .arg(format!("http.extraHeader=Authorization: {auth}"))
+        .args([
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            "--single-branch",
+            "--branch",
+            common::BRANCH,
+        ])
+        .arg(stack.git.url(common::REPO))
+        .arg(&src));
+    run(Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(out.join("app"))
+        .arg(".")
+        .current_dir(&src)
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-mod=mod -buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", cache.join("build"))
+        .env("GOMODCACHE", cache.join("mod"))
+        .env("GOPATH", cache.join("path")));
+    let name = format!("sdp-bench-script-{}", sdp_testkit::unique_id("c"));
+    run(Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "sdp.bench=1",
+            "-p",
+            "127.0.0.1::8080",
+            "-e",
+            "PORT=8080",
+            "-v",
+        ])
+        .arg(format!("{}:/src:ro", src.display()))
+        .arg("-v")
+        .arg(format!("{}:/sdp:ro", out.display()))
+        .args([
+            "-w",
+            "/src",
+            &sdp_testkit::ensure_busybox_image(),
+            "/sdp/app",
+        ]));
+    let port = run(Command::new("docker").args(["port", &name, "8080/tcp"]));
+    let url = format!("http://{}/healthz", port.lines().next().unwrap_or_default());
+    let http = reqwest::Client::new();
+    sdp_testkit::wait_for(
+        "script's container healthy",
+        Duration::from_secs(60),
+        || async {
+            let response = http.get(&url).send().await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    run(Command::new("docker").args(["rm", "-f", &name]));
+    elapsed
+}
+
+async fn sdp_deploy(stack: &common::Stack, token: &str, sandbox: &str) -> Duration {
+    let started = Instant::now();
+    let id = stack.deploy(token, sandbox, common::BRANCH).await;
+    let deployment = stack.wait_settled(token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    started.elapsed()
+}
+
+async fn bench() {
+    let rounds: usize = std::env::var("SDP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut stack = common::Stack::start().await;
+    let token = stack.login().await;
+    let work = tempfile::TempDir::new().expect("temp dir");
+    sdp_testkit::ensure_busybox_image();
+
+    let (mut script, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        script.push(script_deploy(&stack, work.path(), round).await);
+        // A fresh agent data dir and Go cache: SDP cold.
+        let cache = work.path().join(format!("sdp-cache-{round}"));
+        stack.kill_agent();
+        stack.agent_extra_env =
+            vec![("SDP_FLAVOUR__CACHE_DIR".into(), cache.display().to_string())];
+        stack.start_agent().await;
+        let sandbox = format!("bench-{round}");
+        cold.push(sdp_deploy(&stack, &token, &sandbox).await);
+        // A new commit, redeployed into the same sandbox: SDP warm.
+        stack
+            .fixture
+            .push_revision(common::BRANCH, &format!("r{round}"));
+        warm.push(sdp_deploy(&stack, &token, &sandbox).await);
+    }
+    let (script, cold, warm) = (median(script), median(cold), median(warm));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!(
+        "\n| deploy of a small Go service ({rounds} rounds, median) | time | ratio to script cold | target |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| plain script, cold (clone + go build + docker run + healthy) | {:.2} s | 1.00 | |",
+        script.as_secs_f64()
+    );
+    println!(
+        "| SDP, cold (empty Go cache) | {:.2} s | {:.2} | <= 1.10 |",
+        cold.as_secs_f64(),
+        ratio(cold, script)
+    );
+    println!(
+        "| SDP, redeploy of a new commit | {:.2} s | {:.2} | <= 0.50 |",
+        warm.as_secs_f64(),
+        ratio(warm, script)
+    );
+    stack.shutdown().await;
+}
