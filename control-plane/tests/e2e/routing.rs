@@ -80,7 +80,16 @@ async fn deploy_template(stack: &Stack, token: &str, sandbox: &str, body: Value)
         .collect();
     for id in &ids {
         let deployment = stack.wait_settled(token, id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
+        // A gateway still starting when a service comes up is superseded
+        // by the re-apply that carries the new route.
+        let superseded = deployment["status"] == "cancelled"
+            && deployment["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("superseded"));
+        assert!(
+            deployment["status"] == "running" || superseded,
+            "{deployment}"
+        );
     }
     ids
 }
@@ -105,6 +114,38 @@ async fn gateway_routes_to_sandbox_services_and_the_baseline() {
     .await;
     let token = stack.login().await;
     setup(&stack, &token).await;
+
+    // Repos come from each agent's repos_dir, with their kind; branches
+    // are listed with the user's credential.
+    let (status, repos) = stack.get(&token, "/api/repos").await;
+    assert_eq!(status, StatusCode::OK);
+    let kind_of = |name: &str| {
+        repos
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == name))
+            .map(|r| r["kind"].clone())
+    };
+    assert_eq!(kind_of("users"), Some(json!("micro")), "{repos}");
+    assert_eq!(kind_of("orders"), Some(json!("micro")), "{repos}");
+    assert_eq!(kind_of("gateway"), Some(json!("gateway")), "{repos}");
+    let (status, branches) = stack.get(&token, "/api/repos/users/branches").await;
+    assert_eq!(status, StatusCode::OK, "{branches}");
+    let names: Vec<&str> = branches
+        .as_array()
+        .expect("branches")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, ["feature/x", "main"]);
+    assert_eq!(branches[0]["commit"], stack.fixture.commit(BRANCH).as_str());
+    let (status, _) = stack.get(&token, "/api/repos/ghost/branches").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = stack.get(&token, "/api/repos/..%2Fetc/branches").await;
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+
     for (name, pinned) in [("alpha", false), ("beta", true)] {
         let (status, body) = stack
             .post(

@@ -61,6 +61,10 @@ async fn cookie_session_rotates_and_expires() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let (status, body) = stack.get(&token, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // The deployment stream closes an expired session with 1008.
+    let id = sdp_bus::DeploymentId::generate();
+    let code = stack.ws_follow(&token, id.as_str(), 0, |_| true).await;
+    assert_eq!(code, Some(1008));
 
     // Absolute expiry: even a session in use ends after 6 s.
     let token = stack.login().await;
