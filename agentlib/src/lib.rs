@@ -4,7 +4,7 @@
 //! What runs inside [`run`] (one NATS connection, one Docker client):
 //! - the request loop ([`agent`]): `deploy.request.<kind>` and
 //!   `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}`, all
-//!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.teardown`
+//!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.{teardown,reconcile}`
 //!   ([`rpc`]); each message is handled in its own task;
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`]) →
@@ -16,9 +16,11 @@
 //!   `deploy.cancel.<id>` while it runs.
 //!
 //! Shutdown: the caller's token stops the loops and cancels the jobs; they
-//! publish their results within a bounded grace period.
+//! publish their results within a bounded grace period. [`cli::main`] is
+//! the whole `main` of an agent binary (config, tracing, signals).
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod error;
