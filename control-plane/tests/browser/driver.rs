@@ -170,7 +170,7 @@ impl Browser {
             .to_owned()
     }
 
-    /// Saves a PNG of the viewport to `docs/screenshots/<name>.png`.
+    /// Saves a PNG of the viewport to `<screenshots_dir>/<name>.png`.
     pub async fn screenshot(&self, name: &str) {
         // Let fonts and the last frame settle: wait for two animation frames.
         let _ = self
@@ -215,6 +215,11 @@ impl Drop for Browser {
     }
 }
 
+/// `target/screenshots`, so a test run leaves the source tree alone; set
+/// `SDP_SCREENSHOTS_DIR=docs/screenshots` to refresh the README's pictures.
 pub fn screenshots_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    match std::env::var_os("SDP_SCREENSHOTS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"),
+    }
 }
