@@ -38,6 +38,9 @@ pub struct EventSink {
     /// here until its ack arrives, so dropping a call half-way (a cancelled
     /// step) loses nothing: the next call re-sends it.
     pending: VecDeque<Slot>,
+    /// How many slots at the front of `pending` are sent (sending is in
+    /// order, so they are a prefix): where `send_unsent` resumes.
+    sent: usize,
     give_up: CancellationToken,
     gave_up: bool,
 }
@@ -57,6 +60,7 @@ impl EventSink {
             subject,
             seq: 0,
             pending: VecDeque::new(),
+            sent: 0,
             give_up,
             gave_up: false,
         }
@@ -134,15 +138,14 @@ impl EventSink {
     /// Hands every unsent event to the server, in order; stops at the first
     /// failure so that a later event never overtakes an earlier one.
     async fn send_unsent(&mut self) {
-        for i in 0..self.pending.len() {
-            if self.pending[i].sent {
-                continue;
-            }
+        while self.sent < self.pending.len() {
+            let i = self.sent;
             let event = self.pending[i].event.clone();
             match self.publish(&event).await {
                 Some(ack) => {
                     self.pending[i].ack = Some(ack);
                     self.pending[i].sent = true;
+                    self.sent += 1;
                 }
                 None => return,
             }
@@ -191,17 +194,20 @@ impl EventSink {
             };
             if acked {
                 self.pending.pop_front();
+                self.sent = self.sent.saturating_sub(1);
                 return;
             }
             for slot in &mut self.pending {
                 slot.sent = false;
                 slot.ack = None;
             }
+            self.sent = 0;
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.give_up.cancelled() => {
                     tracing::error!(deployment = %self.deployment_id, unacked = self.pending.len(), "giving up publishing events at shutdown");
                     self.pending.clear();
+                    self.sent = 0;
                     self.gave_up = true;
                     return;
                 }

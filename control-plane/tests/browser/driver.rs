@@ -216,7 +216,8 @@ impl Drop for Browser {
 }
 
 /// `target/screenshots`, so a test run leaves the source tree alone; set
-/// `SDP_SCREENSHOTS_DIR=docs/screenshots` to refresh the README's pictures.
+/// `SDP_SCREENSHOTS_DIR=$PWD/docs/screenshots` to refresh the README's
+/// pictures.
 pub fn screenshots_dir() -> PathBuf {
     match std::env::var_os("SDP_SCREENSHOTS_DIR") {
         Some(dir) => PathBuf::from(dir),
