@@ -21,6 +21,7 @@ pub mod api;
 pub mod config;
 pub mod dispatch;
 pub mod events;
+pub mod metrics;
 pub mod orchestrator;
 pub mod persister;
 pub mod repos;
@@ -155,6 +156,7 @@ pub async fn run(
         registry,
         nats,
         orchestrator,
+        viewers: metrics::Viewers::default(),
         throttle: throttle::LoginThrottle::new(
             config.auth.throttle_user_failures,
             config.auth.throttle_address_failures,

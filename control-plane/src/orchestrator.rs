@@ -259,6 +259,9 @@ impl Orchestrator {
         let Some(deployment) = self.store.deployment(event.deployment_id.as_str())? else {
             return Ok(());
         };
+        // Its container replaced those of earlier deployments of the same
+        // service: they are stopped now.
+        self.store.stop_superseded(&deployment.id)?;
         if deployment.kind == sdp_bus::subject::KIND_GATEWAY {
             return Ok(());
         }

@@ -38,6 +38,7 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub orchestrator: crate::orchestrator::Orchestrator,
     pub throttle: crate::throttle::LoginThrottle,
+    pub viewers: crate::metrics::Viewers,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/deployments/{id}", get(ws::deployment))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(dashboard)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -103,6 +105,23 @@ async fn agents(
     _session: Session,
 ) -> Json<Vec<crate::agents::AgentView>> {
     Json(state.registry.views(state.config.agents.heartbeat_timeout))
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = crate::metrics::render(
+        &state.store,
+        &state.registry,
+        &state.viewers,
+        state.config.agents.heartbeat_timeout,
+    )?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -89,6 +89,7 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 }
 
 async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64) {
+    let _viewer = state.viewers.enter();
     let (mut sink, mut incoming) = socket.split();
     let mut last = after;
 

@@ -236,6 +236,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many deployments are in each status.
+    pub fn deployment_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT status, count(*) FROM deployments GROUP BY status")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Persisted events of a deployment with `seq > after`, in order, as
     /// their JSON wire text.
     pub fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>, StoreError> {

@@ -168,6 +168,29 @@ impl Store {
         Ok(stopped)
     }
 
+    /// Marks `stopped` the older running deployments of the same sandbox
+    /// and repo as `id`: its container replaced theirs.
+    pub fn stop_superseded(&self, id: &str) -> Result<usize, StoreError> {
+        let now = now_rfc3339();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let older = "SELECT o.id FROM deployments o, deployments d WHERE d.id = ?1 \
+                     AND o.sandbox = d.sandbox AND o.repo = d.repo AND o.id != d.id \
+                     AND o.status = 'running' AND o.created_at <= d.created_at";
+        tx.execute(
+            &format!("INSERT OR IGNORE INTO phases (deployment_id, phase, at) SELECT id, 'stopped', ?2 FROM ({older})"),
+            params![id, now],
+        )?;
+        let stopped = tx.execute(
+            &format!(
+                "UPDATE deployments SET status = 'stopped', updated_at = ?2 WHERE id IN ({older})"
+            ),
+            params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(stopped)
+    }
+
     /// Renews a sandbox's expiry by its TTL (every deploy does).
     pub fn renew_sandbox(&self, name: &str) -> Result<(), StoreError> {
         self.update_sandbox(name, None, None, true)

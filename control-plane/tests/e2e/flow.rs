@@ -88,6 +88,40 @@ async fn deploy_watch_redeploy_and_replay() {
         );
     }
 
+    // The first deployment's container was replaced: it is stopped now.
+    let first_path = format!("/api/deployments/{id}");
+    sdp_testkit::wait_for(
+        "the replaced deployment to be stopped",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, first) = stack.get(&token, &first_path).await;
+            (first["status"] == "stopped").then_some(())
+        },
+    )
+    .await;
+
+    // Metrics need no session and count what happened.
+    let metrics = stack
+        .http()
+        .get(stack.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.expect("text");
+    assert!(
+        metrics.contains(r#"sdp_deployments{status="running"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sdp_deployments{status="stopped"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sdp_agents{kind="micro",online="true"} 1"#),
+        "{metrics}"
+    );
+
     let (status, history) = stack.get(&token, "/api/deployments?sandbox=alpha").await;
     assert_eq!(status, StatusCode::OK);
     let history = history.as_array().expect("array").clone();
