@@ -16,6 +16,13 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
 
+    // Let the persister catch up, then remember where the deployment is.
+    let _ = stack.ws_events(&token, &id, 0).await;
+    let before = sdp_testkit::wait_for("the result persisted", Duration::from_secs(20), || async {
+        let (_, d) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+        (d["status"] == "running" && d["finished_at"].is_string()).then_some(d)
+    })
+    .await;
     let client = async_nats::connect(stack.nats.url())
         .await
         .expect("connect");
@@ -93,9 +100,18 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     assert_eq!(deployment["status"], "running");
     let (_, agents) = stack.get(&token, "/api/agents").await;
     assert_eq!(agents[0]["online"], true);
-    // The bogus progress events were dropped, not stored.
+    // The bogus progress events were dropped, not stored: the first
+    // deployment only moved to `stopped` because the new one replaced it.
     let (_, first) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(first["status"], "running");
+    assert_eq!(
+        first["last_seq"], before["last_seq"],
+        "a bogus event was stored"
+    );
+    assert_eq!(first["error"], before["error"]);
+    assert!(
+        matches!(first["status"].as_str(), Some("running" | "stopped")),
+        "{first}"
+    );
     stack.shutdown().await;
 }
 
