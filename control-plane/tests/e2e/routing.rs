@@ -81,13 +81,15 @@ async fn deploy_template(stack: &Stack, token: &str, sandbox: &str, body: Value)
     for id in &ids {
         let deployment = stack.wait_settled(token, id).await;
         // A gateway still starting when a service comes up is superseded
-        // by the re-apply that carries the new route.
+        // by the re-apply that carries the new route (cancelled), or, if it
+        // was up already, replaced by it (stopped).
         let superseded = deployment["status"] == "cancelled"
             && deployment["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("superseded"));
+        let replaced = deployment["status"] == "stopped" && deployment["kind"] == "gateway";
         assert!(
-            deployment["status"] == "running" || superseded,
+            deployment["status"] == "running" || superseded || replaced,
             "{deployment}"
         );
     }
