@@ -113,20 +113,12 @@ impl DockerClient {
         labels: &[(&str, &str)],
         name: Option<&str>,
     ) -> Result<usize, DeployError> {
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".to_owned(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(docker_err("list containers"))?;
-        let mut ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        let mut ids: Vec<String> = self
+            .list_labelled(labels)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let labelled = ids.len();
         if let Some(name) = name {
             ids.push(name.to_owned());

@@ -50,29 +50,36 @@ pub fn ensure_busybox_image() -> String {
         .unwrap_or_else(|e| panic!("cannot create image work dir: {e}"));
     let rootfs = work.path().join("rootfs");
     build_rootfs(&rootfs);
-    let tarball = work.path().join("rootfs.tar");
+    import_rootfs(
+        &rootfs,
+        BUSYBOX_IMAGE,
+        "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin",
+        "CMD [\"/bin/sh\"]",
+    );
+    tracing::info!(image = BUSYBOX_IMAGE, "imported busybox test image");
+    BUSYBOX_IMAGE.to_owned()
+}
+
+/// `docker import`s `rootfs` as `image`, under a unique temporary tag first
+/// and then retagged, so processes importing at the same time never see a
+/// half-made image under the final name.
+fn import_rootfs(rootfs: &Path, image: &str, env: &str, cmd: &str) {
+    let tarball = rootfs.with_extension("tar");
     run(Command::new("tar")
         .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&rootfs)
+        .arg(rootfs)
         .arg("-cf")
         .arg(&tarball)
         .arg("."));
-
-    let temp_tag = format!("sdp-test-busybox:{}", unique_id("tmp"));
+    let repository = image.split(':').next().unwrap_or(image);
+    let temp_tag = format!("{repository}:{}", unique_id("tmp"));
     run(Command::new("docker")
-        .args([
-            "import",
-            "--change",
-            "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin",
-        ])
-        .args(["--change", "CMD [\"/bin/sh\"]"])
+        .args(["import", "--change", env, "--change", cmd])
         .arg(&tarball)
         .arg(&temp_tag));
-    run(Command::new("docker").args(["tag", &temp_tag, BUSYBOX_IMAGE]));
+    run(Command::new("docker").args(["tag", &temp_tag, image]));
     // Only removes the temp tag; the image keeps its final tag.
     let _ = output(Command::new("docker").args(["rmi", &temp_tag]));
-    tracing::info!(image = BUSYBOX_IMAGE, "imported busybox test image");
-    BUSYBOX_IMAGE.to_owned()
 }
 
 /// The PHP base image made by [`ensure_php_image`].
@@ -124,25 +131,12 @@ pub fn ensure_php_image() -> String {
             copy_into(&rootfs, Path::new(path), Path::new(path));
         }
     }
-    let tarball = work.path().join("rootfs.tar");
-    run(Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg("."));
-    let temp_tag = format!("sdp-test-php:{}", unique_id("tmp"));
-    run(Command::new("docker")
-        .args([
-            "import",
-            "--change",
-            "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        ])
-        .args(["--change", "CMD [\"/usr/bin/php\", \"-a\"]"])
-        .arg(&tarball)
-        .arg(&temp_tag));
-    run(Command::new("docker").args(["tag", &temp_tag, PHP_IMAGE]));
-    let _ = output(Command::new("docker").args(["rmi", &temp_tag]));
+    import_rootfs(
+        &rootfs,
+        PHP_IMAGE,
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "CMD [\"/usr/bin/php\", \"-a\"]",
+    );
     tracing::info!(image = PHP_IMAGE, "imported php test image");
     PHP_IMAGE.to_owned()
 }
