@@ -100,7 +100,12 @@ async fn deploy_watch_redeploy_and_replay() {
     )
     .await;
 
-    // Metrics need no session and count what happened.
+    // Metrics need no session and count what happened (once the persister
+    // has recorded the second deployment's result).
+    assert_eq!(
+        stack.wait_settled(&token, &second).await["status"],
+        "running"
+    );
     let metrics = stack
         .http()
         .get(stack.url("/metrics"))
