@@ -2,46 +2,75 @@
 # Starts the whole SDP platform on this machine: nats-server, a demo git
 # server (smart HTTP, basic auth) holding a demo Go service, the control
 # plane and agent-micro. Prints the dashboard URL and the demo login.
-# Ctrl-C stops everything. State lives in .dev/ (delete it to start over).
+# Ctrl-C stops everything within seconds. State lives in .dev/ (delete it
+# to start over).
+#
+# Overrides (the dev.sh test runs a second platform beside yours):
+#   SDP_DEV_DIR, SDP_DEV_HTTP_PORT, SDP_DEV_GIT_PORT, SDP_DEV_NATS_PORT,
+#   SDP_DEV_NATS_HTTP_PORT, SDP_DEV_AGENT_SUFFIX, SDP_DEV_GO_IMAGE,
+#   SDP_DEV_PHP_IMAGE, SDP_DEV_SKIP_BUILD=1 (use the binaries as built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 sdp_install_deps
 
-DEV="$PWD/.dev"
+DEV="${SDP_DEV_DIR:-$PWD/.dev}"
 HTTP_PORT="${SDP_DEV_HTTP_PORT:-8080}"
 GIT_PORT="${SDP_DEV_GIT_PORT:-8090}"
-NATS_PORT=4222
+NATS_PORT="${SDP_DEV_NATS_PORT:-4222}"
+NATS_HTTP_PORT="${SDP_DEV_NATS_HTTP_PORT:-8222}"
+AGENT_SUFFIX="${SDP_DEV_AGENT_SUFFIX:-dev}"
 DEMO_USER=demo
 DEMO_PASSWORD=demo-password
-BASE_IMAGE=sdp-go-base:1
-PHP_IMAGE=sdp-php-base:1
+BASE_IMAGE="${SDP_DEV_GO_IMAGE:-sdp-go-base:1}"
+PHP_IMAGE="${SDP_DEV_PHP_IMAGE:-sdp-php-base:1}"
+SKIP_BUILD="${SDP_DEV_SKIP_BUILD:-}"
+# The binaries read SDP_* as config and refuse keys they do not know.
+unset "${!SDP_DEV_@}"
 
-for port in "$HTTP_PORT" "$GIT_PORT" "$NATS_PORT"; do
+for port in "$HTTP_PORT" "$GIT_PORT" "$NATS_PORT" "$NATS_HTTP_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "error: port $port is in use: stop what listens there (ss -ltnp | grep :$port)" >&2
     exit 1
   fi
 done
 
-echo "==> building"
-cargo build --locked --workspace --bins
+if [ "$SKIP_BUILD" != 1 ]; then
+  echo "==> building"
+  cargo build --locked --workspace --bins
+fi
 BIN="$PWD/target/debug"
 mkdir -p "$DEV"/{nats,repos,repos-gateway,control-plane,agent-micro,agent-gateway,logs}
 
 pids=()
+# Stops everything this script started and exits: a trap that returned
+# would let the script go on starting the rest, with nobody left to stop it.
 cleanup() {
+  local status=$?
   trap - EXIT INT TERM
   echo; echo "==> stopping"
-  kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  # The demo agent's containers go too.
-  for agent in micro-dev gateway-dev; do
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    # A grace period for clean shutdowns, then no more waiting.
+    for _ in $(seq 1 50); do
+      local alive=0
+      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+  fi
+  # The demo agents' containers go too.
+  for agent in "micro-$AGENT_SUFFIX" "gateway-$AGENT_SUFFIX"; do
     containers=$(docker ps -aq --filter "label=sdp.agent=$agent")
     [ -z "$containers" ] || docker rm -f $containers >/dev/null
   done
+  exit "$status"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 wait_port() { # port name
   for _ in $(seq 1 100); do
@@ -53,7 +82,8 @@ wait_port() { # port name
 }
 
 echo "==> nats-server on :$NATS_PORT"
-nats-server -c nats/dev.conf >"$DEV/logs/nats.log" 2>&1 &
+nats-server -c nats/dev.conf -p "$NATS_PORT" -m "$NATS_HTTP_PORT" -sd "$DEV/nats" \
+  >"$DEV/logs/nats.log" 2>&1 &
 pids+=($!)
 wait_port "$NATS_PORT" nats
 
@@ -84,6 +114,7 @@ BRIDGE=${BRIDGE:-127.0.0.1}
 
 echo "==> control plane on :$HTTP_PORT"
 SDP_HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
+SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
 SDP_DATA_DIR="$DEV/control-plane" \
 SDP_AUTH__PROBE_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
   "$BIN/sdp-control-plane" serve >"$DEV/logs/control-plane.log" 2>&1 &
@@ -91,7 +122,8 @@ pids+=($!)
 wait_port "$HTTP_PORT" control-plane
 
 echo "==> agent-micro"
-SDP_AGENT__ID=micro-dev \
+SDP_AGENT__ID="micro-$AGENT_SUFFIX" \
+SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
 SDP_DATA_DIR="$DEV/agent-micro" \
 SDP_REPOS_DIR="$DEV/repos" \
 SDP_ADVERTISE_HOST="$BRIDGE" \
@@ -102,7 +134,8 @@ SDP_HEALTH__PATH=/healthz \
 pids+=($!)
 
 echo "==> agent-gateway"
-SDP_AGENT__ID=gateway-dev \
+SDP_AGENT__ID="gateway-$AGENT_SUFFIX" \
+SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
 SDP_DATA_DIR="$DEV/agent-gateway" \
 SDP_REPOS_DIR="$DEV/repos-gateway" \
 SDP_ADVERTISE_HOST="$BRIDGE" \

@@ -74,8 +74,18 @@ pub async fn run(
         source,
     })?;
     let store = store::Store::open(&config.data_dir.join("sdp.db"))?;
-    let nats = sdp_bus::nats::connect(&config.nats, "sdp-control-plane").await?;
-    sdp_bus::stream::ensure_deploy_progress(&async_nats::jetstream::new(nats.clone())).await?;
+    // Starting waits on NATS (which may be going down too): a shutdown
+    // meanwhile must not wait for its timeouts.
+    let connected = async {
+        let nats = sdp_bus::nats::connect(&config.nats, "sdp-control-plane").await?;
+        sdp_bus::stream::ensure_deploy_progress(&async_nats::jetstream::new(nats.clone()))
+            .await?;
+        Ok::<_, RunError>(nats)
+    };
+    let nats = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        nats = connected => nats?,
+    };
 
     let registry = agents::Registry::default();
     let sessions = sessions::Sessions::new(

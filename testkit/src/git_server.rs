@@ -221,7 +221,12 @@ async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response
         tracing::debug!(uri = %parts.uri, "git server: 401");
         return (
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\""))],
+            [
+                (header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\"")),
+                // The body (a POST's pack negotiation) stays unread, so
+                // this connection cannot carry another request.
+                (header::CONNECTION, "close".to_owned()),
+            ],
             "authentication required\n",
         )
             .into_response();

@@ -7,6 +7,7 @@ mod deployments;
 mod error;
 mod repos;
 mod sandboxes;
+mod unread_body;
 mod ws;
 
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(dashboard)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -40,11 +40,21 @@ async fn bad_input_is_refused_clearly() {
     let response = stack
         .http()
         .post(stack.url("/api/sandboxes/alpha/deployments"))
-        .json(&json!({ "repo": REPO, "branch": BRANCH }))
+        .json(&json!({ "repo": REPO, "branch": "x".repeat(200_000) }))
         .send()
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "a 401 sent before the body was read must close the connection"
+    );
+    let response = stack.http().get(stack.url("/api/me")).send().await;
+    assert_eq!(
+        response.expect("the next request works").status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     let token = stack.login().await;
 
@@ -107,6 +117,13 @@ async fn bad_input_is_refused_clearly() {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The body was not read: the connection cannot be reused, and the
+    // client must be told so, or its next request on it fails.
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "a 413 must close the connection"
+    );
     let body: serde_json::Value = response.json().await.expect("413 is JSON");
     assert_eq!(body["error"]["code"], "payload_too_large");
     let response = stack

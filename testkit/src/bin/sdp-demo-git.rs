@@ -2,8 +2,9 @@
 //! on a fixed port holding the demo services `users` and `orders` (Go), the
 //! PHP gateway `gateway` and the private `probe` repo logins are checked
 //! against; a baseline server standing for OpenShift; and the agents' base
-//! images. Prints `baseline <url>` once ready. Runs until killed; the repos
-//! live in a temp dir and are made anew each start.
+//! images. Prints `baseline <url>` once ready. Runs until SIGINT or
+//! SIGTERM, then removes its temp dirs and exits; the repos are made anew
+//! each start.
 
 use std::process::Command;
 
@@ -48,7 +49,38 @@ fn main() {
         server.base_url()
     );
     println!("baseline {}", baseline.url());
-    loop {
-        std::thread::park();
-    }
+    wait_for_stop_signal();
+    println!("stopping");
+    // The fixtures, the git server and the baseline drop here, removing
+    // their temp dirs.
+}
+
+/// Blocks until SIGINT or SIGTERM. A handler is installed even when the
+/// signal was ignored at exec (`dev.sh` starts this in the background,
+/// where bash ignores SIGINT): Ctrl-C must stop it.
+fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot wait for signals: {err}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("cannot install signal handlers");
+            std::process::exit(1);
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    });
 }
