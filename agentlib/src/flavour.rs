@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
 use crate::error::DeployError;
-use crate::events::EventSink;
+use crate::events::{EventSink, OutputLine};
 
 /// Where things are for one build.
 #[derive(Clone, Debug)]
@@ -190,7 +190,9 @@ pub async fn run_streaming(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = command.spawn()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(LogStream, String)>(1024);
+    // Lines read while the previous batch is being published wait here and
+    // go out together; a full channel stalls the readers, and so the child.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<OutputLine>(LINES_QUEUED);
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         readers.push(tokio::spawn(forward_lines(
@@ -207,16 +209,20 @@ pub async fn run_streaming(
         )));
     }
     drop(tx);
-    while let Some((stream, line)) = rx.recv().await {
-        events.log(stream, line).await;
+    let mut ready = Vec::with_capacity(LINES_QUEUED);
+    while rx.recv_many(&mut ready, LINES_QUEUED).await > 0 {
+        events.log_lines(std::mem::take(&mut ready)).await;
     }
     child.wait().await
 }
 
+/// Output lines read ahead of publishing.
+const LINES_QUEUED: usize = 4096;
+
 async fn forward_lines(
     pipe: impl AsyncRead + Unpin,
     stream: LogStream,
-    tx: tokio::sync::mpsc::Sender<(LogStream, String)>,
+    tx: tokio::sync::mpsc::Sender<OutputLine>,
 ) {
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
@@ -228,8 +234,8 @@ async fn forward_lines(
                 while matches!(buf.last(), Some(b'\n' | b'\r')) {
                     buf.pop();
                 }
-                let line = String::from_utf8_lossy(&buf).into_owned();
-                if tx.send((stream, line)).await.is_err() {
+                let line = OutputLine::now(stream, String::from_utf8_lossy(&buf));
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }

@@ -35,7 +35,7 @@ pub mod service;
 pub use agent::run;
 pub use config::AgentConfig;
 pub use error::{AgentError, ConfigError, DeployError};
-pub use events::EventSink;
+pub use events::{EventSink, OutputLine};
 pub use flavour::{BuildContext, ContainerSpec, Flavour, GoFlavour};
 pub use php::PhpFlavour;
 

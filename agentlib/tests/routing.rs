@@ -258,13 +258,8 @@ fn phases(events: &[Event]) -> Vec<Status> {
 fn system_lines(events: &[Event]) -> Vec<&str> {
     events
         .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Log {
-                stream: LogStream::System,
-                line,
-            } => Some(line.as_str()),
-            _ => None,
-        })
+        .flat_map(|e| e.body.log_lines())
+        .filter_map(|(stream, line)| (stream == LogStream::System).then_some(line))
         .collect()
 }
 
@@ -404,9 +399,10 @@ async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
     let commit = gateway_fixture.commit("main");
     assert_eq!(
         events[1].body,
-        EventBody::Log {
+        EventBody::Logs {
             stream: LogStream::System,
-            line: format!("re-applying {commit}: reusing the build"),
+            first_line: 1,
+            lines: vec![format!("re-applying {commit}: reusing the build")],
         }
     );
     assert!(

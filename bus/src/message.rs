@@ -376,8 +376,18 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         commit: Option<String>,
     },
-    /// One line of output.
+    /// One line of output. Agents now send [`EventBody::Logs`]; readers
+    /// keep accepting this form (older agents, the control plane's notes).
     Log { stream: LogStream, line: String },
+    /// Consecutive lines of one stream, coalesced by the agent (one
+    /// JetStream message for many lines). `first_line` is the 1-based
+    /// number of `lines[0]` in the deployment's log, counting every log
+    /// line of every stream, so viewers number lines exactly.
+    Logs {
+        stream: LogStream,
+        first_line: u64,
+        lines: Vec<String>,
+    },
     /// The outcome: `running` with a URL, or `failed` / `cancelled` /
     /// `stopped` with an error.
     Result {
@@ -400,8 +410,19 @@ impl EventBody {
         match self {
             EventBody::Phase { phase, .. } => Some(*phase),
             EventBody::Result { status, .. } => Some(*status),
-            EventBody::Log { .. } => None,
+            EventBody::Log { .. } | EventBody::Logs { .. } => None,
         }
+    }
+
+    /// The log lines this event carries, in order: one for `log`, all of a
+    /// `logs` batch, none for other events.
+    pub fn log_lines(&self) -> impl Iterator<Item = (LogStream, &str)> {
+        let (stream, lines): (LogStream, &[String]) = match self {
+            EventBody::Log { stream, line } => (*stream, std::slice::from_ref(line)),
+            EventBody::Logs { stream, lines, .. } => (*stream, lines.as_slice()),
+            _ => (LogStream::System, &[]),
+        };
+        lines.iter().map(move |line| (stream, line.as_str()))
     }
 }
 

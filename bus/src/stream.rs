@@ -55,5 +55,10 @@ pub struct EnsureStreamError(String);
 
 /// The `Nats-Msg-Id` of an event, for JetStream's duplicate window.
 pub fn event_msg_id(event: &crate::Event) -> String {
-    format!("{}.{}", event.deployment_id, event.seq)
+    msg_id(&event.deployment_id, event.seq)
+}
+
+/// The `Nats-Msg-Id` of a deployment's event `seq`.
+pub fn msg_id(deployment_id: &crate::DeploymentId, seq: u64) -> String {
+    format!("{deployment_id}.{seq}")
 }

@@ -109,6 +109,11 @@ fn events() {
             commit: None,
             log_tail: vec!["panic: boom".into()],
         },
+        EventBody::Logs {
+            stream: LogStream::Stdout,
+            first_line: 42,
+            lines: vec!["ok  example.com/users 0.01s".into(), "".into(), "done".into()],
+        },
     ];
     for (n, body) in bodies.into_iter().enumerate() {
         let event = Event {
@@ -251,4 +256,27 @@ fn reconcile() {
     });
     insta::assert_json_snapshot!("reconcile_done", wire(&done));
     round_trip(&done);
+}
+
+/// Today's agents send `logs` batches; a single-line `log` event (older
+/// agents, and what the wire carried before batching) still reads, and
+/// both give their lines the same way.
+#[test]
+fn single_line_log_events_still_read() {
+    let old = r#"{"v":1,"deployment_id":"d0190a1b2c3d4e5f60718293a4b5c6d7","seq":3,"ts":"2026-01-02T03:04:05Z","agent_id":"micro-1","body":{"type":"log","stream":"stderr","line":"go: downloading nothing"}}"#;
+    let event: Event = decode(old.as_bytes()).expect("a single-line log event reads");
+    assert_eq!(
+        event.body.log_lines().collect::<Vec<_>>(),
+        vec![(LogStream::Stderr, "go: downloading nothing")]
+    );
+    let batch = EventBody::Logs {
+        stream: LogStream::Stdout,
+        first_line: 7,
+        lines: vec!["a".into(), "b".into()],
+    };
+    assert_eq!(
+        batch.log_lines().collect::<Vec<_>>(),
+        vec![(LogStream::Stdout, "a"), (LogStream::Stdout, "b")]
+    );
+    assert_eq!(batch.status(), None);
 }

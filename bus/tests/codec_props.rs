@@ -33,4 +33,21 @@ proptest! {
         let back: Event = decode(&encode(&event)).expect("round trip");
         prop_assert_eq!(back, event);
     }
+
+    #[test]
+    fn log_batches_round_trip(
+        seq in 1u64..u64::MAX,
+        first_line in 1u64..u64::MAX,
+        lines in proptest::collection::vec(".{0,80}", 0..40),
+    ) {
+        let event = Event {
+            deployment_id: DeploymentId::generate(),
+            seq,
+            ts: chrono::Utc::now(),
+            agent_id: "micro-1".into(),
+            body: EventBody::Logs { stream: LogStream::Stderr, first_line, lines },
+        };
+        let back: Event = decode(&encode(&event)).expect("round trip");
+        prop_assert_eq!(back, event);
+    }
 }

@@ -223,13 +223,16 @@ impl Writer {
                 continue;
             }
             apply(&tx, event).map_err(StoreError::from)?;
-            if let EventBody::Log { line, .. } = &event.body {
+            let mut event_lines = event.body.log_lines().peekable();
+            if event_lines.peek().is_some() {
                 let buffer = lines.entry(id).or_insert_with(|| {
                     order.push(id);
                     String::new()
                 });
-                buffer.push_str(line);
-                buffer.push('\n');
+                for (_, line) in event_lines {
+                    buffer.push_str(line);
+                    buffer.push('\n');
+                }
             }
         }
         for id in order {

@@ -590,12 +590,52 @@ pub fn statuses(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Every log line the events carry, in order (`log` or `logs` events).
 pub fn log_lines(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["body"]["type"] == "log")
-        .filter_map(|e| e["body"]["line"].as_str().map(str::to_owned))
-        .collect()
+    let mut lines = Vec::new();
+    for event in events {
+        let body = &event["body"];
+        match body["type"].as_str() {
+            Some("log") => lines.extend(body["line"].as_str().map(str::to_owned)),
+            Some("logs") => lines.extend(
+                body["lines"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|line| line.as_str().map(str::to_owned)),
+            ),
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// Each `logs` event's `first_line` is one past the lines before it, so a
+/// viewer numbering lines from it agrees with the log file.
+pub fn assert_line_numbers_exact(events: &[Value]) {
+    let mut seen = 0u64;
+    for event in events {
+        let body = &event["body"];
+        match body["type"].as_str() {
+            Some("log") => seen += 1,
+            Some("logs") => {
+                assert_eq!(
+                    body["first_line"].as_u64(),
+                    Some(seen + 1),
+                    "first_line of seq {} after {seen} lines",
+                    event["seq"]
+                );
+                seen += body["lines"].as_array().map_or(0, |l| l.len() as u64);
+            }
+            _ => {}
+        }
+    }
+    assert!(seen > 0, "no log lines at all");
+}
+
+/// Whether an event carries log lines.
+pub fn is_log(event: &Value) -> bool {
+    matches!(event["body"]["type"].as_str(), Some("log" | "logs"))
 }
 
 pub fn seqs(events: &[Value]) -> Vec<u64> {

@@ -33,7 +33,7 @@ async fn deploy_watch_redeploy_and_replay() {
     assert!(
         events[building..starting]
             .iter()
-            .any(|e| e["body"]["type"] == "log"),
+            .any(is_log),
         "no build log lines between building and starting: {events:#?}"
     );
     let first_commit = stack.fixture.commit(BRANCH);
@@ -161,6 +161,7 @@ async fn deploy_watch_redeploy_and_replay() {
         .await
         .expect("text");
     assert_eq!(log.lines().collect::<Vec<_>>(), log_lines(&events));
+    assert_line_numbers_exact(&events);
 
     stack.shutdown().await;
 }

@@ -1,12 +1,12 @@
 // #/deployments/{id}: phase stepper with timings, the live log (line
-// numbers, ANSI colours, follow mode, search, download), stream status,
-// and the result.
+// numbers, ANSI colours, follow mode, search, download; see logview.js),
+// stream status, and the result.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink } from '../dom.js';
 import { statusBadge, duration, commitEl, toDate, SETTLED, sandboxLink, timeEl } from '../format.js';
 import { DeploymentStream } from '../stream.js';
-import { parseAnsi, stripAnsi } from '../ansi.js';
+import { LogView } from '../logview.js';
 
 const STEPS = ['queued', 'fetching', 'building', 'starting'];
 const CONN = {
@@ -17,163 +17,6 @@ const CONN = {
   denied: ['Session expired: log in again', 'danger'],
   closed: ['Closed', 'plain'],
 };
-
-/** Renders `text` into `parent`, wrapping case-insensitive hits of `q` in <mark>. */
-function highlight(parent, text, q) {
-  if (!q) {
-    parent.append(text);
-    return;
-  }
-  const lower = text.toLowerCase();
-  let from = 0;
-  for (let at = lower.indexOf(q, from); at !== -1; at = lower.indexOf(q, from)) {
-    if (at > from) parent.append(text.slice(from, at));
-    parent.append(el('mark', {}, text.slice(at, at + q.length)));
-    from = at + q.length;
-  }
-  if (from < text.length) parent.append(text.slice(from));
-}
-
-function renderLineText(target, line, q) {
-  target.replaceChildren();
-  for (const segment of line.segments) {
-    if (segment.classes.length === 0 && !segment.fg && !segment.bg) {
-      highlight(target, segment.text, q);
-      continue;
-    }
-    const span = el('span', { class: segment.classes.join(' ') || null });
-    // CSSOM (allowed by the CSP), only for 256-colour and true-colour codes.
-    if (segment.fg) span.style.color = segment.fg;
-    if (segment.bg) span.style.backgroundColor = segment.bg;
-    highlight(span, segment.text, q);
-    target.append(span);
-  }
-}
-
-class LogView {
-  constructor() {
-    this.lines = [];
-    this.pending = [];
-    this.query = '';
-    this.onlyMatches = false;
-    this.follow = true;
-    this.scheduled = false;
-    this.box = el('div', {
-      class: 'log', id: 'log', tabindex: '0', role: 'log', 'aria-label': 'Deployment log', 'aria-live': 'off',
-      dataset: { lastSeq: '0', lines: '0' },
-    }, el('div', { class: 'log-empty', id: 'log-empty' }, 'Waiting for output…'));
-    this.jump = el('button', { type: 'button', class: 'btn btn-primary btn-small jump', id: 'jump-latest', hidden: true }, '↓ Jump to latest');
-    this.jump.addEventListener('click', () => {
-      this.follow = true;
-      this.scrollToEnd();
-      this.updateFollow();
-    });
-    this.followState = el('span', { class: 'muted small', id: 'follow-state' }, 'Following');
-    this.matchInfo = el('span', { class: 'muted small', id: 'match-info', 'aria-live': 'polite' });
-    this.box.addEventListener('scroll', () => {
-      const atEnd = this.box.scrollHeight - this.box.scrollTop - this.box.clientHeight < 8;
-      if (atEnd !== this.follow) {
-        this.follow = atEnd;
-        this.updateFollow();
-      }
-    });
-    this.wrap = el('div', { class: 'log-wrap' }, this.box, this.jump);
-  }
-
-  updateFollow() {
-    this.jump.hidden = this.follow;
-    this.followState.textContent = this.follow ? 'Following' : 'Paused (scrolled up)';
-  }
-
-  scrollToEnd() {
-    this.box.scrollTop = this.box.scrollHeight;
-  }
-
-  addLog(event) {
-    const text = String(event.body.line ?? '');
-    const line = {
-      n: this.lines.length + 1, seq: event.seq, stream: String(event.body.stream ?? 'stdout'),
-      text, plain: stripAnsi(text).toLowerCase(), segments: parseAnsi(text), row: null,
-    };
-    this.lines.push(line);
-    this.pending.push(line);
-    this.box.dataset.lastSeq = String(event.seq);
-    this.schedule();
-  }
-
-  addMarker(event, text) {
-    this.pending.push({ marker: true, seq: event.seq, text });
-    this.box.dataset.lastSeq = String(event.seq);
-    this.schedule();
-  }
-
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const flush = () => {
-      this.scheduled = false;
-      this.flush();
-    };
-    // rAF batches a burst of lines into one layout; a hidden tab has no
-    // frames, so a timer backs it up.
-    requestAnimationFrame(flush);
-    setTimeout(() => { if (this.scheduled) flush(); }, 250);
-  }
-
-  flush() {
-    if (this.pending.length === 0) return;
-    const fragment = document.createDocumentFragment();
-    for (const line of this.pending) {
-      if (line.marker) {
-        fragment.append(el('div', { class: 'log-line event', dataset: { seq: String(line.seq) } },
-          el('span', { class: 'ln' }, ''), el('span', { class: 'txt' }, line.text)));
-        continue;
-      }
-      const txt = el('span', { class: 'txt' });
-      renderLineText(txt, line, this.query);
-      line.row = el('div', {
-        class: `log-line stream-${line.stream}`, dataset: { n: String(line.n), seq: String(line.seq) },
-      }, el('span', { class: 'ln', 'aria-hidden': 'true' }, String(line.n)), txt);
-      if (this.query && this.onlyMatches && !line.plain.includes(this.query)) line.row.classList.add('filtered-out');
-      fragment.append(line.row);
-    }
-    this.pending = [];
-    document.getElementById('log-empty')?.remove();
-    this.box.append(fragment);
-    this.box.dataset.lines = String(this.lines.length);
-    if (this.query) this.updateMatchInfo();
-    if (this.follow) this.scrollToEnd();
-  }
-
-  setQuery(query, onlyMatches) {
-    const q = query.trim().toLowerCase();
-    const rerender = q !== this.query;
-    this.query = q;
-    this.onlyMatches = onlyMatches;
-    for (const line of this.lines) {
-      if (!line.row) continue;
-      const hit = q !== '' && line.plain.includes(q);
-      if (rerender && (hit || line.row.querySelector('mark'))) renderLineText(line.row.lastChild, line, q);
-      line.row.classList.toggle('filtered-out', q !== '' && onlyMatches && !hit);
-    }
-    for (const marker of this.box.querySelectorAll('.log-line.event')) {
-      marker.classList.toggle('filtered-out', q !== '' && onlyMatches);
-    }
-    this.updateMatchInfo();
-    if (this.follow) this.scrollToEnd();
-  }
-
-  updateMatchInfo() {
-    if (!this.query) {
-      this.matchInfo.textContent = '';
-      return;
-    }
-    const count = this.lines.reduce((n, line) => n + (line.plain.includes(this.query) ? 1 : 0), 0);
-    this.matchInfo.textContent = `${count} matching line${count === 1 ? '' : 's'}`;
-    const first = this.lines.find((line) => line.row && line.plain.includes(this.query));
-    if (first && !this.follow) first.row.scrollIntoView({ block: 'center' });
-  }
-}
 
 export async function render(view, { params, navigate, isCurrent }) {
   const id = params[0];
@@ -364,7 +207,7 @@ export async function render(view, { params, navigate, isCurrent }) {
   // ---- live ----
   const onEvent = (event) => {
     const body = event.body ?? {};
-    if (body.type === 'log') {
+    if (body.type === 'log' || body.type === 'logs') {
       log.addLog(event);
     } else if (body.type === 'phase') {
       const at = toDate(event.ts);
