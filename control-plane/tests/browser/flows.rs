@@ -479,3 +479,69 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     assert!(deployments.as_array().is_some_and(|d| !d.is_empty()));
     browser.close().await;
 }
+
+/// A 100k-line log: the page holds every line, numbered exactly, but draws
+/// only the rows in view; it follows to the last line, and scrolling to
+/// the top shows line 1. (How fast is `benches/dashboard_log.rs`'s job.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_long_log_draws_only_rows_in_view() {
+    const LINES: u64 = 100_000;
+    let stack = Stack::start().await;
+    let browser = Browser::start(&stack.base_url).await;
+    browser.open("/login").await;
+    login(&browser, &stack, false).await;
+    let id = sdp_bus::DeploymentId::generate();
+    log_feed::insert_deployment(stack.cp_data.path(), &id, "alpha");
+    browser.open(&format!("/deployments/{id}")).await;
+    browser.wait_for("#log").await;
+    log_feed::feed_log(&stack.nats.url(), &id, LINES).await;
+    wait_result(&browser, "running").await;
+    browser
+        .wait_js(
+            "all lines on the page",
+            UI_TIMEOUT,
+            &format!("return document.querySelector('#log').dataset.lines === '{LINES}';"),
+        )
+        .await;
+    let numbered = browser
+        .js("const rows = document.getElementById('log').logRows(); \
+             return [rows.length, rows.every((r, i) => r[0] === i + 1)];")
+        .await;
+    assert_eq!(numbered, json!([LINES, true]), "every line once, numbered 1..n");
+    let in_view = "const box = document.getElementById('log').getBoundingClientRect(); \
+                   const row = document.querySelector('#log .log-line[data-n=\"N\"]'); \
+                   if (!row) return false; const r = row.getBoundingClientRect(); \
+                   return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;";
+    browser
+        .wait_js(
+            "the last line in view",
+            UI_TIMEOUT,
+            &in_view.replace('N', &LINES.to_string()),
+        )
+        .await;
+    let drawn = browser
+        .js("return document.querySelectorAll('#log .log-line').length;")
+        .await;
+    assert!(
+        drawn.as_u64().expect("count") < 300,
+        "{drawn} rows in the DOM for a {LINES}-line log"
+    );
+    let last = browser
+        .text(&format!("#log .log-line[data-n=\"{LINES}\"] .txt"))
+        .await;
+    let expected = log_feed::fed_line(LINES).replace("\x1b[32m", "").replace("\x1b[0m", "");
+    assert_eq!(last, expected, "the ANSI codes are drawn as colour, not text");
+    browser
+        .js("document.getElementById('log').scrollTop = 0;")
+        .await;
+    browser
+        .wait_js("line 1 in view", UI_TIMEOUT, &in_view.replace('N', "1"))
+        .await;
+    assert_eq!(
+        browser.text("#follow-state").await,
+        "Paused (scrolled up)",
+        "scrolling up stops following"
+    );
+    browser.screenshot("long-log").await;
+    browser.close().await;
+}

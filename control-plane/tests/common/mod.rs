@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod log_feed;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
