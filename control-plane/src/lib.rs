@@ -16,10 +16,10 @@
 //! and cancels out, progress events (JetStream `DEPLOY_PROGRESS`) and
 //! heartbeats in. State lives in SQLite ([`store`]).
 
+pub mod agent_client;
 pub mod agents;
 pub mod api;
 pub mod config;
-pub mod dispatch;
 pub mod events;
 pub mod metrics;
 pub mod orchestrator;
@@ -135,6 +135,7 @@ pub async fn run(
         store.clone(),
         nats.clone(),
         registry.clone(),
+        sessions.clone(),
         config.agents.request_timeout,
         config.agents.heartbeat_timeout,
     );
