@@ -324,3 +324,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
