@@ -28,7 +28,7 @@
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
 //!   memory for a session only; the login throttle ([`throttle`]);
-//! - the typed config ([`config`], DESIGN §7).
+//! - the typed config ([`config`]): TOML file and `SDP_…` overrides.
 //!
 //! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests,
 //! RPCs, commands and cancels out, progress events (JetStream
