@@ -24,26 +24,16 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
         )
         .get_matches();
     let file = args.get_one::<PathBuf>("config");
-    let config =
-        match sdp_bus::settings::load::<AgentConfig>(file.map(PathBuf::as_path), std::env::vars())
-            .map_err(|e| e.to_string())
-            .and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string()))
-        {
-            Ok(config) => config,
-            Err(err) => {
-                eprintln!("{name}: {err}");
-                return ExitCode::from(64); // EX_USAGE
-            }
-        };
-
-    sdp_bus::process::init_tracing(&config.log);
-
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("{name}: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let started = sdp_bus::process::start::<AgentConfig>(
+        name,
+        file.map(PathBuf::as_path),
+        std::env::vars(),
+        |config| config.validate().map_err(|e| e.to_string()),
+        |config| &config.log,
+    );
+    let (config, runtime) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let shutdown = sdp_bus::process::shutdown_on_signal();

@@ -4,8 +4,47 @@
 //! never installs a subscriber or a signal handler, so tests pass their own
 //! token.
 
+use std::path::Path;
+use std::process::ExitCode;
+
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+/// The exit code of a bad configuration (`EX_USAGE`).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// The start of every SDP `main`: loads the config of binary `name` from
+/// `file` and `env` and `check`s it (on failure: `<name>: <error>` on
+/// stderr and exit code 64, before anything binds), sets up tracing from
+/// its `[log]` section, and builds the runtime.
+pub fn start<T: Settings>(
+    name: &str,
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    check: impl FnOnce(&T) -> Result<(), String>,
+    log: impl FnOnce(&T) -> &LogConfig,
+) -> Result<(T, tokio::runtime::Runtime), ExitCode> {
+    let config = crate::settings::load::<T>(file, env)
+        .map_err(|e| e.to_string())
+        .and_then(|config| check(&config).map(|()| config));
+    let config = match config {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    init_tracing(log(&config));
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => Ok((config, runtime)),
+        Err(err) => {
+            eprintln!("{name}: cannot start the runtime: {err}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
 
 /// `log.format`: human-readable lines or one JSON object per line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -26,20 +26,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config = match sdp_bus::settings::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sdp-control-plane: {err}");
-            return ExitCode::from(64); // EX_USAGE
-        }
-    };
-    sdp_bus::process::init_tracing(&config.log);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sdp-control-plane: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let started = sdp_bus::process::start::<Config>(
+        "sdp-control-plane",
+        cli.config.as_deref(),
+        std::env::vars(),
+        |_| Ok(()),
+        |config| &config.log,
+    );
+    let (config, runtime) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(serve(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
