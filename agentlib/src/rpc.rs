@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::agent::{Agent, bad_request, handle_deploy, respond};
-use crate::error::AgentError;
 use crate::docker;
+use crate::error::AgentError;
 use crate::job::{CancelReason, SANDBOX_DIRS};
 use crate::service;
 
@@ -44,11 +44,9 @@ enum To {
 /// Every subject the agent serves, and its handler.
 fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 6] {
     [
-        (
-            subject::deploy_request(kind),
-            To::Kind,
-            |agent, message| Box::pin(handle_deploy(agent, message)),
-        ),
+        (subject::deploy_request(kind), To::Kind, |agent, message| {
+            Box::pin(handle_deploy(agent, message))
+        }),
         (
             subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS),
             To::Kind,
@@ -97,8 +95,7 @@ pub(crate) async fn subscribe_all(
             }
             To::ThisAgent => client.subscribe(subject.clone()).await,
         };
-        let subscriber =
-            subscribed.map_err(|source| AgentError::Subscribe { subject, source })?;
+        let subscriber = subscribed.map_err(|source| AgentError::Subscribe { subject, source })?;
         let messages = subscriber
             .map(move |message| Some((handler, message)))
             .chain(futures::stream::once(async { None }));

@@ -106,8 +106,14 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Resp, AgentCallError> {
         let subject = sdp_bus::subject::agent_cmd(agent_id, method);
-        self.request(subject, format!("agent {agent_id}"), method, request, timeout)
-            .await
+        self.request(
+            subject,
+            format!("agent {agent_id}"),
+            method,
+            request,
+            timeout,
+        )
+        .await
     }
 
     async fn request<Req: Serialize, Resp: DeserializeOwned>(

@@ -46,7 +46,12 @@ impl RepoCatalog {
         for kind in kinds {
             match self
                 .agents
-                .rpc::<_, RepoList>(kind, sdp_bus::subject::LIST_REPOS, &ListRepos {}, RPC_TIMEOUT)
+                .rpc::<_, RepoList>(
+                    kind,
+                    sdp_bus::subject::LIST_REPOS,
+                    &ListRepos {},
+                    RPC_TIMEOUT,
+                )
                 .await
             {
                 Ok(list) => repos.extend(list.repos),

@@ -228,18 +228,22 @@ mod tests {
             stored("orders", "http://10.0.0.1:3002", RouteSource::Sandbox),
             stored("orders", "http://mock:9000", RouteSource::Manual),
         ];
-        let routes = resolve(
-            Some(&template),
-            &environment,
-            &stored,
-            &[],
-            &HashMap::new(),
-        );
+        let routes = resolve(Some(&template), &environment, &stored, &[], &HashMap::new());
         assert_eq!(
             routes,
             [
-                route("orders", "http://mock:9000", RouteSource::Manual, "ORDERS_URL"),
-                route("users", "http://10.0.0.1:3001", RouteSource::Sandbox, "USERS_URL"),
+                route(
+                    "orders",
+                    "http://mock:9000",
+                    RouteSource::Manual,
+                    "ORDERS_URL"
+                ),
+                route(
+                    "users",
+                    "http://10.0.0.1:3001",
+                    RouteSource::Sandbox,
+                    "USERS_URL"
+                ),
             ],
             "carts is in no template, route or deployment: no route"
         );
@@ -270,9 +274,24 @@ mod tests {
         assert_eq!(
             routes,
             [
-                route("carts-v2", "https://carts.ocp", RouteSource::Environment, "CARTS_V2_URL"),
-                route("orders", "https://orders.ocp", RouteSource::Environment, "ORDERS_SVC"),
-                route("users", "https://users.ocp", RouteSource::Environment, "USERS_API"),
+                route(
+                    "carts-v2",
+                    "https://carts.ocp",
+                    RouteSource::Environment,
+                    "CARTS_V2_URL"
+                ),
+                route(
+                    "orders",
+                    "https://orders.ocp",
+                    RouteSource::Environment,
+                    "ORDERS_SVC"
+                ),
+                route(
+                    "users",
+                    "https://users.ocp",
+                    RouteSource::Environment,
+                    "USERS_API"
+                ),
             ]
         );
     }
@@ -287,7 +306,10 @@ mod tests {
         let deployed = [
             ("extra".to_owned(), "micro".to_owned()),
             ("api-gateway".to_owned(), "micro".to_owned()),
-            ("php-gw".to_owned(), sdp_bus::subject::KIND_GATEWAY.to_owned()),
+            (
+                "php-gw".to_owned(),
+                sdp_bus::subject::KIND_GATEWAY.to_owned(),
+            ),
         ];
         let template = template(Vec::new());
         let routes = resolve(
@@ -299,7 +321,12 @@ mod tests {
         );
         assert_eq!(
             routes,
-            [route("extra", "https://extra.ocp", RouteSource::Environment, "EXTRA_URL")]
+            [route(
+                "extra",
+                "https://extra.ocp",
+                RouteSource::Environment,
+                "EXTRA_URL"
+            )]
         );
         // Without a template, only the gateway kind is left out.
         let routes = resolve(None, &environment, &[], &deployed, &HashMap::new());
@@ -310,7 +337,12 @@ mod tests {
     #[test]
     fn gateway_inputs_are_environment_plus_routes() {
         let table = RouteTable {
-            routes: vec![route("users", "http://10.0.0.1:3001", RouteSource::Sandbox, "USERS_URL")],
+            routes: vec![route(
+                "users",
+                "http://10.0.0.1:3001",
+                RouteSource::Sandbox,
+                "USERS_URL",
+            )],
             environment: env(&[("USERS_URL", "https://users.ocp"), ("MODE", "test")]),
         };
         let inputs = table.gateway_inputs();

@@ -14,8 +14,8 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use sdp_agentlib::{AgentConfig, AgentError, Flavour};
 use sdp_bus::{
-    DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat, Reply, Secret,
-    Status, decode, encode, subject,
+    DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat, Reply, Secret, Status,
+    decode, encode, subject,
 };
 use sdp_testkit::{ContainerCleanup, GitServer, NatsServer, ReposDir, unique_id};
 use serde::Serialize;

@@ -28,8 +28,7 @@ impl ReapplyCredentials {
 
     /// Re-applies of `sandbox` use the credential of this session.
     pub fn remember(&self, sandbox: &str, token_hash: &str) {
-        self.map()
-            .insert(sandbox.to_owned(), token_hash.to_owned());
+        self.map().insert(sandbox.to_owned(), token_hash.to_owned());
     }
 
     pub fn forget(&self, sandbox: &str) {
@@ -88,7 +87,10 @@ mod tests {
 
         sessions.end(&new.session.token_hash).expect("logout");
         assert!(credentials.get("alpha").is_none(), "used after logout");
-        assert!(credentials.map().is_empty(), "still remembered after logout");
+        assert!(
+            credentials.map().is_empty(),
+            "still remembered after logout"
+        );
     }
 
     #[test]

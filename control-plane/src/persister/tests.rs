@@ -149,7 +149,12 @@ fn writes_events_lines_and_status_once() {
     let phases: Vec<Status> = deployment.phases.iter().map(|p| p.phase).collect();
     assert_eq!(
         phases,
-        [Status::Queued, Status::Fetching, Status::Building, Status::Running]
+        [
+            Status::Queued,
+            Status::Fetching,
+            Status::Building,
+            Status::Running
+        ]
     );
 
     // A redelivered batch (the ack was lost) changes nothing.
@@ -168,7 +173,10 @@ fn an_event_behind_a_gap_waits_for_the_earlier_one() {
     assert_eq!(f.seqs(&id), [1]);
     assert_eq!(f.log(&id), "one\n");
     // Out of order within a batch is fine: sorted by seq.
-    assert!(f.write(&[line(&id, 3, "three"), line(&id, 2, "two")]).is_empty());
+    assert!(
+        f.write(&[line(&id, 3, "three"), line(&id, 2, "two")])
+            .is_empty()
+    );
     assert_eq!(f.seqs(&id), [1, 2, 3]);
     assert_eq!(f.log(&id), "one\ntwo\nthree\n");
 }
@@ -177,7 +185,10 @@ fn an_event_behind_a_gap_waits_for_the_earlier_one() {
 fn a_gap_that_never_closes_is_accepted_after_many_deliveries() {
     let mut f = Fixture::new();
     let id = f.deployment();
-    let late = (line(&id, 2, "after a lost event"), super::MAX_GAP_REDELIVERIES);
+    let late = (
+        line(&id, 2, "after a lost event"),
+        super::MAX_GAP_REDELIVERIES,
+    );
     let deferred = f.writer.write(&[late]).expect("write");
     assert!(deferred.is_empty());
     assert_eq!(f.seqs(&id), [2]);

@@ -39,13 +39,17 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     stack.nats.kill();
     // Restart once the control plane has seen NATS go.
     let readyz = stack.url("/readyz");
-    sdp_testkit::wait_for("the control plane to see NATS down", Duration::from_secs(15), || {
-        let readyz = readyz.clone();
-        async move {
-            let response = reqwest::get(readyz).await.ok()?;
-            (response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(())
-        }
-    })
+    sdp_testkit::wait_for(
+        "the control plane to see NATS down",
+        Duration::from_secs(15),
+        || {
+            let readyz = readyz.clone();
+            async move {
+                let response = reqwest::get(readyz).await.ok()?;
+                (response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(())
+            }
+        },
+    )
     .await;
     stack.nats.restart();
 
@@ -96,10 +100,14 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     stack.kill_control_plane();
     // Start it again once the old one no longer answers.
     let readyz = stack.url("/readyz");
-    sdp_testkit::wait_for("the control plane to be gone", Duration::from_secs(15), || {
-        let readyz = readyz.clone();
-        async move { reqwest::get(readyz).await.is_err().then_some(()) }
-    })
+    sdp_testkit::wait_for(
+        "the control plane to be gone",
+        Duration::from_secs(15),
+        || {
+            let readyz = readyz.clone();
+            async move { reqwest::get(readyz).await.is_err().then_some(()) }
+        },
+    )
     .await;
     stack.start_control_plane().await;
 

@@ -62,20 +62,24 @@ async fn cookie_session_rotates_and_expires() {
     // last use is 3 s ago.
     let db = stack.cp_data.path().join("sdp.db");
     let hash = sdp_control_plane::sessions::hash_token(&token);
-    sdp_testkit::wait_for("the session to be idle for 3 s", Duration::from_secs(15), || {
-        let (db, hash) = (db.clone(), hash.clone());
-        async move {
-            let db = rusqlite::Connection::open(db).ok()?;
-            let last_seen: i64 = db
-                .query_row(
-                    "SELECT last_seen FROM sessions WHERE token_hash = ?1",
-                    [hash],
-                    |row| row.get(0),
-                )
-                .ok()?;
-            (chrono::Utc::now().timestamp() >= last_seen + 3).then_some(())
-        }
-    })
+    sdp_testkit::wait_for(
+        "the session to be idle for 3 s",
+        Duration::from_secs(15),
+        || {
+            let (db, hash) = (db.clone(), hash.clone());
+            async move {
+                let db = rusqlite::Connection::open(db).ok()?;
+                let last_seen: i64 = db
+                    .query_row(
+                        "SELECT last_seen FROM sessions WHERE token_hash = ?1",
+                        [hash],
+                        |row| row.get(0),
+                    )
+                    .ok()?;
+                (chrono::Utc::now().timestamp() >= last_seen + 3).then_some(())
+            }
+        },
+    )
     .await;
     let (status, body) = stack.get(&token, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
