@@ -1,4 +1,4 @@
-//! The agent's typed configuration (DESIGN §7). Every section refuses
+//! The agent's typed configuration. Every section refuses
 //! unknown keys; defaults make an empty file work for development.
 
 use std::path::PathBuf;

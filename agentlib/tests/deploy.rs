@@ -1,5 +1,5 @@
 //! The agent in-process against a real nats-server, git smart-HTTP server,
-//! `go` and Docker engine (DESIGN §9). Each test has its own NATS, git
+//! `go` and Docker engine. Each test has its own NATS, git
 //! server, repos dir, data dir and agent id; containers are removed by a
 //! drop guard on the agent id label.
 

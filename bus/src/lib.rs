@@ -1,7 +1,7 @@
 //! The SDP bus: what travels between the control plane, the agents and the
 //! log persister over NATS.
 //!
-//! - [`subject`]: subject names and queue groups (DESIGN §3). Subjects carry
+//! - [`subject`]: subject names and queue groups. Subjects carry
 //!   only server-made tokens ([`DeploymentId`], agent ids, kinds).
 //! - [`message`]: the payloads. Every payload carries `"v": 1`.
 //! - [`codec`]: JSON encode/decode; unknown fields are ignored, an unknown

@@ -1,4 +1,4 @@
-//! The control plane's typed configuration (DESIGN §7). Every section
+//! The control plane's typed configuration. Every section
 //! refuses unknown keys; defaults make `scripts/dev.sh` work with no file.
 
 use std::net::SocketAddr;

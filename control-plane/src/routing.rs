@@ -1,4 +1,4 @@
-//! A sandbox's effective route table (DESIGN §5): for every service, a
+//! A sandbox's effective route table: for every service, a
 //! manual route if set, else the sandbox's running deployment, else the
 //! environment's (baseline) URL under the service's route env key. The
 //! gateway runs with environment ⊕ routes as its env.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Store, StoreError, now_rfc3339, status};
 
-/// A deployment as the API shows it (DESIGN §6).
+/// A deployment as the API shows it (fields may be added, not renamed).
 #[derive(Clone, Debug, Serialize)]
 pub struct Deployment {
     pub id: String,
