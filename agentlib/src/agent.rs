@@ -1,5 +1,6 @@
-//! The agent's NATS side: [`run`], the request handlers, heartbeats and the
-//! table of unsettled jobs.
+//! The agent's NATS side: [`run`] (one loop over the subscriptions of
+//! [`rpc::subscribe_all`]), the deploy handler, heartbeats and the table of
+//! unsettled jobs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,8 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
 use sdp_bus::{
-    DeployAccepted, DeployRequest, DeploymentId, Heartbeat, Reply, RpcError, RpcErrorCode,
-    VerifyCredentials, decode, encode, subject,
+    DeployAccepted, DeployRequest, DeploymentId, Heartbeat, Reply, RpcError, RpcErrorCode, decode,
+    encode, subject,
 };
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -31,7 +32,6 @@ type WorktreeLock = Arc<tokio::sync::Mutex<()>>;
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// How long jobs get to publish their results after shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of a running agent.
 pub(crate) struct Agent {
@@ -149,37 +149,9 @@ pub async fn run(
     let docker = DockerClient::connect().await?;
     let js = jetstream::new(client.clone());
 
-    let subscribe = |subject: String| {
-        let client = client.clone();
-        async move {
-            client
-                .queue_subscribe(subject.clone(), subject::queue_group(kind))
-                .await
-                .map_err(|source| AgentError::Subscribe { subject, source })
-        }
-    };
-    let mut deploys = subscribe(subject::deploy_request(kind)).await?;
-    let mut verifies = subscribe(subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS)).await?;
-    let mut list_repos = subscribe(subject::agent_rpc(kind, subject::LIST_REPOS)).await?;
-    let mut list_branches = subscribe(subject::agent_rpc(kind, subject::LIST_BRANCHES)).await?;
-    // Commands for this agent only: no queue group.
-    let teardown_subject = subject::agent_cmd(&config.agent.id, subject::TEARDOWN);
-    let mut teardowns = client
-        .subscribe(teardown_subject.clone())
-        .await
-        .map_err(|source| AgentError::Subscribe {
-            subject: teardown_subject,
-            source,
-        })?;
-
-    let reconcile_subject = subject::agent_cmd(&config.agent.id, subject::RECONCILE);
-    let mut reconciles = client
-        .subscribe(reconcile_subject.clone())
-        .await
-        .map_err(|source| AgentError::Subscribe {
-            subject: reconcile_subject,
-            source,
-        })?;
+    // Subscribed before the agent exists, so a refused subscription fails
+    // the start.
+    let mut requests = rpc::subscribe_all(&client, kind, &config.agent.id).await?;
 
     let stop = shutdown.child_token();
     let agent = Arc::new(Agent {
@@ -202,60 +174,23 @@ pub async fn run(
 
     let heartbeat = tokio::spawn(heartbeats(agent.clone()));
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             _ = shutdown.cancelled() => break,
-            message = deploys.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(handle_deploy(agent, message));
-                }
-                None => break,
-            },
-            message = verifies.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(handle_verify(agent, message));
-                }
-                None => break,
-            },
-            message = list_repos.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(rpc::handle_list_repos(agent, message));
-                }
-                None => break,
-            },
-            message = list_branches.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(rpc::handle_list_branches(agent, message));
-                }
-                None => break,
-            },
-            message = teardowns.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(rpc::handle_teardown(agent, message));
-                }
-                None => break,
-            },
-            message = reconciles.next() => match message {
-                Some(message) => {
-                    let agent = agent.clone();
-                    agent.tasks.clone().spawn(rpc::handle_reconcile(agent, message));
-                }
-                None => break,
-            },
-        }
+            next = requests.next() => next,
+        };
+        // A subscription that ended (the connection closed for good)
+        // stops the agent.
+        let Some(Some((handler, message))) = next else {
+            break;
+        };
+        let tasks = agent.tasks.clone();
+        tasks.spawn(handler(agent.clone(), message));
     }
 
     tracing::info!("agent stopping");
-    let _ = deploys.unsubscribe().await;
-    let _ = verifies.unsubscribe().await;
-    let _ = list_repos.unsubscribe().await;
-    let _ = list_branches.unsubscribe().await;
-    let _ = teardowns.unsubscribe().await;
-    let _ = reconciles.unsubscribe().await;
+    // Dropping the subscriptions unsubscribes: no new request reaches an
+    // agent that is winding down.
+    drop(requests);
     heartbeat.abort();
     // Jobs' cancel tokens are children of `stop`: they wind down now.
     stop.cancel();
@@ -333,7 +268,7 @@ async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String,
         .map_err(bad_request)
 }
 
-async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {
+pub(crate) async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {
     let reply = message.reply.clone();
     let request: DeployRequest = match decode(&message.payload) {
         Ok(request) => request,
@@ -418,39 +353,6 @@ async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {
     tasks.spawn(job::run_job(
         agent, handle, request, url, cancels, superseded,
     ));
-}
-
-async fn handle_verify(agent: Arc<Agent>, message: async_nats::Message) {
-    let reply = message.reply.clone();
-    let request: VerifyCredentials = match decode(&message.payload) {
-        Ok(request) => request,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot decode a verify_credentials request");
-            let body = Reply::<sdp_bus::CredentialsVerified>::err(bad_request(format!(
-                "cannot decode the request: {err}"
-            )));
-            respond(&agent, reply, &body).await;
-            return;
-        }
-    };
-    let schemes = agent.config.git.allowed_schemes.clone();
-    let check = tokio::task::spawn_blocking(move || {
-        crate::git::verify_credentials(&request.probe_repo, &request.credential, &schemes)
-    });
-    let result = match tokio::time::timeout(VERIFY_TIMEOUT, check).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(err)) => Err(RpcError::new(
-            RpcErrorCode::Internal,
-            format!("verifying failed: {err}"),
-        )),
-        Err(_) => Err(RpcError::new(
-            RpcErrorCode::Unavailable,
-            "the git server did not answer in time",
-        )),
-    };
-    let body: Reply<sdp_bus::CredentialsVerified> =
-        result.map(|()| sdp_bus::CredentialsVerified {}).into();
-    respond(&agent, reply, &body).await;
 }
 
 async fn heartbeats(agent: Arc<Agent>) {

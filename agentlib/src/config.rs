@@ -1,4 +1,4 @@
-//! The agent's typed configuration (DESIGN §7). Every section refuses
+//! The agent's typed configuration. Every section refuses
 //! unknown keys; defaults make an empty file work for development.
 
 use std::path::PathBuf;
@@ -38,19 +38,10 @@ pub struct AgentConfig {
     pub service: ServiceConfig,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
+pub use sdp_bus::process::{LogConfig, LogFormat};
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    #[serde(default)]
-    pub format: LogFormat,
+impl sdp_bus::settings::Settings for AgentConfig {
+    const LIST_KEYS: &'static [&'static str] = &["flavour.run_cmd", "git.allowed_schemes"];
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -92,7 +83,7 @@ pub struct FlavourConfig {
 pub struct LimitsConfig {
     /// `256m`, `1g`, `512k` or a number of bytes.
     #[serde(default = "default_memory")]
-    pub memory: String,
+    pub memory: ByteSize,
     #[serde(default = "default_cpus")]
     pub cpus: f64,
 }
@@ -161,8 +152,8 @@ fn default_advertise_host() -> String {
 fn default_max_parallel() -> u32 {
     2
 }
-fn default_memory() -> String {
-    "256m".to_owned()
+fn default_memory() -> ByteSize {
+    ByteSize(256 << 20)
 }
 fn default_cpus() -> f64 {
     1.0
@@ -212,7 +203,6 @@ impl AgentConfig {
         if self.agent.max_parallel == 0 {
             return Err(bad("agent.max_parallel", "must be at least 1".into()));
         }
-        parse_memory(&self.limits.memory).map_err(|reason| bad("limits.memory", reason))?;
         if !(self.limits.cpus > 0.0 && self.limits.cpus <= 1024.0) {
             return Err(bad("limits.cpus", "must be in (0, 1024]".into()));
         }
@@ -240,11 +230,52 @@ impl AgentConfig {
     }
 
     pub fn memory_bytes(&self) -> i64 {
-        parse_memory(&self.limits.memory).unwrap_or(256 * 1024 * 1024)
+        self.limits.memory.bytes()
     }
 
     pub fn nano_cpus(&self) -> i64 {
         (self.limits.cpus * 1e9) as i64
+    }
+}
+
+/// A memory size: `256m`, `1g`, `512k`, `1048576` (bytes), optionally
+/// with a trailing `b`; at least Docker's minimum of 6 MiB. A value that is
+/// none of these is refused when the config loads, naming the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(i64);
+
+impl ByteSize {
+    pub fn bytes(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_memory(s).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size like 256m, 1g or a number of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ByteSize, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ByteSize, E> {
+                self.visit_str(&n.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ByteSize, E> {
+                self.visit_str(&n.to_string())
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -361,8 +392,8 @@ port = 9000
         let config = load("[agent]\nid = \"a.b\"\n").expect("parses");
         let err = config.validate().expect_err("invalid");
         assert_eq!(err.key, "agent.id");
-        let config = load("[limits]\nmemory = \"lots\"\n").expect("parses");
-        assert_eq!(config.validate().expect_err("invalid").key, "limits.memory");
+        let err = load("[limits]\nmemory = \"lots\"\n").expect_err("refused");
+        assert!(err.to_string().contains("limits.memory"), "{err}");
     }
 
     #[test]
@@ -374,5 +405,42 @@ port = 9000
         assert!(parse_memory("1x").is_err());
         assert!(parse_memory("").is_err());
         assert!(parse_memory("1k").is_err());
+    }
+
+    #[test]
+    fn limits_memory_is_a_byte_size() {
+        let at = |toml: &str| load(toml).expect("loads").memory_bytes();
+        assert_eq!(at("[limits]\nmemory = \"512m\"\n"), 512 << 20);
+        assert_eq!(at("[limits]\nmemory = \"1g\"\n"), 1 << 30);
+        assert_eq!(at("[limits]\nmemory = \"268435456\"\n"), 268_435_456);
+        assert_eq!(at("[limits]\nmemory = 268435456\n"), 268_435_456);
+        let env = |value: &str| {
+            sdp_bus::settings::load::<AgentConfig>(
+                None,
+                [("SDP_LIMITS__MEMORY".to_owned(), value.to_owned())],
+            )
+        };
+        assert_eq!(env("268435456").expect("loads").memory_bytes(), 268_435_456);
+        assert_eq!(env("1g").expect("loads").memory_bytes(), 1 << 30);
+    }
+
+    #[test]
+    fn a_bad_memory_limit_is_refused_not_defaulted() {
+        for bad in ["lots", "1x", "1k", "\"\"", "-5"] {
+            let value = if bad.starts_with('"') || bad.starts_with('-') {
+                bad.to_owned()
+            } else {
+                format!("\"{bad}\"")
+            };
+            let err = load(&format!("[limits]\nmemory = {value}\n")).expect_err(bad);
+            let text = err.to_string();
+            assert!(text.contains("limits.memory"), "{bad}: {text}");
+        }
+        let err = sdp_bus::settings::load::<AgentConfig>(
+            None,
+            [("SDP_LIMITS__MEMORY".to_owned(), "256q".to_owned())],
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("limits.memory"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! One deployment (DESIGN §4): queued → fetching → building → starting →
+//! One deployment: queued → fetching → building → starting →
 //! health → result. Every step runs raced against the job's cancel token
 //! (a user cancel, a newer deployment of the same sandbox/service, or
 //! shutdown); dropping a step kills its child process, and the job then

@@ -1,25 +1,108 @@
-//! Request/reply handlers besides deploy: `agent.rpc.<kind>.list_repos`,
-//! `agent.rpc.<kind>.list_branches` (queue group `agents.<kind>`) and
-//! `agent.cmd.<agent_id>.teardown` and `.reconcile` (this agent only).
+//! What the agent serves, as one table ([`subscribe_all`]): each subject,
+//! whether it is shared by the kind's queue group, and its handler.
+//! `deploy.request.<kind>` (handled in [`crate::agent`]) and
+//! `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}` go to
+//! one agent of the kind (queue group `agents.<kind>`);
+//! `agent.cmd.<agent_id>.{teardown,reconcile}` to this agent only.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
-    BranchList, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList,
-    RpcError, RpcErrorCode, Teardown, TeardownDone, decode,
+    BranchList, CredentialsVerified, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply,
+    RepoInfo, RepoList, RpcError, RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode,
+    subject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::agent::{Agent, bad_request, respond};
+use crate::agent::{Agent, bad_request, handle_deploy, respond};
 use crate::docker;
+use crate::error::AgentError;
 use crate::job::{CancelReason, SANDBOX_DIRS};
 use crate::service;
 
 const GIT_TIMEOUT: Duration = Duration::from_secs(30);
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a teardown waits for the sandbox's jobs to wind down.
 const TEARDOWN_JOB_WAIT: Duration = Duration::from_secs(30);
+
+/// A request handler; each message is handled in its own task.
+pub(crate) type Handler =
+    fn(Arc<Agent>, async_nats::Message) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Who receives a subject: one agent of the kind, or this agent.
+enum To {
+    Kind,
+    ThisAgent,
+}
+
+/// Every subject the agent serves, and its handler.
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 6] {
+    [
+        (subject::deploy_request(kind), To::Kind, |agent, message| {
+            Box::pin(handle_deploy(agent, message))
+        }),
+        (
+            subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS),
+            To::Kind,
+            |agent, message| Box::pin(handle_verify(agent, message)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::LIST_REPOS),
+            To::Kind,
+            |agent, message| Box::pin(handle_list_repos(agent, message)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::LIST_BRANCHES),
+            To::Kind,
+            |agent, message| Box::pin(handle_list_branches(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::TEARDOWN),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_teardown(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::RECONCILE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_reconcile(agent, message)),
+        ),
+    ]
+}
+
+/// Every message of every subscription, with its handler; one item is
+/// `None` when a subscription ends. Dropping it unsubscribes them all.
+pub(crate) type Requests = SelectAll<BoxStream<'static, Option<(Handler, async_nats::Message)>>>;
+
+/// Subscribes to every subject of the table.
+pub(crate) async fn subscribe_all(
+    client: &async_nats::Client,
+    kind: &'static str,
+    agent_id: &str,
+) -> Result<Requests, AgentError> {
+    let mut all = SelectAll::new();
+    for (subject, to, handler) in table(kind, agent_id) {
+        let subscribed = match to {
+            To::Kind => {
+                client
+                    .queue_subscribe(subject.clone(), subject::queue_group(kind))
+                    .await
+            }
+            To::ThisAgent => client.subscribe(subject.clone()).await,
+        };
+        let subscriber = subscribed.map_err(|source| AgentError::Subscribe { subject, source })?;
+        let messages = subscriber
+            .map(move |message| Some((handler, message)))
+            .chain(futures::stream::once(async { None }));
+        all.push(messages.boxed());
+    }
+    Ok(all)
+}
 
 /// Decodes the request or answers with a `bad_request` error.
 async fn decode_or_answer<Req: DeserializeOwned, Res: Serialize>(
@@ -42,7 +125,33 @@ fn internal(what: &str, err: impl std::fmt::Display) -> RpcError {
     RpcError::new(RpcErrorCode::Internal, format!("{what} failed: {err}"))
 }
 
-pub(crate) async fn handle_list_repos(agent: Arc<Agent>, message: async_nats::Message) {
+async fn handle_verify(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<VerifyCredentials, CredentialsVerified>(
+        &agent,
+        &message,
+        "verify_credentials",
+    )
+    .await
+    else {
+        return;
+    };
+    let schemes = agent.config.git.allowed_schemes.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        crate::git::verify_credentials(&request.probe_repo, &request.credential, &schemes)
+    });
+    let result = match tokio::time::timeout(VERIFY_TIMEOUT, check).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => Err(internal("verifying", err)),
+        Err(_) => Err(RpcError::new(
+            RpcErrorCode::Unavailable,
+            "the git server did not answer in time",
+        )),
+    };
+    let body: Reply<CredentialsVerified> = result.map(|()| CredentialsVerified {}).into();
+    respond(&agent, message.reply.clone(), &body).await;
+}
+
+async fn handle_list_repos(agent: Arc<Agent>, message: async_nats::Message) {
     if decode_or_answer::<ListRepos, RepoList>(&agent, &message, "list_repos")
         .await
         .is_none()
@@ -97,7 +206,7 @@ fn list_repos(
     RepoList { repos }
 }
 
-pub(crate) async fn handle_list_branches(agent: Arc<Agent>, message: async_nats::Message) {
+async fn handle_list_branches(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<ListBranches, BranchList>(&agent, &message, "list_branches").await
     else {
@@ -129,7 +238,7 @@ async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchLis
     }
 }
 
-pub(crate) async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
+async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<Teardown, TeardownDone>(&agent, &message, "teardown").await
     else {
@@ -192,7 +301,7 @@ async fn teardown(agent: &Agent, sandbox: &str) -> Result<TeardownDone, RpcError
     })
 }
 
-pub(crate) async fn handle_reconcile(agent: Arc<Agent>, message: async_nats::Message) {
+async fn handle_reconcile(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<Reconcile, ReconcileDone>(&agent, &message, "reconcile").await
     else {

@@ -1,44 +1,34 @@
 //! The agent in-process against a real nats-server, git smart-HTTP server,
-//! `go` and Docker engine (DESIGN §9). Each test has its own NATS, git
+//! `go` and Docker engine. Each test has its own NATS, git
 //! server, repos dir, data dir and agent id; containers are removed by a
 //! drop guard on the agent id label.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use common::{TestAgent, USER, World, phases};
 use futures::StreamExt;
-use sdp_agentlib::{AgentConfig, AgentError, GoFlavour};
+use sdp_agentlib::GoFlavour;
 use sdp_bus::{
     CredentialsVerified, DeployAccepted, DeployRequest, DeploymentId, Event, EventBody,
     GitCredential, Heartbeat, LogStream, Reply, RpcErrorCode, Secret, Status, VerifyCredentials,
     decode, encode, subject,
 };
-use sdp_testkit::{
-    ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, containers_with_label,
-    ensure_busybox_image, unique_id, wait_for,
-};
-use tokio_util::sync::CancellationToken;
+use sdp_testkit::{GoFixture, ReposDir, containers_with_label, ensure_busybox_image, wait_for};
 
-const USER: &str = "dev";
 const PASSWORD: &str = "canary-Pw-7f3a91";
 const REPO: &str = "users";
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// One micro agent serving the `users` fixture.
 struct Harness {
     agent_id: String,
     client: async_nats::Client,
-    js: jetstream::Context,
-    git: GitServer,
     fixture: GoFixture,
-    shutdown: CancellationToken,
-    agent: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
-    _cleanup: ContainerCleanup,
-    _repos: ReposDir,
-    _data: tempfile::TempDir,
-    _nats: NatsServer,
+    agent: TestAgent,
+    world: World,
 }
 
 #[derive(Default)]
@@ -48,101 +38,45 @@ struct Options {
 
 impl Harness {
     async fn start(options: Options) -> Harness {
-        sdp_testkit::init_tracing();
-        let nats = NatsServer::start();
-        let client = async_nats::connect(nats.url())
-            .await
-            .expect("connect to nats");
-        let js = jetstream::new(client.clone());
-        sdp_bus::stream::ensure_deploy_progress(&js)
-            .await
-            .expect("stream");
-        let git = GitServer::start(USER, PASSWORD);
-        let fixture = GoFixture::create(&git, REPO, &["main", "feature/x"]);
+        let world = World::start(PASSWORD).await;
+        let fixture = GoFixture::create(&world.git, REPO, &["main", "feature/x"]);
         let repos = ReposDir::new();
-        repos.add(REPO, &git.url(REPO));
-        let data = tempfile::tempdir().expect("data dir");
-        let agent_id = unique_id("t");
-        let cleanup = ContainerCleanup::new("sdp.agent", &agent_id);
-
-        let mut config: AgentConfig =
-            sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
-        config.nats = sdp_bus::nats::NatsConfig::with_url(nats.url());
-        config.agent.id = agent_id.clone();
-        config.data_dir = data.path().to_path_buf();
-        config.repos_dir = repos.path().to_path_buf();
-        config.flavour.base_image = Some(options.base_image.unwrap_or_else(ensure_busybox_image));
-        // One build cache for all tests: the standard library compiles once.
-        config.flavour.cache_dir =
-            Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
-        config.git.allowed_schemes = vec!["https".into(), "http".into()];
-        config.health.path = "/healthz".into();
-        config.health.timeout_secs = 30;
-
-        let shutdown = CancellationToken::new();
-        let agent = tokio::spawn(sdp_agentlib::run(
-            config,
+        repos.add(REPO, &world.git.url(REPO));
+        let base_image = options.base_image.unwrap_or_else(ensure_busybox_image);
+        let agent = TestAgent::start(
+            &world,
+            "t",
             Arc::new(GoFlavour::default()),
-            shutdown.clone(),
-        ));
-        let harness = Harness {
-            agent_id,
-            client,
-            js,
-            git,
+            base_image,
+            repos,
+            |config| config.health.path = "/healthz".into(),
+        )
+        .await;
+        Harness {
+            agent_id: agent.id.clone(),
+            client: world.client.clone(),
             fixture,
-            shutdown,
-            agent: Some(agent),
-            _cleanup: cleanup,
-            _repos: repos,
-            _data: data,
-            _nats: nats,
-        };
-        harness.wait_heartbeat().await;
-        harness
+            agent,
+            world,
+        }
     }
 
-    /// Waits for a heartbeat, which also shows the agent has subscribed.
+    /// Waits for a heartbeat.
     async fn wait_heartbeat(&self) -> Heartbeat {
-        let mut beats = self
-            .client
-            .subscribe(subject::agent_heartbeat("micro", &self.agent_id))
-            .await
-            .expect("subscribe");
-        let message = tokio::time::timeout(Duration::from_secs(20), beats.next())
-            .await
-            .expect("a heartbeat within 20s")
-            .expect("heartbeat stream");
-        decode(&message.payload).expect("heartbeat decodes")
+        self.agent.wait_heartbeat(&self.world).await
     }
 
     fn request(&self, branch: &str, password: &str) -> DeployRequest {
         DeployRequest {
-            deployment_id: DeploymentId::generate(),
-            sandbox: "alpha".into(),
-            repo: REPO.into(),
-            branch: branch.into(),
-            credential: GitCredential {
-                username: USER.into(),
-                password: Secret::new(password),
-            },
             env: BTreeMap::from([("USERS_URL".to_owned(), "http://users.baseline".to_owned())]),
-            routes: Vec::new(),
-            overrides: Default::default(),
-            reuse_build: false,
+            ..common::deploy_request("alpha", REPO, branch, password)
         }
     }
 
     async fn send(&self, request: &DeployRequest) -> Reply<DeployAccepted> {
-        let response = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.client
-                .request(subject::deploy_request("micro"), encode(request).into()),
-        )
-        .await
-        .expect("reply in time")
-        .expect("request");
-        decode(&response.payload).expect("reply decodes")
+        self.world
+            .request(subject::deploy_request("micro"), request)
+            .await
     }
 
     async fn deploy(&self, request: &DeployRequest) {
@@ -152,45 +86,11 @@ impl Harness {
 
     /// Every event of `id` in the stream until (and with) its result.
     async fn events_until_result(&self, id: &DeploymentId) -> Vec<Event> {
-        let stream = self
-            .js
-            .get_stream(sdp_bus::stream::DEPLOY_PROGRESS)
-            .await
-            .expect("stream");
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subject::deploy_progress(id),
-                ..Default::default()
-            })
-            .await
-            .expect("ordered consumer");
-        let mut messages = consumer.messages().await.expect("messages");
-        let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
-        loop {
-            let message = tokio::time::timeout_at(deadline, messages.next())
-                .await
-                .unwrap_or_else(|_| panic!("no result for {id} in time; events: {events:#?}"))
-                .expect("message stream")
-                .expect("message");
-            let event: Event = decode(&message.payload).expect("event decodes");
-            let done = matches!(event.body, EventBody::Result { .. });
-            events.push(event);
-            if done {
-                return events;
-            }
-        }
+        self.world.events_until_result(id).await
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(agent) = self.agent.take() {
-            tokio::time::timeout(Duration::from_secs(30), agent)
-                .await
-                .expect("agent stops in time")
-                .expect("agent task")
-                .expect("agent ran without error");
-        }
+    async fn stop(self) {
+        self.agent.stop().await;
     }
 }
 
@@ -200,16 +100,6 @@ fn check_seq(events: &[Event], id: &DeploymentId, agent_id: &str) {
         assert_eq!(&event.deployment_id, id);
         assert_eq!(event.agent_id, agent_id);
     }
-}
-
-fn phases(events: &[Event]) -> Vec<Status> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Phase { phase, .. } => Some(*phase),
-            _ => None,
-        })
-        .collect()
 }
 
 /// (status, url, error, commit, log_tail) of the last event, which must be
@@ -316,7 +206,7 @@ async fn deploys_feature_branch_and_redeploy_replaces_container() {
     );
     assert!(events.iter().any(|e| matches!(&e.body, EventBody::Phase { phase: Status::Building, commit: Some(c) } if *c == expected_commit)));
     assert_no_canary(&events);
-    assert_not_on_disk(h._data.path(), PASSWORD);
+    assert_not_on_disk(h.agent.data.path(), PASSWORD);
 
     let url = url.expect("url");
     let body = get_json(&format!("{url}/hello")).await;
@@ -383,12 +273,12 @@ async fn wrong_password_fails_and_never_leaks() {
         let text = String::from_utf8(encode(event)).expect("utf8");
         assert!(!text.contains(wrong), "the password leaked: {text}");
     }
-    assert_not_on_disk(h._data.path(), wrong);
+    assert_not_on_disk(h.agent.data.path(), wrong);
     // Asked once, refused once: no retry loop against the git server.
     assert!(
-        h.git.auth_failures() <= 3,
+        h.world.git.auth_failures() <= 3,
         "auth failures: {}",
-        h.git.auth_failures()
+        h.world.git.auth_failures()
     );
     h.stop().await;
 }
@@ -473,7 +363,7 @@ async fn cancel_during_build() {
 async fn verify_credentials_ok_and_unauthorized() {
     let h = Harness::start(Options::default()).await;
     let verify = |password: &str| VerifyCredentials {
-        probe_repo: h.git.url(REPO),
+        probe_repo: h.world.git.url(REPO),
         credential: GitCredential {
             username: USER.into(),
             password: Secret::new(password),
@@ -515,7 +405,7 @@ async fn verify_credentials_ok_and_unauthorized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_are_refused_before_git() {
     let h = Harness::start(Options::default()).await;
-    let before = h.git.requests();
+    let before = h.world.git.requests();
 
     let request = h.request("--upload-pack=touch /tmp/pwned", PASSWORD);
     let err = h.send(&request).await.into_result().expect_err("refused");
@@ -554,7 +444,7 @@ async fn hostile_requests_are_refused_before_git() {
         RpcErrorCode::BadRequest
     );
 
-    assert_eq!(h.git.requests(), before, "git was never asked");
+    assert_eq!(h.world.git.requests(), before, "git was never asked");
     assert!(!std::path::Path::new("/tmp/pwned").exists());
     let beat = h.wait_heartbeat().await;
     assert!(beat.running.is_empty());

@@ -2,174 +2,34 @@
 //! list_repos / list_branches and teardown, against a real nats-server,
 //! git smart-HTTP server, `go`, `php`, composer and Docker engine.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
-use sdp_agentlib::{AgentConfig, AgentError, Flavour, GoFlavour, PhpFlavour};
+use common::{TestAgent, USER, World, phases};
+use sdp_agentlib::{GoFlavour, PhpFlavour};
 use sdp_bus::{
-    BranchList, DeployAccepted, DeployRequest, DeploymentId, Event, EventBody, GitCredential,
-    ListBranches, ListRepos, LogStream, Reply, RepoList, Route, RouteSource, RpcErrorCode, Secret,
-    Status, Teardown, TeardownDone, decode, encode, subject,
+    BranchList, DeployAccepted, DeployRequest, Event, EventBody, GitCredential, ListBranches,
+    ListRepos, LogStream, Reply, RepoList, Route, RouteSource, RpcErrorCode, Secret, Status,
+    Teardown, TeardownDone, encode, subject,
 };
 use sdp_testkit::{
-    BaselineServer, ContainerCleanup, GitServer, GoFixture, NatsServer, PhpGatewayFixture,
-    ReposDir, containers_with_label, docker_bridge_gateway, ensure_busybox_image, ensure_php_image,
-    unique_id,
+    BaselineServer, GoFixture, PhpGatewayFixture, ReposDir, containers_with_label,
+    docker_bridge_gateway, ensure_busybox_image, ensure_php_image,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
 
-const USER: &str = "dev";
 const PASSWORD: &str = "canary-Pw-routing-42";
 const SANDBOX: &str = "alpha";
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// NATS, the git server, and what the agents share.
-struct World {
-    client: async_nats::Client,
-    js: jetstream::Context,
-    git: GitServer,
-    nats: NatsServer,
-}
-
-impl World {
-    async fn start() -> World {
-        sdp_testkit::init_tracing();
-        let nats = NatsServer::start();
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = jetstream::new(client.clone());
-        sdp_bus::stream::ensure_deploy_progress(&js)
-            .await
-            .expect("stream");
-        let git = GitServer::start(USER, PASSWORD);
-        World {
-            client,
-            js,
-            git,
-            nats,
-        }
-    }
-
-    async fn request<Req: Serialize, Res: DeserializeOwned>(
-        &self,
-        subject: String,
-        body: &Req,
-    ) -> Reply<Res> {
-        let response = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.client.request(subject, encode(body).into()),
-        )
-        .await
-        .expect("reply in time")
-        .expect("request");
-        decode(&response.payload).expect("reply decodes")
-    }
-
-    /// Every event of `id` until (and with) its result.
-    async fn events_until_result(&self, id: &DeploymentId) -> Vec<Event> {
-        let stream = self
-            .js
-            .get_stream(sdp_bus::stream::DEPLOY_PROGRESS)
-            .await
-            .expect("stream");
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subject::deploy_progress(id),
-                ..Default::default()
-            })
-            .await
-            .expect("ordered consumer");
-        let mut messages = consumer.messages().await.expect("messages");
-        let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
-        loop {
-            let message = tokio::time::timeout_at(deadline, messages.next())
-                .await
-                .unwrap_or_else(|_| panic!("no result for {id} in time; events: {events:#?}"))
-                .expect("message stream")
-                .expect("message");
-            let event: Event = decode(&message.payload).expect("event decodes");
-            let done = matches!(event.body, EventBody::Result { .. });
-            events.push(event);
-            if done {
-                for (i, event) in events.iter().enumerate() {
-                    assert_eq!(event.seq, i as u64 + 1, "seq gap: {events:#?}");
-                }
-                return events;
-            }
-        }
-    }
-}
-
-/// One agent in-process with its own repos dir, data dir and id; its
-/// containers are removed on drop.
-struct TestAgent {
-    id: String,
-    kind: &'static str,
-    _repos: ReposDir,
-    data: tempfile::TempDir,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
-    _cleanup: ContainerCleanup,
-}
 
 impl TestAgent {
-    async fn start(
-        world: &World,
-        flavour: Arc<dyn Flavour>,
-        base_image: String,
-        repos: ReposDir,
-        tune: impl FnOnce(&mut AgentConfig),
-    ) -> TestAgent {
-        let kind = flavour.kind();
-        let data = tempfile::tempdir().expect("data dir");
-        let id = unique_id("r");
-        let cleanup = ContainerCleanup::new("sdp.agent", &id);
-        let mut config: AgentConfig =
-            sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
-        config.nats = sdp_bus::nats::NatsConfig::with_url(world.nats.url());
-        config.agent.id = id.clone();
-        config.data_dir = data.path().to_path_buf();
-        config.repos_dir = repos.path().to_path_buf();
-        config.flavour.base_image = Some(base_image);
-        config.flavour.cache_dir =
-            Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
-        config.git.allowed_schemes = vec!["https".into(), "http".into()];
-        config.health.timeout_secs = 30;
-        tune(&mut config);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(sdp_agentlib::run(config, flavour, shutdown.clone()));
-        let agent = TestAgent {
-            id,
-            kind,
-            _repos: repos,
-            data,
-            shutdown,
-            task: Some(task),
-            _cleanup: cleanup,
-        };
-        // A heartbeat shows the agent has subscribed.
-        let mut beats = world
-            .client
-            .subscribe(subject::agent_heartbeat(kind, &agent.id))
-            .await
-            .expect("subscribe");
-        tokio::time::timeout(Duration::from_secs(20), beats.next())
-            .await
-            .expect("a heartbeat within 20s");
-        agent
-    }
-
     /// A micro agent (Go, busybox) whose published ports containers reach
     /// through the Docker bridge.
     async fn micro(world: &World, repos: ReposDir) -> TestAgent {
         TestAgent::start(
             world,
+            "r",
             Arc::new(GoFlavour::default()),
             ensure_busybox_image(),
             repos,
@@ -181,6 +41,7 @@ impl TestAgent {
     async fn gateway(world: &World, repos: ReposDir) -> TestAgent {
         TestAgent::start(
             world,
+            "r",
             Arc::new(PhpFlavour::default()),
             ensure_php_image(),
             repos,
@@ -190,20 +51,7 @@ impl TestAgent {
     }
 
     fn request(&self, repo: &str, branch: &str) -> DeployRequest {
-        DeployRequest {
-            deployment_id: DeploymentId::generate(),
-            sandbox: SANDBOX.into(),
-            repo: repo.into(),
-            branch: branch.into(),
-            credential: GitCredential {
-                username: USER.into(),
-                password: Secret::new(PASSWORD),
-            },
-            env: BTreeMap::new(),
-            routes: Vec::new(),
-            overrides: Default::default(),
-            reuse_build: false,
-        }
+        common::deploy_request(SANDBOX, repo, branch, PASSWORD)
     }
 
     /// Sends the request and waits for its result: (events, status, url,
@@ -232,27 +80,6 @@ impl TestAgent {
             other => panic!("not a result: {other:?}"),
         }
     }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("agent stops in time")
-                .expect("agent task")
-                .expect("agent ran without error");
-        }
-    }
-}
-
-fn phases(events: &[Event]) -> Vec<Status> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Phase { phase, .. } => Some(*phase),
-            _ => None,
-        })
-        .collect()
 }
 
 fn system_lines(events: &[Event]) -> Vec<&str> {
@@ -308,7 +135,7 @@ fn routes(users: &str, users_source: RouteSource, orders: &str) -> Vec<Route> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
-    let world = World::start().await;
+    let world = World::start(PASSWORD).await;
     let baseline = BaselineServer::start();
     let _users = GoFixture::create(&world.git, "users", &["main", "feature/x"]);
     let gateway_fixture = PhpGatewayFixture::create(&world.git, "api-gateway", &["main"]);
@@ -446,7 +273,7 @@ async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_without_composer_json_warns_and_runs() {
-    let world = World::start().await;
+    let world = World::start(PASSWORD).await;
     let fixture = PhpGatewayFixture::create(&world.git, "gw", &["main"]);
     fixture.remove_file("main", "composer.json");
     let repos = ReposDir::new();
@@ -474,6 +301,7 @@ async fn gateway_without_composer_json_warns_and_runs() {
     let empty = tempfile::tempdir().expect("empty PATH dir");
     let gateway = TestAgent::start(
         &world,
+        "r",
         Arc::new(PhpFlavour {
             path: empty.path().as_os_str().to_owned(),
         }),
@@ -495,7 +323,7 @@ async fn gateway_without_composer_json_warns_and_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdp_toml_is_honoured_and_unknown_keys_fail() {
-    let world = World::start().await;
+    let world = World::start(PASSWORD).await;
     let fixture = GoFixture::create(&world.git, "users", &["main"]);
     fixture.move_main("main", "cmd/users");
     let commit = fixture.push_file(
@@ -508,6 +336,7 @@ async fn sdp_toml_is_honoured_and_unknown_keys_fail() {
     // The agent's own health path would fail: sdp.toml's wins.
     let micro = TestAgent::start(
         &world,
+        "r",
         Arc::new(GoFlavour::default()),
         ensure_busybox_image(),
         repos,
@@ -578,7 +407,7 @@ async fn sdp_toml_is_honoured_and_unknown_keys_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_repos_and_list_branches() {
-    let world = World::start().await;
+    let world = World::start(PASSWORD).await;
     let fixture = GoFixture::create(&world.git, "users", &["main", "feature/x"]);
     let repos = ReposDir::new();
     repos.add("users", &world.git.url("users"));
@@ -678,7 +507,7 @@ async fn list_repos_and_list_branches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_removes_containers_and_dirs_and_is_idempotent() {
-    let world = World::start().await;
+    let world = World::start(PASSWORD).await;
     let _fixture = GoFixture::create(&world.git, "users", &["main"]);
     let repos = ReposDir::new();
     repos.add("users", &world.git.url("users"));

@@ -1,7 +1,7 @@
 //! The SDP bus: what travels between the control plane, the agents and the
 //! log persister over NATS.
 //!
-//! - [`subject`]: subject names and queue groups (DESIGN §3). Subjects carry
+//! - [`subject`]: subject names and queue groups. Subjects carry
 //!   only server-made tokens ([`DeploymentId`], agent ids, kinds).
 //! - [`message`]: the payloads. Every payload carries `"v": 1`.
 //! - [`codec`]: JSON encode/decode; unknown fields are ignored, an unknown
@@ -10,6 +10,8 @@
 //!   names), run before anything reaches git, Docker or the filesystem.
 //! - [`nats`], [`settings`]: the shared `[nats]` config section, connecting,
 //!   and loading typed config from TOML + `SDP_…` env.
+//! - [`process`]: what every binary's `main` shares: the `[log]` section,
+//!   tracing setup, SIGINT/SIGTERM as a shutdown token.
 //! - [`stream`]: the `DEPLOY_PROGRESS` JetStream stream definition.
 //!
 //! This crate pulls in neither axum nor bollard: both agents and the control
@@ -18,6 +20,7 @@
 pub mod codec;
 pub mod message;
 pub mod nats;
+pub mod process;
 pub mod settings;
 pub mod stream;
 pub mod subject;

@@ -64,7 +64,8 @@ pub struct GitCredential {
     pub password: Secret,
 }
 
-/// Deployment status (binding names, DESIGN §4).
+/// Deployment status. The names are binding (API, SQLite, dashboard):
+/// add, never rename.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

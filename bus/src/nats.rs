@@ -16,7 +16,7 @@ pub struct NatsConfig {
     #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<crate::Secret>,
     /// CA certificate to verify the server's TLS certificate with.
     #[serde(default)]
     pub tls_ca: Option<PathBuf>,
@@ -84,7 +84,7 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
             .max_reconnects(None);
     }
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
-        options = options.user_and_password(user.clone(), password.clone());
+        options = options.user_and_password(user.clone(), password.expose().to_owned());
     }
     if let Some(ca) = &config.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);

@@ -8,6 +8,13 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+/// A binary's typed config, loadable with [`load`].
+pub trait Settings: DeserializeOwned {
+    /// Keys whose `SDP_…` value is a comma-separated list
+    /// (`SDP_HTTP__ALLOWED_ORIGINS=a,b`), as `section.key`.
+    const LIST_KEYS: &'static [&'static str] = &[];
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("config file {path} does not exist")]
@@ -18,8 +25,8 @@ pub enum SettingsError {
 
 /// Reads `file` (if given) and the `SDP_…` entries of `env` into `T`.
 /// Keys of nested sections are separated by `__`: `SDP_NATS__URL`,
-/// `SDP_DATA_DIR`.
-pub fn load<T: DeserializeOwned>(
+/// `SDP_DATA_DIR`; the keys of [`Settings::LIST_KEYS`] take lists.
+pub fn load<T: Settings>(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, SettingsError> {
@@ -36,19 +43,14 @@ pub fn load<T: DeserializeOwned>(
         .into_iter()
         .filter(|(key, _)| key.starts_with("SDP_"))
         .collect();
-    builder = builder.add_source(
+    let environment = T::LIST_KEYS.iter().fold(
         config::Environment::with_prefix("SDP")
             .prefix_separator("_")
             .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("flavour.run_cmd")
-            .with_list_parse_key("http.allowed_origins")
-            .with_list_parse_key("git.allowed_schemes")
-            .with_list_parse_key("auth.admins")
-            .with_list_parse_key("auth.verify_kinds")
-            .try_parsing(true)
-            .source(Some(env)),
+            .list_separator(","),
+        |environment, key| environment.with_list_parse_key(key),
     );
+    builder = builder.add_source(environment.try_parsing(true).source(Some(env)));
     builder
         .build()
         .and_then(|c| c.try_deserialize())

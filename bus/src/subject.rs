@@ -1,5 +1,6 @@
-//! Subject names (binding, DESIGN §3). Every variable part is a server-made
-//! token checked by [`is_token`]; user-chosen names never appear here.
+//! Subject names (binding: agents and tools subscribe by them). Every
+//! variable part is a server-made token checked by [`is_token`];
+//! user-chosen names never appear here.
 
 use crate::DeploymentId;
 

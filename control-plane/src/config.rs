@@ -1,4 +1,4 @@
-//! The control plane's typed configuration (DESIGN §7). Every section
+//! The control plane's typed configuration. Every section
 //! refuses unknown keys; defaults make `scripts/dev.sh` work with no file.
 
 use std::net::SocketAddr;
@@ -41,19 +41,11 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("./data/control-plane")
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    #[serde(default)]
-    pub format: LogFormat,
-}
+pub use sdp_bus::process::{LogConfig, LogFormat};
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
+impl sdp_bus::settings::Settings for Config {
+    const LIST_KEYS: &'static [&'static str] =
+        &["http.allowed_origins", "auth.admins", "auth.verify_kinds"];
 }
 
 #[derive(Clone, Debug, Deserialize)]

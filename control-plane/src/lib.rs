@@ -2,24 +2,43 @@
 //!
 //! [`run`] starts, on one tokio runtime:
 //! - the axum server ([`api`]): REST under `/api`, the deployment
-//!   WebSocket bridge, health probes, the embedded dashboard;
+//!   WebSocket bridge, health probes, `/metrics` ([`metrics`]), the
+//!   embedded dashboard;
 //! - the heartbeat follower and the agent watchdog ([`agents`]), which fails
-//!   deployments whose agent went silent;
-//! - the orchestrator ([`orchestrator`]): follows results to flip routes
-//!   to the sandbox and re-apply gateways, tears sandboxes down, reaps
-//!   expired ones;
+//!   deployments whose agent went silent (publishing the failure through
+//!   [`events`]);
+//! - the orchestrator ([`orchestrator`]): deploys (a template's plan, one
+//!   service, a gateway re-apply), follows results to flip routes to the
+//!   sandbox and re-apply gateways, tears sandboxes down, reconciles agents
+//!   and reaps expired sandboxes;
+//! - the session sweeper ([`sessions`]);
 //! - the log persister ([`persister`]) with its own NATS connection and
 //!   SQLite connection, unless `persister.embedded = false` (then it runs as
 //!   `sdp-control-plane persist`).
 //!
-//! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests
-//! and cancels out, progress events (JetStream `DEPLOY_PROGRESS`) and
-//! heartbeats in. State lives in SQLite ([`store`]).
+//! The other modules:
+//! - the agent client ([`agent_client`]), the one typed client for requests
+//!   to agents (`deploy.request.<kind>`, `agent.rpc.<kind>.*`,
+//!   `agent.cmd.<id>.*`): timeout, no responders, `Reply` decoding, one
+//!   error type;
+//! - the repo catalog ([`repos`]): what repos the agents hold (cached) and
+//!   their branches;
+//! - route tables ([`routing`]), from pure resolution rules;
+//! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
+//!   and the deployment status rules ([`store::status`]);
+//! - sessions ([`sessions`]): tokens, expiry, and the credential held in
+//!   memory for a session only; the login throttle ([`throttle`]);
+//! - the typed config ([`config`]): TOML file and `SDP_…` overrides.
+//!
+//! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests,
+//! RPCs, commands and cancels out, progress events (JetStream
+//! `DEPLOY_PROGRESS`) and heartbeats in. Shutdown: the caller's token stops
+//! every task; in-flight HTTP requests get a grace period.
 
+pub mod agent_client;
 pub mod agents;
 pub mod api;
 pub mod config;
-pub mod dispatch;
 pub mod events;
 pub mod metrics;
 pub mod orchestrator;
@@ -145,6 +164,7 @@ pub async fn run(
         store.clone(),
         nats.clone(),
         registry.clone(),
+        sessions.clone(),
         config.agents.request_timeout,
         config.agents.heartbeat_timeout,
     );

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sdp_control_plane::config::{Config, LogFormat};
-use tokio_util::sync::CancellationToken;
+use sdp_control_plane::config::Config;
 
 #[derive(Parser)]
 #[command(version, about = "SDP control plane: REST, WebSocket, persister")]
@@ -27,20 +26,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: Config = match sdp_bus::settings::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sdp-control-plane: {err}");
-            return ExitCode::from(64); // EX_USAGE
-        }
-    };
-    init_tracing(config.log.format);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sdp-control-plane: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let started = sdp_bus::process::start::<Config>(
+        "sdp-control-plane",
+        cli.config.as_deref(),
+        std::env::vars(),
+        |_| Ok(()),
+        |config| &config.log,
+    );
+    let (config, runtime) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(serve(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,15 +47,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(command: Command, config: Config) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        }
-    });
+    let shutdown = sdp_bus::process::shutdown_on_signal();
     match command {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.http.addr).await?;
@@ -71,26 +58,4 @@ async fn serve(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -278,10 +278,9 @@ fn append_at(path: &Path, committed: u64, data: &[u8]) -> std::io::Result<u64> {
     Ok(data.len() as u64)
 }
 
-/// Applies an event's effect on its deployment row. A settled
-/// deployment's status does not move again (a late event from an agent
-/// thought dead is kept in `events`, but cannot revive it), except
-/// `running` → `stopped`.
+/// Applies an event's effect on its deployment row. The status moves only
+/// as [`store::status::may_move`] allows: a late event from an agent
+/// thought dead is kept in `events`, but cannot revive its deployment.
 fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> {
     let id = event.deployment_id.as_str();
     let at = event
@@ -292,16 +291,11 @@ fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> 
         "UPDATE deployments SET last_seq = max(last_seq, ?2), updated_at = ?3 WHERE id = ?1",
         params![id, event.seq, now],
     )?;
-    let Some(status) = event.body.status() else {
+    let Some(status): Option<Status> = event.body.status() else {
         return Ok(());
     };
-    let movable = if status == Status::Stopped {
-        "('queued','fetching','building','starting','running')"
-    } else {
-        "('queued','fetching','building','starting')"
-    };
     let changed = tx.execute(
-        &format!("UPDATE deployments SET status = ?2 WHERE id = ?1 AND status IN {movable}"),
+        &store::status::set_status_sql(status),
         params![id, status.as_str()],
     )?;
     if changed > 0 {
@@ -333,3 +327,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sdp_bus::{
-    BranchInfo, BranchList, GitCredential, ListBranches, ListRepos, Reply, RepoInfo, RepoList,
-    RpcError, RpcErrorCode, ServiceSettings, decode, encode,
+    BranchInfo, BranchList, GitCredential, ListBranches, ListRepos, RepoInfo, RepoList,
+    ServiceSettings,
 };
+
+use crate::agent_client::{AgentCallError, AgentClient};
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,55 +21,14 @@ type CachedRepos = (Instant, Vec<RepoInfo>);
 
 #[derive(Clone)]
 pub struct RepoCatalog {
-    nats: async_nats::Client,
+    agents: AgentClient,
     cache: Arc<Mutex<Option<CachedRepos>>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error("no {kind} agent is online to answer")]
-    NoAgent { kind: String },
-    #[error("the agent answered: {0}")]
-    Agent(RpcError),
-    #[error("the request to the agent failed: {0}")]
-    Request(String),
-}
-
-async fn rpc<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-    nats: &async_nats::Client,
-    kind: &str,
-    method: &str,
-    request: &Req,
-) -> Result<Resp, RepoError> {
-    let subject = sdp_bus::subject::agent_rpc(kind, method);
-    let pending = nats.request(subject, encode(request).into());
-    let reply = match tokio::time::timeout(RPC_TIMEOUT, pending).await {
-        Err(_) => {
-            return Err(RepoError::NoAgent {
-                kind: kind.to_owned(),
-            });
-        }
-        Ok(Err(err)) => {
-            return Err(match err.kind() {
-                async_nats::RequestErrorKind::NoResponders
-                | async_nats::RequestErrorKind::TimedOut => RepoError::NoAgent {
-                    kind: kind.to_owned(),
-                },
-                _ => RepoError::Request(err.to_string()),
-            });
-        }
-        Ok(Ok(reply)) => reply,
-    };
-    decode::<Reply<Resp>>(&reply.payload)
-        .map_err(|e| RepoError::Request(format!("malformed reply: {e}")))?
-        .into_result()
-        .map_err(RepoError::Agent)
-}
-
 impl RepoCatalog {
-    pub fn new(nats: async_nats::Client) -> Self {
+    pub fn new(agents: AgentClient) -> Self {
         Self {
-            nats,
+            agents,
             cache: Arc::default(),
         }
     }
@@ -83,13 +44,15 @@ impl RepoCatalog {
         }
         let mut repos = Vec::new();
         for kind in kinds {
-            match rpc::<_, RepoList>(
-                &self.nats,
-                kind,
-                sdp_bus::subject::LIST_REPOS,
-                &ListRepos {},
-            )
-            .await
+            match self
+                .agents
+                .rpc::<_, RepoList>(
+                    kind,
+                    sdp_bus::subject::LIST_REPOS,
+                    &ListRepos {},
+                    RPC_TIMEOUT,
+                )
+                .await
             {
                 Ok(list) => repos.extend(list.repos),
                 Err(err) => tracing::debug!(kind, error = %err, "list_repos"),
@@ -115,19 +78,15 @@ impl RepoCatalog {
         kind: &str,
         repo: &str,
         credential: GitCredential,
-    ) -> Result<Vec<BranchInfo>, RepoError> {
+    ) -> Result<Vec<BranchInfo>, AgentCallError> {
         let request = ListBranches {
             repo: repo.to_owned(),
             credential,
         };
-        let list: BranchList =
-            rpc(&self.nats, kind, sdp_bus::subject::LIST_BRANCHES, &request).await?;
+        let list: BranchList = self
+            .agents
+            .rpc(kind, sdp_bus::subject::LIST_BRANCHES, &request, RPC_TIMEOUT)
+            .await?;
         Ok(list.branches)
-    }
-}
-
-impl RepoError {
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(self, RepoError::Agent(e) if e.code == RpcErrorCode::Unauthorized)
     }
 }

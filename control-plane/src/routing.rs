@@ -1,4 +1,4 @@
-//! A sandbox's effective route table (DESIGN §5): for every service, a
+//! A sandbox's effective route table: for every service, a
 //! manual route if set, else the sandbox's running deployment, else the
 //! environment's (baseline) URL under the service's route env key. The
 //! gateway runs with environment ⊕ routes as its env.
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sdp_bus::{Route, RouteSource, ServiceSettings};
 use serde::Serialize;
 
-use crate::store::{Sandbox, Store, StoreError, Template};
+use crate::store::{Sandbox, Store, StoreError, StoredRoute, Template};
 
 /// One line of the route table, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -79,28 +79,56 @@ pub fn route_table(
         None => BTreeMap::new(),
     };
     let stored = store.stored_routes(&sandbox.name)?;
+    let deployed: Vec<(String, String)> = store
+        .latest_deployments(&sandbox.name)?
+        .into_iter()
+        .map(|d| (d.repo, d.kind))
+        .collect();
+    let routes = resolve(
+        template.as_ref(),
+        &environment,
+        &stored,
+        &deployed,
+        settings,
+    );
+    Ok(RouteTable {
+        routes,
+        environment,
+    })
+}
+
+/// The route resolution rules, with no I/O. The services are the
+/// template's, those with a stored route and those deployed (`(repo,
+/// kind)`) but the gateway. Each goes to its manual route if set, else its
+/// sandbox route, else the environment's value of its route env key (a
+/// template override, else the repo's `sdp.toml` as the agents reported it
+/// in `settings`, else `<REPO>_URL`); a service with none of these has no
+/// route.
+pub fn resolve(
+    template: Option<&Template>,
+    environment: &BTreeMap<String, String>,
+    stored: &[StoredRoute],
+    deployed: &[(String, String)],
+    settings: &HashMap<String, ServiceSettings>,
+) -> Vec<EffectiveRoute> {
     let gateway_repo = template
-        .as_ref()
         .and_then(|t| t.gateway.as_ref())
         .map(|g| g.repo.clone());
 
     let mut services: BTreeSet<String> = BTreeSet::new();
-    if let Some(template) = &template {
+    if let Some(template) = template {
         services.extend(template.services.iter().map(|s| s.repo.clone()));
     }
     services.extend(stored.iter().map(|r| r.service.clone()));
-    for deployment in store.latest_deployments(&sandbox.name)? {
-        if deployment.kind != sdp_bus::subject::KIND_GATEWAY
-            && Some(&deployment.repo) != gateway_repo.as_ref()
-        {
-            services.insert(deployment.repo);
+    for (repo, kind) in deployed {
+        if kind != sdp_bus::subject::KIND_GATEWAY && Some(repo) != gateway_repo.as_ref() {
+            services.insert(repo.clone());
         }
     }
 
     let mut routes = Vec::new();
     for service in services {
         let override_key = template
-            .as_ref()
             .and_then(|t| t.services.iter().find(|s| s.repo == service))
             .and_then(|s| s.overrides.route_env.clone());
         let env_key = override_key.unwrap_or_else(|| {
@@ -131,8 +159,204 @@ pub fn route_table(
             env_key,
         });
     }
-    Ok(RouteTable {
-        routes,
-        environment,
-    })
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use sdp_bus::ServiceOverrides;
+
+    use super::*;
+    use crate::store::RepoBranch;
+
+    fn service(repo: &str, route_env: Option<&str>) -> RepoBranch {
+        RepoBranch {
+            repo: repo.into(),
+            branch: "main".into(),
+            overrides: ServiceOverrides {
+                route_env: route_env.map(Into::into),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn template(services: Vec<RepoBranch>) -> Template {
+        Template {
+            name: "shop".into(),
+            environment: Some("baseline".into()),
+            gateway: Some(service("api-gateway", None)),
+            services,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn stored(service: &str, target: &str, source: RouteSource) -> StoredRoute {
+        StoredRoute {
+            service: service.into(),
+            target: target.into(),
+            source,
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn route(service: &str, target: &str, source: RouteSource, env_key: &str) -> EffectiveRoute {
+        EffectiveRoute {
+            service: service.into(),
+            target: target.into(),
+            source,
+            env_key: env_key.into(),
+        }
+    }
+
+    #[test]
+    fn manual_beats_sandbox_beats_environment() {
+        let template = template(vec![service("users", None), service("orders", None)]);
+        let environment = env(&[
+            ("USERS_URL", "https://users.ocp"),
+            ("ORDERS_URL", "https://orders.ocp"),
+            ("CARTS_URL", "https://carts.ocp"),
+        ]);
+        let stored = [
+            stored("users", "http://10.0.0.1:3001", RouteSource::Sandbox),
+            stored("orders", "http://10.0.0.1:3002", RouteSource::Sandbox),
+            stored("orders", "http://mock:9000", RouteSource::Manual),
+        ];
+        let routes = resolve(Some(&template), &environment, &stored, &[], &HashMap::new());
+        assert_eq!(
+            routes,
+            [
+                route(
+                    "orders",
+                    "http://mock:9000",
+                    RouteSource::Manual,
+                    "ORDERS_URL"
+                ),
+                route(
+                    "users",
+                    "http://10.0.0.1:3001",
+                    RouteSource::Sandbox,
+                    "USERS_URL"
+                ),
+            ],
+            "carts is in no template, route or deployment: no route"
+        );
+    }
+
+    #[test]
+    fn environment_routes_use_the_route_env_key() {
+        // Template override > sdp.toml (as reported) > <REPO>_URL.
+        let template = template(vec![
+            service("users", Some("USERS_API")),
+            service("orders", None),
+            service("carts-v2", None),
+        ]);
+        let environment = env(&[
+            ("USERS_API", "https://users.ocp"),
+            ("USERS_URL", "https://wrong.ocp"),
+            ("ORDERS_SVC", "https://orders.ocp"),
+            ("CARTS_V2_URL", "https://carts.ocp"),
+        ]);
+        let settings = HashMap::from([(
+            "orders".to_owned(),
+            ServiceSettings {
+                route_env: Some("ORDERS_SVC".into()),
+                ..Default::default()
+            },
+        )]);
+        let routes = resolve(Some(&template), &environment, &[], &[], &settings);
+        assert_eq!(
+            routes,
+            [
+                route(
+                    "carts-v2",
+                    "https://carts.ocp",
+                    RouteSource::Environment,
+                    "CARTS_V2_URL"
+                ),
+                route(
+                    "orders",
+                    "https://orders.ocp",
+                    RouteSource::Environment,
+                    "ORDERS_SVC"
+                ),
+                route(
+                    "users",
+                    "https://users.ocp",
+                    RouteSource::Environment,
+                    "USERS_API"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn deployed_services_count_but_not_the_gateway() {
+        let environment = env(&[
+            ("EXTRA_URL", "https://extra.ocp"),
+            ("API_GATEWAY_URL", "https://gw.ocp"),
+            ("PHP_GW_URL", "https://php.ocp"),
+        ]);
+        let deployed = [
+            ("extra".to_owned(), "micro".to_owned()),
+            ("api-gateway".to_owned(), "micro".to_owned()),
+            (
+                "php-gw".to_owned(),
+                sdp_bus::subject::KIND_GATEWAY.to_owned(),
+            ),
+        ];
+        let template = template(Vec::new());
+        let routes = resolve(
+            Some(&template),
+            &environment,
+            &[],
+            &deployed,
+            &HashMap::new(),
+        );
+        assert_eq!(
+            routes,
+            [route(
+                "extra",
+                "https://extra.ocp",
+                RouteSource::Environment,
+                "EXTRA_URL"
+            )]
+        );
+        // Without a template, only the gateway kind is left out.
+        let routes = resolve(None, &environment, &[], &deployed, &HashMap::new());
+        let services: Vec<&str> = routes.iter().map(|r| r.service.as_str()).collect();
+        assert_eq!(services, ["api-gateway", "extra"]);
+    }
+
+    #[test]
+    fn gateway_inputs_are_environment_plus_routes() {
+        let table = RouteTable {
+            routes: vec![route(
+                "users",
+                "http://10.0.0.1:3001",
+                RouteSource::Sandbox,
+                "USERS_URL",
+            )],
+            environment: env(&[("USERS_URL", "https://users.ocp"), ("MODE", "test")]),
+        };
+        let inputs = table.gateway_inputs();
+        assert_eq!(
+            inputs.env,
+            env(&[("USERS_URL", "http://10.0.0.1:3001"), ("MODE", "test")])
+        );
+        assert_eq!(
+            inputs.routes,
+            [Route {
+                service: "users".into(),
+                target: "http://10.0.0.1:3001".into(),
+                source: RouteSource::Sandbox,
+            }]
+        );
+    }
 }

@@ -119,6 +119,30 @@ impl Sessions {
             .cloned()
     }
 
+    /// The credential of the session with `token_hash`, while it lives
+    /// (for work done on its behalf later, such as a gateway re-apply).
+    pub fn credential_of(&self, token_hash: &str) -> Option<GitCredential> {
+        let row = match self.store.session(token_hash) {
+            Ok(row) => row?,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read a session");
+                return None;
+            }
+        };
+        let now = now();
+        if now >= row.expires_at || now >= row.last_seen + self.idle.as_secs() as i64 {
+            if let Err(err) = self.end(token_hash) {
+                tracing::warn!(error = %err, "cannot end an expired session");
+            }
+            return None;
+        }
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token_hash)
+            .cloned()
+    }
+
     pub fn end(&self, token_hash: &str) -> Result<(), StoreError> {
         self.credentials
             .write()

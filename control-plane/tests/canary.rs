@@ -1,4 +1,4 @@
-//! The git credential is written nowhere (DESIGN §8): a canary password is
+//! The git credential is written nowhere: a canary password is
 //! used for login, deploys (good and failing), and then searched for in
 //! every file under the data dirs and the NATS store (SQLite rows and
 //! JetStream messages live there), in every process's output, and in

@@ -14,5 +14,8 @@
 //! - `production_conf`: `nats-server -t` on `production.conf`;
 //! - `e2e`: login, deploy, run, watch, with TLS and per-component users.
 
+// The e2e Stack's process helpers (spawning with logs, the agent binary,
+// waiting for readiness) are shared; the secured server is this binary's.
+mod common;
 #[path = "nats_secure/mod.rs"]
 mod nats_secure;

@@ -1,6 +1,6 @@
 //! Test support for SDP integration tests (a dev-dependency; never linked
 //! into a service). Everything here drives the real thing through its CLI or
-//! protocol, per DESIGN.md §9, and cleans up after itself on `Drop`:
+//! protocol, and cleans up after itself on `Drop`:
 //!
 //! - [`util`]: [`unique_id`], [`free_port`], [`init_tracing`], [`wait_for`].
 //! - [`nats`]: [`NatsServer`], a `nats-server` child with JetStream in its own

@@ -6,14 +6,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{
-    CredentialsVerified, GitCredential, Reply, RpcErrorCode, Secret, VerifyCredentials, decode,
-    encode,
-};
+use sdp_bus::{CredentialsVerified, GitCredential, Secret, VerifyCredentials};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiJson, AppState};
+use crate::agent_client::AgentCallError;
 use crate::sessions::Session;
 
 pub const COOKIE: &str = "sdp_session";
@@ -133,34 +131,35 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
             "login is not configured: set auth.probe_repo to a private git repo",
         ));
     }
-    let payload = encode(&VerifyCredentials {
+    let request = VerifyCredentials {
         probe_repo: state.config.auth.probe_repo.clone(),
         credential: credential.clone(),
-    });
+    };
     for kind in &state.config.auth.verify_kinds {
-        let subject = sdp_bus::subject::agent_rpc(kind, sdp_bus::subject::VERIFY_CREDENTIALS);
-        let request = state.nats.request(subject, payload.clone().into());
-        let reply = match tokio::time::timeout(state.config.agents.request_timeout * 2, request)
-            .await
-        {
-            Err(_) => continue,
-            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::NoResponders => continue,
-            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::TimedOut => continue,
-            Ok(Err(err)) => {
+        let outcome = state
+            .orchestrator
+            .agents
+            .rpc::<_, CredentialsVerified>(
+                kind,
+                sdp_bus::subject::VERIFY_CREDENTIALS,
+                &request,
+                state.config.agents.request_timeout * 2,
+            )
+            .await;
+        return match outcome {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_no_agent() => continue,
+            Err(err @ AgentCallError::Request { .. }) => {
                 tracing::error!(error = %err, "credential check request failed");
                 continue;
             }
-            Ok(Ok(message)) => message,
-        };
-        return match decode::<Reply<CredentialsVerified>>(&reply.payload).map(Reply::into_result) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) if err.code == RpcErrorCode::Unauthorized => {
+            Err(err) if err.is_unauthorized() => {
                 Err(ApiError::unauthorized("wrong username or password"))
             }
-            Ok(Err(err)) => Err(ApiError::new(
+            Err(AgentCallError::Refused { error, .. }) => Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "verify_failed",
-                format!("could not check the credential: {}", err.message),
+                format!("could not check the credential: {}", error.message),
             )),
             Err(err) => Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::sandboxes::{check_sandbox_name, credential, sandbox_for_change};
 use super::{ApiError, ApiJson, AppState};
-use crate::dispatch::DispatchError;
-use crate::orchestrator::DeployError;
+use crate::agent_client::AgentCallError;
+use crate::orchestrator::{DeployError, Requester};
 use crate::sessions::Session;
 use crate::store::{Deployment, DeploymentFilter};
 
@@ -44,8 +44,7 @@ pub async fn create(
             &sandbox,
             &body.repo,
             &body.branch,
-            &session.username,
-            credential,
+            &Requester::of(&session, credential),
             false,
         )
         .await;
@@ -60,11 +59,13 @@ pub async fn create(
         Err(DeployError::Store(err)) => Err(err.into()),
         Err(DeployError::Dispatch { id, source }) => {
             let (status, code) = match source {
-                DispatchError::NoAgent { .. } | DispatchError::Timeout { .. } => {
+                AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
                 }
-                DispatchError::Refused(_) => (StatusCode::BAD_REQUEST, "refused"),
-                DispatchError::Request(_) => (StatusCode::BAD_GATEWAY, "agent_error"),
+                AgentCallError::Refused { .. } => (StatusCode::BAD_REQUEST, "refused"),
+                AgentCallError::Malformed { .. } | AgentCallError::Request { .. } => {
+                    (StatusCode::BAD_GATEWAY, "agent_error")
+                }
             };
             Err(ApiError::new(status, code, source.to_string())
                 .with_details(json!({ "deployment_id": id })))

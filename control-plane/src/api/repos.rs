@@ -7,7 +7,6 @@ use sdp_bus::{BranchInfo, RepoInfo, validate};
 
 use super::sandboxes::credential;
 use super::{ApiError, AppState};
-use crate::repos::RepoError;
 use crate::sessions::Session;
 
 pub async fn list(State(state): State<AppState>, _session: Session) -> Json<Vec<RepoInfo>> {
@@ -44,7 +43,7 @@ pub async fn branches(
             "git_refused",
             format!("the git server refused your credential for {repo}"),
         )),
-        Err(RepoError::NoAgent { kind }) => Err(ApiError::new(
+        Err(err) if err.is_no_agent() => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_agent",
             format!("no {kind} agent is online to list branches"),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, ApiJson, AppState};
-use crate::orchestrator::{DeployError, Started};
+use crate::orchestrator::{Requester, Started, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
 use crate::store::{NewSandbox, Sandbox, is_constraint};
@@ -301,68 +301,29 @@ pub async fn deploy_template(
             "sandbox {name} has no template to deploy"
         )));
     };
-    for (repo, branch) in &body.branches {
-        validate::repo(repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        validate::branch(branch).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let known = template
-            .services
-            .iter()
-            .chain(template.gateway.iter())
-            .any(|s| s.repo == *repo);
-        if !known {
-            return Err(ApiError::bad_request(format!(
-                "{repo} is not a service of template {}",
-                template.name
-            )));
-        }
-    }
-    if let Some(only) = &body.only
-        && let Some(unknown) = only
-            .iter()
-            .find(|r| !template.services.iter().any(|s| s.repo == **r))
-    {
-        return Err(ApiError::bad_request(format!(
-            "{unknown} is not a service of template {}",
-            template.name
-        )));
-    }
+    let plan = plan_template(&template, &body.branches, body.only.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let credential = credential(&state, &session)?;
-    // Services first, then the gateway, so it starts with what exists.
-    let services = template
-        .services
-        .iter()
-        .filter(|s| body.only.as_ref().is_none_or(|only| only.contains(&s.repo)));
-    let mut started = Vec::new();
-    for planned in services.chain(template.gateway.iter()) {
-        let branch = body.branches.get(&planned.repo).unwrap_or(&planned.branch);
-        let outcome = state
-            .orchestrator
-            .deploy(
-                &name,
-                &planned.repo,
-                branch,
-                &session.username,
-                credential.clone(),
-                false,
-            )
-            .await;
-        started.push(match outcome {
+    let outcomes = state
+        .orchestrator
+        .deploy_plan(&name, plan, &Requester::of(&session, credential))
+        .await?;
+    let started: Vec<serde_json::Value> = outcomes
+        .into_iter()
+        .map(|(planned, outcome)| match outcome {
             Ok(Started {
                 id,
                 repo,
                 branch,
                 status,
                 ..
-            }) => {
-                json!({ "id": id, "repo": repo, "branch": branch, "status": status })
-            }
-            Err(DeployError::Dispatch { id, source }) => json!({
-                "id": id, "repo": planned.repo, "branch": branch, "status": Status::Failed,
+            }) => json!({ "id": id, "repo": repo, "branch": branch, "status": status }),
+            Err((id, source)) => json!({
+                "id": id, "repo": planned.repo, "branch": planned.branch, "status": Status::Failed,
                 "error": source.to_string(),
             }),
-            Err(DeployError::Store(err)) => return Err(err.into()),
-        });
-    }
+        })
+        .collect();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "deployments": started })),
@@ -449,7 +410,7 @@ async fn reapply(state: &AppState, session: &Session, sandbox: &str) {
     let credential = state.sessions.credential(session);
     if let Err(err) = state
         .orchestrator
-        .reapply_gateway(sandbox, credential)
+        .reapply_gateway(sandbox, credential.map(|c| (session, c)))
         .await
     {
         tracing::warn!(sandbox, error = %err, "re-applying the gateway failed");

@@ -5,9 +5,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{DeploymentId, Status};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_rfc3339};
+use super::{Store, StoreError, now_rfc3339, status};
 
-/// A deployment as the API shows it (DESIGN §6).
+/// A deployment as the API shows it (fields may be added, not renamed).
 #[derive(Clone, Debug, Serialize)]
 pub struct Deployment {
     pub id: String,
@@ -199,8 +199,11 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed = tx.execute(
-            "UPDATE deployments SET status = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 \
-             WHERE id = ?1 AND status IN ('queued', 'fetching', 'building', 'starting')",
+            &format!(
+                "UPDATE deployments SET status = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 \
+                 WHERE id = ?1 AND status IN {}",
+                status::sql_list(&status::movable_to(Status::Failed))
+            ),
             params![id, error, now],
         )?;
         if changed > 0 {
@@ -217,8 +220,8 @@ impl Store {
     pub fn unsettled_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deployments \
-             WHERE status IN ('queued', 'fetching', 'building', 'starting')"
+            "SELECT {COLUMNS} FROM deployments WHERE status IN {}",
+            *status::UNSETTLED_SQL
         ))?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -228,10 +231,10 @@ impl Store {
     /// that is neither failed, cancelled nor stopped.
     pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM deployments WHERE agent_id = ?1 \
-             AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id FROM deployments WHERE agent_id = ?1 AND status IN {}",
+            *status::LIVE_SQL
+        ))?;
         let rows = stmt.query_map([agent_id], |row| row.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -59,7 +59,7 @@ const MIGRATIONS: &[&str] = &[
         expires_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 2: the sandbox model (DESIGN §5): environments, templates, routes.
+    // 2: the sandbox model: environments, templates, routes.
     r#"
     CREATE TABLE environments (
         name        TEXT PRIMARY KEY,

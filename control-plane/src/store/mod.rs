@@ -7,6 +7,7 @@ mod deployments;
 mod migrations;
 mod sandboxes;
 mod sessions;
+pub mod status;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -3,11 +3,11 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use sdp_bus::RouteSource;
+use sdp_bus::{RouteSource, Status};
 use serde::Serialize;
 
 use super::deployments::Deployment;
-use super::{Store, StoreError, now_rfc3339};
+use super::{Store, StoreError, now_rfc3339, status};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Sandbox {
@@ -151,15 +151,21 @@ impl Store {
         let now = now_rfc3339();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let stoppable = status::sql_list(&status::movable_to(Status::Stopped));
         tx.execute(
-            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) \
-             SELECT id, 'stopped', ?2 FROM deployments WHERE sandbox = ?1 \
-             AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
+            &format!(
+                "INSERT OR IGNORE INTO phases (deployment_id, phase, at) \
+                 SELECT id, 'stopped', ?2 FROM deployments WHERE sandbox = ?1 \
+                 AND status IN {stoppable}"
+            ),
             params![name, now],
         )?;
         let stopped = tx.execute(
-            "UPDATE deployments SET status = 'stopped', updated_at = ?2, finished_at = coalesce(finished_at, ?2) \
-             WHERE sandbox = ?1 AND status IN ('queued', 'fetching', 'building', 'starting', 'running')",
+            &format!(
+                "UPDATE deployments SET status = 'stopped', updated_at = ?2, \
+                 finished_at = coalesce(finished_at, ?2) \
+                 WHERE sandbox = ?1 AND status IN {stoppable}"
+            ),
             params![name, now],
         )?;
         tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;

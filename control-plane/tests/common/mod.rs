@@ -80,11 +80,90 @@ pub fn shared_go_cache() -> PathBuf {
     std::env::temp_dir().join("sdp-test-go-cache")
 }
 
-fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
+/// `SDP_…` settings as owned pairs.
+pub fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
     items
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
+}
+
+/// Spawns `program` with only `env` (and `PATH`), its stdout and stderr
+/// appended to `<logs_dir>/<name>.out` and `.err`; killed when the guard
+/// drops.
+pub fn spawn_logged(
+    logs_dir: &std::path::Path,
+    name: &str,
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> ChildGuard {
+    let open = |suffix: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs_dir.join(format!("{name}.{suffix}")))
+            .expect("log file")
+    };
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().cloned())
+        .stdin(std::process::Stdio::null())
+        .stdout(open("out"))
+        .stderr(open("err"));
+    ChildGuard::spawn(command)
+}
+
+/// Everything the processes of [`spawn_logged`] printed, by file name.
+pub fn process_outputs(logs_dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(logs_dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| {
+                    let text = std::fs::read(entry.path()).unwrap_or_default();
+                    (
+                        entry.file_name().to_string_lossy().into_owned(),
+                        String::from_utf8_lossy(&text).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// `sdp-agent-micro`, built beside this test binary.
+pub fn agent_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let binary = dir.join("sdp-agent-micro");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        binary.display()
+    );
+    binary
+}
+
+/// Waits until `GET url` answers 2xx (a control plane's `/readyz`: NATS
+/// connected, stream ensured).
+pub async fn wait_ready(http: &reqwest::Client, url: &str, timeout: Duration) {
+    wait_for("control plane ready", timeout, || {
+        let (http, url) = (http.clone(), url.to_owned());
+        async move {
+            let response = http.get(url).send().await.ok()?;
+            response.status().is_success().then_some(())
+        }
+    })
+    .await;
 }
 
 impl Stack {
@@ -221,38 +300,14 @@ impl Stack {
         args: &[&str],
         env: &[(String, String)],
     ) -> ChildGuard {
-        let open = |suffix: &str| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.logs_dir.path().join(format!("{name}.{suffix}")))
-                .expect("log file")
-        };
-        let mut command = std::process::Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().cloned())
-            .stdin(std::process::Stdio::null())
-            .stdout(open("out"))
-            .stderr(open("err"));
-        ChildGuard::spawn(command)
+        spawn_logged(self.logs_dir.path(), name, program, args, env)
     }
 
     pub async fn start_control_plane(&mut self) {
         let program = PathBuf::from(env!("CARGO_BIN_EXE_sdp-control-plane"));
         self.control_plane = Some(self.spawn("control-plane", &program, &["serve"], &self.cp_env));
-        let http = self.http.clone();
         let url = format!("{}/readyz", self.base_url);
-        wait_for("control plane ready", Duration::from_secs(30), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let response = http.get(url).send().await.ok()?;
-                response.status().is_success().then_some(())
-            }
-        })
-        .await;
+        wait_ready(&self.http, &url, Duration::from_secs(30)).await;
     }
 
     pub fn control_plane_pid(&self) -> Option<u32> {
@@ -311,18 +366,7 @@ impl Stack {
     /// The `sdp-agent-micro` binary, built beside this test binary
     /// (`scripts/test.sh` builds every binary first).
     pub fn agent_binary() -> PathBuf {
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir");
-        let binary = dir.join("sdp-agent-micro");
-        assert!(
-            binary.exists(),
-            "{} is missing: run `cargo build --workspace --bins` first",
-            binary.display()
-        );
-        binary
+        agent_binary()
     }
 
     pub async fn start_agent(&mut self) {
@@ -379,16 +423,7 @@ impl Stack {
 
     /// Everything the processes printed, by file name.
     pub fn process_output(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.logs_dir.path())
-            .expect("logs dir")
-            .flatten()
-        {
-            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default())
-                .into_owned();
-            out.push((entry.file_name().to_string_lossy().into_owned(), text));
-        }
-        out
+        process_outputs(self.logs_dir.path())
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -37,7 +37,20 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     wait_building(&stack, &token, &id).await;
 
     stack.nats.kill();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Restart once the control plane has seen NATS go.
+    let readyz = stack.url("/readyz");
+    sdp_testkit::wait_for(
+        "the control plane to see NATS down",
+        Duration::from_secs(15),
+        || {
+            let readyz = readyz.clone();
+            async move {
+                let response = reqwest::get(readyz).await.ok()?;
+                (response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(())
+            }
+        },
+    )
+    .await;
     stack.nats.restart();
 
     let deployment = stack.wait_settled(&token, &id).await;
@@ -85,7 +98,17 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         })
         .await;
     stack.kill_control_plane();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Start it again once the old one no longer answers.
+    let readyz = stack.url("/readyz");
+    sdp_testkit::wait_for(
+        "the control plane to be gone",
+        Duration::from_secs(15),
+        || {
+            let readyz = readyz.clone();
+            async move { reqwest::get(readyz).await.is_err().then_some(()) }
+        },
+    )
+    .await;
     stack.start_control_plane().await;
 
     // Sessions survive the restart (stored hashed in SQLite).

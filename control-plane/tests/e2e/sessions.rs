@@ -58,7 +58,29 @@ async fn cookie_session_rotates_and_expires() {
 
     // Idle expiry: unused for longer than 3 s, the session ends.
     let token = second["token"].as_str().expect("token").to_owned();
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Wait, without using the session (that would renew it), until its
+    // last use is 3 s ago.
+    let db = stack.cp_data.path().join("sdp.db");
+    let hash = sdp_control_plane::sessions::hash_token(&token);
+    sdp_testkit::wait_for(
+        "the session to be idle for 3 s",
+        Duration::from_secs(15),
+        || {
+            let (db, hash) = (db.clone(), hash.clone());
+            async move {
+                let db = rusqlite::Connection::open(db).ok()?;
+                let last_seen: i64 = db
+                    .query_row(
+                        "SELECT last_seen FROM sessions WHERE token_hash = ?1",
+                        [hash],
+                        |row| row.get(0),
+                    )
+                    .ok()?;
+                (chrono::Utc::now().timestamp() >= last_seen + 3).then_some(())
+            }
+        },
+    )
+    .await;
     let (status, body) = stack.get(&token, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // The deployment stream closes an expired session with 1008.

@@ -21,6 +21,7 @@ use tempfile::TempDir;
 use tokio_tungstenite::tungstenite;
 
 use super::harness::{MICRO_AGENT_ID, SecureNats};
+use crate::common::{agent_binary, pairs, process_outputs, spawn_logged, wait_ready};
 
 const USER: &str = "dev";
 const REPO: &str = "users";
@@ -56,7 +57,7 @@ impl Drop for Run {
         if !std::thread::panicking() {
             return;
         }
-        for (name, text) in outputs(self.logs.path()) {
+        for (name, text) in process_outputs(self.logs.path()) {
             eprintln!("---- {name} (last 80 lines) ----");
             let lines: Vec<&str> = text.lines().collect();
             for line in &lines[lines.len().saturating_sub(80)..] {
@@ -64,48 +65,6 @@ impl Drop for Run {
             }
         }
     }
-}
-
-fn outputs(dir: &Path) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| {
-                    let text = std::fs::read(entry.path()).unwrap_or_default();
-                    (
-                        entry.file_name().to_string_lossy().into_owned(),
-                        String::from_utf8_lossy(&text).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
-}
-
-/// `sdp-agent-micro`, built beside this test binary.
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("sdp-agent-micro");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        binary.display()
-    );
-    binary
 }
 
 impl Run {
@@ -169,23 +128,7 @@ impl Run {
         args: &[&str],
         env: &[(String, String)],
     ) -> ChildGuard {
-        let open = |suffix: &str| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.logs.path().join(format!("{name}.{suffix}")))
-                .expect("log file")
-        };
-        let mut command = std::process::Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().cloned())
-            .stdin(std::process::Stdio::null())
-            .stdout(open("out"))
-            .stderr(open("err"));
-        ChildGuard::spawn(command)
+        spawn_logged(self.logs.path(), name, program, args, env)
     }
 
     fn url(&self, path: &str) -> String {
@@ -198,15 +141,7 @@ impl Run {
         let program = PathBuf::from(env!("CARGO_BIN_EXE_sdp-control-plane"));
         let env = self.control_plane_env(user, embedded_persister);
         self.control_plane = Some(self.spawn("control-plane", &program, &["serve"], &env));
-        let (http, url) = (self.http.clone(), self.url("/readyz"));
-        wait_for("control plane ready", START_TIMEOUT, || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let response = http.get(url).send().await.ok()?;
-                response.status().is_success().then_some(())
-            }
-        })
-        .await;
+        wait_ready(&self.http, &self.url("/readyz"), START_TIMEOUT).await;
     }
 
     /// `sdp-control-plane persist` as user `persister`.

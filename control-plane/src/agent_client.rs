@@ -1,0 +1,162 @@
+//! The one way the control plane asks agents something: a core-NATS
+//! request with a bound, whose reply is a `Reply<T>`. Three addresses:
+//! [`AgentClient::deploy`] (`deploy.request.<kind>`, the kind's queue
+//! group), [`AgentClient::rpc`] (`agent.rpc.<kind>.<method>`, the kind's
+//! queue group) and [`AgentClient::command`] (`agent.cmd.<agent_id>.<method>`,
+//! that agent). Every failure is an [`AgentCallError`].
+
+use std::time::Duration;
+
+use sdp_bus::{DeployAccepted, DeployRequest, Reply, RpcError, RpcErrorCode, decode, encode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a request to an agent got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentCallError {
+    /// Nobody subscribes to the subject: no agent of the kind (or that
+    /// agent) is online.
+    #[error("no {target} is online to answer {method}")]
+    NoResponders {
+        target: String,
+        method: &'static str,
+    },
+    #[error("no {target} answered {method} within {}s", timeout.as_secs())]
+    Timeout {
+        target: String,
+        method: &'static str,
+        timeout: Duration,
+    },
+    /// The agent answered with an error.
+    #[error("the agent refused {method}: {}", error.message)]
+    Refused {
+        method: &'static str,
+        error: RpcError,
+    },
+    #[error("the agent answered {method} with a malformed reply: {reason}")]
+    Malformed {
+        method: &'static str,
+        reason: String,
+    },
+    #[error("the {method} request to the agent failed: {reason}")]
+    Request {
+        method: &'static str,
+        reason: String,
+    },
+}
+
+impl AgentCallError {
+    /// No agent took the request (none online, or none answered in time).
+    pub fn is_no_agent(&self) -> bool {
+        matches!(
+            self,
+            AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. }
+        )
+    }
+
+    /// The agent answered that the git server refused the credential.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, AgentCallError::Refused { error, .. } if error.code == RpcErrorCode::Unauthorized)
+    }
+}
+
+/// A typed client on the control plane's NATS connection.
+#[derive(Clone)]
+pub struct AgentClient {
+    nats: async_nats::Client,
+}
+
+impl AgentClient {
+    pub fn new(nats: async_nats::Client) -> Self {
+        Self { nats }
+    }
+
+    /// `deploy.request.<kind>`: one agent of the kind accepts the deployment.
+    pub async fn deploy(
+        &self,
+        kind: &str,
+        request: &DeployRequest,
+        timeout: Duration,
+    ) -> Result<DeployAccepted, AgentCallError> {
+        let target = format!("{kind} agent");
+        let subject = sdp_bus::subject::deploy_request(kind);
+        self.request(subject, target, "the deployment", request, timeout)
+            .await
+    }
+
+    /// `agent.rpc.<kind>.<method>`: one agent of the kind answers.
+    pub async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: &str,
+        method: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, AgentCallError> {
+        let subject = sdp_bus::subject::agent_rpc(kind, method);
+        self.request(subject, format!("{kind} agent"), method, request, timeout)
+            .await
+    }
+
+    /// `agent.cmd.<agent_id>.<method>`: that agent answers.
+    pub async fn command<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        agent_id: &str,
+        method: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, AgentCallError> {
+        let subject = sdp_bus::subject::agent_cmd(agent_id, method);
+        self.request(
+            subject,
+            format!("agent {agent_id}"),
+            method,
+            request,
+            timeout,
+        )
+        .await
+    }
+
+    async fn request<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        subject: String,
+        target: String,
+        method: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, AgentCallError> {
+        let pending = self.nats.request(subject, encode(request).into());
+        let reply = match tokio::time::timeout(timeout, pending).await {
+            Err(_) => {
+                return Err(AgentCallError::Timeout {
+                    target,
+                    method,
+                    timeout,
+                });
+            }
+            Ok(Err(err)) => {
+                return Err(match err.kind() {
+                    async_nats::RequestErrorKind::NoResponders => {
+                        AgentCallError::NoResponders { target, method }
+                    }
+                    async_nats::RequestErrorKind::TimedOut => AgentCallError::Timeout {
+                        target,
+                        method,
+                        timeout,
+                    },
+                    _ => AgentCallError::Request {
+                        method,
+                        reason: err.to_string(),
+                    },
+                });
+            }
+            Ok(Ok(reply)) => reply,
+        };
+        decode::<Reply<Resp>>(&reply.payload)
+            .map_err(|err| AgentCallError::Malformed {
+                method,
+                reason: err.to_string(),
+            })?
+            .into_result()
+            .map_err(|error| AgentCallError::Refused { method, error })
+    }
+}

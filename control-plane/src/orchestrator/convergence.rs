@@ -1,0 +1,158 @@
+//! Convergence: tearing a sandbox down on every online agent, reconciling
+//! each agent's containers against what should run (level-triggered), and
+//! reaping expired sandboxes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sdp_bus::{DeploymentId, Reconcile, ReconcileDone, Teardown, TeardownDone};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::Orchestrator;
+use crate::store::StoreError;
+
+/// How long an agent gets to tear a sandbox down or reconcile.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TeardownReport {
+    pub stopped: usize,
+    pub agents: Vec<AgentTeardown>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentTeardown {
+    pub agent_id: String,
+    pub ok: bool,
+    pub containers_removed: u32,
+    pub worktrees_removed: u32,
+    pub error: Option<String>,
+}
+
+impl Orchestrator {
+    /// Tears a sandbox down on every online agent, then stops its
+    /// deployments and removes it.
+    pub async fn teardown(&self, sandbox: &str) -> Result<TeardownReport, StoreError> {
+        let mut report = TeardownReport::default();
+        let request = Teardown {
+            sandbox: sandbox.to_owned(),
+        };
+        for agent in self.registry.views(self.heartbeat_timeout) {
+            if !agent.online {
+                continue;
+            }
+            let outcome: Result<TeardownDone, _> = self
+                .agents
+                .command(
+                    &agent.id,
+                    sdp_bus::subject::TEARDOWN,
+                    &request,
+                    COMMAND_TIMEOUT,
+                )
+                .await;
+            report.agents.push(match outcome {
+                Ok(done) => AgentTeardown {
+                    agent_id: agent.id,
+                    ok: true,
+                    containers_removed: done.containers_removed,
+                    worktrees_removed: done.worktrees_removed,
+                    error: None,
+                },
+                Err(error) => {
+                    tracing::warn!(sandbox, agent = %agent.id, %error, "teardown on agent failed");
+                    AgentTeardown {
+                        agent_id: agent.id,
+                        ok: false,
+                        containers_removed: 0,
+                        worktrees_removed: 0,
+                        error: Some(error.to_string()),
+                    }
+                }
+            });
+        }
+        report.stopped = self.store.remove_sandbox(sandbox)?;
+        self.credentials.forget(sandbox);
+        Ok(report)
+    }
+
+    /// Tells an agent which of its containers should exist
+    /// (`agent.cmd.<id>.reconcile`); it removes the others.
+    pub async fn reconcile_agent(&self, agent_id: &str) -> Result<ReconcileDone, String> {
+        let keep = self
+            .store
+            .deployments_to_keep(agent_id)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter_map(|id| DeploymentId::parse(id))
+            .collect();
+        self.agents
+            .command(
+                agent_id,
+                sdp_bus::subject::RECONCILE,
+                &Reconcile { keep },
+                COMMAND_TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Level-triggered reconciliation: every agent process is reconciled
+    /// once when first seen (a restart shows as a new `started_at`), and
+    /// every agent again every `every`.
+    pub async fn reconciler(self, every: Duration, shutdown: CancellationToken) {
+        let mut done: HashMap<String, (Option<chrono::DateTime<chrono::Utc>>, Instant)> =
+            HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for (agent_id, started_at) in self.registry.instances(self.heartbeat_timeout) {
+                let due = match done.get(&agent_id) {
+                    None => true,
+                    Some((seen_start, at)) => *seen_start != started_at || at.elapsed() >= every,
+                };
+                if !due {
+                    continue;
+                }
+                match self.reconcile_agent(&agent_id).await {
+                    Ok(result) => {
+                        if !result.removed.is_empty() {
+                            tracing::info!(agent = %agent_id, removed = ?result.removed, kept = result.kept, "reconciled agent");
+                        }
+                        done.insert(agent_id, (started_at, Instant::now()));
+                    }
+                    // An agent without reconcile support or busy: try again
+                    // on the next round.
+                    Err(error) => tracing::debug!(agent = %agent_id, %error, "reconcile failed"),
+                }
+            }
+        }
+    }
+
+    /// Tears down expired, unpinned sandboxes every `interval`.
+    pub async fn reaper(self, interval: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let expired = match self.store.expired_sandboxes() {
+                Ok(expired) => expired,
+                Err(err) => {
+                    tracing::error!(error = %err, "reaper cannot read sandboxes");
+                    continue;
+                }
+            };
+            for sandbox in expired {
+                tracing::info!(sandbox = %sandbox.name, expired_at = %sandbox.expires_at, "reaping expired sandbox");
+                if let Err(err) = self.teardown(&sandbox.name).await {
+                    tracing::error!(sandbox = %sandbox.name, error = %err, "reaping failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Deploying: a template's plan, one deployment (recorded, then sent to an
+//! agent of the repo's kind; a gateway gets the sandbox's env and route
+//! table), and re-applying a sandbox's gateway with new routes.
+
+use std::collections::BTreeMap;
+
+use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
+
+use super::{DeployError, Orchestrator, Started};
+use crate::agent_client::AgentCallError;
+use crate::events::publish_failure;
+use crate::sessions::Session;
+use crate::store::{Deployment, NewDeployment, RepoBranch, StoreError, Template};
+
+/// Who a deployment is for: the user, the credential the agent fetches
+/// with, and the session it came from (whose credential later re-applies
+/// of the sandbox use, while the session lives).
+#[derive(Clone)]
+pub struct Requester {
+    pub user: String,
+    pub credential: GitCredential,
+    /// The session's token hash.
+    pub session: Option<String>,
+}
+
+impl Requester {
+    pub fn of(session: &Session, credential: GitCredential) -> Self {
+        Self {
+            user: session.username.clone(),
+            credential,
+            session: Some(session.token_hash.clone()),
+        }
+    }
+}
+
+/// A template deploy that names what the template does not have.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    InvalidName(#[from] sdp_bus::validate::InvalidName),
+    #[error("{repo} is not a service of template {template}")]
+    NotInTemplate { repo: String, template: String },
+}
+
+/// What deploying `template` starts, in order: its services (only those in
+/// `only`, if given), then the gateway, so it starts with what exists; each
+/// on its branch in `branches`, else the template's.
+pub fn plan_template(
+    template: &Template,
+    branches: &BTreeMap<String, String>,
+    only: Option<&[String]>,
+) -> Result<Vec<RepoBranch>, PlanError> {
+    let not_in_template = |repo: &str| PlanError::NotInTemplate {
+        repo: repo.to_owned(),
+        template: template.name.clone(),
+    };
+    for (repo, branch) in branches {
+        sdp_bus::validate::repo(repo)?;
+        sdp_bus::validate::branch(branch)?;
+        let known = template
+            .services
+            .iter()
+            .chain(template.gateway.iter())
+            .any(|s| s.repo == *repo);
+        if !known {
+            return Err(not_in_template(repo));
+        }
+    }
+    if let Some(only) = only
+        && let Some(unknown) = only
+            .iter()
+            .find(|r| !template.services.iter().any(|s| s.repo == **r))
+    {
+        return Err(not_in_template(unknown));
+    }
+    let services = template
+        .services
+        .iter()
+        .filter(|s| only.is_none_or(|only| only.contains(&s.repo)));
+    Ok(services
+        .chain(template.gateway.iter())
+        .map(|planned| RepoBranch {
+            branch: branches
+                .get(&planned.repo)
+                .unwrap_or(&planned.branch)
+                .clone(),
+            ..planned.clone()
+        })
+        .collect())
+}
+
+/// How one planned deployment of a template went.
+pub type PlannedOutcome = (RepoBranch, Result<Started, (DeploymentId, AgentCallError)>);
+
+impl Orchestrator {
+    /// Deploys a plan ([`plan_template`]) into `sandbox`, one deployment
+    /// after the other. A deployment no agent took is recorded as failed
+    /// and reported; the rest still go.
+    pub async fn deploy_plan(
+        &self,
+        sandbox: &str,
+        plan: Vec<RepoBranch>,
+        requester: &Requester,
+    ) -> Result<Vec<PlannedOutcome>, StoreError> {
+        let mut outcomes = Vec::new();
+        for planned in plan {
+            let outcome = self
+                .deploy(sandbox, &planned.repo, &planned.branch, requester, false)
+                .await;
+            outcomes.push(match outcome {
+                Ok(started) => (planned, Ok(started)),
+                Err(DeployError::Dispatch { id, source }) => (planned, Err((id, source))),
+                Err(DeployError::Store(err)) => return Err(err),
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Records and dispatches a deployment of `repo`@`branch` into
+    /// `sandbox` (created implicitly if missing). Gateway deployments get
+    /// the sandbox's env and route table.
+    pub async fn deploy(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        branch: &str,
+        requester: &Requester,
+        reuse_build: bool,
+    ) -> Result<Started, DeployError> {
+        let kind = self
+            .registry
+            .kind_for_repo(repo, self.heartbeat_timeout)
+            .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
+        let id = DeploymentId::generate();
+        self.store.insert_deployment(&NewDeployment {
+            id: &id,
+            sandbox,
+            repo,
+            branch,
+            kind: &kind,
+            created_by: &requester.user,
+        })?;
+        if let Some(session) = &requester.session {
+            self.credentials.remember(sandbox, session);
+        }
+
+        let sandbox_row = self.store.sandbox(sandbox)?;
+        let template = match sandbox_row.as_ref().and_then(|s| s.template.clone()) {
+            Some(name) => self.store.template(&name)?,
+            None => None,
+        };
+        let overrides = template
+            .as_ref()
+            .and_then(|t| t.services.iter().find(|s| s.repo == repo))
+            .map(|s| s.overrides.clone())
+            .unwrap_or_default();
+        let (env, routes) = match (&sandbox_row, kind == sdp_bus::subject::KIND_GATEWAY) {
+            (Some(sandbox_row), true) => {
+                let inputs = self.route_table(sandbox_row).await?.gateway_inputs();
+                (inputs.env, inputs.routes)
+            }
+            _ => Default::default(),
+        };
+        let request = DeployRequest {
+            deployment_id: id.clone(),
+            sandbox: sandbox.to_owned(),
+            repo: repo.to_owned(),
+            branch: branch.to_owned(),
+            credential: requester.credential.clone(),
+            env,
+            routes,
+            overrides,
+            reuse_build,
+        };
+        match self
+            .agents
+            .deploy(&kind, &request, self.request_timeout)
+            .await
+        {
+            Ok(accepted) => {
+                self.store.set_deployment_agent(&id, &accepted.agent_id)?;
+                Ok(Started {
+                    id,
+                    repo: repo.to_owned(),
+                    branch: branch.to_owned(),
+                    status: Status::Queued,
+                    agent_id: accepted.agent_id,
+                })
+            }
+            Err(source) => {
+                // Recorded as failed with the reason; viewers of its stream
+                // see the same end.
+                let reason = source.to_string();
+                self.store.fail_deployment(id.as_str(), &reason)?;
+                publish_failure(&self.nats, id.as_str(), 0, &reason).await;
+                Err(DeployError::Dispatch { id, source })
+            }
+        }
+    }
+
+    /// The newest gateway deployment of a sandbox.
+    fn gateway_deployment(&self, sandbox: &str) -> Result<Option<Deployment>, StoreError> {
+        Ok(self
+            .store
+            .latest_deployments(sandbox)?
+            .into_iter()
+            .filter(|d| d.kind == sdp_bus::subject::KIND_GATEWAY)
+            .max_by(|a, b| a.created_at.cmp(&b.created_at)))
+    }
+
+    /// Recreates the sandbox's gateway with the current routes, reusing its
+    /// build. Does nothing if the sandbox has no live gateway. Without a
+    /// `session` (a re-apply after a result), the credential is that of
+    /// the session of the sandbox's last deploy, if it still lives.
+    pub async fn reapply_gateway(
+        &self,
+        sandbox: &str,
+        session: Option<(&Session, GitCredential)>,
+    ) -> Result<Option<Started>, DeployError> {
+        let Some(gateway) = self.gateway_deployment(sandbox)? else {
+            return Ok(None);
+        };
+        if matches!(
+            gateway.status,
+            Status::Failed | Status::Cancelled | Status::Stopped
+        ) {
+            return Ok(None);
+        }
+        let from = match session {
+            Some((session, credential)) => Some((session.token_hash.clone(), credential)),
+            None => self.credentials.get(sandbox),
+        };
+        let Some((session, credential)) = from else {
+            tracing::warn!(
+                sandbox,
+                "cannot re-apply the gateway: no live session's credential; deploy it again"
+            );
+            return Ok(None);
+        };
+        tracing::info!(sandbox, "re-applying the gateway with new routes");
+        let requester = Requester {
+            user: gateway.created_by.clone(),
+            credential,
+            session: Some(session),
+        };
+        self.deploy(sandbox, &gateway.repo, &gateway.branch, &requester, true)
+            .await
+            .map(Some)
+    }
+}

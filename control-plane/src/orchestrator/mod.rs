@@ -1,0 +1,111 @@
+//! Sandbox orchestration, one file per job:
+//! - [`deploy`]: planning a template's deployments, starting deployments
+//!   (with the gateway's env and route table) and re-applying a gateway;
+//! - [`results`]: following results to flip routes to the sandbox and
+//!   re-apply the gateway ([`Orchestrator::follow_results`], a core
+//!   subscription on `deploy.progress.>`, results only);
+//! - [`convergence`]: tearing sandboxes down on every agent, reconciling
+//!   agents ([`Orchestrator::reconciler`]) and reaping expired sandboxes
+//!   ([`Orchestrator::reaper`]);
+//! - [`credentials`]: which session's credential a sandbox's re-applies
+//!   use; it goes with the session.
+//!
+//! Every request to an agent goes through [`AgentClient`].
+
+mod convergence;
+pub mod credentials;
+mod deploy;
+mod results;
+
+use std::time::Duration;
+
+use sdp_bus::{DeploymentId, Status};
+use serde::Serialize;
+
+pub use convergence::{AgentTeardown, TeardownReport};
+pub use credentials::ReapplyCredentials;
+pub use deploy::{PlanError, Requester, plan_template};
+
+use crate::agent_client::{AgentCallError, AgentClient};
+use crate::agents::Registry;
+use crate::repos::RepoCatalog;
+use crate::routing::{RouteTable, route_table};
+use crate::sessions::Sessions;
+use crate::store::{Sandbox, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Recorded as a failed deployment with this reason.
+    #[error("{source}")]
+    Dispatch {
+        id: DeploymentId,
+        #[source]
+        source: AgentCallError,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Started {
+    pub id: DeploymentId,
+    pub repo: String,
+    pub branch: String,
+    pub status: Status,
+    pub agent_id: String,
+}
+
+#[derive(Clone)]
+pub struct Orchestrator {
+    pub store: Store,
+    pub nats: async_nats::Client,
+    pub agents: AgentClient,
+    pub registry: Registry,
+    pub repos: RepoCatalog,
+    request_timeout: Duration,
+    heartbeat_timeout: Duration,
+    /// The session of the last deploy into each sandbox: a gateway
+    /// re-apply that cannot reuse its build fetches with its credential.
+    pub credentials: ReapplyCredentials,
+}
+
+impl Orchestrator {
+    pub fn new(
+        store: Store,
+        nats: async_nats::Client,
+        registry: Registry,
+        sessions: Sessions,
+        request_timeout: Duration,
+        heartbeat_timeout: Duration,
+    ) -> Self {
+        let agents = AgentClient::new(nats.clone());
+        Self {
+            repos: RepoCatalog::new(agents.clone()),
+            agents,
+            store,
+            nats,
+            registry,
+            request_timeout,
+            heartbeat_timeout,
+            credentials: ReapplyCredentials::new(sessions),
+        }
+    }
+
+    pub fn online_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .registry
+            .views(self.heartbeat_timeout)
+            .into_iter()
+            .filter(|a| a.online)
+            .map(|a| a.kind)
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    pub async fn route_table(&self, sandbox: &Sandbox) -> Result<RouteTable, StoreError> {
+        let settings = self.repos.settings(&self.online_kinds()).await;
+        route_table(&self.store, sandbox, &settings)
+    }
+}
