@@ -17,7 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sdp_bus::{DeploymentId, EventBody, Status};
+use sdp_bus::{DeploymentId, EventBody};
 use tokio_tungstenite::tungstenite;
 
 fn main() {
@@ -174,14 +174,7 @@ async fn build(nats_url: String, id: DeploymentId, lines: u64) {
         .await
         .expect("awk runs");
     assert!(status.success());
-    sink.result(EventBody::Result {
-        status: Status::Running,
-        url: None,
-        error: None,
-        commit: None,
-        log_tail: Vec::new(),
-    })
-    .await;
+    sink.result(common::log_feed::running()).await;
     sink.flush().await;
 }
 

@@ -46,13 +46,17 @@ pub async fn feed_log(nats_url: &str, id: &DeploymentId, lines: u64) {
         sink.log_lines(chunk).await;
         n += 5_000;
     }
-    sink.result(EventBody::Result {
+    sink.result(running()).await;
+    sink.flush().await;
+}
+
+/// A `running` result with nothing else.
+pub fn running() -> EventBody {
+    EventBody::Result {
         status: Status::Running,
         url: None,
         error: None,
         commit: None,
         log_tail: Vec::new(),
-    })
-    .await;
-    sink.flush().await;
+    }
 }
