@@ -49,6 +49,8 @@ pub(crate) struct Agent {
     pub tasks: TaskTracker,
     jobs: Mutex<HashMap<DeploymentId, Arc<JobHandle>>>,
     worktree_locks: Mutex<HashMap<(String, String), WorktreeLock>>,
+    /// One per repo: held while a fetch writes its shared store.
+    store_locks: Mutex<HashMap<String, WorktreeLock>>,
     host: String,
 }
 
@@ -71,6 +73,13 @@ impl Agent {
             .entry((sandbox.to_owned(), repo.to_owned()))
             .or_default()
             .clone()
+    }
+
+    /// Serialises fetches into one repo's shared store across jobs (the
+    /// store's file lock then covers other processes).
+    pub fn store_lock(&self, repo: &str) -> WorktreeLock {
+        let mut locks = self.store_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(repo.to_owned()).or_default().clone()
     }
 
     pub fn unregister(&self, id: &DeploymentId) {
@@ -196,6 +205,7 @@ pub async fn run(
         tasks: TaskTracker::new(),
         jobs: Mutex::new(HashMap::new()),
         worktree_locks: Mutex::new(HashMap::new()),
+        store_locks: Mutex::new(HashMap::new()),
         host: crate::hostname(),
     });
     tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
