@@ -62,6 +62,18 @@ pub trait Flavour: Send + Sync + 'static {
         ctx: &'a BuildContext,
         events: &'a mut EventSink,
     ) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// Fills the flavour's build cache when the agent starts, so the first
+    /// deploy on a fresh host does not compile the standard library. It runs
+    /// in the background beside deploys (the cache must be safe for that);
+    /// `None` when there is nothing to warm. The error is a short reason.
+    fn warm_cache(
+        &self,
+        _data_dir: &Path,
+        _cache_dir: &Path,
+    ) -> Option<BoxFuture<'static, Result<(), String>>> {
+        None
+    }
 }
 
 /// `go build` on the host, `CGO_ENABLED=0`, shared caches, no network.
@@ -86,20 +98,29 @@ impl Default for GoFlavour {
 
 impl GoFlavour {
     fn command(&self, ctx: &BuildContext, output: &Path) -> Command {
+        let mut command = self.go_build(&ctx.data_dir, &ctx.cache_dir);
+        command
+            .arg("-o")
+            .arg(output)
+            .arg(crate::service::go_package_arg(&ctx.settings.main_package))
+            .current_dir(&ctx.worktree);
+        command
+    }
+
+    /// `go build -trimpath` with the agent's environment. The warm-up uses
+    /// it too: Go's cache keys include flags and env, so any difference
+    /// would warm entries no deploy ever hits.
+    fn go_build(&self, data_dir: &Path, cache_dir: &Path) -> Command {
         let mut command = Command::new("go");
         command
             .arg("build")
             .arg("-trimpath")
-            .arg("-o")
-            .arg(output)
-            .arg(crate::service::go_package_arg(&ctx.settings.main_package))
-            .current_dir(&ctx.worktree)
             .env_clear()
             .env("PATH", &self.path)
-            .env("HOME", ctx.data_dir.join("home"))
-            .env("GOPATH", ctx.cache_dir.join("gopath"))
-            .env("GOCACHE", ctx.cache_dir.join("go-build"))
-            .env("GOMODCACHE", ctx.cache_dir.join("gomod"))
+            .env("HOME", data_dir.join("home"))
+            .env("GOPATH", cache_dir.join("gopath"))
+            .env("GOCACHE", cache_dir.join("go-build"))
+            .env("GOMODCACHE", cache_dir.join("gomod"))
             .env("CGO_ENABLED", "0")
             // -buildvcs=false: go must never run git in a tree it did not make.
             .env("GOFLAGS", "-mod=mod -buildvcs=false")
@@ -173,6 +194,44 @@ impl Flavour for GoFlavour {
                 }),
             }
         })
+    }
+
+    /// `go build -trimpath std` into the shared `GOCACHE`; the packages a
+    /// service builds then come from the cache.
+    fn warm_cache(
+        &self,
+        data_dir: &Path,
+        cache_dir: &Path,
+    ) -> Option<BoxFuture<'static, Result<(), String>>> {
+        let home = data_dir.join("home");
+        let mut command = self.go_build(data_dir, cache_dir);
+        command
+            .arg("std")
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let cache_dir = cache_dir.to_path_buf();
+        Some(Box::pin(async move {
+            for dir in [&home, &cache_dir] {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| format!("cannot create the build directories: {e}"))?;
+            }
+            let output = command.output().await.map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => "go is not installed".to_owned(),
+                _ => format!("cannot run go: {e}"),
+            })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            let mut reason = format!("go build std: {}", last.unwrap_or("exited with an error"));
+            reason.truncate(reason.floor_char_boundary(200));
+            Err(reason)
+        }))
     }
 }
 

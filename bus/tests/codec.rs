@@ -135,6 +135,7 @@ fn heartbeat() {
         capacity: 3,
         repos: vec!["users".into()],
         started_at: Some(ts()),
+        build_cache: Some("warming".into()),
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);
@@ -251,4 +252,12 @@ fn reconcile() {
     });
     insta::assert_json_snapshot!("reconcile_done", wire(&done));
     round_trip(&done);
+}
+
+#[test]
+fn heartbeat_of_an_agent_without_build_cache_decodes() {
+    let old = r#"{"v":1,"agent_id":"micro-1","kind":"micro","host":"h","version":"0.1.0",
+        "running":[],"missing_images":[],"capacity":2}"#;
+    let heartbeat: Heartbeat = sdp_bus::decode(old.as_bytes()).expect("an older heartbeat decodes");
+    assert_eq!(heartbeat.build_cache, None);
 }
