@@ -2,13 +2,14 @@
 # Benchmarks of DESIGN §10 on real parts; prints result tables.
 #   scripts/bench.sh              # all
 #   SDP_BENCH_LINES=20000 scripts/bench.sh
+#   SDP_BENCH_GIT_COMMITS=20000 SDP_BENCH_GIT_FILES=5000 scripts/bench.sh   # smaller git repo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 sdp_install_deps
 # Benches run optimised; they start the release binaries.
 cargo build --locked --release --workspace --bins
-for bench in deploy log_pipeline dashboard_log; do
+for bench in deploy git_fetch log_pipeline dashboard_log; do
   cargo bench --locked -p sdp-control-plane --bench "$bench" 2>/dev/null | grep -E '^\|'
   echo
 done

@@ -49,6 +49,11 @@ pub(crate) struct Agent {
     pub tasks: TaskTracker,
     jobs: Mutex<HashMap<DeploymentId, Arc<JobHandle>>>,
     worktree_locks: Mutex<HashMap<(String, String), WorktreeLock>>,
+    /// One per repo: held while a fetch writes its shared store.
+    store_locks: Mutex<HashMap<String, WorktreeLock>>,
+    /// The flavour's build-cache warm-up, for heartbeats (`None`: nothing
+    /// to warm).
+    build_cache: Mutex<Option<String>>,
     host: String,
 }
 
@@ -71,6 +76,17 @@ impl Agent {
             .entry((sandbox.to_owned(), repo.to_owned()))
             .or_default()
             .clone()
+    }
+
+    /// Serialises fetches into one repo's shared store across jobs (the
+    /// store's file lock then covers other processes).
+    pub fn store_lock(&self, repo: &str) -> WorktreeLock {
+        let mut locks = self.store_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(repo.to_owned()).or_default().clone()
+    }
+
+    fn set_build_cache(&self, state: String) {
+        *self.build_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
     }
 
     pub fn unregister(&self, id: &DeploymentId) {
@@ -168,10 +184,14 @@ pub async fn run(
         tasks: TaskTracker::new(),
         jobs: Mutex::new(HashMap::new()),
         worktree_locks: Mutex::new(HashMap::new()),
+        store_locks: Mutex::new(HashMap::new()),
+        build_cache: Mutex::new(None),
         host: crate::hostname(),
     });
     tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
 
+    // Warm-up first, so the first heartbeat already says `warming`.
+    let warm = warm_build_cache(agent.clone(), stop.clone());
     let heartbeat = tokio::spawn(heartbeats(agent.clone()));
     loop {
         let next = tokio::select! {
@@ -192,6 +212,9 @@ pub async fn run(
     // agent that is winding down.
     drop(requests);
     heartbeat.abort();
+    if let Some(warm) = warm {
+        warm.abort();
+    }
     // Jobs' cancel tokens are children of `stop`: they wind down now.
     stop.cancel();
     agent.tasks.close();
@@ -355,6 +378,37 @@ pub(crate) async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Messag
     ));
 }
 
+/// Starts the flavour's cache warm-up in the background. Deploys do not
+/// wait for it: they run beside it and share the cache.
+fn warm_build_cache(
+    agent: Arc<Agent>,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let warm = agent
+        .flavour
+        .warm_cache(&agent.config.data_dir, &agent.cache_dir)?;
+    agent.set_build_cache("warming".to_owned());
+    Some(tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let state = tokio::select! {
+            result = warm => result,
+            // Dropping the future kills the child.
+            _ = stop.cancelled() => return,
+        };
+        let state = match state {
+            Ok(()) => {
+                tracing::info!(secs = started.elapsed().as_secs_f64(), "build cache warm");
+                "warm".to_owned()
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "build cache warm-up failed");
+                format!("failed: {reason}")
+            }
+        };
+        agent.set_build_cache(state);
+    }))
+}
+
 async fn heartbeats(agent: Arc<Agent>) {
     let subject = subject::agent_heartbeat(agent.kind(), agent.agent_id());
     let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
@@ -387,6 +441,11 @@ async fn heartbeats(agent: Arc<Agent>) {
             missing_images,
             repos,
             started_at: Some(started_at),
+            build_cache: agent
+                .build_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         };
         if let Err(err) = agent
             .client

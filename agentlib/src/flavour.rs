@@ -62,6 +62,18 @@ pub trait Flavour: Send + Sync + 'static {
         ctx: &'a BuildContext,
         events: &'a mut EventSink,
     ) -> BoxFuture<'a, Result<(), DeployError>>;
+
+    /// Fills the flavour's build cache when the agent starts, so the first
+    /// deploy on a fresh host does not compile the standard library. It runs
+    /// in the background beside deploys (the cache must be safe for that);
+    /// `None` when there is nothing to warm. The error is a short reason.
+    fn warm_cache(
+        &self,
+        _data_dir: &Path,
+        _cache_dir: &Path,
+    ) -> Option<BoxFuture<'static, Result<(), String>>> {
+        None
+    }
 }
 
 /// `go build` on the host, `CGO_ENABLED=0`, shared caches, no network.
@@ -87,26 +99,33 @@ impl Default for GoFlavour {
 impl GoFlavour {
     fn command(&self, ctx: &BuildContext, output: &Path) -> Command {
         let mut command = Command::new("go");
+        command.args(["build", "-trimpath"]);
+        self.go_env(&mut command, &ctx.data_dir, &ctx.cache_dir);
         command
-            .arg("build")
-            .arg("-trimpath")
             .arg("-o")
             .arg(output)
             .arg(crate::service::go_package_arg(&ctx.settings.main_package))
-            .current_dir(&ctx.worktree)
+            .current_dir(&ctx.worktree);
+        command
+    }
+
+    /// The environment of every `go build` the agent runs. The warm-up
+    /// uses it too: Go's cache keys include flags and env, so any
+    /// difference would warm entries no deploy ever hits.
+    fn go_env(&self, command: &mut Command, data_dir: &Path, cache_dir: &Path) {
+        command
             .env_clear()
             .env("PATH", &self.path)
-            .env("HOME", ctx.data_dir.join("home"))
-            .env("GOPATH", ctx.cache_dir.join("gopath"))
-            .env("GOCACHE", ctx.cache_dir.join("go-build"))
-            .env("GOMODCACHE", ctx.cache_dir.join("gomod"))
+            .env("HOME", data_dir.join("home"))
+            .env("GOPATH", cache_dir.join("gopath"))
+            .env("GOCACHE", cache_dir.join("go-build"))
+            .env("GOMODCACHE", cache_dir.join("gomod"))
             .env("CGO_ENABLED", "0")
             // -buildvcs=false: go must never run git in a tree it did not make.
             .env("GOFLAGS", "-mod=mod -buildvcs=false")
             .env("GOPROXY", "off")
             .env("GOTOOLCHAIN", "local")
             .env("GOTELEMETRY", "off");
-        command
     }
 }
 
@@ -173,6 +192,46 @@ impl Flavour for GoFlavour {
                 }),
             }
         })
+    }
+
+    /// `go build -trimpath std` into the shared `GOCACHE`; the packages a
+    /// service builds then come from the cache.
+    fn warm_cache(
+        &self,
+        data_dir: &Path,
+        cache_dir: &Path,
+    ) -> Option<BoxFuture<'static, Result<(), String>>> {
+        let home = data_dir.join("home");
+        // Niced: a deploy building beside it gets the CPU first.
+        let mut command = Command::new("nice");
+        command.args(["-n", "19", "go", "build", "-trimpath", "std"]);
+        self.go_env(&mut command, data_dir, cache_dir);
+        command
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let cache_dir = cache_dir.to_path_buf();
+        Some(Box::pin(async move {
+            for dir in [&home, &cache_dir] {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| format!("cannot create the build directories: {e}"))?;
+            }
+            let output = command.output().await.map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => "nice is not on the agent's PATH".to_owned(),
+                _ => format!("cannot run go: {e}"),
+            })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            let mut reason = format!("go build std: {}", last.unwrap_or("exited with an error"));
+            reason.truncate(reason.floor_char_boundary(200));
+            Err(reason)
+        }))
     }
 }
 

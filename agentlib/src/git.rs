@@ -1,6 +1,7 @@
 //! Git with libgit2 (git2): checking repos in `repos_dir`, fetching exactly
-//! one branch into a per-(sandbox, service) worktree whose git dir lives
-//! outside the tree, and verifying a credential against a probe repo.
+//! one branch into the repo's shared store ([`crate::git_store`]) and
+//! checking it out into a per-(sandbox, service) worktree whose git dir
+//! lives outside the tree, and verifying a credential against a probe repo.
 //!
 //! Every function here blocks: call it from `spawn_blocking`. The credential
 //! only ever reaches the credential callback, which hands it out once (a
@@ -273,22 +274,29 @@ pub struct FetchSpec<'a> {
     pub credential: &'a GitCredential,
     pub worktree: PathBuf,
     pub gitdir: PathBuf,
+    /// The repo's shared object store ([`crate::git_store::path`]).
+    pub store: PathBuf,
     /// Set to abort the transfer.
     pub cancel: Arc<AtomicBool>,
     /// Progress lines for the log.
     pub progress: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
+/// What a fetch brought.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// The branch's commit, 40 hex.
+    pub commit: String,
+    /// What the server sent: 0 objects when the store had them all.
+    pub received_objects: usize,
+    pub received_bytes: usize,
+}
+
 /// Opens the worktree's repository, creating it on first use. The git dir
 /// is `gitdir`, the work tree `worktree`; no `.git` is written in the tree.
-fn open_or_init(worktree: &Path, gitdir: &Path) -> Result<Repository, git2::Error> {
-    let repo = if gitdir.join("HEAD").is_file() {
-        Repository::open_ext(
-            gitdir,
-            RepositoryOpenFlags::NO_SEARCH,
-            std::iter::empty::<&OsStr>(),
-        )?
-    } else {
+/// Its objects come from `store` (alternates).
+fn open_or_init(worktree: &Path, gitdir: &Path, store: &Path) -> Result<Repository, git2::Error> {
+    if !gitdir.join("HEAD").is_file() {
         let mut options = RepositoryInitOptions::new();
         options
             .bare(false)
@@ -296,7 +304,7 @@ fn open_or_init(worktree: &Path, gitdir: &Path) -> Result<Repository, git2::Erro
             .mkpath(true)
             .external_template(false)
             .workdir_path(worktree);
-        let repo = Repository::init_opts(gitdir, &options)?;
+        drop(Repository::init_opts(gitdir, &options)?);
         // libgit2 links a separate work tree back with a `.git` file; the
         // tree is mounted into containers, so drop it (we always open the
         // git dir directly).
@@ -306,33 +314,45 @@ fn open_or_init(worktree: &Path, gitdir: &Path) -> Result<Repository, git2::Erro
                 git2::Error::from_str(&format!("cannot remove {}: {e}", link.display()))
             })?;
         }
-        repo
-    };
+    }
+    // Before opening: the object database reads alternates when it loads.
+    crate::git_store::link(gitdir, store)
+        .map_err(|e| git2::Error::from_str(&format!("cannot link the shared store: {e}")))?;
+    let repo = Repository::open_ext(
+        gitdir,
+        RepositoryOpenFlags::NO_SEARCH,
+        std::iter::empty::<&OsStr>(),
+    )?;
     repo.set_workdir(worktree, false)?;
     Ok(repo)
 }
 
-/// Fetches `+refs/heads/<branch>:refs/remotes/origin/<branch>` and checks
-/// the commit out (forced, untracked files removed, HEAD detached). Returns
-/// the commit's 40-hex id.
-pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<String, DeployError> {
-    let git_err = |step: &'static str| {
-        let repo = spec.repo.to_owned();
-        move |source: git2::Error| DeployError::Git { step, repo, source }
-    };
-    for dir in [&spec.worktree, &spec.gitdir] {
-        std::fs::create_dir_all(dir).map_err(|source| DeployError::Io {
-            what: format!("create the worktree of {}", spec.repo),
-            source,
-        })?;
-    }
-    let repository = open_or_init(&spec.worktree, &spec.gitdir).map_err(git_err("init"))?;
+fn git_err(
+    spec: &FetchSpec<'_>,
+    step: &'static str,
+) -> impl FnOnce(git2::Error) -> DeployError + use<> {
+    let repo = spec.repo.to_owned();
+    move |source: git2::Error| DeployError::Git { step, repo, source }
+}
+
+/// [`fetch_to_store`], then [`checkout`].
+pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<Fetched, DeployError> {
+    let fetched = fetch_to_store(spec)?;
+    checkout(spec, &fetched.commit)?;
+    Ok(fetched)
+}
+
+/// Fetches `+refs/heads/<branch>:refs/remotes/origin/<branch>` into the
+/// repo's shared store under its lock; returns the commit the server
+/// advertised for the branch. Every other ref of the store counts as
+/// "have", so only new objects travel.
+pub fn fetch_to_store(spec: &FetchSpec<'_>) -> Result<Fetched, DeployError> {
+    let _lock = crate::git_store::lock(&spec.store).map_err(|source| DeployError::Io {
+        what: format!("lock the shared store of {}", spec.repo),
+        source,
+    })?;
+    let store = crate::git_store::open(&spec.store).map_err(git_err(spec, "init"))?;
     let local_ref = format!("refs/remotes/origin/{}", spec.branch);
-    // A stale ref from an earlier fetch must not stand in for a branch that
-    // is gone: drop it, objects stay, so the fetch is still incremental.
-    if let Ok(mut reference) = repository.find_reference(&local_ref) {
-        reference.delete().map_err(git_err("ref cleanup"))?;
-    }
 
     let refused = Cell::new(false);
     let mut callbacks = credential_once(spec.credential, &refused);
@@ -357,9 +377,9 @@ pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<String, DeployError> {
         .prune(FetchPrune::Off)
         .update_fetchhead(false);
     let refspec = format!("+refs/heads/{}:{local_ref}", spec.branch);
-    let mut remote = repository
+    let mut remote = store
         .remote_anonymous(spec.url)
-        .map_err(git_err("remote"))?;
+        .map_err(git_err(spec, "remote"))?;
     if let Err(err) = remote.fetch(&[refspec.as_str()], Some(&mut options), None) {
         if spec.cancel.load(Ordering::Relaxed) {
             return Err(DeployError::Cancelled);
@@ -378,36 +398,71 @@ pub fn fetch_and_checkout(spec: &FetchSpec<'_>) -> Result<String, DeployError> {
                 source: err,
             });
         }
-        return Err(git_err("fetch")(err));
+        return Err(git_err(spec, "fetch")(err));
     }
-    drop(remote);
     if spec.cancel.load(Ordering::Relaxed) {
         return Err(DeployError::Cancelled);
     }
-
-    let commit = match repository.find_reference(&local_ref) {
-        Ok(reference) => reference.peel_to_commit().map_err(git_err("checkout"))?,
-        Err(err) if err.code() == ErrorCode::NotFound => {
-            return Err(DeployError::BranchMissing {
-                branch: spec.branch.to_owned(),
-                repo: spec.repo.to_owned(),
-            });
-        }
-        Err(err) => return Err(git_err("checkout")(err)),
+    // What the server advertised, not the store's ref: a stale ref of a
+    // branch that is gone must not stand in for it (the ref stays, as a
+    // "have" for later fetches).
+    let wanted = format!("refs/heads/{}", spec.branch);
+    let tip = remote
+        .list()
+        .map_err(git_err(spec, "fetch"))?
+        .iter()
+        .find(|head| head.name() == wanted)
+        .map(|head| head.oid());
+    let Some(tip) = tip else {
+        return Err(DeployError::BranchMissing {
+            branch: spec.branch.to_owned(),
+            repo: spec.repo.to_owned(),
+        });
     };
+    let stats = remote.stats();
+    Ok(Fetched {
+        commit: tip.to_string(),
+        received_objects: stats.received_objects(),
+        received_bytes: stats.received_bytes(),
+    })
+}
+
+/// Checks `commit` (already in the store) out into the worktree: forced,
+/// untracked files removed, HEAD detached.
+pub fn checkout(spec: &FetchSpec<'_>, commit: &str) -> Result<(), DeployError> {
+    for dir in [&spec.worktree, &spec.gitdir] {
+        std::fs::create_dir_all(dir).map_err(|source| DeployError::Io {
+            what: format!("create the worktree of {}", spec.repo),
+            source,
+        })?;
+    }
+    let repository =
+        open_or_init(&spec.worktree, &spec.gitdir, &spec.store).map_err(git_err(spec, "init"))?;
+    let oid = git2::Oid::from_str(commit).map_err(git_err(spec, "checkout"))?;
+    let commit = repository
+        .find_commit(oid)
+        .map_err(git_err(spec, "checkout"))?;
+    repository
+        .reference(
+            &format!("refs/remotes/origin/{}", spec.branch),
+            oid,
+            true,
+            "sdp: fetched into the shared store",
+        )
+        .map_err(git_err(spec, "checkout"))?;
     let mut checkout = CheckoutBuilder::new();
     checkout.force().remove_untracked(true);
     repository
         .checkout_tree(commit.as_object(), Some(&mut checkout))
-        .map_err(git_err("checkout"))?;
+        .map_err(git_err(spec, "checkout"))?;
     repository
         .set_head_detached(commit.id())
-        .map_err(git_err("checkout"))?;
+        .map_err(git_err(spec, "checkout"))?;
     // No commit can hold a `.git` entry, and checkout leaves one alone: if
     // anything planted one (hooks, core.fsmonitor), remove it so no tool run
     // in the tree (go, composer) picks it up as a repository.
-    remove_planted_git_dir(&spec.worktree).map_err(git_err("checkout"))?;
-    Ok(commit.id().to_string())
+    remove_planted_git_dir(&spec.worktree).map_err(git_err(spec, "checkout"))?;
+    Ok(())
 }
 
 fn remove_planted_git_dir(worktree: &Path) -> Result<(), git2::Error> {
@@ -449,15 +504,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let worktree = dir.path().join("wt/sb/users");
         let gitdir = dir.path().join("gitdirs/sb/users.git");
+        let store = crate::git_store::path(dir.path(), "users");
         std::fs::create_dir_all(&worktree).expect("mkdir");
-        let repo = open_or_init(&worktree, &gitdir).expect("init");
+        let repo = open_or_init(&worktree, &gitdir, &store).expect("init");
         assert_eq!(
             repo.workdir().map(Path::to_path_buf),
             Some(worktree.clone())
         );
         drop(repo);
         assert!(!worktree.join(".git").exists());
-        let repo = open_or_init(&worktree, &gitdir).expect("reopen");
+        let repo = open_or_init(&worktree, &gitdir, &store).expect("reopen");
         assert_eq!(
             repo.workdir().map(Path::to_path_buf),
             Some(worktree.clone())

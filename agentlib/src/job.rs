@@ -183,6 +183,9 @@ pub(crate) async fn run_job(
 pub(crate) struct Paths {
     pub worktree: PathBuf,
     pub gitdir: PathBuf,
+    /// The repo's object store, shared by every sandbox (not removed by a
+    /// teardown).
+    pub store: PathBuf,
     pub artifact_dir: PathBuf,
     /// `routes/<sandbox>/<repo>.json`: the route table mounted into the
     /// container (flavours with [`crate::ContainerSpec::routes_file`]).
@@ -203,6 +206,7 @@ impl Paths {
                 .join("gitdirs")
                 .join(sandbox)
                 .join(format!("{repo}.git")),
+            store: crate::git_store::path(data_dir, repo),
             artifact_dir: data_dir.join("builds").join(sandbox).join(repo),
             routes_file: data_dir
                 .join("routes")
@@ -403,6 +407,8 @@ async fn fetch_and_build(
         .worktree_lock(&request.sandbox, repo)
         .lock_owned()
         .await;
+    // Taken after the worktree lock, always in this order.
+    let store_lock = agent.store_lock(repo).lock_owned().await;
     let (progress, mut progress_lines) = tokio::sync::mpsc::unbounded_channel();
     let spec = OwnedFetch {
         repo: repo.to_owned(),
@@ -411,16 +417,22 @@ async fn fetch_and_build(
         credential: request.credential.clone(),
         worktree: paths.worktree.clone(),
         gitdir: paths.gitdir.clone(),
+        store: paths.store.clone(),
         cancel: state.git_cancel.clone(),
         progress,
     };
-    // The blocking task keeps the worktree lock until git is done, even if
-    // this job is cancelled meanwhile.
+    // The blocking task keeps the locks until git is done, even if this job
+    // is cancelled meanwhile; the store's only for the fetch, so other
+    // sandboxes of the repo fetch while this one checks out.
     let mut fetch = tokio::task::spawn_blocking(move || {
         let _lock = lock;
-        crate::git::fetch_and_checkout(&spec.borrowed())
+        let fetched = crate::git::fetch_to_store(&spec.borrowed());
+        drop(store_lock);
+        let fetched = fetched?;
+        crate::git::checkout(&spec.borrowed(), &fetched.commit)?;
+        Ok::<_, DeployError>(fetched)
     });
-    let commit = loop {
+    let fetched = loop {
         tokio::select! {
             line = progress_lines.recv() => {
                 if let Some(line) = line {
@@ -435,6 +447,11 @@ async fn fetch_and_build(
     while let Ok(line) = progress_lines.try_recv() {
         sink.system(line).await;
     }
+    if fetched.received_objects == 0 {
+        sink.system("nothing new to fetch: the agent had every object".to_owned())
+            .await;
+    }
+    let commit = fetched.commit;
     sink.system(format!("checked out {commit}")).await;
     state.commit = Some(commit.clone());
 
@@ -608,6 +625,7 @@ struct OwnedFetch {
     credential: sdp_bus::GitCredential,
     worktree: std::path::PathBuf,
     gitdir: std::path::PathBuf,
+    store: std::path::PathBuf,
     cancel: Arc<AtomicBool>,
     progress: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -621,6 +639,7 @@ impl OwnedFetch {
             credential: &self.credential,
             worktree: self.worktree.clone(),
             gitdir: self.gitdir.clone(),
+            store: self.store.clone(),
             cancel: self.cancel.clone(),
             progress: self.progress.clone(),
         }

@@ -7,7 +7,8 @@
 //!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.{teardown,reconcile}`
 //!   ([`rpc`]); each message is handled in its own task;
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
-//! - one task per deployment ([`job`]): queued → fetching ([`git`]) →
+//! - one task per deployment ([`job`]): queued → fetching ([`git`], into
+//!   the repo's shared store [`git_store`]) →
 //!   building ([`Flavour::build`]) → starting ([`docker`]) → health →
 //!   result (or, for a `reuse_build` re-apply of a recorded build, queued →
 //!   starting → health → result); the service's settings come from its
@@ -27,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod flavour;
 pub mod git;
+pub mod git_store;
 pub mod job;
 pub mod php;
 pub mod rpc;

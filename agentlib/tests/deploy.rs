@@ -14,8 +14,8 @@ use futures::StreamExt;
 use sdp_agentlib::GoFlavour;
 use sdp_bus::{
     CredentialsVerified, DeployAccepted, DeployRequest, DeploymentId, Event, EventBody,
-    GitCredential, Heartbeat, LogStream, Reply, RpcErrorCode, Secret, Status, VerifyCredentials,
-    decode, encode, subject,
+    GitCredential, Heartbeat, LogStream, Reply, RpcErrorCode, Secret, Status, Teardown,
+    TeardownDone, VerifyCredentials, decode, encode, subject,
 };
 use sdp_testkit::{GoFixture, ReposDir, containers_with_label, ensure_busybox_image, wait_for};
 
@@ -524,5 +524,70 @@ async fn newer_deployment_supersedes_a_running_one() {
     assert_eq!(status, Status::Running, "{error:?}");
     let body = get_json(&url.expect("url")).await;
     assert_eq!(body["branch"], "feature/x");
+    h.stop().await;
+}
+
+/// Two sandboxes deploy one repo at once through the shared store; tearing
+/// one down leaves the other running and able to redeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandboxes_share_a_repo_and_survive_each_others_teardown() {
+    let h = Harness::start(Options::default()).await;
+    let alpha = h.request("main", PASSWORD);
+    let mut beta = h.request("main", PASSWORD);
+    beta.sandbox = "beta".into();
+    h.deploy(&alpha).await;
+    h.deploy(&beta).await;
+    let (alpha_events, beta_events) = tokio::join!(
+        h.events_until_result(&alpha.deployment_id),
+        h.events_until_result(&beta.deployment_id)
+    );
+    for events in [&alpha_events, &beta_events] {
+        let (status, _, error, commit, _) = result(events);
+        assert_eq!(status, Status::Running, "error: {error:?}");
+        assert_eq!(commit.as_deref(), Some(h.fixture.commit("main").as_str()));
+        assert_no_canary(events);
+    }
+    // One of them fetched; the other found every object in the store.
+    let nothing_new = |events: &[Event]| {
+        events.iter().any(|e| matches!(&e.body, EventBody::Log { line, .. } if line.starts_with("nothing new to fetch")))
+    };
+    assert!(
+        nothing_new(&alpha_events) != nothing_new(&beta_events),
+        "exactly one deployment fetched: {alpha_events:#?} {beta_events:#?}"
+    );
+    let data = h.agent.data.path();
+    assert!(data.join("stores/users.git/objects").is_dir());
+
+    let teardown = Teardown {
+        sandbox: "alpha".into(),
+    };
+    let reply = h
+        .client
+        .request(
+            subject::agent_cmd(&h.agent_id, subject::TEARDOWN),
+            encode(&teardown).into(),
+        )
+        .await
+        .expect("teardown request");
+    let done: Reply<TeardownDone> = decode(&reply.payload).expect("teardown reply");
+    assert_eq!(done.into_result().expect("torn down").worktrees_removed, 1);
+    assert!(!data.join("worktrees/alpha").exists());
+    assert!(!data.join("gitdirs/alpha").exists());
+    assert!(data.join("stores/users.git/objects").is_dir());
+
+    // beta still serves, and redeploys a new commit incrementally.
+    let (_, url, ..) = result(&beta_events);
+    let body = get_json(&url.expect("beta url")).await;
+    assert_eq!(body["revision"], "1");
+    let new_commit = h.fixture.push_revision("main", "2");
+    let mut again = h.request("main", PASSWORD);
+    again.sandbox = "beta".into();
+    h.deploy(&again).await;
+    let events = h.events_until_result(&again.deployment_id).await;
+    let (status, url, error, commit, _) = result(&events);
+    assert_eq!(status, Status::Running, "error: {error:?}");
+    assert_eq!(commit.as_deref(), Some(new_commit.as_str()));
+    assert_eq!(get_json(&url.expect("url")).await["revision"], "2");
+    assert_not_on_disk(data, PASSWORD);
     h.stop().await;
 }

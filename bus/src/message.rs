@@ -466,6 +466,10 @@ pub struct Heartbeat {
     /// and the control plane asks it to reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// The agent's build-cache warm-up after it started: `warming`, `warm`
+    /// or `failed: <reason>`; absent when its flavour warms nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_cache: Option<String>,
 }
 
 /// `agent.rpc.<kind>.verify_credentials`.

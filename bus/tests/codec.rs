@@ -140,6 +140,7 @@ fn heartbeat() {
         capacity: 3,
         repos: vec!["users".into()],
         started_at: Some(ts()),
+        build_cache: Some("warming".into()),
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);
@@ -279,4 +280,12 @@ fn single_line_log_events_still_read() {
         vec![(LogStream::Stdout, "a"), (LogStream::Stdout, "b")]
     );
     assert_eq!(batch.status(), None);
+}
+
+#[test]
+fn heartbeat_of_an_agent_without_build_cache_decodes() {
+    let old = r#"{"v":1,"agent_id":"micro-1","kind":"micro","host":"h","version":"0.1.0",
+        "running":[],"missing_images":[],"capacity":2}"#;
+    let heartbeat: Heartbeat = sdp_bus::decode(old.as_bytes()).expect("an older heartbeat decodes");
+    assert_eq!(heartbeat.build_cache, None);
 }

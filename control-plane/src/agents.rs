@@ -41,6 +41,8 @@ pub struct AgentView {
     pub missing_images: Vec<String>,
     pub capacity: u32,
     pub repos: Vec<String>,
+    /// `warming`, `warm`, `failed: …`, or null (nothing to warm).
+    pub build_cache: Option<String>,
 }
 
 impl Registry {
@@ -94,6 +96,7 @@ impl Registry {
                 missing_images: seen.heartbeat.missing_images,
                 capacity: seen.heartbeat.capacity,
                 repos: seen.heartbeat.repos,
+                build_cache: seen.heartbeat.build_cache,
             })
             .collect();
         views.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));

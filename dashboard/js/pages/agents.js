@@ -6,6 +6,15 @@ import { timeEl, deploymentLink } from '../format.js';
 
 const POLL_MS = 4000;
 
+// The agent's build-cache warm-up: `warming`, `warm`, `failed: …`, or null
+// when its kind warms nothing.
+function buildCache(state) {
+  if (!state) return el('span', { class: 'muted' }, '—');
+  if (state === 'warm') return el('span', { class: 'badge ok' }, 'warm');
+  if (state === 'warming') return el('span', { class: 'badge warn', title: 'Compiling the standard library; deploys run meanwhile' }, 'warming');
+  return el('span', { class: 'badge danger', title: state }, 'failed');
+}
+
 export async function render(view) {
   const body = el('div', { class: 'card-body flush' }, loading());
   view.append(
@@ -26,7 +35,7 @@ export async function render(view) {
         replace(body, el('table', { class: 'table', id: 'agents-table' },
           el('thead', {}, el('tr', {}, el('th', {}, 'Agent'), el('th', {}, 'State'), el('th', {}, 'Kind'),
             el('th', {}, 'Host'), el('th', {}, 'Version'), el('th', {}, 'Running'), el('th', {}, 'Capacity'),
-            el('th', {}, 'Last seen'), el('th', {}, 'Warnings'))),
+            el('th', {}, 'Build cache'), el('th', {}, 'Last seen'), el('th', {}, 'Warnings'))),
           el('tbody', {}, agents.map((a) => el('tr', { dataset: { agent: a.id } },
             el('td', { class: 'mono' }, a.id),
             el('td', {}, a.online ? el('span', { class: 'badge ok' }, 'online') : el('span', { class: 'badge danger' }, 'offline')),
@@ -37,6 +46,7 @@ export async function render(view) {
               ? el('div', { class: 'chip-list' }, a.running.map((id, i) => [i ? ' ' : '', deploymentLink(id)]))
               : el('span', { class: 'muted' }, 'idle')),
             el('td', {}, String(a.capacity ?? '—')),
+            el('td', { class: 'build-cache' }, buildCache(a.build_cache)),
             el('td', {}, timeEl(a.last_seen)),
             el('td', {}, (a.missing_images ?? []).length
               ? el('div', { class: 'badge warn', title: 'Load it on the host with docker load' },
