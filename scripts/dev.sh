@@ -39,7 +39,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
   echo "==> building"
   cargo build --locked --workspace --bins
 fi
-BIN="$PWD/target/debug"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 mkdir -p "$DEV"/{nats,repos,repos-gateway,control-plane,agent-micro,agent-gateway,logs}
 
 pids=()
