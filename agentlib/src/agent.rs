@@ -54,6 +54,9 @@ pub(crate) struct Agent {
     /// The flavour's build-cache warm-up, for heartbeats (`None`: nothing
     /// to warm).
     build_cache: Mutex<Option<String>>,
+    /// How many deployments are building now: the warm-up stands aside
+    /// while any is (both would compile the same packages at once).
+    builds: tokio::sync::watch::Sender<usize>,
     host: String,
 }
 
@@ -83,6 +86,12 @@ impl Agent {
     pub fn store_lock(&self, repo: &str) -> WorktreeLock {
         let mut locks = self.store_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(repo.to_owned()).or_default().clone()
+    }
+
+    /// Counts a build in flight until the guard drops.
+    pub fn building(&self) -> BuildGuard<'_> {
+        self.builds.send_modify(|n| *n += 1);
+        BuildGuard { agent: self }
     }
 
     fn set_build_cache(&self, state: String) {
@@ -186,6 +195,7 @@ pub async fn run(
         worktree_locks: Mutex::new(HashMap::new()),
         store_locks: Mutex::new(HashMap::new()),
         build_cache: Mutex::new(None),
+        builds: tokio::sync::watch::Sender::new(0),
         host: crate::hostname(),
     });
     tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
@@ -378,24 +388,62 @@ pub(crate) async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Messag
     ));
 }
 
-/// Starts the flavour's cache warm-up in the background. Deploys do not
-/// wait for it: they run beside it and share the cache.
+/// A build in flight (see [`Agent::building`]).
+pub struct BuildGuard<'a> {
+    agent: &'a Agent,
+}
+
+impl Drop for BuildGuard<'_> {
+    fn drop(&mut self) {
+        self.agent.builds.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Starts the flavour's cache warm-up in the background. Deploys never wait
+/// for it; it waits for them: while a deployment builds, the warm-up is
+/// stopped (its child killed; what it finished stays in the cache) and it
+/// starts again once no build runs, so a first deploy on a fresh agent
+/// gets the CPU and compiles the standard library only once.
 fn warm_build_cache(
     agent: Arc<Agent>,
     stop: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let warm = agent
-        .flavour
-        .warm_cache(&agent.config.data_dir, &agent.cache_dir)?;
+    // Only flavours with a cache to warm; the future is made again (and
+    // only then runs) each time the warm-up (re)starts.
+    drop(
+        agent
+            .flavour
+            .warm_cache(&agent.config.data_dir, &agent.cache_dir)?,
+    );
     agent.set_build_cache("warming".to_owned());
     Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let state = tokio::select! {
-            result = warm => result,
-            // Dropping the future kills the child.
-            _ = stop.cancelled() => return,
+        let mut builds = agent.builds.subscribe();
+        let result = loop {
+            // Cancel-safe: `wait_for` only reads the watch.
+            tokio::select! {
+                idle = builds.wait_for(|n| *n == 0) => if idle.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+            let Some(warm) = agent
+                .flavour
+                .warm_cache(&agent.config.data_dir, &agent.cache_dir)
+            else {
+                return;
+            };
+            agent.set_build_cache("warming".to_owned());
+            tokio::select! {
+                result = warm => break result,
+                // Dropping the future kills the child.
+                _ = stop.cancelled() => return,
+                busy = builds.wait_for(|n| *n > 0) => {
+                    if busy.is_err() { return }
+                    tracing::info!("a deployment is building: build-cache warm-up paused");
+                    agent.set_build_cache("paused".to_owned());
+                }
+            }
         };
-        let state = match state {
+        let state = match result {
             Ok(()) => {
                 tracing::info!(secs = started.elapsed().as_secs_f64(), "build cache warm");
                 "warm".to_owned()

@@ -65,8 +65,9 @@ pub trait Flavour: Send + Sync + 'static {
 
     /// Fills the flavour's build cache when the agent starts, so the first
     /// deploy on a fresh host does not compile the standard library. It runs
-    /// in the background beside deploys (the cache must be safe for that);
-    /// `None` when there is nothing to warm. The error is a short reason.
+    /// in the background and is dropped (its children must die with it)
+    /// while a deployment builds, then made and run again; `None` when
+    /// there is nothing to warm. The error is a short reason.
     fn warm_cache(
         &self,
         _data_dir: &Path,

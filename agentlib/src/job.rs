@@ -476,6 +476,7 @@ async fn fetch_and_build(
         cache_dir: agent.cache_dir.clone(),
         settings: settings.clone(),
     };
+    let _building = agent.building();
     agent.flavour.build(&ctx, sink).await?;
     sink.phase(Status::Starting, Some(commit.clone())).await;
     Ok((commit, settings))

@@ -1,9 +1,13 @@
 //! The Go flavour warms its build cache when the agent starts, and says so
-//! in heartbeats: `warming`, then `warm` (or `failed: …`). Real nats-server,
-//! Docker engine and go.
+//! in heartbeats: `warming`, then `warm` (or `failed: …`); a deployment's
+//! build pauses it. Real nats-server, Docker engine, git server and go.
 
-use std::path::PathBuf;
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -52,7 +56,9 @@ async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Optio
             .expect("heartbeat stream");
         let heartbeat: Heartbeat = decode(&message.payload).expect("heartbeat decodes");
         let state = heartbeat.build_cache;
-        let settled = state.as_deref().is_some_and(|s| s != "warming");
+        let settled = state
+            .as_deref()
+            .is_some_and(|s| s != "warming" && s != "paused");
         states.push(state);
         if settled {
             break;
@@ -97,4 +103,110 @@ async fn a_warm_up_without_go_reports_why_it_failed() {
         last.starts_with("failed: go build std: ") && last.contains("go"),
         "{states:?}"
     );
+}
+
+/// The Go flavour, but its warm-up is a child that never ends by itself
+/// (`sleep`), so the only way it starts a second time is being stopped for
+/// a build and started again.
+struct EndlessWarmUp {
+    go: GoFlavour,
+    starts: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+}
+
+/// Counts a warm-up future dropped (and its child killed with it).
+struct CountDrop(Arc<AtomicUsize>);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl sdp_agentlib::Flavour for EndlessWarmUp {
+    fn kind(&self) -> &'static str {
+        self.go.kind()
+    }
+
+    fn default_base_image(&self) -> &'static str {
+        self.go.default_base_image()
+    }
+
+    fn container(&self, settings: &sdp_bus::ServiceSettings) -> sdp_agentlib::ContainerSpec {
+        self.go.container(settings)
+    }
+
+    fn build<'a>(
+        &'a self,
+        ctx: &'a sdp_agentlib::BuildContext,
+        events: &'a mut sdp_agentlib::EventSink,
+    ) -> futures::future::BoxFuture<'a, Result<(), sdp_agentlib::DeployError>> {
+        self.go.build(ctx, events)
+    }
+
+    fn warm_cache(
+        &self,
+        _data_dir: &Path,
+        _cache_dir: &Path,
+    ) -> Option<futures::future::BoxFuture<'static, Result<(), String>>> {
+        let (starts, stops) = (self.starts.clone(), self.stops.clone());
+        Some(Box::pin(async move {
+            starts.fetch_add(1, Ordering::SeqCst);
+            let _dropped = CountDrop(stops);
+            let mut sleep = tokio::process::Command::new("sleep");
+            sleep.arg("3600").kill_on_drop(true);
+            let status = sleep.status().await.map_err(|e| e.to_string())?;
+            Err(format!("sleep ended: {status}"))
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_pauses_the_warm_up_and_it_resumes_after() {
+    let world = common::World::start("pw-warm").await;
+    let _fixture = sdp_testkit::GoFixture::create(&world.git, "users", &["main"]);
+    let repos = ReposDir::new();
+    repos.add("users", &world.git.url("users"));
+    let (starts, stops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let flavour = EndlessWarmUp {
+        go: GoFlavour::default(),
+        starts: starts.clone(),
+        stops: stops.clone(),
+    };
+    let agent = common::TestAgent::start(
+        &world,
+        "warm",
+        Arc::new(flavour),
+        ensure_busybox_image(),
+        repos,
+        |config| config.health.path = "/healthz".into(),
+    )
+    .await;
+    sdp_testkit::wait_for("the warm-up to start", Duration::from_secs(20), || async {
+        (starts.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(agent.wait_heartbeat(&world).await.build_cache.as_deref(), Some("warming"));
+
+    let request = common::deploy_request("alpha", "users", "main", "pw-warm");
+    let reply: sdp_bus::Reply<sdp_bus::DeployAccepted> = world
+        .request(subject::deploy_request("micro"), &request)
+        .await;
+    reply.into_result().expect("accepted");
+    let events = world.events_until_result(&request.deployment_id).await;
+    assert!(
+        matches!(
+            events.last().map(|e| &e.body),
+            Some(sdp_bus::EventBody::Result { status: sdp_bus::Status::Running, .. })
+        ),
+        "{events:#?}"
+    );
+    // The build stopped the warm-up (its child killed with the future);
+    // once no build ran, it started again.
+    sdp_testkit::wait_for("the warm-up to start again", Duration::from_secs(20), || async {
+        (starts.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    assert_eq!(stops.load(Ordering::SeqCst), 1, "the first warm-up was stopped once");
+    agent.stop().await;
 }
