@@ -549,7 +549,10 @@ async fn two_sandboxes_share_a_repo_and_survive_each_others_teardown() {
     }
     // One of them fetched; the other found every object in the store.
     let nothing_new = |events: &[Event]| {
-        events.iter().any(|e| matches!(&e.body, EventBody::Log { line, .. } if line.starts_with("nothing new to fetch")))
+        events
+            .iter()
+            .flat_map(|e| e.body.log_lines())
+            .any(|(_, line)| line.starts_with("nothing new to fetch"))
     };
     assert!(
         nothing_new(&alpha_events) != nothing_new(&beta_events),

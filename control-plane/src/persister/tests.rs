@@ -229,3 +229,25 @@ fn the_log_file_is_cut_back_to_what_was_committed() {
     f.write(&[line(&id, 2, "next")]);
     assert_eq!(f.log(&id), "committed\nnext\n");
 }
+
+#[test]
+fn a_logs_batch_writes_every_line_and_mixes_with_single_lines() {
+    let mut f = Fixture::new();
+    let id = f.deployment();
+    let batch = event(
+        &id,
+        2,
+        EventBody::Logs {
+            stream: LogStream::Stderr,
+            first_line: 2,
+            lines: vec!["two".into(), String::new(), "four".into()],
+        },
+    );
+    assert!(f.write(&[line(&id, 1, "one"), batch.clone()]).is_empty());
+    assert!(f.write(&[line(&id, 3, "five")]).is_empty());
+    assert_eq!(f.log(&id), "one\ntwo\n\nfour\nfive\n");
+    // Redelivered, the batch adds nothing.
+    assert!(f.write(&[batch]).is_empty());
+    assert_eq!(f.seqs(&id), [1, 2, 3]);
+    assert_eq!(f.log(&id), "one\ntwo\n\nfour\nfive\n");
+}

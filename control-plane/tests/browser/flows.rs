@@ -251,8 +251,14 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
     browser.wait_for(&agent_row).await;
     let agent_text = browser.text(&agent_row).await;
     assert!(agent_text.contains("online"));
-    // Its build cache: `warming` or `warm` (Go agents warm it at start).
-    assert!(agent_text.contains("warm"), "{agent_text}");
+    // Its build cache (Go agents warm it at start; a build pauses it).
+    let cache = browser
+        .text(&format!("{agent_row} .build-cache"))
+        .await;
+    assert!(
+        ["warming", "paused", "warm"].contains(&cache.as_str()),
+        "{cache} in {agent_text}"
+    );
     browser.screenshot("agents").await;
 
     browser.close().await;

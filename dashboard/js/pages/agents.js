@@ -6,12 +6,13 @@ import { timeEl, deploymentLink } from '../format.js';
 
 const POLL_MS = 4000;
 
-// The agent's build-cache warm-up: `warming`, `warm`, `failed: …`, or null
-// when its kind warms nothing.
+// The agent's build-cache warm-up: `warming`, `paused`, `warm`, `failed: …`,
+// or null when its kind warms nothing.
 function buildCache(state) {
   if (!state) return el('span', { class: 'muted' }, '—');
   if (state === 'warm') return el('span', { class: 'badge ok' }, 'warm');
   if (state === 'warming') return el('span', { class: 'badge warn', title: 'Compiling the standard library; deploys run meanwhile' }, 'warming');
+  if (state === 'paused') return el('span', { class: 'badge info', title: 'A deployment is building; the warm-up resumes after it' }, 'paused');
   return el('span', { class: 'badge danger', title: state }, 'failed');
 }
 
