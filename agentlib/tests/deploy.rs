@@ -201,7 +201,10 @@ async fn deploys_feature_branch_and_redeploy_replaces_container() {
     let expected_commit = h.fixture.commit("feature/x");
     assert_eq!(commit.as_deref(), Some(expected_commit.as_str()));
     assert!(
-        events.iter().flat_map(|e| e.body.log_lines()).any(|(stream, line)| stream == LogStream::System && line.starts_with("$ go build")),
+        events
+            .iter()
+            .flat_map(|e| e.body.log_lines())
+            .any(|(stream, line)| stream == LogStream::System && line.starts_with("$ go build")),
         "the build command is logged: {events:#?}"
     );
     assert!(events.iter().any(|e| matches!(&e.body, EventBody::Phase { phase: Status::Building, commit: Some(c) } if *c == expected_commit)));

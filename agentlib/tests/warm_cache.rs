@@ -186,7 +186,10 @@ async fn a_deploy_pauses_the_warm_up_and_it_resumes_after() {
         (starts.load(Ordering::SeqCst) == 1).then_some(())
     })
     .await;
-    assert_eq!(agent.wait_heartbeat(&world).await.build_cache.as_deref(), Some("warming"));
+    assert_eq!(
+        agent.wait_heartbeat(&world).await.build_cache.as_deref(),
+        Some("warming")
+    );
 
     let request = common::deploy_request("alpha", "users", "main", "pw-warm");
     let reply: sdp_bus::Reply<sdp_bus::DeployAccepted> = world
@@ -197,16 +200,25 @@ async fn a_deploy_pauses_the_warm_up_and_it_resumes_after() {
     assert!(
         matches!(
             events.last().map(|e| &e.body),
-            Some(sdp_bus::EventBody::Result { status: sdp_bus::Status::Running, .. })
+            Some(sdp_bus::EventBody::Result {
+                status: sdp_bus::Status::Running,
+                ..
+            })
         ),
         "{events:#?}"
     );
     // The build stopped the warm-up (its child killed with the future);
     // once no build ran, it started again.
-    sdp_testkit::wait_for("the warm-up to start again", Duration::from_secs(20), || async {
-        (starts.load(Ordering::SeqCst) == 2).then_some(())
-    })
+    sdp_testkit::wait_for(
+        "the warm-up to start again",
+        Duration::from_secs(20),
+        || async { (starts.load(Ordering::SeqCst) == 2).then_some(()) },
+    )
     .await;
-    assert_eq!(stops.load(Ordering::SeqCst), 1, "the first warm-up was stopped once");
+    assert_eq!(
+        stops.load(Ordering::SeqCst),
+        1,
+        "the first warm-up was stopped once"
+    );
     agent.stop().await;
 }

@@ -112,7 +112,11 @@ fn events() {
         EventBody::Logs {
             stream: LogStream::Stdout,
             first_line: 42,
-            lines: vec!["ok  example.com/users 0.01s".into(), "".into(), "done".into()],
+            lines: vec![
+                "ok  example.com/users 0.01s".into(),
+                "".into(),
+                "done".into(),
+            ],
         },
     ];
     for (n, body) in bodies.into_iter().enumerate() {

@@ -203,9 +203,7 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
         .await;
     browser.click("#log-only-matches").await;
     let visible = browser
-        .js(
-            "return document.querySelectorAll('#log .log-line[data-n]').length;",
-        )
+        .js("return document.querySelectorAll('#log .log-line[data-n]').length;")
         .await;
     assert!(visible.as_u64().expect("count") < rows.len() as u64);
     browser.click("#log-only-matches").await;
@@ -252,9 +250,7 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
     let agent_text = browser.text(&agent_row).await;
     assert!(agent_text.contains("online"));
     // Its build cache (Go agents warm it at start; a build pauses it).
-    let cache = browser
-        .text(&format!("{agent_row} .build-cache"))
-        .await;
+    let cache = browser.text(&format!("{agent_row} .build-cache")).await;
     assert!(
         ["warming", "paused", "warm"].contains(&cache.as_str()),
         "{cache} in {agent_text}"
@@ -516,7 +512,11 @@ async fn browser_long_log_draws_only_rows_in_view() {
         .js("const rows = document.getElementById('log').logRows(); \
              return [rows.length, rows.every((r, i) => r[0] === i + 1)];")
         .await;
-    assert_eq!(numbered, json!([LINES, true]), "every line once, numbered 1..n");
+    assert_eq!(
+        numbered,
+        json!([LINES, true]),
+        "every line once, numbered 1..n"
+    );
     let in_view = "const box = document.getElementById('log').getBoundingClientRect(); \
                    const row = document.querySelector('#log .log-line[data-n=\"N\"]'); \
                    if (!row) return false; const r = row.getBoundingClientRect(); \
@@ -538,8 +538,13 @@ async fn browser_long_log_draws_only_rows_in_view() {
     let last = browser
         .text(&format!("#log .log-line[data-n=\"{LINES}\"] .txt"))
         .await;
-    let expected = log_feed::fed_line(LINES).replace("\x1b[32m", "").replace("\x1b[0m", "");
-    assert_eq!(last, expected, "the ANSI codes are drawn as colour, not text");
+    let expected = log_feed::fed_line(LINES)
+        .replace("\x1b[32m", "")
+        .replace("\x1b[0m", "");
+    assert_eq!(
+        last, expected,
+        "the ANSI codes are drawn as colour, not text"
+    );
     browser
         .js("document.getElementById('log').scrollTop = 0;")
         .await;

@@ -31,9 +31,7 @@ async fn deploy_watch_redeploy_and_replay() {
         .position(|e| e["body"]["phase"] == "starting")
         .expect("starting");
     assert!(
-        events[building..starting]
-            .iter()
-            .any(is_log),
+        events[building..starting].iter().any(is_log),
         "no build log lines between building and starting: {events:#?}"
     );
     let first_commit = stack.fixture.commit(BRANCH);
