@@ -14,18 +14,16 @@ mod common;
 #[allow(dead_code)]
 mod driver;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use common::log_feed;
 use driver::{Browser, UI_TIMEOUT};
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(bench());
+    support::block_on(bench());
 }
 
 const LONGEST_TASK: &str = "window.__longest = 0; \
@@ -33,10 +31,7 @@ const LONGEST_TASK: &str = "window.__longest = 0; \
     window.__longest = Math.max(window.__longest, e.duration); }).observe({ entryTypes: ['longtask'] });";
 
 async fn bench() {
-    let lines: u64 = std::env::var("SDP_BENCH_LINES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let lines: u64 = support::env_or("SDP_BENCH_LINES", 100_000);
     let stack = common::Stack::start().await;
     let browser = Browser::start(&stack.base_url).await;
     browser.open("/login").await;
@@ -46,7 +41,11 @@ async fn bench() {
         .fill("#login-password", &format!("{}\n", stack.password))
         .await;
     browser
-        .wait_js("login", UI_TIMEOUT, "return location.hash.startsWith('#/sandboxes');")
+        .wait_js(
+            "login",
+            UI_TIMEOUT,
+            "return location.hash.startsWith('#/sandboxes');",
+        )
         .await;
 
     let id = sdp_bus::DeploymentId::generate();
@@ -104,7 +103,10 @@ async fn last_line_on_screen(browser: &Browser, n: u64) -> Instant {
         if browser.js(&script).await == serde_json::Value::Bool(true) {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "line {n} never reached the screen");
+        assert!(
+            Instant::now() < deadline,
+            "line {n} never reached the screen"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -12,32 +12,20 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(bench());
+    support::block_on(bench());
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
-}
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The script: what a person would type, timed end to end.
@@ -47,57 +35,63 @@ async fn script_deploy(stack: &common::Stack, work: &Path, round: usize) -> Dura
     let out = work.join(format!("out-{round}"));
     let cache = work.join(format!("cache-{round}"));
     let auth = sdp_testkit::basic_auth_header(common::USER, &stack.password);
-    run(Command::new("git")
-        .arg("-c")
-        .arg(format!("http.extraHeader=Authorization: {auth}"))
-        .args([
-            "clone",
-            "--quiet",
-            "--depth",
-            "1",
-            "--single-branch",
-            "--branch",
-            common::BRANCH,
-        ])
-        .arg(stack.git.url(common::REPO))
-        .arg(&src));
-    run(Command::new("go")
-        .args(["build", "-trimpath", "-o"])
-        .arg(out.join("app"))
-        .arg(".")
-        .current_dir(&src)
-        .env("CGO_ENABLED", "0")
-        .env("GOFLAGS", "-mod=mod -buildvcs=false")
-        .env("GOPROXY", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", cache.join("build"))
-        .env("GOMODCACHE", cache.join("mod"))
-        .env("GOPATH", cache.join("path")));
+    support::run(
+        Command::new("git")
+            .arg("-c")
+            .arg(format!("http.extraHeader=Authorization: {auth}"))
+            .args([
+                "clone",
+                "--quiet",
+                "--depth",
+                "1",
+                "--single-branch",
+                "--branch",
+                common::BRANCH,
+            ])
+            .arg(stack.git.url(common::REPO))
+            .arg(&src),
+    );
+    support::run(
+        Command::new("go")
+            .args(["build", "-trimpath", "-o"])
+            .arg(out.join("app"))
+            .arg(".")
+            .current_dir(&src)
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod -buildvcs=false")
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOCACHE", cache.join("build"))
+            .env("GOMODCACHE", cache.join("mod"))
+            .env("GOPATH", cache.join("path")),
+    );
     let name = format!("sdp-bench-script-{}", sdp_testkit::unique_id("c"));
-    run(Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "sdp.bench=1",
-            "-p",
-            "127.0.0.1::8080",
-            "-e",
-            "PORT=8080",
-            "-v",
-        ])
-        .arg(format!("{}:/src:ro", src.display()))
-        .arg("-v")
-        .arg(format!("{}:/sdp:ro", out.display()))
-        .args([
-            "-w",
-            "/src",
-            &sdp_testkit::ensure_busybox_image(),
-            "/sdp/app",
-        ]));
-    let port = run(Command::new("docker").args(["port", &name, "8080/tcp"]));
+    support::run(
+        Command::new("docker")
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                "sdp.bench=1",
+                "-p",
+                "127.0.0.1::8080",
+                "-e",
+                "PORT=8080",
+                "-v",
+            ])
+            .arg(format!("{}:/src:ro", src.display()))
+            .arg("-v")
+            .arg(format!("{}:/sdp:ro", out.display()))
+            .args([
+                "-w",
+                "/src",
+                &sdp_testkit::ensure_busybox_image(),
+                "/sdp/app",
+            ]),
+    );
+    let port = support::run(Command::new("docker").args(["port", &name, "8080/tcp"]));
     let url = format!("http://{}/healthz", port.lines().next().unwrap_or_default());
     let http = reqwest::Client::new();
     sdp_testkit::wait_for(
@@ -110,7 +104,7 @@ async fn script_deploy(stack: &common::Stack, work: &Path, round: usize) -> Dura
     )
     .await;
     let elapsed = started.elapsed();
-    run(Command::new("docker").args(["rm", "-f", &name]));
+    support::run(Command::new("docker").args(["rm", "-f", &name]));
     elapsed
 }
 

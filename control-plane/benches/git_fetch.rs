@@ -14,6 +14,9 @@
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench -p sdp-control-plane --bench git_fetch`).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,23 +33,6 @@ const PASSWORD: &str = "bench-Pw-31c7";
 const REPO: &str = "big";
 /// Files rewritten by the history's commits (small, so history is cheap).
 const LOG_FILES: usize = 100;
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A deterministic xorshift: content that compresses like source code does
 /// not, so the pack has a realistic size.
@@ -118,9 +104,11 @@ fn generated_repo(commits: usize, files: usize) -> PathBuf {
     let _ = std::fs::remove_dir_all(&repo);
     std::fs::create_dir_all(&dir).expect("bench dir");
     let started = Instant::now();
-    run(Command::new("git")
-        .args(["init", "--quiet", "--bare"])
-        .arg(&repo));
+    support::run(
+        Command::new("git")
+            .args(["init", "--quiet", "--bare"])
+            .arg(&repo),
+    );
     fast_import(&repo, |out| {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         commit_header(out, 0, "initial tree")?;
@@ -143,7 +131,7 @@ fn generated_repo(commits: usize, files: usize) -> PathBuf {
         }
         Ok(())
     });
-    run(Command::new("git").arg("--git-dir").arg(&repo).args([
+    support::run(Command::new("git").arg("--git-dir").arg(&repo).args([
         "symbolic-ref",
         "HEAD",
         "refs/heads/main",
@@ -201,7 +189,7 @@ impl Sdp {
 
 fn timed(command: &mut Command) -> Duration {
     let started = Instant::now();
-    run(command);
+    support::run(command);
     started.elapsed()
 }
 
@@ -214,15 +202,17 @@ fn git_cli(auth: &str) -> Command {
 }
 
 fn main() {
-    let commits = env_usize("SDP_BENCH_GIT_COMMITS", 100_000);
-    let files = env_usize("SDP_BENCH_GIT_FILES", 20_000);
+    let commits = support::env_or("SDP_BENCH_GIT_COMMITS", 100_000);
+    let files = support::env_or("SDP_BENCH_GIT_FILES", 20_000);
     let cached = generated_repo(commits, files);
     let git = GitServer::start(USER, PASSWORD);
     let served = git.bare_path(REPO);
-    run(Command::new("git")
-        .args(["clone", "--quiet", "--bare", "--shared"])
-        .arg(&cached)
-        .arg(&served));
+    support::run(
+        Command::new("git")
+            .args(["clone", "--quiet", "--bare", "--shared"])
+            .arg(&cached)
+            .arg(&served),
+    );
     let pack_mib = dir_size(&cached.join("objects")) as f64 / (1024.0 * 1024.0);
     let work = tempfile::TempDir::new().expect("work dir");
     let auth = sdp_testkit::basic_auth_header(USER, PASSWORD);
@@ -257,11 +247,13 @@ fn main() {
     push_commits(&served, 5, 0);
     let (sdp_incr, _) = sdp.fetch("alpha");
     let started = Instant::now();
-    run(git_cli(&auth)
-        .arg("-C")
-        .arg(&clone)
-        .args(["fetch", "--quiet", "origin", "main"]));
-    run(Command::new("git").arg("-C").arg(&clone).args([
+    support::run(
+        git_cli(&auth)
+            .arg("-C")
+            .arg(&clone)
+            .args(["fetch", "--quiet", "origin", "main"]),
+    );
+    support::run(Command::new("git").arg("-C").arg(&clone).args([
         "checkout",
         "--quiet",
         "--force",

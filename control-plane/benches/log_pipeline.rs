@@ -14,6 +14,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -21,25 +24,13 @@ use sdp_bus::{DeploymentId, EventBody};
 use tokio_tungstenite::tungstenite;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(bench());
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    support::block_on(bench());
 }
 
 async fn bench() {
-    let lines = env_or("SDP_BENCH_LINES", 100_000);
-    let parallel = env_or("SDP_BENCH_PARALLEL", 20);
-    let parallel_lines = env_or("SDP_BENCH_PARALLEL_LINES", 10_000);
+    let lines = support::env_or("SDP_BENCH_LINES", 100_000);
+    let parallel = support::env_or("SDP_BENCH_PARALLEL", 20);
+    let parallel_lines = support::env_or("SDP_BENCH_PARALLEL_LINES", 10_000);
     let stack = common::Stack::start().await;
     let token = stack.login().await;
 
@@ -55,7 +46,10 @@ async fn bench() {
         one.file_rate()
     );
     println!("| line latency p50 | {:.1} ms | |", one.percentile(0.50));
-    println!("| line latency p99 | {:.1} ms | <= 50 ms |", one.percentile(0.99));
+    println!(
+        "| line latency p99 | {:.1} ms | <= 50 ms |",
+        one.percentile(0.99)
+    );
     println!(
         "| events on the wire | {} ({:.0} lines per event) | |",
         one.events,
@@ -218,7 +212,10 @@ async fn view(
             }
             for (_, line) in event.body.log_lines() {
                 let expected = format!("line {next_line:07} ");
-                assert!(line.starts_with(&expected), "{line:?} is not line {next_line}");
+                assert!(
+                    line.starts_with(&expected),
+                    "{line:?} is not line {next_line}"
+                );
                 next_line += 1;
                 latencies_us.push(latency);
             }
@@ -240,7 +237,8 @@ async fn wait_file(path: std::path::PathBuf, lines: u64) -> Instant {
     loop {
         if let Ok(mut file) = std::fs::File::open(&path) {
             let mut appended = Vec::new();
-            if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_to_end(&mut appended).is_ok() {
+            if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_to_end(&mut appended).is_ok()
+            {
                 offset += appended.len() as u64;
                 count += appended.iter().filter(|c| **c == b'\n').count() as u64;
             }
