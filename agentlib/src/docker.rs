@@ -31,8 +31,10 @@ pub struct RunSpec {
     pub working_dir: String,
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
-    /// The container port to publish on a random host port.
+    /// The container port to publish.
     pub port: u16,
+    /// The host port to publish it on; `None`: one Docker picks.
+    pub host_port: Option<u16>,
     /// (host path, container path), mounted read-only (a directory or a
     /// file).
     pub mounts: Vec<(PathBuf, String)>,
@@ -57,6 +59,28 @@ fn is_not_found(err: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+fn is_conflict(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+/// The engine's words for a host port that another process or container
+/// holds.
+fn is_port_taken(err: &bollard::errors::Error) -> bool {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            message.contains("port is already allocated")
+                || message.contains("address already in use")
+        }
+        _ => false,
+    }
 }
 
 impl DockerClient {
@@ -149,6 +173,77 @@ impl DockerClient {
         }
     }
 
+    /// Creates the container like [`Self::create`], first removing one that
+    /// still holds its name if it carries all of `owner` labels (left
+    /// half-made by a cancelled deployment of the same service, whose
+    /// create reached the engine after its clean-up). A container of
+    /// anything else under that name is an error, never removed.
+    pub async fn create_replacing(
+        &self,
+        spec: &RunSpec,
+        owner: &[(&str, &str)],
+    ) -> Result<String, DeployError> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.create(spec).await {
+                Err(DeployError::Docker { source, .. })
+                    if is_conflict(&source) && attempt < ATTEMPTS =>
+                {
+                    let ours = self.labels_of(&spec.name).await?.is_some_and(|labels| {
+                        owner
+                            .iter()
+                            .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+                    });
+                    if !ours {
+                        return Err(DeployError::NameHeld {
+                            name: spec.name.clone(),
+                        });
+                    }
+                    tracing::info!(name = %spec.name, "removing a leftover container of this service");
+                    self.remove(&spec.name).await?;
+                    // A removal already in progress answers at once.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(DeployError::Docker { source, .. }) if is_conflict(&source) => {
+                    return Err(DeployError::NameHeld {
+                        name: spec.name.clone(),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The labels of the container called (or with id) `name`; `None` if
+    /// there is none.
+    async fn labels_of(&self, name: &str) -> Result<Option<HashMap<String, String>>, DeployError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(source) => Err(DeployError::Docker {
+                step: "inspect container",
+                source,
+            }),
+        }
+    }
+
+    /// The host port published for `port/tcp` by the first container with
+    /// all these labels, if any.
+    pub async fn published_port(
+        &self,
+        labels: &[(&str, &str)],
+        port: u16,
+    ) -> Result<Option<u16>, DeployError> {
+        for (id, _) in self.list_labelled(labels).await? {
+            if let (Some(host_port), _) = self.state(&id, port).await? {
+                return Ok(Some(host_port));
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates the container (no privileges, no capabilities, read-only
     /// mounts, limits) and returns its id. Start it with [`Self::start`].
     pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
@@ -167,7 +262,7 @@ impl DockerClient {
                 port_key.clone(),
                 Some(vec![PortBinding {
                     host_ip: Some("0.0.0.0".to_owned()),
-                    host_port: Some(String::new()),
+                    host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
                 }]),
             )])),
             mounts: Some(
@@ -205,11 +300,19 @@ impl DockerClient {
         Ok(created.id)
     }
 
-    pub async fn start(&self, id: &str) -> Result<(), DeployError> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(docker_err("start container"))
+    /// Starts a created container; a host port held by something else is
+    /// [`DeployError::PortTaken`].
+    pub async fn start(&self, id: &str, host_port: Option<u16>) -> Result<(), DeployError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(source) => match host_port {
+                Some(port) if is_port_taken(&source) => Err(DeployError::PortTaken { port }),
+                _ => Err(DeployError::Docker {
+                    step: "start container",
+                    source,
+                }),
+            },
+        }
     }
 
     /// The host port docker published for `port/tcp`, and the exit code if

@@ -93,6 +93,14 @@ pub enum DeployError {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error(
+        "host port {port} of this service is taken by another process: free it, or tear the sandbox down and deploy again to get a new port"
+    )]
+    PortTaken { port: u16 },
+    #[error(
+        "the container name {name} is held by a container SDP did not make for this service: remove it (docker rm -f {name}) and deploy again"
+    )]
+    NameHeld { name: String },
     #[error("docker did not publish port {port}/tcp of the container")]
     NoHostPort { port: u16 },
     #[error("health check of {path} did not pass within {secs}s")]

@@ -193,10 +193,14 @@ pub(crate) struct Paths {
     /// `state/<sandbox>/<repo>.json`: the [`BuildRecord`] of the last
     /// successful deployment.
     pub state_file: PathBuf,
+    /// `ports/<sandbox>/<repo>`: the host port the service keeps for the
+    /// sandbox's life, so its URL never changes.
+    pub port_file: PathBuf,
 }
 
 /// Per-sandbox directories under `data_dir`, removed by a teardown.
-pub(crate) const SANDBOX_DIRS: [&str; 5] = ["worktrees", "gitdirs", "builds", "routes", "state"];
+pub(crate) const SANDBOX_DIRS: [&str; 6] =
+    ["worktrees", "gitdirs", "builds", "routes", "state", "ports"];
 
 impl Paths {
     pub fn new(data_dir: &Path, sandbox: &str, repo: &str) -> Self {
@@ -216,6 +220,7 @@ impl Paths {
                 .join("state")
                 .join(sandbox)
                 .join(format!("{repo}.json")),
+            port_file: data_dir.join("ports").join(sandbox).join(repo),
         }
     }
 }
@@ -505,18 +510,14 @@ async fn start_and_check(
     let port = settings.port;
     let agent_id = agent.agent_id();
     let name = format!("sdp-{agent_id}-{sandbox}-{repo}");
+    let owner = [
+        (docker::LABEL_AGENT, agent_id),
+        (docker::LABEL_SANDBOX, sandbox),
+        (docker::LABEL_SERVICE, repo),
+    ];
+    let kept_port = kept_host_port(agent, paths, &owner, port).await?;
     state.touched_docker = true;
-    agent
-        .docker
-        .remove_matching(
-            &[
-                (docker::LABEL_AGENT, agent_id),
-                (docker::LABEL_SANDBOX, sandbox),
-                (docker::LABEL_SERVICE, repo),
-            ],
-            Some(&name),
-        )
-        .await?;
+    agent.docker.remove_matching(&owner, None).await?;
     let mut env: Vec<String> = request
         .env
         .iter()
@@ -566,14 +567,15 @@ async fn start_and_check(
         env,
         labels,
         port,
+        host_port: kept_port,
         mounts,
         memory: config.memory_bytes(),
         nano_cpus: config.nano_cpus(),
     };
     sink.system(format!("starting container {name} from {}", run.image))
         .await;
-    let container = agent.docker.create(&run).await?;
-    agent.docker.start(&container).await?;
+    let container = agent.docker.create_replacing(&run, &owner).await?;
+    agent.docker.start(&container, kept_port).await?;
 
     // Health.
     let health_path = &settings.health_path;
@@ -591,8 +593,14 @@ async fn start_and_check(
             state.log_tail = agent.docker.log_tail(&container, LOG_TAIL_LINES).await;
             return Err(DeployError::ContainerExited { code });
         }
-        if host_port.is_none() {
-            host_port = published;
+        if host_port.is_none()
+            && let Some(published) = published
+        {
+            host_port = Some(published);
+            if kept_port != Some(published) {
+                let text = published.to_string().into_bytes();
+                write_atomically(&paths.port_file, text, "the service's port").await?;
+            }
         }
         if let Some(host_port) = host_port {
             let url = format!("http://127.0.0.1:{host_port}{health_path}");
@@ -616,6 +624,28 @@ async fn start_and_check(
         }
         tokio::time::sleep(HEALTH_EVERY).await;
     }
+}
+
+/// The host port (sandbox, service) has kept: the one recorded, else the
+/// one its current container publishes (a container from before ports
+/// were recorded); `None` for a first deployment.
+async fn kept_host_port(
+    agent: &Agent,
+    paths: &Paths,
+    owner: &[(&str, &str)],
+    port: u16,
+) -> Result<Option<u16>, DeployError> {
+    match tokio::fs::read_to_string(&paths.port_file).await {
+        Ok(text) => match text.trim().parse::<u16>() {
+            Ok(port) if port > 0 => return Ok(Some(port)),
+            _ => {
+                tracing::warn!(file = %paths.port_file.display(), "ignoring an unreadable port record")
+            }
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(io_err("read the service's port")(source)),
+    }
+    agent.docker.published_port(owner, port).await
 }
 
 /// An owned [`FetchSpec`], to move into `spawn_blocking`.

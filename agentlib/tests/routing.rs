@@ -528,6 +528,7 @@ async fn teardown_removes_containers_and_dirs_and_is_idempotent() {
             .join("users.json")
             .is_file()
     );
+    assert!(data.join("ports").join(SANDBOX).join("users").is_file());
 
     let subject = subject::agent_cmd(&micro.id, subject::TEARDOWN);
     let teardown = Teardown {
@@ -551,7 +552,7 @@ async fn teardown_removes_containers_and_dirs_and_is_idempotent() {
         1,
         "beta's stays"
     );
-    for dir in ["worktrees", "gitdirs", "builds", "routes", "state"] {
+    for dir in ["worktrees", "gitdirs", "builds", "routes", "state", "ports"] {
         assert!(!data.join(dir).join(SANDBOX).exists(), "{dir} removed");
     }
     assert!(data.join("worktrees").join("beta").join("users").is_dir());
@@ -573,5 +574,97 @@ async fn teardown_removes_containers_and_dirs_and_is_idempotent() {
         .into_result()
         .expect_err("bad name");
     assert_eq!(err.code, RpcErrorCode::BadRequest);
+    micro.stop().await;
+}
+
+/// The host port of a URL `http://host:port`.
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_keeps_its_host_port_and_a_taken_port_or_name_fails_clearly() {
+    let world = World::start(PASSWORD).await;
+    let fixture = GoFixture::create(&world.git, "users", &["main"]);
+    let repos = ReposDir::new();
+    repos.add("users", &world.git.url("users"));
+    let micro = TestAgent::micro(&world, repos).await;
+
+    let (_, status, first, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    let first = first.expect("url");
+    // A redeploy of a new commit and a re-apply of the build keep the URL.
+    fixture.push_revision("main", "r2");
+    let (_, status, url, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(
+        url.as_deref(),
+        Some(first.as_str()),
+        "redeploy keeps the port"
+    );
+    let mut reapply = micro.request("users", "main");
+    reapply.reuse_build = true;
+    let (_, status, url, error) = micro.deploy(&world, &reapply).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(
+        url.as_deref(),
+        Some(first.as_str()),
+        "re-apply keeps the port"
+    );
+    // Even with its container gone (removed by hand), the port is kept.
+    let port = port_of(&first);
+    for id in sandbox_containers(&micro.id, SANDBOX) {
+        sdp_testkit::docker_rm(&id);
+    }
+    let (_, status, url, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(url.as_deref(), Some(first.as_str()));
+
+    // Taken by another process while the container is away: a clear
+    // failure naming the port, never a silent new one.
+    for id in sandbox_containers(&micro.id, SANDBOX) {
+        sdp_testkit::docker_rm(&id);
+    }
+    let holder = std::net::TcpListener::bind(("0.0.0.0", port)).expect("hold the port");
+    let (_, status, url, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Failed, "{url:?}");
+    let error = error.expect("error");
+    assert!(
+        error.contains(&format!("host port {port}")) && error.contains("taken"),
+        "{error}"
+    );
+    assert!(sandbox_containers(&micro.id, SANDBOX).len() <= 1);
+    drop(holder);
+    let (_, status, url, error) = micro.deploy(&world, &micro.request("users", "main")).await;
+    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(url.as_deref(), Some(first.as_str()), "the port is back");
+
+    // A container SDP did not make holds the name: refused, and left alone.
+    let other_sandbox = "held";
+    let name = format!("sdp-{}-{other_sandbox}-users", micro.id);
+    let guard_label = format!("foreign-{}", micro.id);
+    let _foreign_cleanup = sdp_testkit::ContainerCleanup::new("sdp.test", &guard_label);
+    let foreign = sdp_testkit::docker_create_named(
+        &name,
+        &ensure_busybox_image(),
+        &[("sdp.test", &guard_label)],
+    );
+    let mut request = micro.request("users", "main");
+    request.sandbox = other_sandbox.into();
+    let (_, status, _, error) = micro.deploy(&world, &request).await;
+    assert_eq!(status, Status::Failed);
+    let error = error.expect("error");
+    assert!(
+        error.contains(&name) && error.contains("docker rm -f"),
+        "{error}"
+    );
+    assert!(
+        sdp_testkit::docker_exists(&foreign),
+        "the foreign container stays"
+    );
+    sdp_testkit::docker_rm(&foreign);
     micro.stop().await;
 }

@@ -272,6 +272,29 @@ pub fn containers_with_label(key: &str, value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Force-removes a container (and its volumes); a missing one is fine.
+pub fn docker_rm(id: &str) {
+    let _ = output(Command::new("docker").args(["rm", "-f", "-v", id]));
+}
+
+/// Creates (does not start) a container called `name` from `image` with
+/// the labels given, as something other than SDP would; returns its id.
+pub fn docker_create_named(name: &str, image: &str, labels: &[(&str, &str)]) -> String {
+    let mut command = Command::new("docker");
+    command.args(["create", "--name", name]);
+    for (key, value) in labels {
+        command.args(["--label", &format!("{key}={value}")]);
+    }
+    run(command.args([image, "true"])).trim().to_owned()
+}
+
+/// Whether a container with this id or name exists.
+pub fn docker_exists(id: &str) -> bool {
+    output(Command::new("docker").args(["inspect", "--type", "container", id]))
+        .status
+        .success()
+}
+
 /// Drop guard: force-removes (with volumes) every container labelled
 /// `key=value`.
 #[derive(Debug)]

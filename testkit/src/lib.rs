@@ -36,7 +36,7 @@ pub mod util;
 pub use baseline::BaselineServer;
 pub use docker::{
     BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label, docker_bridge_gateway,
-    ensure_busybox_image, ensure_php_image,
+    docker_create_named, docker_exists, docker_rm, ensure_busybox_image, ensure_php_image,
 };
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{GoFixture, go_main_source};
