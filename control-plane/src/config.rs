@@ -60,6 +60,53 @@ pub struct HttpConfig {
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// With it, a request whose Host is `<sandbox>.<preview_domain>` is
+    /// proxied to that sandbox's gateway (see [`crate::preview`]), and
+    /// sandboxes show `preview_url`. A host name, with `:port` if the
+    /// links must name one.
+    #[serde(default)]
+    pub preview_domain: Option<PreviewDomain>,
+}
+
+/// A DNS name (letters, digits, `-`, dots) with an optional `:port`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PreviewDomain {
+    /// Lowercase, without the port: what a Host header is matched against.
+    pub host: String,
+    /// As configured: what links are made with.
+    pub authority: String,
+}
+
+impl TryFrom<String> for PreviewDomain {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let authority = text.trim().to_ascii_lowercase();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority.as_str(), None),
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if host.is_empty() || !host.split('.').all(label_ok) {
+            return Err(format!(
+                "preview_domain '{text}' is not a DNS name (letters, digits, '-' and dots, e.g. sdp.internal)"
+            ));
+        }
+        if port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+            return Err(format!("preview_domain '{text}' has a bad port"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            authority,
+        })
+    }
 }
 
 fn default_addr() -> SocketAddr {
@@ -72,6 +119,7 @@ impl Default for HttpConfig {
             addr: default_addr(),
             allowed_origins: Vec::new(),
             secure_cookies: false,
+            preview_domain: None,
         }
     }
 }
@@ -270,6 +318,25 @@ mod tests {
         let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__ADRR", "x")]))
             .expect_err("typo refused");
         assert!(err.to_string().contains("adrr"), "{err}");
+    }
+
+    #[test]
+    fn preview_domain_is_a_dns_name_with_an_optional_port() {
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[("SDP_HTTP__PREVIEW_DOMAIN", "SDP.internal:8080")]),
+        )
+        .expect("valid");
+        let domain = config.http.preview_domain.expect("set");
+        assert_eq!(domain.host, "sdp.internal");
+        assert_eq!(domain.authority, "sdp.internal:8080");
+        for bad in [
+            "", "a..b", "-a.b", "a_b.c", "a.b:0", "a.b:x", "*.a.b", "a/b",
+        ] {
+            let err =
+                sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__PREVIEW_DOMAIN", bad)]));
+            assert!(err.is_err(), "{bad} refused");
+        }
     }
 
     #[test]

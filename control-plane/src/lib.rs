@@ -43,6 +43,7 @@ pub mod events;
 pub mod metrics;
 pub mod orchestrator;
 pub mod persister;
+pub mod preview;
 pub mod repos;
 pub mod routing;
 pub mod sessions;

@@ -322,6 +322,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> 
                  finished_at = ?5 WHERE id = ?1",
                 params![id, url, error, commit, at],
             )?;
+            if let (Status::Running, Some(url)) = (status, url) {
+                store::results::apply_running(tx, id, url, &now)?;
+            }
         }
         _ => {}
     }

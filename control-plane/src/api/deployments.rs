@@ -79,6 +79,8 @@ pub struct ListQuery {
     sandbox: Option<String>,
     repo: Option<String>,
     status: Option<String>,
+    /// `true`: only gateway re-applies; `false`: all but them.
+    reapply: Option<bool>,
     limit: Option<u32>,
 }
 
@@ -105,6 +107,7 @@ pub async fn list(
         sandbox: query.sandbox.filter(|s| !s.is_empty()),
         repo: query.repo.filter(|s| !s.is_empty()),
         status,
+        reapply: query.reapply,
         limit,
     };
     Ok(Json(state.store.deployments(&filter)?))

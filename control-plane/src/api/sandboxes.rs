@@ -24,7 +24,10 @@ pub struct SandboxView {
     /// The environment it runs with: its own, else its template's.
     effective_environment: Option<String>,
     services: Vec<ServiceView>,
+    /// Where its gateway answers; the same for the sandbox's whole life.
     gateway_url: Option<String>,
+    /// `http://<name>.<http.preview_domain>/`, if a preview domain is set.
+    preview_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     routes: Option<Vec<EffectiveRoute>>,
 }
@@ -88,10 +91,11 @@ async fn view(
         Some(name) => state.store.template(name)?,
         None => None,
     };
-    let gateway_url = latest
-        .iter()
-        .find(|d| d.kind == sdp_bus::subject::KIND_GATEWAY && d.status == Status::Running)
-        .and_then(|d| d.url.clone());
+    let gateway_url = state.store.running_gateway_url(&sandbox.name)?;
+    let preview_url =
+        state.config.http.preview_domain.as_ref().map(|domain| {
+            crate::preview::url(domain, state.config.http.secure_cookies, &sandbox.name)
+        });
     let mut services: Vec<ServiceView> = latest
         .into_iter()
         .map(|d| ServiceView {
@@ -131,6 +135,7 @@ async fn view(
         sandbox,
         services,
         gateway_url,
+        preview_url,
         routes,
     })
 }
@@ -404,15 +409,12 @@ pub async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Re-applies the gateway after a route change; a failure is logged (the
-/// route is stored, and the gateway's deployment shows the error).
+/// Asks for the gateway to be re-applied after a route change (in the
+/// background: the route is stored, and the re-apply shows in the
+/// history).
 async fn reapply(state: &AppState, session: &Session, sandbox: &str) {
     let credential = state.sessions.credential(session);
-    if let Err(err) = state
+    state
         .orchestrator
-        .reapply_gateway(sandbox, credential.map(|c| (session, c)))
-        .await
-    {
-        tracing::warn!(sandbox, error = %err, "re-applying the gateway failed");
-    }
+        .reapply_gateway(sandbox, credential.map(|c| (session.token_hash.clone(), c)));
 }

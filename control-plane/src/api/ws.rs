@@ -5,6 +5,12 @@
 //! consumer on `deploy.progress.<id>` replays the stream and follows it,
 //! skipping what was already sent. The socket closes (1000) after the
 //! result event, or once the deployment is settled and nothing is left.
+//!
+//! Read-your-events: a phase or result event is forwarded only once the
+//! persister has recorded it (and, with a running result, the service's
+//! route), so a client that has seen it reads the same in REST. Log lines
+//! are not held back. If the persister is down, an event waits at most
+//! [`PERSIST_WAIT`], then goes anyway: viewers must not stall.
 
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ use super::{ApiError, AppState};
 /// WebSocket close code for a policy violation (no or expired session).
 const POLICY_VIOLATION: u16 = 1008;
 const NORMAL: u16 = 1000;
+/// The longest a phase or result event waits for the persister.
+const PERSIST_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -162,6 +170,11 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                         continue;
                     }
                     let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
+                    if !head.body.is_log()
+                        && !state.store.wait_persisted(id.as_str(), head.seq, PERSIST_WAIT).await
+                    {
+                        tracing::warn!(deployment = %id, seq = head.seq, "forwarding an event the persister has not recorded yet");
+                    }
                     if sink.feed(Message::Text(text.into())).await.is_err() {
                         return;
                     }
@@ -210,6 +223,12 @@ struct EventHead {
 struct EventHeadBody {
     #[serde(rename = "type")]
     kind: String,
+}
+
+impl EventHeadBody {
+    fn is_log(&self) -> bool {
+        matches!(self.kind.as_str(), "log" | "logs")
+    }
 }
 
 impl EventHead {

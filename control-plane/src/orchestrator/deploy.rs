@@ -1,6 +1,6 @@
 //! Deploying: a template's plan, one deployment (recorded, then sent to an
 //! agent of the repo's kind; a gateway gets the sandbox's env and route
-//! table), and re-applying a sandbox's gateway with new routes.
+//! table).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
 use crate::sessions::Session;
-use crate::store::{Deployment, NewDeployment, RepoBranch, StoreError, Template};
+use crate::store::{NewDeployment, RepoBranch, StoreError, Template};
 
 /// Who a deployment is for: the user, the credential the agent fetches
 /// with, and the session it came from (whose credential later re-applies
@@ -139,6 +139,8 @@ impl Orchestrator {
             branch,
             kind: &kind,
             created_by: &requester.user,
+            // Only a gateway re-apply reuses a build.
+            reapply: reuse_build,
         })?;
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);
@@ -196,55 +198,5 @@ impl Orchestrator {
                 Err(DeployError::Dispatch { id, source })
             }
         }
-    }
-
-    /// The newest gateway deployment of a sandbox.
-    fn gateway_deployment(&self, sandbox: &str) -> Result<Option<Deployment>, StoreError> {
-        Ok(self
-            .store
-            .latest_deployments(sandbox)?
-            .into_iter()
-            .filter(|d| d.kind == sdp_bus::subject::KIND_GATEWAY)
-            .max_by(|a, b| a.created_at.cmp(&b.created_at)))
-    }
-
-    /// Recreates the sandbox's gateway with the current routes, reusing its
-    /// build. Does nothing if the sandbox has no live gateway. Without a
-    /// `session` (a re-apply after a result), the credential is that of
-    /// the session of the sandbox's last deploy, if it still lives.
-    pub async fn reapply_gateway(
-        &self,
-        sandbox: &str,
-        session: Option<(&Session, GitCredential)>,
-    ) -> Result<Option<Started>, DeployError> {
-        let Some(gateway) = self.gateway_deployment(sandbox)? else {
-            return Ok(None);
-        };
-        if matches!(
-            gateway.status,
-            Status::Failed | Status::Cancelled | Status::Stopped
-        ) {
-            return Ok(None);
-        }
-        let from = match session {
-            Some((session, credential)) => Some((session.token_hash.clone(), credential)),
-            None => self.credentials.get(sandbox),
-        };
-        let Some((session, credential)) = from else {
-            tracing::warn!(
-                sandbox,
-                "cannot re-apply the gateway: no live session's credential; deploy it again"
-            );
-            return Ok(None);
-        };
-        tracing::info!(sandbox, "re-applying the gateway with new routes");
-        let requester = Requester {
-            user: gateway.created_by.clone(),
-            credential,
-            session: Some(session),
-        };
-        self.deploy(sandbox, &gateway.repo, &gateway.branch, &requester, true)
-            .await
-            .map(Some)
     }
 }

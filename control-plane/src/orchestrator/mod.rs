@@ -1,9 +1,12 @@
 //! Sandbox orchestration, one file per job:
 //! - [`deploy`]: planning a template's deployments, starting deployments
-//!   (with the gateway's env and route table) and re-applying a gateway;
-//! - [`results`]: following results to flip routes to the sandbox and
-//!   re-apply the gateway ([`Orchestrator::follow_results`], a core
-//!   subscription on `deploy.progress.>`, results only);
+//!   (with the gateway's env and route table);
+//! - [`reapply`]: re-applying a sandbox's gateway with the current routes,
+//!   serialized per sandbox and coalesced;
+//! - [`results`]: re-applying the gateway once a service's result is
+//!   persisted (with its route: see [`crate::store::results`])
+//!   ([`Orchestrator::follow_results`], a core subscription on
+//!   `deploy.progress.>`, results only);
 //! - [`convergence`]: tearing sandboxes down on every agent, reconciling
 //!   agents ([`Orchestrator::reconciler`]) and reaping expired sandboxes
 //!   ([`Orchestrator::reaper`]);
@@ -15,6 +18,7 @@
 mod convergence;
 pub mod credentials;
 mod deploy;
+mod reapply;
 mod results;
 
 use std::time::Duration;
@@ -25,6 +29,7 @@ use serde::Serialize;
 pub use convergence::{AgentTeardown, TeardownReport};
 pub use credentials::ReapplyCredentials;
 pub use deploy::{PlanError, Requester, plan_template};
+pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::agents::Registry;
@@ -67,6 +72,7 @@ pub struct Orchestrator {
     /// The session of the last deploy into each sandbox: a gateway
     /// re-apply that cannot reuse its build fetches with its credential.
     pub credentials: ReapplyCredentials,
+    pub reapplies: Reapplies,
 }
 
 impl Orchestrator {
@@ -88,6 +94,7 @@ impl Orchestrator {
             request_timeout,
             heartbeat_timeout,
             credentials: ReapplyCredentials::new(sessions),
+            reapplies: Reapplies::default(),
         }
     }
 

@@ -1,52 +1,57 @@
-//! Following results: a service of a sandbox reaching `running` takes its
-//! route in the sandbox, and the sandbox's gateway is re-applied.
+//! Following results: a service of a sandbox reaching `running` (its route
+//! written by the persister with the result) has the sandbox's gateway
+//! re-applied.
+
+use std::time::Duration;
 
 use futures::StreamExt;
-use sdp_bus::{Event, EventBody, RouteSource, Status, decode};
+use sdp_bus::{Event, EventBody, Status, decode};
 use tokio_util::sync::CancellationToken;
 
 use super::{DeployError, Orchestrator};
 
+/// How long acting on a result waits for the persister to record it.
+const PERSIST_BOUND: Duration = Duration::from_secs(30);
+
 impl Orchestrator {
-    /// Acts on a result: a service of a sandbox running → its route goes to
-    /// the sandbox and the gateway is re-applied.
+    /// Acts on a result once the persister has recorded it (and, in the
+    /// same transaction, the service's route): the newest running service
+    /// of a sandbox gets the sandbox's gateway re-applied.
     async fn on_result(&self, event: &Event) -> Result<(), DeployError> {
         let EventBody::Result {
             status: Status::Running,
-            url: Some(url),
             ..
         } = &event.body
         else {
             return Ok(());
         };
-        let Some(deployment) = self.store.deployment(event.deployment_id.as_str())? else {
+        let id = event.deployment_id.as_str();
+        if !self
+            .store
+            .wait_persisted(id, event.seq, PERSIST_BOUND)
+            .await
+        {
+            tracing::warn!(
+                deployment = id,
+                "the persister has not recorded the result: the gateway is not re-applied"
+            );
+            return Ok(());
+        }
+        let Some(deployment) = self.store.deployment(id)? else {
             return Ok(());
         };
-        // Its container replaced those of earlier deployments of the same
-        // service: they are stopped now.
-        self.store.stop_superseded(&deployment.id)?;
-        if deployment.kind == sdp_bus::subject::KIND_GATEWAY {
+        if deployment.kind == sdp_bus::subject::KIND_GATEWAY || deployment.status != Status::Running
+        {
             return Ok(());
         }
-        if self.store.sandbox(&deployment.sandbox)?.is_none() {
-            return Ok(()); // torn down meanwhile
-        }
-        // Only the newest deployment of the service may take the route.
         let newest = self
             .store
             .latest_deployments(&deployment.sandbox)?
             .into_iter()
             .any(|d| d.id == deployment.id);
-        if !newest {
-            return Ok(());
+        if newest {
+            self.reapply_gateway(&deployment.sandbox, None);
         }
-        self.store.set_route(
-            &deployment.sandbox,
-            &deployment.repo,
-            url,
-            RouteSource::Sandbox,
-        )?;
-        self.reapply_gateway(&deployment.sandbox, None).await?;
         Ok(())
     }
 

@@ -38,6 +38,7 @@ impl Fixture {
                 branch: "main",
                 kind: "micro",
                 created_by: "dev",
+                reapply: false,
             })
             .expect("insert");
         id
@@ -250,4 +251,69 @@ fn a_logs_batch_writes_every_line_and_mixes_with_single_lines() {
     assert!(f.write(&[batch]).is_empty());
     assert_eq!(f.seqs(&id), [1, 2, 3]);
     assert_eq!(f.log(&id), "one\ntwo\n\nfour\nfive\n");
+}
+
+fn running_at(id: &DeploymentId, seq: u64, url: &str) -> Event {
+    event(
+        id,
+        seq,
+        EventBody::Result {
+            status: Status::Running,
+            url: Some(url.into()),
+            error: None,
+            commit: None,
+            log_tail: Vec::new(),
+        },
+    )
+}
+
+#[test]
+fn a_running_result_stops_the_older_one_and_routes_only_the_newest_service() {
+    let mut f = Fixture::new();
+    let routes = |f: &Fixture| -> Vec<(String, String)> {
+        f.store
+            .stored_routes("alpha")
+            .expect("routes")
+            .into_iter()
+            .map(|r| (r.service, r.target))
+            .collect()
+    };
+    let first = f.deployment();
+    f.write(&[running_at(&first, 1, "http://h:1")]);
+    assert_eq!(routes(&f), [("users".to_owned(), "http://h:1".to_owned())]);
+
+    // A newer deployment exists: an older one reaching running takes no
+    // route; the newer one running stops the first and takes it.
+    let older = f.deployment();
+    let newer = f.deployment();
+    f.write(&[running_at(&older, 1, "http://h:2")]);
+    assert_eq!(routes(&f), [("users".to_owned(), "http://h:1".to_owned())]);
+    f.write(&[running_at(&newer, 1, "http://h:3")]);
+    assert_eq!(routes(&f), [("users".to_owned(), "http://h:3".to_owned())]);
+    assert_eq!(f.status(&first), Status::Stopped);
+    assert_eq!(f.status(&older), Status::Stopped);
+    assert_eq!(f.status(&newer), Status::Running);
+
+    // The gateway takes no route of its own.
+    let gateway = DeploymentId::generate();
+    f.store
+        .insert_deployment(&NewDeployment {
+            id: &gateway,
+            sandbox: "alpha",
+            repo: "gw",
+            branch: "main",
+            kind: sdp_bus::subject::KIND_GATEWAY,
+            created_by: "dev",
+            reapply: true,
+        })
+        .expect("insert");
+    f.write(&[running_at(&gateway, 1, "http://h:4")]);
+    assert_eq!(routes(&f).len(), 1);
+    assert!(
+        f.store
+            .deployment(gateway.as_str())
+            .expect("row")
+            .expect("gateway")
+            .reapply
+    );
 }

@@ -27,6 +27,9 @@ pub struct Deployment {
     pub finished_at: Option<String>,
     /// The highest event seq persisted so far.
     pub last_seq: u64,
+    /// A re-apply of the sandbox's gateway (its build with new routes),
+    /// not a deployment someone asked for.
+    pub reapply: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -42,6 +45,7 @@ pub struct NewDeployment<'a> {
     pub branch: &'a str,
     pub kind: &'a str,
     pub created_by: &'a str,
+    pub reapply: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,11 +53,13 @@ pub struct DeploymentFilter {
     pub sandbox: Option<String>,
     pub repo: Option<String>,
     pub status: Option<Status>,
+    /// Only re-applies (`Some(true)`) or only the rest (`Some(false)`).
+    pub reapply: Option<bool>,
     pub limit: u32,
 }
 
 const COLUMNS: &str = "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
-                       error, created_by, created_at, updated_at, finished_at, last_seq";
+                       error, created_by, created_at, updated_at, finished_at, last_seq, reapply";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     let status: String = row.get(7)?;
@@ -74,6 +80,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
         updated_at: row.get(12)?,
         finished_at: row.get(13)?,
         last_seq: row.get(14)?,
+        reapply: row.get(15)?,
         phases: Vec::new(),
     })
 }
@@ -118,7 +125,7 @@ impl Store {
         )?;
         tx.execute(
             "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7)",
+             created_at, updated_at, reapply) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7, ?8)",
             params![
                 new.id.as_str(),
                 new.sandbox,
@@ -126,7 +133,8 @@ impl Store {
                 new.branch,
                 new.kind,
                 new.created_by,
-                now
+                now,
+                new.reapply
             ],
         )?;
         tx.execute(
@@ -161,7 +169,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM deployments \
              WHERE (?1 IS NULL OR sandbox = ?1) AND (?2 IS NULL OR repo = ?2) \
-               AND (?3 IS NULL OR status = ?3) \
+               AND (?3 IS NULL OR status = ?3) AND (?5 IS NULL OR reapply = ?5) \
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
@@ -169,7 +177,8 @@ impl Store {
                 filter.sandbox,
                 filter.repo,
                 filter.status.map(Status::as_str),
-                filter.limit
+                filter.limit,
+                filter.reapply
             ],
             from_row,
         )?;
@@ -246,6 +255,41 @@ impl Store {
             conn.prepare_cached("SELECT status, count(*) FROM deployments GROUP BY status")?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The highest event seq persisted for a deployment; `None` if there
+    /// is no such deployment.
+    pub fn last_seq(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT last_seq FROM deployments WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Waits (polling, up to `bound`) until the persister has written a
+    /// deployment's events up to `seq`; returns whether it has. A
+    /// deployment with no row has nothing to wait for.
+    pub async fn wait_persisted(&self, id: &str, seq: u64, bound: std::time::Duration) -> bool {
+        const EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            match self.last_seq(id) {
+                Ok(Some(last)) if last < seq => {}
+                Ok(_) => return true,
+                Err(err) => {
+                    tracing::warn!(deployment = id, error = %err, "cannot read the persisted seq");
+                    return false;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(EVERY).await;
+        }
     }
 
     /// Persisted events of a deployment with `seq > after`, in order, as

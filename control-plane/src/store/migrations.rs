@@ -92,6 +92,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX deployments_by_sandbox ON deployments (sandbox, repo, created_at DESC);
     "#,
+    // 3: a gateway re-apply (same build, new routes) is marked as one.
+    r#"
+    ALTER TABLE deployments ADD COLUMN reapply INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

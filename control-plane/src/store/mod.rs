@@ -5,6 +5,7 @@
 mod catalog;
 mod deployments;
 mod migrations;
+pub(crate) mod results;
 mod sandboxes;
 mod sessions;
 pub mod status;

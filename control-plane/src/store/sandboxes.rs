@@ -174,27 +174,23 @@ impl Store {
         Ok(stopped)
     }
 
-    /// Marks `stopped` the older running deployments of the same sandbox
-    /// and repo as `id`: its container replaced theirs.
-    pub fn stop_superseded(&self, id: &str) -> Result<usize, StoreError> {
-        let now = now_rfc3339();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let older = "SELECT o.id FROM deployments o, deployments d WHERE d.id = ?1 \
-                     AND o.sandbox = d.sandbox AND o.repo = d.repo AND o.id != d.id \
-                     AND o.status = 'running' AND o.created_at <= d.created_at";
-        tx.execute(
-            &format!("INSERT OR IGNORE INTO phases (deployment_id, phase, at) SELECT id, 'stopped', ?2 FROM ({older})"),
-            params![id, now],
-        )?;
-        let stopped = tx.execute(
-            &format!(
-                "UPDATE deployments SET status = 'stopped', updated_at = ?2 WHERE id IN ({older})"
-            ),
-            params![id, now],
-        )?;
-        tx.commit()?;
-        Ok(stopped)
+    /// The URL of the sandbox's newest running gateway deployment: while a
+    /// re-apply replaces it, the one it replaces (same port: the URL does
+    /// not change).
+    pub fn running_gateway_url(&self, sandbox: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT url FROM deployments WHERE sandbox = ?1 AND kind = ?2 \
+                     AND status = '{}' AND url IS NOT NULL \
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                    sdp_bus::Status::Running.as_str()
+                ),
+                params![sandbox, sdp_bus::subject::KIND_GATEWAY],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     /// Renews a sandbox's expiry by its TTL (every deploy does).

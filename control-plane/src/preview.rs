@@ -1,0 +1,270 @@
+//! The preview entry: a request whose Host is `<sandbox>.<preview_domain>`
+//! goes to that sandbox's gateway, HTTP and WebSocket upgrades alike, so a
+//! sandbox keeps one link for its whole life whatever its gateway's
+//! container. Runs in front of every other route; other hosts pass through.
+//!
+//! No session is asked for: the link gives what the gateway's published
+//! port gives (docs/SECURITY.md). One upstream connection per request, so
+//! nothing is pooled or shared between clients.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use sdp_bus::validate;
+
+use crate::api::{ApiError, AppState};
+use crate::config::PreviewDomain;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// The preview link of a sandbox.
+pub fn url(domain: &PreviewDomain, secure: bool, sandbox: &str) -> String {
+    let scheme = if secure { "https" } else { "http" };
+    format!("{scheme}://{sandbox}.{}/", domain.authority)
+}
+
+/// The sandbox a Host names under `domain`, if it does.
+fn sandbox_of(headers: &HeaderMap, domain: &PreviewDomain) -> Option<String> {
+    let host = headers
+        .get(header::HOST)?
+        .to_str()
+        .ok()?
+        .to_ascii_lowercase();
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
+        _ => host,
+    };
+    let sandbox = host.strip_suffix(&domain.host)?.strip_suffix('.')?;
+    validate::resource_name("sandbox", sandbox).ok()?;
+    Some(sandbox.to_owned())
+}
+
+/// Middleware: proxies preview hosts, passes the rest on.
+pub async fn entry(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let sandbox = state
+        .config
+        .http
+        .preview_domain
+        .as_ref()
+        .and_then(|domain| sandbox_of(request.headers(), domain));
+    let Some(sandbox) = sandbox else {
+        return next.run(request).await;
+    };
+    let address = match state.store.running_gateway_url(&sandbox) {
+        Ok(Some(url)) => url,
+        Ok(None) => {
+            let known = matches!(state.store.sandbox(&sandbox), Ok(Some(_)));
+            let message = if known {
+                format!("sandbox {sandbox} has no running gateway: deploy its gateway")
+            } else {
+                format!("there is no sandbox {sandbox}")
+            };
+            let status = if known {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            return ApiError::new(status, "no_gateway", message).into_response();
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let Some(authority) = address
+        .strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/'))
+    else {
+        return bad_gateway(&sandbox, "its gateway URL is not http");
+    };
+    match forward(request, authority).await {
+        Ok(response) => response,
+        Err(reason) => bad_gateway(&sandbox, &reason),
+    }
+}
+
+fn bad_gateway(sandbox: &str, reason: &str) -> Response {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "gateway_unreachable",
+        format!("the gateway of sandbox {sandbox} did not answer: {reason}"),
+    )
+    .into_response()
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes the hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Sends `request` to `authority` on a connection of its own; an upgrade
+/// the gateway accepts (101) joins the two upgraded connections.
+async fn forward(mut request: Request, authority: &str) -> Result<Response, String> {
+    let upgrade = is_upgrade(request.headers());
+    let client_upgraded = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let upgrade_to = request.headers().get(header::UPGRADE).cloned();
+    let forwarded_host = request.headers().get(header::HOST).cloned();
+
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let (true, Some(protocol)) = (upgrade, upgrade_to) {
+        parts.headers.insert(header::UPGRADE, protocol);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if let Some(host) = forwarded_host {
+        parts
+            .headers
+            .insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|e| format!("bad path: {e}"))?;
+    parts.version = axum::http::Version::HTTP_11;
+
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| format!("no connection to {authority} within {CONNECT_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(error = %err, "preview upstream connection ended");
+        }
+    });
+    let mut response = sender
+        .send_request(axum::http::Request::from_parts(parts, body))
+        .await
+        .map_err(|e| format!("{authority}: {e}"))?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgraded) = client_upgraded else {
+            return Err("it switched protocols unasked".to_owned());
+        };
+        let upstream_upgraded = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgraded, upstream_upgraded) {
+                Ok((client, upstream)) => {
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(client),
+                        &mut TokioIo::new(upstream),
+                    )
+                    .await;
+                }
+                Err(err) => tracing::debug!(error = %err, "preview upgrade failed"),
+            }
+        });
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(parts, Body::empty()));
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(text: &str) -> PreviewDomain {
+        PreviewDomain::try_from(text.to_owned()).expect("domain")
+    }
+
+    fn host(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(value).expect("value"));
+        headers
+    }
+
+    #[test]
+    fn the_sandbox_is_the_first_label_under_the_domain() {
+        let d = domain("sdp.internal");
+        assert_eq!(
+            sandbox_of(&host("alpha.sdp.internal"), &d).as_deref(),
+            Some("alpha")
+        );
+        assert_eq!(
+            sandbox_of(&host("Alpha.SDP.internal:8080"), &d).as_deref(),
+            Some("alpha")
+        );
+        for other in [
+            "sdp.internal",
+            "alpha.sdp.internal.evil",
+            "a.b.sdp.internal",
+            "alphasdp.internal",
+            "127.0.0.1:8080",
+            "..sdp.internal",
+        ] {
+            assert_eq!(sandbox_of(&host(other), &d), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn connection_scoped_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn upgrades_need_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(!is_upgrade(&headers));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(is_upgrade(&headers));
+    }
+}
