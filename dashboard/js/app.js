@@ -49,7 +49,27 @@ export function takeFlash() {
   return f;
 }
 
+// Whether this browser logged in and has not logged out: without it, a
+// visit goes straight to the login page instead of asking /api/me for a
+// 401 (which the console would show as an error). The session cookie
+// itself is HttpOnly.
+const SIGNED_IN = 'sdp.signedIn';
+
+function signedIn() {
+  try { return localStorage.getItem(SIGNED_IN) === '1'; } catch { return true; }
+}
+
+function markSignedIn(yes) {
+  try {
+    if (yes) localStorage.setItem(SIGNED_IN, '1');
+    else localStorage.removeItem(SIGNED_IN);
+  } catch {
+    // Storage off: every visit asks /api/me.
+  }
+}
+
 function toLogin(reason) {
+  markSignedIn(false);
   const { path } = parseHash();
   if (path === '/login') return;
   me = null;
@@ -64,6 +84,7 @@ api.setUnauthorizedHandler((err) => {
 
 export function setUser(user) {
   me = user;
+  markSignedIn(Boolean(user));
   renderChrome();
 }
 
@@ -102,6 +123,10 @@ async function route() {
   const params = pattern.exec(path).slice(1).map(decodeURIComponent);
 
   if (section !== 'login' && !me) {
+    if (!signedIn()) {
+      toLogin();
+      return;
+    }
     try {
       me = await api.get('/api/me');
     } catch (err) {
@@ -146,6 +171,7 @@ document.getElementById('logout').addEventListener('click', async () => {
     // Logged out either way.
   }
   me = null;
+  markSignedIn(false);
   setFlash('You are logged out.', 'ok');
   renderChrome();
   navigate('#/login');

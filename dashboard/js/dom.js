@@ -65,6 +65,30 @@ export function urlLink(url, label) {
   return el('a', { href, target: '_blank', rel: 'noopener noreferrer', class: 'mono' }, label ?? url);
 }
 
+/**
+ * A button that copies `text` to the clipboard and says so. The Clipboard
+ * API needs a secure context; elsewhere a hidden field and execCommand do.
+ */
+export function copyButton(text, label = 'Copy') {
+  const button = el('button', { type: 'button', class: 'btn btn-small', title: `Copy ${text}` }, label);
+  button.addEventListener('click', async () => {
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      copied = true;
+    } catch {
+      const field = el('textarea', { readonly: true, class: 'offscreen' }, text);
+      document.body.append(field);
+      field.select();
+      copied = document.execCommand('copy');
+      field.remove();
+    }
+    button.textContent = copied ? 'Copied' : 'Copy failed';
+    setTimeout(() => { button.textContent = label; }, 1500);
+  });
+  return button;
+}
+
 /** An error box for a thrown error (ApiError or other). */
 export function errorBox(err, title) {
   return el('div', { class: 'alert alert-error', role: 'alert' },

@@ -4,11 +4,18 @@
 //! own process group, with a fresh profile directory; dropping the
 //! [`Browser`] kills that group (chromedriver and the Chromium it started),
 //! so a failing test leaves no browser behind.
+//!
+//! Every message the page logs at level SEVERE (console errors, uncaught
+//! exceptions, invalid `pattern` attributes, CSP refusals) fails the test:
+//! [`Browser::close`] asserts there were none, and
+//! [`Browser::expect_console_errors`] takes the ones a test provokes on
+//! purpose.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use axum::http;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sdp_testkit::{ChildGuard, free_port, wait_for};
 use serde_json::{Value, json};
@@ -57,6 +64,7 @@ impl Browser {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         caps.insert(
             "goog:chromeOptions".into(),
             json!({ "binary": "/usr/bin/chromium", "args": args }),
@@ -187,8 +195,42 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    /// Ends the WebDriver session (Chromium exits), then chromedriver.
+    /// The page's SEVERE console messages since the last call (chromedriver
+    /// hands each out once).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("chromedriver's browser log");
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Takes the console errors so far; each must contain one of
+    /// `expected` (errors a test provokes, e.g. a refused request).
+    pub async fn expect_console_errors(&self, expected: &[&str]) {
+        let unexpected: Vec<String> = self
+            .console_errors()
+            .await
+            .into_iter()
+            .filter(|m| !expected.iter().any(|e| m.contains(e)))
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "errors in the page's console: {unexpected:#?}"
+        );
+    }
+
+    /// Asserts the page logged no error, ends the WebDriver session
+    /// (Chromium exits), then chromedriver.
     pub async fn close(mut self) {
+        self.expect_console_errors(&[]).await;
         let client = self.client.clone();
         let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
         self.kill_group();
@@ -222,5 +264,27 @@ pub fn screenshots_dir() -> PathBuf {
     match std::env::var_os("SDP_SCREENSHOTS_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"),
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log {"type": "browser"}`: the
+/// console messages logged since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
     }
 }

@@ -33,6 +33,11 @@ async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
                 .contains("Wrong username or password"),
             "the wrong credential is explained"
         );
+        browser
+            .expect_console_errors(&[
+                "/api/login - Failed to load resource: the server responded with a status of 401",
+            ])
+            .await;
     }
     browser.fill("#login-username", USER).await;
     browser.fill("#login-password", &stack.password).await;

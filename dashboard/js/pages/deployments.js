@@ -1,10 +1,24 @@
-// #/deployments?sandbox=&repo=&status=&limit=: the history, filtered.
+// #/deployments?sandbox=&repo=&status=&reapply=&limit=: the history,
+// filtered. Gateway re-applies (same build, new routes) are marked, and a
+// run of them in one sandbox folds under its newest, so route flips do not
+// bury the deployments people asked for.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, sandboxLink, STATUSES, toDate, duration } from '../format.js';
 
 const POLL_MS = 5000;
+
+/** The list in runs: a deployment alone, or consecutive re-applies of one sandbox. */
+function runs(list) {
+  const out = [];
+  for (const d of list) {
+    const last = out[out.length - 1];
+    if (d.reapply && last && last[0].reapply && last[0].sandbox === d.sandbox) last.push(d);
+    else out.push([d]);
+  }
+  return out;
+}
 
 function took(d) {
   const start = toDate(d.created_at);
@@ -20,15 +34,20 @@ export async function render(view, { query, navigate }) {
   status.value = query.status ?? '';
   const limit = el('select', { id: 'filter-limit' }, ['20', '50', '100', '200', '500'].map((n) => el('option', { value: n }, n)));
   limit.value = ['20', '50', '100', '200', '500'].includes(query.limit) ? query.limit : '50';
+  const hideReapplies = el('input', { type: 'checkbox', id: 'filter-hide-reapplies' });
+  hideReapplies.checked = query.reapply === 'false';
   const form = el('form', { class: 'filters', id: 'filters' },
     el('div', { class: 'field' }, el('label', { for: 'filter-sandbox' }, 'Sandbox'), sandbox),
     el('div', { class: 'field' }, el('label', { for: 'filter-repo' }, 'Repo'), repo),
     el('div', { class: 'field' }, el('label', { for: 'filter-status' }, 'Status'), status),
     el('div', { class: 'field' }, el('label', { for: 'filter-limit' }, 'Show'), limit),
+    el('div', { class: 'field' }, el('label', { for: 'filter-hide-reapplies' }, 'Re-applies'),
+      el('label', { class: 'row small' }, hideReapplies, 'hide')),
     el('button', { type: 'submit', class: 'btn btn-primary' }, 'Apply'),
     el('a', { class: 'btn btn-ghost', href: '#/deployments' }, 'Clear'));
   const apply = () => navigate(`#/deployments${api.query({
-    sandbox: sandbox.value.trim(), repo: repo.value.trim(), status: status.value, limit: limit.value === '50' ? '' : limit.value,
+    sandbox: sandbox.value.trim(), repo: repo.value.trim(), status: status.value,
+    reapply: hideReapplies.checked ? 'false' : '', limit: limit.value === '50' ? '' : limit.value,
   })}`);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -36,6 +55,7 @@ export async function render(view, { query, navigate }) {
   });
   status.addEventListener('change', apply);
   limit.addEventListener('change', apply);
+  hideReapplies.addEventListener('change', apply);
 
   const body = el('div', { class: 'card-body flush' }, loading());
   view.append(
@@ -43,7 +63,39 @@ export async function render(view, { query, navigate }) {
       el('div', { class: 'sub' }, 'Every deployment, newest first.'))),
     el('section', { class: 'card' }, form, body));
 
-  const path = `/api/deployments${api.query({ sandbox: query.sandbox, repo: query.repo, status: query.status, limit: query.limit })}`;
+  const path = `/api/deployments${api.query({
+    sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: query.limit,
+  })}`;
+  // Runs the user unfolded, by their newest deployment's id: kept across polls.
+  const unfolded = new Set();
+  const row = (d, attrs = {}) => el('tr', { dataset: { deployment: d.id }, ...attrs },
+    el('td', {}, deploymentLink(d.id), d.reapply ? [' ', el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : null),
+    el('td', {}, sandboxLink(d.sandbox)),
+    el('td', {}, d.repo),
+    el('td', { class: 'mono' }, d.branch),
+    el('td', {}, commitEl(d.commit)),
+    el('td', { title: d.error ?? '' }, statusBadge(d.status)),
+    el('td', {}, d.created_by ?? ''),
+    el('td', {}, timeEl(d.created_at)),
+    el('td', { class: 'nowrap muted' }, took(d)));
+  const runRows = (run) => {
+    if (run.length === 1) return [row(run[0])];
+    const key = run[0].id;
+    const open = unfolded.has(key);
+    const toggle = el('button', { type: 'button', class: 'btn btn-small btn-ghost reapply-toggle', 'aria-expanded': String(open) },
+      open ? 'fold' : `+${run.length - 1} more`);
+    const rest = run.slice(1).map((d) => row(d, { class: open ? 'reapply-run' : 'reapply-run folded' }));
+    toggle.addEventListener('click', () => {
+      const nowOpen = !unfolded.has(key);
+      if (nowOpen) unfolded.add(key); else unfolded.delete(key);
+      for (const r of rest) r.classList.toggle('folded', !nowOpen);
+      toggle.textContent = nowOpen ? 'fold' : `+${run.length - 1} more`;
+      toggle.setAttribute('aria-expanded', String(nowOpen));
+    });
+    const head = row(run[0]);
+    head.querySelector('td').append(' ', toggle);
+    return [head, ...rest];
+  };
   let stopped = false;
   let timer = null;
   const refresh = async () => {
@@ -59,16 +111,7 @@ export async function render(view, { query, navigate }) {
           el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Sandbox'), el('th', {}, 'Repo'),
             el('th', {}, 'Branch'), el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'),
             el('th', {}, 'Started'), el('th', {}, 'Took'))),
-          el('tbody', {}, list.map((d) => el('tr', { dataset: { deployment: d.id } },
-            el('td', {}, deploymentLink(d.id)),
-            el('td', {}, sandboxLink(d.sandbox)),
-            el('td', {}, d.repo),
-            el('td', { class: 'mono' }, d.branch),
-            el('td', {}, commitEl(d.commit)),
-            el('td', { title: d.error ?? '' }, statusBadge(d.status)),
-            el('td', {}, d.created_by ?? ''),
-            el('td', {}, timeEl(d.created_at)),
-            el('td', { class: 'nowrap muted' }, took(d)))))));
+          el('tbody', {}, runs(list).flatMap(runRows))));
       }
     } catch (err) {
       if (stopped) return;

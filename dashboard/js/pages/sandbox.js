@@ -2,7 +2,7 @@
 // teardown, and the sandbox's recent deployments.
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading, urlLink, confirmButton } from '../dom.js';
+import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
 
 const POLL_MS = 4000;
@@ -120,6 +120,8 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       change({ ttl_hours: Number(ttl.value) }, ttlForm.querySelector('button'), 'Expiry updated.');
     });
     replace(facts, el('dl', { class: 'facts' },
+      sandbox.preview_url ? [el('dt', {}, 'Link'), el('dd', { id: 'preview-url' }, el('div', { class: 'row' },
+        urlLink(sandbox.preview_url), copyButton(sandbox.preview_url)))] : null,
       el('dt', {}, 'Gateway'), el('dd', { id: 'gateway-url' }, sandbox.gateway_url ? urlLink(sandbox.gateway_url) : el('span', { class: 'muted' }, 'not running')),
       el('dt', {}, 'Environment'), el('dd', { id: 'sandbox-environment' }, environmentOf()),
       el('dt', {}, 'Created'), el('dd', {}, timeEl(sandbox.created_at)),

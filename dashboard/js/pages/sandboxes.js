@@ -41,7 +41,7 @@ function emptyState(hasTemplates) {
 function newSandboxForm(templates, onCreated) {
   const message = el('div');
   const name = el('input', {
-    type: 'text', id: 'new-sandbox-name', required: true, pattern: '[a-z0-9][a-z0-9-]{0,62}',
+    type: 'text', id: 'new-sandbox-name', required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}',
     placeholder: 'e.g. alice-login-fix', autocomplete: 'off',
   });
   const template = el('select', { id: 'new-sandbox-template' },
