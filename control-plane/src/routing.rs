@@ -31,6 +31,16 @@ pub struct RouteTable {
     pub environment: BTreeMap<String, String>,
 }
 
+impl GatewayInputs {
+    /// A digest of what the gateway runs with: a re-apply with the same
+    /// digest would change nothing.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_vec(&(&self.env, &self.routes)).unwrap_or_default();
+        hex::encode(Sha256::digest(text))
+    }
+}
+
 impl RouteTable {
     pub fn gateway_inputs(&self) -> GatewayInputs {
         let mut env = self.environment.clone();

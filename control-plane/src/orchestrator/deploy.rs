@@ -159,6 +159,7 @@ impl Orchestrator {
         let (env, routes) = match (&sandbox_row, kind == sdp_bus::subject::KIND_GATEWAY) {
             (Some(sandbox_row), true) => {
                 let inputs = self.route_table(sandbox_row).await?.gateway_inputs();
+                self.store.set_inputs_digest(&id, &inputs.digest())?;
                 (inputs.env, inputs.routes)
             }
             _ => Default::default(),

@@ -3,7 +3,9 @@
 //! coalesce into one more, which reads the routes when it starts, so the
 //! newest desired state wins. A re-apply first waits for the gateway's
 //! newest deployment to settle: one still in flight was sent the routes of
-//! its time, and replacing it mid-way would cancel it.
+//! its time, and replacing it mid-way would cancel it. A gateway that
+//! already runs with the desired env and routes (same digest) is left
+//! alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -99,6 +101,20 @@ impl Orchestrator {
             return Ok(());
         };
         if gateway.status != Status::Running {
+            return Ok(());
+        }
+        // A service redeployed on its kept port leaves the routes as they
+        // were: the gateway need not restart for it.
+        let Some(sandbox_row) = self.store.sandbox(sandbox)? else {
+            return Ok(());
+        };
+        let desired = self
+            .route_table(&sandbox_row)
+            .await?
+            .gateway_inputs()
+            .digest();
+        if gateway.inputs_digest.as_deref() == Some(desired.as_str()) {
+            tracing::debug!(sandbox, "the gateway already runs with these routes");
             return Ok(());
         }
         let Some((session, credential)) = from.or_else(|| self.credentials.get(sandbox)) else {

@@ -30,6 +30,10 @@ pub struct Deployment {
     /// A re-apply of the sandbox's gateway (its build with new routes),
     /// not a deployment someone asked for.
     pub reapply: bool,
+    /// For a gateway: the digest of the env and routes it was sent
+    /// ([`crate::routing::GatewayInputs::digest`]).
+    #[serde(skip)]
+    pub inputs_digest: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -59,7 +63,7 @@ pub struct DeploymentFilter {
 }
 
 const COLUMNS: &str = "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
-                       error, created_by, created_at, updated_at, finished_at, last_seq, reapply";
+                       error, created_by, created_at, updated_at, finished_at, last_seq, reapply, inputs_digest";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     let status: String = row.get(7)?;
@@ -81,6 +85,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
         finished_at: row.get(13)?,
         last_seq: row.get(14)?,
         reapply: row.get(15)?,
+        inputs_digest: row.get(16)?,
         phases: Vec::new(),
     })
 }
@@ -197,6 +202,15 @@ impl Store {
         self.conn().execute(
             "UPDATE deployments SET agent_id = ?2, updated_at = ?3 WHERE id = ?1",
             params![id.as_str(), agent_id, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the digest of the env and routes a gateway deployment got.
+    pub fn set_inputs_digest(&self, id: &DeploymentId, digest: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE deployments SET inputs_digest = ?2 WHERE id = ?1",
+            params![id.as_str(), digest],
         )?;
         Ok(())
     }

@@ -92,9 +92,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX deployments_by_sandbox ON deployments (sandbox, repo, created_at DESC);
     "#,
-    // 3: a gateway re-apply (same build, new routes) is marked as one.
+    // 3: a gateway re-apply (same build, new routes) is marked as one; a
+    // gateway deployment records a digest of the env and routes it got.
     r#"
     ALTER TABLE deployments ADD COLUMN reapply INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deployments ADD COLUMN inputs_digest TEXT;
     "#,
 ];
 

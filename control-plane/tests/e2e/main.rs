@@ -11,6 +11,8 @@ mod flow;
 mod hardening;
 mod hostile_bus;
 mod persister;
+mod preview;
+mod read_your_events;
 mod routing;
 mod sandboxes;
 mod sessions;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-async fn setup(stack: &Stack, token: &str) {
+pub(crate) async fn setup(stack: &Stack, token: &str) {
     let routing = stack.routing.as_ref().expect("gateway stack");
     let baseline = routing.baseline.url();
     let (status, body) = stack
@@ -34,7 +34,7 @@ async fn setup(stack: &Stack, token: &str) {
 
 /// GETs `path` through the sandbox's gateway until `check` accepts the
 /// answer (re-applying the gateway takes a moment).
-async fn through_gateway(
+pub(crate) async fn through_gateway(
     stack: &Stack,
     token: &str,
     sandbox: &str,
@@ -59,15 +59,20 @@ async fn through_gateway(
     .await
 }
 
-fn from_sandbox(branch: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn from_sandbox(branch: &'static str) -> impl Fn(&Value) -> bool {
     move |answer| answer["body"]["branch"] == branch
 }
 
-fn from_baseline(answer: &Value) -> bool {
+pub(crate) fn from_baseline(answer: &Value) -> bool {
     answer["body"]["source"] == "baseline"
 }
 
-async fn deploy_template(stack: &Stack, token: &str, sandbox: &str, body: Value) -> Vec<String> {
+pub(crate) async fn deploy_template(
+    stack: &Stack,
+    token: &str,
+    sandbox: &str,
+    body: Value,
+) -> Vec<String> {
     let (status, started) = stack
         .post(token, &format!("/api/sandboxes/{sandbox}/deploy"), body)
         .await;
@@ -80,16 +85,11 @@ async fn deploy_template(stack: &Stack, token: &str, sandbox: &str, body: Value)
         .collect();
     for id in &ids {
         let deployment = stack.wait_settled(token, id).await;
-        // A gateway still starting when a service comes up is superseded
-        // by the re-apply that carries the new route (cancelled), or, if it
-        // was up already, replaced by it (stopped).
-        let superseded = deployment["status"] == "cancelled"
-            && deployment["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("superseded"));
+        // A re-apply waits for the gateway to settle (it never cancels
+        // it), then may replace it (stopped).
         let replaced = deployment["status"] == "stopped" && deployment["kind"] == "gateway";
         assert!(
-            deployment["status"] == "running" || superseded || replaced,
+            deployment["status"] == "running" || replaced,
             "{deployment}"
         );
     }
@@ -97,7 +97,7 @@ async fn deploy_template(stack: &Stack, token: &str, sandbox: &str, body: Value)
 }
 
 /// The newest gateway deployment of a sandbox.
-async fn latest_gateway(stack: &Stack, token: &str, sandbox: &str) -> Value {
+pub(crate) async fn latest_gateway(stack: &Stack, token: &str, sandbox: &str) -> Value {
     let (_, list) = stack
         .get(
             token,

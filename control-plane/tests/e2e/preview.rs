@@ -1,0 +1,335 @@
+//! Stable sandbox links (issue 11): a sandbox's gateway URL and its
+//! preview link (`<sandbox>.<http.preview_domain>` through the control
+//! plane) answer the same through service deploys, route changes and a
+//! gateway redeploy; WebSocket upgrades pass through the preview entry.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+
+use crate::common::*;
+use crate::routing::{deploy_template, from_baseline, from_sandbox, setup};
+
+const DOMAIN: &str = "sdp.test";
+
+fn preview_options(gateway: bool) -> StackOptions {
+    StackOptions {
+        gateway,
+        agent: gateway,
+        control_plane_env: pairs(&[("SDP_HTTP__PREVIEW_DOMAIN", DOMAIN.into())]),
+        ..StackOptions::default()
+    }
+}
+
+/// GETs `path` on the control plane with Host `<sandbox>.sdp.test`.
+async fn preview_get(stack: &Stack, sandbox: &str, path: &str) -> Option<(StatusCode, Value)> {
+    let response = stack
+        .http()
+        .get(stack.url(path))
+        .header(reqwest::header::HOST, format!("{sandbox}.{DOMAIN}"))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status();
+    Some((status, response.json().await.ok()?))
+}
+
+/// GETs `path` through the preview link until `check` accepts the answer.
+async fn through_preview(
+    stack: &Stack,
+    sandbox: &str,
+    path: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let what = format!("{sandbox} preview {path}");
+    sdp_testkit::wait_for(&what, Duration::from_secs(90), || async {
+        let (_, answer) = preview_get(stack, sandbox, path).await?;
+        check(&answer).then_some(answer)
+    })
+    .await
+}
+
+/// Waits until nothing of the sandbox is in flight and its gateway's
+/// `routes.json` is the route table REST shows; returns the sandbox view.
+pub(crate) async fn wait_converged(stack: &Stack, token: &str, sandbox: &str) -> Value {
+    let what = format!("{sandbox} to converge");
+    sdp_testkit::wait_for(&what, Duration::from_secs(120), || async {
+        let (_, deployments) = stack
+            .get(
+                token,
+                &format!("/api/deployments?sandbox={sandbox}&limit=500"),
+            )
+            .await;
+        let unsettled = deployments.as_array()?.iter().any(|d| {
+            matches!(
+                d["status"].as_str(),
+                Some("queued" | "fetching" | "building" | "starting")
+            )
+        });
+        if unsettled {
+            return None;
+        }
+        let (_, view) = stack.get(token, &format!("/api/sandboxes/{sandbox}")).await;
+        let gateway_url = view["gateway_url"].as_str()?.to_owned();
+        let running: Value = stack
+            .http()
+            .get(format!("{gateway_url}/routes"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let (_, desired) = stack
+            .get(token, &format!("/api/sandboxes/{sandbox}/routes"))
+            .await;
+        (route_set(&running) == route_set(&desired)).then_some(view)
+    })
+    .await
+}
+
+/// (service, target, source) of each route, sorted.
+pub(crate) fn route_set(routes: &Value) -> Vec<(String, String, String)> {
+    let mut set: Vec<(String, String, String)> = routes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("service"), text("target"), text("source"))
+        })
+        .collect();
+    set.sort();
+    set
+}
+
+async fn gateway_deployments(stack: &Stack, token: &str, sandbox: &str) -> usize {
+    let (_, list) = stack
+        .get(
+            token,
+            &format!("/api/deployments?sandbox={sandbox}&repo=gateway&limit=500"),
+        )
+        .await;
+    list.as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_redeploy() {
+    let stack = Stack::start_with(preview_options(true)).await;
+    let token = stack.login().await;
+    setup(&stack, &token).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            json!({ "name": "alpha", "template": "shop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["preview_url"], format!("http://alpha.{DOMAIN}/"));
+    // No gateway yet: the link says so.
+    let (status, answer) = preview_get(&stack, "alpha", "/users/1")
+        .await
+        .expect("answer");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"]["code"], "no_gateway");
+    let (status, answer) = preview_get(&stack, "ghost", "/").await.expect("answer");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+
+    deploy_template(
+        &stack,
+        &token,
+        "alpha",
+        json!({ "branches": { "users": BRANCH }, "only": ["users"] }),
+    )
+    .await;
+    let view = wait_converged(&stack, &token, "alpha").await;
+    let first_url = view["gateway_url"]
+        .as_str()
+        .expect("gateway url")
+        .to_owned();
+    let preview_url = view["preview_url"].clone();
+    let users = through_preview(&stack, "alpha", "/users/1", from_sandbox(BRANCH)).await;
+    assert_eq!(users["gateway"]["sandbox"], "alpha");
+    through_preview(&stack, "alpha", "/orders/1", from_baseline).await;
+
+    let same_urls = |view: &Value, step: &str| {
+        assert_eq!(
+            view["gateway_url"],
+            first_url.as_str(),
+            "gateway URL after {step}"
+        );
+        assert_eq!(view["preview_url"], preview_url, "preview URL after {step}");
+    };
+
+    // A service deployed into the sandbox: its route changes, the URLs not.
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": "orders", "branch": "feature/y" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    through_preview(&stack, "alpha", "/orders/1", from_sandbox("feature/y")).await;
+    same_urls(
+        &wait_converged(&stack, &token, "alpha").await,
+        "a service deploy",
+    );
+
+    // A manual route, then its reset.
+    let baseline = stack.routing.as_ref().expect("routing").baseline.url();
+    let response = stack
+        .http()
+        .put(stack.url("/api/sandboxes/alpha/routes/users"))
+        .bearer_auth(&token)
+        .json(&json!({ "target": baseline }))
+        .send()
+        .await
+        .expect("put route");
+    assert_eq!(response.status(), StatusCode::OK);
+    through_preview(&stack, "alpha", "/users/1", from_baseline).await;
+    same_urls(
+        &wait_converged(&stack, &token, "alpha").await,
+        "a manual route",
+    );
+    let response = stack
+        .http()
+        .delete(stack.url("/api/sandboxes/alpha/routes/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("reset route");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    through_preview(&stack, "alpha", "/users/1", from_sandbox(BRANCH)).await;
+    same_urls(
+        &wait_converged(&stack, &token, "alpha").await,
+        "a route reset",
+    );
+
+    // A redeploy of a service on its kept port changes no route: the
+    // gateway is not restarted for it.
+    let gateways_before = gateway_deployments(&stack, &token, "alpha").await;
+    stack.fixture.push_revision(BRANCH, "r2");
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    same_urls(
+        &wait_converged(&stack, &token, "alpha").await,
+        "a service redeploy",
+    );
+    assert_eq!(
+        gateway_deployments(&stack, &token, "alpha").await,
+        gateways_before,
+        "no re-apply when the routes did not change"
+    );
+
+    // The gateway itself redeployed.
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": "gateway", "branch": "main" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let gateway = stack
+        .wait_settled(&token, body["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(gateway["status"], "running", "{gateway}");
+    assert_eq!(gateway["url"], first_url.as_str());
+    same_urls(
+        &wait_converged(&stack, &token, "alpha").await,
+        "a gateway redeploy",
+    );
+    through_preview(&stack, "alpha", "/users/1", from_sandbox(BRANCH)).await;
+
+    // The dashboard stays on the control plane's own host.
+    let page = stack
+        .http()
+        .get(stack.url("/"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(page.status(), StatusCode::OK);
+    stack.shutdown().await;
+}
+
+/// A WebSocket echo server standing for a gateway that upgrades.
+async fn echo_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() && socket.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_entry_carries_websocket_upgrades() {
+    let stack = Stack::start_with(preview_options(false)).await;
+    let (port, server) = echo_server().await;
+    // A sandbox whose running gateway is the echo server.
+    let db = rusqlite::Connection::open(stack.cp_data.path().join("sdp.db")).expect("db");
+    db.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    db.execute(
+        "INSERT INTO sandboxes (name, owner, created_at) VALUES ('ws', 'dev', ?1)",
+        [&now],
+    )
+    .expect("sandbox");
+    db.execute(
+        "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, url, created_by, \
+         created_at, updated_at) VALUES ('0190c0de-0000-7000-8000-000000000001', 'ws', 'gateway', \
+         'main', 'gateway', 'running', ?1, 'dev', ?2, ?2)",
+        rusqlite::params![format!("http://127.0.0.1:{port}"), now],
+    )
+    .expect("gateway deployment");
+
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(stack.ws_url("/echo"))
+            .expect("request");
+    request
+        .headers_mut()
+        .insert("Host", format!("ws.{DOMAIN}").parse().expect("host"));
+    let (mut socket, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("upgrade in time")
+    .expect("upgraded through the preview entry");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for n in 0..20 {
+        let text = format!("hello {n}");
+        socket
+            .send(tungstenite::Message::text(text.clone()))
+            .await
+            .expect("send");
+        let echoed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("echo in time")
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(echoed.into_text().expect("text").as_str(), text);
+    }
+    socket.close(None).await.expect("close");
+    server.abort();
+    stack.shutdown().await;
+}

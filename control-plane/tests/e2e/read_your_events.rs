@@ -1,0 +1,114 @@
+//! Read-your-events (issue 11): once the WebSocket has delivered an event,
+//! REST shows it. Twenty deploys in a row, each read back the moment its
+//! result arrives: the deployment (status, phases, URL, commit), the
+//! sandbox view, and the route; and once the gateway has caught up, its
+//! `routes.json` is the table REST shows.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::preview::{route_set, wait_converged};
+use crate::routing::{deploy_template, setup};
+
+const DEPLOYS: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_after_a_result_on_the_websocket_shows_it() {
+    let stack = Stack::start_with(StackOptions {
+        gateway: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    setup(&stack, &token).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            json!({ "name": "ryw", "template": "shop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    deploy_template(&stack, &token, "ryw", json!({ "only": ["users"] })).await;
+    wait_converged(&stack, &token, "ryw").await;
+
+    for n in 0..DEPLOYS {
+        let branch = if n % 2 == 0 { BRANCH } else { "main" };
+        let id = stack.deploy(&token, "ryw", branch).await;
+        let mut phases_seen = Vec::new();
+        let mut result = Value::Null;
+        stack
+            .ws_follow(&token, &id, 0, |event| {
+                match event["body"]["type"].as_str() {
+                    Some("phase") => phases_seen.push(event["body"]["phase"].clone()),
+                    Some("result") => result = event["body"].clone(),
+                    _ => {}
+                }
+                true
+            })
+            .await;
+        assert_eq!(result["status"], "running", "deploy {n}: {result}");
+        // Read at once: no waiting, no retry.
+        let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+        let (_, view) = stack.get(&token, "/api/sandboxes/ryw").await;
+        let (_, routes) = stack.get(&token, "/api/sandboxes/ryw/routes").await;
+
+        assert_eq!(deployment["status"], "running", "deploy {n}: {deployment}");
+        assert_eq!(deployment["url"], result["url"], "deploy {n}");
+        assert_eq!(deployment["commit"], result["commit"], "deploy {n}");
+        assert_eq!(
+            deployment["commit"],
+            stack.fixture.commit(branch).as_str(),
+            "deploy {n}"
+        );
+        let phases: Vec<Value> = deployment["phases"]
+            .as_array()
+            .expect("phases")
+            .iter()
+            .map(|p| p["phase"].clone())
+            .collect();
+        for phase in &phases_seen {
+            assert!(
+                phases.contains(phase),
+                "deploy {n}: {phase} not in {phases:?}"
+            );
+        }
+        let users = view["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["repo"] == REPO)
+            .cloned()
+            .expect("users in the view");
+        assert_eq!(users["deployment_id"], id.as_str(), "deploy {n}: {view}");
+        assert_eq!(users["status"], "running", "deploy {n}: {view}");
+        assert_eq!(users["branch"], branch, "deploy {n}");
+        let users_route = routes
+            .as_array()
+            .expect("routes")
+            .iter()
+            .find(|r| r["service"] == REPO)
+            .cloned()
+            .expect("users route");
+        assert_eq!(users_route["source"], "sandbox", "deploy {n}: {routes}");
+        assert_eq!(users_route["target"], result["url"], "deploy {n}: {routes}");
+
+        // The gateway catches up with the same table.
+        let view = wait_converged(&stack, &token, "ryw").await;
+        let running: Value = stack
+            .http()
+            .get(format!(
+                "{}/routes",
+                view["gateway_url"].as_str().expect("gateway url")
+            ))
+            .send()
+            .await
+            .expect("routes.json")
+            .json()
+            .await
+            .expect("routes.json is JSON");
+        assert_eq!(route_set(&running), route_set(&routes), "deploy {n}");
+    }
+    stack.shutdown().await;
+}
