@@ -8,6 +8,7 @@ mod bad_input;
 mod cleanup;
 mod faults;
 mod flow;
+mod gateways;
 mod hardening;
 mod hostile_bus;
 mod persister;

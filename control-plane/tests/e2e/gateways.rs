@@ -1,0 +1,207 @@
+//! One gateway per sandbox, always matching its routes (issue 11): ten
+//! sandboxes of one template deployed whole at once, with route changes
+//! fired while they deploy. Every sandbox ends with exactly one running
+//! gateway container whose env and `routes.json` are the route table REST
+//! shows, on the URL it had first.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::preview::{route_set, wait_converged};
+use crate::routing::setup;
+
+const SANDBOXES: usize = 10;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The gateway agent's containers of `sandbox`: (id, running, env).
+fn gateway_containers(agent: &str, sandbox: &str) -> Vec<(String, bool, HashMap<String, String>)> {
+    let ids = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=sdp.agent={agent}"),
+        "--filter",
+        &format!("label=sdp.sandbox={sandbox}"),
+    ]);
+    ids.lines()
+        .map(|id| {
+            let inspect: Value =
+                serde_json::from_str(&docker(&["inspect", id])).expect("inspect JSON");
+            let running = inspect[0]["State"]["Running"] == true;
+            let env = inspect[0]["Config"]["Env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str()?.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            (id.to_owned(), running, env)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_gateway_each() {
+    let stack = Stack::start_with(StackOptions {
+        gateway: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    setup(&stack, &token).await;
+    let baseline = stack.routing.as_ref().expect("routing").baseline.url();
+    let gateway_agent = stack
+        .routing
+        .as_ref()
+        .expect("routing")
+        .gateway_agent_id
+        .clone();
+    let names: Vec<String> = (0..SANDBOXES).map(|n| format!("fleet{n}")).collect();
+    for name in &names {
+        let (status, body) = stack
+            .post(
+                &token,
+                "/api/sandboxes",
+                json!({ "name": name, "template": "shop" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // Every sandbox's whole template at once.
+    let deploys = names.iter().map(|name| {
+        let (stack, token) = (&stack, &token);
+        async move {
+            let (status, body) = stack
+                .post(token, &format!("/api/sandboxes/{name}/deploy"), json!({}))
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+        }
+    });
+    futures::future::join_all(deploys).await;
+
+    // While they deploy: the first gateway URL each sandbox shows, and
+    // route flips: every sandbox gets a manual route for orders; the odd
+    // ones have it reset again.
+    let mut first_url: HashMap<String, String> = HashMap::new();
+    for (n, name) in names.iter().enumerate() {
+        let response = stack
+            .http()
+            .put(stack.url(&format!("/api/sandboxes/{name}/routes/orders")))
+            .bearer_auth(&token)
+            .json(&json!({ "target": baseline }))
+            .send()
+            .await
+            .expect("put route");
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        if n % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let response = stack
+                .http()
+                .delete(stack.url(&format!("/api/sandboxes/{name}/routes/orders")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("reset route");
+            assert_eq!(response.status(), StatusCode::NO_CONTENT, "{name}");
+        }
+        let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
+        if let Some(url) = view["gateway_url"].as_str() {
+            first_url.insert(name.clone(), url.to_owned());
+        }
+    }
+    // Until each has shown one, keep looking while they converge.
+    let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
+    while first_url.len() < names.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no gateway URL in time for some of {names:?}: {first_url:?}"
+        );
+        for name in &names {
+            if !first_url.contains_key(name) {
+                let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
+                if let Some(url) = view["gateway_url"].as_str() {
+                    first_url.insert(name.clone(), url.to_owned());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for (n, name) in names.iter().enumerate() {
+        let view = wait_converged(&stack, &token, name).await;
+        assert_eq!(
+            view["gateway_url"],
+            first_url[name].as_str(),
+            "{name}: the gateway URL changed"
+        );
+        let (_, routes) = stack
+            .get(&token, &format!("/api/sandboxes/{name}/routes"))
+            .await;
+        let orders = routes
+            .as_array()
+            .expect("routes")
+            .iter()
+            .find(|r| r["service"] == "orders")
+            .cloned()
+            .expect("orders route");
+        let expected_source = if n % 2 == 1 { "sandbox" } else { "manual" };
+        assert_eq!(orders["source"], expected_source, "{name}: {routes}");
+
+        let containers = gateway_containers(&gateway_agent, name);
+        assert_eq!(
+            containers.len(),
+            1,
+            "{name}: one gateway container: {containers:?}"
+        );
+        let (_, running, env) = &containers[0];
+        assert!(running, "{name}: its gateway runs");
+        for route in routes.as_array().expect("routes") {
+            let key = route["env_key"].as_str().expect("env_key");
+            assert_eq!(
+                env.get(key).map(String::as_str),
+                route["target"].as_str(),
+                "{name}: {key} in the gateway's env"
+            );
+        }
+        let running_routes: Value = stack
+            .http()
+            .get(format!("{}/routes", first_url[name]))
+            .send()
+            .await
+            .expect("routes.json")
+            .json()
+            .await
+            .expect("routes.json is JSON");
+        assert_eq!(route_set(&running_routes), route_set(&routes), "{name}");
+        // No gateway deployment failed on the way.
+        let (_, gateways) = stack
+            .get(
+                &token,
+                &format!("/api/deployments?sandbox={name}&repo=gateway&limit=500"),
+            )
+            .await;
+        for gateway in gateways.as_array().expect("list") {
+            assert!(
+                matches!(gateway["status"].as_str(), Some("running" | "stopped")),
+                "{name}: {gateway}"
+            );
+        }
+    }
+    stack.shutdown().await;
+}
