@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod cli;
 mod cleanup;
 mod faults;
 mod flow;
