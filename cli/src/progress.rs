@@ -42,6 +42,7 @@ impl Progress {
                 ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
+            bar.set_message(format!("{label} connecting"));
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });

@@ -129,6 +129,35 @@ fn json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", show(out)))
 }
 
+/// Runs `command` on a pty until it exits; what the terminal showed and
+/// the exit code.
+async fn run_in_pty(command: std::process::Command) -> (String, i32) {
+    tokio::task::spawn_blocking(move || {
+        let timeout = DEPLOY_TIMEOUT.as_millis() as u64;
+        let mut session = rexpect::session::spawn_command(command, Some(timeout)).expect("pty");
+        let shown = session.exp_eof().expect("the command ends");
+        let code = match session.process().wait().expect("wait") {
+            rexpect::process::WaitStatus::Exited(_, code) => code,
+            other => panic!("ended with {other:?}: {shown}"),
+        };
+        (shown, code)
+    })
+    .await
+    .expect("pty task")
+}
+
+/// Whether `text` holds an SGR (colour, bold, dim) escape sequence.
+fn has_sgr(text: &str) -> bool {
+    text.split('\x1b').skip(1).any(|rest| {
+        rest.strip_prefix('[').is_some_and(|params| {
+            let end = params
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .unwrap_or(params.len());
+            params[end..].starts_with('m')
+        })
+    })
+}
+
 fn assert_no_ansi(out: &Output) {
     assert!(
         !out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b),
@@ -373,6 +402,22 @@ async fn cli_broken_build_exits_failed_with_the_compiler_error() {
         show(&out)
     );
     assert!(err.contains(&format!("✗ {REPO}@main failed")), "{}", show(&out));
+
+    // On a terminal: a spinner per phase, colour unless NO_COLOR is set.
+    let target = format!("{REPO}@main");
+    let mut command = sdp.command(&["deploy", "beta", &target]);
+    command.env("TERM", "xterm");
+    let (shown, exit) = run_in_pty(command).await;
+    assert_eq!(exit, 1, "{shown}");
+    assert!(shown.contains("syntax error"), "{shown}");
+    assert!(has_sgr(&shown), "no colour on a terminal: {shown:?}");
+    let mut command = sdp.command(&["deploy", "beta", &target]);
+    command.env("TERM", "xterm").env("NO_COLOR", "1");
+    let (shown, exit) = run_in_pty(command).await;
+    assert_eq!(exit, 1, "{shown}");
+    // (rexpect reads the terminal byte by byte, so `✗` arrives mangled.)
+    assert!(shown.contains(&format!("{target} failed")), "{shown}");
+    assert!(!has_sgr(&shown), "colour despite NO_COLOR: {shown:?}");
 
     let out = sdp
         .run(&["deploy", "beta", &format!("{REPO}@main"), "-o", "json"])
