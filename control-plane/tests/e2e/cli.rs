@@ -184,7 +184,11 @@ async fn cli_login_through_a_pty_whoami_logout_and_tap() {
         let mut session = rexpect::session::spawn_command(command, Some(30_000)).expect("pty");
         let mut transcript = session.exp_string("Username: ").expect("username prompt");
         session.send_line(USER).expect("type username");
-        transcript.push_str(&session.exp_string("Password for dev: ").expect("password prompt"));
+        transcript.push_str(
+            &session
+                .exp_string("Password for dev: ")
+                .expect("password prompt"),
+        );
         session.send_line(&password).expect("type password");
         transcript.push_str(&session.exp_eof().expect("login ends"));
         let status = session.process().wait().expect("wait");
@@ -221,7 +225,9 @@ async fn cli_login_through_a_pty_whoami_logout_and_tap() {
 
     // SDP_TOKEN overrides the stored token.
     let mut other = Sdp::new(&stack.base_url);
-    other.extra_env.push(("SDP_TOKEN".into(), stack.login().await));
+    other
+        .extra_env
+        .push(("SDP_TOKEN".into(), stack.login().await));
     let out = other.run(&["whoami", "-o", "json"]).await;
     assert_eq!(json(&out)["username"], USER, "{}", show(&out));
 
@@ -290,7 +296,9 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     assert_eq!(json(&out)[0]["name"], "alpha", "{}", show(&out));
 
     // Deploy and follow: a line per phase, the URL at the end, exit 0.
-    let out = sdp.run(&["deploy", "alpha", &format!("{REPO}@{BRANCH}")]).await;
+    let out = sdp
+        .run(&["deploy", "alpha", &format!("{REPO}@{BRANCH}")])
+        .await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_no_ansi(&out);
     let err = stderr(&out);
@@ -305,10 +313,17 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     let first = &history[0];
     assert_eq!(first["status"], "running");
     let url = first["url"].as_str().expect("url");
-    assert!(stdout(&out).contains(url), "URL not printed: {}", show(&out));
+    assert!(
+        stdout(&out).contains(url),
+        "URL not printed: {}",
+        show(&out)
+    );
     assert!(stdout(&out).contains("running"), "{}", show(&out));
     assert!(err.contains(&format!("running at {url}")), "{}", show(&out));
-    eprintln!("---- transcript of `sdp deploy` ----\n{err}{}", stdout(&out));
+    eprintln!(
+        "---- transcript of `sdp deploy` ----\n{err}{}",
+        stdout(&out)
+    );
 
     // The same with -o json: one parseable document on stdout.
     let out = sdp
@@ -333,7 +348,10 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     assert_eq!(doc["error"]["code"], "timed_out", "{doc}");
     assert_eq!(doc["deployments"][0]["branch"], BRANCH, "{doc}");
     let third = doc["deployments"][0]["id"].as_str().expect("id").to_owned();
-    assert_eq!(stack.wait_settled(&token, &third).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &third).await["status"],
+        "running"
+    );
 
     // History and show agree with the API.
     let out = sdp
@@ -372,7 +390,10 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     let route = users_route(&api_routes);
     assert_eq!(route["source"], "sandbox", "{api_routes}");
     assert_ne!(route["target"], manual);
-    assert_eq!(users_route(&json(&sdp.run(&["routes", "alpha", "-o", "json"]).await)), route);
+    assert_eq!(
+        users_route(&json(&sdp.run(&["routes", "alpha", "-o", "json"]).await)),
+        route
+    );
     // Resetting again: nothing manual left, a not-found exit.
     let out = sdp.run(&["routes", "reset", "alpha", REPO]).await;
     assert_eq!(code(&out), 7, "{}", show(&out));
@@ -401,7 +422,11 @@ async fn cli_broken_build_exits_failed_with_the_compiler_error() {
         "the compiler's error is not shown: {}",
         show(&out)
     );
-    assert!(err.contains(&format!("✗ {REPO}@main failed")), "{}", show(&out));
+    assert!(
+        err.contains(&format!("✗ {REPO}@main failed")),
+        "{}",
+        show(&out)
+    );
 
     // On a terminal: a spinner per phase, colour unless NO_COLOR is set.
     let target = format!("{REPO}@main");
@@ -482,10 +507,14 @@ async fn cli_logs_follow_resumes_after_a_control_plane_restart() {
     let before = lines.lock().expect("lines").len();
     stack.kill_control_plane();
     let readyz = stack.url("/readyz");
-    sdp_testkit::wait_for("the control plane to be gone", Duration::from_secs(15), || {
-        let readyz = readyz.clone();
-        async move { reqwest::get(readyz).await.is_err().then_some(()) }
-    })
+    sdp_testkit::wait_for(
+        "the control plane to be gone",
+        Duration::from_secs(15),
+        || {
+            let readyz = readyz.clone();
+            async move { reqwest::get(readyz).await.is_err().then_some(()) }
+        },
+    )
     .await;
     stack.start_control_plane().await;
 
@@ -534,7 +563,9 @@ async fn cli_usage_auth_and_network_errors_have_their_codes() {
     assert_no_ansi(&out);
     let out = sdp.run(&["no-such-command"]).await;
     assert_eq!(code(&out), 2, "{}", show(&out));
-    let out = sdp.run(&["-o", "json", "deploy", "alpha", "Users@-x"]).await;
+    let out = sdp
+        .run(&["-o", "json", "deploy", "alpha", "Users@-x"])
+        .await;
     assert_eq!(code(&out), 2, "{}", show(&out));
     assert_eq!(json(&out)["error"]["code"], "usage");
     let out = sdp.run(&["history", "--limit", "many"]).await;

@@ -5,8 +5,8 @@
 mod common;
 
 mod bad_input;
-mod cli;
 mod cleanup;
+mod cli;
 mod faults;
 mod flow;
 mod hardening;
