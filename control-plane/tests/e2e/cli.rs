@@ -310,7 +310,9 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
         );
     }
     let (_, history) = stack.get(&token, "/api/deployments?sandbox=alpha").await;
-    let first = &history[0];
+    let first_id = history[0]["id"].as_str().expect("id").to_owned();
+    // (REST may trail the WebSocket by a moment: wait for the persister.)
+    let first = stack.wait_settled(&token, &first_id).await;
     assert_eq!(first["status"], "running");
     let url = first["url"].as_str().expect("url");
     assert!(
@@ -398,11 +400,35 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     let out = sdp.run(&["routes", "reset", "alpha", REPO]).await;
     assert_eq!(code(&out), 7, "{}", show(&out));
 
+    // Pin, unpin, renew: what the API answers.
+    let out = sdp.run(&["sandbox", "pin", "alpha", "-o", "json"]).await;
+    assert_eq!(json(&out)["pinned"], true, "{}", show(&out));
+    let out = sdp.run(&["sandbox", "unpin", "alpha", "-o", "json"]).await;
+    assert_eq!(json(&out)["pinned"], false, "{}", show(&out));
+    let out = sdp
+        .run(&[
+            "sandbox",
+            "renew",
+            "alpha",
+            "--ttl-hours",
+            "5",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(json(&out)["ttl_hours"], 5, "{}", show(&out));
+
     // No gateway deployed: `open` says so with the not-found code.
     let out = sdp.run(&["open", "alpha", "-o", "json"]).await;
     assert_eq!(code(&out), 7, "{}", show(&out));
     assert_eq!(json(&out)["error"]["code"], "no_gateway");
     let _ = second_url;
+
+    // Removing the sandbox tears it down; then it is not found.
+    let out = sdp.run(&["sandbox", "rm", "alpha"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let out = sdp.run(&["sandbox", "show", "alpha"]).await;
+    assert_eq!(code(&out), 7, "{}", show(&out));
     stack.shutdown().await;
 }
 
@@ -548,6 +574,45 @@ async fn cli_logs_follow_resumes_after_a_control_plane_restart() {
     let out = sdp.run(&["logs", &id]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_eq!(stdout(&out), log);
+
+    // The restart dropped the git credential (memory only): deploying is
+    // an auth error until the next login.
+    let target = format!("{REPO}@{BRANCH}");
+    let out = sdp.run(&["-o", "json", "deploy", "alpha", &target]).await;
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    assert_eq!(json(&out)["error"]["code"], "credential_expired");
+    sdp.login(&stack.password).await;
+
+    // --detach returns at once; cancel; following it ends "cancelled".
+    stack.fixture.push_slow_build(BRANCH);
+    let out = sdp
+        .run(&["-o", "json", "deploy", "alpha", &target, "--detach"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let doc = json(&out);
+    let detached = doc["deployments"][0]["id"].as_str().expect("id").to_owned();
+    assert_ne!(doc["deployments"][0]["status"], "running", "{doc}");
+    let path = format!("/api/deployments/{detached}");
+    sdp_testkit::wait_for(
+        "the detached deployment to build",
+        DEPLOY_TIMEOUT,
+        || async {
+            let (_, d) = stack.get(&token, &path).await;
+            (d["status"] == "building").then_some(())
+        },
+    )
+    .await;
+    let out = sdp.run(&["cancel", &detached]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let out = sdp.run(&["logs", &detached, "-f"]).await;
+    assert_eq!(code(&out), 4, "{}", show(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", show(&out));
+    assert_eq!(
+        stack.wait_settled(&token, &detached).await["status"],
+        "cancelled"
+    );
+    let out = sdp.run(&["cancel", &detached]).await;
+    assert_eq!(code(&out), 7, "cancelling twice: {}", show(&out));
     stack.shutdown().await;
 }
 
