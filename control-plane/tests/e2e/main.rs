@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod cli;
 mod faults;
 mod flow;
 mod gateways;

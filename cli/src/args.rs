@@ -1,0 +1,284 @@
+//! The command line, as clap derive types: one enum of subcommands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+use crate::target::Target;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sdp",
+    version,
+    about = "The SDP command line: sandboxes, deployments, logs and routes",
+    after_help = AFTER_HELP,
+)]
+pub struct Cli {
+    /// Output: `table` for people, `json` for scripts (errors too).
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    /// The control plane, e.g. https://sdp.example.com (default: the one
+    /// you logged in to).
+    #[arg(long, global = true, env = "SDP_URL")]
+    pub url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Shown after `--help`: the environment and the exit codes (the same
+/// table as [`crate::exit::TABLE`]; a test keeps them equal).
+pub const AFTER_HELP: &str = "\
+Environment:
+  SDP_URL            the control plane (like --url)
+  SDP_TOKEN          a session token, instead of the stored login
+  SDP_NATS_URL, SDP_NATS_USER, SDP_NATS_PASSWORD, SDP_NATS_CREDS   for `sdp tap`
+  NO_COLOR           no colour
+  XDG_CONFIG_HOME    where the login is stored (sdp/session.json, mode 0600)
+
+Exit codes:
+  0  ok (a followed deployment is running)
+  1  a deployment failed
+  2  usage error (bad arguments, or input the server refused)
+  3  authentication: not logged in, session expired, wrong password, forbidden
+  4  a deployment was cancelled
+  5  --timeout ran out (the deployment goes on)
+  6  control plane or NATS unreachable, or a server error
+  7  not found or conflict";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in with your git (Bitbucket) credential; the password is prompted.
+    Login(LoginArgs),
+    /// End the session and forget the stored token.
+    Logout,
+    /// Who the stored session belongs to.
+    Whoami,
+    /// List, show, create, remove, pin and renew sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Deploy services into a sandbox and follow them to the end.
+    Deploy(DeployArgs),
+    /// A deployment's build log (`-f`: follow it live).
+    Logs(LogsArgs),
+    /// Past deployments, newest first.
+    History(HistoryArgs),
+    /// A sandbox's routes, or change one.
+    Routes(RoutesArgs),
+    /// Cancel a deployment.
+    Cancel {
+        /// The deployment id.
+        id: String,
+    },
+    /// The agents and whether they are online.
+    Agents,
+    /// Open the sandbox's gateway URL (prints it when not on a terminal).
+    Open { sandbox: String },
+    /// Print bus messages as JSON lines ({subject, data}) from NATS.
+    Tap(TapArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Your git user name (prompted when missing).
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from stdin (one line) instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// List sandboxes.
+    Ls,
+    /// A sandbox with its services and routes.
+    Show { name: String },
+    /// Create a sandbox.
+    Create {
+        name: String,
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(long)]
+        environment: Option<String>,
+        /// Lifetime in hours (default: the server's).
+        #[arg(long)]
+        ttl_hours: Option<u32>,
+        /// Never expire.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Tear a sandbox down.
+    Rm { name: String },
+    /// Keep a sandbox past its expiry.
+    Pin { name: String },
+    /// Let a sandbox expire again.
+    Unpin { name: String },
+    /// Push a sandbox's expiry out (by its TTL, or --ttl-hours).
+    Renew {
+        name: String,
+        #[arg(long)]
+        ttl_hours: Option<u32>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The sandbox (created if missing).
+    pub sandbox: String,
+    /// REPO@BRANCH, one or more (REPO alone: the branch the sandbox has).
+    #[arg(required = true, value_parser = parse_target)]
+    pub targets: Vec<Target>,
+    /// Start the deployments and return at once.
+    #[arg(long)]
+    pub detach: bool,
+    /// Give up following after this long (e.g. 90s, 10m); exit 5. The
+    /// deployments go on.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The deployment id.
+    pub id: String,
+    /// Follow the log live until the deployment settles.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    pub sandbox: Option<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many (1-500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RoutesArgs {
+    /// The sandbox whose routes to list.
+    pub sandbox: Option<String>,
+    #[command(subcommand)]
+    pub action: Option<RoutesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesAction {
+    /// Send SERVICE's requests in SANDBOX to TARGET (an http(s) URL).
+    Set {
+        sandbox: String,
+        service: String,
+        target: String,
+    },
+    /// Drop the manual route: back to the sandbox's own or the baseline.
+    Reset { sandbox: String, service: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// The subject to listen on.
+    #[arg(default_value = "deploy.>")]
+    pub subject: String,
+    /// NATS server(s), comma separated.
+    #[arg(long, env = "SDP_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// A .creds file (JWT + nkey). User and password come from
+    /// SDP_NATS_USER / SDP_NATS_PASSWORD, never from arguments.
+    #[arg(long, env = "SDP_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate for a TLS server.
+    #[arg(long, env = "SDP_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    Target::parse(text)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 90s, 10m, 1h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        assert!(AFTER_HELP.ends_with(crate::exit::TABLE));
+    }
+
+    #[test]
+    fn deploy_takes_several_targets_and_a_timeout() {
+        let cli = Cli::try_parse_from([
+            "sdp",
+            "deploy",
+            "alpha",
+            "users@feature/x",
+            "orders",
+            "--timeout",
+            "90s",
+            "-o",
+            "json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.output, Format::Json);
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(args.sandbox, "alpha");
+        assert_eq!(args.targets.len(), 2);
+        assert_eq!(args.targets[1].branch, None);
+        assert_eq!(args.timeout, Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn routes_lists_or_changes() {
+        let cli = Cli::try_parse_from(["sdp", "routes", "alpha"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Routes(RoutesArgs {
+                sandbox: Some(_),
+                action: None
+            })
+        ));
+        let cli = Cli::try_parse_from(["sdp", "routes", "set", "alpha", "users", "http://x"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Routes(RoutesArgs {
+                action: Some(RoutesAction::Set { .. }),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_bad_target_is_a_usage_error() {
+        let err =
+            Cli::try_parse_from(["sdp", "deploy", "alpha", "Users@main"]).expect_err("refused");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

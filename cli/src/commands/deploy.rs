@@ -1,0 +1,195 @@
+//! `sdp deploy SANDBOX REPO[@BRANCH]…`: starts one deployment per target
+//! (`POST /api/sandboxes/{name}/deployments`; the sandbox is made if
+//! missing), then follows each in turn to its result over the WebSocket,
+//! and exits with the worst outcome (see [`crate::exit`]). `--detach`
+//! returns once they are started; `--timeout` stops following (exit 5)
+//! and leaves the deployments running.
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::api::{Client, segment};
+use crate::args::DeployArgs;
+use crate::follow::Follower;
+use crate::output::{self, cell, render_table};
+use crate::progress::{LogTo, Progress};
+use crate::target::Target;
+use crate::{CliError, Ctx, Exit};
+
+struct Started {
+    id: String,
+    repo: String,
+    branch: String,
+    status: String,
+}
+
+pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
+    let client = ctx.logged_in()?;
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let targets = resolve_branches(&client, &args.sandbox, &args.targets).await?;
+
+    let mut started = Vec::new();
+    for (repo, branch) in targets {
+        let answer: Value = client
+            .post(
+                &format!("/api/sandboxes/{}/deployments", segment(&args.sandbox)),
+                &json!({ "repo": repo, "branch": branch }),
+            )
+            .await?;
+        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+        if !ctx.json() {
+            eprintln!("Deploying {repo}@{branch} into {} as {id}", args.sandbox);
+        }
+        started.push(Started {
+            id,
+            repo,
+            branch,
+            status: cell(&answer["status"]),
+        });
+    }
+    if args.detach {
+        let rows: Vec<Value> = started
+            .iter()
+            .map(|s| json!({ "id": s.id, "repo": s.repo, "branch": s.branch, "status": s.status }))
+            .collect();
+        return finish(ctx, &args.sandbox, rows, Exit::Ok, None);
+    }
+
+    let mut worst = Exit::Ok;
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for s in &started {
+        let label = format!("{}@{}", s.repo, s.branch);
+        let mut progress = Progress::new(&label, ctx.stderr_tty, ctx.paint, LogTo::Stderr);
+        let mut follower = Follower::new(&client, &s.id, 0);
+        let follow = follower.run(|update| progress.update(update));
+        let outcome = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, follow).await.ok(),
+            None => Some(follow.await),
+        };
+        match outcome {
+            Some(outcome) => {
+                let outcome = outcome?;
+                let exit = Exit::for_status(outcome.status).unwrap_or(Exit::Failed);
+                worst = worst.worst(exit);
+                if exit != Exit::Ok {
+                    problems.push(format!(
+                        "{label} {}{}",
+                        outcome.status,
+                        outcome
+                            .error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                rows.push(json!({
+                    "id": s.id, "repo": s.repo, "branch": s.branch,
+                    "status": outcome.status, "url": outcome.url, "error": outcome.error,
+                }));
+            }
+            None => {
+                worst = worst.worst(Exit::TimedOut);
+                // Where it got to, for the report; it goes on regardless.
+                let now: Value = client
+                    .get(&format!("/api/deployments/{}", segment(&s.id)))
+                    .await
+                    .unwrap_or(Value::Null);
+                progress.abandon(&format!(
+                    "{} {label}: timed out while {}; it goes on (follow it with `sdp logs -f {}`)",
+                    ctx.paint.yellow("⏱"),
+                    cell(&now["status"]),
+                    s.id
+                ));
+                problems.push(format!("{label} timed out"));
+                rows.push(json!({
+                    "id": s.id, "repo": s.repo, "branch": s.branch,
+                    "status": now["status"], "url": now["url"], "error": now["error"],
+                    "timed_out": true,
+                }));
+            }
+        }
+    }
+    let message = (!problems.is_empty()).then(|| problems.join("; "));
+    finish(ctx, &args.sandbox, rows, worst, message)
+}
+
+/// Each target's branch: the one given, else the branch the sandbox has
+/// for that service (deployed or from its template).
+async fn resolve_branches(
+    client: &Client,
+    sandbox: &str,
+    targets: &[Target],
+) -> Result<Vec<(String, String)>, CliError> {
+    let view: Option<Value> = if targets.iter().any(|t| t.branch.is_none()) {
+        match client
+            .get(&format!("/api/sandboxes/{}", segment(sandbox)))
+            .await
+        {
+            Ok(view) => Some(view),
+            Err(CliError::Api { status: 404, .. }) => None,
+            Err(err) => return Err(err),
+        }
+    } else {
+        None
+    };
+    targets
+        .iter()
+        .map(|t| {
+            let branch = t.branch.clone().or_else(|| {
+                view.as_ref()?["services"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["repo"] == t.repo.as_str())?["branch"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            branch.map(|b| (t.repo.clone(), b)).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "sandbox {sandbox} has no branch for {}: name one, {}@BRANCH",
+                    t.repo, t.repo
+                ))
+            })
+        })
+        .collect()
+}
+
+fn finish(
+    ctx: &Ctx,
+    sandbox: &str,
+    rows: Vec<Value>,
+    exit: Exit,
+    problem: Option<String>,
+) -> Result<Exit, CliError> {
+    if ctx.json() {
+        let mut out = json!({ "sandbox": sandbox, "deployments": rows });
+        if exit != Exit::Ok {
+            let code = match exit {
+                Exit::Cancelled => "deployment_cancelled",
+                Exit::TimedOut => "timed_out",
+                _ => "deployment_failed",
+            };
+            out["error"] =
+                output::error_json(code, problem.as_deref().unwrap_or(code))["error"].clone();
+        }
+        output::print_json(&out)?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    cell(&r["id"]),
+                    cell(&r["repo"]),
+                    cell(&r["branch"]),
+                    cell(&r["status"]),
+                    cell(&r["url"]),
+                ]
+            })
+            .collect();
+        output::print(&render_table(
+            &["id", "repo", "branch", "status", "url"],
+            &table,
+        ))?;
+    }
+    Ok(exit)
+}

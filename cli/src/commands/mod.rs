@@ -1,0 +1,41 @@
+//! One module per command; [`dispatch`] maps the parsed command to it.
+
+mod agents;
+mod auth;
+mod cancel;
+mod deploy;
+mod history;
+mod logs;
+mod open;
+mod routes;
+mod sandbox;
+mod tap;
+
+use clap::CommandFactory;
+
+use crate::args::{Cli, Command};
+use crate::{CliError, Ctx, Exit};
+
+pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
+    match command {
+        Command::Login(args) => auth::login(ctx, args).await,
+        Command::Logout => auth::logout(ctx).await,
+        Command::Whoami => auth::whoami(ctx).await,
+        Command::Sandbox(command) => sandbox::run(ctx, command).await,
+        Command::Deploy(args) => deploy::run(ctx, args).await,
+        Command::Logs(args) => logs::run(ctx, args).await,
+        Command::History(args) => history::run(ctx, args).await,
+        Command::Routes(args) => routes::run(ctx, args).await,
+        Command::Cancel { id } => cancel::run(ctx, &id).await,
+        Command::Agents => agents::run(ctx).await,
+        Command::Open { sandbox } => open::run(ctx, &sandbox).await,
+        Command::Tap(args) => tap::run(ctx, args).await,
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "sdp", &mut out);
+            crate::output::print(&String::from_utf8_lossy(&out))?;
+            Ok(Exit::Ok)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `sdp open SANDBOX`: the sandbox's `preview_url`, else its
+//! `gateway_url`. On a terminal it is handed to `xdg-open` (as one
+//! argument, no shell) and printed; otherwise only printed.
+
+use serde_json::{Value, json};
+
+use crate::api::segment;
+use crate::output;
+use crate::{CliError, Ctx, Exit};
+
+/// The URL to open: `preview_url` when the sandbox has one.
+pub fn url_of(sandbox: &Value) -> Option<&str> {
+    sandbox["preview_url"]
+        .as_str()
+        .or_else(|| sandbox["gateway_url"].as_str())
+        .filter(|u| !u.is_empty())
+}
+
+pub async fn run(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
+    let client = ctx.logged_in()?;
+    let sandbox: Value = client
+        .get(&format!("/api/sandboxes/{}", segment(name)))
+        .await?;
+    let Some(url) = url_of(&sandbox) else {
+        return Err(CliError::Api {
+            status: 404,
+            code: "no_gateway".into(),
+            message: format!("sandbox {name} has no gateway URL yet: deploy its gateway first"),
+        });
+    };
+    if ctx.json() {
+        output::print_json(&json!({ "url": url }))?;
+        return Ok(Exit::Ok);
+    }
+    output::print(&format!("{url}\n"))?;
+    if ctx.stdout_tty && (url.starts_with("http://") || url.starts_with("https://")) {
+        let opened = std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if opened.is_err() {
+            eprintln!("(xdg-open is not available: open the URL yourself)");
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_wins_over_gateway() {
+        let both = json!({ "preview_url": "http://alpha.sdp", "gateway_url": "http://h:1" });
+        assert_eq!(url_of(&both), Some("http://alpha.sdp"));
+        let gateway = json!({ "preview_url": null, "gateway_url": "http://h:1" });
+        assert_eq!(url_of(&gateway), Some("http://h:1"));
+        assert_eq!(url_of(&json!({ "gateway_url": null })), None);
+    }
+}
