@@ -25,14 +25,14 @@ fn sdp_binary() -> PathBuf {
 /// One user's `sdp`: its own config dir (where the login is stored) and
 /// the control plane's URL in `SDP_URL`. Nothing else of the test's
 /// environment leaks in.
-struct Sdp {
+pub(crate) struct Sdp {
     home: TempDir,
     url: String,
     extra_env: Vec<(String, String)>,
 }
 
 impl Sdp {
-    fn new(url: &str) -> Sdp {
+    pub(crate) fn new(url: &str) -> Sdp {
         Sdp {
             home: TempDir::new().expect("temp dir"),
             url: url.to_owned(),
@@ -63,7 +63,7 @@ impl Sdp {
 
     /// Runs `sdp args…` with stdin closed and stdout/stderr piped (so not a
     /// terminal), bounded by the deploy timeout.
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         self.run_with_stdin(args, None).await
     }
 
@@ -92,7 +92,7 @@ impl Sdp {
     }
 
     /// Logs in with the password on stdin (the pty path has its own test).
-    async fn login(&self, password: &str) {
+    pub(crate) async fn login(&self, password: &str) {
         let out = self
             .run_with_stdin(
                 &["login", "--username", USER, "--password-stdin"],
@@ -103,7 +103,7 @@ impl Sdp {
     }
 }
 
-fn code(out: &Output) -> i32 {
+pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
@@ -115,7 +115,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn show(out: &Output) -> String {
+pub(crate) fn show(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         out.status.code(),

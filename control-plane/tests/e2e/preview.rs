@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 
+use crate::cli::{Sdp, code, show};
 use crate::common::*;
 use crate::routing::{deploy_template, from_baseline, from_sandbox, setup};
 
@@ -180,34 +181,33 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
         "a service deploy",
     );
 
-    // A manual route, then its reset.
+    // A manual route, then its reset, with the CLI: the gateway answers
+    // from where the routes say.
     let baseline = stack.routing.as_ref().expect("routing").baseline.url();
-    let response = stack
-        .http()
-        .put(stack.url("/api/sandboxes/alpha/routes/users"))
-        .bearer_auth(&token)
-        .json(&json!({ "target": baseline }))
-        .send()
-        .await
-        .expect("put route");
-    assert_eq!(response.status(), StatusCode::OK);
+    let sdp = Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp
+        .run(&["routes", "set", "alpha", "users", &baseline])
+        .await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
     through_preview(&stack, "alpha", "/users/1", from_baseline).await;
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a manual route",
     );
-    let response = stack
-        .http()
-        .delete(stack.url("/api/sandboxes/alpha/routes/users"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("reset route");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let out = sdp.run(&["routes", "reset", "alpha", "users"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
     through_preview(&stack, "alpha", "/users/1", from_sandbox(BRANCH)).await;
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a route reset",
+    );
+    let out = sdp.run(&["open", "alpha"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("http://alpha.{DOMAIN}/")),
+        "sdp open prints the preview link: {}",
+        show(&out)
     );
 
     // A redeploy of a service on its kept port changes no route: the
