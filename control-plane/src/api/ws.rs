@@ -30,6 +30,24 @@ pub struct WsQuery {
     after: u64,
 }
 
+/// The deployment's events as on the bus (`{deployment_id, seq, ts,
+/// agent_id, body}`), history first, then live, as WebSocket text
+/// messages. The session is checked after the upgrade: without one the
+/// socket closes with 1008. It closes with 1000 after the result.
+#[utoipa::path(
+    get,
+    path = "/ws/deployments/{id}",
+    tag = "deployments",
+    params(
+        ("id" = String, Path, description = "The deployment's id"),
+        ("after" = Option<u64>, Query, description = "Only events with a greater seq (resume)"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or a bad `after` (`bad_request`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The Origin is not allowed (`forbidden_origin`)", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn deployment(
     State(state): State<AppState>,
     Path(id): Path<String>,

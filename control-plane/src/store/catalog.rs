@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, now_rfc3339};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     pub name: String,
     pub vars: BTreeMap<String, String>,
@@ -18,7 +18,7 @@ pub struct Environment {
 }
 
 /// A repo and branch: a template's gateway or one of its services.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoBranch {
     pub repo: String,
@@ -28,7 +28,7 @@ pub struct RepoBranch {
     pub overrides: ServiceOverrides,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Template {
     pub name: String,
     pub environment: Option<String>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_rfc3339, status};
 
 /// A deployment as the API shows it (fields may be added, not renamed).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Deployment {
     pub id: String,
     pub sandbox: String,
@@ -29,7 +29,7 @@ pub struct Deployment {
     pub last_seq: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PhaseAt {
     pub phase: Status,
     pub at: String,
