@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod contract;
 mod faults;
 mod flow;
 mod hardening;
