@@ -61,6 +61,7 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnvironment {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
     name: String,
     #[serde(default)]
     vars: BTreeMap<String, String>,
@@ -127,7 +128,7 @@ pub async fn create_environment(
     get,
     path = "/environments/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The environment's name")),
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
         (status = 200, description = "The environment", body = Environment),
         (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
@@ -150,7 +151,7 @@ pub async fn show_environment(
     put,
     path = "/environments/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The environment's name")),
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     request_body = EnvironmentVars,
     responses(
         (status = 200, description = "Updated", body = Environment),
@@ -176,7 +177,7 @@ pub async fn update_environment(
     delete,
     path = "/environments/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The environment's name")),
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
@@ -207,6 +208,7 @@ pub async fn delete_environment(
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "web")]
     name: Option<String>,
     #[serde(default)]
     environment: Option<String>,
@@ -307,7 +309,7 @@ pub async fn create_template(
     get,
     path = "/templates/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The template's name")),
+    params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
         (status = 200, description = "The template", body = Template),
         (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
@@ -330,7 +332,7 @@ pub async fn show_template(
     put,
     path = "/templates/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The template's name")),
+    params(("name" = String, Path, description = "The template's name", example = "web")),
     request_body = TemplateBody,
     responses(
         (status = 200, description = "Updated", body = Template),
@@ -365,7 +367,7 @@ pub async fn update_template(
     delete,
     path = "/templates/{name}",
     tag = "catalog",
-    params(("name" = String, Path, description = "The template's name")),
+    params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such template (`not_found`)", body = ErrorBody),

@@ -23,7 +23,9 @@ use crate::store::{Deployment, DeploymentFilter};
 #[serde(deny_unknown_fields)]
 #[schema(as = NewDeployment)]
 pub struct CreateBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
     repo: String,
+    #[schema(example = "main")]
     branch: String,
 }
 
@@ -42,7 +44,7 @@ pub struct DeploymentStarted {
     post,
     path = "/sandboxes/{name}/deployments",
     tag = "deployments",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body = CreateBody,
     responses(
         (status = 202, description = "Dispatched to an agent", body = DeploymentStarted),

@@ -27,7 +27,7 @@ pub async fn list(State(state): State<AppState>, _session: Session) -> Json<Vec<
     get,
     path = "/repos/{repo}/branches",
     tag = "agents",
-    params(("repo" = String, Path, description = "A repo name, as `GET /api/repos` lists it")),
+    params(("repo" = String, Path, description = "A repo name, as `GET /api/repos` lists it", example = "users")),
     responses(
         (status = 200, description = "The remote's branches", body = [BranchInfo]),
         (status = 400, description = "An invalid repo name (`bad_request`)", body = ErrorBody),

@@ -162,6 +162,7 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 #[schema(as = NewSandbox)]
 pub struct CreateBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "alpha")]
     name: String,
     #[serde(default)]
     template: Option<String>,
@@ -247,7 +248,7 @@ pub async fn create(
     get,
     path = "/sandboxes/{name}",
     tag = "sandboxes",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
         (status = 200, description = "The sandbox", body = SandboxView),
         (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
@@ -283,7 +284,7 @@ pub struct PatchBody {
     patch,
     path = "/sandboxes/{name}",
     tag = "sandboxes",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body = PatchBody,
     responses(
         (status = 200, description = "Updated", body = SandboxView),
@@ -314,7 +315,7 @@ pub async fn update(
     delete,
     path = "/sandboxes/{name}",
     tag = "sandboxes",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
         (status = 202, description = "Torn down: what each agent removed", body = TeardownReport),
         (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
@@ -369,7 +370,7 @@ pub struct TemplateDeployment {
     post,
     path = "/sandboxes/{name}/deploy",
     tag = "sandboxes",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body(content = DeployBody, description = "Optional; empty means the template as it is"),
     responses(
         (status = 202, description = "Deployments started", body = TemplateDeployStarted),
@@ -446,7 +447,7 @@ pub async fn deploy_template(
     get,
     path = "/sandboxes/{name}/routes",
     tag = "sandboxes",
-    params(("name" = String, Path, description = "The sandbox's name")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
         (status = 200, description = "The routes", body = [EffectiveRoute]),
         (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
@@ -494,8 +495,8 @@ fn check_target(target: &str) -> Result<(), ApiError> {
     path = "/sandboxes/{name}/routes/{service}",
     tag = "sandboxes",
     params(
-        ("name" = String, Path, description = "The sandbox's name"),
-        ("service" = String, Path, description = "The service (repo name)"),
+        ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
+        ("service" = String, Path, description = "The service (repo name)", example = "users"),
     ),
     request_body = RouteBody,
     responses(
@@ -532,8 +533,8 @@ pub async fn put_route(
     path = "/sandboxes/{name}/routes/{service}",
     tag = "sandboxes",
     params(
-        ("name" = String, Path, description = "The sandbox's name"),
-        ("service" = String, Path, description = "The service (repo name)"),
+        ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
+        ("service" = String, Path, description = "The service (repo name)", example = "users"),
     ),
     responses(
         (status = 204, description = "Removed"),

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -46,6 +47,7 @@ pub struct WsQuery {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket handshake, or a bad `after` (`bad_request`)", body = super::openapi::ErrorBody),
         (status = 403, description = "The Origin is not allowed (`forbidden_origin`)", body = super::openapi::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (`upgrade_required`)", body = super::openapi::ErrorBody),
     ),
 )]
 pub async fn deployment(
@@ -53,7 +55,7 @@ pub async fn deployment(
     Path(id): Path<String>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !origin_allowed(&headers, &state.config.http.allowed_origins) {
         return ApiError::new(
@@ -65,6 +67,24 @@ pub async fn deployment(
     }
     let Ok(Query(query)) = query else {
         return ApiError::bad_request("after must be a non-negative integer").into_response();
+    };
+    // Not a WebSocket handshake: the API's error shape, not axum's text.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let status = rejection.status();
+            return ApiError::new(
+                status,
+                if status == StatusCode::UPGRADE_REQUIRED {
+                    "upgrade_required"
+                } else {
+                    "bad_request"
+                },
+                "expected a WebSocket handshake (GET with Connection: upgrade, \
+                 Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key)",
+            )
+            .into_response();
+        }
     };
     let session =
         token_from_headers(&headers).and_then(|token| state.sessions.lookup(&token).ok().flatten());

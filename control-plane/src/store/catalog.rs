@@ -21,7 +21,9 @@ pub struct Environment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoBranch {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
     pub repo: String,
+    #[schema(example = "main")]
     pub branch: String,
     /// Overrides of the repo's `sdp.toml` (services only).
     #[serde(default, skip_serializing_if = "ServiceOverrides::is_empty")]

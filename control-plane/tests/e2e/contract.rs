@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -78,6 +78,33 @@ async fn every_operation_is_routed(stack: &Stack, doc: &Value) -> usize {
     count
 }
 
+/// Resources under the names the document's examples use, so the run
+/// reads real objects, not only 404s and empty lists: environment
+/// `baseline`, template `web`, sandbox `alpha` with a deployment of
+/// `users` (its build goes on during the run).
+async fn seed(stack: &Stack, token: &str) {
+    let created = [
+        (
+            "/api/environments",
+            json!({ "name": "baseline", "vars": { "USERS_URL": "http://users.example" } }),
+        ),
+        (
+            "/api/templates",
+            json!({ "name": "web", "environment": "baseline",
+                    "services": [{ "repo": REPO, "branch": "main" }] }),
+        ),
+        (
+            "/api/sandboxes",
+            json!({ "name": "alpha", "template": "web" }),
+        ),
+    ];
+    for (path, body) in created {
+        let (status, body) = stack.post(token, path, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
+    }
+    stack.deploy(token, "alpha", BRANCH).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_contract_violation() {
     let schemathesis = schemathesis();
@@ -100,6 +127,7 @@ async fn schemathesis_finds_no_contract_violation() {
     let operations = every_operation_is_routed(&stack, &doc).await;
 
     let token = stack.login().await;
+    seed(&stack, &token).await;
     let work = tempfile::TempDir::new().expect("temp dir");
     let config = repo_root().join("control-plane/tests/e2e/schemathesis.toml");
     let started = Instant::now();
