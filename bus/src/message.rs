@@ -184,6 +184,7 @@ pub enum RouteSource {
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     #[serde(default = "default_port")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
     pub port: u16,
     #[serde(default = "default_health_path")]
     pub health_path: String,
@@ -264,6 +265,7 @@ pub fn default_route_env(repo: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct ServiceOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,

@@ -169,6 +169,7 @@ pub struct CreateBody {
     #[serde(default)]
     environment: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     ttl_hours: Option<u32>,
     #[serde(default)]
     pinned: bool,
@@ -274,6 +275,7 @@ pub struct PatchBody {
     #[serde(default)]
     pinned: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     ttl_hours: Option<u32>,
     #[serde(default)]
     renew: bool,
@@ -388,6 +390,10 @@ pub async fn deploy_template(
     // The body is optional: empty means the template as it is.
     let body: DeployBody = if body.iter().all(u8::is_ascii_whitespace) {
         DeployBody::default()
+    } else if !super::error::is_object(&body) {
+        return Err(ApiError::bad_request(
+            "invalid body: the request body must be a JSON object",
+        ));
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// The whole schemathesis run, at most.
+/// The whole schemathesis run, at most (`SDP_CONTRACT_BUDGET_SECS`
+/// overrides it for a longer exploratory run).
 const RUN_BUDGET: Duration = Duration::from_secs(150);
 
 fn repo_root() -> PathBuf {
@@ -130,6 +131,17 @@ async fn schemathesis_finds_no_contract_violation() {
     seed(&stack, &token).await;
     let work = tempfile::TempDir::new().expect("temp dir");
     let config = repo_root().join("control-plane/tests/e2e/schemathesis.toml");
+    // A longer exploratory run: e.g. SDP_CONTRACT_ARGS="--max-examples 200
+    // --checks all" SDP_CONTRACT_BUDGET_SECS=900.
+    let extra: Vec<String> = std::env::var("SDP_CONTRACT_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let budget = std::env::var("SDP_CONTRACT_BUDGET_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(RUN_BUDGET, Duration::from_secs);
     let started = Instant::now();
     let child = tokio::process::Command::new(&schemathesis)
         .arg("--config-file")
@@ -141,6 +153,7 @@ async fn schemathesis_finds_no_contract_violation() {
         .arg("junit")
         .arg("--report-dir")
         .arg(work.path())
+        .args(&extra)
         // The session token, by environment only (the config reads it).
         .env("SDP_TOKEN", &token)
         .current_dir(work.path())
@@ -150,10 +163,10 @@ async fn schemathesis_finds_no_contract_violation() {
         .kill_on_drop(true)
         .spawn()
         .expect("start schemathesis");
-    let output = match tokio::time::timeout(RUN_BUDGET, child.wait_with_output()).await {
+    let output = match tokio::time::timeout(budget, child.wait_with_output()).await {
         Ok(output) => output.expect("schemathesis output"),
         Err(_) => panic!(
-            "schemathesis ran longer than {RUN_BUDGET:?}: lower max-examples in {}",
+            "schemathesis ran longer than {budget:?}: lower max-examples in {}",
             config.display()
         ),
     };
