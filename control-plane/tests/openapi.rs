@@ -105,8 +105,17 @@ fn every_route_is_documented() {
     }
 
     // Every operation states its statuses, and every error is the shared
-    // shape.
+    // shape; operation ids are unique (clients name methods after them).
+    let mut ids = BTreeSet::new();
     for (method, path) in &documented {
+        let id = doc["paths"][path][method.to_lowercase()]["operationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            !id.is_empty() && ids.insert(id.clone()),
+            "{method} {path}: operationId {id:?} is missing or not unique"
+        );
         let operation = &doc["paths"][path][method.to_lowercase()];
         let responses = operation["responses"].as_object().expect("responses");
         assert!(!responses.is_empty(), "{method} {path}: no responses");

@@ -75,6 +75,7 @@ pub struct Me {
 #[utoipa::path(
     post,
     path = "/login",
+    operation_id = "login",
     tag = "session",
     security(()),
     request_body = LoginBody,
@@ -224,6 +225,7 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
 #[utoipa::path(
     post,
     path = "/logout",
+    operation_id = "logout",
     tag = "session",
     responses((status = 204, description = "Logged out",
                headers(("set-cookie" = String, description = "Clears `sdp_session`")))),
@@ -242,6 +244,7 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Result<R
 #[utoipa::path(
     get,
     path = "/me",
+    operation_id = "me",
     tag = "session",
     responses((status = 200, description = "The session's user", body = Me)),
 )]

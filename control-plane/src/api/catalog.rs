@@ -77,6 +77,7 @@ pub struct EnvironmentVars {
 #[utoipa::path(
     get,
     path = "/environments",
+    operation_id = "list_environments",
     tag = "catalog",
     responses((status = 200, description = "The environments", body = [Environment])),
 )]
@@ -91,6 +92,7 @@ pub async fn list_environments(
 #[utoipa::path(
     post,
     path = "/environments",
+    operation_id = "create_environment",
     tag = "catalog",
     request_body = NewEnvironment,
     responses(
@@ -127,6 +129,7 @@ pub async fn create_environment(
 #[utoipa::path(
     get,
     path = "/environments/{name}",
+    operation_id = "show_environment",
     tag = "catalog",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
@@ -150,6 +153,7 @@ pub async fn show_environment(
 #[utoipa::path(
     put,
     path = "/environments/{name}",
+    operation_id = "update_environment",
     tag = "catalog",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     request_body = EnvironmentVars,
@@ -176,6 +180,7 @@ pub async fn update_environment(
 #[utoipa::path(
     delete,
     path = "/environments/{name}",
+    operation_id = "delete_environment",
     tag = "catalog",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
@@ -250,6 +255,7 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
 #[utoipa::path(
     get,
     path = "/templates",
+    operation_id = "list_templates",
     tag = "catalog",
     responses((status = 200, description = "The templates", body = [Template])),
 )]
@@ -264,6 +270,7 @@ pub async fn list_templates(
 #[utoipa::path(
     post,
     path = "/templates",
+    operation_id = "create_template",
     tag = "catalog",
     request_body = TemplateBody,
     responses(
@@ -308,6 +315,7 @@ pub async fn create_template(
 #[utoipa::path(
     get,
     path = "/templates/{name}",
+    operation_id = "show_template",
     tag = "catalog",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
@@ -331,6 +339,7 @@ pub async fn show_template(
 #[utoipa::path(
     put,
     path = "/templates/{name}",
+    operation_id = "update_template",
     tag = "catalog",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     request_body = TemplateBody,
@@ -366,6 +375,7 @@ pub async fn update_template(
 #[utoipa::path(
     delete,
     path = "/templates/{name}",
+    operation_id = "delete_template",
     tag = "catalog",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(

@@ -43,6 +43,7 @@ pub struct DeploymentStarted {
 #[utoipa::path(
     post,
     path = "/sandboxes/{name}/deployments",
+    operation_id = "create_deployment",
     tag = "deployments",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body = CreateBody,
@@ -125,6 +126,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get,
     path = "/deployments",
+    operation_id = "list_deployments",
     tag = "deployments",
     params(ListQuery),
     responses(
@@ -168,6 +170,7 @@ fn parse_id(id: &str) -> Result<DeploymentId, ApiError> {
 #[utoipa::path(
     get,
     path = "/deployments/{id}",
+    operation_id = "show_deployment",
     tag = "deployments",
     params(("id" = String, Path, description = "The deployment's id")),
     responses(
@@ -202,6 +205,7 @@ pub struct CancelRequested {
 #[utoipa::path(
     post,
     path = "/deployments/{id}/cancel",
+    operation_id = "cancel_deployment",
     tag = "deployments",
     params(("id" = String, Path, description = "The deployment's id")),
     responses(
@@ -257,6 +261,7 @@ pub async fn cancel(
 #[utoipa::path(
     get,
     path = "/deployments/{id}/logs",
+    operation_id = "deployment_logs",
     tag = "deployments",
     params(("id" = String, Path, description = "The deployment's id")),
     responses(

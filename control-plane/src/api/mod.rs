@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "healthz",
     tag = "ops",
     security(()),
     responses((status = 200, description = "The process is up", content_type = "text/plain", body = String, example = "ok")),
@@ -128,6 +129,7 @@ async fn healthz() -> &'static str {
 #[utoipa::path(
     get,
     path = "/agents",
+    operation_id = "list_agents",
     tag = "agents",
     responses((status = 200, description = "Every known agent, online or not", body = [crate::agents::AgentView])),
 )]
@@ -142,6 +144,7 @@ async fn agents(
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "ops",
     security(()),
     responses(
@@ -178,6 +181,7 @@ pub struct Readiness {
 #[utoipa::path(
     get,
     path = "/readyz",
+    operation_id = "readyz",
     tag = "ops",
     security(()),
     responses(

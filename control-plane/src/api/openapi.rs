@@ -18,9 +18,11 @@ use std::sync::LazyLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
 /// Security scheme names, as operations refer to them.
@@ -100,8 +102,83 @@ impl Modify for Contract {
     }
 }
 
-/// Adds the shared responses to every operation of the routed document.
+/// Links from a created resource to what can be done with it (OpenAPI
+/// `links`; schemathesis follows them in its stateful phase): the
+/// creating operation, its status, the parameter and where its value is
+/// in the response, and the operations that take it.
+const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "/api/environments",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "show_environment",
+            "update_environment",
+            "delete_environment",
+        ],
+    ),
+    (
+        "/api/templates",
+        "201",
+        "name",
+        "$response.body#/name",
+        &["show_template", "update_template", "delete_template"],
+    ),
+    (
+        "/api/sandboxes",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "show_sandbox",
+            "update_sandbox",
+            "delete_sandbox",
+            "list_routes",
+            "deploy_template",
+            "create_deployment",
+        ],
+    ),
+    (
+        "/api/sandboxes/{name}/deployments",
+        "202",
+        "id",
+        "$response.body#/id",
+        &["show_deployment", "cancel_deployment", "deployment_logs"],
+    ),
+];
+
+/// Adds the shared responses to every operation of the routed document,
+/// and the links.
 pub fn finish(mut openapi: OpenApi) -> OpenApi {
+    for (path, status, parameter, value, targets) in LINKS {
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.post.as_mut())
+        else {
+            continue;
+        };
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
+            continue;
+        };
+        for target in *targets {
+            // utoipa 5's `Link` writes its `operation_id` field as is, not
+            // as `operationId`; the key goes in through the flattened
+            // extensions instead.
+            let operation_id = Extensions::from_iter([("operationId", *target)]);
+            response.links.insert(
+                (*target).to_owned(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .parameter(*parameter, *value)
+                        .extensions(Some(operation_id))
+                        .build(),
+                ),
+            );
+        }
+    }
     for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
             &mut item.get,
@@ -198,6 +275,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi",
     tag = "ops",
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API",

@@ -14,6 +14,7 @@ use crate::sessions::Session;
 #[utoipa::path(
     get,
     path = "/repos",
+    operation_id = "list_repos",
     tag = "agents",
     responses((status = 200, description = "Every repo an online agent holds", body = [RepoInfo])),
 )]
@@ -26,6 +27,7 @@ pub async fn list(State(state): State<AppState>, _session: Session) -> Json<Vec<
 #[utoipa::path(
     get,
     path = "/repos/{repo}/branches",
+    operation_id = "list_branches",
     tag = "agents",
     params(("repo" = String, Path, description = "A repo name, as `GET /api/repos` lists it", example = "users")),
     responses(

@@ -143,6 +143,7 @@ async fn view(
 #[utoipa::path(
     get,
     path = "/sandboxes",
+    operation_id = "list_sandboxes",
     tag = "sandboxes",
     responses((status = 200, description = "The sandboxes (without route tables)", body = [SandboxView])),
 )]
@@ -188,6 +189,7 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
 #[utoipa::path(
     post,
     path = "/sandboxes",
+    operation_id = "create_sandbox",
     tag = "sandboxes",
     request_body = CreateBody,
     responses(
@@ -248,6 +250,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/sandboxes/{name}",
+    operation_id = "show_sandbox",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
@@ -285,6 +288,7 @@ pub struct PatchBody {
 #[utoipa::path(
     patch,
     path = "/sandboxes/{name}",
+    operation_id = "update_sandbox",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body = PatchBody,
@@ -316,6 +320,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/sandboxes/{name}",
+    operation_id = "delete_sandbox",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
@@ -371,6 +376,7 @@ pub struct TemplateDeployment {
 #[utoipa::path(
     post,
     path = "/sandboxes/{name}/deploy",
+    operation_id = "deploy_template",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     request_body(content = DeployBody, description = "Optional; empty means the template as it is"),
@@ -452,6 +458,7 @@ pub async fn deploy_template(
 #[utoipa::path(
     get,
     path = "/sandboxes/{name}/routes",
+    operation_id = "list_routes",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
@@ -499,6 +506,7 @@ fn check_target(target: &str) -> Result<(), ApiError> {
 #[utoipa::path(
     put,
     path = "/sandboxes/{name}/routes/{service}",
+    operation_id = "put_route",
     tag = "sandboxes",
     params(
         ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
@@ -537,6 +545,7 @@ pub async fn put_route(
 #[utoipa::path(
     delete,
     path = "/sandboxes/{name}/routes/{service}",
+    operation_id = "delete_route",
     tag = "sandboxes",
     params(
         ("name" = String, Path, description = "The sandbox's name", example = "alpha"),

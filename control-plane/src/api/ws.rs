@@ -38,6 +38,7 @@ pub struct WsQuery {
 #[utoipa::path(
     get,
     path = "/ws/deployments/{id}",
+    operation_id = "follow_deployment",
     tag = "deployments",
     params(
         ("id" = String, Path, description = "The deployment's id"),
