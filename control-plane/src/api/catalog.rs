@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
-use crate::store::{Environment, RepoBranch, Template, is_constraint};
+use crate::store::{Environment, RepoBranch, Template, is_constraint, object_only};
 
 fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
     validate::resource_name(what, name).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -217,9 +217,9 @@ pub struct TemplateBody {
     name: Option<String>,
     #[serde(default)]
     environment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::optional")]
     gateway: Option<RepoBranch>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::many")]
     services: Vec<RepoBranch>,
 }
 
