@@ -115,11 +115,21 @@ pub struct ListQuery {
     /// Only this repo's.
     repo: Option<String>,
     /// Only those in this status (empty: any).
-    #[param(value_type = Option<Status>)]
+    #[param(schema_with = status_filter)]
     status: Option<String>,
     /// At most this many (1 to 500; default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+}
+
+/// A status name, or empty for any.
+fn status_filter() -> utoipa::openapi::Object {
+    let names = std::iter::once("").chain(Status::ALL.map(Status::as_str));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names))
+        .description(Some("Only those in this status (empty: any)"))
+        .build()
 }
 
 /// Deployments, newest first.
