@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
+source scripts/lib/schemathesis.sh
 sdp_install_deps
+# The contract test runs schemathesis against a live stack.
+sdp_install_schemathesis
 
 echo "==> building"
 # The end-to-end tests start the real binaries.

@@ -66,6 +66,7 @@ pub struct GitCredential {
 
 /// Deployment status. The names are binding (API, SQLite, dashboard):
 /// add, never rename.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -159,6 +160,7 @@ pub struct Route {
     pub source: RouteSource,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteSource {
@@ -177,10 +179,12 @@ pub enum RouteSource {
 /// main_package = "./cmd/users"
 /// route_env = "USERS_URL"
 /// ```
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     #[serde(default = "default_port")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
     pub port: u16,
     #[serde(default = "default_health_path")]
     pub health_path: String,
@@ -256,10 +260,12 @@ pub fn default_route_env(repo: &str) -> String {
 }
 
 /// Template-level overrides of [`ServiceSettings`]; `None` keeps the repo's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
@@ -285,6 +291,7 @@ pub struct RepoList {
 }
 
 /// A repo in an agent's `repos_dir`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoInfo {
     pub name: String,
@@ -311,6 +318,7 @@ pub struct BranchList {
     pub branches: Vec<BranchInfo>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchInfo {
     pub name: String,

@@ -29,7 +29,7 @@ pub struct Registry {
 }
 
 /// An agent as `GET /api/agents` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub id: String,
     pub kind: String,

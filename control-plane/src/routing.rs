@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::store::{Sandbox, Store, StoreError, StoredRoute, Template};
 
 /// One line of the route table, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EffectiveRoute {
     pub service: String,
     pub target: String,

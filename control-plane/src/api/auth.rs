@@ -6,17 +6,20 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use sdp_bus::{CredentialsVerified, GitCredential, Secret, VerifyCredentials};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
 use crate::sessions::Session;
 
 pub const COOKIE: &str = "sdp_session";
 
-#[derive(Deserialize)]
+/// A git (Bitbucket) credential: it is checked against the probe repo and
+/// kept in memory for the session only.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
@@ -44,6 +47,48 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         .filter(|token| !token.is_empty() && token.len() <= 128)
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    /// The session token, for `Authorization: Bearer`; the same is set as
+    /// the `sdp_session` cookie.
+    token: String,
+    user: User,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct User {
+    username: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    username: String,
+    expires_at: DateTime<Utc>,
+    /// Whether the session holds the git credential deploys need (not
+    /// after a control-plane restart: log in again).
+    can_deploy: bool,
+}
+
+/// Logs in with a git credential; answers the session token and sets the
+/// `sdp_session` cookie. A session the client came with ends.
+#[utoipa::path(
+    post,
+    path = "/login",
+    operation_id = "login",
+    tag = "session",
+    security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse,
+         headers(("set-cookie" = String, description = "`sdp_session=<token>; Path=/; HttpOnly; SameSite=Strict; Max-Age=…`"))),
+        (status = 401, description = "Wrong username or password (`unauthorized`)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for the user or address (`throttled`)", body = ErrorBody,
+         headers(("retry-after" = u64, description = "Seconds until a login may be tried again"))),
+        (status = 502, description = "The agent could not check the credential (`verify_failed`)", body = ErrorBody),
+        (status = 503, description = "Login is not configured (`not_configured`) or no agent is online (`no_agent`)", body = ErrorBody),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -97,8 +142,7 @@ pub async fn login(
         state.sessions.end(&crate::sessions::hash_token(&old))?;
     }
     let new = state.sessions.create(credential)?;
-    let expires_at =
-        chrono::DateTime::from_timestamp(new.session.expires_at, 0).unwrap_or_default();
+    let expires_at = DateTime::from_timestamp(new.session.expires_at, 0).unwrap_or_default();
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         new.token,
@@ -109,11 +153,13 @@ pub async fn login(
             ""
         }
     );
-    let mut response = Json(json!({
-        "token": new.token,
-        "user": { "username": new.session.username },
-        "expires_at": expires_at,
-    }))
+    let mut response = Json(LoginResponse {
+        token: new.token,
+        user: User {
+            username: new.session.username,
+        },
+        expires_at,
+    })
     .into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -175,6 +221,15 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
     ))
 }
 
+/// Ends the session and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    operation_id = "logout",
+    tag = "session",
+    responses((status = 204, description = "Logged out",
+               headers(("set-cookie" = String, description = "Clears `sdp_session`")))),
+)]
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     state.sessions.end(&session.token_hash)?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -185,11 +240,19 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Result<R
     Ok(response)
 }
 
-pub async fn me(State(state): State<AppState>, session: Session) -> Json<serde_json::Value> {
-    let expires_at = chrono::DateTime::from_timestamp(session.expires_at, 0).unwrap_or_default();
-    Json(json!({
-        "username": session.username,
-        "expires_at": expires_at,
-        "can_deploy": state.sessions.credential(&session).is_some(),
-    }))
+/// Who the session belongs to.
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "me",
+    tag = "session",
+    responses((status = 200, description = "The session's user", body = Me)),
+)]
+pub async fn me(State(state): State<AppState>, session: Session) -> Json<Me> {
+    let expires_at = DateTime::from_timestamp(session.expires_at, 0).unwrap_or_default();
+    Json(Me {
+        can_deploy: state.sessions.credential(&session).is_some(),
+        username: session.username,
+        expires_at,
+    })
 }

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use sdp_bus::validate;
 use serde::Deserialize;
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
-use crate::store::{Environment, RepoBranch, Template, is_constraint};
+use crate::store::{Environment, RepoBranch, Template, is_constraint, object_only};
 
 fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
     validate::resource_name(what, name).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -57,20 +58,29 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnvironment {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
     name: String,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentVars {
     vars: BTreeMap<String, String>,
 }
 
+/// Every environment, by name.
+#[utoipa::path(
+    get,
+    path = "/environments",
+    operation_id = "list_environments",
+    tag = "catalog",
+    responses((status = 200, description = "The environments", body = [Environment])),
+)]
 pub async fn list_environments(
     State(state): State<AppState>,
     _session: Session,
@@ -78,6 +88,19 @@ pub async fn list_environments(
     Ok(Json(state.store.environments()?))
 }
 
+/// Creates an environment.
+#[utoipa::path(
+    post,
+    path = "/environments",
+    operation_id = "create_environment",
+    tag = "catalog",
+    request_body = NewEnvironment,
+    responses(
+        (status = 201, description = "Created", body = Environment),
+        (status = 400, description = "An invalid name or variable (`bad_request`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn create_environment(
     State(state): State<AppState>,
     _session: Session,
@@ -102,6 +125,18 @@ pub async fn create_environment(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// One environment.
+#[utoipa::path(
+    get,
+    path = "/environments/{name}",
+    operation_id = "show_environment",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
+    responses(
+        (status = 200, description = "The environment", body = Environment),
+        (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn show_environment(
     State(state): State<AppState>,
     _session: Session,
@@ -114,6 +149,20 @@ pub async fn show_environment(
         .ok_or_else(|| ApiError::not_found("environment"))
 }
 
+/// Replaces an environment's variables.
+#[utoipa::path(
+    put,
+    path = "/environments/{name}",
+    operation_id = "update_environment",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
+    request_body = EnvironmentVars,
+    responses(
+        (status = 200, description = "Updated", body = Environment),
+        (status = 400, description = "An invalid variable (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn update_environment(
     State(state): State<AppState>,
     _session: Session,
@@ -127,6 +176,19 @@ pub async fn update_environment(
     show_environment(State(state), _session, Path(name)).await
 }
 
+/// Deletes an environment no sandbox or template uses.
+#[utoipa::path(
+    delete,
+    path = "/environments/{name}",
+    operation_id = "delete_environment",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
+        (status = 409, description = "A sandbox or template uses it (`conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete_environment(
     State(state): State<AppState>,
     _session: Session,
@@ -145,16 +207,19 @@ pub async fn delete_environment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A template to create (`name` required) or to replace (`name`, if
+/// given, must be the path's).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "web")]
     name: Option<String>,
     #[serde(default)]
     environment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::optional")]
     gateway: Option<RepoBranch>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only::many")]
     services: Vec<RepoBranch>,
 }
 
@@ -186,6 +251,14 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Every template, by name.
+#[utoipa::path(
+    get,
+    path = "/templates",
+    operation_id = "list_templates",
+    tag = "catalog",
+    responses((status = 200, description = "The templates", body = [Template])),
+)]
 pub async fn list_templates(
     State(state): State<AppState>,
     _session: Session,
@@ -193,6 +266,19 @@ pub async fn list_templates(
     Ok(Json(state.store.templates()?))
 }
 
+/// Creates a template.
+#[utoipa::path(
+    post,
+    path = "/templates",
+    operation_id = "create_template",
+    tag = "catalog",
+    request_body = TemplateBody,
+    responses(
+        (status = 201, description = "Created", body = Template),
+        (status = 400, description = "A missing or invalid name, repo, branch or environment (`bad_request`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn create_template(
     State(state): State<AppState>,
     _session: Session,
@@ -225,6 +311,18 @@ pub async fn create_template(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// One template.
+#[utoipa::path(
+    get,
+    path = "/templates/{name}",
+    operation_id = "show_template",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The template's name", example = "web")),
+    responses(
+        (status = 200, description = "The template", body = Template),
+        (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn show_template(
     State(state): State<AppState>,
     _session: Session,
@@ -237,6 +335,20 @@ pub async fn show_template(
         .ok_or_else(|| ApiError::not_found("template"))
 }
 
+/// Replaces a template's environment, gateway and services.
+#[utoipa::path(
+    put,
+    path = "/templates/{name}",
+    operation_id = "update_template",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The template's name", example = "web")),
+    request_body = TemplateBody,
+    responses(
+        (status = 200, description = "Updated", body = Template),
+        (status = 400, description = "A rename, or an invalid repo, branch or environment (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn update_template(
     State(state): State<AppState>,
     session: Session,
@@ -259,6 +371,19 @@ pub async fn update_template(
     show_template(State(state), session, Path(name)).await
 }
 
+/// Deletes a template no sandbox uses.
+#[utoipa::path(
+    delete,
+    path = "/templates/{name}",
+    operation_id = "delete_template",
+    tag = "catalog",
+    params(("name" = String, Path, description = "The template's name", example = "web")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
+        (status = 409, description = "A sandbox uses it (`conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete_template(
     State(state): State<AppState>,
     _session: Session,

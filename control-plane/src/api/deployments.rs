@@ -7,9 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::openapi::ErrorBody;
 use super::sandboxes::{check_sandbox_name, credential, sandbox_for_change};
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
@@ -17,13 +18,43 @@ use crate::orchestrator::{DeployError, Requester};
 use crate::sessions::Session;
 use crate::store::{Deployment, DeploymentFilter};
 
-#[derive(Deserialize)]
+/// What to deploy: a repo an agent holds, at a branch.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewDeployment)]
 pub struct CreateBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
     repo: String,
+    #[schema(example = "main")]
     branch: String,
 }
 
+/// A deployment that was dispatched to an agent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeploymentStarted {
+    #[schema(value_type = String)]
+    id: DeploymentId,
+    status: Status,
+    agent_id: String,
+}
+
+/// Deploys a repo's branch into a sandbox (created on first deploy; else
+/// owner or admin). Progress follows on `/ws/deployments/{id}`.
+#[utoipa::path(
+    post,
+    path = "/sandboxes/{name}/deployments",
+    operation_id = "create_deployment",
+    tag = "deployments",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    request_body = CreateBody,
+    responses(
+        (status = 202, description = "Dispatched to an agent", body = DeploymentStarted),
+        (status = 400, description = "An invalid sandbox, repo or branch (`bad_request`), or the agent refused it (`refused`)", body = ErrorBody),
+        (status = 403, description = "The sandbox is someone else's (`forbidden`)", body = ErrorBody),
+        (status = 502, description = "The agent failed (`agent_error`; `deployment_id` names the failed deployment)", body = ErrorBody),
+        (status = 503, description = "No agent took it (`no_agent`; `deployment_id` names the failed deployment)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -51,9 +82,11 @@ pub async fn create(
     match outcome {
         Ok(started) => Ok((
             StatusCode::ACCEPTED,
-            Json(
-                json!({ "id": started.id, "status": started.status, "agent_id": started.agent_id }),
-            ),
+            Json(DeploymentStarted {
+                id: started.id,
+                status: started.status,
+                agent_id: started.agent_id,
+            }),
         )
             .into_response()),
         Err(DeployError::Store(err)) => Err(err.into()),
@@ -73,17 +106,46 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this sandbox's.
     sandbox: Option<String>,
+    /// Only this repo's.
     repo: Option<String>,
+    /// Only those in this status (empty: any).
+    #[param(schema_with = status_filter)]
     status: Option<String>,
     /// `true`: only gateway re-applies; `false`: all but them.
     reapply: Option<bool>,
+    /// At most this many (1 to 500; default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
+/// A status name, or empty for any.
+fn status_filter() -> utoipa::openapi::Object {
+    let names = std::iter::once("").chain(Status::ALL.map(Status::as_str));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names))
+        .description(Some("Only those in this status (empty: any)"))
+        .build()
+}
+
+/// Deployments, newest first.
+#[utoipa::path(
+    get,
+    path = "/deployments",
+    operation_id = "list_deployments",
+    tag = "deployments",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The deployments, newest first", body = [Deployment]),
+        (status = 400, description = "An unknown status, a limit out of range, or an unknown parameter (`bad_request`)", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
@@ -117,6 +179,18 @@ fn parse_id(id: &str) -> Result<DeploymentId, ApiError> {
     DeploymentId::parse(id).ok_or_else(|| ApiError::not_found("deployment"))
 }
 
+/// One deployment.
+#[utoipa::path(
+    get,
+    path = "/deployments/{id}",
+    operation_id = "show_deployment",
+    tag = "deployments",
+    params(("id" = String, Path, description = "The deployment's id")),
+    responses(
+        (status = 200, description = "The deployment", body = Deployment),
+        (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _session: Session,
@@ -130,6 +204,30 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found("deployment"))
 }
 
+/// A cancel that was sent to the agent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CancelRequested {
+    #[schema(value_type = String)]
+    id: DeploymentId,
+    /// The status when the cancel was sent; `cancelled` follows.
+    status: Status,
+    cancel_requested: bool,
+}
+
+/// Asks the agent to cancel an unsettled deployment.
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/cancel",
+    operation_id = "cancel_deployment",
+    tag = "deployments",
+    params(("id" = String, Path, description = "The deployment's id")),
+    responses(
+        (status = 202, description = "The cancel was sent", body = CancelRequested),
+        (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The deployment is already settled (`conflict`)", body = ErrorBody),
+        (status = 503, description = "The message bus is unreachable (`nats_unavailable`)", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     _session: Session,
@@ -163,11 +261,29 @@ pub async fn cancel(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": deployment.status, "cancel_requested": true })),
+        Json(CancelRequested {
+            id,
+            status: deployment.status,
+            cancel_requested: true,
+        }),
     )
         .into_response())
 }
 
+/// The deployment's whole log as text, one line per event.
+#[utoipa::path(
+    get,
+    path = "/deployments/{id}/logs",
+    operation_id = "deployment_logs",
+    tag = "deployments",
+    params(("id" = String, Path, description = "The deployment's id")),
+    responses(
+        (status = 200, description = "The log so far (empty before the first line)",
+         content_type = "text/plain; charset=utf-8", body = String,
+         headers(("content-disposition" = String, description = "`inline; filename=\"<id>.log\"`"))),
+        (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     _session: Session,

@@ -2,6 +2,7 @@
 //! with the right status. Internal causes are logged, never sent.
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -97,11 +98,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body is too large",
+                    )
+                } else {
+                    ApiError::bad_request("the request body could not be read")
+                }
+            })?;
+        let req = Request::from_parts(parts, Body::from(bytes.clone()));
+        let value = match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // serde takes a struct from an array too (`[null, null]`): a body
+        // is an object.
+        if !is_object(&bytes) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_request",
+                "the request body must be a JSON object",
+            ));
         }
+        Ok(Self(value))
     }
+}
+
+/// Whether a JSON text is an object (its first non-blank byte is `{`).
+pub fn is_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

@@ -1,10 +1,13 @@
 //! The HTTP surface: REST under `/api`, the deployment WebSocket under
-//! `/ws`, health probes, and the embedded dashboard at `/`.
+//! `/ws`, health probes, and the embedded dashboard at `/`. The OpenAPI
+//! document of all but the dashboard is generated from the handlers
+//! ([`openapi`]) and served at `/api/openapi.json`.
 
 mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod openapi;
 mod repos;
 mod sandboxes;
 mod unread_body;
@@ -16,9 +19,11 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use rust_embed::RustEmbed;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::agents::Registry;
 use crate::config::Config;
@@ -42,59 +47,64 @@ pub struct AppState {
     pub viewers: crate::metrics::Viewers,
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/login", post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/me", get(auth::me))
-        .route("/agents", get(agents))
-        .route("/repos", get(repos::list))
-        .route("/repos/{repo}/branches", get(repos::branches))
-        .route(
-            "/environments",
-            get(catalog::list_environments).post(catalog::create_environment),
-        )
-        .route(
-            "/environments/{name}",
-            get(catalog::show_environment)
-                .put(catalog::update_environment)
-                .delete(catalog::delete_environment),
-        )
-        .route(
-            "/templates",
-            get(catalog::list_templates).post(catalog::create_template),
-        )
-        .route(
-            "/templates/{name}",
-            get(catalog::show_template)
-                .put(catalog::update_template)
-                .delete(catalog::delete_template),
-        )
-        .route("/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route(
-            "/sandboxes/{name}",
-            get(sandboxes::show)
-                .patch(sandboxes::update)
-                .delete(sandboxes::delete),
-        )
-        .route("/sandboxes/{name}/deploy", post(sandboxes::deploy_template))
-        .route("/sandboxes/{name}/routes", get(sandboxes::routes))
-        .route(
-            "/sandboxes/{name}/routes/{service}",
-            put(sandboxes::put_route).delete(sandboxes::delete_route),
-        )
-        .route("/sandboxes/{name}/deployments", post(deployments::create))
-        .route("/deployments", get(deployments::list))
-        .route("/deployments/{id}", get(deployments::show))
-        .route("/deployments/{id}/cancel", post(deployments::cancel))
-        .route("/deployments/{id}/logs", get(deployments::logs))
+/// Every route of the API, each documented by its handler's
+/// `#[utoipa::path]` (`routes!` takes nothing else), so the router and the
+/// OpenAPI document cannot drift apart.
+fn routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(agents))
+        .routes(routes!(repos::list))
+        .routes(routes!(repos::branches))
+        .routes(routes!(
+            catalog::list_environments,
+            catalog::create_environment
+        ))
+        .routes(routes!(
+            catalog::show_environment,
+            catalog::update_environment,
+            catalog::delete_environment
+        ))
+        .routes(routes!(catalog::list_templates, catalog::create_template))
+        .routes(routes!(
+            catalog::show_template,
+            catalog::update_template,
+            catalog::delete_template
+        ))
+        .routes(routes!(sandboxes::list, sandboxes::create))
+        .routes(routes!(
+            sandboxes::show,
+            sandboxes::update,
+            sandboxes::delete
+        ))
+        .routes(routes!(sandboxes::deploy_template))
+        .routes(routes!(sandboxes::routes))
+        .routes(routes!(sandboxes::put_route, sandboxes::delete_route))
+        .routes(routes!(deployments::create))
+        .routes(routes!(deployments::list))
+        .routes(routes!(deployments::show))
+        .routes(routes!(deployments::cancel))
+        .routes(routes!(deployments::logs))
+        .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
-    Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api", api)
-        .route("/ws/deployments/{id}", get(ws::deployment))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .routes(routes!(ws::deployment))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI document of [`router`], as `GET /api/openapi.json` serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(dashboard)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
@@ -106,6 +116,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "The process is up", content_type = "text/plain", body = String, example = "ok")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The agents that sent a heartbeat since the control plane started.
+#[utoipa::path(
+    get,
+    path = "/agents",
+    operation_id = "list_agents",
+    tag = "agents",
+    responses((status = 200, description = "Every known agent, online or not", body = [crate::agents::AgentView])),
+)]
 async fn agents(
     State(state): State<AppState>,
     _session: Session,
@@ -113,6 +144,19 @@ async fn agents(
     Json(state.registry.views(state.config.agents.heartbeat_timeout))
 }
 
+/// Prometheus/OpenMetrics text: deployments by status, agents, viewers.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    security(()),
+    responses(
+        (status = 200, description = "Metrics in the OpenMetrics text format",
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 500, description = "The store cannot be read (`internal`)", body = openapi::ErrorBody),
+    ),
+)]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = crate::metrics::render(
         &state.store,
@@ -130,6 +174,25 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
+/// Whether the control plane can reach NATS and its database.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub nats: bool,
+    pub database: bool,
+}
+
+/// Readiness: NATS connected and the database answering.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "ops",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "NATS or the database is down", body = Readiness),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let nats_up = state.nats.connection_state() == async_nats::connection::State::Connected;
     let db_up = state.store.ping().is_ok();
@@ -140,7 +203,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     (
         status,
-        Json(serde_json::json!({ "nats": nats_up, "database": db_up })),
+        Json(Readiness {
+            nats: nats_up,
+            database: db_up,
+        }),
     )
         .into_response()
 }

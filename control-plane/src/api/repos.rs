@@ -5,15 +5,40 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sdp_bus::{BranchInfo, RepoInfo, validate};
 
+use super::openapi::ErrorBody;
 use super::sandboxes::credential;
 use super::{ApiError, AppState};
 use crate::sessions::Session;
 
+/// The repos in the online agents' `repos_dir`s.
+#[utoipa::path(
+    get,
+    path = "/repos",
+    operation_id = "list_repos",
+    tag = "agents",
+    responses((status = 200, description = "Every repo an online agent holds", body = [RepoInfo])),
+)]
 pub async fn list(State(state): State<AppState>, _session: Session) -> Json<Vec<RepoInfo>> {
     let kinds = state.orchestrator.online_kinds();
     Json(state.orchestrator.repos.list(&kinds, true).await)
 }
 
+/// A repo's branches on its remote, read with the session's credential.
+#[utoipa::path(
+    get,
+    path = "/repos/{repo}/branches",
+    operation_id = "list_branches",
+    tag = "agents",
+    params(("repo" = String, Path, description = "A repo name, as `GET /api/repos` lists it", example = "users")),
+    responses(
+        (status = 200, description = "The remote's branches", body = [BranchInfo]),
+        (status = 400, description = "An invalid repo name (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "The git server refused the credential (`git_refused`)", body = ErrorBody),
+        (status = 404, description = "No online agent holds the repo (`not_found`)", body = ErrorBody),
+        (status = 502, description = "The agent failed (`agent_error`)", body = ErrorBody),
+        (status = 503, description = "No agent of the repo's kind is online (`no_agent`)", body = ErrorBody),
+    ),
+)]
 pub async fn branches(
     State(state): State<AppState>,
     session: Session,

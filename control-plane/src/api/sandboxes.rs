@@ -7,17 +7,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{GitCredential, RouteSource, Status, validate};
+use sdp_bus::{DeploymentId, GitCredential, RouteSource, Status, validate};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
-use crate::orchestrator::{Requester, Started, plan_template};
+use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
 use crate::store::{NewSandbox, Sandbox, is_constraint};
 
-#[derive(Serialize)]
+/// A sandbox with what runs in it.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SandboxView {
     #[serde(flatten)]
     sandbox: Sandbox,
@@ -28,11 +29,14 @@ pub struct SandboxView {
     gateway_url: Option<String>,
     /// `http://<name>.<http.preview_domain>/`, if a preview domain is set.
     preview_url: Option<String>,
+    /// The route table (on one sandbox, not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
     routes: Option<Vec<EffectiveRoute>>,
 }
 
-#[derive(Serialize)]
+/// A service of the sandbox: its latest deployment, or only planned by
+/// the template (no kind, status or deployment yet).
+#[derive(Serialize, utoipa::ToSchema)]
 struct ServiceView {
     repo: String,
     kind: Option<String>,
@@ -140,6 +144,14 @@ async fn view(
     })
 }
 
+/// Every sandbox.
+#[utoipa::path(
+    get,
+    path = "/sandboxes",
+    operation_id = "list_sandboxes",
+    tag = "sandboxes",
+    responses((status = 200, description = "The sandboxes (without route tables)", body = [SandboxView])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
@@ -151,15 +163,19 @@ pub async fn list(
     Ok(Json(views))
 }
 
-#[derive(Deserialize)]
+/// A sandbox to create, owned by the caller.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewSandbox)]
 pub struct CreateBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "alpha")]
     name: String,
     #[serde(default)]
     template: Option<String>,
     #[serde(default)]
     environment: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     ttl_hours: Option<u32>,
     #[serde(default)]
     pinned: bool,
@@ -174,6 +190,19 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates a sandbox owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/sandboxes",
+    operation_id = "create_sandbox",
+    tag = "sandboxes",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = SandboxView),
+        (status = 400, description = "An invalid name or TTL, or an unknown template or environment (`bad_request`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`conflict`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -222,6 +251,18 @@ pub async fn create(
         .into_response())
 }
 
+/// One sandbox, with its route table.
+#[utoipa::path(
+    get,
+    path = "/sandboxes/{name}",
+    operation_id = "show_sandbox",
+    tag = "sandboxes",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    responses(
+        (status = 200, description = "The sandbox", body = SandboxView),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     _session: Session,
@@ -234,17 +275,35 @@ pub async fn show(
     Ok(Json(view(&state, sandbox, true).await?))
 }
 
-#[derive(Deserialize)]
+/// What to change: pin or unpin, a new TTL, or renew the expiry.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SandboxPatch)]
 pub struct PatchBody {
     #[serde(default)]
     pinned: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     ttl_hours: Option<u32>,
     #[serde(default)]
     renew: bool,
 }
 
+/// Pins, unpins, re-times or renews a sandbox (owner or admin).
+#[utoipa::path(
+    patch,
+    path = "/sandboxes/{name}",
+    operation_id = "update_sandbox",
+    tag = "sandboxes",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "Updated", body = SandboxView),
+        (status = 400, description = "An invalid TTL (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     session: Session,
@@ -261,6 +320,20 @@ pub async fn update(
     show(State(state), session, Path(name)).await
 }
 
+/// Tears a sandbox down on every online agent and deletes it (owner or
+/// admin).
+#[utoipa::path(
+    delete,
+    path = "/sandboxes/{name}",
+    operation_id = "delete_sandbox",
+    tag = "sandboxes",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    responses(
+        (status = 202, description = "Torn down: what each agent removed", body = TeardownReport),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     session: Session,
@@ -271,8 +344,10 @@ pub async fn delete(
     Ok((StatusCode::ACCEPTED, Json(report)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// Optional: the template as it is when absent or empty.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TemplateDeploy)]
 pub struct DeployBody {
     /// Branch per repo, over the template's defaults.
     #[serde(default)]
@@ -282,6 +357,41 @@ pub struct DeployBody {
     only: Option<Vec<String>>,
 }
 
+/// What a template deploy started.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemplateDeployStarted {
+    deployments: Vec<TemplateDeployment>,
+}
+
+/// One deployment of a template deploy; `failed` with `error` when its
+/// dispatch failed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemplateDeployment {
+    #[schema(value_type = String)]
+    id: DeploymentId,
+    repo: String,
+    branch: String,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Deploys the sandbox's template: the gateway and every service (or
+/// `only` some), with branch overrides (owner or admin).
+#[utoipa::path(
+    post,
+    path = "/sandboxes/{name}/deploy",
+    operation_id = "deploy_template",
+    tag = "sandboxes",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    request_body(content = DeployBody, description = "Optional; empty means the template as it is"),
+    responses(
+        (status = 202, description = "Deployments started", body = TemplateDeployStarted),
+        (status = 400, description = "An invalid body, no template, or an unknown service (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn deploy_template(
     State(state): State<AppState>,
     session: Session,
@@ -291,6 +401,10 @@ pub async fn deploy_template(
     // The body is optional: empty means the template as it is.
     let body: DeployBody = if body.iter().all(u8::is_ascii_whitespace) {
         DeployBody::default()
+    } else if !super::error::is_object(&body) {
+        return Err(ApiError::bad_request(
+            "invalid body: the request body must be a JSON object",
+        ));
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
@@ -313,7 +427,7 @@ pub async fn deploy_template(
         .orchestrator
         .deploy_plan(&name, plan, &Requester::of(&session, credential))
         .await?;
-    let started: Vec<serde_json::Value> = outcomes
+    let deployments = outcomes
         .into_iter()
         .map(|(planned, outcome)| match outcome {
             Ok(Started {
@@ -322,20 +436,41 @@ pub async fn deploy_template(
                 branch,
                 status,
                 ..
-            }) => json!({ "id": id, "repo": repo, "branch": branch, "status": status }),
-            Err((id, source)) => json!({
-                "id": id, "repo": planned.repo, "branch": planned.branch, "status": Status::Failed,
-                "error": source.to_string(),
-            }),
+            }) => TemplateDeployment {
+                id,
+                repo,
+                branch,
+                status,
+                error: None,
+            },
+            Err((id, source)) => TemplateDeployment {
+                id,
+                repo: planned.repo,
+                branch: planned.branch,
+                status: Status::Failed,
+                error: Some(source.to_string()),
+            },
         })
         .collect();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "deployments": started })),
+        Json(TemplateDeployStarted { deployments }),
     )
         .into_response())
 }
 
+/// The sandbox's route table: where its gateway sends each service.
+#[utoipa::path(
+    get,
+    path = "/sandboxes/{name}/routes",
+    operation_id = "list_routes",
+    tag = "sandboxes",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    responses(
+        (status = 200, description = "The routes", body = [EffectiveRoute]),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn routes(
     State(state): State<AppState>,
     _session: Session,
@@ -348,7 +483,8 @@ pub async fn routes(
     Ok(Json(state.orchestrator.route_table(&sandbox).await?.routes))
 }
 
-#[derive(Deserialize)]
+/// A manual route's target: an http(s) URL.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteBody {
     target: String,
@@ -371,6 +507,24 @@ fn check_target(target: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Sets a manual route and re-applies the gateway (owner or admin).
+#[utoipa::path(
+    put,
+    path = "/sandboxes/{name}/routes/{service}",
+    operation_id = "put_route",
+    tag = "sandboxes",
+    params(
+        ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
+        ("service" = String, Path, description = "The service (repo name)", example = "users"),
+    ),
+    request_body = RouteBody,
+    responses(
+        (status = 200, description = "The route as it now is", body = EffectiveRoute),
+        (status = 400, description = "An invalid service or target (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn put_route(
     State(state): State<AppState>,
     session: Session,
@@ -392,6 +546,23 @@ pub async fn put_route(
         .ok_or_else(|| ApiError::not_found("route"))
 }
 
+/// Removes a manual route and re-applies the gateway (owner or admin).
+#[utoipa::path(
+    delete,
+    path = "/sandboxes/{name}/routes/{service}",
+    operation_id = "delete_route",
+    tag = "sandboxes",
+    params(
+        ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
+        ("service" = String, Path, description = "The service (repo name)", example = "users"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "An invalid service (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox or manual route (`not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn delete_route(
     State(state): State<AppState>,
     session: Session,

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -38,12 +39,32 @@ pub struct WsQuery {
     after: u64,
 }
 
+/// The deployment's events as on the bus (`{deployment_id, seq, ts,
+/// agent_id, body}`), history first, then live, as WebSocket text
+/// messages. The session is checked after the upgrade: without one the
+/// socket closes with 1008. It closes with 1000 after the result.
+#[utoipa::path(
+    get,
+    path = "/ws/deployments/{id}",
+    operation_id = "follow_deployment",
+    tag = "deployments",
+    params(
+        ("id" = String, Path, description = "The deployment's id"),
+        ("after" = Option<u64>, Query, description = "Only events with a greater seq (resume)"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or a bad `after` (`bad_request`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The Origin is not allowed (`forbidden_origin`)", body = super::openapi::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (`upgrade_required`)", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn deployment(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !origin_allowed(&headers, &state.config.http.allowed_origins) {
         return ApiError::new(
@@ -55,6 +76,24 @@ pub async fn deployment(
     }
     let Ok(Query(query)) = query else {
         return ApiError::bad_request("after must be a non-negative integer").into_response();
+    };
+    // Not a WebSocket handshake: the API's error shape, not axum's text.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let status = rejection.status();
+            return ApiError::new(
+                status,
+                if status == StatusCode::UPGRADE_REQUIRED {
+                    "upgrade_required"
+                } else {
+                    "bad_request"
+                },
+                "expected a WebSocket handshake (GET with Connection: upgrade, \
+                 Upgrade: websocket, Sec-WebSocket-Version: 13, Sec-WebSocket-Key)",
+            )
+            .into_response();
+        }
     };
     let session =
         token_from_headers(&headers).and_then(|token| state.sessions.lookup(&token).ok().flatten());

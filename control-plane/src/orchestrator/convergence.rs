@@ -15,13 +15,13 @@ use crate::store::StoreError;
 /// How long an agent gets to tear a sandbox down or reconcile.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct TeardownReport {
     pub stopped: usize,
     pub agents: Vec<AgentTeardown>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentTeardown {
     pub agent_id: String,
     pub ok: bool,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, now_rfc3339};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     pub name: String,
     pub vars: BTreeMap<String, String>,
@@ -18,17 +18,54 @@ pub struct Environment {
 }
 
 /// A repo and branch: a template's gateway or one of its services.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoBranch {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
     pub repo: String,
+    #[schema(example = "main")]
     pub branch: String,
     /// Overrides of the repo's `sdp.toml` (services only).
-    #[serde(default, skip_serializing_if = "ServiceOverrides::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "ServiceOverrides::is_empty",
+        deserialize_with = "object_only::one"
+    )]
     pub overrides: ServiceOverrides,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// serde takes a struct from a JSON array too (`[repo, branch]`); these
+/// take one only from an object, as the API documents it.
+pub mod object_only {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::{Map, Value};
+
+    fn from_map<T: DeserializeOwned, E: Error>(map: Map<String, Value>) -> Result<T, E> {
+        T::deserialize(Value::Object(map)).map_err(E::custom)
+    }
+
+    pub fn one<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+        from_map(Map::deserialize(d)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<Map<String, Value>>::deserialize(d)?
+            .map(from_map)
+            .transpose()
+    }
+
+    pub fn many<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        Vec::<Map<String, Value>>::deserialize(d)?
+            .into_iter()
+            .map(from_map)
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Template {
     pub name: String,
     pub environment: Option<String>,
@@ -238,5 +275,35 @@ impl Store {
             .conn()
             .execute("DELETE FROM templates WHERE name = ?1", [name])?
             > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_branch_and_overrides_come_only_from_objects() {
+        let ok: RepoBranch = serde_json::from_str(
+            r#"{"repo": "users", "branch": "main", "overrides": {"port": 9000}}"#,
+        )
+        .expect("an object");
+        assert_eq!(ok.overrides.port, Some(9000));
+        let absent: RepoBranch =
+            serde_json::from_str(r#"{"repo": "users", "branch": "main"}"#).expect("no overrides");
+        assert!(absent.overrides.is_empty());
+        let array_overrides = serde_json::from_str::<RepoBranch>(
+            r#"{"repo": "users", "branch": "main", "overrides": [null, null]}"#,
+        );
+        assert!(array_overrides.is_err(), "overrides as an array");
+        let many: Vec<RepoBranch> = object_only::many(&mut serde_json::Deserializer::from_str(
+            r#"[{"repo": "users", "branch": "main"}]"#,
+        ))
+        .expect("objects");
+        assert_eq!(many.len(), 1);
+        let arrays = object_only::many::<_, RepoBranch>(&mut serde_json::Deserializer::from_str(
+            r#"[["users", "main"]]"#,
+        ));
+        assert!(arrays.is_err(), "a service as an array");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_rfc3339, status};
 
 /// A deployment as the API shows it (fields may be added, not renamed).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Deployment {
     pub id: String,
     pub sandbox: String,
@@ -36,7 +36,7 @@ pub struct Deployment {
     pub inputs_digest: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PhaseAt {
     pub phase: Status,
     pub at: String,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use catalog::{Environment, RepoBranch, Template, is_constraint};
+pub use catalog::{Environment, RepoBranch, Template, is_constraint, object_only};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
 pub use sessions::SessionRow;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::deployments::Deployment;
 use super::{Store, StoreError, now_rfc3339, status};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Sandbox {
     pub name: String,
     pub owner: String,

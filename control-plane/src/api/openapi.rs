@@ -1,0 +1,289 @@
+//! The API's contract: `GET /api/openapi.json` (no session), an OpenAPI
+//! 3.1 document generated from the handlers.
+//!
+//! Each handler carries `#[utoipa::path]` (path, parameters, body, the
+//! statuses it answers itself); [`super::routes`] registers handlers with
+//! `utoipa_axum::routes!`, so a route cannot be served without being
+//! documented. [`Contract`] then adds what every handler shares, in one
+//! place: 401 for an operation that needs a session, 400/413/415/422 for
+//! one that takes a JSON body (the `ApiJson` rejections), and 500 for any
+//! `/api` operation (a store failure). Every error is [`ErrorBody`].
+//!
+//! `control-plane/tests/openapi.rs` snapshots the document (a contract
+//! change is a diff in review) and checks that every route is in it;
+//! `tests/e2e/contract.rs` runs schemathesis against a live stack.
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, ToSchema};
+
+/// Security scheme names, as operations refer to them.
+pub const BEARER: &str = "bearer";
+pub const COOKIE: &str = "session_cookie";
+
+/// Every error the API answers: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`,
+    /// `credential_expired`, `forbidden`, `not_found`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `throttled`,
+    /// `no_agent`, `not_configured`, `verify_failed`, `agent_error`,
+    /// `git_refused`, `refused`, `nats_unavailable`, `internal`, …
+    pub code: String,
+    /// For people: what went wrong and what to do. Never internals.
+    pub message: String,
+    /// Set when a deployment was recorded before its dispatch failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "SDP control plane",
+        description = "REST API of the Sandbox Deployment Platform. Every `/api` path but \
+                       `POST /api/login` and `GET /api/openapi.json` needs a session: the \
+                       `sdp_session` cookie that login sets, or `Authorization: Bearer <token>` \
+                       with the token login returns. Errors are `{\"error\": {\"code\", \
+                       \"message\"}}` with a 4xx/5xx status.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    security(("bearer" = []), ("session_cookie" = [])),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Contract),
+    tags(
+        (name = "session", description = "Log in and out"),
+        (name = "agents", description = "Agents and the repos they hold"),
+        (name = "catalog", description = "Environments and templates"),
+        (name = "sandboxes", description = "Sandboxes and their routes"),
+        (name = "deployments", description = "Deployments, their logs and live events"),
+        (name = "ops", description = "Health, readiness, metrics, this document (no session)"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The security schemes and the responses every operation shares (see the
+/// module doc). Runs on the base document, so it only adds the schemes;
+/// [`finish`] adds the shared responses once the paths are in.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The `token` that `POST /api/login` returns."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::auth::COOKIE,
+                "Set by `POST /api/login` (HttpOnly, SameSite=Strict).",
+            ))),
+        );
+    }
+}
+
+/// Links from a created resource to what can be done with it (OpenAPI
+/// `links`; schemathesis follows them in its stateful phase): the
+/// creating operation, its status, the parameter and where its value is
+/// in the response, and the operations that take it.
+const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "/api/environments",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "show_environment",
+            "update_environment",
+            "delete_environment",
+        ],
+    ),
+    (
+        "/api/templates",
+        "201",
+        "name",
+        "$response.body#/name",
+        &["show_template", "update_template", "delete_template"],
+    ),
+    (
+        "/api/sandboxes",
+        "201",
+        "name",
+        "$response.body#/name",
+        &[
+            "show_sandbox",
+            "update_sandbox",
+            "delete_sandbox",
+            "list_routes",
+            "deploy_template",
+            "create_deployment",
+        ],
+    ),
+    (
+        "/api/sandboxes/{name}/deployments",
+        "202",
+        "id",
+        "$response.body#/id",
+        &["show_deployment", "cancel_deployment", "deployment_logs"],
+    ),
+];
+
+/// Adds the shared responses to every operation of the routed document,
+/// and the links.
+pub fn finish(mut openapi: OpenApi) -> OpenApi {
+    for (path, status, parameter, value, targets) in LINKS {
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.post.as_mut())
+        else {
+            continue;
+        };
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
+            continue;
+        };
+        for target in *targets {
+            // utoipa 5's `Link` writes its `operation_id` field as is, not
+            // as `operationId`; the key goes in through the flattened
+            // extensions instead.
+            let operation_id = Extensions::from_iter([("operationId", *target)]);
+            response.links.insert(
+                (*target).to_owned(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .parameter(*parameter, *value)
+                        .extensions(Some(operation_id))
+                        .build(),
+                ),
+            );
+        }
+    }
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            add_shared_responses(path, operation);
+        }
+    }
+    openapi
+}
+
+fn add_shared_responses(path: &str, operation: &mut Operation) {
+    let anonymous = operation
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+    if path.starts_with("/api/") && !anonymous {
+        add_error(
+            operation,
+            401,
+            "No session, or it expired (`unauthorized`); a deploy also needs the \
+             credential of a login since the control plane started (`credential_expired`).",
+        );
+    }
+    let takes_json = operation
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    if takes_json {
+        add_error(
+            operation,
+            400,
+            "The request is malformed: bad JSON or an invalid value (`bad_request`).",
+        );
+        add_error(
+            operation,
+            413,
+            "The body is over 64 KiB (`payload_too_large`).",
+        );
+        add_error(
+            operation,
+            415,
+            "The body is not `Content-Type: application/json` (`unsupported_media_type`).",
+        );
+        add_error(
+            operation,
+            422,
+            "The JSON does not fit the body's schema: a missing, unknown or mistyped field \
+             (`bad_request`).",
+        );
+    }
+    if path.starts_with("/api/") {
+        add_error(
+            operation,
+            500,
+            "An internal failure (`internal`); the control plane's log has the details.",
+        );
+    }
+}
+
+/// Adds an error response for `status`, unless the handler documents it.
+fn add_error(operation: &mut Operation, status: u16, description: &str) {
+    let status = status.to_string();
+    if operation.responses.responses.contains_key(&status) {
+        return;
+    }
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .insert(status, response.into());
+}
+
+/// The document as served, rendered once.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    super::document()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+});
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API",
+               content_type = "application/json", body = Object)),
+)]
+pub async fn document_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
