@@ -204,11 +204,31 @@ pub async fn watchdog(
                 _ => None,
             };
             if let Some(reason) = reason {
+                // SQLite lags the stream while the persister is behind:
+                // the stream says whether the agent finished (its result
+                // is there) or was heard from lately, and which seq the
+                // failure event must follow.
+                let Some(id) = sdp_bus::DeploymentId::parse(&deployment.id) else {
+                    continue;
+                };
+                let last = match crate::events::last_stream_event(&client, &id).await {
+                    Ok(last) => last,
+                    Err(err) => {
+                        tracing::warn!(deployment = %deployment.id, error = %err, "watchdog cannot read the stream; judging later");
+                        continue;
+                    }
+                };
+                if let Some(last) = &last {
+                    let heard_for = (Utc::now() - last.ts).to_std().unwrap_or_default();
+                    if matches!(last.body, sdp_bus::EventBody::Result { .. }) || heard_for < timeout
+                    {
+                        continue;
+                    }
+                }
+                let last_seq = last.map_or(deployment.last_seq, |e| e.seq.max(deployment.last_seq));
                 tracing::warn!(deployment = %deployment.id, %reason, "failing deployment");
                 match store.fail_deployment(&deployment.id, &reason) {
-                    Ok(true) => {
-                        publish_failure(&client, &deployment.id, deployment.last_seq, &reason).await
-                    }
+                    Ok(true) => publish_failure(&client, &deployment.id, last_seq, &reason).await,
                     Ok(false) => {}
                     Err(err) => tracing::error!(error = %err, "watchdog cannot fail deployment"),
                 }

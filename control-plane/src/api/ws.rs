@@ -10,7 +10,8 @@
 //! persister has recorded it (and, with a running result, the service's
 //! route), so a client that has seen it reads the same in REST. Log lines
 //! are not held back. If the persister is down, an event waits at most
-//! [`PERSIST_WAIT`], then goes anyway: viewers must not stall.
+//! [`PERSIST_WAIT`], then goes anyway, and later ones of that viewer only
+//! briefly until the persister catches up: viewers must not stall.
 
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ const POLICY_VIOLATION: u16 = 1008;
 const NORMAL: u16 = 1000;
 /// The longest a phase or result event waits for the persister.
 const PERSIST_WAIT: Duration = Duration::from_secs(5);
+/// The wait once one has timed out, until the persister catches up again.
+const PERSIST_WAIT_BEHIND: Duration = Duration::from_millis(100);
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -185,6 +188,7 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
             .await;
         return;
     };
+    let mut persist_wait = PERSIST_WAIT;
     let mut check = tokio::time::interval(Duration::from_secs(3));
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -209,10 +213,15 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                         continue;
                     }
                     let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
-                    if !head.body.is_log()
-                        && !state.store.wait_persisted(id.as_str(), head.seq, PERSIST_WAIT).await
-                    {
-                        tracing::warn!(deployment = %id, seq = head.seq, "forwarding an event the persister has not recorded yet");
+                    if !head.body.is_log() {
+                        if state.store.wait_persisted(id.as_str(), head.seq, persist_wait).await {
+                            persist_wait = PERSIST_WAIT;
+                        } else {
+                            tracing::warn!(deployment = %id, seq = head.seq, "forwarding an event the persister has not recorded yet");
+                            // The persister is down or far behind: keep
+                            // this viewer moving until it catches up.
+                            persist_wait = PERSIST_WAIT_BEHIND;
+                        }
                     }
                     if sink.feed(Message::Text(text.into())).await.is_err() {
                         return;
