@@ -505,6 +505,19 @@ port = 9000
     }
 
     #[test]
+    fn sample_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/agent.sample.toml");
+        let config: AgentConfig = sdp_bus::settings::load(
+            Some(std::path::Path::new(path)),
+            Vec::<(String, String)>::new(),
+        )
+        .expect("sample config parses");
+        config.validate().expect("sample config is valid");
+        assert_eq!(config.go.proxy.as_deref(), Some("file:///srv/goproxy"));
+        assert_eq!(config.composer.repositories.len(), 1);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = load("[agent]\nidd = \"x\"\n").expect_err("refused");
         assert!(err.to_string().contains("idd"), "{err}");
