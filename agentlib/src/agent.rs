@@ -413,7 +413,7 @@ fn warm_build_cache(
     drop(
         agent
             .flavour
-            .warm_cache(&agent.config.data_dir, &agent.cache_dir)?,
+            .warm_cache(&agent.config.data_dir, &agent.cache_dir, &agent.config)?,
     );
     agent.set_build_cache("warming".to_owned());
     Some(tokio::spawn(async move {
@@ -425,9 +425,10 @@ fn warm_build_cache(
                 idle = builds.wait_for(|n| *n == 0) => if idle.is_err() { return },
                 _ = stop.cancelled() => return,
             }
-            let Some(warm) = agent
-                .flavour
-                .warm_cache(&agent.config.data_dir, &agent.cache_dir)
+            let Some(warm) =
+                agent
+                    .flavour
+                    .warm_cache(&agent.config.data_dir, &agent.cache_dir, &agent.config)
             else {
                 return;
             };

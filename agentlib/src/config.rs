@@ -36,6 +36,10 @@ pub struct AgentConfig {
     pub health: HealthConfig,
     #[serde(default)]
     pub service: ServiceConfig,
+    #[serde(default)]
+    pub go: GoConfig,
+    #[serde(default)]
+    pub composer: ComposerConfig,
 }
 
 pub use sdp_bus::process::{LogConfig, LogFormat};
@@ -140,6 +144,93 @@ pub struct ServiceConfig {
     pub port: Option<u16>,
 }
 
+/// Where `go build` gets modules a service's `vendor/` does not hold
+/// (docs/OFFLINE_BUILDS.md). Unset, the agent builds offline: `GOPROXY=off`,
+/// `GOSUMDB=off`. Only the agent config sets these, never a request.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GoConfig {
+    /// `GOPROXY`: a module proxy (`https://goproxy.internal`) or a file
+    /// tree in the proxy layout (`file:///srv/goproxy`); `off` if unset.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// `GOSUMDB`; `off` if unset (a host without internet cannot reach
+    /// sum.golang.org; `go.sum` entries are still checked).
+    #[serde(default)]
+    pub sumdb: Option<String>,
+    /// `GONOSUMDB`: module path patterns not checked against `sumdb`.
+    #[serde(default)]
+    pub nosumdb: Option<String>,
+    /// `GOPRIVATE`: module path patterns that are private.
+    #[serde(default)]
+    pub private: Option<String>,
+    /// More `GOFLAGS`, after the agent's `-buildvcs=false` (e.g.
+    /// `-tags=netgo`). A `-mod=` here replaces the agent's choice.
+    #[serde(default)]
+    pub flags: Option<String>,
+}
+
+/// Package sources of `composer install` besides a committed `vendor/`
+/// and composer's cache (docs/OFFLINE_BUILDS.md). packagist.org is never
+/// used; without a repository of type `composer`, composer runs with its
+/// network disabled.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ComposerConfig {
+    #[serde(default)]
+    pub repositories: Vec<ComposerRepository>,
+}
+
+/// One composer repository, as in `composer.json`'s `repositories`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ComposerRepository {
+    #[serde(rename = "type")]
+    pub kind: ComposerRepositoryKind,
+    /// A URL (`composer`: a Satis or private Packagist mirror) or a
+    /// directory (`artifact`: package zips; `path`: package sources).
+    pub url: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposerRepositoryKind {
+    Composer,
+    Artifact,
+    Path,
+}
+
+impl ComposerRepositoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComposerRepositoryKind::Composer => "composer",
+            ComposerRepositoryKind::Artifact => "artifact",
+            ComposerRepositoryKind::Path => "path",
+        }
+    }
+}
+
+/// Why `proxy` is not a `GOPROXY` the agent accepts: a list (`,` or `|`)
+/// of `off`, `direct`, `https://…`, `http://…` or `file:///absolute/path`.
+fn check_go_proxy(proxy: &str) -> Result<(), String> {
+    for entry in proxy.split([',', '|']) {
+        let ok = match entry {
+            "off" | "direct" => true,
+            _ if entry.starts_with("file://") => entry["file://".len()..].starts_with('/'),
+            _ => {
+                (entry.starts_with("https://") || entry.starts_with("http://"))
+                    && !entry.contains(char::is_whitespace)
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "{entry:?} is not off, direct, an http(s):// URL or file:///absolute/path"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data/agent")
 }
@@ -222,6 +313,39 @@ impl AgentConfig {
             && cmd.is_empty()
         {
             return Err(bad("flavour.run_cmd", "must not be empty".into()));
+        }
+        if let Some(proxy) = &self.go.proxy {
+            check_go_proxy(proxy).map_err(|reason| bad("go.proxy", reason))?;
+        }
+        if self.go.sumdb.as_deref() == Some("") {
+            return Err(bad("go.sumdb", "must not be empty (use \"off\")".into()));
+        }
+        for repo in &self.composer.repositories {
+            let url = repo.url.trim();
+            let ok = match repo.kind {
+                ComposerRepositoryKind::Composer => {
+                    url.starts_with("https://")
+                        || url.starts_with("http://")
+                        || url.starts_with("file:///")
+                }
+                ComposerRepositoryKind::Artifact | ComposerRepositoryKind::Path => {
+                    url.starts_with('/')
+                }
+            };
+            if !ok {
+                return Err(bad(
+                    "composer.repositories",
+                    format!(
+                        "{:?}: a {} repository needs {}",
+                        repo.url,
+                        repo.kind.as_str(),
+                        match repo.kind {
+                            ComposerRepositoryKind::Composer => "an http(s):// or file:/// URL",
+                            _ => "an absolute directory",
+                        }
+                    ),
+                ));
+            }
         }
         if self.advertise_host.is_empty() {
             return Err(bad("advertise_host", "must not be empty".into()));
@@ -381,6 +505,19 @@ port = 9000
     }
 
     #[test]
+    fn sample_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/agent.sample.toml");
+        let config: AgentConfig = sdp_bus::settings::load(
+            Some(std::path::Path::new(path)),
+            Vec::<(String, String)>::new(),
+        )
+        .expect("sample config parses");
+        config.validate().expect("sample config is valid");
+        assert_eq!(config.go.proxy.as_deref(), Some("file:///srv/goproxy"));
+        assert_eq!(config.composer.repositories.len(), 1);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = load("[agent]\nidd = \"x\"\n").expect_err("refused");
         assert!(err.to_string().contains("idd"), "{err}");
@@ -394,6 +531,71 @@ port = 9000
         assert_eq!(err.key, "agent.id");
         let err = load("[limits]\nmemory = \"lots\"\n").expect_err("refused");
         assert!(err.to_string().contains("limits.memory"), "{err}");
+    }
+
+    #[test]
+    fn go_and_composer_sections() {
+        let config = load(
+            r#"
+[go]
+proxy = "file:///srv/goproxy"
+sumdb = "off"
+nosumdb = "example.com/*"
+private = "git.internal/*"
+flags = "-tags=netgo"
+[[composer.repositories]]
+type = "artifact"
+url = "/srv/composer/artifacts"
+[[composer.repositories]]
+type = "composer"
+url = "https://satis.internal"
+"#,
+        )
+        .expect("loads");
+        config.validate().expect("valid");
+        assert_eq!(config.go.proxy.as_deref(), Some("file:///srv/goproxy"));
+        assert_eq!(config.go.flags.as_deref(), Some("-tags=netgo"));
+        assert_eq!(config.composer.repositories.len(), 2);
+        assert_eq!(
+            config.composer.repositories[0].kind,
+            ComposerRepositoryKind::Artifact
+        );
+        let empty = load("").expect("loads");
+        assert_eq!(empty.go, GoConfig::default());
+        assert!(empty.composer.repositories.is_empty());
+        // The env overrides a key like any other.
+        let from_env: AgentConfig = sdp_bus::settings::load(
+            None,
+            [(
+                "SDP_GO__PROXY".to_owned(),
+                "https://goproxy.internal,off".to_owned(),
+            )],
+        )
+        .expect("loads");
+        from_env.validate().expect("valid");
+        assert_eq!(
+            from_env.go.proxy.as_deref(),
+            Some("https://goproxy.internal,off")
+        );
+    }
+
+    #[test]
+    fn bad_go_and_composer_values_name_their_key() {
+        for (toml, key) in [
+            ("[go]\nproxy = \"/srv/goproxy\"\n", "go.proxy"),
+            ("[go]\nproxy = \"file://srv/goproxy\"\n", "go.proxy"),
+            ("[go]\nproxy = \"\"\n", "go.proxy"),
+            ("[go]\nsumdb = \"\"\n", "go.sumdb"),
+            (
+                "[[composer.repositories]]\ntype = \"artifact\"\nurl = \"relative\"\n",
+                "composer.repositories",
+            ),
+        ] {
+            let err = load(toml).expect("parses").validate().expect_err(toml);
+            assert_eq!(err.key, key, "{toml}");
+        }
+        assert!(load("[go]\ngoproxy = \"off\"\n").is_err());
+        assert!(load("[[composer.repositories]]\ntype = \"vcs\"\nurl = \"/x\"\n").is_err());
     }
 
     #[test]

@@ -75,6 +75,28 @@ pub enum DeployError {
         tool: &'static str,
         hint: &'static str,
     },
+    #[error(
+        "go build cannot get {module}: it is not in the repository's vendor/ and {}",
+        go_module_fixes(proxy.as_deref())
+    )]
+    GoModuleMissing {
+        /// `module example.com/x` or `a module providing package example.com/x/y`.
+        module: String,
+        /// The configured `go.proxy`, if any.
+        proxy: Option<String>,
+    },
+    #[error(
+        "the repository's vendor/ does not match go.mod ({detail}): run `go mod vendor` and commit vendor/"
+    )]
+    GoVendorStale { detail: String },
+    #[error(
+        "composer install could not get the packages of composer.lock: {}",
+        composer_fixes(*configured)
+    )]
+    ComposerPackagesMissing {
+        /// Whether `composer.repositories` is configured.
+        configured: bool,
+    },
     #[error("{tool} exited with status {status}")]
     BuildExited { tool: &'static str, status: String },
     #[error("cannot {what}")]
@@ -109,6 +131,28 @@ pub enum DeployError {
     ContainerExited { code: i64 },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The end of [`DeployError::GoModuleMissing`]: why, and both fixes.
+fn go_module_fixes(proxy: Option<&str>) -> String {
+    const VENDOR: &str = "commit vendor/ (run `go mod vendor` and commit the vendor/ directory)";
+    match proxy {
+        None => format!(
+            "this agent has no module proxy (go.proxy is not set, so GOPROXY=off: agents build without internet). Fix one of: {VENDOR}, or set go.proxy in the agent config to a module proxy or file tree (e.g. go.proxy = \"file:///srv/goproxy\")"
+        ),
+        Some(proxy) => format!(
+            "the module proxy of this agent (go.proxy = {proxy:?}) does not have it. Fix one of: {VENDOR}, or add the module to that proxy (or set go.proxy in the agent config to one that has it)"
+        ),
+    }
+}
+
+/// The end of [`DeployError::ComposerPackagesMissing`]: both fixes.
+fn composer_fixes(configured: bool) -> &'static str {
+    if configured {
+        "they are not in the repository's vendor/, composer's cache or the configured composer.repositories. Fix one of: commit vendor/ (run `composer install` and commit vendor/ with composer.lock), or add the packages to a repository in composer.repositories of the agent config"
+    } else {
+        "they are not in the repository's vendor/ or composer's cache and no composer repository is configured (agents build without internet; packagist.org is not used). Fix one of: commit vendor/ (run `composer install` and commit vendor/ with composer.lock), or set composer.repositories in the agent config (an artifact, path or composer repository)"
+    }
 }
 
 impl DeployError {

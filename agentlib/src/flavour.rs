@@ -11,6 +11,7 @@ use sdp_bus::{LogStream, ServiceSettings};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use crate::config::{AgentConfig, ComposerConfig, GoConfig};
 use crate::error::DeployError;
 use crate::events::{EventSink, OutputLine};
 
@@ -28,6 +29,10 @@ pub struct BuildContext {
     pub cache_dir: PathBuf,
     /// The service's effective settings (see [`crate::service`]).
     pub settings: ServiceSettings,
+    /// Where `go build` gets modules (agent config `[go]`).
+    pub go: GoConfig,
+    /// Where `composer install` gets packages (agent config `[composer]`).
+    pub composer: ComposerConfig,
 }
 
 /// How the flavour's containers look.
@@ -67,18 +72,23 @@ pub trait Flavour: Send + Sync + 'static {
     /// deploy on a fresh host does not compile the standard library. It runs
     /// in the background and is dropped (its children must die with it)
     /// while a deployment builds, then made and run again; `None` when
-    /// there is nothing to warm. The error is a short reason.
+    /// there is nothing to warm. `config` is the agent's (the build
+    /// settings a deploy uses come from it). The error is a short reason.
     fn warm_cache(
         &self,
         _data_dir: &Path,
         _cache_dir: &Path,
+        _config: &AgentConfig,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
         None
     }
 }
 
-/// `go build` on the host, `CGO_ENABLED=0`, shared caches, no network.
-/// The package built is the service's `main_package` (`sdp.toml`).
+/// `go build` on the host, `CGO_ENABLED=0`, shared caches. Modules come
+/// from the checkout's `vendor/` (`-mod=vendor`) or else through
+/// `go.proxy` of the agent config (`-mod=mod`); with no proxy configured
+/// `GOPROXY=off`: no network (see [`crate::gomod`]). The package built is
+/// the service's `main_package` (`sdp.toml`).
 #[derive(Clone, Debug)]
 pub struct GoFlavour {
     /// `PATH` for the build (the agent's own, captured at construction).
@@ -98,10 +108,11 @@ impl Default for GoFlavour {
 }
 
 impl GoFlavour {
-    fn command(&self, ctx: &BuildContext, output: &Path) -> Command {
+    fn command(&self, ctx: &BuildContext, output: &Path, modules: &Modules) -> Command {
         let mut command = Command::new("go");
         command.args(["build", "-trimpath"]);
-        self.go_env(&mut command, &ctx.data_dir, &ctx.cache_dir);
+        command.args(modules.flag());
+        self.go_env(&mut command, &ctx.data_dir, &ctx.cache_dir, &ctx.go);
         command
             .arg("-o")
             .arg(output)
@@ -112,8 +123,16 @@ impl GoFlavour {
 
     /// The environment of every `go build` the agent runs. The warm-up
     /// uses it too: Go's cache keys include flags and env, so any
-    /// difference would warm entries no deploy ever hits.
-    fn go_env(&self, command: &mut Command, data_dir: &Path, cache_dir: &Path) {
+    /// difference would warm entries no deploy ever hits. `-mod` is a
+    /// flag of the deploy's `go build` only (it depends on the checkout and
+    /// does not change how the standard library compiles).
+    fn go_env(&self, command: &mut Command, data_dir: &Path, cache_dir: &Path, go: &GoConfig) {
+        // -buildvcs=false: go must never run git in a tree it did not make.
+        let mut flags = "-buildvcs=false".to_owned();
+        if let Some(more) = go.flags.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            flags.push(' ');
+            flags.push_str(more);
+        }
         command
             .env_clear()
             .env("PATH", &self.path)
@@ -122,11 +141,17 @@ impl GoFlavour {
             .env("GOCACHE", cache_dir.join("go-build"))
             .env("GOMODCACHE", cache_dir.join("gomod"))
             .env("CGO_ENABLED", "0")
-            // -buildvcs=false: go must never run git in a tree it did not make.
-            .env("GOFLAGS", "-mod=mod -buildvcs=false")
-            .env("GOPROXY", "off")
+            .env("GOFLAGS", flags)
+            .env("GOPROXY", go.proxy.as_deref().unwrap_or("off"))
+            .env("GOSUMDB", go.sumdb.as_deref().unwrap_or("off"))
             .env("GOTOOLCHAIN", "local")
             .env("GOTELEMETRY", "off");
+        if let Some(nosumdb) = &go.nosumdb {
+            command.env("GONOSUMDB", nosumdb);
+        }
+        if let Some(private) = &go.private {
+            command.env("GOPRIVATE", private);
+        }
     }
 }
 
@@ -167,20 +192,24 @@ impl Flavour for GoFlavour {
                     })?;
             }
             let output = ctx.artifact_dir.join("app");
+            let modules = Modules::of(&ctx.worktree, &ctx.go);
+            events.system(modules.describe()).await;
             let shown = format!(
-                "$ go build -trimpath -o {GO_ARTIFACT_MOUNT}/app {}",
+                "$ go build -trimpath {}-o {GO_ARTIFACT_MOUNT}/app {}",
+                modules.flag().map(|f| format!("{f} ")).unwrap_or_default(),
                 crate::service::go_package_arg(&ctx.settings.main_package)
             );
             events.system(shown).await;
-            let command = self.command(ctx, &output);
-            match run_streaming(command, events).await {
-                Ok(status) if status.success() => Ok(()),
-                Ok(status) => Err(DeployError::BuildExited {
-                    tool: "go build",
-                    status: status
-                        .code()
-                        .map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string()),
-                }),
+            let command = self.command(ctx, &output, &modules);
+            match run_capturing(command, events, STDERR_KEPT).await {
+                Ok((status, _)) if status.success() => Ok(()),
+                Ok((status, stderr)) => Err(crate::gomod::failure(&stderr, &ctx.go)
+                    .unwrap_or_else(|| DeployError::BuildExited {
+                        tool: "go build",
+                        status: status
+                            .code()
+                            .map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string()),
+                    })),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                     Err(DeployError::ToolMissing {
                         tool: "go",
@@ -201,12 +230,13 @@ impl Flavour for GoFlavour {
         &self,
         data_dir: &Path,
         cache_dir: &Path,
+        config: &AgentConfig,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
         let home = data_dir.join("home");
         // Niced: a deploy building beside it gets the CPU first.
         let mut command = Command::new("nice");
         command.args(["-n", "19", "go", "build", "-trimpath", "std"]);
-        self.go_env(&mut command, data_dir, cache_dir);
+        self.go_env(&mut command, data_dir, cache_dir, &config.go);
         command
             .current_dir(&home)
             .stdin(Stdio::null())
@@ -238,12 +268,69 @@ impl Flavour for GoFlavour {
 
 const GO_ARTIFACT_MOUNT: &str = "/sdp";
 
+/// Lines of a failed build's stderr kept to explain the failure.
+const STDERR_KEPT: usize = 200;
+
+/// Where one `go build` gets its modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Modules {
+    /// The checkout has `vendor/modules.txt`: `-mod=vendor`.
+    Vendor,
+    /// No `vendor/`: `-mod=mod` through `GOPROXY` (`None`: `off`).
+    Proxy(Option<String>),
+    /// `go.flags` sets `-mod=` itself.
+    Configured,
+}
+
+impl Modules {
+    fn of(worktree: &Path, go: &GoConfig) -> Modules {
+        let flags = go.flags.as_deref().unwrap_or_default();
+        if flags.split_whitespace().any(|f| f.starts_with("-mod=")) {
+            Modules::Configured
+        } else if worktree.join("vendor").join("modules.txt").is_file() {
+            Modules::Vendor
+        } else {
+            Modules::Proxy(go.proxy.clone())
+        }
+    }
+
+    fn flag(&self) -> Option<&'static str> {
+        match self {
+            Modules::Vendor => Some("-mod=vendor"),
+            Modules::Proxy(_) => Some("-mod=mod"),
+            Modules::Configured => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Modules::Vendor => "modules: from the repository's vendor/".to_owned(),
+            Modules::Proxy(None) => {
+                "modules: no vendor/ and no go.proxy configured: GOPROXY=off (only the module cache)"
+                    .to_owned()
+            }
+            Modules::Proxy(Some(proxy)) => format!("modules: no vendor/: GOPROXY={proxy}"),
+            Modules::Configured => "modules: as go.flags of the agent config says".to_owned(),
+        }
+    }
+}
+
 /// Runs `command` (stdin closed, killed when dropped) and sends each line
 /// of its stdout and stderr to `events`, in the order they arrive.
 pub async fn run_streaming(
-    mut command: Command,
+    command: Command,
     events: &mut EventSink,
 ) -> std::io::Result<std::process::ExitStatus> {
+    Ok(run_capturing(command, events, 0).await?.0)
+}
+
+/// [`run_streaming`], also returning the last `keep` lines of stderr (to
+/// explain a failure).
+pub async fn run_capturing(
+    mut command: Command,
+    events: &mut EventSink,
+    keep: usize,
+) -> std::io::Result<(std::process::ExitStatus, Vec<String>)> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -270,10 +357,20 @@ pub async fn run_streaming(
     }
     drop(tx);
     let mut ready = Vec::with_capacity(LINES_QUEUED);
+    let mut kept = std::collections::VecDeque::with_capacity(keep);
     while rx.recv_many(&mut ready, LINES_QUEUED).await > 0 {
+        if keep > 0 {
+            for line in ready.iter().filter(|l| l.stream == LogStream::Stderr) {
+                if kept.len() == keep {
+                    kept.pop_front();
+                }
+                kept.push_back(line.text.clone());
+            }
+        }
         events.log_lines(std::mem::take(&mut ready)).await;
     }
-    child.wait().await
+    let status = child.wait().await?;
+    Ok((status, kept.into()))
 }
 
 /// Output lines read ahead of publishing.

@@ -480,6 +480,8 @@ async fn fetch_and_build(
         data_dir: agent.config.data_dir.clone(),
         cache_dir: agent.cache_dir.clone(),
         settings: settings.clone(),
+        go: agent.config.go.clone(),
+        composer: agent.config.composer.clone(),
     };
     let _building = agent.building();
     agent.flavour.build(&ctx, sink).await?;

@@ -29,6 +29,7 @@ pub mod events;
 pub mod flavour;
 pub mod git;
 pub mod git_store;
+pub mod gomod;
 pub mod job;
 pub mod php;
 pub mod rpc;

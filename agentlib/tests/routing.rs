@@ -357,7 +357,7 @@ async fn sdp_toml_is_honoured_and_unknown_keys_fail() {
         "{logs:#?}"
     );
     assert!(
-        logs.contains(&"$ go build -trimpath -o /sdp/app ./cmd/users"),
+        logs.contains(&"$ go build -trimpath -mod=mod -o /sdp/app ./cmd/users"),
         "{logs:#?}"
     );
     assert!(

@@ -148,6 +148,7 @@ impl sdp_agentlib::Flavour for EndlessWarmUp {
         &self,
         _data_dir: &Path,
         _cache_dir: &Path,
+        _config: &AgentConfig,
     ) -> Option<futures::future::BoxFuture<'static, Result<(), String>>> {
         let (starts, stops) = (self.starts.clone(), self.stops.clone());
         Some(Box::pin(async move {

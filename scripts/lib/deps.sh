@@ -11,6 +11,8 @@ sdp_install_deps() {
   command -v php >/dev/null || missing+=(php-cli)
   command -v composer >/dev/null || missing+=(composer)
   command -v curl >/dev/null || missing+=(curl)
+  # The offline-build tests zip a Go module for a file-system GOPROXY.
+  command -v zip >/dev/null || missing+=(zip)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
   # The dashboard's browser tests drive Debian's headless Chromium.
