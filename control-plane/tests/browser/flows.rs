@@ -331,7 +331,11 @@ async fn browser_renders_user_strings_as_text_and_masks_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
-    let stack = Stack::start().await;
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: pairs(&[("SDP_HTTP__PREVIEW_DOMAIN", "sdp.test".into())]),
+        ..StackOptions::default()
+    })
+    .await;
     let token = stack.login().await;
     let (status, _) = stack.get(&token, "/api/sandboxes").await;
     if status == StatusCode::NOT_FOUND {
@@ -453,6 +457,42 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .wait_for("#services-table tr[data-service=users] .status-running")
         .await;
     browser.screenshot("sandbox-running").await;
+
+    // The sandbox's stable link, with a copy button.
+    assert_eq!(
+        browser.text("#preview-url a").await,
+        "http://beta.sdp.test/"
+    );
+    browser.click("#preview-url button").await;
+    browser
+        .wait_js(
+            "the link copied",
+            UI_TIMEOUT,
+            "return document.querySelector('#preview-url button').textContent === 'Copied';",
+        )
+        .await;
+
+    // Gateway re-applies in the history: marked, and a run of them folded
+    // under its newest.
+    insert_reapplies(&stack, "beta", 3);
+    browser.open("/deployments?sandbox=beta").await;
+    browser.wait_for("#deployments-table .reapply-toggle").await;
+    let shown = "return [...document.querySelectorAll('#deployments-table tbody tr')] \
+                 .filter((r) => r.offsetParent !== null).length;";
+    assert_eq!(
+        browser.js(shown).await,
+        2,
+        "the deployment and one re-apply"
+    );
+    assert_eq!(browser.text(".reapply-toggle").await, "+2 more");
+    browser.click(".reapply-toggle").await;
+    assert_eq!(browser.js(shown).await, 4, "unfolded");
+    browser
+        .open("/deployments?sandbox=beta&reapply=false")
+        .await;
+    browser.wait_for("#deployments-table").await;
+    assert_eq!(browser.js(shown).await, 1, "re-applies hidden");
+
     browser.open("/sandboxes").await;
     browser
         .wait_for("#sandboxes-table tr[data-sandbox=beta] .status-running")
@@ -470,6 +510,11 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
             "return location.hash === '#/sandboxes' && document.querySelector('#sandboxes-empty, #sandboxes-table') \
              && !document.querySelector('tr[data-sandbox=beta]');",
         )
+        .await;
+    // The sandbox page offered the re-apply rows' repo, which no agent of
+    // this stack serves: its branch list answered 404.
+    browser
+        .expect_console_errors(&["/api/repos/gateway/branches - Failed to load resource"])
         .await;
     let (status, _) = stack.get(&token, "/api/sandboxes/beta").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the sandbox is gone");
@@ -563,4 +608,24 @@ async fn browser_long_log_draws_only_rows_in_view() {
     );
     browser.screenshot("long-log").await;
     browser.close().await;
+}
+
+/// Adds `n` settled gateway re-apply rows to `sandbox`, newer than what is
+/// there (no gateway agent runs in this stack).
+fn insert_reapplies(stack: &Stack, sandbox: &str, n: usize) {
+    let db = rusqlite::Connection::open(stack.cp_data.path().join("sdp.db")).expect("open sdp.db");
+    db.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    for i in 0..n {
+        let at = (chrono::Utc::now() + chrono::Duration::seconds(i as i64 + 1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let id = sdp_bus::DeploymentId::generate();
+        db.execute(
+            "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \
+             created_at, updated_at, reapply) VALUES (?1, ?2, 'gateway', 'main', 'gateway', \
+             'stopped', 'dev', ?3, ?3, 1)",
+            rusqlite::params![id.as_str(), sandbox, at],
+        )
+        .expect("insert a re-apply");
+    }
 }
