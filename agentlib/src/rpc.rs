@@ -42,11 +42,18 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 6] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 7] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
         }),
+        // Placed on this agent by the control plane (the queue group above
+        // is how a new agent gets its first work).
+        (
+            subject::agent_cmd(agent_id, subject::DEPLOY),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_deploy(agent, message)),
+        ),
         (
             subject::agent_rpc(kind, subject::VERIFY_CREDENTIALS),
             To::Kind,

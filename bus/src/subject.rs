@@ -13,6 +13,9 @@ pub const LIST_REPOS: &str = "list_repos";
 pub const LIST_BRANCHES: &str = "list_branches";
 pub const TEARDOWN: &str = "teardown";
 pub const RECONCILE: &str = "reconcile";
+/// `agent.cmd.<agent_id>.deploy`: a deployment placed on that agent (the
+/// same `DeployRequest` as `deploy.request.<kind>`).
+pub const DEPLOY: &str = "deploy";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -84,6 +84,17 @@ impl AgentClient {
             .await
     }
 
+    /// `agent.cmd.<agent_id>.deploy`: the deployment placed on that agent.
+    pub async fn deploy_to(
+        &self,
+        agent_id: &str,
+        request: &DeployRequest,
+        timeout: Duration,
+    ) -> Result<DeployAccepted, AgentCallError> {
+        self.command(agent_id, sdp_bus::subject::DEPLOY, request, timeout)
+            .await
+    }
+
     /// `agent.rpc.<kind>.<method>`: one agent of the kind answers.
     pub async fn rpc<Req: Serialize, Resp: DeserializeOwned>(
         &self,

@@ -175,11 +175,8 @@ impl Orchestrator {
             overrides,
             reuse_build,
         };
-        match self
-            .agents
-            .deploy(&kind, &request, self.request_timeout)
-            .await
-        {
+        let holder = self.store.holder(sandbox, repo, &id)?;
+        match self.dispatch(&kind, holder.as_deref(), &request).await {
             Ok(accepted) => {
                 self.store.set_deployment_agent(&id, &accepted.agent_id)?;
                 Ok(Started {
@@ -197,6 +194,46 @@ impl Orchestrator {
                 self.store.fail_deployment(id.as_str(), &reason)?;
                 publish_failure(&self.nats, id.as_str(), 0, &reason).await;
                 Err(DeployError::Dispatch { id, source })
+            }
+        }
+    }
+
+    /// Sends the request to the first agent of [`placement::candidates`]
+    /// that accepts it; with no candidate known (no heartbeat yet), to the
+    /// kind's queue group, which is how a new agent gets work.
+    async fn dispatch(
+        &self,
+        kind: &str,
+        holder: Option<&str>,
+        request: &DeployRequest,
+    ) -> Result<sdp_bus::DeployAccepted, AgentCallError> {
+        let agents = self.registry.views(self.heartbeat_timeout);
+        let held = self.store.live_by_agent().unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot count what agents hold; placing by heartbeats");
+            Default::default()
+        });
+        let candidates = super::placement::candidates(&agents, kind, holder, &held);
+        let mut unreachable = None;
+        for agent in candidates {
+            match self
+                .agents
+                .deploy_to(&agent, request, self.request_timeout)
+                .await
+            {
+                Ok(accepted) => return Ok(accepted),
+                Err(err) if err.is_no_agent() => {
+                    tracing::warn!(agent, deployment = %request.deployment_id, error = %err, "placing on the next agent");
+                    unreachable = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match unreachable {
+            Some(err) => Err(err),
+            None => {
+                self.agents
+                    .deploy(kind, request, self.request_timeout)
+                    .await
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Sandbox orchestration, one file per job:
 //! - [`deploy`]: planning a template's deployments, starting deployments
 //!   (with the gateway's env and route table);
+//! - [`placement`]: which agent of the kind a deployment goes to;
 //! - [`reapply`]: re-applying a sandbox's gateway with the current routes,
 //!   serialized per sandbox and coalesced;
 //! - [`results`]: re-applying the gateway once a service's result is
@@ -18,6 +19,7 @@
 mod convergence;
 pub mod credentials;
 mod deploy;
+pub mod placement;
 mod reapply;
 mod results;
 

@@ -15,8 +15,9 @@ const PERSIST_BOUND: Duration = Duration::from_secs(30);
 
 impl Orchestrator {
     /// Acts on a result once the persister has recorded it (and, in the
-    /// same transaction, the service's route): the newest running service
-    /// of a sandbox gets the sandbox's gateway re-applied.
+    /// same transaction, the service's route): a container it replaced on
+    /// another agent is removed, and the newest running service of a
+    /// sandbox gets the sandbox's gateway re-applied.
     async fn on_result(&self, event: &Event) -> Result<(), DeployError> {
         let EventBody::Result {
             status: Status::Running,
@@ -40,8 +41,11 @@ impl Orchestrator {
         let Some(deployment) = self.store.deployment(id)? else {
             return Ok(());
         };
-        if deployment.kind == sdp_bus::subject::KIND_GATEWAY || deployment.status != Status::Running
-        {
+        if deployment.status != Status::Running {
+            return Ok(());
+        }
+        self.remove_elsewhere(&deployment);
+        if deployment.kind == sdp_bus::subject::KIND_GATEWAY {
             return Ok(());
         }
         let newest = self
@@ -53,6 +57,42 @@ impl Orchestrator {
             self.reapply_gateway(&deployment.sandbox, None);
         }
         Ok(())
+    }
+
+    /// Asks the other agents that held this (sandbox, service) to
+    /// reconcile: the container this deployment replaced, if it ran
+    /// elsewhere (its agent was unreachable when this one was placed), goes
+    /// now. An agent that is down reconciles when it returns.
+    fn remove_elsewhere(&self, deployment: &crate::store::Deployment) {
+        let Some(agent_id) = deployment.agent_id.as_deref() else {
+            return;
+        };
+        let former =
+            match self
+                .store
+                .former_holders(&deployment.sandbox, &deployment.repo, agent_id)
+            {
+                Ok(former) => former,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the former holders");
+                    return;
+                }
+            };
+        let online: Vec<String> = self
+            .registry
+            .views(self.heartbeat_timeout)
+            .into_iter()
+            .filter(|a| a.online)
+            .map(|a| a.id)
+            .collect();
+        for agent in former.into_iter().filter(|a| online.contains(a)) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = this.reconcile_agent(&agent).await {
+                    tracing::warn!(agent, error = %err, "reconcile after a move failed");
+                }
+            });
+        }
     }
 
     /// Follows result events until shutdown.

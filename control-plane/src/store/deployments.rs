@@ -206,6 +206,59 @@ impl Store {
         Ok(())
     }
 
+    /// The agent holding (sandbox, repo): that of its newest deployment
+    /// (other than `except`) that has, or is getting, a container.
+    pub fn holder(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        except: &DeploymentId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT agent_id FROM deployments WHERE sandbox = ?1 AND repo = ?2 \
+                     AND id != ?3 AND agent_id IS NOT NULL AND status IN {} \
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                    *status::LIVE_SQL
+                ),
+                params![sandbox, repo, except.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// How many live deployments (running or in flight) each agent holds.
+    pub fn live_by_agent(&self) -> Result<std::collections::HashMap<String, usize>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT agent_id, count(*) FROM deployments \
+             WHERE agent_id IS NOT NULL AND status IN {} GROUP BY agent_id",
+            *status::LIVE_SQL
+        ))?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The agents other than `agent_id` that held deployments of
+    /// (sandbox, repo) now stopped or failed: their containers of it may
+    /// still be there.
+    pub fn former_holders(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        agent_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT agent_id FROM deployments WHERE sandbox = ?1 AND repo = ?2 \
+             AND agent_id IS NOT NULL AND agent_id != ?3",
+        )?;
+        let rows = stmt.query_map(params![sandbox, repo, agent_id], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records the digest of the env and routes a gateway deployment got.
     pub fn set_inputs_digest(&self, id: &DeploymentId, digest: &str) -> Result<(), StoreError> {
         self.conn().execute(

@@ -14,6 +14,7 @@ mod gateways;
 mod hardening;
 mod hostile_bus;
 mod persister;
+mod placement;
 mod preview;
 mod read_your_events;
 mod routing;

@@ -1,0 +1,130 @@
+//! Placement: which agent of a kind a deployment goes to, decided afresh
+//! for every deployment from the store and the heartbeats (no state of its
+//! own, so a restarted control plane places the same way).
+//!
+//! A (sandbox, service) that has a container on a live agent goes back to
+//! that agent (it replaces its own container: never two of them). A new one
+//! goes to the least-loaded live agent of the kind that has its base images
+//! and room; an agent at capacity or missing an image is not chosen. Load
+//! is what the store says the agent holds (running and in-flight
+//! deployments: fresh, where heartbeats lag by seconds), then its
+//! heartbeat's builds in flight. If the
+//! chosen agent does not answer, the next one is tried; once the deployment
+//! runs elsewhere, the old container is removed from the agent that held it
+//! ([`super::Orchestrator::on_result`] asks it to reconcile; an agent that
+//! is down reconciles when it returns).
+
+use std::collections::HashMap;
+
+use crate::agents::AgentView;
+
+/// The agents to try, in order: the `holder` of the (sandbox, service) if
+/// it is online, then the other online agents of `kind` with no missing
+/// image and room, least loaded first (fewest live deployments in `held`,
+/// then fewest in flight, then most room, then id, so ties place the same
+/// way every time).
+pub fn candidates(
+    agents: &[AgentView],
+    kind: &str,
+    holder: Option<&str>,
+    held: &HashMap<String, usize>,
+) -> Vec<String> {
+    let online = |a: &&AgentView| a.online && a.kind == kind;
+    let mut order: Vec<String> = Vec::new();
+    if let Some(holder) = holder
+        && agents.iter().filter(online).any(|a| a.id == holder)
+    {
+        order.push(holder.to_owned());
+    }
+    let mut others: Vec<&AgentView> = agents
+        .iter()
+        .filter(online)
+        .filter(|a| Some(a.id.as_str()) != holder)
+        .filter(|a| a.missing_images.is_empty() && a.capacity > 0)
+        .collect();
+    let key = |a: &AgentView| {
+        (
+            held.get(&a.id).copied().unwrap_or(0),
+            a.running.len(),
+            std::cmp::Reverse(a.capacity),
+            a.id.clone(),
+        )
+    };
+    others.sort_by_key(|a| key(a));
+    order.extend(others.into_iter().map(|a| a.id.clone()));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn agent(id: &str, running: usize, capacity: u32) -> AgentView {
+        AgentView {
+            id: id.into(),
+            kind: "micro".into(),
+            host: "h".into(),
+            version: "0".into(),
+            online: true,
+            last_seen: Utc::now(),
+            running: (0..running).map(|n| format!("d{n}")).collect(),
+            missing_images: Vec::new(),
+            capacity,
+            repos: Vec::new(),
+            build_cache: None,
+        }
+    }
+
+    #[test]
+    fn the_holder_comes_first_even_when_busy() {
+        let agents = [agent("a", 0, 4), agent("b", 3, 0), agent("c", 1, 3)];
+        assert_eq!(
+            candidates(&agents, "micro", Some("b"), &HashMap::new()),
+            ["b", "a", "c"]
+        );
+    }
+
+    #[test]
+    fn new_work_goes_to_the_least_loaded_with_room_and_images() {
+        let mut missing = agent("m", 0, 4);
+        missing.missing_images = vec!["sdp-go:1".into()];
+        let mut offline = agent("o", 0, 4);
+        offline.online = false;
+        let mut gateway = agent("g", 0, 4);
+        gateway.kind = "gateway".into();
+        let agents = [
+            agent("busy", 2, 2),
+            agent("full", 0, 0),
+            missing,
+            offline,
+            gateway,
+            agent("idle-b", 0, 2),
+            agent("idle-a", 0, 2),
+            agent("roomy", 0, 8),
+        ];
+        assert_eq!(
+            candidates(&agents, "micro", None, &HashMap::new()),
+            ["roomy", "idle-a", "idle-b", "busy"]
+        );
+        // What the store says they hold comes first.
+        let held = HashMap::from([("roomy".to_owned(), 2), ("idle-a".to_owned(), 1)]);
+        assert_eq!(
+            candidates(&agents, "micro", None, &held),
+            ["idle-b", "busy", "idle-a", "roomy"]
+        );
+    }
+
+    #[test]
+    fn an_offline_holder_is_passed_over() {
+        let mut holder = agent("h", 0, 4);
+        holder.online = false;
+        let agents = [holder, agent("x", 1, 4)];
+        assert_eq!(
+            candidates(&agents, "micro", Some("h"), &HashMap::new()),
+            ["x"]
+        );
+        assert!(candidates(&[], "micro", Some("h"), &HashMap::new()).is_empty());
+    }
+}
