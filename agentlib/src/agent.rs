@@ -105,6 +105,22 @@ impl Agent {
             .remove(id);
     }
 
+    /// Cancels the jobs with these ids; returns their `done` tokens.
+    pub fn cancel_jobs(
+        &self,
+        ids: &[DeploymentId],
+        reason: CancelReason,
+    ) -> Vec<CancellationToken> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter()
+            .filter_map(|id| jobs.get(id))
+            .map(|job| {
+                job.cancel_with(reason.clone());
+                job.done.clone()
+            })
+            .collect()
+    }
+
     /// Cancels every unsettled job of `sandbox`; returns their `done`
     /// tokens.
     pub fn cancel_sandbox_jobs(

@@ -47,6 +47,8 @@ pub enum DeployError {
     Shutdown,
     #[error("the sandbox was torn down")]
     TornDown,
+    #[error("the control plane gave up on this deployment while this agent was silent")]
+    Abandoned,
     #[error("{repo}: {source}")]
     Settings {
         repo: String,
@@ -173,9 +175,10 @@ impl DeployError {
 
     pub fn status(&self) -> sdp_bus::Status {
         match self {
-            DeployError::Cancelled | DeployError::Superseded(_) | DeployError::TornDown => {
-                sdp_bus::Status::Cancelled
-            }
+            DeployError::Cancelled
+            | DeployError::Superseded(_)
+            | DeployError::TornDown
+            | DeployError::Abandoned => sdp_bus::Status::Cancelled,
             _ => sdp_bus::Status::Failed,
         }
     }

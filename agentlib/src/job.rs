@@ -34,6 +34,9 @@ pub enum CancelReason {
     Superseded(DeploymentId),
     /// `agent.cmd.<id>.teardown` of the job's sandbox.
     Teardown,
+    /// The control plane settled the deployment while this agent was
+    /// silent (stalled, partitioned): it is no longer this agent's.
+    Abandoned,
 }
 
 /// What the agent knows of an unsettled job.
@@ -79,6 +82,7 @@ impl JobHandle {
             Some(CancelReason::User) => DeployError::Cancelled,
             Some(CancelReason::Superseded(by)) => DeployError::Superseded(by),
             Some(CancelReason::Teardown) => DeployError::TornDown,
+            Some(CancelReason::Abandoned) => DeployError::Abandoned,
             None => DeployError::Shutdown,
         }
     }

@@ -329,6 +329,20 @@ async fn handle_reconcile(agent: Arc<Agent>, message: async_nats::Message) {
 /// `keep` nor being worked on here; keeps the rest. Idempotent, and safe to
 /// run at any time: level-triggered convergence after a restart.
 async fn reconcile(agent: &Agent, request: &Reconcile) -> Result<ReconcileDone, RpcError> {
+    if !request.abandon.is_empty() {
+        tracing::warn!(deployments = ?request.abandon, "the control plane settled these while this agent was silent: stopping them");
+        let jobs = agent.cancel_jobs(&request.abandon, CancelReason::Abandoned);
+        let all_done = futures::future::join_all(jobs.iter().map(|done| done.cancelled()));
+        if tokio::time::timeout(TEARDOWN_JOB_WAIT, all_done)
+            .await
+            .is_err()
+        {
+            return Err(RpcError::new(
+                RpcErrorCode::Unavailable,
+                "abandoned deployments did not stop in time; try again",
+            ));
+        }
+    }
     let containers = agent
         .docker
         .list_labelled(&[(docker::LABEL_AGENT, agent.agent_id())])

@@ -338,6 +338,11 @@ pub struct Teardown {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconcile {
     pub keep: Vec<DeploymentId>,
+    /// Deployments the agent still works on that the control plane has
+    /// already settled (failed while the agent was silent): the agent stops
+    /// them and removes what they made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abandon: Vec<DeploymentId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

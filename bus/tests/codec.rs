@@ -252,7 +252,10 @@ fn service_settings_defaults() {
 
 #[test]
 fn reconcile() {
-    let request = Reconcile { keep: vec![id()] };
+    let request = Reconcile {
+        keep: vec![id()],
+        abandon: Vec::new(),
+    };
     insta::assert_json_snapshot!("reconcile", wire(&request));
     round_trip(&request);
     let done = Reply::ok(ReconcileDone {

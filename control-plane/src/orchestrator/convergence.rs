@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sdp_bus::{DeploymentId, Reconcile, ReconcileDone, Teardown, TeardownDone};
+use sdp_bus::{DeploymentId, Reconcile, ReconcileDone, Status, Teardown, TeardownDone};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -86,20 +86,50 @@ impl Orchestrator {
             .iter()
             .filter_map(|id| DeploymentId::parse(id))
             .collect();
+        let abandon = self.abandoned_on(agent_id).map_err(|e| e.to_string())?;
         self.agents
             .command(
                 agent_id,
                 sdp_bus::subject::RECONCILE,
-                &Reconcile { keep },
+                &Reconcile { keep, abandon },
                 COMMAND_TIMEOUT,
             )
             .await
             .map_err(|e| e.to_string())
     }
 
+    /// What the agent says it works on (its last heartbeat) that the store
+    /// has already failed, cancelled or stopped: it was silent (stalled,
+    /// partitioned) when the watchdog gave up on it.
+    fn abandoned_on(&self, agent_id: &str) -> Result<Vec<DeploymentId>, StoreError> {
+        let Some(view) = self
+            .registry
+            .views(self.heartbeat_timeout)
+            .into_iter()
+            .find(|a| a.id == agent_id)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut abandoned = Vec::new();
+        for id in &view.running {
+            if let Some(d) = self.store.deployment(id)?
+                && matches!(
+                    d.status,
+                    Status::Failed | Status::Cancelled | Status::Stopped
+                )
+                && let Some(id) = DeploymentId::parse(id)
+            {
+                abandoned.push(id);
+            }
+        }
+        Ok(abandoned)
+    }
+
     /// Level-triggered reconciliation: every agent process is reconciled
-    /// once when first seen (a restart shows as a new `started_at`), and
-    /// every agent again every `every`.
+    /// once when first seen (a restart shows as a new `started_at`), every
+    /// agent again every `every`, and an agent at once when its heartbeat
+    /// lists a deployment the store has settled (it was stalled past the
+    /// heartbeat timeout and the watchdog failed its work).
     pub async fn reconciler(self, every: Duration, shutdown: CancellationToken) {
         let mut done: HashMap<String, (Option<chrono::DateTime<chrono::Utc>>, Instant)> =
             HashMap::new();
@@ -113,7 +143,9 @@ impl Orchestrator {
                 let due = match done.get(&agent_id) {
                     None => true,
                     Some((seen_start, at)) => *seen_start != started_at || at.elapsed() >= every,
-                };
+                } || self
+                    .abandoned_on(&agent_id)
+                    .is_ok_and(|abandoned| !abandoned.is_empty());
                 if !due {
                     continue;
                 }

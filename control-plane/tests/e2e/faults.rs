@@ -219,3 +219,75 @@ async fn restarted_agent_reconciles_its_containers() {
     assert_eq!(answer["branch"], BRANCH);
     stack.shutdown().await;
 }
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// An agent stopped (SIGSTOP) past the heartbeat timeout: the control plane
+/// fails its deployment. Woken (SIGCONT), the agent learns it, stops the
+/// build, makes no container of it, and its late events do not flip the
+/// failed deployment back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    stack.fixture.push_slow_build(BRANCH);
+    let id = stack.deploy(&token, "stalled", BRANCH).await;
+    wait_building(&stack, &token, &id).await;
+    let pid = stack.agent_pid().expect("agent pid");
+
+    signal(pid, "-STOP");
+    let failed = stack.wait_settled(&token, &id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("heartbeat")),
+        "{failed}"
+    );
+    signal(pid, "-CONT");
+
+    // Awake, it hears that the deployment is no longer its own.
+    let agent_id = stack.agent_id.clone();
+    sdp_testkit::wait_for(
+        "the woken agent to drop the failed deployment",
+        Duration::from_secs(60),
+        || async {
+            let (_, agents) = stack.get(&token, "/api/agents").await;
+            let me = agents
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == agent_id.as_str())?
+                .clone();
+            (me["online"] == true && !me["running"].as_array()?.iter().any(|d| d == id.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        sdp_testkit::containers_with_label("sdp.deployment", &id).is_empty(),
+        "no container of the failed deployment"
+    );
+    let (_, after) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+    assert_eq!(after["status"], "failed", "late events flipped it: {after}");
+    let ended = stack.process_output().into_iter().any(|(name, text)| {
+        name.starts_with("agent") && text.contains("the control plane settled these")
+    });
+    assert!(
+        ended,
+        "the agent logged that it stopped the abandoned deployment"
+    );
+
+    // And it works on.
+    let again = stack.deploy(&token, "stalled", "main").await;
+    assert_eq!(
+        stack.wait_settled(&token, &again).await["status"],
+        "running"
+    );
+    stack.shutdown().await;
+}
