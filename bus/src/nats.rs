@@ -8,7 +8,9 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
-    #[serde(default = "default_url")]
+    /// One server, or several (a cluster) as a list or comma-separated:
+    /// the client connects to one and moves to another when it goes.
+    #[serde(default = "default_url", deserialize_with = "one_or_many")]
     pub url: String,
     /// A `.creds` file (JWT + nkey seed).
     #[serde(default)]
@@ -20,6 +22,29 @@ pub struct NatsConfig {
     /// CA certificate to verify the server's TLS certificate with.
     #[serde(default)]
     pub tls_ca: Option<PathBuf>,
+    /// Replicas of the `DEPLOY_PROGRESS` stream (1 on one server, 3 on a
+    /// three-node cluster). Read where the stream is ensured (the control
+    /// plane and its persister), which bring it to this at every start.
+    #[serde(default = "default_replicas")]
+    pub stream_replicas: usize,
+}
+
+fn default_replicas() -> usize {
+    1
+}
+
+/// `url` as one string, or a list joined with commas.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(url) => url,
+        OneOrMany::Many(urls) => urls.join(","),
+    })
 }
 
 fn default_url() -> String {
@@ -34,6 +59,7 @@ impl Default for NatsConfig {
             user: None,
             password: None,
             tls_ca: None,
+            stream_replicas: default_replicas(),
         }
     }
 }
@@ -44,6 +70,16 @@ impl NatsConfig {
             url: url.into(),
             ..Self::default()
         }
+    }
+
+    /// The servers of `url`, in order.
+    pub fn servers(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -90,10 +126,30 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Clie
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
     options
-        .connect(config.url.as_str())
+        .connect(config.servers())
         .await
         .map_err(|source| ConnectError::Connect {
             url: config.url.clone(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_lists_one_or_several_servers() {
+        let one: NatsConfig = toml::from_str(r#"url = "nats://a:4222""#).expect("one");
+        assert_eq!(one.servers(), ["nats://a:4222"]);
+        assert_eq!(one.stream_replicas, 1);
+        let listed: NatsConfig =
+            toml::from_str(r#"url = ["nats://a:4222", "nats://b:4222"]"#).expect("list");
+        assert_eq!(listed.servers(), ["nats://a:4222", "nats://b:4222"]);
+        let joined = NatsConfig::with_url("nats://a:4222, nats://b:4222,,nats://c:4222");
+        assert_eq!(
+            joined.servers(),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+    }
 }

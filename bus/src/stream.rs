@@ -10,8 +10,9 @@ pub const DEPLOY_PROGRESS: &str = "DEPLOY_PROGRESS";
 /// The durable consumer of the log persister.
 pub const PERSISTER_CONSUMER: &str = "persister";
 
-pub fn deploy_progress_config() -> stream::Config {
+pub fn deploy_progress_config(replicas: usize) -> stream::Config {
     stream::Config {
+        num_replicas: replicas,
         name: DEPLOY_PROGRESS.to_owned(),
         subjects: vec![crate::subject::DEPLOY_PROGRESS_ALL.to_owned()],
         storage: stream::StorageType::File,
@@ -26,12 +27,18 @@ pub fn deploy_progress_config() -> stream::Config {
     }
 }
 
-/// Creates the stream or brings its config up to date; safe to call at
-/// every start.
+/// Creates the stream or brings its config (replicas included) up to date;
+/// safe to call at every start.
 pub async fn ensure_deploy_progress(
     js: &jetstream::Context,
+    replicas: usize,
 ) -> Result<stream::Stream, EnsureStreamError> {
-    let config = deploy_progress_config();
+    if !(1..=5).contains(&replicas) {
+        return Err(EnsureStreamError(format!(
+            "nats.stream_replicas must be 1 to 5, not {replicas}"
+        )));
+    }
+    let config = deploy_progress_config(replicas);
     match js.get_stream(DEPLOY_PROGRESS).await {
         Ok(_) => {
             js.update_stream(config)

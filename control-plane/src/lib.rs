@@ -98,7 +98,11 @@ pub async fn run(
     // meanwhile must not wait for its timeouts.
     let connected = async {
         let nats = sdp_bus::nats::connect(&config.nats, "sdp-control-plane").await?;
-        sdp_bus::stream::ensure_deploy_progress(&async_nats::jetstream::new(nats.clone())).await?;
+        sdp_bus::stream::ensure_deploy_progress(
+            &async_nats::jetstream::new(nats.clone()),
+            config.nats.stream_replicas,
+        )
+        .await?;
         Ok::<_, RunError>(nats)
     };
     let nats = tokio::select! {

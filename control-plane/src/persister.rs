@@ -58,7 +58,7 @@ pub async fn run(
 ) -> Result<(), PersisterError> {
     let client = sdp_bus::nats::connect(nats, "sdp-persister").await?;
     let js = jetstream::new(client);
-    let stream = sdp_bus::stream::ensure_deploy_progress(&js).await?;
+    let stream = sdp_bus::stream::ensure_deploy_progress(&js, nats.stream_replicas).await?;
     let consumer = stream
         .get_or_create_consumer(
             sdp_bus::stream::PERSISTER_CONSUMER,

@@ -40,7 +40,7 @@ pub use docker::{
 };
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{GoFixture, go_main_source};
-pub use nats::NatsServer;
+pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
 pub use repos_dir::ReposDir;

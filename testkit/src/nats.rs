@@ -1,4 +1,6 @@
-//! [`NatsServer`]: a real `nats-server` with JetStream, one per test.
+//! [`NatsServer`]: a real `nats-server` with JetStream, one per test;
+//! [`NatsCluster`]: three of them clustered (routes, JetStream meta group),
+//! each killable and restartable on its ports and store.
 
 use std::fs::{File, OpenOptions};
 use std::net::TcpStream;
@@ -21,6 +23,8 @@ pub struct NatsServer {
     store: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// Cluster flags (server name, cluster listen, routes, monitoring).
+    extra_args: Vec<String>,
 }
 
 impl NatsServer {
@@ -31,6 +35,10 @@ impl NatsServer {
     /// If `nats-server` is missing, exits early (message includes its
     /// stderr), or is not ready in time.
     pub fn start() -> NatsServer {
+        Self::start_with(free_port(), Vec::new())
+    }
+
+    fn start_with(port: u16, extra_args: Vec<String>) -> NatsServer {
         let root = tempfile::Builder::new()
             .prefix("sdp-nats-")
             .tempdir()
@@ -38,11 +46,12 @@ impl NatsServer {
         let store = root.path().join("store");
         let log = root.path().join("nats-server.log");
         let mut server = NatsServer {
-            port: free_port(),
+            port,
             store,
             log,
             root,
             child: None,
+            extra_args,
         };
         // free_port() can race with other processes; pick another port if
         // the chosen one was taken before nats-server bound it.
@@ -109,6 +118,7 @@ impl NatsServer {
             .arg("-sd")
             .arg(&self.store)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -173,5 +183,113 @@ enum SpawnError {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Three `nats-server`s clustered on loopback (`sdp-n1`…`sdp-n3`, cluster
+/// `sdp`), JetStream on each. [`NatsCluster::start`] returns once the
+/// JetStream meta group has a leader, so streams can be made.
+#[derive(Debug)]
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+    monitor_ports: Vec<u16>,
+}
+
+impl NatsCluster {
+    pub fn start() -> NatsCluster {
+        const NODES: usize = 3;
+        let client: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let cluster: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let monitor: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let nodes = (0..NODES)
+            .map(|i| {
+                let routes: Vec<String> = (0..NODES)
+                    .filter(|j| *j != i)
+                    .map(|j| format!("nats://127.0.0.1:{}", cluster[j]))
+                    .collect();
+                let args = vec![
+                    "--server_name".to_owned(),
+                    format!("sdp-n{}", i + 1),
+                    "--cluster_name".to_owned(),
+                    "sdp".to_owned(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{}", cluster[i]),
+                    "--routes".to_owned(),
+                    routes.join(","),
+                    "-m".to_owned(),
+                    monitor[i].to_string(),
+                ];
+                NatsServer::start_with(client[i], args)
+            })
+            .collect();
+        let cluster = NatsCluster {
+            nodes,
+            monitor_ports: monitor,
+        };
+        cluster.wait_meta_leader();
+        cluster
+    }
+
+    /// Every node's URL, comma-separated (what `nats.url` takes).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `i`'s `/<path>` monitoring endpoint as JSON; `None` if it does
+    /// not answer.
+    pub fn monitor(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.monitor_ports[i])).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let body = text.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(body).ok()
+    }
+
+    /// The node whose client connections include one named `name`.
+    pub fn node_serving(&self, name: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|i| {
+            self.monitor(*i, "connz?limit=1024").is_some_and(|connz| {
+                connz["connections"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["name"] == name))
+            })
+        })
+    }
+
+    /// The index of the node called `server_name` (`sdp-n2` → 1).
+    pub fn index_of(server_name: &str) -> Option<usize> {
+        server_name
+            .strip_prefix("sdp-n")?
+            .parse::<usize>()
+            .ok()?
+            .checked_sub(1)
+    }
+
+    /// Waits (30 s at most) until every running node sees a JetStream
+    /// meta leader.
+    pub fn wait_meta_leader(&self) {
+        wait_for_blocking("a JetStream meta leader", Duration::from_secs(30), || {
+            (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].child.is_some())
+                .all(|i| {
+                    self.monitor(i, "jsz").is_some_and(|jsz| {
+                        jsz["meta_cluster"]["leader"]
+                            .as_str()
+                            .is_some_and(|l| !l.is_empty())
+                    })
+                })
+                .then_some(())
+        })
     }
 }

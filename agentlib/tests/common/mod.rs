@@ -40,7 +40,7 @@ impl World {
         let nats = NatsServer::start();
         let client = async_nats::connect(nats.url()).await.expect("connect");
         let js = jetstream::new(client.clone());
-        sdp_bus::stream::ensure_deploy_progress(&js)
+        sdp_bus::stream::ensure_deploy_progress(&js, 1)
             .await
             .expect("stream");
         let git = GitServer::start(USER, password);

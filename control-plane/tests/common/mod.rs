@@ -37,6 +37,9 @@ pub struct StackOptions {
     /// service `orders` and a baseline server; agents then advertise the
     /// Docker bridge address so containers reach each other.
     pub gateway: bool,
+    /// Run the components on a three-node NATS cluster (every node in
+    /// `nats.url`, the stream at 3 replicas) instead of one server.
+    pub nats_cluster: bool,
 }
 
 impl Default for StackOptions {
@@ -47,12 +50,18 @@ impl Default for StackOptions {
             password: unique_id("pw"),
             control_plane_env: Vec::new(),
             gateway: false,
+            nats_cluster: false,
         }
     }
 }
 
 pub struct Stack {
     pub nats: NatsServer,
+    /// With `StackOptions::nats_cluster`: the cluster the components use
+    /// (`nats` then stands idle).
+    pub cluster: Option<sdp_testkit::NatsCluster>,
+    /// What the components get as `nats.url`.
+    pub nats_url: String,
     pub git: GitServer,
     pub fixture: GoFixture,
     pub repos: ReposDir,
@@ -174,6 +183,10 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> Stack {
         sdp_testkit::init_tracing();
         let nats = NatsServer::start();
+        let cluster = options.nats_cluster.then(sdp_testkit::NatsCluster::start);
+        let nats_url = cluster
+            .as_ref()
+            .map_or_else(|| nats.url(), sdp_testkit::NatsCluster::urls);
         let git = GitServer::start(USER, &options.password);
         let fixture = GoFixture::create(&git, REPO, &["main", BRANCH]);
         git.create_bare("probe");
@@ -186,7 +199,7 @@ impl Stack {
 
         let port = sdp_testkit::free_port();
         let mut cp_env = pairs(&[
-            ("SDP_NATS__URL", nats.url()),
+            ("SDP_NATS__URL", nats_url.clone()),
             ("SDP_HTTP__ADDR", format!("127.0.0.1:{port}")),
             ("SDP_DATA_DIR", cp_data.path().display().to_string()),
             ("SDP_AUTH__PROBE_REPO", git.url("probe")),
@@ -197,9 +210,14 @@ impl Stack {
             ),
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]);
+        if options.nats_cluster {
+            cp_env.push(("SDP_NATS__STREAM_REPLICAS".into(), "3".into()));
+        }
         cp_env.extend(options.control_plane_env);
         let mut stack = Stack {
             nats,
+            cluster,
+            nats_url,
             git,
             fixture,
             repos,
@@ -252,7 +270,7 @@ impl Stack {
     pub async fn start_gateway_agent(&mut self) {
         let routing = self.routing.as_ref().expect("a stack with a gateway");
         let env = pairs(&[
-            ("SDP_NATS__URL", self.nats.url()),
+            ("SDP_NATS__URL", self.nats_url.clone()),
             ("SDP_AGENT__ID", routing.gateway_agent_id.clone()),
             (
                 "SDP_DATA_DIR",
@@ -336,7 +354,7 @@ impl Stack {
 
     pub fn agent_env(&self) -> Vec<(String, String)> {
         pairs(&[
-            ("SDP_NATS__URL", self.nats.url()),
+            ("SDP_NATS__URL", self.nats_url.clone()),
             ("SDP_AGENT__ID", self.agent_id.clone()),
             ("SDP_DATA_DIR", self.agent_data.path().display().to_string()),
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),

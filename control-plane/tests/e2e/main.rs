@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod cleanup;
 mod cli;
+mod cluster;
 mod contract;
 mod faults;
 mod flow;

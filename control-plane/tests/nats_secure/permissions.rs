@@ -272,16 +272,16 @@ async fn jetstream_calls_are_limited_to_each_components_needs() {
     let debug_js = jetstream::new(debug.client.clone());
 
     // The control plane creates the stream, then updates it (every start).
-    ensure_deploy_progress(&cp_js)
+    ensure_deploy_progress(&cp_js, 1)
         .await
         .expect("control plane creates the stream");
-    ensure_deploy_progress(&cp_js)
+    ensure_deploy_progress(&cp_js, 1)
         .await
         .expect("control plane updates the stream");
     control_plane.assert_allowed().await;
 
     // The persister: stream, its durable consumer (create, then get).
-    let stream = ensure_deploy_progress(&persister_js)
+    let stream = ensure_deploy_progress(&persister_js, 1)
         .await
         .expect("persister ensures the stream");
     let durable = || pull::Config {
