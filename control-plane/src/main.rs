@@ -1,4 +1,4 @@
-//! `sdp-control-plane [--config FILE] [serve|persist]`.
+//! `sdp-control-plane [--config FILE] [serve|persist|backup FILE]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +22,12 @@ enum Command {
     Serve,
     /// Run only the log persister.
     Persist,
+    /// Write a consistent copy of the database to FILE while SDP runs
+    /// (`VACUUM INTO`); see docs/SCALING.md for restoring it.
+    Backup {
+        /// Where the copy goes; it must not exist.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,11 @@ async fn serve(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Persist => {
             sdp_control_plane::persister::run(&config.nats, &config.data_dir, shutdown).await?;
+        }
+        Command::Backup { file } => {
+            let store = sdp_control_plane::store::Store::open(&config.data_dir.join("sdp.db"))?;
+            store.backup_to(&file)?;
+            tracing::info!(file = %file.display(), "database backed up");
         }
     }
     Ok(())

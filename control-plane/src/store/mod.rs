@@ -56,6 +56,16 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes a consistent copy of the database to `file` (which must not
+    /// exist) while others read and write it: SQLite's `VACUUM INTO`.
+    pub fn backup_to(&self, file: &Path) -> Result<(), StoreError> {
+        let target = file.to_str().ok_or_else(|| {
+            StoreError::Malformed(format!("{} is not a UTF-8 path", file.display()))
+        })?;
+        self.conn().execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
     /// A cheap query proving the database answers, for `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.conn().query_row("SELECT 1", [], |_| Ok(()))?;

@@ -75,7 +75,7 @@ pub struct Stack {
     pub routing: Option<Routing>,
     /// Extra `SDP_…` settings for the agent, read at `start_agent`.
     pub agent_extra_env: Vec<(String, String)>,
-    cp_env: Vec<(String, String)>,
+    pub cp_env: Vec<(String, String)>,
     control_plane: Option<ChildGuard>,
     persister: Option<ChildGuard>,
     agent: Option<ChildGuard>,

@@ -160,3 +160,54 @@ fn dev_conf_parses() {
     let output = check(&nats_dir().join("dev.conf"), &[]);
     assert!(output.status.success(), "{}", text(&output));
 }
+
+/// The three cluster node configs (`nats/cluster/n*.conf`) parse with the
+/// same accounts as production, each with its own server name and the
+/// routes to all three.
+#[test]
+fn cluster_node_confs_parse() {
+    let mut env = passwords();
+    env.push(("NATS_CLUSTER_PW".into(), new_password()));
+    let version = server_version();
+    let mut names = Vec::new();
+    for node in 1..=3 {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let tls = dir.path().join("tls");
+        gen_certs(&tls);
+        std::os::unix::fs::symlink(nats_dir().join("auth.conf"), dir.path().join("auth.conf"))
+            .expect("link auth.conf");
+        let original = std::fs::read_to_string(nats_dir().join(format!("cluster/n{node}.conf")))
+            .expect("read the node config");
+        assert_eq!(
+            original.matches("nats-route://").count(),
+            3,
+            "n{node}: routes"
+        );
+        let name = original
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server_name:"))
+            .expect("server_name")
+            .trim()
+            .to_owned();
+        names.push(name);
+        let copy: String = original
+            .replace(TLS_DIR, &format!("{}/", tls.display()))
+            .replace(STORE_DIR, &dir.path().join("store").display().to_string())
+            .lines()
+            // 2.9 predates sync_interval (see production_conf_parses).
+            .filter(|l| version >= (2, 10) || !l.trim_start().starts_with("sync_interval"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let path = dir.path().join(format!("n{node}.conf"));
+        std::fs::write(&path, copy).expect("write");
+        let output = check(&path, &env);
+        assert!(
+            output.status.success() && text(&output).contains("is valid"),
+            "n{node}.conf: {}",
+            text(&output)
+        );
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "three distinct server names");
+}
