@@ -20,6 +20,10 @@ sdp_install_deps() {
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+  # The compose stack (scripts/compose.sh, its test): Debian's compose 1.29
+  # and debootstrap for the offline base image (packaging/images/).
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing: ${missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then

@@ -28,8 +28,14 @@ impl BaselineServer {
     /// Starts on `0.0.0.0:<free port>`; the listener is bound before this
     /// returns.
     pub fn start() -> BaselineServer {
-        let listener = TcpListener::bind("0.0.0.0:0")
-            .unwrap_or_else(|e| panic!("cannot bind the baseline server: {e}"));
+        Self::start_on("0.0.0.0:0")
+    }
+
+    /// Like [`BaselineServer::start`], on a given address (the compose
+    /// stack's demo publishes a fixed port).
+    pub fn start_on(addr: &str) -> BaselineServer {
+        let listener = TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("cannot bind the baseline server on {addr}: {e}"));
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("cannot set listener non-blocking: {e}"));

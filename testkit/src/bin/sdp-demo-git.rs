@@ -5,7 +5,15 @@
 //! images. Prints `baseline <url>` once ready. Runs until SIGINT or
 //! SIGTERM, then removes its temp dirs and exits; the repos are made anew
 //! each start.
+//!
+//! The compose stack (`docker-compose.yml`, profile `demo`) runs it in a
+//! container: `--listen 0.0.0.0:8090 --baseline-listen 0.0.0.0:8091
+//! --baseline-url URL --no-images` (the images come from
+//! `packaging/images/`), and `--micro-repos DIR --gateway-repos DIR
+//! --origin URL` to write the agents' `repos_dir`s (a git repo per service
+//! whose `origin` is `URL/<repo>.git`).
 
+use std::path::Path;
 use std::process::Command;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -33,26 +41,78 @@ fn main() {
         std::env::var("SDP_DEMO_GIT_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let go_image = arg(&args, "--base-image", "sdp-go-base:1");
     let php_image = arg(&args, "--php-image", "sdp-php-base:1");
+    let listen = arg(&args, "--listen", &format!("127.0.0.1:{port}"));
 
-    println!("making base images {go_image} and {php_image} (docker import of local rootfs)");
-    tag(&sdp_testkit::ensure_busybox_image(), &go_image);
-    tag(&sdp_testkit::ensure_php_image(), &php_image);
+    if args.iter().any(|a| a == "--no-images") {
+        println!("base images {go_image} and {php_image} are made elsewhere (--no-images)");
+    } else {
+        println!("making base images {go_image} and {php_image} (docker import of local rootfs)");
+        tag(&sdp_testkit::ensure_busybox_image(), &go_image);
+        tag(&sdp_testkit::ensure_php_image(), &php_image);
+    }
 
-    let server = sdp_testkit::GitServer::start_on(&format!("127.0.0.1:{port}"), &user, &password);
+    let server = sdp_testkit::GitServer::start_on(&listen, &user, &password);
     let _users = sdp_testkit::GoFixture::create(&server, "users", &["main", "feature/x"]);
     let _orders = sdp_testkit::GoFixture::create(&server, "orders", &["main", "feature/y"]);
     let _gateway = sdp_testkit::PhpGatewayFixture::create(&server, "gateway", &["main"]);
     server.create_bare("probe");
-    let baseline = sdp_testkit::BaselineServer::start();
+    let origin = arg(&args, "--origin", &server.base_url());
+    for (flag, repos) in [
+        ("--micro-repos", &["users", "orders"][..]),
+        ("--gateway-repos", &["gateway"][..]),
+    ] {
+        if let Some(dir) = args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+        {
+            for repo in repos {
+                write_repo(Path::new(dir), repo, &format!("{origin}/{repo}.git"));
+            }
+        }
+    }
+    let baseline = match args.iter().position(|a| a == "--baseline-listen") {
+        Some(_) => sdp_testkit::BaselineServer::start_on(&arg(&args, "--baseline-listen", "")),
+        None => sdp_testkit::BaselineServer::start(),
+    };
     println!(
-        "demo git server on {} (user {user}): users.git, orders.git, gateway.git, probe.git",
-        server.base_url()
+        "demo git server on {listen} (user {user}): users.git, orders.git, gateway.git, probe.git"
     );
-    println!("baseline {}", baseline.url());
+    // `url()` asks Docker for the bridge address; in a container, the
+    // caller says how containers reach the baseline.
+    let baseline_url = match args.iter().position(|a| a == "--baseline-url") {
+        Some(_) => arg(&args, "--baseline-url", ""),
+        None => baseline.url(),
+    };
+    println!("baseline {baseline_url}");
     wait_for_stop_signal();
     println!("stopping");
     // The fixtures, the git server and the baseline drop here, removing
     // their temp dirs.
+}
+
+/// Makes `<dir>/<repo>` a git repo whose `origin` is `url` (an agent's
+/// `repos_dir` entry), or points an existing one's `origin` there.
+fn write_repo(dir: &Path, repo: &str, url: &str) {
+    let path = dir.join(repo);
+    let git = |args: &[&str]| {
+        let status = Command::new("git").arg("-C").arg(&path).args(args).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("git {args:?} failed in {}", path.display());
+            std::process::exit(1);
+        }
+    };
+    if path.join(".git").is_dir() {
+        git(&["remote", "set-url", "origin", url]);
+    } else {
+        if let Err(err) = std::fs::create_dir_all(&path) {
+            eprintln!("cannot create {}: {err}", path.display());
+            std::process::exit(1);
+        }
+        git(&["init", "--quiet"]);
+        git(&["remote", "add", "origin", url]);
+    }
+    println!("repo {} → {url}", path.display());
 }
 
 /// Blocks until SIGINT or SIGTERM. A handler is installed even when the
