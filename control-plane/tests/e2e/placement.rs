@@ -169,3 +169,73 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
     assert_eq!(containers_of("moving", REPO).len(), 1);
     stack.shutdown().await;
 }
+
+/// A sandbox's services placed on two micro agents: the gateway (on the
+/// gateway agent) routes to both, across agents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reaches_services_placed_on_different_agents() {
+    let stack = Stack::start_with(StackOptions {
+        gateway: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    crate::routing::setup(&stack, &token).await;
+    let other = ExtraAgent::start(&stack, &token).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            serde_json::json!({ "name": "across", "template": "shop" }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    crate::routing::deploy_template(
+        &stack,
+        &token,
+        "across",
+        serde_json::json!({ "branches": { "users": BRANCH, "orders": "feature/y" } }),
+    )
+    .await;
+    let (_, view) = stack.get(&token, "/api/sandboxes/across").await;
+    let agent_of = |repo: &str| -> String {
+        let id = view["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["repo"] == repo))
+            .and_then(|s| s["deployment_id"].as_str())
+            .expect("deployment")
+            .to_owned();
+        id
+    };
+    let users = stack
+        .get(&token, &format!("/api/deployments/{}", agent_of("users")))
+        .await
+        .1;
+    let orders = stack
+        .get(&token, &format!("/api/deployments/{}", agent_of("orders")))
+        .await
+        .1;
+    let placed = [
+        users["agent_id"].as_str().expect("agent").to_owned(),
+        orders["agent_id"].as_str().expect("agent").to_owned(),
+    ];
+    assert_ne!(placed[0], placed[1], "the two services on two agents");
+    assert!(placed.contains(&other.id) && placed.contains(&stack.agent_id));
+    crate::routing::through_gateway(
+        &stack,
+        &token,
+        "across",
+        "/users/1",
+        crate::routing::from_sandbox(BRANCH),
+    )
+    .await;
+    crate::routing::through_gateway(
+        &stack,
+        &token,
+        "across",
+        "/orders/1",
+        crate::routing::from_sandbox("feature/y"),
+    )
+    .await;
+    stack.shutdown().await;
+}
