@@ -58,7 +58,7 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
             .info()
             .await
             .ok()
-            .map(|i| i.clone())
+            .cloned()
     };
     let info = stream_info().await.expect("stream info");
     assert_eq!(info.config.num_replicas, 3, "the control plane set R3");

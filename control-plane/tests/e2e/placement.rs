@@ -199,13 +199,12 @@ async fn a_gateway_reaches_services_placed_on_different_agents() {
     .await;
     let (_, view) = stack.get(&token, "/api/sandboxes/across").await;
     let agent_of = |repo: &str| -> String {
-        let id = view["services"]
+        view["services"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["repo"] == repo))
             .and_then(|s| s["deployment_id"].as_str())
             .expect("deployment")
-            .to_owned();
-        id
+            .to_owned()
     };
     let users = stack
         .get(&token, &format!("/api/deployments/{}", agent_of("users")))
