@@ -238,6 +238,17 @@ install_roles() {
     exit 1
   }
 
+  # The binaries need only what a plain Debian 12 host has (libc, libgcc_s,
+  # libssl3, zlib): say which package is missing before installing anything.
+  local bin missing
+  for bin in "$HERE"/bin/*; do
+    missing=$(ldd "$bin" 2>/dev/null | awk '/not found/ {print $1}' | tr '\n' ' ')
+    if [ -n "$missing" ]; then
+      echo "error: $(basename "$bin") needs ${missing}(apt-get install libssl3 zlib1g)" >&2
+      exit 1
+    fi
+  done
+
   local opt="$R/opt/sdp" previous="" rel
   if [ -L "$opt/current" ]; then previous=$(readlink "$opt/current"); fi
   # The bundle itself, as /opt/sdp/<version>.
