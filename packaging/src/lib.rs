@@ -17,8 +17,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sha2::{Digest, Sha256};
-
 /// The workspace root (this crate is `packaging/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -130,15 +128,34 @@ pub fn text(out: &Output) -> (String, String) {
 }
 
 /// Every entry under `root` (relative path → description): files with
-/// mode, mtime and SHA-256, symlinks with their target, directories with
-/// mode. Two equal snapshots mean nothing was written in between.
+/// mode, mtime, ctime and SHA-256 (by `sha256sum`: hashing hundreds of MB
+/// of debug binaries in an unoptimised test build takes too long),
+/// symlinks with their target, directories with mode and mtime. Two equal
+/// snapshots mean nothing was written in between.
 pub fn tree(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
+    let mut files = Vec::new();
+    walk(root, root, &mut out, &mut files);
+    for chunk in files.chunks(200) {
+        let listing = run_ok(Command::new("sha256sum").arg("--").args(chunk));
+        for line in String::from_utf8_lossy(&listing.stdout).lines() {
+            let (hash, path) = line
+                .split_once("  ")
+                .unwrap_or_else(|| panic!("sha256sum: {line}"));
+            let rel = Path::new(path)
+                .strip_prefix(root)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if let Some(entry) = out.get_mut(&rel) {
+                entry.push_str(" sha256 ");
+                entry.push_str(hash);
+            }
+        }
+    }
     out
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, files: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries {
         let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -157,18 +174,19 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
                 rel,
                 format!("dir {mode:o} mtime {}.{}", meta.mtime(), meta.mtime_nsec()),
             );
-            walk(root, &path, out);
+            walk(root, &path, out, files);
         } else {
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-            let hash = hex::encode(Sha256::digest(&bytes));
             out.insert(
                 rel,
                 format!(
-                    "file {mode:o} mtime {}.{} sha256 {hash}",
+                    "file {mode:o} mtime {}.{} ctime {}.{}",
                     meta.mtime(),
-                    meta.mtime_nsec()
+                    meta.mtime_nsec(),
+                    meta.ctime(),
+                    meta.ctime_nsec()
                 ),
             );
+            files.push(path);
         }
     }
 }
