@@ -41,7 +41,7 @@ done
 [ -n "$BUNDLE" ] && [ -f "$BUNDLE" ] || { echo "error: --bundle FILE (a .tar.gz from scripts/build.sh) is required" >&2; exit 2; }
 [ ${#TARGETS[@]} -gt 0 ] || { echo "error: name at least one ROLES@HOST" >&2; exit 2; }
 NAME=$(basename "$BUNDLE" .tar.gz)
-[[ "$NAME" =~ ^sdp-[0-9A-Za-z.+~-]+$ ]] || { echo "error: '$BUNDLE' is not an sdp-<version>-linux-<arch>.tar.gz" >&2; exit 2; }
+[[ "$NAME" =~ ^sdp-[0-9A-Za-z._+~-]+$ ]] || { echo "error: '$BUNDLE' is not an sdp-<version>-linux-<arch>.tar.gz" >&2; exit 2; }
 
 # One word for the remote shell: single-quoted, embedded quotes escaped.
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
