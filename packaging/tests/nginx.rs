@@ -54,7 +54,7 @@ impl Nginx {
              scgi_temp_path {p}/scgi;\n  include {p}/sdp.conf;\n}}\n"
         );
         std::fs::write(prefix.path().join("nginx.conf"), conf).expect("nginx.conf");
-        run_ok(&mut Self::command(prefix.path()).arg("-t"));
+        run_ok(Self::command(prefix.path()).arg("-t"));
         let mut cmd = Self::command(prefix.path());
         let log = |name: &str| std::fs::File::create(prefix.path().join(name)).expect("log");
         cmd.stdin(std::process::Stdio::null())
