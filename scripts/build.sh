@@ -6,25 +6,30 @@
 # packaging/images/ when that exists), install.sh, VERSION and its own
 # SHA256SUMS (checked by install.sh).
 #
-#   scripts/build.sh [--profile release|dev] [--no-build] [--out DIR]
+#   scripts/build.sh [--profile release|dev] [--no-build] [--images] [--out DIR]
 #
 # --profile release (default): cargo build --release (minutes).
 # --profile dev: the debug build in target/debug (what scripts/test.sh
 #   builds anyway): the packaging tests use it so CI skips a release build.
 # --no-build: take the binaries as they are in target/<profile>.
+# --images: also run packaging/images/save-images.sh into the bundle's
+#   images/ (docker save of the base images, made first when missing;
+#   needs Docker, and debootstrap the first time).
 # SDP_VERSION overrides the version (default: the workspace's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROFILE=release
 BUILD=1
+IMAGES=0
 OUT="$PWD/dist"
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || { echo "error: --profile needs a value" >&2; exit 2; }; PROFILE="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --images) IMAGES=1; shift ;;
     --out) [ $# -ge 2 ] || { echo "error: --out needs a value" >&2; exit 2; }; OUT="$2"; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +80,15 @@ install -m 755 packaging/install.sh "$B/install.sh"
 install -m 644 README.md "$B/README.md"
 install -m 644 docs/INSTALL.md "$B/INSTALL.md"
 if [ -d packaging/images ]; then
+  # The scripts that make and save the base images (packaging/images/).
   cp -R packaging/images "$B/images"
+  if [ "$IMAGES" = 1 ]; then
+    echo "==> saving the base images"
+    packaging/images/save-images.sh "$B/images"
+  fi
+elif [ "$IMAGES" = 1 ]; then
+  echo "error: --images: packaging/images/ is not in this tree" >&2
+  exit 1
 else
   mkdir -p "$B/images"
   echo "packaging/images/ is not in this tree: no base images in this bundle." \
