@@ -226,7 +226,7 @@ uninstall() {
   else
     note "left: /etc/sdp (configs) and /var/lib/sdp (data); --purge removes them"
   fi
-  echo "sdp: ${DRY_PREFIX}removed ($CHANGES change(s))"
+  echo "sdp: ${DRY_PREFIX}removed ($CHANGES change(s))" | sed "s/would: removed/would remove/"
 }
 
 install_roles() {
@@ -342,7 +342,7 @@ install_roles() {
   if [ "$CHANGES" -eq 0 ]; then
     echo "sdp $VERSION: already installed, nothing changed"
   else
-    echo "sdp $VERSION: ${DRY_PREFIX}$CHANGES change(s)"
+    if [ "$DRY" = 1 ]; then echo "sdp $VERSION: would make $CHANGES change(s)"; else echo "sdp $VERSION: $CHANGES change(s)"; fi
   fi
 }
 
