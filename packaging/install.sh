@@ -226,7 +226,11 @@ uninstall() {
   else
     note "left: /etc/sdp (configs) and /var/lib/sdp (data); --purge removes them"
   fi
-  echo "sdp: ${DRY_PREFIX}removed ($CHANGES change(s))" | sed "s/would: removed/would remove/"
+  if [ "$DRY" = 1 ]; then
+    echo "sdp: would remove ($CHANGES change(s))"
+  else
+    echo "sdp: removed ($CHANGES change(s))"
+  fi
 }
 
 install_roles() {
@@ -342,7 +346,11 @@ install_roles() {
   if [ "$CHANGES" -eq 0 ]; then
     echo "sdp $VERSION: already installed, nothing changed"
   else
-    if [ "$DRY" = 1 ]; then echo "sdp $VERSION: would make $CHANGES change(s)"; else echo "sdp $VERSION: $CHANGES change(s)"; fi
+    if [ "$DRY" = 1 ]; then
+      echo "sdp $VERSION: would make $CHANGES change(s)"
+    else
+      echo "sdp $VERSION: $CHANGES change(s)"
+    fi
   fi
 }
 
