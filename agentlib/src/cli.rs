@@ -1,4 +1,5 @@
-//! What an agent binary does before `run`: parse `--config`, load and
+//! What an agent binary does before `run`: parse `--config` (and
+//! `--check-config`, which stops after the config is loaded), load and
 //! validate the config (exit 64 on a bad one), set up tracing, and turn
 //! SIGINT/SIGTERM into the shutdown token (both from [`sdp_bus::process`],
 //! shared with the control plane). Only binaries call this; the library
@@ -22,6 +23,12 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("TOML config file; SDP_<SECTION>__<KEY> env vars override it"),
         )
+        .arg(
+            clap::Arg::new("check-config")
+                .long("check-config")
+                .action(clap::ArgAction::SetTrue)
+                .help("Load and check the config, then exit (0 valid, 64 not); connects nowhere"),
+        )
         .get_matches();
     let file = args.get_one::<PathBuf>("config");
     let started = sdp_bus::process::start::<AgentConfig>(
@@ -35,6 +42,10 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
         Ok(started) => started,
         Err(code) => return code,
     };
+    if args.get_flag("check-config") {
+        println!("{name}: config ok");
+        return ExitCode::SUCCESS;
+    }
     runtime.block_on(async {
         let shutdown = sdp_bus::process::shutdown_on_signal();
         match crate::run(config, flavour, shutdown).await {

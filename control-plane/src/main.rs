@@ -1,4 +1,4 @@
-//! `sdp-control-plane [--config FILE] [serve|persist|backup FILE]`.
+//! `sdp-control-plane [--config FILE] [--check-config] [serve|persist|backup FILE]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +12,10 @@ struct Cli {
     /// TOML config file; `SDP_<SECTION>__<KEY>` variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Load and check the config (file and `SDP_*` variables), then exit:
+    /// 0 if it is valid, 64 if not. Binds nothing, connects nowhere.
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,6 +47,10 @@ fn main() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
+    if cli.check_config {
+        println!("sdp-control-plane: config ok");
+        return ExitCode::SUCCESS;
+    }
     match runtime.block_on(serve(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

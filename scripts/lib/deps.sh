@@ -24,6 +24,14 @@ sdp_install_deps() {
   # and debootstrap for the offline base image (packaging/images/).
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  # The release bundle's tests (packaging/): Debian's nginx and sshd run as
+  # test children (Docker's policy-rc.d, or no systemd, keeps the packages'
+  # services from starting), systemd-analyze verifies the units, strip.
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v ssh >/dev/null || missing+=(openssh-client)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v strip >/dev/null || missing+=(binutils)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing: ${missing[*]}"
     if [ "$(id -u)" -ne 0 ]; then
