@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::{TestAgent, World};
 use sdp_agentlib::GoFlavour;
-use sdp_bus::{DeployAccepted, DeployRequest, Event, EventBody, LogStream, Reply, Status, subject};
+use sdp_bus::{Event, LogStream, Status};
 use sdp_testkit::{GoFixture, ReposDir, ensure_busybox_image};
 
 const PASSWORD: &str = "canary-Pw-offline-go";
@@ -142,28 +142,14 @@ async fn agent(world: &World, proxy: Option<String>) -> TestAgent {
     .await
 }
 
-/// Deploys `branch` into `sandbox`; (events, status, url, error).
 async fn deploy(
     world: &World,
     agent: &TestAgent,
     sandbox: &str,
     branch: &str,
 ) -> (Vec<Event>, Status, Option<String>, Option<String>) {
-    let request: DeployRequest = common::deploy_request(sandbox, REPO, branch, PASSWORD);
-    let reply: Reply<DeployAccepted> = world
-        .request(subject::deploy_request("micro"), &request)
-        .await;
-    assert_eq!(reply.into_result().expect("accepted").agent_id, agent.id);
-    let events = world.events_until_result(&request.deployment_id).await;
-    match &events.last().expect("events").body {
-        EventBody::Result {
-            status, url, error, ..
-        } => {
-            let (status, url, error) = (*status, url.clone(), error.clone());
-            (events, status, url, error)
-        }
-        other => panic!("not a result: {other:?}"),
-    }
+    let request = common::deploy_request(sandbox, REPO, branch, PASSWORD);
+    agent.deploy_and_wait(world, &request).await
 }
 
 fn log_lines(events: &[Event], wanted: LogStream) -> Vec<&str> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{TestAgent, World};
 use sdp_agentlib::PhpFlavour;
 use sdp_agentlib::config::{ComposerRepository, ComposerRepositoryKind};
-use sdp_bus::{DeployAccepted, Event, EventBody, LogStream, Reply, Status, subject};
+use sdp_bus::{Event, LogStream, Status};
 use sdp_testkit::{PhpGatewayFixture, ReposDir, ensure_php_image};
 
 const PASSWORD: &str = "canary-Pw-offline-php";
@@ -115,20 +115,7 @@ async fn deploy(
     branch: &str,
 ) -> (Vec<Event>, Status, Option<String>, Option<String>) {
     let request = common::deploy_request(sandbox, REPO, branch, PASSWORD);
-    let reply: Reply<DeployAccepted> = world
-        .request(subject::deploy_request("gateway"), &request)
-        .await;
-    assert_eq!(reply.into_result().expect("accepted").agent_id, agent.id);
-    let events = world.events_until_result(&request.deployment_id).await;
-    match &events.last().expect("events").body {
-        EventBody::Result {
-            status, url, error, ..
-        } => {
-            let (status, url, error) = (*status, url.clone(), error.clone());
-            (events, status, url, error)
-        }
-        other => panic!("not a result: {other:?}"),
-    }
+    agent.deploy_and_wait(world, &request).await
 }
 
 fn lines(events: &[Event]) -> Vec<(LogStream, &str)> {

@@ -11,9 +11,9 @@ use std::time::Duration;
 use common::{TestAgent, USER, World, phases};
 use sdp_agentlib::{GoFlavour, PhpFlavour};
 use sdp_bus::{
-    BranchList, DeployAccepted, DeployRequest, Event, EventBody, GitCredential, ListBranches,
-    ListRepos, LogStream, Reply, RepoList, Route, RouteSource, RpcErrorCode, Secret, Status,
-    Teardown, TeardownDone, encode, subject,
+    BranchList, DeployRequest, Event, EventBody, GitCredential, ListBranches, ListRepos, LogStream,
+    RepoList, Route, RouteSource, RpcErrorCode, Secret, Status, Teardown, TeardownDone, encode,
+    subject,
 };
 use sdp_testkit::{
     BaselineServer, GoFixture, PhpGatewayFixture, ReposDir, containers_with_label,
@@ -61,24 +61,12 @@ impl TestAgent {
         world: &World,
         request: &DeployRequest,
     ) -> (Vec<Event>, Status, Option<String>, Option<String>) {
-        let reply: Reply<DeployAccepted> = world
-            .request(subject::deploy_request(self.kind), request)
-            .await;
-        assert_eq!(reply.into_result().expect("accepted").agent_id, self.id);
-        let events = world.events_until_result(&request.deployment_id).await;
-        for event in &events {
+        let outcome = self.deploy_and_wait(world, request).await;
+        for event in &outcome.0 {
             let text = String::from_utf8(encode(event)).expect("utf8");
             assert!(!text.contains(PASSWORD), "the password leaked: {text}");
         }
-        match &events.last().expect("events").body {
-            EventBody::Result {
-                status, url, error, ..
-            } => {
-                let (status, url, error) = (*status, url.clone(), error.clone());
-                (events, status, url, error)
-            }
-            other => panic!("not a result: {other:?}"),
-        }
+        outcome
     }
 }
 

@@ -14,8 +14,8 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use sdp_agentlib::{AgentConfig, AgentError, Flavour};
 use sdp_bus::{
-    DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat, Reply, Secret, Status,
-    decode, encode, subject,
+    DeployAccepted, DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat, Reply,
+    Secret, Status, decode, encode, subject,
 };
 use sdp_testkit::{ContainerCleanup, GitServer, NatsServer, ReposDir, unique_id};
 use serde::Serialize;
@@ -173,6 +173,29 @@ impl TestAgent {
             .expect("a heartbeat within 20s")
             .expect("heartbeat stream");
         decode(&message.payload).expect("heartbeat decodes")
+    }
+
+    /// Sends `request` to this agent's kind, checks this agent took it, and
+    /// waits for its result: (events, status, url, error).
+    pub async fn deploy_and_wait(
+        &self,
+        world: &World,
+        request: &DeployRequest,
+    ) -> (Vec<Event>, Status, Option<String>, Option<String>) {
+        let reply: Reply<DeployAccepted> = world
+            .request(subject::deploy_request(self.kind), request)
+            .await;
+        assert_eq!(reply.into_result().expect("accepted").agent_id, self.id);
+        let events = world.events_until_result(&request.deployment_id).await;
+        match &events.last().expect("events").body {
+            EventBody::Result {
+                status, url, error, ..
+            } => {
+                let (status, url, error) = (*status, url.clone(), error.clone());
+                (events, status, url, error)
+            }
+            other => panic!("not a result: {other:?}"),
+        }
     }
 
     /// Stops the agent and checks it ended without error, in time.

@@ -121,9 +121,14 @@ impl Orchestrator {
             let Ok(event) = decode::<Event>(&message.payload) else {
                 continue;
             };
-            if let Err(err) = self.on_result(&event).await {
-                tracing::warn!(deployment = %event.deployment_id, error = %err, "acting on a result failed");
-            }
+            // Each result waits for the persister on its own: one behind
+            // must not hold up the others, nor this subscription.
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = this.on_result(&event).await {
+                    tracing::warn!(deployment = %event.deployment_id, error = %err, "acting on a result failed");
+                }
+            });
         }
     }
 }
