@@ -159,6 +159,21 @@ impl Agent {
     }
 }
 
+/// Docker can publish only on an address of this host; an agent
+/// configured with another one (a typo, the wrong host's file) would fail
+/// every deployment at its start, so it refuses to start instead.
+fn check_publish_addr(ip: std::net::IpAddr) -> Result<(), AgentError> {
+    match std::net::TcpListener::bind((ip, 0)) {
+        Ok(_) => Ok(()),
+        Err(source) if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            Err(AgentError::PublishAddr { ip, source })
+        }
+        // Anything else (a sandbox that forbids binding) is not proof the
+        // address is foreign; Docker will tell.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Runs the agent until `shutdown` fires: connects to NATS and Docker,
 /// serves deploy requests and RPCs of the flavour's kind, heartbeats. On
 /// shutdown, in-flight deployments are cancelled and get
@@ -169,6 +184,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     config.validate()?;
+    check_publish_addr(config.publish_ip())?;
     config.data_dir = absolute_dir(&config.data_dir, true)?;
     config.repos_dir = absolute_dir(&config.repos_dir, false)?;
     let cache_dir = match &config.flavour.cache_dir {
@@ -519,5 +535,22 @@ async fn heartbeats(agent: Arc<Agent>) {
         {
             tracing::warn!(error = %err, "cannot publish a heartbeat");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_address_of_another_host_is_refused_naming_the_keys() {
+        check_publish_addr("127.0.0.1".parse().expect("ip")).expect("loopback is ours");
+        // TEST-NET-3: never an address of this host.
+        let err = check_publish_addr("203.0.113.77".parse().expect("ip")).expect_err("foreign");
+        let message = err.to_string();
+        assert!(
+            message.contains("203.0.113.77") && message.contains("advertise_host"),
+            "{message}"
+        );
     }
 }

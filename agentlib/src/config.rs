@@ -26,6 +26,12 @@ pub struct AgentConfig {
     /// How others reach the ports this agent publishes.
     #[serde(default = "default_advertise_host")]
     pub advertise_host: String,
+    /// The host address containers publish their ports on. Unset: the
+    /// advertised address when it is an IP, else every address — so an
+    /// agent host serves its containers on the address others use and
+    /// nowhere else.
+    #[serde(default)]
+    pub publish_addr: Option<std::net::IpAddr>,
     #[serde(default)]
     pub flavour: FlavourConfig,
     #[serde(default)]
@@ -353,6 +359,23 @@ impl AgentConfig {
         Ok(())
     }
 
+    /// Where containers publish: `publish_addr`, else `advertise_host`
+    /// when it is an IP address, else all addresses.
+    pub fn publish_ip(&self) -> std::net::IpAddr {
+        self.publish_addr
+            .or_else(|| self.advertise_host.parse().ok())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// The address this host reaches a published port on: the publish
+    /// address, or loopback when containers publish on every address.
+    pub fn local_reach_ip(&self) -> std::net::IpAddr {
+        match self.publish_ip() {
+            ip if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ip => ip,
+        }
+    }
+
     pub fn memory_bytes(&self) -> i64 {
         self.limits.memory.bytes()
     }
@@ -443,6 +466,21 @@ mod tests {
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, toml).expect("write");
         sdp_bus::settings::load(Some(&path), Vec::<(String, String)>::new())
+    }
+
+    #[test]
+    fn containers_publish_on_the_advertised_address_unless_told_otherwise() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let config = load("advertise_host = \"10.0.0.5\"").expect("config");
+        assert_eq!(config.publish_ip(), ip("10.0.0.5"));
+        assert_eq!(config.local_reach_ip(), ip("10.0.0.5"));
+        let config = load("advertise_host = \"agents-1.internal\"").expect("config");
+        assert_eq!(config.publish_ip(), ip("0.0.0.0"));
+        assert_eq!(config.local_reach_ip(), ip("127.0.0.1"));
+        let config = load("advertise_host = \"agents-1.internal\"\npublish_addr = \"10.0.0.6\"")
+            .expect("config");
+        assert_eq!(config.publish_ip(), ip("10.0.0.6"));
+        assert!(load("publish_addr = \"agents-1\"").is_err(), "an IP only");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct RunSpec {
     pub port: u16,
     /// The host port to publish it on; `None`: one Docker picks.
     pub host_port: Option<u16>,
+    /// The host address to publish it on.
+    pub host_ip: std::net::IpAddr,
     /// (host path, container path), mounted read-only (a directory or a
     /// file).
     pub mounts: Vec<(PathBuf, String)>,
@@ -261,7 +263,7 @@ impl DockerClient {
             port_bindings: Some(HashMap::from([(
                 port_key.clone(),
                 Some(vec![PortBinding {
-                    host_ip: Some("0.0.0.0".to_owned()),
+                    host_ip: Some(spec.host_ip.to_string()),
                     host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
                 }]),
             )])),

@@ -35,6 +35,14 @@ pub enum AgentError {
     },
     #[error("cannot talk to the Docker engine")]
     Docker(#[source] bollard::errors::Error),
+    #[error(
+        "containers would publish on {ip}, which is not an address of this host: set advertise_host (or publish_addr) to one of this host's addresses"
+    )]
+    PublishAddr {
+        ip: std::net::IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

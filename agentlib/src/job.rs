@@ -574,6 +574,7 @@ async fn start_and_check(
         labels,
         port,
         host_port: kept_port,
+        host_ip: config.publish_ip(),
         mounts,
         memory: config.memory_bytes(),
         nano_cpus: config.nano_cpus(),
@@ -609,7 +610,8 @@ async fn start_and_check(
             }
         }
         if let Some(host_port) = host_port {
-            let url = format!("http://127.0.0.1:{host_port}{health_path}");
+            let reach = std::net::SocketAddr::new(config.local_reach_ip(), host_port);
+            let url = format!("http://{reach}{health_path}");
             if let Ok(response) = http.get(&url).send().await
                 && response.status().is_success()
             {

@@ -148,12 +148,12 @@ async fn compose_up_deploys_the_demo_and_down_leaves_nothing() {
         },
     )
     .await;
-    let port = gateway_url.rsplit(':').next().expect("port in gateway_url");
     wait_for(
         "the gateway answering from users@feature/x",
         Duration::from_secs(120),
         || async {
-            let body = reqwest::get(format!("http://127.0.0.1:{port}/users/1"))
+            // Containers publish on the advertised address only.
+            let body = reqwest::get(format!("{gateway_url}/users/1"))
                 .await
                 .ok()?
                 .text()

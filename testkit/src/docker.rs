@@ -288,6 +288,15 @@ pub fn docker_create_named(name: &str, image: &str, labels: &[(&str, &str)]) -> 
     run(command.args([image, "true"])).trim().to_owned()
 }
 
+/// Where a container's ports are published on the host, as `ip:port`.
+pub fn published_addresses(id: &str) -> Vec<String> {
+    let format = "{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{end}}";
+    run(Command::new("docker").args(["inspect", "--type", "container", "--format", format, id]))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether a container with this id or name exists.
 pub fn docker_exists(id: &str) -> bool {
     output(Command::new("docker").args(["inspect", "--type", "container", id]))

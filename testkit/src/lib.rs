@@ -19,6 +19,8 @@
 //! - [`docker`]: the imported busybox and PHP base images, the bridge gateway, and
 //!   [`ContainerCleanup`] for labelled containers.
 //! - [`process`]: [`ChildGuard`], a child process SIGKILLed on drop.
+//! - [`hosts`]: [`HostAddresses`], extra host addresses standing for
+//!   several agent hosts.
 //!
 //! Helpers panic with a descriptive message on failure: they are for tests.
 
@@ -27,6 +29,7 @@ mod cmd;
 pub mod docker;
 pub mod git_server;
 pub mod go_fixture;
+pub mod hosts;
 pub mod nats;
 pub mod php_fixture;
 pub mod process;
@@ -37,9 +40,11 @@ pub use baseline::BaselineServer;
 pub use docker::{
     BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label, docker_bridge_gateway,
     docker_create_named, docker_exists, docker_rm, ensure_busybox_image, ensure_php_image,
+    published_addresses,
 };
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{GoFixture, go_main_source};
+pub use hosts::HostAddresses;
 pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;

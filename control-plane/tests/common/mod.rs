@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod extra_agent;
 pub mod log_feed;
 
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct StackOptions {
     /// Run the components on a three-node NATS cluster (every node in
     /// `nats.url`, the stream at 3 replicas) instead of one server.
     pub nats_cluster: bool,
+    /// `(micro, gateway)`: the addresses the stack's two agents advertise
+    /// (and publish on) instead of the Docker bridge's, standing for two
+    /// hosts (see `sdp_testkit::HostAddresses`).
+    pub advertise: Option<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -51,6 +56,7 @@ impl Default for StackOptions {
             control_plane_env: Vec::new(),
             gateway: false,
             nats_cluster: false,
+            advertise: None,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct Stack {
     pub logs_dir: TempDir,
     /// Set with `StackOptions::gateway`.
     pub routing: Option<Routing>,
+    /// See [`StackOptions::advertise`].
+    pub advertise: Option<(String, String)>,
     /// Extra `SDP_…` settings for the agent, read at `start_agent`.
     pub agent_extra_env: Vec<(String, String)>,
     pub cp_env: Vec<(String, String)>,
@@ -229,6 +237,7 @@ impl Stack {
             logs_dir: TempDir::new().expect("temp dir"),
             agent_extra_env: Vec::new(),
             routing: None,
+            advertise: options.advertise,
             cp_env,
             control_plane: None,
             persister: None,
@@ -280,7 +289,14 @@ impl Stack {
                 "SDP_REPOS_DIR",
                 routing.gateway_repos.path().display().to_string(),
             ),
-            ("SDP_ADVERTISE_HOST", sdp_testkit::docker_bridge_gateway()),
+            (
+                "SDP_ADVERTISE_HOST",
+                self.advertise
+                    .as_ref()
+                    .map_or_else(sdp_testkit::docker_bridge_gateway, |(_, gateway)| {
+                        gateway.clone()
+                    }),
+            ),
             ("SDP_FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
             ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
@@ -374,7 +390,9 @@ impl Stack {
     /// Where the micro agent's containers are reached: loopback, or the
     /// Docker bridge address when a gateway container must reach them.
     fn advertise_host(&self) -> String {
-        if self.routing.is_some() {
+        if let Some((micro, _)) = &self.advertise {
+            micro.clone()
+        } else if self.routing.is_some() {
             sdp_testkit::docker_bridge_gateway()
         } else {
             "127.0.0.1".into()

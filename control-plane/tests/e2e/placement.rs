@@ -6,64 +6,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
+use crate::common::extra_agent::ExtraAgent;
 use crate::common::*;
-
-/// A second (third…) `sdp-agent-micro` beside the stack's own, with its
-/// own id and data dir, on the same repos.
-struct ExtraAgent {
-    id: String,
-    _data: TempDir,
-    _process: sdp_testkit::ChildGuard,
-    _containers: sdp_testkit::ContainerCleanup,
-}
-
-impl ExtraAgent {
-    async fn start(stack: &Stack, token: &str) -> ExtraAgent {
-        let id = sdp_testkit::unique_id("p");
-        let data = TempDir::new().expect("data dir");
-        let mut env = stack.agent_env();
-        for (key, value) in &mut env {
-            match key.as_str() {
-                "SDP_AGENT__ID" => *value = id.clone(),
-                "SDP_DATA_DIR" => *value = data.path().display().to_string(),
-                _ => {}
-            }
-        }
-        let process = spawn_logged(
-            stack.logs_dir.path(),
-            &format!("agent-{id}"),
-            &Stack::agent_binary(),
-            &[],
-            &env,
-        );
-        let agent = ExtraAgent {
-            _containers: sdp_testkit::ContainerCleanup::new("sdp.agent", &id),
-            id,
-            _data: data,
-            _process: process,
-        };
-        wait_online(stack, token, &agent.id).await;
-        agent
-    }
-}
-
-async fn wait_online(stack: &Stack, token: &str, id: &str) {
-    sdp_testkit::wait_for(
-        &format!("agent {id} online"),
-        Duration::from_secs(30),
-        || async {
-            let (_, agents) = stack.get(token, "/api/agents").await;
-            agents
-                .as_array()?
-                .iter()
-                .any(|a| a["id"] == id && a["online"] == true)
-                .then_some(())
-        },
-    )
-    .await;
-}
 
 /// Containers (running or not) of (sandbox, service) across every agent.
 fn containers_of(sandbox: &str, service: &str) -> Vec<String> {
@@ -170,18 +115,30 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
     stack.shutdown().await;
 }
 
-/// A sandbox's services placed on two micro agents: the gateway (on the
-/// gateway agent) routes to both, across agents.
+/// Three hosts (three addresses of this machine): micro agents on two,
+/// the gateway agent on the third. Each service lands on its own host and
+/// publishes only on that host's address; the gateway reaches both across
+/// hosts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_reaches_services_placed_on_different_agents() {
+async fn a_gateway_reaches_services_on_two_other_hosts() {
+    let hosts = sdp_testkit::HostAddresses::add(3);
     let stack = Stack::start_with(StackOptions {
         gateway: true,
+        advertise: Some((hosts.addr(0), hosts.addr(1))),
         ..StackOptions::default()
     })
     .await;
     let token = stack.login().await;
     crate::routing::setup(&stack, &token).await;
-    let other = ExtraAgent::start(&stack, &token).await;
+    let other = ExtraAgent::start_on(&stack, &token, Some(hosts.addr(2))).await;
+    let host_of = |agent: &str| {
+        if agent == other.id {
+            hosts.addr(2)
+        } else {
+            assert_eq!(agent, stack.agent_id);
+            hosts.addr(0)
+        }
+    };
     let (status, body) = stack
         .post(
             &token,
@@ -197,29 +154,8 @@ async fn a_gateway_reaches_services_placed_on_different_agents() {
         serde_json::json!({ "branches": { "users": BRANCH, "orders": "feature/y" } }),
     )
     .await;
-    let (_, view) = stack.get(&token, "/api/sandboxes/across").await;
-    let agent_of = |repo: &str| -> String {
-        view["services"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["repo"] == repo))
-            .and_then(|s| s["deployment_id"].as_str())
-            .expect("deployment")
-            .to_owned()
-    };
-    let users = stack
-        .get(&token, &format!("/api/deployments/{}", agent_of("users")))
-        .await
-        .1;
-    let orders = stack
-        .get(&token, &format!("/api/deployments/{}", agent_of("orders")))
-        .await
-        .1;
-    let placed = [
-        users["agent_id"].as_str().expect("agent").to_owned(),
-        orders["agent_id"].as_str().expect("agent").to_owned(),
-    ];
-    assert_ne!(placed[0], placed[1], "the two services on two agents");
-    assert!(placed.contains(&other.id) && placed.contains(&stack.agent_id));
+    // The gateway answers from the sandbox's services on both hosts (its
+    // re-applies settle first).
     crate::routing::through_gateway(
         &stack,
         &token,
@@ -236,5 +172,65 @@ async fn a_gateway_reaches_services_placed_on_different_agents() {
         crate::routing::from_sandbox("feature/y"),
     )
     .await;
+    let (_, view) = stack.get(&token, "/api/sandboxes/across").await;
+    let mut placed = Vec::new();
+    for repo in ["users", "orders", "gateway"] {
+        let (url, host) = if repo == "gateway" {
+            let url = view["gateway_url"].as_str().expect("gateway_url");
+            (url.to_owned(), hosts.addr(1))
+        } else {
+            let id = view["services"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["repo"] == repo))
+                .and_then(|s| s["deployment_id"].as_str())
+                .unwrap_or_else(|| panic!("a deployment of {repo} in {view}"));
+            let deployment = stack.get(&token, &format!("/api/deployments/{id}")).await.1;
+            let url = deployment["url"].as_str().expect("url").to_owned();
+            (
+                url,
+                host_of(deployment["agent_id"].as_str().expect("agent")),
+            )
+        };
+        // The URL others use names the agent's host, and the container
+        // publishes there and nowhere else.
+        assert!(
+            url.starts_with(&format!("http://{host}:")),
+            "{repo}: {url} on {host}"
+        );
+        let port = url.rsplit(':').next().expect("port");
+        let containers = containers_of("across", repo);
+        assert_eq!(containers.len(), 1, "{repo}: {containers:?}");
+        assert_eq!(
+            sdp_testkit::published_addresses(&containers[0]),
+            [format!("{host}:{port}")],
+            "{repo}"
+        );
+        placed.push((repo, host, port.to_owned()));
+    }
+    assert_ne!(
+        placed[0].1, placed[1].1,
+        "users and orders on two hosts: {placed:?}"
+    );
+    // Published on one host's address only: at the same port, another
+    // host's address has nothing, or another container (Docker allocates
+    // ports per address), never users.
+    let (_, users_host, users_port) = &placed[0];
+    let elsewhere = if *users_host == hosts.addr(0) {
+        hosts.addr(2)
+    } else {
+        hosts.addr(0)
+    };
+    let answer = stack
+        .http()
+        .get(format!("http://{elsewhere}:{users_port}/"))
+        .send()
+        .await;
+    if let Ok(answer) = answer {
+        let body: Value = answer.json().await.unwrap_or_default();
+        assert_ne!(
+            body["service"], "users",
+            "users answers on {elsewhere} too: {body}"
+        );
+    }
     stack.shutdown().await;
 }
