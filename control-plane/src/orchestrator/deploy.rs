@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
 
+use super::placement::Reservation;
 use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
@@ -177,8 +178,10 @@ impl Orchestrator {
         };
         let holder = self.store.holder(sandbox, repo, &id)?;
         match self.dispatch(&kind, holder.as_deref(), &request).await {
-            Ok(accepted) => {
+            Ok((accepted, reservation)) => {
                 self.store.set_deployment_agent(&id, &accepted.agent_id)?;
+                // The store counts it now.
+                drop(reservation);
                 Ok(Started {
                     id,
                     repo: repo.to_owned(),
@@ -200,27 +203,31 @@ impl Orchestrator {
 
     /// Sends the request to the first agent of [`placement::candidates`]
     /// that accepts it; with no candidate known (no heartbeat yet), to the
-    /// kind's queue group, which is how a new agent gets work.
+    /// kind's queue group, which is how a new agent gets work. The
+    /// reservation counts it against its agent until the store does.
     async fn dispatch(
         &self,
         kind: &str,
         holder: Option<&str>,
         request: &DeployRequest,
-    ) -> Result<sdp_bus::DeployAccepted, AgentCallError> {
+    ) -> Result<(sdp_bus::DeployAccepted, Option<Reservation>), AgentCallError> {
         let agents = self.registry.views(self.heartbeat_timeout);
         let held = self.store.live_by_agent().unwrap_or_else(|err| {
             tracing::warn!(error = %err, "cannot count what agents hold; placing by heartbeats");
             Default::default()
         });
-        let candidates = super::placement::candidates(&agents, kind, holder, &held);
+        let (candidates, mut reservation) = self.in_flight.choose(&agents, kind, holder, &held);
         let mut unreachable = None;
-        for agent in candidates {
+        for (n, agent) in candidates.iter().enumerate() {
+            if n > 0 {
+                reservation = Some(self.in_flight.reserve(agent));
+            }
             match self
                 .agents
-                .deploy_to(&agent, request, self.request_timeout)
+                .deploy_to(agent, request, self.request_timeout)
                 .await
             {
-                Ok(accepted) => return Ok(accepted),
+                Ok(accepted) => return Ok((accepted, reservation)),
                 Err(err) if err.is_no_agent() => {
                     tracing::warn!(agent, deployment = %request.deployment_id, error = %err, "placing on the next agent");
                     unreachable = Some(err);
@@ -230,11 +237,11 @@ impl Orchestrator {
         }
         match unreachable {
             Some(err) => Err(err),
-            None => {
-                self.agents
-                    .deploy(kind, request, self.request_timeout)
-                    .await
-            }
+            None => self
+                .agents
+                .deploy(kind, request, self.request_timeout)
+                .await
+                .map(|accepted| (accepted, None)),
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Orchestrator {
     /// re-apply that cannot reuse its build fetches with its credential.
     pub credentials: ReapplyCredentials,
     pub reapplies: Reapplies,
+    /// Dispatches not yet recorded against their agent (placement).
+    in_flight: placement::InFlight,
 }
 
 impl Orchestrator {
@@ -97,6 +99,7 @@ impl Orchestrator {
             heartbeat_timeout,
             credentials: ReapplyCredentials::new(sessions),
             reapplies: Reapplies::default(),
+            in_flight: placement::InFlight::default(),
         }
     }
 

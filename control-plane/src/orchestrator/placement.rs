@@ -3,7 +3,8 @@
 //! own, so a restarted control plane places the same way).
 //!
 //! A (sandbox, service) that has a container on a live agent goes back to
-//! that agent (it replaces its own container: never two of them). A new one
+//! that agent (it replaces its own container: never two of them), unless
+//! that agent lost the base image. A new one
 //! goes to the least-loaded live agent of the kind that has its base images
 //! and room; an agent at capacity or missing an image is not chosen. Load
 //! is what the store says the agent holds (running and in-flight
@@ -15,11 +16,76 @@
 //! is down reconciles when it returns).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::agents::AgentView;
 
+/// Dispatches on their way to an agent, counted until the store records
+/// where they went. Without it a burst of requests placed at once all see
+/// the same counts and pile onto one agent (the fleet bench put 56 of 60
+/// on one of three).
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One dispatch counted against its agent until dropped.
+pub struct Reservation {
+    in_flight: InFlight,
+    agent: String,
+}
+
+impl InFlight {
+    /// Orders the candidates with `held` plus what is in flight, and
+    /// reserves the first, in one step, so concurrent placements see each
+    /// other.
+    pub fn choose(
+        &self,
+        agents: &[AgentView],
+        kind: &str,
+        holder: Option<&str>,
+        held: &HashMap<String, usize>,
+    ) -> (Vec<String>, Option<Reservation>) {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut load = held.clone();
+        for (agent, n) in pending.iter() {
+            *load.entry(agent.clone()).or_default() += n;
+        }
+        let order = candidates(agents, kind, holder, &load);
+        let reservation = order.first().map(|agent| {
+            *pending.entry(agent.clone()).or_default() += 1;
+            Reservation {
+                in_flight: self.clone(),
+                agent: agent.clone(),
+            }
+        });
+        (order, reservation)
+    }
+
+    /// Counts a dispatch against `agent` (a later candidate, tried after
+    /// the first did not answer).
+    pub fn reserve(&self, agent: &str) -> Reservation {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *pending.entry(agent.to_owned()).or_default() += 1;
+        Reservation {
+            in_flight: self.clone(),
+            agent: agent.to_owned(),
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut pending = self.in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = pending.get_mut(&self.agent) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(&self.agent);
+            }
+        }
+    }
+}
+
 /// The agents to try, in order: the `holder` of the (sandbox, service) if
-/// it is online, then the other online agents of `kind` with no missing
+/// it is online and has its images, then the other online agents of `kind` with no missing
 /// image and room, least loaded first (fewest live deployments in `held`,
 /// then fewest in flight, then most room, then id, so ties place the same
 /// way every time).
@@ -31,8 +97,13 @@ pub fn candidates(
 ) -> Vec<String> {
     let online = |a: &&AgentView| a.online && a.kind == kind;
     let mut order: Vec<String> = Vec::new();
+    // A holder that lost its base image cannot start the service again:
+    // it moves, and the holder's container goes once it runs elsewhere.
     if let Some(holder) = holder
-        && agents.iter().filter(online).any(|a| a.id == holder)
+        && agents
+            .iter()
+            .filter(online)
+            .any(|a| a.id == holder && a.missing_images.is_empty())
     {
         order.push(holder.to_owned());
     }
@@ -126,5 +197,36 @@ mod tests {
             ["x"]
         );
         assert!(candidates(&[], "micro", Some("h"), &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn a_burst_placed_at_once_spreads_over_the_agents() {
+        let agents = [agent("a", 0, 2), agent("b", 0, 2), agent("c", 0, 2)];
+        let in_flight = InFlight::default();
+        let mut first = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            let (order, reservation) = in_flight.choose(&agents, "micro", None, &HashMap::new());
+            first.push(order[0].clone());
+            held.push(reservation.expect("a reservation"));
+        }
+        first.sort();
+        assert_eq!(first, ["a", "a", "b", "b", "c", "c"]);
+        drop(held);
+        assert!(
+            in_flight.0.lock().expect("lock").is_empty(),
+            "released on drop"
+        );
+    }
+
+    #[test]
+    fn a_holder_missing_its_image_is_passed_over() {
+        let mut holder = agent("h", 0, 4);
+        holder.missing_images = vec!["sdp-go:1".into()];
+        let agents = [holder, agent("x", 1, 4)];
+        assert_eq!(
+            candidates(&agents, "micro", Some("h"), &HashMap::new()),
+            ["x"]
+        );
     }
 }
