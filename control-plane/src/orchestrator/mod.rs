@@ -13,19 +13,22 @@
 //!   ([`Orchestrator::reaper`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
+//! - [`follow`]: a push redeploys the services that follow its branch,
+//!   with the service credential ([`Orchestrator::service_credential`]).
 //!
 //! Every request to an agent goes through [`AgentClient`].
 
 mod convergence;
 pub mod credentials;
 mod deploy;
+pub mod follow;
 pub mod placement;
 mod reapply;
 mod results;
 
 use std::time::Duration;
 
-use sdp_bus::{DeploymentId, Status};
+use sdp_bus::{DeploymentId, GitCredential, Status};
 use serde::Serialize;
 
 pub use convergence::{AgentTeardown, TeardownReport};
@@ -75,6 +78,10 @@ pub struct Orchestrator {
     /// re-apply that cannot reuse its build fetches with its credential.
     pub credentials: ReapplyCredentials,
     pub reapplies: Reapplies,
+    /// The read-only credential of `git.service_credential_file`: push
+    /// deployments fetch with it, and a gateway re-apply with no live
+    /// session's credential falls back to it.
+    pub service_credential: Option<GitCredential>,
 }
 
 impl Orchestrator {
@@ -97,6 +104,7 @@ impl Orchestrator {
             heartbeat_timeout,
             credentials: ReapplyCredentials::new(sessions),
             reapplies: Reapplies::default(),
+            service_credential: None,
         }
     }
 
