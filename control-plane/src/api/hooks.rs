@@ -215,3 +215,27 @@ async fn handle(state: &AppState, event: &str, body: &[u8]) -> Result<HookAnswer
         ..HookAnswer::new(HookOutcome::Handled, event, message)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_without_a_length_is_cut_at_the_limit() {
+        let headers = HeaderMap::new();
+        let fits = read_limited(&headers, Body::from(vec![b'x'; HOOK_BODY_LIMIT]))
+            .await
+            .expect("at the limit");
+        assert_eq!(fits.len(), HOOK_BODY_LIMIT);
+        let over = read_limited(&headers, Body::from(vec![b'x'; HOOK_BODY_LIMIT + 1]))
+            .await
+            .expect_err("over the limit");
+        assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let mut declared = HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, (HOOK_BODY_LIMIT + 1).into());
+        let refused = read_limited(&declared, Body::empty())
+            .await
+            .expect_err("a declared length over the limit");
+        assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
