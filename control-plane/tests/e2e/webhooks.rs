@@ -12,6 +12,7 @@ use sdp_control_plane::webhooks::signature::sign;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::cli::{Sdp, code, show};
 use crate::common::*;
 
 const HOOK: &str = "/api/hooks/bitbucket";
@@ -441,8 +442,15 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     let token = stack.login().await;
     let first = stack.deploy(&token, "wh-behind", BRANCH).await;
     assert_eq!(stack.wait_settled(&token, &first).await["status"], "running");
-    let (status, _) = follow(&stack, &token, "wh-behind", true).await;
-    assert_eq!(status, StatusCode::OK);
+    // Following turned on from the command line.
+    let sdp = Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp
+        .run(&["follow", "wh-behind", REPO, "-o", "json"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let followed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((&followed["repo"], &followed["follow"]), (&json!(REPO), &json!(true)));
 
     let old = stack.fixture.commit(BRANCH);
     let new = stack.fixture.push_revision(BRANCH, "2");
@@ -480,6 +488,13 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
     assert!(service(&sandbox, REPO).get("pushed_head").is_none(), "{sandbox}");
     assert_eq!(service(&sandbox, REPO)["follow"], true);
+    let out = sdp.run(&["follow", "wh-behind", REPO, "--off"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("false"), "{}", show(&out));
+    let out = sdp.run(&["follow", "wh-behind", "ghost"]).await;
+    assert_eq!(code(&out), 7, "an unknown service: {}", show(&out));
+    let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
+    assert_eq!(service(&sandbox, REPO)["follow"], false);
     stack.shutdown().await;
 }
 
