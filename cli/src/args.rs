@@ -292,11 +292,15 @@ mod tests {
 
     #[test]
     fn follow_takes_a_sandbox_a_repo_and_off() {
-        let cli = Cli::try_parse_from(["sdp", "follow", "alpha", "users", "--off"]).expect("parses");
+        let cli =
+            Cli::try_parse_from(["sdp", "follow", "alpha", "users", "--off"]).expect("parses");
         let Command::Follow(args) = cli.command else {
             panic!("not follow")
         };
-        assert_eq!((args.sandbox.as_str(), args.repo.as_str(), args.off), ("alpha", "users", true));
+        assert_eq!(
+            (args.sandbox.as_str(), args.repo.as_str(), args.off),
+            ("alpha", "users", true)
+        );
     }
 
     #[test]

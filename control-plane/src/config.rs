@@ -371,7 +371,10 @@ mod tests {
         let config: Config = sdp_bus::settings::load(
             None,
             env(&[
-                ("SDP_WEBHOOKS__BITBUCKET_SECRET_FILE", "/etc/sdp/hook-secret"),
+                (
+                    "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+                    "/etc/sdp/hook-secret",
+                ),
                 ("SDP_GIT__SERVICE_CREDENTIAL_FILE", "/etc/sdp/git-service"),
             ]),
         )

@@ -27,7 +27,10 @@ pub async fn run(ctx: &Ctx, args: FollowArgs) -> Result<Exit, CliError> {
     }
     let branch = service["branch"].as_str().unwrap_or("its branch");
     if args.off {
-        eprintln!("{} in {} no longer follows {branch}", args.repo, args.sandbox);
+        eprintln!(
+            "{} in {} no longer follows {branch}",
+            args.repo, args.sandbox
+        );
     } else {
         eprintln!(
             "{} in {} follows {branch}: a push to it redeploys the service",
@@ -40,6 +43,9 @@ pub async fn run(ctx: &Ctx, args: FollowArgs) -> Result<Exit, CliError> {
         cell(&service["follow"]),
         cell(&service["pushed_head"]["note"]),
     ];
-    output::print(&render_table(&["service", "branch", "follow", "note"], &[row]))?;
+    output::print(&render_table(
+        &["service", "branch", "follow", "note"],
+        &[row],
+    ))?;
     Ok(Exit::Ok)
 }

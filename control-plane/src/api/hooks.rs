@@ -103,8 +103,8 @@ fn too_large() -> ApiError {
 
 /// The body, refused past the limit without reading the rest.
 async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    let declared = header_text(headers, header::CONTENT_LENGTH.as_str())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > HOOK_BODY_LIMIT as u64) {
         return Err(too_large());
     }

@@ -153,12 +153,20 @@ mod tests {
                 commit: None
             }]
         );
-        assert!(store.followers_of("orders", "feature/x").expect("query").is_empty());
+        assert!(
+            store
+                .followers_of("orders", "feature/x")
+                .expect("query")
+                .is_empty()
+        );
 
         store.record_push("b", "users", "abc123").expect("push");
         let follows = store.follows("b").expect("follows");
         assert_eq!(follows.len(), 1);
-        assert_eq!(follows[0].pushed.as_ref().map(|p| p.0.as_str()), Some("abc123"));
+        assert_eq!(
+            follows[0].pushed.as_ref().map(|p| p.0.as_str()),
+            Some("abc123")
+        );
         store.set_follow("b", "users", false).expect("unfollow");
         assert_eq!(store.follows("b").expect("follows")[0].pushed, None);
 

@@ -245,7 +245,8 @@ mod tests {
                 { "ref": { "id": "refs/tags/v1", "displayId": "v1", "type": "TAG" }, "toHash": A, "type": "ADD" },
             ],
         });
-        let delivery = parse(DATA_CENTER_REFS_CHANGED, body.to_string().as_bytes()).expect("parses");
+        let delivery =
+            parse(DATA_CENTER_REFS_CHANGED, body.to_string().as_bytes()).expect("parses");
         assert_eq!(
             delivery,
             Delivery::Push(Push {

@@ -67,7 +67,10 @@ impl Deliveries {
             seen.retain(|_, at| fresh(at));
         }
         while seen.len() + keys.len() > self.capacity {
-            let Some(oldest) = seen.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone())
+            let Some(oldest) = seen
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
             else {
                 break;
             };
@@ -98,10 +101,22 @@ mod tests {
         let deliveries = Deliveries::default();
         let now = Instant::now();
         assert!(deliveries.claim(&keys(Some("u-1"), b"one"), now));
-        assert!(!deliveries.claim(&keys(Some("u-1"), b"one"), now), "the same delivery");
-        assert!(!deliveries.claim(&keys(Some("u-2"), b"one"), now), "a new id, the same body");
-        assert!(!deliveries.claim(&keys(Some("u-1"), b"two"), now), "the same id, another body");
-        assert!(!deliveries.claim(&keys(None, b"one"), now), "no id, the same body");
+        assert!(
+            !deliveries.claim(&keys(Some("u-1"), b"one"), now),
+            "the same delivery"
+        );
+        assert!(
+            !deliveries.claim(&keys(Some("u-2"), b"one"), now),
+            "a new id, the same body"
+        );
+        assert!(
+            !deliveries.claim(&keys(Some("u-1"), b"two"), now),
+            "the same id, another body"
+        );
+        assert!(
+            !deliveries.claim(&keys(None, b"one"), now),
+            "no id, the same body"
+        );
         assert!(deliveries.claim(&keys(Some("u-3"), b"three"), now));
         // A refused claim recorded nothing: "two" under a new id is new.
         assert!(deliveries.claim(&keys(Some("u-4"), b"two"), now));

@@ -61,10 +61,12 @@ pub fn load(config: &Config) -> Result<Secrets, SecretFileError> {
             if text.trim().is_empty() {
                 return Err(empty(CREDENTIAL_KEY, path));
             }
-            Some(parse_credential(&text).ok_or_else(|| SecretFileError::Malformed {
-                key: CREDENTIAL_KEY,
-                path: path.display().to_string(),
-            })?)
+            Some(
+                parse_credential(&text).ok_or_else(|| SecretFileError::Malformed {
+                    key: CREDENTIAL_KEY,
+                    path: path.display().to_string(),
+                })?,
+            )
         }
         None => None,
     };
@@ -151,8 +153,7 @@ mod tests {
         let credential = dir.path().join("credential");
         std::fs::write(&secret, "  hook-canary-secret \n").expect("write");
         std::fs::write(&credential, "svc:credential-canary\n").expect("write");
-        let loaded =
-            load(&config(Some(secret.clone()), Some(credential.clone()))).expect("loads");
+        let loaded = load(&config(Some(secret.clone()), Some(credential.clone()))).expect("loads");
         assert_eq!(
             loaded.hook_secret.as_ref().map(Secret::expose),
             Some("hook-canary-secret")
@@ -160,7 +161,12 @@ mod tests {
         let debug = format!("{loaded:?}");
         assert!(!debug.contains("canary"), "{debug}");
 
-        assert!(load(&config(None, None)).expect("nothing named").hook_secret.is_none());
+        assert!(
+            load(&config(None, None))
+                .expect("nothing named")
+                .hook_secret
+                .is_none()
+        );
         let missing = load(&config(Some(dir.path().join("nope")), None)).expect_err("missing");
         assert!(missing.to_string().contains(SECRET_KEY), "{missing}");
         std::fs::write(&secret, " \n").expect("write");
@@ -168,7 +174,10 @@ mod tests {
         assert!(empty.to_string().contains("is empty"), "{empty}");
         std::fs::write(&credential, "credential-canary\n").expect("write");
         let malformed = load(&config(None, Some(credential))).expect_err("malformed");
-        assert!(malformed.to_string().contains(CREDENTIAL_KEY), "{malformed}");
+        assert!(
+            malformed.to_string().contains(CREDENTIAL_KEY),
+            "{malformed}"
+        );
         assert!(!malformed.to_string().contains("canary"), "{malformed}");
     }
 }

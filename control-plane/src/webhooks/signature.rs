@@ -57,7 +57,11 @@ mod tests {
         assert!(header.starts_with("sha256="));
         assert_eq!(verify(&secret, Some(&header), body), Ok(()));
         assert_eq!(
-            verify(&secret, Some(&header.to_uppercase().replace("SHA256=", "sha256=")), body),
+            verify(
+                &secret,
+                Some(&header.to_uppercase().replace("SHA256=", "sha256=")),
+                body
+            ),
             Ok(()),
             "hex in either case"
         );

@@ -639,7 +639,10 @@ async fn browser_follow_toggle_and_deploy_latest() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let first = stack.deploy(&token, "flw", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &first).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &first).await["status"],
+        "running"
+    );
     let browser = Browser::start(&stack.base_url).await;
     login(&browser, &stack, false).await;
 

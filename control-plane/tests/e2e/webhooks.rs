@@ -73,8 +73,10 @@ impl SecretFiles {
 
 /// A Cloud `repo:push` body, shaped as Bitbucket Cloud sends it.
 fn cloud_push(repo: &str, branch: &str, old: &str, new: &str) -> Vec<u8> {
-    let target = |hash: &str| json!({ "type": "commit", "hash": hash, "date": "2026-11-27T10:00:00+00:00",
-        "message": "change\n", "author": { "type": "author", "raw": "Dev <dev@example.com>" } });
+    let target = |hash: &str| {
+        json!({ "type": "commit", "hash": hash, "date": "2026-11-27T10:00:00+00:00",
+        "message": "change\n", "author": { "type": "author", "raw": "Dev <dev@example.com>" } })
+    };
     json!({
         "actor": { "type": "user", "display_name": "Dev", "nickname": "dev" },
         "repository": { "type": "repository", "full_name": format!("team/{repo}"), "name": repo,
@@ -297,7 +299,10 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
     let signed = [
         event.clone(),
         ("X-Hub-Signature", secrets.sign(&body)),
-        ("X-Request-UUID", "0d7b2a1e-1111-4c55-9d7e-9b5f0e1a2b3c".to_owned()),
+        (
+            "X-Request-UUID",
+            "0d7b2a1e-1111-4c55-9d7e-9b5f0e1a2b3c".to_owned(),
+        ),
     ];
     let (status, answer) = deliver(&stack, body.clone(), &signed).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
@@ -347,7 +352,10 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         ],
     )
     .await;
-    assert_eq!((status, &answer["outcome"]), (StatusCode::OK, &json!("duplicate")));
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (StatusCode::OK, &json!("duplicate"))
+    );
     let mut other_body = body.clone();
     other_body.push(b'\n');
     let (status, answer) = deliver(
@@ -360,7 +368,10 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         ],
     )
     .await;
-    assert_eq!((status, &answer["outcome"]), (StatusCode::OK, &json!("duplicate")));
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (StatusCode::OK, &json!("duplicate"))
+    );
     assert_eq!(all_deployments(&stack, &token).await.len(), before + 2);
 
     // Another event kind is ignored.
@@ -375,7 +386,10 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         ],
     )
     .await;
-    assert_eq!((status, &answer["outcome"]), (StatusCode::ACCEPTED, &json!("ignored")));
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (StatusCode::ACCEPTED, &json!("ignored"))
+    );
 
     // The Data Center shape: the same two followers move to revision 3; a
     // later delivery of the same commit finds them up to date.
@@ -413,7 +427,11 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["triggered"], json!([]));
-    assert_eq!(answer["skipped"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(
+        answer["skipped"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
     assert_eq!(answer["skipped"][0]["note"], "up to date");
     assert_eq!(all_deployments(&stack, &token).await.len(), before + 4);
 
@@ -441,16 +459,20 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     .await;
     let token = stack.login().await;
     let first = stack.deploy(&token, "wh-behind", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &first).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &first).await["status"],
+        "running"
+    );
     // Following turned on from the command line.
     let sdp = Sdp::new(&stack.base_url);
     sdp.login(&stack.password).await;
-    let out = sdp
-        .run(&["follow", "wh-behind", REPO, "-o", "json"])
-        .await;
+    let out = sdp.run(&["follow", "wh-behind", REPO, "-o", "json"]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     let followed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!((&followed["repo"], &followed["follow"]), (&json!(REPO), &json!(true)));
+    assert_eq!(
+        (&followed["repo"], &followed["follow"]),
+        (&json!(REPO), &json!(true))
+    );
 
     let old = stack.fixture.commit(BRANCH);
     let new = stack.fixture.push_revision(BRANCH, "2");
@@ -475,7 +497,11 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
             .is_some_and(|m| m.contains("deploy by hand")),
         "{answer}"
     );
-    assert_eq!(all_deployments(&stack, &token).await.len(), 1, "deployed anyway");
+    assert_eq!(
+        all_deployments(&stack, &token).await.len(),
+        1,
+        "deployed anyway"
+    );
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
     let users = service(&sandbox, REPO);
     assert_eq!(users["pushed_head"]["commit"], new.as_str(), "{sandbox}");
@@ -486,11 +512,18 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     let deployment = stack.wait_settled(&token, &by_hand).await;
     assert_eq!(deployment["commit"], new.as_str());
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
-    assert!(service(&sandbox, REPO).get("pushed_head").is_none(), "{sandbox}");
+    assert!(
+        service(&sandbox, REPO).get("pushed_head").is_none(),
+        "{sandbox}"
+    );
     assert_eq!(service(&sandbox, REPO)["follow"], true);
     let out = sdp.run(&["follow", "wh-behind", REPO, "--off"]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("false"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("false"),
+        "{}",
+        show(&out)
+    );
     let out = sdp.run(&["follow", "wh-behind", "ghost"]).await;
     assert_eq!(code(&out), 7, "an unknown service: {}", show(&out));
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
@@ -516,7 +549,10 @@ async fn hooks_are_off_without_a_secret_and_a_named_secret_file_must_be_readable
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").expect("write");
     for (key, path) in [
-        ("SDP_WEBHOOKS__BITBUCKET_SECRET_FILE", dir.path().join("missing")),
+        (
+            "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+            dir.path().join("missing"),
+        ),
         ("SDP_GIT__SERVICE_CREDENTIAL_FILE", empty),
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_sdp-control-plane"))
