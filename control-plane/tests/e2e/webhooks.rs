@@ -304,7 +304,9 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
             "0d7b2a1e-1111-4c55-9d7e-9b5f0e1a2b3c".to_owned(),
         ),
     ];
+    let sent = std::time::Instant::now();
     let (status, answer) = deliver(&stack, body.clone(), &signed).await;
+    let answered = sent.elapsed();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["outcome"], "handled");
     assert_eq!(answer["repo"], REPO);
@@ -327,6 +329,12 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
             .await;
         assert_eq!(served["revision"], "2");
     }
+    // Figures for the report (not asserted): the answer waits for the
+    // agents to accept; both followers then build and start.
+    eprintln!(
+        "webhook: answered in {answered:?}; both followers running {:?} after the push",
+        sent.elapsed()
+    );
     let after = all_deployments(&stack, &token).await;
     assert_eq!(after.len(), before + 2);
     for sandbox in ["wh-c", "wh-d"] {
