@@ -106,8 +106,8 @@ pub async fn run(
     .into_iter()
     .flatten()
     {
-        if webhooks::secrets::readable_by_others(path) {
-            tracing::warn!(file = %path.display(), "a secret file is readable by others than its owner: chmod 600 it");
+        if webhooks::secrets::readable_by_everyone(path) {
+            tracing::warn!(file = %path.display(), "a secret file is readable by every user: chmod 600 (or 640 to the service's group)");
         }
     }
     let store = store::Store::open(&config.data_dir.join("sdp.db"))?;

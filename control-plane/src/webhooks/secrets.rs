@@ -113,11 +113,11 @@ pub fn parse_credential(text: &str) -> Option<GitCredential> {
     })
 }
 
-/// Whether a secret file can be read by others than its owner (worth a
-/// warning: it should be mode 0600 or 0400).
-pub fn readable_by_others(path: &Path) -> bool {
+/// Whether a secret file can be read by every user of the host (worth a
+/// warning: owner, or owner and the service's group, only).
+pub fn readable_by_everyone(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 #[cfg(test)]
