@@ -4,7 +4,7 @@
 //! credential) is recorded on the row, so the sandbox shows the service
 //! "behind: deploy by hand" until a newer deployment of it.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{Store, StoreError, now_rfc3339};
 
@@ -57,19 +57,6 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Whether (sandbox, repo) follows its branch.
-    pub fn follows_branch(&self, sandbox: &str, repo: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT follow FROM service_follows WHERE sandbox = ?1 AND repo = ?2",
-                params![sandbox, repo],
-                |row| row.get(0),
-            )
-            .optional()?
-            .unwrap_or(false))
     }
 
     /// The following services of `repo`, in sandboxes that exist, whose
