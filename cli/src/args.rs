@@ -66,6 +66,9 @@ pub enum Command {
     History(HistoryArgs),
     /// A sandbox's routes, or change one.
     Routes(RoutesArgs),
+    /// Make a service of a sandbox follow its branch (a push redeploys
+    /// it), or stop following with --off.
+    Follow(FollowArgs),
     /// Cancel a deployment.
     Cancel {
         /// The deployment id.
@@ -188,6 +191,18 @@ pub enum RoutesAction {
 }
 
 #[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// The sandbox.
+    pub sandbox: String,
+    /// The service (repo name); it follows the branch of its newest
+    /// deployment.
+    pub repo: String,
+    /// Stop following.
+    #[arg(long)]
+    pub off: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TapArgs {
     /// The subject to listen on.
     #[arg(default_value = "deploy.>")]
@@ -273,6 +288,19 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn follow_takes_a_sandbox_a_repo_and_off() {
+        let cli =
+            Cli::try_parse_from(["sdp", "follow", "alpha", "users", "--off"]).expect("parses");
+        let Command::Follow(args) = cli.command else {
+            panic!("not follow")
+        };
+        assert_eq!(
+            (args.sandbox.as_str(), args.repo.as_str(), args.off),
+            ("alpha", "users", true)
+        );
     }
 
     #[test]

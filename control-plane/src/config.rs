@@ -28,6 +28,10 @@ pub struct Config {
     pub persister: PersisterConfig,
     #[serde(default)]
     pub sandboxes: SandboxesConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub git: GitConfig,
 }
 
 impl Config {
@@ -272,6 +276,29 @@ impl Default for SandboxesConfig {
     }
 }
 
+/// `[webhooks]`: push webhooks from Bitbucket (see [`crate::webhooks`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// A file holding the webhook secret (its whole text, trimmed), read at
+    /// start. Without it `POST /api/hooks/bitbucket` answers 404
+    /// `not_configured`.
+    #[serde(default)]
+    pub bitbucket_secret_file: Option<PathBuf>,
+}
+
+/// `[git]`: git access of the control plane's own.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// A file holding a read-only service credential (`username:password`
+    /// on one line, or the user name and the password on two lines), read
+    /// at start. Push-triggered deployments fetch with it; without it they
+    /// are not made and the service shows "behind: deploy by hand".
+    #[serde(default)]
+    pub service_credential_file: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +364,32 @@ mod tests {
                 sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__PREVIEW_DOMAIN", bad)]));
             assert!(err.is_err(), "{bad} refused");
         }
+    }
+
+    #[test]
+    fn secret_files_are_paths_under_their_sections() {
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[
+                (
+                    "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+                    "/etc/sdp/hook-secret",
+                ),
+                ("SDP_GIT__SERVICE_CREDENTIAL_FILE", "/etc/sdp/git-service"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.webhooks.bitbucket_secret_file,
+            Some(PathBuf::from("/etc/sdp/hook-secret"))
+        );
+        assert_eq!(
+            config.git.service_credential_file,
+            Some(PathBuf::from("/etc/sdp/git-service"))
+        );
+        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_WEBHOOKS__SECRET", "x")]))
+            .expect_err("unknown key refused");
+        assert!(err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

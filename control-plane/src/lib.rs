@@ -28,7 +28,9 @@
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
 //!   memory for a session only; the login throttle ([`throttle`]);
-//! - the typed config ([`config`]): TOML file and `SDP_…` overrides.
+//! - the typed config ([`config`]): TOML file and `SDP_…` overrides;
+//! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
+//!   payloads, and the two secret files read at start.
 //!
 //! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests,
 //! RPCs, commands and cancels out, progress events (JetStream
@@ -49,6 +51,7 @@ pub mod routing;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +81,8 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
     #[error(transparent)]
     Persister(#[from] persister::PersisterError),
+    #[error(transparent)]
+    SecretFile(#[from] webhooks::secrets::SecretFileError),
 }
 
 /// How long in-flight requests get to finish once shutdown fires.
@@ -93,6 +98,18 @@ pub async fn run(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let secrets = webhooks::secrets::load(&config)?;
+    for path in [
+        &config.webhooks.bitbucket_secret_file,
+        &config.git.service_credential_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if webhooks::secrets::readable_by_everyone(path) {
+            tracing::warn!(file = %path.display(), "a secret file is readable by every user: chmod 600 (or 640 to the service's group)");
+        }
+    }
     let store = store::Store::open(&config.data_dir.join("sdp.db"))?;
     // Starting waits on NATS (which may be going down too): a shutdown
     // meanwhile must not wait for its timeouts.
@@ -164,7 +181,7 @@ pub async fn run(
         });
     }
 
-    let orchestrator = orchestrator::Orchestrator::new(
+    let mut orchestrator = orchestrator::Orchestrator::new(
         store.clone(),
         nats.clone(),
         registry.clone(),
@@ -172,6 +189,7 @@ pub async fn run(
         config.agents.request_timeout,
         config.agents.heartbeat_timeout,
     );
+    orchestrator.service_credential = secrets.service_credential;
     tasks.spawn(orchestrator.clone().follow_results(shutdown.clone()));
     tasks.spawn(
         orchestrator
@@ -196,6 +214,7 @@ pub async fn run(
             config.auth.throttle_address_failures,
             config.auth.throttle_window,
         ),
+        hooks: api::Hooks::new(secrets.hook_secret),
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

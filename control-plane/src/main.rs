@@ -40,7 +40,13 @@ fn main() -> ExitCode {
         "sdp-control-plane",
         cli.config.as_deref(),
         std::env::vars(),
-        |_| Ok(()),
+        // The secret files named in config must be readable now, not at
+        // the first webhook.
+        |config| {
+            sdp_control_plane::webhooks::secrets::load(config)
+                .map(drop)
+                .map_err(|e| sdp_bus::process::error_chain(&e))
+        },
         |config| &config.log,
     );
     let (config, runtime) = match started {

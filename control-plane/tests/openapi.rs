@@ -92,6 +92,8 @@ fn every_route_is_documented() {
         ("POST", "/api/deployments/{id}/cancel"),
         ("GET", "/api/deployments/{id}/logs"),
         ("GET", "/api/openapi.json"),
+        ("POST", "/api/hooks/bitbucket"),
+        ("PUT", "/api/sandboxes/{name}/services/{repo}"),
         ("GET", "/ws/deployments/{id}"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),

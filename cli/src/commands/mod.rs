@@ -4,6 +4,7 @@ mod agents;
 mod auth;
 mod cancel;
 mod deploy;
+mod follow_branch;
 mod history;
 mod logs;
 mod open;
@@ -26,6 +27,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::History(args) => history::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,
+        Command::Follow(args) => follow_branch::run(ctx, args).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,
         Command::Open { sandbox } => open::run(ctx, &sandbox).await,

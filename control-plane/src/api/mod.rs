@@ -7,6 +7,8 @@ mod auth;
 mod catalog;
 mod deployments;
 mod error;
+mod follow;
+mod hooks;
 mod openapi;
 mod repos;
 mod sandboxes;
@@ -31,6 +33,7 @@ use crate::sessions::{Session, Sessions};
 use crate::store::Store;
 
 pub use error::{ApiError, ApiJson};
+pub use hooks::Hooks;
 
 /// Request bodies are small JSON objects; anything bigger is refused (413).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub orchestrator: crate::orchestrator::Orchestrator,
     pub throttle: crate::throttle::LoginThrottle,
     pub viewers: crate::metrics::Viewers,
+    /// Push webhooks: the secret and the deliveries already handled.
+    pub hooks: Hooks,
 }
 
 /// Every route of the API, each documented by its handler's
@@ -87,6 +92,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::show))
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
+        .routes(routes!(follow::put_service))
+        .routes(routes!(hooks::bitbucket))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

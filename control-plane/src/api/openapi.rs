@@ -70,6 +70,7 @@ pub struct ErrorDetail {
         (name = "catalog", description = "Environments and templates"),
         (name = "sandboxes", description = "Sandboxes and their routes"),
         (name = "deployments", description = "Deployments, their logs and live events"),
+        (name = "hooks", description = "Push webhooks from Bitbucket (no session: signed with the webhook secret)"),
         (name = "ops", description = "Health, readiness, metrics, this document (no session)"),
     )
 )]

@@ -24,7 +24,7 @@ pub struct SandboxView {
     sandbox: Sandbox,
     /// The environment it runs with: its own, else its template's.
     effective_environment: Option<String>,
-    services: Vec<ServiceView>,
+    pub(super) services: Vec<ServiceView>,
     /// Where its gateway answers; the same for the sandbox's whole life.
     gateway_url: Option<String>,
     /// `http://<name>.<http.preview_domain>/`, if a preview domain is set.
@@ -37,14 +37,20 @@ pub struct SandboxView {
 /// A service of the sandbox: its latest deployment, or only planned by
 /// the template (no kind, status or deployment yet).
 #[derive(Serialize, utoipa::ToSchema)]
-struct ServiceView {
-    repo: String,
+pub(super) struct ServiceView {
+    pub(super) repo: String,
     kind: Option<String>,
     branch: Option<String>,
     status: Option<Status>,
-    deployment_id: Option<String>,
-    commit: Option<String>,
+    pub(super) deployment_id: Option<String>,
+    pub(super) commit: Option<String>,
     url: Option<String>,
+    /// Redeployed when its branch (that of its newest deployment) is
+    /// pushed to (`PUT /api/sandboxes/{name}/services/{repo}`).
+    pub(super) follow: bool,
+    /// A push it follows that was not deployed (no service credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) pushed_head: Option<super::follow::PushedHead>,
 }
 
 pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
@@ -85,7 +91,7 @@ pub(super) fn credential(state: &AppState, session: &Session) -> Result<GitCrede
     })
 }
 
-async fn view(
+pub(super) async fn view(
     state: &AppState,
     sandbox: Sandbox,
     with_routes: bool,
@@ -110,6 +116,8 @@ async fn view(
             deployment_id: Some(d.id),
             commit: d.commit,
             url: d.url,
+            follow: false,
+            pushed_head: None,
         })
         .collect();
     if let Some(template) = &template {
@@ -124,11 +132,14 @@ async fn view(
                     deployment_id: None,
                     commit: None,
                     url: None,
+                    follow: false,
+                    pushed_head: None,
                 });
             }
         }
     }
     services.sort_by(|a, b| a.repo.cmp(&b.repo));
+    super::follow::mark(state, &sandbox.name, &mut services)?;
     let routes = if with_routes {
         Some(state.orchestrator.route_table(&sandbox).await?.routes)
     } else {

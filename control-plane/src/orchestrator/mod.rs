@@ -13,19 +13,22 @@
 //!   ([`Orchestrator::reaper`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
+//! - [`follow`]: a push redeploys the services that follow its branch,
+//!   with the service credential ([`Orchestrator::service_credential`]).
 //!
 //! Every request to an agent goes through [`AgentClient`].
 
 mod convergence;
 pub mod credentials;
 mod deploy;
+pub mod follow;
 pub mod placement;
 mod reapply;
 mod results;
 
 use std::time::Duration;
 
-use sdp_bus::{DeploymentId, Status};
+use sdp_bus::{DeploymentId, GitCredential, Status};
 use serde::Serialize;
 
 pub use convergence::{AgentTeardown, TeardownReport};
@@ -77,6 +80,10 @@ pub struct Orchestrator {
     pub reapplies: Reapplies,
     /// Dispatches not yet recorded against their agent (placement).
     in_flight: placement::InFlight,
+    /// The read-only credential of `git.service_credential_file`: push
+    /// deployments fetch with it, and a gateway re-apply with no live
+    /// session's credential falls back to it.
+    pub service_credential: Option<GitCredential>,
 }
 
 impl Orchestrator {
@@ -100,6 +107,7 @@ impl Orchestrator {
             credentials: ReapplyCredentials::new(sessions),
             reapplies: Reapplies::default(),
             in_flight: placement::InFlight::default(),
+            service_credential: None,
         }
     }
 

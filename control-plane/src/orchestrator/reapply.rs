@@ -117,7 +117,11 @@ impl Orchestrator {
             tracing::debug!(sandbox, "the gateway already runs with these routes");
             return Ok(());
         }
-        let Some((session, credential)) = from.or_else(|| self.credentials.get(sandbox)) else {
+        let found = from
+            .or_else(|| self.credentials.get(sandbox))
+            .map(|(session, credential)| (Some(session), credential))
+            .or_else(|| self.service_credential.clone().map(|c| (None, c)));
+        let Some((session, credential)) = found else {
             tracing::warn!(
                 sandbox,
                 "cannot re-apply the gateway: no live session's credential; deploy it again"
@@ -128,7 +132,7 @@ impl Orchestrator {
         let requester = Requester {
             user: gateway.created_by.clone(),
             credential,
-            session: Some(session),
+            session,
         };
         let started = self
             .deploy(sandbox, &gateway.repo, &gateway.branch, &requester, true)

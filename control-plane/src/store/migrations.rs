@@ -98,6 +98,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN reapply INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE deployments ADD COLUMN inputs_digest TEXT;
     "#,
+    // 4: services that follow their branch (push webhooks redeploy them),
+    // and the newest push a follower could not be deployed for (no
+    // service credential: "behind: deploy by hand").
+    r#"
+    CREATE TABLE service_follows (
+        sandbox        TEXT NOT NULL,
+        repo           TEXT NOT NULL,
+        follow         INTEGER NOT NULL DEFAULT 0,
+        pushed_commit  TEXT,
+        pushed_at      TEXT,
+        PRIMARY KEY (sandbox, repo)
+    ) WITHOUT ROWID;
+    CREATE INDEX service_follows_by_repo ON service_follows (repo) WHERE follow = 1;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod deployments;
+mod follows;
 mod migrations;
 pub(crate) mod results;
 mod sandboxes;
@@ -18,6 +19,7 @@ use rusqlite::Connection;
 
 pub use catalog::{Environment, RepoBranch, Template, is_constraint, object_only};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
+pub use follows::{Follow, Follower};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
 pub use sessions::SessionRow;
 

@@ -169,6 +169,7 @@ impl Store {
             params![name, now],
         )?;
         tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;
+        tx.execute("DELETE FROM service_follows WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM sandboxes WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(stopped)

@@ -629,3 +629,71 @@ fn insert_reapplies(stack: &Stack, sandbox: &str, n: usize) {
         .expect("insert a re-apply");
     }
 }
+
+/// The sandbox page's "Follow branch" toggle and "Deploy latest" button
+/// (issue 12): ticking it makes the service follow (the API says so and
+/// the button becomes "Redeploy"); a service that does not follow deploys
+/// its branch's newest commit with "Deploy latest".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_follow_toggle_and_deploy_latest() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let first = stack.deploy(&token, "flw", BRANCH).await;
+    assert_eq!(
+        stack.wait_settled(&token, &first).await["status"],
+        "running"
+    );
+    let browser = Browser::start(&stack.base_url).await;
+    login(&browser, &stack, false).await;
+
+    browser.open("/sandboxes/flw").await;
+    let row = "#services-table tr[data-service=users]";
+    let toggle = format!("{row} input[data-follow=users]");
+    let button = format!("{row} button[data-redeploy=users]");
+    browser.wait_for(&toggle).await;
+    assert_eq!(browser.text(&button).await, "Deploy latest");
+    browser.click(&toggle).await;
+    browser
+        .wait_js(
+            "the button of a following service",
+            UI_TIMEOUT,
+            &format!(
+                "const b = document.querySelector({}); return b && b.textContent === 'Redeploy';",
+                json!(button)
+            ),
+        )
+        .await;
+    let (_, sandbox) = stack.get(&token, "/api/sandboxes/flw").await;
+    assert_eq!(sandbox["services"][0]["follow"], true, "{sandbox}");
+    browser.screenshot("sandbox-follow").await;
+
+    // Off again, then bring it to the branch head by hand.
+    browser.click(&toggle).await;
+    browser
+        .wait_js(
+            "the button of a service that does not follow",
+            UI_TIMEOUT,
+            &format!(
+                "const b = document.querySelector({}); return b && b.textContent === 'Deploy latest';",
+                json!(button)
+            ),
+        )
+        .await;
+    let (_, sandbox) = stack.get(&token, "/api/sandboxes/flw").await;
+    assert_eq!(sandbox["services"][0]["follow"], false, "{sandbox}");
+    let head = stack.fixture.push_revision(BRANCH, "2");
+    browser.click(&button).await;
+    browser
+        .wait_js(
+            "the deployment page",
+            UI_TIMEOUT,
+            "return location.hash.startsWith('#/deployments/d');",
+        )
+        .await;
+    wait_result(&browser, "running").await;
+    let (_, latest) = stack
+        .get(&token, "/api/deployments?sandbox=flw&limit=1")
+        .await;
+    assert_eq!(latest[0]["commit"], head.as_str(), "{latest}");
+    browser.close().await;
+}

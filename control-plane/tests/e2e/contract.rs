@@ -109,7 +109,19 @@ async fn seed(stack: &Stack, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_contract_violation() {
     let schemathesis = schemathesis();
-    let stack = Stack::start().await;
+    // With a webhook secret, so the hook is fuzzed past its 404 (its
+    // signature check, body limit and headers).
+    let secret = tempfile::TempDir::new().expect("temp dir");
+    let secret_file = secret.path().join("bitbucket-secret");
+    std::fs::write(&secret_file, "contract-secret\n").expect("write secret");
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: pairs(&[(
+            "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+            secret_file.display().to_string(),
+        )]),
+        ..StackOptions::default()
+    })
+    .await;
 
     // The document, without a session.
     let response = stack

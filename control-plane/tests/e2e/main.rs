@@ -23,3 +23,4 @@ mod routing;
 mod sandboxes;
 mod sessions;
 mod soak;
+mod webhooks;

@@ -4,6 +4,7 @@
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
+import { followToggle, pushedNote } from '../follow.js';
 
 const POLL_MS = 4000;
 
@@ -153,7 +154,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     }
     replace(services, el('table', { class: 'table', id: 'services-table' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Branch'), el('th', {}, 'Commit'),
-        el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
+        el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, 'Follow'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
       el('tbody', {}, list.map((s) => {
         const actions = el('td', { class: 'actions' });
         if (s.deployment_id) actions.append(el('a', { class: 'btn btn-small', href: `#/deployments/${encodeURIComponent(s.deployment_id)}` }, 'Log'));
@@ -162,16 +163,28 @@ export async function render(view, { params, navigate, isCurrent, me }) {
           b.addEventListener('click', () => cancel(s.deployment_id, b));
           actions.append(b);
         } else if (s.branch) {
-          const b = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: s.repo } }, s.deployment_id ? 'Redeploy' : 'Deploy');
+          // A service that does not follow its branch is brought up to
+          // its head by hand.
+          const label = !s.deployment_id ? 'Deploy' : s.follow ? 'Redeploy' : 'Deploy latest';
+          const b = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: s.repo },
+            title: s.deployment_id ? `Deploy the newest commit of ${s.branch}` : null }, label);
           b.addEventListener('click', () => deployOne(s.repo, s.branch, b));
           actions.append(b);
         }
+        const follow = followToggle(base, s, {
+          onChanged: (on) => {
+            say('ok', on ? `${s.repo} now follows ${s.branch}: a push redeploys it.` : `${s.repo} no longer follows its branch.`);
+            refresh();
+          },
+          onError: (err) => sayError(err, 'Cannot change following'),
+        });
         return el('tr', { dataset: { service: s.repo } },
           el('td', {}, el('strong', {}, s.repo)),
           el('td', { class: 'mono' }, s.branch ?? ''),
           el('td', {}, commitEl(s.commit)),
-          el('td', {}, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed')),
+          el('td', {}, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed'), pushedNote(s) ? [' ', pushedNote(s)] : null),
           el('td', {}, urlLink(s.url)),
+          el('td', { class: 'follow-cell' }, follow),
           actions);
       }))));
   }

@@ -1,0 +1,128 @@
+//! Following a branch: `PUT /api/sandboxes/{name}/services/{repo}`
+//! `{follow}` turns it on or off for one service of a sandbox (owner or
+//! admin), and every sandbox view shows each service's `follow` and, when
+//! a push it follows could not be deployed, `pushed_head` ("behind: deploy
+//! by hand"). The push side is `orchestrator/follow.rs`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use sdp_bus::validate;
+use serde::{Deserialize, Serialize};
+
+use super::openapi::ErrorBody;
+use super::sandboxes::{ServiceView, check_sandbox_name, sandbox_for_change, view};
+use super::{ApiError, ApiJson, AppState};
+use crate::orchestrator::follow::BEHIND_NOTE;
+use crate::sessions::Session;
+
+/// A pushed commit of the followed branch that is not deployed: no
+/// service credential is configured, so it waits for a deploy by hand.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PushedHead {
+    /// The pushed commit.
+    pub commit: String,
+    /// When the push came.
+    pub at: String,
+    /// `behind: deploy by hand`.
+    pub note: String,
+}
+
+/// Sets `follow` and `pushed_head` on a sandbox's services. A recorded
+/// push shows until a deployment of the service made after it, or one
+/// that runs its commit.
+pub(super) fn mark(
+    state: &AppState,
+    sandbox: &str,
+    services: &mut [ServiceView],
+) -> Result<(), ApiError> {
+    let follows: HashMap<String, crate::store::Follow> = state
+        .store
+        .follows(sandbox)?
+        .into_iter()
+        .map(|f| (f.repo.clone(), f))
+        .collect();
+    for service in services {
+        let Some(follow) = follows.get(&service.repo) else {
+            continue;
+        };
+        service.follow = follow.follow;
+        let Some((commit, at)) = &follow.pushed else {
+            continue;
+        };
+        if service.commit.as_deref() == Some(commit.as_str()) {
+            continue;
+        }
+        let deployed_since = match &service.deployment_id {
+            Some(id) => state
+                .store
+                .deployment(id)?
+                .is_some_and(|d| d.created_at > *at),
+            None => false,
+        };
+        if !deployed_since {
+            service.pushed_head = Some(PushedHead {
+                commit: commit.clone(),
+                at: at.clone(),
+                note: BEHIND_NOTE.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the service follows its branch.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ServiceFollow)]
+pub struct FollowBody {
+    follow: bool,
+}
+
+/// Turns following its branch on or off for a service of the sandbox
+/// (owner or admin): a push to the branch of its newest deployment then
+/// redeploys it.
+#[utoipa::path(
+    put,
+    path = "/sandboxes/{name}/services/{repo}",
+    operation_id = "put_service",
+    tag = "sandboxes",
+    params(
+        ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
+        ("repo" = String, Path, description = "The service (repo name)", example = "users"),
+    ),
+    request_body = FollowBody,
+    responses(
+        (status = 200, description = "The service as it now is", body = ServiceView),
+        (status = 400, description = "An invalid sandbox or repo name (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox, or the service is neither deployed in it nor in its template (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn put_service(
+    State(state): State<AppState>,
+    session: Session,
+    Path((name, repo)): Path<(String, String)>,
+    ApiJson(body): ApiJson<FollowBody>,
+) -> Result<Json<ServiceView>, ApiError> {
+    check_sandbox_name(&name)?;
+    validate::repo(&repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let sandbox = sandbox_for_change(&state, &session, &name)?;
+    let known = view(&state, sandbox.clone(), false)
+        .await?
+        .services
+        .iter()
+        .any(|s| s.repo == repo);
+    if !known {
+        return Err(ApiError::not_found("service"));
+    }
+    state.store.set_follow(&name, &repo, body.follow)?;
+    view(&state, sandbox, false)
+        .await?
+        .services
+        .into_iter()
+        .find(|s| s.repo == repo)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("service"))
+}

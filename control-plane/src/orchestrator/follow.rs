@@ -1,0 +1,115 @@
+//! Following a branch: a push (from the Bitbucket webhook) redeploys every
+//! following (sandbox, service) of the pushed repo whose newest deployment
+//! is of a moved branch, unless that deployment already has the pushed
+//! commit. The fetch uses the control plane's read-only service credential
+//! (`git.service_credential_file`); a push carries none. Without it nothing
+//! is deployed: the push is recorded, and the sandbox shows the service
+//! "behind: deploy by hand".
+
+use futures::future::join_all;
+use sdp_bus::{DeploymentId, Status};
+use serde::Serialize;
+
+use super::{DeployError, Orchestrator, Requester};
+use crate::store::StoreError;
+use crate::webhooks::payload::Push;
+
+/// Who push deployments are recorded as made by.
+pub const PUSH_USER: &str = "bitbucket-push";
+
+/// What a follower left behind shows.
+pub const BEHIND_NOTE: &str = "behind: deploy by hand";
+
+/// A deployment a push started (`failed` with `error` if no agent took
+/// it).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PushDeployment {
+    pub sandbox: String,
+    pub repo: String,
+    pub branch: String,
+    /// The pushed commit (the agent fetches the branch head, this or newer).
+    pub commit: String,
+    #[schema(value_type = String)]
+    pub deployment_id: DeploymentId,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A follower that was not redeployed, and why.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PushSkipped {
+    pub sandbox: String,
+    pub repo: String,
+    pub branch: String,
+    pub commit: String,
+    /// `behind: deploy by hand` (no service credential), or `up to date`
+    /// (its newest deployment already has the commit).
+    pub note: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PushOutcome {
+    pub triggered: Vec<PushDeployment>,
+    pub skipped: Vec<PushSkipped>,
+}
+
+impl Orchestrator {
+    /// Redeploys the followers of `push` (see the module doc), all at
+    /// once: the webhook's answer waits for every agent to accept.
+    pub async fn on_push(&self, push: &Push) -> Result<PushOutcome, StoreError> {
+        let mut outcome = PushOutcome::default();
+        let mut planned = Vec::new();
+        for moved in &push.branches {
+            for follower in self.store.followers_of(&push.repo, &moved.branch)? {
+                let skipped = |note: &str| PushSkipped {
+                    sandbox: follower.sandbox.clone(),
+                    repo: push.repo.clone(),
+                    branch: moved.branch.clone(),
+                    commit: moved.commit.clone(),
+                    note: note.to_owned(),
+                };
+                if follower.commit.as_deref() == Some(moved.commit.as_str()) {
+                    outcome.skipped.push(skipped("up to date"));
+                } else if self.service_credential.is_none() {
+                    self.store
+                        .record_push(&follower.sandbox, &push.repo, &moved.commit)?;
+                    outcome.skipped.push(skipped(BEHIND_NOTE));
+                } else {
+                    planned.push((follower.sandbox, moved));
+                }
+            }
+        }
+        let Some(credential) = &self.service_credential else {
+            return Ok(outcome);
+        };
+        let requester = Requester {
+            user: PUSH_USER.to_owned(),
+            credential: credential.clone(),
+            session: None,
+        };
+        let deploys = planned.iter().map(|(sandbox, moved)| {
+            self.deploy(sandbox, &push.repo, &moved.branch, &requester, false)
+        });
+        for ((sandbox, moved), result) in planned.iter().zip(join_all(deploys).await) {
+            let (deployment_id, status, error) = match result {
+                Ok(started) => (started.id, started.status, None),
+                Err(DeployError::Dispatch { id, source }) => {
+                    (id, Status::Failed, Some(source.to_string()))
+                }
+                Err(DeployError::Store(err)) => return Err(err),
+            };
+            tracing::info!(sandbox, repo = push.repo, branch = moved.branch, deployment = %deployment_id, "redeploying a follower after a push");
+            outcome.triggered.push(PushDeployment {
+                sandbox: sandbox.clone(),
+                repo: push.repo.clone(),
+                branch: moved.branch.clone(),
+                commit: moved.commit.clone(),
+                deployment_id,
+                status,
+                error,
+            });
+        }
+        Ok(outcome)
+    }
+}

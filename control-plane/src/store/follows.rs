@@ -1,0 +1,164 @@
+//! Services that follow their branch (`service_follows`): a push webhook
+//! redeploys every following (sandbox, service) whose newest deployment is
+//! of the pushed branch. A push that could not be deployed (no service
+//! credential) is recorded on the row, so the sandbox shows the service
+//! "behind: deploy by hand" until a newer deployment of it.
+
+use rusqlite::params;
+
+use super::{Store, StoreError, now_rfc3339};
+
+/// A service's follow row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Follow {
+    pub repo: String,
+    pub follow: bool,
+    /// The newest pushed commit that was not deployed, and when it came.
+    pub pushed: Option<(String, String)>,
+}
+
+/// A following (sandbox, service) on the pushed branch, with what its
+/// newest deployment runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Follower {
+    pub sandbox: String,
+    pub deployment_id: String,
+    pub commit: Option<String>,
+}
+
+impl Store {
+    /// Turns following on or off for (sandbox, repo). Turning it off also
+    /// forgets an undeployed push.
+    pub fn set_follow(&self, sandbox: &str, repo: &str, follow: bool) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO service_follows (sandbox, repo, follow) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (sandbox, repo) DO UPDATE SET follow = excluded.follow, \
+             pushed_commit = CASE WHEN excluded.follow THEN pushed_commit END, \
+             pushed_at = CASE WHEN excluded.follow THEN pushed_at END",
+            params![sandbox, repo, follow],
+        )?;
+        Ok(())
+    }
+
+    /// The follow rows of a sandbox's services.
+    pub fn follows(&self, sandbox: &str) -> Result<Vec<Follow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT repo, follow, pushed_commit, pushed_at FROM service_follows \
+             WHERE sandbox = ?1 ORDER BY repo",
+        )?;
+        let rows = stmt.query_map([sandbox], |row| {
+            let commit: Option<String> = row.get(2)?;
+            let at: Option<String> = row.get(3)?;
+            Ok(Follow {
+                repo: row.get(0)?,
+                follow: row.get(1)?,
+                pushed: commit.zip(at),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The following services of `repo`, in sandboxes that exist, whose
+    /// newest deployment is of `branch`.
+    pub fn followers_of(&self, repo: &str, branch: &str) -> Result<Vec<Follower>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT f.sandbox, d.id, d.commit_sha FROM service_follows f \
+             JOIN sandboxes s ON s.name = f.sandbox \
+             JOIN deployments d ON d.id = ( \
+               SELECT id FROM deployments WHERE sandbox = f.sandbox AND repo = f.repo \
+               ORDER BY created_at DESC, id DESC LIMIT 1) \
+             WHERE f.repo = ?1 AND f.follow = 1 AND d.branch = ?2 ORDER BY f.sandbox",
+        )?;
+        let rows = stmt.query_map(params![repo, branch], |row| {
+            Ok(Follower {
+                sandbox: row.get(0)?,
+                deployment_id: row.get(1)?,
+                commit: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a push to a follower that was not deployed.
+    pub fn record_push(&self, sandbox: &str, repo: &str, commit: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE service_follows SET pushed_commit = ?3, pushed_at = ?4 \
+             WHERE sandbox = ?1 AND repo = ?2",
+            params![sandbox, repo, commit, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sdp_bus::DeploymentId;
+
+    use super::*;
+    use crate::store::NewDeployment;
+
+    fn deploy(store: &Store, sandbox: &str, repo: &str, branch: &str) -> String {
+        let id = DeploymentId::generate();
+        store
+            .insert_deployment(&NewDeployment {
+                id: &id,
+                sandbox,
+                repo,
+                branch,
+                kind: "micro",
+                created_by: "dev",
+                reapply: false,
+            })
+            .expect("insert");
+        id.as_str().to_owned()
+    }
+
+    #[test]
+    fn followers_are_the_following_services_on_the_branch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        deploy(&store, "a", "users", "feature/x");
+        let b = deploy(&store, "b", "users", "feature/x");
+        deploy(&store, "c", "users", "feature/x");
+        deploy(&store, "d", "users", "main");
+        // `e` moved from feature/x to main: its newest deployment counts.
+        deploy(&store, "e", "users", "feature/x");
+        deploy(&store, "e", "users", "main");
+        for sandbox in ["a", "b", "d", "e"] {
+            store.set_follow(sandbox, "users", true).expect("follow");
+        }
+        store.set_follow("a", "users", false).expect("unfollow");
+
+        let followers = store.followers_of("users", "feature/x").expect("query");
+        assert_eq!(
+            followers,
+            vec![Follower {
+                sandbox: "b".into(),
+                deployment_id: b,
+                commit: None
+            }]
+        );
+        assert!(
+            store
+                .followers_of("orders", "feature/x")
+                .expect("query")
+                .is_empty()
+        );
+
+        store.record_push("b", "users", "abc123").expect("push");
+        let follows = store.follows("b").expect("follows");
+        assert_eq!(follows.len(), 1);
+        assert_eq!(
+            follows[0].pushed.as_ref().map(|p| p.0.as_str()),
+            Some("abc123")
+        );
+        store.set_follow("b", "users", false).expect("unfollow");
+        assert_eq!(store.follows("b").expect("follows")[0].pushed, None);
+
+        // A torn-down sandbox forgets what it followed.
+        store.remove_sandbox("d").expect("remove");
+        assert!(store.follows("d").expect("follows").is_empty());
+    }
+}
