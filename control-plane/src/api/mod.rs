@@ -9,6 +9,7 @@ mod deployments;
 mod error;
 mod openapi;
 mod repos;
+mod runtime_logs;
 mod sandboxes;
 mod unread_body;
 mod ws;
@@ -87,6 +88,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::show))
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
+        .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

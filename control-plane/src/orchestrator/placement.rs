@@ -74,6 +74,7 @@ mod tests {
             capacity,
             repos: Vec::new(),
             build_cache: None,
+            log_streams: 0,
         }
     }
 
