@@ -33,7 +33,7 @@ use crate::agent::{Agent, bad_request, respond};
 pub const MAX_WINDOW: u32 = 64;
 /// The longest `tail` served.
 pub const MAX_TAIL: u32 = 10_000;
-/// The longest filter accepted.
+/// The longest filter accepted, in characters.
 pub const MAX_FILTER: usize = 256;
 /// A batch holds at most this many lines and bytes.
 const BATCH_LINES: usize = 1000;
@@ -132,9 +132,13 @@ async fn open(
     if request.tail.is_some_and(|t| t > MAX_TAIL) {
         return Err(bad_request(format!("tail must be at most {MAX_TAIL}")));
     }
-    if request.filter.as_ref().is_some_and(|f| f.len() > MAX_FILTER) {
+    if request
+        .filter
+        .as_ref()
+        .is_some_and(|f| f.chars().count() > MAX_FILTER)
+    {
         return Err(bad_request(format!(
-            "the filter must be at most {MAX_FILTER} bytes"
+            "the filter must be at most {MAX_FILTER} characters"
         )));
     }
     let since = match request.since {

@@ -20,7 +20,7 @@ use crate::sessions::Session;
 pub const MAX_TAIL: u32 = 10_000;
 /// Lines sent when neither `tail` nor `since` is given.
 pub const DEFAULT_TAIL: u32 = 1000;
-/// The longest search text.
+/// The longest search text, in characters.
 pub const MAX_FILTER: usize = 256;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -37,7 +37,7 @@ pub struct RuntimeLogsQuery {
     /// Keep the response open and send new lines as they come.
     follow: Option<bool>,
     /// Only lines containing this text (plain, case-sensitive; at most 256
-    /// bytes).
+    /// characters).
     #[param(max_length = 256)]
     q: Option<String>,
 }
@@ -73,9 +73,12 @@ fn log_query(query: RuntimeLogsQuery) -> Result<LogQuery, ApiError> {
     }
     let since = query.since.as_deref().map(parse_since).transpose()?;
     let filter = query.q.filter(|q| !q.is_empty());
-    if filter.as_ref().is_some_and(|q| q.len() > MAX_FILTER) {
+    if filter
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_FILTER)
+    {
         return Err(ApiError::bad_request(format!(
-            "q must be at most {MAX_FILTER} bytes"
+            "q must be at most {MAX_FILTER} characters"
         )));
     }
     let tail = match (query.tail, since) {
