@@ -243,6 +243,8 @@ fn rss_kib(pid: u32) -> u64 {
 /// What a slow viewer of a loud container saw.
 struct SlowViewer {
     lines: u64,
+    /// The number of the container's newest line at the end.
+    written: u64,
     control_plane_kib: Vec<u64>,
     agent_kib: Vec<u64>,
 }
@@ -271,6 +273,7 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
     assert_eq!(response.status(), StatusCode::OK);
     let mut report = SlowViewer {
         lines: 0,
+        written: 0,
         control_plane_kib: vec![rss_kib(cp)],
         agent_kib: vec![rss_kib(agent)],
     };
@@ -310,6 +313,12 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
         }
     }
     assert!(report.lines > 0, "no spew line read");
+    let (_, newest) = get_text(&stack, &token, &runtime_path(&id, "tail=1")).await;
+    report.written = newest
+        .strip_prefix("spew ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the newest line is a spew line");
     drop(response);
     wait_log_streams(&stack, &token, 0).await;
     report
@@ -350,6 +359,7 @@ async fn bench_runtime_logs_slow_viewer_rss() {
             "secs": secs,
             "container_lines_per_sec": 10_000,
             "lines_read": report.lines,
+            "lines_written": report.written,
             "read_lines_per_sec": report.lines / secs.max(1),
             "control_plane": summary(&report.control_plane_kib),
             "agent": summary(&report.agent_kib),
