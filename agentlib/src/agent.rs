@@ -514,9 +514,7 @@ async fn heartbeats(agent: Arc<Agent>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
-            log_streams: agent
-                .log_streams
-                .load(std::sync::atomic::Ordering::Relaxed),
+            log_streams: agent.log_streams.load(std::sync::atomic::Ordering::Relaxed),
         };
         if let Err(err) = agent
             .client

@@ -293,7 +293,11 @@ impl Stream {
         if line.ends_with('\r') {
             line.pop();
         }
-        if self.filter.as_ref().is_some_and(|f| !line.contains(f.as_str())) {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !line.contains(f.as_str()))
+        {
             return;
         }
         self.pending_bytes += line.len();

@@ -316,7 +316,10 @@ fn runtime_log_stream() {
     round_trip(&started);
     let batch = LogBatch {
         seq: 3,
-        lines: vec!["request GET /orders".into(), "\u{1b}[31mred\u{1b}[0m".into()],
+        lines: vec![
+            "request GET /orders".into(),
+            "\u{1b}[31mred\u{1b}[0m".into(),
+        ],
         end: None,
     };
     insta::assert_json_snapshot!("log_batch", wire(&batch));

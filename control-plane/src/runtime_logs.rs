@@ -19,8 +19,7 @@ use axum::body::Bytes;
 use futures::{Stream, StreamExt};
 use rand::RngCore;
 use sdp_bus::{
-    ContainerLogs, ContainerLogsStarted, DeploymentId, LogBatch, LogCredit, decode, encode,
-    subject,
+    ContainerLogs, ContainerLogsStarted, DeploymentId, LogBatch, LogCredit, decode, encode, subject,
 };
 
 use crate::agent_client::{AgentCallError, AgentClient};

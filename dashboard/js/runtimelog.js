@@ -25,7 +25,7 @@ export class RuntimeLog {
     this.state = el('span', { class: 'badge conn plain', id: 'runtime-state', dataset: { state: 'idle' } }, 'Not started');
     this.follow = el('input', { type: 'checkbox', id: 'runtime-follow', checked: true });
     this.search = el('input', {
-      type: 'search', id: 'runtime-search', placeholder: 'Only lines containing… (Enter)', 'aria-label': 'Filter the runtime log',
+      type: 'search', id: 'runtime-search', placeholder: 'Only lines with… (Enter)', 'aria-label': 'Filter the runtime log',
     });
     this.error = el('div', { id: 'runtime-error', 'aria-live': 'polite' });
     this.follow.addEventListener('change', () => this.start());

@@ -70,13 +70,10 @@ async fn runtime(client: &crate::api::Client, args: &LogsArgs) -> Result<Exit, C
     );
     let mut response = client.get_streaming(&path).await?;
     loop {
-        let chunk = response
-            .chunk()
-            .await
-            .map_err(|source| CliError::Network {
-                url: client.base().to_owned(),
-                source,
-            })?;
+        let chunk = response.chunk().await.map_err(|source| CliError::Network {
+            url: client.base().to_owned(),
+            source,
+        })?;
         let Some(chunk) = chunk else {
             return Ok(Exit::Ok);
         };

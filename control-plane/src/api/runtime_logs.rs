@@ -58,9 +58,7 @@ fn parse_since(since: &str) -> Result<i64, ApiError> {
     };
     // Docker takes a 32-bit time.
     if !(0..=i64::from(i32::MAX)).contains(&seconds) {
-        return Err(ApiError::bad_request(
-            "since must be between 1970 and 2038",
-        ));
+        return Err(ApiError::bad_request("since must be between 1970 and 2038"));
     }
     Ok(seconds)
 }
@@ -172,10 +170,7 @@ pub async fn runtime_logs(
             (header::CACHE_CONTROL, "no-store"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             // nginx (the shipped site) must pass chunks on as they come.
-            (
-                header::HeaderName::from_static("x-accel-buffering"),
-                "no",
-            ),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
         ],
         Body::from_stream(lines),
     )
@@ -193,7 +188,14 @@ mod tests {
             parse_since("2026-11-27T12:00:00Z").ok(),
             Some(1_795_780_800)
         );
-        for bad in ["", "yesterday", "-5", "99999999999", "1e9", "3000-01-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "-5",
+            "99999999999",
+            "1e9",
+            "3000-01-01T00:00:00Z",
+        ] {
             assert!(parse_since(bad).is_err(), "{bad:?} accepted");
         }
     }

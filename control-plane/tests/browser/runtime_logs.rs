@@ -92,7 +92,12 @@ async fn browser_runtime_log_tab_follows_searches_and_stops() {
 
     // A request the test makes shows up live; its ANSI codes are colour.
     hit(&stack, &url, "/from-the-browser-test").await;
-    wait_line(&browser, "the request's line", "request GET /from-the-browser-test").await;
+    wait_line(
+        &browser,
+        "the request's line",
+        "request GET /from-the-browser-test",
+    )
+    .await;
     hit(&stack, &url, "/colour-%1B%5B31mred%1B%5B0m").await;
     wait_line(
         &browser,

@@ -66,7 +66,11 @@ async fn wait_log_streams(stack: &Stack, token: &str, want: u64) {
 
 /// A followed runtime log read in a task: its lines arrive on the
 /// channel; aborting the task drops the response (the viewer leaves).
-fn follow(stack: &Stack, token: &str, path: &str) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<String>) {
+fn follow(
+    stack: &Stack,
+    token: &str,
+    path: &str,
+) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<String>) {
     let request = stack.http().get(stack.url(path)).bearer_auth(token);
     let (lines, received) = mpsc::unbounded_channel();
     let reader = tokio::spawn(async move {
@@ -170,10 +174,18 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         .expect("time")
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for since in [cutoff.to_string(), rfc3339] {
-        let (status, text) =
-            get_text(&stack, &token, &runtime_path(&id, &format!("since={since}"))).await;
+        let (status, text) = get_text(
+            &stack,
+            &token,
+            &runtime_path(&id, &format!("since={since}")),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{text}");
-        assert_eq!(requests(&text), ["request GET /after-since"], "since={since}");
+        assert_eq!(
+            requests(&text),
+            ["request GET /after-since"],
+            "since={since}"
+        );
     }
 
     // Follow: each request's line arrives live, in order.
@@ -183,7 +195,10 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     for n in 1..=5 {
         let path = format!("/live-{n}");
         hit(&stack, &url, &path).await;
-        assert_eq!(next_request(&mut lines).await, format!("request GET {path}"));
+        assert_eq!(
+            next_request(&mut lines).await,
+            format!("request GET {path}")
+        );
     }
     // A search applies to a followed log too.
     let (searcher, mut found) = follow(
@@ -205,7 +220,10 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
 
     // Once replaced, the deployment is no longer running: 409.
     let second = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &second).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &second).await["status"],
+        "running"
+    );
     wait_for(
         "the replaced deployment to be stopped",
         Duration::from_secs(20),
@@ -228,6 +246,21 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     let (status, text) = get_text(&stack, &token, &runtime_path(&second, "")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.starts_with("listening on :"), "{text}");
+
+    // The agent refuses a deployment whose container is gone.
+    for container in sdp_testkit::containers_with_label("sdp.deployment", &second) {
+        sdp_testkit::docker_rm(&container);
+    }
+    let (status, body) = get_text(&stack, &token, &runtime_path(&second, "")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("error JSON");
+    assert_eq!(body["error"]["code"], "not_running");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no container on agent")),
+        "{body}"
+    );
 }
 
 /// `VmRSS` of a process, in KiB.
@@ -328,7 +361,12 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
 async fn a_loud_container_reaches_a_slow_viewer_in_order_with_bounded_memory() {
     let report = follow_a_loud_container_slowly(6, 10_000).await;
     let first = report.control_plane_kib[0];
-    let peak = report.control_plane_kib.iter().copied().max().unwrap_or(first);
+    let peak = report
+        .control_plane_kib
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(first);
     // The window holds at most 8 batches of 64 KiB per viewer; 32 MiB is
     // far above that and far below an unbounded buffer of 10k lines/s
     // (~1 MiB/s written, ~0.1 MiB/s read).

@@ -41,6 +41,7 @@ export async function render(view, { params, navigate, isCurrent }) {
     buildTab.setAttribute('aria-selected', String(which === 'build'));
     runtimeTab.setAttribute('aria-selected', String(which === 'runtime'));
     buildBox.hidden = which !== 'build';
+    view.querySelector('#build-log-actions').hidden = which !== 'build';
     runtimeBox.hidden = which !== 'runtime';
     if (which === 'runtime') {
       // Only a running deployment has a container to read (anything else
@@ -113,6 +114,7 @@ export async function render(view, { params, navigate, isCurrent }) {
     buildTab.setAttribute('aria-selected', String(which === 'build'));
     runtimeTab.setAttribute('aria-selected', String(which === 'runtime'));
     buildBox.hidden = which !== 'build';
+    view.querySelector('#build-log-actions').hidden = which !== 'build';
     runtimeBox.hidden = which !== 'runtime';
     if (which === 'runtime') {
       // Only a running deployment has a container to read (anything else
@@ -145,7 +147,7 @@ export async function render(view, { params, navigate, isCurrent }) {
     el('section', { class: 'card', 'aria-labelledby': 'log-h' },
       el('div', { class: 'card-head' }, el('h2', { id: 'log-h' }, 'Log'),
         el('div', { class: 'tabs', role: 'tablist' }, buildTab, runtimeTab),
-        el('div', { class: 'row' }, conn,
+        el('div', { class: 'row', id: 'build-log-actions' }, conn,
           el('a', { class: 'btn btn-small', id: 'log-download', href: `/api/deployments/${encodeURIComponent(id)}/logs`, download: `${id}.log` }, 'Download log'))),
       buildBox,
       runtimeBox));
