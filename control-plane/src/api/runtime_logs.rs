@@ -208,10 +208,10 @@ mod tests {
             follow: None,
             q: Some(String::new()),
         };
-        let plain = log_query(query(None, None)).ok().expect("valid");
+        let plain = log_query(query(None, None)).expect("valid");
         assert_eq!(plain.tail, Some(DEFAULT_TAIL));
         assert_eq!(plain.filter, None);
-        let since = log_query(query(None, Some("10"))).ok().expect("valid");
+        let since = log_query(query(None, Some("10"))).expect("valid");
         assert_eq!(since.tail, None);
         assert!(log_query(query(Some(MAX_TAIL + 1), None)).is_err());
     }
