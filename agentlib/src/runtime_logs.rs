@@ -84,14 +84,13 @@ pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
     let mut stream = Stream {
         data: subject::runtime_logs_data(agent.agent_id(), &request.stream_id),
         window: u64::from(request.window),
-        filter: request.filter.clone().filter(|f| !f.is_empty()),
+        lines: Lines::new(request.filter.clone()),
         credits,
         sent: 0,
         acked: 0,
         last_credit: Instant::now(),
         pending: Vec::new(),
         pending_bytes: 0,
-        partial: Vec::new(),
         agent: agent.clone(),
     };
     let why = stream.run(output, request.follow).await;
@@ -206,7 +205,6 @@ struct Stream {
     agent: Arc<Agent>,
     data: String,
     window: u64,
-    filter: Option<String>,
     credits: async_nats::Subscriber,
     /// Batches published, and the highest acknowledged.
     sent: u64,
@@ -215,8 +213,7 @@ struct Stream {
     /// Lines read and not yet published.
     pending: Vec<String>,
     pending_bytes: usize,
-    /// The start of a line whose newline has not come yet.
-    partial: Vec<u8>,
+    lines: Lines,
 }
 
 impl Stream {
@@ -273,35 +270,14 @@ impl Stream {
         }
     }
 
-    /// Splits `bytes` into lines (keeping an unfinished one for later) and
-    /// queues those that pass the filter.
+    /// Queues the complete lines of `bytes` that pass the filter.
     fn take(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
-            self.partial.extend_from_slice(&rest[..at]);
-            rest = &rest[at + 1..];
-            self.line_done();
-        }
-        let room = MAX_LINE.saturating_sub(self.partial.len());
-        self.partial
-            .extend_from_slice(&rest[..rest.len().min(room)]);
-    }
-
-    fn line_done(&mut self) {
-        let raw = std::mem::take(&mut self.partial);
-        let mut line = String::from_utf8_lossy(&raw).into_owned();
-        if line.ends_with('\r') {
-            line.pop();
-        }
-        if self
-            .filter
-            .as_ref()
-            .is_some_and(|f| !line.contains(f.as_str()))
-        {
-            return;
-        }
-        self.pending_bytes += line.len();
-        self.pending.push(line);
+        let before = self.pending.len();
+        self.lines.push(bytes, &mut self.pending);
+        self.pending_bytes += self.pending[before..]
+            .iter()
+            .map(String::len)
+            .sum::<usize>();
     }
 
     /// Publishes the queued lines in batches.
@@ -326,9 +302,12 @@ impl Stream {
 
     /// The last line, the queued ones and the end marker.
     async fn finish(&mut self, why: &str) -> Result<End, End> {
-        if !self.partial.is_empty() {
-            self.line_done();
-        }
+        let before = self.pending.len();
+        self.lines.finish(&mut self.pending);
+        self.pending_bytes += self.pending[before..]
+            .iter()
+            .map(String::len)
+            .sum::<usize>();
         self.flush().await?;
         self.send(Vec::new(), Some(why.to_owned())).await?;
         Ok(why.to_owned())
@@ -376,5 +355,104 @@ impl Stream {
                 Ok(())
             }
         }
+    }
+}
+
+/// Cuts a container's output into lines and keeps those holding the
+/// filter. Docker hands out chunks as the container wrote them, so a line
+/// may span chunks; a line longer than [`MAX_LINE`] is cut there (the rest
+/// up to its newline is dropped) so one huge write cannot grow the agent.
+struct Lines {
+    filter: Option<String>,
+    /// The start of a line whose newline has not come yet.
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn new(filter: Option<String>) -> Self {
+        Self {
+            filter: filter.filter(|f| !f.is_empty()),
+            partial: Vec::new(),
+        }
+    }
+
+    /// Appends the lines `bytes` completes to `out`.
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        let mut rest = bytes;
+        while let Some(at) = rest.iter().position(|b| *b == b'\n') {
+            self.extend(&rest[..at]);
+            rest = &rest[at + 1..];
+            self.line_done(out);
+        }
+        self.extend(rest);
+    }
+
+    /// The last line, if the output ended without a newline.
+    fn finish(&mut self, out: &mut Vec<String>) {
+        if !self.partial.is_empty() {
+            self.line_done(out);
+        }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn line_done(&mut self, out: &mut Vec<String>) {
+        let raw = std::mem::take(&mut self.partial);
+        let mut line = String::from_utf8_lossy(&raw).into_owned();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !line.contains(f.as_str()))
+        {
+            return;
+        }
+        out.push(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(filter: Option<&str>, chunks: &[&[u8]]) -> Vec<String> {
+        let mut lines = Lines::new(filter.map(str::to_owned));
+        let mut out = Vec::new();
+        for chunk in chunks {
+            lines.push(chunk, &mut out);
+        }
+        lines.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn lines_may_span_chunks_and_end_without_a_newline() {
+        assert_eq!(
+            cut(None, &[b"one\ntw", b"o\r\n", b"\nthree"]),
+            ["one", "two", "", "three"]
+        );
+    }
+
+    #[test]
+    fn the_filter_is_a_plain_substring() {
+        let chunks: &[&[u8]] = &[b"GET /a\nGET /b\n.* $(rm -rf /)\n"];
+        assert_eq!(cut(Some("/b"), chunks), ["GET /b"]);
+        assert_eq!(cut(Some(".*"), chunks), [".* $(rm -rf /)"]);
+        assert_eq!(cut(Some(""), chunks).len(), 3);
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_and_invalid_utf8_replaced() {
+        let long = vec![b'x'; MAX_LINE * 3];
+        let out = cut(None, &[&long, b"\n\xff ok\n"]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1], "\u{fffd} ok");
     }
 }
