@@ -57,6 +57,8 @@ pub(crate) struct Agent {
     /// How many deployments are building now: the warm-up stands aside
     /// while any is (both would compile the same packages at once).
     builds: tokio::sync::watch::Sender<usize>,
+    /// Runtime-log streams open now ([`crate::runtime_logs`]).
+    pub log_streams: std::sync::atomic::AtomicU32,
     host: String,
 }
 
@@ -228,6 +230,7 @@ pub async fn run(
         store_locks: Mutex::new(HashMap::new()),
         build_cache: Mutex::new(None),
         builds: tokio::sync::watch::Sender::new(0),
+        log_streams: std::sync::atomic::AtomicU32::new(0),
         host: crate::hostname(),
     });
     tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
@@ -527,6 +530,7 @@ async fn heartbeats(agent: Arc<Agent>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            log_streams: agent.log_streams.load(std::sync::atomic::Ordering::Relaxed),
         };
         if let Err(err) = agent
             .client

@@ -13,6 +13,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder,
 };
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::error::{AgentError, DeployError};
 
@@ -370,5 +371,48 @@ impl DockerClient {
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         let skip = lines.len().saturating_sub(n);
         lines.into_iter().skip(skip).collect()
+    }
+
+    /// The container of `deployment` that this agent made, and whether it
+    /// runs; `None` if there is none.
+    pub async fn deployment_container(
+        &self,
+        agent_id: &str,
+        deployment: &str,
+    ) -> Result<Option<(String, bool)>, DeployError> {
+        let found = self
+            .list_labelled(&[(LABEL_AGENT, agent_id), (LABEL_DEPLOYMENT, deployment)])
+            .await?;
+        let Some((id, _)) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let (_, exited) = self.state(&id, 0).await?;
+        Ok(Some((id, exited.is_none())))
+    }
+
+    /// The container's output (stdout and stderr, in the order written) as
+    /// raw chunks: the last `tail` lines (`None`: all) written at or after
+    /// `since` (unix seconds; 0: any), then, with `follow`, new output
+    /// until the container stops. Dropping the stream closes the request
+    /// to the engine.
+    pub fn output(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        since: i32,
+        follow: bool,
+    ) -> BoxStream<'static, Result<bytes::Bytes, bollard::errors::Error>> {
+        let tail = tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .since(since)
+            .tail(&tail)
+            .build();
+        self.docker
+            .logs(id, Some(options))
+            .map(|item| item.map(bollard::container::LogOutput::into_bytes))
+            .boxed()
     }
 }

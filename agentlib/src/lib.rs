@@ -6,6 +6,9 @@
 //!   `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}`, all
 //!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.{teardown,reconcile}`
 //!   ([`rpc`]); each message is handled in its own task;
+//! - one task per runtime-log stream (`agent.cmd.<agent_id>.container_logs`,
+//!   [`runtime_logs`]): a container's output to the control plane in
+//!   batches on core NATS, with a credit window, never stored;
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -33,6 +36,7 @@ pub mod gomod;
 pub mod job;
 pub mod php;
 pub mod rpc;
+pub mod runtime_logs;
 pub mod service;
 
 pub use agent::run;

@@ -3,7 +3,8 @@
 //! `deploy.request.<kind>` (handled in [`crate::agent`]) and
 //! `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}` go to
 //! one agent of the kind (queue group `agents.<kind>`);
-//! `agent.cmd.<agent_id>.{teardown,reconcile}` to this agent only.
+//! `agent.cmd.<agent_id>.{teardown,reconcile,container_logs}` to this agent
+//! only ([`crate::runtime_logs`] serves `container_logs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,7 +43,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 7] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 8] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -78,6 +79,11 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 7] {
             subject::agent_cmd(agent_id, subject::RECONCILE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_reconcile(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::CONTAINER_LOGS),
+            To::ThisAgent,
+            |agent, message| Box::pin(crate::runtime_logs::handle(agent, message)),
         ),
     ]
 }

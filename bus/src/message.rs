@@ -483,6 +483,13 @@ pub struct Heartbeat {
     /// or `failed: <reason>`; absent when its flavour warms nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_cache: Option<String>,
+    /// Runtime-log streams ([`ContainerLogs`]) the agent serves now.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_streams: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `agent.rpc.<kind>.verify_credentials`.
@@ -581,4 +588,60 @@ impl fmt::Display for RpcErrorCode {
             RpcErrorCode::Internal => "internal",
         })
     }
+}
+
+/// `agent.cmd.<agent_id>.container_logs`: stream the output of a
+/// deployment's running container on that agent. The agent answers
+/// [`ContainerLogsStarted`] (or an error: no such container here, not
+/// running), then publishes [`LogBatch`]es on
+/// `agent.logs.<agent_id>.<stream_id>.data`, never more than `window`
+/// unacknowledged; the control plane acks and stops with [`LogCredit`] on
+/// `agent.logs.<agent_id>.<stream_id>.credit`. Never on JetStream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLogs {
+    pub deployment_id: DeploymentId,
+    /// A subject token made by the control plane, unique per stream.
+    pub stream_id: String,
+    /// The last `tail` lines first (`None`: all there are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u32>,
+    /// Only lines written at or after this unix time (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Keep streaming new lines until stopped or the container exits.
+    #[serde(default)]
+    pub follow: bool,
+    /// Only lines containing this text (a plain substring, matched by the
+    /// agent; never reaches a shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// How many batches may be unacknowledged at once.
+    pub window: u32,
+}
+
+/// Reply to [`ContainerLogs`]: the stream has started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLogsStarted {}
+
+/// One batch of a runtime-log stream. `seq` starts at 1 and has no gaps; a
+/// batch without lines and without `end` is a keepalive (acked like any
+/// other), so an agent whose viewer vanished without a stop notices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub seq: u64,
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// Set on the last batch: why the stream ended (`eof`: the whole log
+    /// was sent; `exited`: the container stopped; or an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+/// Control plane → agent on a runtime-log stream: every batch up to
+/// `acked` was consumed; `stop` ends the stream (the viewer left).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCredit {
+    pub acked: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop: bool,
 }

@@ -16,6 +16,9 @@ pub const RECONCILE: &str = "reconcile";
 /// `agent.cmd.<agent_id>.deploy`: a deployment placed on that agent (the
 /// same `DeployRequest` as `deploy.request.<kind>`).
 pub const DEPLOY: &str = "deploy";
+/// `agent.cmd.<agent_id>.container_logs`: start a runtime-log stream of a
+/// deployment's container on that agent.
+pub const CONTAINER_LOGS: &str = "container_logs";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";
@@ -57,6 +60,18 @@ pub fn agent_rpc(kind: &str, method: &str) -> String {
 
 pub fn agent_cmd(agent_id: &str, method: &str) -> String {
     format!("agent.cmd.{agent_id}.{method}")
+}
+
+/// `agent.logs.<agent_id>.<stream_id>.data`: runtime-log batches, agent →
+/// control plane (core NATS; `stream_id` is made by the control plane).
+pub fn runtime_logs_data(agent_id: &str, stream_id: &str) -> String {
+    format!("agent.logs.{agent_id}.{stream_id}.data")
+}
+
+/// `agent.logs.<agent_id>.<stream_id>.credit`: acks and stop of a
+/// runtime-log stream, control plane → agent (core NATS).
+pub fn runtime_logs_credit(agent_id: &str, stream_id: &str) -> String {
+    format!("agent.logs.{agent_id}.{stream_id}.credit")
 }
 
 /// The deployment id at the end of a `deploy.progress.<id>` subject.

@@ -145,6 +145,7 @@ fn heartbeat() {
         repos: vec!["users".into()],
         started_at: Some(ts()),
         build_cache: Some("warming".into()),
+        log_streams: 0,
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);
@@ -295,4 +296,59 @@ fn heartbeat_of_an_agent_without_build_cache_decodes() {
         "running":[],"missing_images":[],"capacity":2}"#;
     let heartbeat: Heartbeat = sdp_bus::decode(old.as_bytes()).expect("an older heartbeat decodes");
     assert_eq!(heartbeat.build_cache, None);
+}
+
+#[test]
+fn runtime_log_stream() {
+    let request = ContainerLogs {
+        deployment_id: id(),
+        stream_id: "r0190aabbccddeeff".into(),
+        tail: Some(100),
+        since: Some(1_795_000_000),
+        follow: true,
+        filter: Some("GET /orders".into()),
+        window: 8,
+    };
+    insta::assert_json_snapshot!("container_logs", wire(&request));
+    round_trip(&request);
+    let started: Reply<ContainerLogsStarted> = Reply::ok(ContainerLogsStarted {});
+    insta::assert_json_snapshot!("container_logs_started", wire(&started));
+    round_trip(&started);
+    let batch = LogBatch {
+        seq: 3,
+        lines: vec![
+            "request GET /orders".into(),
+            "\u{1b}[31mred\u{1b}[0m".into(),
+        ],
+        end: None,
+    };
+    insta::assert_json_snapshot!("log_batch", wire(&batch));
+    round_trip(&batch);
+    let last = LogBatch {
+        seq: 4,
+        lines: Vec::new(),
+        end: Some("exited".into()),
+    };
+    insta::assert_json_snapshot!("log_batch_end", wire(&last));
+    round_trip(&last);
+    let credit = LogCredit {
+        acked: 3,
+        stop: false,
+    };
+    insta::assert_json_snapshot!("log_credit", wire(&credit));
+    round_trip(&credit);
+    let stop = LogCredit {
+        acked: 3,
+        stop: true,
+    };
+    insta::assert_json_snapshot!("log_credit_stop", wire(&stop));
+    round_trip(&stop);
+    assert_eq!(
+        subject::runtime_logs_data("micro-1", "r01"),
+        "agent.logs.micro-1.r01.data"
+    );
+    assert_eq!(
+        subject::runtime_logs_credit("micro-1", "r01"),
+        "agent.logs.micro-1.r01.credit"
+    );
 }

@@ -104,6 +104,12 @@ impl Client {
         })
     }
 
+    /// A successful response whose body the caller reads as it comes
+    /// (`Response::chunk`), e.g. a followed runtime log.
+    pub async fn get_streaming(&self, path: &str) -> Result<Response, CliError> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, CliError> {
         self.json(path, self.request(Method::POST, path).json(body))
             .await

@@ -151,9 +151,24 @@ pub struct DeployArgs {
 pub struct LogsArgs {
     /// The deployment id.
     pub id: String,
-    /// Follow the log live until the deployment settles.
+    /// Follow the log live until the deployment settles (with
+    /// `--runtime`: until the container stops or you press Ctrl-C).
     #[arg(short, long)]
     pub follow: bool,
+    /// The running container's own output instead of the build log.
+    #[arg(long)]
+    pub runtime: bool,
+    /// With --runtime: the last N lines first (0-10000; server default
+    /// 1000 without --since).
+    #[arg(long, requires = "runtime")]
+    pub tail: Option<u32>,
+    /// With --runtime: only lines since then (RFC 3339 or unix seconds).
+    #[arg(long, requires = "runtime")]
+    pub since: Option<String>,
+    /// With --runtime: only lines containing this text (matched on the
+    /// agent, plain and case-sensitive).
+    #[arg(long, requires = "runtime")]
+    pub grep: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,8 @@ pub struct AgentView {
     pub repos: Vec<String>,
     /// `warming`, `warm`, `failed: …`, or null (nothing to warm).
     pub build_cache: Option<String>,
+    /// Runtime-log streams the agent serves now (`GET …/runtime-logs`).
+    pub log_streams: u32,
 }
 
 impl Registry {
@@ -97,6 +99,7 @@ impl Registry {
                 capacity: seen.heartbeat.capacity,
                 repos: seen.heartbeat.repos,
                 build_cache: seen.heartbeat.build_cache,
+                log_streams: seen.heartbeat.log_streams,
             })
             .collect();
         views.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));

@@ -24,6 +24,8 @@
 //! - the repo catalog ([`repos`]): what repos the agents hold (cached) and
 //!   their branches;
 //! - route tables ([`routing`]), from pure resolution rules;
+//! - runtime logs ([`runtime_logs`]): a running container's output from its
+//!   agent to an HTTP response, with a credit window, never stored;
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
@@ -48,6 +50,7 @@ pub mod persister;
 pub mod preview;
 pub mod repos;
 pub mod routing;
+pub mod runtime_logs;
 pub mod sessions;
 pub mod store;
 pub mod throttle;

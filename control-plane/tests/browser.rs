@@ -13,3 +13,6 @@ mod driver;
 
 #[path = "browser/flows.rs"]
 mod flows;
+
+#[path = "browser/runtime_logs.rs"]
+mod runtime_logs;

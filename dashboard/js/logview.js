@@ -52,7 +52,11 @@ function plain(row) {
 }
 
 export class LogView {
-  constructor() {
+  /**
+   * `prefix` goes before every element id, so a page can hold two logs
+   * (the runtime log uses `runtime-`); `label` names the box.
+   */
+  constructor({ prefix = '', label = 'Deployment log', waiting = 'Waiting for output…' } = {}) {
     // Every row: a log line {n, seq, stream, text} or a marker {marker, seq, text}.
     this.rows = [];
     this.lineCount = 0;
@@ -65,22 +69,22 @@ export class LogView {
     this.rowHeight = 0;
     this.spacer = el('div', { class: 'log-spacer' });
     this.slab = el('div', { class: 'log-rows' });
-    this.empty = el('div', { class: 'log-empty', id: 'log-empty' }, 'Waiting for output…');
+    this.empty = el('div', { class: 'log-empty', id: `${prefix}log-empty` }, waiting);
     this.box = el('div', {
-      class: 'log', id: 'log', tabindex: '0', role: 'log', 'aria-label': 'Deployment log', 'aria-live': 'off',
+      class: 'log', id: `${prefix}log`, tabindex: '0', role: 'log', 'aria-label': label, 'aria-live': 'off',
       dataset: { lastSeq: '0', lines: '0' },
     }, this.empty, this.spacer, this.slab);
     // Every line as the page holds it (most are not in the DOM): for tests
     // and for the console.
     this.box.logRows = () => this.rows.filter((row) => !row.marker).map((row) => [row.n, row.seq, row.text]);
-    this.jump = el('button', { type: 'button', class: 'btn btn-primary btn-small jump', id: 'jump-latest', hidden: true }, '↓ Jump to latest');
+    this.jump = el('button', { type: 'button', class: 'btn btn-primary btn-small jump', id: `${prefix}jump-latest`, hidden: true }, '↓ Jump to latest');
     this.jump.addEventListener('click', () => {
       this.follow = true;
       this.updateFollow();
       this.schedule();
     });
-    this.followState = el('span', { class: 'muted small', id: 'follow-state' }, 'Following');
-    this.matchInfo = el('span', { class: 'muted small', id: 'match-info', 'aria-live': 'polite' });
+    this.followState = el('span', { class: 'muted small', id: `${prefix}follow-state` }, 'Following');
+    this.matchInfo = el('span', { class: 'muted small', id: `${prefix}match-info`, 'aria-live': 'polite' });
     this.box.addEventListener('scroll', () => {
       const atEnd = this.box.scrollHeight - this.box.scrollTop - this.box.clientHeight < this.height();
       if (atEnd !== this.follow) {
@@ -180,6 +184,15 @@ export class LogView {
     renderLineText(txt, row, this.query);
     return el('div', { class: `log-line stream-${row.stream}`, dataset: { n: String(row.n), seq: String(row.seq) } },
       el('span', { class: 'ln', 'aria-hidden': 'true' }, String(row.n)), txt);
+  }
+
+  /** Forgets every line (a runtime log started again). */
+  clear() {
+    this.rows = [];
+    this.lineCount = 0;
+    this.shown = this.shown ? [] : null;
+    this.box.prepend(this.empty);
+    this.schedule();
   }
 
   setQuery(query, onlyMatches) {

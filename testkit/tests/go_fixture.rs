@@ -151,10 +151,11 @@ async fn fixture_builds_offline_and_serves_json() {
         .stdout(Stdio::piped());
     let mut child = ChildGuard::spawn(cmd);
     let stdout = child.child_mut().stdout.take().expect("stdout");
+    // Kept open: the service prints a line per request, and Go exits on a
+    // write to a closed stdout pipe.
+    let mut output = BufReader::new(stdout);
     let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("read stdout");
+    output.read_line(&mut first_line).expect("read stdout");
     assert_eq!(first_line.trim(), format!("listening on :{port}"));
 
     let (status, body) = wait_for("fixture /healthz", Duration::from_secs(10), || async move {
@@ -177,6 +178,10 @@ async fn fixture_builds_offline_and_serves_json() {
             "path": "/some/path",
         })
     );
+    // One line per request, health checks aside.
+    let mut request_line = String::new();
+    output.read_line(&mut request_line).expect("read stdout");
+    assert_eq!(request_line.trim(), "request GET /some/path");
     child.kill();
     assert!(!child.is_running());
 }

@@ -3,10 +3,16 @@
 //! seq seen. Log lines go to stdout, phases and the outcome to stderr;
 //! with `-o json -f` every event is one JSON line on stdout. Following
 //! exits with the deployment's outcome, like `sdp deploy`.
+//!
+//! `sdp logs --runtime [-f] [--tail N] [--since T] [--grep S] ID`: the
+//! running container's own output (`GET /api/deployments/{id}/runtime-logs`),
+//! copied to stdout as it arrives; exits 0 when the stream ends.
+
+use std::io::Write;
 
 use serde_json::Value;
 
-use crate::api::segment;
+use crate::api::{query, segment};
 use crate::args::LogsArgs;
 use crate::follow::{Follower, Update};
 use crate::output::{self, cell};
@@ -15,6 +21,9 @@ use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
+    if args.runtime {
+        return runtime(&client, &args).await;
+    }
     let deployment: Value = client
         .get(&format!("/api/deployments/{}", segment(&args.id)))
         .await?;
@@ -45,4 +54,34 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<Exit, CliError> {
         follower.run(|update| progress.update(update)).await?
     };
     Ok(Exit::for_status(outcome.status).unwrap_or(Exit::Failed))
+}
+
+async fn runtime(client: &crate::api::Client, args: &LogsArgs) -> Result<Exit, CliError> {
+    let tail = args.tail.map(|n| n.to_string());
+    let path = format!(
+        "/api/deployments/{}/runtime-logs{}",
+        segment(&args.id),
+        query(&[
+            ("tail", tail.as_deref()),
+            ("since", args.since.as_deref()),
+            ("follow", args.follow.then_some("true")),
+            ("q", args.grep.as_deref()),
+        ])
+    );
+    let mut response = client.get_streaming(&path).await?;
+    loop {
+        let chunk = response.chunk().await.map_err(|source| CliError::Network {
+            url: client.base().to_owned(),
+            source,
+        })?;
+        let Some(chunk) = chunk else {
+            return Ok(Exit::Ok);
+        };
+        // Raw bytes: a chunk may end inside a UTF-8 character.
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&chunk)
+            .and_then(|()| stdout.flush())
+            .map_err(CliError::Output)?;
+    }
 }

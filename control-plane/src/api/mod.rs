@@ -11,6 +11,7 @@ mod follow;
 mod hooks;
 mod openapi;
 mod repos;
+mod runtime_logs;
 mod sandboxes;
 mod unread_body;
 mod ws;
@@ -94,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::logs))
         .routes(routes!(follow::put_service))
         .routes(routes!(hooks::bitbucket))
+        .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -145,6 +145,7 @@ mod tests {
             capacity,
             repos: Vec::new(),
             build_cache: None,
+            log_streams: 0,
         }
     }
 

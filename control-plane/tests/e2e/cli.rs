@@ -655,3 +655,113 @@ async fn cli_usage_auth_and_network_errors_have_their_codes() {
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert!(stdout(&out).contains("_sdp"), "{}", show(&out));
 }
+
+/// The agent's open runtime-log streams, from `GET /api/agents`.
+async fn agent_log_streams(stack: &Stack, token: &str) -> Option<u64> {
+    let (_, agents) = stack.get(token, "/api/agents").await;
+    agents
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == stack.agent_id.as_str())?["log_streams"]
+        .as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
+    use tokio::io::AsyncBufReadExt;
+
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    let deployment = stack.wait_settled(&token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    let url = deployment["url"].as_str().expect("url").to_owned();
+    for path in ["/cli-1", "/cli-2"] {
+        let response = stack
+            .http()
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .expect("service");
+        assert!(response.status().is_success());
+    }
+    let sdp = Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+
+    let out = sdp.run(&["logs", "--runtime", "--tail", "1", &id]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(stdout(&out), "request GET /cli-2\n");
+    let out = sdp
+        .run(&["logs", "--runtime", "--grep", "/cli-1", &id])
+        .await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(stdout(&out), "request GET /cli-1\n");
+    // --tail without --runtime is a usage error; a bad value the server's 400.
+    let out = sdp.run(&["logs", "--tail", "1", &id]).await;
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    let out = sdp
+        .run(&["logs", "--runtime", "--since", "yesterday", &id])
+        .await;
+    assert_eq!(code(&out), 2, "{}", show(&out));
+
+    // -f: new lines as they come, until interrupted; the agent's stream
+    // then ends.
+    let mut follow = tokio::process::Command::from(sdp.command(&[
+        "logs",
+        "--runtime",
+        "-f",
+        "--tail",
+        "0",
+        &id,
+    ]));
+    follow
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = follow.spawn().expect("spawn sdp");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    sdp_testkit::wait_for("the agent's stream", Duration::from_secs(20), || async {
+        (agent_log_streams(&stack, &token).await == Some(1)).then_some(())
+    })
+    .await;
+    stack
+        .http()
+        .get(format!("{url}/cli-live"))
+        .send()
+        .await
+        .expect("service");
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a line within 20 s")
+        .expect("read")
+        .expect("a line");
+    assert_eq!(line, "request GET /cli-live");
+    child.kill().await.expect("kill sdp");
+    sdp_testkit::wait_for(
+        "the agent's stream to end",
+        Duration::from_secs(20),
+        || async { (agent_log_streams(&stack, &token).await == Some(0)).then_some(()) },
+    )
+    .await;
+
+    // A deployment that is no longer running (replaced): the 409's exit
+    // code, 7.
+    let second = stack.deploy(&token, "alpha", BRANCH).await;
+    assert_eq!(
+        stack.wait_settled(&token, &second).await["status"],
+        "running"
+    );
+    sdp_testkit::wait_for(
+        "the first to be stopped",
+        Duration::from_secs(20),
+        || async {
+            let (_, first) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+            (first["status"] == "stopped").then_some(())
+        },
+    )
+    .await;
+    let out = sdp.run(&["logs", "--runtime", &id]).await;
+    assert_eq!(code(&out), 7, "{}", show(&out));
+    assert!(stderr(&out).contains("stopped"), "{}", show(&out));
+}

@@ -20,6 +20,7 @@ mod placement;
 mod preview;
 mod read_your_events;
 mod routing;
+mod runtime_logs;
 mod sandboxes;
 mod sessions;
 mod soak;

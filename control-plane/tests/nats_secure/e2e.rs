@@ -366,6 +366,18 @@ async fn deploys_over_tls_with_a_user_per_component() {
     assert_eq!(final_status(&events), Some("running"), "{events:#?}");
     assert_eq!(close.map(|c| c.0), Some(1000));
 
+    // 3. A runtime log: batches from the agent, credits back, as their users.
+    let response = run
+        .http
+        .get(run.url(&format!("/api/deployments/{second}/runtime-logs")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("runtime log");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("runtime log text");
+    assert!(text.starts_with("listening on :"), "{text}");
+
     for (name, child) in [
         ("control plane", run.control_plane.as_mut()),
         ("agent", run.agent.as_mut()),

@@ -451,3 +451,39 @@ async fn jetstream_calls_are_limited_to_each_components_needs() {
         "{logged:#?}"
     );
 }
+
+#[tokio::test]
+async fn runtime_log_streams_stay_between_the_control_plane_and_their_agent() {
+    let nats = SecureNats::start().await;
+    let agent = nats.connect("agent-micro-1").await;
+    let other = nats.connect("agent-gateway-1").await;
+    let control_plane = nats.connect("control-plane").await;
+    let data = "agent.logs.micro-1.r01.data";
+    let credit = "agent.logs.micro-1.r01.credit";
+    let mut batches = subscribe(&control_plane, data).await;
+    let mut credits = subscribe(&agent, credit).await;
+    control_plane.assert_allowed().await;
+    agent.assert_allowed().await;
+
+    // Another agent can neither forge this agent's batches nor read its
+    // credits; this agent cannot write credits or another agent's batches.
+    publish(&other, data, "forged").await;
+    let _spy = subscribe(&other, credit).await;
+    other.assert_denied(&[(PUB, data), (SUB, credit)]).await;
+    publish(&agent, credit, "forged").await;
+    publish(&agent, "agent.logs.gateway-1.r01.data", "forged").await;
+    agent
+        .assert_denied(&[(PUB, credit), (PUB, "agent.logs.gateway-1.r01.data")])
+        .await;
+
+    publish(&agent, data, "batch").await;
+    publish(&control_plane, credit, "credit").await;
+    let batch = next(&mut batches, "a batch").await;
+    assert_eq!(&batch.payload[..], b"batch", "a forged batch got through");
+    let credit = next(&mut credits, "a credit").await;
+    assert_eq!(
+        &credit.payload[..],
+        b"credit",
+        "a forged credit got through"
+    );
+}

@@ -1,12 +1,14 @@
 // #/deployments/{id}: phase stepper with timings, the live log (line
 // numbers, ANSI colours, follow mode, search, download; see logview.js),
-// stream status, and the result.
+// stream status, the result, and a "Runtime log" tab beside the build log
+// (the running container's output; see runtimelog.js).
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink } from '../dom.js';
 import { statusBadge, duration, commitEl, toDate, SETTLED, sandboxLink, timeEl } from '../format.js';
 import { DeploymentStream } from '../stream.js';
 import { LogView } from '../logview.js';
+import { RuntimeLog } from '../runtimelog.js';
 
 const STEPS = ['queued', 'fetching', 'building', 'starting'];
 const CONN = {
@@ -26,7 +28,37 @@ export async function render(view, { params, navigate, isCurrent }) {
     deployment = await api.get(`/api/deployments/${api.seg(id)}`);
   } catch (err) {
     if (!isCurrent()) return undefined;
-    replace(view, err.status === 404
+    // ---- tabs: build log | runtime log ----
+  const runtime = new RuntimeLog(id);
+  const runtimeNote = el('p', { class: 'muted', id: 'runtime-unavailable' });
+  const runtimeBox = el('div', { id: 'runtime-tab-panel', role: 'tabpanel', hidden: true }, runtimeNote, runtime.panel);
+  const buildTab = el('button', { type: 'button', class: 'tab active', id: 'tab-build-log', role: 'tab', 'aria-selected': 'true' }, 'Build log');
+  const runtimeTab = el('button', { type: 'button', class: 'tab', id: 'tab-runtime-log', role: 'tab', 'aria-selected': 'false' }, 'Runtime log');
+  const buildBox = el('div', { id: 'build-tab-panel', role: 'tabpanel' });
+  function showTab(which) {
+    buildTab.classList.toggle('active', which === 'build');
+    runtimeTab.classList.toggle('active', which === 'runtime');
+    buildTab.setAttribute('aria-selected', String(which === 'build'));
+    runtimeTab.setAttribute('aria-selected', String(which === 'runtime'));
+    buildBox.hidden = which !== 'build';
+    view.querySelector('#build-log-actions').hidden = which !== 'build';
+    runtimeBox.hidden = which !== 'runtime';
+    if (which === 'runtime') {
+      // Only a running deployment has a container to read (anything else
+      // answers 409, which the browser would log as an error).
+      const live = status === 'running';
+      runtimeNote.textContent = live ? '' : `The deployment is ${status}: runtime logs are there while it runs.`;
+      runtimeNote.hidden = live;
+      runtime.panel.hidden = !live;
+      if (live) runtime.start();
+    } else {
+      runtime.stop();
+    }
+  }
+  buildTab.addEventListener('click', () => showTab('build'));
+  runtimeTab.addEventListener('click', () => showTab('runtime'));
+
+  replace(view, err.status === 404
       ? el('div', { class: 'card' }, el('div', { class: 'empty' }, el('h2', {}, 'No such deployment'),
         el('p', {}, 'There is no deployment ', el('code', {}, id), '. ', el('a', { href: '#/deployments' }, 'See the history'), '.')))
       : errorBox(err, 'Cannot load the deployment'));
@@ -69,6 +101,36 @@ export async function render(view, { params, navigate, isCurrent }) {
   search.addEventListener('change', applySearch);
   search.addEventListener('search', applySearch);
 
+  // ---- tabs: build log | runtime log ----
+  const runtime = new RuntimeLog(id);
+  const runtimeNote = el('p', { class: 'muted', id: 'runtime-unavailable' });
+  const runtimeBox = el('div', { id: 'runtime-tab-panel', role: 'tabpanel', hidden: true }, runtimeNote, runtime.panel);
+  const buildTab = el('button', { type: 'button', class: 'tab active', id: 'tab-build-log', role: 'tab', 'aria-selected': 'true' }, 'Build log');
+  const runtimeTab = el('button', { type: 'button', class: 'tab', id: 'tab-runtime-log', role: 'tab', 'aria-selected': 'false' }, 'Runtime log');
+  const buildBox = el('div', { id: 'build-tab-panel', role: 'tabpanel' });
+  function showTab(which) {
+    buildTab.classList.toggle('active', which === 'build');
+    runtimeTab.classList.toggle('active', which === 'runtime');
+    buildTab.setAttribute('aria-selected', String(which === 'build'));
+    runtimeTab.setAttribute('aria-selected', String(which === 'runtime'));
+    buildBox.hidden = which !== 'build';
+    view.querySelector('#build-log-actions').hidden = which !== 'build';
+    runtimeBox.hidden = which !== 'runtime';
+    if (which === 'runtime') {
+      // Only a running deployment has a container to read (anything else
+      // answers 409, which the browser would log as an error).
+      const live = status === 'running';
+      runtimeNote.textContent = live ? '' : `The deployment is ${status}: runtime logs are there while it runs.`;
+      runtimeNote.hidden = live;
+      runtime.panel.hidden = !live;
+      if (live) runtime.start();
+    } else {
+      runtime.stop();
+    }
+  }
+  buildTab.addEventListener('click', () => showTab('build'));
+  runtimeTab.addEventListener('click', () => showTab('runtime'));
+
   replace(view,
     el('div', { class: 'page-head' },
       el('div', {},
@@ -84,12 +146,16 @@ export async function render(view, { params, navigate, isCurrent }) {
     resultBox,
     el('section', { class: 'card', 'aria-labelledby': 'log-h' },
       el('div', { class: 'card-head' }, el('h2', { id: 'log-h' }, 'Log'),
-        el('div', { class: 'row' }, conn,
+        el('div', { class: 'tabs', role: 'tablist' }, buildTab, runtimeTab),
+        el('div', { class: 'row', id: 'build-log-actions' }, conn,
           el('a', { class: 'btn btn-small', id: 'log-download', href: `/api/deployments/${encodeURIComponent(id)}/logs`, download: `${id}.log` }, 'Download log'))),
-      el('div', { class: 'log-toolbar' }, search,
-        el('label', { class: 'check', for: 'log-only-matches' }, only, 'Only matching lines'),
-        log.matchInfo, el('span', { class: 'spacer' }), log.followState),
-      log.wrap));
+      buildBox,
+      runtimeBox));
+  buildBox.append(
+    el('div', { class: 'log-toolbar' }, search,
+      el('label', { class: 'check', for: 'log-only-matches' }, only, 'Only matching lines'),
+      log.matchInfo, el('span', { class: 'spacer' }), log.followState),
+    log.wrap);
 
   // ---- renderers ----
   function renderStepper() {
@@ -249,6 +315,7 @@ export async function render(view, { params, navigate, isCurrent }) {
 
   return () => {
     stream.close();
+    runtime.stop();
     clearInterval(clock);
     clearTimeout(searchTimer);
   };
