@@ -6,6 +6,9 @@
 //!   `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}`, all
 //!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.{teardown,reconcile}`
 //!   ([`rpc`]); each message is handled in its own task;
+//! - `agent.rpc.<kind>.branch_status` ([`branch_status`]: how far a
+//!   deployed branch moved) and `agent.cmd.<agent_id>.probe` ([`probe`]:
+//!   a sandbox's routes checked from its gateway container);
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -21,6 +24,7 @@
 //! the whole `main` of an agent binary (config, tracing, signals).
 
 pub mod agent;
+pub mod branch_status;
 pub mod cli;
 pub mod config;
 pub mod docker;
@@ -32,6 +36,7 @@ pub mod git_store;
 pub mod gomod;
 pub mod job;
 pub mod php;
+pub mod probe;
 pub mod rpc;
 pub mod service;
 

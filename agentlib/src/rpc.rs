@@ -4,6 +4,8 @@
 //! `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}` go to
 //! one agent of the kind (queue group `agents.<kind>`);
 //! `agent.cmd.<agent_id>.{teardown,reconcile}` to this agent only.
+//! Added: `agent.rpc.<kind>.branch_status` ([`crate::branch_status`]) and
+//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
-    BranchList, CredentialsVerified, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply,
+    BranchList, BranchStatus, BranchStatusList, CredentialsVerified, Probe, ProbeReport, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply,
     RepoInfo, RepoList, RpcError, RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode,
     subject,
 };
@@ -42,7 +44,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 7] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 9] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -78,6 +80,16 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 7] {
             subject::agent_cmd(agent_id, subject::RECONCILE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_reconcile(agent, message)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::BRANCH_STATUS),
+            To::Kind,
+            |agent, message| Box::pin(handle_branch_status(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::PROBE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_probe(agent, message)),
         ),
     ]
 }
@@ -243,6 +255,32 @@ async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchLis
             "the git server did not answer in time",
         )),
     }
+}
+
+async fn handle_branch_status(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<BranchStatus, BranchStatusList>(
+        &agent,
+        &message,
+        "branch_status",
+    )
+    .await
+    else {
+        return;
+    };
+    let result = crate::branch_status::branch_status(&agent, request).await;
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+async fn handle_probe(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<Probe, ProbeReport>(&agent, &message, "probe").await
+    else {
+        return;
+    };
+    let result = crate::probe::probe(&agent, request).await;
+    if let Err(err) = &result {
+        tracing::info!(error = %err, "probe refused");
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
 }
 
 async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {

@@ -16,6 +16,11 @@ pub const RECONCILE: &str = "reconcile";
 /// `agent.cmd.<agent_id>.deploy`: a deployment placed on that agent (the
 /// same `DeployRequest` as `deploy.request.<kind>`).
 pub const DEPLOY: &str = "deploy";
+/// `agent.rpc.<kind>.branch_status`: how far branches moved past deployed
+/// commits (staleness).
+pub const BRANCH_STATUS: &str = "branch_status";
+/// `agent.cmd.<agent_id>.probe`: check a sandbox's routes from its gateway.
+pub const PROBE: &str = "probe";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

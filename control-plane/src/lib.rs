@@ -24,6 +24,9 @@
 //! - the repo catalog ([`repos`]): what repos the agents hold (cached) and
 //!   their branches;
 //! - route tables ([`routing`]), from pure resolution rules;
+//! - checks asked of agents on request: the staleness of running services
+//!   ([`staleness`], `branch_status`) and the route probe from a
+//!   sandbox's gateway ([`probe`], `agent.cmd.<id>.probe`);
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
@@ -44,9 +47,11 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod persister;
 pub mod preview;
+pub mod probe;
 pub mod repos;
 pub mod routing;
 pub mod sessions;
+pub mod staleness;
 pub mod store;
 pub mod throttle;
 

@@ -1,0 +1,96 @@
+//! Staleness of running services (issue 12): after a push to the deployed
+//! branch the sandbox says "behind by N" with the new head, after the
+//! deploy "up to date". Real git server, agent, NATS and Docker.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::*;
+
+async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> Value {
+    let (status, body) = stack
+        .get(token, &format!("/api/sandboxes/{sandbox}/staleness"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sandbox"], sandbox, "{body}");
+    let services = body["services"].as_array().expect("services");
+    assert_eq!(services.len(), 1, "one running service: {body}");
+    services[0].clone()
+}
+
+async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Value {
+    let id = stack.deploy(token, sandbox, BRANCH).await;
+    let deployment = stack.wait_settled(token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    deployment
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_counts_pushes_and_clears_on_deploy() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let sandbox = "stale";
+
+    // Nothing runs yet: nothing to judge; an unknown sandbox is 404.
+    let (status, body) = stack.get(&token, "/api/sandboxes/ghost/staleness").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let first = deploy_running(&stack, &token, sandbox).await;
+    let deployed = first["commit"].as_str().expect("commit").to_owned();
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["repo"], REPO);
+    assert_eq!(service["branch"], BRANCH);
+    assert_eq!(service["state"], "up_to_date", "{service}");
+    assert_eq!(service["behind"], 0, "{service}");
+    assert_eq!(service["deployed_commit"], deployed.as_str());
+    assert_eq!(service["head"], deployed.as_str());
+    assert_eq!(service["deployment_id"], first["id"]);
+
+    // One push: behind by 1, with the new head.
+    let pushed = stack.fixture.push_revision(BRANCH, "2");
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "behind", "{service}");
+    assert_eq!(service["behind"], 1, "{service}");
+    assert_eq!(service["head"], pushed.as_str(), "{service}");
+    assert_eq!(service["deployed_commit"], deployed.as_str());
+
+    // Another: the agent counts again (the store has the first already).
+    let pushed = stack.fixture.push_revision(BRANCH, "3");
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["behind"], 2, "{service}");
+    assert_eq!(service["head"], pushed.as_str(), "{service}");
+
+    // Deployed again: up to date, about the new deployment.
+    let second = deploy_running(&stack, &token, sandbox).await;
+    assert_eq!(second["commit"], pushed.as_str());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "up_to_date", "{service}");
+    assert_eq!(service["behind"], 0, "{service}");
+    assert_eq!(service["head"], pushed.as_str());
+    assert_eq!(service["deployment_id"], second["id"]);
+
+    // The branch deleted on the remote: the head is unknown, with why.
+    let bare = stack.fixture.bare_path().to_owned();
+    let deleted = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["update-ref", "-d", &format!("refs/heads/{BRANCH}")])
+        .status()
+        .expect("git update-ref");
+    assert!(deleted.success());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "unknown", "{service}");
+    assert_eq!(service["head"], Value::Null, "{service}");
+    assert!(
+        service["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no longer exists")),
+        "{service}"
+    );
+
+    // The credential never reaches the agent's logs.
+    for (name, text) in stack.process_output() {
+        assert!(!text.contains(&stack.password), "the password is in {name}");
+    }
+    stack.shutdown().await;
+}
