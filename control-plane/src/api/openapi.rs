@@ -137,6 +137,8 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
             "list_routes",
             "deploy_template",
             "create_deployment",
+            "sandbox_staleness",
+            "probe_routes",
         ],
     ),
     (

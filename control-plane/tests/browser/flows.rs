@@ -458,6 +458,22 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .await;
     browser.screenshot("sandbox-running").await;
 
+    // Loaded after the page: the running service's branch is up to date;
+    // "Check routes" without a running gateway says so (409, no console
+    // error).
+    browser
+        .wait_for("#services-table tr[data-service=users] [data-staleness=up_to_date]")
+        .await;
+    browser.click("#check-routes").await;
+    browser
+        .wait_js(
+            "the probe's answer",
+            UI_TIMEOUT,
+            "const m = document.querySelector('#sandbox-message'); \
+             return m && m.textContent.includes('no running gateway');",
+        )
+        .await;
+
     // The sandbox's stable link, with a copy button.
     assert_eq!(
         browser.text("#preview-url a").await,
