@@ -2,7 +2,8 @@
 //! gateway's own network. The agent finds the running gateway container by
 //! its labels and runs, per route and all at once, `busybox wget` inside it
 //! (`docker exec`, argv as a list, no shell), bounded by busybox `timeout`
-//! and by the agent. The base images SDP makes (`packaging/images/`, the
+//! and by the agent, and timed by busybox `time` (so the latency leaves
+//! out the exec's own start, tens to hundreds of ms). The base images SDP makes (`packaging/images/`, the
 //! tests' images) carry busybox with these applets.
 //! The answer names the broken hop: the gateway container, the target URL,
 //! DNS, the TCP connection, a timeout, or the HTTP exchange. Any HTTP
@@ -132,11 +133,15 @@ pub fn check_target(target: &str) -> Result<String, String> {
     })
 }
 
-/// The argv of one check: busybox's `timeout` around busybox's `wget`,
-/// quiet but for the server's status lines (`-S`), no proxy, body dropped.
+/// The argv of one check: busybox's `time` around its `timeout` around its
+/// `wget` (`timeout` kills `wget` itself, so none is left running), quiet
+/// but for the server's status lines (`-S`), no proxy, body dropped. (The
+/// `-T` of busybox 1.35's wget crashes: hence `timeout`.)
 fn argv(target: &str) -> Vec<String> {
     let secs = TARGET_TIMEOUT_SECS.to_string();
     [
+        "busybox",
+        "time",
         "busybox",
         "timeout",
         secs.as_str(),
@@ -177,6 +182,8 @@ async fn check(docker: &docker::DockerClient, container: &str, route: &Route) ->
         }
         Ok(Ok(ran)) => ran,
     };
+    // busybox `time`'s wall clock (10 ms steps), else the agent's.
+    let latency = timed(&output).unwrap_or(latency);
     match classify(exit, &output, &host_port) {
         Ok(status) => RouteCheck {
             service: route.service.clone(),
@@ -190,6 +197,26 @@ async fn check(docker: &docker::DockerClient, container: &str, route: &Route) ->
         },
         Err((hop, error)) => broken(route, hop, error, Some(latency)),
     }
+}
+
+/// The `real` time busybox `time` printed (`real\t0m 0.03s`).
+pub fn timed(output: &str) -> Option<Duration> {
+    let line = output.lines().rev().find_map(|l| l.trim().strip_prefix("real"))?;
+    let (minutes, seconds) = line.trim().split_once('m')?;
+    let minutes: u64 = minutes.trim().parse().ok()?;
+    let seconds: f64 = seconds.trim().trim_end_matches('s').parse().ok()?;
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs(minutes * 60) + Duration::from_secs_f64(seconds))
+}
+
+/// Whether a line is busybox `time`'s, not wget's.
+fn is_time_line(line: &str) -> bool {
+    let line = line.trim();
+    ["real", "user", "sys", "Command exited", "Command terminated"]
+        .iter()
+        .any(|prefix| line.starts_with(prefix))
 }
 
 /// What wget's exit code and output say: the first HTTP status (any status
@@ -222,7 +249,10 @@ pub fn classify(exit: Option<i64>, output: &str, host_port: &str) -> Result<u16,
             ProbeHop::Connect,
             format!("{host_port} is unreachable from the gateway"),
         )
-    } else if lower.contains("timed out") || matches!(exit, Some(124 | 143)) {
+    } else if lower.contains("timed out")
+        || lower.contains("terminated by signal")
+        || matches!(exit, Some(15 | 124 | 143))
+    {
         (
             ProbeHop::Timeout,
             format!("no answer from {host_port} within {TARGET_TIMEOUT_SECS}s"),
@@ -235,6 +265,7 @@ pub fn classify(exit: Option<i64>, output: &str, host_port: &str) -> Result<u16,
     } else {
         let last = output
             .lines()
+            .filter(|l| !is_time_line(l))
             .map(str::trim)
             .rfind(|l| !l.is_empty())
             .map(|l| l.trim_start_matches("wget: ").to_owned())
@@ -296,11 +327,17 @@ mod tests {
             Err((ProbeHop::Dns, _))
         ));
         assert!(matches!(classify(Some(143), "", hp), Err((ProbeHop::Timeout, _))));
+        let killed = "Command terminated by signal 15\nreal\t0m 5.00s\nuser\t0m 0.00s\nsys\t0m 0.00s\n";
+        assert!(matches!(classify(Some(15), killed, hp), Err((ProbeHop::Timeout, _))));
         assert!(matches!(
             classify(Some(127), "OCI runtime exec failed: exec: \"busybox\": executable file not found in $PATH", hp),
             Err((ProbeHop::Gateway, _))
         ));
-        let other = classify(Some(1), "wget: error getting response\n", hp);
+        let other = classify(
+            Some(1),
+            "wget: error getting response\nCommand exited with non-zero status 1\nreal\t0m 0.01s\nuser\t0m 0.00s\nsys\t0m 0.00s\n",
+            hp,
+        );
         assert_eq!(
             other,
             Err((
@@ -308,6 +345,15 @@ mod tests {
                 "no HTTP answer from 127.0.0.1:1: error getting response".into()
             ))
         );
+    }
+
+    #[test]
+    fn busybox_time() {
+        let out = "  HTTP/1.1 200 OK\nreal\t0m 0.03s\nuser\t0m 0.00s\nsys\t0m 0.00s\n";
+        assert_eq!(timed(out), Some(Duration::from_millis(30)));
+        assert_eq!(timed("real\t1m 2.50s\n"), Some(Duration::from_millis(62_500)));
+        assert_eq!(timed("  HTTP/1.1 200 OK\n"), None);
+        assert_eq!(timed("real\tsoon\n"), None);
     }
 
     #[test]

@@ -60,19 +60,31 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     )
     .await;
     through_gateway(&stack, &token, "alpha", "/users/1", from_sandbox(BRANCH)).await;
+    // And stock goes to a host port that accepts connections but never
+    // answers (the listener never accepts; the kernel completes the
+    // handshake): the check runs out of time.
+    let silent = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let silent_target = format!(
+        "http://{}:{}/",
+        sdp_testkit::docker_bridge_gateway(),
+        silent.local_addr().expect("addr").port()
+    );
     let closed = "http://127.0.0.1:9/";
-    let response = stack
-        .http()
-        .put(stack.url("/api/sandboxes/alpha/routes/payments"))
-        .bearer_auth(&token)
-        .json(&json!({ "target": closed }))
-        .send()
-        .await
-        .expect("put route");
-    assert_eq!(response.status(), StatusCode::OK);
-    // The re-applied gateway has the manual route in its routes.json.
+    for (service, target) in [("payments", closed), ("stock", silent_target.as_str())] {
+        let response = stack
+            .http()
+            .put(stack.url(&format!("/api/sandboxes/alpha/routes/{service}")))
+            .bearer_auth(&token)
+            .json(&json!({ "target": target }))
+            .send()
+            .await
+            .expect("put route");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The re-applied gateway has the manual routes in its routes.json.
     through_gateway(&stack, &token, "alpha", "/routes", |routes| {
-        routes.to_string().contains("127.0.0.1:9")
+        let text = routes.to_string();
+        text.contains("127.0.0.1:9") && text.contains(&silent_target)
     })
     .await;
     let gateway = sdp_testkit::wait_for(
@@ -89,7 +101,7 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["sandbox"], "alpha");
     assert_eq!(report["gateway"]["deployment_id"], gateway["id"], "{report}");
-    assert_eq!(report["routes"].as_array().map(Vec::len), Some(3), "{report}");
+    assert_eq!(report["routes"].as_array().map(Vec::len), Some(4), "{report}");
 
     let users = route(&report, "users");
     assert_eq!(users["source"], "sandbox", "{users}");
@@ -114,6 +126,17 @@ async fn probe_finds_the_broken_hop_of_each_route() {
         payments["error"], "connection refused to 127.0.0.1:9",
         "{payments}"
     );
+
+    let stock = route(&report, "stock");
+    assert_eq!(stock["ok"], false, "{stock}");
+    assert_eq!(stock["hop"], "timeout", "{stock}");
+    assert!(
+        stock["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no answer from")),
+        "{stock}"
+    );
+    drop(silent);
 
     // The gateway container gone behind SDP's back: every route is broken
     // at the first hop, and says so.
