@@ -473,6 +473,10 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
              return m && m.textContent.includes('no running gateway');",
         )
         .await;
+    // The 409 is the one console error this provokes.
+    browser
+        .expect_console_errors(&["/api/sandboxes/beta/probe"])
+        .await;
 
     // The sandbox's stable link, with a copy button.
     assert_eq!(
