@@ -13,3 +13,6 @@ mod driver;
 
 #[path = "browser/flows.rs"]
 mod flows;
+
+#[path = "browser/checks.rs"]
+mod checks;

@@ -10,7 +10,7 @@ use crate::driver::{Browser, UI_TIMEOUT};
 
 /// Logs in through the login page (after one wrong password when
 /// `wrong_first`), and waits for the home page.
-async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
+pub(crate) async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
     browser.open("/sandboxes").await;
     browser.wait_for("#login-form").await;
     assert!(
