@@ -132,6 +132,9 @@ async fn browser_sandbox_staleness_badges_and_route_dots() {
         colours.iter().filter(|c| **c != colours[0]).count() > 0,
         "green and red dots: {colours:?}"
     );
+    browser
+        .js("document.querySelector('#routes-table').scrollIntoView({block: 'center'}); return true;")
+        .await;
     browser.screenshot("sandbox-checks").await;
 
     // A push: the page, opened again, says the branch is behind.
