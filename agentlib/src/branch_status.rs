@@ -48,7 +48,8 @@ pub(crate) async fn branch_status(
             .map_err(bad_request)?;
     let heads = {
         let (url, credential) = (url.clone(), request.credential.clone());
-        let list = tokio::task::spawn_blocking(move || crate::git::list_branches(&url, &credential));
+        let list =
+            tokio::task::spawn_blocking(move || crate::git::list_branches(&url, &credential));
         match tokio::time::timeout(LIST_TIMEOUT, list).await {
             Ok(Ok(result)) => result?,
             Ok(Err(err)) => return Err(internal(format!("listing the branches failed: {err}"))),

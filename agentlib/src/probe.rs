@@ -201,7 +201,10 @@ async fn check(docker: &docker::DockerClient, container: &str, route: &Route) ->
 
 /// The `real` time busybox `time` printed (`real\t0m 0.03s`).
 pub fn timed(output: &str) -> Option<Duration> {
-    let line = output.lines().rev().find_map(|l| l.trim().strip_prefix("real"))?;
+    let line = output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("real"))?;
     let (minutes, seconds) = line.trim().split_once('m')?;
     let minutes: u64 = minutes.trim().parse().ok()?;
     let seconds: f64 = seconds.trim().trim_end_matches('s').parse().ok()?;
@@ -214,14 +217,24 @@ pub fn timed(output: &str) -> Option<Duration> {
 /// Whether a line is busybox `time`'s, not wget's.
 fn is_time_line(line: &str) -> bool {
     let line = line.trim();
-    ["real", "user", "sys", "Command exited", "Command terminated"]
-        .iter()
-        .any(|prefix| line.starts_with(prefix))
+    [
+        "real",
+        "user",
+        "sys",
+        "Command exited",
+        "Command terminated",
+    ]
+    .iter()
+    .any(|prefix| line.starts_with(prefix))
 }
 
 /// What wget's exit code and output say: the first HTTP status (any status
 /// is an answer), else the broken hop and why.
-pub fn classify(exit: Option<i64>, output: &str, host_port: &str) -> Result<u16, (ProbeHop, String)> {
+pub fn classify(
+    exit: Option<i64>,
+    output: &str,
+    host_port: &str,
+) -> Result<u16, (ProbeHop, String)> {
     let status = output.lines().find_map(|line| {
         let mut words = line.split_whitespace();
         let proto = words.next()?;
@@ -270,7 +283,10 @@ pub fn classify(exit: Option<i64>, output: &str, host_port: &str) -> Result<u16,
             .rfind(|l| !l.is_empty())
             .map(|l| l.trim_start_matches("wget: ").to_owned())
             .unwrap_or_else(|| format!("the check exited with {}", exit.unwrap_or(-1)));
-        (ProbeHop::Http, format!("no HTTP answer from {host_port}: {last}"))
+        (
+            ProbeHop::Http,
+            format!("no HTTP answer from {host_port}: {last}"),
+        )
     };
     Err(broken)
 }
@@ -281,9 +297,18 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(check_target("http://users:8080/x").as_deref(), Ok("users:8080"));
-        assert_eq!(check_target("https://api.ocp.example").as_deref(), Ok("api.ocp.example:443"));
-        assert_eq!(check_target("http://10.0.0.1?x").as_deref(), Ok("10.0.0.1:80"));
+        assert_eq!(
+            check_target("http://users:8080/x").as_deref(),
+            Ok("users:8080")
+        );
+        assert_eq!(
+            check_target("https://api.ocp.example").as_deref(),
+            Ok("api.ocp.example:443")
+        );
+        assert_eq!(
+            check_target("http://10.0.0.1?x").as_deref(),
+            Ok("10.0.0.1:80")
+        );
         assert_eq!(check_target("http://[::1]:81/").as_deref(), Ok("[::1]:81"));
         assert_eq!(check_target("http://[::1]/").as_deref(), Ok("[::1]:80"));
         for bad in [
@@ -304,7 +329,10 @@ mod tests {
     #[test]
     fn wget_outputs() {
         let hp = "127.0.0.1:1";
-        assert_eq!(classify(Some(0), "  HTTP/1.0 200 OK\n  Server: x\n", hp), Ok(200));
+        assert_eq!(
+            classify(Some(0), "  HTTP/1.0 200 OK\n  Server: x\n", hp),
+            Ok(200)
+        );
         assert_eq!(
             classify(
                 Some(1),
@@ -320,17 +348,31 @@ mod tests {
         );
         assert_eq!(
             refused,
-            Err((ProbeHop::Connect, "connection refused to 127.0.0.1:1".into()))
+            Err((
+                ProbeHop::Connect,
+                "connection refused to 127.0.0.1:1".into()
+            ))
         );
         assert!(matches!(
             classify(Some(1), "wget: bad address 'nope.invalid'\n", hp),
             Err((ProbeHop::Dns, _))
         ));
-        assert!(matches!(classify(Some(143), "", hp), Err((ProbeHop::Timeout, _))));
-        let killed = "Command terminated by signal 15\nreal\t0m 5.00s\nuser\t0m 0.00s\nsys\t0m 0.00s\n";
-        assert!(matches!(classify(Some(15), killed, hp), Err((ProbeHop::Timeout, _))));
         assert!(matches!(
-            classify(Some(127), "OCI runtime exec failed: exec: \"busybox\": executable file not found in $PATH", hp),
+            classify(Some(143), "", hp),
+            Err((ProbeHop::Timeout, _))
+        ));
+        let killed =
+            "Command terminated by signal 15\nreal\t0m 5.00s\nuser\t0m 0.00s\nsys\t0m 0.00s\n";
+        assert!(matches!(
+            classify(Some(15), killed, hp),
+            Err((ProbeHop::Timeout, _))
+        ));
+        assert!(matches!(
+            classify(
+                Some(127),
+                "OCI runtime exec failed: exec: \"busybox\": executable file not found in $PATH",
+                hp
+            ),
             Err((ProbeHop::Gateway, _))
         ));
         let other = classify(
@@ -351,7 +393,10 @@ mod tests {
     fn busybox_time() {
         let out = "  HTTP/1.1 200 OK\nreal\t0m 0.03s\nuser\t0m 0.00s\nsys\t0m 0.00s\n";
         assert_eq!(timed(out), Some(Duration::from_millis(30)));
-        assert_eq!(timed("real\t1m 2.50s\n"), Some(Duration::from_millis(62_500)));
+        assert_eq!(
+            timed("real\t1m 2.50s\n"),
+            Some(Duration::from_millis(62_500))
+        );
         assert_eq!(timed("  HTTP/1.1 200 OK\n"), None);
         assert_eq!(timed("real\tsoon\n"), None);
     }

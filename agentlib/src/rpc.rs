@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
-    BranchList, BranchStatus, BranchStatusList, CredentialsVerified, Probe, ProbeReport, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply,
-    RepoInfo, RepoList, RpcError, RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode,
-    subject,
+    BranchList, BranchStatus, BranchStatusList, CredentialsVerified, ListBranches, ListRepos,
+    Probe, ProbeReport, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList, RpcError,
+    RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode, subject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -258,12 +258,8 @@ async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchLis
 }
 
 async fn handle_branch_status(agent: Arc<Agent>, message: async_nats::Message) {
-    let Some(request) = decode_or_answer::<BranchStatus, BranchStatusList>(
-        &agent,
-        &message,
-        "branch_status",
-    )
-    .await
+    let Some(request) =
+        decode_or_answer::<BranchStatus, BranchStatusList>(&agent, &message, "branch_status").await
     else {
         return;
     };

@@ -238,12 +238,18 @@ mod tests {
         let commit = "a".repeat(40);
         let other = "b".repeat(40);
         let same = judge(view(), &commit, moved(Some(&commit), Some(0)));
-        assert_eq!((same.state, same.behind), (StalenessState::UpToDate, Some(0)));
+        assert_eq!(
+            (same.state, same.behind),
+            (StalenessState::UpToDate, Some(0))
+        );
         let one = judge(view(), &commit, moved(Some(&other), Some(1)));
         assert_eq!((one.state, one.behind), (StalenessState::Behind, Some(1)));
         assert_eq!(one.head.as_deref(), Some(other.as_str()));
         let uncounted = judge(view(), &commit, moved(Some(&other), None));
-        assert_eq!((uncounted.state, uncounted.behind), (StalenessState::Behind, None));
+        assert_eq!(
+            (uncounted.state, uncounted.behind),
+            (StalenessState::Behind, None)
+        );
         let gone = judge(view(), &commit, moved(None, None));
         assert_eq!(gone.state, StalenessState::Unknown);
         assert!(gone.reason.is_some());

@@ -21,9 +21,14 @@ async fn ok(stack: &Stack, token: &str, path: &str, body: Value) -> Value {
 /// gateway runs with all three routes.
 async fn sandbox_with_routes(stack: &Stack, token: &str) {
     let baseline = stack.routing.as_ref().expect("routing").baseline.url();
-    ok(stack, token, "/api/environments", json!({ "name": "baseline", "vars": {
-        "USERS_URL": baseline, "ORDERS_URL": baseline,
-    }}))
+    ok(
+        stack,
+        token,
+        "/api/environments",
+        json!({ "name": "baseline", "vars": {
+            "USERS_URL": baseline, "ORDERS_URL": baseline,
+        }}),
+    )
     .await;
     ok(stack, token, "/api/templates", json!({
         "name": "shop", "environment": "baseline",
@@ -31,7 +36,13 @@ async fn sandbox_with_routes(stack: &Stack, token: &str) {
         "services": [{ "repo": "users", "branch": "main" }, { "repo": "orders", "branch": "main" }],
     }))
     .await;
-    ok(stack, token, "/api/sandboxes", json!({ "name": "alpha", "template": "shop" })).await;
+    ok(
+        stack,
+        token,
+        "/api/sandboxes",
+        json!({ "name": "alpha", "template": "shop" }),
+    )
+    .await;
     let started = ok(
         stack,
         token,
@@ -113,8 +124,18 @@ async fn browser_sandbox_staleness_badges_and_route_dots() {
         payments.contains("connect: connection refused to 127.0.0.1:9"),
         "{payments}"
     );
-    assert!(browser.text(&probe_dot("users", "ok")).await.contains("HTTP 200"));
-    assert!(browser.text(&probe_dot("orders", "ok")).await.contains("HTTP 404"));
+    assert!(
+        browser
+            .text(&probe_dot("users", "ok"))
+            .await
+            .contains("HTTP 200")
+    );
+    assert!(
+        browser
+            .text(&probe_dot("orders", "ok"))
+            .await
+            .contains("HTTP 404")
+    );
     let colours = browser
         .js(
             "return [...document.querySelectorAll('#routes-table .probe-dot')] \

@@ -100,8 +100,15 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     let (status, report) = probe(&stack, &token, "alpha").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["sandbox"], "alpha");
-    assert_eq!(report["gateway"]["deployment_id"], gateway["id"], "{report}");
-    assert_eq!(report["routes"].as_array().map(Vec::len), Some(4), "{report}");
+    assert_eq!(
+        report["gateway"]["deployment_id"], gateway["id"],
+        "{report}"
+    );
+    assert_eq!(
+        report["routes"].as_array().map(Vec::len),
+        Some(4),
+        "{report}"
+    );
 
     let users = route(&report, "users");
     assert_eq!(users["source"], "sandbox", "{users}");
