@@ -3,6 +3,7 @@
 mod agents;
 mod auth;
 mod cancel;
+mod checks;
 mod deploy;
 mod history;
 mod logs;

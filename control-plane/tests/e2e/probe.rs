@@ -145,6 +145,30 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     );
     drop(silent);
 
+    // The CLI: a table, and JSON that holds the same report.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["routes", "check", "alpha"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("payments")
+            && l.contains("broken")
+            && l.contains("connect: connection refused")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("users") && l.contains("ok") && l.contains("HTTP 200")),
+        "{text}"
+    );
+    let out = sdp.run(&["-o", "json", "routes", "check", "alpha"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(route(&json, "payments")["hop"], "connect", "{json}");
+    let out = sdp.run(&["routes", "check", "ghost"]).await;
+    assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
+
     // The gateway container gone behind SDP's back: every route is broken
     // at the first hop, and says so.
     let gateway_agent = stack

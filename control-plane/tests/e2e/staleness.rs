@@ -54,6 +54,15 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     assert_eq!(service["head"], pushed.as_str(), "{service}");
     assert_eq!(service["deployed_commit"], deployed.as_str());
 
+    // The CLI says the same.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["sandbox", "stale", sandbox]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("behind by 1"), "{text}");
+    assert!(text.contains(&pushed[..12]), "{text}");
+
     // Another: the agent counts again (the store has the first already).
     let pushed = stack.fixture.push_revision(BRANCH, "3");
     let service = staleness(&stack, &token, sandbox).await;
