@@ -20,8 +20,9 @@ use sdp_bus::{
 use crate::agent::{Agent, bad_request};
 
 /// Listing the remote's heads.
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Fetching and counting one branch.
+const LIST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Fetching and counting one branch. Both together stay under the control
+/// plane's 40 s, so it gets the heads even when a count runs out of time.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(crate) async fn branch_status(

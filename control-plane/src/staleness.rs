@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::store::{Deployment, DeploymentFilter, Store, StoreError};
 
-/// The agent lists the heads (up to 30 s) and may fetch to count (20 s).
+/// The agent lists the heads (up to 15 s) and may fetch to count (20 s).
 const BRANCH_STATUS_TIMEOUT: Duration = Duration::from_secs(40);
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -197,12 +197,12 @@ async fn heads_only(
 
 /// Why the agents could not say, for people (never the credential).
 fn call_reason(err: &AgentCallError, kind: &str, repo: &str) -> String {
-    if err.is_unauthorized() {
-        format!("the git server refused your credential for {repo}")
-    } else if err.is_no_agent() {
-        format!("no {kind} agent answered")
-    } else {
-        err.to_string()
+    match err {
+        _ if err.is_unauthorized() => {
+            format!("the git server refused your credential for {repo}")
+        }
+        AgentCallError::NoResponders { .. } => format!("no {kind} agent is online"),
+        _ => err.to_string(),
     }
 }
 
