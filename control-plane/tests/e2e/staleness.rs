@@ -78,8 +78,29 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     assert_eq!(service["head"], pushed.as_str());
     assert_eq!(service["deployment_id"], second["id"]);
 
-    // The branch deleted on the remote: the head is unknown, with why.
+    // The branch rewritten (force-pushed to main's unrelated commit): it
+    // moved, and the reason says the deployed commits are off it.
     let bare = stack.fixture.bare_path().to_owned();
+    let main = stack.fixture.commit("main");
+    let rewritten = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["update-ref", &format!("refs/heads/{BRANCH}"), &main])
+        .status()
+        .expect("git update-ref");
+    assert!(rewritten.success());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "behind", "{service}");
+    assert_eq!(service["head"], main.as_str(), "{service}");
+    assert_eq!(service["behind"], 1, "main's one commit: {service}");
+    assert!(
+        service["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rewritten") && r.contains("3 deployed commit(s)")),
+        "{service}"
+    );
+
+    // The branch deleted on the remote: the head is unknown, with why.
     let deleted = std::process::Command::new("git")
         .arg("-C")
         .arg(&bare)
