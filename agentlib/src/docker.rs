@@ -415,4 +415,56 @@ impl DockerClient {
             .map(|item| item.map(bollard::container::LogOutput::into_bytes))
             .boxed()
     }
+
+    /// Runs `argv` in the running container `id` (an exec: no shell, no
+    /// tty, the container's own user and limits) and waits for it; returns
+    /// its exit code and its output (stdout and stderr as they came, at
+    /// most 64 KiB).
+    pub async fn exec(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+    ) -> Result<(Option<i64>, String), DeployError> {
+        const MAX_OUTPUT: usize = 64 * 1024;
+        let config = bollard::models::ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            cmd: Some(argv),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(docker_err("create exec"))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(docker_err("start exec"))?;
+        let mut text = String::new();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(chunk) if text.len() < MAX_OUTPUT => {
+                        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                    }
+                    Ok(_) => {}
+                    Err(source) => {
+                        return Err(DeployError::Docker {
+                            step: "read exec output",
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(docker_err("inspect exec"))?;
+        Ok((inspected.exit_code, text))
+    }
 }

@@ -9,6 +9,9 @@
 //! - one task per runtime-log stream (`agent.cmd.<agent_id>.container_logs`,
 //!   [`runtime_logs`]): a container's output to the control plane in
 //!   batches on core NATS, with a credit window, never stored;
+//! - `agent.rpc.<kind>.branch_status` ([`branch_status`]: how far a
+//!   deployed branch moved) and `agent.cmd.<agent_id>.probe` ([`probe`]:
+//!   a sandbox's routes checked from its gateway container);
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -24,6 +27,7 @@
 //! the whole `main` of an agent binary (config, tracing, signals).
 
 pub mod agent;
+pub mod branch_status;
 pub mod cli;
 pub mod config;
 pub mod docker;
@@ -35,6 +39,7 @@ pub mod git_store;
 pub mod gomod;
 pub mod job;
 pub mod php;
+pub mod probe;
 pub mod rpc;
 pub mod runtime_logs;
 pub mod service;

@@ -5,6 +5,8 @@
 //! one agent of the kind (queue group `agents.<kind>`);
 //! `agent.cmd.<agent_id>.{teardown,reconcile,container_logs}` to this agent
 //! only ([`crate::runtime_logs`] serves `container_logs`).
+//! Added: `agent.rpc.<kind>.branch_status` ([`crate::branch_status`]) and
+//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +16,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
-    BranchList, CredentialsVerified, ListBranches, ListRepos, Reconcile, ReconcileDone, Reply,
-    RepoInfo, RepoList, RpcError, RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode,
-    subject,
+    BranchList, BranchStatus, BranchStatusList, CredentialsVerified, ListBranches, ListRepos,
+    Probe, ProbeReport, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList, RpcError,
+    RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode, subject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,7 +45,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 8] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -84,6 +86,16 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 8] {
             subject::agent_cmd(agent_id, subject::CONTAINER_LOGS),
             To::ThisAgent,
             |agent, message| Box::pin(crate::runtime_logs::handle(agent, message)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::BRANCH_STATUS),
+            To::Kind,
+            |agent, message| Box::pin(handle_branch_status(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::PROBE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_probe(agent, message)),
         ),
     ]
 }
@@ -249,6 +261,28 @@ async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchLis
             "the git server did not answer in time",
         )),
     }
+}
+
+async fn handle_branch_status(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) =
+        decode_or_answer::<BranchStatus, BranchStatusList>(&agent, &message, "branch_status").await
+    else {
+        return;
+    };
+    let result = crate::branch_status::branch_status(&agent, request).await;
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+async fn handle_probe(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<Probe, ProbeReport>(&agent, &message, "probe").await
+    else {
+        return;
+    };
+    let result = crate::probe::probe(&agent, request).await;
+    if let Err(err) = &result {
+        tracing::info!(error = %err, "probe refused");
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
 }
 
 async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {

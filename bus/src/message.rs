@@ -645,3 +645,99 @@ pub struct LogCredit {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stop: bool,
 }
+
+/// `agent.rpc.<kind>.branch_status`: how far branches have moved past the
+/// commits deployed from them. The agent lists the remote's heads with the
+/// user's credential (like `list_branches`) and, for a branch that moved,
+/// fetches it into its store of the repo to count the commits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BranchStatus {
+    pub repo: String,
+    pub credential: GitCredential,
+    pub branches: Vec<BranchCommit>,
+}
+
+/// A branch and the commit deployed from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchCommit {
+    pub branch: String,
+    pub commit: String,
+}
+
+/// Reply to [`BranchStatus`]: one entry per asked branch, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchStatusList {
+    pub branches: Vec<BranchMove>,
+}
+
+/// Where a branch is now, relative to a commit deployed from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchMove {
+    pub branch: String,
+    /// The deployed commit asked about.
+    pub commit: String,
+    /// The branch's head on the remote; `None` when the branch is gone.
+    pub head: Option<String>,
+    /// Commits on the head that the deployed commit lacks; `None` when the
+    /// agent cannot tell (see `reason`).
+    pub behind: Option<u32>,
+    /// Why `behind` is `None`, or a note (the branch was rewritten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `agent.cmd.<agent_id>.probe`: check every route of a sandbox from inside
+/// its gateway container's network (the agent runs the check there).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub sandbox: String,
+    /// The gateway's service (repo) name: with the sandbox and the agent,
+    /// the labels of its container.
+    pub service: String,
+    pub routes: Vec<Route>,
+}
+
+/// Reply to [`Probe`]: one check per route, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub routes: Vec<RouteCheck>,
+}
+
+/// One route, checked from the gateway's network.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteCheck {
+    pub service: String,
+    pub target: String,
+    pub source: RouteSource,
+    /// The target answered HTTP (any status).
+    pub ok: bool,
+    /// The HTTP status of the first answer.
+    pub status: Option<u16>,
+    /// From the check's start to its end, as the agent measured it
+    /// (includes starting the check in the gateway container).
+    pub latency_ms: Option<u64>,
+    /// What went wrong, for people.
+    pub error: Option<String>,
+    /// Which hop is broken; `None` when `ok`.
+    pub hop: Option<ProbeHop>,
+}
+
+/// The hop of a route that a probe found broken, from the gateway outwards.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeHop {
+    /// The gateway container is not running, or the check cannot run in it.
+    Gateway,
+    /// The target is not an http(s) URL the check accepts.
+    Url,
+    /// The target's host name does not resolve from the gateway.
+    Dns,
+    /// The TCP connection is refused or the host unreachable.
+    Connect,
+    /// No answer within the probe's bound.
+    Timeout,
+    /// Connected, but no HTTP answer (TLS or protocol failure).
+    Http,
+}

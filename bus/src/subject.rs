@@ -19,6 +19,11 @@ pub const DEPLOY: &str = "deploy";
 /// `agent.cmd.<agent_id>.container_logs`: start a runtime-log stream of a
 /// deployment's container on that agent.
 pub const CONTAINER_LOGS: &str = "container_logs";
+/// `agent.rpc.<kind>.branch_status`: how far branches moved past deployed
+/// commits (staleness).
+pub const BRANCH_STATUS: &str = "branch_status";
+/// `agent.cmd.<agent_id>.probe`: check a sandbox's routes from its gateway.
+pub const PROBE: &str = "probe";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -352,3 +352,78 @@ fn runtime_log_stream() {
         "agent.logs.micro-1.r01.credit"
     );
 }
+
+#[test]
+fn branch_status() {
+    let request = BranchStatus {
+        repo: "users".into(),
+        credential: credential(),
+        branches: vec![BranchCommit {
+            branch: "feature/x".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        }],
+    };
+    insta::assert_json_snapshot!("branch_status", wire(&request));
+    round_trip(&request);
+    let reply = Reply::ok(BranchStatusList {
+        branches: vec![
+            BranchMove {
+                branch: "feature/x".into(),
+                commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                head: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
+                behind: Some(1),
+                reason: None,
+            },
+            BranchMove {
+                branch: "gone".into(),
+                commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                head: None,
+                behind: None,
+                reason: Some("the branch no longer exists on the remote".into()),
+            },
+        ],
+    });
+    insta::assert_json_snapshot!("branch_status_list", wire(&reply));
+    round_trip(&reply);
+}
+
+#[test]
+fn probe() {
+    let request = Probe {
+        sandbox: "alpha".into(),
+        service: "gateway".into(),
+        routes: vec![Route {
+            service: "users".into(),
+            target: "http://172.17.0.1:32768".into(),
+            source: RouteSource::Sandbox,
+        }],
+    };
+    insta::assert_json_snapshot!("probe", wire(&request));
+    round_trip(&request);
+    let reply = Reply::ok(ProbeReport {
+        routes: vec![
+            RouteCheck {
+                service: "users".into(),
+                target: "http://172.17.0.1:32768".into(),
+                source: RouteSource::Sandbox,
+                ok: true,
+                status: Some(200),
+                latency_ms: Some(42),
+                error: None,
+                hop: None,
+            },
+            RouteCheck {
+                service: "orders".into(),
+                target: "http://127.0.0.1:1".into(),
+                source: RouteSource::Manual,
+                ok: false,
+                status: None,
+                latency_ms: Some(40),
+                error: Some("connection refused to 127.0.0.1:1".into()),
+                hop: Some(ProbeHop::Connect),
+            },
+        ],
+    });
+    insta::assert_json_snapshot!("probe_report", wire(&reply));
+    round_trip(&reply);
+}

@@ -129,6 +129,9 @@ pub enum SandboxCommand {
         #[arg(long)]
         ttl_hours: Option<u32>,
     },
+    /// Whether each running service's branch moved since its deployed
+    /// commit, and by how many commits.
+    Stale { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +206,9 @@ pub enum RoutesAction {
     },
     /// Drop the manual route: back to the sandbox's own or the baseline.
     Reset { sandbox: String, service: String },
+    /// Check every route from the sandbox gateway's network: HTTP status
+    /// and latency, or the broken hop and why.
+    Check { sandbox: String },
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,9 @@
 //! - route tables ([`routing`]), from pure resolution rules;
 //! - runtime logs ([`runtime_logs`]): a running container's output from its
 //!   agent to an HTTP response, with a credit window, never stored;
+//! - checks asked of agents on request: the staleness of running services
+//!   ([`staleness`], `branch_status`) and the route probe from a
+//!   sandbox's gateway ([`probe`], `agent.cmd.<id>.probe`);
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
@@ -48,10 +51,12 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod persister;
 pub mod preview;
+pub mod probe;
 pub mod repos;
 pub mod routing;
 pub mod runtime_logs;
 pub mod sessions;
+pub mod staleness;
 pub mod store;
 pub mod throttle;
 pub mod webhooks;

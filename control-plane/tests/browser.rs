@@ -16,3 +16,5 @@ mod flows;
 
 #[path = "browser/runtime_logs.rs"]
 mod runtime_logs;
+#[path = "browser/checks.rs"]
+mod checks;

@@ -61,6 +61,11 @@ async fn canary_password_is_written_nowhere() {
             json!({ "repo": "ghost", "branch": "main" }),
         )
         .await;
+    // Staleness fetches the moved branch into the agent's store with it.
+    stack.fixture.push_revision(BRANCH, "2");
+    let (status, staleness) = stack.get(&token, "/api/sandboxes/alpha/staleness").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{staleness}");
+    assert_eq!(staleness["services"][0]["behind"], 1, "{staleness}");
     // Let the persister and the logs catch up with the last events.
     let _ = stack.ws_events(&token, &failed, 0).await;
 

@@ -87,6 +87,8 @@ fn every_route_is_documented() {
         ("GET", "/api/sandboxes/{name}/routes"),
         ("PUT", "/api/sandboxes/{name}/routes/{service}"),
         ("DELETE", "/api/sandboxes/{name}/routes/{service}"),
+        ("GET", "/api/sandboxes/{name}/staleness"),
+        ("POST", "/api/sandboxes/{name}/probe"),
         ("GET", "/api/deployments"),
         ("GET", "/api/deployments/{id}"),
         ("POST", "/api/deployments/{id}/cancel"),

@@ -3,6 +3,7 @@
 mod agents;
 mod auth;
 mod cancel;
+mod checks;
 mod deploy;
 mod follow_branch;
 mod history;

@@ -1,5 +1,6 @@
 //! `sdp routes SANDBOX`, `routes set SANDBOX SERVICE TARGET`,
-//! `routes reset SANDBOX SERVICE` over `/api/sandboxes/{name}/routes`.
+//! `routes reset SANDBOX SERVICE` over `/api/sandboxes/{name}/routes`
+//! (and `routes check SANDBOX`, in [`super::checks`]).
 
 use serde_json::{Value, json};
 
@@ -33,6 +34,9 @@ pub async fn run(ctx: &Ctx, args: RoutesArgs) -> Result<Exit, CliError> {
                 eprintln!("{service} in {sandbox} now goes to {target}");
             }
             sandbox
+        }
+        Some(RoutesAction::Check { sandbox }) => {
+            return super::checks::check_routes(ctx, &sandbox).await;
         }
         Some(RoutesAction::Reset { sandbox, service }) => {
             client

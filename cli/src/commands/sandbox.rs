@@ -1,5 +1,5 @@
 //! `sdp sandbox ls|show|create|rm|pin|unpin|renew` over
-//! `/api/sandboxes[/{name}]`.
+//! `/api/sandboxes[/{name}]` (and `stale`, in [`super::checks`]).
 
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
             return show_list(ctx, &list);
         }
         SandboxCommand::Show { name } => client.get(&path(&name)).await?,
+        SandboxCommand::Stale { name } => return super::checks::stale(ctx, &name).await,
         SandboxCommand::Create {
             name,
             template,

@@ -5,6 +5,7 @@
 
 mod auth;
 mod catalog;
+mod checks;
 mod deployments;
 mod error;
 mod follow;
@@ -88,6 +89,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sandboxes::deploy_template))
         .routes(routes!(sandboxes::routes))
         .routes(routes!(sandboxes::put_route, sandboxes::delete_route))
+        .routes(routes!(checks::staleness))
+        .routes(routes!(checks::probe))
         .routes(routes!(deployments::create))
         .routes(routes!(deployments::list))
         .routes(routes!(deployments::show))

@@ -138,6 +138,8 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
             "list_routes",
             "deploy_template",
             "create_deployment",
+            "sandbox_staleness",
+            "probe_routes",
         ],
     ),
     (

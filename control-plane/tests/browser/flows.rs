@@ -10,7 +10,7 @@ use crate::driver::{Browser, UI_TIMEOUT};
 
 /// Logs in through the login page (after one wrong password when
 /// `wrong_first`), and waits for the home page.
-async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
+pub(crate) async fn login(browser: &Browser, stack: &Stack, wrong_first: bool) {
     browser.open("/sandboxes").await;
     browser.wait_for("#login-form").await;
     assert!(
@@ -457,6 +457,26 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .wait_for("#services-table tr[data-service=users] .status-running")
         .await;
     browser.screenshot("sandbox-running").await;
+
+    // Loaded after the page: the running service's branch is up to date;
+    // "Check routes" without a running gateway says so (409, no console
+    // error).
+    browser
+        .wait_for("#services-table tr[data-service=users] [data-staleness=up_to_date]")
+        .await;
+    browser.click("#check-routes").await;
+    browser
+        .wait_js(
+            "the probe's answer",
+            UI_TIMEOUT,
+            "const m = document.querySelector('#sandbox-message'); \
+             return m && m.textContent.includes('no running gateway');",
+        )
+        .await;
+    // The 409 is the one console error this provokes.
+    browser
+        .expect_console_errors(&["/api/sandboxes/beta/probe"])
+        .await;
 
     // The sandbox's stable link, with a copy button.
     assert_eq!(

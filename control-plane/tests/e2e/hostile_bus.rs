@@ -33,6 +33,8 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
         "agent.rpc.micro.list_repos".to_owned(),
         "agent.rpc.micro.list_branches".to_owned(),
         format!("agent.cmd.{agent}.teardown"),
+        "agent.rpc.micro.branch_status".to_owned(),
+        format!("agent.cmd.{agent}.probe"),
         format!("deploy.cancel.{id}"),
         format!("deploy.progress.{id}"),
         "deploy.progress.dbogus".to_owned(),

@@ -5,6 +5,7 @@ import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
 import { followToggle, pushedNote } from '../follow.js';
+import { stalenessChecker, routeProber } from './sandbox_checks.js';
 
 const POLL_MS = 4000;
 
@@ -33,6 +34,11 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   const history = el('div', { class: 'card-body flush' }, loading());
   const deployBody = el('div', { class: 'card-body' }, loading());
   const subtitle = el('div', { class: 'sub' });
+  // Loaded after the page (they ask agents): staleness badges, route probe.
+  // Staleness reads the remote with the viewer's credential: without one
+  // (control plane restarted since login) it would answer 401, so skip it.
+  const staleness = stalenessChecker(base, () => { if (!stopped) renderServices(); }, me?.can_deploy !== false);
+  const prober = routeProber(base, () => { if (!stopped) renderRoutes(lastRoutes); }, (err, title) => sayError(err, title));
 
   view.append(
     el('div', { class: 'page-head' },
@@ -47,7 +53,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       el('div', { class: 'card-head' }, el('h2', {}, 'Services'), el('span', { class: 'hint' }, 'What runs in this sandbox')), services),
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Routes'),
-        el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service')), routes),
+        el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service'), prober.button), routes),
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Recent deployments'),
         el('a', { href: `#/deployments?sandbox=${encodeURIComponent(name)}` }, 'All of them')), history));
@@ -180,7 +186,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
         });
         return el('tr', { dataset: { service: s.repo } },
           el('td', {}, el('strong', {}, s.repo)),
-          el('td', { class: 'mono' }, s.branch ?? ''),
+          el('td', { class: 'mono' }, s.branch ?? '', ' ', staleness.badge(s)),
           el('td', {}, commitEl(s.commit)),
           el('td', {}, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed'), pushedNote(s) ? [' ', pushedNote(s)] : null),
           el('td', {}, urlLink(s.url)),
@@ -221,7 +227,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     }
     replace(routes, el('table', { class: 'table', id: 'routes-table' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Goes to'), el('th', {}, 'Target'),
-        el('th', {}, 'Env key'), el('th', {}, ''))),
+        el('th', {}, 'Env key'), el('th', {}, 'Check'), el('th', {}, ''))),
       el('tbody', {}, lastRoutes.map((r) => {
         const targetCell = el('td', { class: 'mono target' }, r.target ?? '');
         const actions = el('td', { class: 'actions' });
@@ -248,6 +254,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
           el('td', {}, routeBadge(r.source)),
           targetCell,
           el('td', { class: 'mono muted' }, r.env_key ?? ''),
+          el('td', { class: 'probe-cell' }, prober.dot(r)),
           actions);
       }))));
   }
@@ -372,6 +379,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       renderFacts();
       loadTemplateEnv();
       renderServices();
+      staleness.update(sandbox.services);
       renderHeadActions();
     } else if (api.isMissingApi(sb.reason)) {
       sandboxApi = false;

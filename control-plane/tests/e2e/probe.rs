@@ -1,0 +1,196 @@
+//! The route probe (issue 12): every route of a sandbox checked from its
+//! gateway's own network. A sandbox route (users deployed in it), a
+//! baseline route (orders) and a manual route to a closed port, on the
+//! real stack: agent-micro, agent-gateway, the PHP gateway, the baseline.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::routing::{deploy_template, from_sandbox, setup, through_gateway};
+
+async fn probe(stack: &Stack, token: &str, sandbox: &str) -> (StatusCode, Value) {
+    stack
+        .post(token, &format!("/api/sandboxes/{sandbox}/probe"), json!({}))
+        .await
+}
+
+fn route<'a>(report: &'a Value, service: &str) -> &'a Value {
+    report["routes"]
+        .as_array()
+        .and_then(|routes| routes.iter().find(|r| r["service"] == service))
+        .unwrap_or_else(|| panic!("no route of {service}: {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_finds_the_broken_hop_of_each_route() {
+    let stack = Stack::start_with(StackOptions {
+        gateway: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    setup(&stack, &token).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            json!({ "name": "alpha", "template": "shop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // No gateway runs yet: 409; an unknown sandbox: 404.
+    let (status, body) = probe(&stack, &token, "alpha").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "no_gateway", "{body}");
+    let (status, body) = probe(&stack, &token, "ghost").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // users runs in the sandbox, orders on the baseline; payments goes by
+    // hand to a port nothing listens on (the gateway container's own
+    // loopback: refused for certain).
+    deploy_template(
+        &stack,
+        &token,
+        "alpha",
+        json!({ "branches": { "users": BRANCH }, "only": ["users"] }),
+    )
+    .await;
+    through_gateway(&stack, &token, "alpha", "/users/1", from_sandbox(BRANCH)).await;
+    // And stock goes to a host port that accepts connections but never
+    // answers (the listener never accepts; the kernel completes the
+    // handshake): the check runs out of time.
+    let silent = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let silent_target = format!(
+        "http://{}:{}/",
+        sdp_testkit::docker_bridge_gateway(),
+        silent.local_addr().expect("addr").port()
+    );
+    let closed = "http://127.0.0.1:9/";
+    for (service, target) in [("payments", closed), ("stock", silent_target.as_str())] {
+        let response = stack
+            .http()
+            .put(stack.url(&format!("/api/sandboxes/alpha/routes/{service}")))
+            .bearer_auth(&token)
+            .json(&json!({ "target": target }))
+            .send()
+            .await
+            .expect("put route");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The re-applied gateway has the manual routes in its routes.json.
+    through_gateway(&stack, &token, "alpha", "/routes", |routes| {
+        let text = routes.to_string();
+        text.contains("127.0.0.1:9") && text.contains(&silent_target)
+    })
+    .await;
+    let gateway = sdp_testkit::wait_for(
+        "the re-applied gateway recorded running",
+        Duration::from_secs(30),
+        || async {
+            let gateway = crate::routing::latest_gateway(&stack, &token, "alpha").await;
+            (gateway["status"] == "running").then_some(gateway)
+        },
+    )
+    .await;
+
+    let (status, report) = probe(&stack, &token, "alpha").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["sandbox"], "alpha");
+    assert_eq!(
+        report["gateway"]["deployment_id"], gateway["id"],
+        "{report}"
+    );
+    assert_eq!(
+        report["routes"].as_array().map(Vec::len),
+        Some(4),
+        "{report}"
+    );
+
+    let users = route(&report, "users");
+    assert_eq!(users["source"], "sandbox", "{users}");
+    assert_eq!(users["ok"], true, "{users}");
+    assert!(users["status"].as_u64().is_some(), "{users}");
+    assert_eq!(users["hop"], Value::Null, "{users}");
+    assert!(users["latency_ms"].as_u64().is_some(), "{users}");
+
+    // The baseline answers / with 404: any HTTP status is an answer.
+    let orders = route(&report, "orders");
+    assert_eq!(orders["source"], "environment", "{orders}");
+    assert_eq!(orders["ok"], true, "{orders}");
+    assert_eq!(orders["status"], 404, "{orders}");
+
+    let payments = route(&report, "payments");
+    assert_eq!(payments["source"], "manual", "{payments}");
+    assert_eq!(payments["target"], closed);
+    assert_eq!(payments["ok"], false, "{payments}");
+    assert_eq!(payments["hop"], "connect", "{payments}");
+    assert_eq!(payments["status"], Value::Null, "{payments}");
+    assert_eq!(
+        payments["error"], "connection refused to 127.0.0.1:9",
+        "{payments}"
+    );
+
+    let stock = route(&report, "stock");
+    assert_eq!(stock["ok"], false, "{stock}");
+    assert_eq!(stock["hop"], "timeout", "{stock}");
+    assert!(
+        stock["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no answer from")),
+        "{stock}"
+    );
+    drop(silent);
+
+    // The CLI: a table, and JSON that holds the same report.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["routes", "check", "alpha"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("payments")
+            && l.contains("broken")
+            && l.contains("connect: connection refused")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("users") && l.contains("ok") && l.contains("HTTP 200")),
+        "{text}"
+    );
+    let out = sdp.run(&["-o", "json", "routes", "check", "alpha"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(route(&json, "payments")["hop"], "connect", "{json}");
+    let out = sdp.run(&["routes", "check", "ghost"]).await;
+    assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
+
+    // The gateway container gone behind SDP's back: every route is broken
+    // at the first hop, and says so.
+    let gateway_agent = stack
+        .routing
+        .as_ref()
+        .expect("routing")
+        .gateway_agent_id
+        .clone();
+    for container in sdp_testkit::containers_with_label("sdp.agent", &gateway_agent) {
+        sdp_testkit::docker_rm(&container);
+    }
+    let (status, report) = probe(&stack, &token, "alpha").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    for check in report["routes"].as_array().expect("routes") {
+        assert_eq!(check["ok"], false, "{check}");
+        assert_eq!(check["hop"], "gateway", "{check}");
+        assert!(
+            check["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not running")),
+            "{check}"
+        );
+    }
+    stack.shutdown().await;
+}

@@ -1,0 +1,126 @@
+//! Staleness of running services (issue 12): after a push to the deployed
+//! branch the sandbox says "behind by N" with the new head, after the
+//! deploy "up to date". Real git server, agent, NATS and Docker.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::*;
+
+async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> Value {
+    let (status, body) = stack
+        .get(token, &format!("/api/sandboxes/{sandbox}/staleness"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sandbox"], sandbox, "{body}");
+    let services = body["services"].as_array().expect("services");
+    assert_eq!(services.len(), 1, "one running service: {body}");
+    services[0].clone()
+}
+
+async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Value {
+    let id = stack.deploy(token, sandbox, BRANCH).await;
+    let deployment = stack.wait_settled(token, &id).await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    deployment
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_counts_pushes_and_clears_on_deploy() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let sandbox = "stale";
+
+    // Nothing runs yet: nothing to judge; an unknown sandbox is 404.
+    let (status, body) = stack.get(&token, "/api/sandboxes/ghost/staleness").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let first = deploy_running(&stack, &token, sandbox).await;
+    let deployed = first["commit"].as_str().expect("commit").to_owned();
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["repo"], REPO);
+    assert_eq!(service["branch"], BRANCH);
+    assert_eq!(service["state"], "up_to_date", "{service}");
+    assert_eq!(service["behind"], 0, "{service}");
+    assert_eq!(service["deployed_commit"], deployed.as_str());
+    assert_eq!(service["head"], deployed.as_str());
+    assert_eq!(service["deployment_id"], first["id"]);
+
+    // One push: behind by 1, with the new head.
+    let pushed = stack.fixture.push_revision(BRANCH, "2");
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "behind", "{service}");
+    assert_eq!(service["behind"], 1, "{service}");
+    assert_eq!(service["head"], pushed.as_str(), "{service}");
+    assert_eq!(service["deployed_commit"], deployed.as_str());
+
+    // The CLI says the same.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["sandbox", "stale", sandbox]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("behind by 1"), "{text}");
+    assert!(text.contains(&pushed[..12]), "{text}");
+
+    // Another: the agent counts again (the store has the first already).
+    let pushed = stack.fixture.push_revision(BRANCH, "3");
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["behind"], 2, "{service}");
+    assert_eq!(service["head"], pushed.as_str(), "{service}");
+
+    // Deployed again: up to date, about the new deployment.
+    let second = deploy_running(&stack, &token, sandbox).await;
+    assert_eq!(second["commit"], pushed.as_str());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "up_to_date", "{service}");
+    assert_eq!(service["behind"], 0, "{service}");
+    assert_eq!(service["head"], pushed.as_str());
+    assert_eq!(service["deployment_id"], second["id"]);
+
+    // The branch rewritten (force-pushed to main's unrelated commit): it
+    // moved, and the reason says the deployed commits are off it.
+    let bare = stack.fixture.bare_path().to_owned();
+    let main = stack.fixture.commit("main");
+    let rewritten = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["update-ref", &format!("refs/heads/{BRANCH}"), &main])
+        .status()
+        .expect("git update-ref");
+    assert!(rewritten.success());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "behind", "{service}");
+    assert_eq!(service["head"], main.as_str(), "{service}");
+    assert_eq!(service["behind"], 1, "main's one commit: {service}");
+    assert!(
+        service["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rewritten") && r.contains("3 deployed commit(s)")),
+        "{service}"
+    );
+
+    // The branch deleted on the remote: the head is unknown, with why.
+    let deleted = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&bare)
+        .args(["update-ref", "-d", &format!("refs/heads/{BRANCH}")])
+        .status()
+        .expect("git update-ref");
+    assert!(deleted.success());
+    let service = staleness(&stack, &token, sandbox).await;
+    assert_eq!(service["state"], "unknown", "{service}");
+    assert_eq!(service["head"], Value::Null, "{service}");
+    assert!(
+        service["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no longer exists")),
+        "{service}"
+    );
+
+    // The credential never reaches the agent's logs.
+    for (name, text) in stack.process_output() {
+        assert!(!text.contains(&stack.password), "the password is in {name}");
+    }
+    stack.shutdown().await;
+}
