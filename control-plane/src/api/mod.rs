@@ -87,6 +87,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::show))
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
+        .routes(routes!(deployments::redeploy))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

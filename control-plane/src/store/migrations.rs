@@ -98,6 +98,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN reapply INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE deployments ADD COLUMN inputs_digest TEXT;
     "#,
+    // 4: a deployment may ask for a commit of its branch (the agent checks
+    // it is on the branch); a redeploy (rollback) names the deployment
+    // whose commit it deploys again.
+    r#"
+    ALTER TABLE deployments ADD COLUMN requested_commit TEXT;
+    ALTER TABLE deployments ADD COLUMN redeploy_of TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackButton, confirming } from '../rollback.js';
 
 const POLL_MS = 4000;
 
@@ -332,17 +333,24 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   }
 
   function renderHistory(list) {
+    // A refresh would drop an open "roll back?" question.
+    if (confirming(history)) return;
     if (!list.length) {
       replace(history, el('div', { class: 'empty' }, el('p', {}, 'No deployments in this sandbox yet.')));
       return;
     }
     replace(history, el('table', { class: 'table', id: 'sandbox-deployments' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Repo'), el('th', {}, 'Branch'),
-        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'))),
+        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'), el('th', {}, ''))),
       el('tbody', {}, list.map((d) => el('tr', { dataset: { deployment: d.id } },
-        el('td', {}, deploymentLink(d.id)), el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
-        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status)),
-        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)))))));
+        el('td', {}, deploymentLink(d.id), d.redeploy_of ? [' ', redeployBadge(d)] : null),
+        el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
+        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status), liveBadge(d)),
+        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)),
+        el('td', { class: 'actions' }, canRedeploy(d) ? rollbackButton(d, {
+          onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+          onError: (err) => sayError(err, `Cannot deploy ${d.repo} ${d.commit} again`),
+        }) : null))))));
   }
 
   async function refresh() {
