@@ -19,6 +19,7 @@ mod persister;
 mod placement;
 mod preview;
 mod read_your_events;
+mod rollback;
 mod routing;
 mod sandboxes;
 mod sessions;
