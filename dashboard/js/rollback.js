@@ -29,15 +29,16 @@ export const canRedeploy = (d) => Boolean(d?.commit) && RAN.has(d.status);
 /**
  * A "Roll back" button (or "Redeploy this commit" for the live one) that
  * confirms inline, then POSTs /api/deployments/{id}/redeploy and hands the
- * new deployment to `onStarted`; errors go to `onError`.
+ * new deployment to `onStarted`; errors go to `onError`. `small` for
+ * table rows.
  */
-export function rollbackButton(d, { onStarted, onError }) {
+export function rollbackButton(d, { onStarted, onError, small = true }) {
   const label = d.live ? 'Redeploy this commit' : 'Roll back';
   return confirmButton({
     label,
     question: `Deploy ${shortCommit(d.commit)} of ${d.branch} into ${d.sandbox} again? `,
     confirmLabel: label,
-    className: 'btn btn-small rollback',
+    className: small ? 'btn btn-small rollback' : 'btn rollback',
     onConfirm: async () => {
       try {
         onStarted(await api.post(`/api/deployments/${api.seg(d.id)}/redeploy`));

@@ -204,6 +204,7 @@ export async function render(view, { params, navigate, isCurrent }) {
         const back = rollbackButton(settled, {
           onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
           onError: (err) => replace(message, errorBox(err, 'Cannot deploy this commit again')),
+          small: false,
         });
         back.id = 'rollback';
         headActions.append(' ', back);
