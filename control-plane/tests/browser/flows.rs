@@ -733,6 +733,42 @@ async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
         .map(|d| d["live"] == true)
         .collect();
     assert_eq!(live, [true, false, false, false], "{history}");
+
+    // The sandbox page: the live badge in its recent deployments, and the
+    // deploy form's optional commit.
+    browser.open("/sandboxes/alpha").await;
+    browser
+        .wait_for(&format!(
+            "#sandbox-deployments tr[data-deployment={}] .badge.live",
+            json!(fourth)
+        ))
+        .await;
+    browser.wait_for("#deploy-commit").await;
+    browser.select("#deploy-repo", REPO).await;
+    browser.fill("#deploy-branch", "main").await;
+    browser.fill("#deploy-commit", &a).await;
+    browser.click("#deploy-submit").await;
+    let fifth = browser
+        .wait_js(
+            "the form's deployment page",
+            UI_TIMEOUT,
+            &format!(
+                "const m = location.hash.match(/^#\\/deployments\\/(d[0-9a-f]+)$/); \
+                 return m && ![{}, {}, {}, {}].includes(m[1]) ? m[1] : null;",
+                json!(first),
+                json!(second),
+                json!(third),
+                json!(fourth)
+            ),
+        )
+        .await
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_page_result(&browser, &fifth, "running").await;
+    let deployed = stack.wait_settled(&token, &fifth).await;
+    assert_eq!(deployed["requested_commit"], a.as_str(), "{deployed}");
+    assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
     browser.close().await;
 }
 

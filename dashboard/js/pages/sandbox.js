@@ -58,10 +58,10 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   let sandboxApi = true;
   let editingRoute = false;
 
-  const deployOne = async (repo, branch, button) => {
+  const deployOne = async (repo, branch, button, commit) => {
     if (button) button.disabled = true;
     try {
-      const created = await api.post(`${base}/deployments`, { repo, branch });
+      const created = await api.post(`${base}/deployments`, commit ? { repo, branch, commit } : { repo, branch });
       navigate(`#/deployments/${encodeURIComponent(created.id)}`);
     } catch (err) {
       sayError(err, `Cannot deploy ${repo} ${branch}`);
@@ -278,9 +278,14 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       }
     };
     repoField.addEventListener('change', loadBranches);
+    // Optional: a commit of the branch instead of its head (the agent
+    // refuses one that is not on the branch).
+    const commit = el('input', { type: 'text', id: 'deploy-commit', placeholder: 'the branch head', autocomplete: 'off', class: 'mono wide',
+      pattern: '[0-9a-f]{40}|[0-9a-f]{64}', title: 'The full commit id (40 hex digits)' });
     const form = el('form', { id: 'deploy-form' },
       el('div', { class: 'field' }, el('label', { for: 'deploy-repo' }, 'Repo'), repoField, repoList),
       el('div', { class: 'field' }, el('label', { for: 'deploy-branch' }, 'Branch'), branch, branchList, branchHelp),
+      el('div', { class: 'field' }, el('label', { for: 'deploy-commit' }, 'Commit (optional)'), commit),
       submit);
     form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -291,7 +296,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
         (repo ? branch : repoField).focus();
         return;
       }
-      deployOne(repo, br, submit);
+      deployOne(repo, br, submit, commit.value.trim());
     });
     replace(deployBody, form);
     loadBranches();
