@@ -114,7 +114,9 @@ pub fn resource_name(what: &'static str, name: &str) -> Result<(), InvalidName> 
 /// them, and only against what it has fetched.
 pub fn commit(id: &str) -> Result<(), InvalidName> {
     if !matches!(id.len(), 40 | 64)
-        || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return Err(invalid(
             "commit",

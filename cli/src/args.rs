@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         for name in ["rollback", "redeploy"] {
             let cli = Cli::try_parse_from(["sdp", name, "d0190"]).expect("parses");
-            assert!(matches!(cli.command, Command::Rollback(RollbackArgs { .. })));
+            assert!(matches!(
+                cli.command,
+                Command::Rollback(RollbackArgs { .. })
+            ));
         }
     }
 

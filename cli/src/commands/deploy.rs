@@ -54,7 +54,10 @@ pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
                 .as_deref()
                 .map(|c| format!(" at {c}"))
                 .unwrap_or_default();
-            eprintln!("Deploying {repo}@{branch}{at} into {} as {id}", args.sandbox);
+            eprintln!(
+                "Deploying {repo}@{branch}{at} into {} as {id}",
+                args.sandbox
+            );
         }
         started.push(Started {
             id,

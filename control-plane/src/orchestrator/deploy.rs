@@ -137,8 +137,15 @@ impl Orchestrator {
         requester: &Requester,
         reuse_build: bool,
     ) -> Result<Started, DeployError> {
-        self.deploy_pinned(sandbox, repo, branch, &Pin::default(), requester, reuse_build)
-            .await
+        self.deploy_pinned(
+            sandbox,
+            repo,
+            branch,
+            &Pin::default(),
+            requester,
+            reuse_build,
+        )
+        .await
     }
 
     /// [`Self::deploy`] of a chosen commit of the branch (`pin`).

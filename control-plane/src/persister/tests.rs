@@ -299,13 +299,19 @@ fn a_running_result_stops_the_older_one_and_routes_only_the_newest_service() {
     f.write(&[running_at(&older, 1, "http://h:2")]);
     assert_eq!(routes(&f), [("users".to_owned(), "http://h:1".to_owned())]);
     // Live: the newest running one, whatever is still in flight.
-    assert_eq!((f.live(&first), f.live(&older), f.live(&newer)), (false, true, false));
+    assert_eq!(
+        (f.live(&first), f.live(&older), f.live(&newer)),
+        (false, true, false)
+    );
     f.write(&[running_at(&newer, 1, "http://h:3")]);
     assert_eq!(routes(&f), [("users".to_owned(), "http://h:3".to_owned())]);
     assert_eq!(f.status(&first), Status::Stopped);
     assert_eq!(f.status(&older), Status::Stopped);
     assert_eq!(f.status(&newer), Status::Running);
-    assert_eq!((f.live(&first), f.live(&older), f.live(&newer)), (false, false, true));
+    assert_eq!(
+        (f.live(&first), f.live(&older), f.live(&newer)),
+        (false, false, true)
+    );
 
     // The gateway takes no route of its own.
     let gateway = DeploymentId::generate();

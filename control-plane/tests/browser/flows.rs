@@ -643,7 +643,10 @@ async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
 
     let a = stack.fixture.commit("main");
     let first = stack.deploy(&token, "alpha", "main").await;
-    assert_eq!(stack.wait_settled(&token, &first).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &first).await["status"],
+        "running"
+    );
     let b = stack.fixture.push_revision("main", "2");
     let second = stack.deploy(&token, "alpha", "main").await;
     let deployment = stack.wait_settled(&token, &second).await;

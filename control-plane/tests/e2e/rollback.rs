@@ -53,7 +53,10 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     assert_eq!(deployment["requested_commit"], a.as_str());
     let url = deployment["url"].as_str().expect("url").to_owned();
     let answer = stack.get_service(&url).await;
-    assert_eq!((&answer["commit"], &answer["revision"]), (&json!(a), &json!("1")));
+    assert_eq!(
+        (&answer["commit"], &answer["revision"]),
+        (&json!(a), &json!("1"))
+    );
 
     // B, the head, with the command line's --commit.
     let out = sdp
@@ -78,7 +81,11 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
 
     // Roll back: A's deployment again.
     let (status, started) = stack
-        .post(&token, &format!("/api/deployments/{first}/redeploy"), json!({}))
+        .post(
+            &token,
+            &format!("/api/deployments/{first}/redeploy"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let third = started["id"].as_str().expect("id").to_owned();
@@ -90,7 +97,10 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     // The service keeps its port: the same URL answers with A again.
     assert_eq!(deployment["url"], url.as_str());
     let answer = stack.get_service(&url).await;
-    assert_eq!((&answer["commit"], &answer["revision"]), (&json!(a), &json!("1")));
+    assert_eq!(
+        (&answer["commit"], &answer["revision"]),
+        (&json!(a), &json!("1"))
+    );
 
     // History: three, newest first, only the rollback live.
     let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
@@ -140,12 +150,19 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
             "a refused commit replaced the container"
         );
         assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
-        let live = stack.get(&token, &format!("/api/deployments/{third}")).await.1;
+        let live = stack
+            .get(&token, &format!("/api/deployments/{third}"))
+            .await
+            .1;
         assert_eq!(live["live"], true, "{live}");
 
         // It recorded no commit: nothing to deploy again.
         let (status, body) = stack
-            .post(&token, &format!("/api/deployments/{id}/redeploy"), json!({}))
+            .post(
+                &token,
+                &format!("/api/deployments/{id}/redeploy"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         let out = sdp.run(&["rollback", &id]).await;
@@ -159,7 +176,13 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
         assert_eq!(body["error"]["code"], "bad_request");
     }
     let out = sdp
-        .run(&["deploy", "alpha", &format!("{REPO}@{BRANCH}"), "--commit", "abc1234"])
+        .run(&[
+            "deploy",
+            "alpha",
+            &format!("{REPO}@{BRANCH}"),
+            "--commit",
+            "abc1234",
+        ])
         .await;
     assert_eq!(code(&out), 2, "{}", show(&out));
     let (status, _) = stack
@@ -182,7 +205,11 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
         .expect("delete");
     assert!(response.status().is_success(), "{}", response.status());
     let (status, body) = stack
-        .post(&token, &format!("/api/deployments/{first}/redeploy"), json!({}))
+        .post(
+            &token,
+            &format!("/api/deployments/{first}/redeploy"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     stack.shutdown().await;
