@@ -3,6 +3,8 @@
 //! (a user cancel, a newer deployment of the same sandbox/service, or
 //! shutdown); dropping a step kills its child process, and the job then
 //! removes the container it created. Exactly one result event ends a job.
+//! A request naming a commit deploys it only if it is on the branch: that
+//! is checked after the fetch, before the worktree or anything else changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -288,8 +290,9 @@ async fn read_sdp_toml(worktree: &Path, repo: &str) -> Result<Option<String>, De
 }
 
 /// The recorded build of (sandbox, repo), if `request` may reuse it: same
-/// branch (and the same commit, if the request names one), the worktree (and the flavour's build output) still there, and
-/// the same main package under the request's overrides.
+/// branch (and the same commit, if the request names one), the worktree
+/// (and the flavour's build output) still there, and the same main package
+/// under the request's overrides.
 async fn reusable(
     agent: &Agent,
     request: &DeployRequest,
