@@ -195,6 +195,30 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
     assert_eq!(history.as_array().map(Vec::len), Some(5), "{history}");
 
+    // Someone else may read the sandbox, not roll it back.
+    stack.git.add_user("qa", "qa-password");
+    let response = stack
+        .http()
+        .post(stack.url("/api/login"))
+        .json(&json!({ "username": "qa", "password": "qa-password" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let other: Value = response.json().await.expect("json");
+    let other = other["token"].as_str().expect("token");
+    let (status, body) = stack
+        .post(
+            other,
+            &format!("/api/deployments/{first}/redeploy"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
+    assert_eq!(history.as_array().map(Vec::len), Some(5), "{history}");
+
     // Once the sandbox is gone, its deployments cannot come back.
     let response = stack
         .http()
