@@ -323,7 +323,7 @@ pub async fn redeploy(
         .ok_or_else(|| ApiError::not_found("deployment"))?;
     let Some(commit) = original.commit.clone() else {
         return Err(ApiError::conflict(format!(
-            "deployment {id} recorded no commit (it ended before its fetch): deploy the branch instead"
+            "deployment {id} recorded no commit (it ended before checking one out): deploy the branch instead"
         )));
     };
     if state.store.sandbox(&original.sandbox)?.is_none() {
