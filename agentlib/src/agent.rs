@@ -317,6 +317,9 @@ async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String,
     sdp_bus::validate::branch(&request.branch).map_err(|e| bad_request(e.to_string()))?;
     sdp_bus::validate::resource_name("sandbox", &request.sandbox)
         .map_err(|e| bad_request(e.to_string()))?;
+    if let Some(commit) = &request.commit {
+        sdp_bus::validate::commit(commit).map_err(|e| bad_request(e.to_string()))?;
+    }
     if let Some(key) = request.env.keys().find(|k| !job::is_env_key(k)) {
         return Err(bad_request(format!(
             "invalid env key {key:?}: use [A-Za-z_][A-Za-z0-9_]*"

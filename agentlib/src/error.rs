@@ -65,6 +65,16 @@ pub enum DeployError {
     },
     #[error("branch '{branch}' does not exist in {repo}")]
     BranchMissing { branch: String, repo: String },
+    #[error(
+        "commit {} is not on branch {branch} (fetched head {}): pick a commit from the branch's history",
+        short(commit),
+        short(head)
+    )]
+    CommitNotOnBranch {
+        commit: String,
+        branch: String,
+        head: String,
+    },
     #[error("the git server refused your credential for {repo}")]
     AuthRefused { repo: String },
     #[error("cannot reach the git server of {repo}")]
@@ -141,6 +151,11 @@ pub enum DeployError {
     ContainerExited { code: i64 },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A commit id as people quote it: its first 7 digits.
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
 }
 
 /// The end of [`DeployError::GoModuleMissing`]: why, and both fixes.

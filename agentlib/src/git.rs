@@ -427,6 +427,36 @@ pub fn fetch_to_store(spec: &FetchSpec<'_>) -> Result<Fetched, DeployError> {
     })
 }
 
+/// The commit to check out when a request names one: `wanted` itself if it
+/// is `head` (the branch's fetched head) or an ancestor of it, looked up in
+/// the store after the fetch. Anything else (unknown here, or on another
+/// branch only) is refused, so nothing gets built from outside the branch.
+pub fn on_branch(spec: &FetchSpec<'_>, head: &str, wanted: &str) -> Result<String, DeployError> {
+    let not_on_branch = || DeployError::CommitNotOnBranch {
+        commit: wanted.to_owned(),
+        branch: spec.branch.to_owned(),
+        head: head.to_owned(),
+    };
+    if wanted == head {
+        return Ok(head.to_owned());
+    }
+    let store = crate::git_store::open(&spec.store).map_err(git_err(spec, "init"))?;
+    let head_oid = git2::Oid::from_str(head).map_err(git_err(spec, "fetch"))?;
+    // A SHA-256 id (accepted by the control plane) never parses in a
+    // SHA-1 store: it cannot be on the branch either.
+    let Ok(wanted_oid) = git2::Oid::from_str(wanted) else {
+        return Err(not_on_branch());
+    };
+    if store.find_commit(wanted_oid).is_err() {
+        return Err(not_on_branch());
+    }
+    match store.graph_descendant_of(head_oid, wanted_oid) {
+        Ok(true) => Ok(wanted.to_owned()),
+        Ok(false) => Err(not_on_branch()),
+        Err(err) => Err(git_err(spec, "history walk")(err)),
+    }
+}
+
 /// Checks `commit` (already in the store) out into the worktree: forced,
 /// untracked files removed, HEAD detached.
 pub fn checkout(spec: &FetchSpec<'_>, commit: &str) -> Result<(), DeployError> {

@@ -3,6 +3,8 @@
 //! (a user cancel, a newer deployment of the same sandbox/service, or
 //! shutdown); dropping a step kills its child process, and the job then
 //! removes the container it created. Exactly one result event ends a job.
+//! A request naming a commit deploys it only if it is on the branch: that
+//! is checked after the fetch, before the worktree or anything else changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -288,8 +290,9 @@ async fn read_sdp_toml(worktree: &Path, repo: &str) -> Result<Option<String>, De
 }
 
 /// The recorded build of (sandbox, repo), if `request` may reuse it: same
-/// branch, the worktree (and the flavour's build output) still there, and
-/// the same main package under the request's overrides.
+/// branch (and the same commit, if the request names one), the worktree
+/// (and the flavour's build output) still there, and the same main package
+/// under the request's overrides.
 async fn reusable(
     agent: &Agent,
     request: &DeployRequest,
@@ -303,6 +306,14 @@ async fn reusable(
     let bytes = tokio::fs::read(&paths.state_file).await.ok()?;
     let record: BuildRecord = serde_json::from_slice(&bytes).ok()?;
     if record.branch != request.branch || !paths.worktree.is_dir() {
+        return None;
+    }
+    // A request for a commit reuses only a build of that very commit.
+    if request
+        .commit
+        .as_ref()
+        .is_some_and(|wanted| *wanted != record.commit)
+    {
         return None;
     }
     if agent
@@ -399,19 +410,22 @@ async fn fetch_and_build(
     state: &mut JobState,
 ) -> Result<(String, ServiceSettings), DeployError> {
     let repo = request.repo.as_str();
-    // The worktree is about to change: its build is no longer reusable
-    // until this deployment succeeds.
-    match tokio::fs::remove_file(&paths.state_file).await {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io_err("remove the old build record")(err));
-        }
-        _ => {}
-    }
 
     // Fetch.
     sink.phase(Status::Fetching, None).await;
-    sink.system(format!("fetching branch {} of {repo}", request.branch))
-        .await;
+    match &request.commit {
+        Some(commit) => {
+            sink.system(format!(
+                "fetching branch {} of {repo} to deploy commit {commit}",
+                request.branch
+            ))
+            .await
+        }
+        None => {
+            sink.system(format!("fetching branch {} of {repo}", request.branch))
+                .await
+        }
+    }
     let lock = agent
         .worktree_lock(&request.sandbox, repo)
         .lock_owned()
@@ -433,15 +447,31 @@ async fn fetch_and_build(
     // The blocking task keeps the locks until git is done, even if this job
     // is cancelled meanwhile; the store's only for the fetch, so other
     // sandboxes of the repo fetch while this one checks out.
+    let wanted = request.commit.clone();
+    let state_file = paths.state_file.clone();
     let mut fetch = tokio::task::spawn_blocking(move || {
         let _lock = lock;
         let fetched = crate::git::fetch_to_store(&spec.borrowed());
         drop(store_lock);
         let fetched = fetched?;
-        crate::git::checkout(&spec.borrowed(), &fetched.commit)?;
-        Ok::<_, DeployError>(fetched)
+        // A named commit is checked against the branch before the worktree
+        // changes: a refused one leaves everything as it was.
+        let commit = match &wanted {
+            Some(wanted) => crate::git::on_branch(&spec.borrowed(), &fetched.commit, wanted)?,
+            None => fetched.commit.clone(),
+        };
+        // The worktree is about to change: its build is no longer reusable
+        // until this deployment succeeds.
+        match std::fs::remove_file(&state_file) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("remove the old build record")(err));
+            }
+            _ => {}
+        }
+        crate::git::checkout(&spec.borrowed(), &commit)?;
+        Ok::<_, DeployError>((fetched, commit))
     });
-    let fetched = loop {
+    let (fetched, commit) = loop {
         tokio::select! {
             line = progress_lines.recv() => {
                 if let Some(line) = line {
@@ -460,7 +490,13 @@ async fn fetch_and_build(
         sink.system("nothing new to fetch: the agent had every object".to_owned())
             .await;
     }
-    let commit = fetched.commit;
+    if commit != fetched.commit {
+        sink.system(format!(
+            "the branch's head is {}; deploying the requested {commit}",
+            fetched.commit
+        ))
+        .await;
+    }
     sink.system(format!("checked out {commit}")).await;
     state.commit = Some(commit.clone());
 

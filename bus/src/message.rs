@@ -150,6 +150,12 @@ pub struct DeployRequest {
     /// container (new env, new routes). Otherwise a full deploy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reuse_build: bool,
+    /// Deploy exactly this commit (full SHA, checked with
+    /// [`crate::validate::commit`]) instead of the branch head. The agent
+    /// refuses it, before building anything, unless it is the fetched
+    /// head of `branch` or an ancestor of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// Where a sandbox sends one service's requests.

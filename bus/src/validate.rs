@@ -109,9 +109,43 @@ pub fn resource_name(what: &'static str, name: &str) -> Result<(), InvalidName> 
     Ok(())
 }
 
+/// A full commit id: 40 lowercase hex digits (SHA-1), or 64 (a SHA-256
+/// repository). Abbreviations are refused: only the agent could resolve
+/// them, and only against what it has fetched.
+pub fn commit(id: &str) -> Result<(), InvalidName> {
+    if !matches!(id.len(), 40 | 64)
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(invalid(
+            "commit",
+            "use the full commit id: 40 (or 64) lowercase hex digits",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits() {
+        assert!(commit(&"a1".repeat(20)).is_ok());
+        assert!(commit(&"0f".repeat(32)).is_ok());
+        for bad in [
+            "",
+            "abc1234",
+            &"A1".repeat(20),
+            &"g1".repeat(20),
+            &"a".repeat(41),
+            &"a".repeat(39),
+            "--upload-pack=touch /tmp/x-----------------",
+        ] {
+            assert!(commit(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn accepts_ordinary_branches() {

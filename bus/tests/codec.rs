@@ -54,6 +54,7 @@ fn deploy_request() {
             ..ServiceOverrides::default()
         },
         reuse_build: true,
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);

@@ -60,6 +60,10 @@ pub enum Command {
     Sandbox(SandboxCommand),
     /// Deploy services into a sandbox and follow them to the end.
     Deploy(DeployArgs),
+    /// Deploy a past deployment's commit again, into its sandbox (roll
+    /// back), and follow it to the end.
+    #[command(visible_alias = "redeploy")]
+    Rollback(RollbackArgs),
     /// A deployment's build log (`-f`: follow it live).
     Logs(LogsArgs),
     /// Past deployments, newest first.
@@ -146,6 +150,22 @@ pub struct DeployArgs {
     pub detach: bool,
     /// Give up following after this long (e.g. 90s, 10m); exit 5. The
     /// deployments go on.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Deploy this commit of the branch (full SHA; its head or an
+    /// ancestor) instead of the head. One target only.
+    #[arg(long, value_parser = parse_commit)]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deployment whose commit to deploy again (see `sdp history`).
+    pub id: String,
+    /// Start the deployment and return at once.
+    #[arg(long)]
+    pub detach: bool,
+    /// Give up following after this long (e.g. 90s, 10m); exit 5.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
@@ -247,6 +267,12 @@ fn parse_target(text: &str) -> Result<Target, String> {
     Target::parse(text)
 }
 
+fn parse_commit(text: &str) -> Result<String, String> {
+    sdp_bus::validate::commit(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 90s, 10m, 1h)"))
 }
@@ -322,6 +348,27 @@ mod tests {
             (args.sandbox.as_str(), args.repo.as_str(), args.off),
             ("alpha", "users", true)
         );
+    }
+
+    #[test]
+    fn deploy_takes_a_full_commit_and_rollback_an_id() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let cli = Cli::try_parse_from(["sdp", "deploy", "alpha", "users@main", "--commit", sha])
+            .expect("parses");
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(args.commit.as_deref(), Some(sha));
+        let err = Cli::try_parse_from(["sdp", "deploy", "alpha", "users@main", "--commit", "abc"])
+            .expect_err("a short sha is refused");
+        assert_eq!(err.exit_code(), 2);
+        for name in ["rollback", "redeploy"] {
+            let cli = Cli::try_parse_from(["sdp", name, "d0190"]).expect("parses");
+            assert!(matches!(
+                cli.command,
+                Command::Rollback(RollbackArgs { .. })
+            ));
+        }
     }
 
     #[test]

@@ -227,6 +227,7 @@ pub fn deploy_request(sandbox: &str, repo: &str, branch: &str, password: &str) -
         routes: Vec::new(),
         overrides: Default::default(),
         reuse_build: false,
+        commit: None,
     }
 }
 

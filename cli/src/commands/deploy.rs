@@ -3,7 +3,9 @@
 //! missing), then follows each in turn to its result over the WebSocket,
 //! and exits with the worst outcome (see [`crate::exit`]). `--detach`
 //! returns once they are started; `--timeout` stops following (exit 5)
-//! and leaves the deployments running.
+//! and leaves the deployments running. `--commit SHA` (one target only)
+//! deploys that commit of the branch instead of its head.
+//! [`follow_started`] is shared with `sdp rollback`.
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -16,29 +18,46 @@ use crate::progress::{LogTo, Progress};
 use crate::target::Target;
 use crate::{CliError, Ctx, Exit};
 
-struct Started {
-    id: String,
-    repo: String,
-    branch: String,
-    status: String,
+/// A deployment the control plane accepted, to follow.
+pub(crate) struct Started {
+    pub id: String,
+    pub repo: String,
+    pub branch: String,
+    pub status: String,
 }
 
 pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
+    if args.commit.is_some() && args.targets.len() != 1 {
+        return Err(CliError::Usage(
+            "--commit names a commit of one branch: give exactly one REPO@BRANCH".into(),
+        ));
+    }
     let client = ctx.logged_in()?;
-    let deadline = args.timeout.map(|t| Instant::now() + t);
     let targets = resolve_branches(&client, &args.sandbox, &args.targets).await?;
 
     let mut started = Vec::new();
     for (repo, branch) in targets {
+        let mut body = json!({ "repo": repo, "branch": branch });
+        if let Some(commit) = &args.commit {
+            body["commit"] = json!(commit);
+        }
         let answer: Value = client
             .post(
                 &format!("/api/sandboxes/{}/deployments", segment(&args.sandbox)),
-                &json!({ "repo": repo, "branch": branch }),
+                &body,
             )
             .await?;
         let id = answer["id"].as_str().unwrap_or_default().to_owned();
         if !ctx.json() {
-            eprintln!("Deploying {repo}@{branch} into {} as {id}", args.sandbox);
+            let at = args
+                .commit
+                .as_deref()
+                .map(|c| format!(" at {c}"))
+                .unwrap_or_default();
+            eprintln!(
+                "Deploying {repo}@{branch}{at} into {} as {id}",
+                args.sandbox
+            );
         }
         started.push(Started {
             id,
@@ -47,21 +66,43 @@ pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
             status: cell(&answer["status"]),
         });
     }
-    if args.detach {
+    follow_started(
+        ctx,
+        &client,
+        &args.sandbox,
+        &started,
+        args.detach,
+        args.timeout,
+    )
+    .await
+}
+
+/// Follows each started deployment to its result (unless `detach`), then
+/// prints them and exits with the worst outcome.
+pub(crate) async fn follow_started(
+    ctx: &Ctx,
+    client: &Client,
+    sandbox: &str,
+    started: &[Started],
+    detach: bool,
+    timeout: Option<std::time::Duration>,
+) -> Result<Exit, CliError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    if detach {
         let rows: Vec<Value> = started
             .iter()
             .map(|s| json!({ "id": s.id, "repo": s.repo, "branch": s.branch, "status": s.status }))
             .collect();
-        return finish(ctx, &args.sandbox, rows, Exit::Ok, None);
+        return finish(ctx, sandbox, rows, Exit::Ok, None);
     }
 
     let mut worst = Exit::Ok;
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for s in &started {
+    for s in started {
         let label = format!("{}@{}", s.repo, s.branch);
         let mut progress = Progress::new(&label, ctx.stderr_tty, ctx.paint, LogTo::Stderr);
-        let mut follower = Follower::new(&client, &s.id, 0);
+        let mut follower = Follower::new(client, &s.id, 0);
         let follow = follower.run(|update| progress.update(update));
         let outcome = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, follow).await.ok(),
@@ -111,7 +152,7 @@ pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
         }
     }
     let message = (!problems.is_empty()).then(|| problems.join("; "));
-    finish(ctx, &args.sandbox, rows, worst, message)
+    finish(ctx, sandbox, rows, worst, message)
 }
 
 /// Each target's branch: the one given, else the branch the sandbox has

@@ -1,5 +1,6 @@
 //! `sdp history [--sandbox --repo --status --limit]`:
-//! `GET /api/deployments?…`, newest first.
+//! `GET /api/deployments?…`, newest first; `live` marks the deployment
+//! whose container serves its (sandbox, service) now.
 
 use serde_json::Value;
 
@@ -41,6 +42,7 @@ pub fn table(deployments: &[Value]) -> String {
                 cell(&d["branch"]),
                 commit.unwrap_or_else(|| "-".to_owned()),
                 cell(&d["status"]),
+                if d["live"] == true { "live" } else { "-" }.to_owned(),
                 cell(&d["created_by"]),
                 cell(&d["created_at"]),
             ]
@@ -48,7 +50,7 @@ pub fn table(deployments: &[Value]) -> String {
         .collect();
     render_table(
         &[
-            "id", "sandbox", "repo", "branch", "commit", "status", "by", "created",
+            "id", "sandbox", "repo", "branch", "commit", "status", "live", "by", "created",
         ],
         &rows,
     )

@@ -9,6 +9,7 @@ mod follow_branch;
 mod history;
 mod logs;
 mod open;
+mod rollback;
 mod routes;
 mod sandbox;
 mod tap;
@@ -25,6 +26,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Whoami => auth::whoami(ctx).await,
         Command::Sandbox(command) => sandbox::run(ctx, command).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
+        Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::History(args) => history::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,

@@ -1,5 +1,6 @@
-//! Deployments: create (`POST /api/sandboxes/{name}/deployments`), list,
-//! show, cancel, and the whole log as text.
+//! Deployments: create (`POST /api/sandboxes/{name}/deployments`, a
+//! branch's head or a chosen commit of it), list, show, cancel, redeploy
+//! (rollback), and the whole log as text.
 
 use axum::Json;
 use axum::body::Body;
@@ -14,11 +15,12 @@ use super::openapi::ErrorBody;
 use super::sandboxes::{check_sandbox_name, credential, sandbox_for_change};
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
-use crate::orchestrator::{DeployError, Requester};
+use crate::orchestrator::{DeployError, Pin, Requester, Started};
 use crate::sessions::Session;
 use crate::store::{Deployment, DeploymentFilter};
 
-/// What to deploy: a repo an agent holds, at a branch.
+/// What to deploy: a repo an agent holds, at a branch (its head, or a
+/// commit on it).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewDeployment)]
@@ -27,6 +29,12 @@ pub struct CreateBody {
     repo: String,
     #[schema(example = "main")]
     branch: String,
+    /// A full commit id on the branch (its head or an ancestor) to deploy
+    /// instead of the head; the agent refuses one that is not on the
+    /// branch, before building anything.
+    #[serde(default)]
+    #[schema(pattern = "^([0-9a-f]{40}|[0-9a-f]{64})$")]
+    commit: Option<String>,
 }
 
 /// A deployment that was dispatched to an agent.
@@ -65,20 +73,34 @@ pub async fn create(
     check_sandbox_name(&sandbox)?;
     validate::repo(&body.repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
     validate::branch(&body.branch).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(commit) = &body.commit {
+        validate::commit(commit).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     if state.store.sandbox(&sandbox)?.is_some() {
         sandbox_for_change(&state, &session, &sandbox)?;
     }
     let credential = credential(&state, &session)?;
+    let pin = Pin {
+        commit: body.commit,
+        redeploy_of: None,
+    };
     let outcome = state
         .orchestrator
-        .deploy(
+        .deploy_pinned(
             &sandbox,
             &body.repo,
             &body.branch,
+            &pin,
             &Requester::of(&session, credential),
             false,
         )
         .await;
+    started_response(outcome)
+}
+
+/// The answer to a deploy: 202 with the started deployment, or the error
+/// of a dispatch no agent took (the deployment is recorded as failed).
+fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, ApiError> {
     match outcome {
         Ok(started) => Ok((
             StatusCode::ACCEPTED,
@@ -268,6 +290,66 @@ pub async fn cancel(
         }),
     )
         .into_response())
+}
+
+/// Deploys a deployment's recorded commit again, into its sandbox, from
+/// its repo and branch: a rollback when that commit is older than what
+/// runs. The new deployment names the old one in `redeploy_of`.
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/redeploy",
+    operation_id = "redeploy_deployment",
+    tag = "deployments",
+    params(("id" = String, Path, description = "The deployment whose commit to deploy again")),
+    responses(
+        (status = 202, description = "Dispatched to an agent", body = DeploymentStarted),
+        (status = 400, description = "The agent refused it (`refused`)", body = ErrorBody),
+        (status = 403, description = "The sandbox is someone else's (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The deployment recorded no commit, or its sandbox is gone (`conflict`)", body = ErrorBody),
+        (status = 502, description = "The agent failed (`agent_error`; `deployment_id` names the failed deployment)", body = ErrorBody),
+        (status = 503, description = "No agent took it (`no_agent`; `deployment_id` names the failed deployment)", body = ErrorBody),
+    ),
+)]
+pub async fn redeploy(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let original = state
+        .store
+        .deployment(id.as_str())?
+        .ok_or_else(|| ApiError::not_found("deployment"))?;
+    let Some(commit) = original.commit.clone() else {
+        return Err(ApiError::conflict(format!(
+            "deployment {id} recorded no commit (it ended before checking one out): deploy the branch instead"
+        )));
+    };
+    if state.store.sandbox(&original.sandbox)?.is_none() {
+        return Err(ApiError::conflict(format!(
+            "sandbox {} of deployment {id} is gone",
+            original.sandbox
+        )));
+    }
+    sandbox_for_change(&state, &session, &original.sandbox)?;
+    let credential = credential(&state, &session)?;
+    let pin = Pin {
+        commit: Some(commit),
+        redeploy_of: Some(original.id.clone()),
+    };
+    let outcome = state
+        .orchestrator
+        .deploy_pinned(
+            &original.sandbox,
+            &original.repo,
+            &original.branch,
+            &pin,
+            &Requester::of(&session, credential),
+            false,
+        )
+        .await;
+    started_response(outcome)
 }
 
 /// The deployment's whole log as text, one line per event.

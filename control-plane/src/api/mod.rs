@@ -99,6 +99,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(follow::put_service))
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
+        .routes(routes!(deployments::redeploy))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

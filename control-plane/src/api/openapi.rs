@@ -147,7 +147,12 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
         "202",
         "id",
         "$response.body#/id",
-        &["show_deployment", "cancel_deployment", "deployment_logs"],
+        &[
+            "show_deployment",
+            "cancel_deployment",
+            "deployment_logs",
+            "redeploy_deployment",
+        ],
     ),
 ];
 

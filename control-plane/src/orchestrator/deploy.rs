@@ -34,6 +34,16 @@ impl Requester {
     }
 }
 
+/// What exactly to deploy of a branch, beyond its head.
+#[derive(Clone, Debug, Default)]
+pub struct Pin {
+    /// This commit instead of the branch's head; the agent refuses it
+    /// unless it is on the branch.
+    pub commit: Option<String>,
+    /// The deployment whose commit this one deploys again (a rollback).
+    pub redeploy_of: Option<String>,
+}
+
 /// A template deploy that names what the template does not have.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -128,6 +138,27 @@ impl Orchestrator {
         requester: &Requester,
         reuse_build: bool,
     ) -> Result<Started, DeployError> {
+        self.deploy_pinned(
+            sandbox,
+            repo,
+            branch,
+            &Pin::default(),
+            requester,
+            reuse_build,
+        )
+        .await
+    }
+
+    /// [`Self::deploy`] of a chosen commit of the branch (`pin`).
+    pub async fn deploy_pinned(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        branch: &str,
+        pin: &Pin,
+        requester: &Requester,
+        reuse_build: bool,
+    ) -> Result<Started, DeployError> {
         let kind = self
             .registry
             .kind_for_repo(repo, self.heartbeat_timeout)
@@ -142,6 +173,8 @@ impl Orchestrator {
             created_by: &requester.user,
             // Only a gateway re-apply reuses a build.
             reapply: reuse_build,
+            commit: pin.commit.as_deref(),
+            redeploy_of: pin.redeploy_of.as_deref(),
         })?;
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);
@@ -175,6 +208,7 @@ impl Orchestrator {
             routes,
             overrides,
             reuse_build,
+            commit: pin.commit.clone(),
         };
         let holder = self.store.holder(sandbox, repo, &id)?;
         match self.dispatch(&kind, holder.as_deref(), &request).await {

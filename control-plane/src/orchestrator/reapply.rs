@@ -134,8 +134,21 @@ impl Orchestrator {
             credential,
             session,
         };
+        // A gateway deployed at a chosen commit stays at it: a re-apply
+        // that cannot reuse the build checks out that commit again.
+        let pin = super::Pin {
+            commit: gateway.requested_commit.clone(),
+            redeploy_of: None,
+        };
         let started = self
-            .deploy(sandbox, &gateway.repo, &gateway.branch, &requester, true)
+            .deploy_pinned(
+                sandbox,
+                &gateway.repo,
+                &gateway.branch,
+                &pin,
+                &requester,
+                true,
+            )
             .await?;
         self.wait_settled(started.id.as_str()).await?;
         Ok(())

@@ -39,6 +39,8 @@ impl Fixture {
                 kind: "micro",
                 created_by: "dev",
                 reapply: false,
+                commit: None,
+                redeploy_of: None,
             })
             .expect("insert");
         id
@@ -69,6 +71,14 @@ impl Fixture {
             .expect("read")
             .expect("row")
             .status
+    }
+
+    fn live(&self, id: &DeploymentId) -> bool {
+        self.store
+            .deployment(id.as_str())
+            .expect("read")
+            .expect("row")
+            .live
     }
 
     fn seqs(&self, id: &DeploymentId) -> Vec<u64> {
@@ -288,11 +298,20 @@ fn a_running_result_stops_the_older_one_and_routes_only_the_newest_service() {
     let newer = f.deployment();
     f.write(&[running_at(&older, 1, "http://h:2")]);
     assert_eq!(routes(&f), [("users".to_owned(), "http://h:1".to_owned())]);
+    // Live: the newest running one, whatever is still in flight.
+    assert_eq!(
+        (f.live(&first), f.live(&older), f.live(&newer)),
+        (false, true, false)
+    );
     f.write(&[running_at(&newer, 1, "http://h:3")]);
     assert_eq!(routes(&f), [("users".to_owned(), "http://h:3".to_owned())]);
     assert_eq!(f.status(&first), Status::Stopped);
     assert_eq!(f.status(&older), Status::Stopped);
     assert_eq!(f.status(&newer), Status::Running);
+    assert_eq!(
+        (f.live(&first), f.live(&older), f.live(&newer)),
+        (false, false, true)
+    );
 
     // The gateway takes no route of its own.
     let gateway = DeploymentId::generate();
@@ -305,6 +324,8 @@ fn a_running_result_stops_the_older_one_and_routes_only_the_newest_service() {
             kind: sdp_bus::subject::KIND_GATEWAY,
             created_by: "dev",
             reapply: true,
+            commit: None,
+            redeploy_of: None,
         })
         .expect("insert");
     f.write(&[running_at(&gateway, 1, "http://h:4")]);

@@ -1,6 +1,8 @@
 //! Deployment rows: what the API creates and lists, what the persister and
 //! the agent watchdog update.
 
+use std::sync::LazyLock;
+
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{DeploymentId, Status};
 use serde::Serialize;
@@ -30,6 +32,17 @@ pub struct Deployment {
     /// A re-apply of the sandbox's gateway (its build with new routes),
     /// not a deployment someone asked for.
     pub reapply: bool,
+    /// The commit the request asked for (`null`: the branch's head); the
+    /// agent refuses one that is not on the branch. `commit` is what was
+    /// checked out.
+    pub requested_commit: Option<String>,
+    /// A redeploy (rollback): the deployment whose commit this one deploys
+    /// again.
+    pub redeploy_of: Option<String>,
+    /// Whether this deployment's container serves its (sandbox, service)
+    /// now: the newest `running` one of them. Derived from the statuses,
+    /// so it changes exactly when they do.
+    pub live: bool,
     /// For a gateway: the digest of the env and routes it was sent
     /// ([`crate::routing::GatewayInputs::digest`]).
     #[serde(skip)]
@@ -50,6 +63,10 @@ pub struct NewDeployment<'a> {
     pub kind: &'a str,
     pub created_by: &'a str,
     pub reapply: bool,
+    /// The commit to deploy instead of the branch's head.
+    pub commit: Option<&'a str>,
+    /// The deployment this one redeploys.
+    pub redeploy_of: Option<&'a str>,
 }
 
 #[derive(Debug, Default)]
@@ -62,8 +79,20 @@ pub struct DeploymentFilter {
     pub limit: u32,
 }
 
-const COLUMNS: &str = "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
-                       error, created_by, created_at, updated_at, finished_at, last_seq, reapply, inputs_digest";
+/// The columns [`from_row`] reads. `live` is derived: the row is
+/// `running` and no newer deployment of its (sandbox, service) is.
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let running = Status::Running.as_str();
+    format!(
+        "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
+         error, created_by, created_at, updated_at, finished_at, last_seq, reapply, inputs_digest, \
+         requested_commit, redeploy_of, \
+         status = '{running}' AND NOT EXISTS (SELECT 1 FROM deployments n \
+           WHERE n.sandbox = deployments.sandbox AND n.repo = deployments.repo \
+           AND n.status = '{running}' AND (n.created_at > deployments.created_at \
+           OR (n.created_at = deployments.created_at AND n.id > deployments.id)))"
+    )
+});
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     let status: String = row.get(7)?;
@@ -86,6 +115,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
         last_seq: row.get(14)?,
         reapply: row.get(15)?,
         inputs_digest: row.get(16)?,
+        requested_commit: row.get(17)?,
+        redeploy_of: row.get(18)?,
+        live: row.get(19)?,
         phases: Vec::new(),
     })
 }
@@ -130,7 +162,8 @@ impl Store {
         )?;
         tx.execute(
             "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \
-             created_at, updated_at, reapply) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7, ?8)",
+             created_at, updated_at, reapply, requested_commit, redeploy_of) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7, ?8, ?9, ?10)",
             params![
                 new.id.as_str(),
                 new.sandbox,
@@ -139,7 +172,9 @@ impl Store {
                 new.kind,
                 new.created_by,
                 now,
-                new.reapply
+                new.reapply,
+                new.commit,
+                new.redeploy_of
             ],
         )?;
         tx.execute(
@@ -156,7 +191,7 @@ impl Store {
         let conn = self.conn();
         let Some(mut deployment) = conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"),
+                &format!("SELECT {} FROM deployments WHERE id = ?1", *COLUMNS),
                 [id],
                 from_row,
             )
@@ -172,10 +207,11 @@ impl Store {
     pub fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deployments \
+            "SELECT {} FROM deployments \
              WHERE (?1 IS NULL OR sandbox = ?1) AND (?2 IS NULL OR repo = ?2) \
                AND (?3 IS NULL OR status = ?3) AND (?5 IS NULL OR reapply = ?5) \
-             ORDER BY created_at DESC, id DESC LIMIT ?4"
+             ORDER BY created_at DESC, id DESC LIMIT ?4",
+            *COLUMNS
         ))?;
         let rows = stmt.query_map(
             params![
@@ -296,7 +332,8 @@ impl Store {
     pub fn unsettled_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deployments WHERE status IN {}",
+            "SELECT {} FROM deployments WHERE status IN {}",
+            *COLUMNS,
             *status::UNSETTLED_SQL
         ))?;
         let rows = stmt.query_map([], from_row)?;

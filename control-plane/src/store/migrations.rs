@@ -112,6 +112,13 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX service_follows_by_repo ON service_follows (repo) WHERE follow = 1;
     "#,
+    // 5: a deployment may ask for a commit of its branch (the agent checks
+    // it is on the branch); a redeploy (rollback) names the deployment
+    // whose commit it deploys again.
+    r#"
+    ALTER TABLE deployments ADD COLUMN requested_commit TEXT;
+    ALTER TABLE deployments ADD COLUMN redeploy_of TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -717,3 +717,166 @@ async fn browser_follow_toggle_and_deploy_latest() {
     assert_eq!(latest[0]["commit"], head.as_str(), "{latest}");
     browser.close().await;
 }
+
+/// Rolling back (issue 12): from the history, the "Roll back" button on
+/// an older deployment (confirmed inline) deploys its commit again, the
+/// page shows the new one live; from that deployment page, the button
+/// deploys a commit again too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let browser = Browser::start(&stack.base_url).await;
+    login(&browser, &stack, false).await;
+
+    let a = stack.fixture.commit("main");
+    let first = stack.deploy(&token, "alpha", "main").await;
+    assert_eq!(
+        stack.wait_settled(&token, &first).await["status"],
+        "running"
+    );
+    let b = stack.fixture.push_revision("main", "2");
+    let second = stack.deploy(&token, "alpha", "main").await;
+    let deployment = stack.wait_settled(&token, &second).await;
+    assert_eq!(deployment["commit"], b.as_str(), "{deployment}");
+    let url = deployment["url"].as_str().expect("url").to_owned();
+
+    // The history marks B live, and offers A a rollback.
+    browser.open("/deployments?sandbox=alpha").await;
+    let row = |id: &str| format!("#deployments-table tr[data-deployment={}]", json!(id));
+    browser
+        .wait_for(&format!("{} .badge.live", row(&second)))
+        .await;
+    assert_eq!(
+        browser
+            .js(&format!(
+                "return document.querySelector({}).querySelector('.badge.live') === null;",
+                json!(row(&first))
+            ))
+            .await,
+        true,
+        "only the running one is live"
+    );
+    browser.screenshot("history-rollback").await;
+    browser
+        .click(&format!("{} .confirm-wrap > .rollback", row(&first)))
+        .await;
+    browser
+        .click(&format!("{} .confirm .solid", row(&first)))
+        .await;
+    let third = browser
+        .wait_js(
+            "the new deployment's page",
+            UI_TIMEOUT,
+            &format!(
+                "const m = location.hash.match(/^#\\/deployments\\/(d[0-9a-f]+)$/); \
+                 return m && m[1] !== {} && m[1] !== {} ? m[1] : null;",
+                json!(first),
+                json!(second)
+            ),
+        )
+        .await
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_page_result(&browser, &third, "running").await;
+    browser.wait_for("#deployment-live .badge.live").await;
+    assert!(
+        browser
+            .text("#deployment-redeploy-of")
+            .await
+            .contains(&first[..8]),
+        "the page names the deployment it rolled back to"
+    );
+    let rolled = stack.wait_settled(&token, &third).await;
+    assert_eq!(rolled["commit"], a.as_str(), "{rolled}");
+    assert_eq!(rolled["redeploy_of"], first.as_str());
+    assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
+    browser.screenshot("deployment-rollback").await;
+
+    // From B's page: its commit again.
+    browser.open(&format!("/deployments/{second}")).await;
+    browser.click("#rollback > .rollback").await;
+    browser.click("#rollback .confirm .solid").await;
+    let fourth = browser
+        .wait_js(
+            "another new deployment's page",
+            UI_TIMEOUT,
+            &format!(
+                "const m = location.hash.match(/^#\\/deployments\\/(d[0-9a-f]+)$/); \
+                 return m && ![{}, {}, {}].includes(m[1]) ? m[1] : null;",
+                json!(first),
+                json!(second),
+                json!(third)
+            ),
+        )
+        .await
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_page_result(&browser, &fourth, "running").await;
+    assert_eq!(stack.get_service(&url).await["commit"], b.as_str());
+    let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
+    let live: Vec<bool> = history
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["live"] == true)
+        .collect();
+    assert_eq!(live, [true, false, false, false], "{history}");
+
+    // The sandbox page: the live badge in its recent deployments, and the
+    // deploy form's optional commit.
+    browser.open("/sandboxes/alpha").await;
+    browser
+        .wait_for(&format!(
+            "#sandbox-deployments tr[data-deployment={}] .badge.live",
+            json!(fourth)
+        ))
+        .await;
+    browser.wait_for("#deploy-commit").await;
+    browser.select("#deploy-repo", REPO).await;
+    browser.fill("#deploy-branch", "main").await;
+    browser.fill("#deploy-commit", &a).await;
+    browser.click("#deploy-submit").await;
+    let fifth = browser
+        .wait_js(
+            "the form's deployment page",
+            UI_TIMEOUT,
+            &format!(
+                "const m = location.hash.match(/^#\\/deployments\\/(d[0-9a-f]+)$/); \
+                 return m && ![{}, {}, {}, {}].includes(m[1]) ? m[1] : null;",
+                json!(first),
+                json!(second),
+                json!(third),
+                json!(fourth)
+            ),
+        )
+        .await
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_page_result(&browser, &fifth, "running").await;
+    let deployed = stack.wait_settled(&token, &fifth).await;
+    assert_eq!(deployed["requested_commit"], a.as_str(), "{deployed}");
+    assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
+    browser.close().await;
+}
+
+/// Waits until the page is deployment `id`'s and shows `status` as its
+/// result (a page left behind may still show its own for a moment).
+async fn wait_page_result(browser: &Browser, id: &str, status: &str) {
+    browser
+        .wait_js(
+            &format!("deployment {id}'s page to show {status}"),
+            DEPLOY_TIMEOUT,
+            &format!(
+                "const r = document.querySelector('#result-box'); \
+                 const shown = document.querySelector('#deployment-id'); \
+                 return Boolean(r && shown && shown.textContent === {} && r.dataset.status === {});",
+                json!(id),
+                json!(status)
+            ),
+        )
+        .await;
+}

@@ -20,6 +20,7 @@ mod placement;
 mod preview;
 mod probe;
 mod read_your_events;
+mod rollback;
 mod routing;
 mod runtime_logs;
 mod sandboxes;

@@ -1,7 +1,8 @@
 // #/deployments/{id}: phase stepper with timings, the live log (line
 // numbers, ANSI colours, follow mode, search, download; see logview.js),
-// stream status, the result, and a "Runtime log" tab beside the build log
-// (the running container's output; see runtimelog.js).
+// stream status, the result; whether it is live, and a rollback to its
+// commit once it settled; a "Runtime log" tab beside the build log (the
+// running container's output; see runtimelog.js).
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink } from '../dom.js';
@@ -9,6 +10,7 @@ import { statusBadge, duration, commitEl, toDate, SETTLED, sandboxLink, timeEl }
 import { DeploymentStream } from '../stream.js';
 import { LogView } from '../logview.js';
 import { RuntimeLog } from '../runtimelog.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackButton } from '../rollback.js';
 
 const STEPS = ['queued', 'fetching', 'building', 'starting'];
 const CONN = {
@@ -76,6 +78,7 @@ export async function render(view, { params, navigate, isCurrent }) {
 
   // ---- layout ----
   const badge = el('span', { id: 'deployment-status' });
+  const live = el('span', { id: 'deployment-live' });
   const headActions = el('div', { class: 'actions' });
   const message = el('div', { 'aria-live': 'polite' });
   const stepper = el('ol', { class: 'stepper', id: 'stepper', 'aria-label': 'Progress' });
@@ -136,7 +139,7 @@ export async function render(view, { params, navigate, isCurrent }) {
       el('div', {},
         el('div', { class: 'small' }, el('a', { href: `#/deployments?sandbox=${encodeURIComponent(deployment.sandbox)}` }, '← Deployments')),
         el('h1', {}, el('span', { id: 'deployment-repo' }, deployment.repo), ' ',
-          el('span', { class: 'muted' }, '·'), ' ', el('span', { class: 'mono', id: 'deployment-branch' }, deployment.branch), ' ', badge),
+          el('span', { class: 'muted' }, '·'), ' ', el('span', { class: 'mono', id: 'deployment-branch' }, deployment.branch), ' ', badge, live),
         el('div', { class: 'sub' }, 'in sandbox ', sandboxLink(deployment.sandbox), ' · ',
           el('code', { id: 'deployment-id' }, deployment.id))),
       headActions),
@@ -192,12 +195,14 @@ export async function render(view, { params, navigate, isCurrent }) {
       el('span', { class: 'step-time' }, settled && start && finalAt ? `total ${duration(finalAt - start)}` : '')));
     replace(stepper, items);
     replace(badge, statusBadge(status));
+    replace(live, liveBadge({ live: deployment.live && status === 'running' }));
   }
 
   function renderFacts() {
     const fact = (key, value, attrs = {}) => el('li', {}, el('span', { class: 'k' }, key), el('span', { class: 'v', ...attrs }, value));
     replace(facts,
       fact('Commit', commitEl(result?.commit ?? deployment.commit)),
+      deployment.redeploy_of ? fact('Redeploys', redeployBadge(deployment), { id: 'deployment-redeploy-of' }) : null,
       fact('Agent', deployment.agent_id ?? '—', { class: 'v mono' }),
       fact('Kind', deployment.kind ?? '—'),
       fact('By', deployment.created_by ?? '—'),
@@ -246,7 +251,7 @@ export async function render(view, { params, navigate, isCurrent }) {
       });
       headActions.append(cancel);
     } else {
-      const again = el('button', { type: 'button', class: 'btn', id: 'redeploy' }, 'Redeploy');
+      const again = el('button', { type: 'button', class: 'btn', id: 'redeploy', title: 'Deploy the branch as it is now' }, 'Redeploy branch');
       again.addEventListener('click', async () => {
         again.disabled = true;
         try {
@@ -259,6 +264,17 @@ export async function render(view, { params, navigate, isCurrent }) {
         }
       });
       headActions.append(again);
+      const commit = result?.commit ?? deployment.commit;
+      const settled = { ...deployment, status, commit, live: deployment.live && status === 'running' };
+      if (canRedeploy(settled)) {
+        const back = rollbackButton(settled, {
+          onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+          onError: (err) => replace(message, errorBox(err, 'Cannot deploy this commit again')),
+          small: false,
+        });
+        back.id = 'rollback';
+        headActions.append(' ', back);
+      }
     }
   }
 
@@ -287,6 +303,8 @@ export async function render(view, { params, navigate, isCurrent }) {
     } else if (body.type === 'result') {
       result = { ...body, ts: event.ts };
       status = body.status;
+      // Persisted before it was sent: the newest running one is live.
+      deployment.live = body.status === 'running';
       const at = toDate(event.ts);
       if (!phaseAt.has(body.status) && at) phaseAt.set(body.status, at);
       log.addMarker(event, `── ${body.status}${body.error ? `: ${body.error}` : ''}`);

@@ -1,11 +1,13 @@
 // #/deployments?sandbox=&repo=&status=&reapply=&limit=: the history,
 // filtered. Gateway re-applies (same build, new routes) are marked, and a
 // run of them in one sandbox folds under its newest, so route flips do not
-// bury the deployments people asked for.
+// bury the deployments people asked for. The live deployment of each
+// (sandbox, service) is marked; a settled one can be rolled back to.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, sandboxLink, STATUSES, toDate, duration } from '../format.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackButton, confirming } from '../rollback.js';
 
 const POLL_MS = 5000;
 
@@ -58,10 +60,16 @@ export async function render(view, { query, navigate }) {
   hideReapplies.addEventListener('change', apply);
 
   const body = el('div', { class: 'card-body flush' }, loading());
+  const message = el('div', { 'aria-live': 'polite', id: 'deployments-message' });
   view.append(
     el('div', { class: 'page-head' }, el('div', {}, el('h1', {}, 'Deployments'),
       el('div', { class: 'sub' }, 'Every deployment, newest first.'))),
+    message,
     el('section', { class: 'card' }, form, body));
+  const rollback = (d) => (canRedeploy(d) ? rollbackButton(d, {
+    onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+    onError: (err) => replace(message, errorBox(err, `Cannot deploy ${d.repo} ${d.commit} again`)),
+  }) : null);
 
   const path = `/api/deployments${api.query({
     sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: query.limit,
@@ -69,15 +77,17 @@ export async function render(view, { query, navigate }) {
   // Runs the user unfolded, by their newest deployment's id: kept across polls.
   const unfolded = new Set();
   const row = (d, attrs = {}) => el('tr', { dataset: { deployment: d.id }, ...attrs },
-    el('td', {}, deploymentLink(d.id), d.reapply ? [' ', el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : null),
+    el('td', {}, deploymentLink(d.id), d.reapply ? [' ', el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : null,
+      d.redeploy_of ? [' ', redeployBadge(d)] : null),
     el('td', {}, sandboxLink(d.sandbox)),
     el('td', {}, d.repo),
     el('td', { class: 'mono' }, d.branch),
     el('td', {}, commitEl(d.commit)),
-    el('td', { title: d.error ?? '' }, statusBadge(d.status)),
+    el('td', { title: d.error ?? '' }, statusBadge(d.status), liveBadge(d)),
     el('td', {}, d.created_by ?? ''),
     el('td', {}, timeEl(d.created_at)),
-    el('td', { class: 'nowrap muted' }, took(d)));
+    el('td', { class: 'nowrap muted' }, took(d)),
+    el('td', { class: 'actions' }, rollback(d)));
   const runRows = (run) => {
     if (run.length === 1) return [row(run[0])];
     const key = run[0].id;
@@ -102,7 +112,9 @@ export async function render(view, { query, navigate }) {
     try {
       const list = await api.get(path);
       if (stopped) return;
-      if (list.length === 0) {
+      if (confirming(body)) {
+        // Someone is answering "roll back?": keep the rows under them.
+      } else if (list.length === 0) {
         replace(body, el('div', { class: 'empty', id: 'deployments-empty' },
           el('h2', {}, Object.keys(query).length ? 'No deployment matches these filters' : 'No deployments yet'),
           el('p', {}, 'Deploy a branch from a ', el('a', { href: '#/sandboxes' }, 'sandbox'), '.')));
@@ -110,7 +122,7 @@ export async function render(view, { query, navigate }) {
         replace(body, el('table', { class: 'table', id: 'deployments-table' },
           el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Sandbox'), el('th', {}, 'Repo'),
             el('th', {}, 'Branch'), el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'),
-            el('th', {}, 'Started'), el('th', {}, 'Took'))),
+            el('th', {}, 'Started'), el('th', {}, 'Took'), el('th', {}, ''))),
           el('tbody', {}, runs(list).flatMap(runRows))));
       }
     } catch (err) {

@@ -6,6 +6,7 @@ import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } fr
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
 import { followToggle, pushedNote } from '../follow.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackButton, confirming } from '../rollback.js';
 
 const POLL_MS = 4000;
 
@@ -64,10 +65,10 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   let sandboxApi = true;
   let editingRoute = false;
 
-  const deployOne = async (repo, branch, button) => {
+  const deployOne = async (repo, branch, button, commit) => {
     if (button) button.disabled = true;
     try {
-      const created = await api.post(`${base}/deployments`, { repo, branch });
+      const created = await api.post(`${base}/deployments`, commit ? { repo, branch, commit } : { repo, branch });
       navigate(`#/deployments/${encodeURIComponent(created.id)}`);
     } catch (err) {
       sayError(err, `Cannot deploy ${repo} ${branch}`);
@@ -297,9 +298,14 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       }
     };
     repoField.addEventListener('change', loadBranches);
+    // Optional: a commit of the branch instead of its head (the agent
+    // refuses one that is not on the branch).
+    const commit = el('input', { type: 'text', id: 'deploy-commit', placeholder: 'the branch head', autocomplete: 'off', class: 'mono wide',
+      pattern: '[0-9a-f]{40}|[0-9a-f]{64}', title: 'The full commit id (40 hex digits)' });
     const form = el('form', { id: 'deploy-form' },
       el('div', { class: 'field' }, el('label', { for: 'deploy-repo' }, 'Repo'), repoField, repoList),
       el('div', { class: 'field' }, el('label', { for: 'deploy-branch' }, 'Branch'), branch, branchList, branchHelp),
+      el('div', { class: 'field' }, el('label', { for: 'deploy-commit' }, 'Commit (optional)'), commit),
       submit);
     form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -310,7 +316,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
         (repo ? branch : repoField).focus();
         return;
       }
-      deployOne(repo, br, submit);
+      deployOne(repo, br, submit, commit.value.trim());
     });
     replace(deployBody, form);
     loadBranches();
@@ -352,17 +358,24 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   }
 
   function renderHistory(list) {
+    // A refresh would drop an open "roll back?" question.
+    if (confirming(history)) return;
     if (!list.length) {
       replace(history, el('div', { class: 'empty' }, el('p', {}, 'No deployments in this sandbox yet.')));
       return;
     }
     replace(history, el('table', { class: 'table', id: 'sandbox-deployments' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Repo'), el('th', {}, 'Branch'),
-        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'))),
+        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'), el('th', {}, ''))),
       el('tbody', {}, list.map((d) => el('tr', { dataset: { deployment: d.id } },
-        el('td', {}, deploymentLink(d.id)), el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
-        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status)),
-        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)))))));
+        el('td', {}, deploymentLink(d.id), d.redeploy_of ? [' ', redeployBadge(d)] : null),
+        el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
+        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status), liveBadge(d)),
+        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)),
+        el('td', { class: 'actions' }, canRedeploy(d) ? rollbackButton(d, {
+          onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+          onError: (err) => sayError(err, `Cannot deploy ${d.repo} ${d.commit} again`),
+        }) : null))))));
   }
 
   async function refresh() {
