@@ -14,7 +14,7 @@ mod driver;
 #[path = "browser/flows.rs"]
 mod flows;
 
-#[path = "browser/runtime_logs.rs"]
-mod runtime_logs;
 #[path = "browser/checks.rs"]
 mod checks;
+#[path = "browser/runtime_logs.rs"]
+mod runtime_logs;

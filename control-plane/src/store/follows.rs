@@ -110,6 +110,8 @@ mod tests {
                 kind: "micro",
                 created_by: "dev",
                 reapply: false,
+                commit: None,
+                redeploy_of: None,
             })
             .expect("insert");
         id.as_str().to_owned()

@@ -26,5 +26,5 @@ mod runtime_logs;
 mod sandboxes;
 mod sessions;
 mod soak;
-mod webhooks;
 mod staleness;
+mod webhooks;
