@@ -99,7 +99,12 @@ pub async fn login(
     if username.is_empty() || body.password.is_empty() {
         return Err(ApiError::bad_request("username and password are required"));
     }
-    if username.len() > 128 || body.password.len() > 1024 || username.chars().any(char::is_control)
+    // A NUL cannot travel in a git credential (libgit2 takes C strings):
+    // refused here, not reported as the agent failing to check it.
+    if username.len() > 128
+        || body.password.len() > 1024
+        || username.chars().any(char::is_control)
+        || body.password.contains('\0')
     {
         return Err(ApiError::bad_request(
             "username or password is too long or malformed",

@@ -32,6 +32,17 @@ async fn bad_input_is_refused_clearly() {
         "only the session made while starting the stack"
     );
 
+    // A NUL in the password is malformed input (400), not the agent
+    // failing to check it (the schemathesis run once found a 502 here).
+    let response = stack
+        .http()
+        .post(stack.url("/api/login"))
+        .json(&json!({ "username": USER, "password": "a\u{0}b" }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
     // No session: 401 everywhere under /api.
     for path in ["/api/me", "/api/deployments", "/api/agents"] {
         let response = stack.http().get(stack.url(path)).send().await.expect("get");
