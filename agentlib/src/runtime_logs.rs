@@ -47,6 +47,10 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 /// With batches unacknowledged and no credit for this long, the viewer is
 /// taken to be gone.
 pub const CREDIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Streams one agent serves at once: each holds a Docker log request, a
+/// task and a subscription, so a session opening thousands must not take
+/// the agent with it.
+pub const MAX_STREAMS: u32 = 64;
 
 pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
     let request: ContainerLogs = match decode(&message.payload) {
@@ -58,6 +62,17 @@ pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
             respond(&agent, message.reply.clone(), &body).await;
             return;
         }
+    };
+    // Counted before opening, so concurrent requests see each other.
+    let Some(_open) = OpenStream::count(&agent) else {
+        let body = Reply::<ContainerLogsStarted>::err(RpcError::new(
+            RpcErrorCode::Unavailable,
+            format!(
+                "this agent already serves {MAX_STREAMS} runtime-log streams: close one and try again"
+            ),
+        ));
+        respond(&agent, message.reply.clone(), &body).await;
+        return;
     };
     let opened = open(&agent, &request).await;
     let (output, credits) = match opened {
@@ -73,7 +88,6 @@ pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
             return;
         }
     };
-    let _open = OpenStream::count(&agent);
     respond(
         &agent,
         message.reply.clone(),
@@ -89,6 +103,7 @@ pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
         sent: 0,
         acked: 0,
         last_credit: Instant::now(),
+        next_keepalive: Instant::now() + KEEPALIVE,
         pending: Vec::new(),
         pending_bytes: 0,
         agent: agent.clone(),
@@ -101,9 +116,15 @@ pub(crate) async fn handle(agent: Arc<Agent>, message: async_nats::Message) {
 struct OpenStream(Arc<Agent>);
 
 impl OpenStream {
-    fn count(agent: &Arc<Agent>) -> Self {
-        agent.log_streams.fetch_add(1, Ordering::Relaxed);
-        Self(agent.clone())
+    /// `None` when the agent already serves [`MAX_STREAMS`].
+    fn count(agent: &Arc<Agent>) -> Option<Self> {
+        agent
+            .log_streams
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_STREAMS).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self(agent.clone()))
     }
 }
 
@@ -210,6 +231,10 @@ struct Stream {
     sent: u64,
     acked: u64,
     last_credit: Instant,
+    /// When a followed stream with nothing published sends a keepalive:
+    /// moved on by every batch, not by every read (a filter may drop all
+    /// the lines a chatty container writes).
+    next_keepalive: Instant,
     /// Lines read and not yet published.
     pending: Vec<String>,
     pending_bytes: usize,
@@ -221,7 +246,7 @@ impl Stream {
     async fn run(&mut self, mut output: Output, follow: bool) -> End {
         let shutdown = self.agent.shutdown.clone();
         loop {
-            let keepalive = tokio::time::sleep(KEEPALIVE);
+            let keepalive = tokio::time::sleep_until(self.next_keepalive);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -326,6 +351,7 @@ impl Stream {
             }
         }
         self.sent += 1;
+        self.next_keepalive = Instant::now() + KEEPALIVE;
         let batch = LogBatch {
             seq: self.sent,
             lines,

@@ -177,11 +177,19 @@ pub async fn bitbucket(
         );
         return Ok((StatusCode::OK, Json(answer)).into_response());
     }
-    let handled = handle(&state, event, &body).await;
-    if handled.is_err() {
-        // Bitbucket retries a failed delivery: that retry must be handled.
-        state.hooks.deliveries.release(&keys);
-    }
+    // In a task of its own: Bitbucket hangs up after ~10 s, and a dropped
+    // connection must not cancel a delivery half-dispatched, or leave it
+    // claimed without being handled.
+    let event = event.to_owned();
+    let handling = tokio::spawn(async move {
+        let handled = handle(&state, &event, &body).await;
+        if handled.is_err() {
+            // Bitbucket retries a failed delivery: that retry must be handled.
+            state.hooks.deliveries.release(&keys);
+        }
+        handled
+    });
+    let handled = handling.await.map_err(|err| ApiError::internal(&err))?;
     Ok((StatusCode::ACCEPTED, Json(handled?)).into_response())
 }
 

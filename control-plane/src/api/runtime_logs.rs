@@ -110,7 +110,7 @@ fn log_query(query: RuntimeLogsQuery) -> Result<LogQuery, ApiError> {
         (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
         (status = 409, description = "The deployment is not running, or its container is not running on its agent (`not_running`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`)", body = ErrorBody),
-        (status = 503, description = "The deployment's agent is offline (`no_agent`)", body = ErrorBody),
+        (status = 503, description = "The deployment's agent is offline (`no_agent`), or serves as many runtime-log streams as it may (`busy`)", body = ErrorBody),
     ),
 )]
 pub async fn runtime_logs(
@@ -148,6 +148,13 @@ pub async fn runtime_logs(
         Ok(lines) => lines,
         Err(AgentCallError::Refused { error, .. }) if error.code == RpcErrorCode::BadRequest => {
             return Err(not_running(error.message));
+        }
+        Err(AgentCallError::Refused { error, .. }) if error.code == RpcErrorCode::Unavailable => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                error.message,
+            ));
         }
         Err(err @ (AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. })) => {
             return Err(ApiError::new(

@@ -177,7 +177,11 @@ fn delivery(repo: Option<String>, moves: impl Iterator<Item = (String, String)>)
     };
     let branches = moves
         .filter(|(branch, commit)| validate::branch(branch).is_ok() && is_commit(commit))
-        .map(|(branch, commit)| BranchMove { branch, commit })
+        // Lowercase, as git and SDP's commit checks write them.
+        .map(|(branch, commit)| BranchMove {
+            branch,
+            commit: commit.to_ascii_lowercase(),
+        })
         .collect();
     Delivery::Push(Push { repo, branches })
 }

@@ -30,37 +30,7 @@ export async function render(view, { params, navigate, isCurrent }) {
     deployment = await api.get(`/api/deployments/${api.seg(id)}`);
   } catch (err) {
     if (!isCurrent()) return undefined;
-    // ---- tabs: build log | runtime log ----
-  const runtime = new RuntimeLog(id);
-  const runtimeNote = el('p', { class: 'muted', id: 'runtime-unavailable' });
-  const runtimeBox = el('div', { id: 'runtime-tab-panel', role: 'tabpanel', hidden: true }, runtimeNote, runtime.panel);
-  const buildTab = el('button', { type: 'button', class: 'tab active', id: 'tab-build-log', role: 'tab', 'aria-selected': 'true' }, 'Build log');
-  const runtimeTab = el('button', { type: 'button', class: 'tab', id: 'tab-runtime-log', role: 'tab', 'aria-selected': 'false' }, 'Runtime log');
-  const buildBox = el('div', { id: 'build-tab-panel', role: 'tabpanel' });
-  function showTab(which) {
-    buildTab.classList.toggle('active', which === 'build');
-    runtimeTab.classList.toggle('active', which === 'runtime');
-    buildTab.setAttribute('aria-selected', String(which === 'build'));
-    runtimeTab.setAttribute('aria-selected', String(which === 'runtime'));
-    buildBox.hidden = which !== 'build';
-    view.querySelector('#build-log-actions').hidden = which !== 'build';
-    runtimeBox.hidden = which !== 'runtime';
-    if (which === 'runtime') {
-      // Only a running deployment has a container to read (anything else
-      // answers 409, which the browser would log as an error).
-      const live = status === 'running';
-      runtimeNote.textContent = live ? '' : `The deployment is ${status}: runtime logs are there while it runs.`;
-      runtimeNote.hidden = live;
-      runtime.panel.hidden = !live;
-      if (live) runtime.start();
-    } else {
-      runtime.stop();
-    }
-  }
-  buildTab.addEventListener('click', () => showTab('build'));
-  runtimeTab.addEventListener('click', () => showTab('runtime'));
-
-  replace(view, err.status === 404
+    replace(view, err.status === 404
       ? el('div', { class: 'card' }, el('div', { class: 'empty' }, el('h2', {}, 'No such deployment'),
         el('p', {}, 'There is no deployment ', el('code', {}, id), '. ', el('a', { href: '#/deployments' }, 'See the history'), '.')))
       : errorBox(err, 'Cannot load the deployment'));
