@@ -423,3 +423,38 @@ async fn bench_runtime_logs_slow_viewer_rss() {
         })
     );
 }
+
+/// An agent serves at most `MAX_STREAMS` runtime-log streams: the next
+/// viewer gets 503 `busy` at once, and a slot frees when a viewer leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_serves_a_bounded_number_of_streams() {
+    let max = u64::from(sdp_agentlib::runtime_logs::MAX_STREAMS);
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    let path = runtime_path(&id, "follow=true&tail=0");
+    let mut viewers: Vec<_> = (0..max).map(|_| follow(&stack, &token, &path).0).collect();
+    wait_log_streams(&stack, &token, max).await;
+    let response = stack
+        .http()
+        .get(stack.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("one more viewer");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+    // One leaves: the next viewer is served.
+    viewers.pop().expect("a viewer").abort();
+    wait_log_streams(&stack, &token, max - 1).await;
+    let (reader, _lines) = follow(&stack, &token, &path);
+    wait_log_streams(&stack, &token, max).await;
+    reader.abort();
+    for viewer in viewers {
+        viewer.abort();
+    }
+    wait_log_streams(&stack, &token, 0).await;
+    stack.shutdown().await;
+}
