@@ -15,6 +15,10 @@
 
 use std::time::Duration;
 
+/// Events a viewer holds back behind a missing seq before it gives up and
+/// closes (the client resumes with `?after=`, from history).
+const MAX_AHEAD: usize = 4096;
+
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -189,6 +193,8 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
         return;
     };
     let mut persist_wait = PERSIST_WAIT;
+    // Events that arrived ahead of a missing seq, by seq.
+    let mut ahead: std::collections::BTreeMap<u64, jetstream::Message> = Default::default();
     let mut check = tokio::time::interval(Duration::from_secs(3));
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -212,7 +218,21 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                     if head.seq <= last {
                         continue;
                     }
-                    let Ok(text) = std::str::from_utf8(&message.payload) else { continue };
+                    // An agent's publish that failed across a node loss is
+                    // retried after later ones landed: the stream can hold
+                    // 10 before 8. Hold what runs ahead; forward in seq order.
+                    if head.seq > last + 1 {
+                        if ahead.len() >= MAX_AHEAD {
+                            let _ = sink.send(close_frame(1011, "events out of order: reconnect")).await;
+                            return;
+                        }
+                        ahead.insert(head.seq, message);
+                        continue;
+                    }
+                    let mut next = Some(message);
+                    while let Some(message) = next.take() {
+                    let Some(head) = EventHead::read(&message.payload) else { break };
+                    let Ok(text) = std::str::from_utf8(&message.payload) else { break };
                     if !head.body.is_log() {
                         if state.store.wait_persisted(id.as_str(), head.seq, persist_wait).await {
                             persist_wait = PERSIST_WAIT;
@@ -230,6 +250,8 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                     if head.body.kind == "result" {
                         let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
                         return;
+                    }
+                    next = ahead.remove(&(last + 1));
                     }
                 }
                 if sink.flush().await.is_err() {
