@@ -45,6 +45,7 @@
 pub mod agent_client;
 pub mod agents;
 pub mod api;
+pub mod client_addr;
 pub mod config;
 pub mod events;
 pub mod metrics;

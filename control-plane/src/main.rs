@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         // The secret files named in config must be readable now, not at
         // the first webhook.
         |config| {
+            config.check()?;
             sdp_control_plane::webhooks::secrets::load(config)
                 .map(drop)
                 .map_err(|e| sdp_bus::process::error_chain(&e))

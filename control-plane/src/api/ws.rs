@@ -29,7 +29,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use sdp_bus::DeploymentId;
 use serde::Deserialize;
 
-use super::auth::token_from_headers;
+use super::auth::{cookie_name, token_from_headers};
 use super::{ApiError, AppState};
 
 /// WebSocket close code for a policy violation (no or expired session).
@@ -102,8 +102,8 @@ pub async fn deployment(
             .into_response();
         }
     };
-    let session =
-        token_from_headers(&headers).and_then(|token| state.sessions.lookup(&token).ok().flatten());
+    let session = token_from_headers(&headers, cookie_name(&state.config.http))
+        .and_then(|token| state.sessions.lookup(&token).ok().flatten());
     let id = DeploymentId::parse(&id);
     upgrade
         // Viewers only read; small buffers keep idle viewers cheap.
