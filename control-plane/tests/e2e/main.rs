@@ -12,6 +12,7 @@ mod cluster;
 mod contract;
 mod faults;
 mod flow;
+mod forgery;
 mod gateways;
 mod hardening;
 mod hostile_bus;
