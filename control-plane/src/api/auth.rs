@@ -146,7 +146,7 @@ pub struct Me {
     request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse,
-         headers(("set-cookie" = String, description = "`sdp_session=<token>; Path=/; HttpOnly; SameSite=Strict; Max-Age=…`"))),
+         headers(("set-cookie" = String, description = "`sdp_session=<token>; Path=/; HttpOnly; SameSite=Strict; Max-Age=…` (`__Host-sdp_session=…; Secure` with `http.secure_cookies`)"))),
         (status = 401, description = "Wrong username or password (`unauthorized`)", body = ErrorBody),
         (status = 429, description = "Too many failed logins for the user or address (`throttled`)", body = ErrorBody,
          headers(("retry-after" = u64, description = "Seconds until a login may be tried again"))),
@@ -307,7 +307,7 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
     operation_id = "logout",
     tag = "session",
     responses((status = 204, description = "Logged out",
-               headers(("set-cookie" = String, description = "Clears `sdp_session`")))),
+               headers(("set-cookie" = String, description = "Clears the session cookie")))),
 )]
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     state.sessions.end(&session.token_hash)?;

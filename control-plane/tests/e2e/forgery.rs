@@ -75,14 +75,19 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
             http.delete(stack.url("/api/sandboxes/alpha"))
                 .header(COOKIE, &cookie),
         ] {
-            let (status, body) =
-                answer(request.header(ORIGIN, origin).header("sec-fetch-site", site)).await;
+            let (status, body) = answer(
+                request
+                    .header(ORIGIN, origin)
+                    .header("sec-fetch-site", site),
+            )
+            .await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{origin}: {body}");
             assert_eq!(body["error"]["code"], "forbidden_origin", "{body}");
         }
     }
     // Neither Origin nor Sec-Fetch-Site: not a page of the dashboard.
-    let (status, body) = answer(with_cookie("/api/sandboxes/alpha/deployments").body(deploy.clone())).await;
+    let (status, body) =
+        answer(with_cookie("/api/sandboxes/alpha/deployments").body(deploy.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = answer(
         with_cookie("/api/sandboxes/alpha/deployments")
@@ -94,7 +99,11 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
     // Nothing changed.
     assert_eq!(deployment_count(&stack, &token).await, 0);
     let (status, _) = stack.get(&token, "/api/sandboxes/alpha").await;
-    assert_eq!(status, StatusCode::OK, "the forged DELETE removed the sandbox");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the forged DELETE removed the sandbox"
+    );
 
     // The dashboard's own page: its Origin, or Sec-Fetch-Site alone.
     let (status, body) = answer(
@@ -123,7 +132,10 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
         ("/api/sandboxes/alpha/deployments", deploy.clone()),
         ("/api/sandboxes/alpha/deploy", "{}".to_owned()),
         ("/api/sandboxes/alpha/deploy", String::new()),
-        ("/api/environments", r#"{"name":"plain","vars":{}}"#.to_owned()),
+        (
+            "/api/environments",
+            r#"{"name":"plain","vars":{}}"#.to_owned(),
+        ),
     ] {
         for content_type in [
             "text/plain",
@@ -155,7 +167,11 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(deployment_count(&stack, &token).await, 0);
     let (status, _) = stack.get(&token, "/api/environments/plain").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a text/plain body created it");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a text/plain body created it"
+    );
     // An optional body may be left out (no Content-Type at all): the
     // deploy is judged on its merits (this sandbox has no template).
     let (status, body) = answer(
@@ -222,7 +238,10 @@ async fn the_secure_session_cookie_is_host_prefixed() {
         .expect("cookie")
         .to_owned();
     let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
-    assert!(attributes[0].starts_with("__Host-sdp_session="), "{set_cookie}");
+    assert!(
+        attributes[0].starts_with("__Host-sdp_session="),
+        "{set_cookie}"
+    );
     for attribute in ["Secure", "Path=/", "HttpOnly", "SameSite=Strict"] {
         assert!(attributes.contains(&attribute), "{set_cookie}");
     }
@@ -233,10 +252,16 @@ async fn the_secure_session_cookie_is_host_prefixed() {
     let body: Value = response.json().await.expect("json");
     let token = body["token"].as_str().expect("token");
     let me = |cookie: String| {
-        let request = stack.http().get(stack.url("/api/me")).header(COOKIE, cookie);
+        let request = stack
+            .http()
+            .get(stack.url("/api/me"))
+            .header(COOKIE, cookie);
         async move { request.send().await.expect("me").status() }
     };
-    assert_eq!(me(format!("__Host-sdp_session={token}")).await, StatusCode::OK);
+    assert_eq!(
+        me(format!("__Host-sdp_session={token}")).await,
+        StatusCode::OK
+    );
     // The unprefixed name, which another host of the site could set, is
     // not the session cookie here.
     assert_eq!(

@@ -189,6 +189,7 @@ async fn parallel_wrong_logins_reach_git_at_most_the_user_limit() {
         "three attempts take the user's slots, the rest are refused: {statuses:?}"
     );
     let reached = stack.git.wrong_credentials() - before;
+    eprintln!("wrong credentials that reached git: {reached}");
     assert!(
         reached <= 3,
         "20 parallel wrong logins reached git with {reached} wrong credentials"
