@@ -64,41 +64,40 @@ impl From<TwoSessionCookies> for ApiError {
     }
 }
 
-/// The session token of a request: the cookie named `cookie`, else
-/// `Authorization: Bearer`.
+/// The session token of a request: `Authorization: Bearer` (which no
+/// page can add to a request without the token), else the cookie named
+/// `cookie`, which must then be there once.
 pub fn presented_token(
     headers: &HeaderMap,
     cookie: &str,
 ) -> Result<Option<Presented>, TwoSessionCookies> {
-    let mut cookies = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| name.trim() == cookie)
-        .map(|(_, value)| value.trim().to_owned());
-    let from_cookie = cookies.next();
-    if cookies.next().is_some() {
-        return Err(TwoSessionCookies);
-    }
-    let presented = match from_cookie {
-        Some(token) => Presented {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let presented = if let Some(token) = bearer {
+        Presented {
+            token: token.trim().to_owned(),
+            by_cookie: false,
+        }
+    } else {
+        let mut cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| name.trim() == cookie)
+            .map(|(_, value)| value.trim().to_owned());
+        let Some(token) = cookies.next() else {
+            return Ok(None);
+        };
+        if cookies.next().is_some() {
+            return Err(TwoSessionCookies);
+        }
+        Presented {
             token,
             by_cookie: true,
-        },
-        None => {
-            let Some(token) = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
-            else {
-                return Ok(None);
-            };
-            Presented {
-                token: token.trim().to_owned(),
-                by_cookie: false,
-            }
         }
     };
     Ok((!presented.token.is_empty() && presented.token.len() <= 128).then_some(presented))

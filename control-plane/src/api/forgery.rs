@@ -6,7 +6,8 @@
 //!   request's own (`http(s)://<Host>`), `http.public_url`'s or one of
 //!   `http.allowed_origins`, or `Sec-Fetch-Site: same-origin`; else 403
 //!   `forbidden_origin`. Scripts and the CLI send `Authorization: Bearer`,
-//!   which no page can add without the token, and are not asked. Login
+//!   which no page can add without the token; it authenticates ahead of
+//!   any cookie, and such a request is not asked. Login
 //!   authenticates by its body and is not asked either.
 //! - A body, or a `Content-Type`, must be JSON; else 415
 //!   `unsupported_media_type`. A page can send `text/plain` anywhere

@@ -122,6 +122,18 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // With the bearer token (which no page can add) beside the cookie,
+    // the token authenticates: not a forgery, whatever the Origin.
+    let (status, body) = answer(
+        http.put(stack.url("/api/environments/mine"))
+            .bearer_auth(&token)
+            .header(COOKIE, format!("{cookie}; sdp_session=planted0123456789"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(ORIGIN, "http://evil.invalid")
+            .body(json!({ "vars": { "A": "2" } }).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Reads need no Origin.
     let (status, _) = answer(http.get(stack.url("/api/me")).header(COOKIE, &cookie)).await;
     assert_eq!(status, StatusCode::OK);
