@@ -1,10 +1,11 @@
 //! Login throttling. Failed logins are counted per user and per client
 //! address over a sliding window; past the limit, logins answer 429
 //! without asking git. An attempt takes its slot before git is asked, so
-//! parallel attempts cannot all pass the check first. The per-user limit stays below Bitbucket's CAPTCHA
-//! threshold (5 failures by default), so SDP never locks a user out of git.
+//! parallel attempts cannot all pass the check first. The per-user limit
+//! stays below Bitbucket's CAPTCHA threshold (5 failures by default), so
+//! SDP never locks a user out of git.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,8 +20,18 @@ pub struct LoginThrottle {
 
 #[derive(Default)]
 struct Failures {
-    by_user: HashMap<String, VecDeque<Instant>>,
-    by_address: HashMap<IpAddr, VecDeque<Instant>>,
+    by_user: HashMap<String, VecDeque<Slot>>,
+    by_address: HashMap<IpAddr, VecDeque<Slot>>,
+    /// Slots of attempts whose credential is still being checked.
+    in_flight: HashSet<u64>,
+    next_id: u64,
+}
+
+/// A failed attempt, or one in flight.
+#[derive(Clone, Copy)]
+struct Slot {
+    at: Instant,
+    id: u64,
 }
 
 /// Why a login is refused for now, and for how long.
@@ -30,23 +41,19 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
-fn prune(times: &mut VecDeque<Instant>, window: Duration) {
-    while times.front().is_some_and(|t| t.elapsed() >= window) {
+fn prune(times: &mut VecDeque<Slot>, window: Duration) {
+    while times.front().is_some_and(|t| t.at.elapsed() >= window) {
         times.pop_front();
     }
 }
 
-fn check(
-    times: Option<&mut VecDeque<Instant>>,
-    limit: usize,
-    window: Duration,
-) -> Option<Duration> {
+fn check(times: Option<&mut VecDeque<Slot>>, limit: usize, window: Duration) -> Option<Duration> {
     let times = times?;
     prune(times, window);
     (times.len() >= limit).then(|| {
         times
             .front()
-            .map(|first| window.saturating_sub(first.elapsed()))
+            .map(|first| window.saturating_sub(first.at.elapsed()))
             .unwrap_or(window)
     })
 }
@@ -90,20 +97,25 @@ impl LoginThrottle {
                 retry_after,
             });
         }
-        let at = Instant::now();
+        let slot = Slot {
+            at: Instant::now(),
+            id: failures.next_id,
+        };
+        failures.next_id += 1;
+        failures.in_flight.insert(slot.id);
         failures
             .by_user
             .entry(user.clone())
             .or_default()
-            .push_back(at);
+            .push_back(slot);
         failures
             .by_address
             .entry(address)
             .or_default()
-            .push_back(at);
+            .push_back(slot);
         // Keep memory bounded under a spray of usernames or addresses.
         let window = self.window;
-        let live = |times: &mut VecDeque<Instant>| {
+        let live = |times: &mut VecDeque<Slot>| {
             prune(times, window);
             !times.is_empty()
         };
@@ -117,7 +129,7 @@ impl LoginThrottle {
             throttle: self.clone(),
             user,
             address,
-            at,
+            id: slot.id,
             settled: false,
         })
     }
@@ -130,7 +142,7 @@ pub struct Attempt {
     throttle: LoginThrottle,
     user: String,
     address: IpAddr,
-    at: Instant,
+    id: u64,
     settled: bool,
 }
 
@@ -138,15 +150,26 @@ impl Attempt {
     /// A wrong credential: the slot stays taken for the window.
     pub fn failed(mut self) {
         self.settled = true;
+        self.throttle.lock().in_flight.remove(&self.id);
     }
 
     /// A good login clears the user's failures (not the address's other
-    /// ones).
+    /// ones). Other attempts still in flight keep their slots: their
+    /// credentials reach git after this one, and git counts them.
     pub fn succeeded(mut self) {
         self.settled = true;
         let mut failures = self.throttle.lock();
-        failures.by_user.remove(&self.user);
-        remove_one(failures.by_address.get_mut(&self.address), self.at);
+        failures.in_flight.remove(&self.id);
+        let Failures {
+            by_user,
+            by_address,
+            in_flight,
+            ..
+        } = &mut *failures;
+        if let Some(times) = by_user.get_mut(&self.user) {
+            times.retain(|slot| in_flight.contains(&slot.id));
+        }
+        remove_slot(by_address.get_mut(&self.address), self.id);
     }
 }
 
@@ -156,16 +179,15 @@ impl Drop for Attempt {
             return;
         }
         let mut failures = self.throttle.lock();
-        remove_one(failures.by_user.get_mut(&self.user), self.at);
-        remove_one(failures.by_address.get_mut(&self.address), self.at);
+        failures.in_flight.remove(&self.id);
+        remove_slot(failures.by_user.get_mut(&self.user), self.id);
+        remove_slot(failures.by_address.get_mut(&self.address), self.id);
     }
 }
 
-fn remove_one(times: Option<&mut VecDeque<Instant>>, at: Instant) {
-    if let Some(times) = times
-        && let Some(index) = times.iter().position(|t| *t == at)
-    {
-        times.remove(index);
+fn remove_slot(times: Option<&mut VecDeque<Slot>>, id: u64) {
+    if let Some(times) = times {
+        times.retain(|slot| slot.id != id);
     }
 }
 
@@ -219,6 +241,22 @@ mod tests {
             .map(|_| throttle.reserve("dev", a).expect("slot again"))
             .collect();
         attempts.into_iter().for_each(Attempt::failed);
+        assert!(throttle.reserve("dev", a).is_err());
+    }
+
+    #[test]
+    fn a_success_leaves_the_attempts_still_in_flight_their_slots() {
+        let throttle = LoginThrottle::new(2, 20, Duration::from_secs(60));
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let good = throttle.reserve("dev", a).expect("slot");
+        let guess = throttle.reserve("dev", b).expect("slot");
+        good.succeeded();
+        // The guess still holds its slot: one left.
+        let next = throttle.reserve("dev", b).expect("one slot left");
+        assert!(throttle.reserve("dev", b).is_err());
+        guess.failed();
+        next.failed();
         assert!(throttle.reserve("dev", a).is_err());
     }
 
