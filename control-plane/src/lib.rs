@@ -59,6 +59,7 @@ pub mod sessions;
 pub mod staleness;
 pub mod store;
 pub mod throttle;
+pub mod user_streams;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -223,6 +224,7 @@ pub async fn run(
             config.auth.throttle_window,
         ),
         hooks: api::Hooks::new(secrets.hook_secret),
+        streams: user_streams::UserStreams::default(),
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

@@ -1,14 +1,16 @@
 //! A sandbox's effective route table: for every service, a
 //! manual route if set, else the sandbox's running deployment, else the
 //! environment's (baseline) URL under the service's route env key. The
-//! gateway runs with environment ⊕ routes as its env.
+//! gateway runs with environment ⊕ routes as its env. An environment's
+//! secret variables go into that env too, but never make a route: a route
+//! target is shown to anyone who reads the sandbox.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sdp_bus::{Route, RouteSource, ServiceSettings};
 use serde::Serialize;
 
-use crate::store::{Sandbox, Store, StoreError, StoredRoute, Template};
+use crate::store::{Sandbox, SecretVars, Store, StoreError, StoredRoute, Template};
 
 /// One line of the route table, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -28,7 +30,10 @@ pub struct GatewayInputs {
 
 pub struct RouteTable {
     pub routes: Vec<EffectiveRoute>,
+    /// The environment's plain variables.
     pub environment: BTreeMap<String, String>,
+    /// The environment's secret variables.
+    pub secrets: SecretVars,
 }
 
 impl GatewayInputs {
@@ -44,6 +49,12 @@ impl GatewayInputs {
 impl RouteTable {
     pub fn gateway_inputs(&self) -> GatewayInputs {
         let mut env = self.environment.clone();
+        env.extend(
+            self.secrets
+                .expose()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         for route in &self.routes {
             env.insert(route.env_key.clone(), route.target.clone());
         }
@@ -81,12 +92,15 @@ pub fn route_table(
         Some(name) => store.template(name)?,
         None => None,
     };
-    let environment = match environment_name(sandbox, template.as_ref()) {
-        Some(name) => store
-            .environment(&name)?
-            .map(|e| e.vars)
-            .unwrap_or_default(),
-        None => BTreeMap::new(),
+    let (environment, secrets) = match environment_name(sandbox, template.as_ref()) {
+        Some(name) => (
+            store
+                .environment(&name)?
+                .map(|e| e.vars)
+                .unwrap_or_default(),
+            store.environment_secrets(&name)?,
+        ),
+        None => Default::default(),
     };
     let stored = store.stored_routes(&sandbox.name)?;
     let deployed: Vec<(String, String)> = store
@@ -104,6 +118,7 @@ pub fn route_table(
     Ok(RouteTable {
         routes,
         environment,
+        secrets,
     })
 }
 
@@ -354,11 +369,16 @@ mod tests {
                 "USERS_URL",
             )],
             environment: env(&[("USERS_URL", "https://users.ocp"), ("MODE", "test")]),
+            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")])),
         };
         let inputs = table.gateway_inputs();
         assert_eq!(
             inputs.env,
-            env(&[("USERS_URL", "http://10.0.0.1:3001"), ("MODE", "test")])
+            env(&[
+                ("USERS_URL", "http://10.0.0.1:3001"),
+                ("MODE", "test"),
+                ("API_TOKEN", "s3cret")
+            ])
         );
         assert_eq!(
             inputs.routes,

@@ -9,12 +9,75 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, now_rfc3339};
 
+/// An environment as the API shows it: plain variables with their
+/// values, secret ones by name only. Secret values are read only through
+/// [`Store::environment_secrets`], whose type cannot be serialized.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     pub name: String,
+    /// The plain variables.
     pub vars: BTreeMap<String, String>,
+    /// The names of the secret variables: set, their values never shown.
+    pub secret_keys: Vec<String>,
+    /// Who created it: they or an admin may change or delete it. Null for
+    /// one made before creators were recorded (admins only).
+    pub created_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Secret variables' values, for the containers that get them: no
+/// `Serialize`, and a `Debug` that names the keys only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretVars(BTreeMap<String, String>);
+
+impl SecretVars {
+    pub fn new(vars: BTreeMap<String, String>) -> Self {
+        Self(vars)
+    }
+
+    pub fn expose(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// What a write of an environment changes: its plain variables (all of
+/// them, replaced), and its secrets (each set to a value, or removed with
+/// `None`; secrets not named are kept, except those `vars` now names).
+pub struct EnvironmentWrite<'a> {
+    pub vars: &'a BTreeMap<String, String>,
+    pub secrets: &'a BTreeMap<String, Option<String>>,
+}
+
+/// Who asks to change a catalog entry or a sandbox.
+#[derive(Clone, Copy, Debug)]
+pub struct Editor<'a> {
+    pub user: &'a str,
+    /// Listed in `auth.admins`.
+    pub admin: bool,
+}
+
+impl Editor<'_> {
+    /// Whether this editor may change what `creator` made (`None`: made
+    /// before creators were recorded, so admins only).
+    pub fn may_change(&self, creator: Option<&str>) -> bool {
+        self.admin || creator == Some(self.user)
+    }
+}
+
+/// How an update or delete guarded by its creator went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Guarded {
+    Done,
+    NotFound,
+    /// Someone else's: it names who made it (`None`: nobody recorded).
+    NotYours(Option<String>),
 }
 
 /// A repo and branch: a template's gateway or one of its services.
@@ -71,6 +134,9 @@ pub struct Template {
     pub environment: Option<String>,
     pub gateway: Option<RepoBranch>,
     pub services: Vec<RepoBranch>,
+    /// Who created it: they or an admin may change or delete it. Null for
+    /// one made before creators were recorded (admins only).
+    pub created_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -79,16 +145,47 @@ fn json_err(err: serde_json::Error) -> StoreError {
     StoreError::Malformed(err.to_string())
 }
 
-fn environment_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+const ENVIRONMENT_COLUMNS: &str = "name, vars, secrets, created_by, created_at, updated_at";
+
+/// name, vars JSON, secrets JSON, created_by, created_at, updated_at.
+type EnvironmentRow = (String, String, String, Option<String>, String, String);
+
+fn environment_row(row: &Row<'_>) -> rusqlite::Result<EnvironmentRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
-/// name, environment, gateway JSON, services JSON, created_at, updated_at.
+fn to_environment(
+    (name, vars, secrets, created_by, created_at, updated_at): EnvironmentRow,
+) -> Result<Environment, StoreError> {
+    let secrets: BTreeMap<String, String> = serde_json::from_str(&secrets).map_err(json_err)?;
+    Ok(Environment {
+        name,
+        vars: serde_json::from_str(&vars).map_err(json_err)?,
+        secret_keys: secrets.into_keys().collect(),
+        created_by,
+        created_at,
+        updated_at,
+    })
+}
+
+const TEMPLATE_COLUMNS: &str =
+    "name, environment, gateway, services, created_by, created_at, updated_at";
+
+/// name, environment, gateway JSON, services JSON, created_by, created_at,
+/// updated_at.
 type TemplateRow = (
     String,
     Option<String>,
     Option<String>,
     String,
+    Option<String>,
     String,
     String,
 );
@@ -101,22 +198,12 @@ fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
-fn to_environment(
-    (name, vars, created_at, updated_at): (String, String, String, String),
-) -> Result<Environment, StoreError> {
-    Ok(Environment {
-        name,
-        vars: serde_json::from_str(&vars).map_err(json_err)?,
-        created_at,
-        updated_at,
-    })
-}
-
 fn to_template(
-    (name, environment, gateway, services, created_at, updated_at): TemplateRow,
+    (name, environment, gateway, services, created_by, created_at, updated_at): TemplateRow,
 ) -> Result<Template, StoreError> {
     Ok(Template {
         name,
@@ -126,8 +213,51 @@ fn to_template(
             .transpose()
             .map_err(json_err)?,
         services: serde_json::from_str(&services).map_err(json_err)?,
+        created_by,
         created_at,
         updated_at,
+    })
+}
+
+/// Applies `write` to the secrets `current` holds.
+fn merge_secrets(current: &mut BTreeMap<String, String>, write: &EnvironmentWrite<'_>) {
+    for (key, value) in write.secrets {
+        match value {
+            Some(value) => current.insert(key.clone(), value.clone()),
+            None => current.remove(key),
+        };
+    }
+    current.retain(|key, _| !write.vars.contains_key(key));
+}
+
+/// The creator of a row of `table` (`Ok(None)`: no such row).
+fn creator(
+    conn: &rusqlite::Connection,
+    table: &str,
+    name: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT created_by FROM {table} WHERE name = ?1"),
+            [name],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Whether `editor` may change the row: its verdict, or `None` to go on.
+fn guard(
+    conn: &rusqlite::Connection,
+    table: &str,
+    name: &str,
+    editor: Editor<'_>,
+) -> Result<Option<Guarded>, StoreError> {
+    Ok(match creator(conn, table, name)? {
+        None => Some(Guarded::NotFound),
+        Some(made_by) if !editor.may_change(made_by.as_deref()) => {
+            Some(Guarded::NotYours(made_by))
+        }
+        Some(_) => None,
     })
 }
 
@@ -143,9 +273,9 @@ pub fn is_constraint(err: &StoreError) -> bool {
 impl Store {
     pub fn environments(&self) -> Result<Vec<Environment>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT name, vars, created_at, updated_at FROM environments ORDER BY name",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ENVIRONMENT_COLUMNS} FROM environments ORDER BY name"
+        ))?;
         let rows: Vec<_> = stmt
             .query_map([], environment_row)?
             .collect::<Result<_, _>>()?;
@@ -155,7 +285,7 @@ impl Store {
     pub fn environment(&self, name: &str) -> Result<Option<Environment>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT name, vars, created_at, updated_at FROM environments WHERE name = ?1",
+                &format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE name = ?1"),
                 [name],
                 environment_row,
             )
@@ -164,29 +294,74 @@ impl Store {
             .transpose()
     }
 
-    /// Creates (`create`) or replaces the vars of an environment; returns
-    /// false if it did not exist (update) — a duplicate create is a
+    /// The values of an environment's secret variables (none if it does
+    /// not exist): only for what containers get.
+    pub fn environment_secrets(&self, name: &str) -> Result<SecretVars, StoreError> {
+        let secrets: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT secrets FROM environments WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let secrets = match secrets {
+            Some(json) => serde_json::from_str(&json).map_err(json_err)?,
+            None => BTreeMap::new(),
+        };
+        Ok(SecretVars::new(secrets))
+    }
+
+    /// Creates an environment made by `created_by`; a duplicate name is a
     /// constraint error.
-    pub fn put_environment(
+    pub fn create_environment(
         &self,
         name: &str,
-        vars: &BTreeMap<String, String>,
-        create: bool,
-    ) -> Result<bool, StoreError> {
-        let vars = serde_json::to_string(vars).map_err(json_err)?;
-        let now = now_rfc3339();
-        let changed = if create {
-            self.conn().execute(
-                "INSERT INTO environments (name, vars, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                params![name, vars, now],
-            )?
-        } else {
-            self.conn().execute(
-                "UPDATE environments SET vars = ?2, updated_at = ?3 WHERE name = ?1",
-                params![name, vars, now],
-            )?
-        };
-        Ok(changed > 0)
+        write: &EnvironmentWrite<'_>,
+        created_by: &str,
+    ) -> Result<(), StoreError> {
+        let mut secrets = BTreeMap::new();
+        merge_secrets(&mut secrets, write);
+        let vars = serde_json::to_string(write.vars).map_err(json_err)?;
+        let secrets = serde_json::to_string(&secrets).map_err(json_err)?;
+        self.conn().execute(
+            "INSERT INTO environments (name, vars, secrets, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![name, vars, secrets, created_by, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces an environment's plain variables and applies the secret
+    /// changes of `write`, if `editor` may: checked and written in one
+    /// transaction.
+    pub fn update_environment(
+        &self,
+        name: &str,
+        write: &EnvironmentWrite<'_>,
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(verdict) = guard(&tx, "environments", name, editor)? {
+            return Ok(verdict);
+        }
+        let current: String = tx.query_row(
+            "SELECT secrets FROM environments WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )?;
+        let mut secrets: BTreeMap<String, String> =
+            serde_json::from_str(&current).map_err(json_err)?;
+        merge_secrets(&mut secrets, write);
+        let vars = serde_json::to_string(write.vars).map_err(json_err)?;
+        let secrets = serde_json::to_string(&secrets).map_err(json_err)?;
+        tx.execute(
+            "UPDATE environments SET vars = ?2, secrets = ?3, updated_at = ?4 WHERE name = ?1",
+            params![name, vars, secrets, now_rfc3339()],
+        )?;
+        tx.commit()?;
+        Ok(Guarded::Done)
     }
 
     /// Who uses an environment (templates and sandboxes), for a 409.
@@ -200,19 +375,33 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_environment(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM environments WHERE name = ?1", [name])?
-            > 0)
+    /// Deletes an environment if `editor` may (a reference from a template
+    /// or sandbox is a constraint error).
+    pub fn delete_environment(&self, name: &str, editor: Editor<'_>) -> Result<Guarded, StoreError> {
+        self.delete_guarded("environments", name, editor)
+    }
+
+    fn delete_guarded(
+        &self,
+        table: &str,
+        name: &str,
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(verdict) = guard(&tx, table, name, editor)? {
+            return Ok(verdict);
+        }
+        tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
+        tx.commit()?;
+        Ok(Guarded::Done)
     }
 
     pub fn templates(&self) -> Result<Vec<Template>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT name, environment, gateway, services, created_at, updated_at \
-             FROM templates ORDER BY name",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"
+        ))?;
         let rows: Vec<_> = stmt
             .query_map([], template_row)?
             .collect::<Result<_, _>>()?;
@@ -222,8 +411,7 @@ impl Store {
     pub fn template(&self, name: &str) -> Result<Option<Template>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT name, environment, gateway, services, created_at, updated_at \
-                 FROM templates WHERE name = ?1",
+                &format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = ?1"),
                 [name],
                 template_row,
             )
@@ -232,34 +420,56 @@ impl Store {
             .transpose()
     }
 
-    pub fn put_template(
+    /// Creates a template made by `created_by`; a duplicate name is a
+    /// constraint error.
+    pub fn create_template(
         &self,
         name: &str,
         environment: Option<&str>,
         gateway: Option<&RepoBranch>,
         services: &[RepoBranch],
-        create: bool,
-    ) -> Result<bool, StoreError> {
+        created_by: &str,
+    ) -> Result<(), StoreError> {
         let gateway = gateway
             .map(serde_json::to_string)
             .transpose()
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
-        let now = now_rfc3339();
-        let changed = if create {
-            self.conn().execute(
-                "INSERT INTO templates (name, environment, gateway, services, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![name, environment, gateway, services, now],
-            )?
-        } else {
-            self.conn().execute(
-                "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5 \
-                 WHERE name = ?1",
-                params![name, environment, gateway, services, now],
-            )?
-        };
-        Ok(changed > 0)
+        self.conn().execute(
+            "INSERT INTO templates (name, environment, gateway, services, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![name, environment, gateway, services, created_by, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces a template's environment, gateway and services, if
+    /// `editor` may: checked and written in one transaction.
+    pub fn update_template(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        gateway: Option<&RepoBranch>,
+        services: &[RepoBranch],
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
+        let gateway = gateway
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err)?;
+        let services = serde_json::to_string(services).map_err(json_err)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(verdict) = guard(&tx, "templates", name, editor)? {
+            return Ok(verdict);
+        }
+        tx.execute(
+            "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5 \
+             WHERE name = ?1",
+            params![name, environment, gateway, services, now_rfc3339()],
+        )?;
+        tx.commit()?;
+        Ok(Guarded::Done)
     }
 
     pub fn template_users(&self, name: &str) -> Result<Vec<String>, StoreError> {
@@ -270,11 +480,9 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM templates WHERE name = ?1", [name])?
-            > 0)
+    /// Deletes a template if `editor` may.
+    pub fn delete_template(&self, name: &str, editor: Editor<'_>) -> Result<Guarded, StoreError> {
+        self.delete_guarded("templates", name, editor)
     }
 }
 

@@ -141,6 +141,20 @@ impl Store {
     /// Records a new `queued` deployment, creating its sandbox (owned by the
     /// requester) if it does not exist yet.
     pub fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Deployment, StoreError> {
+        self.insert_deployment_as(new, None)
+    }
+
+    /// [`Self::insert_deployment`] for `editor` (the requester): the
+    /// sandbox must be theirs, or they an admin, else
+    /// [`StoreError::NotOwner`] and nothing is written. Making the sandbox
+    /// if missing and reading its owner happen in one transaction, so a
+    /// sandbox someone else creates meanwhile is never handed this
+    /// deployment.
+    pub fn insert_deployment_as(
+        &self,
+        new: &NewDeployment<'_>,
+        editor: Option<super::Editor<'_>>,
+    ) -> Result<Deployment, StoreError> {
         let now = now_rfc3339();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -151,11 +165,17 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, 72)",
             params![new.sandbox, new.created_by, now, super::expiry_after(72)],
         )?;
-        let ttl: u32 = tx.query_row(
-            "SELECT ttl_hours FROM sandboxes WHERE name = ?1",
+        let (owner, ttl): (String, u32) = tx.query_row(
+            "SELECT owner, ttl_hours FROM sandboxes WHERE name = ?1",
             [new.sandbox],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
+        if editor.is_some_and(|editor| !editor.may_change(Some(&owner))) {
+            return Err(StoreError::NotOwner {
+                sandbox: new.sandbox.to_owned(),
+                owner,
+            });
+        }
         tx.execute(
             "UPDATE sandboxes SET expires_at = ?2 WHERE name = ?1",
             params![new.sandbox, super::expiry_after(ttl)],

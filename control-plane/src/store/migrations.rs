@@ -119,6 +119,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN requested_commit TEXT;
     ALTER TABLE deployments ADD COLUMN redeploy_of TEXT;
     "#,
+    // 6: environments and templates record who created them (only they or
+    // an admin change them; a row from before has none: admins only), and
+    // an environment's secret variables are kept apart from its plain ones
+    // (written, never read back over the API).
+    r#"
+    ALTER TABLE environments ADD COLUMN created_by TEXT;
+    ALTER TABLE environments ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE templates ADD COLUMN created_by TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use catalog::{Environment, RepoBranch, Template, is_constraint, object_only};
+pub use catalog::{
+    Editor, Environment, EnvironmentWrite, Guarded, RepoBranch, SecretVars, Template,
+    is_constraint, object_only,
+};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use follows::{Follow, Follower};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
@@ -35,6 +38,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored value is malformed: {0}")]
     Malformed(String),
+    /// A deployment asked for a sandbox that someone else owns.
+    #[error("sandbox {sandbox} belongs to {owner}")]
+    NotOwner { sandbox: String, owner: String },
 }
 
 /// A shared handle on one SQLite connection. Queries are short; callers on
