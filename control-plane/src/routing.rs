@@ -211,6 +211,7 @@ mod tests {
             environment: Some("baseline".into()),
             gateway: Some(service("api-gateway", None)),
             services,
+            created_by: None,
             created_at: String::new(),
             updated_at: String::new(),
         }

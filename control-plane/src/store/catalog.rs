@@ -490,6 +490,135 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        (dir, store)
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const ALICE: Editor<'static> = Editor {
+        user: "alice",
+        admin: false,
+    };
+    const BOB: Editor<'static> = Editor {
+        user: "bob",
+        admin: false,
+    };
+    const ADMIN: Editor<'static> = Editor {
+        user: "root",
+        admin: true,
+    };
+
+    #[test]
+    fn secrets_are_listed_by_name_and_changed_one_by_one() {
+        let (_dir, store) = store();
+        let plain = vars(&[("USERS_URL", "https://users.ocp")]);
+        let secrets = BTreeMap::from([
+            ("API_TOKEN".to_owned(), Some("t0ken".to_owned())),
+            ("DB_PASSWORD".to_owned(), Some("pw".to_owned())),
+        ]);
+        let write = EnvironmentWrite {
+            vars: &plain,
+            secrets: &secrets,
+        };
+        store
+            .create_environment("base", &write, "alice")
+            .expect("create");
+        let shown = store.environment("base").expect("read").expect("exists");
+        assert_eq!(shown.vars, plain);
+        assert_eq!(shown.secret_keys, ["API_TOKEN", "DB_PASSWORD"]);
+        assert!(!serde_json::to_string(&shown).expect("json").contains("t0ken"));
+        assert_eq!(
+            format!("{:?}", store.environment_secrets("base").expect("secrets")),
+            r#"{"API_TOKEN", "DB_PASSWORD"}"#
+        );
+
+        // Plain vars replaced; one secret changed, one removed, a plain
+        // var taking the name of a secret makes it plain.
+        let plain = vars(&[("MODE", "test"), ("DB_PASSWORD", "now-plain")]);
+        let secrets = BTreeMap::from([("NEW".to_owned(), Some("n".to_owned()))]);
+        let write = EnvironmentWrite {
+            vars: &plain,
+            secrets: &secrets,
+        };
+        assert_eq!(
+            store.update_environment("base", &write, ALICE).expect("update"),
+            Guarded::Done
+        );
+        let secrets = store.environment_secrets("base").expect("secrets");
+        assert_eq!(
+            secrets.expose(),
+            &vars(&[("API_TOKEN", "t0ken"), ("NEW", "n")])
+        );
+        let removal = BTreeMap::from([("API_TOKEN".to_owned(), None)]);
+        let write = EnvironmentWrite {
+            vars: &plain,
+            secrets: &removal,
+        };
+        store
+            .update_environment("base", &write, ALICE)
+            .expect("update");
+        let shown = store.environment("base").expect("read").expect("exists");
+        assert_eq!(shown.secret_keys, ["NEW"]);
+        assert_eq!(shown.vars, plain);
+    }
+
+    #[test]
+    fn only_the_creator_or_an_admin_changes_and_an_unrecorded_creator_means_admins_only() {
+        let (_dir, store) = store();
+        let empty = BTreeMap::new();
+        let none = BTreeMap::new();
+        let write = EnvironmentWrite {
+            vars: &empty,
+            secrets: &none,
+        };
+        store.create_environment("mine", &write, "alice").expect("create");
+        assert_eq!(
+            store.update_environment("mine", &write, BOB).expect("update"),
+            Guarded::NotYours(Some("alice".into()))
+        );
+        assert_eq!(
+            store.delete_environment("mine", BOB).expect("delete"),
+            Guarded::NotYours(Some("alice".into()))
+        );
+        assert_eq!(
+            store.update_environment("mine", &write, ADMIN).expect("update"),
+            Guarded::Done
+        );
+        assert_eq!(
+            store.update_environment("gone", &write, ADMIN).expect("update"),
+            Guarded::NotFound
+        );
+        // A row from before creators were recorded.
+        store
+            .conn()
+            .execute(
+                "INSERT INTO templates (name, services, created_at, updated_at) VALUES ('old', '[]', '', '')",
+                [],
+            )
+            .expect("insert");
+        assert_eq!(
+            store.update_template("old", None, None, &[], ALICE).expect("update"),
+            Guarded::NotYours(None)
+        );
+        assert_eq!(
+            store.delete_template("old", ADMIN).expect("delete"),
+            Guarded::Done
+        );
+        assert_eq!(
+            store.delete_environment("mine", ALICE).expect("delete"),
+            Guarded::Done
+        );
+        assert!(store.environment("mine").expect("read").is_none());
+    }
+
     #[test]
     fn repo_branch_and_overrides_come_only_from_objects() {
         let ok: RepoBranch = serde_json::from_str(
