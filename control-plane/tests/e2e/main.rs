@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod authz;
 mod backup;
 mod bad_input;
 mod cleanup;
