@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, now_rfc3339};
 
-/// An environment as the API shows it: plain variables with their
-/// values, secret ones by name only. Secret values are read only through
-/// [`Store::environment_secrets`], whose type cannot be serialized.
+// Secret values are read only through `Store::environment_secrets`, whose
+// type cannot be serialized: this one never holds them.
+/// An environment: plain variables with their values, secret ones by
+/// name only (their values are never returned).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     pub name: String,
