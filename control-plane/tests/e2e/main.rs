@@ -25,6 +25,7 @@ mod rollback;
 mod routing;
 mod runtime_logs;
 mod sandboxes;
+mod secrets;
 mod sessions;
 mod soak;
 mod staleness;
