@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 
 use crate::common::*;
+use crate::runtime_logs::raw_viewer;
 
 /// Mutating operations that change nothing anyone owns, with why.
 const NOT_OWNED: &[(&str, &str)] = &[
@@ -475,6 +476,50 @@ async fn websockets_are_bounded_per_user() {
     drop(first);
     wait_for("a closed socket frees its slot", Duration::from_secs(20), || async {
         open_ws(&stack, &owner, id).await.ok()
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+/// Each user holds at most `streams.runtime_logs_per_user` runtime-log
+/// streams, so one user cannot take an agent's 64: one more is 429 with a
+/// JSON error and never reaches the agent, another user is served, and a
+/// viewer that leaves frees its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_log_streams_are_bounded_per_user() {
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: pairs(&[("SDP_STREAMS__RUNTIME_LOGS_PER_USER", "2".into())]),
+        ..StackOptions::default()
+    })
+    .await;
+    stack.git.add_user(OTHER, OTHER_PASSWORD);
+    let owner = stack.login().await;
+    let other = login_as(&stack, OTHER, OTHER_PASSWORD).await;
+    let id = stack.deploy(&owner, "alpha", BRANCH).await;
+    assert_eq!(stack.wait_settled(&owner, &id).await["status"], "running");
+    let path = format!("/api/deployments/{id}/runtime-logs?follow=true&tail=0");
+    let first = raw_viewer(&stack, &owner, &path).await;
+    let _second = raw_viewer(&stack, &owner, &path).await;
+    let (status, body) = stack.get(&owner, &path).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 runtime-log streams")),
+        "{body}"
+    );
+    let _others = raw_viewer(&stack, &other, &path).await;
+    drop(first);
+    wait_for("a viewer that left frees its slot", Duration::from_secs(20), || async {
+        let response = stack
+            .http()
+            .get(stack.url(&path.replace("follow=true", "follow=false")))
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == StatusCode::OK).then_some(())
     })
     .await;
     stack.shutdown().await;
