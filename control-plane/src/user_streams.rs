@@ -83,8 +83,12 @@ mod tests {
     #[test]
     fn each_user_and_kind_has_its_own_bound() {
         let streams = UserStreams::default();
-        let a1 = streams.try_open(StreamKind::RuntimeLogs, "a", 2).expect("first");
-        let _a2 = streams.try_open(StreamKind::RuntimeLogs, "a", 2).expect("second");
+        let a1 = streams
+            .try_open(StreamKind::RuntimeLogs, "a", 2)
+            .expect("first");
+        let _a2 = streams
+            .try_open(StreamKind::RuntimeLogs, "a", 2)
+            .expect("second");
         assert!(streams.try_open(StreamKind::RuntimeLogs, "a", 2).is_none());
         assert!(streams.try_open(StreamKind::RuntimeLogs, "b", 2).is_some());
         assert!(streams.try_open(StreamKind::WebSocket, "a", 2).is_some());

@@ -58,7 +58,11 @@ fn check_write(
     let secret_values = secrets
         .iter()
         .map(|(k, v)| (k, v.as_deref().unwrap_or_default()));
-    for (key, value) in vars.iter().map(|(k, v)| (k, v.as_str())).chain(secret_values) {
+    for (key, value) in vars
+        .iter()
+        .map(|(k, v)| (k, v.as_str()))
+        .chain(secret_values)
+    {
         let mut chars = key.chars();
         let ok = chars
             .next()
@@ -280,7 +284,11 @@ pub async fn delete_environment(
         .environment(&name)?
         .ok_or_else(|| ApiError::not_found("environment"))?;
     if !editor.may_change(environment.created_by.as_deref()) {
-        return Err(not_yours("environment", &name, environment.created_by.as_deref()));
+        return Err(not_yours(
+            "environment",
+            &name,
+            environment.created_by.as_deref(),
+        ));
     }
     let in_use = || -> Result<ApiError, ApiError> {
         let users = state.store.environment_users(&name)?;
@@ -295,9 +303,7 @@ pub async fn delete_environment(
     match state.store.delete_environment(&name, editor) {
         Ok(Guarded::Done) => Ok(StatusCode::NO_CONTENT),
         Ok(Guarded::NotFound) => Err(ApiError::not_found("environment")),
-        Ok(Guarded::NotYours(creator)) => {
-            Err(not_yours("environment", &name, creator.as_deref()))
-        }
+        Ok(Guarded::NotYours(creator)) => Err(not_yours("environment", &name, creator.as_deref())),
         // Taken into use since the check above.
         Err(err) if is_constraint(&err) => Err(in_use()?),
         Err(err) => Err(err.into()),

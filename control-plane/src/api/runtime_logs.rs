@@ -7,8 +7,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{DeploymentId, RpcErrorCode, Status};
 use futures::StreamExt;
+use sdp_bus::{DeploymentId, RpcErrorCode, Status};
 use serde::Deserialize;
 
 use super::openapi::ErrorBody;

@@ -255,9 +255,7 @@ fn guard(
 ) -> Result<Option<Guarded>, StoreError> {
     Ok(match creator(conn, table, name)? {
         None => Some(Guarded::NotFound),
-        Some(made_by) if !editor.may_change(made_by.as_deref()) => {
-            Some(Guarded::NotYours(made_by))
-        }
+        Some(made_by) if !editor.may_change(made_by.as_deref()) => Some(Guarded::NotYours(made_by)),
         Some(_) => None,
     })
 }
@@ -378,7 +376,11 @@ impl Store {
 
     /// Deletes an environment if `editor` may (a reference from a template
     /// or sandbox is a constraint error).
-    pub fn delete_environment(&self, name: &str, editor: Editor<'_>) -> Result<Guarded, StoreError> {
+    pub fn delete_environment(
+        &self,
+        name: &str,
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
         self.delete_guarded("environments", name, editor)
     }
 
@@ -535,7 +537,11 @@ mod tests {
         let shown = store.environment("base").expect("read").expect("exists");
         assert_eq!(shown.vars, plain);
         assert_eq!(shown.secret_keys, ["API_TOKEN", "DB_PASSWORD"]);
-        assert!(!serde_json::to_string(&shown).expect("json").contains("t0ken"));
+        assert!(
+            !serde_json::to_string(&shown)
+                .expect("json")
+                .contains("t0ken")
+        );
         assert_eq!(
             format!("{:?}", store.environment_secrets("base").expect("secrets")),
             r#"{"API_TOKEN", "DB_PASSWORD"}"#
@@ -550,7 +556,9 @@ mod tests {
             secrets: &secrets,
         };
         assert_eq!(
-            store.update_environment("base", &write, ALICE).expect("update"),
+            store
+                .update_environment("base", &write, ALICE)
+                .expect("update"),
             Guarded::Done
         );
         let secrets = store.environment_secrets("base").expect("secrets");
@@ -580,9 +588,13 @@ mod tests {
             vars: &empty,
             secrets: &none,
         };
-        store.create_environment("mine", &write, "alice").expect("create");
+        store
+            .create_environment("mine", &write, "alice")
+            .expect("create");
         assert_eq!(
-            store.update_environment("mine", &write, BOB).expect("update"),
+            store
+                .update_environment("mine", &write, BOB)
+                .expect("update"),
             Guarded::NotYours(Some("alice".into()))
         );
         assert_eq!(
@@ -590,11 +602,15 @@ mod tests {
             Guarded::NotYours(Some("alice".into()))
         );
         assert_eq!(
-            store.update_environment("mine", &write, ADMIN).expect("update"),
+            store
+                .update_environment("mine", &write, ADMIN)
+                .expect("update"),
             Guarded::Done
         );
         assert_eq!(
-            store.update_environment("gone", &write, ADMIN).expect("update"),
+            store
+                .update_environment("gone", &write, ADMIN)
+                .expect("update"),
             Guarded::NotFound
         );
         // A row from before creators were recorded.
@@ -606,7 +622,9 @@ mod tests {
             )
             .expect("insert");
         assert_eq!(
-            store.update_template("old", None, None, &[], ALICE).expect("update"),
+            store
+                .update_template("old", None, None, &[], ALICE)
+                .expect("update"),
             Guarded::NotYours(None)
         );
         assert_eq!(

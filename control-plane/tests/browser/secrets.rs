@@ -15,7 +15,9 @@ async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let canary = sdp_testkit::unique_id("secret-canary");
-    let env = sdp_testkit::unique_id("sec").to_lowercase().replace('_', "-");
+    let env = sdp_testkit::unique_id("sec")
+        .to_lowercase()
+        .replace('_', "-");
     let (status, body) = stack
         .post(
             &token,
@@ -35,7 +37,10 @@ async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
     let page = "return document.documentElement.outerHTML + \
                 [...document.querySelectorAll('input')].map(i => i.value).join(' ');";
     let html = browser.js(page).await;
-    assert!(!html.to_string().contains(&canary), "the secret is on the page");
+    assert!(
+        !html.to_string().contains(&canary),
+        "the secret is on the page"
+    );
 
     // The editor: the secret's row is set, empty, its name fixed.
     browser.open(&format!("/environments/{env}")).await;
@@ -67,13 +72,20 @@ async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
         .fill("#vars-table tbody tr:nth-child(3) input.key", "DB_PASSWORD")
         .await;
     browser
-        .fill("#vars-table tbody tr:nth-child(3) input.value", "typed-secret")
+        .fill(
+            "#vars-table tbody tr:nth-child(3) input.value",
+            "typed-secret",
+        )
         .await;
     let kind = browser
         .js("return document.querySelector('#vars-table tbody tr:nth-child(3) input.value').type + ':' + \
              document.querySelector('#vars-table tbody tr:nth-child(3) input.secret').checked;")
         .await;
-    assert_eq!(kind, json!("password:true"), "a new secret-looking key starts secret");
+    assert_eq!(
+        kind,
+        json!("password:true"),
+        "a new secret-looking key starts secret"
+    );
     browser
         .click("#vars-table tbody tr:nth-child(2) td.actions button")
         .await;

@@ -20,7 +20,10 @@ use crate::runtime_logs::raw_viewer;
 
 /// Mutating operations that change nothing anyone owns, with why.
 const NOT_OWNED: &[(&str, &str)] = &[
-    ("login", "makes the caller's own session; anonymous by design"),
+    (
+        "login",
+        "makes the caller's own session; anonymous by design",
+    ),
     ("logout", "ends the caller's own session"),
     (
         "bitbucket_hook",
@@ -118,7 +121,10 @@ async fn send(
     path: &str,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
-    let mut request = stack.http().request(method, stack.url(path)).bearer_auth(token);
+    let mut request = stack
+        .http()
+        .request(method, stack.url(path))
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -188,7 +194,11 @@ async fn fixture(stack: &Stack, owner: &str) -> Fixture {
             json!({ "repo": NO_REPO, "branch": "main" }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "fixture deployment: {refused}");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "fixture deployment: {refused}"
+    );
     let deployment = refused["error"]["deployment_id"]
         .as_str()
         .expect("the refused deployment is recorded")
@@ -373,11 +383,7 @@ async fn racing_first_deploys_land_only_in_the_requesters_sandbox() {
             let (stack, path) = (&stack, path.clone());
             async move {
                 let (status, answer) = stack
-                    .post(
-                        &token,
-                        &path,
-                        json!({ "repo": NO_REPO, "branch": "main" }),
-                    )
+                    .post(&token, &path, json!({ "repo": NO_REPO, "branch": "main" }))
                     .await;
                 (user, status, answer)
             }
@@ -398,14 +404,15 @@ async fn racing_first_deploys_land_only_in_the_requesters_sandbox() {
             }
         }
         let (_, deployments) = stack
-            .get(&owner, &format!("/api/deployments?sandbox={name}&limit=100"))
+            .get(
+                &owner,
+                &format!("/api/deployments?sandbox={name}&limit=100"),
+            )
             .await;
         let deployments = deployments.as_array().expect("list");
         assert_eq!(deployments.len(), recorded, "round {round}");
         assert!(
-            deployments
-                .iter()
-                .all(|d| d["created_by"] == sandbox_owner),
+            deployments.iter().all(|d| d["created_by"] == sandbox_owner),
             "round {round}: a deployment in someone else's sandbox: {deployments:?}"
         );
     }
@@ -472,11 +479,15 @@ async fn websockets_are_bounded_per_user() {
             .is_some_and(|m| m.contains("2 deployment WebSockets")),
         "{body}"
     );
-    let _others = open_ws(&stack, &other, id).await.expect("another user's socket");
+    let _others = open_ws(&stack, &other, id)
+        .await
+        .expect("another user's socket");
     drop(first);
-    wait_for("a closed socket frees its slot", Duration::from_secs(20), || async {
-        open_ws(&stack, &owner, id).await.ok()
-    })
+    wait_for(
+        "a closed socket frees its slot",
+        Duration::from_secs(20),
+        || async { open_ws(&stack, &owner, id).await.ok() },
+    )
     .await;
     stack.shutdown().await;
 }
@@ -511,16 +522,20 @@ async fn runtime_log_streams_are_bounded_per_user() {
     );
     let _others = raw_viewer(&stack, &other, &path).await;
     drop(first);
-    wait_for("a viewer that left frees its slot", Duration::from_secs(20), || async {
-        let response = stack
-            .http()
-            .get(stack.url(&path.replace("follow=true", "follow=false")))
-            .bearer_auth(&owner)
-            .send()
-            .await
-            .ok()?;
-        (response.status() == StatusCode::OK).then_some(())
-    })
+    wait_for(
+        "a viewer that left frees its slot",
+        Duration::from_secs(20),
+        || async {
+            let response = stack
+                .http()
+                .get(stack.url(&path.replace("follow=true", "follow=false")))
+                .bearer_auth(&owner)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        },
+    )
     .await;
     stack.shutdown().await;
 }

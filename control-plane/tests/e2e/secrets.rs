@@ -41,7 +41,11 @@ async fn text_of(stack: &Stack, token: &str, path: &str) -> String {
         .send()
         .await
         .expect("request");
-    format!("{path} {}: {}", response.status(), response.text().await.unwrap_or_default())
+    format!(
+        "{path} {}: {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +138,10 @@ async fn secret_variables_reach_the_gateway_container_and_nothing_else() {
         answers.push(text_of(&stack, &token, &path).await);
     }
     for answer in &answers {
-        assert!(!answer.contains(&canary), "the secret in an answer: {answer}");
+        assert!(
+            !answer.contains(&canary),
+            "the secret in an answer: {answer}"
+        );
     }
     let (_, environment) = stack.get(&token, "/api/environments/vault").await;
     assert_eq!(environment["secret_keys"], json!(["API_TOKEN"]));
@@ -159,8 +166,9 @@ async fn secret_variables_reach_the_gateway_container_and_nothing_else() {
         })
         .collect();
     assert!(
-        envs.iter()
-            .any(|env| env.as_array().is_some_and(|e| e.contains(&json!(format!("API_TOKEN={canary}"))))),
+        envs.iter().any(|env| env
+            .as_array()
+            .is_some_and(|e| e.contains(&json!(format!("API_TOKEN={canary}"))))),
         "the gateway container has the secret: {envs:?}"
     );
 
@@ -177,7 +185,10 @@ async fn secret_variables_reach_the_gateway_container_and_nothing_else() {
     }
     for (name, text) in stack.process_output() {
         let line = text.lines().find(|l| l.contains(&canary));
-        assert!(line.is_none(), "the secret in the output of {name}: {line:?}");
+        assert!(
+            line.is_none(),
+            "the secret in the output of {name}: {line:?}"
+        );
     }
     stack.shutdown().await;
 }
