@@ -231,6 +231,16 @@ fn merge_secrets(current: &mut BTreeMap<String, String>, write: &EnvironmentWrit
     current.retain(|key, _| !write.vars.contains_key(key));
 }
 
+/// A transaction that reads, then writes: begun IMMEDIATE, so it holds
+/// the write lock from its first read. (A deferred one would fail at once
+/// with SQLITE_BUSY when the persister's connection commits between the
+/// read and the write: WAL cannot upgrade a stale read snapshot.)
+fn write_transaction(
+    conn: &mut rusqlite::Connection,
+) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 /// The creator of a row of `table` (`Ok(None)`: no such row).
 fn creator(
     conn: &rusqlite::Connection,
@@ -341,7 +351,7 @@ impl Store {
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, "environments", name, editor)? {
             return Ok(verdict);
         }
@@ -391,7 +401,7 @@ impl Store {
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, table, name, editor)? {
             return Ok(verdict);
         }
@@ -462,7 +472,7 @@ impl Store {
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, "templates", name, editor)? {
             return Ok(verdict);
         }
