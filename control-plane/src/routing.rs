@@ -26,6 +26,8 @@ pub struct EffectiveRoute {
 pub struct GatewayInputs {
     pub env: BTreeMap<String, String>,
     pub routes: Vec<Route>,
+    /// See [`Self::digest`].
+    digest: String,
 }
 
 pub struct RouteTable {
@@ -38,37 +40,47 @@ pub struct RouteTable {
 
 impl GatewayInputs {
     /// A digest of what the gateway runs with: a re-apply with the same
-    /// digest would change nothing.
+    /// digest would change nothing. It is shown to every reader of the
+    /// deployment, so a secret enters it only as its key and the time its
+    /// environment was last written (a hash of the value could be guessed
+    /// offline when the value is weak).
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let text = serde_json::to_vec(&(&self.env, &self.routes)).unwrap_or_default();
-        hex::encode(Sha256::digest(text))
+        self.digest.clone()
     }
 }
 
 impl RouteTable {
-    pub fn gateway_inputs(&self) -> GatewayInputs {
+    /// The gateway's env: plain variables, then secrets (`secret` gives
+    /// each one's value), then the routes.
+    fn env(&self, secret: impl Fn(&str) -> String) -> BTreeMap<String, String> {
         let mut env = self.environment.clone();
-        env.extend(
-            self.secrets
-                .expose()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        for (key, value) in self.secrets.expose() {
+            env.insert(key.clone(), secret(value));
+        }
         for route in &self.routes {
             env.insert(route.env_key.clone(), route.target.clone());
         }
+        env
+    }
+
+    pub fn gateway_inputs(&self) -> GatewayInputs {
+        use sha2::{Digest, Sha256};
+        let routes: Vec<Route> = self
+            .routes
+            .iter()
+            .map(|r| Route {
+                service: r.service.clone(),
+                target: r.target.clone(),
+                source: r.source,
+            })
+            .collect();
+        let stamp = format!("secret written at {}", self.secrets.written_at());
+        let public = self.env(|_| stamp.clone());
+        let text = serde_json::to_vec(&(&public, &routes)).unwrap_or_default();
         GatewayInputs {
-            env,
-            routes: self
-                .routes
-                .iter()
-                .map(|r| Route {
-                    service: r.service.clone(),
-                    target: r.target.clone(),
-                    source: r.source,
-                })
-                .collect(),
+            env: self.env(str::to_owned),
+            routes,
+            digest: hex::encode(Sha256::digest(text)),
         }
     }
 }
@@ -370,9 +382,23 @@ mod tests {
                 "USERS_URL",
             )],
             environment: env(&[("USERS_URL", "https://users.ocp"), ("MODE", "test")]),
-            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")])),
+            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")]), "t1".into()),
         };
         let inputs = table.gateway_inputs();
+        // The digest holds no secret value: the same for another value
+        // written at the same time, another for a later write.
+        let other_value = RouteTable {
+            secrets: SecretVars::new(env(&[("API_TOKEN", "other")]), "t1".into()),
+            routes: table.routes.clone(),
+            environment: table.environment.clone(),
+        };
+        assert_eq!(other_value.gateway_inputs().digest(), inputs.digest());
+        let rewritten = RouteTable {
+            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")]), "t2".into()),
+            routes: table.routes.clone(),
+            environment: table.environment.clone(),
+        };
+        assert_ne!(rewritten.gateway_inputs().digest(), inputs.digest());
         assert_eq!(
             inputs.env,
             env(&[

@@ -30,21 +30,30 @@ pub struct Environment {
 /// Secret variables' values, for the containers that get them: no
 /// `Serialize`, and a `Debug` that names the keys only.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SecretVars(BTreeMap<String, String>);
+pub struct SecretVars {
+    values: BTreeMap<String, String>,
+    /// When their environment was last written: changes whenever a
+    /// secret may have.
+    written_at: String,
+}
 
 impl SecretVars {
-    pub fn new(vars: BTreeMap<String, String>) -> Self {
-        Self(vars)
+    pub fn new(values: BTreeMap<String, String>, written_at: String) -> Self {
+        Self { values, written_at }
     }
 
     pub fn expose(&self) -> &BTreeMap<String, String> {
-        &self.0
+        &self.values
+    }
+
+    pub fn written_at(&self) -> &str {
+        &self.written_at
     }
 }
 
 impl std::fmt::Debug for SecretVars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.values.keys()).finish()
     }
 }
 
@@ -306,19 +315,20 @@ impl Store {
     /// The values of an environment's secret variables (none if it does
     /// not exist): only for what containers get.
     pub fn environment_secrets(&self, name: &str) -> Result<SecretVars, StoreError> {
-        let secrets: Option<String> = self
+        let row: Option<(String, String)> = self
             .conn()
             .query_row(
-                "SELECT secrets FROM environments WHERE name = ?1",
+                "SELECT secrets, updated_at FROM environments WHERE name = ?1",
                 [name],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        let secrets = match secrets {
-            Some(json) => serde_json::from_str(&json).map_err(json_err)?,
-            None => BTreeMap::new(),
-        };
-        Ok(SecretVars::new(secrets))
+        Ok(match row {
+            Some((json, written_at)) => {
+                SecretVars::new(serde_json::from_str(&json).map_err(json_err)?, written_at)
+            }
+            None => SecretVars::default(),
+        })
     }
 
     /// Creates an environment made by `created_by`; a duplicate name is a
