@@ -3,12 +3,30 @@
 //! replaces it when a new value is typed, and the page holds the value
 //! nowhere (text, inputs, attributes).
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::driver::Browser;
 use crate::flows::login;
+
+/// The environment as the API has it once `saved` holds (the page's save
+/// is asynchronous).
+async fn saved_when(
+    stack: &Stack,
+    token: &str,
+    env: &str,
+    saved: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/api/environments/{env}");
+    sdp_testkit::wait_for("the page's save", Duration::from_secs(20), || async {
+        let (_, environment) = stack.get(token, &path).await;
+        saved(&environment).then_some(environment)
+    })
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
@@ -52,15 +70,19 @@ async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
         .await;
     assert_eq!(rows, json!(["MODE:a:false:false", "API_TOKEN::true:true"]));
     assert!(!browser.js(page).await.to_string().contains(&canary));
+    browser.screenshot("environment-secrets").await;
 
     // Saved with the secret left empty: kept; the plain change applies.
     browser
         .fill("#vars-table tbody tr:nth-child(1) input.value", "b")
         .await;
     browser.click("#env-save").await;
+    let saved = saved_when(&stack, &token, &env, |e| {
+        e["vars"] == json!({ "MODE": "b" })
+    })
+    .await;
+    // The page re-renders after its save, with a note; only then reopen.
     browser.wait_for(".alert-ok").await;
-    let (_, saved) = stack.get(&token, &format!("/api/environments/{env}")).await;
-    assert_eq!(saved["vars"], json!({ "MODE": "b" }));
     assert_eq!(saved["secret_keys"], json!(["API_TOKEN"]));
     assert!(!saved.to_string().contains(&canary));
 
@@ -90,9 +112,11 @@ async fn browser_shows_secrets_as_set_and_replaces_them_without_reading_them() {
         .click("#vars-table tbody tr:nth-child(2) td.actions button")
         .await;
     browser.click("#env-save").await;
-    browser.wait_for(".alert-ok").await;
-    let (_, saved) = stack.get(&token, &format!("/api/environments/{env}")).await;
-    assert_eq!(saved["secret_keys"], json!(["DB_PASSWORD"]));
+    let saved = saved_when(&stack, &token, &env, |e| {
+        e["secret_keys"] == json!(["DB_PASSWORD"])
+    })
+    .await;
+    assert_eq!(saved["vars"], json!({ "MODE": "b" }));
     assert!(!saved.to_string().contains("typed-secret"));
     browser.close().await;
 }
