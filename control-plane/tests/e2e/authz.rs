@@ -203,6 +203,18 @@ async fn fixture(stack: &Stack, owner: &str) -> Fixture {
         .as_str()
         .expect("the refused deployment is recorded")
         .to_owned();
+    // Settled as the persister sees it (its failure event recorded), so
+    // nothing moves under the snapshots the test compares.
+    let path = format!("/api/deployments/{deployment}");
+    wait_for(
+        "the failure event to be persisted",
+        Duration::from_secs(20),
+        || async {
+            let (_, record) = stack.get(owner, &path).await;
+            (record["last_seq"].as_u64() >= Some(1)).then_some(())
+        },
+    )
+    .await;
     Fixture {
         deployment,
         ..fixture
