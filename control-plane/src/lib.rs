@@ -32,7 +32,9 @@
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
-//!   memory for a session only; the login throttle ([`throttle`]);
+//!   memory for a session only; the login throttle ([`throttle`]); each
+//!   user's bound on open WebSockets and runtime-log streams
+//!   ([`user_streams`]);
 //! - the typed config ([`config`]): TOML file and `SDP_…` overrides;
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
