@@ -5,6 +5,7 @@
 mod catalog;
 mod deployments;
 mod follows;
+mod guard;
 mod migrations;
 pub(crate) mod results;
 mod sandboxes;
@@ -18,11 +19,11 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use catalog::{
-    Editor, Environment, EnvironmentWrite, Guarded, RepoBranch, SecretVars, Template,
-    is_constraint, object_only,
+    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
 };
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use follows::{Follow, Follower};
+pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
 pub use sessions::SessionRow;
 
