@@ -32,6 +32,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub git: GitConfig,
+    #[serde(default)]
+    pub streams: StreamsConfig,
 }
 
 impl Config {
@@ -434,6 +436,37 @@ pub struct GitConfig {
     /// are not made and the service shows "behind: deploy by hand".
     #[serde(default)]
     pub service_credential_file: Option<PathBuf>,
+}
+
+/// `[streams]`: how many long-lived streams one user may hold open at once
+/// (see [`crate::user_streams`]); past it, 429 `too_many_streams`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Deployment WebSockets (`/ws/deployments/{id}`) per user.
+    #[serde(default = "default_websockets_per_user")]
+    pub websockets_per_user: usize,
+    /// Runtime-log streams (`/api/deployments/{id}/runtime-logs`) per
+    /// user; keep it well below an agent's 64.
+    #[serde(default = "default_runtime_logs_per_user")]
+    pub runtime_logs_per_user: usize,
+}
+
+fn default_websockets_per_user() -> usize {
+    32
+}
+
+fn default_runtime_logs_per_user() -> usize {
+    8
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            websockets_per_user: default_websockets_per_user(),
+            runtime_logs_per_user: default_runtime_logs_per_user(),
+        }
+    }
 }
 
 #[cfg(test)]

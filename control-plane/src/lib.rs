@@ -32,7 +32,9 @@
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
-//!   memory for a session only; the login throttle ([`throttle`]);
+//!   memory for a session only; the login throttle ([`throttle`]); each
+//!   user's bound on open WebSockets and runtime-log streams
+//!   ([`user_streams`]);
 //! - the typed config ([`config`]): TOML file and `SDP_…` overrides;
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
@@ -60,6 +62,7 @@ pub mod sessions;
 pub mod staleness;
 pub mod store;
 pub mod throttle;
+pub mod user_streams;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -224,6 +227,7 @@ pub async fn run(
             config.auth.throttle_window,
         ),
         hooks: api::Hooks::new(secrets.hook_secret),
+        streams: user_streams::UserStreams::default(),
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

@@ -18,3 +18,5 @@ mod flows;
 mod checks;
 #[path = "browser/runtime_logs.rs"]
 mod runtime_logs;
+#[path = "browser/secrets.rs"]
+mod secrets;

@@ -54,6 +54,8 @@ pub struct AppState {
     pub viewers: crate::metrics::Viewers,
     /// Push webhooks: the secret and the deliveries already handled.
     pub hooks: Hooks,
+    /// Each user's open WebSockets and runtime-log streams.
+    pub streams: crate::user_streams::UserStreams,
 }
 
 /// Every route of the API, each documented by its handler's

@@ -11,7 +11,7 @@ use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
 use crate::sessions::Session;
-use crate::store::{NewDeployment, RepoBranch, StoreError, Template};
+use crate::store::{Editor, NewDeployment, RepoBranch, StoreError, Template};
 
 /// Who a deployment is for: the user, the credential the agent fetches
 /// with, and the session it came from (whose credential later re-applies
@@ -22,14 +22,40 @@ pub struct Requester {
     pub credential: GitCredential,
     /// The session's token hash.
     pub session: Option<String>,
+    pub acting: Acting,
+}
+
+/// On whose behalf a deployment is made, which decides the sandboxes it
+/// may land in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    /// A user's request: only into their own sandbox (made for them if
+    /// missing), or any for an admin.
+    User { admin: bool },
+    /// The platform serving a sandbox it already runs: a gateway re-apply
+    /// or a followed push.
+    Platform,
 }
 
 impl Requester {
-    pub fn of(session: &Session, credential: GitCredential) -> Self {
+    /// A user's request, from their session; `admin` if they are in
+    /// `auth.admins`.
+    pub fn of(session: &Session, credential: GitCredential, admin: bool) -> Self {
         Self {
             user: session.username.clone(),
             credential,
             session: Some(session.token_hash.clone()),
+            acting: Acting::User { admin },
+        }
+    }
+
+    fn editor(&self) -> Option<Editor<'_>> {
+        match self.acting {
+            Acting::User { admin } => Some(Editor {
+                user: &self.user,
+                admin,
+            }),
+            Acting::Platform => None,
         }
     }
 }
@@ -164,7 +190,7 @@ impl Orchestrator {
             .kind_for_repo(repo, self.heartbeat_timeout)
             .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
         let id = DeploymentId::generate();
-        self.store.insert_deployment(&NewDeployment {
+        let new = NewDeployment {
             id: &id,
             sandbox,
             repo,
@@ -175,7 +201,8 @@ impl Orchestrator {
             reapply: reuse_build,
             commit: pin.commit.as_deref(),
             redeploy_of: pin.redeploy_of.as_deref(),
-        })?;
+        };
+        self.store.insert_deployment_as(&new, requester.editor())?;
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);
         }
