@@ -323,7 +323,7 @@ async fn forged_heartbeats_accepts_and_events_are_refused_and_counted() {
         assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY, "{body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(why), "{message}");
-        let id = body["error"]["details"]["deployment_id"]
+        let id = body["error"]["deployment_id"]
             .as_str()
             .expect("the failed deployment")
             .to_owned();
