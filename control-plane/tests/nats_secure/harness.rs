@@ -60,10 +60,6 @@ pub fn new_password() -> String {
 }
 
 /// The env vars that carry every user's password into nats-server.
-pub fn password_env(passwords: &HashMap<&'static str, String>) -> Vec<(String, String)> {
-    users_env(&USERS, passwords)
-}
-
 fn users_env(
     users: &[(&'static str, &'static str)],
     passwords: &HashMap<&'static str, String>,
