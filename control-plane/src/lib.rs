@@ -180,13 +180,16 @@ pub async fn run(
         }
     });
     if config.persister.embedded {
-        let (nats_config, data_dir, shutdown) = (
+        let (nats_config, data_dir, refusals, shutdown) = (
             config.nats.clone(),
             config.data_dir.clone(),
+            registry.refusals().clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {
-            if let Err(err) = persister::run(&nats_config, &data_dir, shutdown.clone()).await {
+            if let Err(err) =
+                persister::run(&nats_config, &data_dir, refusals, shutdown.clone()).await
+            {
                 tracing::error!(error = %err, "log persister stopped; shutting down");
                 shutdown.cancel();
             }

@@ -120,9 +120,9 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
                     (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
                 }
                 AgentCallError::Refused { .. } => (StatusCode::BAD_REQUEST, "refused"),
-                AgentCallError::Malformed { .. } | AgentCallError::Request { .. } => {
-                    (StatusCode::BAD_GATEWAY, "agent_error")
-                }
+                AgentCallError::Malformed { .. }
+                | AgentCallError::Request { .. }
+                | AgentCallError::ForgedAccept { .. } => (StatusCode::BAD_GATEWAY, "agent_error"),
             };
             Err(ApiError::new(status, code, source.to_string())
                 .with_details(json!({ "deployment_id": id })))

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
 
-use super::placement::Reservation;
+use super::placement::{self, Reservation};
 use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
+use crate::metrics::Refusal;
 use crate::sessions::Session;
 use crate::store::{Editor, NewDeployment, RepoBranch, StoreError, Template};
 
@@ -289,6 +290,10 @@ impl Orchestrator {
                 .await
             {
                 Ok(accepted) => return Ok((accepted, reservation)),
+                Err(err) if err.is_forged() => {
+                    self.registry.refusals().count(Refusal::AcceptForged);
+                    return Err(err);
+                }
                 Err(err) if err.is_no_agent() => {
                     tracing::warn!(agent, deployment = %request.deployment_id, error = %err, "placing on the next agent");
                     unreachable = Some(err);
@@ -298,11 +303,21 @@ impl Orchestrator {
         }
         match unreachable {
             Some(err) => Err(err),
-            None => self
-                .agents
-                .deploy(kind, request, self.request_timeout)
+            None => {
+                let accepted = self
+                    .agents
+                    .deploy(kind, request, self.request_timeout)
+                    .await?;
+                placement::check_queue_accept(
+                    &self.registry,
+                    kind,
+                    &accepted.agent_id,
+                    self.heartbeat_timeout,
+                )
                 .await
-                .map(|accepted| (accepted, None)),
+                .inspect_err(|_| self.registry.refusals().count(Refusal::AcceptForged))?;
+                Ok((accepted, None))
+            }
         }
     }
 }
