@@ -13,9 +13,12 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use axum::http;
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sdp_testkit::{ChildGuard, free_port, wait_for};
 use serde_json::{Value, json};
@@ -136,37 +139,69 @@ impl Browser {
             .to_owned()
     }
 
+    /// Clicks the element matching `css` now, as a person would: a
+    /// WebDriver click (scrolled into view, refused if hidden, disabled
+    /// or covered, real mouse events), not a script's `element.click()`,
+    /// which would also click what no person can.
+    ///
+    /// Finding and clicking are two WebDriver commands, and a page may
+    /// re-render between them (the dashboard's pages keep their controls
+    /// on a refresh, but a route change or a row that comes back replaces
+    /// one). An element gone stale in between is not the element matching
+    /// `css` any more, so this finds the one that matches now and clicks
+    /// that: the meaning of "click `css`", not a retry of a failed check.
+    /// Every other error fails the test at once.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .expect("element")
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.on_element(css, "click", |element| async move { element.click().await })
+            .await;
     }
 
-    /// Clears the input `css` and types `text` into it.
+    /// Clears the input `css` and types `text` into it (found again if a
+    /// re-render replaced it in between, as in [`Browser::click`]).
     pub async fn fill(&self, css: &str, text: &str) {
-        self.wait_for(css).await;
-        let element = self.client.find(Locator::Css(css)).await.expect("input");
-        element.clear().await.expect("clear");
-        element.send_keys(text).await.expect("type");
+        self.on_element(css, "type into", |element| async move {
+            element.clear().await?;
+            element.send_keys(text).await
+        })
+        .await;
     }
 
     /// Sets a <select>'s value as a user's choice would (with `change`).
     pub async fn select(&self, css: &str, value: &str) {
         self.wait_for(css).await;
         let option = format!("{css} option[value={}]", json!(value));
-        self.wait_for(&option).await;
-        self.client
-            .find(Locator::Css(&option))
-            .await
-            .expect("option")
-            .click()
-            .await
-            .expect("select option");
+        self.on_element(&option, "select", |element| async move { element.click().await })
+            .await;
+    }
+
+    /// Waits for `css`, then runs `act` on the element it matches. When
+    /// the element went stale (replaced between the find and `act`), finds
+    /// the one matching now and runs `act` on it, within [`UI_TIMEOUT`];
+    /// each such re-find is printed, so a page that keeps replacing a
+    /// control shows in the test's output.
+    async fn on_element<F, Fut>(&self, css: &str, what: &str, act: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: Future<Output = Result<(), CmdError>>,
+    {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            self.wait_for(css).await;
+            let outcome = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => act(element).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(e)
+                    if (e.is_stale_element_reference() || e.is_no_such_element())
+                        && Instant::now() < deadline =>
+                {
+                    eprintln!("{what} {css}: the element was replaced ({e}); finding it again");
+                }
+                Err(e) => panic!("{what} {css}: {e}"),
+            }
+        }
     }
 
     /// The page's location hash.
