@@ -27,6 +27,9 @@ use tempfile::TempDir;
 /// How long a UI condition may take (page loads, API round trips).
 pub const UI_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What a person clicks or types into.
+const CONTROLS: &str = "a[href], button, input, select, textarea";
+
 pub struct Browser {
     pub client: Client,
     base_url: String,
@@ -202,6 +205,69 @@ impl Browser {
                 Err(e) => panic!("{what} {css}: {e}"),
             }
         }
+    }
+
+    /// Starts watching the page for controls (links, buttons, fields)
+    /// that leave the document, and counts the API responses it gets.
+    /// Both live in the page's window, so they last while the dashboard
+    /// moves between its pages by hash ([`Browser::go`]); a full load
+    /// ([`Browser::open`]) ends them.
+    pub async fn watch_controls(&self) {
+        self.js(&format!(
+            "if (window.__sdpWatch) return; \
+             const sel = {CONTROLS}; \
+             const w = {{ before: new WeakSet(), removed: [], responses: {{}} }}; \
+             const describe = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
+               + (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\\s+/).join('.') : '') \
+               + ' ' + JSON.stringify((e.textContent || e.value || '').trim().slice(0, 40)); \
+             new MutationObserver((records) => {{ \
+               for (const r of records) for (const n of r.removedNodes) {{ \
+                 if (!(n instanceof Element)) continue; \
+                 const all = [...(n.matches(sel) ? [n] : []), ...n.querySelectorAll(sel)]; \
+                 for (const e of all) if (!w.before.has(e) && !e.isConnected) w.removed.push(describe(e)); \
+               }} \
+             }}).observe(document.body, {{ childList: true, subtree: true }}); \
+             const fetch0 = window.fetch; \
+             window.fetch = (...args) => fetch0(...args).then((r) => {{ \
+               const u = new URL(r.url); const k = u.pathname + u.search; \
+               w.responses[k] = (w.responses[k] || 0) + 1; return r; }}); \
+             window.__sdpWatch = w;",
+            CONTROLS = json!(CONTROLS),
+        ))
+        .await;
+    }
+
+    /// Goes to `#<hash>` in the same document, as a link would. The
+    /// controls of the page left are not counted as replaced.
+    pub async fn go(&self, hash: &str) {
+        self.js(&format!(
+            "const w = window.__sdpWatch; \
+             w.before = new WeakSet(document.querySelectorAll({})); w.removed = []; \
+             location.hash = {};",
+            json!(CONTROLS),
+            json!(hash)
+        ))
+        .await;
+    }
+
+    /// The controls the page made since the last [`Browser::go`] and then
+    /// removed (a control moved within the page is the same element and
+    /// not counted).
+    pub async fn replaced_controls(&self) -> Vec<String> {
+        let removed = self.js("return window.__sdpWatch.removed;").await;
+        serde_json::from_value(removed).expect("a list of strings")
+    }
+
+    /// How many responses to `GET <path_and_query>` the page got since
+    /// [`Browser::watch_controls`].
+    pub async fn responses(&self, path_and_query: &str) -> u64 {
+        self.js(&format!(
+            "return window.__sdpWatch.responses[{}] || 0;",
+            json!(path_and_query)
+        ))
+        .await
+        .as_u64()
+        .expect("a count")
     }
 
     /// The page's location hash.
