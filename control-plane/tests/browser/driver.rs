@@ -11,9 +11,9 @@
 //! [`Browser::expect_console_errors`] takes the ones a test provokes on
 //! purpose.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::http;
@@ -173,8 +173,12 @@ impl Browser {
     pub async fn select(&self, css: &str, value: &str) {
         self.wait_for(css).await;
         let option = format!("{css} option[value={}]", json!(value));
-        self.on_element(&option, "select", |element| async move { element.click().await })
-            .await;
+        self.on_element(
+            &option,
+            "select",
+            |element| async move { element.click().await },
+        )
+        .await;
     }
 
     /// Waits for `css`, then runs `act` on the element it matches. When

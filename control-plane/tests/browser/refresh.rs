@@ -53,13 +53,21 @@ async fn browser_pages_keep_their_controls_across_refreshes() {
     // Pages that poll: two refreshes after the first drawing (each poll
     // asks again only after it drew the last answer).
     let polled = [
-        ("/sandboxes/keep", "/api/sandboxes/keep", "#services-table input[data-follow]"),
+        (
+            "/sandboxes/keep",
+            "/api/sandboxes/keep",
+            "#services-table input[data-follow]",
+        ),
         (
             "/deployments?sandbox=keep",
             "/api/deployments?sandbox=keep",
             "#deployments-table .rollback",
         ),
-        ("/sandboxes", "/api/sandboxes", "#sandboxes-table tr[data-sandbox=keep] a"),
+        (
+            "/sandboxes",
+            "/api/sandboxes",
+            "#sandboxes-table tr[data-sandbox=keep] a",
+        ),
         ("/agents", "/api/agents", "#agents-table tr[data-agent]"),
     ];
     for (hash, poll, control) in polled {
