@@ -4,15 +4,21 @@
 //! click a person (or a test) aimed at it; the rollback test once failed
 //! on exactly that ("stale element reference").
 
+use std::time::Duration;
+
 use crate::common::*;
 use crate::driver::{Browser, UI_TIMEOUT};
 use crate::flows::login;
 
+/// Three polls of the slowest page (every 5 s) with room for a loaded
+/// machine.
+const POLLS_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Waits until the page got `count` responses to `GET path_and_query`.
-async fn wait_responses(browser: &Browser, path_and_query: &str, count: u64) {
+async fn wait_responses(browser: &Browser, path_and_query: &str, count: u64, timeout: Duration) {
     sdp_testkit::wait_for(
         &format!("{count} responses to {path_and_query}"),
-        UI_TIMEOUT,
+        timeout,
         || async { (browser.responses(path_and_query).await >= count).then_some(()) },
     )
     .await;
@@ -47,7 +53,7 @@ async fn browser_pages_keep_their_controls_across_refreshes() {
             "return document.querySelector('#stream-state').dataset.state === 'ended';",
         )
         .await;
-    wait_responses(&browser, &format!("/api/deployments/{id}"), 2).await;
+    wait_responses(&browser, &format!("/api/deployments/{id}"), 2, UI_TIMEOUT).await;
     assert_kept(&browser, "the deployment page").await;
 
     // Pages that poll: two refreshes after the first drawing (each poll
@@ -74,7 +80,7 @@ async fn browser_pages_keep_their_controls_across_refreshes() {
         let before = browser.responses(poll).await;
         browser.go(hash).await;
         browser.wait_for(control).await;
-        wait_responses(&browser, poll, before + 3).await;
+        wait_responses(&browser, poll, before + 3, POLLS_TIMEOUT).await;
         assert_kept(&browser, hash).await;
     }
     browser.close().await;
