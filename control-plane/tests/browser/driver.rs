@@ -215,20 +215,26 @@ impl Browser {
     /// that leave the document, and counts the API responses it gets.
     /// Both live in the page's window, so they last while the dashboard
     /// moves between its pages by hash ([`Browser::go`]); a full load
-    /// ([`Browser::open`]) ends them.
+    /// ([`Browser::open`]) ends them. The router swaps whole pages as the
+    /// children of `#view`: those removals are a page left (or its
+    /// placeholder), not a refresh, and are not counted.
     pub async fn watch_controls(&self) {
         self.js(&format!(
             "if (window.__sdpWatch) return; \
              const sel = {CONTROLS}; \
-             const w = {{ before: new WeakSet(), removed: [], responses: {{}} }}; \
+             const view = document.getElementById('view'); \
+             const w = {{ removed: [], responses: {{}} }}; \
              const describe = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
                + (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\\s+/).join('.') : '') \
                + ' ' + JSON.stringify((e.textContent || e.value || '').trim().slice(0, 40)); \
              new MutationObserver((records) => {{ \
-               for (const r of records) for (const n of r.removedNodes) {{ \
-                 if (!(n instanceof Element)) continue; \
-                 const all = [...(n.matches(sel) ? [n] : []), ...n.querySelectorAll(sel)]; \
-                 for (const e of all) if (!w.before.has(e) && !e.isConnected) w.removed.push(describe(e)); \
+               for (const r of records) {{ \
+                 if (r.target === view) continue; \
+                 for (const n of r.removedNodes) {{ \
+                   if (!(n instanceof Element)) continue; \
+                   const all = [...(n.matches(sel) ? [n] : []), ...n.querySelectorAll(sel)]; \
+                   for (const e of all) if (!e.isConnected) w.removed.push(describe(e)); \
+                 }} \
                }} \
              }}).observe(document.body, {{ childList: true, subtree: true }}); \
              const fetch0 = window.fetch; \
@@ -241,14 +247,11 @@ impl Browser {
         .await;
     }
 
-    /// Goes to `#<hash>` in the same document, as a link would. The
-    /// controls of the page left are not counted as replaced.
+    /// Goes to `#<hash>` in the same document, as a link would, and
+    /// forgets the controls replaced so far.
     pub async fn go(&self, hash: &str) {
         self.js(&format!(
-            "const w = window.__sdpWatch; \
-             w.before = new WeakSet(document.querySelectorAll({})); w.removed = []; \
-             location.hash = {};",
-            json!(CONTROLS),
+            "window.__sdpWatch.removed = []; location.hash = {};",
             json!(hash)
         ))
         .await;
