@@ -128,10 +128,24 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
     // Until each has shown one, keep looking while they converge.
     let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
     while first_url.len() < names.len() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no gateway URL in time for some of {names:?}: {first_url:?}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            // Say why: the missing sandboxes' gateway deployments.
+            let mut why = Vec::new();
+            for name in names.iter().filter(|n| !first_url.contains_key(*n)) {
+                let (_, gateways) = stack
+                    .get(
+                        &token,
+                        &format!("/api/deployments?sandbox={name}&repo=gateway"),
+                    )
+                    .await;
+                let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
+                why.push(format!("{name}: {view}; gateway deployments: {gateways}"));
+            }
+            panic!(
+                "no gateway URL in time for some of {names:?}: {first_url:?}\n{}",
+                why.join("\n")
+            );
+        }
         for name in &names {
             if !first_url.contains_key(name) {
                 let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
