@@ -118,7 +118,21 @@ pub fn ensure_php_image() -> String {
     let rootfs = work.path().join("rootfs");
     build_rootfs(&rootfs);
     copy_into(&rootfs, &php, Path::new("/usr/bin/php"));
-    let ldd = run(Command::new("ldd").arg(&php));
+    copy_libraries(&rootfs, &php);
+    import_rootfs(
+        &rootfs,
+        PHP_IMAGE,
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "CMD [\"/usr/bin/php\", \"-a\"]",
+    );
+    tracing::info!(image = PHP_IMAGE, "imported php test image");
+    PHP_IMAGE.to_owned()
+}
+
+/// Copies every library `ldd` lists for host file `binary` into `root`
+/// at the path it lists.
+fn copy_libraries(root: &Path, binary: &Path) {
+    let ldd = run(Command::new("ldd").arg(binary));
     for line in ldd.lines() {
         // `libm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)` or
         // `/lib64/ld-linux-x86-64.so.2 (0x...)`; `linux-vdso.so.1 (0x...)`
@@ -128,17 +142,121 @@ pub fn ensure_php_image() -> String {
             None => line.split_whitespace().next(),
         };
         if let Some(path) = path.filter(|p| p.starts_with('/')) {
-            copy_into(&rootfs, Path::new(path), Path::new(path));
+            copy_into(root, Path::new(path), Path::new(path));
+        }
+    }
+}
+
+/// The build image made by [`ensure_build_image`].
+pub const BUILD_IMAGE: &str = "sdp-test-build:1";
+/// PHP extensions composer uses (Debian builds them as shared modules).
+const BUILD_PHP_EXTENSIONS: &[&str] = &[
+    "ctype",
+    "iconv",
+    "mbstring",
+    "phar",
+    "tokenizer",
+    "posix",
+    "fileinfo",
+    "zip",
+];
+
+/// Idempotently makes [`BUILD_IMAGE`], the image the agents build in
+/// (like `packaging/images/make-build-image.sh`, from the host's files):
+/// the busybox rootfs, the host's PHP CLI with its libraries, the shared
+/// extensions composer uses (and their ini files and libraries), Debian's
+/// composer (`/usr/bin/composer` and `/usr/share/php`), the CA
+/// certificates and `/etc/passwd`. Go is not in it: the agents mount the
+/// host's GOROOT read-only. Safe under concurrency like
+/// [`ensure_busybox_image`].
+///
+/// # Panics
+/// If docker, busybox, php or composer is missing (saying what to
+/// install), or a command fails.
+pub fn ensure_build_image() -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_docker();
+    if image_exists(BUILD_IMAGE) {
+        return BUILD_IMAGE.to_owned();
+    }
+    for (file, package) in [
+        (BUSYBOX_HOST_PATH, "busybox-static"),
+        ("/usr/bin/composer", "composer"),
+        ("/usr/share/php/Composer", "composer"),
+    ] {
+        if !Path::new(file).exists() {
+            panic!("{file} not found: install it with `apt-get install {package}`");
+        }
+    }
+    let php = fs::canonicalize(PHP_HOST_PATH).unwrap_or_else(|e| {
+        panic!("{PHP_HOST_PATH} not found ({e}): install it with `apt-get install php-cli`")
+    });
+    let work = tempfile::Builder::new()
+        .prefix("sdp-build-image-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create image work dir: {e}"));
+    let rootfs = work.path().join("rootfs");
+    build_rootfs(&rootfs);
+    copy_into(&rootfs, &php, Path::new("/usr/bin/php"));
+    copy_libraries(&rootfs, &php);
+    let extension_dir = run(Command::new(&php).args(["-n", "-r", "echo PHP_EXTENSION_DIR;"]));
+    let version =
+        run(Command::new(&php).args(["-n", "-r", "echo PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;"]));
+    let conf_d = format!("/etc/php/{version}/cli/conf.d");
+    for extension in BUILD_PHP_EXTENSIONS {
+        let module = Path::new(&extension_dir).join(format!("{extension}.so"));
+        if !module.is_file() {
+            continue;
+        }
+        copy_into(&rootfs, &module, &module);
+        copy_libraries(&rootfs, &module);
+        let ini = rootfs
+            .join(conf_d.trim_start_matches('/'))
+            .join(format!("20-{extension}.ini"));
+        fs::create_dir_all(ini.parent().expect("conf.d")).expect("mkdir conf.d");
+        fs::write(&ini, format!("extension={extension}.so\n")).expect("write ini");
+    }
+    let php_ini = format!("/etc/php/{version}/cli/php.ini");
+    if Path::new(&php_ini).is_file() {
+        copy_into(&rootfs, Path::new(&php_ini), Path::new(&php_ini));
+    }
+    copy_tree(&rootfs, Path::new("/usr/share/php"));
+    copy_into(
+        &rootfs,
+        Path::new("/usr/bin/composer"),
+        Path::new("/usr/bin/composer"),
+    );
+    for file in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/usr/share/zoneinfo/UTC",
+    ] {
+        if Path::new(file).is_file() {
+            copy_into(&rootfs, Path::new(file), Path::new(file));
         }
     }
     import_rootfs(
         &rootfs,
-        PHP_IMAGE,
+        BUILD_IMAGE,
         "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "CMD [\"/usr/bin/php\", \"-a\"]",
+        "CMD [\"/bin/sh\"]",
     );
-    tracing::info!(image = PHP_IMAGE, "imported php test image");
-    PHP_IMAGE.to_owned()
+    tracing::info!(image = BUILD_IMAGE, "imported build test image");
+    BUILD_IMAGE.to_owned()
+}
+
+/// Copies the host directory `dir` (following symlinks) to the same path
+/// under `root`.
+fn copy_tree(root: &Path, dir: &Path) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            copy_tree(root, &path);
+        } else if path.is_file() {
+            copy_into(root, &path, &path);
+        }
+    }
 }
 
 /// Copies host file `from` (following symlinks) to `root` + `to`, keeping

@@ -115,6 +115,7 @@ pub struct TestAgent {
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
     _cleanup: ContainerCleanup,
+    _build_cleanup: ContainerCleanup,
 }
 
 impl TestAgent {
@@ -133,6 +134,7 @@ impl TestAgent {
         let data = tempfile::tempdir().expect("data dir");
         let id = unique_id(id_prefix);
         let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        let build_cleanup = ContainerCleanup::new("sdp.build.agent", &id);
         let mut config: AgentConfig =
             sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
         config.nats = sdp_bus::nats::NatsConfig::with_url(world.nats.url());
@@ -140,6 +142,7 @@ impl TestAgent {
         config.data_dir = data.path().to_path_buf();
         config.repos_dir = repos.path().to_path_buf();
         config.flavour.base_image = Some(base_image);
+        config.build.image = sdp_testkit::ensure_build_image();
         // One build cache for all tests: the standard library compiles once.
         config.flavour.cache_dir =
             Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
@@ -156,6 +159,7 @@ impl TestAgent {
             shutdown,
             task: Some(task),
             _cleanup: cleanup,
+            _build_cleanup: build_cleanup,
         };
         agent.wait_heartbeat(world).await;
         agent
