@@ -292,7 +292,11 @@ impl Flavour for GoFlavour {
                     .await;
             }
             ctx.builder
-                .hand_over(vec![ctx.artifact_dir.clone(), ctx.sandbox_cache.clone()])
+                .hand_over(vec![
+                    ctx.worktree.clone(),
+                    ctx.artifact_dir.clone(),
+                    ctx.sandbox_cache.clone(),
+                ])
                 .await?;
             let modules = Modules::of(&ctx.worktree, &ctx.go);
             events.system(modules.describe()).await;
@@ -318,7 +322,8 @@ impl Flavour for GoFlavour {
             run.network = Self::needs_network(&ctx.go);
             run.mounts = Self::read_only_mounts(&goroot, &ctx.go);
             run.mounts.extend([
-                BuildMount::read_only(&ctx.worktree, SRC),
+                // Writable: `-mod=mod` may update go.sum.
+                BuildMount::writable(&ctx.worktree, SRC),
                 BuildMount::writable(&ctx.artifact_dir, OUTPUT),
                 BuildMount::writable(&go_build, GO_CACHE),
                 BuildMount::writable(&go_mod, GO_MODCACHE),

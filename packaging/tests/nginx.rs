@@ -226,6 +226,7 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
             ),
             ("SDP_REPOS_DIR", repos.path().display().to_string()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
                 std::env::temp_dir()

@@ -298,6 +298,7 @@ impl Stack {
                     }),
             ),
             ("SDP_FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
             ("SDP_HEALTH__PATH", "/healthz".into()),
@@ -376,6 +377,7 @@ impl Stack {
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
             ("SDP_ADVERTISE_HOST", self.advertise_host()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
                 shared_go_cache().display().to_string(),
