@@ -185,6 +185,24 @@ impl BuildBox {
         })
     }
 
+    /// Gives `dir` back to the agent's own user after [`Self::hand_over`]
+    /// (an agent running as root): git refuses a worktree another user
+    /// owns. Called before git touches a worktree, so a build that was
+    /// cancelled or crashed is covered too.
+    pub async fn reclaim(&self, dir: PathBuf) -> Result<(), DeployError> {
+        if !self.agent_is_root {
+            return Ok(());
+        }
+        let (uid, gid) = agent_user();
+        tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
+            .await
+            .map_err(|e| DeployError::Internal(format!("chown task failed: {e}")))?
+            .map_err(|source| DeployError::Io {
+                what: "take the worktree back from the build user".to_owned(),
+                source,
+            })
+    }
+
     /// Runs `run` to its end, its output lines to `events` (if given), and
     /// removes the container. Dropping the future kills and removes it.
     pub async fn run(

@@ -306,8 +306,7 @@ impl Flavour for GoFlavour {
             argv.extend(["-o".into(), format!("{OUTPUT}/app"), package.clone()]);
             events
                 .system(format!(
-                    "$ {} (in build container {}, as {}:{}, network {})",
-                    argv.join(" ").replace(OUTPUT, GO_ARTIFACT_MOUNT),
+                    "build container: {}, user {}:{}, network {}",
                     ctx.builder.image(),
                     ctx.builder.user().uid,
                     ctx.builder.user().gid,
@@ -316,6 +315,12 @@ impl Flavour for GoFlavour {
                     } else {
                         "none"
                     },
+                ))
+                .await;
+            events
+                .system(format!(
+                    "$ {}",
+                    argv.join(" ").replace(OUTPUT, GO_ARTIFACT_MOUNT)
                 ))
                 .await;
             let mut run = ctx.run(argv, Self::go_env(&goroot, &ctx.go), SRC);

@@ -444,6 +444,8 @@ async fn fetch_and_build(
         .worktree_lock(&request.sandbox, repo)
         .lock_owned()
         .await;
+    // A root agent's last build left the worktree to the build user.
+    agent.builder.reclaim(paths.worktree.clone()).await?;
     // Taken after the worktree lock, always in this order.
     let store_lock = agent.store_lock(repo).lock_owned().await;
     let (progress, mut progress_lines) = tokio::sync::mpsc::unbounded_channel();

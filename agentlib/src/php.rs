@@ -251,8 +251,7 @@ impl Flavour for PhpFlavour {
             let argv = Self::argv(allow_scripts);
             events
                 .system(format!(
-                    "$ composer {} (in build container {}, as {}:{}, network {}{})",
-                    argv[2..].join(" "),
+                    "build container: {}, user {}:{}, network {}{}",
                     ctx.builder.image(),
                     ctx.builder.user().uid,
                     ctx.builder.user().gid,
@@ -267,6 +266,9 @@ impl Flavour for PhpFlavour {
                         ""
                     },
                 ))
+                .await;
+            events
+                .system(format!("$ composer {}", argv[2..].join(" ")))
                 .await;
             let mut run = ctx.run(argv, Self::env(&ctx.composer), PHP_SOURCE_MOUNT);
             run.network = needs_network(&ctx.composer);

@@ -206,6 +206,9 @@ async fn a_hostile_gateway_branch_writes_nothing_outside_its_worktree() {
                 log.contains("scripts and plugins allowed"),
                 "the log says scripts run: {log}"
             );
+            // They ran, inside the build container.
+            assert!(log.contains("evil plugin active"), "{log}");
+            assert!(log.contains("docker: not found"), "{log}");
         } else {
             assert!(log.contains("--no-scripts --no-plugins"), "{log}");
             assert!(!log.contains("evil plugin active"), "{log}");

@@ -161,7 +161,9 @@ async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
     );
     let logs = system_lines(&events);
     assert!(
-        logs.contains(&"$ composer install --no-dev --no-interaction --no-progress"),
+        logs.contains(
+            &"$ composer install --no-dev --no-interaction --no-progress --no-scripts --no-plugins"
+        ),
         "{logs:#?}"
     );
     let url = url.expect("url");

@@ -51,7 +51,8 @@ case "$kind" in
     version="$(php -n -r 'echo PHP_MAJOR_VERSION.".".PHP_MINOR_VERSION;')"
     conf_d="/etc/php/$version/cli/conf.d"
     mkdir -p "$root$conf_d"
-    for ext in ctype iconv mbstring phar tokenizer posix fileinfo zip; do
+    # intl's Normalizer renders composer's errors.
+    for ext in ctype iconv mbstring phar tokenizer posix fileinfo intl zip curl; do
       [ -f "$ext_dir/$ext.so" ] || continue
       copy "$ext_dir/$ext.so"
       ldd "$ext_dir/$ext.so" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break } }' |

@@ -148,7 +148,7 @@ fn copy_libraries(root: &Path, binary: &Path) {
 }
 
 /// The build image made by [`ensure_build_image`].
-pub const BUILD_IMAGE: &str = "sdp-test-build:1";
+pub const BUILD_IMAGE: &str = "sdp-test-build:2";
 /// PHP extensions composer uses (Debian builds them as shared modules).
 const BUILD_PHP_EXTENSIONS: &[&str] = &[
     "ctype",
