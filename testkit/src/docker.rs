@@ -149,7 +149,8 @@ fn copy_libraries(root: &Path, binary: &Path) {
 
 /// The build image made by [`ensure_build_image`].
 pub const BUILD_IMAGE: &str = "sdp-test-build:2";
-/// PHP extensions composer uses (Debian builds them as shared modules).
+/// PHP extensions composer uses (Debian builds them as shared modules;
+/// intl's `Normalizer` renders composer's errors).
 const BUILD_PHP_EXTENSIONS: &[&str] = &[
     "ctype",
     "iconv",
@@ -158,7 +159,9 @@ const BUILD_PHP_EXTENSIONS: &[&str] = &[
     "tokenizer",
     "posix",
     "fileinfo",
+    "intl",
     "zip",
+    "curl",
 ];
 
 /// Idempotently makes [`BUILD_IMAGE`], the image the agents build in
