@@ -283,6 +283,9 @@ pub async fn run(
         agent.give_up.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
     }
+    // The warm-up's container, and any build whose removal was left to a
+    // task that did not get to run.
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent.builder.remove_leftovers()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("agent stopped");
     Ok(())

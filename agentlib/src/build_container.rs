@@ -96,7 +96,10 @@ impl BuildExit {
     /// The exit status as the deploy error says it.
     pub fn status_text(&self) -> String {
         match self.code {
-            137 => "137 (killed: out of memory or stopped)".to_owned(),
+            137 => {
+                "137 (killed: out of memory (build.memory), past build.timeout_secs, or stopped)"
+                    .to_owned()
+            }
             code => code.to_string(),
         }
     }
@@ -113,6 +116,7 @@ pub struct BuildBox {
     nano_cpus: i64,
     pids: i64,
     tmp_bytes: i64,
+    timeout_secs: u64,
     /// Whether the agent runs as root: then it hands the writable mounts
     /// to the build user (chown); otherwise builds run as the agent's own
     /// user by default and the mounts are already theirs.
@@ -139,6 +143,7 @@ impl BuildBox {
             nano_cpus: (config.build.cpus * 1e9) as i64,
             pids: config.build.pids,
             tmp_bytes: config.build.tmp_size.bytes(),
+            timeout_secs: config.build.timeout_secs,
             agent_is_root: uid == 0,
         })
     }
@@ -156,8 +161,14 @@ impl BuildBox {
     pub async fn check_image(&self) -> Result<(), DeployError> {
         match self.docker.inspect_image(&self.image).await {
             Ok(_) => Ok(()),
-            Err(_) => Err(DeployError::BuildImageMissing {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(DeployError::BuildImageMissing {
                 image: self.image.clone(),
+            }),
+            Err(source) => Err(DeployError::Docker {
+                step: "inspect the build image",
+                source,
             }),
         }
     }
@@ -323,6 +334,10 @@ impl BuildBox {
                 maximum_retry_count: None,
             }),
             mounts: Some(mounts),
+            // An init as PID 1: it reaps what scripts leave, and lets
+            // `timeout` kill the build (PID 1 ignores a SIGKILL sent from
+            // inside its namespace).
+            init: Some(true),
             ..Default::default()
         };
         let mut labels = HashMap::from([(LABEL_BUILD_AGENT.to_owned(), self.agent_id.clone())]);
@@ -334,7 +349,14 @@ impl BuildBox {
         }
         ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(run.argv.clone()),
+            // Bounded even if the agent dies and nobody else stops it.
+            cmd: Some(
+                ["timeout", "-s", "KILL", &self.timeout_secs.to_string()]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(run.argv.iter().cloned())
+                    .collect(),
+            ),
             env: Some(run.env.clone()),
             working_dir: Some(run.working_dir.clone()),
             user: Some(format!("{}:{}", self.user.uid, self.user.gid)),

@@ -237,6 +237,10 @@ pub struct BuildConfig {
     /// Size of the build's `/tmp` (a tmpfs, counted in its memory).
     #[serde(default = "default_build_tmp")]
     pub tmp_size: ByteSize,
+    /// A build still running after this long is killed (so is one whose
+    /// agent died: nothing else would stop it).
+    #[serde(default = "default_build_timeout")]
+    pub timeout_secs: u64,
     /// `uid:gid` builds run as (never 0). Unset: the agent's own user, or
     /// `65534:65534` when the agent runs as root.
     #[serde(default)]
@@ -259,6 +263,7 @@ impl Default for BuildConfig {
             cpus: default_build_cpus(),
             pids: default_build_pids(),
             tmp_size: default_build_tmp(),
+            timeout_secs: default_build_timeout(),
             user: None,
             allow_composer_scripts: false,
             goroot: None,
@@ -345,6 +350,9 @@ fn default_build_pids() -> i64 {
 }
 fn default_build_tmp() -> ByteSize {
     ByteSize(1 << 30)
+}
+fn default_build_timeout() -> u64 {
+    900
 }
 fn default_schemes() -> Vec<String> {
     vec!["https".to_owned()]
@@ -449,6 +457,9 @@ impl AgentConfig {
         }
         if !(self.build.cpus > 0.0 && self.build.cpus <= 1024.0) {
             return Err(bad("build.cpus", "must be in (0, 1024]".into()));
+        }
+        if self.build.timeout_secs < 10 {
+            return Err(bad("build.timeout_secs", "must be at least 10".into()));
         }
         if self.build.pids < 16 {
             return Err(bad("build.pids", "must be at least 16".into()));
@@ -772,6 +783,7 @@ memory = "1g"
 cpus = 1.5
 pids = 256
 tmp_size = "128m"
+timeout_secs = 300
 user = "1000:1001"
 allow_composer_scripts = true
 goroot = "/usr/lib/go-1.19"
@@ -796,6 +808,7 @@ goroot = "/usr/lib/go-1.19"
         for (toml, key) in [
             ("[build]\nuser = \"0:0\"\n", "build.user"),
             ("[build]\npids = 1\n", "build.pids"),
+            ("[build]\ntimeout_secs = 1\n", "build.timeout_secs"),
             ("[build]\ncpus = 0\n", "build.cpus"),
             ("[build]\ngoroot = \"go\"\n", "build.goroot"),
         ] {

@@ -426,25 +426,42 @@ pub fn docker_exists(id: &str) -> bool {
 }
 
 /// Drop guard: force-removes (with volumes) every container labelled
-/// `key=value`.
+/// `key=value` (for each pair it guards).
 #[derive(Debug)]
 pub struct ContainerCleanup {
-    key: String,
-    value: String,
+    labels: Vec<(String, String)>,
 }
 
 impl ContainerCleanup {
     /// Guards containers labelled `label_key=label_value`.
     pub fn new(label_key: &str, label_value: &str) -> ContainerCleanup {
         ContainerCleanup {
-            key: label_key.to_owned(),
-            value: label_value.to_owned(),
+            labels: vec![(label_key.to_owned(), label_value.to_owned())],
+        }
+    }
+
+    /// Guards what the agent `agent_id` runs: its deployed containers
+    /// (`sdp.agent`) and its build containers (`sdp.build.agent`), which
+    /// outlive an agent that was killed.
+    pub fn agent(agent_id: &str) -> ContainerCleanup {
+        ContainerCleanup {
+            labels: vec![
+                ("sdp.agent".to_owned(), agent_id.to_owned()),
+                ("sdp.build.agent".to_owned(), agent_id.to_owned()),
+            ],
         }
     }
 
     /// Ids of the containers currently matching.
     pub fn containers(&self) -> Vec<String> {
-        containers_with_label(&self.key, &self.value)
+        let mut ids: Vec<String> = self
+            .labels
+            .iter()
+            .flat_map(|(key, value)| containers_with_label(key, value))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Removes the matching containers now (also done on drop).
@@ -466,18 +483,22 @@ impl ContainerCleanup {
 impl Drop for ContainerCleanup {
     fn drop(&mut self) {
         // Never panic in drop (it may run during a test's unwinding).
-        let filter = format!("label={}={}", self.key, self.value);
-        let ids = match Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>(),
-            _ => return,
-        };
+        let mut ids = Vec::new();
+        for (key, value) in &self.labels {
+            let filter = format!("label={key}={value}");
+            if let Ok(out) = Command::new("docker")
+                .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
+                .stdin(Stdio::null())
+                .output()
+                && out.status.success()
+            {
+                ids.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned),
+                );
+            }
+        }
         if !ids.is_empty() {
             let _ = Command::new("docker")
                 .args(["rm", "-f", "-v"])

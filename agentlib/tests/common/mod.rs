@@ -115,7 +115,6 @@ pub struct TestAgent {
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
     _cleanup: ContainerCleanup,
-    _build_cleanup: ContainerCleanup,
 }
 
 impl TestAgent {
@@ -133,8 +132,7 @@ impl TestAgent {
         let kind = flavour.kind();
         let data = tempfile::tempdir().expect("data dir");
         let id = unique_id(id_prefix);
-        let cleanup = ContainerCleanup::new("sdp.agent", &id);
-        let build_cleanup = ContainerCleanup::new("sdp.build.agent", &id);
+        let cleanup = ContainerCleanup::agent(&id);
         let mut config: AgentConfig =
             sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
         config.nats = sdp_bus::nats::NatsConfig::with_url(world.nats.url());
@@ -159,7 +157,6 @@ impl TestAgent {
             shutdown,
             task: Some(task),
             _cleanup: cleanup,
-            _build_cleanup: build_cleanup,
         };
         agent.wait_heartbeat(world).await;
         agent

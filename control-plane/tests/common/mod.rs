@@ -203,7 +203,7 @@ impl Stack {
         let cp_data = TempDir::new().expect("temp dir");
         let agent_data = TempDir::new().expect("temp dir");
         let agent_id = unique_id("t");
-        let containers = ContainerCleanup::new("sdp.agent", &agent_id);
+        let containers = ContainerCleanup::agent(&agent_id);
 
         let port = sdp_testkit::free_port();
         let mut cp_env = pairs(&[
@@ -307,7 +307,7 @@ impl Stack {
         let binary = Self::agent_binary().with_file_name("sdp-agent-gateway");
         let child = self.spawn("agent-gateway", &binary, &[], &env);
         let id = routing.gateway_agent_id.clone();
-        let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        let cleanup = ContainerCleanup::agent(&id);
         if let Some(routing) = self.routing.as_mut() {
             routing.gateway_agent = Some(child);
             routing._gateway_containers = Some(cleanup);
