@@ -410,6 +410,20 @@ impl Flavour for GoFlavour {
     }
 }
 
+/// The Go warm-up of an agent with `config`, run once outside an agent:
+/// `go build -trimpath std` in a build container into `<cache_dir>/go-std`
+/// (test harnesses warm the cache their agents share before the first
+/// deploy, as a long-running agent would have).
+pub async fn warm_go_std(config: &AgentConfig, cache_dir: &Path) -> Result<(), String> {
+    let builder = BuildBox::connect(config)
+        .await
+        .map_err(|e| format!("cannot reach Docker: {e}"))?;
+    match GoFlavour::default().warm_cache(&builder, cache_dir, config) {
+        Some(warm) => warm.await,
+        None => Ok(()),
+    }
+}
+
 /// GOROOT read-only at its own path, and the targets of the symlinks in
 /// its top levels that lead out of it (Debian's `src -> ../../share/go-1.19/src`),
 /// each read-only at its own path too.

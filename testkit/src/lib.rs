@@ -49,4 +49,4 @@ pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
 pub use repos_dir::ReposDir;
-pub use util::{free_port, init_tracing, unique_id, wait_for};
+pub use util::{free_port, init_tracing, once_across_processes, unique_id, wait_for};

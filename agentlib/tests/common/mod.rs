@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const USER: &str = "dev";
 pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Compiling the standard library into an empty cache on 2 busy cores.
+pub const WARM_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// NATS, the git server, and what the agents share.
 pub struct World {
@@ -147,6 +149,19 @@ impl TestAgent {
         config.git.allowed_schemes = vec!["https".into(), "http".into()];
         config.health.timeout_secs = 30;
         tune(&mut config);
+        if kind == "micro"
+            && let Some(cache) = config.flavour.cache_dir.clone()
+        {
+            // Every sandbox's Go cache is seeded from the warmed standard
+            // library: warm it once per run, as a long-running agent has.
+            let warm_config = config.clone();
+            sdp_testkit::once_across_processes(&cache, "go-std-warm", WARM_TIMEOUT, || async {
+                sdp_agentlib::flavour::warm_go_std(&warm_config, &cache)
+                    .await
+                    .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+            })
+            .await;
+        }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(sdp_agentlib::run(config, flavour, shutdown.clone()));
         let agent = TestAgent {

@@ -97,6 +97,22 @@ pub fn shared_go_cache() -> PathBuf {
     std::env::temp_dir().join("sdp-test-go-cache")
 }
 
+/// Warms the standard library in [`shared_go_cache`] once per run, as a
+/// long-running agent has: every sandbox's Go cache is seeded from it.
+pub async fn warm_shared_go_cache() {
+    let cache = shared_go_cache();
+    let mut config: sdp_agentlib::AgentConfig =
+        sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
+    config.agent.id = unique_id("warm");
+    config.build.image = sdp_testkit::ensure_build_image();
+    sdp_testkit::once_across_processes(&cache, "go-std-warm", Duration::from_secs(600), || async {
+        sdp_agentlib::flavour::warm_go_std(&config, &cache)
+            .await
+            .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+    })
+    .await;
+}
+
 /// `SDP_…` settings as owned pairs.
 pub fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
     items
@@ -409,6 +425,13 @@ impl Stack {
 
     pub async fn start_agent(&mut self) {
         let mut env = self.agent_env();
+        if !self
+            .agent_extra_env
+            .iter()
+            .any(|(key, _)| key == "SDP_FLAVOUR__CACHE_DIR")
+        {
+            warm_shared_go_cache().await;
+        }
         env.extend(self.agent_extra_env.iter().cloned());
         self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
         let http = self.http.clone();
