@@ -472,10 +472,16 @@ async fn seed_go_cache(std_cache: &Path, sandbox_cache: &Path) -> Result<bool, D
     }
     let (from, to) = (std_cache.to_path_buf(), sandbox_cache.to_path_buf());
     tokio::task::spawn_blocking(move || {
+        // Unique per seeding: a cancelled deployment's copy may still run
+        // (a blocking task outlives its future) beside the next one's.
+        static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut temporary = to.as_os_str().to_owned();
-        temporary.push(format!(".seed-{}", std::process::id()));
+        temporary.push(format!(
+            ".seed-{}-{}",
+            std::process::id(),
+            SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let temporary = PathBuf::from(temporary);
-        let _ = std::fs::remove_dir_all(&temporary);
         std::fs::create_dir_all(&temporary)?;
         if from.is_dir() {
             copy_tree(&from, &temporary)?;
@@ -496,17 +502,24 @@ async fn seed_go_cache(std_cache: &Path, sandbox_cache: &Path) -> Result<bool, D
 }
 
 /// Copies the regular files and directories under `from` into `to`
-/// (symlinks and anything else are skipped: Go's cache has none).
+/// (symlinks and anything else are skipped: Go's cache has none). A file
+/// gone meanwhile is skipped too: a cache entry missing is only a miss.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let gone = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let kind = entry.file_type()?;
         let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_tree(&entry.path(), &target)?;
+        let copied = if kind.is_dir() {
+            std::fs::create_dir_all(&target).and_then(|()| copy_tree(&entry.path(), &target))
         } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
+            std::fs::copy(entry.path(), &target).map(drop)
+        } else {
+            Ok(())
+        };
+        match copied {
+            Err(err) if !gone(&err) => return Err(err),
+            _ => {}
         }
     }
     Ok(())
