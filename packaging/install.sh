@@ -8,8 +8,15 @@
 # /etc/sdp/<component>.toml and .env; /var/lib/sdp/<component>; units in
 # /etc/systemd/system; /etc/nginx/sites-available/sdp.conf + enabled link.
 #
-#   install.sh --role control[,micro,gateway] [--role ...] [--root DIR] [--dry-run]
+#   install.sh --role control[,micro,gateway] [--role ...] [--nats-agent KIND:ID ...]
+#              [--root DIR] [--dry-run]
 #   install.sh --uninstall [--purge] [--root DIR] [--dry-run]
+#
+# --nats-agent KIND:ID (control role, repeatable: name every agent) writes
+# /etc/nats/auth.conf with one NATS user per agent, `agent-<ID>`, allowed
+# only its own heartbeat and commands (nats/gen-auth.sh); its password is
+# $NATS_PW_AGENT_<ID> in /etc/nats/nats.env (ID upper-cased, - as _).
+# Without it the sample agents micro:micro-1 and gateway:gateway-1 are used.
 #
 # Idempotent: a second run changes nothing and says so. A config you edited
 # is never overwritten: the new sample lands beside it as <file>.new. An
@@ -24,7 +31,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VERSION=$(cat "$HERE/VERSION")
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -33,6 +40,7 @@ DRY=0
 UNINSTALL=0
 PURGE=0
 ROLES=()
+NATS_AGENTS=()
 add_roles() { # comma list
   local role
   IFS=, read -r -a list <<<"$1"
@@ -48,6 +56,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --role) [ $# -ge 2 ] || usage 2; add_roles "$2"; shift 2 ;;
     --role=*) add_roles "${1#--role=}"; shift ;;
+    --nats-agent) [ $# -ge 2 ] || usage 2; NATS_AGENTS+=("$2"); shift 2 ;;
+    --nats-agent=*) NATS_AGENTS+=("${1#--nats-agent=}"); shift ;;
     --root) [ $# -ge 2 ] || usage 2; ROOT="$2"; shift 2 ;;
     --root=*) ROOT="${1#--root=}"; shift ;;
     --dry-run) DRY=1; shift ;;
@@ -70,6 +80,15 @@ if [ "$ON_HOST" = 1 ] && [ -d /run/systemd/system ]; then SYSTEMD=1; fi
 if [ "$ON_HOST" = 1 ] && [ "$DRY" = 0 ] && [ "$(id -u)" -ne 0 ]; then
   echo "error: installing into / needs root (sudo $0 ...), or use --root DIR" >&2
   exit 1
+fi
+if [ ${#NATS_AGENTS[@]} -gt 0 ] && [[ " ${ROLES[*]-} " != *" control "* ]]; then
+  echo "error: --nats-agent writes the NATS server's auth.conf: use it with --role control" >&2
+  exit 2
+fi
+# Refuse a bad KIND:ID before anything is installed.
+if [ ${#NATS_AGENTS[@]} -gt 0 ] &&
+  ! bash "$HERE/nats/gen-auth.sh" "${NATS_AGENTS[@]}" <"$HERE/nats/auth.conf" >/dev/null; then
+  exit 2
 fi
 if [ "$UNINSTALL" = 0 ] && [ ${#ROLES[@]} -eq 0 ]; then
   echo "error: say which role(s) this host takes: --role control|micro|gateway" >&2
@@ -233,6 +252,32 @@ uninstall() {
   fi
 }
 
+# install_nats_auth SHIPPED_BEFORE: /etc/nats/auth.conf with a user per
+# --nats-agent (the sample agents without one), kept if edited like any
+# config. What was last generated is kept beside it (auth.conf.sdp-generated)
+# so that adding an agent replaces an unedited file rather than leaving .new.
+install_nats_auth() {
+  local before="$1/nats/auth.conf" generated="$R/etc/nats/auth.conf.sdp-generated"
+  if [ ${#NATS_AGENTS[@]} -eq 0 ]; then
+    config "$HERE/nats/auth.conf" "$R/etc/nats/auth.conf" "$before" nats
+    return 0
+  fi
+  local rendered
+  rendered=$(mktemp)
+  if ! bash "$HERE/nats/gen-auth.sh" "${NATS_AGENTS[@]}" <"$HERE/nats/auth.conf" >"$rendered"; then
+    rm -f "$rendered"
+    exit 2
+  fi
+  [ ! -f "$generated" ] || before="$generated"
+  config "$rendered" "$R/etc/nats/auth.conf" "$before" nats
+  if [ "$DRY" = 0 ] && cmp -s "$rendered" "$R/etc/nats/auth.conf" &&
+    ! cmp -s "$rendered" "$generated"; then
+    install -m 640 "$rendered" "$generated"
+  fi
+  rm -f "$rendered"
+  note "NATS agent users: ${NATS_AGENTS[*]} (passwords in /etc/nats/nats.env; restart sdp-nats)"
+}
+
 install_roles() {
   echo "==> sdp $VERSION, roles ${ROLES[*]}, into ${ROOT}${DRY_PREFIX:+ (dry run)}"
   [ "$ON_HOST" = 1 ] || note "--root: no users, no chown, no systemctl (printed instead)"
@@ -293,7 +338,7 @@ install_roles() {
       system_user nats /var/lib/nats
       config "$HERE/nats/production.conf" "$R/etc/nats/production.conf" \
         "$before/nats/production.conf" nats
-      config "$HERE/nats/auth.conf" "$R/etc/nats/auth.conf" "$before/nats/auth.conf" nats
+      install_nats_auth "$before"
       config "$HERE/nginx/sdp.conf" "$R/etc/nginx/sites-available/sdp.conf" \
         "$before/nginx/sdp.conf" root
       site_changed=$CONFIG_CHANGED

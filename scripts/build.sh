@@ -73,7 +73,7 @@ install -m 644 control-plane/control-plane.sample.toml "$B/etc/control-plane.sam
 install -m 644 agent-micro/agent-micro.sample.toml "$B/etc/agent-micro.sample.toml"
 install -m 644 agent-gateway/agent-gateway.sample.toml "$B/etc/agent-gateway.sample.toml"
 install -m 644 nats/production.conf nats/auth.conf nats/README.md "$B/nats/"
-install -m 755 nats/gen-dev-certs.sh "$B/nats/"
+install -m 755 nats/gen-dev-certs.sh nats/gen-auth.sh "$B/nats/"
 install -m 644 packaging/systemd/*.service "$B/systemd/"
 install -m 644 packaging/nginx/sdp.conf "$B/nginx/"
 install -m 755 packaging/install.sh "$B/install.sh"

@@ -94,7 +94,9 @@ demo_setup() {
         "http://127.0.0.1:$HTTP_PORT/api/login" && break
     sleep 0.5
   done
-  api() { curl -s -o /dev/null -b "$cookies" -H 'content-type: application/json' --data-binary @- "$@"; }
+  # A change sent with the session cookie must name the dashboard's origin.
+  api() { curl -s -o /dev/null -b "$cookies" -H "origin: http://127.0.0.1:$HTTP_PORT" \
+    -H 'content-type: application/json' --data-binary @- "$@"; }
   printf '{"name":"baseline","vars":{"USERS_URL":"%s","ORDERS_URL":"%s"}}' "$baseline" "$baseline" |
     api "http://127.0.0.1:$HTTP_PORT/api/environments"
   printf '{"name":"shop","environment":"baseline","gateway":{"repo":"gateway","branch":"main"},"services":[{"repo":"users","branch":"main"},{"repo":"orders","branch":"main"}]}' |

@@ -156,7 +156,9 @@ for _ in $(seq 1 100); do
     "http://127.0.0.1:$HTTP_PORT/api/login" >/dev/null && break
   sleep 0.2
 done
-api() { curl -s -o /dev/null -b "$COOKIES" -H 'content-type: application/json' "$@"; }
+# A change sent with the session cookie must name the dashboard's origin.
+api() { curl -s -o /dev/null -b "$COOKIES" -H "origin: http://127.0.0.1:$HTTP_PORT" \
+  -H 'content-type: application/json' "$@"; }
 api -d "{\"name\":\"baseline\",\"vars\":{\"USERS_URL\":\"$BASELINE\",\"ORDERS_URL\":\"$BASELINE\"}}" \
   "http://127.0.0.1:$HTTP_PORT/api/environments"
 api -X PUT -d "{\"vars\":{\"USERS_URL\":\"$BASELINE\",\"ORDERS_URL\":\"$BASELINE\"}}" \
@@ -173,9 +175,10 @@ SDP is running.
   demo repos: users (main, feature/x), orders (main, feature/y), gateway (main)
   demo setup: environment 'baseline' (→ $BASELINE), template 'shop'
               create a sandbox from 'shop' in the dashboard and deploy it
-  try:        curl -c /tmp/sdp.cookies -H 'content-type: application/json' \\
-                -d '{"username":"$DEMO_USER","password":"$DEMO_PASSWORD"}' http://127.0.0.1:$HTTP_PORT/api/login
-              curl -b /tmp/sdp.cookies -H 'content-type: application/json' \\
+  try:        TOKEN=\$(curl -s -H 'content-type: application/json' \\
+                -d '{"username":"$DEMO_USER","password":"$DEMO_PASSWORD"}' http://127.0.0.1:$HTTP_PORT/api/login |
+                sed -n 's/.*"token":"\\([0-9a-f]*\\)".*/\\1/p')
+              curl -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
                 -d '{"repo":"users","branch":"feature/x"}' http://127.0.0.1:$HTTP_PORT/api/sandboxes/alpha/deployments
   logs:       $DEV/logs/
 Ctrl-C stops everything.

@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+mod container;
+pub use container::ContainerConfig;
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
@@ -46,6 +49,10 @@ pub struct AgentConfig {
     pub go: GoConfig,
     #[serde(default)]
     pub composer: ComposerConfig,
+    /// How deployed containers are confined (`[container]`).
+    #[serde(default)]
+    pub container: ContainerConfig,
+    /// The build containers (`[build]`).
     #[serde(default)]
     pub build: BuildConfig,
 }
@@ -53,7 +60,11 @@ pub struct AgentConfig {
 pub use sdp_bus::process::{LogConfig, LogFormat};
 
 impl sdp_bus::settings::Settings for AgentConfig {
-    const LIST_KEYS: &'static [&'static str] = &["flavour.run_cmd", "git.allowed_schemes"];
+    const LIST_KEYS: &'static [&'static str] = &[
+        "flavour.run_cmd",
+        "git.allowed_schemes",
+        "container.cap_add",
+    ];
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -452,6 +463,9 @@ impl AgentConfig {
                 ));
             }
         }
+        self.container
+            .check()
+            .map_err(|(key, reason)| bad(key, reason))?;
         if self.build.image.trim().is_empty() {
             return Err(bad("build.image", "must not be empty".into()));
         }
@@ -676,6 +690,37 @@ port = 9000
         assert_eq!(
             config.flavour.run_cmd.as_deref(),
             Some(&["/sdp/app".to_owned(), "--serve".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn container_section_and_env_overrides() {
+        let config = load("[container]\npids_limit = 64\nuser = \"1000\"\n").expect("loads");
+        assert_eq!(config.container.pids_limit, 64);
+        assert_eq!(config.container.user.as_deref(), Some("1000"));
+        let env = sdp_bus::settings::load::<AgentConfig>(
+            None,
+            [
+                (
+                    "SDP_CONTAINER__CAP_ADD".to_owned(),
+                    "NET_BIND_SERVICE,CHOWN".to_owned(),
+                ),
+                (
+                    "SDP_CONTAINER__READ_ONLY_ROOT".to_owned(),
+                    "true".to_owned(),
+                ),
+                ("SDP_CONTAINER__TMP_SIZE".to_owned(), "8m".to_owned()),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(env.container.cap_add, ["NET_BIND_SERVICE", "CHOWN"]);
+        assert!(env.container.read_only_root);
+        assert_eq!(env.container.tmp_size.bytes(), 8 << 20);
+        let bad = load("[container]\ncap_add = [\"ALL\"]\n").expect("parses");
+        assert_eq!(bad.validate().map_err(|e| e.key), Err("container.cap_add"));
+        assert!(
+            load("[container]\npids = 1\n").is_err(),
+            "unknown keys are refused"
         );
     }
 

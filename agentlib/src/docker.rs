@@ -1,5 +1,6 @@
 //! Docker with bollard: the deployed containers of this agent, found by
-//! their labels (`sdp.agent`, `sdp.sandbox`, `sdp.service`, ...).
+//! their labels (`sdp.agent`, `sdp.sandbox`, `sdp.service`, ...), never by
+//! their names ([`container_name`] changed once; labels did not).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::config::ContainerConfig;
 use crate::error::{AgentError, DeployError};
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
@@ -43,6 +45,19 @@ pub struct RunSpec {
     pub mounts: Vec<(PathBuf, String)>,
     pub memory: i64,
     pub nano_cpus: i64,
+    /// Pids limit, capabilities given back, user, read-only root.
+    pub container: ContainerConfig,
+}
+
+/// The name of the container of (sandbox, repo) on `agent_id`:
+/// `sdp.<agent>.<sandbox>.<repo>`. Agent ids (subject tokens) and sandbox
+/// names never contain `.`, so the first two dots split a name back into
+/// its parts and no two (agent, sandbox, repo) share one. The old form,
+/// `sdp-<agent>-<sandbox>-<repo>`, collided (sandbox `a-b` + repo `c` =
+/// sandbox `a` + repo `b-c`); containers made under it carry the same
+/// labels and are found and replaced by them.
+pub fn container_name(agent_id: &str, sandbox: &str, repo: &str) -> String {
+    format!("sdp.{agent_id}.{sandbox}.{repo}")
 }
 
 #[derive(Clone)]
@@ -247,15 +262,24 @@ impl DockerClient {
         Ok(None)
     }
 
-    /// Creates the container (no privileges, no capabilities, read-only
-    /// mounts, limits) and returns its id. Start it with [`Self::start`].
+    /// Creates the container (no privileges, no capabilities but those
+    /// `[container]` gives back, read-only mounts, memory, CPU and pids
+    /// limits, optionally another user and a read-only root) and returns
+    /// its id. Start it with [`Self::start`].
     pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
         let port_key = format!("{}/tcp", spec.port);
+        let confine = &spec.container;
         let host_config = HostConfig {
             memory: Some(spec.memory),
             nano_cpus: Some(spec.nano_cpus),
+            pids_limit: Some(confine.pids_limit),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
             cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: (!confine.cap_add.is_empty()).then(|| confine.cap_add.clone()),
+            readonly_rootfs: Some(confine.read_only_root),
+            tmpfs: confine
+                .read_only_root
+                .then(|| HashMap::from([("/tmp".to_owned(), confine.tmpfs_options())])),
             privileged: Some(false),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::NO),
@@ -289,6 +313,7 @@ impl DockerClient {
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.clone()),
             exposed_ports: Some(vec![port_key]),
+            user: confine.user.clone(),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -466,5 +491,58 @@ impl DockerClient {
             .await
             .map_err(docker_err("inspect exec"))?;
         Ok((inspected.exit_code, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_names_cannot_collide_across_hyphens() {
+        assert_eq!(
+            container_name("t-1", "alpha", "users"),
+            "sdp.t-1.alpha.users"
+        );
+        // Each pair collided under `sdp-<agent>-<sandbox>-<repo>`.
+        let pairs = [
+            (("a", "b-c", "d"), ("a", "b", "c-d")),
+            (("a-b", "c", "d"), ("a", "b-c", "d")),
+            (("a_b", "c", "d.e"), ("a_b", "c", "d-e")),
+            (("a", "b", "c.d"), ("a", "b-c", "d")),
+        ];
+        for ((a1, s1, r1), (a2, s2, r2)) in pairs {
+            assert_ne!(
+                container_name(a1, s1, r1),
+                container_name(a2, s2, r2),
+                "({a1}, {s1}, {r1}) vs ({a2}, {s2}, {r2})"
+            );
+        }
+    }
+
+    /// Every valid (agent, sandbox, repo) comes back out of its name, so
+    /// no two share one.
+    #[test]
+    fn a_container_name_splits_back_into_its_parts() {
+        let agents = ["a", "a-b", "a_b", "A-1_x"];
+        let sandboxes = ["s", "s-t", "0-a"];
+        let repos = ["r", "r-s", "r.s", "r_s", "r..s-", "r.s.t"];
+        for agent in agents {
+            for sandbox in sandboxes {
+                for repo in repos {
+                    let name = container_name(agent, sandbox, repo);
+                    let mut parts = name.splitn(4, '.');
+                    assert_eq!(parts.next(), Some("sdp"));
+                    assert_eq!(parts.next(), Some(agent), "{name}");
+                    assert_eq!(parts.next(), Some(sandbox), "{name}");
+                    assert_eq!(parts.next(), Some(repo), "{name}");
+                    assert!(
+                        name.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+                        "{name} is a valid Docker name"
+                    );
+                }
+            }
+        }
     }
 }

@@ -572,7 +572,7 @@ async fn start_and_check(
     let spec = agent.flavour.container(settings);
     let port = settings.port;
     let agent_id = agent.agent_id();
-    let name = format!("sdp-{agent_id}-{sandbox}-{repo}");
+    let name = docker::container_name(agent_id, sandbox, repo);
     let owner = [
         (docker::LABEL_AGENT, agent_id),
         (docker::LABEL_SANDBOX, sandbox),
@@ -635,6 +635,7 @@ async fn start_and_check(
         mounts,
         memory: config.memory_bytes(),
         nano_cpus: config.nano_cpus(),
+        container: config.container.clone(),
     };
     sink.system(format!("starting container {name} from {}", run.image))
         .await;

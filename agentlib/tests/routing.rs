@@ -634,7 +634,7 @@ async fn a_service_keeps_its_host_port_and_a_taken_port_or_name_fails_clearly() 
 
     // A container SDP did not make holds the name: refused, and left alone.
     let other_sandbox = "held";
-    let name = format!("sdp-{}-{other_sandbox}-users", micro.id);
+    let name = sdp_agentlib::docker::container_name(&micro.id, other_sandbox, "users");
     let guard_label = format!("foreign-{}", micro.id);
     let _foreign_cleanup = sdp_testkit::ContainerCleanup::new("sdp.test", &guard_label);
     let foreign = sdp_testkit::docker_create_named(

@@ -7,10 +7,27 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A deployment id, made by the control plane: `d` + a UUIDv7 in simple hex,
-/// so ids sort by creation time and are safe as a subject token.
+/// so ids sort by creation time and are safe as a subject token. It names a
+/// log file and a subject, so decoding refuses anything that is not a token
+/// (`../x` never decodes).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct DeploymentId(String);
+
+impl TryFrom<String> for DeploymentId {
+    type Error = crate::validate::InvalidName;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        crate::validate::token("deployment id", &s)?;
+        Ok(Self(s))
+    }
+}
+
+impl From<DeploymentId> for String {
+    fn from(id: DeploymentId) -> String {
+        id.0
+    }
+}
 
 impl DeploymentId {
     pub fn generate() -> Self {
@@ -129,8 +146,10 @@ impl fmt::Display for Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub deployment_id: DeploymentId,
+    #[serde(deserialize_with = "checked::sandbox")]
     pub sandbox: String,
     /// The repo's name in the agent's `repos_dir`; also the service name.
+    #[serde(deserialize_with = "checked::repo")]
     pub repo: String,
     pub branch: String,
     pub credential: GitCredential,
@@ -315,6 +334,7 @@ pub struct RepoInfo {
 /// user's credential.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListBranches {
+    #[serde(deserialize_with = "checked::repo")]
     pub repo: String,
     pub credential: GitCredential,
 }
@@ -335,6 +355,7 @@ pub struct BranchInfo {
 /// dir, build and routes file of the sandbox on this agent. Idempotent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Teardown {
+    #[serde(deserialize_with = "checked::sandbox")]
     pub sandbox: String,
 }
 
@@ -368,6 +389,7 @@ pub struct TeardownDone {
 /// Reply to a [`DeployRequest`] that an agent took on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployAccepted {
+    #[serde(deserialize_with = "checked::token")]
     pub agent_id: String,
 }
 
@@ -382,6 +404,7 @@ pub struct Event {
     pub deployment_id: DeploymentId,
     pub seq: u64,
     pub ts: DateTime<Utc>,
+    #[serde(deserialize_with = "checked::token")]
     pub agent_id: String,
     pub body: EventBody,
 }
@@ -468,7 +491,9 @@ impl LogStream {
 /// `agent.heartbeat.<kind>.<agent_id>`, every few seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
+    #[serde(deserialize_with = "checked::token")]
     pub agent_id: String,
+    #[serde(deserialize_with = "checked::token")]
     pub kind: String,
     pub host: String,
     pub version: String,
@@ -607,6 +632,7 @@ impl fmt::Display for RpcErrorCode {
 pub struct ContainerLogs {
     pub deployment_id: DeploymentId,
     /// A subject token made by the control plane, unique per stream.
+    #[serde(deserialize_with = "checked::token")]
     pub stream_id: String,
     /// The last `tail` lines first (`None`: all there are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -658,6 +684,7 @@ pub struct LogCredit {
 /// fetches it into its store of the repo to count the commits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BranchStatus {
+    #[serde(deserialize_with = "checked::repo")]
     pub repo: String,
     pub credential: GitCredential,
     pub branches: Vec<BranchCommit>,
@@ -696,9 +723,11 @@ pub struct BranchMove {
 /// its gateway container's network (the agent runs the check there).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {
+    #[serde(deserialize_with = "checked::sandbox")]
     pub sandbox: String,
     /// The gateway's service (repo) name: with the sandbox and the agent,
     /// the labels of its container.
+    #[serde(deserialize_with = "checked::repo")]
     pub service: String,
     pub routes: Vec<Route>,
 }
@@ -746,4 +775,33 @@ pub enum ProbeHop {
     Timeout,
     /// Connected, but no HTTP answer (TLS or protocol failure).
     Http,
+}
+
+/// `deserialize_with` checks for the ids and names in payloads that become
+/// a subject, a path or a container name: a payload carrying a bad one does
+/// not decode, so no handler ever sees it.
+mod checked {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::validate;
+
+    /// An agent id, a kind or a stream id: a subject token.
+    pub fn token<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        validate::token("id", &s).map_err(D::Error::custom)?;
+        Ok(s)
+    }
+
+    pub fn sandbox<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        validate::resource_name("sandbox name", &s).map_err(D::Error::custom)?;
+        Ok(s)
+    }
+
+    pub fn repo<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        validate::repo(&s).map_err(D::Error::custom)?;
+        Ok(s)
+    }
 }

@@ -63,11 +63,22 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// Targets whose debug output holds what must never be logged, kept at
+/// `info` whatever `RUST_LOG` says: bollard's debug lines print each
+/// Docker request body, and a container's create body holds its env (an
+/// environment's secret variables).
+const QUIET_TARGETS: &[&str] = &["bollard=info"];
+
 /// Installs the global tracing subscriber: `RUST_LOG` (default `info`),
-/// in the configured format.
+/// in the configured format; [`QUIET_TARGETS`] stay quiet.
 pub fn init_tracing(log: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for directive in QUIET_TARGETS {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log.format {
         LogFormat::Json => builder.json().init(),

@@ -109,6 +109,16 @@ pub fn resource_name(what: &'static str, name: &str) -> Result<(), InvalidName> 
     Ok(())
 }
 
+/// A server-made id (agent id, kind, deployment or stream id): one subject
+/// token, 1-64 of `[A-Za-z0-9_-]`, so it is also safe as a file or
+/// container name (no `/`, no `.`).
+pub fn token(what: &'static str, s: &str) -> Result<(), InvalidName> {
+    if !crate::subject::is_token(s) {
+        return Err(invalid(what, "use 1-64 of A-Z a-z 0-9 _ -"));
+    }
+    Ok(())
+}
+
 /// A full commit id: 40 lowercase hex digits (SHA-1), or 64 (a SHA-256
 /// repository). Abbreviations are refused: only the agent could resolve
 /// them, and only against what it has fetched.
@@ -188,6 +198,16 @@ mod tests {
             long.as_str(),
         ] {
             assert!(branch(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn tokens() {
+        for ok in ["d0190a1b2c3d", "agent-1", "micro", "A_b-9"] {
+            assert_eq!(token("id", ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "../x", "a.b", "a/b", "a b", "é", &"a".repeat(65)] {
+            assert!(token("id", bad).is_err(), "{bad:?} was accepted");
         }
     }
 

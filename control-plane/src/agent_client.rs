@@ -43,6 +43,10 @@ pub enum AgentCallError {
         method: &'static str,
         reason: String,
     },
+    /// A deployment was accepted in the name of an agent that cannot have
+    /// taken it: not the one it was sent to, or no live agent of the kind.
+    #[error("refused the acceptance of the deployment by {answered}: {why}")]
+    ForgedAccept { answered: String, why: String },
 }
 
 impl AgentCallError {
@@ -52,6 +56,11 @@ impl AgentCallError {
             self,
             AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. }
         )
+    }
+
+    /// The answer named another agent than the one that could have given it.
+    pub fn is_forged(&self) -> bool {
+        matches!(self, AgentCallError::ForgedAccept { .. })
     }
 
     /// The agent answered that the git server refused the credential.
@@ -85,14 +94,24 @@ impl AgentClient {
     }
 
     /// `agent.cmd.<agent_id>.deploy`: the deployment placed on that agent.
+    /// Only that agent subscribes to the subject, so an acceptance naming
+    /// any other agent is forged ([`AgentCallError::ForgedAccept`]).
     pub async fn deploy_to(
         &self,
         agent_id: &str,
         request: &DeployRequest,
         timeout: Duration,
     ) -> Result<DeployAccepted, AgentCallError> {
-        self.command(agent_id, sdp_bus::subject::DEPLOY, request, timeout)
-            .await
+        let accepted: DeployAccepted = self
+            .command(agent_id, sdp_bus::subject::DEPLOY, request, timeout)
+            .await?;
+        if accepted.agent_id != agent_id {
+            return Err(AgentCallError::ForgedAccept {
+                why: format!("it was sent to agent {agent_id}"),
+                answered: accepted.agent_id,
+            });
+        }
+        Ok(accepted)
     }
 
     /// `agent.rpc.<kind>.<method>`: one agent of the kind answers.

@@ -1,6 +1,11 @@
 //! What the control plane knows about agents: the latest heartbeat of each
 //! (`agent.heartbeat.>`), and the watchdog that fails deployments whose
 //! agent went silent or forgot them.
+//!
+//! A heartbeat is believed only for the agent its subject names: one whose
+//! body names another agent id or kind is dropped and counted
+//! ([`crate::metrics::Refusal::HeartbeatForged`]); NATS permissions let
+//! each agent user publish only on its own heartbeat subject.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::publish_failure;
+use crate::metrics::{BusRefusals, Refusal};
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
@@ -22,10 +28,12 @@ struct Seen {
     at_utc: DateTime<Utc>,
 }
 
-/// Latest heartbeat per agent id.
+/// Latest heartbeat per agent id, and the count of bus messages refused
+/// from agents.
 #[derive(Clone, Default)]
 pub struct Registry {
     agents: Arc<RwLock<HashMap<String, Seen>>>,
+    refusals: BusRefusals,
 }
 
 /// An agent as `GET /api/agents` shows it.
@@ -58,6 +66,20 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(seen.heartbeat.agent_id.clone(), seen);
+    }
+
+    /// Bus messages refused so far (shown in `/metrics`).
+    pub fn refusals(&self) -> &BusRefusals {
+        &self.refusals
+    }
+
+    /// Whether `agent_id` heartbeats as an agent of `kind` within `timeout`.
+    pub fn is_live(&self, agent_id: &str, kind: &str, timeout: Duration) -> bool {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(agent_id)
+            .is_some_and(|seen| seen.heartbeat.kind == kind && seen.at.elapsed() < timeout)
     }
 
     fn snapshot(&self) -> Vec<Seen> {
@@ -134,12 +156,30 @@ pub async fn follow_heartbeats(
             return Ok(());
         };
         match decode::<Heartbeat>(&message.payload) {
-            Ok(heartbeat) => registry.record(heartbeat),
+            Ok(heartbeat) if matches_subject(&message.subject, &heartbeat) => {
+                registry.record(heartbeat)
+            }
+            Ok(heartbeat) => {
+                registry.refusals.count(Refusal::HeartbeatForged);
+                tracing::warn!(
+                    subject = %message.subject,
+                    agent = %heartbeat.agent_id,
+                    kind = %heartbeat.kind,
+                    "dropping a heartbeat whose body names another agent than its subject"
+                );
+            }
             Err(err) => {
+                registry.refusals.count(Refusal::HeartbeatMalformed);
                 tracing::warn!(subject = %message.subject, error = %err, "ignoring malformed heartbeat")
             }
         }
     }
+}
+
+/// Whether `subject` is exactly `agent.heartbeat.<kind>.<agent_id>` of the
+/// heartbeat's own kind and agent id.
+fn matches_subject(subject: &str, heartbeat: &Heartbeat) -> bool {
+    subject == sdp_bus::subject::agent_heartbeat(&heartbeat.kind, &heartbeat.agent_id)
 }
 
 /// Every couple of seconds, fails unsettled deployments whose agent is
@@ -237,5 +277,50 @@ pub async fn watchdog(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(agent_id: &str, kind: &str) -> Heartbeat {
+        Heartbeat {
+            agent_id: agent_id.into(),
+            kind: kind.into(),
+            host: "h".into(),
+            version: "0".into(),
+            running: Vec::new(),
+            missing_images: Vec::new(),
+            capacity: 1,
+            repos: Vec::new(),
+            started_at: None,
+            build_cache: None,
+            log_streams: 0,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_counts_only_on_its_own_subject() {
+        let beat = heartbeat("a-1", "micro");
+        assert!(matches_subject("agent.heartbeat.micro.a-1", &beat));
+        for other in [
+            "agent.heartbeat.micro.a-2",
+            "agent.heartbeat.gateway.a-1",
+            "agent.heartbeat.micro.a-1.x",
+            "agent.heartbeat.micro",
+        ] {
+            assert!(!matches_subject(other, &beat), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_a_recent_heartbeat_of_the_kind_is_live() {
+        let registry = Registry::default();
+        registry.record(heartbeat("a-1", "micro"));
+        assert!(registry.is_live("a-1", "micro", Duration::from_secs(10)));
+        assert!(!registry.is_live("a-1", "gateway", Duration::from_secs(10)));
+        assert!(!registry.is_live("a-2", "micro", Duration::from_secs(10)));
+        assert!(!registry.is_live("a-1", "micro", Duration::ZERO));
     }
 }

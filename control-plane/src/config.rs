@@ -32,6 +32,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub git: GitConfig,
+    #[serde(default)]
+    pub streams: StreamsConfig,
 }
 
 impl Config {
@@ -48,8 +50,20 @@ fn default_data_dir() -> PathBuf {
 pub use sdp_bus::process::{LogConfig, LogFormat};
 
 impl sdp_bus::settings::Settings for Config {
-    const LIST_KEYS: &'static [&'static str] =
-        &["http.allowed_origins", "auth.admins", "auth.verify_kinds"];
+    const LIST_KEYS: &'static [&'static str] = &[
+        "http.allowed_origins",
+        "http.trusted_proxies",
+        "auth.admins",
+        "auth.verify_kinds",
+    ];
+}
+
+impl Config {
+    /// What the types alone cannot say; a failure names the keys (the
+    /// binary then exits 64 before binding anything).
+    pub fn check(&self) -> Result<(), String> {
+        self.http.check()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -70,6 +84,128 @@ pub struct HttpConfig {
     /// links must name one.
     #[serde(default)]
     pub preview_domain: Option<PreviewDomain>,
+    /// The dashboard's URL as browsers reach it (`https://sdp.example.com`):
+    /// its origin may send cookie-authenticated changes, and its host is
+    /// checked against `preview_domain` at start.
+    #[serde(default)]
+    pub public_url: Option<PublicUrl>,
+    /// Say that `preview_domain` is a registrable domain of its own even
+    /// though the start check (which knows no public suffix list) takes it
+    /// for the dashboard's site, e.g. previews on `*.sdp-preview.co.uk`
+    /// beside a dashboard on `sdp.co.uk`.
+    #[serde(default)]
+    pub preview_domain_is_separate_site: bool,
+    /// Proxies (CIDRs, e.g. `127.0.0.1/32` for a local nginx) whose
+    /// `X-Forwarded-For` names the client, for the login throttle. A peer
+    /// outside them is the client, whatever it forwards.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+pub use crate::client_addr::Cidr;
+
+impl HttpConfig {
+    /// Previews must not share the dashboard's site: a page of a sandbox
+    /// would send the dashboard's `SameSite` cookie along (and may set
+    /// cookies for the whole registrable domain).
+    fn check(&self) -> Result<(), String> {
+        let Some(preview) = &self.preview_domain else {
+            return Ok(());
+        };
+        if self.preview_domain_is_separate_site {
+            return Ok(());
+        }
+        let Some(public_url) = &self.public_url else {
+            return Err(format!(
+                "http.preview_domain ({}) is set but http.public_url is not: set \
+                 http.public_url to the dashboard's URL (e.g. https://sdp.example.com), so \
+                 the control plane can check that previews are on a registrable domain \
+                 of their own, or set http.preview_domain_is_separate_site = true",
+                preview.host
+            ));
+        };
+        if same_site(&public_url.host, &preview.host) {
+            return Err(format!(
+                "http.preview_domain ({}) is on the dashboard's own site (http.public_url \
+                 {}): a sandbox's page could act as whoever views it. Put previews on a \
+                 registrable domain of their own (dashboard sdp.example.com, previews \
+                 *.sdp-preview.example.net), or, if these are separate registrable \
+                 domains under a public suffix this check does not know, set \
+                 http.preview_domain_is_separate_site = true",
+                preview.host, public_url.origin
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a preview host `<sandbox>.<preview>` may share a site with
+/// `dashboard`. Without the public suffix list every host is taken to sit
+/// under a one-label suffix, so a "site" here is the last two labels: a
+/// real registrable domain (a suffix of one label or more, plus one) is
+/// as long or longer, so two hosts this calls different really are; the
+/// reverse errs on the safe side (`sdp.co.uk` and `p.co.uk` count as one
+/// site: `preview_domain_is_separate_site` says otherwise).
+pub fn same_site(dashboard: &str, preview: &str) -> bool {
+    fn site(host: &str) -> &str {
+        let host = host.trim_end_matches('.');
+        if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+            return host;
+        }
+        match host.rmatch_indices('.').nth(1) {
+            Some((dot, _)) => &host[dot + 1..],
+            None => host,
+        }
+    }
+    let dashboard = dashboard.trim_end_matches('.').to_ascii_lowercase();
+    let preview = preview.trim_end_matches('.').to_ascii_lowercase();
+    dashboard == preview
+        || dashboard.ends_with(&format!(".{preview}"))
+        || site(&dashboard) == site(&preview)
+}
+
+/// `http.public_url`: an `http` or `https` URL with a host and no path
+/// beyond `/`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PublicUrl {
+    /// `scheme://host[:port]`, lowercase: what a browser sends as `Origin`.
+    pub origin: String,
+    /// The host alone (IPv6 in brackets).
+    pub host: String,
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = |why: &str| format!("public_url '{text}' {why} (e.g. https://sdp.example.com)");
+        let lower = text.trim().to_ascii_lowercase();
+        let (scheme, rest) = lower
+            .split_once("://")
+            .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
+            .ok_or_else(|| bad("is not an http or https URL"))?;
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '@', '?', '#', ' ']) {
+            return Err(bad("must be scheme://host[:port] with no path"));
+        }
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if !authority.ends_with(']') => {
+                if port.parse::<u16>().map_or(true, |p| p == 0) {
+                    return Err(bad("has a bad port"));
+                }
+                host
+            }
+            _ => authority,
+        };
+        if host.is_empty() {
+            return Err(bad("has no host"));
+        }
+        Ok(Self {
+            origin: format!("{scheme}://{authority}"),
+            host: host.to_owned(),
+        })
+    }
 }
 
 /// A DNS name (letters, digits, `-`, dots) with an optional `:port`.
@@ -124,6 +260,9 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             secure_cookies: false,
             preview_domain: None,
+            public_url: None,
+            preview_domain_is_separate_site: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -299,6 +438,37 @@ pub struct GitConfig {
     pub service_credential_file: Option<PathBuf>,
 }
 
+/// `[streams]`: how many long-lived streams one user may hold open at once
+/// (see [`crate::user_streams`]); past it, 429 `too_many_streams`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Deployment WebSockets (`/ws/deployments/{id}`) per user.
+    #[serde(default = "default_websockets_per_user")]
+    pub websockets_per_user: usize,
+    /// Runtime-log streams (`/api/deployments/{id}/runtime-logs`) per
+    /// user; keep it well below an agent's 64.
+    #[serde(default = "default_runtime_logs_per_user")]
+    pub runtime_logs_per_user: usize,
+}
+
+fn default_websockets_per_user() -> usize {
+    32
+}
+
+fn default_runtime_logs_per_user() -> usize {
+    8
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            websockets_per_user: default_websockets_per_user(),
+            runtime_logs_per_user: default_runtime_logs_per_user(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +534,108 @@ mod tests {
                 sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__PREVIEW_DOMAIN", bad)]));
             assert!(err.is_err(), "{bad} refused");
         }
+    }
+
+    fn check(pairs: &[(&str, &str)]) -> Result<(), String> {
+        sdp_bus::settings::load::<Config>(None, env(pairs))
+            .map_err(|e| e.to_string())?
+            .check()
+    }
+
+    #[test]
+    fn previews_on_the_dashboards_site_refuse_to_start() {
+        let refused = check(&[
+            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.internal"),
+            ("SDP_HTTP__PUBLIC_URL", "https://sdp.internal"),
+        ])
+        .expect_err("same site");
+        assert!(
+            refused.contains("http.preview_domain")
+                && refused.contains("http.public_url")
+                && refused.contains("http.preview_domain_is_separate_site"),
+            "{refused}"
+        );
+        let unknown = check(&[("SDP_HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net")])
+            .expect_err("no public_url");
+        assert!(unknown.contains("http.public_url"), "{unknown}");
+        for (dashboard, preview) in [
+            ("https://sdp.example.com", "sdp-preview.example.net"),
+            ("http://127.0.0.1:8080", "sdp.test"),
+            ("https://sdp.example.com", "example.net"),
+        ] {
+            check(&[
+                ("SDP_HTTP__PREVIEW_DOMAIN", preview),
+                ("SDP_HTTP__PUBLIC_URL", dashboard),
+            ])
+            .unwrap_or_else(|e| panic!("{dashboard} / {preview}: {e}"));
+        }
+        check(&[
+            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.internal"),
+            ("SDP_HTTP__PUBLIC_URL", "https://sdp.internal"),
+            ("SDP_HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE", "true"),
+        ])
+        .expect("the operator says so");
+        check(&[]).expect("no previews, nothing to check");
+    }
+
+    #[test]
+    fn same_site_errs_on_the_safe_side() {
+        for (dashboard, preview) in [
+            ("sdp.internal", "sdp.internal"),
+            ("sdp.internal", "preview.sdp.internal"),
+            ("a.sdp.internal", "b.sdp.internal"),
+            ("sdp.test", "test"),
+            ("SDP.Example.com.", "p.example.com"),
+            ("sdp.co.uk", "p.co.uk"),
+        ] {
+            assert!(same_site(dashboard, preview), "{dashboard} / {preview}");
+        }
+        for (dashboard, preview) in [
+            ("sdp.example.com", "sdp-preview.example.net"),
+            ("127.0.0.1", "sdp.test"),
+            ("example.com", "example.net"),
+        ] {
+            assert!(!same_site(dashboard, preview), "{dashboard} / {preview}");
+        }
+    }
+
+    #[test]
+    fn public_url_is_an_origin() {
+        let url = PublicUrl::try_from("HTTPS://Sdp.Example.com:8443/".to_owned()).expect("valid");
+        assert_eq!(url.origin, "https://sdp.example.com:8443");
+        assert_eq!(url.host, "sdp.example.com");
+        let url = PublicUrl::try_from("http://[::1]:8080".to_owned()).expect("valid");
+        assert_eq!(url.host, "[::1]");
+        for bad in [
+            "sdp.example.com",
+            "ftp://sdp.example.com",
+            "https://",
+            "https://sdp.example.com/dashboard",
+            "https://u@sdp.example.com",
+            "https://sdp.example.com:0",
+            "https://sdp.example.com:x",
+        ] {
+            assert!(PublicUrl::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs() {
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[(
+                "SDP_HTTP__TRUSTED_PROXIES",
+                "127.0.0.1/32,10.0.0.0/8,::1/128",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(config.http.trusted_proxies.len(), 3);
+        let err = sdp_bus::settings::load::<Config>(
+            None,
+            env(&[("SDP_HTTP__TRUSTED_PROXIES", "10.0.0.0/33")]),
+        )
+        .expect_err("bad prefix");
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,9 @@
 //! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
 //!   and the deployment status rules ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
-//!   memory for a session only; the login throttle ([`throttle`]);
+//!   memory for a session only; the login throttle ([`throttle`]); each
+//!   user's bound on open WebSockets and runtime-log streams
+//!   ([`user_streams`]);
 //! - the typed config ([`config`]): TOML file and `SDP_…` overrides;
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
@@ -45,6 +47,7 @@
 pub mod agent_client;
 pub mod agents;
 pub mod api;
+pub mod client_addr;
 pub mod config;
 pub mod events;
 pub mod metrics;
@@ -59,6 +62,7 @@ pub mod sessions;
 pub mod staleness;
 pub mod store;
 pub mod throttle;
+pub mod user_streams;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -176,13 +180,16 @@ pub async fn run(
         }
     });
     if config.persister.embedded {
-        let (nats_config, data_dir, shutdown) = (
+        let (nats_config, data_dir, refusals, shutdown) = (
             config.nats.clone(),
             config.data_dir.clone(),
+            registry.refusals().clone(),
             shutdown.clone(),
         );
         tasks.spawn(async move {
-            if let Err(err) = persister::run(&nats_config, &data_dir, shutdown.clone()).await {
+            if let Err(err) =
+                persister::run(&nats_config, &data_dir, refusals, shutdown.clone()).await
+            {
                 tracing::error!(error = %err, "log persister stopped; shutting down");
                 shutdown.cancel();
             }
@@ -223,6 +230,7 @@ pub async fn run(
             config.auth.throttle_window,
         ),
         hooks: api::Hooks::new(secrets.hook_secret),
+        streams: user_streams::UserStreams::default(),
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

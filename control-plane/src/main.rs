@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         // The secret files named in config must be readable now, not at
         // the first webhook.
         |config| {
+            config.check()?;
             sdp_control_plane::webhooks::secrets::load(config)
                 .map(drop)
                 .map_err(|e| sdp_bus::process::error_chain(&e))
@@ -74,7 +75,15 @@ async fn serve(command: Command, config: Config) -> anyhow::Result<()> {
             sdp_control_plane::run(config, listener, shutdown).await?;
         }
         Command::Persist => {
-            sdp_control_plane::persister::run(&config.nats, &config.data_dir, shutdown).await?;
+            // A persister of its own counts its refusals in its log only: it
+            // serves no /metrics.
+            sdp_control_plane::persister::run(
+                &config.nats,
+                &config.data_dir,
+                Default::default(),
+                shutdown,
+            )
+            .await?;
         }
         Command::Backup { file } => {
             let store = sdp_control_plane::store::Store::open(&config.data_dir.join("sdp.db"))?;

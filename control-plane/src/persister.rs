@@ -9,6 +9,13 @@
 //! again. Each deployment's events are written strictly in seq order: one
 //! that arrives before an earlier one (still held by a persister that
 //! died, until its ack wait runs out) is redelivered a little later.
+//!
+//! Trust: an event is written only if it decodes (its deployment id is then
+//! a subject token, never `../x`) and its body names the deployment its
+//! subject names; anything else is acked, dropped and counted
+//! ([`Refusal::EventRefused`]). The log file name is built from the id
+//! once more checked to be one plain file name ([`log_file`]), so no event
+//! can write outside `logs_dir`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
@@ -22,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sdp_bus::{DeploymentId, Event, EventBody, Status, decode};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{BusRefusals, Refusal};
 use crate::store::{self, StoreError};
 
 /// Most events written in one transaction.
@@ -50,10 +58,12 @@ pub enum PersisterError {
 }
 
 /// Runs until `shutdown`; the durable consumer keeps the position, so a
-/// restart resumes where the last acked batch ended.
+/// restart resumes where the last acked batch ended. Refused events are
+/// counted in `refusals`.
 pub async fn run(
     nats: &sdp_bus::nats::NatsConfig,
     data_dir: &Path,
+    refusals: BusRefusals,
     shutdown: CancellationToken,
 ) -> Result<(), PersisterError> {
     let client = sdp_bus::nats::connect(nats, "sdp-persister").await?;
@@ -106,8 +116,18 @@ pub async fn run(
             match message {
                 Ok(message) => {
                     let event = match decode::<Event>(&message.payload) {
-                        Ok(event) => Some(event),
+                        Ok(event) if names_its_subject(&message.subject, &event) => Some(event),
+                        Ok(event) => {
+                            refusals.count(Refusal::EventRefused);
+                            tracing::error!(
+                                subject = %message.subject,
+                                deployment = %event.deployment_id,
+                                "dropping a progress event whose body names another deployment than its subject"
+                            );
+                            None
+                        }
                         Err(err) => {
+                            refusals.count(Refusal::EventRefused);
                             tracing::error!(
                                 subject = %message.subject,
                                 error = %err,
@@ -245,7 +265,14 @@ impl Writer {
                 .optional()
                 .map_err(StoreError::from)?
                 .unwrap_or(0);
-            let path = self.logs_dir.join(format!("{id}.log"));
+            let Some(path) = log_file(&self.logs_dir, id) else {
+                // Decoding refuses such ids: this is only defence in depth.
+                tracing::error!(
+                    deployment = id,
+                    "not writing the log of an id that is not a file name"
+                );
+                continue;
+            };
             let written = append_at(&path, committed, lines[id].as_bytes())
                 .map_err(|source| PersisterError::LogFile { path, source })?;
             tx.execute(
@@ -258,6 +285,17 @@ impl Writer {
         tx.commit().map_err(StoreError::from)?;
         Ok(deferred)
     }
+}
+
+/// Whether the event came on `deploy.progress.<its own deployment id>`.
+fn names_its_subject(subject: &str, event: &Event) -> bool {
+    sdp_bus::subject::progress_deployment_id(subject).as_ref() == Some(&event.deployment_id)
+}
+
+/// `logs_dir/<id>.log`, or `None` when `id` is not a subject token (and so
+/// could be a path: `../x`, `a/b`, empty).
+fn log_file(logs_dir: &Path, id: &str) -> Option<PathBuf> {
+    sdp_bus::subject::is_token(id).then(|| logs_dir.join(format!("{id}.log")))
 }
 
 /// Truncates `path` to `committed` bytes, appends `data`, syncs; returns

@@ -5,7 +5,11 @@
 //!
 //! No session is asked for: the link gives what the gateway's published
 //! port gives (docs/SECURITY.md). One upstream connection per request, so
-//! nothing is pooled or shared between clients.
+//! nothing is pooled or shared between clients. A gateway's `Set-Cookie`
+//! for the session cookie never reaches the browser (a sandbox must not
+//! plant a session for the dashboard); that its scripts cannot do it
+//! either is why previews belong on a site of their own (the start check
+//! of `http.preview_domain`).
 
 use std::time::Duration;
 
@@ -193,12 +197,51 @@ async fn forward(mut request: Request, authority: &str) -> Result<Response, Stri
                 Err(err) => tracing::debug!(error = %err, "preview upgrade failed"),
             }
         });
-        let (parts, _) = response.into_parts();
+        let (mut parts, _) = response.into_parts();
+        strip_session_cookies(&mut parts.headers);
         return Ok(Response::from_parts(parts, Body::empty()));
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    strip_session_cookies(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Removes each `Set-Cookie` that could set the dashboard's session
+/// cookie, under either name, in any case, whatever its attributes
+/// (`Domain=`, `Path=`), and as a nameless cookie whose value reads
+/// `sdp_session=…` (browsers send that back as `sdp_session=…`).
+fn strip_session_cookies(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|value| !sets_session_cookie(value.as_bytes()))
+        .cloned()
+        .collect();
+    if kept.len() == headers.get_all(header::SET_COOKIE).iter().count() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
+fn sets_session_cookie(set_cookie: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(set_cookie);
+    let pair = text.split(';').next().unwrap_or_default();
+    let pair = pair.trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+    let name = pair
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let name = ["__host-", "__secure-"]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix))
+        .unwrap_or(&name);
+    name == crate::api::SESSION_COOKIE
 }
 
 #[cfg(test)]
@@ -254,6 +297,32 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn session_cookies_from_a_gateway_are_dropped() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "sdp_session=planted; Domain=sdp.internal; Path=/",
+            "SDP_Session=planted; domain=.sdp.internal",
+            "__Host-sdp_session=planted; Secure; Path=/",
+            "__secure-sdp_session=planted; Secure",
+            " sdp_session =planted",
+            "=sdp_session=planted; Domain=sdp.internal",
+            "theme=dark; Path=/",
+            "sdp_session_theme=1",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(value));
+        }
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        strip_session_cookies(&mut headers);
+        let left: Vec<&str> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(left, ["theme=dark; Path=/", "sdp_session_theme=1"]);
+        assert!(headers.contains_key(header::CONTENT_TYPE));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! A sandbox's effective route table: for every service, a
 //! manual route if set, else the sandbox's running deployment, else the
 //! environment's (baseline) URL under the service's route env key. The
-//! gateway runs with environment ⊕ routes as its env.
+//! gateway runs with environment ⊕ routes as its env. An environment's
+//! secret variables go into that env too, but never make a route: a route
+//! target is shown to anyone who reads the sandbox.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sdp_bus::{Route, RouteSource, ServiceSettings};
 use serde::Serialize;
 
-use crate::store::{Sandbox, Store, StoreError, StoredRoute, Template};
+use crate::store::{Sandbox, SecretVars, Store, StoreError, StoredRoute, Template};
 
 /// One line of the route table, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -24,40 +26,61 @@ pub struct EffectiveRoute {
 pub struct GatewayInputs {
     pub env: BTreeMap<String, String>,
     pub routes: Vec<Route>,
+    /// See [`Self::digest`].
+    digest: String,
 }
 
 pub struct RouteTable {
     pub routes: Vec<EffectiveRoute>,
+    /// The environment's plain variables.
     pub environment: BTreeMap<String, String>,
+    /// The environment's secret variables.
+    pub secrets: SecretVars,
 }
 
 impl GatewayInputs {
     /// A digest of what the gateway runs with: a re-apply with the same
-    /// digest would change nothing.
+    /// digest would change nothing. It is shown to every reader of the
+    /// deployment, so a secret enters it only as its key and the time its
+    /// environment was last written (a hash of the value could be guessed
+    /// offline when the value is weak).
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let text = serde_json::to_vec(&(&self.env, &self.routes)).unwrap_or_default();
-        hex::encode(Sha256::digest(text))
+        self.digest.clone()
     }
 }
 
 impl RouteTable {
-    pub fn gateway_inputs(&self) -> GatewayInputs {
+    /// The gateway's env: plain variables, then secrets (`secret` gives
+    /// each one's value), then the routes.
+    fn env(&self, secret: impl Fn(&str) -> String) -> BTreeMap<String, String> {
         let mut env = self.environment.clone();
+        for (key, value) in self.secrets.expose() {
+            env.insert(key.clone(), secret(value));
+        }
         for route in &self.routes {
             env.insert(route.env_key.clone(), route.target.clone());
         }
+        env
+    }
+
+    pub fn gateway_inputs(&self) -> GatewayInputs {
+        use sha2::{Digest, Sha256};
+        let routes: Vec<Route> = self
+            .routes
+            .iter()
+            .map(|r| Route {
+                service: r.service.clone(),
+                target: r.target.clone(),
+                source: r.source,
+            })
+            .collect();
+        let stamp = format!("secret written at {}", self.secrets.written_at());
+        let public = self.env(|_| stamp.clone());
+        let text = serde_json::to_vec(&(&public, &routes)).unwrap_or_default();
         GatewayInputs {
-            env,
-            routes: self
-                .routes
-                .iter()
-                .map(|r| Route {
-                    service: r.service.clone(),
-                    target: r.target.clone(),
-                    source: r.source,
-                })
-                .collect(),
+            env: self.env(str::to_owned),
+            routes,
+            digest: hex::encode(Sha256::digest(text)),
         }
     }
 }
@@ -81,12 +104,15 @@ pub fn route_table(
         Some(name) => store.template(name)?,
         None => None,
     };
-    let environment = match environment_name(sandbox, template.as_ref()) {
-        Some(name) => store
-            .environment(&name)?
-            .map(|e| e.vars)
-            .unwrap_or_default(),
-        None => BTreeMap::new(),
+    let (environment, secrets) = match environment_name(sandbox, template.as_ref()) {
+        Some(name) => (
+            store
+                .environment(&name)?
+                .map(|e| e.vars)
+                .unwrap_or_default(),
+            store.environment_secrets(&name)?,
+        ),
+        None => Default::default(),
     };
     let stored = store.stored_routes(&sandbox.name)?;
     let deployed: Vec<(String, String)> = store
@@ -104,6 +130,7 @@ pub fn route_table(
     Ok(RouteTable {
         routes,
         environment,
+        secrets,
     })
 }
 
@@ -196,6 +223,7 @@ mod tests {
             environment: Some("baseline".into()),
             gateway: Some(service("api-gateway", None)),
             services,
+            created_by: None,
             created_at: String::new(),
             updated_at: String::new(),
         }
@@ -354,11 +382,30 @@ mod tests {
                 "USERS_URL",
             )],
             environment: env(&[("USERS_URL", "https://users.ocp"), ("MODE", "test")]),
+            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")]), "t1".into()),
         };
         let inputs = table.gateway_inputs();
+        // The digest holds no secret value: the same for another value
+        // written at the same time, another for a later write.
+        let other_value = RouteTable {
+            secrets: SecretVars::new(env(&[("API_TOKEN", "other")]), "t1".into()),
+            routes: table.routes.clone(),
+            environment: table.environment.clone(),
+        };
+        assert_eq!(other_value.gateway_inputs().digest(), inputs.digest());
+        let rewritten = RouteTable {
+            secrets: SecretVars::new(env(&[("API_TOKEN", "s3cret")]), "t2".into()),
+            routes: table.routes.clone(),
+            environment: table.environment.clone(),
+        };
+        assert_ne!(rewritten.gateway_inputs().digest(), inputs.digest());
         assert_eq!(
             inputs.env,
-            env(&[("USERS_URL", "http://10.0.0.1:3001"), ("MODE", "test")])
+            env(&[
+                ("USERS_URL", "http://10.0.0.1:3001"),
+                ("MODE", "test"),
+                ("API_TOKEN", "s3cret")
+            ])
         );
         assert_eq!(
             inputs.routes,

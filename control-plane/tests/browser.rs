@@ -16,5 +16,9 @@ mod flows;
 
 #[path = "browser/checks.rs"]
 mod checks;
+#[path = "browser/refresh.rs"]
+mod refresh;
 #[path = "browser/runtime_logs.rs"]
 mod runtime_logs;
+#[path = "browser/secrets.rs"]
+mod secrets;

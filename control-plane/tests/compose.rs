@@ -84,6 +84,8 @@ async fn compose_up_deploys_the_demo_and_down_leaves_nothing() {
     for (repo, branch) in [("users", "feature/x"), ("gateway", "main")] {
         let response = http
             .post(format!("{base}/api/sandboxes/alpha/deployments"))
+            // A change sent with the session cookie names the dashboard's origin.
+            .header(reqwest::header::ORIGIN, &base)
             .json(&json!({"repo": repo, "branch": branch}))
             .send()
             .await

@@ -12,6 +12,9 @@
 //! - `permissions`: what each user may publish and subscribe to, core and
 //!   JetStream;
 //! - `production_conf`: `nats-server -t` on `production.conf`;
+//! - `generated_auth`: `nats/gen-auth.sh` renders the shipped `auth.conf`,
+//!   and a user it generates for a new agent id is confined to its own
+//!   heartbeat and commands;
 //! - `e2e`: login, deploy, run, watch, with TLS and per-component users.
 
 // The e2e Stack's process helpers (spawning with logs, the agent binary,

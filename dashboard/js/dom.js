@@ -105,10 +105,22 @@ export function loading(text = 'Loading…') {
  * the first click shows "question [confirm] [keep]".
  */
 export function confirmButton({ label, question, confirmLabel, onConfirm, className = 'btn btn-danger' }) {
+  const control = confirmControl({ onConfirm, className });
+  control.update({ label, question, confirmLabel });
+  return control.node;
+}
+
+/**
+ * confirmButton as a part a page keeps across refreshes: `update` changes
+ * only the texts, so an open question (and a click on its way) survives.
+ * `onConfirm` is called at click time: it reads the page's current data.
+ */
+export function confirmControl({ onConfirm, className = 'btn btn-danger' }) {
   const wrap = el('span', { class: 'confirm-wrap' });
-  const trigger = el('button', { type: 'button', class: className }, label);
-  const yes = el('button', { type: 'button', class: 'btn btn-danger solid btn-small' }, confirmLabel ?? label);
+  const trigger = el('button', { type: 'button', class: className });
+  const yes = el('button', { type: 'button', class: 'btn btn-danger solid btn-small' });
   const no = el('button', { type: 'button', class: 'btn btn-small' }, 'Keep');
+  const question = document.createTextNode('');
   const box = el('span', { class: 'confirm', hidden: true, role: 'group' }, question, yes, no);
   trigger.addEventListener('click', () => {
     trigger.hidden = true;
@@ -132,5 +144,87 @@ export function confirmButton({ label, question, confirmLabel, onConfirm, classN
       trigger.hidden = false;
     }
   });
-  return append(wrap, [trigger, box]);
+  append(wrap, [trigger, box]);
+  return {
+    node: wrap,
+    update({ label, question: text, confirmLabel }) {
+      setText(trigger, label);
+      setText(yes, confirmLabel ?? label);
+      if (question.data !== text) question.data = text;
+    },
+  };
+}
+
+// ---- updating in place ----
+// Pages that refresh (polls, WebSocket events) keep their controls:
+// a button, link or field is made once and later only its text, state or
+// attributes change. A re-created control loses a person's click (and a
+// focused field what they typed), and a test's reference to it goes stale.
+
+/** Sets a node's text if it differs (a text-only element). */
+export function setText(node, text) {
+  const value = String(text ?? '');
+  if (node.textContent !== value) node.textContent = value;
+  return node;
+}
+
+/** Sets or removes an attribute if it differs (null/undefined/false removes). */
+export function setAttr(node, name, value) {
+  if (value === null || value === undefined || value === false) {
+    if (node.hasAttribute(name)) node.removeAttribute(name);
+  } else {
+    const text = value === true ? '' : String(value);
+    if (node.getAttribute(name) !== text) node.setAttribute(name, text);
+  }
+  return node;
+}
+
+/**
+ * Makes `parent`'s children exactly `nodes` (null/false skipped), in
+ * order, moving only the ones out of place: a node that stays is the
+ * same node.
+ */
+export function place(parent, ...nodes) {
+  const wanted = nodes.flat(Infinity).filter((n) => n instanceof Node);
+  wanted.forEach((node, i) => {
+    const at = parent.childNodes[i] ?? null;
+    if (at !== node) parent.insertBefore(node, at);
+  });
+  while (parent.childNodes.length > wanted.length) parent.lastChild.remove();
+  return parent;
+}
+
+const keyedParts = new WeakMap();
+
+/**
+ * One child of `container` per item, in order, keyed by `keyOf(item)`:
+ * the element made for a key on an earlier pass is kept and updated.
+ * `make(item)` returns `{ node, update(item) }`; `update` runs on every
+ * pass, the first too. Parts of keys that went away are dropped.
+ */
+export function keyed(container, items, keyOf, make) {
+  const before = keyedParts.get(container) ?? new Map();
+  const now = new Map();
+  for (const item of items) {
+    const key = keyOf(item);
+    if (now.has(key)) continue; // one row per key
+    const part = before.get(key) ?? make(item);
+    part.update(item);
+    now.set(key, part);
+  }
+  keyedParts.set(container, now);
+  return place(container, [...now.values()].map((p) => p.node));
+}
+
+const shownKeys = new WeakMap();
+
+/**
+ * Replaces `node`'s children with `build()` only when `key` changed since
+ * the last call on it: content that did not change (its links and
+ * buttons) stays the same elements.
+ */
+export function replaceWhenChanged(node, key, build) {
+  if (shownKeys.get(node) === key) return node;
+  shownKeys.set(node, key);
+  return replace(node, build());
 }

@@ -6,38 +6,49 @@ import * as api from './api.js';
 import { el } from './dom.js';
 
 /**
- * A "Follow branch" checkbox for `service` of the sandbox at `base`
- * (`/api/sandboxes/{name}`). Only a deployed service has a branch to
- * follow. `onChanged(follow)` after the server took it, `onError(err)`
- * otherwise (the box goes back).
+ * A "Follow branch" checkbox for the service `repo` of the sandbox at
+ * `base` (`/api/sandboxes/{name}`), kept across refreshes: `update(service)`
+ * sets its state from the newest row (not while a change is on its way).
+ * Only a deployed service has a branch to follow. `onChanged(follow)`
+ * after the server took it, `onError(err)` otherwise (the box goes back).
  */
-export function followToggle(base, service, { onChanged, onError }) {
-  const deployed = Boolean(service.deployment_id);
+export function followControl(base, repo, { onChanged, onError }) {
+  let busy = false;
+  let deployed = false;
   const box = el('input', {
     type: 'checkbox',
     class: 'follow-toggle',
-    checked: Boolean(service.follow),
-    disabled: !deployed,
-    dataset: { follow: service.repo },
-    'aria-label': `Follow the branch of ${service.repo}`,
+    dataset: { follow: repo },
+    'aria-label': `Follow the branch of ${repo}`,
   });
   box.addEventListener('change', async () => {
     const want = box.checked;
+    busy = true;
     box.disabled = true;
     try {
-      await api.put(`${base}/services/${api.seg(service.repo)}`, { follow: want });
+      await api.put(`${base}/services/${api.seg(repo)}`, { follow: want });
       onChanged(want);
     } catch (err) {
       box.checked = !want;
       onError(err);
     } finally {
-      box.disabled = false;
+      busy = false;
+      box.disabled = !deployed;
     }
   });
-  const title = deployed
-    ? `Redeploy ${service.repo} whenever ${service.branch ?? 'its branch'} is pushed to`
-    : 'Deploy the service first: it follows the branch of its newest deployment';
-  return el('label', { class: 'follow', title }, box, ' Follow branch');
+  const label = el('label', { class: 'follow' }, box, ' Follow branch');
+  return {
+    node: label,
+    update(service) {
+      deployed = Boolean(service.deployment_id);
+      label.title = deployed
+        ? `Redeploy ${repo} whenever ${service.branch ?? 'its branch'} is pushed to`
+        : 'Deploy the service first: it follows the branch of its newest deployment';
+      if (busy) return;
+      box.checked = Boolean(service.follow);
+      box.disabled = !deployed;
+    },
+  };
 }
 
 /** "behind: deploy by hand" when a followed push was not deployed. */

@@ -3,7 +3,7 @@
 // "rollback" badges, and a button that asks before it deploys.
 
 import * as api from './api.js';
-import { el, confirmButton } from './dom.js';
+import { el, confirmControl } from './dom.js';
 import { shortCommit, deploymentLink } from './format.js';
 
 /** "live": this deployment's container serves its (sandbox, service) now. */
@@ -29,25 +29,34 @@ export const canRedeploy = (d) => Boolean(d?.commit) && RAN.has(d.status);
 /**
  * A "Roll back" button (or "Redeploy this commit" for the live one) that
  * confirms inline, then POSTs /api/deployments/{id}/redeploy and hands the
- * new deployment to `onStarted`; errors go to `onError`. `small` for
- * table rows.
+ * new deployment to `onStarted`; errors go to `onError(err, d)`. `small`
+ * for table rows. A part kept across refreshes: `update(d)` with the
+ * deployment's newest row changes only its texts, so an open question
+ * survives a poll.
  */
-export function rollbackButton(d, { onStarted, onError, small = true }) {
-  const label = d.live ? 'Redeploy this commit' : 'Roll back';
-  return confirmButton({
-    label,
-    question: `Deploy ${shortCommit(d.commit)} of ${d.branch} into ${d.sandbox} again? `,
-    confirmLabel: label,
+export function rollbackControl({ onStarted, onError, small = true }) {
+  let current = null;
+  const control = confirmControl({
     className: small ? 'btn btn-small rollback' : 'btn rollback',
     onConfirm: async () => {
+      const d = current;
       try {
         onStarted(await api.post(`/api/deployments/${api.seg(d.id)}/redeploy`));
       } catch (err) {
-        onError(err);
+        onError(err, d);
       }
     },
   });
+  return {
+    node: control.node,
+    update(d) {
+      current = d;
+      const label = d.live ? 'Redeploy this commit' : 'Roll back';
+      control.update({
+        label,
+        question: `Deploy ${shortCommit(d.commit)} of ${d.branch} into ${d.sandbox} again? `,
+        confirmLabel: label,
+      });
+    },
+  };
 }
-
-/** Whether a rollback confirmation is open inside `node` (a refresh would drop it). */
-export const confirming = (node) => Boolean(node.querySelector('.confirm:not([hidden])'));

@@ -84,6 +84,7 @@ fn bundle_layout_checksums_libraries_and_samples() {
         "install.sh",
         "nats/README.md",
         "nats/auth.conf",
+        "nats/gen-auth.sh",
         "nats/gen-dev-certs.sh",
         "nats/production.conf",
         "nginx/sdp.conf",
@@ -112,6 +113,7 @@ fn bundle_layout_checksums_libraries_and_samples() {
         ("install.sh", "packaging/install.sh"),
         ("nginx/sdp.conf", "packaging/nginx/sdp.conf"),
         ("nats/auth.conf", "nats/auth.conf"),
+        ("nats/gen-auth.sh", "nats/gen-auth.sh"),
         (
             "etc/agent-micro.sample.toml",
             "agent-micro/agent-micro.sample.toml",

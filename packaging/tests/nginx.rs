@@ -4,10 +4,11 @@
 //! NATS URL, data dirs), a real nats-server, git server and Go fixture, and
 //! `nginx -p <prefix>` as a child with a minimal nginx.conf that includes
 //! the installed sdp.conf (upstream and listen rewritten to this test's
-//! ports). Through nginx: the dashboard loads, login works, a body over
-//! 64 KiB is refused, a (slow) deployment starts, and its WebSocket stream
-//! is gap-free across `nginx -s reload` mid-stream, resumed with
-//! `?after=<last seq>`.
+//! ports). Through nginx: the dashboard loads, login works, two clients
+//! have login budgets of their own (the installed config trusts nginx's
+//! `X-Forwarded-For`, and only nginx's), a body over 64 KiB is refused, a
+//! (slow) deployment starts, and its WebSocket stream is gap-free across
+//! `nginx -s reload` mid-stream, resumed with `?after=<last seq>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,6 +124,61 @@ fn rewrite_site(shipped: &str, upstream_port: u16, port: u16) -> String {
         .join("\n")
 }
 
+/// Two clients behind nginx (loopback addresses of their own, as two
+/// hosts would be) fail logins against budgets of their own, and one
+/// cannot get a fresh budget by sending an `X-Forwarded-For` of its own.
+async fn login_budgets_are_per_client(nginx: &Nginx, password: &str) {
+    let client = |address: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(address))
+            .build()
+            .expect("client")
+    };
+    let (first, second) = (client([127, 0, 0, 2]), client([127, 0, 0, 3]));
+    // Each attempt names another user, so only the address budget (3)
+    // can refuse it.
+    let login = |http: &reqwest::Client, username: String, forwarded: Option<&str>| {
+        let mut request = http
+            .post(nginx.url("/api/login"))
+            .json(&json!({ "username": username, "password": "wrong" }));
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        async move {
+            let response = request.send().await.expect("login");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    for i in 0..3 {
+        let (status, body) = login(&first, format!("first-{i}"), None).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = login(&first, "first-3".into(), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("address")),
+        "{body}"
+    );
+    // A forwarded address of its own choosing does not help: nginx
+    // appends the real one, and that is the one believed.
+    let (status, body) = login(&first, "first-4".into(), Some("203.0.113.9")).await;
+    assert_eq!(status, 429, "{body}");
+    // The other client still has its budget, and logs in.
+    let (status, body) = login(&second, "second-0".into(), None).await;
+    assert_eq!(status, 401, "{body}");
+    let response = second
+        .post(nginx.url("/api/login"))
+        .json(&json!({ "username": USER, "password": password }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
 fn spawn_installed(
     binary: &Path,
     args: &[&str],
@@ -207,6 +263,8 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
             ("SDP_HTTP__ADDR", format!("127.0.0.1:{cp_port}")),
             ("SDP_DATA_DIR", cp_data.display().to_string()),
             ("SDP_AUTH__PROBE_REPO", git.url("probe")),
+            // Small, so two clients' budgets show in a few logins.
+            ("SDP_AUTH__THROTTLE_ADDRESS_FAILURES", "3".into()),
         ],
         logs.path(),
         "control-plane",
@@ -295,6 +353,8 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
         Some(USER),
         "{me}"
     );
+
+    login_budgets_are_per_client(&nginx, &password).await;
 
     // nginx refuses a body over the control plane's 64 KiB.
     let big = "x".repeat(70 * 1024);

@@ -43,6 +43,7 @@ pub struct GitServer {
 struct Stats {
     requests: AtomicUsize,
     auth_failures: AtomicUsize,
+    wrong_credentials: AtomicUsize,
     compressed_bodies: AtomicUsize,
 }
 
@@ -148,6 +149,13 @@ impl GitServer {
         self.stats.auth_failures.load(Ordering::SeqCst)
     }
 
+    /// Requests refused although they carried credentials: the wrong
+    /// logins a git host counts towards locking the user out (the first,
+    /// credential-less request of each client is not one).
+    pub fn wrong_credentials(&self) -> usize {
+        self.stats.wrong_credentials.load(Ordering::SeqCst)
+    }
+
     /// Authorized requests whose body came with a `Content-Encoding`
     /// (git gzips large upload-pack requests).
     pub fn compressed_requests(&self) -> usize {
@@ -218,6 +226,9 @@ async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response
     let user = authorized(&parts.headers, &state);
     let Some(user) = user else {
         state.stats.auth_failures.fetch_add(1, Ordering::SeqCst);
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            state.stats.wrong_credentials.fetch_add(1, Ordering::SeqCst);
+        }
         tracing::debug!(uri = %parts.uri, "git server: 401");
         return (
             StatusCode::UNAUTHORIZED,

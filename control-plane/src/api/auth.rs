@@ -13,9 +13,25 @@ use serde::{Deserialize, Serialize};
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
+use crate::config::HttpConfig;
 use crate::sessions::Session;
+use crate::throttle::Throttled;
 
+/// The session cookie without `http.secure_cookies`.
 pub const COOKIE: &str = "sdp_session";
+/// The session cookie with `http.secure_cookies`: browsers take a
+/// `__Host-` cookie only from the host itself, over HTTPS, with `Path=/`
+/// and no `Domain`, so no other host of the site can plant one.
+pub const SECURE_COOKIE: &str = "__Host-sdp_session";
+
+/// The name of the session cookie under this config.
+pub fn cookie_name(http: &HttpConfig) -> &'static str {
+    if http.secure_cookies {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// A git (Bitbucket) credential: it is checked against the probe repo and
 /// kept in memory for the session only.
@@ -26,25 +42,73 @@ pub struct LoginBody {
     password: String,
 }
 
-/// The session token of a request: the cookie, else `Authorization: Bearer`.
-pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
-    let from_cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned());
-    from_cookie
-        .or_else(|| {
-            headers
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
-                .map(|token| token.trim().to_owned())
-        })
-        .filter(|token| !token.is_empty() && token.len() <= 128)
+/// The session token a request presents, and how.
+pub struct Presented {
+    pub token: String,
+    /// Sent by the browser on its own (the cookie), not by a client that
+    /// holds the token: the forgery checks apply.
+    pub by_cookie: bool,
+}
+
+/// The request carries the session cookie more than once (one may have
+/// been planted by another host of the site): which one is the user's
+/// cannot be told, so neither is used.
+#[derive(Debug)]
+pub struct TwoSessionCookies;
+
+impl From<TwoSessionCookies> for ApiError {
+    fn from(_: TwoSessionCookies) -> Self {
+        ApiError::unauthorized(
+            "the request carries two session cookies: clear this site's cookies and log in again",
+        )
+    }
+}
+
+/// The session token of a request: `Authorization: Bearer` (which no
+/// page can add to a request without the token), else the cookie named
+/// `cookie`, which must then be there once.
+pub fn presented_token(
+    headers: &HeaderMap,
+    cookie: &str,
+) -> Result<Option<Presented>, TwoSessionCookies> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let presented = if let Some(token) = bearer {
+        Presented {
+            token: token.trim().to_owned(),
+            by_cookie: false,
+        }
+    } else {
+        let mut cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| name.trim() == cookie)
+            .map(|(_, value)| value.trim().to_owned());
+        let Some(token) = cookies.next() else {
+            return Ok(None);
+        };
+        if cookies.next().is_some() {
+            return Err(TwoSessionCookies);
+        }
+        Presented {
+            token,
+            by_cookie: true,
+        }
+    };
+    Ok((!presented.token.is_empty() && presented.token.len() <= 128).then_some(presented))
+}
+
+/// The session token of a request, if it presents exactly one.
+pub fn token_from_headers(headers: &HeaderMap, cookie: &str) -> Option<String> {
+    presented_token(headers, cookie)
+        .ok()
+        .flatten()
+        .map(|presented| presented.token)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -81,7 +145,7 @@ pub struct Me {
     request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse,
-         headers(("set-cookie" = String, description = "`sdp_session=<token>; Path=/; HttpOnly; SameSite=Strict; Max-Age=…`"))),
+         headers(("set-cookie" = String, description = "`sdp_session=<token>; Path=/; HttpOnly; SameSite=Strict; Max-Age=…` (`__Host-sdp_session=…; Secure` with `http.secure_cookies`)"))),
         (status = 401, description = "Wrong username or password (`unauthorized`)", body = ErrorBody),
         (status = 429, description = "Too many failed logins for the user or address (`throttled`)", body = ErrorBody,
          headers(("retry-after" = u64, description = "Seconds until a login may be tried again"))),
@@ -114,42 +178,33 @@ pub async fn login(
         username: username.to_owned(),
         password: Secret::new(body.password),
     };
-    if let Err(throttled) = state.throttle.check(username, peer.ip()) {
-        let minutes = throttled.retry_after.as_secs().div_ceil(60).max(1);
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "throttled",
-            format!(
-                "too many failed logins for this {}: try again in {minutes} minute(s)",
-                throttled.by
-            ),
-        )
-        .into_response();
-        if let Ok(value) =
-            HeaderValue::from_str(&throttled.retry_after.as_secs().max(1).to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
-    }
+    let client =
+        crate::client_addr::client(peer.ip(), &headers, &state.config.http.trusted_proxies);
+    // The slot is taken before git is asked: parallel attempts past the
+    // limit never reach it.
+    let attempt = match state.throttle.reserve(username, client) {
+        Ok(attempt) => attempt,
+        Err(throttled) => return Ok(throttled_response(&throttled)),
+    };
     match verify(&state, &credential).await {
-        Ok(()) => state.throttle.succeeded(username),
+        Ok(()) => attempt.succeeded(),
         Err(err) => {
             if err.status == StatusCode::UNAUTHORIZED {
-                state.throttle.failed(username, peer.ip());
+                attempt.failed();
             }
             return Err(err);
         }
     }
 
     // A login rotates the token: the session the client came with ends.
-    if let Some(old) = token_from_headers(&headers) {
+    let cookie_name = cookie_name(&state.config.http);
+    if let Some(old) = token_from_headers(&headers, cookie_name) {
         state.sessions.end(&crate::sessions::hash_token(&old))?;
     }
     let new = state.sessions.create(credential)?;
     let expires_at = DateTime::from_timestamp(new.session.expires_at, 0).unwrap_or_default();
     let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        "{cookie_name}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         new.token,
         state.config.auth.session_max.as_secs(),
         if state.config.http.secure_cookies {
@@ -170,6 +225,24 @@ pub async fn login(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// 429 with `Retry-After`.
+fn throttled_response(throttled: &Throttled) -> Response {
+    let minutes = throttled.retry_after.as_secs().div_ceil(60).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+        format!(
+            "too many failed logins for this {}: try again in {minutes} minute(s)",
+            throttled.by
+        ),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&throttled.retry_after.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// Asks one agent of each configured kind, in order, to `git ls-remote`
@@ -233,15 +306,23 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
     operation_id = "logout",
     tag = "session",
     responses((status = 204, description = "Logged out",
-               headers(("set-cookie" = String, description = "Clears `sdp_session`")))),
+               headers(("set-cookie" = String, description = "Clears the session cookie")))),
 )]
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     state.sessions.end(&session.token_hash)?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("sdp_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    let secure = if state.config.http.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cleared = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie_name(&state.config.http)
     );
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     Ok(response)
 }
 

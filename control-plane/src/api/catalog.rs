@@ -1,5 +1,8 @@
 //! Environments and templates: `/api/environments[/{name}]`,
-//! `/api/templates[/{name}]`.
+//! `/api/templates[/{name}]`. Anyone logged in reads them; their creator
+//! or an admin changes or deletes them (one made before creators were
+//! recorded: admins only). An environment's secret variables are written
+//! here and never read back: answers name them in `secret_keys`.
 
 use std::collections::BTreeMap;
 
@@ -13,18 +16,53 @@ use serde::Deserialize;
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
-use crate::store::{Environment, RepoBranch, Template, is_constraint, object_only};
+use crate::store::{
+    Editor, Environment, EnvironmentWrite, Guarded, RepoBranch, Template, is_constraint,
+    object_only,
+};
 
 fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
     validate::resource_name(what, name).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Env var keys as a shell and PHP's getenv take them; values bounded.
-fn check_vars(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if vars.len() > 500 {
+/// The caller as an editor of the catalog.
+fn editor<'a>(state: &AppState, session: &'a Session) -> Editor<'a> {
+    Editor {
+        user: &session.username,
+        admin: state.config.auth.admins.contains(&session.username),
+    }
+}
+
+/// 403 for a change of what someone else created.
+fn not_yours(what: &str, name: &str, created_by: Option<&str>) -> ApiError {
+    let message = match created_by {
+        Some(creator) => format!(
+            "{what} {name} was created by {creator}; only its creator or an admin may change it"
+        ),
+        None => format!(
+            "{what} {name} was created before creators were recorded; only an admin may change it"
+        ),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// Plain and secret variables of one write: valid names and values, at
+/// most 500 in all, no key both plain and a secret value.
+fn check_write(
+    vars: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, Option<String>>,
+) -> Result<(), ApiError> {
+    if vars.len() + secrets.len() > 500 {
         return Err(ApiError::bad_request("at most 500 variables"));
     }
-    for (key, value) in vars {
+    let secret_values = secrets
+        .iter()
+        .map(|(k, v)| (k, v.as_deref().unwrap_or_default()));
+    for (key, value) in vars
+        .iter()
+        .map(|(k, v)| (k, v.as_str()))
+        .chain(secret_values)
+    {
         let mut chars = key.chars();
         let ok = chars
             .next()
@@ -41,6 +79,15 @@ fn check_vars(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
                 "value of {key} is longer than 8192 bytes or holds a NUL"
             )));
         }
+    }
+    if let Some(key) = secrets
+        .iter()
+        .find(|(key, value)| value.is_some() && vars.contains_key(*key))
+        .map(|(key, _)| key)
+    {
+        return Err(ApiError::bad_request(format!(
+            "{key} is in both vars and secrets: a variable is plain or secret"
+        )));
     }
     Ok(())
 }
@@ -63,14 +110,27 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
 pub struct NewEnvironment {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
     name: String,
+    /// Plain variables: anyone logged in reads their values.
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    /// Secret variables: given to the gateway's container, never shown
+    /// again (answers list their names in `secret_keys`).
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
 }
 
+/// The new plain variables (all of them), and changes to the secret ones.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentVars {
+    /// Replaces every plain variable. A key that was a secret becomes
+    /// plain with this value.
     vars: BTreeMap<String, String>,
+    /// Sets each named secret to a value, or removes it with `null`;
+    /// secrets not named are kept.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Option<String>>)]
+    secrets: BTreeMap<String, Option<String>>,
 }
 
 /// Every environment, by name.
@@ -103,12 +163,24 @@ pub async fn list_environments(
 )]
 pub async fn create_environment(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     ApiJson(body): ApiJson<NewEnvironment>,
 ) -> Result<Response, ApiError> {
     check_name("environment name", &body.name)?;
-    check_vars(&body.vars)?;
-    match state.store.put_environment(&body.name, &body.vars, true) {
+    let secrets = body
+        .secrets
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect();
+    check_write(&body.vars, &secrets)?;
+    let write = EnvironmentWrite {
+        vars: &body.vars,
+        secrets: &secrets,
+    };
+    match state
+        .store
+        .create_environment(&body.name, &write, &session.username)
+    {
         Ok(_) => {}
         Err(err) if is_constraint(&err) => {
             return Err(ApiError::conflict(format!(
@@ -149,7 +221,8 @@ pub async fn show_environment(
         .ok_or_else(|| ApiError::not_found("environment"))
 }
 
-/// Replaces an environment's variables.
+/// Replaces an environment's plain variables and sets or removes secret
+/// ones (its creator or an admin).
 #[utoipa::path(
     put,
     path = "/environments/{name}",
@@ -160,23 +233,33 @@ pub async fn show_environment(
     responses(
         (status = 200, description = "Updated", body = Environment),
         (status = 400, description = "An invalid variable (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
     ),
 )]
 pub async fn update_environment(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<EnvironmentVars>,
 ) -> Result<Json<Environment>, ApiError> {
-    check_vars(&body.vars)?;
-    if !state.store.put_environment(&name, &body.vars, false)? {
-        return Err(ApiError::not_found("environment"));
+    check_write(&body.vars, &body.secrets)?;
+    let write = EnvironmentWrite {
+        vars: &body.vars,
+        secrets: &body.secrets,
+    };
+    match state
+        .store
+        .update_environment(&name, &write, editor(&state, &session))?
+    {
+        Guarded::Done => show_environment(State(state), session, Path(name)).await,
+        Guarded::NotFound => Err(ApiError::not_found("environment")),
+        Guarded::NotYours(creator) => Err(not_yours("environment", &name, creator.as_deref())),
     }
-    show_environment(State(state), _session, Path(name)).await
 }
 
-/// Deletes an environment no sandbox or template uses.
+/// Deletes an environment no sandbox or template uses (its creator or an
+/// admin).
 #[utoipa::path(
     delete,
     path = "/environments/{name}",
@@ -185,26 +268,46 @@ pub async fn update_environment(
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
         (status = 409, description = "A sandbox or template uses it (`conflict`)", body = ErrorBody),
     ),
 )]
 pub async fn delete_environment(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let users = state.store.environment_users(&name)?;
-    if !users.is_empty() {
-        return Err(ApiError::conflict(format!(
+    let editor = editor(&state, &session);
+    let environment = state
+        .store
+        .environment(&name)?
+        .ok_or_else(|| ApiError::not_found("environment"))?;
+    if !editor.may_change(environment.created_by.as_deref()) {
+        return Err(not_yours(
+            "environment",
+            &name,
+            environment.created_by.as_deref(),
+        ));
+    }
+    let in_use = || -> Result<ApiError, ApiError> {
+        let users = state.store.environment_users(&name)?;
+        Ok(ApiError::conflict(format!(
             "environment {name} is in use by {}",
             users.join(", ")
-        )));
+        )))
+    };
+    if !state.store.environment_users(&name)?.is_empty() {
+        return Err(in_use()?);
     }
-    if !state.store.delete_environment(&name)? {
-        return Err(ApiError::not_found("environment"));
+    match state.store.delete_environment(&name, editor) {
+        Ok(Guarded::Done) => Ok(StatusCode::NO_CONTENT),
+        Ok(Guarded::NotFound) => Err(ApiError::not_found("environment")),
+        Ok(Guarded::NotYours(creator)) => Err(not_yours("environment", &name, creator.as_deref())),
+        // Taken into use since the check above.
+        Err(err) if is_constraint(&err) => Err(in_use()?),
+        Err(err) => Err(err.into()),
     }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A template to create (`name` required) or to replace (`name`, if
@@ -281,7 +384,7 @@ pub async fn list_templates(
 )]
 pub async fn create_template(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Response, ApiError> {
     let Some(name) = body.name.clone() else {
@@ -289,12 +392,12 @@ pub async fn create_template(
     };
     check_name("template name", &name)?;
     check_template(&state, &body)?;
-    match state.store.put_template(
+    match state.store.create_template(
         &name,
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
-        true,
+        &session.username,
     ) {
         Ok(_) => {}
         Err(err) if is_constraint(&err) => {
@@ -335,7 +438,8 @@ pub async fn show_template(
         .ok_or_else(|| ApiError::not_found("template"))
 }
 
-/// Replaces a template's environment, gateway and services.
+/// Replaces a template's environment, gateway and services (its creator
+/// or an admin).
 #[utoipa::path(
     put,
     path = "/templates/{name}",
@@ -346,6 +450,7 @@ pub async fn show_template(
     responses(
         (status = 200, description = "Updated", body = Template),
         (status = 400, description = "A rename, or an invalid repo, branch or environment (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
     ),
 )]
@@ -359,19 +464,20 @@ pub async fn update_template(
         return Err(ApiError::bad_request("a template cannot be renamed"));
     }
     check_template(&state, &body)?;
-    if !state.store.put_template(
+    match state.store.update_template(
         &name,
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
-        false,
+        editor(&state, &session),
     )? {
-        return Err(ApiError::not_found("template"));
+        Guarded::Done => show_template(State(state), session, Path(name)).await,
+        Guarded::NotFound => Err(ApiError::not_found("template")),
+        Guarded::NotYours(creator) => Err(not_yours("template", &name, creator.as_deref())),
     }
-    show_template(State(state), session, Path(name)).await
 }
 
-/// Deletes a template no sandbox uses.
+/// Deletes a template no sandbox uses (its creator or an admin).
 #[utoipa::path(
     delete,
     path = "/templates/{name}",
@@ -380,24 +486,40 @@ pub async fn update_template(
     params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
         (status = 409, description = "A sandbox uses it (`conflict`)", body = ErrorBody),
     ),
 )]
 pub async fn delete_template(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let users = state.store.template_users(&name)?;
-    if !users.is_empty() {
-        return Err(ApiError::conflict(format!(
+    let editor = editor(&state, &session);
+    let template = state
+        .store
+        .template(&name)?
+        .ok_or_else(|| ApiError::not_found("template"))?;
+    if !editor.may_change(template.created_by.as_deref()) {
+        return Err(not_yours("template", &name, template.created_by.as_deref()));
+    }
+    let in_use = || -> Result<ApiError, ApiError> {
+        let users = state.store.template_users(&name)?;
+        Ok(ApiError::conflict(format!(
             "template {name} is in use by {}",
             users.join(", ")
-        )));
+        )))
+    };
+    if !state.store.template_users(&name)?.is_empty() {
+        return Err(in_use()?);
     }
-    if !state.store.delete_template(&name)? {
-        return Err(ApiError::not_found("template"));
+    match state.store.delete_template(&name, editor) {
+        Ok(Guarded::Done) => Ok(StatusCode::NO_CONTENT),
+        Ok(Guarded::NotFound) => Err(ApiError::not_found("template")),
+        Ok(Guarded::NotYours(creator)) => Err(not_yours("template", &name, creator.as_deref())),
+        // Taken into use since the check above.
+        Err(err) if is_constraint(&err) => Err(in_use()?),
+        Err(err) => Err(err.into()),
     }
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::openapi::ErrorBody;
-use super::sandboxes::credential;
+use super::sandboxes::{credential, sandbox_for_change};
 use super::{ApiError, AppState};
 use crate::probe::{ProbeError, ProbeResult};
 use crate::sessions::Session;
@@ -67,7 +67,8 @@ pub async fn staleness(
 
 /// Checks every route of the sandbox from its gateway's own network: the
 /// gateway's agent runs an HTTP GET of each target inside the gateway
-/// container (5 s each, all at once) and names the broken hop.
+/// container (5 s each, all at once) and names the broken hop (the
+/// sandbox's owner or an admin: it makes the gateway send requests).
 #[utoipa::path(
     post,
     path = "/sandboxes/{name}/probe",
@@ -76,6 +77,7 @@ pub async fn staleness(
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
     responses(
         (status = 200, description = "One check per route: `ok` with the HTTP `status` (any status is an answer), or the broken `hop` and the `error`", body = ProbeResult),
+        (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
         (status = 409, description = "The sandbox has no running gateway (`no_gateway`)", body = ErrorBody),
         (status = 502, description = "The gateway's agent failed (`agent_error`)", body = ErrorBody),
@@ -84,10 +86,10 @@ pub async fn staleness(
 )]
 pub async fn probe(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(name): Path<String>,
 ) -> Result<Json<ProbeResult>, ApiError> {
-    let sandbox = sandbox(&state, &name)?;
+    let sandbox = sandbox_for_change(&state, &session, &name)?;
     let table = state.orchestrator.route_table(&sandbox).await?;
     match crate::probe::probe(&state.store, &state.orchestrator.agents, &name, &table).await {
         Ok(result) => Ok(Json(result)),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::openapi::ErrorBody;
-use super::sandboxes::{check_sandbox_name, credential, sandbox_for_change};
+use super::sandboxes::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
 use crate::orchestrator::{DeployError, Pin, Requester, Started};
@@ -76,6 +76,8 @@ pub async fn create(
     if let Some(commit) = &body.commit {
         validate::commit(commit).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
+    // An early, clear answer; the store checks again as it records the
+    // deployment, in the same step that makes a missing sandbox.
     if state.store.sandbox(&sandbox)?.is_some() {
         sandbox_for_change(&state, &session, &sandbox)?;
     }
@@ -91,7 +93,7 @@ pub async fn create(
             &body.repo,
             &body.branch,
             &pin,
-            &Requester::of(&session, credential),
+            &Requester::of(&session, credential, is_admin(&state, &session)),
             false,
         )
         .await;
@@ -111,16 +113,16 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
             }),
         )
             .into_response()),
-        Err(DeployError::Store(err)) => Err(err.into()),
+        Err(DeployError::Store(err)) => Err(store_error(err)),
         Err(DeployError::Dispatch { id, source }) => {
             let (status, code) = match source {
                 AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. } => {
                     (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
                 }
                 AgentCallError::Refused { .. } => (StatusCode::BAD_REQUEST, "refused"),
-                AgentCallError::Malformed { .. } | AgentCallError::Request { .. } => {
-                    (StatusCode::BAD_GATEWAY, "agent_error")
-                }
+                AgentCallError::Malformed { .. }
+                | AgentCallError::Request { .. }
+                | AgentCallError::ForgedAccept { .. } => (StatusCode::BAD_GATEWAY, "agent_error"),
             };
             Err(ApiError::new(status, code, source.to_string())
                 .with_details(json!({ "deployment_id": id })))
@@ -236,7 +238,30 @@ pub struct CancelRequested {
     cancel_requested: bool,
 }
 
-/// Asks the agent to cancel an unsettled deployment.
+/// May the caller change what this deployment does: the owner of its
+/// sandbox or an admin; with the sandbox gone, whoever made it.
+fn check_may_change(
+    state: &AppState,
+    session: &Session,
+    deployment: &Deployment,
+) -> Result<(), ApiError> {
+    if state.store.sandbox(&deployment.sandbox)?.is_some() {
+        sandbox_for_change(state, session, &deployment.sandbox)?;
+    } else if deployment.created_by != session.username && !is_admin(state, session) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "deployment {} was made by {}; only they or an admin may change it",
+                deployment.id, deployment.created_by
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Asks the agent to cancel an unsettled deployment (the owner of its
+/// sandbox or an admin).
 #[utoipa::path(
     post,
     path = "/deployments/{id}/cancel",
@@ -245,6 +270,7 @@ pub struct CancelRequested {
     params(("id" = String, Path, description = "The deployment's id")),
     responses(
         (status = 202, description = "The cancel was sent", body = CancelRequested),
+        (status = 403, description = "The sandbox is someone else's (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
         (status = 409, description = "The deployment is already settled (`conflict`)", body = ErrorBody),
         (status = 503, description = "The message bus is unreachable (`nats_unavailable`)", body = ErrorBody),
@@ -252,7 +278,7 @@ pub struct CancelRequested {
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
@@ -260,6 +286,7 @@ pub async fn cancel(
         .store
         .deployment(id.as_str())?
         .ok_or_else(|| ApiError::not_found("deployment"))?;
+    check_may_change(&state, &session, &deployment)?;
     if deployment.status.is_settled() {
         return Err(ApiError::conflict(format!(
             "deployment is already {}",
@@ -321,6 +348,7 @@ pub async fn redeploy(
         .store
         .deployment(id.as_str())?
         .ok_or_else(|| ApiError::not_found("deployment"))?;
+    check_may_change(&state, &session, &original)?;
     let Some(commit) = original.commit.clone() else {
         return Err(ApiError::conflict(format!(
             "deployment {id} recorded no commit (it ended before checking one out): deploy the branch instead"
@@ -332,7 +360,6 @@ pub async fn redeploy(
             original.sandbox
         )));
     }
-    sandbox_for_change(&state, &session, &original.sandbox)?;
     let credential = credential(&state, &session)?;
     let pin = Pin {
         commit: Some(commit),
@@ -345,7 +372,7 @@ pub async fn redeploy(
             &original.repo,
             &original.branch,
             &pin,
-            &Requester::of(&session, credential),
+            &Requester::of(&session, credential, is_admin(&state, &session)),
             false,
         )
         .await;

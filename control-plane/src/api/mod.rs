@@ -9,6 +9,7 @@ mod checks;
 mod deployments;
 mod error;
 mod follow;
+mod forgery;
 mod hooks;
 mod openapi;
 mod repos;
@@ -34,6 +35,7 @@ use crate::config::Config;
 use crate::sessions::{Session, Sessions};
 use crate::store::Store;
 
+pub use auth::COOKIE as SESSION_COOKIE;
 pub use error::{ApiError, ApiJson};
 pub use hooks::Hooks;
 
@@ -52,6 +54,8 @@ pub struct AppState {
     pub viewers: crate::metrics::Viewers,
     /// Push webhooks: the secret and the deliveries already handled.
     pub hooks: Hooks,
+    /// Each user's open WebSockets and runtime-log streams.
+    pub streams: crate::user_streams::UserStreams,
 }
 
 /// Every route of the API, each documented by its handler's
@@ -120,6 +124,10 @@ pub fn router(state: AppState) -> Router {
     routes
         .fallback(dashboard)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forgery::refuse_forged,
+        ))
         .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
@@ -248,18 +256,19 @@ async fn dashboard(uri: Uri) -> Response {
     }
 }
 
-/// The caller's session, from the `sdp_session` cookie or a bearer token;
-/// 401 otherwise.
+/// The caller's session, from the session cookie or a bearer token; 401
+/// otherwise, and for two session cookies.
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = auth::token_from_headers(&parts.headers) else {
+        let cookie = auth::cookie_name(&state.config.http);
+        let Some(presented) = auth::presented_token(&parts.headers, cookie)? else {
             return Err(ApiError::unauthorized("log in first: no session"));
         };
         state
             .sessions
-            .lookup(&token)?
+            .lookup(&presented.token)?
             .ok_or_else(|| ApiError::unauthorized("session expired or unknown: log in again"))
     }
 }

@@ -6,8 +6,9 @@
 //! `utoipa_axum::routes!`, so a route cannot be served without being
 //! documented. [`Contract`] then adds what every handler shares, in one
 //! place: 401 for an operation that needs a session, 400/413/415/422 for
-//! one that takes a JSON body (the `ApiJson` rejections), and 500 for any
-//! `/api` operation (a store failure). Every error is [`ErrorBody`].
+//! one that takes a JSON body (the `ApiJson` rejections), 403/415 for a
+//! change (the forgery checks), and 500 for any `/api` operation (a store
+//! failure). Every error is [`ErrorBody`].
 //!
 //! `control-plane/tests/openapi.rs` snapshots the document (a contract
 //! change is a diff in review) and checks that every route is in it;
@@ -189,24 +190,43 @@ pub fn finish(mut openapi: OpenApi) -> OpenApi {
     }
     for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
         ];
-        for operation in operations.into_iter().flatten() {
-            add_shared_responses(path, operation);
+        for (operation, changes) in operations {
+            if let Some(operation) = operation {
+                add_shared_responses(path, operation, changes);
+            }
         }
     }
     openapi
 }
 
-fn add_shared_responses(path: &str, operation: &mut Operation) {
+fn add_shared_responses(path: &str, operation: &mut Operation, changes: bool) {
     let anonymous = operation
         .security
         .as_ref()
         .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+    // The forgery checks in front of every route (`api/forgery.rs`).
+    if changes && path.starts_with("/api/") {
+        if !anonymous {
+            add_error(
+                operation,
+                403,
+                "Sent with the session cookie from another origin than the dashboard's \
+                 (`forbidden_origin`).",
+            );
+        }
+        add_error(
+            operation,
+            415,
+            "A body or `Content-Type` that is not `application/json` \
+             (`unsupported_media_type`).",
+        );
+    }
     if path.starts_with("/api/") && !anonymous {
         add_error(
             operation,

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use sdp_bus::{DeploymentId, RpcErrorCode, Status};
 use serde::Deserialize;
 
@@ -15,6 +16,7 @@ use super::{ApiError, AppState};
 use crate::agent_client::AgentCallError;
 use crate::runtime_logs::LogQuery;
 use crate::sessions::Session;
+use crate::user_streams::{StreamKind, StreamSlot};
 
 /// The most lines `tail` may ask for.
 pub const MAX_TAIL: u32 = 10_000;
@@ -40,6 +42,32 @@ pub struct RuntimeLogsQuery {
     /// characters).
     #[param(max_length = 256)]
     q: Option<String>,
+}
+
+/// A slot for one more stream of `kind` for the caller, or 429
+/// `too_many_streams` when they hold as many as one user may.
+pub(super) fn open_stream(
+    state: &AppState,
+    session: &Session,
+    kind: StreamKind,
+) -> Result<StreamSlot, ApiError> {
+    let limit = match kind {
+        StreamKind::WebSocket => state.config.streams.websockets_per_user,
+        StreamKind::RuntimeLogs => state.config.streams.runtime_logs_per_user,
+    };
+    state
+        .streams
+        .try_open(kind, &session.username, limit)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "you have {limit} {} open, the most one user may: close one and try again",
+                    kind.describe()
+                ),
+            )
+        })
 }
 
 /// Unix seconds from `since`: digits, or an RFC 3339 time.
@@ -109,13 +137,14 @@ fn log_query(query: RuntimeLogsQuery) -> Result<LogQuery, ApiError> {
         (status = 400, description = "A bad `tail`, `since`, `q` or an unknown parameter (`bad_request`)", body = ErrorBody),
         (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
         (status = 409, description = "The deployment is not running, or its container is not running on its agent (`not_running`)", body = ErrorBody),
+        (status = 429, description = "The caller holds as many runtime-log streams as one user may (`too_many_streams`; `streams.runtime_logs_per_user`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`)", body = ErrorBody),
         (status = 503, description = "The deployment's agent is offline (`no_agent`), or serves as many runtime-log streams as it may (`busy`)", body = ErrorBody),
     ),
 )]
 pub async fn runtime_logs(
     State(state): State<AppState>,
-    _session: Session,
+    session: Session,
     Path(id): Path<String>,
     query: Result<Query<RuntimeLogsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -136,6 +165,8 @@ pub async fn runtime_logs(
     let Some(agent_id) = deployment.agent_id else {
         return Err(not_running("deployment has no agent".to_owned()));
     };
+    // Held for as long as the response streams.
+    let slot = open_stream(&state, &session, StreamKind::RuntimeLogs)?;
     let opened = crate::runtime_logs::open(
         &state.nats,
         &agent_id,
@@ -179,7 +210,10 @@ pub async fn runtime_logs(
             // nginx (the shipped site) must pass chunks on as they come.
             (header::HeaderName::from_static("x-accel-buffering"), "no"),
         ],
-        Body::from_stream(lines),
+        Body::from_stream(lines.map(move |line| {
+            let _held = &slot;
+            line
+        })),
     )
         .into_response())
 }

@@ -15,7 +15,7 @@ use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
-use crate::store::{NewSandbox, Sandbox, is_constraint};
+use crate::store::{NewSandbox, Sandbox, StoreError, is_constraint};
 
 /// A sandbox with what runs in it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -57,6 +57,29 @@ pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
     validate::resource_name("sandbox name", name).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// Whether the caller is in `auth.admins`.
+pub(super) fn is_admin(state: &AppState, session: &Session) -> bool {
+    state.config.auth.admins.contains(&session.username)
+}
+
+/// 403: the sandbox is someone else's.
+pub(super) fn not_owner(name: &str, owner: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("sandbox {name} belongs to {owner}; only its owner or an admin may change it"),
+    )
+}
+
+/// A store error as the API answers it: a deployment refused because the
+/// sandbox became someone else's is a 403, anything else a 500.
+pub(super) fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotOwner { sandbox, owner } => not_owner(&sandbox, &owner),
+        err => err.into(),
+    }
+}
+
 /// The sandbox, if the caller may change it: its owner or an admin.
 pub(super) fn sandbox_for_change(
     state: &AppState,
@@ -67,16 +90,8 @@ pub(super) fn sandbox_for_change(
         .store
         .sandbox(name)?
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
-    let admin = state.config.auth.admins.contains(&session.username);
-    if sandbox.owner != session.username && !admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "sandbox {name} belongs to {}; only its owner or an admin may change it",
-                sandbox.owner
-            ),
-        ));
+    if sandbox.owner != session.username && !is_admin(state, session) {
+        return Err(not_owner(name, &sandbox.owner));
     }
     Ok(sandbox)
 }
@@ -434,10 +449,12 @@ pub async fn deploy_template(
     let plan = plan_template(&template, &body.branches, body.only.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let credential = credential(&state, &session)?;
+    let requester = Requester::of(&session, credential, is_admin(&state, &session));
     let outcomes = state
         .orchestrator
-        .deploy_plan(&name, plan, &Requester::of(&session, credential))
-        .await?;
+        .deploy_plan(&name, plan, &requester)
+        .await
+        .map_err(store_error)?;
     let deployments = outcomes
         .into_iter()
         .map(|(planned, outcome)| match outcome {

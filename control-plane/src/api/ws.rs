@@ -29,8 +29,10 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use sdp_bus::DeploymentId;
 use serde::Deserialize;
 
-use super::auth::token_from_headers;
+use super::auth::{cookie_name, token_from_headers};
+use super::runtime_logs::open_stream;
 use super::{ApiError, AppState};
+use crate::user_streams::StreamKind;
 
 /// WebSocket close code for a policy violation (no or expired session).
 const POLICY_VIOLATION: u16 = 1008;
@@ -64,6 +66,7 @@ pub struct WsQuery {
         (status = 400, description = "Not a WebSocket handshake, or a bad `after` (`bad_request`)", body = super::openapi::ErrorBody),
         (status = 403, description = "The Origin is not allowed (`forbidden_origin`)", body = super::openapi::ErrorBody),
         (status = 426, description = "The connection cannot be upgraded (`upgrade_required`)", body = super::openapi::ErrorBody),
+        (status = 429, description = "The caller holds as many deployment WebSockets as one user may (`too_many_streams`; `streams.websockets_per_user`)", body = super::openapi::ErrorBody),
     ),
 )]
 pub async fn deployment(
@@ -102,8 +105,17 @@ pub async fn deployment(
             .into_response();
         }
     };
-    let session =
-        token_from_headers(&headers).and_then(|token| state.sessions.lookup(&token).ok().flatten());
+    let session = token_from_headers(&headers, cookie_name(&state.config.http))
+        .and_then(|token| state.sessions.lookup(&token).ok().flatten());
+    // The per-user bound refuses the handshake itself, with a JSON answer
+    // a client can show; the slot is held for the socket's life.
+    let slot = match &session {
+        Some(session) => match open_stream(&state, session, StreamKind::WebSocket) {
+            Ok(slot) => Some(slot),
+            Err(err) => return err.into_response(),
+        },
+        None => None,
+    };
     let id = DeploymentId::parse(&id);
     upgrade
         // Viewers only read; small buffers keep idle viewers cheap.
@@ -114,7 +126,10 @@ pub async fn deployment(
             match (session, id) {
                 (None, _) => close(socket, POLICY_VIOLATION, "no session: log in first").await,
                 (_, None) => close(socket, POLICY_VIOLATION, "unknown deployment").await,
-                (Some(_), Some(id)) => follow(socket, state, id, query.after).await,
+                (Some(_), Some(id)) => {
+                    let _slot = slot;
+                    follow(socket, state, id, query.after).await
+                }
             }
         })
 }

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
 
-use super::placement::Reservation;
+use super::placement::{self, Reservation};
 use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
+use crate::metrics::Refusal;
 use crate::sessions::Session;
-use crate::store::{NewDeployment, RepoBranch, StoreError, Template};
+use crate::store::{Editor, NewDeployment, RepoBranch, StoreError, Template};
 
 /// Who a deployment is for: the user, the credential the agent fetches
 /// with, and the session it came from (whose credential later re-applies
@@ -22,14 +23,40 @@ pub struct Requester {
     pub credential: GitCredential,
     /// The session's token hash.
     pub session: Option<String>,
+    pub acting: Acting,
+}
+
+/// On whose behalf a deployment is made, which decides the sandboxes it
+/// may land in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    /// A user's request: only into their own sandbox (made for them if
+    /// missing), or any for an admin.
+    User { admin: bool },
+    /// The platform serving a sandbox it already runs: a gateway re-apply
+    /// or a followed push.
+    Platform,
 }
 
 impl Requester {
-    pub fn of(session: &Session, credential: GitCredential) -> Self {
+    /// A user's request, from their session; `admin` if they are in
+    /// `auth.admins`.
+    pub fn of(session: &Session, credential: GitCredential, admin: bool) -> Self {
         Self {
             user: session.username.clone(),
             credential,
             session: Some(session.token_hash.clone()),
+            acting: Acting::User { admin },
+        }
+    }
+
+    fn editor(&self) -> Option<Editor<'_>> {
+        match self.acting {
+            Acting::User { admin } => Some(Editor {
+                user: &self.user,
+                admin,
+            }),
+            Acting::Platform => None,
         }
     }
 }
@@ -164,7 +191,7 @@ impl Orchestrator {
             .kind_for_repo(repo, self.heartbeat_timeout)
             .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
         let id = DeploymentId::generate();
-        self.store.insert_deployment(&NewDeployment {
+        let new = NewDeployment {
             id: &id,
             sandbox,
             repo,
@@ -175,7 +202,8 @@ impl Orchestrator {
             reapply: reuse_build,
             commit: pin.commit.as_deref(),
             redeploy_of: pin.redeploy_of.as_deref(),
-        })?;
+        };
+        self.store.insert_deployment_as(&new, requester.editor())?;
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);
         }
@@ -262,6 +290,10 @@ impl Orchestrator {
                 .await
             {
                 Ok(accepted) => return Ok((accepted, reservation)),
+                Err(err) if err.is_forged() => {
+                    self.registry.refusals().count(Refusal::AcceptForged);
+                    return Err(err);
+                }
                 Err(err) if err.is_no_agent() => {
                     tracing::warn!(agent, deployment = %request.deployment_id, error = %err, "placing on the next agent");
                     unreachable = Some(err);
@@ -271,11 +303,21 @@ impl Orchestrator {
         }
         match unreachable {
             Some(err) => Err(err),
-            None => self
-                .agents
-                .deploy(kind, request, self.request_timeout)
+            None => {
+                let accepted = self
+                    .agents
+                    .deploy(kind, request, self.request_timeout)
+                    .await?;
+                placement::check_queue_accept(
+                    &self.registry,
+                    kind,
+                    &accepted.agent_id,
+                    self.heartbeat_timeout,
+                )
                 .await
-                .map(|accepted| (accepted, None)),
+                .inspect_err(|_| self.registry.refusals().count(Refusal::AcceptForged))?;
+                Ok((accepted, None))
+            }
         }
     }
 }

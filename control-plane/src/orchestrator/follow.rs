@@ -87,6 +87,7 @@ impl Orchestrator {
             user: PUSH_USER.to_owned(),
             credential: credential.clone(),
             session: None,
+            acting: super::Acting::Platform,
         };
         let deploys = planned.iter().map(|(sandbox, moved)| {
             self.deploy(sandbox, &push.repo, &moved.branch, &requester, false)

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 pub use convergence::{AgentTeardown, TeardownReport};
 pub use credentials::ReapplyCredentials;
-pub use deploy::{Pin, PlanError, Requester, plan_template};
+pub use deploy::{Acting, Pin, PlanError, Requester, plan_template};
 pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};

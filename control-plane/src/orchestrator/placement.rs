@@ -14,11 +14,23 @@
 //! runs elsewhere, the old container is removed from the agent that held it
 //! ([`super::Orchestrator::on_result`] asks it to reconcile; an agent that
 //! is down reconciles when it returns).
+//!
+//! Who accepted: a deployment sent to one agent must be accepted in that
+//! agent's name ([`crate::agent_client::AgentClient::deploy_to`]); one
+//! sent to the kind's queue group, by a live agent of the kind
+//! ([`check_queue_accept`]). Any agent of the kind may answer the queue
+//! group, so naming another live agent of the kind cannot be told from the
+//! truth there (docs/SECURITY.md, Known limits).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::agents::AgentView;
+use crate::agent_client::AgentCallError;
+use crate::agents::{AgentView, Registry};
+
+/// How long an agent that accepted from the queue group may take to show
+/// up in the heartbeats: a new agent's first one leaves as it subscribes.
+const FIRST_HEARTBEAT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Dispatches on their way to an agent, counted until the store records
 /// where they went. Without it a burst of requests placed at once all see
@@ -124,6 +136,29 @@ pub fn candidates(
     others.sort_by_key(|a| key(a));
     order.extend(others.into_iter().map(|a| a.id.clone()));
     order
+}
+
+/// Refuses a queue-group acceptance in the name of an agent that is not a
+/// live agent of `kind`, after giving a just-started one
+/// [`FIRST_HEARTBEAT_WAIT`] to heartbeat.
+pub async fn check_queue_accept(
+    registry: &Registry,
+    kind: &str,
+    agent_id: &str,
+    heartbeat_timeout: std::time::Duration,
+) -> Result<(), AgentCallError> {
+    let live = || registry.is_live(agent_id, kind, heartbeat_timeout);
+    let deadline = tokio::time::Instant::now() + FIRST_HEARTBEAT_WAIT;
+    while !live() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AgentCallError::ForgedAccept {
+                answered: agent_id.to_owned(),
+                why: format!("it is not a live {kind} agent"),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ impl Orchestrator {
             user: gateway.created_by.clone(),
             credential,
             session,
+            acting: super::Acting::Platform,
         };
         // A gateway deployed at a chosen commit stays at it: a re-apply
         // that cannot reuse the build checks out that commit again.

@@ -338,3 +338,33 @@ fn a_running_result_stops_the_older_one_and_routes_only_the_newest_service() {
             .reapply
     );
 }
+
+#[test]
+fn a_log_file_is_named_only_from_a_plain_id() {
+    let logs = std::path::Path::new("/data/logs");
+    assert_eq!(
+        super::log_file(logs, "d0190a"),
+        Some(logs.join("d0190a.log"))
+    );
+    for bad in ["../x", "../../name", "a/b", "", ".", "..", "/etc/x"] {
+        assert_eq!(super::log_file(logs, bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn an_event_is_believed_only_on_its_own_subject() {
+    let id = DeploymentId::generate();
+    let event = line(&id, 1, "x");
+    assert!(super::names_its_subject(
+        &sdp_bus::subject::deploy_progress(&id),
+        &event
+    ));
+    let other = DeploymentId::generate();
+    for subject in [
+        sdp_bus::subject::deploy_progress(&other),
+        format!("deploy.progress.{id}.x"),
+        "deploy.progress".to_owned(),
+    ] {
+        assert!(!super::names_its_subject(&subject, &event), "{subject}");
+    }
+}

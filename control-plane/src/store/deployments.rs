@@ -141,6 +141,20 @@ impl Store {
     /// Records a new `queued` deployment, creating its sandbox (owned by the
     /// requester) if it does not exist yet.
     pub fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Deployment, StoreError> {
+        self.insert_deployment_as(new, None)
+    }
+
+    /// [`Self::insert_deployment`] for `editor` (the requester): the
+    /// sandbox must be theirs, or they an admin, else
+    /// [`StoreError::NotOwner`] and nothing is written. Making the sandbox
+    /// if missing and reading its owner happen in one transaction, so a
+    /// sandbox someone else creates meanwhile is never handed this
+    /// deployment.
+    pub fn insert_deployment_as(
+        &self,
+        new: &NewDeployment<'_>,
+        editor: Option<super::Editor<'_>>,
+    ) -> Result<Deployment, StoreError> {
         let now = now_rfc3339();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -151,11 +165,17 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, 72)",
             params![new.sandbox, new.created_by, now, super::expiry_after(72)],
         )?;
-        let ttl: u32 = tx.query_row(
-            "SELECT ttl_hours FROM sandboxes WHERE name = ?1",
+        let (owner, ttl): (String, u32) = tx.query_row(
+            "SELECT owner, ttl_hours FROM sandboxes WHERE name = ?1",
             [new.sandbox],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
+        if editor.is_some_and(|editor| !editor.may_change(Some(&owner))) {
+            return Err(StoreError::NotOwner {
+                sandbox: new.sandbox.to_owned(),
+                owner,
+            });
+        }
         tx.execute(
             "UPDATE sandboxes SET expires_at = ?2 WHERE name = ?1",
             params![new.sandbox, super::expiry_after(ttl)],
@@ -405,5 +425,86 @@ impl Store {
         )?;
         let rows = stmt.query_map(params![id, after], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::Editor;
+
+    /// Two users race many first deploys into one new name: the sandbox
+    /// goes to whoever came first, and every deployment recorded is in a
+    /// sandbox its requester owns; the others are refused, unrecorded.
+    #[test]
+    fn a_first_deploy_never_lands_in_a_sandbox_someone_else_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("sdp.db")).expect("store"));
+        let threads: Vec<_> = (0..16)
+            .map(|n| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let user = if n % 2 == 0 { "alice" } else { "bob" };
+                    let id = DeploymentId::generate();
+                    let new = NewDeployment {
+                        id: &id,
+                        sandbox: "fresh",
+                        repo: "users",
+                        branch: "main",
+                        kind: "micro",
+                        created_by: user,
+                        reapply: false,
+                        commit: None,
+                        redeploy_of: None,
+                    };
+                    let editor = Editor { user, admin: false };
+                    (user, store.insert_deployment_as(&new, Some(editor)))
+                })
+            })
+            .collect();
+        let owner = |store: &Store| store.sandbox("fresh").expect("read").expect("made").owner;
+        let mut refused = 0;
+        for thread in threads {
+            let (user, outcome) = thread.join().expect("thread");
+            match outcome {
+                Ok(deployment) => assert_eq!(deployment.created_by, owner(&store)),
+                Err(StoreError::NotOwner { owner: other, .. }) => {
+                    assert_ne!(other, user);
+                    refused += 1;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+        assert_eq!(refused, 8, "the other user's eight are refused");
+        let recorded = store
+            .deployments(&DeploymentFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .expect("list");
+        assert_eq!(recorded.len(), 8);
+        assert!(recorded.iter().all(|d| d.created_by == owner(&store)));
+        // An admin may deploy into it.
+        let id = DeploymentId::generate();
+        let new = NewDeployment {
+            id: &id,
+            sandbox: "fresh",
+            repo: "users",
+            branch: "main",
+            kind: "micro",
+            created_by: "root",
+            reapply: false,
+            commit: None,
+            redeploy_of: None,
+        };
+        let admin = Editor {
+            user: "root",
+            admin: true,
+        };
+        store
+            .insert_deployment_as(&new, Some(admin))
+            .expect("an admin deploys anywhere");
     }
 }

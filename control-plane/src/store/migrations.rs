@@ -119,6 +119,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN requested_commit TEXT;
     ALTER TABLE deployments ADD COLUMN redeploy_of TEXT;
     "#,
+    // 6: environments and templates record who created them (only they or
+    // an admin change them; a row from before has none: admins only), and
+    // an environment's secret variables are kept apart from its plain ones
+    // (written, never read back over the API).
+    r#"
+    ALTER TABLE environments ADD COLUMN created_by TEXT;
+    ALTER TABLE environments ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE templates ADD COLUMN created_by TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
@@ -130,4 +139,48 @@ pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database from before creators and secrets (migration 5) keeps its
+    /// environments and templates: no creator (admins only), no secrets.
+    #[test]
+    fn rows_from_before_creators_have_none_and_no_secrets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sdp.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            for (index, sql) in MIGRATIONS.iter().enumerate().take(5) {
+                let tx = conn.transaction().expect("tx");
+                tx.execute_batch(sql).expect("migration");
+                tx.pragma_update(None, "user_version", index + 1)
+                    .expect("version");
+                tx.commit().expect("commit");
+            }
+            conn.execute_batch(
+                "INSERT INTO environments (name, vars, created_at, updated_at) \
+                 VALUES ('old', '{\"A\":\"1\"}', 't', 't'); \
+                 INSERT INTO templates (name, environment, services, created_at, updated_at) \
+                 VALUES ('old', 'old', '[]', 't', 't');",
+            )
+            .expect("rows of version 5");
+        }
+        let store = crate::store::Store::open(&path).expect("migrated");
+        let environment = store.environment("old").expect("read").expect("kept");
+        assert_eq!(environment.created_by, None);
+        assert!(environment.secret_keys.is_empty());
+        assert_eq!(environment.vars.get("A").map(String::as_str), Some("1"));
+        assert!(
+            store
+                .environment_secrets("old")
+                .expect("secrets")
+                .expose()
+                .is_empty()
+        );
+        let template = store.template("old").expect("read").expect("kept");
+        assert_eq!(template.created_by, None);
+    }
 }

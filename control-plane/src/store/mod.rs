@@ -5,6 +5,7 @@
 mod catalog;
 mod deployments;
 mod follows;
+mod guard;
 mod migrations;
 pub(crate) mod results;
 mod sandboxes;
@@ -17,9 +18,12 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use catalog::{Environment, RepoBranch, Template, is_constraint, object_only};
+pub use catalog::{
+    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
+};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use follows::{Follow, Follower};
+pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
 pub use sessions::SessionRow;
 
@@ -35,6 +39,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored value is malformed: {0}")]
     Malformed(String),
+    /// A deployment asked for a sandbox that someone else owns.
+    #[error("sandbox {sandbox} belongs to {owner}")]
+    NotOwner { sandbox: String, owner: String },
 }
 
 /// A shared handle on one SQLite connection. Queries are short; callers on

@@ -11,11 +11,14 @@
 //! [`Browser::expect_console_errors`] takes the ones a test provokes on
 //! purpose.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http;
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use sdp_testkit::{ChildGuard, free_port, wait_for};
 use serde_json::{Value, json};
@@ -23,6 +26,9 @@ use tempfile::TempDir;
 
 /// How long a UI condition may take (page loads, API round trips).
 pub const UI_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a person clicks or types into.
+const CONTROLS: &str = "a[href], button, input, select, textarea";
 
 pub struct Browser {
     pub client: Client,
@@ -136,37 +142,139 @@ impl Browser {
             .to_owned()
     }
 
+    /// Clicks the element matching `css` now, as a person would: a
+    /// WebDriver click (scrolled into view, refused if hidden, disabled
+    /// or covered, real mouse events), not a script's `element.click()`,
+    /// which would also click what no person can.
+    ///
+    /// Finding and clicking are two WebDriver commands, and a page may
+    /// re-render between them (the dashboard's pages keep their controls
+    /// on a refresh, but a route change or a row that comes back replaces
+    /// one). An element gone stale in between is not the element matching
+    /// `css` any more, so this finds the one that matches now and clicks
+    /// that: the meaning of "click `css`", not a retry of a failed check.
+    /// Every other error fails the test at once.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .expect("element")
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.on_element(css, "click", |element| async move { element.click().await })
+            .await;
     }
 
-    /// Clears the input `css` and types `text` into it.
+    /// Clears the input `css` and types `text` into it (found again if a
+    /// re-render replaced it in between, as in [`Browser::click`]).
     pub async fn fill(&self, css: &str, text: &str) {
-        self.wait_for(css).await;
-        let element = self.client.find(Locator::Css(css)).await.expect("input");
-        element.clear().await.expect("clear");
-        element.send_keys(text).await.expect("type");
+        self.on_element(css, "type into", |element| async move {
+            element.clear().await?;
+            element.send_keys(text).await
+        })
+        .await;
     }
 
     /// Sets a <select>'s value as a user's choice would (with `change`).
     pub async fn select(&self, css: &str, value: &str) {
         self.wait_for(css).await;
         let option = format!("{css} option[value={}]", json!(value));
-        self.wait_for(&option).await;
-        self.client
-            .find(Locator::Css(&option))
-            .await
-            .expect("option")
-            .click()
-            .await
-            .expect("select option");
+        self.on_element(
+            &option,
+            "select",
+            |element| async move { element.click().await },
+        )
+        .await;
+    }
+
+    /// Waits for `css`, then runs `act` on the element it matches. When
+    /// the element went stale (replaced between the find and `act`), finds
+    /// the one matching now and runs `act` on it, within [`UI_TIMEOUT`];
+    /// each such re-find is printed, so a page that keeps replacing a
+    /// control shows in the test's output.
+    async fn on_element<F, Fut>(&self, css: &str, what: &str, act: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: Future<Output = Result<(), CmdError>>,
+    {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            self.wait_for(css).await;
+            let outcome = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => act(element).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(e)
+                    if (e.is_stale_element_reference() || e.is_no_such_element())
+                        && Instant::now() < deadline =>
+                {
+                    eprintln!("{what} {css}: the element was replaced ({e}); finding it again");
+                }
+                Err(e) => panic!("{what} {css}: {e}"),
+            }
+        }
+    }
+
+    /// Starts watching the page for controls (links, buttons, fields)
+    /// that leave the document, and counts the API responses it gets.
+    /// Both live in the page's window, so they last while the dashboard
+    /// moves between its pages by hash ([`Browser::go`]); a full load
+    /// ([`Browser::open`]) ends them. The router swaps whole pages as the
+    /// children of `#view`: those removals are a page left (or its
+    /// placeholder), not a refresh, and are not counted.
+    pub async fn watch_controls(&self) {
+        self.js(&format!(
+            "if (window.__sdpWatch) return; \
+             const sel = {CONTROLS}; \
+             const view = document.getElementById('view'); \
+             const w = {{ removed: [], responses: {{}} }}; \
+             const describe = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') \
+               + (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\\s+/).join('.') : '') \
+               + ' ' + JSON.stringify((e.textContent || e.value || '').trim().slice(0, 40)); \
+             new MutationObserver((records) => {{ \
+               for (const r of records) {{ \
+                 if (r.target === view) continue; \
+                 for (const n of r.removedNodes) {{ \
+                   if (!(n instanceof Element)) continue; \
+                   const all = [...(n.matches(sel) ? [n] : []), ...n.querySelectorAll(sel)]; \
+                   for (const e of all) if (!e.isConnected) w.removed.push(describe(e)); \
+                 }} \
+               }} \
+             }}).observe(document.body, {{ childList: true, subtree: true }}); \
+             const fetch0 = window.fetch; \
+             window.fetch = (...args) => fetch0(...args).then((r) => {{ \
+               const u = new URL(r.url); const k = u.pathname + u.search; \
+               w.responses[k] = (w.responses[k] || 0) + 1; return r; }}); \
+             window.__sdpWatch = w;",
+            CONTROLS = json!(CONTROLS),
+        ))
+        .await;
+    }
+
+    /// Goes to `#<hash>` in the same document, as a link would, and
+    /// forgets the controls replaced so far.
+    pub async fn go(&self, hash: &str) {
+        self.js(&format!(
+            "window.__sdpWatch.removed = []; location.hash = {};",
+            json!(hash)
+        ))
+        .await;
+    }
+
+    /// The controls the page made since the last [`Browser::go`] and then
+    /// removed (a control moved within the page is the same element and
+    /// not counted).
+    pub async fn replaced_controls(&self) -> Vec<String> {
+        let removed = self.js("return window.__sdpWatch.removed;").await;
+        serde_json::from_value(removed).expect("a list of strings")
+    }
+
+    /// How many responses to `GET <path_and_query>` the page got since
+    /// [`Browser::watch_controls`].
+    pub async fn responses(&self, path_and_query: &str) -> u64 {
+        self.js(&format!(
+            "return window.__sdpWatch.responses[{}] || 0;",
+            json!(path_and_query)
+        ))
+        .await
+        .as_u64()
+        .expect("a count")
     }
 
     /// The page's location hash.

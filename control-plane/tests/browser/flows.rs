@@ -332,7 +332,10 @@ async fn browser_renders_user_strings_as_text_and_masks_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_HTTP__PREVIEW_DOMAIN", "sdp.test".into())]),
+        control_plane_env: pairs(&[
+            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.test".into()),
+            ("SDP_HTTP__PUBLIC_URL", "http://127.0.0.1".into()),
+        ]),
         ..StackOptions::default()
     })
     .await;

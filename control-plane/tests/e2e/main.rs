@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod authz;
 mod backup;
 mod bad_input;
 mod cleanup;
@@ -12,6 +13,7 @@ mod cluster;
 mod contract;
 mod faults;
 mod flow;
+mod forgery;
 mod gateways;
 mod hardening;
 mod hostile_bus;
@@ -24,6 +26,7 @@ mod rollback;
 mod routing;
 mod runtime_logs;
 mod sandboxes;
+mod secrets;
 mod sessions;
 mod soak;
 mod staleness;

@@ -20,7 +20,12 @@ fn preview_options(gateway: bool) -> StackOptions {
     StackOptions {
         gateway,
         agent: gateway,
-        control_plane_env: pairs(&[("SDP_HTTP__PREVIEW_DOMAIN", DOMAIN.into())]),
+        control_plane_env: pairs(&[
+            ("SDP_HTTP__PREVIEW_DOMAIN", DOMAIN.into()),
+            // The dashboard (127.0.0.1) and previews (*.sdp.test) are two
+            // sites, as the start check asks.
+            ("SDP_HTTP__PUBLIC_URL", "http://127.0.0.1".into()),
+        ]),
         ..StackOptions::default()
     }
 }
@@ -331,5 +336,92 @@ async fn the_preview_entry_carries_websocket_upgrades() {
     }
     socket.close(None).await.expect("close");
     server.abort();
+    stack.shutdown().await;
+}
+
+/// The Set-Cookie headers a gateway answers `/cookies` with: the session
+/// cookie in every spelling a browser would take, and one of its own.
+const PLANTED: [&str; 6] = [
+    "sdp_session=planted; Domain=sdp.test; Path=/",
+    "SDP_SESSION=planted; domain=.sdp.test",
+    "__Host-sdp_session=planted; Secure; Path=/",
+    "=sdp_session=planted; Domain=sdp.test",
+    " sdp_session =planted",
+    "theme=dark; Path=/",
+];
+
+fn cookie_planting_gateway() -> String {
+    let headers: String = PLANTED
+        .iter()
+        .map(|value| format!("    header('Set-Cookie: {value}', false);\n"))
+        .collect();
+    let planting = format!(
+        "<?php\nif (parse_url($_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH) === '/cookies') {{\n\
+         {headers}    header('Content-Type: text/plain');\n    echo 'cookies';\n    return true;\n}}\n"
+    );
+    sdp_testkit::php_gateway_source("cookies").replacen("<?php\n", &planting, 1)
+}
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_session_cookies_never_reach_the_browser() {
+    let stack = Stack::start_with(preview_options(true)).await;
+    let token = stack.login().await;
+    setup(&stack, &token).await;
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            json!({ "name": "alpha", "template": "shop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let routing = stack.routing.as_ref().expect("gateway stack");
+    routing
+        .gateway
+        .push_file("main", "index.php", &cookie_planting_gateway());
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes/alpha/deployments",
+            json!({ "repo": "gateway", "branch": "main" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let deployment = stack
+        .wait_settled(&token, body["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(deployment["status"], "running", "{deployment}");
+
+    // The gateway's own port answers with every cookie...
+    let (_, view) = stack.get(&token, "/api/sandboxes/alpha").await;
+    let gateway_url = view["gateway_url"].as_str().expect("gateway_url");
+    let direct = stack
+        .http()
+        .get(format!("{gateway_url}/cookies"))
+        .send()
+        .await
+        .expect("gateway");
+    assert_eq!(set_cookies(&direct).len(), PLANTED.len(), "{direct:?}");
+
+    // ...the preview link passes only its own.
+    let response = stack
+        .http()
+        .get(stack.url("/cookies"))
+        .header(reqwest::header::HOST, format!("alpha.{DOMAIN}"))
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(set_cookies(&response), ["theme=dark; Path=/"]);
+    assert_eq!(response.text().await.expect("body"), "cookies");
     stack.shutdown().await;
 }

@@ -429,7 +429,7 @@ async fn bench_runtime_logs_slow_viewer_rss() {
 /// once, as a browser tab does. (An aborted reqwest read may keep its
 /// pooled connection open while no bytes flow, so the server cannot tell
 /// the viewer left.)
-async fn raw_viewer(stack: &Stack, token: &str, path: &str) -> tokio::net::TcpStream {
+pub(crate) async fn raw_viewer(stack: &Stack, token: &str, path: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = stack.base_url.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&addr)
@@ -460,7 +460,13 @@ async fn raw_viewer(stack: &Stack, token: &str, path: &str) -> tokio::net::TcpSt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_serves_a_bounded_number_of_streams() {
     let max = u64::from(sdp_agentlib::runtime_logs::MAX_STREAMS);
-    let stack = Stack::start().await;
+    // One user opens them all: the control plane's per-user bound is
+    // raised past the agent's (`authz.rs` tests that bound).
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: pairs(&[("SDP_STREAMS__RUNTIME_LOGS_PER_USER", (max + 1).to_string())]),
+        ..StackOptions::default()
+    })
+    .await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");

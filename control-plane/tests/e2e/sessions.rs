@@ -158,3 +158,42 @@ async fn failed_logins_are_throttled_per_user_and_per_address() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_logins_reach_git_at_most_the_user_limit() {
+    // The default per-user limit (3), below Bitbucket's CAPTCHA at 5.
+    let stack = Stack::start().await;
+    // The agent is up and checks credentials (one good login, which also
+    // clears nothing: no failures yet).
+    let _ = stack.login().await;
+    let before = stack.git.wrong_credentials();
+    let attempts = (0..20).map(|i| {
+        let request = stack
+            .http()
+            .post(stack.url("/api/login"))
+            .json(&json!({ "username": USER, "password": format!("wrong-{i}") }));
+        async move { request.send().await.expect("login").status() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let wrong = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(
+        (wrong, refused),
+        (3, 17),
+        "three attempts take the user's slots, the rest are refused: {statuses:?}"
+    );
+    let reached = stack.git.wrong_credentials() - before;
+    eprintln!("wrong credentials that reached git: {reached}");
+    assert!(
+        reached <= 3,
+        "20 parallel wrong logins reached git with {reached} wrong credentials"
+    );
+    assert!(reached >= 1, "no wrong login reached git at all");
+    stack.shutdown().await;
+}

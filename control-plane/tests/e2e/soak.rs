@@ -35,7 +35,16 @@ fn footprint(pid: u32) -> (u64, usize) {
 async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
     let deploys = env_usize("SDP_SOAK_DEPLOYS", 6);
     let viewers = env_usize("SDP_SOAK_VIEWERS", 10);
-    let mut stack = Stack::start().await;
+    // One user is every viewer here: the per-user WebSocket bound is
+    // raised to fit them.
+    let mut stack = Stack::start_with(StackOptions {
+        control_plane_env: pairs(&[(
+            "SDP_STREAMS__WEBSOCKETS_PER_USER",
+            (deploys * viewers + 1).to_string(),
+        )]),
+        ..StackOptions::default()
+    })
+    .await;
     let token = stack.login().await;
 
     // Warm up (caches, connections), then take the baseline.

@@ -60,8 +60,11 @@ pub fn new_password() -> String {
 }
 
 /// The env vars that carry every user's password into nats-server.
-pub fn password_env(passwords: &HashMap<&'static str, String>) -> Vec<(String, String)> {
-    USERS
+fn users_env(
+    users: &[(&'static str, &'static str)],
+    passwords: &HashMap<&'static str, String>,
+) -> Vec<(String, String)> {
+    users
         .iter()
         .map(|(user, var)| ((*var).to_owned(), passwords[user].clone()))
         .collect()
@@ -72,12 +75,22 @@ pub fn password_env(passwords: &HashMap<&'static str, String>) -> Vec<(String, S
 pub struct SecureNats {
     port: u16,
     dir: TempDir,
+    users: Vec<(&'static str, &'static str)>,
     passwords: HashMap<&'static str, String>,
     child: Option<ChildGuard>,
 }
 
 impl SecureNats {
     pub async fn start() -> SecureNats {
+        Self::start_with_auth(&nats_dir().join("auth.conf"), &[]).await
+    }
+
+    /// Like [`Self::start`] with another `auth.conf` (one `gen-auth.sh`
+    /// rendered) that has these users besides [`USERS`].
+    pub async fn start_with_auth(
+        auth_conf: &Path,
+        extra_users: &[(&'static str, &'static str)],
+    ) -> SecureNats {
         sdp_testkit::init_tracing();
         let dir = tempfile::Builder::new()
             .prefix("sdp-nats-secure-")
@@ -86,15 +99,17 @@ impl SecureNats {
         gen_certs(&dir.path().join("tls"));
         // `include` paths are relative to the including file (nats-server
         // 2.9 joins even an absolute one to that dir): link the real file.
-        std::os::unix::fs::symlink(nats_dir().join("auth.conf"), dir.path().join("auth.conf"))
+        std::os::unix::fs::symlink(auth_conf, dir.path().join("auth.conf"))
             .expect("link auth.conf");
-        let passwords = USERS
+        let users: Vec<_> = USERS.iter().chain(extra_users).copied().collect();
+        let passwords = users
             .iter()
             .map(|(user, _)| (*user, new_password()))
             .collect();
         let mut server = SecureNats {
             port: 0,
             dir,
+            users,
             passwords,
             child: None,
         };
@@ -150,7 +165,7 @@ impl SecureNats {
             .arg(&config_path)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(password_env(&self.passwords))
+            .envs(users_env(&self.users, &self.passwords))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));

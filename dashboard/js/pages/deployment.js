@@ -5,12 +5,12 @@
 // running container's output; see runtimelog.js).
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading, urlLink } from '../dom.js';
+import { el, replace, errorBox, loading, urlLink, place, replaceWhenChanged } from '../dom.js';
 import { statusBadge, duration, commitEl, toDate, SETTLED, sandboxLink, timeEl } from '../format.js';
 import { DeploymentStream } from '../stream.js';
 import { LogView } from '../logview.js';
 import { RuntimeLog } from '../runtimelog.js';
-import { liveBadge, redeployBadge, canRedeploy, rollbackButton } from '../rollback.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const STEPS = ['queued', 'fetching', 'building', 'starting'];
 const CONN = {
@@ -168,84 +168,94 @@ export async function render(view, { params, navigate, isCurrent }) {
     replace(live, liveBadge({ live: deployment.live && status === 'running' }));
   }
 
+  // The facts and the result box hold links: they are drawn again only
+  // when what they show changed (a replay of the stream changes nothing).
   function renderFacts() {
     const fact = (key, value, attrs = {}) => el('li', {}, el('span', { class: 'k' }, key), el('span', { class: 'v', ...attrs }, value));
-    replace(facts,
-      fact('Commit', commitEl(result?.commit ?? deployment.commit)),
+    const commit = result?.commit ?? deployment.commit;
+    const url = result?.url ?? deployment.url;
+    const shown = [commit, url, deployment.redeploy_of, deployment.agent_id, deployment.kind, deployment.created_by, deployment.created_at];
+    replaceWhenChanged(facts, JSON.stringify(shown), () => [
+      fact('Commit', commitEl(commit)),
       deployment.redeploy_of ? fact('Redeploys', redeployBadge(deployment), { id: 'deployment-redeploy-of' }) : null,
       fact('Agent', deployment.agent_id ?? '—', { class: 'v mono' }),
       fact('Kind', deployment.kind ?? '—'),
       fact('By', deployment.created_by ?? '—'),
       fact('Created', timeEl(deployment.created_at)),
-      fact('URL', urlLink(result?.url ?? deployment.url), { id: 'deployment-url' }));
+      fact('URL', urlLink(url), { id: 'deployment-url' })]);
   }
 
   function renderResult() {
     if (!SETTLED.has(status)) {
-      resultBox.replaceChildren();
+      replaceWhenChanged(resultBox, '', () => []);
       return;
     }
     const url = result?.url ?? deployment.url;
     const error = result?.error ?? deployment.error;
     const tail = result?.log_tail ?? [];
-    let box;
+    replaceWhenChanged(resultBox, JSON.stringify([status, url, error, tail]), () => resultAlert(url, error, tail));
+  }
+
+  function resultAlert(url, error, tail) {
     if (status === 'running') {
-      box = el('div', { class: 'alert alert-ok', id: 'result-box', dataset: { status } },
+      return el('div', { class: 'alert alert-ok', id: 'result-box', dataset: { status } },
         el('div', { class: 'result-line' }, el('span', { class: 'title' }, 'Running'),
           url ? el('span', {}, 'reachable at ', urlLink(url)) : 'The service is up.'));
-    } else if (status === 'failed') {
-      box = el('div', { class: 'alert alert-error', id: 'result-box', dataset: { status } },
+    }
+    if (status === 'failed') {
+      return el('div', { class: 'alert alert-error', id: 'result-box', dataset: { status } },
         el('span', { class: 'title' }, 'Failed'), error ?? 'The deployment failed.',
         tail.length ? [el('div', { class: 'small' }, 'Last lines of the container log:'),
           el('pre', { class: 'log-tail', id: 'log-tail' }, tail.join('\n'))] : null);
-    } else {
-      box = el('div', { class: 'alert alert-warn', id: 'result-box', dataset: { status } },
-        el('span', { class: 'title' }, status === 'cancelled' ? 'Cancelled' : 'Stopped'), error ?? '');
     }
-    replace(resultBox, box);
+    return el('div', { class: 'alert alert-warn', id: 'result-box', dataset: { status } },
+      el('span', { class: 'title' }, status === 'cancelled' ? 'Cancelled' : 'Stopped'), error ?? '');
   }
 
-  function renderActions() {
-    headActions.replaceChildren();
-    if (!SETTLED.has(status)) {
-      const cancel = el('button', { type: 'button', class: 'btn btn-danger', id: 'cancel-deployment' }, 'Cancel deployment');
-      cancel.addEventListener('click', async () => {
-        cancel.disabled = true;
-        try {
-          await api.post(`/api/deployments/${api.seg(id)}/cancel`);
-          replace(message, el('div', { class: 'alert alert-info' }, 'Cancel requested: it stops at its next step.'));
-        } catch (err) {
-          replace(message, errorBox(err, 'Cannot cancel'));
-          cancel.disabled = false;
-        }
-      });
-      headActions.append(cancel);
-    } else {
-      const again = el('button', { type: 'button', class: 'btn', id: 'redeploy', title: 'Deploy the branch as it is now' }, 'Redeploy branch');
-      again.addEventListener('click', async () => {
-        again.disabled = true;
-        try {
-          const created = await api.post(`/api/sandboxes/${api.seg(deployment.sandbox)}/deployments`,
-            { repo: deployment.repo, branch: deployment.branch });
-          navigate(`#/deployments/${encodeURIComponent(created.id)}`);
-        } catch (err) {
-          replace(message, errorBox(err, 'Cannot redeploy'));
-          again.disabled = false;
-        }
-      });
-      headActions.append(again);
-      const commit = result?.commit ?? deployment.commit;
-      const settled = { ...deployment, status, commit, live: deployment.live && status === 'running' };
-      if (canRedeploy(settled)) {
-        const back = rollbackButton(settled, {
-          onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
-          onError: (err) => replace(message, errorBox(err, 'Cannot deploy this commit again')),
-          small: false,
-        });
-        back.id = 'rollback';
-        headActions.append(' ', back);
-      }
+  // The head's buttons are made once; each render shows the ones that
+  // apply and updates them in place. A settled page is drawn again by the
+  // stream's replay, its result and the final row: a button re-created
+  // each time lost clicks that landed between two of them.
+  const cancel = el('button', { type: 'button', class: 'btn btn-danger', id: 'cancel-deployment' }, 'Cancel deployment');
+  cancel.addEventListener('click', async () => {
+    cancel.disabled = true;
+    try {
+      await api.post(`/api/deployments/${api.seg(id)}/cancel`);
+      replace(message, el('div', { class: 'alert alert-info' }, 'Cancel requested: it stops at its next step.'));
+    } catch (err) {
+      replace(message, errorBox(err, 'Cannot cancel'));
+      cancel.disabled = false;
     }
+  });
+  const again = el('button', { type: 'button', class: 'btn', id: 'redeploy', title: 'Deploy the branch as it is now' }, 'Redeploy branch');
+  again.addEventListener('click', async () => {
+    again.disabled = true;
+    try {
+      const created = await api.post(`/api/sandboxes/${api.seg(deployment.sandbox)}/deployments`,
+        { repo: deployment.repo, branch: deployment.branch });
+      navigate(`#/deployments/${encodeURIComponent(created.id)}`);
+    } catch (err) {
+      replace(message, errorBox(err, 'Cannot redeploy'));
+      again.disabled = false;
+    }
+  });
+  const back = rollbackControl({
+    onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+    onError: (err) => replace(message, errorBox(err, 'Cannot deploy this commit again')),
+    small: false,
+  });
+  back.node.id = 'rollback';
+
+  function renderActions() {
+    if (!SETTLED.has(status)) {
+      place(headActions, cancel);
+      return;
+    }
+    const commit = result?.commit ?? deployment.commit;
+    const settled = { ...deployment, status, commit, live: deployment.live && status === 'running' };
+    const offer = canRedeploy(settled);
+    if (offer) back.update(settled);
+    place(headActions, again, offer ? back.node : null);
   }
 
   function renderAll() {

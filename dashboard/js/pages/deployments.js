@@ -5,9 +5,9 @@
 // (sandbox, service) is marked; a settled one can be rolled back to.
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading } from '../dom.js';
+import { el, replace, errorBox, loading, place, keyed, setText, setAttr } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, sandboxLink, STATUSES, toDate, duration } from '../format.js';
-import { liveBadge, redeployBadge, canRedeploy, rollbackButton, confirming } from '../rollback.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 5000;
 
@@ -66,65 +66,98 @@ export async function render(view, { query, navigate }) {
       el('div', { class: 'sub' }, 'Every deployment, newest first.'))),
     message,
     el('section', { class: 'card' }, form, body));
-  const rollback = (d) => (canRedeploy(d) ? rollbackButton(d, {
-    onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
-    onError: (err) => replace(message, errorBox(err, `Cannot deploy ${d.repo} ${d.commit} again`)),
-  }) : null);
-
   const path = `/api/deployments${api.query({
     sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: query.limit,
   })}`;
   // Runs the user unfolded, by their newest deployment's id: kept across polls.
   const unfolded = new Set();
-  const row = (d, attrs = {}) => el('tr', { dataset: { deployment: d.id }, ...attrs },
-    el('td', {}, deploymentLink(d.id), d.reapply ? [' ', el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : null,
-      d.redeploy_of ? [' ', redeployBadge(d)] : null),
-    el('td', {}, sandboxLink(d.sandbox)),
-    el('td', {}, d.repo),
-    el('td', { class: 'mono' }, d.branch),
-    el('td', {}, commitEl(d.commit)),
-    el('td', { title: d.error ?? '' }, statusBadge(d.status), liveBadge(d)),
-    el('td', {}, d.created_by ?? ''),
-    el('td', {}, timeEl(d.created_at)),
-    el('td', { class: 'nowrap muted' }, took(d)),
-    el('td', { class: 'actions' }, rollback(d)));
-  const runRows = (run) => {
-    if (run.length === 1) return [row(run[0])];
-    const key = run[0].id;
-    const open = unfolded.has(key);
-    const toggle = el('button', { type: 'button', class: 'btn btn-small btn-ghost reapply-toggle', 'aria-expanded': String(open) },
-      open ? 'fold' : `+${run.length - 1} more`);
-    const rest = run.slice(1).map((d) => row(d, { class: open ? 'reapply-run' : 'reapply-run folded' }));
+  let shown = [];
+
+  // A row per deployment, kept across polls (see `keyed`): its link, its
+  // rollback button and its run's fold toggle stay the same elements, so
+  // a click (or an open "roll back?") survives a refresh.
+  const makeRow = ({ d }) => {
+    const gap = () => document.createTextNode(' ');
+    const link = deploymentLink(d.id);
+    const reapply = d.reapply ? [gap(), el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : [];
+    const redeploy = d.redeploy_of ? [gap(), redeployBadge(d)] : [];
+    let run = null;
+    const toggle = el('button', { type: 'button', class: 'btn btn-small btn-ghost reapply-toggle' });
     toggle.addEventListener('click', () => {
-      const nowOpen = !unfolded.has(key);
-      if (nowOpen) unfolded.add(key); else unfolded.delete(key);
-      for (const r of rest) r.classList.toggle('folded', !nowOpen);
-      toggle.textContent = nowOpen ? 'fold' : `+${run.length - 1} more`;
-      toggle.setAttribute('aria-expanded', String(nowOpen));
+      if (!run) return;
+      if (unfolded.has(run.key)) unfolded.delete(run.key); else unfolded.add(run.key);
+      draw(shown);
     });
-    const head = row(run[0]);
-    head.querySelector('td').append(' ', toggle);
-    return [head, ...rest];
+    const toggleGap = gap();
+    const first = el('td', {});
+    const commit = el('td', {});
+    const state = el('td', {});
+    const by = el('td', {});
+    const started = el('td', {});
+    const tookCell = el('td', { class: 'nowrap muted' });
+    const back = rollbackControl({
+      onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+      onError: (err, at) => replace(message, errorBox(err, `Cannot deploy ${at.repo} ${at.commit} again`)),
+    });
+    const actions = el('td', { class: 'actions' });
+    const tr = el('tr', { dataset: { deployment: d.id } },
+      first, el('td', {}, sandboxLink(d.sandbox)), el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
+      commit, state, by, started, tookCell, actions);
+    return {
+      node: tr,
+      update(item) {
+        const now = item.d;
+        run = item.head;
+        if (run) {
+          setText(toggle, unfolded.has(run.key) ? 'fold' : `+${run.count} more`);
+          setAttr(toggle, 'aria-expanded', String(unfolded.has(run.key)));
+        }
+        place(first, link, reapply, redeploy, run ? [toggleGap, toggle] : null);
+        setAttr(tr, 'class', item.follower ? `reapply-run${unfolded.has(item.follower) ? '' : ' folded'}` : null);
+        replace(commit, commitEl(now.commit));
+        setAttr(state, 'title', now.error ?? '');
+        replace(state, statusBadge(now.status), liveBadge(now));
+        setText(by, now.created_by ?? '');
+        replace(started, timeEl(now.created_at));
+        setText(tookCell, took(now));
+        if (canRedeploy(now)) back.update(now);
+        place(actions, canRedeploy(now) ? back.node : null);
+      },
+    };
   };
+  const tbody = el('tbody', {});
+  const table = el('table', { class: 'table', id: 'deployments-table' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Sandbox'), el('th', {}, 'Repo'),
+      el('th', {}, 'Branch'), el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'),
+      el('th', {}, 'Started'), el('th', {}, 'Took'), el('th', {}, ''))),
+    tbody);
+  const empty = el('div', { class: 'empty', id: 'deployments-empty' },
+    el('h2', {}, Object.keys(query).length ? 'No deployment matches these filters' : 'No deployments yet'),
+    el('p', {}, 'Deploy a branch from a ', el('a', { href: '#/sandboxes' }, 'sandbox'), '.'));
+  // Each row with its place in a run: the head of a run of re-applies
+  // carries the fold toggle, the rest follow it.
+  function draw(list) {
+    shown = list;
+    if (list.length === 0) {
+      place(body, empty);
+      return;
+    }
+    const items = runs(list).flatMap((run) => run.map((d, i) => ({
+      d,
+      head: i === 0 && run.length > 1 ? { key: d.id, count: run.length - 1 } : null,
+      follower: i > 0 ? run[0].id : null,
+    })));
+    keyed(tbody, items, (item) => item.d.id, makeRow);
+    place(body, table);
+  }
+
   let stopped = false;
   let timer = null;
   const refresh = async () => {
     try {
       const list = await api.get(path);
       if (stopped) return;
-      if (confirming(body)) {
-        // Someone is answering "roll back?": keep the rows under them.
-      } else if (list.length === 0) {
-        replace(body, el('div', { class: 'empty', id: 'deployments-empty' },
-          el('h2', {}, Object.keys(query).length ? 'No deployment matches these filters' : 'No deployments yet'),
-          el('p', {}, 'Deploy a branch from a ', el('a', { href: '#/sandboxes' }, 'sandbox'), '.')));
-      } else {
-        replace(body, el('table', { class: 'table', id: 'deployments-table' },
-          el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Sandbox'), el('th', {}, 'Repo'),
-            el('th', {}, 'Branch'), el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'),
-            el('th', {}, 'Started'), el('th', {}, 'Took'), el('th', {}, ''))),
-          el('tbody', {}, runs(list).flatMap(runRows))));
-      }
+      draw(list);
     } catch (err) {
       if (stopped) return;
       replace(body, el('div', { class: 'card-body' }, errorBox(err, 'Cannot load the deployments')));

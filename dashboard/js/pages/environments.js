@@ -1,6 +1,8 @@
 // #/environments and #/environments/{name}: named env vars (the baseline
-// URLs of the services and shared settings). Secret-looking values are
-// masked until revealed.
+// URLs of the services and shared settings). Secret variables are
+// write-only: the API lists their names (`secret_keys`), never their
+// values, so they show as set (•••) and are changed by typing a new value.
+// Plain values whose key looks secret are masked until revealed.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, confirmButton } from '../dom.js';
@@ -22,62 +24,120 @@ function maskedValue(key, value) {
   return el('span', { class: 'row' }, text, toggle);
 }
 
-function varChips(vars) {
+const SET = '••••••••';
+
+function varChips(vars, secretKeys) {
   const entries = Object.entries(vars ?? {});
-  if (!entries.length) return el('span', { class: 'muted' }, 'no variables');
-  return el('div', { class: 'chip-list' }, entries.map(([k, v]) =>
-    el('span', { class: 'var-chip', dataset: { key: k } }, el('span', { class: 'k' }, k), '=', maskedValue(k, v))));
+  const secrets = secretKeys ?? [];
+  if (!entries.length && !secrets.length) return el('span', { class: 'muted' }, 'no variables');
+  return el('div', { class: 'chip-list' },
+    entries.map(([k, v]) =>
+      el('span', { class: 'var-chip', dataset: { key: k } }, el('span', { class: 'k' }, k), '=', maskedValue(k, v))),
+    secrets.map((k) =>
+      el('span', { class: 'var-chip secret', dataset: { key: k, secret: 'true' }, title: 'Secret: set, never shown' },
+        el('span', { class: 'k' }, k), '=', el('span', { class: 'v masked' }, SET), el('span', { class: 'badge' }, 'secret'))));
 }
 
-/** The editable key/value table; returns { node, read() }. */
-export function varsEditor(vars) {
+/**
+ * The editable key/value table; returns { node, read() }. `read()` gives
+ * `{ vars, secrets }`: every plain variable, and the secret changes (a new
+ * value, or null for a secret whose row was removed or made plain).
+ * A secret that is set shows no value: left empty it is kept.
+ */
+export function varsEditor(vars, secretKeys = []) {
   const tbody = el('tbody');
-  const addRow = (key = '', value = '') => {
-    const keyInput = el('input', { type: 'text', class: 'mono key', value: key, placeholder: 'KEY', 'aria-label': 'Variable name', autocomplete: 'off' });
-    const secret = isSecretKey(key) && value !== '';
-    const valueInput = el('input', {
-      type: secret ? 'password' : 'text', class: 'mono value', value, placeholder: 'value',
-      'aria-label': 'Variable value', autocomplete: 'off',
+  const addRow = (key = '', value = '', { setSecret = false } = {}) => {
+    const keyInput = el('input', {
+      type: 'text', class: 'mono key', value: key, placeholder: 'KEY', 'aria-label': 'Variable name',
+      autocomplete: 'off', readonly: setSecret,
     });
-    const reveal = el('button', { type: 'button', class: 'btn btn-small reveal', hidden: !secret }, 'reveal');
+    // A plain value whose key looks secret is masked, not made secret.
+    const masked = setSecret || (isSecretKey(key) && value !== '');
+    const valueInput = el('input', {
+      type: masked ? 'password' : 'text', class: 'mono value', value,
+      placeholder: setSecret ? `${SET} set: type to replace` : 'value',
+      'aria-label': setSecret ? `New value of secret ${key}` : 'Variable value', autocomplete: 'new-password',
+    });
+    const reveal = el('button', { type: 'button', class: 'btn btn-small reveal', hidden: !masked || setSecret }, 'reveal');
     reveal.addEventListener('click', () => {
-      const masked = valueInput.type === 'password';
-      valueInput.type = masked ? 'text' : 'password';
-      reveal.textContent = masked ? 'hide' : 'reveal';
+      const hidden = valueInput.type === 'password';
+      valueInput.type = hidden ? 'text' : 'password';
+      reveal.textContent = hidden ? 'hide' : 'reveal';
+    });
+    const secretBox = el('input', {
+      type: 'checkbox', class: 'secret', checked: setSecret,
+      'aria-label': 'Secret: write-only, never shown again',
+    });
+    let secretTouched = setSecret;
+    secretBox.addEventListener('change', () => {
+      secretTouched = true;
+      if (secretBox.checked) {
+        valueInput.type = 'password';
+        reveal.hidden = true;
+      } else if (!setSecret) {
+        reveal.hidden = !isSecretKey(keyInput.value);
+      }
     });
     keyInput.addEventListener('input', () => {
-      // A key that turns secret masks its value from then on.
-      const nowSecret = isSecretKey(keyInput.value);
-      reveal.hidden = !nowSecret;
-      if (!nowSecret) valueInput.type = 'text';
+      // A new key that looks secret is made a secret, unless chosen otherwise.
+      const looksSecret = isSecretKey(keyInput.value);
+      if (!secretTouched && !key) secretBox.checked = looksSecret;
+      if (secretBox.checked) {
+        valueInput.type = 'password';
+        reveal.hidden = true;
+      } else {
+        reveal.hidden = !looksSecret;
+        if (!looksSecret) valueInput.type = 'text';
+      }
     });
     const remove = el('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Remove variable' }, '✕');
-    const row = el('tr', {}, el('td', {}, keyInput), el('td', {}, el('div', { class: 'value-cell' }, valueInput, reveal)),
+    const row = el('tr', { dataset: { setSecret: setSecret ? 'true' : 'false' } },
+      el('td', {}, keyInput),
+      el('td', {}, el('div', { class: 'value-cell' }, valueInput, reveal)),
+      el('td', { class: 'secret-cell' }, el('label', { class: 'row small' }, secretBox, 'secret')),
       el('td', { class: 'actions' }, remove));
     remove.addEventListener('click', () => row.remove());
     tbody.append(row);
     return keyInput;
   };
   for (const [k, v] of Object.entries(vars ?? {})) addRow(k, v);
+  for (const k of secretKeys ?? []) addRow(k, '', { setSecret: true });
   if (!tbody.children.length) addRow();
   const add = el('button', { type: 'button', class: 'btn btn-small', id: 'add-var' }, '+ Add variable');
   add.addEventListener('click', () => addRow().focus());
   const node = el('div', {},
     el('table', { class: 'table vars-table', id: 'vars-table' },
-      el('thead', {}, el('tr', {}, el('th', {}, 'Key'), el('th', {}, 'Value'), el('th', {}, ''))), tbody),
+      el('thead', {}, el('tr', {}, el('th', {}, 'Key'), el('th', {}, 'Value'), el('th', {}, 'Secret'), el('th', {}, ''))), tbody),
     el('div', { class: 'card-body' }, add,
-      el('span', { class: 'muted small' }, '  Values of keys with PASSWORD, SECRET, TOKEN, KEY or CREDENTIAL are masked.')));
+      el('span', { class: 'muted small' },
+        '  A secret is given to the gateway and never shown again, not even to you: leave it empty to keep it. ' +
+        'New keys with PASSWORD, SECRET, TOKEN, KEY or CREDENTIAL start as secrets.')));
   const read = () => {
-    const out = {};
+    const plain = {};
+    const secrets = {};
+    const seen = new Set();
     for (const row of tbody.rows) {
       const key = row.querySelector('input.key').value.trim();
       const value = row.querySelector('input.value').value;
+      const wasSet = row.dataset.setSecret === 'true';
+      const secret = row.querySelector('input.secret').checked;
       if (!key && !value) continue;
       if (!key) throw new Error('A variable has a value but no name.');
-      if (key in out) throw new Error(`${key} is listed twice.`);
-      out[key] = value;
+      if (seen.has(key)) throw new Error(`${key} is listed twice.`);
+      seen.add(key);
+      if (secret) {
+        if (value !== '') secrets[key] = value;
+        else if (!wasSet) throw new Error(`Secret ${key} needs a value.`);
+      } else {
+        plain[key] = value;
+      }
     }
-    return out;
+    // A secret whose row is gone is removed (one made plain is replaced
+    // by its plain value).
+    for (const key of secretKeys ?? []) {
+      if (!seen.has(key)) secrets[key] = null;
+    }
+    return { vars: plain, secrets };
   };
   return { node, read };
 }
@@ -88,7 +148,7 @@ function editor(existing, { onSaved, onDeleted, onCancel }) {
     type: 'text', id: 'env-name', value: existing?.name ?? '', required: true, readonly: Boolean(existing),
     placeholder: 'e.g. baseline', autocomplete: 'off',
   });
-  const vars = varsEditor(existing?.vars ?? {});
+  const vars = varsEditor(existing?.vars ?? {}, existing?.secret_keys ?? []);
   const save = el('button', { type: 'submit', class: 'btn btn-primary', id: 'env-save' }, existing ? 'Save changes' : 'Create environment');
   const actions = el('div', { class: 'form-actions' }, save,
     el('button', { type: 'button', class: 'btn', onclick: onCancel }, 'Cancel'), el('span', { class: 'spacer' }));
@@ -124,8 +184,12 @@ function editor(existing, { onSaved, onDeleted, onCancel }) {
     save.disabled = true;
     try {
       const saved = existing
-        ? await api.put(`/api/environments/${api.seg(existing.name)}`, { vars: body })
-        : await api.post('/api/environments', { name: name.value.trim(), vars: body });
+        ? await api.put(`/api/environments/${api.seg(existing.name)}`, body)
+        : await api.post('/api/environments', {
+          name: name.value.trim(),
+          vars: body.vars,
+          secrets: Object.fromEntries(Object.entries(body.secrets).filter(([, v]) => v !== null)),
+        });
       onSaved(saved?.name ?? name.value.trim());
     } catch (err) {
       replace(message, errorBox(err, 'Cannot save'));
@@ -199,7 +263,7 @@ export async function render(view, { params, navigate, isCurrent }) {
       el('thead', {}, el('tr', {}, el('th', {}, 'Name'), el('th', {}, 'Variables'), el('th', {}, 'Updated'), el('th', {}, ''))),
       el('tbody', {}, list.map((env) => el('tr', { dataset: { environment: env.name } },
         el('td', {}, el('strong', {}, env.name)),
-        el('td', {}, varChips(env.vars)),
+        el('td', {}, varChips(env.vars, env.secret_keys)),
         el('td', { class: 'nowrap' }, timeEl(env.updated_at)),
         el('td', { class: 'actions' }, el('a', { class: 'btn btn-small', href: `#/environments/${encodeURIComponent(env.name)}` }, 'Edit')))))));
   } catch (err) {

@@ -2,11 +2,11 @@
 // teardown, and the sandbox's recent deployments.
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton } from '../dom.js';
+import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton, place, keyed, setText, setAttr, replaceWhenChanged } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
-import { followToggle, pushedNote } from '../follow.js';
+import { followControl, pushedNote } from '../follow.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
-import { liveBadge, redeployBadge, canRedeploy, rollbackButton, confirming } from '../rollback.js';
+import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
 
@@ -111,31 +111,57 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       // Shown as "—".
     }
   };
+  // The page polls: its buttons, links and fields are made once and
+  // updated in place (a re-created one loses a click, and a field what
+  // is being typed into it). Parts that only show data are drawn again
+  // when their data changed.
+  const pin = el('button', { type: 'button', class: 'btn btn-small', id: 'pin-toggle' });
+  pin.addEventListener('click', () => change({ pinned: !sandbox.pinned }, pin, sandbox.pinned ? 'Unpinned: it expires again.' : 'Pinned: it never expires.'));
+  const renew = el('button', { type: 'button', class: 'btn btn-small', id: 'renew' }, 'Renew');
+  renew.addEventListener('click', () => change({ renew: true }, renew, 'Renewed.'));
+  const ttl = el('input', { type: 'number', min: 1, max: 2160, id: 'ttl-hours', 'aria-label': 'Time to live in hours' });
+  let ttlShown = null;
+  const ttlForm = el('form', { class: 'row' }, ttl, el('span', { class: 'muted' }, 'hours'),
+    el('button', { type: 'submit', class: 'btn btn-small' }, 'Set'));
+  ttlForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    change({ ttl_hours: Number(ttl.value) }, ttlForm.querySelector('button'), 'Expiry updated.');
+  });
+  const previewDt = el('dt', {}, 'Link');
+  const previewDd = el('dd', { id: 'preview-url' });
+  const gatewayDd = el('dd', { id: 'gateway-url' });
+  const environmentDd = el('dd', { id: 'sandbox-environment' });
+  const createdDd = el('dd', {});
+  const expiresWhen = el('span', {});
+  const factList = el('dl', { class: 'facts' });
+  const factRows = [
+    el('dt', {}, 'Gateway'), gatewayDd,
+    el('dt', {}, 'Environment'), environmentDd,
+    el('dt', {}, 'Created'), createdDd,
+    el('dt', {}, 'Expires'), el('dd', { id: 'expiry' }, el('div', { class: 'row' }, expiresWhen, pin, renew)),
+    el('dt', {}, 'Time to live'), el('dd', {}, ttlForm)];
   function renderFacts() {
     if (!sandbox) return;
-    replace(subtitle, 'Owned by ', el('strong', {}, sandbox.owner ?? '?'),
-      sandbox.template ? [' · template ', el('a', { href: `#/templates/${encodeURIComponent(sandbox.template)}` }, sandbox.template)] : null);
-    const pin = el('button', { type: 'button', class: 'btn btn-small', id: 'pin-toggle', 'aria-pressed': String(Boolean(sandbox.pinned)) },
-      sandbox.pinned ? 'Unpin' : 'Pin');
-    pin.addEventListener('click', () => change({ pinned: !sandbox.pinned }, pin, sandbox.pinned ? 'Unpinned: it expires again.' : 'Pinned: it never expires.'));
-    const renew = el('button', { type: 'button', class: 'btn btn-small', id: 'renew' }, 'Renew');
-    renew.addEventListener('click', () => change({ renew: true }, renew, 'Renewed.'));
-    const ttl = el('input', { type: 'number', min: 1, max: 2160, value: String(sandbox.ttl_hours ?? 24), id: 'ttl-hours', 'aria-label': 'Time to live in hours' });
-    const ttlForm = el('form', { class: 'row' }, ttl, el('span', { class: 'muted' }, 'hours'),
-      el('button', { type: 'submit', class: 'btn btn-small' }, 'Set'));
-    ttlForm.addEventListener('submit', (event) => {
-      event.preventDefault();
-      change({ ttl_hours: Number(ttl.value) }, ttlForm.querySelector('button'), 'Expiry updated.');
-    });
-    replace(facts, el('dl', { class: 'facts' },
-      sandbox.preview_url ? [el('dt', {}, 'Link'), el('dd', { id: 'preview-url' }, el('div', { class: 'row' },
-        urlLink(sandbox.preview_url), copyButton(sandbox.preview_url)))] : null,
-      el('dt', {}, 'Gateway'), el('dd', { id: 'gateway-url' }, sandbox.gateway_url ? urlLink(sandbox.gateway_url) : el('span', { class: 'muted' }, 'not running')),
-      el('dt', {}, 'Environment'), el('dd', { id: 'sandbox-environment' }, environmentOf()),
-      el('dt', {}, 'Created'), el('dd', {}, timeEl(sandbox.created_at)),
-      el('dt', {}, 'Expires'), el('dd', { id: 'expiry' }, el('div', { class: 'row' },
-        sandbox.pinned ? el('span', { class: 'badge plain info' }, 'pinned: never') : timeEl(sandbox.expires_at), pin, renew)),
-      el('dt', {}, 'Time to live'), el('dd', {}, ttlForm)));
+    replaceWhenChanged(subtitle, JSON.stringify([sandbox.owner, sandbox.template]), () => ['Owned by ', el('strong', {}, sandbox.owner ?? '?'),
+      sandbox.template ? [' · template ', el('a', { href: `#/templates/${encodeURIComponent(sandbox.template)}` }, sandbox.template)] : null]);
+    setText(pin, sandbox.pinned ? 'Unpin' : 'Pin');
+    setAttr(pin, 'aria-pressed', String(Boolean(sandbox.pinned)));
+    // What the server says, unless someone is typing a new one.
+    const hours = String(sandbox.ttl_hours ?? 24);
+    if (hours !== ttlShown && document.activeElement !== ttl) {
+      ttl.value = hours;
+      ttlShown = hours;
+    }
+    if (sandbox.preview_url) {
+      replaceWhenChanged(previewDd, sandbox.preview_url, () => el('div', { class: 'row' },
+        urlLink(sandbox.preview_url), copyButton(sandbox.preview_url)));
+    }
+    replaceWhenChanged(gatewayDd, sandbox.gateway_url ?? '', () => (sandbox.gateway_url ? urlLink(sandbox.gateway_url) : el('span', { class: 'muted' }, 'not running')));
+    replaceWhenChanged(environmentDd, JSON.stringify([sandbox.environment, templateEnv]), environmentOf);
+    replace(createdDd, timeEl(sandbox.created_at));
+    replace(expiresWhen, sandbox.pinned ? el('span', { class: 'badge plain info' }, 'pinned: never') : timeEl(sandbox.expires_at));
+    place(factList, sandbox.preview_url ? [previewDt, previewDd] : null, factRows);
+    place(facts, factList);
   }
 
   async function change(body, button, done) {
@@ -153,47 +179,70 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   }
 
   // ---- services ----
+  const makeServiceRow = (first) => {
+    const repo = first.repo;
+    let current = first;
+    const branchCell = el('td', { class: 'mono' });
+    const commitCell = el('td', {});
+    const statusCell = el('td', {});
+    const urlCell = el('td', {});
+    const log = el('a', { class: 'btn btn-small' }, 'Log');
+    const cancelButton = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Cancel');
+    // Disabled once asked for its deployment; a later one may be cancelled.
+    let cancelledFor = null;
+    cancelButton.addEventListener('click', () => {
+      cancelledFor = current.deployment_id;
+      cancel(current.deployment_id, cancelButton);
+    });
+    const deployButton = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: repo } });
+    deployButton.addEventListener('click', () => deployOne(repo, current.branch, deployButton));
+    const follow = followControl(base, repo, {
+      onChanged: (on) => {
+        say('ok', on ? `${repo} now follows ${current.branch}: a push redeploys it.` : `${repo} no longer follows its branch.`);
+        refresh();
+      },
+      onError: (err) => sayError(err, 'Cannot change following'),
+    });
+    const actions = el('td', { class: 'actions' });
+    const tr = el('tr', { dataset: { service: repo } },
+      el('td', {}, el('strong', {}, repo)), branchCell, commitCell, statusCell, urlCell,
+      el('td', { class: 'follow-cell' }, follow.node), actions);
+    return {
+      node: tr,
+      update(s) {
+        current = s;
+        replace(branchCell, s.branch ?? '', ' ', staleness.badge(s));
+        replace(commitCell, commitEl(s.commit));
+        replace(statusCell, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed'), pushedNote(s) ? [' ', pushedNote(s)] : null);
+        replaceWhenChanged(urlCell, s.url ?? '', () => urlLink(s.url));
+        follow.update(s);
+        if (s.deployment_id) setAttr(log, 'href', `#/deployments/${encodeURIComponent(s.deployment_id)}`);
+        const inFlight = Boolean(s.status && !SETTLED.has(s.status) && s.deployment_id);
+        if (cancelButton.disabled && cancelledFor !== s.deployment_id) cancelButton.disabled = false;
+        if (!inFlight && s.branch) {
+          // A service that does not follow its branch is brought up to
+          // its head by hand.
+          setText(deployButton, !s.deployment_id ? 'Deploy' : s.follow ? 'Redeploy' : 'Deploy latest');
+          setAttr(deployButton, 'title', s.deployment_id ? `Deploy the newest commit of ${s.branch}` : null);
+        }
+        place(actions, s.deployment_id ? log : null, inFlight ? cancelButton : s.branch ? deployButton : null);
+      },
+    };
+  };
+  const servicesBody = el('tbody', {});
+  const servicesTable = el('table', { class: 'table', id: 'services-table' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Branch'), el('th', {}, 'Commit'),
+      el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, 'Follow'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
+    servicesBody);
+  const noServices = el('div', { class: 'empty' }, el('p', {}, 'Nothing deployed yet. Deploy a branch, or the whole template.'));
   function renderServices() {
     const list = sandbox?.services ?? [];
     if (list.length === 0) {
-      replace(services, el('div', { class: 'empty' }, el('p', {}, 'Nothing deployed yet. Deploy a branch, or the whole template.')));
+      place(services, noServices);
       return;
     }
-    replace(services, el('table', { class: 'table', id: 'services-table' },
-      el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Branch'), el('th', {}, 'Commit'),
-        el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, 'Follow'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
-      el('tbody', {}, list.map((s) => {
-        const actions = el('td', { class: 'actions' });
-        if (s.deployment_id) actions.append(el('a', { class: 'btn btn-small', href: `#/deployments/${encodeURIComponent(s.deployment_id)}` }, 'Log'));
-        if (s.status && !SETTLED.has(s.status) && s.deployment_id) {
-          const b = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Cancel');
-          b.addEventListener('click', () => cancel(s.deployment_id, b));
-          actions.append(b);
-        } else if (s.branch) {
-          // A service that does not follow its branch is brought up to
-          // its head by hand.
-          const label = !s.deployment_id ? 'Deploy' : s.follow ? 'Redeploy' : 'Deploy latest';
-          const b = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: s.repo },
-            title: s.deployment_id ? `Deploy the newest commit of ${s.branch}` : null }, label);
-          b.addEventListener('click', () => deployOne(s.repo, s.branch, b));
-          actions.append(b);
-        }
-        const follow = followToggle(base, s, {
-          onChanged: (on) => {
-            say('ok', on ? `${s.repo} now follows ${s.branch}: a push redeploys it.` : `${s.repo} no longer follows its branch.`);
-            refresh();
-          },
-          onError: (err) => sayError(err, 'Cannot change following'),
-        });
-        return el('tr', { dataset: { service: s.repo } },
-          el('td', {}, el('strong', {}, s.repo)),
-          el('td', { class: 'mono' }, s.branch ?? '', ' ', staleness.badge(s)),
-          el('td', {}, commitEl(s.commit)),
-          el('td', {}, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed'), pushedNote(s) ? [' ', pushedNote(s)] : null),
-          el('td', {}, urlLink(s.url)),
-          el('td', { class: 'follow-cell' }, follow),
-          actions);
-      }))));
+    keyed(servicesBody, list, (s) => s.repo, makeServiceRow);
+    place(services, servicesTable);
   }
 
   // ---- routes ----
@@ -219,45 +268,62 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   }
 
   let lastRoutes = [];
+  const makeRouteRow = (first) => {
+    const service = first.service;
+    let current = first;
+    const badgeCell = el('td', {});
+    const targetCell = el('td', { class: 'mono target' });
+    const envKeyCell = el('td', { class: 'mono muted' });
+    const probeCell = el('td', { class: 'probe-cell' });
+    const override = el('button', { type: 'button', class: 'btn btn-small' });
+    override.addEventListener('click', () => routeEditor(current, targetCell));
+    const clear = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Clear');
+    clear.addEventListener('click', async () => {
+      clear.disabled = true;
+      try {
+        await api.del(`${base}/routes/${api.seg(service)}`);
+        say('ok', `The manual route of ${service} is cleared.`);
+        refresh();
+      } catch (err) {
+        sayError(err, 'Cannot clear the route');
+      } finally {
+        clear.disabled = false;
+      }
+    });
+    const actions = el('td', { class: 'actions' });
+    const tr = el('tr', { dataset: { service } },
+      el('td', {}, el('strong', {}, service)), badgeCell, targetCell, envKeyCell, probeCell, actions);
+    return {
+      node: tr,
+      update(r) {
+        current = r;
+        tr.dataset.source = String(r.source ?? '');
+        replace(badgeCell, routeBadge(r.source));
+        // Text again, also after the route editor's form stood here.
+        const target = r.target ?? '';
+        if (targetCell.firstElementChild || targetCell.textContent !== target) targetCell.textContent = target;
+        setText(envKeyCell, r.env_key ?? '');
+        replace(probeCell, prober.dot(r));
+        setText(override, r.source === 'manual' ? 'Change' : 'Set manual');
+        place(actions, override, r.source === 'manual' ? clear : null);
+      },
+    };
+  };
+  const routesBody = el('tbody', {});
+  const routesTable = el('table', { class: 'table', id: 'routes-table' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Goes to'), el('th', {}, 'Target'),
+      el('th', {}, 'Env key'), el('th', {}, 'Check'), el('th', {}, ''))),
+    routesBody);
+  const noRoutes = el('div', { class: 'empty' }, el('p', {}, 'No routes: the template names no services, or the environment has no URLs for them.'));
   function renderRoutes(list) {
     lastRoutes = list ?? [];
     if (editingRoute) return;
     if (lastRoutes.length === 0) {
-      replace(routes, el('div', { class: 'empty' }, el('p', {}, 'No routes: the template names no services, or the environment has no URLs for them.')));
+      place(routes, noRoutes);
       return;
     }
-    replace(routes, el('table', { class: 'table', id: 'routes-table' },
-      el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Goes to'), el('th', {}, 'Target'),
-        el('th', {}, 'Env key'), el('th', {}, 'Check'), el('th', {}, ''))),
-      el('tbody', {}, lastRoutes.map((r) => {
-        const targetCell = el('td', { class: 'mono target' }, r.target ?? '');
-        const actions = el('td', { class: 'actions' });
-        const override = el('button', { type: 'button', class: 'btn btn-small' }, r.source === 'manual' ? 'Change' : 'Set manual');
-        override.addEventListener('click', () => routeEditor(r, targetCell));
-        actions.append(override);
-        if (r.source === 'manual') {
-          const clear = el('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Clear');
-          clear.addEventListener('click', async () => {
-            clear.disabled = true;
-            try {
-              await api.del(`${base}/routes/${api.seg(r.service)}`);
-              say('ok', `The manual route of ${r.service} is cleared.`);
-              refresh();
-            } catch (err) {
-              sayError(err, 'Cannot clear the route');
-              clear.disabled = false;
-            }
-          });
-          actions.append(clear);
-        }
-        return el('tr', { dataset: { service: r.service, source: String(r.source ?? '') } },
-          el('td', {}, el('strong', {}, r.service)),
-          el('td', {}, routeBadge(r.source)),
-          targetCell,
-          el('td', { class: 'mono muted' }, r.env_key ?? ''),
-          el('td', { class: 'probe-cell' }, prober.dot(r)),
-          actions);
-      }))));
+    keyed(routesBody, lastRoutes, (r) => r.service, makeRouteRow);
+    place(routes, routesTable);
   }
 
   // ---- deploy form ----
@@ -323,59 +389,76 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   }
 
   // ---- head actions ----
-  function renderHeadActions() {
-    headActions.replaceChildren();
-    if (!sandboxApi || !sandbox) return;
-    const all = el('button', { type: 'button', class: 'btn', id: 'deploy-template' }, 'Deploy whole template');
-    all.addEventListener('click', async () => {
-      all.disabled = true;
+  const all = el('button', { type: 'button', class: 'btn', id: 'deploy-template' }, 'Deploy whole template');
+  all.addEventListener('click', async () => {
+    all.disabled = true;
+    try {
+      const result = await api.post(`${base}/deploy`, {});
+      const started = result?.deployments ?? [];
+      say('ok', `Started ${started.length} deployment${started.length === 1 ? '' : 's'}: `,
+        started.map((d, i) => [i ? ', ' : '', deploymentLink(d.id, `${d.repo} ${d.branch}`)]));
+      refresh();
+    } catch (err) {
+      sayError(err, 'Cannot deploy the template');
+    } finally {
+      all.disabled = false;
+    }
+  });
+  const tearDown = confirmButton({
+    label: 'Tear down…',
+    question: `Stop everything in ${name} and delete it?`,
+    confirmLabel: 'Tear down',
+    onConfirm: async () => {
       try {
-        const result = await api.post(`${base}/deploy`, {});
-        const started = result?.deployments ?? [];
-        say('ok', `Started ${started.length} deployment${started.length === 1 ? '' : 's'}: `,
-          started.map((d, i) => [i ? ', ' : '', deploymentLink(d.id, `${d.repo} ${d.branch}`)]));
-        refresh();
+        await api.del(base);
+        navigate('#/sandboxes');
       } catch (err) {
-        sayError(err, 'Cannot deploy the template');
-      } finally {
-        all.disabled = false;
+        sayError(err, 'Cannot tear down');
       }
-    });
-    headActions.append(all, confirmButton({
-      label: 'Tear down…',
-      question: `Stop everything in ${name} and delete it?`,
-      confirmLabel: 'Tear down',
-      onConfirm: async () => {
-        try {
-          const result = await api.del(base);
-          navigate('#/sandboxes');
-          void result;
-        } catch (err) {
-          sayError(err, 'Cannot tear down');
-        }
-      },
-    }));
+    },
+  });
+  function renderHeadActions() {
+    place(headActions, sandboxApi && sandbox ? [all, tearDown] : null);
   }
 
+  // ---- recent deployments ----
+  const makeHistoryRow = (d) => {
+    const commitCell = el('td', {});
+    const statusCell = el('td', {});
+    const startedCell = el('td', {});
+    const back = rollbackControl({
+      onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
+      onError: (err, at) => sayError(err, `Cannot deploy ${at.repo} ${at.commit} again`),
+    });
+    const actions = el('td', { class: 'actions' });
+    const tr = el('tr', { dataset: { deployment: d.id } },
+      el('td', {}, deploymentLink(d.id), d.redeploy_of ? [' ', redeployBadge(d)] : null),
+      el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
+      commitCell, statusCell, el('td', {}, d.created_by ?? ''), startedCell, actions);
+    return {
+      node: tr,
+      update(now) {
+        replace(commitCell, commitEl(now.commit));
+        replace(statusCell, statusBadge(now.status), liveBadge(now));
+        replace(startedCell, timeEl(now.created_at));
+        if (canRedeploy(now)) back.update(now);
+        place(actions, canRedeploy(now) ? back.node : null);
+      },
+    };
+  };
+  const historyBody = el('tbody', {});
+  const historyTable = el('table', { class: 'table', id: 'sandbox-deployments' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Repo'), el('th', {}, 'Branch'),
+      el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'), el('th', {}, ''))),
+    historyBody);
+  const noHistory = el('div', { class: 'empty' }, el('p', {}, 'No deployments in this sandbox yet.'));
   function renderHistory(list) {
-    // A refresh would drop an open "roll back?" question.
-    if (confirming(history)) return;
     if (!list.length) {
-      replace(history, el('div', { class: 'empty' }, el('p', {}, 'No deployments in this sandbox yet.')));
+      place(history, noHistory);
       return;
     }
-    replace(history, el('table', { class: 'table', id: 'sandbox-deployments' },
-      el('thead', {}, el('tr', {}, el('th', {}, 'Deployment'), el('th', {}, 'Repo'), el('th', {}, 'Branch'),
-        el('th', {}, 'Commit'), el('th', {}, 'Status'), el('th', {}, 'By'), el('th', {}, 'Started'), el('th', {}, ''))),
-      el('tbody', {}, list.map((d) => el('tr', { dataset: { deployment: d.id } },
-        el('td', {}, deploymentLink(d.id), d.redeploy_of ? [' ', redeployBadge(d)] : null),
-        el('td', {}, d.repo), el('td', { class: 'mono' }, d.branch),
-        el('td', {}, commitEl(d.commit)), el('td', {}, statusBadge(d.status), liveBadge(d)),
-        el('td', {}, d.created_by ?? ''), el('td', {}, timeEl(d.created_at)),
-        el('td', { class: 'actions' }, canRedeploy(d) ? rollbackButton(d, {
-          onStarted: (created) => navigate(`#/deployments/${encodeURIComponent(created.id)}`),
-          onError: (err) => sayError(err, `Cannot deploy ${d.repo} ${d.commit} again`),
-        }) : null))))));
+    keyed(historyBody, list, (d) => d.id, makeHistoryRow);
+    place(history, historyTable);
   }
 
   async function refresh() {

@@ -2,7 +2,7 @@
 // "New sandbox" form.
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading } from '../dom.js';
+import { el, replace, errorBox, loading, place, keyed, setText, replaceWhenChanged } from '../dom.js';
 import { statusBadge, timeEl, sandboxLink } from '../format.js';
 
 const POLL_MS = 5000;
@@ -13,18 +13,38 @@ function servicesCell(services) {
     el('span', { class: 'service-chip' }, el('span', { class: 'name' }, s.repo), statusBadge(s.status ?? 'queued'))));
 }
 
-function table(sandboxes) {
-  return el('table', { class: 'table', id: 'sandboxes-table' },
+// A row per sandbox, kept across polls (see `keyed`): its links stay the
+// same elements while someone reaches for them.
+function makeRow(first) {
+  const owner = el('td', {});
+  const template = el('td', {});
+  const expires = el('td', {});
+  const pinned = el('td', {});
+  const servicesTd = el('td', {});
+  const node = el('tr', { dataset: { sandbox: first.name } },
+    el('td', {}, sandboxLink(first.name)), owner, template, expires, pinned, servicesTd);
+  return {
+    node,
+    update(s) {
+      setText(owner, s.owner ?? '');
+      replaceWhenChanged(template, s.template ?? '', () => (s.template
+        ? el('a', { href: `#/templates/${encodeURIComponent(s.template)}` }, s.template)
+        : el('span', { class: 'muted' }, '—')));
+      replace(expires, s.pinned ? el('span', { class: 'muted' }, 'never (pinned)') : timeEl(s.expires_at));
+      replace(pinned, s.pinned ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no'));
+      replace(servicesTd, servicesCell(s.services));
+    },
+  };
+}
+
+function table() {
+  const tbody = el('tbody', {});
+  const node = el('table', { class: 'table', id: 'sandboxes-table' },
     el('thead', {}, el('tr', {},
       el('th', {}, 'Name'), el('th', {}, 'Owner'), el('th', {}, 'Template'),
       el('th', {}, 'Expires'), el('th', {}, 'Pinned'), el('th', {}, 'Services'))),
-    el('tbody', {}, sandboxes.map((s) => el('tr', { dataset: { sandbox: s.name } },
-      el('td', {}, sandboxLink(s.name)),
-      el('td', {}, s.owner ?? ''),
-      el('td', {}, s.template ? el('a', { href: `#/templates/${encodeURIComponent(s.template)}` }, s.template) : el('span', { class: 'muted' }, '—')),
-      el('td', {}, s.pinned ? el('span', { class: 'muted' }, 'never (pinned)') : timeEl(s.expires_at)),
-      el('td', {}, s.pinned ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no')),
-      el('td', {}, servicesCell(s.services))))));
+    tbody);
+  return { node, update: (sandboxes) => keyed(tbody, sandboxes, (s) => s.name, makeRow) };
 }
 
 function emptyState(hasTemplates) {
@@ -108,11 +128,18 @@ export async function render(view, { navigate, isCurrent }) {
 
   let timer = null;
   let stopped = false;
+  const list = table();
+  const empty = emptyState(templates.length > 0);
   const refresh = async () => {
     try {
       const sandboxes = await api.get('/api/sandboxes');
       if (stopped) return;
-      replace(listBody, sandboxes.length ? table(sandboxes) : emptyState(templates.length > 0));
+      if (sandboxes.length) {
+        list.update(sandboxes);
+        place(listBody, list.node);
+      } else {
+        place(listBody, empty);
+      }
     } catch (err) {
       if (stopped) return;
       if (api.isMissingApi(err)) {
