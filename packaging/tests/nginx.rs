@@ -247,7 +247,7 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
     let repos = ReposDir::new();
     repos.add("users", &git.url("users"));
     let agent_id = unique_id("pk");
-    let _containers = ContainerCleanup::new("sdp.agent", &agent_id);
+    let _containers = ContainerCleanup::agent(&agent_id);
 
     let cp_port = free_port();
     let cp_data = root.join("var/lib/sdp/control-plane");

@@ -78,7 +78,7 @@ impl Run {
         repos.add(REPO, &git.url(REPO));
         // auth.conf has a user for agent id micro-1 only, so the id is fixed:
         // remove what an aborted earlier run may have left.
-        let containers = ContainerCleanup::new("sdp.agent", MICRO_AGENT_ID);
+        let containers = ContainerCleanup::agent(MICRO_AGENT_ID);
         containers.remove_all();
         Run {
             nats,
