@@ -2,8 +2,10 @@
 # Runs the compose stack (docker-compose.yml) on this host.
 #   prepare  builds the binaries on the host (cargo build --workspace --bins;
 #            SDP_COMPOSE_SKIP_BUILD=1 uses them as built), makes the base
-#            images offline (packaging/images/), and writes the marker the
-#            Dockerfiles ask for
+#            images and the build image offline (packaging/images/), copies
+#            the base image's Go toolchain to $SDP_COMPOSE_DIR/goroot (build
+#            containers mount it), and writes the marker the Dockerfiles
+#            ask for
 #   up       prepare, then `docker-compose up -d --build` with the demo
 #            profile (COMPOSE_PROFILES= for none), waits for /readyz, and
 #            with the demo creates environment 'baseline' and template 'shop'
@@ -20,6 +22,8 @@ BIN_DIR="${SDP_COMPOSE_BIN_DIR:-target/debug}"
 BASE_IMAGE="${SDP_COMPOSE_BASE_IMAGE:-sdp-base:bookworm}"
 GO_IMAGE="${SDP_COMPOSE_GO_IMAGE:-sdp-go-base:1}"
 PHP_IMAGE="${SDP_COMPOSE_PHP_IMAGE:-sdp-php-base:1}"
+BUILD_IMAGE="${SDP_COMPOSE_BUILD_IMAGE:-sdp-build:1}"
+COMPOSE_DIR="${SDP_COMPOSE_DIR:-/var/lib/sdp-compose}"
 SUFFIX="${SDP_COMPOSE_AGENT_SUFFIX:-compose}"
 HTTP_PORT="${SDP_COMPOSE_HTTP_PORT:-8080}"
 MARKER=target/sdp-compose/run-scripts-compose.sh-prepare-first
@@ -55,6 +59,16 @@ prepare() {
   echo "==> base images ($BASE_IMAGE, $GO_IMAGE, $PHP_IMAGE)"
   packaging/images/make-base-image.sh "$BASE_IMAGE"
   SDP_BASE_IMAGE="$BASE_IMAGE" packaging/images/make-runtime-images.sh "$GO_IMAGE" "$PHP_IMAGE"
+  SDP_BASE_IMAGE="$BASE_IMAGE" packaging/images/make-build-image.sh "$BUILD_IMAGE"
+  # Build containers mount the Go toolchain from the host (the engine
+  # resolves bind mounts there): the base image's GOROOT, copied out once,
+  # symlinks resolved, at the path the agent is told (build.goroot).
+  if [ ! -x "$COMPOSE_DIR/goroot/bin/go" ]; then
+    echo "==> the base image's Go toolchain into $COMPOSE_DIR/goroot"
+    mkdir -p "$COMPOSE_DIR/goroot"
+    docker run --rm --network none -v "$COMPOSE_DIR/goroot:/out" "$BASE_IMAGE" \
+      sh -c 'cp -aL "$(go env GOROOT)"/. /out/'
+  fi
   mkdir -p "$(dirname "$MARKER")"
   echo "written by scripts/compose.sh prepare; see docs/COMPOSE.md" >"$MARKER"
 }

@@ -8,7 +8,7 @@
 # Overrides (the dev.sh test runs a second platform beside yours):
 #   SDP_DEV_DIR, SDP_DEV_HTTP_PORT, SDP_DEV_GIT_PORT, SDP_DEV_NATS_PORT,
 #   SDP_DEV_NATS_HTTP_PORT, SDP_DEV_AGENT_SUFFIX, SDP_DEV_GO_IMAGE,
-#   SDP_DEV_PHP_IMAGE, SDP_DEV_SKIP_BUILD=1 (use the binaries as built).
+#   SDP_DEV_PHP_IMAGE, SDP_DEV_BUILD_IMAGE, SDP_DEV_SKIP_BUILD=1 (use the binaries as built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -24,6 +24,7 @@ DEMO_USER=demo
 DEMO_PASSWORD=demo-password
 BASE_IMAGE="${SDP_DEV_GO_IMAGE:-sdp-go-base:1}"
 PHP_IMAGE="${SDP_DEV_PHP_IMAGE:-sdp-php-base:1}"
+BUILD_IMAGE="${SDP_DEV_BUILD_IMAGE:-sdp-build:1}"
 SKIP_BUILD="${SDP_DEV_SKIP_BUILD:-}"
 # The binaries read SDP_* as config and refuse keys they do not know.
 unset "${!SDP_DEV_@}"
@@ -91,7 +92,7 @@ echo "==> demo git server on :$GIT_PORT, baseline server, base images $BASE_IMAG
 # The password goes by environment, never argv.
 SDP_DEMO_GIT_PASSWORD="$DEMO_PASSWORD" \
   "$BIN/sdp-demo-git" --port "$GIT_PORT" --user "$DEMO_USER" \
-  --base-image "$BASE_IMAGE" --php-image "$PHP_IMAGE" >"$DEV/logs/git.log" 2>&1 &
+  --base-image "$BASE_IMAGE" --php-image "$PHP_IMAGE" --build-image "$BUILD_IMAGE" >"$DEV/logs/git.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do grep -q '^baseline ' "$DEV/logs/git.log" && break; sleep 0.2; done
 BASELINE=$(sed -n 's/^baseline //p' "$DEV/logs/git.log")
@@ -128,6 +129,7 @@ SDP_DATA_DIR="$DEV/agent-micro" \
 SDP_REPOS_DIR="$DEV/repos" \
 SDP_ADVERTISE_HOST="$BRIDGE" \
 SDP_FLAVOUR__BASE_IMAGE="$BASE_IMAGE" \
+SDP_BUILD__IMAGE="$BUILD_IMAGE" \
 SDP_GIT__ALLOWED_SCHEMES=https,http \
 SDP_HEALTH__PATH=/healthz \
   "$BIN/sdp-agent-micro" >"$DEV/logs/agent-micro.log" 2>&1 &
@@ -140,6 +142,7 @@ SDP_DATA_DIR="$DEV/agent-gateway" \
 SDP_REPOS_DIR="$DEV/repos-gateway" \
 SDP_ADVERTISE_HOST="$BRIDGE" \
 SDP_FLAVOUR__BASE_IMAGE="$PHP_IMAGE" \
+SDP_BUILD__IMAGE="$BUILD_IMAGE" \
 SDP_GIT__ALLOWED_SCHEMES=https,http \
 SDP_HEALTH__PATH=/healthz \
   "$BIN/sdp-agent-gateway" >"$DEV/logs/agent-gateway.log" 2>&1 &

@@ -9,6 +9,6 @@ fn main() -> ExitCode {
     sdp_agentlib::cli::main(
         "sdp-agent-gateway",
         "SDP agent: runs the PHP API gateway of each sandbox",
-        Arc::new(sdp_agentlib::PhpFlavour::default()),
+        Arc::new(sdp_agentlib::PhpFlavour),
     )
 }

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::build_container::BuildBox;
 use crate::config::AgentConfig;
 use crate::docker::DockerClient;
 use crate::error::AgentError;
@@ -42,6 +43,8 @@ pub(crate) struct Agent {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub docker: DockerClient,
+    /// Runs the build containers.
+    pub builder: BuildBox,
     pub slots: Arc<Semaphore>,
     pub shutdown: CancellationToken,
     /// Fires after the grace period: event publishing stops retrying.
@@ -206,6 +209,14 @@ pub async fn run(
         _ = shutdown.cancelled() => return Ok(()),
     };
     let docker = DockerClient::connect().await?;
+    let builder = BuildBox::connect(&config).await?;
+    let leftovers = builder.remove_leftovers().await;
+    if leftovers > 0 {
+        tracing::info!(
+            count = leftovers,
+            "removed build containers left by an earlier run"
+        );
+    }
     let js = jetstream::new(client.clone());
 
     // Subscribed before the agent exists, so a refused subscription fails
@@ -222,6 +233,7 @@ pub async fn run(
         client: client.clone(),
         js,
         docker,
+        builder,
         shutdown: stop.clone(),
         give_up: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -271,6 +283,9 @@ pub async fn run(
         agent.give_up.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
     }
+    // The warm-up's container, and any build whose removal was left to a
+    // task that did not get to run.
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent.builder.remove_leftovers()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("agent stopped");
     Ok(())
@@ -451,7 +466,7 @@ fn warm_build_cache(
     drop(
         agent
             .flavour
-            .warm_cache(&agent.config.data_dir, &agent.cache_dir, &agent.config)?,
+            .warm_cache(&agent.builder, &agent.cache_dir, &agent.config)?,
     );
     agent.set_build_cache("warming".to_owned());
     Some(tokio::spawn(async move {
@@ -466,7 +481,7 @@ fn warm_build_cache(
             let Some(warm) =
                 agent
                     .flavour
-                    .warm_cache(&agent.config.data_dir, &agent.cache_dir, &agent.config)
+                    .warm_cache(&agent.builder, &agent.cache_dir, &agent.config)
             else {
                 return;
             };
@@ -505,11 +520,12 @@ async fn heartbeats(agent: Arc<Agent>) {
     loop {
         ticker.tick().await;
         let running = agent.running();
-        let missing_images = if agent.docker.image_present(&agent.base_image).await {
-            Vec::new()
-        } else {
-            vec![agent.base_image.clone()]
-        };
+        let mut missing_images = Vec::new();
+        for image in [&agent.base_image, &agent.config.build.image] {
+            if !agent.docker.image_present(image).await {
+                missing_images.push(image.clone());
+            }
+        }
         let repos_dir = agent.config.repos_dir.clone();
         let repos = tokio::task::spawn_blocking(move || crate::git::list_repos(&repos_dir))
             .await

@@ -52,6 +52,9 @@ pub struct AgentConfig {
     /// How deployed containers are confined (`[container]`).
     #[serde(default)]
     pub container: ContainerConfig,
+    /// The build containers (`[build]`).
+    #[serde(default)]
+    pub build: BuildConfig,
 }
 
 pub use sdp_bus::process::{LogConfig, LogFormat};
@@ -226,6 +229,85 @@ impl ComposerRepositoryKind {
     }
 }
 
+/// The build containers (docs/OFFLINE_BUILDS.md): every build step runs
+/// in a short-lived container of `image`, as `user`, with these limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// Made by `packaging/images/make-build-image.sh` (busybox, PHP,
+    /// composer); Go comes from `goroot`, mounted read-only.
+    #[serde(default = "default_build_image")]
+    pub image: String,
+    #[serde(default = "default_build_memory")]
+    pub memory: ByteSize,
+    #[serde(default = "default_build_cpus")]
+    pub cpus: f64,
+    /// The most processes (and threads) a build may have.
+    #[serde(default = "default_build_pids")]
+    pub pids: i64,
+    /// Size of the build's `/tmp` (a tmpfs, counted in its memory).
+    #[serde(default = "default_build_tmp")]
+    pub tmp_size: ByteSize,
+    /// A build still running after this long is killed (so is one whose
+    /// agent died: nothing else would stop it).
+    #[serde(default = "default_build_timeout")]
+    pub timeout_secs: u64,
+    /// `uid:gid` builds run as (never 0). Unset: the agent's own user, or
+    /// `65534:65534` when the agent runs as root.
+    #[serde(default)]
+    pub user: Option<BuildUser>,
+    /// Let `composer install` run the scripts and plugins of the checkout
+    /// (inside the build container); off: `--no-scripts --no-plugins`.
+    #[serde(default)]
+    pub allow_composer_scripts: bool,
+    /// The Go toolchain, mounted read-only at the same path. Unset: the
+    /// GOROOT of `go` on the agent's `PATH`.
+    #[serde(default)]
+    pub goroot: Option<PathBuf>,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self {
+            image: default_build_image(),
+            memory: default_build_memory(),
+            cpus: default_build_cpus(),
+            pids: default_build_pids(),
+            tmp_size: default_build_tmp(),
+            timeout_secs: default_build_timeout(),
+            user: None,
+            allow_composer_scripts: false,
+            goroot: None,
+        }
+    }
+}
+
+/// A numeric `uid:gid`, as in `build.user = "1000:1000"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl std::str::FromStr for BuildUser {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a numeric uid:gid like \"1000:1000\"");
+        let (uid, gid) = s.trim().split_once(':').ok_or_else(bad)?;
+        Ok(BuildUser {
+            uid: uid.parse().map_err(|_| bad())?,
+            gid: gid.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for BuildUser {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why `proxy` is not a `GOPROXY` the agent accepts: a list (`,` or `|`)
 /// of `off`, `direct`, `https://…`, `http://…` or `file:///absolute/path`.
 fn check_go_proxy(proxy: &str) -> Result<(), String> {
@@ -264,6 +346,24 @@ fn default_memory() -> ByteSize {
 }
 fn default_cpus() -> f64 {
     1.0
+}
+fn default_build_image() -> String {
+    "sdp-build:1".to_owned()
+}
+fn default_build_memory() -> ByteSize {
+    ByteSize(2 << 30)
+}
+fn default_build_cpus() -> f64 {
+    2.0
+}
+fn default_build_pids() -> i64 {
+    1024
+}
+fn default_build_tmp() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_build_timeout() -> u64 {
+    900
 }
 fn default_schemes() -> Vec<String> {
     vec!["https".to_owned()]
@@ -366,6 +466,29 @@ impl AgentConfig {
         self.container
             .check()
             .map_err(|(key, reason)| bad(key, reason))?;
+        if self.build.image.trim().is_empty() {
+            return Err(bad("build.image", "must not be empty".into()));
+        }
+        if !(self.build.cpus > 0.0 && self.build.cpus <= 1024.0) {
+            return Err(bad("build.cpus", "must be in (0, 1024]".into()));
+        }
+        if self.build.timeout_secs < 10 {
+            return Err(bad("build.timeout_secs", "must be at least 10".into()));
+        }
+        if self.build.pids < 16 {
+            return Err(bad("build.pids", "must be at least 16".into()));
+        }
+        if self.build.user.is_some_and(|u| u.uid == 0) {
+            return Err(bad(
+                "build.user",
+                "builds never run as root (uid 0): name another uid:gid".into(),
+            ));
+        }
+        if let Some(goroot) = &self.build.goroot
+            && !goroot.is_absolute()
+        {
+            return Err(bad("build.goroot", "must be an absolute path".into()));
+        }
         if self.advertise_host.is_empty() {
             return Err(bad("advertise_host", "must not be empty".into()));
         }
@@ -395,6 +518,21 @@ impl AgentConfig {
 
     pub fn nano_cpus(&self) -> i64 {
         (self.limits.cpus * 1e9) as i64
+    }
+
+    /// The user builds run as: `build.user`, else the agent's own user,
+    /// else (an agent running as root) `65534:65534`.
+    pub fn build_user(&self) -> BuildUser {
+        if let Some(user) = self.build.user {
+            return user;
+        }
+        match crate::build_container::agent_user() {
+            (0, _) | (u32::MAX, _) => BuildUser {
+                uid: 65534,
+                gid: 65534,
+            },
+            (uid, gid) => BuildUser { uid, gid },
+        }
     }
 }
 
@@ -678,6 +816,52 @@ url = "https://satis.internal"
         }
         assert!(load("[go]\ngoproxy = \"off\"\n").is_err());
         assert!(load("[[composer.repositories]]\ntype = \"vcs\"\nurl = \"/x\"\n").is_err());
+    }
+
+    #[test]
+    fn build_section() {
+        let config = load(
+            r#"
+[build]
+image = "sdp-build:2"
+memory = "1g"
+cpus = 1.5
+pids = 256
+tmp_size = "128m"
+timeout_secs = 300
+user = "1000:1001"
+allow_composer_scripts = true
+goroot = "/usr/lib/go-1.19"
+"#,
+        )
+        .expect("loads");
+        config.validate().expect("valid");
+        assert_eq!(config.build.image, "sdp-build:2");
+        assert_eq!(config.build.memory.bytes(), 1 << 30);
+        assert_eq!(
+            config.build_user(),
+            BuildUser {
+                uid: 1000,
+                gid: 1001
+            }
+        );
+        assert!(config.build.allow_composer_scripts);
+        let empty = load("").expect("loads");
+        assert_eq!(empty.build, BuildConfig::default());
+        assert!(!empty.build.allow_composer_scripts);
+        assert_ne!(empty.build_user().uid, 0, "never root");
+        for (toml, key) in [
+            ("[build]\nuser = \"0:0\"\n", "build.user"),
+            ("[build]\npids = 1\n", "build.pids"),
+            ("[build]\ntimeout_secs = 1\n", "build.timeout_secs"),
+            ("[build]\ncpus = 0\n", "build.cpus"),
+            ("[build]\ngoroot = \"go\"\n", "build.goroot"),
+        ] {
+            let err = load(toml).expect("parses").validate().expect_err(toml);
+            assert_eq!(err.key, key, "{toml}");
+        }
+        assert!(load("[build]\nuser = \"nobody\"\n").is_err());
+        assert!(load("[build]\nimagee = \"x\"\n").is_err());
     }
 
     #[test]

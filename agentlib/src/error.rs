@@ -129,6 +129,10 @@ pub enum DeployError {
         "base image {image} is not loaded on this host: run docker load -i <file with that image> on the agent host"
     )]
     ImageMissing { image: String },
+    #[error(
+        "build image {image} is not loaded on this host: run packaging/images/make-build-image.sh {image} on the agent host (or docker load -i <file with that image>)"
+    )]
+    BuildImageMissing { image: String },
     #[error("docker {step} failed")]
     Docker {
         step: &'static str,

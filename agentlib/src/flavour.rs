@@ -1,9 +1,17 @@
 //! Flavours: what differs between kinds of agent — the build step and the
-//! container spec. [`GoFlavour`] (kind `micro`) builds with `go build` on
-//! the host; [`crate::PhpFlavour`] (kind `gateway`) runs `composer install`.
+//! container spec. [`GoFlavour`] (kind `micro`) runs `go build` in a build
+//! container ([`crate::build_container`]) with the host's Go toolchain
+//! mounted read-only; [`crate::PhpFlavour`] (kind `gateway`) runs
+//! `composer install` in one.
+//!
+//! Caches are per sandbox (`data_dir/build-caches/<sandbox>`, removed by a
+//! teardown), so one sandbox's build cannot change what another's reads.
+//! A sandbox's first Go build seeds its `GOCACHE` with a copy of the
+//! standard library the warm-up compiled (`<cache_dir>/go-std`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
 use std::process::Stdio;
 
 use futures::future::BoxFuture;
@@ -11,12 +19,13 @@ use sdp_bus::{LogStream, ServiceSettings};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use crate::config::{AgentConfig, ComposerConfig, GoConfig};
+use crate::build_container::{BuildBox, BuildMount, BuildRun};
+use crate::config::{AgentConfig, BuildConfig, ComposerConfig, GoConfig};
 use crate::error::DeployError;
 use crate::events::{EventSink, OutputLine};
 
 /// Where things are for one build.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BuildContext {
     /// The checkout (mounted read-only at [`ContainerSpec::source_mount`]).
     pub worktree: PathBuf,
@@ -25,14 +34,51 @@ pub struct BuildContext {
     pub artifact_dir: PathBuf,
     /// `data_dir`, absolute.
     pub data_dir: PathBuf,
-    /// Shared build caches, absolute.
+    /// The agent's shared caches (the warmed standard library), absolute.
     pub cache_dir: PathBuf,
+    /// This sandbox's own build caches, absolute.
+    pub sandbox_cache: PathBuf,
+    pub sandbox: String,
+    pub deployment: String,
     /// The service's effective settings (see [`crate::service`]).
     pub settings: ServiceSettings,
     /// Where `go build` gets modules (agent config `[go]`).
     pub go: GoConfig,
     /// Where `composer install` gets packages (agent config `[composer]`).
     pub composer: ComposerConfig,
+    /// The build containers' settings (agent config `[build]`).
+    pub build: BuildConfig,
+    /// Runs the build containers.
+    pub builder: BuildBox,
+}
+
+impl BuildContext {
+    /// A build container run for this deployment.
+    pub(crate) fn run(&self, argv: Vec<String>, env: Vec<String>, working_dir: &str) -> BuildRun {
+        BuildRun {
+            argv,
+            env,
+            working_dir: working_dir.to_owned(),
+            deployment: Some(self.deployment.clone()),
+            sandbox: Some(self.sandbox.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The sandbox's build caches under `data_dir` (see [`crate::job::SANDBOX_DIRS`]).
+pub fn sandbox_cache(data_dir: &Path, sandbox: &str) -> PathBuf {
+    data_dir.join(SANDBOX_CACHES).join(sandbox)
+}
+
+/// The directory of per-sandbox build caches under `data_dir`.
+pub const SANDBOX_CACHES: &str = "build-caches";
+
+pub(crate) fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
+    move |source| DeployError::Io {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// How the flavour's containers look.
@@ -59,9 +105,9 @@ pub trait Flavour: Send + Sync + 'static {
     /// The container for a service with these (effective) settings.
     fn container(&self, settings: &ServiceSettings) -> ContainerSpec;
 
-    /// Builds the checkout. Every output line goes to `events` as a log
-    /// line. Dropping the future must stop the build (spawn children with
-    /// `kill_on_drop`).
+    /// Builds the checkout in a build container (`ctx.builder`). Every
+    /// output line goes to `events` as a log line. Dropping the future
+    /// stops the build (the container is killed and removed).
     fn build<'a>(
         &'a self,
         ctx: &'a BuildContext,
@@ -76,7 +122,7 @@ pub trait Flavour: Send + Sync + 'static {
     /// settings a deploy uses come from it). The error is a short reason.
     fn warm_cache(
         &self,
-        _data_dir: &Path,
+        _builder: &BuildBox,
         _cache_dir: &Path,
         _config: &AgentConfig,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
@@ -84,14 +130,15 @@ pub trait Flavour: Send + Sync + 'static {
     }
 }
 
-/// `go build` on the host, `CGO_ENABLED=0`, shared caches. Modules come
-/// from the checkout's `vendor/` (`-mod=vendor`) or else through
-/// `go.proxy` of the agent config (`-mod=mod`); with no proxy configured
-/// `GOPROXY=off`: no network (see [`crate::gomod`]). The package built is
-/// the service's `main_package` (`sdp.toml`).
+/// `go build` in a build container, `CGO_ENABLED=0`, the sandbox's own
+/// caches. Modules come from the checkout's `vendor/` (`-mod=vendor`) or
+/// else through `go.proxy` of the agent config (`-mod=mod`); with no proxy
+/// configured `GOPROXY=off` and no network (see [`crate::gomod`]). The
+/// package built is the service's `main_package` (`sdp.toml`).
 #[derive(Clone, Debug)]
 pub struct GoFlavour {
-    /// `PATH` for the build (the agent's own, captured at construction).
+    /// Where `go` is looked up when `build.goroot` is not set (the agent's
+    /// own `PATH`, captured at construction): its GOROOT is mounted.
     pub path: OsString,
 }
 
@@ -107,18 +154,34 @@ impl Default for GoFlavour {
     }
 }
 
+/// Where the build container sees things.
+const SRC: &str = "/src";
+const GO_CACHE: &str = "/cache/go-build";
+const GO_MODCACHE: &str = "/cache/gomod";
+
 impl GoFlavour {
-    fn command(&self, ctx: &BuildContext, output: &Path, modules: &Modules) -> Command {
-        let mut command = Command::new("go");
-        command.args(["build", "-trimpath"]);
-        command.args(modules.flag());
-        self.go_env(&mut command, &ctx.data_dir, &ctx.cache_dir, &ctx.go);
-        command
-            .arg("-o")
-            .arg(output)
-            .arg(crate::service::go_package_arg(&ctx.settings.main_package))
-            .current_dir(&ctx.worktree);
-        command
+    /// The Go toolchain: `build.goroot`, else the GOROOT of the first `go`
+    /// on [`Self::path`] (`<goroot>/bin/go`, symlinks resolved).
+    fn goroot(&self, build: &BuildConfig) -> Result<PathBuf, String> {
+        let goroot = match &build.goroot {
+            Some(goroot) => goroot.clone(),
+            None => std::env::split_paths(&self.path)
+                .map(|dir| dir.join("go"))
+                .find(|go| go.is_file())
+                .and_then(|go| std::fs::canonicalize(go).ok())
+                .and_then(|go| go.parent()?.parent().map(Path::to_path_buf))
+                .ok_or_else(|| {
+                    "no Go toolchain: go is not on the agent's PATH and build.goroot is not set (apt-get install golang-go)".to_owned()
+                })?,
+        };
+        if goroot.join("bin").join("go").is_file() {
+            Ok(goroot)
+        } else {
+            Err(format!(
+                "no Go toolchain: {}/bin/go does not exist (build.goroot)",
+                goroot.display()
+            ))
+        }
     }
 
     /// The environment of every `go build` the agent runs. The warm-up
@@ -126,32 +189,61 @@ impl GoFlavour {
     /// difference would warm entries no deploy ever hits. `-mod` is a
     /// flag of the deploy's `go build` only (it depends on the checkout and
     /// does not change how the standard library compiles).
-    fn go_env(&self, command: &mut Command, data_dir: &Path, cache_dir: &Path, go: &GoConfig) {
+    fn go_env(goroot: &Path, go: &GoConfig) -> Vec<String> {
         // -buildvcs=false: go must never run git in a tree it did not make.
-        let mut flags = "-buildvcs=false".to_owned();
+        // -modcacherw: the agent can remove the sandbox's module cache.
+        let mut flags = "-buildvcs=false -modcacherw".to_owned();
         if let Some(more) = go.flags.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
             flags.push(' ');
             flags.push_str(more);
         }
-        command
-            .env_clear()
-            .env("PATH", &self.path)
-            .env("HOME", data_dir.join("home"))
-            .env("GOPATH", cache_dir.join("gopath"))
-            .env("GOCACHE", cache_dir.join("go-build"))
-            .env("GOMODCACHE", cache_dir.join("gomod"))
-            .env("CGO_ENABLED", "0")
-            .env("GOFLAGS", flags)
-            .env("GOPROXY", go.proxy.as_deref().unwrap_or("off"))
-            .env("GOSUMDB", go.sumdb.as_deref().unwrap_or("off"))
-            .env("GOTOOLCHAIN", "local")
-            .env("GOTELEMETRY", "off");
+        let mut env = vec![
+            format!("PATH={}/bin:/usr/bin:/bin", goroot.display()),
+            format!("GOROOT={}", goroot.display()),
+            "HOME=/tmp".to_owned(),
+            "GOPATH=/tmp/gopath".to_owned(),
+            format!("GOCACHE={GO_CACHE}"),
+            format!("GOMODCACHE={GO_MODCACHE}"),
+            "CGO_ENABLED=0".to_owned(),
+            format!("GOFLAGS={flags}"),
+            format!("GOPROXY={}", go.proxy.as_deref().unwrap_or("off")),
+            format!("GOSUMDB={}", go.sumdb.as_deref().unwrap_or("off")),
+            "GOTOOLCHAIN=local".to_owned(),
+            "GOTELEMETRY=off".to_owned(),
+        ];
         if let Some(nosumdb) = &go.nosumdb {
-            command.env("GONOSUMDB", nosumdb);
+            env.push(format!("GONOSUMDB={nosumdb}"));
         }
         if let Some(private) = &go.private {
-            command.env("GOPRIVATE", private);
+            env.push(format!("GOPRIVATE={private}"));
         }
+        env
+    }
+
+    /// The toolchain, and the directories of `file://` proxies, read-only
+    /// at the same paths.
+    fn read_only_mounts(goroot: &Path, go: &GoConfig) -> Vec<BuildMount> {
+        let mut mounts = toolchain_mounts(goroot);
+        for entry in go.proxy.as_deref().unwrap_or_default().split([',', '|']) {
+            if let Some(dir) = entry.strip_prefix("file://")
+                && dir.starts_with('/')
+                && Path::new(dir).is_dir()
+            {
+                mounts.push(BuildMount::read_only(dir, dir));
+            }
+        }
+        mounts
+    }
+
+    /// Whether `go.proxy` names anything reached over the network.
+    fn needs_network(go: &GoConfig) -> bool {
+        go.proxy
+            .as_deref()
+            .unwrap_or_default()
+            .split([',', '|'])
+            .any(|entry| {
+                entry == "direct" || entry.starts_with("https://") || entry.starts_with("http://")
+            })
     }
 }
 
@@ -179,91 +271,258 @@ impl Flavour for GoFlavour {
         events: &'a mut EventSink,
     ) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async move {
-            for dir in [
-                ctx.artifact_dir.clone(),
-                ctx.data_dir.join("home"),
-                ctx.cache_dir.clone(),
-            ] {
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(|source| DeployError::Io {
-                        what: "create the build directories".to_owned(),
-                        source,
-                    })?;
+            ctx.builder.check_image().await?;
+            let goroot = self
+                .goroot(&ctx.build)
+                .map_err(|_| DeployError::ToolMissing {
+                    tool: "go",
+                    hint: "apt-get install golang-go, or set build.goroot",
+                })?;
+            let go_build = ctx.sandbox_cache.join("go-build");
+            let go_mod = ctx.sandbox_cache.join("gomod");
+            tokio::fs::create_dir_all(&ctx.artifact_dir)
+                .await
+                .map_err(io_err("create the build directories"))?;
+            tokio::fs::create_dir_all(&go_mod)
+                .await
+                .map_err(io_err("create the build directories"))?;
+            if seed_go_cache(&ctx.cache_dir.join(GO_STD_CACHE), &go_build).await? {
+                events
+                    .system("build cache: this sandbox's first Go build, seeded with the warmed standard library")
+                    .await;
             }
-            let output = ctx.artifact_dir.join("app");
+            ctx.builder
+                .hand_over(vec![
+                    ctx.worktree.clone(),
+                    ctx.artifact_dir.clone(),
+                    ctx.sandbox_cache.clone(),
+                ])
+                .await?;
             let modules = Modules::of(&ctx.worktree, &ctx.go);
             events.system(modules.describe()).await;
-            let shown = format!(
-                "$ go build -trimpath {}-o {GO_ARTIFACT_MOUNT}/app {}",
-                modules.flag().map(|f| format!("{f} ")).unwrap_or_default(),
-                crate::service::go_package_arg(&ctx.settings.main_package)
-            );
-            events.system(shown).await;
-            let command = self.command(ctx, &output, &modules);
-            match run_capturing(command, events, STDERR_KEPT).await {
-                Ok((status, _)) if status.success() => Ok(()),
-                Ok((status, stderr)) => Err(crate::gomod::failure(&stderr, &ctx.go)
-                    .unwrap_or_else(|| DeployError::BuildExited {
-                        tool: "go build",
-                        status: status
-                            .code()
-                            .map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string()),
-                    })),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    Err(DeployError::ToolMissing {
-                        tool: "go",
-                        hint: "apt-get install golang-go",
-                    })
-                }
-                Err(source) => Err(DeployError::Io {
-                    what: "run go build".to_owned(),
-                    source,
-                }),
+            let package = crate::service::go_package_arg(&ctx.settings.main_package);
+            let mut argv: Vec<String> = vec!["go".into(), "build".into(), "-trimpath".into()];
+            argv.extend(modules.flag().map(str::to_owned));
+            argv.extend(["-o".into(), format!("{OUTPUT}/app"), package.clone()]);
+            events
+                .system(format!(
+                    "build container: {}, user {}:{}, network {}",
+                    ctx.builder.image(),
+                    ctx.builder.user().uid,
+                    ctx.builder.user().gid,
+                    if Self::needs_network(&ctx.go) {
+                        "for go.proxy"
+                    } else {
+                        "none"
+                    },
+                ))
+                .await;
+            events
+                .system(format!(
+                    "$ {}",
+                    argv.join(" ").replace(OUTPUT, GO_ARTIFACT_MOUNT)
+                ))
+                .await;
+            let mut run = ctx.run(argv, Self::go_env(&goroot, &ctx.go), SRC);
+            run.network = Self::needs_network(&ctx.go);
+            run.mounts = Self::read_only_mounts(&goroot, &ctx.go);
+            run.mounts.extend([
+                // Writable: `-mod=mod` may update go.sum.
+                BuildMount::writable(&ctx.worktree, SRC),
+                BuildMount::writable(&ctx.artifact_dir, OUTPUT),
+                BuildMount::writable(&go_build, GO_CACHE),
+                BuildMount::writable(&go_mod, GO_MODCACHE),
+            ]);
+            let exit = ctx.builder.run(run, Some(events), STDERR_KEPT).await?;
+            if exit.success() {
+                return Ok(());
             }
+            Err(
+                crate::gomod::failure(&exit.stderr_tail, &ctx.go).unwrap_or_else(|| {
+                    DeployError::BuildExited {
+                        tool: "go build",
+                        status: exit.status_text(),
+                    }
+                }),
+            )
         })
     }
 
-    /// `go build -trimpath std` into the shared `GOCACHE`; the packages a
-    /// service builds then come from the cache.
+    /// `go build -trimpath std` in a build container, into
+    /// `<cache_dir>/go-std`: each sandbox's first build starts from a copy.
     fn warm_cache(
         &self,
-        data_dir: &Path,
+        builder: &BuildBox,
         cache_dir: &Path,
         config: &AgentConfig,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
-        let home = data_dir.join("home");
-        // Niced: a deploy building beside it gets the CPU first.
-        let mut command = Command::new("nice");
-        command.args(["-n", "19", "go", "build", "-trimpath", "std"]);
-        self.go_env(&mut command, data_dir, cache_dir, &config.go);
-        command
-            .current_dir(&home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let cache_dir = cache_dir.to_path_buf();
+        let std_cache = cache_dir.join(GO_STD_CACHE);
+        let builder = builder.clone();
+        let goroot = self.goroot(&config.build);
+        let go = config.go.clone();
         Some(Box::pin(async move {
-            for dir in [&home, &cache_dir] {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| format!("cannot create the build directories: {e}"))?;
-            }
-            let output = command.output().await.map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => "nice is not on the agent's PATH".to_owned(),
-                _ => format!("cannot run go: {e}"),
-            })?;
-            if output.status.success() {
+            let goroot = goroot.map_err(|reason| format!("go build std: {reason}"))?;
+            builder
+                .check_image()
+                .await
+                .map_err(|e| format!("go build std: {e}"))?;
+            tokio::fs::create_dir_all(&std_cache)
+                .await
+                .map_err(|e| format!("cannot create the build directories: {e}"))?;
+            builder
+                .hand_over(vec![std_cache.clone()])
+                .await
+                .map_err(|e| e.user_message())?;
+            let mut env = Self::go_env(&goroot, &go);
+            env.retain(|kv| !kv.starts_with("GOMODCACHE="));
+            env.push("GOMODCACHE=/tmp/gomod".to_owned());
+            let run = BuildRun {
+                argv: ["go", "build", "-trimpath", "std"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                env,
+                working_dir: "/tmp".to_owned(),
+                mounts: toolchain_mounts(&goroot)
+                    .into_iter()
+                    .chain([BuildMount::writable(&std_cache, GO_CACHE)])
+                    .collect(),
+                low_priority: true,
+                ..Default::default()
+            };
+            let exit = builder
+                .run(run, None, 20)
+                .await
+                .map_err(|e| format!("go build std: {}", e.user_message()))?;
+            if exit.success() {
                 return Ok(());
             }
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            let mut reason = format!("go build std: {}", last.unwrap_or("exited with an error"));
+            let last = exit.stderr_tail.iter().rev().find(|l| !l.trim().is_empty());
+            let mut reason = format!(
+                "go build std: {}",
+                last.map_or_else(
+                    || format!("exited with {}", exit.status_text()),
+                    Clone::clone
+                )
+            );
             reason.truncate(reason.floor_char_boundary(200));
             Err(reason)
         }))
     }
+}
+
+/// The Go warm-up of an agent with `config`, run once outside an agent:
+/// `go build -trimpath std` in a build container into `<cache_dir>/go-std`
+/// (test harnesses warm the cache their agents share before the first
+/// deploy, as a long-running agent would have).
+pub async fn warm_go_std(config: &AgentConfig, cache_dir: &Path) -> Result<(), String> {
+    let builder = BuildBox::connect(config)
+        .await
+        .map_err(|e| format!("cannot reach Docker: {e}"))?;
+    match GoFlavour::default().warm_cache(&builder, cache_dir, config) {
+        Some(warm) => warm.await,
+        None => Ok(()),
+    }
+}
+
+/// GOROOT read-only at its own path, and the targets of the symlinks in
+/// its top levels that lead out of it (Debian's `src -> ../../share/go-1.19/src`),
+/// each read-only at its own path too.
+fn toolchain_mounts(goroot: &Path) -> Vec<BuildMount> {
+    fn symlinks(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_symlink() => found.push(entry.path()),
+                Ok(kind) if kind.is_dir() && depth > 1 => symlinks(&entry.path(), depth - 1, found),
+                _ => {}
+            }
+        }
+    }
+    let mut mounts = vec![BuildMount::read_only(goroot, goroot.display().to_string())];
+    let mut links = Vec::new();
+    symlinks(goroot, 3, &mut links);
+    for link in links {
+        if let Ok(target) = std::fs::canonicalize(&link)
+            && target.is_dir()
+            && !target.starts_with(goroot)
+            && !mounts.iter().any(|m| target.starts_with(&m.source))
+        {
+            let path = target.display().to_string();
+            mounts.push(BuildMount::read_only(target, path));
+        }
+    }
+    mounts
+}
+
+/// The warmed standard library under `cache_dir`.
+const GO_STD_CACHE: &str = "go-std";
+/// Where the build container writes its output.
+const OUTPUT: &str = "/out";
+
+/// Seeds `sandbox_cache` with a copy of `std_cache` if it does not exist
+/// yet; returns whether it did. A copy, not hard links: a build (running
+/// as the files' owner) could write through a hard link into the shared
+/// inode and so into every sandbox's cache. Copied into a temporary
+/// directory and renamed, so a build beside never sees half a seed.
+async fn seed_go_cache(std_cache: &Path, sandbox_cache: &Path) -> Result<bool, DeployError> {
+    if sandbox_cache.is_dir() {
+        return Ok(false);
+    }
+    let (from, to) = (std_cache.to_path_buf(), sandbox_cache.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        // Unique per seeding: a cancelled deployment's copy may still run
+        // (a blocking task outlives its future) beside the next one's.
+        static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut temporary = to.as_os_str().to_owned();
+        temporary.push(format!(
+            ".seed-{}-{}",
+            std::process::id(),
+            SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let temporary = PathBuf::from(temporary);
+        std::fs::create_dir_all(&temporary)?;
+        if from.is_dir() {
+            copy_tree(&from, &temporary)?;
+        }
+        match std::fs::rename(&temporary, &to) {
+            Ok(()) => Ok(true),
+            // Another build of the sandbox seeded it first.
+            Err(_) if to.is_dir() => {
+                let _ = std::fs::remove_dir_all(&temporary);
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    })
+    .await
+    .map_err(|e| DeployError::Internal(format!("seeding task failed: {e}")))?
+    .map_err(io_err("seed the sandbox's Go build cache"))
+}
+
+/// Copies the regular files and directories under `from` into `to`
+/// (symlinks and anything else are skipped: Go's cache has none). A file
+/// gone meanwhile is skipped too: a cache entry missing is only a miss.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let gone = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        let copied = if kind.is_dir() {
+            std::fs::create_dir_all(&target).and_then(|()| copy_tree(&entry.path(), &target))
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).map(drop)
+        } else {
+            Ok(())
+        };
+        match copied {
+            Err(err) if !gone(&err) => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 const GO_ARTIFACT_MOUNT: &str = "/sdp";
@@ -315,6 +574,9 @@ impl Modules {
     }
 }
 
+// A host process's output as log lines: the log pipeline's benchmark
+// (`control-plane/benches/log_pipeline.rs`) feeds builds' output through
+// it. Builds themselves run in containers.
 /// Runs `command` (stdin closed, killed when dropped) and sends each line
 /// of its stdout and stderr to `events`, in the order they arrive.
 pub async fn run_streaming(

@@ -1,8 +1,8 @@
 //! One deployment: queued → fetching → building → starting →
 //! health → result. Every step runs raced against the job's cancel token
 //! (a user cancel, a newer deployment of the same sandbox/service, or
-//! shutdown); dropping a step kills its child process, and the job then
-//! removes the container it created. Exactly one result event ends a job.
+//! shutdown); dropping a step kills its build container, and the job then
+//! removes the containers it created. Exactly one result event ends a job.
 //! A request naming a commit deploys it only if it is on the branch: that
 //! is checked after the fetch, before the worktree or anything else changes.
 
@@ -161,6 +161,12 @@ pub(crate) async fn run_job(
         Err(err) => {
             let status = err.status();
             let cancelled = status == Status::Cancelled || matches!(err, DeployError::Shutdown);
+            if cancelled {
+                // The build future was dropped with the job's steps; its
+                // container is removed here too (awaited, so a shutdown
+                // waits for it).
+                agent.builder.remove_deployment(id.as_str()).await;
+            }
             if cancelled && state.touched_docker {
                 let labels = [(docker::LABEL_DEPLOYMENT, id.as_str())];
                 if let Err(e) = agent.docker.remove_matching(&labels, None).await {
@@ -204,9 +210,17 @@ pub(crate) struct Paths {
     pub port_file: PathBuf,
 }
 
-/// Per-sandbox directories under `data_dir`, removed by a teardown.
-pub(crate) const SANDBOX_DIRS: [&str; 6] =
-    ["worktrees", "gitdirs", "builds", "routes", "state", "ports"];
+/// Per-sandbox directories under `data_dir`, removed by a teardown
+/// (`build-caches`: the sandbox's own build caches).
+pub(crate) const SANDBOX_DIRS: [&str; 7] = [
+    "worktrees",
+    "gitdirs",
+    "builds",
+    "routes",
+    "state",
+    "ports",
+    crate::flavour::SANDBOX_CACHES,
+];
 
 impl Paths {
     pub fn new(data_dir: &Path, sandbox: &str, repo: &str) -> Self {
@@ -430,6 +444,8 @@ async fn fetch_and_build(
         .worktree_lock(&request.sandbox, repo)
         .lock_owned()
         .await;
+    // A root agent's last build left the worktree to the build user.
+    agent.builder.reclaim(paths.worktree.clone()).await?;
     // Taken after the worktree lock, always in this order.
     let store_lock = agent.store_lock(repo).lock_owned().await;
     let (progress, mut progress_lines) = tokio::sync::mpsc::unbounded_channel();
@@ -519,9 +535,14 @@ async fn fetch_and_build(
         artifact_dir: paths.artifact_dir.clone(),
         data_dir: agent.config.data_dir.clone(),
         cache_dir: agent.cache_dir.clone(),
+        sandbox_cache: crate::flavour::sandbox_cache(&agent.config.data_dir, &request.sandbox),
+        sandbox: request.sandbox.clone(),
+        deployment: request.deployment_id.to_string(),
         settings: settings.clone(),
         go: agent.config.go.clone(),
         composer: agent.config.composer.clone(),
+        build: agent.config.build.clone(),
+        builder: agent.builder.clone(),
     };
     let _building = agent.building();
     agent.flavour.build(&ctx, sink).await?;

@@ -15,7 +15,8 @@
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
-//!   building ([`Flavour::build`]) → starting ([`docker`]) → health →
+//!   building ([`Flavour::build`], in a short-lived build container:
+//!   [`build_container`]) → starting ([`docker`]) → health →
 //!   result (or, for a `reuse_build` re-apply of a recorded build, queued →
 //!   starting → health → result); the service's settings come from its
 //!   `sdp.toml` ([`service`]), every event through one ordered [`EventSink`] on
@@ -28,6 +29,7 @@
 
 pub mod agent;
 pub mod branch_status;
+pub mod build_container;
 pub mod cli;
 pub mod config;
 pub mod docker;
@@ -45,6 +47,7 @@ pub mod runtime_logs;
 pub mod service;
 
 pub use agent::run;
+pub use build_container::BuildBox;
 pub use config::AgentConfig;
 pub use error::{AgentError, ConfigError, DeployError};
 pub use events::{EventSink, OutputLine};

@@ -1,83 +1,107 @@
-//! [`PhpFlavour`] (kind `gateway`): `composer install --no-dev` on the host
-//! when the checkout has a `composer.json` and composer is installed (else a
-//! warning), then `php -S` in a PHP base image with the checkout at `/app`
-//! and the sandbox's route table at `/etc/sdp/routes.json`.
+//! [`PhpFlavour`] (kind `gateway`): `composer install --no-dev` in a build
+//! container ([`crate::build_container`]) when the checkout has a
+//! `composer.json` (else nothing to build), then `php -S` in a PHP base
+//! image with the checkout at `/app` and the sandbox's route table at
+//! `/etc/sdp/routes.json`.
 //!
-//! Composer runs offline: packages come from a committed `vendor/`,
-//! composer's cache, or `composer.repositories` of the agent config
-//! (written to `COMPOSER_HOME/config.json` with packagist.org disabled);
-//! without a `composer`-type repository its network is off
-//! (`COMPOSER_DISABLE_NETWORK=1`). See docs/OFFLINE_BUILDS.md.
+//! Composer runs offline, as the build user, with `--no-scripts
+//! --no-plugins` unless `build.allow_composer_scripts` (then they run, but
+//! still inside the container): packages come from a committed `vendor/`,
+//! the sandbox's own composer cache, or `composer.repositories` of the
+//! agent config (written to the sandbox's `COMPOSER_HOME/config.json` with
+//! packagist.org disabled; path and artifact directories mounted
+//! read-only); without a `composer`-type repository it has no network.
+//! Only the worktree and the sandbox's composer directories are writable:
+//! a `vendor-dir` or a `vendor` symlink pointing elsewhere lands in the
+//! container's read-only root or its `/tmp`, never on the host. See
+//! docs/OFFLINE_BUILDS.md.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
 use sdp_bus::ServiceSettings;
-use tokio::process::Command;
 
+use crate::build_container::BuildMount;
 use crate::config::{ComposerConfig, ComposerRepositoryKind};
 use crate::error::DeployError;
 use crate::events::EventSink;
-use crate::flavour::{BuildContext, ContainerSpec, Flavour, run_capturing};
+use crate::flavour::{BuildContext, ContainerSpec, Flavour, io_err};
 
-/// Mount point of the checkout in gateway containers.
+/// Mount point of the checkout in gateway containers (and in the build
+/// container).
 pub const PHP_SOURCE_MOUNT: &str = "/app";
 /// Mount point of the sandbox's route table in gateway containers.
 pub const ROUTES_FILE: &str = "/etc/sdp/routes.json";
 const COMPOSER_ARGS: [&str; 4] = ["install", "--no-dev", "--no-interaction", "--no-progress"];
+const NO_SCRIPTS: [&str; 2] = ["--no-scripts", "--no-plugins"];
 /// Lines of a failed install's stderr kept to explain the failure.
 const STDERR_KEPT: usize = 200;
+/// Where the build container sees the sandbox's composer directories.
+const COMPOSER_HOME: &str = "/composer/home";
+const COMPOSER_CACHE: &str = "/composer/cache";
 
-#[derive(Clone, Debug)]
-pub struct PhpFlavour {
-    /// `PATH` for composer (the agent's own, captured at construction);
-    /// composer is looked up on it.
-    pub path: OsString,
-}
-
-impl Default for PhpFlavour {
-    fn default() -> Self {
-        Self {
-            path: crate::flavour::agent_path(),
-        }
-    }
-}
+#[derive(Clone, Debug, Default)]
+pub struct PhpFlavour;
 
 impl PhpFlavour {
-    /// The first executable `composer` on [`Self::path`].
-    fn composer(&self) -> Option<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
-        std::env::split_paths(&self.path)
-            .map(|dir| dir.join("composer"))
-            .find(|candidate| {
-                std::fs::metadata(candidate)
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
-    }
-
-    fn command(&self, composer: &Path, ctx: &BuildContext) -> Command {
-        let cache = ctx.cache_dir.join("composer");
-        let mut command = Command::new(composer);
-        command
-            .args(COMPOSER_ARGS)
-            .current_dir(&ctx.worktree)
-            .env_clear()
-            .env("PATH", &self.path)
-            .env("HOME", ctx.data_dir.join("home"))
-            .env("COMPOSER_HOME", composer_home(&ctx.data_dir))
-            .env("COMPOSER_CACHE_DIR", &cache)
-            .env("COMPOSER_NO_INTERACTION", "1");
-        if !needs_network(&ctx.composer) {
-            command.env("COMPOSER_DISABLE_NETWORK", "1");
+    /// `composer install`'s argv in the build image.
+    fn argv(allow_scripts: bool) -> Vec<String> {
+        let mut argv: Vec<String> = ["php", "/usr/bin/composer"]
+            .into_iter()
+            .chain(COMPOSER_ARGS)
+            .map(str::to_owned)
+            .collect();
+        if !allow_scripts {
+            argv.extend(NO_SCRIPTS.map(str::to_owned));
         }
-        command
+        argv
     }
-}
 
-/// Composer's home (its global `config.json`), the agent's own.
-fn composer_home(data_dir: &Path) -> PathBuf {
-    data_dir.join("composer-home")
+    fn env(config: &ComposerConfig) -> Vec<String> {
+        let mut env = vec![
+            "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+            "HOME=/tmp".to_owned(),
+            format!("COMPOSER_HOME={COMPOSER_HOME}"),
+            format!("COMPOSER_CACHE_DIR={COMPOSER_CACHE}"),
+            "COMPOSER_NO_INTERACTION=1".to_owned(),
+        ];
+        if !needs_network(config) {
+            env.push("COMPOSER_DISABLE_NETWORK=1".to_owned());
+        }
+        env
+    }
+
+    /// The configured path and artifact repositories (and `file:///`
+    /// composer repositories), read-only at the same paths.
+    fn repository_mounts(config: &ComposerConfig) -> Vec<BuildMount> {
+        let mut mounts = Vec::new();
+        for repo in &config.repositories {
+            let url = repo.url.trim();
+            let dir = match repo.kind {
+                ComposerRepositoryKind::Path => {
+                    // A glob (`/srv/packages/*`): its fixed part.
+                    let fixed: PathBuf = Path::new(url)
+                        .components()
+                        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                        .collect();
+                    fixed
+                }
+                ComposerRepositoryKind::Artifact => PathBuf::from(url),
+                ComposerRepositoryKind::Composer => match url.strip_prefix("file://") {
+                    Some(path) => Path::new(path)
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                    None => continue,
+                },
+            };
+            if dir.is_absolute() && dir.is_dir() && dir != Path::new("/") {
+                let target = dir.display().to_string();
+                mounts.push(BuildMount::read_only(dir, target));
+            }
+        }
+        mounts
+    }
 }
 
 /// Whether a configured repository is reached over the network.
@@ -202,59 +226,70 @@ impl Flavour for PhpFlavour {
                     .await;
                 return Ok(());
             }
-            let Some(composer) = self.composer() else {
-                events
-                    .system(
-                        "composer.json found but composer is not installed on this agent: apt-get install composer",
-                    )
-                    .await;
-                return Ok(());
-            };
-            for dir in [
-                ctx.data_dir.join("home"),
-                ctx.cache_dir.join("composer"),
-                composer_home(&ctx.data_dir),
-            ] {
-                tokio::fs::create_dir_all(&dir)
+            ctx.builder.check_image().await?;
+            let home = ctx.sandbox_cache.join("composer-home");
+            let cache = ctx.sandbox_cache.join("composer");
+            for dir in [&home, &cache] {
+                tokio::fs::create_dir_all(dir)
                     .await
-                    .map_err(|source| DeployError::Io {
-                        what: "create the build directories".to_owned(),
-                        source,
-                    })?;
+                    .map_err(io_err("create the build directories"))?;
             }
-            let config_file = composer_home(&ctx.data_dir).join("config.json");
+            let config_file = home.join("config.json");
             write_atomically(&config_file, &global_config(&ctx.composer))
                 .await
-                .map_err(|source| DeployError::Io {
-                    what: format!("write {}", config_file.display()),
-                    source,
-                })?;
+                .map_err(io_err("write composer's config.json"))?;
+            ctx.builder
+                .hand_over(vec![ctx.worktree.clone(), ctx.sandbox_cache.clone()])
+                .await?;
             let text = tokio::fs::read_to_string(&composer_json)
                 .await
                 .unwrap_or_default();
             if let Some(warning) = Self::offline_warning(ctx, &text) {
                 events.system(warning).await;
             }
+            let allow_scripts = ctx.build.allow_composer_scripts;
+            let argv = Self::argv(allow_scripts);
             events
-                .system(format!("$ composer {}", COMPOSER_ARGS.join(" ")))
+                .system(format!(
+                    "build container: {}, user {}:{}, network {}{}",
+                    ctx.builder.image(),
+                    ctx.builder.user().uid,
+                    ctx.builder.user().gid,
+                    if needs_network(&ctx.composer) {
+                        "for composer.repositories"
+                    } else {
+                        "none"
+                    },
+                    if allow_scripts {
+                        ", scripts and plugins allowed by build.allow_composer_scripts"
+                    } else {
+                        ""
+                    },
+                ))
                 .await;
-            match run_capturing(self.command(&composer, ctx), events, STDERR_KEPT).await {
-                Ok((status, _)) if status.success() => Ok(()),
-                Ok((_, stderr)) if requires_packages(&text) && is_package_failure(&stderr) => {
-                    Err(DeployError::ComposerPackagesMissing {
-                        configured: !ctx.composer.repositories.is_empty(),
-                    })
-                }
-                Ok((status, _)) => Err(DeployError::BuildExited {
+            events
+                .system(format!("$ composer {}", argv[2..].join(" ")))
+                .await;
+            let mut run = ctx.run(argv, Self::env(&ctx.composer), PHP_SOURCE_MOUNT);
+            run.network = needs_network(&ctx.composer);
+            run.mounts = Self::repository_mounts(&ctx.composer);
+            run.mounts.extend([
+                BuildMount::writable(&ctx.worktree, PHP_SOURCE_MOUNT),
+                BuildMount::writable(&home, COMPOSER_HOME),
+                BuildMount::writable(&cache, COMPOSER_CACHE),
+            ]);
+            let exit = ctx.builder.run(run, Some(events), STDERR_KEPT).await?;
+            if exit.success() {
+                Ok(())
+            } else if requires_packages(&text) && is_package_failure(&exit.stderr_tail) {
+                Err(DeployError::ComposerPackagesMissing {
+                    configured: !ctx.composer.repositories.is_empty(),
+                })
+            } else {
+                Err(DeployError::BuildExited {
                     tool: "composer install",
-                    status: status
-                        .code()
-                        .map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string()),
-                }),
-                Err(source) => Err(DeployError::Io {
-                    what: "run composer install".to_owned(),
-                    source,
-                }),
+                    status: exit.status_text(),
+                })
             }
         })
     }
@@ -270,7 +305,7 @@ mod tests {
             port: 9090,
             ..Default::default()
         };
-        let spec = PhpFlavour::default().container(&settings);
+        let spec = PhpFlavour.container(&settings);
         assert_eq!(
             spec.default_run_cmd,
             ["php", "-S", "0.0.0.0:9090", "/app/index.php"]
@@ -321,17 +356,17 @@ mod tests {
     }
 
     #[test]
-    fn composer_is_found_on_the_flavours_path_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let flavour = PhpFlavour {
-            path: dir.path().as_os_str().to_owned(),
-        };
-        assert_eq!(flavour.composer(), None);
-        let composer = dir.path().join("composer");
-        std::fs::write(&composer, "#!/bin/sh\n").expect("write");
-        assert_eq!(flavour.composer(), None, "not executable");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&composer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        assert_eq!(flavour.composer(), Some(composer));
+    fn composer_runs_no_scripts_or_plugins_unless_allowed() {
+        let argv = PhpFlavour::argv(false);
+        assert!(argv.contains(&"--no-scripts".to_owned()), "{argv:?}");
+        assert!(argv.contains(&"--no-plugins".to_owned()), "{argv:?}");
+        let argv = PhpFlavour::argv(true);
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a == "--no-scripts" || a == "--no-plugins")
+        );
+        let env = PhpFlavour::env(&ComposerConfig::default());
+        assert!(env.contains(&"COMPOSER_DISABLE_NETWORK=1".to_owned()));
     }
 }

@@ -190,7 +190,8 @@ async fn deploys_feature_branch_and_redeploy_replaces_container() {
             Status::Fetching,
             Status::Building,
             Status::Starting
-        ]
+        ],
+        "{events:#?}"
     );
     let (status, url, error, commit, _) = result(&events);
     assert_eq!(
@@ -352,6 +353,11 @@ async fn cancel_during_build() {
         "cancelled mid-build"
     );
     assert!(containers_with_label("sdp.deployment", request.deployment_id.as_str()).is_empty());
+    // The build ran in a container, killed and removed with the build.
+    assert!(
+        containers_with_label("sdp.build.deployment", request.deployment_id.as_str()).is_empty(),
+        "the cancelled build's container is gone"
+    );
     // The job is settled: the next heartbeat lists nothing running.
     wait_for(
         "no running deployments",

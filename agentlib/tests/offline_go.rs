@@ -6,9 +6,9 @@
 //! fixes, and go never looked beyond the module cache (`GOPROXY=off`).
 //! Real nats-server, git server, go and Docker engine.
 //!
-//! Every run uses a fresh version of `example.com/greet`: the tests share
-//! one module cache (`GOMODCACHE`), and a version some earlier test
-//! downloaded would build from it without vendor/ or proxy.
+//! Every run uses a fresh version of `example.com/greet`, so a version an
+//! earlier build downloaded can never build it without vendor/ or proxy
+//! (module caches are per sandbox now, so this is belt and braces).
 
 mod common;
 
@@ -240,8 +240,11 @@ async fn a_service_without_vendor_builds_through_a_file_proxy() {
     assert!(system.contains(&expected.as_str()), "{system:#?}");
     let body = get(&format!("{}/", url.expect("url"))).await;
     assert_eq!(body, format!("hello from greet {version}"));
-    let cached: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("sdp-go-cache/gomod/cache/download")
+    // In the sandbox's own module cache.
+    let cached: PathBuf = agent
+        .data
+        .path()
+        .join("build-caches/prox/gomod/cache/download")
         .join(MODULE)
         .join("@v")
         .join(format!("{version}.zip"));

@@ -97,7 +97,7 @@ async fn agent(world: &World, repositories: Vec<ComposerRepository>) -> TestAgen
     TestAgent::start(
         world,
         "offphp",
-        Arc::new(PhpFlavour::default()),
+        Arc::new(PhpFlavour),
         ensure_php_image(),
         repos,
         |config| {

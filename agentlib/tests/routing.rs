@@ -42,7 +42,7 @@ impl TestAgent {
         TestAgent::start(
             world,
             "r",
-            Arc::new(PhpFlavour::default()),
+            Arc::new(PhpFlavour),
             ensure_php_image(),
             repos,
             |config| config.health.path = "/healthz".into(),
@@ -161,7 +161,9 @@ async fn gateway_routes_to_the_sandbox_and_the_baseline_and_reapplies() {
     );
     let logs = system_lines(&events);
     assert!(
-        logs.contains(&"$ composer install --no-dev --no-interaction --no-progress"),
+        logs.contains(
+            &"$ composer install --no-dev --no-interaction --no-progress --no-scripts --no-plugins"
+        ),
         "{logs:#?}"
     );
     let url = url.expect("url");
@@ -278,7 +280,7 @@ async fn gateway_without_composer_json_warns_and_runs() {
     assert_eq!((code, body.as_str()), (200, "ok"));
     gateway.stop().await;
 
-    // composer.json but no composer on the agent's PATH.
+    // composer.json but no build image on the host: a clear error.
     fixture.push_file(
         "main",
         "composer.json",
@@ -286,25 +288,25 @@ async fn gateway_without_composer_json_warns_and_runs() {
     );
     let repos = ReposDir::new();
     repos.add("gw", &world.git.url("gw"));
-    let empty = tempfile::tempdir().expect("empty PATH dir");
     let gateway = TestAgent::start(
         &world,
         "r",
-        Arc::new(PhpFlavour {
-            path: empty.path().as_os_str().to_owned(),
-        }),
+        Arc::new(PhpFlavour),
         ensure_php_image(),
         repos,
-        |config| config.health.path = "/healthz".into(),
+        |config| {
+            config.health.path = "/healthz".into();
+            config.build.image = "sdp-test-no-such-build:1".into();
+        },
     )
     .await;
     let (events, status, _, error) = gateway.deploy(&world, &gateway.request("gw", "main")).await;
-    assert_eq!(status, Status::Running, "{error:?}");
+    assert_eq!(status, Status::Failed, "{events:#?}");
+    let error = error.unwrap_or_default();
     assert!(
-        system_lines(&events).contains(
-            &"composer.json found but composer is not installed on this agent: apt-get install composer"
-        ),
-        "{events:#?}"
+        error.contains("build image sdp-test-no-such-build:1 is not loaded")
+            && error.contains("packaging/images/make-build-image.sh"),
+        "{error}"
     );
     gateway.stop().await;
 }

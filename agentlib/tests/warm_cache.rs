@@ -36,6 +36,7 @@ async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Optio
     config.repos_dir = repos.path().to_path_buf();
     config.flavour.base_image = Some(ensure_busybox_image());
     config.flavour.cache_dir = Some(cache_dir);
+    config.build.image = sdp_testkit::ensure_build_image();
     // Subscribed before the agent starts: the first heartbeat is seen.
     let mut beats = client
         .subscribe(subject::agent_heartbeat("micro", &agent_id))
@@ -85,7 +86,8 @@ async fn heartbeats_show_the_build_cache_going_from_warming_to_warm() {
         "{states:?}"
     );
     assert_eq!(states.last(), Some(&Some("warm".to_owned())), "{states:?}");
-    assert!(cache.join("go-build").is_dir());
+    // The standard library the sandboxes' caches are seeded from.
+    assert!(cache.join("go-std").is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +148,7 @@ impl sdp_agentlib::Flavour for EndlessWarmUp {
 
     fn warm_cache(
         &self,
-        _data_dir: &Path,
+        _builder: &sdp_agentlib::BuildBox,
         _cache_dir: &Path,
         _config: &AgentConfig,
     ) -> Option<futures::future::BoxFuture<'static, Result<(), String>>> {

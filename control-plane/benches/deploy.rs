@@ -189,7 +189,7 @@ async fn bench() {
         ratio(cold, script)
     );
     println!(
-        "| SDP, redeploy of a new commit | {:.2} s | {:.2} | <= 0.50 |",
+        "| SDP, redeploy of a new commit | {:.2} s | {:.2} | <= 0.10 |",
         warm.as_secs_f64(),
         ratio(warm, script)
     );

@@ -16,7 +16,7 @@ MIRROR="${SDP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # costs one download and one import, and each SDP image adds only its
 # binary. busybox-static and libc-bin (ldd) let make-runtime-images.sh
 # cut the deployed services' small images out of this one.
-PACKAGES=ca-certificates,git,golang-go,php-cli,composer,nats-server,busybox-static,libssl3,tini
+PACKAGES=ca-certificates,git,golang-go,php-cli,php-intl,composer,nats-server,busybox-static,libssl3,tini
 
 if docker image inspect "$TAG" >/dev/null 2>&1; then
   echo "base image $TAG exists"

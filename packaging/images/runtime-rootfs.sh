@@ -7,7 +7,11 @@
 #   php: the same plus the PHP CLI (the real file behind Debian's
 #        alternatives) at /usr/bin/php and every library ldd lists; PHP
 #        runs on its compiled-in defaults (no ini file), `php -S` works.
-# Usage: runtime-rootfs.sh go|php
+#   build: the php rootfs plus the shared extensions composer uses (with
+#        their ini files and libraries), php.ini and Debian's composer
+#        (/usr/bin/composer, /usr/share/php): the image agents build in.
+#        Go is not in it: agents mount the host's GOROOT read-only.
+# Usage: runtime-rootfs.sh go|php|build
 set -euo pipefail
 
 kind="${1:?usage: runtime-rootfs.sh go|php}"
@@ -31,7 +35,7 @@ copy() { # host file → same path in the rootfs (following symlinks)
 
 case "$kind" in
   go) ;;
-  php)
+  php | build)
     php="$(readlink -f /usr/bin/php)"
     copy "$php"
     [ "$php" = /usr/bin/php ] || ln -sf "$php" "$root/usr/bin/php"
@@ -41,8 +45,26 @@ case "$kind" in
       while read -r lib; do copy "$lib"; done
     # PHP's date functions warn at every start without a zone file.
     copy /usr/share/zoneinfo/UTC
+    ;;&
+  build)
+    ext_dir="$(php -n -r 'echo PHP_EXTENSION_DIR;')"
+    version="$(php -n -r 'echo PHP_MAJOR_VERSION.".".PHP_MINOR_VERSION;')"
+    conf_d="/etc/php/$version/cli/conf.d"
+    mkdir -p "$root$conf_d"
+    # intl's Normalizer renders composer's errors.
+    for ext in ctype iconv mbstring phar tokenizer posix fileinfo intl zip curl; do
+      [ -f "$ext_dir/$ext.so" ] || continue
+      copy "$ext_dir/$ext.so"
+      ldd "$ext_dir/$ext.so" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break } }' |
+        while read -r lib; do copy "$lib"; done
+      echo "extension=$ext.so" >"$root$conf_d/20-$ext.ini"
+    done
+    copy "/etc/php/$version/cli/php.ini"
+    copy /usr/bin/composer
+    find /usr/share/php -type f | while read -r file; do copy "$file"; done
     ;;
-  *) echo "unknown kind $kind (go|php)" >&2; exit 2 ;;
+  php) ;;
+  *) echo "unknown kind $kind (go|php|build)" >&2; exit 2 ;;
 esac
 
 tar --numeric-owner -C "$root" -c .

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes images as tar files for `docker load` on offline hosts, one file
 # per image (`sdp-go-base_1.tar`), made first when missing. By default the
-# deployed services' base images, which every Docker host of an agent
-# needs; name others to add them (e.g. sdp-base:bookworm for hosts that
+# deployed services' base images and the build image (sdp-build:1), which
+# every Docker host of an agent needs; name others to add them (e.g. sdp-base:bookworm for hosts that
 # run the compose stack).
 #
 # Usage: save-images.sh OUT_DIR [IMAGE...]
@@ -15,12 +15,13 @@ shift
 images=("$@")
 if [ ${#images[@]} -eq 0 ]; then
   "$here/make-runtime-images.sh"
-  images=(sdp-go-base:1 sdp-php-base:1)
+  "$here/make-build-image.sh"
+  images=(sdp-go-base:1 sdp-php-base:1 sdp-build:1)
 fi
 mkdir -p "$out"
 for image in "${images[@]}"; do
   if ! docker image inspect "$image" >/dev/null 2>&1; then
-    echo "error: image $image is missing (make-base-image.sh, make-runtime-images.sh)" >&2
+    echo "error: image $image is missing (make-base-image.sh, make-runtime-images.sh, make-build-image.sh)" >&2
     exit 1
   fi
   file="$out/$(printf '%s' "$image" | tr ':/' '__').tar"

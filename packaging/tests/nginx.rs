@@ -247,7 +247,7 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
     let repos = ReposDir::new();
     repos.add("users", &git.url("users"));
     let agent_id = unique_id("pk");
-    let _containers = ContainerCleanup::new("sdp.agent", &agent_id);
+    let _containers = ContainerCleanup::agent(&agent_id);
 
     let cp_port = free_port();
     let cp_data = root.join("var/lib/sdp/control-plane");
@@ -284,6 +284,7 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
             ),
             ("SDP_REPOS_DIR", repos.path().display().to_string()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
                 std::env::temp_dir()

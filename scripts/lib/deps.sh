@@ -10,6 +10,9 @@ sdp_install_deps() {
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v php >/dev/null || missing+=(php-cli)
   command -v composer >/dev/null || missing+=(composer)
+  # The build image (testkit, make-build-image.sh) carries intl: composer
+  # renders its errors with it.
+  dpkg -s php-intl >/dev/null 2>&1 || missing+=(php-intl)
   command -v curl >/dev/null || missing+=(curl)
   # The offline-build tests zip a Go module for a file-system GOPROXY.
   command -v zip >/dev/null || missing+=(zip)

@@ -118,7 +118,21 @@ pub fn ensure_php_image() -> String {
     let rootfs = work.path().join("rootfs");
     build_rootfs(&rootfs);
     copy_into(&rootfs, &php, Path::new("/usr/bin/php"));
-    let ldd = run(Command::new("ldd").arg(&php));
+    copy_libraries(&rootfs, &php);
+    import_rootfs(
+        &rootfs,
+        PHP_IMAGE,
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "CMD [\"/usr/bin/php\", \"-a\"]",
+    );
+    tracing::info!(image = PHP_IMAGE, "imported php test image");
+    PHP_IMAGE.to_owned()
+}
+
+/// Copies every library `ldd` lists for host file `binary` into `root`
+/// at the path it lists.
+fn copy_libraries(root: &Path, binary: &Path) {
+    let ldd = run(Command::new("ldd").arg(binary));
     for line in ldd.lines() {
         // `libm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)` or
         // `/lib64/ld-linux-x86-64.so.2 (0x...)`; `linux-vdso.so.1 (0x...)`
@@ -128,17 +142,124 @@ pub fn ensure_php_image() -> String {
             None => line.split_whitespace().next(),
         };
         if let Some(path) = path.filter(|p| p.starts_with('/')) {
-            copy_into(&rootfs, Path::new(path), Path::new(path));
+            copy_into(root, Path::new(path), Path::new(path));
+        }
+    }
+}
+
+/// The build image made by [`ensure_build_image`].
+pub const BUILD_IMAGE: &str = "sdp-test-build:2";
+/// PHP extensions composer uses (Debian builds them as shared modules;
+/// intl's `Normalizer` renders composer's errors).
+const BUILD_PHP_EXTENSIONS: &[&str] = &[
+    "ctype",
+    "iconv",
+    "mbstring",
+    "phar",
+    "tokenizer",
+    "posix",
+    "fileinfo",
+    "intl",
+    "zip",
+    "curl",
+];
+
+/// Idempotently makes [`BUILD_IMAGE`], the image the agents build in
+/// (like `packaging/images/make-build-image.sh`, from the host's files):
+/// the busybox rootfs, the host's PHP CLI with its libraries, the shared
+/// extensions composer uses (and their ini files and libraries), Debian's
+/// composer (`/usr/bin/composer` and `/usr/share/php`), the CA
+/// certificates and `/etc/passwd`. Go is not in it: the agents mount the
+/// host's GOROOT read-only. Safe under concurrency like
+/// [`ensure_busybox_image`].
+///
+/// # Panics
+/// If docker, busybox, php or composer is missing (saying what to
+/// install), or a command fails.
+pub fn ensure_build_image() -> String {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_docker();
+    if image_exists(BUILD_IMAGE) {
+        return BUILD_IMAGE.to_owned();
+    }
+    for (file, package) in [
+        (BUSYBOX_HOST_PATH, "busybox-static"),
+        ("/usr/bin/composer", "composer"),
+        ("/usr/share/php/Composer", "composer"),
+    ] {
+        if !Path::new(file).exists() {
+            panic!("{file} not found: install it with `apt-get install {package}`");
+        }
+    }
+    let php = fs::canonicalize(PHP_HOST_PATH).unwrap_or_else(|e| {
+        panic!("{PHP_HOST_PATH} not found ({e}): install it with `apt-get install php-cli`")
+    });
+    let work = tempfile::Builder::new()
+        .prefix("sdp-build-image-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create image work dir: {e}"));
+    let rootfs = work.path().join("rootfs");
+    build_rootfs(&rootfs);
+    copy_into(&rootfs, &php, Path::new("/usr/bin/php"));
+    copy_libraries(&rootfs, &php);
+    let extension_dir = run(Command::new(&php).args(["-n", "-r", "echo PHP_EXTENSION_DIR;"]));
+    let version =
+        run(Command::new(&php).args(["-n", "-r", "echo PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;"]));
+    let conf_d = format!("/etc/php/{version}/cli/conf.d");
+    for extension in BUILD_PHP_EXTENSIONS {
+        let module = Path::new(&extension_dir).join(format!("{extension}.so"));
+        if !module.is_file() {
+            continue;
+        }
+        copy_into(&rootfs, &module, &module);
+        copy_libraries(&rootfs, &module);
+        let ini = rootfs
+            .join(conf_d.trim_start_matches('/'))
+            .join(format!("20-{extension}.ini"));
+        fs::create_dir_all(ini.parent().expect("conf.d")).expect("mkdir conf.d");
+        fs::write(&ini, format!("extension={extension}.so\n")).expect("write ini");
+    }
+    let php_ini = format!("/etc/php/{version}/cli/php.ini");
+    if Path::new(&php_ini).is_file() {
+        copy_into(&rootfs, Path::new(&php_ini), Path::new(&php_ini));
+    }
+    copy_tree(&rootfs, Path::new("/usr/share/php"));
+    copy_into(
+        &rootfs,
+        Path::new("/usr/bin/composer"),
+        Path::new("/usr/bin/composer"),
+    );
+    for file in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/usr/share/zoneinfo/UTC",
+    ] {
+        if Path::new(file).is_file() {
+            copy_into(&rootfs, Path::new(file), Path::new(file));
         }
     }
     import_rootfs(
         &rootfs,
-        PHP_IMAGE,
+        BUILD_IMAGE,
         "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "CMD [\"/usr/bin/php\", \"-a\"]",
+        "CMD [\"/bin/sh\"]",
     );
-    tracing::info!(image = PHP_IMAGE, "imported php test image");
-    PHP_IMAGE.to_owned()
+    tracing::info!(image = BUILD_IMAGE, "imported build test image");
+    BUILD_IMAGE.to_owned()
+}
+
+/// Copies the host directory `dir` (following symlinks) to the same path
+/// under `root`.
+fn copy_tree(root: &Path, dir: &Path) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            copy_tree(root, &path);
+        } else if path.is_file() {
+            copy_into(root, &path, &path);
+        }
+    }
 }
 
 /// Copies host file `from` (following symlinks) to `root` + `to`, keeping
@@ -305,25 +426,42 @@ pub fn docker_exists(id: &str) -> bool {
 }
 
 /// Drop guard: force-removes (with volumes) every container labelled
-/// `key=value`.
+/// `key=value` (for each pair it guards).
 #[derive(Debug)]
 pub struct ContainerCleanup {
-    key: String,
-    value: String,
+    labels: Vec<(String, String)>,
 }
 
 impl ContainerCleanup {
     /// Guards containers labelled `label_key=label_value`.
     pub fn new(label_key: &str, label_value: &str) -> ContainerCleanup {
         ContainerCleanup {
-            key: label_key.to_owned(),
-            value: label_value.to_owned(),
+            labels: vec![(label_key.to_owned(), label_value.to_owned())],
+        }
+    }
+
+    /// Guards what the agent `agent_id` runs: its deployed containers
+    /// (`sdp.agent`) and its build containers (`sdp.build.agent`), which
+    /// outlive an agent that was killed.
+    pub fn agent(agent_id: &str) -> ContainerCleanup {
+        ContainerCleanup {
+            labels: vec![
+                ("sdp.agent".to_owned(), agent_id.to_owned()),
+                ("sdp.build.agent".to_owned(), agent_id.to_owned()),
+            ],
         }
     }
 
     /// Ids of the containers currently matching.
     pub fn containers(&self) -> Vec<String> {
-        containers_with_label(&self.key, &self.value)
+        let mut ids: Vec<String> = self
+            .labels
+            .iter()
+            .flat_map(|(key, value)| containers_with_label(key, value))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Removes the matching containers now (also done on drop).
@@ -345,18 +483,22 @@ impl ContainerCleanup {
 impl Drop for ContainerCleanup {
     fn drop(&mut self) {
         // Never panic in drop (it may run during a test's unwinding).
-        let filter = format!("label={}={}", self.key, self.value);
-        let ids = match Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
-            .stdin(Stdio::null())
-            .output()
-        {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>(),
-            _ => return,
-        };
+        let mut ids = Vec::new();
+        for (key, value) in &self.labels {
+            let filter = format!("label={key}={value}");
+            if let Ok(out) = Command::new("docker")
+                .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
+                .stdin(Stdio::null())
+                .output()
+                && out.status.success()
+            {
+                ids.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned),
+                );
+            }
+        }
         if !ids.is_empty() {
             let _ = Command::new("docker")
                 .args(["rm", "-f", "-v"])

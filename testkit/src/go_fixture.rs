@@ -170,6 +170,22 @@ func init() {{
         self.commit_and_push(branch, &format!("{}: {branch} main in {dir}", self.repo))
     }
 
+    /// Commits a symlink `path` → `target` (any text, e.g. a host path
+    /// outside the repo) on `branch`, pushes; returns the new sha.
+    pub fn push_symlink(&self, branch: &str, path: &str, target: &str) -> String {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        run(self.git().args(["checkout", "--quiet", branch]));
+        let link = self.work.path().join(path);
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+        }
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link)
+            .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
+        self.commit_and_push(branch, &format!("{}: {branch} link {path}", self.repo))
+    }
+
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
         run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))

@@ -16,7 +16,7 @@
 //! - [`baseline`]: [`BaselineServer`], stands for the OpenShift baseline.
 //! - [`repos_dir`]: [`ReposDir`], an agent-style directory of git repos whose
 //!   `origin` points at the git server.
-//! - [`docker`]: the imported busybox and PHP base images, the bridge gateway, and
+//! - [`docker`]: the imported busybox and PHP base images, the build image, the bridge gateway, and
 //!   [`ContainerCleanup`] for labelled containers.
 //! - [`process`]: [`ChildGuard`], a child process SIGKILLed on drop.
 //! - [`hosts`]: [`HostAddresses`], extra host addresses standing for
@@ -38,9 +38,9 @@ pub mod util;
 
 pub use baseline::BaselineServer;
 pub use docker::{
-    BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label, docker_bridge_gateway,
-    docker_create_named, docker_exists, docker_rm, ensure_busybox_image, ensure_php_image,
-    published_addresses,
+    BUILD_IMAGE, BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label,
+    docker_bridge_gateway, docker_create_named, docker_exists, docker_rm, ensure_build_image,
+    ensure_busybox_image, ensure_php_image, published_addresses,
 };
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{GoFixture, go_main_source};
@@ -49,4 +49,4 @@ pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
 pub use repos_dir::ReposDir;
-pub use util::{free_port, init_tracing, unique_id, wait_for};
+pub use util::{free_port, init_tracing, once_across_processes, unique_id, wait_for};

@@ -130,3 +130,42 @@ pub(crate) fn wait_for_blocking<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `work` once for every test process of a run that shares `dir`:
+/// the first process to create `<dir>/<name>.lock` runs it and then writes
+/// `<dir>/<name>.done`; the others wait (bounded by `timeout`) for that
+/// file. A lock left by a killed process is waited out, then ignored.
+/// For expensive shared setup such as warming the Go standard library
+/// that every agent's sandboxes are seeded from.
+pub async fn once_across_processes<F, Fut>(
+    dir: &std::path::Path,
+    name: &str,
+    timeout: Duration,
+    work: F,
+) where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let done = dir.join(format!("{name}.done"));
+    let lock = dir.join(format!("{name}.lock"));
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done.exists() {
+            return;
+        }
+        let ours = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .is_ok();
+        if ours || Instant::now() >= deadline {
+            work().await;
+            std::fs::write(&done, b"done\n")
+                .unwrap_or_else(|e| panic!("write {}: {e}", done.display()));
+            let _ = std::fs::remove_file(&lock);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const USER: &str = "dev";
 pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Compiling the standard library into an empty cache on 2 busy cores.
+pub const WARM_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// NATS, the git server, and what the agents share.
 pub struct World {
@@ -132,7 +134,7 @@ impl TestAgent {
         let kind = flavour.kind();
         let data = tempfile::tempdir().expect("data dir");
         let id = unique_id(id_prefix);
-        let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        let cleanup = ContainerCleanup::agent(&id);
         let mut config: AgentConfig =
             sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
         config.nats = sdp_bus::nats::NatsConfig::with_url(world.nats.url());
@@ -140,12 +142,26 @@ impl TestAgent {
         config.data_dir = data.path().to_path_buf();
         config.repos_dir = repos.path().to_path_buf();
         config.flavour.base_image = Some(base_image);
+        config.build.image = sdp_testkit::ensure_build_image();
         // One build cache for all tests: the standard library compiles once.
         config.flavour.cache_dir =
             Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
         config.git.allowed_schemes = vec!["https".into(), "http".into()];
         config.health.timeout_secs = 30;
         tune(&mut config);
+        if kind == "micro"
+            && let Some(cache) = config.flavour.cache_dir.clone()
+        {
+            // Every sandbox's Go cache is seeded from the warmed standard
+            // library: warm it once per run, as a long-running agent has.
+            let warm_config = config.clone();
+            sdp_testkit::once_across_processes(&cache, "go-std-warm", WARM_TIMEOUT, || async {
+                sdp_agentlib::flavour::warm_go_std(&warm_config, &cache)
+                    .await
+                    .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+            })
+            .await;
+        }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(sdp_agentlib::run(config, flavour, shutdown.clone()));
         let agent = TestAgent {

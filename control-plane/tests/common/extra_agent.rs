@@ -47,7 +47,7 @@ impl ExtraAgent {
             &env,
         );
         let agent = ExtraAgent {
-            _containers: sdp_testkit::ContainerCleanup::new("sdp.agent", &id),
+            _containers: sdp_testkit::ContainerCleanup::agent(&id),
             id,
             _data: data,
             _process: process,

@@ -97,6 +97,22 @@ pub fn shared_go_cache() -> PathBuf {
     std::env::temp_dir().join("sdp-test-go-cache")
 }
 
+/// Warms the standard library in [`shared_go_cache`] once per run, as a
+/// long-running agent has: every sandbox's Go cache is seeded from it.
+pub async fn warm_shared_go_cache() {
+    let cache = shared_go_cache();
+    let mut config: sdp_agentlib::AgentConfig =
+        sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
+    config.agent.id = unique_id("warm");
+    config.build.image = sdp_testkit::ensure_build_image();
+    sdp_testkit::once_across_processes(&cache, "go-std-warm", Duration::from_secs(600), || async {
+        sdp_agentlib::flavour::warm_go_std(&config, &cache)
+            .await
+            .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+    })
+    .await;
+}
+
 /// `SDP_…` settings as owned pairs.
 pub fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
     items
@@ -203,7 +219,7 @@ impl Stack {
         let cp_data = TempDir::new().expect("temp dir");
         let agent_data = TempDir::new().expect("temp dir");
         let agent_id = unique_id("t");
-        let containers = ContainerCleanup::new("sdp.agent", &agent_id);
+        let containers = ContainerCleanup::agent(&agent_id);
 
         let port = sdp_testkit::free_port();
         let mut cp_env = pairs(&[
@@ -298,6 +314,7 @@ impl Stack {
                     }),
             ),
             ("SDP_FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
             ("SDP_HEALTH__PATH", "/healthz".into()),
@@ -306,7 +323,7 @@ impl Stack {
         let binary = Self::agent_binary().with_file_name("sdp-agent-gateway");
         let child = self.spawn("agent-gateway", &binary, &[], &env);
         let id = routing.gateway_agent_id.clone();
-        let cleanup = ContainerCleanup::new("sdp.agent", &id);
+        let cleanup = ContainerCleanup::agent(&id);
         if let Some(routing) = self.routing.as_mut() {
             routing.gateway_agent = Some(child);
             routing._gateway_containers = Some(cleanup);
@@ -376,6 +393,7 @@ impl Stack {
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
             ("SDP_ADVERTISE_HOST", self.advertise_host()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
                 shared_go_cache().display().to_string(),
@@ -407,6 +425,13 @@ impl Stack {
 
     pub async fn start_agent(&mut self) {
         let mut env = self.agent_env();
+        if !self
+            .agent_extra_env
+            .iter()
+            .any(|(key, _)| key == "SDP_FLAVOUR__CACHE_DIR")
+        {
+            warm_shared_go_cache().await;
+        }
         env.extend(self.agent_extra_env.iter().cloned());
         self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
         let http = self.http.clone();

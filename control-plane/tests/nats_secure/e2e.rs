@@ -78,7 +78,7 @@ impl Run {
         repos.add(REPO, &git.url(REPO));
         // auth.conf has a user for agent id micro-1 only, so the id is fixed:
         // remove what an aborted earlier run may have left.
-        let containers = ContainerCleanup::new("sdp.agent", MICRO_AGENT_ID);
+        let containers = ContainerCleanup::agent(MICRO_AGENT_ID);
         containers.remove_all();
         Run {
             nats,
@@ -161,6 +161,7 @@ impl Run {
             ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
             ("SDP_ADVERTISE_HOST", "127.0.0.1".into()),
             ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
                 "SDP_FLAVOUR__CACHE_DIR",
                 std::env::temp_dir()

@@ -2,7 +2,7 @@
 //! on a fixed port holding the demo services `users` and `orders` (Go), the
 //! PHP gateway `gateway` and the private `probe` repo logins are checked
 //! against; a baseline server standing for OpenShift; and the agents' base
-//! images. Prints `baseline <url>` once ready. Runs until SIGINT or
+//! images and build image. Prints `baseline <url>` once ready. Runs until SIGINT or
 //! SIGTERM, then removes its temp dirs and exits; the repos are made anew
 //! each start.
 //!
@@ -41,14 +41,18 @@ fn main() {
         std::env::var("SDP_DEMO_GIT_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let go_image = arg(&args, "--base-image", "sdp-go-base:1");
     let php_image = arg(&args, "--php-image", "sdp-php-base:1");
+    let build_image = arg(&args, "--build-image", "sdp-build:1");
     let listen = arg(&args, "--listen", &format!("127.0.0.1:{port}"));
 
     if args.iter().any(|a| a == "--no-images") {
         println!("base images {go_image} and {php_image} are made elsewhere (--no-images)");
     } else {
-        println!("making base images {go_image} and {php_image} (docker import of local rootfs)");
+        println!(
+            "making base images {go_image} and {php_image} and build image {build_image} (docker import of local rootfs)"
+        );
         tag(&sdp_testkit::ensure_busybox_image(), &go_image);
         tag(&sdp_testkit::ensure_php_image(), &php_image);
+        tag(&sdp_testkit::ensure_build_image(), &build_image);
     }
 
     let server = sdp_testkit::GitServer::start_on(&listen, &user, &password);
