@@ -273,8 +273,11 @@ impl BuildBox {
             })?;
         let stderr_tail = forward_output(attached.output, events, keep).await;
         let code = self.wait(&name).await?;
+        // The container has ended: its removal need not delay the deploy
+        // (a removal the agent's stop cuts short is done at its next start).
         removal.armed = false;
-        remove(&self.docker, &name).await;
+        let docker = self.docker.clone();
+        tokio::spawn(async move { remove(&docker, &name).await });
         Ok(BuildExit { code, stderr_tail })
     }
 

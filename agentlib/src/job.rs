@@ -26,6 +26,9 @@ use crate::flavour::BuildContext;
 use crate::git::FetchSpec;
 use crate::service;
 
+/// Health checks start quickly (a small service listens within tens of
+/// milliseconds of its start) and back off to [`HEALTH_EVERY`].
+const HEALTH_FIRST: Duration = Duration::from_millis(25);
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const LOG_TAIL_LINES: usize = 50;
@@ -652,6 +655,7 @@ async fn start_and_check(
         .build()
         .map_err(|e| DeployError::Internal(format!("cannot build an HTTP client: {e}")))?;
     let mut host_port = None;
+    let mut pause = HEALTH_FIRST;
     loop {
         let (published, exited) = agent.docker.state(&container, port).await?;
         if let Some(code) = exited {
@@ -688,7 +692,8 @@ async fn start_and_check(
                 secs: timeout_secs,
             });
         }
-        tokio::time::sleep(HEALTH_EVERY).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(HEALTH_EVERY);
     }
 }
 

@@ -6,6 +6,7 @@
 //! cache beside it; a last row is the first deploy into a new sandbox on a
 //! freshly started agent (empty cache) once that warm-up is done.
 //! Rounds: `SDP_BENCH_ROUNDS` (default 2); the median is shown.
+//! `SDP_BENCH_PHASES=1` prints each deployment's phase times on stderr.
 //!
 //! Run: `scripts/bench.sh` (builds the release binaries first).
 
@@ -113,6 +114,11 @@ async fn sdp_deploy(stack: &common::Stack, token: &str, sandbox: &str) -> Durati
     let id = stack.deploy(token, sandbox, common::BRANCH).await;
     let deployment = stack.wait_settled(token, &id).await;
     assert_eq!(deployment["status"], "running", "{deployment}");
+    // `SDP_BENCH_PHASES=1`: each deployment's phase times on stderr, to
+    // see where a deploy's time goes.
+    if std::env::var_os("SDP_BENCH_PHASES").is_some() {
+        eprintln!("phases of {sandbox}: {}", deployment["phases"]);
+    }
     started.elapsed()
 }
 
