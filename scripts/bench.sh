@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of DESIGN §10 on real parts; prints result tables.
+# The performance benchmarks (targets in docs/BENCHMARKS.md) on real parts; prints result tables.
 #   scripts/bench.sh              # all
 #   SDP_BENCH_LINES=20000 scripts/bench.sh
 #   SDP_BENCH_GIT_COMMITS=20000 SDP_BENCH_GIT_FILES=5000 scripts/bench.sh   # smaller git repo

@@ -1,4 +1,4 @@
-//! DESIGN §10 / issue 8: the dashboard shows a 100k-line log without
+//! Dashboard bench: the dashboard shows a 100k-line log without
 //! freezing the page. In headless Chromium, with the page open while the
 //! lines stream in (and again opened after, replaying the history):
 //! the time from the result until the last line is on screen, and the

@@ -1,4 +1,4 @@
-//! DESIGN §10 deploy: SDP's time for a small Go service against a plain
+//! Deploy bench: SDP's time for a small Go service against a plain
 //! script doing the same on the same host (git clone of the branch, `go
 //! build`, `docker run`, wait healthy), both with an empty Go build cache
 //! ("cold"); and SDP's redeploy of a new commit (warm) against the script's

@@ -1,4 +1,4 @@
-//! DESIGN §10 git: SDP's fetching phase (agentlib's git2 fetch into the
+//! git bench: SDP's fetching phase (agentlib's git2 fetch into the
 //! repo's shared store + checkout, as the agent runs it) against the git CLI
 //! on a generated repository served by testkit's git smart-HTTP server with
 //! basic auth:

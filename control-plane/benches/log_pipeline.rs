@@ -1,4 +1,4 @@
-//! DESIGN §10 log pipeline, the way an agent runs a build: a child process
+//! Log-pipeline bench, the way an agent runs a build: a child process
 //! writes N lines (`awk`, as fast as the pipe takes them), the agent's own
 //! reader (`sdp_agentlib::flavour::run_streaming`) hands them to its
 //! `EventSink` (JetStream, acks), and they must reach a WebSocket viewer and
