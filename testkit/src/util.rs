@@ -169,3 +169,26 @@ pub async fn once_across_processes<F, Fut>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Every file under `dir` (symlinks not followed) whose bytes contain
+/// `needle`: where a canary must not be.
+pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}

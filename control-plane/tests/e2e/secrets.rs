@@ -12,26 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
-}
+use sdp_testkit::util::files_containing;
 
 async fn text_of(stack: &Stack, token: &str, path: &str) -> String {
     let response = stack

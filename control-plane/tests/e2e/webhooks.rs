@@ -4,8 +4,6 @@
 //! nothing; without a service credential the follower is left "behind";
 //! the service credential is written nowhere.
 
-use std::path::Path;
-
 use reqwest::StatusCode;
 use sdp_bus::Secret;
 use sdp_control_plane::webhooks::signature::sign;
@@ -152,26 +150,7 @@ fn service<'a>(sandbox: &'a Value, repo: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
-}
+use sdp_testkit::util::files_containing;
 
 /// Nothing under the stack's dirs, in its processes' output or in
 /// `docker inspect` of its containers holds `needle`.
