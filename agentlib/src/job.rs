@@ -93,14 +93,7 @@ impl JobHandle {
     }
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`
-pub fn is_env_key(key: &str) -> bool {
-    let mut bytes = key.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+pub use sdp_bus::service::is_env_key;
 
 /// What the steps leave behind for the end of the job.
 #[derive(Default)]

@@ -37,6 +37,9 @@ pub fn parse_sdp_toml(text: &str) -> Result<ServiceOverrides, String> {
         } else {
             None
         },
+        command: parsed.command,
+        env: parsed.env,
+        working_dir: parsed.working_dir,
     })
 }
 
@@ -71,47 +74,7 @@ pub enum SettingsError {
 }
 
 fn check(settings: &ServiceOverrides) -> Result<(), String> {
-    if settings.port == Some(0) {
-        return Err("port must not be 0".into());
-    }
-    if let Some(path) = &settings.health_path
-        && (!path.starts_with('/') || path.chars().any(|c| c.is_control() || c == ' '))
-    {
-        return Err(format!("health_path {path:?} must start with '/'"));
-    }
-    if let Some(package) = &settings.main_package {
-        check_main_package(package)?;
-    }
-    if let Some(key) = &settings.route_env
-        && !crate::job::is_env_key(key)
-    {
-        return Err(format!(
-            "route_env {key:?} is not an env key: use [A-Za-z_][A-Za-z0-9_]*"
-        ));
-    }
-    Ok(())
-}
-
-/// A main package must be a relative path inside the tree: no `..`
-/// component, no leading `/` or `-`, no backslash or control character.
-pub fn check_main_package(package: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("main_package {package:?} {why}"));
-    if package.is_empty() {
-        return bad("is empty");
-    }
-    if package.starts_with('/') {
-        return bad("must be relative to the repo root");
-    }
-    if package.starts_with('-') {
-        return bad("must not start with '-'");
-    }
-    if package.split('/').any(|part| part == "..") {
-        return bad("must stay inside the repo ('..' is not allowed)");
-    }
-    if package.chars().any(|c| c.is_control() || c == '\\') {
-        return bad("holds a control character or a backslash");
-    }
-    Ok(())
+    settings.check()
 }
 
 /// The argument for `go build`: `./<main_package>` with redundant `./`

@@ -6,6 +6,7 @@
 //! - [`message`]: the payloads. Every payload carries `"v": 1`.
 //! - [`codec`]: JSON encode/decode; unknown fields are ignored, an unknown
 //!   major version is refused with [`CodecError::UnsupportedVersion`].
+//! - [`service`]: how a service runs (settings, overrides) and their checks.
 //! - [`validate`]: checks on user input shared by both ends (branch and repo
 //!   names), run before anything reaches git, Docker or the filesystem.
 //! - [`nats`], [`settings`]: the shared `[nats]` config section, connecting,
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod message;
 pub mod nats;
 pub mod process;
+pub mod service;
 pub mod settings;
 pub mod stream;
 pub mod subject;

@@ -6,6 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::service::{ServiceOverrides, ServiceSettings, default_route_env};
+
 /// A deployment id, made by the control plane: `d` + a UUIDv7 in simple hex,
 /// so ids sort by creation time and are safe as a subject token. It names a
 /// log file and a subject, so decoding refuses anything that is not a token
@@ -195,115 +197,6 @@ pub enum RouteSource {
     Environment,
     /// Set by hand.
     Manual,
-}
-
-/// A service repo's settings: `sdp.toml` at the repo root, else defaults.
-/// ```toml
-/// port = 8080
-/// health_path = "/healthz"
-/// main_package = "./cmd/users"
-/// route_env = "USERS_URL"
-/// ```
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSettings {
-    #[serde(default = "default_port")]
-    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
-    pub port: u16,
-    #[serde(default = "default_health_path")]
-    pub health_path: String,
-    #[serde(default = "default_main_package")]
-    pub main_package: String,
-    /// The env key whose value routes to this service (e.g. `USERS_URL`);
-    /// default: the repo name upper-cased, `-`/`.` → `_`, plus `_URL`.
-    #[serde(default)]
-    pub route_env: Option<String>,
-}
-
-fn default_port() -> u16 {
-    8080
-}
-
-fn default_health_path() -> String {
-    "/".to_owned()
-}
-
-fn default_main_package() -> String {
-    ".".to_owned()
-}
-
-impl Default for ServiceSettings {
-    fn default() -> Self {
-        Self {
-            port: default_port(),
-            health_path: default_health_path(),
-            main_package: default_main_package(),
-            route_env: None,
-        }
-    }
-}
-
-impl ServiceSettings {
-    /// The env key that routes to `repo`.
-    pub fn route_env_for(&self, repo: &str) -> String {
-        self.route_env
-            .clone()
-            .unwrap_or_else(|| default_route_env(repo))
-    }
-
-    pub fn apply(&mut self, overrides: &ServiceOverrides) {
-        if let Some(port) = overrides.port {
-            self.port = port;
-        }
-        if let Some(path) = &overrides.health_path {
-            self.health_path = path.clone();
-        }
-        if let Some(package) = &overrides.main_package {
-            self.main_package = package.clone();
-        }
-        if let Some(key) = &overrides.route_env {
-            self.route_env = Some(key.clone());
-        }
-    }
-}
-
-/// `users` → `USERS_URL`, `order-api` → `ORDER_API_URL`.
-pub fn default_route_env(repo: &str) -> String {
-    let mut key: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    key.push_str("_URL");
-    key
-}
-
-/// Template-level overrides of [`ServiceSettings`]; `None` keeps the repo's.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(maximum = 65535))]
-    pub port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub main_package: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route_env: Option<String>,
-}
-
-impl ServiceOverrides {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// `agent.rpc.<kind>.list_repos`: no fields.
