@@ -24,6 +24,7 @@ use crate::error::DeployError;
 use crate::events::EventSink;
 use crate::flavour::BuildContext;
 use crate::git::FetchSpec;
+use crate::last_words;
 use crate::service;
 
 /// Health checks start quickly (a small service listens within tens of
@@ -31,7 +32,6 @@ use crate::service;
 const HEALTH_FIRST: Duration = Duration::from_millis(25);
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-const LOG_TAIL_LINES: usize = 50;
 
 #[derive(Clone, Debug)]
 pub enum CancelReason {
@@ -99,7 +99,6 @@ pub use sdp_bus::service::is_env_key;
 #[derive(Default)]
 struct JobState {
     commit: Option<String>,
-    log_tail: Vec<String>,
     /// Set once the starting step may have created a container.
     touched_docker: bool,
     git_cancel: Arc<AtomicBool>,
@@ -176,7 +175,9 @@ pub(crate) async fn run_job(
                 url: None,
                 error: Some(message),
                 commit: state.commit.clone(),
-                log_tail: std::mem::take(&mut state.log_tail),
+                // The container's last output is in the log itself
+                // (`last_words`), once.
+                log_tail: Vec::new(),
             }
         }
     };
@@ -652,7 +653,7 @@ async fn start_and_check(
     loop {
         let (published, exited) = agent.docker.state(&container, port).await?;
         if let Some(code) = exited {
-            state.log_tail = agent.docker.log_tail(&container, LOG_TAIL_LINES).await;
+            last_words::tell(&agent.docker, &container, &name, sink).await;
             return Err(DeployError::ContainerExited { code });
         }
         if host_port.is_none()
@@ -676,7 +677,7 @@ async fn start_and_check(
             }
         }
         if Instant::now() >= deadline {
-            state.log_tail = agent.docker.log_tail(&container, LOG_TAIL_LINES).await;
+            last_words::tell(&agent.docker, &container, &name, sink).await;
             if host_port.is_none() {
                 return Err(DeployError::NoHostPort { port });
             }

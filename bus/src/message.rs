@@ -334,7 +334,9 @@ pub enum EventBody {
         error: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         commit: Option<String>,
-        /// The container's last log lines when it failed to become healthy.
+        /// The container's last log lines when it failed to become healthy,
+        /// from older agents; agents now put them in the log before the
+        /// result (`last output of container …:`) and leave this empty.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log_tail: Vec<String>,
     },

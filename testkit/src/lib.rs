@@ -43,7 +43,9 @@ pub use docker::{
     ensure_busybox_image, ensure_php_image, published_addresses,
 };
 pub use git_server::{GitServer, basic_auth_header};
-pub use go_fixture::{GoFixture, go_main_source};
+pub use go_fixture::{
+    GoFixture, crashing_service_source, go_main_source, unhealthy_service_source,
+};
 pub use hosts::HostAddresses;
 pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
