@@ -1,8 +1,8 @@
 //! A service's effective settings (port, health path, main package, route
 //! env key, command, env, working dir). Precedence, highest first: the
-//! request's [`ServiceOverrides`] (templates, the sandbox's own) > the
-//! repo's `sdp.toml` > the agent's config (`service.port`, `health.path`)
-//! > built-in defaults. Also what the settings make of a container: its
+//! request's [`ServiceOverrides`] (templates, the sandbox's own), the
+//! repo's `sdp.toml`, the agent's config (`service.port`, `health.path`),
+//! the built-in defaults. Also what the settings make of a container: its
 //! command ([`container_command`]), working directory
 //! ([`container_working_dir`]) and environment ([`container_env`]).
 
@@ -280,7 +280,10 @@ mod tests {
         let none = ServiceOverrides::default();
         for (text, wanted) in [
             ("[env]\nPORT = \"1\"\n", "env key \"PORT\" is reserved"),
-            ("[env]\nSDP_BRANCH = \"x\"\n", "env key \"SDP_BRANCH\" is reserved"),
+            (
+                "[env]\nSDP_BRANCH = \"x\"\n",
+                "env key \"SDP_BRANCH\" is reserved",
+            ),
             ("command = []\n", "command is empty"),
             ("command = [\"\", \"x\"]\n", "command's program"),
             ("working_dir = \"../up\"\n", "working_dir"),
@@ -304,10 +307,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(container_command(&settings, None, flavour()), ["/sdp/app"]);
-        assert_eq!(
-            container_command(&settings, Some(&agent), flavour()),
-            agent
-        );
+        assert_eq!(container_command(&settings, Some(&agent), flavour()), agent);
         settings.command = Some(vec!["/sdp/app".into(), "-listen=:${PORT}".into()]);
         assert_eq!(
             container_command(&settings, Some(&agent), flavour()),
@@ -336,7 +336,10 @@ mod tests {
         assert!(line.contains("command /sdp/app -listen=:5678"), "{line}");
         assert!(line.contains("working dir web"), "{line}");
         assert!(line.contains("env keys API_TOKEN, GREETING"), "{line}");
-        assert!(!line.contains("s3cret-value") && !line.contains("hello"), "{line}");
+        assert!(
+            !line.contains("s3cret-value") && !line.contains("hello"),
+            "{line}"
+        );
         let line = describe(&ServiceSettings::default(), "shop", false);
         assert!(line.contains("command the agent's default"), "{line}");
         assert!(line.contains("working dir the repo root"), "{line}");

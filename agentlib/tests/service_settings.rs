@@ -15,8 +15,8 @@ use std::time::Duration;
 use common::{TestAgent, World, phases};
 use sdp_agentlib::{GoFlavour, PhpFlavour};
 use sdp_bus::{
-    DeployAccepted, DeployRequest, DeploymentId, Event, LogStream, Reply, RpcErrorCode, ServiceOverrides,
-    Status, encode, subject,
+    DeployAccepted, DeployRequest, DeploymentId, Event, LogStream, Reply, RpcErrorCode,
+    ServiceOverrides, Status, encode, subject,
 };
 use sdp_testkit::realistic_fixture::{
     REALISTIC_PORT, REALISTIC_SDP_TOML_GREETING, REALISTIC_STYLE_CSS,
@@ -129,7 +129,10 @@ async fn realistic_service_runs_as_sdp_toml_says_and_overrides_and_refusals_appl
             && l.ends_with(&format!(": /sdp/app -listen=:{port} in /src/web"))),
         "{logs:#?}"
     );
-    assert!(logs.contains(&"health check of /status passed"), "{logs:#?}");
+    assert!(
+        logs.contains(&"health check of /status passed"),
+        "{logs:#?}"
+    );
     // Values are never logged, only keys.
     assert_absent(&events, REALISTIC_SDP_TOML_GREETING);
     assert_absent(&events, "postgres://db.environment");
@@ -138,7 +141,9 @@ async fn realistic_service_runs_as_sdp_toml_says_and_overrides_and_refusals_appl
     let (code, page) = get(&format!("{url}/")).await;
     assert_eq!(code, 200, "{page}");
     assert!(
-        page.contains(&format!("<h1 id=\"greeting\">{REALISTIC_SDP_TOML_GREETING}</h1>")),
+        page.contains(&format!(
+            "<h1 id=\"greeting\">{REALISTIC_SDP_TOML_GREETING}</h1>"
+        )),
         "{page}"
     );
     assert_eq!(
@@ -209,7 +214,8 @@ async fn realistic_service_runs_as_sdp_toml_says_and_overrides_and_refusals_appl
         let err = reply.into_result().expect_err("refused");
         assert_eq!(err.code, RpcErrorCode::BadRequest);
         assert!(
-            err.message.contains(&format!("env key \"{key}\" is reserved")),
+            err.message
+                .contains(&format!("env key \"{key}\" is reserved")),
             "{}",
             err.message
         );

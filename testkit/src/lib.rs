@@ -35,8 +35,8 @@ pub mod go_fixture;
 pub mod hosts;
 pub mod nats;
 pub mod php_fixture;
-pub mod realistic_fixture;
 pub mod process;
+pub mod realistic_fixture;
 pub mod repos_dir;
 pub mod util;
 

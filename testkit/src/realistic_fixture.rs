@@ -185,7 +185,10 @@ pub fn realistic_tree(name: &str) -> Vec<(String, String)> {
         ("internal/config/config.go".into(), CONFIG_GO.to_owned()),
         ("internal/server/server.go".into(), server_go(&module)),
         ("web/templates/index.html".into(), INDEX_HTML.to_owned()),
-        ("web/static/style.css".into(), REALISTIC_STYLE_CSS.to_owned()),
+        (
+            "web/static/style.css".into(),
+            REALISTIC_STYLE_CSS.to_owned(),
+        ),
         ("sdp.toml".into(), realistic_sdp_toml(name)),
         (
             "README.md".into(),
