@@ -101,6 +101,8 @@ struct JobState {
     commit: Option<String>,
     /// Set once the starting step may have created a container.
     touched_docker: bool,
+    /// A failed container's last output lines.
+    log_tail: Vec<String>,
     git_cancel: Arc<AtomicBool>,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -175,9 +177,9 @@ pub(crate) async fn run_job(
                 url: None,
                 error: Some(message),
                 commit: state.commit.clone(),
-                // The container's last output is in the log itself
-                // (`last_words`), once.
-                log_tail: Vec::new(),
+                // Also in the log itself (`last_words`); here for the
+                // result box beside the error.
+                log_tail: std::mem::take(&mut state.log_tail),
             }
         }
     };
@@ -657,7 +659,7 @@ async fn start_and_check(
     loop {
         let (published, exited) = agent.docker.state(&container, port).await?;
         if let Some(code) = exited {
-            last_words::tell(&agent.docker, &container, &name, sink).await;
+            state.log_tail = last_words::tell(&agent.docker, &container, &name, sink).await;
             return Err(DeployError::ContainerExited { code });
         }
         if host_port.is_none()
@@ -681,7 +683,7 @@ async fn start_and_check(
             }
         }
         if Instant::now() >= deadline {
-            last_words::tell(&agent.docker, &container, &name, sink).await;
+            state.log_tail = last_words::tell(&agent.docker, &container, &name, sink).await;
             if host_port.is_none() {
                 return Err(DeployError::NoHostPort { port });
             }

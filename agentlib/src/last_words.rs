@@ -31,9 +31,16 @@ pub const MAX_LINE: usize = 1024;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Appends the last output of `container` (named `name` in the log) to the
-/// deployment's log.
-pub async fn tell(docker: &DockerClient, container: &str, name: &str, sink: &mut EventSink) {
+/// deployment's log, and returns the lines' text for the result's
+/// `log_tail` (shown beside the error on the deployment page).
+pub async fn tell(
+    docker: &DockerClient,
+    container: &str,
+    name: &str,
+    sink: &mut EventSink,
+) -> Vec<String> {
     let (lines, failure) = fetch(docker, container, FETCH_TIMEOUT).await;
+    let tail: Vec<String> = lines.iter().map(|(_, text)| text.clone()).collect();
     let mut out = Vec::with_capacity(lines.len() + 2);
     if lines.is_empty() && failure.is_none() {
         out.push(OutputLine::now(
@@ -60,6 +67,7 @@ pub async fn tell(docker: &DockerClient, container: &str, name: &str, sink: &mut
         ));
     }
     sink.log_lines(out).await;
+    tail
 }
 
 /// The container's last lines, bounded, and why reading stopped early, if

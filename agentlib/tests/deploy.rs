@@ -528,9 +528,13 @@ async fn a_crashing_service_fails_with_its_last_output_in_the_log() {
         error.as_deref(),
         Some("container exited with code 3 before its health check passed")
     );
-    assert!(log_tail.is_empty(), "the output is in the log, once");
     let name = format!("sdp.{}.alpha.{REPO}", h.agent_id);
     let words = last_words(&events, &name);
+    assert_eq!(
+        log_tail,
+        ["starting".to_owned(), message.clone()],
+        "the result's log_tail holds the same lines, for the result box"
+    );
     assert_eq!(
         words,
         [
