@@ -9,7 +9,7 @@
 //! teardown), so one sandbox's build cannot change what another's reads.
 //! A sandbox's first Go build with a toolchain seeds its `GOCACHE` with a
 //! copy of the standard library the warm-up compiled with that toolchain
-//! (`<cache_dir>/go-std/<go1.22.12>`); Go's cache keys include the
+//! (`<cache_dir>/go-std-<1.22.12>`); Go's cache keys include the
 //! toolchain, so one `GOCACHE` holds each toolchain's entries side by side.
 
 use std::ffi::OsString;
@@ -295,7 +295,8 @@ impl Flavour for GoFlavour {
                 .await
                 .map_err(io_err("create the build directories"))?;
             let std_cache = std_cache(&ctx.cache_dir, &toolchain);
-            if seed_go_cache(&std_cache, &ctx.sandbox_cache, &toolchain.name).await? {
+            let seed = toolchain.version.to_string();
+            if seed_go_cache(&std_cache, &ctx.sandbox_cache, &seed).await? {
                 events
                     .system(format!(
                         "build cache: this sandbox's first build with {}, seeded with the standard library the agent warmed",
@@ -369,7 +370,7 @@ impl Flavour for GoFlavour {
     }
 
     /// `go build -trimpath std` in a build container with each toolchain,
-    /// newest first, into `<cache_dir>/go-std/<go1.22.12>`: a sandbox's
+    /// newest first, into `<cache_dir>/go-std-<1.22.12>`: a sandbox's
     /// first build with a toolchain starts from a copy of its one. A
     /// toolchain that fails does not stop the others; the first failure
     /// is the reason.
@@ -395,8 +396,6 @@ impl Flavour for GoFlavour {
                 .check_image()
                 .await
                 .map_err(|e| format!("go build std: {e}"))?;
-            let std_root = cache_dir.join(GO_STD_CACHE);
-            remove_unversioned_std_cache(&std_root).await;
             let mut first_failure = None;
             for toolchain in found.iter().rev() {
                 if let Err(reason) = warm_std(&builder, &cache_dir, toolchain, &go).await {
@@ -463,29 +462,11 @@ async fn warm_std(
     ))
 }
 
-/// Where the standard library `toolchain` compiled is kept.
+/// Where the standard library `toolchain` compiled is kept:
+/// `<cache_dir>/go-std-1.22.12`. (Agents of one toolchain kept it in
+/// `<cache_dir>/go-std`, which nothing reads any more.)
 fn std_cache(cache_dir: &Path, toolchain: &GoToolchain) -> PathBuf {
-    cache_dir.join(GO_STD_CACHE).join(&toolchain.name)
-}
-
-/// Removes what an agent of one toolchain left in `<cache_dir>/go-std`
-/// (a `GOCACHE` itself: `00`…`ff`, `README`, `trim.txt`), keeping the
-/// per-toolchain caches (`go1.…`), so the old one does not stay forever.
-async fn remove_unversioned_std_cache(std_root: &Path) {
-    let std_root = std_root.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || {
-        for entry in std::fs::read_dir(&std_root).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with("go") {
-                continue;
-            }
-            let path = entry.path();
-            let _ = match entry.file_type() {
-                Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
-                _ => std::fs::remove_file(&path),
-            };
-        }
-    })
-    .await;
+    cache_dir.join(format!("go-std-{}", toolchain.version))
 }
 
 impl GoFlavour {
@@ -517,9 +498,10 @@ impl GoFlavour {
 }
 
 /// The Go warm-up of an agent with `config`, run once outside an agent:
-/// `go build -trimpath std` in a build container into `<cache_dir>/go-std`
-/// (test harnesses warm the cache their agents share before the first
-/// deploy, as a long-running agent would have).
+/// `go build -trimpath std` in a build container with each toolchain, into
+/// `<cache_dir>/go-std-<version>` (test harnesses warm the cache their
+/// agents share before the first deploy, as a long-running agent would
+/// have).
 pub async fn warm_go_std(config: &AgentConfig, cache_dir: &Path) -> Result<(), String> {
     let builder = BuildBox::connect(config)
         .await
@@ -562,14 +544,12 @@ fn toolchain_mounts(goroot: &Path) -> Vec<BuildMount> {
     mounts
 }
 
-/// The warmed standard library under `cache_dir`.
-const GO_STD_CACHE: &str = "go-std";
 /// Where the build container writes its output.
 const OUTPUT: &str = "/out";
 
 /// Seeds the sandbox's `GOCACHE` (`<sandbox_cache>/go-build`) with a copy
 /// of `std_cache` (one toolchain's warmed standard library), once per
-/// toolchain: a marker `<sandbox_cache>/go-std-seeded/<toolchain>` (where
+/// toolchain: a marker `<sandbox_cache>/go-std-seeded/<1.22.12>` (where
 /// builds do not reach) says it was. Returns whether it seeded now; not
 /// before the warm-up made `std_cache`. So a sandbox holds at most one
 /// copy per toolchain it builds with.

@@ -19,7 +19,7 @@ pub struct GoToolchain {
     /// Its GOROOT (`<goroot>/bin/go`), symlinks resolved.
     pub goroot: PathBuf,
     pub version: GoVersion,
-    /// As Go names it: `go1.22.12` (also the name of its warmed cache).
+    /// As Go names it: `go1.22.12`.
     pub name: String,
 }
 

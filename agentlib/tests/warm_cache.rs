@@ -99,8 +99,8 @@ async fn heartbeats_show_the_build_cache_going_from_warming_to_warm() {
         "{toolchains:?}"
     );
     for label in &toolchains {
-        let name = label.replace("go ", "go");
-        assert!(cache.join("go-std").join(&name).is_dir(), "{name}");
+        let dir = label.replace("go ", "go-std-");
+        assert!(cache.join(&dir).is_dir(), "{dir}");
     }
 }
 
