@@ -478,13 +478,9 @@ impl GoFlavour {
     ) -> Result<(GoToolchain, String), DeployError> {
         let this = self.clone();
         let (go, build) = (ctx.go.clone(), ctx.build.clone());
-        let go_mod_path = ctx.worktree.join("go.mod");
+        let worktree = ctx.worktree.clone();
         let (found, go_mod) = tokio::task::spawn_blocking(move || {
-            let go_mod = match std::fs::read_to_string(&go_mod_path) {
-                Ok(text) => Some(text),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-                Err(err) => return Err(io_err("read go.mod")(err)),
-            };
+            let go_mod = read_go_mod(&worktree).map_err(io_err("read go.mod"))?;
             let found = this
                 .find_toolchains(&go, &build)
                 .map_err(DeployError::GoToolchains)?;
@@ -495,6 +491,28 @@ impl GoFlavour {
         let (toolchain, chosen) = go_toolchains::select(&found, go_mod.as_deref())?;
         Ok((toolchain.clone(), chosen))
     }
+}
+
+/// The text of the checkout's `go.mod` (at most its first MiB: the `go`
+/// line is near the top); `None` when there is none. A symlink counts only
+/// if it leads to a file inside the checkout: the agent never reads a host
+/// file for a branch.
+fn read_go_mod(worktree: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let path = worktree.join("go.mod");
+    let resolved = match std::fs::canonicalize(&path) {
+        Ok(resolved) => resolved,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if !resolved.starts_with(std::fs::canonicalize(worktree)?) || !resolved.is_file() {
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(&resolved)?
+        .take(1 << 20)
+        .read_to_end(&mut text)?;
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// The Go warm-up of an agent with `config`, run once outside an agent:
@@ -762,5 +780,95 @@ async fn forward_lines(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_mod_is_read_only_inside_the_checkout() {
+        let root = tempfile::tempdir().expect("dir");
+        let worktree = root.path().join("worktree");
+        std::fs::create_dir_all(worktree.join("build")).expect("mkdir");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "no go.mod");
+        std::fs::write(worktree.join("build/go.mod"), "module m\n\ngo 1.22\n").expect("write");
+        std::os::unix::fs::symlink("build/go.mod", worktree.join("go.mod")).expect("link");
+        assert_eq!(
+            read_go_mod(&worktree).expect("read").as_deref(),
+            Some("module m\n\ngo 1.22\n"),
+            "a link inside the checkout"
+        );
+        let outside = root.path().join("host-file");
+        std::fs::write(&outside, "go 1.30\n").expect("write");
+        std::fs::remove_file(worktree.join("go.mod")).expect("rm");
+        std::os::unix::fs::symlink(&outside, worktree.join("go.mod")).expect("link");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "a host file");
+        std::fs::remove_file(worktree.join("go.mod")).expect("rm");
+        std::fs::create_dir(worktree.join("go.mod")).expect("a directory");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "not a file");
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_cache_is_seeded_once_per_toolchain_keeping_what_it_has() {
+        let root = tempfile::tempdir().expect("dir");
+        let (std_19, std_22) = (
+            root.path().join("go-std-1.19.8"),
+            root.path().join("go-std-1.22.12"),
+        );
+        for (dir, entry) in [(&std_19, "a1-d"), (&std_22, "b2-d")] {
+            std::fs::create_dir_all(dir.join("a1")).expect("mkdir");
+            std::fs::write(dir.join("a1").join(entry), entry).expect("write");
+            std::fs::write(dir.join("README"), "cache").expect("write");
+        }
+        let sandbox = root.path().join("sandbox");
+        // Not warmed yet: nothing to seed, and no marker, so a later build
+        // seeds.
+        assert!(
+            !seed_go_cache(&root.path().join("go-std-1.23.0"), &sandbox, "1.23.0")
+                .await
+                .expect("seed")
+        );
+        assert!(!sandbox.join(SEEDED).join("1.23.0").exists());
+
+        assert!(
+            seed_go_cache(&std_19, &sandbox, "1.19.8")
+                .await
+                .expect("seed")
+        );
+        assert!(
+            !seed_go_cache(&std_19, &sandbox, "1.19.8")
+                .await
+                .expect("seed"),
+            "once"
+        );
+        let go_build = sandbox.join("go-build");
+        // What a build wrote since is kept, the other toolchain's entries
+        // are added.
+        std::fs::write(go_build.join("README"), "written by a build").expect("write");
+        assert!(
+            seed_go_cache(&std_22, &sandbox, "1.22.12")
+                .await
+                .expect("seed")
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("a1/a1-d")).expect("read"),
+            "a1-d"
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("a1/b2-d")).expect("read"),
+            "b2-d"
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("README")).expect("read"),
+            "written by a build"
+        );
+        // No temporary file is left.
+        let names: Vec<String> = std::fs::read_dir(go_build.join("a1"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".seed-")), "{names:?}");
     }
 }

@@ -37,7 +37,8 @@ impl GoToolchain {
         if !go.is_file() {
             return Err(format!("{}/bin/go does not exist", goroot.display()));
         }
-        let goroot = std::fs::canonicalize(goroot).map_err(|e| format!("{}: {e}", goroot.display()))?;
+        let goroot =
+            std::fs::canonicalize(goroot).map_err(|e| format!("{}: {e}", goroot.display()))?;
         let from_file = std::fs::read_to_string(goroot.join("VERSION"))
             .ok()
             .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
@@ -46,9 +47,8 @@ impl GoToolchain {
             Some(name) => name,
             None => go_env_goversion(&go)?,
         };
-        let version = GoVersion::parse(&name).ok_or_else(|| {
-            format!("{}: {name:?} is not a Go release version", goroot.display())
-        })?;
+        let version = GoVersion::parse(&name)
+            .ok_or_else(|| format!("{}: {name:?} is not a Go release version", goroot.display()))?;
         Ok(GoToolchain {
             goroot,
             version,
@@ -167,7 +167,10 @@ pub fn select<'a>(
 ) -> Result<(&'a GoToolchain, String), DeployError> {
     let Some(text) = go_mod else {
         return match toolchains.first() {
-            Some(oldest) => Ok((oldest, format!("{} (no go.mod: the oldest toolchain)", oldest.label()))),
+            Some(oldest) => Ok((
+                oldest,
+                format!("{} (no go.mod: the oldest toolchain)", oldest.label()),
+            )),
             None => Err(DeployError::GoToolchainMissing {
                 asked: "any Go (the repository has no go.mod)".to_owned(),
                 present: present(toolchains),
@@ -217,7 +220,11 @@ mod tests {
     }
 
     fn agent() -> Vec<GoToolchain> {
-        vec![toolchain("1.19.8"), toolchain("1.22.12"), toolchain("1.23.4")]
+        vec![
+            toolchain("1.19.8"),
+            toolchain("1.22.12"),
+            toolchain("1.23.4"),
+        ]
     }
 
     fn picked(go_mod: Option<&str>) -> (String, String) {
@@ -234,7 +241,10 @@ mod tests {
         );
         assert_eq!(
             picked(Some("module m\n\ngo 1.22\n")),
-            ("go1.22.12".into(), "go 1.22.12 (go.mod asks >= 1.22)".into())
+            (
+                "go1.22.12".into(),
+                "go 1.22.12 (go.mod asks >= 1.22)".into()
+            )
         );
         assert_eq!(
             picked(Some("module m\ngo 1.21\n")).0,
@@ -293,7 +303,8 @@ mod tests {
         );
         let err = select(&[], Some("module m\ngo 1.19\n")).expect_err("none");
         assert!(
-            err.to_string().contains("but this agent has no Go toolchain"),
+            err.to_string()
+                .contains("but this agent has no Go toolchain"),
             "{err}"
         );
         assert!(select(&[], None).is_err());
@@ -345,7 +356,12 @@ mod tests {
     fn the_default_search_finds_lib_dir_toolchains_and_the_go_on_path() {
         let root = tempfile::tempdir().expect("dir");
         let lib = root.path().join("lib");
-        fake_goroot(&lib, "go-1.22", Some("go1.22.12\ntime 2025-01-31\n"), "ignored");
+        fake_goroot(
+            &lib,
+            "go-1.22",
+            Some("go1.22.12\ntime 2025-01-31\n"),
+            "ignored",
+        );
         // No VERSION file: `go env GOVERSION` says.
         fake_goroot(&lib, "go-1.19", None, "go1.19.8");
         // Same version again: kept once.
@@ -377,6 +393,10 @@ mod tests {
         let found = find(&go, &build, &search).expect("found");
         assert_eq!(labels(&found), ["go 1.22.12", "go 1.23.1"]);
         let found = find(&GoConfig::default(), &build, &search).expect("found");
-        assert_eq!(labels(&found), ["go 1.23.1"], "build.goroot alone, as before");
+        assert_eq!(
+            labels(&found),
+            ["go 1.23.1"],
+            "build.goroot alone, as before"
+        );
     }
 }

@@ -183,7 +183,16 @@ mod tests {
         assert_eq!(v("go1.21rc1"), v("1.21"));
         assert_eq!(v("go1.22.6+auto").to_string(), "1.22.6");
         assert_eq!(v("go1.20 X:boringcrypto").to_string(), "1.20");
-        for bad in ["", "go", "1", "1.", "1.x", "devel go1.23-abc", "x1.2", "1.2.3.4"] {
+        for bad in [
+            "",
+            "go",
+            "1",
+            "1.",
+            "1.x",
+            "devel go1.23-abc",
+            "x1.2",
+            "1.2.3.4",
+        ] {
             assert_eq!(GoVersion::parse(bad), None, "{bad:?}");
         }
     }
@@ -217,10 +226,7 @@ mod tests {
              require (\n\tgo.example/x v1.0.0\n)\n",
         );
         assert_eq!(asks.go, Some(v("1.22.3")));
-        assert_eq!(
-            asks.toolchain,
-            Some(("go1.22.6".to_owned(), v("1.22.6")))
-        );
+        assert_eq!(asks.toolchain, Some(("go1.22.6".to_owned(), v("1.22.6"))));
         assert_eq!(asks.minimum().to_string(), "1.22.6");
         assert_eq!(asks.describe(), ">= 1.22.6: toolchain go1.22.6");
 
@@ -245,7 +251,13 @@ mod tests {
         let asks = GoModAsks::parse(
             "module m\n// go 1.30\nrequire (\n\tgo 1.31\n)\ntoolchain default\ngo 1.2 3\n",
         );
-        assert_eq!(asks, GoModAsks { go: None, toolchain: None });
+        assert_eq!(
+            asks,
+            GoModAsks {
+                go: None,
+                toolchain: None
+            }
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ async fn each_service_of_a_sandbox_builds_with_the_go_its_go_mod_asks_for() {
             .position(|t| t.starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix}* in {toolchains:?}"))
     };
-    assert!(position("go 1.19.") < position("go 1.22."), "{toolchains:?}");
+    assert!(
+        position("go 1.19.") < position("go 1.22."),
+        "{toolchains:?}"
+    );
 
     for (repo, version, asks) in [
         ("legacy", "go 1.19.", "(go.mod asks >= 1.19)"),
@@ -157,7 +160,11 @@ async fn a_go_mod_asking_for_a_go_the_agent_lacks_fails_before_building() {
         "{lines:#?}"
     );
     assert!(
-        !agent.data.path().join("build-caches/alpha/go-build").exists(),
+        !agent
+            .data
+            .path()
+            .join("build-caches/alpha/go-build")
+            .exists(),
         "the sandbox's Go cache was made"
     );
     agent.stop().await;
