@@ -169,3 +169,30 @@ async fn a_go_mod_asking_for_a_go_the_agent_lacks_fails_before_building() {
     );
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_whose_configured_toolchain_is_not_one_refuses_to_start() {
+    let data = tempfile::tempdir().expect("data dir");
+    let not_go = tempfile::tempdir().expect("a directory without bin/go");
+    let mut config: sdp_agentlib::AgentConfig =
+        sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
+    config.data_dir = data.path().to_path_buf();
+    config.go.toolchains = Some(vec![
+        std::path::PathBuf::from("/usr/lib/go-1.19"),
+        not_go.path().to_path_buf(),
+    ]);
+    let err = sdp_agentlib::run(
+        config,
+        Arc::new(GoFlavour::default()),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect_err("refused");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("invalid configuration: go.toolchains: ")
+            && message.contains(&not_go.path().display().to_string())
+            && message.contains("is not a Go toolchain"),
+        "{message}"
+    );
+}
