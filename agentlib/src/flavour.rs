@@ -384,13 +384,14 @@ impl Flavour for GoFlavour {
         let builder = builder.clone();
         let found = self.find_toolchains(&config.go, &config.build);
         let go = config.go.clone();
+        let lib_dir = self.lib_dir.clone();
         Some(Box::pin(async move {
             let found = found.map_err(|reason| format!("go build std: {reason}"))?;
             if found.is_empty() {
-                return Err(
-                    "go build std: no Go toolchain: go is not on the agent's PATH, there is no /usr/lib/go-1.*, and go.toolchains is not set (apt-get install golang-go)"
-                        .to_owned(),
-                );
+                return Err(format!(
+                    "go build std: no Go toolchain: go is not on the agent's PATH, there is no {}/go-1.*, and go.toolchains is not set (apt-get install golang-go)",
+                    lib_dir.display()
+                ));
             }
             builder
                 .check_image()
