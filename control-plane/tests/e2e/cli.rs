@@ -244,9 +244,9 @@ async fn cli_login_through_a_pty_whoami_logout_and_tap() {
         .unwrap_or_else(|| panic!("{}", show(&out)))
         .clone();
     assert!(
-        agent["toolchains"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("go 1.19.")))),
+        agent["toolchains"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.starts_with("go 1.19.")))),
         "{agent}"
     );
     let out = sdp.run(&["agents"]).await;
