@@ -190,6 +190,9 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     config.validate()?;
     check_publish_addr(config.publish_ip())?;
+    let toolchains = flavour
+        .toolchains(&config)
+        .map_err(AgentError::Toolchains)?;
     config.data_dir = absolute_dir(&config.data_dir, true)?;
     config.repos_dir = absolute_dir(&config.repos_dir, false)?;
     let cache_dir = match &config.flavour.cache_dir {
@@ -245,7 +248,7 @@ pub async fn run(
         log_streams: std::sync::atomic::AtomicU32::new(0),
         host: crate::hostname(),
     });
-    tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, "agent started");
+    tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, toolchains = %toolchains.join(", "), "agent started");
 
     // Warm-up first, so the first heartbeat already says `warming`.
     let warm = warm_build_cache(agent.clone(), stop.clone());
@@ -541,6 +544,14 @@ async fn heartbeats(agent: Arc<Agent>) {
         let repos = tokio::task::spawn_blocking(move || crate::git::list_repos(&repos_dir))
             .await
             .unwrap_or_default();
+        // Looked for again each time (a few VERSION files): a toolchain
+        // installed since shows, as builds would use it.
+        let (flavour, config) = (agent.flavour.clone(), agent.config.clone());
+        let toolchains = tokio::task::spawn_blocking(move || flavour.toolchains(&config))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let heartbeat = Heartbeat {
             agent_id: agent.agent_id().to_owned(),
             kind: agent.kind().to_owned(),
@@ -561,6 +572,7 @@ async fn heartbeats(agent: Arc<Agent>) {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             log_streams: agent.log_streams.load(std::sync::atomic::Ordering::Relaxed),
+            toolchains,
         };
         if let Err(err) = agent
             .client

@@ -35,7 +35,15 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
         name,
         file.map(PathBuf::as_path),
         std::env::vars(),
-        |config| config.validate().map_err(|e| e.to_string()),
+        // The toolchains the config names are checked here too, so
+        // --check-config refuses one that is not a toolchain.
+        |config| {
+            config.validate().map_err(|e| e.to_string())?;
+            flavour
+                .toolchains(config)
+                .map(drop)
+                .map_err(|reason| format!("invalid configuration: {reason}"))
+        },
         |config| &config.log,
     );
     let (config, runtime) = match started {

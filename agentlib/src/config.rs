@@ -64,6 +64,7 @@ impl sdp_bus::settings::Settings for AgentConfig {
         "flavour.run_cmd",
         "git.allowed_schemes",
         "container.cap_add",
+        "go.toolchains",
     ];
 }
 
@@ -187,6 +188,13 @@ pub struct GoConfig {
     /// `-tags=netgo`). A `-mod=` here replaces the agent's choice.
     #[serde(default)]
     pub flags: Option<String>,
+    /// The GOROOTs builds choose from (docs/GO_TOOLCHAINS.md): each build
+    /// takes the oldest one its `go.mod` allows. Unset: every
+    /// `/usr/lib/go-1.*` and the GOROOT of `go` on the agent's `PATH`
+    /// (unless `build.goroot` is set: then only that one, as before).
+    /// `build.goroot`, if set, is one more.
+    #[serde(default)]
+    pub toolchains: Option<Vec<PathBuf>>,
 }
 
 /// Package sources of `composer install` besides a committed `vendor/`
@@ -260,8 +268,9 @@ pub struct BuildConfig {
     /// (inside the build container); off: `--no-scripts --no-plugins`.
     #[serde(default)]
     pub allow_composer_scripts: bool,
-    /// The Go toolchain, mounted read-only at the same path. Unset: the
-    /// GOROOT of `go` on the agent's `PATH`.
+    /// A Go toolchain, mounted read-only at the same path when a build
+    /// uses it. The older key: with `go.toolchains` unset it is the only
+    /// toolchain; with it set, one more (docs/GO_TOOLCHAINS.md).
     #[serde(default)]
     pub goroot: Option<PathBuf>,
 }
@@ -488,6 +497,20 @@ impl AgentConfig {
             && !goroot.is_absolute()
         {
             return Err(bad("build.goroot", "must be an absolute path".into()));
+        }
+        if let Some(toolchains) = &self.go.toolchains {
+            if toolchains.is_empty() {
+                return Err(bad(
+                    "go.toolchains",
+                    "must not be empty (leave it unset to find the toolchains)".into(),
+                ));
+            }
+            if let Some(relative) = toolchains.iter().find(|t| !t.is_absolute()) {
+                return Err(bad(
+                    "go.toolchains",
+                    format!("{} must be an absolute path", relative.display()),
+                ));
+            }
         }
         if self.advertise_host.is_empty() {
             return Err(bad("advertise_host", "must not be empty".into()));
@@ -763,6 +786,7 @@ sumdb = "off"
 nosumdb = "example.com/*"
 private = "git.internal/*"
 flags = "-tags=netgo"
+toolchains = ["/usr/lib/go-1.19", "/usr/lib/go-1.22"]
 [[composer.repositories]]
 type = "artifact"
 url = "/srv/composer/artifacts"
@@ -775,6 +799,13 @@ url = "https://satis.internal"
         config.validate().expect("valid");
         assert_eq!(config.go.proxy.as_deref(), Some("file:///srv/goproxy"));
         assert_eq!(config.go.flags.as_deref(), Some("-tags=netgo"));
+        assert_eq!(
+            config.go.toolchains,
+            Some(vec![
+                PathBuf::from("/usr/lib/go-1.19"),
+                PathBuf::from("/usr/lib/go-1.22")
+            ])
+        );
         assert_eq!(config.composer.repositories.len(), 2);
         assert_eq!(
             config.composer.repositories[0].kind,
@@ -797,6 +828,22 @@ url = "https://satis.internal"
             from_env.go.proxy.as_deref(),
             Some("https://goproxy.internal,off")
         );
+        let from_env: AgentConfig = sdp_bus::settings::load(
+            None,
+            [(
+                "SDP_GO__TOOLCHAINS".to_owned(),
+                "/usr/lib/go-1.22,/usr/local/go".to_owned(),
+            )],
+        )
+        .expect("loads");
+        from_env.validate().expect("valid");
+        assert_eq!(
+            from_env.go.toolchains,
+            Some(vec![
+                PathBuf::from("/usr/lib/go-1.22"),
+                PathBuf::from("/usr/local/go")
+            ])
+        );
     }
 
     #[test]
@@ -806,6 +853,8 @@ url = "https://satis.internal"
             ("[go]\nproxy = \"file://srv/goproxy\"\n", "go.proxy"),
             ("[go]\nproxy = \"\"\n", "go.proxy"),
             ("[go]\nsumdb = \"\"\n", "go.sumdb"),
+            ("[go]\ntoolchains = []\n", "go.toolchains"),
+            ("[go]\ntoolchains = [\"go-1.22\"]\n", "go.toolchains"),
             (
                 "[[composer.repositories]]\ntype = \"artifact\"\nurl = \"relative\"\n",
                 "composer.repositories",

@@ -35,6 +35,9 @@ pub enum AgentError {
     },
     #[error("cannot talk to the Docker engine")]
     Docker(#[source] bollard::errors::Error),
+    /// A toolchain the config names is not one (`go.toolchains`).
+    #[error("invalid configuration: {0}")]
+    Toolchains(String),
     #[error(
         "containers would publish on {ip}, which is not an address of this host: set advertise_host (or publish_addr) to one of this host's addresses"
     )]
@@ -90,10 +93,19 @@ pub enum DeployError {
         #[source]
         source: git2::Error,
     },
-    #[error("{tool} is not installed on this agent: {hint}")]
-    ToolMissing {
-        tool: &'static str,
-        hint: &'static str,
+    /// A toolchain the agent config names is gone since the agent started.
+    #[error("the Go toolchains of this agent: {0}")]
+    GoToolchains(String),
+    #[error(
+        "go.mod asks for {asked} but this agent has {present}: install {package} (Debian backports) or add its GOROOT to go.toolchains"
+    )]
+    GoToolchainMissing {
+        /// `Go >= 1.24`, `Go >= 1.22.6 (toolchain go1.22.6)`.
+        asked: String,
+        /// `go 1.19.8, go 1.22.12`, or `no Go toolchain`.
+        present: String,
+        /// The Debian package with a toolchain that fits: `golang-1.24-go`.
+        package: String,
     },
     #[error(
         "go build cannot get {module}: it is not in the repository's vendor/ and {}",

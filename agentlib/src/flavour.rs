@@ -1,13 +1,16 @@
 //! Flavours: what differs between kinds of agent — the build step and the
 //! container spec. [`GoFlavour`] (kind `micro`) runs `go build` in a build
-//! container ([`crate::build_container`]) with the host's Go toolchain
-//! mounted read-only; [`crate::PhpFlavour`] (kind `gateway`) runs
-//! `composer install` in one.
+//! container ([`crate::build_container`]) with one of the host's Go
+//! toolchains (the oldest the checkout's `go.mod` allows,
+//! [`crate::go_toolchains`]) mounted read-only; [`crate::PhpFlavour`]
+//! (kind `gateway`) runs `composer install` in one.
 //!
 //! Caches are per sandbox (`data_dir/build-caches/<sandbox>`, removed by a
 //! teardown), so one sandbox's build cannot change what another's reads.
-//! A sandbox's first Go build seeds its `GOCACHE` with a copy of the
-//! standard library the warm-up compiled (`<cache_dir>/go-std`).
+//! A sandbox's first Go build with a toolchain seeds its `GOCACHE` with a
+//! copy of the standard library the warm-up compiled with that toolchain
+//! (`<cache_dir>/go-std-<1.22.12>`); Go's cache keys include the
+//! toolchain, so one `GOCACHE` holds each toolchain's entries side by side.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,7 @@ use crate::build_container::{BuildBox, BuildMount, BuildRun};
 use crate::config::{AgentConfig, BuildConfig, ComposerConfig, GoConfig};
 use crate::error::DeployError;
 use crate::events::{EventSink, OutputLine};
+use crate::go_toolchains::{self, GoToolchain, Search};
 
 /// Where things are for one build.
 #[derive(Clone)]
@@ -115,6 +119,14 @@ pub trait Flavour: Send + Sync + 'static {
         events: &'a mut EventSink,
     ) -> BoxFuture<'a, Result<(), DeployError>>;
 
+    /// The build toolchains the flavour finds with `config`, as heartbeats
+    /// name them (`go 1.22.12`), oldest first. The agent checks them when
+    /// it starts: an error (a toolchain the config names is not one) stops
+    /// it.
+    fn toolchains(&self, _config: &AgentConfig) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
     /// Fills the flavour's build cache when the agent starts, so the first
     /// deploy on a fresh host does not compile the standard library. It runs
     /// in the background and is dropped (its children must die with it)
@@ -132,15 +144,20 @@ pub trait Flavour: Send + Sync + 'static {
 }
 
 /// `go build` in a build container, `CGO_ENABLED=0`, the sandbox's own
-/// caches. Modules come from the checkout's `vendor/` (`-mod=vendor`) or
-/// else through `go.proxy` of the agent config (`-mod=mod`); with no proxy
-/// configured `GOPROXY=off` and no network (see [`crate::gomod`]). The
-/// package built is the service's `main_package` (`sdp.toml`).
+/// caches, the toolchain the checkout's `go.mod` asks for
+/// ([`go_toolchains::select`]). Modules come from the checkout's `vendor/`
+/// (`-mod=vendor`) or else through `go.proxy` of the agent config
+/// (`-mod=mod`); with no proxy configured `GOPROXY=off` and no network (see
+/// [`crate::gomod`]). The package built is the service's `main_package`
+/// (`sdp.toml`).
 #[derive(Clone, Debug)]
 pub struct GoFlavour {
-    /// Where `go` is looked up when `build.goroot` is not set (the agent's
-    /// own `PATH`, captured at construction): its GOROOT is mounted.
+    /// Where `go` is looked up when no toolchain is configured (the
+    /// agent's own `PATH`, captured at construction).
     pub path: OsString,
+    /// Where `go-1.*` toolchains are looked for when none is configured
+    /// (Debian's `golang-1.N-go` installs `/usr/lib/go-1.N`).
+    pub lib_dir: PathBuf,
 }
 
 /// The agent's own `PATH`, or a usual one.
@@ -151,7 +168,10 @@ pub(crate) fn agent_path() -> OsString {
 
 impl Default for GoFlavour {
     fn default() -> Self {
-        Self { path: agent_path() }
+        Self {
+            path: agent_path(),
+            lib_dir: PathBuf::from("/usr/lib"),
+        }
     }
 }
 
@@ -161,28 +181,17 @@ const GO_CACHE: &str = "/cache/go-build";
 const GO_MODCACHE: &str = "/cache/gomod";
 
 impl GoFlavour {
-    /// The Go toolchain: `build.goroot`, else the GOROOT of the first `go`
-    /// on [`Self::path`] (`<goroot>/bin/go`, symlinks resolved).
-    fn goroot(&self, build: &BuildConfig) -> Result<PathBuf, String> {
-        let goroot = match &build.goroot {
-            Some(goroot) => goroot.clone(),
-            None => std::env::split_paths(&self.path)
-                .map(|dir| dir.join("go"))
-                .find(|go| go.is_file())
-                .and_then(|go| std::fs::canonicalize(go).ok())
-                .and_then(|go| go.parent()?.parent().map(Path::to_path_buf))
-                .ok_or_else(|| {
-                    "no Go toolchain: go is not on the agent's PATH and build.goroot is not set (apt-get install golang-go)".to_owned()
-                })?,
+    /// The agent's Go toolchains, oldest first ([`go_toolchains::find`]).
+    fn find_toolchains(
+        &self,
+        go: &GoConfig,
+        build: &BuildConfig,
+    ) -> Result<Vec<GoToolchain>, String> {
+        let search = Search {
+            path: &self.path,
+            lib_dir: &self.lib_dir,
         };
-        if goroot.join("bin").join("go").is_file() {
-            Ok(goroot)
-        } else {
-            Err(format!(
-                "no Go toolchain: {}/bin/go does not exist (build.goroot)",
-                goroot.display()
-            ))
-        }
+        go_toolchains::find(go, build, &search)
     }
 
     /// The environment of every `go build` the agent runs. The warm-up
@@ -272,13 +281,12 @@ impl Flavour for GoFlavour {
         events: &'a mut EventSink,
     ) -> BoxFuture<'a, Result<(), DeployError>> {
         Box::pin(async move {
+            // The toolchain first: a go.mod no toolchain here satisfies
+            // fails the deployment before any container starts.
+            let (toolchain, chosen) = self.toolchain_for(ctx).await?;
+            events.system(chosen).await;
+            let goroot = toolchain.goroot.clone();
             ctx.builder.check_image().await?;
-            let goroot = self
-                .goroot(&ctx.build)
-                .map_err(|_| DeployError::ToolMissing {
-                    tool: "go",
-                    hint: "apt-get install golang-go, or set build.goroot",
-                })?;
             let go_build = ctx.sandbox_cache.join("go-build");
             let go_mod = ctx.sandbox_cache.join("gomod");
             tokio::fs::create_dir_all(&ctx.artifact_dir)
@@ -287,11 +295,19 @@ impl Flavour for GoFlavour {
             tokio::fs::create_dir_all(&go_mod)
                 .await
                 .map_err(io_err("create the build directories"))?;
-            if seed_go_cache(&ctx.cache_dir.join(GO_STD_CACHE), &go_build).await? {
+            let std_cache = std_cache(&ctx.cache_dir, &toolchain);
+            let seed = toolchain.version.to_string();
+            if seed_go_cache(&std_cache, &ctx.sandbox_cache, &seed).await? {
                 events
-                    .system("build cache: this sandbox's first Go build, seeded with the warmed standard library")
+                    .system(format!(
+                        "build cache: this sandbox's first build with {}, seeded with the standard library the agent warmed",
+                        toolchain.label()
+                    ))
                     .await;
             }
+            tokio::fs::create_dir_all(&go_build)
+                .await
+                .map_err(io_err("create the build directories"))?;
             ctx.builder
                 .hand_over(vec![
                     ctx.worktree.clone(),
@@ -349,72 +365,163 @@ impl Flavour for GoFlavour {
         })
     }
 
-    /// `go build -trimpath std` in a build container, into
-    /// `<cache_dir>/go-std`: each sandbox's first build starts from a copy.
+    fn toolchains(&self, config: &AgentConfig) -> Result<Vec<String>, String> {
+        self.find_toolchains(&config.go, &config.build)
+            .map(|found| go_toolchains::labels(&found))
+    }
+
+    /// `go build -trimpath std` in a build container with each toolchain,
+    /// newest first, into `<cache_dir>/go-std-<1.22.12>`: a sandbox's
+    /// first build with a toolchain starts from a copy of its one. A
+    /// toolchain that fails does not stop the others; the first failure
+    /// is the reason.
     fn warm_cache(
         &self,
         builder: &BuildBox,
         cache_dir: &Path,
         config: &AgentConfig,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
-        let std_cache = cache_dir.join(GO_STD_CACHE);
+        let cache_dir = cache_dir.to_path_buf();
         let builder = builder.clone();
-        let goroot = self.goroot(&config.build);
+        let found = self.find_toolchains(&config.go, &config.build);
         let go = config.go.clone();
+        let lib_dir = self.lib_dir.clone();
         Some(Box::pin(async move {
-            let goroot = goroot.map_err(|reason| format!("go build std: {reason}"))?;
+            let found = found.map_err(|reason| format!("go build std: {reason}"))?;
+            if found.is_empty() {
+                return Err(format!(
+                    "go build std: no Go toolchain: go is not on the agent's PATH, there is no {}/go-1.*, and go.toolchains is not set (apt-get install golang-go)",
+                    lib_dir.display()
+                ));
+            }
             builder
                 .check_image()
                 .await
                 .map_err(|e| format!("go build std: {e}"))?;
-            tokio::fs::create_dir_all(&std_cache)
-                .await
-                .map_err(|e| format!("cannot create the build directories: {e}"))?;
-            builder
-                .hand_over(vec![std_cache.clone()])
-                .await
-                .map_err(|e| e.user_message())?;
-            let mut env = Self::go_env(&goroot, &go);
-            env.retain(|kv| !kv.starts_with("GOMODCACHE="));
-            env.push("GOMODCACHE=/tmp/gomod".to_owned());
-            let run = BuildRun {
-                argv: ["go", "build", "-trimpath", "std"]
-                    .map(str::to_owned)
-                    .to_vec(),
-                env,
-                working_dir: "/tmp".to_owned(),
-                mounts: toolchain_mounts(&goroot)
-                    .into_iter()
-                    .chain([BuildMount::writable(&std_cache, GO_CACHE)])
-                    .collect(),
-                low_priority: true,
-                ..Default::default()
-            };
-            let exit = builder
-                .run(run, None, 20)
-                .await
-                .map_err(|e| format!("go build std: {}", e.user_message()))?;
-            if exit.success() {
-                return Ok(());
+            let mut first_failure = None;
+            for toolchain in found.iter().rev() {
+                if let Err(reason) = warm_std(&builder, &cache_dir, toolchain, &go).await {
+                    first_failure.get_or_insert(reason);
+                }
             }
-            let last = exit.stderr_tail.iter().rev().find(|l| !l.trim().is_empty());
-            let mut reason = format!(
-                "go build std: {}",
-                last.map_or_else(
-                    || format!("exited with {}", exit.status_text()),
-                    Clone::clone
-                )
-            );
-            reason.truncate(reason.floor_char_boundary(200));
-            Err(reason)
+            match first_failure {
+                None => Ok(()),
+                Some(mut reason) => {
+                    reason.truncate(reason.floor_char_boundary(200));
+                    Err(reason)
+                }
+            }
         }))
     }
 }
 
+/// `go build -trimpath std` with `toolchain` into its std cache.
+async fn warm_std(
+    builder: &BuildBox,
+    cache_dir: &Path,
+    toolchain: &GoToolchain,
+    go: &GoConfig,
+) -> Result<(), String> {
+    let label = toolchain.label();
+    let std_cache = std_cache(cache_dir, toolchain);
+    tokio::fs::create_dir_all(&std_cache)
+        .await
+        .map_err(|e| format!("cannot create the build directories: {e}"))?;
+    builder
+        .hand_over(vec![std_cache.clone()])
+        .await
+        .map_err(|e| e.user_message())?;
+    let mut env = GoFlavour::go_env(&toolchain.goroot, go);
+    env.retain(|kv| !kv.starts_with("GOMODCACHE="));
+    env.push("GOMODCACHE=/tmp/gomod".to_owned());
+    let run = BuildRun {
+        argv: ["go", "build", "-trimpath", "std"]
+            .map(str::to_owned)
+            .to_vec(),
+        env,
+        working_dir: "/tmp".to_owned(),
+        mounts: toolchain_mounts(&toolchain.goroot)
+            .into_iter()
+            .chain([BuildMount::writable(&std_cache, GO_CACHE)])
+            .collect(),
+        low_priority: true,
+        ..Default::default()
+    };
+    let exit = builder
+        .run(run, None, 20)
+        .await
+        .map_err(|e| format!("go build std: {label}: {}", e.user_message()))?;
+    if exit.success() {
+        return Ok(());
+    }
+    let last = exit.stderr_tail.iter().rev().find(|l| !l.trim().is_empty());
+    Err(format!(
+        "go build std: {label}: {}",
+        last.map_or_else(
+            || format!("exited with {}", exit.status_text()),
+            Clone::clone
+        )
+    ))
+}
+
+/// Where the standard library `toolchain` compiled is kept:
+/// `<cache_dir>/go-std-1.22.12`. (Agents of one toolchain kept it in
+/// `<cache_dir>/go-std`, which nothing reads any more.)
+fn std_cache(cache_dir: &Path, toolchain: &GoToolchain) -> PathBuf {
+    cache_dir.join(format!("go-std-{}", toolchain.version))
+}
+
+impl GoFlavour {
+    /// The toolchain that builds `ctx.worktree`: the oldest its `go.mod`
+    /// allows, and the build log's line saying which and why.
+    async fn toolchain_for(
+        &self,
+        ctx: &BuildContext,
+    ) -> Result<(GoToolchain, String), DeployError> {
+        let this = self.clone();
+        let (go, build) = (ctx.go.clone(), ctx.build.clone());
+        let worktree = ctx.worktree.clone();
+        let (found, go_mod) = tokio::task::spawn_blocking(move || {
+            let go_mod = read_go_mod(&worktree).map_err(io_err("read go.mod"))?;
+            let found = this
+                .find_toolchains(&go, &build)
+                .map_err(DeployError::GoToolchains)?;
+            Ok((found, go_mod))
+        })
+        .await
+        .map_err(|e| DeployError::Internal(format!("toolchain task failed: {e}")))??;
+        let (toolchain, chosen) = go_toolchains::select(&found, go_mod.as_deref())?;
+        Ok((toolchain.clone(), chosen))
+    }
+}
+
+/// The text of the checkout's `go.mod` (at most its first MiB: the `go`
+/// line is near the top); `None` when there is none. A symlink counts only
+/// if it leads to a file inside the checkout: the agent never reads a host
+/// file for a branch.
+fn read_go_mod(worktree: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let path = worktree.join("go.mod");
+    let resolved = match std::fs::canonicalize(&path) {
+        Ok(resolved) => resolved,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if !resolved.starts_with(std::fs::canonicalize(worktree)?) || !resolved.is_file() {
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(&resolved)?
+        .take(1 << 20)
+        .read_to_end(&mut text)?;
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+}
+
 /// The Go warm-up of an agent with `config`, run once outside an agent:
-/// `go build -trimpath std` in a build container into `<cache_dir>/go-std`
-/// (test harnesses warm the cache their agents share before the first
-/// deploy, as a long-running agent would have).
+/// `go build -trimpath std` in a build container with each toolchain, into
+/// `<cache_dir>/go-std-<version>` (test harnesses warm the cache their
+/// agents share before the first deploy, as a long-running agent would
+/// have).
 pub async fn warm_go_std(config: &AgentConfig, cache_dir: &Path) -> Result<(), String> {
     let builder = BuildBox::connect(config)
         .await
@@ -457,64 +564,79 @@ fn toolchain_mounts(goroot: &Path) -> Vec<BuildMount> {
     mounts
 }
 
-/// The warmed standard library under `cache_dir`.
-const GO_STD_CACHE: &str = "go-std";
 /// Where the build container writes its output.
 const OUTPUT: &str = "/out";
 
-/// Seeds `sandbox_cache` with a copy of `std_cache` if it does not exist
-/// yet; returns whether it did. A copy, not hard links: a build (running
-/// as the files' owner) could write through a hard link into the shared
-/// inode and so into every sandbox's cache. Copied into a temporary
-/// directory and renamed, so a build beside never sees half a seed.
-async fn seed_go_cache(std_cache: &Path, sandbox_cache: &Path) -> Result<bool, DeployError> {
-    if sandbox_cache.is_dir() {
+/// Seeds the sandbox's `GOCACHE` (`<sandbox_cache>/go-build`) with a copy
+/// of `std_cache` (one toolchain's warmed standard library), once per
+/// toolchain: a marker `<sandbox_cache>/go-std-seeded/<1.22.12>` (where
+/// builds do not reach) says it was. Returns whether it seeded now; not
+/// before the warm-up made `std_cache`. So a sandbox holds at most one
+/// copy per toolchain it builds with.
+///
+/// A copy, not hard links: a build (running as the files' owner) could
+/// write through a hard link into the shared inode and so into every
+/// sandbox's cache. Each file is copied under a temporary name and renamed,
+/// and files already there are kept, so a build beside never reads half a
+/// file (an entry missing is only a cache miss).
+async fn seed_go_cache(
+    std_cache: &Path,
+    sandbox_cache: &Path,
+    toolchain: &str,
+) -> Result<bool, DeployError> {
+    let marker = sandbox_cache.join(SEEDED).join(toolchain);
+    if marker.exists() || !std_cache.is_dir() {
         return Ok(false);
     }
-    let (from, to) = (std_cache.to_path_buf(), sandbox_cache.to_path_buf());
+    let from = std_cache.to_path_buf();
+    let to = sandbox_cache.join("go-build");
     tokio::task::spawn_blocking(move || {
-        // Unique per seeding: a cancelled deployment's copy may still run
-        // (a blocking task outlives its future) beside the next one's.
-        static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let mut temporary = to.as_os_str().to_owned();
-        temporary.push(format!(
-            ".seed-{}-{}",
-            std::process::id(),
-            SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let temporary = PathBuf::from(temporary);
-        std::fs::create_dir_all(&temporary)?;
-        if from.is_dir() {
-            copy_tree(&from, &temporary)?;
+        std::fs::create_dir_all(&to)?;
+        copy_missing(&from, &to)?;
+        if let Some(dir) = marker.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        match std::fs::rename(&temporary, &to) {
-            Ok(()) => Ok(true),
-            // Another build of the sandbox seeded it first.
-            Err(_) if to.is_dir() => {
-                let _ = std::fs::remove_dir_all(&temporary);
-                Ok(false)
-            }
-            Err(err) => Err(err),
-        }
+        std::fs::write(&marker, b"")?;
+        Ok(true)
     })
     .await
     .map_err(|e| DeployError::Internal(format!("seeding task failed: {e}")))?
     .map_err(io_err("seed the sandbox's Go build cache"))
 }
 
-/// Copies the regular files and directories under `from` into `to`
-/// (symlinks and anything else are skipped: Go's cache has none). A file
-/// gone meanwhile is skipped too: a cache entry missing is only a miss.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Under a sandbox's caches: which toolchains' standard libraries were
+/// copied into its `GOCACHE`.
+const SEEDED: &str = "go-std-seeded";
+
+/// Copies the regular files and directories under `from` that `to` does
+/// not have yet (symlinks and anything else are skipped: Go's cache has
+/// none), each file under a temporary name then renamed. A file gone
+/// meanwhile is skipped too: a cache entry missing is only a miss.
+fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
+    // Unique per copy: a cancelled deployment's copy may still run (a
+    // blocking task outlives its future) beside the next one's.
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let gone = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let kind = entry.file_type()?;
         let target = to.join(entry.file_name());
         let copied = if kind.is_dir() {
-            std::fs::create_dir_all(&target).and_then(|()| copy_tree(&entry.path(), &target))
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target).map(drop)
+            std::fs::create_dir_all(&target).and_then(|()| copy_missing(&entry.path(), &target))
+        } else if kind.is_file() && !target.exists() {
+            let mut temporary = target.as_os_str().to_owned();
+            temporary.push(format!(
+                ".seed-{}-{}",
+                std::process::id(),
+                COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let temporary = PathBuf::from(temporary);
+            let copied = std::fs::copy(entry.path(), &temporary)
+                .and_then(|_| std::fs::rename(&temporary, &target));
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            copied
         } else {
             Ok(())
         };
@@ -660,5 +782,95 @@ async fn forward_lines(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_mod_is_read_only_inside_the_checkout() {
+        let root = tempfile::tempdir().expect("dir");
+        let worktree = root.path().join("worktree");
+        std::fs::create_dir_all(worktree.join("build")).expect("mkdir");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "no go.mod");
+        std::fs::write(worktree.join("build/go.mod"), "module m\n\ngo 1.22\n").expect("write");
+        std::os::unix::fs::symlink("build/go.mod", worktree.join("go.mod")).expect("link");
+        assert_eq!(
+            read_go_mod(&worktree).expect("read").as_deref(),
+            Some("module m\n\ngo 1.22\n"),
+            "a link inside the checkout"
+        );
+        let outside = root.path().join("host-file");
+        std::fs::write(&outside, "go 1.30\n").expect("write");
+        std::fs::remove_file(worktree.join("go.mod")).expect("rm");
+        std::os::unix::fs::symlink(&outside, worktree.join("go.mod")).expect("link");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "a host file");
+        std::fs::remove_file(worktree.join("go.mod")).expect("rm");
+        std::fs::create_dir(worktree.join("go.mod")).expect("a directory");
+        assert_eq!(read_go_mod(&worktree).expect("read"), None, "not a file");
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_cache_is_seeded_once_per_toolchain_keeping_what_it_has() {
+        let root = tempfile::tempdir().expect("dir");
+        let (std_19, std_22) = (
+            root.path().join("go-std-1.19.8"),
+            root.path().join("go-std-1.22.12"),
+        );
+        for (dir, entry) in [(&std_19, "a1-d"), (&std_22, "b2-d")] {
+            std::fs::create_dir_all(dir.join("a1")).expect("mkdir");
+            std::fs::write(dir.join("a1").join(entry), entry).expect("write");
+            std::fs::write(dir.join("README"), "cache").expect("write");
+        }
+        let sandbox = root.path().join("sandbox");
+        // Not warmed yet: nothing to seed, and no marker, so a later build
+        // seeds.
+        assert!(
+            !seed_go_cache(&root.path().join("go-std-1.23.0"), &sandbox, "1.23.0")
+                .await
+                .expect("seed")
+        );
+        assert!(!sandbox.join(SEEDED).join("1.23.0").exists());
+
+        assert!(
+            seed_go_cache(&std_19, &sandbox, "1.19.8")
+                .await
+                .expect("seed")
+        );
+        assert!(
+            !seed_go_cache(&std_19, &sandbox, "1.19.8")
+                .await
+                .expect("seed"),
+            "once"
+        );
+        let go_build = sandbox.join("go-build");
+        // What a build wrote since is kept, the other toolchain's entries
+        // are added.
+        std::fs::write(go_build.join("README"), "written by a build").expect("write");
+        assert!(
+            seed_go_cache(&std_22, &sandbox, "1.22.12")
+                .await
+                .expect("seed")
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("a1/a1-d")).expect("read"),
+            "a1-d"
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("a1/b2-d")).expect("read"),
+            "b2-d"
+        );
+        assert_eq!(
+            std::fs::read_to_string(go_build.join("README")).expect("read"),
+            "written by a build"
+        );
+        // No temporary file is left.
+        let names: Vec<String> = std::fs::read_dir(go_build.join("a1"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".seed-")), "{names:?}");
     }
 }

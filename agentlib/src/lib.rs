@@ -39,6 +39,8 @@ pub mod events;
 pub mod flavour;
 pub mod git;
 pub mod git_store;
+pub mod go_toolchains;
+pub mod go_version;
 pub mod gomod;
 pub mod job;
 pub mod last_words;

@@ -20,8 +20,12 @@ use tokio_util::sync::CancellationToken;
 const WARM_TIMEOUT: Duration = Duration::from_secs(400);
 
 /// Starts an agent and returns the `build_cache` of each heartbeat until
-/// one is neither absent nor `warming`.
-async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Option<String>> {
+/// one is neither absent nor `warming`, and the toolchains that last one
+/// listed.
+async fn build_cache_states(
+    flavour: GoFlavour,
+    cache_dir: PathBuf,
+) -> (Vec<Option<String>>, Vec<String>) {
     sdp_testkit::init_tracing();
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.expect("connect");
@@ -49,6 +53,7 @@ async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Optio
         shutdown.clone(),
     ));
     let mut states = Vec::new();
+    let mut toolchains;
     let deadline = tokio::time::Instant::now() + WARM_TIMEOUT;
     loop {
         let message = tokio::time::timeout_at(deadline, beats.next())
@@ -57,6 +62,7 @@ async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Optio
             .expect("heartbeat stream");
         let heartbeat: Heartbeat = decode(&message.payload).expect("heartbeat decodes");
         let state = heartbeat.build_cache;
+        toolchains = heartbeat.toolchains;
         let settled = state
             .as_deref()
             .is_some_and(|s| s != "warming" && s != "paused");
@@ -71,7 +77,7 @@ async fn build_cache_states(flavour: GoFlavour, cache_dir: PathBuf) -> Vec<Optio
         .expect("agent stops in time")
         .expect("agent task")
         .expect("agent ran without error");
-    states
+    (states, toolchains)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,15 +85,23 @@ async fn heartbeats_show_the_build_cache_going_from_warming_to_warm() {
     // The cache the deploy tests share: warm-up is a quick check once the
     // standard library is in it, a full compile the first time.
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache");
-    let states = build_cache_states(GoFlavour::default(), cache.clone()).await;
+    let (states, toolchains) = build_cache_states(GoFlavour::default(), cache.clone()).await;
     assert_eq!(
         states.first(),
         Some(&Some("warming".to_owned())),
         "{states:?}"
     );
     assert_eq!(states.last(), Some(&Some("warm".to_owned())), "{states:?}");
-    // The standard library the sandboxes' caches are seeded from.
-    assert!(cache.join("go-std").is_dir());
+    // The standard library the sandboxes' caches are seeded from, one per
+    // toolchain the agent has.
+    assert!(
+        toolchains.iter().any(|t| t.starts_with("go 1.")),
+        "{toolchains:?}"
+    );
+    for label in &toolchains {
+        let dir = label.replace("go ", "go-std-");
+        assert!(cache.join(&dir).is_dir(), "{dir}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,10 +110,14 @@ async fn a_warm_up_without_go_reports_why_it_failed() {
     // A PATH with `nice` (the warm-up runs niced) but no `go`.
     let bin = tempfile::tempdir().expect("bin dir");
     std::os::unix::fs::symlink("/usr/bin/nice", bin.path().join("nice")).expect("link nice");
+    // And no `go-1.*` where Debian puts them.
+    let lib = tempfile::tempdir().expect("lib dir");
     let flavour = GoFlavour {
         path: bin.path().as_os_str().to_owned(),
+        lib_dir: lib.path().to_path_buf(),
     };
-    let states = build_cache_states(flavour, cache.path().to_path_buf()).await;
+    let (states, toolchains) = build_cache_states(flavour, cache.path().to_path_buf()).await;
+    assert!(toolchains.is_empty(), "{toolchains:?}");
     let last = states.last().cloned().flatten().unwrap_or_default();
     assert!(
         last.starts_with("failed: go build std: ") && last.contains("go"),

@@ -413,6 +413,10 @@ pub struct Heartbeat {
     /// Runtime-log streams ([`ContainerLogs`]) the agent serves now.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub log_streams: u32,
+    /// The build toolchains the agent has, oldest first: `go 1.19.8`,
+    /// `go 1.22.12`; empty (and absent) for a flavour without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub toolchains: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -147,6 +147,7 @@ fn heartbeat() {
         started_at: Some(ts()),
         build_cache: Some("warming".into()),
         log_streams: 0,
+        toolchains: vec!["go 1.19.8".into(), "go 1.22.12".into()],
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);

@@ -53,6 +53,9 @@ pub struct AgentView {
     pub build_cache: Option<String>,
     /// Runtime-log streams the agent serves now (`GET …/runtime-logs`).
     pub log_streams: u32,
+    /// The build toolchains the agent has, oldest first (`go 1.19.8`,
+    /// `go 1.22.12`); empty for an agent without any (or an older agent).
+    pub toolchains: Vec<String>,
 }
 
 impl Registry {
@@ -122,6 +125,7 @@ impl Registry {
                 repos: seen.heartbeat.repos,
                 build_cache: seen.heartbeat.build_cache,
                 log_streams: seen.heartbeat.log_streams,
+                toolchains: seen.heartbeat.toolchains,
             })
             .collect();
         views.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
@@ -297,6 +301,7 @@ mod tests {
             started_at: None,
             build_cache: None,
             log_streams: 0,
+            toolchains: Vec::new(),
         }
     }
 

@@ -155,11 +155,16 @@ impl TestAgent {
             // Every sandbox's Go cache is seeded from the warmed standard
             // library: warm it once per run, as a long-running agent has.
             let warm_config = config.clone();
-            sdp_testkit::once_across_processes(&cache, "go-std-warm", WARM_TIMEOUT, || async {
-                sdp_agentlib::flavour::warm_go_std(&warm_config, &cache)
-                    .await
-                    .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
-            })
+            sdp_testkit::once_across_processes(
+                &cache,
+                "go-std-warm-per-toolchain",
+                WARM_TIMEOUT,
+                || async {
+                    sdp_agentlib::flavour::warm_go_std(&warm_config, &cache)
+                        .await
+                        .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+                },
+            )
             .await;
         }
         let shutdown = CancellationToken::new();

@@ -30,6 +30,7 @@ pub async fn run(ctx: &Ctx) -> Result<Exit, CliError> {
                 a["running"].as_array().map_or(0, Vec::len).to_string(),
                 cell(&a["capacity"]),
                 cell(&a["build_cache"]),
+                cell(&a["toolchains"]),
                 cell(&a["last_seen"]),
             ]
         })
@@ -43,6 +44,7 @@ pub async fn run(ctx: &Ctx) -> Result<Exit, CliError> {
             "running",
             "capacity",
             "cache",
+            "toolchains",
             "last seen",
         ],
         &rows,

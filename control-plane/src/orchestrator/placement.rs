@@ -181,6 +181,7 @@ mod tests {
             repos: Vec::new(),
             build_cache: None,
             log_streams: 0,
+            toolchains: Vec::new(),
         }
     }
 

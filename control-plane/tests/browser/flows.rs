@@ -260,6 +260,12 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
         ["warming", "paused", "warm"].contains(&cache.as_str()),
         "{cache} in {agent_text}"
     );
+    // Its Go toolchains, at least the host's Go 1.19.
+    let toolchains = browser.text(&format!("{agent_row} .toolchains")).await;
+    assert!(
+        toolchains.contains("go 1.19."),
+        "{toolchains} in {agent_text}"
+    );
     browser.screenshot("agents").await;
 
     browser.close().await;

@@ -105,11 +105,16 @@ pub async fn warm_shared_go_cache() {
         sdp_bus::settings::load(None, Vec::<(String, String)>::new()).expect("config");
     config.agent.id = unique_id("warm");
     config.build.image = sdp_testkit::ensure_build_image();
-    sdp_testkit::once_across_processes(&cache, "go-std-warm", Duration::from_secs(600), || async {
-        sdp_agentlib::flavour::warm_go_std(&config, &cache)
-            .await
-            .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
-    })
+    sdp_testkit::once_across_processes(
+        &cache,
+        "go-std-warm-per-toolchain",
+        Duration::from_secs(600),
+        || async {
+            sdp_agentlib::flavour::warm_go_std(&config, &cache)
+                .await
+                .unwrap_or_else(|e| panic!("warming the Go cache: {e}"));
+        },
+    )
     .await;
 }
 

@@ -231,15 +231,28 @@ async fn cli_login_through_a_pty_whoami_logout_and_tap() {
     let out = other.run(&["whoami", "-o", "json"]).await;
     assert_eq!(json(&out)["username"], USER, "{}", show(&out));
 
-    // `sdp agents` sees the agent; `sdp tap` prints its heartbeat as JSON.
+    // `sdp agents` sees the agent and its Go toolchains (at least the
+    // host's Go 1.19); `sdp tap` prints its heartbeat as JSON.
     let out = sdp.run(&["agents", "-o", "json"]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
+    let agents = json(&out);
+    let agent = agents
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["id"] == stack.agent_id.as_str())
+        .unwrap_or_else(|| panic!("{}", show(&out)))
+        .clone();
     assert!(
-        json(&out)
-            .as_array()
-            .expect("agents")
+        agent["toolchains"].as_array().is_some_and(|t| t
             .iter()
-            .any(|a| a["id"] == stack.agent_id.as_str()),
+            .any(|t| t.as_str().is_some_and(|t| t.starts_with("go 1.19.")))),
+        "{agent}"
+    );
+    let out = sdp.run(&["agents"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert!(
+        stdout(&out).contains("TOOLCHAINS") && stdout(&out).contains("go 1.19."),
         "{}",
         show(&out)
     );

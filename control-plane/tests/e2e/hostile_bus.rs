@@ -198,6 +198,7 @@ fn heartbeat(agent_id: &str, kind: &str, repos: &[&str], capacity: u32) -> sdp_b
         started_at: None,
         build_cache: None,
         log_streams: 0,
+        toolchains: Vec::new(),
     }
 }
 

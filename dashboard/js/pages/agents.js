@@ -19,11 +19,12 @@ function buildCache(state) {
 // A row per agent, kept across polls (see `keyed`): the links to what it
 // runs stay the same elements while that does not change.
 function makeRow(first) {
-  const cells = Array.from({ length: 9 }, () => el('td', {}));
-  const [state, kind, host, version, running, capacity, cache, seen, warnings] = cells;
+  const cells = Array.from({ length: 10 }, () => el('td', {}));
+  const [state, kind, host, version, running, capacity, cache, toolchains, seen, warnings] = cells;
   host.className = 'mono';
   version.className = 'mono';
   cache.className = 'build-cache';
+  toolchains.className = 'toolchains mono';
   const node = el('tr', { dataset: { agent: first.id } }, el('td', { class: 'mono' }, first.id), cells);
   return {
     node,
@@ -38,6 +39,10 @@ function makeRow(first) {
         : el('span', { class: 'muted' }, 'idle')));
       setText(capacity, String(a.capacity ?? '—'));
       replace(cache, buildCache(a.build_cache));
+      const found = a.toolchains ?? [];
+      replaceWhenChanged(toolchains, found.join(', '), () => (found.length
+        ? el('div', { class: 'chip-list' }, found.map((t, i) => [i ? ' ' : '', el('span', { class: 'badge info' }, t)]))
+        : el('span', { class: 'muted' }, '—')));
       replace(seen, timeEl(a.last_seen));
       const missing = a.missing_images ?? [];
       replace(warnings, missing.length
@@ -58,7 +63,7 @@ export async function render(view) {
   const table = el('table', { class: 'table', id: 'agents-table' },
     el('thead', {}, el('tr', {}, el('th', {}, 'Agent'), el('th', {}, 'State'), el('th', {}, 'Kind'),
       el('th', {}, 'Host'), el('th', {}, 'Version'), el('th', {}, 'Running'), el('th', {}, 'Capacity'),
-      el('th', {}, 'Build cache'), el('th', {}, 'Last seen'), el('th', {}, 'Warnings'))),
+      el('th', {}, 'Build cache'), el('th', { title: 'Each build uses the oldest one its go.mod allows' }, 'Toolchains'), el('th', {}, 'Last seen'), el('th', {}, 'Warnings'))),
     rows);
   const empty = el('div', { class: 'empty', id: 'agents-empty' }, el('h2', {}, 'No agent has reported yet'),
     el('p', {}, 'Start an agent (sdp-agent-micro) on a Docker host, pointed at the same NATS server. It shows up here within seconds.'));
