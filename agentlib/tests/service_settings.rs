@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +28,6 @@ use sdp_testkit::{
 const PASSWORD: &str = "canary-Pw-service-settings";
 const SANDBOX: &str = "alpha";
 const REPO: &str = "shop";
-/// The fixture needs Go >= 1.22; until the agent picks a toolchain from
-/// go.mod, its agent builds with this one.
-const GOROOT_1_22: &str = "/usr/lib/go-1.22";
 
 fn system_lines(events: &[Event]) -> Vec<&str> {
     events
@@ -88,12 +84,9 @@ async fn realistic_service_runs_as_sdp_toml_says_and_overrides_and_refusals_appl
         Arc::new(GoFlavour::default()),
         ensure_busybox_image(),
         repos,
-        |config| {
-            config.build.goroot = Some(GOROOT_1_22.into());
-            // The shared warmed standard library is the default Go's.
-            config.flavour.cache_dir =
-                Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache-go1.22"));
-        },
+        // The fixture's go.mod asks for Go >= 1.22: the agent picks it
+        // from its toolchains (`/usr/lib/go-1.22` beside Debian's 1.19).
+        |_| {},
     )
     .await;
 
@@ -119,6 +112,11 @@ async fn realistic_service_runs_as_sdp_toml_says_and_overrides_and_refusals_appl
             && l.contains("working dir web")
             && l.contains("env keys GREETING")),
         "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("go 1.22.") && l.ends_with("(go.mod asks >= 1.22)")),
+        "built by Go 1.22, chosen from go.mod: {logs:#?}"
     );
     assert!(
         logs.contains(&"$ go build -trimpath -mod=vendor -o /sdp/app ./cmd/shop"),
