@@ -126,12 +126,7 @@ pub fn service_env(
     template: Option<&Template>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let (mut env, secrets) = environment_vars(store, sandbox, template)?;
-    env.extend(
-        secrets
-            .expose()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    env.extend(secrets.expose().iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(env)
 }
 

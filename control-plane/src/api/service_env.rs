@@ -192,9 +192,7 @@ pub async fn put_service_env(
 /// Whether the newest deployment of `repo` in the sandbox runs or is on
 /// its way (a re-apply waits for it to settle, then re-applies if it runs).
 fn runs(state: &AppState, sandbox: &str, repo: &str) -> Result<bool, ApiError> {
-    Ok(state
-        .store
-        .latest_deployments(sandbox)?
-        .iter()
-        .any(|d| d.repo == repo && (d.status == sdp_bus::Status::Running || !d.status.is_settled())))
+    Ok(state.store.latest_deployments(sandbox)?.iter().any(|d| {
+        d.repo == repo && (d.status == sdp_bus::Status::Running || !d.status.is_settled())
+    }))
 }

@@ -38,8 +38,8 @@ impl Store {
     ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let rows: Vec<(String, String)> = {
             let conn = self.conn();
-            let mut stmt = conn
-                .prepare_cached("SELECT repo, env FROM service_env WHERE sandbox = ?1")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT repo, env FROM service_env WHERE sandbox = ?1")?;
             let rows = stmt.query_map([sandbox], |row| Ok((row.get(0)?, row.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -117,7 +117,12 @@ mod tests {
                 pinned: false,
             })
             .expect("sandbox");
-        assert!(store.service_env("alpha", "users").expect("read").is_empty());
+        assert!(
+            store
+                .service_env("alpha", "users")
+                .expect("read")
+                .is_empty()
+        );
         assert!(
             store
                 .set_service_env("alpha", "users", &env(&[("A", "1"), ("B", "2")]))
