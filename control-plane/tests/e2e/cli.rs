@@ -768,11 +768,7 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_env_lists_sets_and_unsets_a_services_sandbox_env() {
-    let stack = Stack::start_with(StackOptions {
-        agent: false,
-        ..StackOptions::default()
-    })
-    .await;
+    let stack = Stack::start().await;
     let token = stack.login().await;
     let (status, body) = stack
         .post(&token, "/api/templates", serde_json::json!({

@@ -79,11 +79,7 @@ fn container_env(deployment: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_env_keys_are_refused_by_name_on_every_write() {
-    let stack = Stack::start_with(StackOptions {
-        agent: false,
-        ..StackOptions::default()
-    })
-    .await;
+    let stack = Stack::start().await;
     let token = stack.login().await;
 
     // A template's overrides.
