@@ -111,7 +111,16 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
     validate::branch(&rb.branch).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
     rb.overrides
         .check()
-        .map_err(|e| ApiError::bad_request(format!("{what}: overrides: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("{what}: overrides: {e}")))?;
+    // The route's key becomes a variable of the gateway's container.
+    if let Some(key) = &rb.overrides.route_env
+        && sdp_bus::service::is_reserved_env_key(key)
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what}: overrides: route_env {key:?} is reserved: SDP sets PORT and every SDP_* variable itself"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -97,6 +97,17 @@ async fn reserved_env_keys_are_refused_by_name_on_every_write() {
             &token,
             "/api/templates",
             json!({
+                "name": "route",
+                "services": [{ "repo": REPO, "branch": "main", "overrides": { "route_env": "SDP_USERS" } }],
+            }),
+        )
+        .await;
+    assert_refused("a route env key", status, &body, "SDP_USERS");
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/templates",
+            json!({
                 "name": "cmd",
                 "services": [{ "repo": REPO, "branch": "main", "overrides": { "command": [] } }],
             }),
