@@ -340,6 +340,17 @@ async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String,
             "invalid env key {key:?}: use [A-Za-z_][A-Za-z0-9_]*"
         )));
     }
+    // The control plane refuses these when they are written; a message
+    // that still has one is hostile or stale, and nothing must start.
+    if let Some(key) = request
+        .env
+        .keys()
+        .find(|k| sdp_bus::service::is_reserved_env_key(k))
+    {
+        return Err(bad_request(format!(
+            "env key {key:?} is reserved: SDP sets PORT and every SDP_* variable itself; remove it from the sandbox's environment"
+        )));
+    }
     let repos_dir = agent.config.repos_dir.clone();
     let repo = request.repo.clone();
     let schemes = agent.config.git.allowed_schemes.clone();

@@ -375,7 +375,7 @@ fn default_health_path() -> String {
     "/".to_owned()
 }
 
-/// `agent-<hostname>` with every character that is not a subject-token
+/// The host name with every character that is not a subject-token
 /// character replaced by `-`.
 fn default_agent_id() -> String {
     let host = crate::hostname();

@@ -375,27 +375,20 @@ impl DockerClient {
         Ok((host_port, exited))
     }
 
-    /// The last `n` lines of the container's output.
-    pub async fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
+    /// The container's last `tail` log entries, stdout and stderr apart,
+    /// in the order written (a running or an exited container). Dropping
+    /// the stream closes the request to the engine.
+    pub fn last_output(
+        &self,
+        id: &str,
+        tail: usize,
+    ) -> BoxStream<'static, Result<bollard::container::LogOutput, bollard::errors::Error>> {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .tail(&n.to_string())
+            .tail(&tail.to_string())
             .build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut text = String::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(output) => text.push_str(&String::from_utf8_lossy(&output.into_bytes())),
-                Err(err) => {
-                    tracing::debug!(error = %err, "reading container logs failed");
-                    break;
-                }
-            }
-        }
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        let skip = lines.len().saturating_sub(n);
-        lines.into_iter().skip(skip).collect()
+        self.docker.logs(id, Some(options)).boxed()
     }
 
     /// The container of `deployment` that this agent made, and whether it

@@ -147,6 +147,10 @@ pub enum DeployError {
         "the container name {name} is held by a container SDP did not make for this service: remove it (docker rm -f {name}) and deploy again"
     )]
     NameHeld { name: String },
+    #[error(
+        "working_dir {dir:?} {why}: make it a directory of the repo, or fix working_dir (sdp.toml, the template or the sandbox's settings)"
+    )]
+    WorkingDir { dir: String, why: &'static str },
     #[error("docker did not publish port {port}/tcp of the container")]
     NoHostPort { port: u16 },
     #[error("health check of {path} did not pass within {secs}s")]

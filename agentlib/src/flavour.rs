@@ -86,7 +86,8 @@ pub(crate) fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> DeployError +
 pub struct ContainerSpec {
     /// The command when `flavour.run_cmd` is not configured.
     pub default_run_cmd: Vec<String>,
-    /// Mount point of the checkout (also the working directory).
+    /// Mount point of the checkout; the working directory is it, or
+    /// `working_dir` under it.
     pub source_mount: &'static str,
     /// Mount point of the build output, if the flavour produces any.
     pub artifact_mount: Option<&'static str>,

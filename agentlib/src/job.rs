@@ -24,6 +24,7 @@ use crate::error::DeployError;
 use crate::events::EventSink;
 use crate::flavour::BuildContext;
 use crate::git::FetchSpec;
+use crate::last_words;
 use crate::service;
 
 /// Health checks start quickly (a small service listens within tens of
@@ -31,7 +32,6 @@ use crate::service;
 const HEALTH_FIRST: Duration = Duration::from_millis(25);
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-const LOG_TAIL_LINES: usize = 50;
 
 #[derive(Clone, Debug)]
 pub enum CancelReason {
@@ -99,9 +99,10 @@ pub use sdp_bus::service::is_env_key;
 #[derive(Default)]
 struct JobState {
     commit: Option<String>,
-    log_tail: Vec<String>,
     /// Set once the starting step may have created a container.
     touched_docker: bool,
+    /// A failed container's last output lines.
+    log_tail: Vec<String>,
     git_cancel: Arc<AtomicBool>,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -176,6 +177,8 @@ pub(crate) async fn run_job(
                 url: None,
                 error: Some(message),
                 commit: state.commit.clone(),
+                // Also in the log itself (`last_words`); here for the
+                // result box beside the error.
                 log_tail: std::mem::take(&mut state.log_tail),
             }
         }
@@ -567,6 +570,8 @@ async fn start_and_check(
     }
     let spec = agent.flavour.container(settings);
     let port = settings.port;
+    // Before Docker is touched: a bad working_dir keeps the old container.
+    check_working_dir(&paths.worktree, settings).await?;
     let agent_id = agent.agent_id();
     let name = docker::container_name(agent_id, sandbox, repo);
     let owner = [
@@ -577,20 +582,14 @@ async fn start_and_check(
     let kept_port = kept_host_port(agent, paths, &owner, port).await?;
     state.touched_docker = true;
     agent.docker.remove_matching(&owner, None).await?;
-    let mut env: Vec<String> = request
-        .env
-        .iter()
-        .filter(|(k, _)| k.as_str() != "PORT" && !k.starts_with("SDP_"))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    env.extend([
-        format!("PORT={port}"),
-        format!("SDP_SANDBOX={sandbox}"),
-        format!("SDP_SERVICE={repo}"),
-        format!("SDP_BRANCH={}", request.branch),
-        format!("SDP_COMMIT={commit}"),
-        format!("SDP_DEPLOYMENT={}", request.deployment_id),
-    ]);
+    let mut sdp_env = vec![
+        ("PORT", port.to_string()),
+        ("SDP_SANDBOX", sandbox.to_owned()),
+        ("SDP_SERVICE", repo.to_owned()),
+        ("SDP_BRANCH", request.branch.clone()),
+        ("SDP_COMMIT", commit.to_owned()),
+        ("SDP_DEPLOYMENT", request.deployment_id.to_string()),
+    ];
     let labels = HashMap::from([
         (
             docker::LABEL_DEPLOYMENT.to_owned(),
@@ -610,20 +609,23 @@ async fn start_and_check(
             .map_err(|e| DeployError::Internal(format!("cannot encode the routes: {e}")))?;
         write_atomically(&paths.routes_file, table, "the routes file").await?;
         mounts.push((paths.routes_file.clone(), target.to_owned()));
-        env.push(format!("SDP_ROUTES_FILE={target}"));
+        sdp_env.push(("SDP_ROUTES_FILE", target.to_owned()));
         sink.system(format!("{} routes in {target}", request.routes.len()))
             .await;
     }
     let run = RunSpec {
         name: name.clone(),
         image: agent.base_image.clone(),
-        cmd: config
-            .flavour
-            .run_cmd
-            .clone()
-            .unwrap_or(spec.default_run_cmd),
-        working_dir: spec.source_mount.to_owned(),
-        env,
+        cmd: service::container_command(
+            settings,
+            config.flavour.run_cmd.as_deref(),
+            spec.default_run_cmd,
+        ),
+        working_dir: service::container_working_dir(
+            spec.source_mount,
+            settings.working_dir.as_deref(),
+        ),
+        env: service::container_env(&request.env, settings, &sdp_env),
         labels,
         port,
         host_port: kept_port,
@@ -633,8 +635,13 @@ async fn start_and_check(
         nano_cpus: config.nano_cpus(),
         container: config.container.clone(),
     };
-    sink.system(format!("starting container {name} from {}", run.image))
-        .await;
+    sink.system(format!(
+        "starting container {name} from {}: {} in {}",
+        run.image,
+        run.cmd.join(" "),
+        run.working_dir
+    ))
+    .await;
     let container = agent.docker.create_replacing(&run, &owner).await?;
     agent.docker.start(&container, kept_port).await?;
 
@@ -652,7 +659,7 @@ async fn start_and_check(
     loop {
         let (published, exited) = agent.docker.state(&container, port).await?;
         if let Some(code) = exited {
-            state.log_tail = agent.docker.log_tail(&container, LOG_TAIL_LINES).await;
+            state.log_tail = last_words::tell(&agent.docker, &container, &name, sink).await;
             return Err(DeployError::ContainerExited { code });
         }
         if host_port.is_none()
@@ -676,7 +683,7 @@ async fn start_and_check(
             }
         }
         if Instant::now() >= deadline {
-            state.log_tail = agent.docker.log_tail(&container, LOG_TAIL_LINES).await;
+            state.log_tail = last_words::tell(&agent.docker, &container, &name, sink).await;
             if host_port.is_none() {
                 return Err(DeployError::NoHostPort { port });
             }
@@ -687,6 +694,30 @@ async fn start_and_check(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(HEALTH_EVERY);
+    }
+}
+
+/// Fails unless the settings' `working_dir` (if any) is a directory of
+/// the checkout. A symlink may lead to another directory of the checkout,
+/// never out of it.
+async fn check_working_dir(worktree: &Path, settings: &ServiceSettings) -> Result<(), DeployError> {
+    let Some(dir) = settings.working_dir.as_deref() else {
+        return Ok(());
+    };
+    let fail = |why: &'static str| {
+        Err(DeployError::WorkingDir {
+            dir: dir.to_owned(),
+            why,
+        })
+    };
+    let root = tokio::fs::canonicalize(worktree)
+        .await
+        .map_err(io_err("find the checkout"))?;
+    match tokio::fs::canonicalize(worktree.join(dir)).await {
+        Err(_) => fail("does not exist in the checkout"),
+        Ok(path) if !path.starts_with(&root) => fail("leads out of the checkout"),
+        Ok(path) if !path.is_dir() => fail("is not a directory"),
+        Ok(_) => Ok(()),
     }
 }
 

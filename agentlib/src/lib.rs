@@ -20,7 +20,8 @@
 //!   result (or, for a `reuse_build` re-apply of a recorded build, queued →
 //!   starting → health → result); the service's settings come from its
 //!   `sdp.toml` ([`service`]), every event through one ordered [`EventSink`] on
-//!   `deploy.progress.<id>` (JetStream); the job listens on
+//!   `deploy.progress.<id>` (JetStream), a failed container's last output
+//!   among them ([`last_words`]); the job listens on
 //!   `deploy.cancel.<id>` while it runs.
 //!
 //! Shutdown: the caller's token stops the loops and cancels the jobs; they
@@ -40,6 +41,7 @@ pub mod git;
 pub mod git_store;
 pub mod gomod;
 pub mod job;
+pub mod last_words;
 pub mod php;
 pub mod probe;
 pub mod rpc;

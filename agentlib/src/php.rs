@@ -2,7 +2,9 @@
 //! container ([`crate::build_container`]) when the checkout has a
 //! `composer.json` (else nothing to build), then `php -S` in a PHP base
 //! image with the checkout at `/app` and the sandbox's route table at
-//! `/etc/sdp/routes.json`.
+//! `/etc/sdp/routes.json`. The default command serves `index.php` of the
+//! working directory (`working_dir`, else `/app`); `command`, `env` and
+//! `working_dir` apply as to any service (see [`crate::service`]).
 //!
 //! Composer runs offline, as the build user, with `--no-scripts
 //! --no-plugins` unless `build.allow_composer_scripts` (then they run, but
@@ -205,7 +207,15 @@ impl Flavour for PhpFlavour {
                 "php".to_owned(),
                 "-S".to_owned(),
                 format!("0.0.0.0:{}", settings.port),
-                format!("{PHP_SOURCE_MOUNT}/index.php"),
+                // The router of the working directory (the document root
+                // of `php -S`): `public/index.php` with working_dir = "public".
+                format!(
+                    "{}/index.php",
+                    crate::service::container_working_dir(
+                        PHP_SOURCE_MOUNT,
+                        settings.working_dir.as_deref()
+                    )
+                ),
             ],
             source_mount: PHP_SOURCE_MOUNT,
             artifact_mount: None,
@@ -311,6 +321,14 @@ mod tests {
             ["php", "-S", "0.0.0.0:9090", "/app/index.php"]
         );
         assert_eq!(spec.routes_file, Some(ROUTES_FILE));
+        let settings = ServiceSettings {
+            working_dir: Some("public".into()),
+            ..settings
+        };
+        assert_eq!(
+            PhpFlavour.container(&settings).default_run_cmd[3],
+            "/app/public/index.php"
+        );
         assert_eq!(spec.artifact_mount, None);
     }
 

@@ -1,7 +1,12 @@
 //! A service's effective settings (port, health path, main package, route
-//! env key). Precedence, highest first: the request's
-//! [`ServiceOverrides`] (templates) > the repo's `sdp.toml` > the agent's
-//! config (`service.port`, `health.path`) > built-in defaults.
+//! env key, command, env, working dir). Precedence, highest first: the
+//! request's [`ServiceOverrides`] (templates, the sandbox's own), the
+//! repo's `sdp.toml`, the agent's config (`service.port`, `health.path`),
+//! the built-in defaults. Also what the settings make of a container: its
+//! command ([`container_command`]), working directory
+//! ([`container_working_dir`]) and environment ([`container_env`]).
+
+use std::collections::BTreeMap;
 
 use sdp_bus::{ServiceOverrides, ServiceSettings};
 
@@ -91,10 +96,20 @@ pub fn go_package_arg(package: &str) -> String {
     }
 }
 
-/// One line for the deployment log.
+/// One line for the deployment log. It names the service's env keys,
+/// never their values (they may be secrets).
 pub fn describe(settings: &ServiceSettings, repo: &str, from_file: bool) -> String {
+    let command = match settings.expanded_command() {
+        Some(argv) => argv.join(" "),
+        None => "the agent's default".to_owned(),
+    };
+    let env_keys = if settings.env.is_empty() {
+        "none".to_owned()
+    } else {
+        settings.env.keys().cloned().collect::<Vec<_>>().join(", ")
+    };
     format!(
-        "settings ({}): port {}, health path {}, main package {}, route env {}",
+        "settings ({}): port {}, health path {}, main package {}, route env {}, command {command}, working dir {}, env keys {env_keys}",
         if from_file {
             "sdp.toml, overrides, agent defaults"
         } else {
@@ -103,8 +118,56 @@ pub fn describe(settings: &ServiceSettings, repo: &str, from_file: bool) -> Stri
         settings.port,
         settings.health_path,
         settings.main_package,
-        settings.route_env_for(repo)
+        settings.route_env_for(repo),
+        settings.working_dir.as_deref().unwrap_or("the repo root"),
     )
+}
+
+/// The container's command: the settings' `command` (`${PORT}` expanded),
+/// else the agent's `flavour.run_cmd`, else the flavour's default.
+pub fn container_command(
+    settings: &ServiceSettings,
+    agent_run_cmd: Option<&[String]>,
+    flavour_default: Vec<String>,
+) -> Vec<String> {
+    settings
+        .expanded_command()
+        .or_else(|| agent_run_cmd.map(<[String]>::to_vec))
+        .unwrap_or(flavour_default)
+}
+
+/// The container's working directory: `working_dir` (checked relative,
+/// without `..`) under the checkout's mount point, `.` and empty parts
+/// dropped; the mount point itself when unset.
+pub fn container_working_dir(source_mount: &str, working_dir: Option<&str>) -> String {
+    let mut dir = source_mount.trim_end_matches('/').to_owned();
+    for part in working_dir
+        .unwrap_or_default()
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+    {
+        dir.push('/');
+        dir.push_str(part);
+    }
+    if dir.is_empty() { "/".to_owned() } else { dir }
+}
+
+/// The container's environment, lowest first: `environment` (the
+/// request's: the sandbox's environment vars, a gateway's routes), the
+/// service's `env` (`sdp.toml`'s with the overrides' merged over it), then
+/// what SDP sets (`sdp`). A later layer replaces an earlier one's key.
+pub fn container_env(
+    environment: &BTreeMap<String, String>,
+    settings: &ServiceSettings,
+    sdp: &[(&str, String)],
+) -> Vec<String> {
+    let mut env: BTreeMap<&str, &str> = environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend(settings.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    env.extend(sdp.iter().map(|(k, v)| (*k, v.as_str())));
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 #[cfg(test)]
@@ -162,6 +225,125 @@ mod tests {
         };
         let err = resolve(&base, None, &overrides).expect_err("override");
         assert!(matches!(err, SettingsError::Overrides(_)), "{err}");
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn env_layers_environment_then_sdp_toml_then_overrides_then_sdp() {
+        let environment = map(&[
+            ("DB_URL", "environment"),
+            ("GREETING", "environment"),
+            ("LEVEL", "environment"),
+            ("USERS_URL", "http://users"),
+        ]);
+        let file = "[env]\nGREETING = \"sdp.toml\"\nLEVEL = \"sdp.toml\"\nONLY_FILE = \"1\"\n";
+        let overrides = ServiceOverrides {
+            env: map(&[("LEVEL", "overrides"), ("ONLY_OVERRIDES", "2")]),
+            ..Default::default()
+        };
+        let settings =
+            resolve(&ServiceSettings::default(), Some(file), &overrides).expect("resolves");
+        let sdp = [
+            ("PORT", "8080".to_owned()),
+            ("SDP_SANDBOX", "alpha".to_owned()),
+        ];
+        assert_eq!(
+            container_env(&environment, &settings, &sdp),
+            [
+                "DB_URL=environment",
+                "GREETING=sdp.toml",
+                "LEVEL=overrides",
+                "ONLY_FILE=1",
+                "ONLY_OVERRIDES=2",
+                "PORT=8080",
+                "SDP_SANDBOX=alpha",
+                "USERS_URL=http://users",
+            ]
+        );
+        // What SDP sets wins even over a key that slipped through.
+        let sneaky = map(&[("PORT", "1"), ("SDP_SANDBOX", "other")]);
+        let env = container_env(&sneaky, &settings, &sdp);
+        assert!(env.contains(&"PORT=8080".to_owned()), "{env:?}");
+        assert!(env.contains(&"SDP_SANDBOX=alpha".to_owned()), "{env:?}");
+        assert!(!env.contains(&"PORT=1".to_owned()), "{env:?}");
+    }
+
+    #[test]
+    fn sdp_toml_with_a_reserved_key_bad_command_or_working_dir_is_refused() {
+        let base = ServiceSettings::default();
+        let none = ServiceOverrides::default();
+        for (text, wanted) in [
+            ("[env]\nPORT = \"1\"\n", "env key \"PORT\" is reserved"),
+            (
+                "[env]\nSDP_BRANCH = \"x\"\n",
+                "env key \"SDP_BRANCH\" is reserved",
+            ),
+            ("command = []\n", "command is empty"),
+            ("command = [\"\", \"x\"]\n", "command's program"),
+            ("working_dir = \"../up\"\n", "working_dir"),
+            ("working_dir = \"/etc\"\n", "working_dir"),
+        ] {
+            let err = resolve(&base, Some(text), &none).expect_err(text);
+            let message = err.to_string();
+            assert!(
+                message.starts_with("invalid sdp.toml: ") && message.contains(wanted),
+                "{text}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_choice_and_working_dir() {
+        let flavour = || vec!["/sdp/app".to_owned()];
+        let agent = ["/sdp/app".to_owned(), "--serve".to_owned()];
+        let mut settings = ServiceSettings {
+            port: 5678,
+            ..Default::default()
+        };
+        assert_eq!(container_command(&settings, None, flavour()), ["/sdp/app"]);
+        assert_eq!(container_command(&settings, Some(&agent), flavour()), agent);
+        settings.command = Some(vec!["/sdp/app".into(), "-listen=:${PORT}".into()]);
+        assert_eq!(
+            container_command(&settings, Some(&agent), flavour()),
+            ["/sdp/app", "-listen=:5678"]
+        );
+
+        assert_eq!(container_working_dir("/src", None), "/src");
+        assert_eq!(container_working_dir("/src", Some("web")), "/src/web");
+        assert_eq!(
+            container_working_dir("/src", Some("./web//static/")),
+            "/src/web/static"
+        );
+        assert_eq!(container_working_dir("/app", Some(".")), "/app");
+    }
+
+    #[test]
+    fn describe_names_command_working_dir_and_env_keys_but_no_values() {
+        let settings = ServiceSettings {
+            port: 5678,
+            command: Some(vec!["/sdp/app".into(), "-listen=:${PORT}".into()]),
+            working_dir: Some("web".into()),
+            env: map(&[("API_TOKEN", "s3cret-value"), ("GREETING", "hello")]),
+            ..Default::default()
+        };
+        let line = describe(&settings, "shop", true);
+        assert!(line.contains("command /sdp/app -listen=:5678"), "{line}");
+        assert!(line.contains("working dir web"), "{line}");
+        assert!(line.contains("env keys API_TOKEN, GREETING"), "{line}");
+        assert!(
+            !line.contains("s3cret-value") && !line.contains("hello"),
+            "{line}"
+        );
+        let line = describe(&ServiceSettings::default(), "shop", false);
+        assert!(line.contains("command the agent's default"), "{line}");
+        assert!(line.contains("working dir the repo root"), "{line}");
+        assert!(line.contains("env keys none"), "{line}");
     }
 
     #[test]

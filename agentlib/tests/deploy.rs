@@ -34,6 +34,7 @@ struct Harness {
 #[derive(Default)]
 struct Options {
     base_image: Option<String>,
+    health_timeout_secs: Option<u64>,
 }
 
 impl Harness {
@@ -49,7 +50,12 @@ impl Harness {
             Arc::new(GoFlavour::default()),
             base_image,
             repos,
-            |config| config.health.path = "/healthz".into(),
+            |config| {
+                config.health.path = "/healthz".into();
+                if let Some(secs) = options.health_timeout_secs {
+                    config.health.timeout_secs = secs;
+                }
+            },
         )
         .await;
         Harness {
@@ -291,6 +297,7 @@ async fn wrong_password_fails_and_never_leaks() {
 async fn missing_base_image_fails_naming_docker_load() {
     let h = Harness::start(Options {
         base_image: Some("sdp-missing:0".into()),
+        ..Options::default()
     })
     .await;
     let beat = h.wait_heartbeat().await;
@@ -483,6 +490,88 @@ async fn broken_build_fails_with_compiler_output() {
             .any(|(stream, _)| stream == LogStream::Stderr),
         "compiler output is logged: {events:#?}"
     );
+    h.stop().await;
+}
+
+/// Every log line of `events`, in order.
+fn log_lines(events: &[Event]) -> Vec<(LogStream, String)> {
+    events
+        .iter()
+        .flat_map(|e| e.body.log_lines())
+        .map(|(stream, line)| (stream, line.to_owned()))
+        .collect()
+}
+
+/// The lines after the `last output of container <name>:` system line.
+fn last_words(events: &[Event], name: &str) -> Vec<(LogStream, String)> {
+    let lines = log_lines(events);
+    let header = format!("last output of container {name}:");
+    let at = lines
+        .iter()
+        .position(|(stream, line)| *stream == LogStream::System && *line == header)
+        .unwrap_or_else(|| panic!("no {header:?} in the log: {lines:#?}"));
+    lines[at + 1..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_service_fails_with_its_last_output_in_the_log() {
+    let h = Harness::start(Options::default()).await;
+    let message = sdp_testkit::unique_id("fatal: USERS_DB is not set");
+    h.fixture.push_crashing("main", &message, 3);
+    let request = h.request("main", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, _, log_tail) = result(&events);
+    assert_eq!(status, Status::Failed);
+    assert_eq!(
+        error.as_deref(),
+        Some("container exited with code 3 before its health check passed")
+    );
+    let name = format!("sdp.{}.alpha.{REPO}", h.agent_id);
+    // Docker copies stdout and stderr apart: their order between the two
+    // streams is not kept, only within each.
+    let mut words = last_words(&events, &name);
+    words.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut expected = vec![
+        (LogStream::Stdout, "starting".to_owned()),
+        (LogStream::Stderr, message.clone()),
+    ];
+    expected.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(words, expected, "{events:#?}");
+    let mut log_tail = log_tail;
+    log_tail.sort();
+    let mut expected = vec!["starting".to_owned(), message];
+    expected.sort();
+    assert_eq!(
+        log_tail, expected,
+        "the result's log_tail holds the same lines, for the result box"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_never_healthy_shows_its_output_after_the_timeout() {
+    let h = Harness::start(Options {
+        health_timeout_secs: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let line = sdp_testkit::unique_id("warming up forever");
+    h.fixture.push_unhealthy("main", &line);
+    let request = h.request("main", PASSWORD);
+    h.deploy(&request).await;
+    let events = h.events_until_result(&request.deployment_id).await;
+    check_seq(&events, &request.deployment_id, &h.agent_id);
+    let (status, _, error, _, _) = result(&events);
+    assert_eq!(status, Status::Failed);
+    assert_eq!(
+        error.as_deref(),
+        Some("health check of /healthz did not pass within 2s")
+    );
+    let name = format!("sdp.{}.alpha.{REPO}", h.agent_id);
+    let words = last_words(&events, &name);
+    assert_eq!(words, [(LogStream::Stdout, line)], "{events:#?}");
     h.stop().await;
 }
 

@@ -334,7 +334,10 @@ pub enum EventBody {
         error: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         commit: Option<String>,
-        /// The container's last log lines when it failed to become healthy.
+        /// The container's last output lines when it failed to become
+        /// healthy; the same lines are in the log before the result
+        /// (`last output of container …:`), so a follower of the log need
+        /// not print these again.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log_tail: Vec<String>,
     },

@@ -111,16 +111,11 @@ impl Progress {
                         self.log(line);
                     }
                 }
+                // A failed container's last output (`log_tail`) is in the
+                // log already: not printed twice.
                 EventBody::Result {
-                    status,
-                    url,
-                    error,
-                    log_tail,
-                    ..
+                    status, url, error, ..
                 } => {
-                    for line in log_tail {
-                        self.log(line);
-                    }
                     self.finish(*status, url.as_deref(), error.as_deref());
                 }
             },

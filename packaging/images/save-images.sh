@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes images as tar files for `docker load` on offline hosts, one file
-# per image (`sdp-go-base_1.tar`), made first when missing. By default the
-# deployed services' base images and the build image (sdp-build:1), which
-# every Docker host of an agent needs; name others to add them (e.g. sdp-base:bookworm for hosts that
-# run the compose stack).
+# per image (`sdp-go-base_1.tar`). With no IMAGE: the deployed services'
+# base images and the build image (sdp-go-base:1, sdp-php-base:1,
+# sdp-build:1), which the agents' Docker hosts need, each made first when
+# missing. Naming images saves those instead of the default list (add
+# the defaults to the names to keep them, e.g. sdp-base:bookworm for hosts
+# that run the compose stack); a named image must exist already.
 #
 # Usage: save-images.sh OUT_DIR [IMAGE...]
 # On a host: docker load -i sdp-go-base_1.tar

@@ -126,6 +126,26 @@ fn bundle_layout_checksums_libraries_and_samples() {
         );
     }
 
+    // The installed agent configs show where offline builds get what a
+    // checkout lacks, and the build container's settings.
+    for (sample, sections) in [
+        ("agent-micro", &["[go]", "[build]"][..]),
+        (
+            "agent-gateway",
+            &["[[composer.repositories]]", "[build]"][..],
+        ),
+    ] {
+        let text = std::fs::read_to_string(bundle.join(format!("etc/{sample}.sample.toml")))
+            .expect("sample");
+        for section in sections {
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(section)),
+                "etc/{sample}.sample.toml has no {section}"
+            );
+        }
+    }
+
     for bin in BINARIES {
         let path = bundle.join("bin").join(bin);
         assert_only_debian_libraries(&path);

@@ -10,6 +10,9 @@
 //!   as a CGI per request.
 //! - [`go_fixture`]: [`GoFixture`], a stdlib-only Go service committed to
 //!   bare repos on a [`GitServer`], one branch per variant.
+//! - [`realistic_fixture`]: [`RealisticGoFixture`], a Go service laid out
+//!   as real ones are (`cmd/`, `internal/`, `vendor/`, `web/` read from the
+//!   working directory, its port from a flag, Go >= 1.22), with `sdp.toml`.
 //! - [`php_fixture`]: [`PhpGatewayFixture`], a plain-PHP API gateway (router
 //!   script for `php -S`) that forwards `/users/...` and `/orders/...` to
 //!   `$USERS_URL` / `$ORDERS_URL` and shows `$SDP_ROUTES_FILE`.
@@ -33,6 +36,7 @@ pub mod hosts;
 pub mod nats;
 pub mod php_fixture;
 pub mod process;
+pub mod realistic_fixture;
 pub mod repos_dir;
 pub mod util;
 
@@ -43,10 +47,13 @@ pub use docker::{
     ensure_busybox_image, ensure_php_image, published_addresses,
 };
 pub use git_server::{GitServer, basic_auth_header};
-pub use go_fixture::{GoFixture, go_main_source};
+pub use go_fixture::{
+    GoFixture, crashing_service_source, go_main_source, unhealthy_service_source,
+};
 pub use hosts::HostAddresses;
 pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
+pub use realistic_fixture::{RealisticGoFixture, realistic_sdp_toml};
 pub use repos_dir::ReposDir;
 pub use util::{free_port, init_tracing, once_across_processes, unique_id, wait_for};
