@@ -73,6 +73,10 @@ pub enum Command {
     /// Make a service of a sandbox follow its branch (a push redeploys
     /// it), or stop following with --off.
     Follow(FollowArgs),
+    /// A service's env in a sandbox (over the template's), or change it:
+    /// KEY=VALUE sets, --unset KEY removes; a running service restarts
+    /// with it.
+    Env(EnvArgs),
     /// Cancel a deployment.
     Cancel {
         /// The deployment id.
@@ -244,6 +248,20 @@ pub struct FollowArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The sandbox.
+    pub sandbox: String,
+    /// The service (repo name).
+    pub repo: String,
+    /// Variables to set, as KEY=VALUE (the value may hold `=`).
+    #[arg(value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+    /// A variable to remove (repeatable).
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct TapArgs {
     /// The subject to listen on.
     #[arg(default_value = "deploy.>")]
@@ -265,6 +283,13 @@ pub struct TapArgs {
 
 fn parse_target(text: &str) -> Result<Target, String> {
     Target::parse(text)
+}
+
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 fn parse_commit(text: &str) -> Result<String, String> {
@@ -348,6 +373,25 @@ mod tests {
             (args.sandbox.as_str(), args.repo.as_str(), args.off),
             ("alpha", "users", true)
         );
+    }
+
+    #[test]
+    fn env_takes_assignments_and_unsets() {
+        let cli = Cli::try_parse_from([
+            "sdp", "env", "alpha", "users", "A=1", "B=x=y", "--unset", "C", "--unset", "D",
+        ])
+        .expect("parses");
+        let Command::Env(args) = cli.command else {
+            panic!("not env")
+        };
+        assert_eq!(
+            args.set,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!(args.unset, ["C", "D"]);
+        let err = Cli::try_parse_from(["sdp", "env", "alpha", "users", "NOEQUALS"])
+            .expect_err("not an assignment");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

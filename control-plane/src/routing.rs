@@ -4,6 +4,12 @@
 //! gateway runs with environment ⊕ routes as its env. An environment's
 //! secret variables go into that env too, but never make a route: a route
 //! target is shown to anyone who reads the sandbox.
+//!
+//! Every other service runs with the environment (plain and secret
+//! variables) but not the route table: the environment's route keys (e.g.
+//! `USERS_URL`) hold the baseline URLs, and a service reaches the
+//! sandbox's own deployments through its gateway. (Routes change with
+//! every deploy; a service given them would have to restart with each.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -93,6 +99,37 @@ pub fn environment_name(sandbox: &Sandbox, template: Option<&Template>) -> Optio
         .or_else(|| template.and_then(|t| t.environment.clone()))
 }
 
+/// The plain and secret variables of the environment `sandbox` runs with
+/// (none without one).
+fn environment_vars(
+    store: &Store,
+    sandbox: &Sandbox,
+    template: Option<&Template>,
+) -> Result<(BTreeMap<String, String>, SecretVars), StoreError> {
+    Ok(match environment_name(sandbox, template) {
+        Some(name) => (
+            store
+                .environment(&name)?
+                .map(|e| e.vars)
+                .unwrap_or_default(),
+            store.environment_secrets(&name)?,
+        ),
+        None => Default::default(),
+    })
+}
+
+/// What a service other than the gateway runs with from its sandbox: the
+/// environment's plain variables, then its secret ones.
+pub fn service_env(
+    store: &Store,
+    sandbox: &Sandbox,
+    template: Option<&Template>,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let (mut env, secrets) = environment_vars(store, sandbox, template)?;
+    env.extend(secrets.expose().iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(env)
+}
+
 /// Computes the route table of `sandbox`. `settings` holds what agents
 /// reported of each repo's `sdp.toml` (route env keys).
 pub fn route_table(
@@ -104,16 +141,7 @@ pub fn route_table(
         Some(name) => store.template(name)?,
         None => None,
     };
-    let (environment, secrets) = match environment_name(sandbox, template.as_ref()) {
-        Some(name) => (
-            store
-                .environment(&name)?
-                .map(|e| e.vars)
-                .unwrap_or_default(),
-            store.environment_secrets(&name)?,
-        ),
-        None => Default::default(),
-    };
+    let (environment, secrets) = environment_vars(store, sandbox, template.as_ref())?;
     let stored = store.stored_routes(&sandbox.name)?;
     let deployed: Vec<(String, String)> = store
         .latest_deployments(&sandbox.name)?

@@ -22,3 +22,5 @@ mod refresh;
 mod runtime_logs;
 #[path = "browser/secrets.rs"]
 mod secrets;
+#[path = "browser/service_env.rs"]
+mod service_env;

@@ -5,6 +5,7 @@ mod auth;
 mod cancel;
 mod checks;
 mod deploy;
+mod env;
 mod follow_branch;
 mod history;
 mod logs;
@@ -31,6 +32,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::History(args) => history::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,
         Command::Follow(args) => follow_branch::run(ctx, args).await,
+        Command::Env(args) => env::run(ctx, args).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,
         Command::Open { sandbox } => open::run(ctx, &sandbox).await,

@@ -46,8 +46,9 @@ fn not_yours(what: &str, name: &str, created_by: Option<&str>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
-/// Plain and secret variables of one write: valid names and values, at
-/// most 500 in all, no key both plain and a secret value.
+/// Plain and secret variables of one write: valid names and values, none
+/// reserved (`PORT`, `SDP_*`), at most 500 in all, no key both plain and a
+/// secret value.
 fn check_write(
     vars: &BTreeMap<String, String>,
     secrets: &BTreeMap<String, Option<String>>,
@@ -74,11 +75,24 @@ fn check_write(
                 "invalid variable name {key:?}: use letters, digits and _ (not first a digit), at most 128"
             )));
         }
+
         if value.len() > 8192 || value.contains('\0') {
             return Err(ApiError::bad_request(format!(
                 "value of {key} is longer than 8192 bytes or holds a NUL"
             )));
         }
+    }
+    // SDP sets these in every container: such a variable would never
+    // reach one. (Removing a secret of that name stays allowed.)
+    let set_secrets = secrets.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k);
+    if let Some(key) = vars
+        .keys()
+        .chain(set_secrets)
+        .find(|k| sdp_bus::service::is_reserved_env_key(k))
+    {
+        return Err(ApiError::bad_request(format!(
+            "variable {key:?} is reserved: SDP sets PORT and every SDP_* variable in each container itself"
+        )));
     }
     if let Some(key) = secrets
         .iter()
@@ -95,11 +109,15 @@ fn check_write(
 fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
     validate::repo(&rb.repo).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
     validate::branch(&rb.branch).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))?;
-    if let Some(package) = &rb.overrides.main_package
-        && (package.starts_with(['/', '-']) || package.split('/').any(|c| c == ".."))
+    rb.overrides
+        .check()
+        .map_err(|e| ApiError::bad_request(format!("{what}: overrides: {e}")))?;
+    // The route's key becomes a variable of the gateway's container.
+    if let Some(key) = &rb.overrides.route_env
+        && sdp_bus::service::is_reserved_env_key(key)
     {
         return Err(ApiError::bad_request(format!(
-            "{what}: main_package must be a relative path inside the repo"
+            "{what}: overrides: route_env {key:?} is reserved: SDP sets PORT and every SDP_* variable itself"
         )));
     }
     Ok(())
@@ -113,8 +131,8 @@ pub struct NewEnvironment {
     /// Plain variables: anyone logged in reads their values.
     #[serde(default)]
     vars: BTreeMap<String, String>,
-    /// Secret variables: given to the gateway's container, never shown
-    /// again (answers list their names in `secret_keys`).
+    /// Secret variables: given to every service's container like the
+    /// plain ones, never shown again (answers list their names in `secret_keys`).
     #[serde(default)]
     secrets: BTreeMap<String, String>,
 }

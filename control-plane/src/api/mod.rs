@@ -15,6 +15,7 @@ mod openapi;
 mod repos;
 mod runtime_logs;
 mod sandboxes;
+mod service_env;
 mod unread_body;
 mod ws;
 
@@ -101,6 +102,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
         .routes(routes!(follow::put_service))
+        .routes(routes!(
+            service_env::show_service_env,
+            service_env::put_service_env
+        ))
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))

@@ -1,5 +1,6 @@
 //! Sandboxes (`/api/sandboxes[/{name}]`), deploying a whole template
-//! (`/deploy`), and routes (`/routes[/{service}]`).
+//! (`/deploy`), and routes (`/routes[/{service}]`). A service's follow
+//! and env are in `follow.rs` and `service_env.rs`.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,10 @@ pub(super) struct ServiceView {
     /// A push it follows that was not deployed (no service credential).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) pushed_head: Option<super::follow::PushedHead>,
+    /// The keys of the sandbox's own env for it
+    /// (`/api/sandboxes/{name}/services/{repo}/env`); values are shown
+    /// there, to the owner and admins.
+    pub(super) env_keys: Vec<String>,
 }
 
 pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
@@ -133,6 +138,7 @@ pub(super) async fn view(
             url: d.url,
             follow: false,
             pushed_head: None,
+            env_keys: Vec::new(),
         })
         .collect();
     if let Some(template) = &template {
@@ -149,12 +155,17 @@ pub(super) async fn view(
                     url: None,
                     follow: false,
                     pushed_head: None,
+                    env_keys: Vec::new(),
                 });
             }
         }
     }
     services.sort_by(|a, b| a.repo.cmp(&b.repo));
     super::follow::mark(state, &sandbox.name, &mut services)?;
+    let mut env_keys = state.store.service_env_keys(&sandbox.name)?;
+    for service in &mut services {
+        service.env_keys = env_keys.remove(&service.repo).unwrap_or_default();
+    }
     let routes = if with_routes {
         Some(state.orchestrator.route_table(&sandbox).await?.routes)
     } else {

@@ -1,6 +1,7 @@
 //! Deploying: a template's plan, one deployment (recorded, then sent to an
-//! agent of the repo's kind; a gateway gets the sandbox's env and route
-//! table).
+//! agent of the repo's kind). Every service gets its sandbox's environment
+//! (a gateway with the route table too) and its overrides: the template's,
+//! with the sandbox's own env for the service over the template's env.
 
 use std::collections::BTreeMap;
 
@@ -155,8 +156,8 @@ impl Orchestrator {
     }
 
     /// Records and dispatches a deployment of `repo`@`branch` into
-    /// `sandbox` (created implicitly if missing). Gateway deployments get
-    /// the sandbox's env and route table.
+    /// `sandbox` (created implicitly if missing). Every deployment gets the
+    /// sandbox's environment; a gateway, the route table too.
     pub async fn deploy(
         &self,
         sandbox: &str,
@@ -198,7 +199,8 @@ impl Orchestrator {
             branch,
             kind: &kind,
             created_by: &requester.user,
-            // Only a gateway re-apply reuses a build.
+            // Only a re-apply (a gateway's new routes, a service's new
+            // env) reuses a build.
             reapply: reuse_build,
             commit: pin.commit.as_deref(),
             redeploy_of: pin.redeploy_of.as_deref(),
@@ -213,18 +215,30 @@ impl Orchestrator {
             Some(name) => self.store.template(&name)?,
             None => None,
         };
-        let overrides = template
+        // The template's overrides, with the sandbox's own env for the
+        // service merged over the template's by key.
+        let mut overrides = template
             .as_ref()
-            .and_then(|t| t.services.iter().find(|s| s.repo == repo))
+            .and_then(|t| {
+                t.services
+                    .iter()
+                    .chain(t.gateway.iter())
+                    .find(|s| s.repo == repo)
+            })
             .map(|s| s.overrides.clone())
             .unwrap_or_default();
+        overrides.env.extend(self.store.service_env(sandbox, repo)?);
         let (env, routes) = match (&sandbox_row, kind == sdp_bus::subject::KIND_GATEWAY) {
             (Some(sandbox_row), true) => {
                 let inputs = self.route_table(sandbox_row).await?.gateway_inputs();
                 self.store.set_inputs_digest(&id, &inputs.digest())?;
                 (inputs.env, inputs.routes)
             }
-            _ => Default::default(),
+            (Some(sandbox_row), false) => (
+                crate::routing::service_env(&self.store, sandbox_row, template.as_ref())?,
+                Vec::new(),
+            ),
+            (None, _) => Default::default(),
         };
         let request = DeployRequest {
             deployment_id: id.clone(),

@@ -3,7 +3,7 @@
 //!   (with the gateway's env and route table);
 //! - [`placement`]: which agent of the kind a deployment goes to;
 //! - [`reapply`]: re-applying a sandbox's gateway with the current routes,
-//!   serialized per sandbox and coalesced;
+//!   or a service with its new env, serialized per target and coalesced;
 //! - [`results`]: re-applying the gateway once a service's result is
 //!   persisted (with its route: see [`crate::store::results`])
 //!   ([`Orchestrator::follow_results`], a core subscription on

@@ -1,11 +1,11 @@
-//! Re-applying a sandbox's gateway (its build, the current routes): at most
-//! one re-apply per sandbox at a time, and the requests made meanwhile
-//! coalesce into one more, which reads the routes when it starts, so the
-//! newest desired state wins. A re-apply first waits for the gateway's
-//! newest deployment to settle: one still in flight was sent the routes of
-//! its time, and replacing it mid-way would cancel it. A gateway that
-//! already runs with the desired env and routes (same digest) is left
-//! alone.
+//! Re-applying without a rebuild: a sandbox's gateway (its build, the
+//! current routes), or one service (its build, its new env). At most one
+//! re-apply per target at a time, and the requests made meanwhile coalesce
+//! into one more, which reads the desired state when it starts, so the
+//! newest wins. A re-apply first waits for the target's newest deployment
+//! to settle: one still in flight was sent the inputs of its time, and
+//! replacing it mid-way would cancel it. A gateway that already runs with
+//! the desired env and routes (same digest) is left alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,11 +25,28 @@ const SETTLE_BOUND: Duration = Duration::from_secs(15 * 60);
 /// The session (token hash) and credential a re-apply may fetch with.
 pub type ReapplyFrom = (String, GitCredential);
 
-/// The sandboxes with a re-apply under way, and whether another was asked
+/// The targets with a re-apply under way, and whether another was asked
 /// for meanwhile (with the newest caller's credential, if it gave one).
 #[derive(Clone, Default)]
 pub struct Reapplies {
-    running: Arc<Mutex<HashMap<String, Queued>>>,
+    running: Arc<Mutex<HashMap<Target, Queued>>>,
+}
+
+/// What a re-apply recreates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    /// The sandbox's gateway, with the current routes.
+    Gateway { sandbox: String },
+    /// One service (the gateway too), with its current env.
+    Service { sandbox: String, repo: String },
+}
+
+impl Target {
+    fn sandbox(&self) -> &str {
+        match self {
+            Self::Gateway { sandbox } | Self::Service { sandbox, .. } => sandbox,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -39,13 +56,13 @@ struct Queued {
 }
 
 impl Reapplies {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Queued>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Queued>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `sandbox` has a re-apply under way or queued.
     pub fn busy(&self, sandbox: &str) -> bool {
-        self.map().contains_key(sandbox)
+        self.map().keys().any(|t| t.sandbox() == sandbox)
     }
 }
 
@@ -55,33 +72,61 @@ impl Orchestrator {
     /// result), the credential is that of the session of the sandbox's
     /// last deploy, if it still lives.
     pub fn reapply_gateway(&self, sandbox: &str, from: Option<ReapplyFrom>) {
+        self.request_reapply(
+            Target::Gateway {
+                sandbox: sandbox.to_owned(),
+            },
+            from,
+        );
+    }
+
+    /// Asks for `repo`'s newest deployment in the sandbox, if it runs, to
+    /// be deployed again with its build and the current env (after a
+    /// change of the sandbox's env for it); returns at once. `from` as for
+    /// [`Self::reapply_gateway`].
+    pub fn reapply_service(&self, sandbox: &str, repo: &str, from: Option<ReapplyFrom>) {
+        self.request_reapply(
+            Target::Service {
+                sandbox: sandbox.to_owned(),
+                repo: repo.to_owned(),
+            },
+            from,
+        );
+    }
+
+    fn request_reapply(&self, target: Target, from: Option<ReapplyFrom>) {
         {
             let mut running = self.reapplies.map();
-            if let Some(queued) = running.get_mut(sandbox) {
+            if let Some(queued) = running.get_mut(&target) {
                 queued.again = true;
                 if from.is_some() {
                     queued.from = from;
                 }
                 return;
             }
-            running.insert(sandbox.to_owned(), Queued::default());
+            running.insert(target.clone(), Queued::default());
         }
         let this = self.clone();
-        let sandbox = sandbox.to_owned();
-        tokio::spawn(async move { this.reapply_loop(sandbox, from).await });
+        tokio::spawn(async move { this.reapply_loop(target, from).await });
     }
 
-    async fn reapply_loop(self, sandbox: String, mut from: Option<ReapplyFrom>) {
+    async fn reapply_loop(self, target: Target, mut from: Option<ReapplyFrom>) {
         loop {
-            if let Err(err) = self.reapply_once(&sandbox, from.take()).await {
-                tracing::warn!(sandbox, error = %err, "re-applying the gateway failed");
+            let outcome = match &target {
+                Target::Gateway { sandbox } => self.reapply_once(sandbox, from.take()).await,
+                Target::Service { sandbox, repo } => {
+                    self.reapply_service_once(sandbox, repo, from.take()).await
+                }
+            };
+            if let Err(err) = outcome {
+                tracing::warn!(?target, error = %err, "re-applying failed");
             }
             let mut running = self.reapplies.map();
-            let Some(queued) = running.get_mut(&sandbox) else {
+            let Some(queued) = running.get_mut(&target) else {
                 return;
             };
             if !queued.again {
-                running.remove(&sandbox);
+                running.remove(&target);
                 return;
             }
             queued.again = false;
@@ -117,6 +162,47 @@ impl Orchestrator {
             tracing::debug!(sandbox, "the gateway already runs with these routes");
             return Ok(());
         }
+        tracing::info!(sandbox, "re-applying the gateway with new routes");
+        self.deploy_again(&gateway, from).await
+    }
+
+    /// One re-apply of a service: waits for its newest deployment to
+    /// settle; if it runs, deploys its build again (the deploy reads the
+    /// current env) and waits for that to settle.
+    async fn reapply_service_once(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        from: Option<ReapplyFrom>,
+    ) -> Result<(), DeployError> {
+        let newest = self
+            .store
+            .latest_deployments(sandbox)?
+            .into_iter()
+            .find(|d| d.repo == repo);
+        let Some(newest) = newest else {
+            return Ok(());
+        };
+        let Some(service) = self.wait_settled(&newest.id).await? else {
+            return Ok(());
+        };
+        if service.status != Status::Running {
+            return Ok(());
+        }
+        tracing::info!(sandbox, repo, "re-applying a service with its new env");
+        self.deploy_again(&service, from).await
+    }
+
+    /// Deploys `running`'s branch again into its sandbox, reusing its
+    /// build, and waits for that to settle. The credential, should the
+    /// agent have to build after all: `from`, else the session of the
+    /// sandbox's last deploy, else the service credential.
+    async fn deploy_again(
+        &self,
+        running: &Deployment,
+        from: Option<ReapplyFrom>,
+    ) -> Result<(), DeployError> {
+        let sandbox = running.sandbox.as_str();
         let found = from
             .or_else(|| self.credentials.get(sandbox))
             .map(|(session, credential)| (Some(session), credential))
@@ -124,28 +210,28 @@ impl Orchestrator {
         let Some((session, credential)) = found else {
             tracing::warn!(
                 sandbox,
-                "cannot re-apply the gateway: no live session's credential; deploy it again"
+                repo = running.repo,
+                "cannot re-apply: no live session's credential; deploy it again"
             );
             return Ok(());
         };
-        tracing::info!(sandbox, "re-applying the gateway with new routes");
         let requester = Requester {
-            user: gateway.created_by.clone(),
+            user: running.created_by.clone(),
             credential,
             session,
             acting: super::Acting::Platform,
         };
-        // A gateway deployed at a chosen commit stays at it: a re-apply
-        // that cannot reuse the build checks out that commit again.
+        // A deployment of a chosen commit stays at it: a re-apply that
+        // cannot reuse the build checks out that commit again.
         let pin = super::Pin {
-            commit: gateway.requested_commit.clone(),
+            commit: running.requested_commit.clone(),
             redeploy_of: None,
         };
         let started = self
             .deploy_pinned(
                 sandbox,
-                &gateway.repo,
-                &gateway.branch,
+                &running.repo,
+                &running.branch,
                 &pin,
                 &requester,
                 true,

@@ -74,7 +74,9 @@ pub struct RepoBranch {
     pub repo: String,
     #[schema(example = "main")]
     pub branch: String,
-    /// Overrides of the repo's `sdp.toml` (services only).
+    /// Overrides of the repo's `sdp.toml`: a sandbox's own env for the
+    /// service (`/api/sandboxes/{name}/services/{repo}/env`) goes over
+    /// their `env`.
     #[serde(
         default,
         skip_serializing_if = "ServiceOverrides::is_empty",

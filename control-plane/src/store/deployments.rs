@@ -29,8 +29,8 @@ pub struct Deployment {
     pub finished_at: Option<String>,
     /// The highest event seq persisted so far.
     pub last_seq: u64,
-    /// A re-apply of the sandbox's gateway (its build with new routes),
-    /// not a deployment someone asked for.
+    /// A re-apply (the same build: a gateway's with new routes, or a
+    /// service's with its new env), not a deployment someone asked for.
     pub reapply: bool,
     /// The commit the request asked for (`null`: the branch's head); the
     /// agent refuses one that is not on the branch. `commit` is what was

@@ -128,6 +128,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE environments ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE templates ADD COLUMN created_by TEXT;
     "#,
+    // 7: a sandbox's own env for one of its services (a JSON object), over
+    // the template's env for it; gone with the sandbox.
+    r#"
+    CREATE TABLE service_env (
+        sandbox     TEXT NOT NULL,
+        repo        TEXT NOT NULL,
+        env         TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (sandbox, repo)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

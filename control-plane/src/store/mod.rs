@@ -9,6 +9,7 @@ mod guard;
 mod migrations;
 pub(crate) mod results;
 mod sandboxes;
+mod service_env;
 mod sessions;
 pub mod status;
 

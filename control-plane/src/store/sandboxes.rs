@@ -144,9 +144,9 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes a torn-down sandbox: its routes go, its deployments become
-    /// `stopped` (settled ones keep their status except `running`), and the
-    /// row is deleted. Returns how many deployments were stopped.
+    /// Removes a torn-down sandbox: its routes, follows and service env
+    /// go, its deployments become `stopped` (settled ones keep their status
+    /// except `running`), and the row is deleted. Returns how many deployments were stopped.
     pub fn remove_sandbox(&self, name: &str) -> Result<usize, StoreError> {
         let now = now_rfc3339();
         let mut conn = self.conn();
@@ -170,6 +170,7 @@ impl Store {
         )?;
         tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM service_follows WHERE sandbox = ?1", [name])?;
+        tx.execute("DELETE FROM service_env WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM sandboxes WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(stopped)

@@ -97,6 +97,9 @@ fn rule(operation_id: &str) -> Option<Rule> {
         "put_route" => owned(Some(json!({ "target": "http://elsewhere.example" })), &[]),
         "delete_route" => owned(None, &[]),
         "put_service" => owned(Some(json!({ "follow": true })), &[]),
+        // The template's service: known, its deployment failed (no
+        // re-apply).
+        "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
         _ => return None,
     })
 }

@@ -778,3 +778,77 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
     assert_eq!(code(&out), 7, "{}", show(&out));
     assert!(stderr(&out).contains("stopped"), "{}", show(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_env_lists_sets_and_unsets_a_services_sandbox_env() {
+    let stack = Stack::start().await;
+    let token = stack.login().await;
+    let (status, body) = stack
+        .post(&token, "/api/templates", serde_json::json!({
+            "name": "envs",
+            "services": [{ "repo": REPO, "branch": "main", "overrides": { "env": { "B": "template", "T": "t" } } }],
+        }))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let (status, body) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            serde_json::json!({ "name": "envbox", "template": "envs" }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let mut sdp = Sdp::new(&stack.base_url);
+    sdp.extra_env.push(("NO_COLOR".into(), "1".into()));
+    sdp.login(&stack.password).await;
+
+    // Set (a value may hold '='), then list as a table: the sandbox's
+    // over the template's.
+    let out = sdp.run(&["env", "envbox", REPO, "A=1", "B=x=y"]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert!(stderr(&out).contains("saved"), "{}", show(&out));
+    let out = sdp.run(&["env", "envbox", REPO]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let table = stdout(&out);
+    let row = |key: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(row("A"), ["A", "1", "sandbox"], "{table}");
+    assert_eq!(row("B"), ["B", "x=y", "sandbox"], "{table}");
+    assert_eq!(row("T"), ["T", "t", "template"], "{table}");
+
+    // Unset, in JSON: what the API answers.
+    let out = sdp
+        .run(&["-o", "json", "env", "envbox", REPO, "--unset", "A"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(json(&out)["env"], serde_json::json!({ "B": "x=y" }));
+    let (_, api) = stack
+        .get(
+            &token,
+            &format!("/api/sandboxes/envbox/services/{REPO}/env"),
+        )
+        .await;
+    assert_eq!(api["env"], serde_json::json!({ "B": "x=y" }), "{api}");
+
+    // Refused input: a reserved key is a usage error naming it; an
+    // unknown service is not found.
+    let out = sdp
+        .run(&["-o", "json", "env", "envbox", REPO, "PORT=1"])
+        .await;
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    let message = json(&out)["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("\"PORT\""), "{message}");
+    let out = sdp.run(&["env", "envbox", "nope"]).await;
+    assert_eq!(code(&out), 7, "{}", show(&out));
+    let out = sdp.run(&["env", "envbox", REPO, "NOEQUALS"]).await;
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    stack.shutdown().await;
+}

@@ -27,6 +27,7 @@ mod routing;
 mod runtime_logs;
 mod sandboxes;
 mod secrets;
+mod service_env;
 mod sessions;
 mod soak;
 mod staleness;

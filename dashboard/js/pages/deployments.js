@@ -79,7 +79,7 @@ export async function render(view, { query, navigate }) {
   const makeRow = ({ d }) => {
     const gap = () => document.createTextNode(' ');
     const link = deploymentLink(d.id);
-    const reapply = d.reapply ? [gap(), el('span', { class: 'badge plain info', title: 'The gateway again with the same build and new routes' }, 're-apply')] : [];
+    const reapply = d.reapply ? [gap(), el('span', { class: 'badge plain info', title: 'The same build again: a gateway with new routes, or a service with its new env' }, 're-apply')] : [];
     const redeploy = d.redeploy_of ? [gap(), redeployBadge(d)] : [];
     let run = null;
     const toggle = el('button', { type: 'button', class: 'btn btn-small btn-ghost reapply-toggle' });

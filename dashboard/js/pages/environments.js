@@ -110,7 +110,7 @@ export function varsEditor(vars, secretKeys = []) {
       el('thead', {}, el('tr', {}, el('th', {}, 'Key'), el('th', {}, 'Value'), el('th', {}, 'Secret'), el('th', {}, ''))), tbody),
     el('div', { class: 'card-body' }, add,
       el('span', { class: 'muted small' },
-        '  A secret is given to the gateway and never shown again, not even to you: leave it empty to keep it. ' +
+        '  A secret is given to every service’s container and never shown again, not even to you: leave it empty to keep it. ' +
         'New keys with PASSWORD, SECRET, TOKEN, KEY or CREDENTIAL start as secrets.')));
   const read = () => {
     const plain = {};

@@ -1,11 +1,13 @@
-// #/sandboxes/{name}: services, gateway, routes, deploy form, expiry,
-// teardown, and the sandbox's recent deployments.
+// #/sandboxes/{name}: services (and each one's env in this sandbox),
+// gateway, routes, deploy form, expiry, teardown, and the sandbox's recent
+// deployments.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton, place, keyed, setText, setAttr, replaceWhenChanged } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
 import { followControl, pushedNote } from '../follow.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
+import { serviceEnvEditor } from './sandbox_env.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
@@ -40,6 +42,10 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   // (control plane restarted since login) it would answer 401, so skip it.
   const staleness = stalenessChecker(base, () => { if (!stopped) renderServices(); }, me?.can_deploy !== false);
   const prober = routeProber(base, () => { if (!stopped) renderRoutes(lastRoutes); }, (err, title) => sayError(err, title));
+  const envEditor = serviceEnvEditor(base, {
+    onSaved: (text) => { say('ok', text); refresh(); },
+    onError: (err, title) => sayError(err, title),
+  });
 
   view.append(
     el('div', { class: 'page-head' },
@@ -52,6 +58,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       el('section', { class: 'card', id: 'deploy-card' }, el('div', { class: 'card-head' }, el('h2', {}, 'Deploy a branch')), deployBody)),
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Services'), el('span', { class: 'hint' }, 'What runs in this sandbox')), services),
+    envEditor.node,
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Routes'),
         el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service'), prober.button), routes),
@@ -203,6 +210,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       },
       onError: (err) => sayError(err, 'Cannot change following'),
     });
+    const envButton = envEditor.button(repo);
     const actions = el('td', { class: 'actions' });
     const tr = el('tr', { dataset: { service: repo } },
       el('td', {}, el('strong', {}, repo)), branchCell, commitCell, statusCell, urlCell,
@@ -225,7 +233,8 @@ export async function render(view, { params, navigate, isCurrent, me }) {
           setText(deployButton, !s.deployment_id ? 'Deploy' : s.follow ? 'Redeploy' : 'Deploy latest');
           setAttr(deployButton, 'title', s.deployment_id ? `Deploy the newest commit of ${s.branch}` : null);
         }
-        place(actions, s.deployment_id ? log : null, inFlight ? cancelButton : s.branch ? deployButton : null);
+        envEditor.update(s);
+        place(actions, envButton, s.deployment_id ? log : null, inFlight ? cancelButton : s.branch ? deployButton : null);
       },
     };
   };
@@ -237,6 +246,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   const noServices = el('div', { class: 'empty' }, el('p', {}, 'Nothing deployed yet. Deploy a branch, or the whole template.'));
   function renderServices() {
     const list = sandbox?.services ?? [];
+    envEditor.keep(new Set(list.map((s) => s.repo)));
     if (list.length === 0) {
       place(services, noServices);
       return;
