@@ -201,12 +201,18 @@ impl ServiceOverrides {
         if let Some(dir) = &self.working_dir {
             relative_path("working_dir", dir)?;
         }
-        if let Some(key) = &self.route_env
-            && !is_env_key(key)
-        {
-            return Err(format!(
-                "route_env {key:?} is not an env key: use [A-Za-z_][A-Za-z0-9_]*"
-            ));
+        if let Some(key) = &self.route_env {
+            if !is_env_key(key) {
+                return Err(format!(
+                    "route_env {key:?} is not an env key: use [A-Za-z_][A-Za-z0-9_]*"
+                ));
+            }
+            // It becomes a variable of the gateway.
+            if is_reserved_env_key(key) {
+                return Err(format!(
+                    "route_env {key:?} is reserved: SDP sets PORT and every SDP_* variable itself"
+                ));
+            }
         }
         if let Some(argv) = &self.command {
             check_command(argv)?;
