@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Runs every test of SDP on real parts (nats-server, Docker, git, go).
-# Installs what a fresh Debian machine lacks first.
+# Runs every test of SDP on real parts (nats-server, Docker, git, go,
+# chromium, nginx, sshd) with cargo-nextest, whose time limits
+# (.config/nextest.toml) stop a stuck test. Installs what a fresh Debian
+# machine lacks first (scripts/lib/deps.sh): Debian packages (root needed;
+# as another user it prints the `sudo apt-get install` line), then
+# cargo-nextest and schemathesis as this user. CI runs it (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/schemathesis.sh
-sdp_install_deps
+sdp_install_run_deps build
+sdp_install_test_deps
+# The Go toolchains the offline-build tests run against.
+[ -f scripts/lib/go_toolchains.sh ] && source scripts/lib/go_toolchains.sh && sdp_install_go_toolchains
 # The contract test runs schemathesis against a live stack.
 sdp_install_schemathesis
+# No `cargo test` fallback: without nextest no test has a time limit, and
+# one stuck test would hold CI until its own clock runs out.
+if ! command -v cargo-nextest >/dev/null; then
+  echo "==> installing cargo-nextest (crates.io) into ~/.cargo/bin"
+  cargo install --locked cargo-nextest
+fi
 
 echo "==> building"
 # The end-to-end tests start the real binaries.
 cargo build --locked --workspace --bins
 
 echo "==> testing"
-if command -v cargo-nextest >/dev/null; then
-  cargo nextest run --locked --workspace --no-fail-fast "$@"
-else
-  cargo test --locked --workspace --no-fail-fast "$@"
-fi
+cargo nextest run --locked --workspace --no-fail-fast "$@"

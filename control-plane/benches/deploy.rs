@@ -157,7 +157,7 @@ async fn bench() {
         let cache = work.path().join(format!("sdp-cache-{round}"));
         stack.kill_agent();
         stack.agent_extra_env =
-            vec![("SDP_FLAVOUR__CACHE_DIR".into(), cache.display().to_string())];
+            vec![("SDP_AGENT__FLAVOUR__CACHE_DIR".into(), cache.display().to_string())];
         stack.start_agent().await;
         let sandbox = format!("bench-{round}");
         cold.push(sdp_deploy(&stack, &token, &sandbox).await);
@@ -171,7 +171,7 @@ async fn bench() {
         let cache = work.path().join(format!("sdp-warmed-{round}"));
         stack.kill_agent();
         stack.agent_extra_env =
-            vec![("SDP_FLAVOUR__CACHE_DIR".into(), cache.display().to_string())];
+            vec![("SDP_AGENT__FLAVOUR__CACHE_DIR".into(), cache.display().to_string())];
         let started = Instant::now();
         stack.start_agent().await;
         wait_warm(&stack, &token).await;
