@@ -127,7 +127,10 @@ fn declared_rust_version_covers_the_code_and_every_dependency() {
         .filter_map(|p| {
             let needs = p["rust_version"].as_str()?;
             (version(needs).cmp(&version(declared)) == Ordering::Greater)
-                .then(|| format!("{} {} needs {needs}", p["name"], p["version"]))
+                .then(|| {
+                    let field = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
+                    format!("{} {} needs {needs}", field("name"), field("version"))
+                })
         })
         .collect();
     too_new.sort();
