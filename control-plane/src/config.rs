@@ -513,8 +513,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__HTTP__ADRR", "x")]))
-            .expect_err("typo refused");
+        let err =
+            sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__HTTP__ADRR", "x")]))
+                .expect_err("typo refused");
         assert!(err.to_string().contains("adrr"), "{err}");
     }
 
@@ -522,7 +523,10 @@ mod tests {
     fn preview_domain_is_a_dns_name_with_an_optional_port() {
         let config: Config = sdp_bus::settings::load(
             None,
-            env(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "SDP.internal:8080")]),
+            env(&[(
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+                "SDP.internal:8080",
+            )]),
         )
         .expect("valid");
         let domain = config.http.preview_domain.expect("set");
@@ -531,8 +535,10 @@ mod tests {
         for bad in [
             "", "a..b", "-a.b", "a_b.c", "a.b:0", "a.b:x", "*.a.b", "a/b",
         ] {
-            let err =
-                sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", bad)]));
+            let err = sdp_bus::settings::load::<Config>(
+                None,
+                env(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", bad)]),
+            );
             assert!(err.is_err(), "{bad} refused");
         }
     }
@@ -547,7 +553,10 @@ mod tests {
     fn previews_on_the_dashboards_site_refuse_to_start() {
         let refused = check(&[
             ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-            ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", "https://sdp.internal"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.internal",
+            ),
         ])
         .expect_err("same site");
         assert!(
@@ -556,8 +565,11 @@ mod tests {
                 && refused.contains("http.preview_domain_is_separate_site"),
             "{refused}"
         );
-        let unknown = check(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net")])
-            .expect_err("no public_url");
+        let unknown = check(&[(
+            "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+            "sdp-preview.example.net",
+        )])
+        .expect_err("no public_url");
         assert!(unknown.contains("http.public_url"), "{unknown}");
         for (dashboard, preview) in [
             ("https://sdp.example.com", "sdp-preview.example.net"),
@@ -572,8 +584,14 @@ mod tests {
         }
         check(&[
             ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-            ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", "https://sdp.internal"),
-            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE", "true"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.internal",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE",
+                "true",
+            ),
         ])
         .expect("the operator says so");
         check(&[]).expect("no previews, nothing to check");
@@ -648,7 +666,10 @@ mod tests {
                     "SDP_CONTROL_PLANE__WEBHOOKS__BITBUCKET_SECRET_FILE",
                     "/etc/sdp/hook-secret",
                 ),
-                ("SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE", "/etc/sdp/git-service"),
+                (
+                    "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE",
+                    "/etc/sdp/git-service",
+                ),
             ]),
         )
         .expect("valid");
@@ -660,8 +681,11 @@ mod tests {
             config.git.service_credential_file,
             Some(PathBuf::from("/etc/sdp/git-service"))
         );
-        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__WEBHOOKS__SECRET", "x")]))
-            .expect_err("unknown key refused");
+        let err = sdp_bus::settings::load::<Config>(
+            None,
+            env(&[("SDP_CONTROL_PLANE__WEBHOOKS__SECRET", "x")]),
+        )
+        .expect_err("unknown key refused");
         assert!(err.to_string().contains("secret"), "{err}");
     }
 

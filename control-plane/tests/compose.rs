@@ -199,8 +199,14 @@ async fn compose_up_twice_then_down_leaves_nothing() {
         // `up` waits for /readyz itself and fails if it does not come.
         project.script(&["up"]);
         eprintln!("compose.sh up #{round} took {:?}", started.elapsed());
-        let ready = reqwest::get(format!("{base}/readyz")).await.expect("readyz");
-        assert!(ready.status().is_success(), "up #{round}: /readyz {}", ready.status());
+        let ready = reqwest::get(format!("{base}/readyz"))
+            .await
+            .expect("readyz");
+        assert!(
+            ready.status().is_success(),
+            "up #{round}: /readyz {}",
+            ready.status()
+        );
     }
     let running = docker(&[
         "ps",

@@ -71,8 +71,16 @@ async fn a_docker_group_user_runs_it_with_the_cli_variables_exported() {
         .timeout(Duration::from_secs(10))
         .build()
         .expect("http client");
-    let dashboard = http.get(format!("{base}/")).send().await.expect("dashboard");
-    assert!(dashboard.status().is_success(), "dashboard: {}", dashboard.status());
+    let dashboard = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert!(
+        dashboard.status().is_success(),
+        "dashboard: {}",
+        dashboard.status()
+    );
     let login: Value = http
         .post(format!("{base}/api/login"))
         .json(&json!({"username": "demo", "password": "demo-password"}))
@@ -121,7 +129,10 @@ async fn a_docker_group_user_runs_it_with_the_cli_variables_exported() {
 
     dev.interrupt_and_expect_nothing_left().await;
     let left = dev.agent_containers();
-    assert!(left.is_empty(), "containers of the dev agents left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "containers of the dev agents left: {left:?}"
+    );
 }
 
 /// The uid a process runs as (`Uid:` of its status: real uid first).
@@ -166,7 +177,12 @@ impl DevUser {
             // Another test process may make it at the same moment: the
             // user existing afterwards is what counts.
             let _ = Command::new("useradd")
-                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                ])
                 .args(["--groups", "docker", TEST_USER])
                 .status();
         }
@@ -412,8 +428,9 @@ impl Drop for DevScript {
 }
 
 /// `bash <copy>/scripts/dev.sh` run as `user` in `dir`, with a clean
-/// environment: a system `PATH` (no `~/.cargo/bin`: the script needs no
-/// cargo with SDP_DEV_SKIP_BUILD=1), a home in `dir`, the binaries'
+/// environment: a normal user's `PATH` (no `~/.cargo/bin`: the script
+/// needs no cargo with SDP_DEV_SKIP_BUILD=1; no sbin: nats-server is in
+/// /usr/sbin), a home in `dir`, the binaries'
 /// `CARGO_TARGET_DIR`, and the CLI's variables, which the servers must
 /// ignore.
 fn user_command(user: &DevUser, root: &Path, dir: &Path) -> Command {
@@ -469,7 +486,11 @@ fn user_command(user: &DevUser, root: &Path, dir: &Path) -> Command {
         .arg(checkout.join("scripts/dev.sh"))
         .current_dir(&checkout)
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        // A normal Debian user's (login.defs ENV_PATH): no sbin.
+        .env(
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
+        )
         .env("HOME", &home)
         .env("LANG", "C.UTF-8")
         .env("CARGO_TARGET_DIR", &target)

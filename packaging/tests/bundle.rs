@@ -286,8 +286,7 @@ fn systemd_units_verify_and_are_hardened() {
             "SDP_AGENT"
         };
         assert!(
-            service(&unit, "Environment")
-                .contains(&format!("{prefix}__DATA_DIR={data}").as_str())
+            service(&unit, "Environment").contains(&format!("{prefix}__DATA_DIR={data}").as_str())
         );
         assert_eq!(one("EnvironmentFile"), format!("-/etc/sdp/{component}.env"));
         let bin = format!("sdp-{component}");

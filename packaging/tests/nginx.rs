@@ -260,11 +260,17 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
         ],
         &[
             ("SDP_CONTROL_PLANE__NATS__URL", nats.url()),
-            ("SDP_CONTROL_PLANE__HTTP__ADDR", format!("127.0.0.1:{cp_port}")),
+            (
+                "SDP_CONTROL_PLANE__HTTP__ADDR",
+                format!("127.0.0.1:{cp_port}"),
+            ),
             ("SDP_CONTROL_PLANE__DATA_DIR", cp_data.display().to_string()),
             ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
             // Small, so two clients' budgets show in a few logins.
-            ("SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES", "3".into()),
+            (
+                "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES",
+                "3".into(),
+            ),
         ],
         logs.path(),
         "control-plane",

@@ -6,9 +6,10 @@
 //! reads declarations instead of compiling with the oldest Rust.
 //!
 //! It cannot catch std APIs or language features newer than the declared
-//! version other than let-chains (clippy's `incompatible_msrv` lint flags
-//! std APIs now that members carry `rust-version`), nor a dependency that
-//! needs a newer Rust without declaring it.
+//! version other than let-chains, nor a dependency that needs a newer Rust
+//! without declaring it. Std APIs are clippy's `incompatible_msrv` lint's,
+//! which `scripts/test.sh` runs (it knows the version because every member
+//! inherits `rust-version`: the first check here).
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -18,9 +19,10 @@ use serde_json::Value;
 
 /// `1.88` → `[1, 88, 0]`.
 fn version(text: &str) -> [u64; 3] {
-    let mut parts = text
-        .split('.')
-        .map(|p| p.parse::<u64>().unwrap_or_else(|_| panic!("version {text:?}")));
+    let mut parts = text.split('.').map(|p| {
+        p.parse::<u64>()
+            .unwrap_or_else(|_| panic!("version {text:?}"))
+    });
     [(); 3].map(|()| parts.next().unwrap_or(0))
 }
 
@@ -62,7 +64,8 @@ fn uses_let_chains(dir: &Path) -> bool {
         let path = entry.path();
         let name = entry.file_name();
         if path.is_dir() {
-            return name != "target" && !name.to_string_lossy().starts_with('.')
+            return name != "target"
+                && !name.to_string_lossy().starts_with('.')
                 && uses_let_chains(&path);
         }
         path.extension().is_some_and(|e| e == "rs")
@@ -126,11 +129,10 @@ fn declared_rust_version_covers_the_code_and_every_dependency() {
         })
         .filter_map(|p| {
             let needs = p["rust_version"].as_str()?;
-            (version(needs).cmp(&version(declared)) == Ordering::Greater)
-                .then(|| {
-                    let field = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
-                    format!("{} {} needs {needs}", field("name"), field("version"))
-                })
+            (version(needs).cmp(&version(declared)) == Ordering::Greater).then(|| {
+                let field = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
+                format!("{} {} needs {needs}", field("name"), field("version"))
+            })
         })
         .collect();
     too_new.sort();

@@ -12,6 +12,13 @@
 # starts; where systemd is PID 1 their units are then disabled too, so
 # none starts at the next boot either. Both steps are printed.
 
+# Debian puts nats-server (and sshd, nginx) in /usr/sbin, which a normal
+# user's PATH (login.defs ENV_PATH) lacks.
+case ":$PATH:" in
+  *:/usr/sbin:*) ;;
+  *) export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;;
+esac
+
 # Packages whose install would start a service listening on a port.
 SDP_SERVICE_PACKAGES=(nginx openssh-server)
 # What each of them enables where systemd runs (ssh: openssh-server's).

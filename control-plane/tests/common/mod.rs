@@ -225,7 +225,10 @@ impl Stack {
         let mut cp_env = pairs(&[
             ("SDP_CONTROL_PLANE__NATS__URL", nats_url.clone()),
             ("SDP_CONTROL_PLANE__HTTP__ADDR", format!("127.0.0.1:{port}")),
-            ("SDP_CONTROL_PLANE__DATA_DIR", cp_data.path().display().to_string()),
+            (
+                "SDP_CONTROL_PLANE__DATA_DIR",
+                cp_data.path().display().to_string(),
+            ),
             ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
             ("SDP_CONTROL_PLANE__AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
             (
@@ -235,7 +238,10 @@ impl Stack {
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]);
         if options.nats_cluster {
-            cp_env.push(("SDP_CONTROL_PLANE__NATS__STREAM_REPLICAS".into(), "3".into()));
+            cp_env.push((
+                "SDP_CONTROL_PLANE__NATS__STREAM_REPLICAS".into(),
+                "3".into(),
+            ));
         }
         cp_env.extend(options.control_plane_env);
         let mut stack = Stack {
@@ -313,7 +319,10 @@ impl Stack {
                         gateway.clone()
                     }),
             ),
-            ("SDP_AGENT__FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
+            (
+                "SDP_AGENT__FLAVOUR__BASE_IMAGE",
+                sdp_testkit::ensure_php_image(),
+            ),
             ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
@@ -389,8 +398,14 @@ impl Stack {
         pairs(&[
             ("SDP_AGENT__NATS__URL", self.nats_url.clone()),
             ("SDP_AGENT__AGENT__ID", self.agent_id.clone()),
-            ("SDP_AGENT__DATA_DIR", self.agent_data.path().display().to_string()),
-            ("SDP_AGENT__REPOS_DIR", self.repos.path().display().to_string()),
+            (
+                "SDP_AGENT__DATA_DIR",
+                self.agent_data.path().display().to_string(),
+            ),
+            (
+                "SDP_AGENT__REPOS_DIR",
+                self.repos.path().display().to_string(),
+            ),
             ("SDP_AGENT__ADVERTISE_HOST", self.advertise_host()),
             ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
             ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),

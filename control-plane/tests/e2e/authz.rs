@@ -469,7 +469,10 @@ async fn open_ws(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_are_bounded_per_user() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_CONTROL_PLANE__STREAMS__WEBSOCKETS_PER_USER", "2".into())]),
+        control_plane_env: pairs(&[(
+            "SDP_CONTROL_PLANE__STREAMS__WEBSOCKETS_PER_USER",
+            "2".into(),
+        )]),
         ..StackOptions::default()
     })
     .await;
@@ -511,7 +514,10 @@ async fn websockets_are_bounded_per_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_log_streams_are_bounded_per_user() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_CONTROL_PLANE__STREAMS__RUNTIME_LOGS_PER_USER", "2".into())]),
+        control_plane_env: pairs(&[(
+            "SDP_CONTROL_PLANE__STREAMS__RUNTIME_LOGS_PER_USER",
+            "2".into(),
+        )]),
         ..StackOptions::default()
     })
     .await;

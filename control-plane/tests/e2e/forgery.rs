@@ -315,7 +315,10 @@ fn previews_on_the_dashboards_site_stop_the_start() {
     };
     let output = check(&[
         ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-        ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", "https://sdp.internal"),
+        (
+            "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+            "https://sdp.internal",
+        ),
     ]);
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -327,19 +330,34 @@ fn previews_on_the_dashboards_site_stop_the_start() {
         assert!(stderr.contains(key), "{stderr}");
     }
     // No public_url to compare with: refused too, naming it.
-    let output = check(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net")]);
+    let output = check(&[(
+        "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+        "sdp-preview.example.net",
+    )]);
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("http.public_url"));
     // The safe layout, and the operator's word.
     for pairs in [
         &[
-            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net"),
-            ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", "https://sdp.example.com"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+                "sdp-preview.example.net",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.example.com",
+            ),
         ][..],
         &[
             ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.co.uk"),
-            ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", "https://dashboard.co.uk"),
-            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE", "true"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://dashboard.co.uk",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE",
+                "true",
+            ),
         ],
     ] {
         let output = check(pairs);

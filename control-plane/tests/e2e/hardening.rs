@@ -139,7 +139,10 @@ async fn docker_refusing_the_container_fails_the_deployment_with_the_reason() {
     let token = stack.login().await;
     // Restart the agent with a command the base image does not have.
     stack.kill_agent();
-    stack.agent_extra_env = vec![("SDP_AGENT__FLAVOUR__RUN_CMD".into(), "/no/such/binary".into())];
+    stack.agent_extra_env = vec![(
+        "SDP_AGENT__FLAVOUR__RUN_CMD".into(),
+        "/no/such/binary".into(),
+    )];
     stack.start_agent().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;

@@ -115,11 +115,20 @@ impl Run {
     fn control_plane_env(&self, user: &str, embedded_persister: bool) -> Vec<(String, String)> {
         let mut env = self.nats_env("SDP_CONTROL_PLANE", user);
         env.extend(pairs(&[
-            ("SDP_CONTROL_PLANE__HTTP__ADDR", format!("127.0.0.1:{}", self.http_port)),
-            ("SDP_CONTROL_PLANE__DATA_DIR", self.cp_data.path().display().to_string()),
+            (
+                "SDP_CONTROL_PLANE__HTTP__ADDR",
+                format!("127.0.0.1:{}", self.http_port),
+            ),
+            (
+                "SDP_CONTROL_PLANE__DATA_DIR",
+                self.cp_data.path().display().to_string(),
+            ),
             ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", self.git.url("probe")),
             ("SDP_CONTROL_PLANE__AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
-            ("SDP_CONTROL_PLANE__PERSISTER__EMBEDDED", embedded_persister.to_string()),
+            (
+                "SDP_CONTROL_PLANE__PERSISTER__EMBEDDED",
+                embedded_persister.to_string(),
+            ),
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]));
         env
@@ -161,8 +170,14 @@ impl Run {
         let mut env = self.nats_env("SDP_AGENT", "agent-micro-1");
         env.extend(pairs(&[
             ("SDP_AGENT__AGENT__ID", MICRO_AGENT_ID.to_owned()),
-            ("SDP_AGENT__DATA_DIR", self.agent_data.path().display().to_string()),
-            ("SDP_AGENT__REPOS_DIR", self.repos.path().display().to_string()),
+            (
+                "SDP_AGENT__DATA_DIR",
+                self.agent_data.path().display().to_string(),
+            ),
+            (
+                "SDP_AGENT__REPOS_DIR",
+                self.repos.path().display().to_string(),
+            ),
             ("SDP_AGENT__ADVERTISE_HOST", "127.0.0.1".into()),
             ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
             ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
