@@ -17,12 +17,20 @@ use serde_json::{Value, json};
 /// The user the non-root run is made as when the test runs as root.
 const TEST_USER: &str = "sdp-dev-test";
 
-/// Ctrl-C once the platform is up.
+/// Ctrl-C once the platform is up. A base image tag that exists before
+/// the start (here the PHP one, made from the busybox image) is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_the_running_platform() {
-    let mut dev = DevScript::start();
+    let existing = sdp_testkit::ensure_busybox_image();
+    let mut dev = DevScript::start_with(None, Some(&existing));
     dev.wait_for_output("SDP is running.", Duration::from_secs(240))
         .await;
+    assert_eq!(
+        image_id(&dev.images[1]),
+        image_id(&existing),
+        "{} was re-tagged",
+        dev.images[1]
+    );
     let processes = dev.group_processes();
     assert!(
         processes.len() >= 6,
@@ -135,6 +143,16 @@ async fn a_docker_group_user_runs_it_with_the_cli_variables_exported() {
     );
 }
 
+/// The id of a local image.
+fn image_id(image: &str) -> String {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .expect("docker image inspect");
+    assert!(out.status.success(), "no image {image}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// The uid a process runs as (`Uid:` of its status: real uid first).
 fn process_uid(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -236,7 +254,11 @@ struct DevScript {
 
 impl DevScript {
     fn start() -> Self {
-        Self::start_as(None)
+        Self::start_with(None, None)
+    }
+
+    fn start_as(user: Option<&DevUser>) -> Self {
+        Self::start_with(user, None)
     }
 
     /// As `user` if given: through `setpriv` when the test is root, with
@@ -244,8 +266,9 @@ impl DevScript {
     /// may not reach into root's home or an unreadable checkout: the
     /// script and what it reads (scripts/, nats/dev.conf) are copied into
     /// the run's temp dir (handed to the user), and the binaries too if
-    /// the user cannot run them where they were built.
-    fn start_as(user: Option<&DevUser>) -> Self {
+    /// the user cannot run them where they were built. With `php_image`,
+    /// the run's PHP base image tag names that image before the start.
+    fn start_with(user: Option<&DevUser>, php_image: Option<&str>) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = tempfile::Builder::new()
             .prefix("sdp-dev-script-")
@@ -257,6 +280,12 @@ impl DevScript {
         let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
         let suffix = unique_id("t");
         let images = vec![format!("{suffix}-go:1"), format!("{suffix}-php:1")];
+        if let Some(image) = php_image {
+            let tagged = Command::new("docker")
+                .args(["tag", image, &images[1]])
+                .status();
+            assert!(tagged.is_ok_and(|s| s.success()), "docker tag {image}");
+        }
         let mut command = match user {
             None => {
                 let mut command = Command::new("bash");
