@@ -202,6 +202,12 @@ component() { # role → component name
     gateway) echo agent-gateway ;;
   esac
 }
+env_prefix() { # component name → the prefix of the variables it reads
+  case "$1" in
+    control-plane) echo SDP_CONTROL_PLANE ;;
+    *) echo SDP_AGENT ;;
+  esac
+}
 
 uninstall() {
   echo "==> removing SDP from ${ROOT}"
@@ -318,10 +324,17 @@ install_roles() {
     mkdir_owned "$R/var/lib/sdp/$name" 750 "sdp-$name"
     config "$HERE/etc/$name.sample.toml" "$R/etc/sdp/$name.toml" \
       "$before/etc/$name.sample.toml" "sdp-$name"
-    # Secrets (SDP_NATS__PASSWORD=...) go here: root only, read by systemd.
+    # Secrets (<prefix>__NATS__PASSWORD=...) go here: root only, read by
+    # systemd. The binary ignores variables outside its prefix: say so
+    # about any an older release's file still sets.
+    local prefix
+    prefix=$(env_prefix "$name")
     if [ ! -e "$R/etc/sdp/$name.env" ]; then
-      change "create /etc/sdp/$name.env (0600: put SDP_NATS__PASSWORD=... here)"
+      change "create /etc/sdp/$name.env (0600: put ${prefix}__NATS__PASSWORD=... here)"
       [ "$DRY" = 1 ] || install -m 600 /dev/null "$R/etc/sdp/$name.env"
+    elif grep -q "^SDP_" "$R/etc/sdp/$name.env" &&
+      grep "^SDP_" "$R/etc/sdp/$name.env" | grep -qv "^${prefix}__"; then
+      note "warning: /etc/sdp/$name.env sets SDP_* variables sdp-$name ignores: it reads ${prefix}__<SECTION>__<KEY> (e.g. ${prefix}__NATS__PASSWORD)"
     fi
     local unit_name="sdp-$name.service"
     if put "$HERE/systemd/$unit_name" "$R/etc/systemd/system/$unit_name" 644; then

@@ -9,6 +9,7 @@
 #   up       prepare, then `docker-compose up -d --build` with the demo
 #            profile (COMPOSE_PROFILES= for none), waits for /readyz, and
 #            with the demo creates environment 'baseline' and template 'shop'
+#            (again on a running stack: what changed is recreated)
 #   down     stops the agents, removes the containers they deployed (not
 #            compose's: labelled sdp.agent=<kind>-<suffix>), then
 #            `docker-compose down` (extra args passed on, e.g. -v)
@@ -111,6 +112,15 @@ case "${1:-}" in
   up)
     shift
     prepare
+    # compose 1.29 recreates a changed container from its old image's
+    # ContainerConfig, which Docker Engine 25 and later no longer report
+    # (KeyError: 'ContainerConfig'). There the project's containers go
+    # first (volumes and data stay), so `up` on a running stack works.
+    engine="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo 0)"
+    if [ "${engine%%.*}" -ge 25 ] 2>/dev/null; then
+      echo "==> Docker Engine $engine: removing the stack's containers first (compose 1.29 cannot recreate there)"
+      docker-compose --profile demo rm -f -s >/dev/null
+    fi
     echo "==> docker-compose up -d --build (profiles: ${COMPOSE_PROFILES:-none})"
     docker-compose up -d --build "$@"
     wait_ready

@@ -5,14 +5,18 @@
 # Ctrl-C stops everything within seconds. State lives in .dev/ (delete it
 # to start over).
 #
+# Runs as any user in the `docker` group once the Debian packages it needs
+# are there (scripts/lib/deps.sh, `sdp_install_run_deps`); only installing
+# missing ones needs root, and as another user it prints the `sudo apt-get
+# install` line instead. It installs nothing that serves a port.
+#
 # Overrides (the dev.sh test runs a second platform beside yours):
 #   SDP_DEV_DIR, SDP_DEV_HTTP_PORT, SDP_DEV_GIT_PORT, SDP_DEV_NATS_PORT,
 #   SDP_DEV_NATS_HTTP_PORT, SDP_DEV_AGENT_SUFFIX, SDP_DEV_GO_IMAGE,
-#   SDP_DEV_PHP_IMAGE, SDP_DEV_BUILD_IMAGE, SDP_DEV_SKIP_BUILD=1 (use the binaries as built).
+#   SDP_DEV_PHP_IMAGE, SDP_DEV_BUILD_IMAGE, SDP_DEV_SKIP_BUILD=1 (use the
+#   binaries as built: no cargo, no C compiler needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib/deps.sh
-sdp_install_deps
 
 DEV="${SDP_DEV_DIR:-$PWD/.dev}"
 HTTP_PORT="${SDP_DEV_HTTP_PORT:-8080}"
@@ -26,8 +30,23 @@ BASE_IMAGE="${SDP_DEV_GO_IMAGE:-sdp-go-base:1}"
 PHP_IMAGE="${SDP_DEV_PHP_IMAGE:-sdp-php-base:1}"
 BUILD_IMAGE="${SDP_DEV_BUILD_IMAGE:-sdp-build:1}"
 SKIP_BUILD="${SDP_DEV_SKIP_BUILD:-}"
-# The binaries read SDP_* as config and refuse keys they do not know.
-unset "${!SDP_DEV_@}"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+
+source scripts/lib/deps.sh
+if [ "$SKIP_BUILD" = 1 ]; then
+  sdp_install_run_deps
+else
+  sdp_install_run_deps build
+fi
+
+# The servers read SDP_CONTROL_PLANE__* and SDP_AGENT__* as config (and
+# nothing else: the CLI's SDP_URL, SDP_TOKEN may stay exported). The dev
+# platform is configured below alone, so none from this shell leaks in.
+leaked=("${!SDP_CONTROL_PLANE__@}" "${!SDP_AGENT__@}")
+if [ ${#leaked[@]} -gt 0 ]; then
+  echo "==> ignoring ${leaked[*]} from the environment (dev.sh sets its own)"
+  unset "${leaked[@]}"
+fi
 
 for port in "$HTTP_PORT" "$GIT_PORT" "$NATS_PORT" "$NATS_HTTP_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -40,7 +59,12 @@ if [ "$SKIP_BUILD" != 1 ]; then
   echo "==> building"
   cargo build --locked --workspace --bins
 fi
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+for binary in sdp-demo-git sdp-control-plane sdp-agent-micro sdp-agent-gateway; do
+  if [ ! -x "$BIN/$binary" ]; then
+    echo "error: $BIN/$binary is missing: build it (cargo build --workspace --bins) or drop SDP_DEV_SKIP_BUILD" >&2
+    exit 1
+  fi
+done
 mkdir -p "$DEV"/{nats,repos,repos-gateway,control-plane,agent-micro,agent-gateway,logs}
 
 pids=()
@@ -114,37 +138,37 @@ BRIDGE=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1
 BRIDGE=${BRIDGE:-127.0.0.1}
 
 echo "==> control plane on :$HTTP_PORT"
-SDP_HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
-SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
-SDP_DATA_DIR="$DEV/control-plane" \
-SDP_AUTH__PROBE_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
+SDP_CONTROL_PLANE__HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
+SDP_CONTROL_PLANE__NATS__URL="nats://127.0.0.1:$NATS_PORT" \
+SDP_CONTROL_PLANE__DATA_DIR="$DEV/control-plane" \
+SDP_CONTROL_PLANE__AUTH__PROBE_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
   "$BIN/sdp-control-plane" serve >"$DEV/logs/control-plane.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_PORT" control-plane
 
 echo "==> agent-micro"
-SDP_AGENT__ID="micro-$AGENT_SUFFIX" \
-SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
-SDP_DATA_DIR="$DEV/agent-micro" \
-SDP_REPOS_DIR="$DEV/repos" \
-SDP_ADVERTISE_HOST="$BRIDGE" \
-SDP_FLAVOUR__BASE_IMAGE="$BASE_IMAGE" \
-SDP_BUILD__IMAGE="$BUILD_IMAGE" \
-SDP_GIT__ALLOWED_SCHEMES=https,http \
-SDP_HEALTH__PATH=/healthz \
+SDP_AGENT__AGENT__ID="micro-$AGENT_SUFFIX" \
+SDP_AGENT__NATS__URL="nats://127.0.0.1:$NATS_PORT" \
+SDP_AGENT__DATA_DIR="$DEV/agent-micro" \
+SDP_AGENT__REPOS_DIR="$DEV/repos" \
+SDP_AGENT__ADVERTISE_HOST="$BRIDGE" \
+SDP_AGENT__FLAVOUR__BASE_IMAGE="$BASE_IMAGE" \
+SDP_AGENT__BUILD__IMAGE="$BUILD_IMAGE" \
+SDP_AGENT__GIT__ALLOWED_SCHEMES=https,http \
+SDP_AGENT__HEALTH__PATH=/healthz \
   "$BIN/sdp-agent-micro" >"$DEV/logs/agent-micro.log" 2>&1 &
 pids+=($!)
 
 echo "==> agent-gateway"
-SDP_AGENT__ID="gateway-$AGENT_SUFFIX" \
-SDP_NATS__URL="nats://127.0.0.1:$NATS_PORT" \
-SDP_DATA_DIR="$DEV/agent-gateway" \
-SDP_REPOS_DIR="$DEV/repos-gateway" \
-SDP_ADVERTISE_HOST="$BRIDGE" \
-SDP_FLAVOUR__BASE_IMAGE="$PHP_IMAGE" \
-SDP_BUILD__IMAGE="$BUILD_IMAGE" \
-SDP_GIT__ALLOWED_SCHEMES=https,http \
-SDP_HEALTH__PATH=/healthz \
+SDP_AGENT__AGENT__ID="gateway-$AGENT_SUFFIX" \
+SDP_AGENT__NATS__URL="nats://127.0.0.1:$NATS_PORT" \
+SDP_AGENT__DATA_DIR="$DEV/agent-gateway" \
+SDP_AGENT__REPOS_DIR="$DEV/repos-gateway" \
+SDP_AGENT__ADVERTISE_HOST="$BRIDGE" \
+SDP_AGENT__FLAVOUR__BASE_IMAGE="$PHP_IMAGE" \
+SDP_AGENT__BUILD__IMAGE="$BUILD_IMAGE" \
+SDP_AGENT__GIT__ALLOWED_SCHEMES=https,http \
+SDP_AGENT__HEALTH__PATH=/healthz \
   "$BIN/sdp-agent-gateway" >"$DEV/logs/agent-gateway.log" 2>&1 &
 pids+=($!)
 

@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# Runs every test of SDP on real parts (nats-server, Docker, git, go).
-# Installs what a fresh Debian machine lacks first.
+# Runs every test of SDP on real parts (nats-server, Docker, git, go,
+# chromium, nginx, sshd) with cargo-nextest, whose time limits
+# (.config/nextest.toml) stop a stuck test. Installs what a fresh Debian
+# machine lacks first (scripts/lib/deps.sh): Debian packages (root needed;
+# as another user it prints the `sudo apt-get install` line), then
+# cargo-nextest and schemathesis as this user. CI runs it (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/schemathesis.sh
-sdp_install_deps
+sdp_install_run_deps build
+sdp_install_test_deps
+# The Go toolchains the offline-build tests run against.
+[ -f scripts/lib/go_toolchains.sh ] && source scripts/lib/go_toolchains.sh && sdp_install_go_toolchains
 # The contract test runs schemathesis against a live stack.
 sdp_install_schemathesis
+# No `cargo test` fallback: without nextest no test has a time limit, and
+# one stuck test would hold CI until its own clock runs out.
+if ! command -v cargo-nextest >/dev/null; then
+  echo "==> installing cargo-nextest (crates.io) into ~/.cargo/bin"
+  cargo install --locked cargo-nextest
+fi
 
 echo "==> building"
 # The end-to-end tests start the real binaries.
 cargo build --locked --workspace --bins
 
+# The workspace's rust-version (Cargo.toml) covers the std APIs the code
+# calls: clippy's incompatible_msrv, alone, so a new clippy's other lints
+# never fail CI (packaging/tests/rust_version.rs checks the rest).
+echo "==> checking std APIs against rust-version"
+cargo clippy --locked --workspace --all-targets -- -A clippy::all -D clippy::incompatible_msrv
+
 echo "==> testing"
-if command -v cargo-nextest >/dev/null; then
-  cargo nextest run --locked --workspace --no-fail-fast "$@"
-else
-  cargo test --locked --workspace --no-fail-fast "$@"
-fi
+cargo nextest run --locked --workspace --no-fail-fast "$@"

@@ -21,7 +21,7 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
                 .long("config")
                 .value_name("FILE")
                 .value_parser(clap::value_parser!(PathBuf))
-                .help("TOML config file; SDP_<SECTION>__<KEY> env vars override it"),
+                .help("TOML config file; SDP_AGENT__<SECTION>__<KEY> env vars override it"),
         )
         .arg(
             clap::Arg::new("check-config")

@@ -60,6 +60,7 @@ pub struct AgentConfig {
 pub use sdp_bus::process::{LogConfig, LogFormat};
 
 impl sdp_bus::settings::Settings for AgentConfig {
+    const ENV_PREFIX: &'static str = "SDP_AGENT";
     const LIST_KEYS: &'static [&'static str] = &[
         "flavour.run_cmd",
         "git.allowed_schemes",
@@ -702,7 +703,7 @@ port = 9000
 "#,
         )
         .expect("write");
-        let env = [("SDP_AGENT__MAX_PARALLEL".to_owned(), "3".to_owned())];
+        let env = [("SDP_AGENT__AGENT__MAX_PARALLEL".to_owned(), "3".to_owned())];
         let config: AgentConfig = sdp_bus::settings::load(Some(&path), env).expect("loads");
         config.validate().expect("valid");
         assert_eq!(config.agent.max_parallel, 3);
@@ -725,14 +726,14 @@ port = 9000
             None,
             [
                 (
-                    "SDP_CONTAINER__CAP_ADD".to_owned(),
+                    "SDP_AGENT__CONTAINER__CAP_ADD".to_owned(),
                     "NET_BIND_SERVICE,CHOWN".to_owned(),
                 ),
                 (
-                    "SDP_CONTAINER__READ_ONLY_ROOT".to_owned(),
+                    "SDP_AGENT__CONTAINER__READ_ONLY_ROOT".to_owned(),
                     "true".to_owned(),
                 ),
-                ("SDP_CONTAINER__TMP_SIZE".to_owned(), "8m".to_owned()),
+                ("SDP_AGENT__CONTAINER__TMP_SIZE".to_owned(), "8m".to_owned()),
             ],
         )
         .expect("loads");
@@ -818,7 +819,7 @@ url = "https://satis.internal"
         let from_env: AgentConfig = sdp_bus::settings::load(
             None,
             [(
-                "SDP_GO__PROXY".to_owned(),
+                "SDP_AGENT__GO__PROXY".to_owned(),
                 "https://goproxy.internal,off".to_owned(),
             )],
         )
@@ -934,7 +935,7 @@ goroot = "/usr/lib/go-1.19"
         let env = |value: &str| {
             sdp_bus::settings::load::<AgentConfig>(
                 None,
-                [("SDP_LIMITS__MEMORY".to_owned(), value.to_owned())],
+                [("SDP_AGENT__LIMITS__MEMORY".to_owned(), value.to_owned())],
             )
         };
         assert_eq!(env("268435456").expect("loads").memory_bytes(), 268_435_456);
@@ -955,7 +956,7 @@ goroot = "/usr/lib/go-1.19"
         }
         let err = sdp_bus::settings::load::<AgentConfig>(
             None,
-            [("SDP_LIMITS__MEMORY".to_owned(), "256q".to_owned())],
+            [("SDP_AGENT__LIMITS__MEMORY".to_owned(), "256q".to_owned())],
         )
         .expect_err("refused");
         assert!(err.to_string().contains("limits.memory"), "{err}");

@@ -10,7 +10,7 @@
 //! - [`validate`]: checks on user input shared by both ends (branch and repo
 //!   names), run before anything reaches git, Docker or the filesystem.
 //! - [`nats`], [`settings`]: the shared `[nats]` config section, connecting,
-//!   and loading typed config from TOML + `SDP_…` env.
+//!   and loading typed config from TOML + env under each binary's prefix.
 //! - [`process`]: what every binary's `main` shares: the `[log]` section,
 //!   tracing setup, SIGINT/SIGTERM as a shutdown token.
 //! - [`stream`]: the `DEPLOY_PROGRESS` JetStream stream definition.

@@ -50,6 +50,7 @@ fn default_data_dir() -> PathBuf {
 pub use sdp_bus::process::{LogConfig, LogFormat};
 
 impl sdp_bus::settings::Settings for Config {
+    const ENV_PREFIX: &'static str = "SDP_CONTROL_PLANE";
     const LIST_KEYS: &'static [&'static str] = &[
         "http.allowed_origins",
         "http.trusted_proxies",
@@ -492,12 +493,12 @@ mod tests {
         let config: Config = sdp_bus::settings::load(
             None,
             env(&[
-                ("SDP_NATS__URL", "nats://10.0.0.1:4222"),
-                ("SDP_HTTP__ADDR", "0.0.0.0:9000"),
-                ("SDP_AUTH__SESSION_IDLE", "30m"),
-                ("SDP_DATA_DIR", "/var/lib/sdp"),
+                ("SDP_CONTROL_PLANE__NATS__URL", "nats://10.0.0.1:4222"),
+                ("SDP_CONTROL_PLANE__HTTP__ADDR", "0.0.0.0:9000"),
+                ("SDP_CONTROL_PLANE__AUTH__SESSION_IDLE", "30m"),
+                ("SDP_CONTROL_PLANE__DATA_DIR", "/var/lib/sdp"),
                 (
-                    "SDP_HTTP__ALLOWED_ORIGINS",
+                    "SDP_CONTROL_PLANE__HTTP__ALLOWED_ORIGINS",
                     "https://a.example,https://b.example",
                 ),
             ]),
@@ -512,8 +513,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__ADRR", "x")]))
-            .expect_err("typo refused");
+        let err =
+            sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__HTTP__ADRR", "x")]))
+                .expect_err("typo refused");
         assert!(err.to_string().contains("adrr"), "{err}");
     }
 
@@ -521,7 +523,10 @@ mod tests {
     fn preview_domain_is_a_dns_name_with_an_optional_port() {
         let config: Config = sdp_bus::settings::load(
             None,
-            env(&[("SDP_HTTP__PREVIEW_DOMAIN", "SDP.internal:8080")]),
+            env(&[(
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+                "SDP.internal:8080",
+            )]),
         )
         .expect("valid");
         let domain = config.http.preview_domain.expect("set");
@@ -530,8 +535,10 @@ mod tests {
         for bad in [
             "", "a..b", "-a.b", "a_b.c", "a.b:0", "a.b:x", "*.a.b", "a/b",
         ] {
-            let err =
-                sdp_bus::settings::load::<Config>(None, env(&[("SDP_HTTP__PREVIEW_DOMAIN", bad)]));
+            let err = sdp_bus::settings::load::<Config>(
+                None,
+                env(&[("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", bad)]),
+            );
             assert!(err.is_err(), "{bad} refused");
         }
     }
@@ -545,8 +552,11 @@ mod tests {
     #[test]
     fn previews_on_the_dashboards_site_refuse_to_start() {
         let refused = check(&[
-            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-            ("SDP_HTTP__PUBLIC_URL", "https://sdp.internal"),
+            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.internal",
+            ),
         ])
         .expect_err("same site");
         assert!(
@@ -555,8 +565,11 @@ mod tests {
                 && refused.contains("http.preview_domain_is_separate_site"),
             "{refused}"
         );
-        let unknown = check(&[("SDP_HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net")])
-            .expect_err("no public_url");
+        let unknown = check(&[(
+            "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+            "sdp-preview.example.net",
+        )])
+        .expect_err("no public_url");
         assert!(unknown.contains("http.public_url"), "{unknown}");
         for (dashboard, preview) in [
             ("https://sdp.example.com", "sdp-preview.example.net"),
@@ -564,15 +577,21 @@ mod tests {
             ("https://sdp.example.com", "example.net"),
         ] {
             check(&[
-                ("SDP_HTTP__PREVIEW_DOMAIN", preview),
-                ("SDP_HTTP__PUBLIC_URL", dashboard),
+                ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", preview),
+                ("SDP_CONTROL_PLANE__HTTP__PUBLIC_URL", dashboard),
             ])
             .unwrap_or_else(|e| panic!("{dashboard} / {preview}: {e}"));
         }
         check(&[
-            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-            ("SDP_HTTP__PUBLIC_URL", "https://sdp.internal"),
-            ("SDP_HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE", "true"),
+            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.internal",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE",
+                "true",
+            ),
         ])
         .expect("the operator says so");
         check(&[]).expect("no previews, nothing to check");
@@ -624,7 +643,7 @@ mod tests {
         let config: Config = sdp_bus::settings::load(
             None,
             env(&[(
-                "SDP_HTTP__TRUSTED_PROXIES",
+                "SDP_CONTROL_PLANE__HTTP__TRUSTED_PROXIES",
                 "127.0.0.1/32,10.0.0.0/8,::1/128",
             )]),
         )
@@ -632,7 +651,7 @@ mod tests {
         assert_eq!(config.http.trusted_proxies.len(), 3);
         let err = sdp_bus::settings::load::<Config>(
             None,
-            env(&[("SDP_HTTP__TRUSTED_PROXIES", "10.0.0.0/33")]),
+            env(&[("SDP_CONTROL_PLANE__HTTP__TRUSTED_PROXIES", "10.0.0.0/33")]),
         )
         .expect_err("bad prefix");
         assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
@@ -644,10 +663,13 @@ mod tests {
             None,
             env(&[
                 (
-                    "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+                    "SDP_CONTROL_PLANE__WEBHOOKS__BITBUCKET_SECRET_FILE",
                     "/etc/sdp/hook-secret",
                 ),
-                ("SDP_GIT__SERVICE_CREDENTIAL_FILE", "/etc/sdp/git-service"),
+                (
+                    "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE",
+                    "/etc/sdp/git-service",
+                ),
             ]),
         )
         .expect("valid");
@@ -659,8 +681,11 @@ mod tests {
             config.git.service_credential_file,
             Some(PathBuf::from("/etc/sdp/git-service"))
         );
-        let err = sdp_bus::settings::load::<Config>(None, env(&[("SDP_WEBHOOKS__SECRET", "x")]))
-            .expect_err("unknown key refused");
+        let err = sdp_bus::settings::load::<Config>(
+            None,
+            env(&[("SDP_CONTROL_PLANE__WEBHOOKS__SECRET", "x")]),
+        )
+        .expect_err("unknown key refused");
         assert!(err.to_string().contains("secret"), "{err}");
     }
 

@@ -35,7 +35,7 @@
 //!   memory for a session only; the login throttle ([`throttle`]); each
 //!   user's bound on open WebSockets and runtime-log streams
 //!   ([`user_streams`]);
-//! - the typed config ([`config`]): TOML file and `SDP_…` overrides;
+//! - the typed config ([`config`]): TOML file and `SDP_CONTROL_PLANE__…` overrides;
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
 //!

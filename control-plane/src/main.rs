@@ -9,10 +9,11 @@ use sdp_control_plane::config::Config;
 #[derive(Parser)]
 #[command(version, about = "SDP control plane: REST, WebSocket, persister")]
 struct Cli {
-    /// TOML config file; `SDP_<SECTION>__<KEY>` variables override it.
+    /// TOML config file; `SDP_CONTROL_PLANE__<SECTION>__<KEY>` variables
+    /// override it (other `SDP_*` variables are ignored).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Load and check the config (file and `SDP_*` variables), then exit:
+    /// Load and check the config (file and `SDP_CONTROL_PLANE__*`), then exit:
     /// 0 if it is valid, 64 if not. Binds nothing, connects nowhere.
     #[arg(long)]
     check_config: bool,

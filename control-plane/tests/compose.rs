@@ -4,7 +4,7 @@
 //! login and deployments of the demo service and gateway reach `running`
 //! and route through each other; `scripts/compose.sh down -v --rmi local`
 //! leaves no container, network, volume or image of the project, and no
-//! container the agents deployed.
+//! container the agents deployed. `up` on a running stack works too.
 //!
 //! Runs beside a developer's own stack: its own project name, host ports,
 //! data dir and agent ids. Uses the binaries `scripts/test.sh` built; the
@@ -173,6 +173,55 @@ async fn compose_up_deploys_the_demo_and_down_leaves_nothing() {
     let started = Instant::now();
     project.script(&["down", "-v", "--rmi", "local"]);
     eprintln!("compose.sh down took {:?}", started.elapsed());
+    let left = project.leftovers();
+    assert!(left.is_empty(), "left behind after down: {left:?}");
+}
+
+/// `scripts/compose.sh up` on a stack that is already up (what a developer
+/// does after a rebuild or a change of settings: changed services are
+/// recreated) works with compose 1.29 on this engine, and
+/// `down -v --rmi local` then leaves no container, network, volume or
+/// image of the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_up_twice_then_down_leaves_nothing() {
+    let mut project = Project::new();
+    let base = format!("http://127.0.0.1:{}", project.http_port);
+    for round in 1..=2 {
+        if round == 2 {
+            // The agents' config changes (same schemes, other order): the
+            // second `up` recreates their containers, the path compose
+            // 1.29 breaks on with newer engines.
+            project
+                .env
+                .push(("SDP_COMPOSE_GIT_SCHEMES", "http,https".to_owned()));
+        }
+        let started = Instant::now();
+        // `up` waits for /readyz itself and fails if it does not come.
+        project.script(&["up"]);
+        eprintln!("compose.sh up #{round} took {:?}", started.elapsed());
+        let ready = reqwest::get(format!("{base}/readyz"))
+            .await
+            .expect("readyz");
+        assert!(
+            ready.status().is_success(),
+            "up #{round}: /readyz {}",
+            ready.status()
+        );
+    }
+    let running = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", project.name),
+    ]);
+    assert_eq!(
+        running.lines().count(),
+        5,
+        "one container per service after two ups:\n{running}\n{}",
+        project.logs()
+    );
+
+    project.script(&["down", "-v", "--rmi", "local"]);
     let left = project.leftovers();
     assert!(left.is_empty(), "left behind after down: {left:?}");
 }

@@ -300,7 +300,14 @@ fn systemd_units_verify_and_are_hardened() {
         // Only its own data dir is writable.
         assert_eq!(one("ReadWritePaths"), data);
         assert_eq!(one("StateDirectory"), format!("sdp/{component}"));
-        assert!(service(&unit, "Environment").contains(&format!("SDP_DATA_DIR={data}").as_str()));
+        let prefix = if component == "control-plane" {
+            "SDP_CONTROL_PLANE"
+        } else {
+            "SDP_AGENT"
+        };
+        assert!(
+            service(&unit, "Environment").contains(&format!("{prefix}__DATA_DIR={data}").as_str())
+        );
         assert_eq!(one("EnvironmentFile"), format!("-/etc/sdp/{component}.env"));
         let bin = format!("sdp-{component}");
         assert!(

@@ -259,12 +259,18 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
             "serve",
         ],
         &[
-            ("SDP_NATS__URL", nats.url()),
-            ("SDP_HTTP__ADDR", format!("127.0.0.1:{cp_port}")),
-            ("SDP_DATA_DIR", cp_data.display().to_string()),
-            ("SDP_AUTH__PROBE_REPO", git.url("probe")),
+            ("SDP_CONTROL_PLANE__NATS__URL", nats.url()),
+            (
+                "SDP_CONTROL_PLANE__HTTP__ADDR",
+                format!("127.0.0.1:{cp_port}"),
+            ),
+            ("SDP_CONTROL_PLANE__DATA_DIR", cp_data.display().to_string()),
+            ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
             // Small, so two clients' budgets show in a few logins.
-            ("SDP_AUTH__THROTTLE_ADDRESS_FAILURES", "3".into()),
+            (
+                "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES",
+                "3".into(),
+            ),
         ],
         logs.path(),
         "control-plane",
@@ -276,25 +282,25 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
             &etc.join("agent-micro.toml").display().to_string(),
         ],
         &[
-            ("SDP_NATS__URL", nats.url()),
-            ("SDP_AGENT__ID", agent_id.clone()),
+            ("SDP_AGENT__NATS__URL", nats.url()),
+            ("SDP_AGENT__AGENT__ID", agent_id.clone()),
             (
-                "SDP_DATA_DIR",
+                "SDP_AGENT__DATA_DIR",
                 root.join("var/lib/sdp/agent-micro").display().to_string(),
             ),
-            ("SDP_REPOS_DIR", repos.path().display().to_string()),
-            ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            ("SDP_AGENT__REPOS_DIR", repos.path().display().to_string()),
+            ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
             (
-                "SDP_FLAVOUR__CACHE_DIR",
+                "SDP_AGENT__FLAVOUR__CACHE_DIR",
                 std::env::temp_dir()
                     .join("sdp-test-go-cache")
                     .display()
                     .to_string(),
             ),
-            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
-            ("SDP_HEALTH__PATH", "/healthz".into()),
-            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
+            ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
         ],
         logs.path(),
         "agent-micro",

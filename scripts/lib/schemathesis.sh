@@ -4,6 +4,8 @@
 # Sourced by test.sh; run alone with `bash scripts/lib/schemathesis.sh`.
 
 SDP_SCHEMATHESIS_VERSION=4.32.5
+# sdp_apt_install: apt-get as root, else the `sudo apt-get` line to run.
+source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
 
 sdp_install_schemathesis() {
   local root venv
@@ -13,20 +15,11 @@ sdp_install_schemathesis() {
     "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SDP_SCHEMATHESIS_VERSION"; then
     return 0
   fi
-  if ! command -v python3 >/dev/null; then
-    echo "==> installing: python3 python3-venv"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
-  fi
   # Debian's python3 makes venvs only with python3-venv (ensurepip).
-  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    echo "==> installing: python3-venv"
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "error: not root; run: sudo apt-get install -y python3-venv" >&2
-      return 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  if ! command -v python3 >/dev/null; then
+    sdp_apt_install python3 python3-venv || return 1
+  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    sdp_apt_install python3-venv || return 1
   fi
   echo "==> installing schemathesis $SDP_SCHEMATHESIS_VERSION into .venv-schemathesis/"
   rm -rf "$venv"

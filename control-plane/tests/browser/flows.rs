@@ -339,8 +339,11 @@ async fn browser_renders_user_strings_as_text_and_masks_secrets() {
 async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     let stack = Stack::start_with(StackOptions {
         control_plane_env: pairs(&[
-            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.test".into()),
-            ("SDP_HTTP__PUBLIC_URL", "http://127.0.0.1".into()),
+            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.test".into()),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "http://127.0.0.1".into(),
+            ),
         ]),
         ..StackOptions::default()
     })

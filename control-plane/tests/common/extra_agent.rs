@@ -29,9 +29,9 @@ impl ExtraAgent {
         let mut env = stack.agent_env();
         for (key, value) in &mut env {
             match key.as_str() {
-                "SDP_AGENT__ID" => *value = id.clone(),
-                "SDP_DATA_DIR" => *value = data.path().display().to_string(),
-                "SDP_ADVERTISE_HOST" => {
+                "SDP_AGENT__AGENT__ID" => *value = id.clone(),
+                "SDP_AGENT__DATA_DIR" => *value = data.path().display().to_string(),
+                "SDP_AGENT__ADVERTISE_HOST" => {
                     if let Some(advertise) = &advertise {
                         value.clone_from(advertise);
                     }

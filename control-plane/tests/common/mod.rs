@@ -32,7 +32,7 @@ pub struct StackOptions {
     pub agent: bool,
     pub embedded_persister: bool,
     pub password: String,
-    /// Extra `SDP_…` settings for the control plane.
+    /// Extra `SDP_CONTROL_PLANE__…` settings for the control plane.
     pub control_plane_env: Vec<(String, String)>,
     /// Also run agent-gateway with the PHP gateway fixture, a second Go
     /// service `orders` and a baseline server; agents then advertise the
@@ -81,7 +81,7 @@ pub struct Stack {
     pub routing: Option<Routing>,
     /// See [`StackOptions::advertise`].
     pub advertise: Option<(String, String)>,
-    /// Extra `SDP_…` settings for the agent, read at `start_agent`.
+    /// Extra `SDP_AGENT__…` settings for the agent, read at `start_agent`.
     pub agent_extra_env: Vec<(String, String)>,
     pub cp_env: Vec<(String, String)>,
     control_plane: Option<ChildGuard>,
@@ -118,7 +118,7 @@ pub async fn warm_shared_go_cache() {
     .await;
 }
 
-/// `SDP_…` settings as owned pairs.
+/// Settings (`SDP_CONTROL_PLANE__…`, `SDP_AGENT__…`) as owned pairs.
 pub fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
     items
         .iter()
@@ -228,19 +228,25 @@ impl Stack {
 
         let port = sdp_testkit::free_port();
         let mut cp_env = pairs(&[
-            ("SDP_NATS__URL", nats_url.clone()),
-            ("SDP_HTTP__ADDR", format!("127.0.0.1:{port}")),
-            ("SDP_DATA_DIR", cp_data.path().display().to_string()),
-            ("SDP_AUTH__PROBE_REPO", git.url("probe")),
-            ("SDP_AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
+            ("SDP_CONTROL_PLANE__NATS__URL", nats_url.clone()),
+            ("SDP_CONTROL_PLANE__HTTP__ADDR", format!("127.0.0.1:{port}")),
             (
-                "SDP_PERSISTER__EMBEDDED",
+                "SDP_CONTROL_PLANE__DATA_DIR",
+                cp_data.path().display().to_string(),
+            ),
+            ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
+            ("SDP_CONTROL_PLANE__AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
+            (
+                "SDP_CONTROL_PLANE__PERSISTER__EMBEDDED",
                 options.embedded_persister.to_string(),
             ),
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]);
         if options.nats_cluster {
-            cp_env.push(("SDP_NATS__STREAM_REPLICAS".into(), "3".into()));
+            cp_env.push((
+                "SDP_CONTROL_PLANE__NATS__STREAM_REPLICAS".into(),
+                "3".into(),
+            ));
         }
         cp_env.extend(options.control_plane_env);
         let mut stack = Stack {
@@ -300,29 +306,32 @@ impl Stack {
     pub async fn start_gateway_agent(&mut self) {
         let routing = self.routing.as_ref().expect("a stack with a gateway");
         let env = pairs(&[
-            ("SDP_NATS__URL", self.nats_url.clone()),
-            ("SDP_AGENT__ID", routing.gateway_agent_id.clone()),
+            ("SDP_AGENT__NATS__URL", self.nats_url.clone()),
+            ("SDP_AGENT__AGENT__ID", routing.gateway_agent_id.clone()),
             (
-                "SDP_DATA_DIR",
+                "SDP_AGENT__DATA_DIR",
                 routing.gateway_agent_data.path().display().to_string(),
             ),
             (
-                "SDP_REPOS_DIR",
+                "SDP_AGENT__REPOS_DIR",
                 routing.gateway_repos.path().display().to_string(),
             ),
             (
-                "SDP_ADVERTISE_HOST",
+                "SDP_AGENT__ADVERTISE_HOST",
                 self.advertise
                     .as_ref()
                     .map_or_else(sdp_testkit::docker_bridge_gateway, |(_, gateway)| {
                         gateway.clone()
                     }),
             ),
-            ("SDP_FLAVOUR__BASE_IMAGE", sdp_testkit::ensure_php_image()),
-            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
-            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
-            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
-            ("SDP_HEALTH__PATH", "/healthz".into()),
+            (
+                "SDP_AGENT__FLAVOUR__BASE_IMAGE",
+                sdp_testkit::ensure_php_image(),
+            ),
+            ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
             ("RUST_LOG", "debug".into()),
         ]);
         let binary = Self::agent_binary().with_file_name("sdp-agent-gateway");
@@ -392,20 +401,26 @@ impl Stack {
 
     pub fn agent_env(&self) -> Vec<(String, String)> {
         pairs(&[
-            ("SDP_NATS__URL", self.nats_url.clone()),
-            ("SDP_AGENT__ID", self.agent_id.clone()),
-            ("SDP_DATA_DIR", self.agent_data.path().display().to_string()),
-            ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
-            ("SDP_ADVERTISE_HOST", self.advertise_host()),
-            ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            ("SDP_AGENT__NATS__URL", self.nats_url.clone()),
+            ("SDP_AGENT__AGENT__ID", self.agent_id.clone()),
             (
-                "SDP_FLAVOUR__CACHE_DIR",
+                "SDP_AGENT__DATA_DIR",
+                self.agent_data.path().display().to_string(),
+            ),
+            (
+                "SDP_AGENT__REPOS_DIR",
+                self.repos.path().display().to_string(),
+            ),
+            ("SDP_AGENT__ADVERTISE_HOST", self.advertise_host()),
+            ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            (
+                "SDP_AGENT__FLAVOUR__CACHE_DIR",
                 shared_go_cache().display().to_string(),
             ),
-            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
-            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
-            ("SDP_HEALTH__PATH", "/healthz".into()),
+            ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
             ("RUST_LOG", "debug".into()),
         ])
     }
@@ -433,7 +448,7 @@ impl Stack {
         if !self
             .agent_extra_env
             .iter()
-            .any(|(key, _)| key == "SDP_FLAVOUR__CACHE_DIR")
+            .any(|(key, _)| key == "SDP_AGENT__FLAVOUR__CACHE_DIR")
         {
             warm_shared_go_cache().await;
         }

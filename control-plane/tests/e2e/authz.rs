@@ -267,7 +267,7 @@ async fn snapshot(stack: &Stack, token: &str, fixture: &Fixture) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_is_authorized_as_the_openapi_document_lists_it() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_AUTH__ADMINS", ADMIN.into())]),
+        control_plane_env: pairs(&[("SDP_CONTROL_PLANE__AUTH__ADMINS", ADMIN.into())]),
         ..StackOptions::default()
     })
     .await;
@@ -472,7 +472,10 @@ async fn open_ws(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_are_bounded_per_user() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_STREAMS__WEBSOCKETS_PER_USER", "2".into())]),
+        control_plane_env: pairs(&[(
+            "SDP_CONTROL_PLANE__STREAMS__WEBSOCKETS_PER_USER",
+            "2".into(),
+        )]),
         ..StackOptions::default()
     })
     .await;
@@ -514,7 +517,10 @@ async fn websockets_are_bounded_per_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_log_streams_are_bounded_per_user() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_STREAMS__RUNTIME_LOGS_PER_USER", "2".into())]),
+        control_plane_env: pairs(&[(
+            "SDP_CONTROL_PLANE__STREAMS__RUNTIME_LOGS_PER_USER",
+            "2".into(),
+        )]),
         ..StackOptions::default()
     })
     .await;

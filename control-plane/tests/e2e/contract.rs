@@ -116,7 +116,7 @@ async fn schemathesis_finds_no_contract_violation() {
     std::fs::write(&secret_file, "contract-secret\n").expect("write secret");
     let stack = Stack::start_with(StackOptions {
         control_plane_env: pairs(&[(
-            "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+            "SDP_CONTROL_PLANE__WEBHOOKS__BITBUCKET_SECRET_FILE",
             secret_file.display().to_string(),
         )]),
         ..StackOptions::default()

@@ -233,7 +233,7 @@ async fn cookie_changes_need_the_dashboards_origin_and_json_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secure_session_cookie_is_host_prefixed() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_HTTP__SECURE_COOKIES", "true".into())]),
+        control_plane_env: pairs(&[("SDP_CONTROL_PLANE__HTTP__SECURE_COOKIES", "true".into())]),
         ..StackOptions::default()
     })
     .await;
@@ -314,8 +314,11 @@ fn previews_on_the_dashboards_site_stop_the_start() {
             .expect("run --check-config")
     };
     let output = check(&[
-        ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.internal"),
-        ("SDP_HTTP__PUBLIC_URL", "https://sdp.internal"),
+        ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.internal"),
+        (
+            "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+            "https://sdp.internal",
+        ),
     ]);
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -327,19 +330,34 @@ fn previews_on_the_dashboards_site_stop_the_start() {
         assert!(stderr.contains(key), "{stderr}");
     }
     // No public_url to compare with: refused too, naming it.
-    let output = check(&[("SDP_HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net")]);
+    let output = check(&[(
+        "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+        "sdp-preview.example.net",
+    )]);
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("http.public_url"));
     // The safe layout, and the operator's word.
     for pairs in [
         &[
-            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp-preview.example.net"),
-            ("SDP_HTTP__PUBLIC_URL", "https://sdp.example.com"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN",
+                "sdp-preview.example.net",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://sdp.example.com",
+            ),
         ][..],
         &[
-            ("SDP_HTTP__PREVIEW_DOMAIN", "sdp.co.uk"),
-            ("SDP_HTTP__PUBLIC_URL", "https://dashboard.co.uk"),
-            ("SDP_HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE", "true"),
+            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", "sdp.co.uk"),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "https://dashboard.co.uk",
+            ),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN_IS_SEPARATE_SITE",
+                "true",
+            ),
         ],
     ] {
         let output = check(pairs);

@@ -139,7 +139,10 @@ async fn docker_refusing_the_container_fails_the_deployment_with_the_reason() {
     let token = stack.login().await;
     // Restart the agent with a command the base image does not have.
     stack.kill_agent();
-    stack.agent_extra_env = vec![("SDP_FLAVOUR__RUN_CMD".into(), "/no/such/binary".into())];
+    stack.agent_extra_env = vec![(
+        "SDP_AGENT__FLAVOUR__RUN_CMD".into(),
+        "/no/such/binary".into(),
+    )];
     stack.start_agent().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
@@ -160,11 +163,11 @@ async fn the_container_section_confines_further() {
     })
     .await;
     stack.agent_extra_env = pairs(&[
-        ("SDP_CONTAINER__PIDS_LIMIT", "32".into()),
-        ("SDP_CONTAINER__CAP_ADD", "NET_BIND_SERVICE".into()),
-        ("SDP_CONTAINER__USER", "65534:65534".into()),
-        ("SDP_CONTAINER__READ_ONLY_ROOT", "true".into()),
-        ("SDP_CONTAINER__TMP_SIZE", "8m".into()),
+        ("SDP_AGENT__CONTAINER__PIDS_LIMIT", "32".into()),
+        ("SDP_AGENT__CONTAINER__CAP_ADD", "NET_BIND_SERVICE".into()),
+        ("SDP_AGENT__CONTAINER__USER", "65534:65534".into()),
+        ("SDP_AGENT__CONTAINER__READ_ONLY_ROOT", "true".into()),
+        ("SDP_AGENT__CONTAINER__TMP_SIZE", "8m".into()),
     ]);
     // The other user reads the mounted tree and build like anyone else:
     // the temp dir is 0700 to the test's user.

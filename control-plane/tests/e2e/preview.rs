@@ -21,10 +21,13 @@ fn preview_options(gateway: bool) -> StackOptions {
         gateway,
         agent: gateway,
         control_plane_env: pairs(&[
-            ("SDP_HTTP__PREVIEW_DOMAIN", DOMAIN.into()),
+            ("SDP_CONTROL_PLANE__HTTP__PREVIEW_DOMAIN", DOMAIN.into()),
             // The dashboard (127.0.0.1) and previews (*.sdp.test) are two
             // sites, as the start check asks.
-            ("SDP_HTTP__PUBLIC_URL", "http://127.0.0.1".into()),
+            (
+                "SDP_CONTROL_PLANE__HTTP__PUBLIC_URL",
+                "http://127.0.0.1".into(),
+            ),
         ]),
         ..StackOptions::default()
     }

@@ -463,7 +463,10 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     // One user opens them all: the control plane's per-user bound is
     // raised past the agent's (`authz.rs` tests that bound).
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: pairs(&[("SDP_STREAMS__RUNTIME_LOGS_PER_USER", (max + 1).to_string())]),
+        control_plane_env: pairs(&[(
+            "SDP_CONTROL_PLANE__STREAMS__RUNTIME_LOGS_PER_USER",
+            (max + 1).to_string(),
+        )]),
         ..StackOptions::default()
     })
     .await;

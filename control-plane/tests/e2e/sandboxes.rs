@@ -270,7 +270,10 @@ async fn model_routes_and_teardown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaper_tears_down_expired_unpinned_sandboxes() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: vec![("SDP_SANDBOXES__REAP_INTERVAL".into(), "1s".into())],
+        control_plane_env: vec![(
+            "SDP_CONTROL_PLANE__SANDBOXES__REAP_INTERVAL".into(),
+            "1s".into(),
+        )],
         ..StackOptions::default()
     })
     .await;

@@ -12,8 +12,8 @@ use crate::common::*;
 async fn cookie_session_rotates_and_expires() {
     let stack = Stack::start_with(StackOptions {
         control_plane_env: vec![
-            ("SDP_AUTH__SESSION_IDLE".into(), "3s".into()),
-            ("SDP_AUTH__SESSION_MAX".into(), "6s".into()),
+            ("SDP_CONTROL_PLANE__AUTH__SESSION_IDLE".into(), "3s".into()),
+            ("SDP_CONTROL_PLANE__AUTH__SESSION_MAX".into(), "6s".into()),
         ],
         ..StackOptions::default()
     })
@@ -111,7 +111,10 @@ async fn cookie_session_rotates_and_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_throttled_per_user_and_per_address() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: vec![("SDP_AUTH__THROTTLE_ADDRESS_FAILURES".into(), "6".into())],
+        control_plane_env: vec![(
+            "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES".into(),
+            "6".into(),
+        )],
         ..StackOptions::default()
     })
     .await;

@@ -39,7 +39,7 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
     // raised to fit them.
     let mut stack = Stack::start_with(StackOptions {
         control_plane_env: pairs(&[(
-            "SDP_STREAMS__WEBSOCKETS_PER_USER",
+            "SDP_CONTROL_PLANE__STREAMS__WEBSOCKETS_PER_USER",
             (deploys * viewers + 1).to_string(),
         )]),
         ..StackOptions::default()

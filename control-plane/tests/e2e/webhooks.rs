@@ -52,12 +52,12 @@ impl SecretFiles {
 
     fn env(&self, with_credential: bool) -> Vec<(String, String)> {
         let mut env = pairs(&[(
-            "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+            "SDP_CONTROL_PLANE__WEBHOOKS__BITBUCKET_SECRET_FILE",
             self.secret_path().display().to_string(),
         )]);
         if with_credential {
             env.push((
-                "SDP_GIT__SERVICE_CREDENTIAL_FILE".into(),
+                "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE".into(),
                 self.credential_path().display().to_string(),
             ));
         }
@@ -537,10 +537,10 @@ async fn hooks_are_off_without_a_secret_and_a_named_secret_file_must_be_readable
     std::fs::write(&empty, "\n").expect("write");
     for (key, path) in [
         (
-            "SDP_WEBHOOKS__BITBUCKET_SECRET_FILE",
+            "SDP_CONTROL_PLANE__WEBHOOKS__BITBUCKET_SECRET_FILE",
             dir.path().join("missing"),
         ),
-        ("SDP_GIT__SERVICE_CREDENTIAL_FILE", empty),
+        ("SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE", empty),
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_sdp-control-plane"))
             .arg("--check-config")

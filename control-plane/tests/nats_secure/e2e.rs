@@ -98,24 +98,37 @@ impl Run {
         }
     }
 
-    /// The `[nats]` settings of a component connecting as `user`.
-    fn nats_env(&self, user: &str) -> Vec<(String, String)> {
-        pairs(&[
-            ("SDP_NATS__URL", self.nats.url()),
-            ("SDP_NATS__USER", user.to_owned()),
-            ("SDP_NATS__PASSWORD", self.nats.password(user).to_owned()),
-            ("SDP_NATS__TLS_CA", self.nats.ca().display().to_string()),
-        ])
+    /// The `[nats]` settings of a component connecting as `user`, under
+    /// its binary's variable prefix (`SDP_CONTROL_PLANE`, `SDP_AGENT`).
+    fn nats_env(&self, prefix: &str, user: &str) -> Vec<(String, String)> {
+        [
+            ("URL", self.nats.url()),
+            ("USER", user.to_owned()),
+            ("PASSWORD", self.nats.password(user).to_owned()),
+            ("TLS_CA", self.nats.ca().display().to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (format!("{prefix}__NATS__{key}"), value))
+        .collect()
     }
 
     fn control_plane_env(&self, user: &str, embedded_persister: bool) -> Vec<(String, String)> {
-        let mut env = self.nats_env(user);
+        let mut env = self.nats_env("SDP_CONTROL_PLANE", user);
         env.extend(pairs(&[
-            ("SDP_HTTP__ADDR", format!("127.0.0.1:{}", self.http_port)),
-            ("SDP_DATA_DIR", self.cp_data.path().display().to_string()),
-            ("SDP_AUTH__PROBE_REPO", self.git.url("probe")),
-            ("SDP_AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
-            ("SDP_PERSISTER__EMBEDDED", embedded_persister.to_string()),
+            (
+                "SDP_CONTROL_PLANE__HTTP__ADDR",
+                format!("127.0.0.1:{}", self.http_port),
+            ),
+            (
+                "SDP_CONTROL_PLANE__DATA_DIR",
+                self.cp_data.path().display().to_string(),
+            ),
+            ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", self.git.url("probe")),
+            ("SDP_CONTROL_PLANE__AGENTS__HEARTBEAT_TIMEOUT", "6s".into()),
+            (
+                "SDP_CONTROL_PLANE__PERSISTER__EMBEDDED",
+                embedded_persister.to_string(),
+            ),
             ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
         ]));
         env
@@ -148,30 +161,36 @@ impl Run {
     fn start_persister(&mut self) {
         let program = PathBuf::from(env!("CARGO_BIN_EXE_sdp-control-plane"));
         let mut env = self.control_plane_env("persister", false);
-        env.retain(|(key, _)| !key.starts_with("SDP_HTTP__"));
+        env.retain(|(key, _)| !key.starts_with("SDP_CONTROL_PLANE__HTTP__"));
         self.persister = Some(self.spawn("persister", &program, &["persist"], &env));
     }
 
     /// `sdp-agent-micro` with id micro-1 as user `agent-micro-1`.
     fn start_agent(&mut self) {
-        let mut env = self.nats_env("agent-micro-1");
+        let mut env = self.nats_env("SDP_AGENT", "agent-micro-1");
         env.extend(pairs(&[
-            ("SDP_AGENT__ID", MICRO_AGENT_ID.to_owned()),
-            ("SDP_DATA_DIR", self.agent_data.path().display().to_string()),
-            ("SDP_REPOS_DIR", self.repos.path().display().to_string()),
-            ("SDP_ADVERTISE_HOST", "127.0.0.1".into()),
-            ("SDP_FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-            ("SDP_BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            ("SDP_AGENT__AGENT__ID", MICRO_AGENT_ID.to_owned()),
             (
-                "SDP_FLAVOUR__CACHE_DIR",
+                "SDP_AGENT__DATA_DIR",
+                self.agent_data.path().display().to_string(),
+            ),
+            (
+                "SDP_AGENT__REPOS_DIR",
+                self.repos.path().display().to_string(),
+            ),
+            ("SDP_AGENT__ADVERTISE_HOST", "127.0.0.1".into()),
+            ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+            ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
+            (
+                "SDP_AGENT__FLAVOUR__CACHE_DIR",
                 std::env::temp_dir()
                     .join("sdp-test-go-cache")
                     .display()
                     .to_string(),
             ),
-            ("SDP_GIT__ALLOWED_SCHEMES", "https,http".into()),
-            ("SDP_HEALTH__TIMEOUT_SECS", "30".into()),
-            ("SDP_HEALTH__PATH", "/healthz".into()),
+            ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
+            ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
+            ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
             ("RUST_LOG", "debug".into()),
         ]));
         self.agent = Some(self.spawn("agent", &agent_binary(), &[], &env));

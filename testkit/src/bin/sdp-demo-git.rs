@@ -24,8 +24,21 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn tag(built: &str, name: &str) {
-    let tagged = Command::new("docker").args(["tag", built, name]).status();
+/// Tags `built` as `name` unless `name` exists: an image someone made
+/// under that tag (the compose stack's `packaging/images/`, a developer's
+/// own) is theirs, not replaced on every start.
+fn tag(built: impl FnOnce() -> String, name: &str) {
+    let exists = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if exists.is_ok_and(|s| s.success()) {
+        println!("image {name} exists: kept");
+        return;
+    }
+    let built = built();
+    let tagged = Command::new("docker").args(["tag", &built, name]).status();
     if !tagged.is_ok_and(|s| s.success()) {
         eprintln!("cannot tag {built} as {name}: is Docker running?");
         std::process::exit(1);
@@ -48,11 +61,11 @@ fn main() {
         println!("base images {go_image} and {php_image} are made elsewhere (--no-images)");
     } else {
         println!(
-            "making base images {go_image} and {php_image} and build image {build_image} (docker import of local rootfs)"
+            "base images {go_image} and {php_image} and build image {build_image}: made where missing (docker import of local rootfs)"
         );
-        tag(&sdp_testkit::ensure_busybox_image(), &go_image);
-        tag(&sdp_testkit::ensure_php_image(), &php_image);
-        tag(&sdp_testkit::ensure_build_image(), &build_image);
+        tag(sdp_testkit::ensure_busybox_image, &go_image);
+        tag(sdp_testkit::ensure_php_image, &php_image);
+        tag(sdp_testkit::ensure_build_image, &build_image);
     }
 
     let server = sdp_testkit::GitServer::start_on(&listen, &user, &password);
