@@ -11,8 +11,9 @@ source scripts/lib/deps.sh
 source scripts/lib/schemathesis.sh
 sdp_install_run_deps build
 sdp_install_test_deps
-# The Go toolchains the offline-build tests run against.
-[ -f scripts/lib/go_toolchains.sh ] && source scripts/lib/go_toolchains.sh && sdp_install_go_toolchains
+# A second Go (1.22, Debian backports) for the toolchain-choice tests.
+source scripts/lib/go_toolchains.sh
+sdp_install_go_toolchains
 # The contract test runs schemathesis against a live stack.
 sdp_install_schemathesis
 # No `cargo test` fallback: without nextest no test has a time limit, and

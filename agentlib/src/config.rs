@@ -832,7 +832,7 @@ url = "https://satis.internal"
         let from_env: AgentConfig = sdp_bus::settings::load(
             None,
             [(
-                "SDP_GO__TOOLCHAINS".to_owned(),
+                "SDP_AGENT__GO__TOOLCHAINS".to_owned(),
                 "/usr/lib/go-1.22,/usr/local/go".to_owned(),
             )],
         )
