@@ -59,7 +59,7 @@ fn every_route_is_documented() {
 
     let doc = document();
     let documented = operations(&doc);
-    // DESIGN.md §6 (binding paths) as served today.
+    // The binding paths (README's REST list) as served today.
     let design = [
         ("POST", "/api/login"),
         ("POST", "/api/logout"),
