@@ -150,6 +150,12 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
             "return document.querySelector('#stream-state').dataset.state === 'ended';",
         )
         .await;
+    // A reconnect tried while the control plane was down is refused, and
+    // Chromium logs every failed WebSocket connection (a page cannot
+    // silence it): expected here, and only this.
+    browser
+        .expect_console_errors(&["net::ERR_CONNECTION_REFUSED"])
+        .await;
 
     // Every line once, numbered without a gap, in seq order, and the same
     // as the whole log the REST API serves.
