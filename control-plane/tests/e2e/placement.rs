@@ -11,11 +11,17 @@ use crate::common::extra_agent::ExtraAgent;
 use crate::common::*;
 
 /// Containers (running or not) of (sandbox, service) across every agent.
-fn containers_of(sandbox: &str, service: &str) -> Vec<String> {
+/// The containers of `sandbox`/`service` held by one of `agents` (this
+/// test's own: another test's sandbox of the same name is not counted).
+fn containers_of(agents: &[&str], sandbox: &str, service: &str) -> Vec<String> {
     let of_sandbox = sdp_testkit::containers_with_label("sdp.sandbox", sandbox);
+    let of_agents: Vec<String> = agents
+        .iter()
+        .flat_map(|agent| sdp_testkit::containers_with_label("sdp.agent", agent))
+        .collect();
     sdp_testkit::containers_with_label("sdp.service", service)
         .into_iter()
-        .filter(|c| of_sandbox.contains(c))
+        .filter(|c| of_sandbox.contains(c) && of_agents.contains(c))
         .collect()
 }
 
@@ -58,7 +64,7 @@ async fn sandboxes_spread_over_three_agents_and_redeploys_stay_with_their_holder
         assert_eq!(deployment["agent_id"], holder.as_str(), "round {round}");
         assert_eq!(deployment["commit"], commit.as_str());
         assert_eq!(
-            containers_of("spread0", REPO).len(),
+            containers_of(&agents.each_ref().map(String::as_str), "spread0", REPO).len(),
             1,
             "round {round}: one container of spread0/users"
         );
@@ -103,7 +109,10 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
         },
     )
     .await;
-    assert_eq!(containers_of("moving", REPO).len(), 1);
+    assert_eq!(
+        containers_of(&[&stack.agent_id, &other.id], "moving", REPO).len(),
+        1
+    );
     let answer = stack
         .get_service(&format!("{}/", moved["url"].as_str().expect("url")))
         .await;
@@ -111,7 +120,10 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
     // And the service stays where it moved.
     let again = deploy_running(&stack, &token, "moving", BRANCH).await;
     assert_eq!(again["agent_id"], other.id.as_str());
-    assert_eq!(containers_of("moving", REPO).len(), 1);
+    assert_eq!(
+        containers_of(&[&stack.agent_id, &other.id], "moving", REPO).len(),
+        1
+    );
     stack.shutdown().await;
 }
 
@@ -198,7 +210,15 @@ async fn a_gateway_reaches_services_on_two_other_hosts() {
             "{repo}: {url} on {host}"
         );
         let port = url.rsplit(':').next().expect("port");
-        let containers = containers_of("across", repo);
+        let containers = containers_of(
+            &[
+                &stack.agent_id,
+                &other.id,
+                &stack.routing.as_ref().expect("gateway").gateway_agent_id,
+            ],
+            "across",
+            repo,
+        );
         assert_eq!(containers.len(), 1, "{repo}: {containers:?}");
         assert_eq!(
             sdp_testkit::published_addresses(&containers[0]),
