@@ -6,9 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{TestAgent, USER, World, phases};
+use common::{TestAgent, USER, World, get, phases, system_lines};
 use sdp_agentlib::{GoFlavour, PhpFlavour};
 use sdp_bus::{
     BranchList, DeployRequest, Event, EventBody, GitCredential, ListBranches, ListRepos, LogStream,
@@ -68,28 +67,6 @@ impl TestAgent {
         }
         outcome
     }
-}
-
-fn system_lines(events: &[Event]) -> Vec<&str> {
-    events
-        .iter()
-        .flat_map(|e| e.body.log_lines())
-        .filter_map(|(stream, line)| (stream == LogStream::System).then_some(line))
-        .collect()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
 }
 
 async fn get_json(url: &str) -> serde_json::Value {

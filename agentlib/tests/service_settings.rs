@@ -9,13 +9,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{TestAgent, World, phases};
+use common::{TestAgent, World, get, phases, system_lines};
 use sdp_agentlib::{GoFlavour, PhpFlavour};
 use sdp_bus::{
-    DeployAccepted, DeployRequest, DeploymentId, Event, LogStream, Reply, RpcErrorCode,
-    ServiceOverrides, Status, encode, subject,
+    DeployAccepted, DeployRequest, DeploymentId, Event, Reply, RpcErrorCode, ServiceOverrides,
+    Status, encode, subject,
 };
 use sdp_testkit::realistic_fixture::{
     REALISTIC_PORT, REALISTIC_SDP_TOML_GREETING, REALISTIC_STYLE_CSS,
@@ -29,33 +28,11 @@ const PASSWORD: &str = "canary-Pw-service-settings";
 const SANDBOX: &str = "alpha";
 const REPO: &str = "shop";
 
-fn system_lines(events: &[Event]) -> Vec<&str> {
-    events
-        .iter()
-        .flat_map(|e| e.body.log_lines())
-        .filter_map(|(stream, line)| (stream == LogStream::System).then_some(line))
-        .collect()
-}
-
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
 }
 
 async fn get_json(url: &str) -> serde_json::Value {

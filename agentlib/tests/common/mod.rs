@@ -262,3 +262,27 @@ pub fn phases(events: &[Event]) -> Vec<Status> {
         })
         .collect()
 }
+
+/// The system lines of a deployment's log.
+pub fn system_lines(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .flat_map(|e| e.body.log_lines())
+        .filter_map(|(stream, line)| (stream == sdp_bus::LogStream::System).then_some(line))
+        .collect()
+}
+
+/// GET `url` (no proxy, bounded): status and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
