@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runtime logs (issue 12): a container printing 10,000 lines/s, followed by
+# Runtime logs: a container printing 10,000 lines/s, followed by
 # one slow viewer (~100 KiB/s) for SDP_BENCH_SECS (default 20) seconds; the
 # RSS of the control plane and the agent (/proc/<pid>/status VmRSS) is
 # sampled every second. Prints one JSON line (BENCH {...}); the figures go

@@ -1,4 +1,4 @@
-//! A deployment that names a commit (issue 12), on a real nats-server, git
+//! A deployment that names a commit, on a real nats-server, git
 //! server, `go` and Docker: the agent deploys that commit when it is on the
 //! branch, refuses one that is not after the fetch and before it builds or
 //! replaces anything, and reuses a recorded build only for that commit.

@@ -1,4 +1,4 @@
-//! Issue 10's bounded load run: `SDP_BENCH_FLEET_DEPLOYS` (default 60)
+//! The fleet load run: `SDP_BENCH_FLEET_DEPLOYS` (default 60)
 //! deployments, one per sandbox, requested at once across
 //! `SDP_BENCH_FLEET_AGENTS` (default 3) micro agents. Checks that every one
 //! ends `running`, none is lost and none runs twice (exactly one container

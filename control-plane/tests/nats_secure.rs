@@ -1,4 +1,4 @@
-//! Production NATS security (issue 5), on the real nats-server: TLS, the
+//! Production NATS security, on the real nats-server: TLS, the
 //! real `nats/auth.conf` (one user per component, subject permissions, no
 //! anonymous access), `nats/production.conf` parsing, and a whole deployment
 //! with every component connected over TLS as its own user.

@@ -1,4 +1,4 @@
-//! The sandbox page's checks (issue 12) on the gateway stack: a badge by
+//! The sandbox page's checks on the gateway stack: a badge by
 //! each running service's branch ("up to date", then "behind by 1" after a
 //! push), and "Check routes" with a green or red dot per route.
 

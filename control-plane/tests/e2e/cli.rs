@@ -1,4 +1,4 @@
-//! The `sdp` command line against a real stack (issue 11): the binary is
+//! The `sdp` command line against a real stack: the binary is
 //! run as a process, its login prompt driven through a pty, its output and
 //! exit codes checked against what the REST API says.
 

@@ -1,4 +1,4 @@
-//! Faults on real processes (issue 5): NATS and the control plane
+//! Faults on real processes: NATS and the control plane
 //! restarted mid-deployment, Docker refusing to run a container. Every
 //! deployment still ends terminal and no acked event is lost.
 

@@ -1,4 +1,4 @@
-//! Sessions no page can forge (issue 17): a change that carries the
+//! Sessions no page can forge: a change that carries the
 //! session cookie must come from the dashboard's origin, bodies must be
 //! JSON, two session cookies are refused, the secure cookie is
 //! `__Host-`, and a preview domain on the dashboard's own site stops the

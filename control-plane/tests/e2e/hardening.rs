@@ -1,4 +1,4 @@
-//! Container hardening (issue 5): what `docker inspect` shows of a deployed
+//! Container hardening: what `docker inspect` shows of a deployed
 //! container, and that nothing planted in the mounted tree runs on the host.
 
 use crate::common::*;

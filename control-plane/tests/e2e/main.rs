@@ -1,4 +1,4 @@
-//! End-to-end tests of the spine on real parts (issue 2): log in, deploy a
+//! End-to-end tests of the spine on real parts: log in, deploy a
 //! Go service from a branch, watch it live, redeploy, and the failure paths.
 
 #[path = "../common/mod.rs"]

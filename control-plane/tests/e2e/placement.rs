@@ -1,4 +1,4 @@
-//! Several agents of one kind (issue 10): placement spreads sandboxes over
+//! Several agents of one kind: placement spreads sandboxes over
 //! them, a redeploy goes back to the agent that holds the service (never
 //! two containers of one (sandbox, service)), and when that agent dies the
 //! service moves, and its stale container goes once the agent returns.

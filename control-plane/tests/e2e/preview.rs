@@ -1,4 +1,4 @@
-//! Stable sandbox links (issue 11): a sandbox's gateway URL and its
+//! Stable sandbox links: a sandbox's gateway URL and its
 //! preview link (`<sandbox>.<http.preview_domain>` through the control
 //! plane) answer the same through service deploys, route changes and a
 //! gateway redeploy; WebSocket upgrades pass through the preview entry.

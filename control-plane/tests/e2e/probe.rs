@@ -1,4 +1,4 @@
-//! The route probe (issue 12): every route of a sandbox checked from its
+//! The route probe: every route of a sandbox checked from its
 //! gateway's own network. A sandbox route (users deployed in it), a
 //! baseline route (orders) and a manual route to a closed port, on the
 //! real stack: agent-micro, agent-gateway, the PHP gateway, the baseline.

@@ -1,4 +1,4 @@
-//! Read-your-events (issue 11): once the WebSocket has delivered an event,
+//! Read-your-events: once the WebSocket has delivered an event,
 //! REST shows it. Twenty deploys in a row, each read back the moment its
 //! result arrives: the deployment (status, phases, URL, commit), the
 //! sandbox view, and the route; and once the gateway has caught up, its

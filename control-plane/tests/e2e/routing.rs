@@ -1,4 +1,4 @@
-//! Sandboxes that route (issue 3), on the real stack: agent-micro and
+//! Sandboxes that route, on the real stack: agent-micro and
 //! agent-gateway, the PHP gateway fixture in its own container, Go services
 //! in theirs, and a baseline server standing for OpenShift.
 

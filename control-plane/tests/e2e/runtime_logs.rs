@@ -1,4 +1,4 @@
-//! Runtime logs (issue 12): a running service's own output through
+//! Runtime logs: a running service's own output through
 //! `GET /api/deployments/{id}/runtime-logs`, from the agent that runs it —
 //! live and in order, `tail`, `since` and `q`, the stream ending on the agent
 //! when the viewer leaves, and a loud container followed by a slow viewer.

@@ -1,4 +1,4 @@
-//! Soak (issue 5): concurrent deploys into many sandboxes, many WebSocket
+//! Soak: concurrent deploys into many sandboxes, many WebSocket
 //! viewers each, an agent bounced mid-way; afterwards every deployment is
 //! terminal and the control plane's memory, open files and the container
 //! count are back to flat. Bounded in count and time. `scripts/soak.sh`

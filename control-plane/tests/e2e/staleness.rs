@@ -1,4 +1,4 @@
-//! Staleness of running services (issue 12): after a push to the deployed
+//! Staleness of running services: after a push to the deployed
 //! branch the sandbox says "behind by N" with the new head, after the
 //! deploy "up to date". Real git server, agent, NATS and Docker.
 
