@@ -92,12 +92,7 @@ impl Orchestrator {
     /// Tells an agent which of its containers should exist
     /// (`agent.cmd.<id>.reconcile`); it removes the others.
     pub async fn reconcile_agent(&self, agent_id: &str) -> Result<ReconcileDone, ReconcileError> {
-        let keep = self
-            .store
-            .deployments_to_keep(agent_id)?
-            .iter()
-            .filter_map(|id| DeploymentId::parse(id))
-            .collect();
+        let keep = self.store.deployments_to_keep(agent_id)?;
         let abandon = self.abandoned_on(agent_id)?;
         Ok(self
             .agents

@@ -402,13 +402,13 @@ impl Store {
 
     /// Deployments that should have a container on `agent_id`: every one
     /// that is neither failed, cancelled nor stopped.
-    pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
+    pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<DeploymentId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT id FROM deployments WHERE agent_id = ?1 AND status IN {}",
             *status::LIVE_SQL
         ))?;
-        let rows = stmt.query_map([agent_id], |row| row.get(0))?;
+        let rows = stmt.query_map([agent_id], |row| columns::deployment_id(row, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
