@@ -134,8 +134,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Why a request did not reach the gateway, or its answer could not be
-/// passed on. The text ends "the gateway of sandbox … did not answer: ",
-/// so each cause is in it (not also a `source`).
+/// passed on. The text follows "the gateway of sandbox … did not answer: "
+/// in the 502 the client gets, so each cause is in it (not also a
+/// `source`).
 #[derive(Debug, thiserror::Error)]
 enum ForwardError {
     #[error("bad path: {0}")]
