@@ -365,7 +365,7 @@ async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String,
                 format!("checking the repo failed: {e}"),
             )
         })?
-        .map_err(bad_request)
+        .map_err(RpcError::from)
 }
 
 pub(crate) async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {

@@ -46,7 +46,7 @@ pub(crate) async fn branch_status(
         tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
             .await
             .map_err(|e| internal(format!("checking the repo failed: {e}")))?
-            .map_err(bad_request)?;
+            .map_err(RpcError::from)?;
     let heads = {
         let (url, credential) = (url.clone(), request.credential.clone());
         let list =

@@ -189,7 +189,7 @@ impl BuildBox {
             Ok::<_, std::io::Error>(())
         })
         .await
-        .map_err(|e| DeployError::Internal(format!("chown task failed: {e}")))?
+        .map_err(DeployError::task("chown"))?
         .map_err(|source| DeployError::Io {
             what: "hand the build directories to the build user".to_owned(),
             source,
@@ -207,7 +207,7 @@ impl BuildBox {
         let (uid, gid) = agent_user();
         tokio::task::spawn_blocking(move || chown_tree(&dir, uid, gid))
             .await
-            .map_err(|e| DeployError::Internal(format!("chown task failed: {e}")))?
+            .map_err(DeployError::task("chown"))?
             .map_err(|source| DeployError::Io {
                 what: "take the worktree back from the build user".to_owned(),
                 source,
@@ -293,9 +293,7 @@ impl BuildBox {
                 step: "wait for build container",
                 source,
             }),
-            None => Err(DeployError::Internal(
-                "the engine ended the wait for a build container without an answer".to_owned(),
-            )),
+            None => Err(DeployError::BuildWaitEnded),
         }
     }
 

@@ -299,10 +299,15 @@ pub struct BuildUser {
     pub gid: u32,
 }
 
+/// A `build.user` that is not a numeric `uid:gid`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a numeric uid:gid like \"1000:1000\"")]
+pub struct NotABuildUser(pub String);
+
 impl std::str::FromStr for BuildUser {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a numeric uid:gid like \"1000:1000\"");
+    type Err = NotABuildUser;
+    fn from_str(s: &str) -> Result<Self, NotABuildUser> {
+        let bad = || NotABuildUser(s.to_owned());
         let (uid, gid) = s.trim().split_once(':').ok_or_else(bad)?;
         Ok(BuildUser {
             uid: uid.parse().map_err(|_| bad())?,
@@ -318,9 +323,15 @@ impl<'de> Deserialize<'de> for BuildUser {
     }
 }
 
-/// Why `proxy` is not a `GOPROXY` the agent accepts: a list (`,` or `|`)
-/// of `off`, `direct`, `https://…`, `http://…` or `file:///absolute/path`.
-fn check_go_proxy(proxy: &str) -> Result<(), String> {
+/// An entry of `go.proxy` that is not one the agent accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not off, direct, an http(s):// URL or file:///absolute/path")]
+pub struct BadGoProxyEntry(pub String);
+
+/// Checks that `proxy` is a `GOPROXY` the agent accepts: a list (`,` or
+/// `|`) of `off`, `direct`, `https://…`, `http://…` or
+/// `file:///absolute/path`; the error names the first entry that is not.
+fn check_go_proxy(proxy: &str) -> Result<(), BadGoProxyEntry> {
     for entry in proxy.split([',', '|']) {
         let ok = match entry {
             "off" | "direct" => true,
@@ -331,9 +342,7 @@ fn check_go_proxy(proxy: &str) -> Result<(), String> {
             }
         };
         if !ok {
-            return Err(format!(
-                "{entry:?} is not off, direct, an http(s):// URL or file:///absolute/path"
-            ));
+            return Err(BadGoProxyEntry(entry.to_owned()));
         }
     }
     Ok(())
@@ -441,7 +450,7 @@ impl AgentConfig {
             return Err(bad("flavour.run_cmd", "must not be empty".into()));
         }
         if let Some(proxy) = &self.go.proxy {
-            check_go_proxy(proxy).map_err(|reason| bad("go.proxy", reason))?;
+            check_go_proxy(proxy).map_err(|reason| bad("go.proxy", reason.to_string()))?;
         }
         if self.go.sumdb.as_deref() == Some("") {
             return Err(bad("go.sumdb", "must not be empty (use \"off\")".into()));
@@ -573,8 +582,8 @@ impl ByteSize {
 }
 
 impl std::str::FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadSize;
+    fn from_str(s: &str) -> Result<Self, BadSize> {
         parse_memory(s).map(ByteSize)
     }
 }
@@ -601,8 +610,22 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A memory size that is not one (each names the text given).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadSize {
+    #[error("{0:?} is not a size like 256m, 1g or a number of bytes")]
+    NotASize(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    #[error("{0:?} is below Docker's minimum of 6m")]
+    BelowMinimum(String),
+}
+
+/// Docker's smallest memory limit.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
 /// `256m`, `1g`, `512k`, `1048576`, optionally with a trailing `b`.
-pub fn parse_memory(s: &str) -> Result<i64, String> {
+pub fn parse_memory(s: &str) -> Result<i64, BadSize> {
     let lower = s.trim().to_ascii_lowercase();
     let lower = lower.strip_suffix('b').unwrap_or(&lower);
     let (digits, unit) = match lower.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -614,20 +637,16 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
         "k" => 1 << 10,
         "m" => 1 << 20,
         "g" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a size like 256m, 1g or a number of bytes"
-            ));
-        }
+        _ => return Err(BadSize::NotASize(s.to_owned())),
     };
     let n: i64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a size like 256m, 1g or a number of bytes"))?;
+        .map_err(|_| BadSize::NotASize(s.to_owned()))?;
     let bytes = n
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if bytes < 6 * 1024 * 1024 {
-        return Err(format!("{s:?} is below Docker's minimum of 6m"));
+        .ok_or_else(|| BadSize::TooLarge(s.to_owned()))?;
+    if bytes < MIN_MEMORY {
+        return Err(BadSize::BelowMinimum(s.to_owned()));
     }
     Ok(bytes)
 }
@@ -920,9 +939,37 @@ goroot = "/usr/lib/go-1.19"
         assert_eq!(parse_memory("1G"), Ok(1 << 30));
         assert_eq!(parse_memory("64mb"), Ok(64 << 20));
         assert_eq!(parse_memory("104857600"), Ok(104_857_600));
-        assert!(parse_memory("1x").is_err());
-        assert!(parse_memory("").is_err());
-        assert!(parse_memory("1k").is_err());
+        assert_eq!(parse_memory("1x"), Err(BadSize::NotASize("1x".into())));
+        assert_eq!(parse_memory(""), Err(BadSize::NotASize("".into())));
+        assert_eq!(parse_memory("1k"), Err(BadSize::BelowMinimum("1k".into())));
+        assert_eq!(parse_memory("6m"), Ok(MIN_MEMORY));
+        let huge = format!("{}g", i64::MAX);
+        assert_eq!(parse_memory(&huge), Err(BadSize::TooLarge(huge.clone())));
+        assert_eq!(
+            BadSize::BelowMinimum("1k".into()).to_string(),
+            "\"1k\" is below Docker's minimum of 6m"
+        );
+    }
+
+    #[test]
+    fn go_proxies_and_build_users() {
+        assert_eq!(check_go_proxy("https://proxy.example,direct|off"), Ok(()));
+        assert_eq!(check_go_proxy("file:///srv/goproxy"), Ok(()));
+        assert_eq!(
+            check_go_proxy("off,file://relative"),
+            Err(BadGoProxyEntry("file://relative".into()))
+        );
+        assert_eq!(
+            "1000:1001".parse::<BuildUser>(),
+            Ok(BuildUser {
+                uid: 1000,
+                gid: 1001
+            })
+        );
+        assert_eq!(
+            "nobody".parse::<BuildUser>(),
+            Err(NotABuildUser("nobody".into()))
+        );
     }
 
     #[test]

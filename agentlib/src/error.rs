@@ -169,8 +169,24 @@ pub enum DeployError {
     HealthTimeout { path: String, secs: u64 },
     #[error("container exited with code {code} before its health check passed")]
     ContainerExited { code: i64 },
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A blocking task of the deployment panicked or was cancelled.
+    #[error("internal error: {task} task failed")]
+    TaskFailed {
+        /// `git`, `chown`, …
+        task: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("internal error: cannot encode the {what}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("internal error: cannot build an HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("internal error: the engine ended the wait for a build container without an answer")]
+    BuildWaitEnded,
 }
 
 /// A commit id as people quote it: its first 7 digits.
@@ -201,6 +217,16 @@ fn composer_fixes(configured: bool) -> &'static str {
 }
 
 impl DeployError {
+    /// For `spawn_blocking(…).await.map_err(DeployError::task("git"))`.
+    pub fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> DeployError {
+        move |source| DeployError::TaskFailed { task, source }
+    }
+
+    /// For `serde_json::to_vec(…).map_err(DeployError::encode("routes"))`.
+    pub fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> DeployError {
+        move |source| DeployError::Encode { what, source }
+    }
+
     /// The message for the result event: this error and its sources.
     pub fn user_message(&self) -> String {
         let mut message = self.to_string();
@@ -224,5 +250,38 @@ impl DeployError {
             | DeployError::Abandoned => sdp_bus::Status::Cancelled,
             _ => sdp_bus::Status::Failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed task keeps the old wording, with the cause from the source.
+    #[tokio::test]
+    async fn a_failed_task_says_which_and_why() {
+        let joined = tokio::task::spawn_blocking(|| panic!("boom")).await;
+        let err = joined
+            .map_err(DeployError::task("chown"))
+            .expect_err("panicked");
+        assert_eq!(err.to_string(), "internal error: chown task failed");
+        let message = err.user_message();
+        assert!(
+            message.starts_with("internal error: chown task failed: task "),
+            "{message}"
+        );
+        assert!(message.contains("panicked"), "{message}");
+        assert_eq!(err.status(), sdp_bus::Status::Failed);
+    }
+
+    #[test]
+    fn an_encoding_failure_names_what() {
+        let source = serde_json::from_str::<u8>("x").expect_err("not json");
+        let text = source.to_string();
+        let err = DeployError::encode("routes")(source);
+        assert_eq!(
+            err.user_message(),
+            format!("internal error: cannot encode the routes: {text}")
+        );
     }
 }

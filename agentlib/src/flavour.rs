@@ -489,7 +489,7 @@ impl GoFlavour {
             Ok((found, go_mod))
         })
         .await
-        .map_err(|e| DeployError::Internal(format!("toolchain task failed: {e}")))??;
+        .map_err(DeployError::task("toolchain"))??;
         let (toolchain, chosen) = go_toolchains::select(&found, go_mod.as_deref())?;
         Ok((toolchain.clone(), chosen))
     }
@@ -600,7 +600,7 @@ async fn seed_go_cache(
         Ok(true)
     })
     .await
-    .map_err(|e| DeployError::Internal(format!("seeding task failed: {e}")))?
+    .map_err(DeployError::task("seeding"))?
     .map_err(io_err("seed the sandbox's Go build cache"))
 }
 

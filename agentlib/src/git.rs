@@ -24,31 +24,69 @@ use sdp_bus::{BranchInfo, GitCredential, RpcError, RpcErrorCode};
 
 use crate::error::DeployError;
 
-/// Why a remote URL is refused: the text is safe to send back (it never
-/// repeats the URL, which might carry a credential).
-pub fn check_remote_url(url: &str, allowed_schemes: &[String]) -> Result<(), String> {
+/// Why a remote URL is refused. The text is safe to send back: it never
+/// repeats the URL, which might carry a credential.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteRefused {
+    #[error("its remote is not a URL with a scheme (scp-like and local remotes are not allowed)")]
+    NoScheme,
+    #[error("its remote uses the scheme '{scheme}'; allowed: {}", allowed.join(", "))]
+    Scheme {
+        /// Lower-cased.
+        scheme: String,
+        allowed: Vec<String>,
+    },
+    #[error("its remote URL carries credentials; remove them from the URL")]
+    Credentials,
+    #[error("its remote URL has no host")]
+    NoHost,
+}
+
+/// Why a repo of `repos_dir` cannot be deployed from this agent. The text
+/// is for the requester: it names no host path and no URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RepoRefused {
+    #[error("repo '{repo}' is not on this agent")]
+    NotHere { repo: String },
+    #[error("repo '{repo}' has no origin remote on this agent")]
+    NoOrigin { repo: String },
+    #[error("repo '{repo}' has an origin URL that is not UTF-8")]
+    OriginNotUtf8 { repo: String },
+    /// The reason is part of the message (it is what the requester must
+    /// fix), so it is not also a `source`.
+    #[error("repo '{repo}' cannot be deployed: {reason}")]
+    Remote { repo: String, reason: RemoteRefused },
+}
+
+/// A refused repo is the requester's to fix: `bad_request`.
+impl From<RepoRefused> for RpcError {
+    fn from(refused: RepoRefused) -> Self {
+        RpcError::new(RpcErrorCode::BadRequest, refused.to_string())
+    }
+}
+
+/// Checks a remote URL against the allowed schemes (case-insensitive): it
+/// must have a host and no credentials.
+pub fn check_remote_url(url: &str, allowed_schemes: &[String]) -> Result<(), RemoteRefused> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(
-            "its remote is not a URL with a scheme (scp-like and local remotes are not allowed)"
-                .into(),
-        );
+        return Err(RemoteRefused::NoScheme);
     };
     let scheme = scheme.to_ascii_lowercase();
     if !allowed_schemes
         .iter()
         .any(|s| s.eq_ignore_ascii_case(&scheme))
     {
-        return Err(format!(
-            "its remote uses the scheme '{scheme}'; allowed: {}",
-            allowed_schemes.join(", ")
-        ));
+        return Err(RemoteRefused::Scheme {
+            scheme,
+            allowed: allowed_schemes.to_vec(),
+        });
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err("its remote URL carries credentials; remove them from the URL".into());
+        return Err(RemoteRefused::Credentials);
     }
     if authority.is_empty() {
-        return Err("its remote URL has no host".into());
+        return Err(RemoteRefused::NoHost);
     }
     Ok(())
 }
@@ -69,29 +107,31 @@ pub fn list_repos(repos_dir: &Path) -> Vec<String> {
 }
 
 /// The `origin` URL of `repos_dir/<repo>`, checked against the allowed
-/// schemes. `repo` must already have passed `validate::repo`. The error is
-/// a message for the requester (no host path, no URL).
+/// schemes. `repo` must already have passed `validate::repo`.
 pub fn origin_url(
     repos_dir: &Path,
     repo: &str,
     allowed_schemes: &[String],
-) -> Result<String, String> {
+) -> Result<String, RepoRefused> {
     let path = repos_dir.join(repo);
+    let repo = || repo.to_owned();
     let repository = Repository::open_ext(
         &path,
         RepositoryOpenFlags::NO_SEARCH,
         std::iter::empty::<&OsStr>(),
     )
-    .map_err(|_| format!("repo '{repo}' is not on this agent"))?;
+    .map_err(|_| RepoRefused::NotHere { repo: repo() })?;
     let remote = repository
         .find_remote("origin")
-        .map_err(|_| format!("repo '{repo}' has no origin remote on this agent"))?;
+        .map_err(|_| RepoRefused::NoOrigin { repo: repo() })?;
     let url = remote
         .url()
-        .map_err(|_| format!("repo '{repo}' has an origin URL that is not UTF-8"))?
+        .map_err(|_| RepoRefused::OriginNotUtf8 { repo: repo() })?
         .to_owned();
-    check_remote_url(&url, allowed_schemes)
-        .map_err(|why| format!("repo '{repo}' cannot be deployed: {why}"))?;
+    check_remote_url(&url, allowed_schemes).map_err(|reason| RepoRefused::Remote {
+        repo: repo(),
+        reason,
+    })?;
     Ok(url)
 }
 
@@ -518,15 +558,72 @@ mod tests {
         let https = schemes(&["https"]);
         assert!(check_remote_url("https://bitbucket.example/scm/x/users.git", &https).is_ok());
         assert!(check_remote_url("HTTPS://host/x.git", &https).is_ok());
-        let err = check_remote_url("http://host/x.git", &https).expect_err("http refused");
-        assert!(err.contains("'http'"), "{err}");
+        let err = check_remote_url("HTTP://host/x.git", &https).expect_err("http refused");
+        assert_eq!(
+            err,
+            RemoteRefused::Scheme {
+                scheme: "http".into(),
+                allowed: https.clone()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "its remote uses the scheme 'http'; allowed: https"
+        );
         let err = check_remote_url("https://jo:hunter2@host/x.git", &https).expect_err("userinfo");
-        assert!(!err.contains("hunter2"), "{err}");
-        assert!(check_remote_url("git@host:x.git", &https).is_err());
-        assert!(check_remote_url("/srv/x.git", &https).is_err());
-        assert!(check_remote_url("file:///srv/x.git", &https).is_err());
-        assert!(check_remote_url("https:///x.git", &https).is_err());
+        assert_eq!(err, RemoteRefused::Credentials);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(
+            check_remote_url("git@host:x.git", &https),
+            Err(RemoteRefused::NoScheme)
+        );
+        assert_eq!(
+            check_remote_url("/srv/x.git", &https),
+            Err(RemoteRefused::NoScheme)
+        );
+        assert!(matches!(
+            check_remote_url("file:///srv/x.git", &https),
+            Err(RemoteRefused::Scheme { .. })
+        ));
+        assert_eq!(
+            check_remote_url("https:///x.git", &https),
+            Err(RemoteRefused::NoHost)
+        );
         assert!(check_remote_url("http://127.0.0.1:9/x.git", &schemes(&["https", "http"])).is_ok());
+    }
+
+    /// A repo that cannot be deployed is a bad request naming the repo
+    /// and why, never its path or URL.
+    #[test]
+    fn refused_repos_are_bad_requests_without_the_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let https = schemes(&["https"]);
+        assert_eq!(
+            origin_url(dir.path(), "users", &https),
+            Err(RepoRefused::NotHere {
+                repo: "users".into()
+            })
+        );
+        let repository = Repository::init(dir.path().join("users")).expect("init");
+        assert_eq!(
+            origin_url(dir.path(), "users", &https),
+            Err(RepoRefused::NoOrigin {
+                repo: "users".into()
+            })
+        );
+        repository
+            .remote("origin", "http://jo:hunter2@host/users.git")
+            .expect("remote");
+        let refused = origin_url(dir.path(), "users", &https).expect_err("http refused");
+        let reply = RpcError::from(refused.clone());
+        assert_eq!(reply.code, RpcErrorCode::BadRequest);
+        assert_eq!(
+            reply.message,
+            "repo 'users' cannot be deployed: its remote uses the scheme 'http'; allowed: https"
+        );
+        assert_eq!(reply.message, refused.to_string());
+        assert!(!reply.message.contains("hunter2"));
+        assert!(!reply.message.contains(&dir.path().display().to_string()));
     }
 
     #[test]

@@ -286,7 +286,7 @@ async fn read_sdp_toml(worktree: &Path, repo: &str) -> Result<Option<String>, De
         Ok(meta) if !meta.is_file() => {
             return Err(DeployError::Settings {
                 repo: repo.to_owned(),
-                source: service::SettingsError::File("it is not a regular file".into()),
+                source: service::SettingsError::File(service::SettingsProblem::NotAFile),
             });
         }
         Ok(_) => {}
@@ -298,7 +298,7 @@ async fn read_sdp_toml(worktree: &Path, repo: &str) -> Result<Option<String>, De
         .map(Some)
         .map_err(|_| DeployError::Settings {
             repo: repo.to_owned(),
-            source: service::SettingsError::File("it is not UTF-8".into()),
+            source: service::SettingsError::File(service::SettingsProblem::NotUtf8),
         })
 }
 
@@ -405,8 +405,7 @@ async fn steps(
         commit,
         settings,
     };
-    let bytes = serde_json::to_vec_pretty(&record)
-        .map_err(|e| DeployError::Internal(format!("cannot encode the build record: {e}")))?;
+    let bytes = serde_json::to_vec_pretty(&record).map_err(DeployError::encode("build record"))?;
     write_atomically(&paths.state_file, bytes, "the build record").await?;
     Ok(url)
 }
@@ -494,7 +493,7 @@ async fn fetch_and_build(
                 }
             }
             joined = &mut fetch => {
-                break joined.map_err(|e| DeployError::Internal(format!("git task failed: {e}")))??;
+                break joined.map_err(DeployError::task("git"))??;
             }
         }
     };
@@ -605,8 +604,8 @@ async fn start_and_check(
         mounts.push((paths.artifact_dir.clone(), target.to_owned()));
     }
     if let Some(target) = spec.routes_file {
-        let table = serde_json::to_vec_pretty(&request.routes)
-            .map_err(|e| DeployError::Internal(format!("cannot encode the routes: {e}")))?;
+        let table =
+            serde_json::to_vec_pretty(&request.routes).map_err(DeployError::encode("routes"))?;
         write_atomically(&paths.routes_file, table, "the routes file").await?;
         mounts.push((paths.routes_file.clone(), target.to_owned()));
         sdp_env.push(("SDP_ROUTES_FILE", target.to_owned()));
@@ -653,7 +652,7 @@ async fn start_and_check(
         .no_proxy()
         .timeout(HEALTH_REQUEST_TIMEOUT)
         .build()
-        .map_err(|e| DeployError::Internal(format!("cannot build an HTTP client: {e}")))?;
+        .map_err(DeployError::HttpClient)?;
     let mut host_port = None;
     let mut pause = HEALTH_FIRST;
     loop {

@@ -15,6 +15,7 @@ use sdp_bus::{Probe, ProbeHop, ProbeReport, Route, RouteCheck, RpcError};
 
 use crate::agent::{Agent, bad_request};
 use crate::docker;
+use crate::error::DeployError;
 
 /// The bound of one target's check, inside the container.
 pub const TARGET_TIMEOUT_SECS: u64 = 5;
@@ -42,7 +43,10 @@ pub(crate) async fn probe(agent: &Agent, request: Probe) -> Result<ProbeReport, 
             );
             return Ok(all_broken(&request.routes, ProbeHop::Gateway, &error));
         }
-        Err(error) => return Ok(all_broken(&request.routes, ProbeHop::Gateway, &error)),
+        Err(error) => {
+            let error = error.user_message();
+            return Ok(all_broken(&request.routes, ProbeHop::Gateway, &error));
+        }
     };
     let checks = request
         .routes
@@ -54,17 +58,13 @@ pub(crate) async fn probe(agent: &Agent, request: Probe) -> Result<ProbeReport, 
 }
 
 /// The id of the running container of (this agent, sandbox, service).
-async fn running_gateway(agent: &Agent, request: &Probe) -> Result<Option<String>, String> {
+async fn running_gateway(agent: &Agent, request: &Probe) -> Result<Option<String>, DeployError> {
     let labels = [
         (docker::LABEL_AGENT, agent.agent_id()),
         (docker::LABEL_SANDBOX, request.sandbox.as_str()),
         (docker::LABEL_SERVICE, request.service.as_str()),
     ];
-    let containers = agent
-        .docker
-        .list_labelled(&labels)
-        .await
-        .map_err(|e| e.user_message())?;
+    let containers = agent.docker.list_labelled(&labels).await?;
     for (id, _) in containers {
         if let Ok((_, None)) = agent.docker.state(&id, 0).await {
             return Ok(Some(id));
@@ -99,27 +99,45 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Why a route's target is not checked. The text goes back in the route's
+/// check; it never repeats the URL (it might carry credentials).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetRefused {
+    #[error("the target is not an http:// or https:// URL")]
+    NotHttp,
+    #[error("the target URL is too long or holds spaces or control characters")]
+    Unsafe,
+    #[error("the target URL carries credentials")]
+    Credentials,
+    #[error("the target URL has no host")]
+    NoHost,
+}
+
+/// The longest target URL checked.
+const MAX_TARGET_LEN: usize = 2048;
+
 /// The target's `host:port` if it is an http(s) URL the check accepts: a
 /// host, no whitespace or control characters, no credentials; at most 2048
 /// bytes. It then goes to wget as one argv element (it starts with
 /// `http`, so it cannot read as an option).
-pub fn check_target(target: &str) -> Result<String, String> {
+pub fn check_target(target: &str) -> Result<String, TargetRefused> {
     let (rest, default_port) = if let Some(rest) = target.strip_prefix("http://") {
         (rest, 80)
     } else if let Some(rest) = target.strip_prefix("https://") {
         (rest, 443)
     } else {
-        return Err("the target is not an http:// or https:// URL".into());
+        return Err(TargetRefused::NotHttp);
     };
-    if target.len() > 2048 || target.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("the target URL is too long or holds spaces or control characters".into());
+    if target.len() > MAX_TARGET_LEN || target.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(TargetRefused::Unsafe);
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err("the target URL carries credentials".into());
+        return Err(TargetRefused::Credentials);
     }
     if authority.is_empty() || authority.starts_with(':') {
-        return Err("the target URL has no host".into());
+        return Err(TargetRefused::NoHost);
     }
     // `[::1]:8080`, `host:8080`, `host`
     let has_port = match authority.rfind(':') {
@@ -163,7 +181,7 @@ fn argv(target: &str) -> Vec<String> {
 async fn check(docker: &docker::DockerClient, container: &str, route: &Route) -> RouteCheck {
     let host_port = match check_target(&route.target) {
         Ok(host_port) => host_port,
-        Err(why) => return broken(route, ProbeHop::Url, why, None),
+        Err(why) => return broken(route, ProbeHop::Url, why.to_string(), None),
     };
     let started = Instant::now();
     let ran = tokio::time::timeout(EXEC_TIMEOUT, docker.exec(container, argv(&route.target))).await;
@@ -311,19 +329,25 @@ mod tests {
         );
         assert_eq!(check_target("http://[::1]:81/").as_deref(), Ok("[::1]:81"));
         assert_eq!(check_target("http://[::1]/").as_deref(), Ok("[::1]:80"));
-        for bad in [
-            "ftp://x",
-            "-O/etc/passwd",
-            "http://",
-            "http:///x",
-            "http://a b",
-            "http://x\n",
-            "http://u:p@host/",
-            "http://:80/",
+        use TargetRefused::*;
+        for (bad, why) in [
+            ("ftp://x", NotHttp),
+            ("-O/etc/passwd", NotHttp),
+            ("http://", NoHost),
+            ("http:///x", NoHost),
+            ("http://a b", Unsafe),
+            ("http://x\n", Unsafe),
+            ("http://u:p@host/", Credentials),
+            ("http://:80/", NoHost),
         ] {
-            assert!(check_target(bad).is_err(), "{bad}");
+            assert_eq!(check_target(bad), Err(why), "{bad}");
         }
-        assert!(check_target(&format!("http://h/{}", "a".repeat(2048))).is_err());
+        let long = format!("http://h/{}", "a".repeat(MAX_TARGET_LEN));
+        assert_eq!(check_target(&long), Err(Unsafe));
+        assert!(
+            !Credentials.to_string().contains("u:p"),
+            "the message never repeats the URL"
+        );
     }
 
     #[test]

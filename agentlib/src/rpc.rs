@@ -250,7 +250,7 @@ async fn list_branches(agent: &Agent, request: ListBranches) -> Result<BranchLis
         tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
             .await
             .map_err(|e| internal("checking the repo", e))?
-            .map_err(bad_request)?;
+            .map_err(RpcError::from)?;
     let credential = request.credential;
     let list = tokio::task::spawn_blocking(move || crate::git::list_branches(&url, &credential));
     match tokio::time::timeout(GIT_TIMEOUT, list).await {

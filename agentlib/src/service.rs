@@ -27,11 +27,11 @@ pub fn agent_defaults(config: &AgentConfig) -> ServiceSettings {
 
 /// Parses `sdp.toml` text into the keys it sets. Unknown keys and wrong
 /// types are refused; the message names the key.
-pub fn parse_sdp_toml(text: &str) -> Result<ServiceOverrides, String> {
+pub fn parse_sdp_toml(text: &str) -> Result<ServiceOverrides, SettingsProblem> {
     // The canonical type checks keys and types ...
-    let parsed: ServiceSettings = toml::from_str(text).map_err(|e| toml_message(&e))?;
+    let parsed: ServiceSettings = toml::from_str(text).map_err(|e| toml_problem(&e))?;
     // ... and the table says which keys were written (the rest default).
-    let table: toml::Table = toml::from_str(text).map_err(|e| toml_message(&e))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| toml_problem(&e))?;
     let set = |key: &str| table.contains_key(key);
     Ok(ServiceOverrides {
         port: set("port").then_some(parsed.port),
@@ -48,8 +48,8 @@ pub fn parse_sdp_toml(text: &str) -> Result<ServiceOverrides, String> {
     })
 }
 
-fn toml_message(err: &toml::de::Error) -> String {
-    err.message().trim().to_owned()
+fn toml_problem(err: &toml::de::Error) -> SettingsProblem {
+    SettingsProblem::Toml(err.message().trim().to_owned())
 }
 
 /// Layers `sdp_toml` (if the repo has one) and `overrides` over `base`,
@@ -70,16 +70,35 @@ pub fn resolve(
     Ok(settings)
 }
 
+/// Settings that cannot be used, and where they came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid {SDP_TOML}: {0}")]
-    File(String),
+    File(SettingsProblem),
     #[error("invalid settings override: {0}")]
-    Overrides(String),
+    Overrides(SettingsProblem),
 }
 
-fn check(settings: &ServiceOverrides) -> Result<(), String> {
-    settings.check()
+/// What is wrong with one layer of settings. The text names the key; it
+/// is part of [`SettingsError`]'s message, so not also its source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsProblem {
+    /// Not TOML, an unknown key or a value of the wrong type (toml's
+    /// message).
+    #[error("{0}")]
+    Toml(String),
+    /// A value the settings refuse ([`ServiceOverrides::check`]).
+    #[error("{0}")]
+    Value(String),
+    /// The repo's file is not a regular file (a symlink, a directory).
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error("it is not UTF-8")]
+    NotUtf8,
+}
+
+fn check(settings: &ServiceOverrides) -> Result<(), SettingsProblem> {
+    settings.check().map_err(SettingsProblem::Value)
 }
 
 /// The argument for `go build`: `./<main_package>` with redundant `./`
@@ -210,6 +229,10 @@ mod tests {
         let err = resolve(&base, Some("colour = \"red\"\n"), &none).expect_err("unknown");
         assert!(err.to_string().contains("colour"), "{err}");
         assert!(err.to_string().contains("sdp.toml"), "{err}");
+        assert!(
+            matches!(err, SettingsError::File(SettingsProblem::Toml(_))),
+            "{err:?}"
+        );
         let err = resolve(&base, Some("port = \"x\"\n"), &none).expect_err("type");
         assert!(err.to_string().contains("sdp.toml"), "{err}");
         for bad in ["../x", "/abs", "-x", "a/../../b", ""] {
@@ -219,12 +242,23 @@ mod tests {
         }
         let err = resolve(&base, Some("health_path = \"healthz\"\n"), &none).expect_err("path");
         assert!(err.to_string().contains("health_path"), "{err}");
+        assert!(
+            matches!(err, SettingsError::File(SettingsProblem::Value(_))),
+            "{err:?}"
+        );
         let overrides = ServiceOverrides {
             main_package: Some("..".into()),
             ..Default::default()
         };
         let err = resolve(&base, None, &overrides).expect_err("override");
-        assert!(matches!(err, SettingsError::Overrides(_)), "{err}");
+        assert!(
+            matches!(err, SettingsError::Overrides(SettingsProblem::Value(_))),
+            "{err:?}"
+        );
+        assert_eq!(
+            SettingsError::File(SettingsProblem::NotUtf8).to_string(),
+            "invalid sdp.toml: it is not UTF-8"
+        );
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

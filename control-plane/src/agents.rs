@@ -220,12 +220,8 @@ pub async fn watchdog(
             let Some(agent_id) = deployment.agent_id.as_deref() else {
                 continue; // not yet accepted; the request path settles it
             };
-            let quiet_for = DateTime::parse_from_rfc3339(&deployment.updated_at)
-                .map(|t| {
-                    (Utc::now() - t.with_timezone(&Utc))
-                        .to_std()
-                        .unwrap_or_default()
-                })
+            let quiet_for = (Utc::now() - deployment.updated_at)
+                .to_std()
                 .unwrap_or_default();
             let reason = match agents.get(agent_id) {
                 Some(seen) if seen.at.elapsed() >= timeout => Some(format!(
@@ -237,12 +233,7 @@ pub async fn watchdog(
                     timeout.as_secs()
                 )),
                 Some(seen)
-                    if quiet_for >= timeout
-                        && !seen
-                            .heartbeat
-                            .running
-                            .iter()
-                            .any(|id| id.as_str() == deployment.id) =>
+                    if quiet_for >= timeout && !seen.heartbeat.running.contains(&deployment.id) =>
                 {
                     Some(format!(
                         "agent {agent_id} is no longer working on this deployment (it restarted)"
@@ -255,10 +246,7 @@ pub async fn watchdog(
                 // the stream says whether the agent finished (its result
                 // is there) or was heard from lately, and which seq the
                 // failure event must follow.
-                let Some(id) = sdp_bus::DeploymentId::parse(&deployment.id) else {
-                    continue;
-                };
-                let last = match crate::events::last_stream_event(&client, &id).await {
+                let last = match crate::events::last_stream_event(&client, &deployment.id).await {
                     Ok(last) => last,
                     Err(err) => {
                         tracing::warn!(deployment = %deployment.id, error = %err, "watchdog cannot read the stream; judging later");
@@ -274,8 +262,10 @@ pub async fn watchdog(
                 }
                 let last_seq = last.map_or(deployment.last_seq, |e| e.seq.max(deployment.last_seq));
                 tracing::warn!(deployment = %deployment.id, %reason, "failing deployment");
-                match store.fail_deployment(&deployment.id, &reason) {
-                    Ok(true) => publish_failure(&client, &deployment.id, last_seq, &reason).await,
+                match store.fail_deployment(deployment.id.as_str(), &reason) {
+                    Ok(true) => {
+                        publish_failure(&client, deployment.id.as_str(), last_seq, &reason).await
+                    }
                     Ok(false) => {}
                     Err(err) => tracing::error!(error = %err, "watchdog cannot fail deployment"),
                 }

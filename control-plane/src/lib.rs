@@ -205,6 +205,7 @@ pub async fn run(
         config.agents.heartbeat_timeout,
     );
     orchestrator.service_credential = secrets.service_credential;
+    orchestrator.default_ttl_hours = config.sandboxes.default_ttl_hours;
     tasks.spawn(orchestrator.clone().follow_results(shutdown.clone()));
     tasks.spawn(
         orchestrator

@@ -96,7 +96,7 @@ pub async fn entry(State(state): State<AppState>, request: Request, next: Next) 
     };
     match forward(request, authority).await {
         Ok(response) => response,
-        Err(reason) => bad_gateway(&sandbox, &reason),
+        Err(reason) => bad_gateway(&sandbox, &reason.to_string()),
     }
 }
 
@@ -133,9 +133,38 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Why a request did not reach the gateway, or its answer could not be
+/// passed on. The text follows "the gateway of sandbox … did not answer: "
+/// in the 502 the client gets, so each cause is in it (not also a
+/// `source`).
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    #[error("bad path: {0}")]
+    Path(axum::http::uri::InvalidUri),
+    #[error("no connection to {authority} within {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout { authority: String },
+    #[error("cannot connect to {authority}: {error}")]
+    Connect {
+        authority: String,
+        error: std::io::Error,
+    },
+    #[error("HTTP handshake with {authority} failed: {error}")]
+    Handshake {
+        authority: String,
+        error: hyper::Error,
+    },
+    #[error("{authority}: {error}")]
+    Exchange {
+        authority: String,
+        error: hyper::Error,
+    },
+    #[error("it switched protocols unasked")]
+    UnaskedSwitch,
+}
+
 /// Sends `request` to `authority` on a connection of its own; an upgrade
 /// the gateway accepts (101) joins the two upgraded connections.
-async fn forward(mut request: Request, authority: &str) -> Result<Response, String> {
+async fn forward(mut request: Request, authority: &str) -> Result<Response, ForwardError> {
     let upgrade = is_upgrade(request.headers());
     let client_upgraded = upgrade.then(|| hyper::upgrade::on(&mut request));
     let upgrade_to = request.headers().get(header::UPGRADE).cloned();
@@ -160,16 +189,25 @@ async fn forward(mut request: Request, authority: &str) -> Result<Response, Stri
         .map(|pq| pq.as_str())
         .unwrap_or("/")
         .parse()
-        .map_err(|e| format!("bad path: {e}"))?;
+        .map_err(ForwardError::Path)?;
     parts.version = axum::http::Version::HTTP_11;
 
+    let authority_owned = || authority.to_owned();
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
         .await
-        .map_err(|_| format!("no connection to {authority} within {CONNECT_TIMEOUT:?}"))?
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        .map_err(|_| ForwardError::ConnectTimeout {
+            authority: authority_owned(),
+        })?
+        .map_err(|error| ForwardError::Connect {
+            authority: authority_owned(),
+            error,
+        })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
+        .map_err(|error| ForwardError::Handshake {
+            authority: authority_owned(),
+            error,
+        })?;
     tokio::spawn(async move {
         if let Err(err) = connection.with_upgrades().await {
             tracing::debug!(error = %err, "preview upstream connection ended");
@@ -178,11 +216,14 @@ async fn forward(mut request: Request, authority: &str) -> Result<Response, Stri
     let mut response = sender
         .send_request(axum::http::Request::from_parts(parts, body))
         .await
-        .map_err(|e| format!("{authority}: {e}"))?;
+        .map_err(|error| ForwardError::Exchange {
+            authority: authority_owned(),
+            error,
+        })?;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgraded) = client_upgraded else {
-            return Err("it switched protocols unasked".to_owned());
+            return Err(ForwardError::UnaskedSwitch);
         };
         let upstream_upgraded = hyper::upgrade::on(&mut response);
         tokio::spawn(async move {

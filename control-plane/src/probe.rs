@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::routing::RouteTable;
-use crate::store::{Deployment, DeploymentFilter, Store, StoreError};
+use crate::store::{Deployment, Store, StoreError};
 
 /// Checks run at once, each bounded at 5 s inside the container and 8 s by
 /// the agent: this leaves room for the agent's own work.
@@ -47,13 +47,8 @@ pub enum ProbeError {
 
 /// The sandbox's newest running gateway deployment that names its agent.
 pub fn running_gateway(store: &Store, sandbox: &str) -> Result<Option<Deployment>, StoreError> {
-    let running = store.deployments(&DeploymentFilter {
-        sandbox: Some(sandbox.to_owned()),
-        status: Some(sdp_bus::Status::Running),
-        limit: 10_000,
-        ..DeploymentFilter::default()
-    })?;
-    Ok(running
+    Ok(store
+        .running_deployments(sandbox)?
         .into_iter()
         .find(|d| d.kind == subject::KIND_GATEWAY && d.agent_id.is_some()))
 }
@@ -80,7 +75,7 @@ pub async fn probe(
     Ok(ProbeResult {
         sandbox: sandbox.to_owned(),
         gateway: ProbedGateway {
-            deployment_id: gateway.id,
+            deployment_id: gateway.id.into(),
             agent_id,
             url: gateway.url,
         },

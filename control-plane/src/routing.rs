@@ -252,8 +252,8 @@ mod tests {
             gateway: Some(service("api-gateway", None)),
             services,
             created_by: None,
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
 

@@ -16,7 +16,7 @@ use sdp_bus::{
 use serde::Serialize;
 
 use crate::agent_client::{AgentCallError, AgentClient};
-use crate::store::{Deployment, DeploymentFilter, Store, StoreError};
+use crate::store::{Deployment, Store, StoreError};
 
 /// The agent lists the heads (up to 15 s) and may fetch to count (20 s).
 const BRANCH_STATUS_TIMEOUT: Duration = Duration::from_secs(40);
@@ -52,25 +52,6 @@ pub struct ServiceStaleness {
     pub reason: Option<String>,
 }
 
-/// The newest running deployment of each repo of the sandbox, by repo.
-pub fn running_services(store: &Store, sandbox: &str) -> Result<Vec<Deployment>, StoreError> {
-    let running = store.deployments(&DeploymentFilter {
-        sandbox: Some(sandbox.to_owned()),
-        status: Some(sdp_bus::Status::Running),
-        limit: 10_000,
-        ..DeploymentFilter::default()
-    })?;
-    let mut newest: Vec<Deployment> = Vec::new();
-    // Newest first: the first of each repo wins.
-    for deployment in running {
-        if !newest.iter().any(|d| d.repo == deployment.repo) {
-            newest.push(deployment);
-        }
-    }
-    newest.sort_by(|a, b| a.repo.cmp(&b.repo));
-    Ok(newest)
-}
-
 /// The staleness of every running service of `sandbox`, asking the agents
 /// with `credential`.
 pub async fn staleness(
@@ -79,7 +60,7 @@ pub async fn staleness(
     sandbox: &str,
     credential: &GitCredential,
 ) -> Result<Vec<ServiceStaleness>, StoreError> {
-    let services = running_services(store, sandbox)?;
+    let services = store.running_deployments(sandbox)?;
     let checks = services
         .into_iter()
         .map(|deployment| service_staleness(agents, deployment, credential.clone()));
@@ -94,7 +75,7 @@ async fn service_staleness(
     let mut view = ServiceStaleness {
         repo: deployment.repo.clone(),
         branch: deployment.branch.clone(),
-        deployment_id: deployment.id.clone(),
+        deployment_id: deployment.id.to_string(),
         deployed_commit: deployment.commit.clone(),
         head: None,
         behind: None,

@@ -64,7 +64,7 @@ pub(super) fn mark(
         if !deployed_since {
             service.pushed_head = Some(PushedHead {
                 commit: commit.clone(),
-                at: at.clone(),
+                at: crate::store::columns::timestamp_text(*at),
                 note: BEHIND_NOTE.to_owned(),
             });
         }

@@ -133,7 +133,7 @@ pub(super) async fn view(
             kind: Some(d.kind),
             branch: Some(d.branch),
             status: Some(d.status),
-            deployment_id: Some(d.id),
+            deployment_id: Some(d.id.into()),
             commit: d.commit,
             url: d.url,
             follow: false,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::Orchestrator;
+use crate::agent_client::AgentCallError;
 use crate::store::StoreError;
 
 /// How long an agent gets to tear a sandbox down or reconcile.
@@ -28,6 +29,18 @@ pub struct AgentTeardown {
     pub containers_removed: u32,
     pub worktrees_removed: u32,
     pub error: Option<String>,
+}
+
+/// Why an agent was not reconciled; the next round tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// What the agent should keep could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agent did not take the command (gone, busy, or without
+    /// reconcile support).
+    #[error(transparent)]
+    Agent(#[from] AgentCallError),
 }
 
 impl Orchestrator {
@@ -78,24 +91,18 @@ impl Orchestrator {
 
     /// Tells an agent which of its containers should exist
     /// (`agent.cmd.<id>.reconcile`); it removes the others.
-    pub async fn reconcile_agent(&self, agent_id: &str) -> Result<ReconcileDone, String> {
-        let keep = self
-            .store
-            .deployments_to_keep(agent_id)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .filter_map(|id| DeploymentId::parse(id))
-            .collect();
-        let abandon = self.abandoned_on(agent_id).map_err(|e| e.to_string())?;
-        self.agents
+    pub async fn reconcile_agent(&self, agent_id: &str) -> Result<ReconcileDone, ReconcileError> {
+        let keep = self.store.deployments_to_keep(agent_id)?;
+        let abandon = self.abandoned_on(agent_id)?;
+        Ok(self
+            .agents
             .command(
                 agent_id,
                 sdp_bus::subject::RECONCILE,
                 &Reconcile { keep, abandon },
                 COMMAND_TIMEOUT,
             )
-            .await
-            .map_err(|e| e.to_string())
+            .await?)
     }
 
     /// What the agent says it works on (its last heartbeat) that the store

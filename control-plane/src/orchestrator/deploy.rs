@@ -69,7 +69,7 @@ pub struct Pin {
     /// unless it is on the branch.
     pub commit: Option<String>,
     /// The deployment whose commit this one deploys again (a rollback).
-    pub redeploy_of: Option<String>,
+    pub redeploy_of: Option<DeploymentId>,
 }
 
 /// A template deploy that names what the template does not have.
@@ -199,11 +199,12 @@ impl Orchestrator {
             branch,
             kind: &kind,
             created_by: &requester.user,
+            new_sandbox_ttl_hours: self.default_ttl_hours,
             // Only a re-apply (a gateway's new routes, a service's new
             // env) reuses a build.
             reapply: reuse_build,
             commit: pin.commit.as_deref(),
-            redeploy_of: pin.redeploy_of.as_deref(),
+            redeploy_of: pin.redeploy_of.as_ref(),
         };
         self.store.insert_deployment_as(&new, requester.editor())?;
         if let Some(session) = &requester.session {

@@ -31,7 +31,7 @@ use std::time::Duration;
 use sdp_bus::{DeploymentId, GitCredential, Status};
 use serde::Serialize;
 
-pub use convergence::{AgentTeardown, TeardownReport};
+pub use convergence::{AgentTeardown, ReconcileError, TeardownReport};
 pub use credentials::ReapplyCredentials;
 pub use deploy::{Acting, Pin, PlanError, Requester, plan_template};
 pub use reapply::{Reapplies, ReapplyFrom};
@@ -84,6 +84,9 @@ pub struct Orchestrator {
     /// deployments fetch with it, and a gateway re-apply with no live
     /// session's credential falls back to it.
     pub service_credential: Option<GitCredential>,
+    /// The TTL of a sandbox its first deploy creates
+    /// (`sandboxes.default_ttl_hours`).
+    pub default_ttl_hours: u32,
 }
 
 impl Orchestrator {
@@ -108,6 +111,7 @@ impl Orchestrator {
             reapplies: Reapplies::default(),
             in_flight: placement::InFlight::default(),
             service_credential: None,
+            default_ttl_hours: crate::config::SandboxesConfig::default().default_ttl_hours,
         }
     }
 

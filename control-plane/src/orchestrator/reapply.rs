@@ -183,7 +183,7 @@ impl Orchestrator {
         let Some(newest) = newest else {
             return Ok(());
         };
-        let Some(service) = self.wait_settled(&newest.id).await? else {
+        let Some(service) = self.wait_settled(newest.id.as_str()).await? else {
             return Ok(());
         };
         if service.status != Status::Running {
@@ -251,7 +251,7 @@ impl Orchestrator {
             .filter(|d| d.kind == KIND_GATEWAY)
             .max_by(|a, b| a.created_at.cmp(&b.created_at));
         match newest {
-            Some(gateway) => self.wait_settled(&gateway.id).await,
+            Some(gateway) => self.wait_settled(gateway.id.as_str()).await,
             None => Ok(None),
         }
     }

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::ServiceOverrides;
 use serde::{Deserialize, Serialize};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
-use super::{Store, StoreError, now_rfc3339};
+use super::{Store, StoreError, columns, now_rfc3339};
 
 // Secret values are read only through `Store::environment_secrets`, whose
 // type cannot be serialized: this one never holds them.
@@ -24,8 +25,10 @@ pub struct Environment {
     /// Who created it: they or an admin may change or delete it. Null for
     /// one made before creators were recorded (admins only).
     pub created_by: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Secret variables' values, for the containers that get them: no
@@ -125,8 +128,10 @@ pub struct Template {
     /// Who created it: they or an admin may change or delete it. Null for
     /// one made before creators were recorded (admins only).
     pub created_by: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub updated_at: DateTime<Utc>,
 }
 
 fn json_err(err: serde_json::Error) -> StoreError {
@@ -136,7 +141,14 @@ fn json_err(err: serde_json::Error) -> StoreError {
 const ENVIRONMENT_COLUMNS: &str = "name, vars, secrets, created_by, created_at, updated_at";
 
 /// name, vars JSON, secrets JSON, created_by, created_at, updated_at.
-type EnvironmentRow = (String, String, String, Option<String>, String, String);
+type EnvironmentRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
 
 fn environment_row(row: &Row<'_>) -> rusqlite::Result<EnvironmentRow> {
     Ok((
@@ -144,8 +156,8 @@ fn environment_row(row: &Row<'_>) -> rusqlite::Result<EnvironmentRow> {
         row.get(1)?,
         row.get(2)?,
         row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
+        columns::timestamp(row, 4)?,
+        columns::timestamp(row, 5)?,
     ))
 }
 
@@ -174,8 +186,8 @@ type TemplateRow = (
     Option<String>,
     String,
     Option<String>,
-    String,
-    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
 );
 
 fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
@@ -185,8 +197,8 @@ fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
+        columns::timestamp(row, 5)?,
+        columns::timestamp(row, 6)?,
     ))
 }
 
@@ -576,7 +588,7 @@ mod tests {
         store
             .conn()
             .execute(
-                "INSERT INTO templates (name, services, created_at, updated_at) VALUES ('old', '[]', '', '')",
+                "INSERT INTO templates (name, services, created_at, updated_at) VALUES ('old', '[]', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
                 [],
             )
             .expect("insert");

@@ -3,16 +3,18 @@
 
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{DeploymentId, Status};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_rfc3339, status};
+use super::{Store, StoreError, columns, now_rfc3339, status};
 
 /// A deployment as the API shows it (fields may be added, not renamed).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Deployment {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: DeploymentId,
     pub sandbox: String,
     pub repo: String,
     pub branch: String,
@@ -24,9 +26,12 @@ pub struct Deployment {
     pub error: Option<String>,
     pub phases: Vec<PhaseAt>,
     pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(serialize_with = "columns::serialize_optional_timestamp")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// The highest event seq persisted so far.
     pub last_seq: u64,
     /// A re-apply (the same build: a gateway's with new routes, or a
@@ -38,7 +43,8 @@ pub struct Deployment {
     pub requested_commit: Option<String>,
     /// A redeploy (rollback): the deployment whose commit this one deploys
     /// again.
-    pub redeploy_of: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub redeploy_of: Option<DeploymentId>,
     /// Whether this deployment's container serves its (sandbox, service)
     /// now: the newest `running` one of them. Derived from the statuses,
     /// so it changes exactly when they do.
@@ -52,7 +58,8 @@ pub struct Deployment {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PhaseAt {
     pub phase: Status,
-    pub at: String,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub at: DateTime<Utc>,
 }
 
 pub struct NewDeployment<'a> {
@@ -62,11 +69,14 @@ pub struct NewDeployment<'a> {
     pub branch: &'a str,
     pub kind: &'a str,
     pub created_by: &'a str,
+    /// The TTL the sandbox gets if this deploy creates it
+    /// (`sandboxes.default_ttl_hours`).
+    pub new_sandbox_ttl_hours: u32,
     pub reapply: bool,
     /// The commit to deploy instead of the branch's head.
     pub commit: Option<&'a str>,
     /// The deployment this one redeploys.
-    pub redeploy_of: Option<&'a str>,
+    pub redeploy_of: Option<&'a DeploymentId>,
 }
 
 #[derive(Debug, Default)]
@@ -79,25 +89,32 @@ pub struct DeploymentFilter {
     pub limit: u32,
 }
 
-/// The columns [`from_row`] reads. `live` is derived: the row is
-/// `running` and no newer deployment of its (sandbox, service) is.
-static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+/// Whether a row of `deployments` is live: `running`, and no newer
+/// deployment of its (sandbox, service) is.
+static LIVE_CONDITION: LazyLock<String> = LazyLock::new(|| {
     let running = Status::Running.as_str();
     format!(
-        "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
-         error, created_by, created_at, updated_at, finished_at, last_seq, reapply, inputs_digest, \
-         requested_commit, redeploy_of, \
-         status = '{running}' AND NOT EXISTS (SELECT 1 FROM deployments n \
+        "status = '{running}' AND NOT EXISTS (SELECT 1 FROM deployments n \
            WHERE n.sandbox = deployments.sandbox AND n.repo = deployments.repo \
            AND n.status = '{running}' AND (n.created_at > deployments.created_at \
            OR (n.created_at = deployments.created_at AND n.id > deployments.id)))"
     )
 });
 
+/// The columns [`from_row`] reads; `live` is [`LIVE_CONDITION`].
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "id, sandbox, repo, branch, commit_sha, kind, agent_id, status, url, \
+         error, created_by, created_at, updated_at, finished_at, last_seq, reapply, inputs_digest, \
+         requested_commit, redeploy_of, {}",
+        *LIVE_CONDITION
+    )
+});
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     let status: String = row.get(7)?;
     Ok(Deployment {
-        id: row.get(0)?,
+        id: columns::deployment_id(row, 0)?,
         sandbox: row.get(1)?,
         repo: row.get(2)?,
         branch: row.get(3)?,
@@ -109,14 +126,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
         url: row.get(8)?,
         error: row.get(9)?,
         created_by: row.get(10)?,
-        created_at: row.get(11)?,
-        updated_at: row.get(12)?,
-        finished_at: row.get(13)?,
+        created_at: columns::timestamp(row, 11)?,
+        updated_at: columns::timestamp(row, 12)?,
+        finished_at: columns::optional_timestamp(row, 13)?,
         last_seq: row.get(14)?,
         reapply: row.get(15)?,
         inputs_digest: row.get(16)?,
         requested_commit: row.get(17)?,
-        redeploy_of: row.get(18)?,
+        redeploy_of: columns::optional_deployment_id(row, 18)?,
         live: row.get(19)?,
         phases: Vec::new(),
     })
@@ -127,13 +144,13 @@ fn phases(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PhaseAt>, StoreEr
     let mut stmt = conn.prepare_cached("SELECT phase, at FROM phases WHERE deployment_id = ?1")?;
     let mut phases: Vec<PhaseAt> = stmt
         .query_map([id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            Ok((row.get::<_, String>(0)?, columns::timestamp(row, 1)?))
         })?
         .filter_map(|row| row.ok())
         .filter_map(|(phase, at)| Status::parse(&phase).map(|phase| PhaseAt { phase, at }))
         .collect();
     // Phases within one millisecond keep their lifecycle order.
-    phases.sort_by_key(|p| (p.at.clone(), Status::ALL.iter().position(|s| *s == p.phase)));
+    phases.sort_by_key(|p| (p.at, Status::ALL.iter().position(|s| *s == p.phase)));
     Ok(phases)
 }
 
@@ -158,12 +175,18 @@ impl Store {
         let now = now_rfc3339();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        // A deploy into a sandbox nobody created makes it (default TTL);
-        // every deploy renews the expiry.
+        // A deploy into a sandbox nobody created makes it (with the
+        // default TTL); every deploy renews the expiry.
         tx.execute(
             "INSERT OR IGNORE INTO sandboxes (name, owner, created_at, expires_at, ttl_hours) \
-             VALUES (?1, ?2, ?3, ?4, 72)",
-            params![new.sandbox, new.created_by, now, super::expiry_after(72)],
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                new.sandbox,
+                new.created_by,
+                now,
+                super::expiry_after(new.new_sandbox_ttl_hours),
+                new.new_sandbox_ttl_hours
+            ],
         )?;
         let (owner, ttl): (String, u32) = tx.query_row(
             "SELECT owner, ttl_hours FROM sandboxes WHERE name = ?1",
@@ -183,7 +206,7 @@ impl Store {
         tx.execute(
             "INSERT INTO deployments (id, sandbox, repo, branch, kind, status, created_by, \
              created_at, updated_at, reapply, requested_commit, redeploy_of) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?7, ?8, ?9, ?10)",
             params![
                 new.id.as_str(),
                 new.sandbox,
@@ -194,12 +217,13 @@ impl Store {
                 now,
                 new.reapply,
                 new.commit,
-                new.redeploy_of
+                new.redeploy_of.map(DeploymentId::as_str),
+                Status::Queued.as_str()
             ],
         )?;
         tx.execute(
-            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, 'queued', ?2)",
-            params![new.id.as_str(), now],
+            "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, ?2, ?3)",
+            params![new.id.as_str(), Status::Queued.as_str(), now],
         )?;
         tx.commit()?;
         drop(conn);
@@ -245,7 +269,23 @@ impl Store {
         )?;
         let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
         for deployment in &mut deployments {
-            deployment.phases = phases(&conn, &deployment.id)?;
+            deployment.phases = phases(&conn, deployment.id.as_str())?;
+        }
+        Ok(deployments)
+    }
+
+    /// The running deployments of a sandbox that serve it now: the newest
+    /// running one of each service (the `live` ones), by repo.
+    pub fn running_deployments(&self, sandbox: &str) -> Result<Vec<Deployment>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM deployments WHERE sandbox = ?1 AND {} ORDER BY repo",
+            *COLUMNS, *LIVE_CONDITION
+        ))?;
+        let rows = stmt.query_map([sandbox], from_row)?;
+        let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
+        for deployment in &mut deployments {
+            deployment.phases = phases(&conn, deployment.id.as_str())?;
         }
         Ok(deployments)
     }
@@ -332,16 +372,16 @@ impl Store {
         let tx = conn.transaction()?;
         let changed = tx.execute(
             &format!(
-                "UPDATE deployments SET status = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 \
+                "UPDATE deployments SET status = ?4, error = ?2, updated_at = ?3, finished_at = ?3 \
                  WHERE id = ?1 AND status IN {}",
                 status::sql_list(&status::movable_to(Status::Failed))
             ),
-            params![id, error, now],
+            params![id, error, now, Status::Failed.as_str()],
         )?;
         if changed > 0 {
             tx.execute(
-                "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, 'failed', ?2)",
-                params![id, now],
+                "INSERT OR IGNORE INTO phases (deployment_id, phase, at) VALUES (?1, ?2, ?3)",
+                params![id, Status::Failed.as_str(), now],
             )?;
         }
         tx.commit()?;
@@ -362,13 +402,13 @@ impl Store {
 
     /// Deployments that should have a container on `agent_id`: every one
     /// that is neither failed, cancelled nor stopped.
-    pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
+    pub fn deployments_to_keep(&self, agent_id: &str) -> Result<Vec<DeploymentId>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT id FROM deployments WHERE agent_id = ?1 AND status IN {}",
             *status::LIVE_SQL
         ))?;
-        let rows = stmt.query_map([agent_id], |row| row.get(0))?;
+        let rows = stmt.query_map([agent_id], |row| columns::deployment_id(row, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -435,6 +475,84 @@ mod tests {
     use super::*;
     use crate::store::Editor;
 
+    fn deploy(store: &Store, sandbox: &str, repo: &str, status: Status, at: &str) -> DeploymentId {
+        let id = DeploymentId::generate();
+        let new = NewDeployment {
+            id: &id,
+            sandbox,
+            repo,
+            branch: "main",
+            kind: "micro",
+            created_by: "dev",
+            new_sandbox_ttl_hours: 72,
+            reapply: false,
+            commit: None,
+            redeploy_of: None,
+        };
+        store.insert_deployment(&new).expect("insert");
+        store
+            .conn()
+            .execute(
+                "UPDATE deployments SET status = ?2, created_at = ?3 WHERE id = ?1",
+                params![id.as_str(), status.as_str(), at],
+            )
+            .expect("set status");
+        id
+    }
+
+    #[test]
+    fn running_deployments_are_the_newest_running_of_each_service() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let t = |n: u32| format!("2026-01-01T00:00:0{n}.000Z");
+        deploy(&store, "s", "users", Status::Running, &t(1));
+        let users = deploy(&store, "s", "users", Status::Running, &t(2));
+        deploy(&store, "s", "users", Status::Failed, &t(3));
+        let edge = deploy(&store, "s", "edge", Status::Running, &t(1));
+        deploy(&store, "s", "orders", Status::Stopped, &t(1));
+        deploy(&store, "other", "users", Status::Running, &t(4));
+        let running = store.running_deployments("s").expect("query");
+        let ids: Vec<&str> = running.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, [edge.as_str(), users.as_str()], "by repo");
+        assert!(
+            running
+                .iter()
+                .all(|d| d.live && d.status == Status::Running)
+        );
+        assert!(store.running_deployments("none").expect("query").is_empty());
+    }
+
+    /// A deploy into a new sandbox makes it with the TTL it is given, and
+    /// later deploys do not change an existing sandbox's TTL.
+    #[test]
+    fn a_first_deploy_makes_its_sandbox_with_the_given_ttl() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let insert = |ttl| {
+            let id = DeploymentId::generate();
+            let new = NewDeployment {
+                id: &id,
+                sandbox: "fresh",
+                repo: "users",
+                branch: "main",
+                kind: "micro",
+                created_by: "dev",
+                new_sandbox_ttl_hours: ttl,
+                reapply: false,
+                commit: None,
+                redeploy_of: None,
+            };
+            store.insert_deployment(&new).expect("insert");
+            store.sandbox("fresh").expect("read").expect("made")
+        };
+        let before = chrono::Utc::now();
+        let sandbox = insert(5);
+        assert_eq!(sandbox.ttl_hours, 5);
+        let hours = (sandbox.expires_at - before).num_minutes() as f64 / 60.0;
+        assert!((4.9..5.1).contains(&hours), "expires in {hours} h");
+        assert_eq!(insert(9).ttl_hours, 5, "the sandbox keeps its TTL");
+    }
+
     /// Two users race many first deploys into one new name: the sandbox
     /// goes to whoever came first, and every deployment recorded is in a
     /// sandbox its requester owns; the others are refused, unrecorded.
@@ -455,6 +573,7 @@ mod tests {
                         branch: "main",
                         kind: "micro",
                         created_by: user,
+                        new_sandbox_ttl_hours: 72,
                         reapply: false,
                         commit: None,
                         redeploy_of: None,
@@ -495,6 +614,7 @@ mod tests {
             branch: "main",
             kind: "micro",
             created_by: "root",
+            new_sandbox_ttl_hours: 72,
             reapply: false,
             commit: None,
             redeploy_of: None,

@@ -4,9 +4,11 @@
 //! credential) is recorded on the row, so the sandbox shows the service
 //! "behind: deploy by hand" until a newer deployment of it.
 
+use chrono::{DateTime, Utc};
 use rusqlite::params;
+use sdp_bus::DeploymentId;
 
-use super::{Store, StoreError, now_rfc3339};
+use super::{Store, StoreError, columns, now_rfc3339};
 
 /// A service's follow row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,7 +16,7 @@ pub struct Follow {
     pub repo: String,
     pub follow: bool,
     /// The newest pushed commit that was not deployed, and when it came.
-    pub pushed: Option<(String, String)>,
+    pub pushed: Option<(String, DateTime<Utc>)>,
 }
 
 /// A following (sandbox, service) on the pushed branch, with what its
@@ -22,7 +24,7 @@ pub struct Follow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Follower {
     pub sandbox: String,
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub commit: Option<String>,
 }
 
@@ -49,7 +51,7 @@ impl Store {
         )?;
         let rows = stmt.query_map([sandbox], |row| {
             let commit: Option<String> = row.get(2)?;
-            let at: Option<String> = row.get(3)?;
+            let at = columns::optional_timestamp(row, 3)?;
             Ok(Follow {
                 repo: row.get(0)?,
                 follow: row.get(1)?,
@@ -74,7 +76,7 @@ impl Store {
         let rows = stmt.query_map(params![repo, branch], |row| {
             Ok(Follower {
                 sandbox: row.get(0)?,
-                deployment_id: row.get(1)?,
+                deployment_id: columns::deployment_id(row, 1)?,
                 commit: row.get(2)?,
             })
         })?;
@@ -94,12 +96,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use sdp_bus::DeploymentId;
-
     use super::*;
     use crate::store::NewDeployment;
 
-    fn deploy(store: &Store, sandbox: &str, repo: &str, branch: &str) -> String {
+    fn deploy(store: &Store, sandbox: &str, repo: &str, branch: &str) -> DeploymentId {
         let id = DeploymentId::generate();
         store
             .insert_deployment(&NewDeployment {
@@ -109,12 +109,13 @@ mod tests {
                 branch,
                 kind: "micro",
                 created_by: "dev",
+                new_sandbox_ttl_hours: 72,
                 reapply: false,
                 commit: None,
                 redeploy_of: None,
             })
             .expect("insert");
-        id.as_str().to_owned()
+        id
     }
 
     #[test]

@@ -173,9 +173,11 @@ mod tests {
             }
             conn.execute_batch(
                 "INSERT INTO environments (name, vars, created_at, updated_at) \
-                 VALUES ('old', '{\"A\":\"1\"}', 't', 't'); \
+                 VALUES ('old', '{\"A\":\"1\"}', '2026-01-01T00:00:00.000Z', \
+                   '2026-01-01T00:00:00.000Z'); \
                  INSERT INTO templates (name, environment, services, created_at, updated_at) \
-                 VALUES ('old', 'old', '[]', 't', 't');",
+                 VALUES ('old', 'old', '[]', '2026-01-01T00:00:00.000Z', \
+                   '2026-01-01T00:00:00.000Z');",
             )
             .expect("rows of version 5");
         }

@@ -3,6 +3,7 @@
 //! connection) read and write side by side. Migrations live in code.
 
 mod catalog;
+pub mod columns;
 mod deployments;
 mod follows;
 mod guard;
@@ -102,6 +103,7 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Now, as the store writes timestamps ([`columns::timestamp_text`]).
 pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    columns::timestamp_text(chrono::Utc::now())
 }

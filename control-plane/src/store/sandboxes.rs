@@ -1,13 +1,13 @@
 //! Sandboxes and their stored routes (`sandbox` and `manual`; environment
 //! routes are derived, see `crate::routing`).
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
 use serde::Serialize;
 
 use super::deployments::Deployment;
-use super::{Store, StoreError, now_rfc3339, status};
+use super::{Store, StoreError, columns, now_rfc3339, status};
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Sandbox {
@@ -15,8 +15,10 @@ pub struct Sandbox {
     pub owner: String,
     pub template: Option<String>,
     pub environment: Option<String>,
-    pub created_at: String,
-    pub expires_at: String,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "columns::serialize_timestamp")]
+    pub expires_at: DateTime<Utc>,
     pub pinned: bool,
     pub ttl_hours: u32,
 }
@@ -47,16 +49,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         owner: row.get(1)?,
         template: row.get(2)?,
         environment: row.get(3)?,
-        created_at: row.get(4)?,
-        expires_at: row.get(5)?,
+        created_at: columns::timestamp(row, 4)?,
+        expires_at: columns::timestamp(row, 5)?,
         pinned: row.get(6)?,
         ttl_hours: row.get(7)?,
     })
 }
 
+/// The stored expiry of a sandbox renewed now with `ttl_hours`.
 pub fn expiry_after(ttl_hours: u32) -> String {
-    (Utc::now() + ChronoDuration::hours(i64::from(ttl_hours)))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    columns::timestamp_text(Utc::now() + ChronoDuration::hours(i64::from(ttl_hours)))
 }
 
 impl Store {
@@ -155,18 +157,18 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT OR IGNORE INTO phases (deployment_id, phase, at) \
-                 SELECT id, 'stopped', ?2 FROM deployments WHERE sandbox = ?1 \
+                 SELECT id, ?3, ?2 FROM deployments WHERE sandbox = ?1 \
                  AND status IN {stoppable}"
             ),
-            params![name, now],
+            params![name, now, Status::Stopped.as_str()],
         )?;
         let stopped = tx.execute(
             &format!(
-                "UPDATE deployments SET status = 'stopped', updated_at = ?2, \
+                "UPDATE deployments SET status = ?3, updated_at = ?2, \
                  finished_at = coalesce(finished_at, ?2) \
                  WHERE sandbox = ?1 AND status IN {stoppable}"
             ),
-            params![name, now],
+            params![name, now, Status::Stopped.as_str()],
         )?;
         tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM service_follows WHERE sandbox = ?1", [name])?;
@@ -183,13 +185,14 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                &format!(
-                    "SELECT url FROM deployments WHERE sandbox = ?1 AND kind = ?2 \
-                     AND status = '{}' AND url IS NOT NULL \
-                     ORDER BY created_at DESC, id DESC LIMIT 1",
-                    sdp_bus::Status::Running.as_str()
-                ),
-                params![sandbox, sdp_bus::subject::KIND_GATEWAY],
+                "SELECT url FROM deployments WHERE sandbox = ?1 AND kind = ?2 \
+                 AND status = ?3 AND url IS NOT NULL \
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                params![
+                    sandbox,
+                    sdp_bus::subject::KIND_GATEWAY,
+                    Status::Running.as_str()
+                ],
                 |row| row.get(0),
             )
             .optional()?)

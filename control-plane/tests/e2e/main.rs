@@ -25,6 +25,7 @@ mod read_your_events;
 mod rollback;
 mod routing;
 mod runtime_logs;
+mod sandbox_ttl;
 mod sandboxes;
 mod secrets;
 mod service_env;

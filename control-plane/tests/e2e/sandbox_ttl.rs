@@ -1,0 +1,61 @@
+//! The TTL of a sandbox made by its first deploy (the README's quick start
+//! takes that path): `sandboxes.default_ttl_hours`, as for one created
+//! with `POST /api/sandboxes`.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+/// Not the built-in default (72), so a hard-coded TTL shows.
+const DEFAULT_TTL_HOURS: u32 = 5;
+
+fn expiry(sandbox: &serde_json::Value) -> DateTime<Utc> {
+    let text = sandbox["expires_at"].as_str().expect("expires_at");
+    DateTime::parse_from_rfc3339(text)
+        .expect("an RFC 3339 expiry")
+        .with_timezone(&Utc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_deploy_makes_its_sandbox_with_the_configured_default_ttl() {
+    let stack = Stack::start_with(StackOptions {
+        control_plane_env: vec![(
+            "SDP_CONTROL_PLANE__SANDBOXES__DEFAULT_TTL_HOURS".into(),
+            DEFAULT_TTL_HOURS.to_string(),
+        )],
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.login().await;
+    let (status, _) = stack.get(&token, "/api/sandboxes/fresh").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the sandbox is new");
+
+    let before = Utc::now();
+    let id = stack.deploy(&token, "fresh", BRANCH).await;
+    let after = Utc::now();
+    let (status, sandbox) = stack.get(&token, "/api/sandboxes/fresh").await;
+    assert_eq!(status, StatusCode::OK, "{sandbox}");
+    assert_eq!(sandbox["ttl_hours"], DEFAULT_TTL_HOURS, "{sandbox}");
+    let ttl = ChronoDuration::hours(i64::from(DEFAULT_TTL_HOURS));
+    // The store keeps milliseconds: allow the truncation.
+    let (earliest, latest) = (before + ttl - ChronoDuration::milliseconds(1), after + ttl);
+    let expires = expiry(&sandbox);
+    assert!(
+        earliest <= expires && expires <= latest,
+        "expires at {expires}, not {DEFAULT_TTL_HOURS} h after the deploy ({earliest} … {latest})"
+    );
+
+    // The deploy itself runs, and a sandbox created by hand gets the same.
+    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    let (status, made) = stack
+        .post(
+            &token,
+            "/api/sandboxes",
+            serde_json::json!({ "name": "by-hand" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["ttl_hours"], sandbox["ttl_hours"]);
+    stack.shutdown().await;
+}
