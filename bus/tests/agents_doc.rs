@@ -212,7 +212,10 @@ fn examples() -> Vec<(&'static str, String)> {
                 window: 8,
             }),
         ),
-        ("container_logs_started", wire(&Reply::ok(ContainerLogsStarted {}))),
+        (
+            "container_logs_started",
+            wire(&Reply::ok(ContainerLogsStarted {})),
+        ),
         (
             "log_batch",
             wire(&LogBatch {
@@ -298,7 +301,10 @@ fn examples() -> Vec<(&'static str, String)> {
                 credential: credential(),
             }),
         ),
-        ("credentials_verified", wire(&Reply::ok(CredentialsVerified {}))),
+        (
+            "credentials_verified",
+            wire(&Reply::ok(CredentialsVerified {})),
+        ),
     ]
 }
 

@@ -17,16 +17,17 @@ fn an_unknown_error_code_is_an_error_with_that_code() {
     assert_eq!(error.message, "no room");
     assert_eq!(error.to_string(), "quota_exceeded: no room");
     // Written back as it came, so a relay loses nothing.
-    let wire: serde_json::Value = serde_json::from_slice(&encode(&Reply::<DeployAccepted>::err(error)))
-        .expect("JSON");
+    let wire: serde_json::Value =
+        serde_json::from_slice(&encode(&Reply::<DeployAccepted>::err(error))).expect("JSON");
     assert_eq!(wire["error"]["code"], "quota_exceeded");
 }
 
 #[test]
 fn unknown_method_is_a_known_code() {
-    let error = reply(r#"{"v":1,"error":{"code":"unknown_method","message":"not served: deploy"}}"#)
-        .into_result()
-        .expect_err("an error");
+    let error =
+        reply(r#"{"v":1,"error":{"code":"unknown_method","message":"not served: deploy"}}"#)
+            .into_result()
+            .expect_err("an error");
     assert_eq!(error.code, RpcErrorCode::UnknownMethod);
     for code in [
         RpcErrorCode::Unauthorized,

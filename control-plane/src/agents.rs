@@ -483,10 +483,18 @@ mod tests {
             .wait_kind_for_repo("nowhere", Duration::from_secs(3600))
             .await;
         assert_eq!(kind, None);
-        assert!(asked.elapsed() < Duration::from_secs(2), "bounded by the start");
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "bounded by the start"
+        );
         // Once the wait is over, the answer is at once.
         let asked = Instant::now();
-        assert_eq!(registry.wait_kind_for_repo("nowhere", Duration::from_secs(3600)).await, None);
+        assert_eq!(
+            registry
+                .wait_kind_for_repo("nowhere", Duration::from_secs(3600))
+                .await,
+            None
+        );
         assert!(asked.elapsed() < Duration::from_millis(100));
     }
 }

@@ -203,7 +203,9 @@ fn call_reason(err: &AgentCallError, kind: &str, repo: &str) -> String {
         }
         AgentCallError::NoResponders { .. } => format!("no {kind} agent is online"),
         AgentCallError::NotSupported { .. } => {
-            format!("staleness is not supported by the {kind} agents (they serve neither branch_status nor list_branches)")
+            format!(
+                "staleness is not supported by the {kind} agents (they serve neither branch_status nor list_branches)"
+            )
         }
         _ => err.to_string(),
     }

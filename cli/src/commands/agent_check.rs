@@ -23,8 +23,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use sdp_bus::{
-    DeployAccepted, DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat,
-    Reply, RpcErrorCode, Secret, Status, decode, encode, subject,
+    DeployAccepted, DeployRequest, DeploymentId, Event, EventBody, GitCredential, Heartbeat, Reply,
+    RpcErrorCode, Secret, Status, decode, encode, subject,
 };
 use serde::Serialize;
 
@@ -50,7 +50,11 @@ pub struct AgentCheckArgs {
     pub kind: String,
     /// NATS server(s), comma separated. A user and password come from
     /// SDP_NATS_USER / SDP_NATS_PASSWORD, never from arguments.
-    #[arg(long = "nats", env = "SDP_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long = "nats",
+        env = "SDP_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// A .creds file (JWT + nkey).
     #[arg(long, env = "SDP_NATS_CREDS")]
@@ -201,11 +205,17 @@ async fn check(client: &async_nats::Client, args: &AgentCheckArgs) -> Report {
             repo.clone()
         }
         (None, Some(first)) => {
-            report.ok("repos", format!("deploying {first}, the first of {:?}", heartbeat.repos));
+            report.ok(
+                "repos",
+                format!("deploying {first}, the first of {:?}", heartbeat.repos),
+            );
             first.clone()
         }
         (None, None) => {
-            report.failed("repos", "the heartbeat's repos is empty and no --repo was given");
+            report.failed(
+                "repos",
+                "the heartbeat's repos is empty and no --repo was given",
+            );
             return report;
         }
     };
@@ -277,7 +287,9 @@ async fn first_heartbeats(
     })
     .await;
     let second = match again {
-        Ok(Some(beat)) => checked_heartbeat(&beat).map(|_| "a second heartbeat came in time".to_owned()),
+        Ok(Some(beat)) => {
+            checked_heartbeat(&beat).map(|_| "a second heartbeat came in time".to_owned())
+        }
         _ => Err(format!(
             "no second heartbeat from {} within {}s (send one every 2 s)",
             heartbeat.agent_id,
@@ -383,7 +395,10 @@ async fn deploy(
             }
         };
         if &event.deployment_id != id {
-            problems.push(format!("seq {} names deployment {}", event.seq, event.deployment_id));
+            problems.push(format!(
+                "seq {} names deployment {}",
+                event.seq, event.deployment_id
+            ));
         }
         let expected = sdp_bus::stream::msg_id(id, event.seq);
         let header = message
@@ -398,7 +413,10 @@ async fn deploy(
             ));
         }
         seqs.push(event.seq);
-        if let EventBody::Result { status, url, error, .. } = event.body {
+        if let EventBody::Result {
+            status, url, error, ..
+        } = event.body
+        {
             result = Some((status, url, error));
         }
     }
@@ -407,9 +425,15 @@ async fn deploy(
     } else if !problems.is_empty() {
         Err(problems.join("; "))
     } else if seqs.iter().copied().eq(1..=seqs.len() as u64) {
-        Ok(format!("{} events, seq 1 to {} without gaps", seqs.len(), seqs.len()))
+        Ok(format!(
+            "{} events, seq 1 to {} without gaps",
+            seqs.len(),
+            seqs.len()
+        ))
     } else {
-        Err(format!("seqs {seqs:?}: they must start at 1 and have no gaps"))
+        Err(format!(
+            "seqs {seqs:?}: they must start at 1 and have no gaps"
+        ))
     };
     let msg_ids = match (seqs.is_empty(), missing_ids.first()) {
         (true, _) => Err("no progress event arrived".to_owned()),
@@ -457,9 +481,17 @@ async fn unknown_method(
     timeout: Duration,
 ) -> Result<String, String> {
     let subject = subject::agent_cmd(agent_id, UNKNOWN_METHOD);
-    let answer = tokio::time::timeout(timeout, client.request(subject.clone(), encode(&serde_json::json!({})).into()))
-        .await
-        .map_err(|_| format!("no answer on {subject} within {}s: answer unknown_method", timeout.as_secs()))?;
+    let answer = tokio::time::timeout(
+        timeout,
+        client.request(subject.clone(), encode(&serde_json::json!({})).into()),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "no answer on {subject} within {}s: answer unknown_method",
+            timeout.as_secs()
+        )
+    })?;
     let message = match answer {
         Ok(message) => message,
         Err(err) if err.kind() == async_nats::RequestErrorKind::NoResponders => {

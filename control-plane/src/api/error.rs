@@ -99,9 +99,9 @@ impl From<AgentCallError> for ApiError {
                 RpcErrorCode::Unauthorized => (StatusCode::FORBIDDEN, "git_refused"),
                 RpcErrorCode::BadRequest => (StatusCode::BAD_REQUEST, "refused"),
                 RpcErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-                RpcErrorCode::Internal
-                | RpcErrorCode::UnknownMethod
-                | RpcErrorCode::Other(_) => (StatusCode::BAD_GATEWAY, "agent_error"),
+                RpcErrorCode::Internal | RpcErrorCode::UnknownMethod | RpcErrorCode::Other(_) => {
+                    (StatusCode::BAD_GATEWAY, "agent_error")
+                }
             },
             AgentCallError::Malformed { .. }
             | AgentCallError::Request { .. }
@@ -251,7 +251,10 @@ mod tests {
             (refused(RpcErrorCode::BadRequest), (400, "refused")),
             (refused(RpcErrorCode::Unavailable), (503, "busy")),
             (refused(RpcErrorCode::Internal), (502, "agent_error")),
-            (refused(RpcErrorCode::Other("new".into())), (502, "agent_error")),
+            (
+                refused(RpcErrorCode::Other("new".into())),
+                (502, "agent_error"),
+            ),
             (
                 AgentCallError::Malformed {
                     method: "deploy",

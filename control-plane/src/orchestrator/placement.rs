@@ -113,8 +113,7 @@ pub fn candidates(
     holder: Option<&str>,
     held: &HashMap<String, usize>,
 ) -> Vec<String> {
-    let online =
-        |a: &&AgentView| a.online && a.kind == kind && a.serves(sdp_bus::subject::DEPLOY);
+    let online = |a: &&AgentView| a.online && a.kind == kind && a.serves(sdp_bus::subject::DEPLOY);
     let mut order: Vec<String> = Vec::new();
     // A holder that lost its base image cannot start the service again:
     // it moves, and the holder's container goes once it runs elsewhere.

@@ -106,7 +106,10 @@ async fn sdp(args: &[&str]) -> (Option<i32>, String) {
         .expect("sdp runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("sdp {args:?} exited {:?}\n{stdout}{stderr}", out.status.code());
+    eprintln!(
+        "sdp {args:?} exited {:?}\n{stdout}{stderr}",
+        out.status.code()
+    );
     (out.status.code(), stdout)
 }
 
@@ -171,7 +174,11 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, started) = stack
-        .post(&token, &format!("/api/sandboxes/{sandbox}/deploy"), json!({}))
+        .post(
+            &token,
+            &format!("/api/sandboxes/{sandbox}/deploy"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let deployment_id = started["deployments"][0]["id"]
@@ -201,10 +208,7 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     assert_eq!(body["error"]["code"], "not_supported", "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("not supported by the agent"),
-        "{message}"
-    );
+    assert!(message.contains("not supported by the agent"), "{message}");
 }
 
 #[tokio::test]
@@ -227,7 +231,14 @@ async fn the_conformance_check_passes_on_the_strangers_agent_and_fails_a_broken_
     assert_eq!(code, Some(0));
     // The people's report: one line per check, each `ok`.
     let (code, table) = sdp(&[
-        "agent", "check", "--kind", "static", "--nats", &stack.nats_url, "--timeout", "20s",
+        "agent",
+        "check",
+        "--kind",
+        "static",
+        "--nats",
+        &stack.nats_url,
+        "--timeout",
+        "20s",
     ])
     .await;
     assert_eq!(code, Some(0), "{table}");
@@ -237,7 +248,11 @@ async fn the_conformance_check_passes_on_the_strangers_agent_and_fails_a_broken_
     let (code, checks) = agent_check(&stack, "broken").await;
     assert_eq!(code, Some(1), "a failed check exits 1: {checks:?}");
     let failed: Vec<&(String, bool, String)> = checks.iter().filter(|(_, ok, _)| !ok).collect();
-    assert_eq!(failed.len(), 1, "only the message ids are missing: {checks:?}");
+    assert_eq!(
+        failed.len(),
+        1,
+        "only the message ids are missing: {checks:?}"
+    );
     let (name, _, detail) = failed[0];
     assert_eq!(name, "progress_msg_id");
     assert!(detail.contains("Nats-Msg-Id"), "{detail}");
