@@ -219,8 +219,10 @@ impl Registry {
     /// [`Self::kind_for_repo`], waiting for the agents' first heartbeats
     /// while the control plane is younger than [`FIRST_HEARTBEATS_WAIT`]:
     /// a repo asked for in the first instant after start is not yet
-    /// announced by the agent that holds it. `None`: no online agent holds
-    /// it (a deployment never guesses a kind).
+    /// announced by the agent that holds it. Past the wait, an agent that
+    /// announced it and has gone silent still names the kind (its
+    /// deployment then finds no agent of the kind online). `None`: no
+    /// agent ever announced it (a deployment never guesses a kind).
     pub async fn wait_kind_for_repo(&self, repo: &str, timeout: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::from_std(self.started + FIRST_HEARTBEATS_WAIT);
         loop {
@@ -233,7 +235,7 @@ impl Registry {
                 return Some(kind);
             }
             if tokio::time::timeout_at(deadline, recorded).await.is_err() {
-                return None;
+                return self.kind_for_repo(repo, Duration::MAX);
             }
         }
     }
@@ -496,5 +498,16 @@ mod tests {
             None
         );
         assert!(asked.elapsed() < Duration::from_millis(100));
+        // An agent gone silent still tells its repo's kind: known, not guessed.
+        let mut silent = heartbeat("m-2", "micro");
+        silent.repos = vec!["users".into()];
+        registry.record(silent);
+        assert_eq!(
+            registry
+                .wait_kind_for_repo("users", Duration::ZERO)
+                .await
+                .as_deref(),
+            Some("micro")
+        );
     }
 }

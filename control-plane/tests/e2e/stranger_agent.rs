@@ -154,6 +154,16 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
     assert_eq!(view["kind"], "static", "{view}");
     assert_eq!(view["serves"], json!([]), "the minimal contract: {view}");
     assert_eq!(view["repos"], json!([SITE]), "{view}");
+    // SDP's own agent advertises its whole table.
+    let micro = wait_online(&stack, &token, &stack.agent_id).await;
+    for method in ["deploy", "reconcile", "teardown", "container_logs", "probe"] {
+        assert!(
+            micro["serves"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|m| m == method)),
+            "{method}: {micro}"
+        );
+    }
 
     let template = unique_id("tpl");
     let (status, body) = stack
