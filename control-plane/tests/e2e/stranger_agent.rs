@@ -330,3 +330,21 @@ async fn a_deploy_right_after_start_waits_for_the_first_heartbeats_and_never_gue
     assert!(message.contains("repo nowhere"), "{message}");
     assert!(asked.elapsed() < Duration::from_secs(10), "bounded");
 }
+
+#[tokio::test]
+async fn sdps_own_agent_passes_the_conformance_check() {
+    let stack = Stack::start().await;
+    let (code, checks) = agent_check(&stack, "micro").await;
+    let names: Vec<&str> = checks.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(names, CHECKS, "every minimal check is reported");
+    for (name, ok, detail) in &checks {
+        assert!(ok, "{name} FAILED on agent-micro: {detail}");
+    }
+    assert_eq!(code, Some(0));
+    let serves = &checks
+        .iter()
+        .find(|(name, _, _)| name == "serves")
+        .expect("serves")
+        .2;
+    assert!(serves.contains("container_logs"), "{serves}");
+}
