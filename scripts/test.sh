@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/schemathesis.sh
+source scripts/lib/nats_py.sh
 sdp_install_run_deps build
 sdp_install_test_deps
 # A second Go (1.22, Debian backports) for the toolchain-choice tests.
@@ -16,6 +17,8 @@ source scripts/lib/go_toolchains.sh
 sdp_install_go_toolchains
 # The contract test runs schemathesis against a live stack.
 sdp_install_schemathesis
+# The stranger's agent (bus contract tests) is Python on nats-py.
+sdp_install_nats_py
 # No `cargo test` fallback: without nextest no test has a time limit, and
 # one stuck test would hold CI until its own clock runs out.
 if ! command -v cargo-nextest >/dev/null; then

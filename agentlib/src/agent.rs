@@ -573,6 +573,7 @@ async fn heartbeats(agent: Arc<Agent>) {
                 .clone(),
             log_streams: agent.log_streams.load(std::sync::atomic::Ordering::Relaxed),
             toolchains,
+            serves: Some(crate::rpc::served_methods(agent.kind(), agent.agent_id())),
         };
         if let Err(err) = agent
             .client

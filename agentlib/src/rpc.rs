@@ -100,6 +100,23 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
     ]
 }
 
+/// The heartbeat's `serves`: the method of every directed
+/// (`agent.cmd.<agent_id>.<method>`) and kind (`agent.rpc.<kind>.<method>`)
+/// subject of the table, so what the agent advertises is what it answers.
+pub(crate) fn served_methods(kind: &str, agent_id: &str) -> Vec<String> {
+    let directed = subject::agent_cmd(agent_id, "");
+    let of_kind = subject::agent_rpc(kind, "");
+    table(kind, agent_id)
+        .iter()
+        .filter_map(|(subject, _, _)| {
+            subject
+                .strip_prefix(&directed)
+                .or_else(|| subject.strip_prefix(&of_kind))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// Every message of every subscription, with its handler; one item is
 /// `None` when a subscription ends. Dropping it unsubscribes them all.
 pub(crate) type Requests = SelectAll<BoxStream<'static, Option<(Handler, async_nats::Message)>>>;
@@ -426,4 +443,26 @@ fn remove_sandbox_dirs(data_dir: &std::path::Path, sandbox: &str) -> std::io::Re
         }
     }
     Ok(u32::try_from(worktrees).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_heartbeat_advertises_every_method_of_the_table() {
+        let served = super::served_methods("micro", "micro-1");
+        assert_eq!(
+            served,
+            [
+                "deploy",
+                "verify_credentials",
+                "list_repos",
+                "list_branches",
+                "teardown",
+                "reconcile",
+                "container_logs",
+                "branch_status",
+                "probe"
+            ]
+        );
+    }
 }

@@ -417,6 +417,41 @@ pub struct Heartbeat {
     /// `go 1.22.12`; empty (and absent) for a flavour without any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub toolchains: Vec<String>,
+    /// The optional methods the agent answers, beyond the minimal contract
+    /// (heartbeats, `deploy.request.<kind>`, `deploy.cancel.<id>`,
+    /// progress): the `<method>` of each `agent.cmd.<agent_id>.<method>`
+    /// and `agent.rpc.<kind>.<method>` it subscribes to (`deploy`,
+    /// `reconcile`, `container_logs`, …). See [`Heartbeat::serves`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<Vec<String>>,
+}
+
+/// What an SDP agent from before `serves` existed answered: every agent of
+/// this repository served these, so a heartbeat without the field (an
+/// older agentlib) keeps being sent them. An agent of another make sends
+/// `serves` (`[]` for the minimal contract alone).
+pub const SERVES_BEFORE_ADVERTISING: &[&str] = &[
+    crate::subject::DEPLOY,
+    crate::subject::VERIFY_CREDENTIALS,
+    crate::subject::LIST_REPOS,
+    crate::subject::LIST_BRANCHES,
+    crate::subject::TEARDOWN,
+    crate::subject::RECONCILE,
+    crate::subject::CONTAINER_LOGS,
+    crate::subject::BRANCH_STATUS,
+    crate::subject::PROBE,
+];
+
+impl Heartbeat {
+    /// Whether the agent answers `method` on its directed or kind subject:
+    /// as its `serves` says, or, for a heartbeat without `serves` (an SDP
+    /// agent older than the field), as [`SERVES_BEFORE_ADVERTISING`] says.
+    pub fn serves(&self, method: &str) -> bool {
+        match &self.serves {
+            Some(methods) => methods.iter().any(|m| m == method),
+            None => SERVES_BEFORE_ADVERTISING.contains(&method),
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -485,6 +520,8 @@ impl<T> From<Result<T, RpcError>> for Reply<T> {
 #[error("{code}: {message}")]
 pub struct RpcError {
     pub code: RpcErrorCode,
+    /// Absent from a terse agent's reply: empty.
+    #[serde(default)]
     pub message: String,
 }
 
@@ -497,8 +534,12 @@ impl RpcError {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The code of an [`RpcError`]. Readers tolerate what they do not know:
+/// a code this build has no name for decodes as [`RpcErrorCode::Other`]
+/// with the code kept (and encodes back to it), so an agent of a newer
+/// version or another language is still understood to have refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum RpcErrorCode {
     /// The git server refused the credential.
     Unauthorized,
@@ -508,16 +549,52 @@ pub enum RpcErrorCode {
     Unavailable,
     /// Something on the agent's side failed.
     Internal,
+    /// The agent does not serve the method it was sent (an
+    /// `agent.cmd.<agent_id>.<method>` it has not advertised in its
+    /// heartbeat's `serves`).
+    UnknownMethod,
+    /// A code this build does not know, kept as it came.
+    Other(String),
 }
 
-impl fmt::Display for RpcErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl RpcErrorCode {
+    pub fn as_str(&self) -> &str {
+        match self {
             RpcErrorCode::Unauthorized => "unauthorized",
             RpcErrorCode::BadRequest => "bad_request",
             RpcErrorCode::Unavailable => "unavailable",
             RpcErrorCode::Internal => "internal",
-        })
+            RpcErrorCode::UnknownMethod => "unknown_method",
+            RpcErrorCode::Other(code) => code,
+        }
+    }
+}
+
+impl From<String> for RpcErrorCode {
+    fn from(code: String) -> Self {
+        match code.as_str() {
+            "unauthorized" => RpcErrorCode::Unauthorized,
+            "bad_request" => RpcErrorCode::BadRequest,
+            "unavailable" => RpcErrorCode::Unavailable,
+            "internal" => RpcErrorCode::Internal,
+            "unknown_method" => RpcErrorCode::UnknownMethod,
+            _ => RpcErrorCode::Other(code),
+        }
+    }
+}
+
+impl From<RpcErrorCode> for String {
+    fn from(code: RpcErrorCode) -> String {
+        match code {
+            RpcErrorCode::Other(code) => code,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for RpcErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -148,6 +148,7 @@ fn heartbeat() {
         build_cache: Some("warming".into()),
         log_streams: 0,
         toolchains: vec!["go 1.19.8".into(), "go 1.22.12".into()],
+        serves: Some(vec!["deploy".into(), "reconcile".into()]),
     };
     insta::assert_json_snapshot!(wire(&message));
     round_trip(&message);

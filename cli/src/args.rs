@@ -84,6 +84,9 @@ pub enum Command {
     },
     /// The agents and whether they are online.
     Agents,
+    /// Check an agent against the bus contract (docs/AGENTS.md).
+    #[command(subcommand)]
+    Agent(crate::commands::agent_check::AgentCommand),
     /// Open the sandbox's gateway URL (prints it when not on a terminal).
     Open { sandbox: String },
     /// Print bus messages as JSON lines ({subject, data}) from NATS.

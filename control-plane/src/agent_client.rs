@@ -4,12 +4,20 @@
 //! group), [`AgentClient::rpc`] (`agent.rpc.<kind>.<method>`, the kind's
 //! queue group) and [`AgentClient::command`] (`agent.cmd.<agent_id>.<method>`,
 //! that agent). Every failure is an [`AgentCallError`].
+//!
+//! With the [`Registry`] ([`AgentClient::with_registry`]) a directed
+//! command goes only to an agent whose heartbeat advertises the method
+//! (`serves`), and a kind's rpc only to a kind one of whose agents does;
+//! otherwise, and when an agent answers `unknown_method`, the call is
+//! [`AgentCallError::NotSupported`] (the REST API's 501).
 
 use std::time::Duration;
 
 use sdp_bus::{DeployAccepted, DeployRequest, Reply, RpcError, RpcErrorCode, decode, encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::agents::Registry;
 
 /// Why a request to an agent got no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +55,18 @@ pub enum AgentCallError {
     /// taken it: not the one it was sent to, or no live agent of the kind.
     #[error("refused the acceptance of the deployment by {answered}: {why}")]
     ForgedAccept { answered: String, why: String },
+    /// The agent does not serve the method: its heartbeat does not
+    /// advertise it, or it answered `unknown_method`.
+    #[error("{method} is not supported by the {target}")]
+    NotSupported {
+        target: String,
+        method: &'static str,
+    },
+    /// No online agent announced the repo in its heartbeats (within the
+    /// wait for first heartbeats after the control plane started), so
+    /// there is no kind to send its deployment to.
+    #[error("no online agent holds repo {repo}: start an agent whose repos_dir has it")]
+    NoHolder { repo: String },
 }
 
 impl AgentCallError {
@@ -56,6 +76,11 @@ impl AgentCallError {
             self,
             AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. }
         )
+    }
+
+    /// The agent does not serve the method asked.
+    pub fn is_not_supported(&self) -> bool {
+        matches!(self, AgentCallError::NotSupported { .. })
     }
 
     /// The answer named another agent than the one that could have given it.
@@ -73,11 +98,23 @@ impl AgentCallError {
 #[derive(Clone)]
 pub struct AgentClient {
     nats: async_nats::Client,
+    /// What each agent advertises it serves; without it every request is
+    /// sent.
+    registry: Option<Registry>,
 }
 
 impl AgentClient {
     pub fn new(nats: async_nats::Client) -> Self {
-        Self { nats }
+        Self {
+            nats,
+            registry: None,
+        }
+    }
+
+    /// Sends only what the addressed agents advertise (see the module doc).
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// `deploy.request.<kind>`: one agent of the kind accepts the deployment.
@@ -123,7 +160,13 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Resp, AgentCallError> {
         let subject = sdp_bus::subject::agent_rpc(kind, method);
-        self.request(subject, format!("{kind} agent"), method, request, timeout)
+        let target = format!("{kind} agents");
+        if let Some(registry) = &self.registry
+            && registry.kind_serves(kind, method) == Some(false)
+        {
+            return Err(AgentCallError::NotSupported { target, method });
+        }
+        self.request(subject, target, method, request, timeout)
             .await
     }
 
@@ -136,14 +179,14 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Resp, AgentCallError> {
         let subject = sdp_bus::subject::agent_cmd(agent_id, method);
-        self.request(
-            subject,
-            format!("agent {agent_id}"),
-            method,
-            request,
-            timeout,
-        )
-        .await
+        let target = format!("agent {agent_id}");
+        if let Some(registry) = &self.registry
+            && registry.agent_serves(agent_id, method) == Some(false)
+        {
+            return Err(AgentCallError::NotSupported { target, method });
+        }
+        self.request(subject, target, method, request, timeout)
+            .await
     }
 
     async fn request<Req: Serialize, Resp: DeserializeOwned>(
@@ -187,6 +230,9 @@ impl AgentClient {
                 reason: err.to_string(),
             })?
             .into_result()
-            .map_err(|error| AgentCallError::Refused { method, error })
+            .map_err(|error| match error.code {
+                RpcErrorCode::UnknownMethod => AgentCallError::NotSupported { target, method },
+                _ => AgentCallError::Refused { method, error },
+            })
     }
 }

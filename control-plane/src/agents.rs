@@ -6,6 +6,13 @@
 //! body names another agent id or kind is dropped and counted
 //! ([`crate::metrics::Refusal::HeartbeatForged`]); NATS permissions let
 //! each agent user publish only on its own heartbeat subject.
+//!
+//! Heartbeats say which repos an agent holds (the kind a repo's deployment
+//! goes to) and which optional methods it serves (`serves`; an SDP agent
+//! older than the field is taken to serve what every SDP agent then did,
+//! [`sdp_bus::SERVES_BEFORE_ADVERTISING`]). Right after the control plane
+//! starts, no heartbeat is in yet: [`Registry::wait_kind_for_repo`] waits
+//! up to [`FIRST_HEARTBEATS_WAIT`] for the first ones instead of guessing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,6 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sdp_bus::{Heartbeat, decode};
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::publish_failure;
@@ -28,12 +36,38 @@ struct Seen {
     at_utc: DateTime<Utc>,
 }
 
+/// How often agents heartbeat (agentlib; docs/AGENTS.md asks the same of
+/// any agent).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long after the control plane starts a deployment waits for the
+/// agents' first heartbeats to learn which kind holds its repo: three
+/// heartbeat intervals, so an agent that was up before the control plane
+/// (or started with it) has been heard from at least once, with room for
+/// a late first beat.
+pub const FIRST_HEARTBEATS_WAIT: Duration = Duration::from_secs(6);
+
 /// Latest heartbeat per agent id, and the count of bus messages refused
-/// from agents.
-#[derive(Clone, Default)]
+/// from agents. Made when the control plane starts (the start of
+/// [`FIRST_HEARTBEATS_WAIT`]).
+#[derive(Clone)]
 pub struct Registry {
     agents: Arc<RwLock<HashMap<String, Seen>>>,
     refusals: BusRefusals,
+    started: Instant,
+    /// Woken by every recorded heartbeat.
+    recorded: Arc<Notify>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            agents: Arc::default(),
+            refusals: BusRefusals::default(),
+            started: Instant::now(),
+            recorded: Arc::default(),
+        }
+    }
 }
 
 /// An agent as `GET /api/agents` shows it.
@@ -56,6 +90,17 @@ pub struct AgentView {
     /// The build toolchains the agent has, oldest first (`go 1.19.8`,
     /// `go 1.22.12`); empty for an agent without any (or an older agent).
     pub toolchains: Vec<String>,
+    /// The optional methods the agent answers (`deploy`, `reconcile`,
+    /// `container_logs`, `probe`, `branch_status`, …; docs/AGENTS.md);
+    /// for an SDP agent older than the heartbeat's `serves`, what those
+    /// agents served.
+    pub serves: Vec<String>,
+}
+
+impl AgentView {
+    pub fn serves(&self, method: &str) -> bool {
+        self.serves.iter().any(|m| m == method)
+    }
 }
 
 impl Registry {
@@ -69,6 +114,29 @@ impl Registry {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(seen.heartbeat.agent_id.clone(), seen);
+        self.recorded.notify_waiters();
+    }
+
+    /// Whether the agent's latest heartbeat advertises `method`; `None` for
+    /// an agent never heard from.
+    pub fn agent_serves(&self, agent_id: &str, method: &str) -> Option<bool> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(agent_id)
+            .map(|seen| seen.heartbeat.serves(method))
+    }
+
+    /// Whether an agent of `kind` advertises `method`; `None` when no
+    /// agent of the kind was heard from.
+    pub fn kind_serves(&self, kind: &str, method: &str) -> Option<bool> {
+        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let mut of_kind = agents
+            .values()
+            .filter(|seen| seen.heartbeat.kind == kind)
+            .peekable();
+        of_kind.peek()?;
+        Some(of_kind.any(|seen| seen.heartbeat.serves(method)))
     }
 
     /// Bus messages refused so far (shown in `/metrics`).
@@ -125,6 +193,13 @@ impl Registry {
                 repos: seen.heartbeat.repos,
                 build_cache: seen.heartbeat.build_cache,
                 log_streams: seen.heartbeat.log_streams,
+                serves: match seen.heartbeat.serves {
+                    Some(methods) => methods,
+                    None => sdp_bus::SERVES_BEFORE_ADVERTISING
+                        .iter()
+                        .map(|m| (*m).to_owned())
+                        .collect(),
+                },
                 toolchains: seen.heartbeat.toolchains,
             })
             .collect();
@@ -139,6 +214,30 @@ impl Registry {
             .filter(|seen| seen.at.elapsed() < timeout)
             .find(|seen| seen.heartbeat.repos.iter().any(|r| r == repo))
             .map(|seen| seen.heartbeat.kind)
+    }
+
+    /// [`Self::kind_for_repo`], waiting for the agents' first heartbeats
+    /// while the control plane is younger than [`FIRST_HEARTBEATS_WAIT`]:
+    /// a repo asked for in the first instant after start is not yet
+    /// announced by the agent that holds it. Past the wait, an agent that
+    /// announced it and has gone silent still names the kind (its
+    /// deployment then finds no agent of the kind online). `None`: no
+    /// agent ever announced it (a deployment never guesses a kind).
+    pub async fn wait_kind_for_repo(&self, repo: &str, timeout: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::from_std(self.started + FIRST_HEARTBEATS_WAIT);
+        loop {
+            // Registered before looking, so a heartbeat recorded between
+            // the look and the wait still wakes it.
+            let recorded = self.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
+            if let Some(kind) = self.kind_for_repo(repo, timeout) {
+                return Some(kind);
+            }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                return self.kind_for_repo(repo, Duration::MAX);
+            }
+        }
     }
 }
 
@@ -292,6 +391,7 @@ mod tests {
             build_cache: None,
             log_streams: 0,
             toolchains: Vec::new(),
+            serves: None,
         }
     }
 
@@ -317,5 +417,87 @@ mod tests {
         assert!(!registry.is_live("a-1", "gateway", Duration::from_secs(10)));
         assert!(!registry.is_live("a-2", "micro", Duration::from_secs(10)));
         assert!(!registry.is_live("a-1", "micro", Duration::ZERO));
+    }
+
+    #[test]
+    fn an_agent_serves_what_its_heartbeat_advertises() {
+        let registry = Registry::default();
+        assert_eq!(registry.agent_serves("s-1", "probe"), None);
+        assert_eq!(registry.kind_serves("static", "probe"), None);
+        let mut minimal = heartbeat("s-1", "static");
+        minimal.serves = Some(Vec::new());
+        registry.record(minimal);
+        registry.record(heartbeat("old-1", "micro"));
+        assert_eq!(registry.agent_serves("s-1", "probe"), Some(false));
+        assert_eq!(registry.kind_serves("static", "deploy"), Some(false));
+        // Without `serves`: an SDP agent from before the field.
+        assert_eq!(registry.agent_serves("old-1", "probe"), Some(true));
+        assert_eq!(registry.kind_serves("micro", "branch_status"), Some(true));
+        let views = registry.views(Duration::from_secs(10));
+        let old = views.iter().find(|a| a.id == "old-1").expect("listed");
+        assert!(old.serves("container_logs"), "{:?}", old.serves);
+    }
+
+    #[tokio::test]
+    async fn a_repo_asked_for_right_after_start_waits_for_the_first_heartbeats() {
+        let registry = Registry::default();
+        let waiting = tokio::spawn({
+            let registry = registry.clone();
+            async move {
+                registry
+                    .wait_kind_for_repo("edge", Duration::from_secs(3600))
+                    .await
+            }
+        });
+        // The wait has begun (this is no synchronisation: a heartbeat
+        // recorded before it began is found by its first look).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut gateway = heartbeat("g-1", "gateway");
+        gateway.repos = vec!["edge".into()];
+        registry.record(gateway);
+        assert_eq!(
+            waiting.await.expect("joined").as_deref(),
+            Some("gateway"),
+            "found once announced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repo_no_agent_announces_is_not_guessed() {
+        // A control plane up for all but the last half second of the wait.
+        let registry = Registry {
+            started: Instant::now() - FIRST_HEARTBEATS_WAIT + Duration::from_millis(500),
+            ..Registry::default()
+        };
+        registry.record(heartbeat("m-1", "micro"));
+        let asked = Instant::now();
+        let kind = registry
+            .wait_kind_for_repo("nowhere", Duration::from_secs(3600))
+            .await;
+        assert_eq!(kind, None);
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "bounded by the start"
+        );
+        // Once the wait is over, the answer is at once.
+        let asked = Instant::now();
+        assert_eq!(
+            registry
+                .wait_kind_for_repo("nowhere", Duration::from_secs(3600))
+                .await,
+            None
+        );
+        assert!(asked.elapsed() < Duration::from_millis(100));
+        // An agent gone silent still tells its repo's kind: known, not guessed.
+        let mut silent = heartbeat("m-2", "micro");
+        silent.repos = vec!["users".into()];
+        registry.record(silent);
+        assert_eq!(
+            registry
+                .wait_kind_for_repo("users", Duration::ZERO)
+                .await
+                .as_deref(),
+            Some("micro")
+        );
     }
 }

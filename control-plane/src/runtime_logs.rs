@@ -43,6 +43,7 @@ pub struct LogQuery {
 /// refusal (no such container, not running) is an [`AgentCallError`].
 pub async fn open(
     nats: &async_nats::Client,
+    agents: &AgentClient,
     agent_id: &str,
     deployment: &DeploymentId,
     query: LogQuery,
@@ -65,7 +66,7 @@ pub async fn open(
         filter: query.filter,
         window: WINDOW,
     };
-    let _: ContainerLogsStarted = AgentClient::new(nats.clone())
+    let _: ContainerLogsStarted = agents
         .command(agent_id, subject::CONTAINER_LOGS, &request, timeout)
         .await?;
     let state = Follow {

@@ -105,7 +105,7 @@ async fn service_staleness(
         .await;
     let moved = match answer {
         Ok(list) => list.branches.into_iter().next(),
-        Err(AgentCallError::NoResponders { .. }) => {
+        Err(AgentCallError::NoResponders { .. } | AgentCallError::NotSupported { .. }) => {
             // No agent of the kind serves branch_status: heads only.
             match heads_only(agents, kind, &deployment.repo, credential).await {
                 Ok(heads) => Some(BranchMove {
@@ -183,6 +183,11 @@ fn call_reason(err: &AgentCallError, kind: &str, repo: &str) -> String {
             format!("the git server refused your credential for {repo}")
         }
         AgentCallError::NoResponders { .. } => format!("no {kind} agent is online"),
+        AgentCallError::NotSupported { .. } => {
+            format!(
+                "staleness is not supported by the {kind} agents (they serve neither branch_status nor list_branches)"
+            )
+        }
         _ => err.to_string(),
     }
 }

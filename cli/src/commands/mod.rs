@@ -1,5 +1,6 @@
 //! One module per command; [`dispatch`] maps the parsed command to it.
 
+pub mod agent_check;
 mod agents;
 mod auth;
 mod cancel;
@@ -35,6 +36,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Env(args) => env::run(ctx, args).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,
+        Command::Agent(command) => agent_check::run(ctx, command).await,
         Command::Open { sandbox } => open::run(ctx, &sandbox).await,
         Command::Tap(args) => tap::run(ctx, args).await,
         Command::Completions { shell } => {

@@ -272,7 +272,8 @@ async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiE
             .await;
         return match outcome {
             Ok(_) => Ok(()),
-            Err(err) if err.is_no_agent() => continue,
+            // This kind cannot check credentials now: the next may.
+            Err(err) if err.is_no_agent() || err.is_not_supported() => continue,
             Err(err @ AgentCallError::Request { .. }) => {
                 tracing::error!(error = %err, "credential check request failed");
                 continue;

@@ -22,7 +22,7 @@ use crate::store::{
 };
 
 fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
-    validate::resource_name(what, name).map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(validate::resource_name(what, name)?)
 }
 
 /// The caller as an editor of the catalog.

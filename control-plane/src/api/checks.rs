@@ -80,6 +80,7 @@ pub async fn staleness(
         (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
         (status = 409, description = "The sandbox has no running gateway (`no_gateway`)", body = ErrorBody),
+        (status = 501, description = "The gateway's agent does not serve `probe` (`not_supported`)", body = ErrorBody),
         (status = 502, description = "The gateway's agent failed (`agent_error`)", body = ErrorBody),
         (status = 503, description = "The gateway's agent does not answer (`no_agent`)", body = ErrorBody),
     ),
@@ -99,15 +100,6 @@ pub async fn probe(
             "no_gateway",
             format!("{err}: deploy the sandbox's gateway first"),
         )),
-        Err(ProbeError::Agent(err)) if err.is_no_agent() => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_agent",
-            err.to_string(),
-        )),
-        Err(ProbeError::Agent(err)) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "agent_error",
-            err.to_string(),
-        )),
+        Err(ProbeError::Agent(err)) => Err(err.into()),
     }
 }

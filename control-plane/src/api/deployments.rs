@@ -14,7 +14,6 @@ use serde_json::json;
 use super::openapi::ErrorBody;
 use super::sandboxes::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::{ApiError, ApiJson, AppState};
-use crate::agent_client::AgentCallError;
 use crate::orchestrator::{DeployError, Pin, Requester, Started};
 use crate::sessions::Session;
 use crate::store::{Deployment, DeploymentFilter};
@@ -60,7 +59,7 @@ pub struct DeploymentStarted {
         (status = 400, description = "An invalid sandbox, repo or branch (`bad_request`), or the agent refused it (`refused`)", body = ErrorBody),
         (status = 403, description = "The sandbox is someone else's (`forbidden`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`; `deployment_id` names the failed deployment)", body = ErrorBody),
-        (status = 503, description = "No agent took it (`no_agent`; `deployment_id` names the failed deployment)", body = ErrorBody),
+        (status = 503, description = "No agent took it, or no online agent holds the repo (`no_agent`), or the agent is at capacity (`busy`); `deployment_id` names the failed deployment", body = ErrorBody),
     ),
 )]
 pub async fn create(
@@ -71,10 +70,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     // Everything is checked before anything is recorded or sent.
     check_sandbox_name(&sandbox)?;
-    validate::repo(&body.repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    validate::branch(&body.branch).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&body.repo)?;
+    validate::branch(&body.branch)?;
     if let Some(commit) = &body.commit {
-        validate::commit(commit).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        validate::commit(commit)?;
     }
     // An early, clear answer; the store checks again as it records the
     // deployment, in the same step that makes a missing sandbox.
@@ -115,17 +114,7 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
             .into_response()),
         Err(DeployError::Store(err)) => Err(store_error(err)),
         Err(DeployError::Dispatch { id, source }) => {
-            let (status, code) = match source {
-                AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. } => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "no_agent")
-                }
-                AgentCallError::Refused { .. } => (StatusCode::BAD_REQUEST, "refused"),
-                AgentCallError::Malformed { .. }
-                | AgentCallError::Request { .. }
-                | AgentCallError::ForgedAccept { .. } => (StatusCode::BAD_GATEWAY, "agent_error"),
-            };
-            Err(ApiError::new(status, code, source.to_string())
-                .with_details(json!({ "deployment_id": id })))
+            Err(ApiError::from(source).with_details(json!({ "deployment_id": id })))
         }
     }
 }
@@ -335,7 +324,7 @@ pub async fn cancel(
         (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
         (status = 409, description = "The deployment recorded no commit, or its sandbox is gone (`conflict`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`; `deployment_id` names the failed deployment)", body = ErrorBody),
-        (status = 503, description = "No agent took it (`no_agent`; `deployment_id` names the failed deployment)", body = ErrorBody),
+        (status = 503, description = "No agent took it, or no online agent holds the repo (`no_agent`), or the agent is at capacity (`busy`); `deployment_id` names the failed deployment", body = ErrorBody),
     ),
 )]
 pub async fn redeploy(

@@ -7,8 +7,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sdp_bus::RpcErrorCode;
+use sdp_bus::validate::InvalidName;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+
+use crate::agent_client::AgentCallError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -69,6 +73,49 @@ impl ApiError {
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
+    }
+}
+
+/// An agent's answer, or its absence, as the REST API's one answer to it
+/// (every handler's; one that knows better — the login's 401, runtime
+/// logs' 409 for a container that is not running — matches first):
+///
+/// | error | status | code |
+/// | --- | --- | --- |
+/// | no agent online, none answered in time, none holds the repo | 503 | `no_agent` |
+/// | the agent does not serve the method (heartbeat, `unknown_method`) | 501 | `not_supported` |
+/// | refused: the git server refused the credential | 403 | `git_refused` |
+/// | refused: a bad request (unknown branch, …) | 400 | `refused` |
+/// | refused: unavailable (at capacity, shutting down) | 503 | `busy` |
+/// | refused otherwise, malformed reply, forged acceptance, NATS failure | 502 | `agent_error` |
+impl From<AgentCallError> for ApiError {
+    fn from(err: AgentCallError) -> Self {
+        let (status, code) = match &err {
+            AgentCallError::NoResponders { .. }
+            | AgentCallError::Timeout { .. }
+            | AgentCallError::NoHolder { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_agent"),
+            AgentCallError::NotSupported { .. } => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
+            AgentCallError::Refused { error, .. } => match error.code {
+                RpcErrorCode::Unauthorized => (StatusCode::FORBIDDEN, "git_refused"),
+                RpcErrorCode::BadRequest => (StatusCode::BAD_REQUEST, "refused"),
+                RpcErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+                RpcErrorCode::Internal | RpcErrorCode::UnknownMethod | RpcErrorCode::Other(_) => {
+                    (StatusCode::BAD_GATEWAY, "agent_error")
+                }
+            },
+            AgentCallError::Malformed { .. }
+            | AgentCallError::Request { .. }
+            | AgentCallError::ForgedAccept { .. } => (StatusCode::BAD_GATEWAY, "agent_error"),
+        };
+        Self::new(status, code, err.to_string())
+    }
+}
+
+/// A name that breaks its rule (sandbox, repo, branch, commit): 400 naming
+/// the rule.
+impl From<InvalidName> for ApiError {
+    fn from(err: InvalidName) -> Self {
+        Self::bad_request(err.to_string())
     }
 }
 
@@ -148,4 +195,104 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         _ => rejection.body_text(),
     };
     ApiError::new(status, code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use sdp_bus::RpcError;
+
+    use super::*;
+
+    fn status_and_code(err: AgentCallError) -> (u16, &'static str) {
+        let api = ApiError::from(err);
+        (api.status.as_u16(), api.code)
+    }
+
+    fn refused(code: RpcErrorCode) -> AgentCallError {
+        AgentCallError::Refused {
+            method: "deploy",
+            error: RpcError::new(code, "why"),
+        }
+    }
+
+    #[test]
+    fn every_agent_error_has_one_answer() {
+        let target = || "agent a-1".to_owned();
+        let cases = [
+            (
+                AgentCallError::NoResponders {
+                    target: target(),
+                    method: "deploy",
+                },
+                (503, "no_agent"),
+            ),
+            (
+                AgentCallError::Timeout {
+                    target: target(),
+                    method: "deploy",
+                    timeout: std::time::Duration::from_secs(1),
+                },
+                (503, "no_agent"),
+            ),
+            (
+                AgentCallError::NoHolder {
+                    repo: "edge".into(),
+                },
+                (503, "no_agent"),
+            ),
+            (
+                AgentCallError::NotSupported {
+                    target: target(),
+                    method: "probe",
+                },
+                (501, "not_supported"),
+            ),
+            (refused(RpcErrorCode::Unauthorized), (403, "git_refused")),
+            (refused(RpcErrorCode::BadRequest), (400, "refused")),
+            (refused(RpcErrorCode::Unavailable), (503, "busy")),
+            (refused(RpcErrorCode::Internal), (502, "agent_error")),
+            (
+                refused(RpcErrorCode::Other("new".into())),
+                (502, "agent_error"),
+            ),
+            (
+                AgentCallError::Malformed {
+                    method: "deploy",
+                    reason: "x".into(),
+                },
+                (502, "agent_error"),
+            ),
+            (
+                AgentCallError::ForgedAccept {
+                    answered: "b".into(),
+                    why: "x".into(),
+                },
+                (502, "agent_error"),
+            ),
+        ];
+        for (err, expected) in cases {
+            let shown = err.to_string();
+            assert_eq!(status_and_code(err), expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_repo_no_agent_holds_is_named_in_the_answer() {
+        let api = ApiError::from(AgentCallError::NoHolder {
+            repo: "edge".into(),
+        });
+        assert!(api.message.contains("repo edge"), "{}", api.message);
+    }
+
+    #[test]
+    fn an_unsupported_method_says_so() {
+        let api = ApiError::from(AgentCallError::NotSupported {
+            target: "agent s-1".into(),
+            method: "container_logs",
+        });
+        assert_eq!(
+            api.message,
+            "container_logs is not supported by the agent s-1"
+        );
+    }
 }

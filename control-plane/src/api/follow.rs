@@ -107,7 +107,7 @@ pub async fn put_service(
     ApiJson(body): ApiJson<FollowBody>,
 ) -> Result<Json<ServiceView>, ApiError> {
     check_sandbox_name(&name)?;
-    validate::repo(&repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&repo)?;
     let sandbox = sandbox_for_change(&state, &session, &name)?;
     let known = view(&state, sandbox.clone(), false)
         .await?

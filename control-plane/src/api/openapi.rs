@@ -42,7 +42,8 @@ pub struct ErrorDetail {
     /// `credential_expired`, `forbidden`, `not_found`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `throttled`,
     /// `no_agent`, `not_configured`, `verify_failed`, `agent_error`,
-    /// `git_refused`, `refused`, `nats_unavailable`, `internal`, …
+    /// `git_refused`, `refused`, `busy`, `not_supported`,
+    /// `nats_unavailable`, `internal`, …
     pub code: String,
     /// For people: what went wrong and what to do. Never internals.
     pub message: String,

@@ -35,6 +35,7 @@ pub async fn list(State(state): State<AppState>, _session: Session) -> Json<Vec<
         (status = 400, description = "An invalid repo name (`bad_request`)", body = ErrorBody),
         (status = 403, description = "The git server refused the credential (`git_refused`)", body = ErrorBody),
         (status = 404, description = "No online agent holds the repo (`not_found`)", body = ErrorBody),
+        (status = 501, description = "The repo's agents do not serve `list_branches` (`not_supported`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`)", body = ErrorBody),
         (status = 503, description = "No agent of the repo's kind is online (`no_agent`)", body = ErrorBody),
     ),
@@ -44,7 +45,7 @@ pub async fn branches(
     session: Session,
     Path(repo): Path<String>,
 ) -> Result<Json<Vec<BranchInfo>>, ApiError> {
-    validate::repo(&repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&repo)?;
     let Some(kind) = state
         .registry
         .kind_for_repo(&repo, state.config.agents.heartbeat_timeout)
@@ -68,15 +69,6 @@ pub async fn branches(
             "git_refused",
             format!("the git server refused your credential for {repo}"),
         )),
-        Err(err) if err.is_no_agent() => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_agent",
-            format!("no {kind} agent is online to list branches"),
-        )),
-        Err(err) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "agent_error",
-            err.to_string(),
-        )),
+        Err(err) => Err(err.into()),
     }
 }

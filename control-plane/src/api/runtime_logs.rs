@@ -138,6 +138,7 @@ fn log_query(query: RuntimeLogsQuery) -> Result<LogQuery, ApiError> {
         (status = 404, description = "No such deployment (`not_found`)", body = ErrorBody),
         (status = 409, description = "The deployment is not running, or its container is not running on its agent (`not_running`)", body = ErrorBody),
         (status = 429, description = "The caller holds as many runtime-log streams as one user may (`too_many_streams`; `streams.runtime_logs_per_user`)", body = ErrorBody),
+        (status = 501, description = "The deployment's agent does not serve runtime logs (`not_supported`)", body = ErrorBody),
         (status = 502, description = "The agent failed (`agent_error`)", body = ErrorBody),
         (status = 503, description = "The deployment's agent is offline (`no_agent`), or serves as many runtime-log streams as it may (`busy`)", body = ErrorBody),
     ),
@@ -169,6 +170,7 @@ pub async fn runtime_logs(
     let slot = open_stream(&state, &session, StreamKind::RuntimeLogs)?;
     let opened = crate::runtime_logs::open(
         &state.nats,
+        &state.orchestrator.agents,
         &agent_id,
         &id,
         query,
@@ -180,27 +182,7 @@ pub async fn runtime_logs(
         Err(AgentCallError::Refused { error, .. }) if error.code == RpcErrorCode::BadRequest => {
             return Err(not_running(error.message));
         }
-        Err(AgentCallError::Refused { error, .. }) if error.code == RpcErrorCode::Unavailable => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                error.message,
-            ));
-        }
-        Err(err @ (AgentCallError::NoResponders { .. } | AgentCallError::Timeout { .. })) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_agent",
-                err.to_string(),
-            ));
-        }
-        Err(err) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "agent_error",
-                err.to_string(),
-            ));
-        }
+        Err(err) => return Err(err.into()),
     };
     Ok((
         [

@@ -59,7 +59,7 @@ pub(super) struct ServiceView {
 }
 
 pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
-    validate::resource_name("sandbox name", name).map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(validate::resource_name("sandbox name", name)?)
 }
 
 /// Whether the caller is in `auth.admins`.
@@ -570,7 +570,7 @@ pub async fn put_route(
     Path((name, service)): Path<(String, String)>,
     ApiJson(body): ApiJson<RouteBody>,
 ) -> Result<Json<EffectiveRoute>, ApiError> {
-    validate::repo(&service).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&service)?;
     check_target(&body.target)?;
     let sandbox = sandbox_for_change(&state, &session, &name)?;
     state
@@ -607,7 +607,7 @@ pub async fn delete_route(
     session: Session,
     Path((name, service)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    validate::repo(&service).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    validate::repo(&service)?;
     sandbox_for_change(&state, &session, &name)?;
     if !state
         .store

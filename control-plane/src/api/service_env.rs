@@ -52,7 +52,7 @@ pub struct ServiceEnvBody {
 
 fn check_path(name: &str, repo: &str) -> Result<(), ApiError> {
     check_sandbox_name(name)?;
-    validate::repo(repo).map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(validate::repo(repo)?)
 }
 
 fn template_of(state: &AppState, sandbox: &Sandbox) -> Result<Option<Template>, ApiError> {

@@ -147,6 +147,14 @@ impl Orchestrator {
                 _ = tick.tick() => {}
             }
             for (agent_id, started_at) in self.registry.instances(self.heartbeat_timeout) {
+                // An agent that does not advertise reconcile is never asked.
+                if self
+                    .registry
+                    .agent_serves(&agent_id, sdp_bus::subject::RECONCILE)
+                    == Some(false)
+                {
+                    continue;
+                }
                 let due = match done.get(&agent_id) {
                     None => true,
                     Some((seen_start, at)) => *seen_start != started_at || at.elapsed() >= every,

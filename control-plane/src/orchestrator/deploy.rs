@@ -187,17 +187,22 @@ impl Orchestrator {
         requester: &Requester,
         reuse_build: bool,
     ) -> Result<Started, DeployError> {
+        // Never a guessed kind: a repo no agent announced (after waiting
+        // for the first heartbeats if the control plane just started) is
+        // recorded without a kind and failed with `NoHolder`.
         let kind = self
             .registry
-            .kind_for_repo(repo, self.heartbeat_timeout)
-            .unwrap_or_else(|| sdp_bus::subject::KIND_MICRO.to_owned());
+            .wait_kind_for_repo(repo, self.heartbeat_timeout)
+            .await;
+        let holder_kind = kind.as_deref();
+        let kind = holder_kind.unwrap_or_default();
         let id = DeploymentId::generate();
         let new = NewDeployment {
             id: &id,
             sandbox,
             repo,
             branch,
-            kind: &kind,
+            kind,
             created_by: &requester.user,
             new_sandbox_ttl_hours: self.default_ttl_hours,
             // Only a re-apply (a gateway's new routes, a service's new
@@ -254,7 +259,13 @@ impl Orchestrator {
             commit: pin.commit.clone(),
         };
         let holder = self.store.holder(sandbox, repo, &id)?;
-        match self.dispatch(&kind, holder.as_deref(), &request).await {
+        let dispatched = match holder_kind {
+            Some(kind) => self.dispatch(kind, holder.as_deref(), &request).await,
+            None => Err(AgentCallError::NoHolder {
+                repo: repo.to_owned(),
+            }),
+        };
+        match dispatched {
             Ok((accepted, reservation)) => {
                 self.store.set_deployment_agent(&id, &accepted.agent_id)?;
                 // The store counts it now.
@@ -279,9 +290,11 @@ impl Orchestrator {
     }
 
     /// Sends the request to the first agent of [`placement::candidates`]
-    /// that accepts it; with no candidate known (no heartbeat yet), to the
-    /// kind's queue group, which is how a new agent gets work. The
-    /// reservation counts it against its agent until the store does.
+    /// that accepts it; with no candidate (no agent of the kind heard from
+    /// yet, or none serves directed deploys), or when the one tried answers
+    /// `unknown_method`, to the kind's queue group, which is how a new
+    /// agent, or one that implements only the minimal contract, gets work.
+    /// The reservation counts it against its agent until the store does.
     async fn dispatch(
         &self,
         kind: &str,
@@ -295,6 +308,7 @@ impl Orchestrator {
         });
         let (candidates, mut reservation) = self.in_flight.choose(&agents, kind, holder, &held);
         let mut unreachable = None;
+        let mut not_served = false;
         for (n, agent) in candidates.iter().enumerate() {
             if n > 0 {
                 reservation = Some(self.in_flight.reserve(agent));
@@ -313,12 +327,16 @@ impl Orchestrator {
                     tracing::warn!(agent, deployment = %request.deployment_id, error = %err, "placing on the next agent");
                     unreachable = Some(err);
                 }
+                Err(err) if err.is_not_supported() => {
+                    tracing::info!(agent, deployment = %request.deployment_id, "the agent does not serve directed deploys: trying the next one, then the kind's queue group");
+                    not_served = true;
+                }
                 Err(err) => return Err(err),
             }
         }
         match unreachable {
-            Some(err) => Err(err),
-            None => {
+            Some(err) if !not_served => Err(err),
+            _ => {
                 let accepted = self
                     .agents
                     .deploy(kind, request, self.request_timeout)

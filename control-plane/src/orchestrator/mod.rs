@@ -98,7 +98,7 @@ impl Orchestrator {
         request_timeout: Duration,
         heartbeat_timeout: Duration,
     ) -> Self {
-        let agents = AgentClient::new(nats.clone());
+        let agents = AgentClient::new(nats.clone()).with_registry(registry.clone());
         Self {
             repos: RepoCatalog::new(agents.clone()),
             agents,

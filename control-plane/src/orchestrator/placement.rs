@@ -15,6 +15,11 @@
 //! ([`super::Orchestrator::on_result`] asks it to reconcile; an agent that
 //! is down reconciles when it returns).
 //!
+//! Only an agent whose heartbeat advertises `deploy` (`serves`) is placed
+//! on; with none, or when the placed agent answers `unknown_method`, the
+//! deployment goes to the kind's queue group (`deploy.request.<kind>`),
+//! which every agent serves (the minimal contract, docs/AGENTS.md).
+//!
 //! Who accepted: a deployment sent to one agent must be accepted in that
 //! agent's name ([`crate::agent_client::AgentClient::deploy_to`]); one
 //! sent to the kind's queue group, by a live agent of the kind
@@ -96,7 +101,8 @@ impl Drop for Reservation {
     }
 }
 
-/// The agents to try, in order: the `holder` of the (sandbox, service) if
+/// The agents to try, in order (only online agents of `kind` that serve
+/// directed deploys): the `holder` of the (sandbox, service) if
 /// it is online and has its images, then the other online agents of `kind` with no missing
 /// image and room, least loaded first (fewest live deployments in `held`,
 /// then fewest in flight, then most room, then id, so ties place the same
@@ -107,7 +113,7 @@ pub fn candidates(
     holder: Option<&str>,
     held: &HashMap<String, usize>,
 ) -> Vec<String> {
-    let online = |a: &&AgentView| a.online && a.kind == kind;
+    let online = |a: &&AgentView| a.online && a.kind == kind && a.serves(sdp_bus::subject::DEPLOY);
     let mut order: Vec<String> = Vec::new();
     // A holder that lost its base image cannot start the service again:
     // it moves, and the holder's container goes once it runs elsewhere.
@@ -182,6 +188,7 @@ mod tests {
             build_cache: None,
             log_streams: 0,
             toolchains: Vec::new(),
+            serves: vec!["deploy".into()],
         }
     }
 
@@ -265,5 +272,17 @@ mod tests {
             candidates(&agents, "micro", Some("h"), &HashMap::new()),
             ["x"]
         );
+    }
+
+    #[test]
+    fn an_agent_that_does_not_serve_directed_deploys_is_not_placed_on() {
+        let mut minimal = agent("s", 0, 9);
+        minimal.serves = Vec::new();
+        let agents = [minimal, agent("x", 1, 4)];
+        assert_eq!(
+            candidates(&agents, "micro", Some("s"), &HashMap::new()),
+            ["x"]
+        );
+        assert!(candidates(&agents[..1], "micro", None, &HashMap::new()).is_empty());
     }
 }

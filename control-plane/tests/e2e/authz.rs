@@ -88,7 +88,7 @@ fn rule(operation_id: &str) -> Option<Rule> {
         "deploy_template" => owned(Some(json!({})), &[]),
         "create_deployment" => owned(
             Some(json!({ "repo": NO_REPO, "branch": "main" })),
-            &[(400, "refused")],
+            &[(503, "no_agent")],
         ),
         // The fixture's deployment failed at once: settled, no commit.
         "cancel_deployment" => owned(None, &[(409, "conflict")]),
@@ -197,9 +197,11 @@ async fn fixture(stack: &Stack, owner: &str) -> Fixture {
             json!({ "repo": NO_REPO, "branch": "main" }),
         )
         .await;
+    // No agent holds the repo: recorded and failed, never sent to a
+    // guessed kind.
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::SERVICE_UNAVAILABLE,
         "fixture deployment: {refused}"
     );
     let deployment = refused["error"]["deployment_id"]
@@ -409,9 +411,9 @@ async fn racing_first_deploys_land_only_in_the_requesters_sandbox() {
         let mut recorded = 0;
         for (user, status, answer) in &answers {
             if *user == sandbox_owner {
-                // Recorded, then refused by the agent (no such repo).
-                assert_eq!(*status, StatusCode::BAD_REQUEST, "{answer}");
-                assert_eq!(answer["error"]["code"], "refused", "{answer}");
+                // Recorded, then failed: no agent holds the repo.
+                assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+                assert_eq!(answer["error"]["code"], "no_agent", "{answer}");
                 recorded += 1;
             } else {
                 assert_eq!(*status, StatusCode::FORBIDDEN, "{answer}");

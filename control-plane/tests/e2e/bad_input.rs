@@ -158,7 +158,7 @@ async fn bad_input_is_refused_clearly() {
     let (status, _) = stack.get(&token, "/api/deployments/nope-../x").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // A repo the agent does not hold: refused with the reason.
+    // A repo no agent holds: no kind is guessed; 503 naming the repo.
     let (status, body) = stack
         .post(
             &token,
@@ -166,7 +166,8 @@ async fn bad_input_is_refused_clearly() {
             json!({ "repo": "ghost", "branch": "main" }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "no_agent", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()

@@ -199,6 +199,7 @@ fn heartbeat(agent_id: &str, kind: &str, repos: &[&str], capacity: u32) -> sdp_b
         build_cache: None,
         log_streams: 0,
         toolchains: Vec::new(),
+        serves: None,
     }
 }
 

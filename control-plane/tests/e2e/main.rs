@@ -32,4 +32,5 @@ mod service_env;
 mod sessions;
 mod soak;
 mod staleness;
+mod stranger_agent;
 mod webhooks;
