@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sdp_testkit::{free_port, unique_id, wait_for};
+use sdp_testkit::{free_port, try_wait_for, unique_id, wait_for};
 use serde_json::{Value, json};
 
 /// The user the non-root run is made as when the test runs as root.
@@ -417,19 +417,18 @@ impl DevScript {
         self.signal_group("-INT");
         let started = std::time::Instant::now();
         let bound = Duration::from_secs(10);
-        loop {
+        let all_gone = try_wait_for(bound, || {
             // Reap the script itself so it does not linger as a zombie.
             let _ = self.child.try_wait();
-            let left = self.group_processes();
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                started.elapsed() < bound,
-                "{bound:?} after Ctrl-C these are still running: {left:?}\noutput:\n{}",
+            std::future::ready(self.group_processes().is_empty().then_some(()))
+        })
+        .await;
+        if all_gone.is_none() {
+            panic!(
+                "{bound:?} after Ctrl-C these are still running: {:?}\noutput:\n{}",
+                self.group_processes(),
                 self.report()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for port in &self.ports {
             assert!(
