@@ -195,7 +195,7 @@ async fn the_page_holds_the_whole_log_once(
         rows.windows(2).all(|w| w[0].1 < w[1].1),
         "seqs are not strictly increasing: {rows:?}"
     );
-    assert_eq!(&rows[..before.len()], &before[..], "lines changed");
+    assert_eq!(&rows[..before.len()], before, "lines changed");
     let log = stack
         .http()
         .get(stack.url(&format!("/api/deployments/{id}/logs")))

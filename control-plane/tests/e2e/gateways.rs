@@ -137,11 +137,13 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
     // Until each has shown one, keep looking while they converge.
     let first_url = RefCell::new(first_url);
     let all_shown = sdp_testkit::try_wait_for(DEPLOY_TIMEOUT, || async {
-        for name in &names {
-            if !first_url.borrow().contains_key(name) {
-                if let Some(url) = gateway_url(&stack, &token, name).await {
-                    first_url.borrow_mut().insert(name.clone(), url);
-                }
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| !first_url.borrow().contains_key(*name))
+            .collect();
+        for name in missing {
+            if let Some(url) = gateway_url(&stack, &token, name).await {
+                first_url.borrow_mut().insert(name.clone(), url);
             }
         }
         (first_url.borrow().len() == names.len()).then_some(())
