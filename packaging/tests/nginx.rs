@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use sdp_packaging::{TempDir, build_bundle, extract, run_ok};
 use sdp_testkit::{
-    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, ensure_busybox_image,
+    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, agent_micro_test_env,
     free_port, try_wait_for_blocking, unique_id, wait_for,
 };
 use serde_json::{Value, json};
@@ -356,27 +356,17 @@ impl Installed {
         logs: &Path,
     ) -> ChildGuard {
         let data = self.root.path().join("var/lib/sdp/agent-micro");
+        let mut env = vec![
+            ("SDP_AGENT__NATS__URL", nats.url()),
+            ("SDP_AGENT__AGENT__ID", agent_id.to_owned()),
+            ("SDP_AGENT__DATA_DIR", data.display().to_string()),
+            ("SDP_AGENT__REPOS_DIR", repos.path().display().to_string()),
+        ];
+        env.extend(agent_micro_test_env());
         spawn_installed(
             &self.bin("sdp-agent-micro"),
             &["--config", &self.config("agent-micro.toml")],
-            &[
-                ("SDP_AGENT__NATS__URL", nats.url()),
-                ("SDP_AGENT__AGENT__ID", agent_id.to_owned()),
-                ("SDP_AGENT__DATA_DIR", data.display().to_string()),
-                ("SDP_AGENT__REPOS_DIR", repos.path().display().to_string()),
-                ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-                ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
-                (
-                    "SDP_AGENT__FLAVOUR__CACHE_DIR",
-                    std::env::temp_dir()
-                        .join("sdp-test-go-cache")
-                        .display()
-                        .to_string(),
-                ),
-                ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
-                ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
-                ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
-            ],
+            &env,
             logs,
             "agent-micro",
         )

@@ -51,9 +51,10 @@ pub mod util;
 
 pub use baseline::BaselineServer;
 pub use docker::{
-    BUILD_IMAGE, BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label,
-    docker_bridge_gateway, docker_create_named, docker_exists, docker_rm, ensure_build_image,
-    ensure_busybox_image, ensure_php_image, published_addresses,
+    BUILD_IMAGE, BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, agent_micro_test_env,
+    containers_with_label, docker_bridge_gateway, docker_create_named, docker_exists, docker_rm,
+    ensure_build_image, ensure_busybox_image, ensure_php_image, published_addresses,
+    shared_go_cache,
 };
 pub use fixture_repo::FixtureRepo;
 pub use git_server::{GitServer, basic_auth_header};
