@@ -266,8 +266,11 @@ impl DevScript {
     /// may not reach into root's home or an unreadable checkout: the
     /// script and what it reads (scripts/, nats/dev.conf) are copied into
     /// the run's temp dir (handed to the user), and the binaries too if
-    /// the user cannot run them where they were built. With `php_image`,
-    /// the run's PHP base image tag names that image before the start.
+    /// the user cannot run them where they were built (the dashboard is
+    /// embedded in the control plane, debug builds too: run from a checkout
+    /// the user cannot read, e.g. under a `mktemp -d`, it must still
+    /// answer). With `php_image`, the run's PHP base image tag names that
+    /// image before the start.
     fn start_with(user: Option<&DevUser>, php_image: Option<&str>) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = tempfile::Builder::new()
