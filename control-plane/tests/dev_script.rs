@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sdp_testkit::{free_port, unique_id, wait_for};
+use sdp_testkit::{free_port, try_wait_for, unique_id, wait_for};
 use serde_json::{Value, json};
 
 /// The user the non-root run is made as when the test runs as root.
@@ -266,8 +266,11 @@ impl DevScript {
     /// may not reach into root's home or an unreadable checkout: the
     /// script and what it reads (scripts/, nats/dev.conf) are copied into
     /// the run's temp dir (handed to the user), and the binaries too if
-    /// the user cannot run them where they were built. With `php_image`,
-    /// the run's PHP base image tag names that image before the start.
+    /// the user cannot run them where they were built (the dashboard is
+    /// embedded in the control plane, debug builds too: run from a checkout
+    /// the user cannot read, e.g. under a `mktemp -d`, it must still
+    /// answer). With `php_image`, the run's PHP base image tag names that
+    /// image before the start.
     fn start_with(user: Option<&DevUser>, php_image: Option<&str>) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = tempfile::Builder::new()
@@ -417,19 +420,18 @@ impl DevScript {
         self.signal_group("-INT");
         let started = std::time::Instant::now();
         let bound = Duration::from_secs(10);
-        loop {
+        let all_gone = try_wait_for(bound, || {
             // Reap the script itself so it does not linger as a zombie.
             let _ = self.child.try_wait();
-            let left = self.group_processes();
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                started.elapsed() < bound,
-                "{bound:?} after Ctrl-C these are still running: {left:?}\noutput:\n{}",
+            std::future::ready(self.group_processes().is_empty().then_some(()))
+        })
+        .await;
+        if all_gone.is_none() {
+            panic!(
+                "{bound:?} after Ctrl-C these are still running: {:?}\noutput:\n{}",
+                self.group_processes(),
                 self.report()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for port in &self.ports {
             assert!(

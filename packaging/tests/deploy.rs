@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sdp_packaging::{TempDir, build_bundle, repo_root, run, run_ok, text};
-use sdp_testkit::{ChildGuard, free_port};
+use sdp_testkit::{ChildGuard, free_port, try_wait_for_blocking};
 
 struct Sshd {
     dir: TempDir,
@@ -65,19 +65,12 @@ impl Sshd {
         let child = ChildGuard::spawn(cmd);
         // Listening once it says so (a probe connection would leave an
         // sshd child behind to time out).
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let listening = format!("Server listening on 127.0.0.1 port {port}");
-        while !std::fs::read_to_string(d.join("sshd.log"))
-            .unwrap_or_default()
-            .contains(&listening)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sshd did not listen: {}",
-                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = || std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
+        try_wait_for_blocking(Duration::from_secs(20), || {
+            log().contains(&listening).then_some(())
+        })
+        .unwrap_or_else(|| panic!("sshd did not listen: {}", log()));
         Sshd {
             dir,
             port,

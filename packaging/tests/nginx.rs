@@ -17,8 +17,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use sdp_packaging::{TempDir, build_bundle, extract, run_ok};
 use sdp_testkit::{
-    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, ensure_busybox_image,
-    free_port, unique_id, wait_for,
+    ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer, ReposDir, agent_micro_test_env,
+    free_port, try_wait_for_blocking, unique_id, wait_for,
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
@@ -99,10 +99,10 @@ impl Drop for Nginx {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self._child.is_running() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Not a panic in a drop: the guard SIGKILLs what did not stop.
+        let _ = try_wait_for_blocking(Duration::from_secs(10), || {
+            (!self._child.is_running()).then_some(())
+        });
     }
 }
 
@@ -221,20 +221,7 @@ impl Drop for DumpOnPanic {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installed_tree_behind_nginx_streams_across_a_reload() {
     sdp_testkit::init_tracing();
-    // The bundle, installed.
-    let dist = TempDir::new().expect("temp dir");
-    let tarball = build_bundle(dist.path(), None);
-    let unpacked = TempDir::new().expect("temp dir");
-    let bundle = extract(&tarball, unpacked.path());
-    let root_dir = TempDir::new().expect("temp dir");
-    let root = root_dir.path();
-    run_ok(
-        Command::new(bundle.join("install.sh"))
-            .args(["--role", "control,micro", "--root"])
-            .arg(root),
-    );
-    let bin = root.join("opt/sdp/current/bin");
-    let etc = root.join("etc/sdp");
+    let installed = Installed::new();
     let logs = TempDir::new().expect("temp dir");
     let _dump = DumpOnPanic(logs.path().to_path_buf());
 
@@ -248,67 +235,146 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
     repos.add("users", &git.url("users"));
     let agent_id = unique_id("pk");
     let _containers = ContainerCleanup::agent(&agent_id);
-
     let cp_port = free_port();
-    let cp_data = root.join("var/lib/sdp/control-plane");
-    let _control_plane = spawn_installed(
-        &bin.join("sdp-control-plane"),
-        &[
-            "--config",
-            &etc.join("control-plane.toml").display().to_string(),
-            "serve",
-        ],
-        &[
-            ("SDP_CONTROL_PLANE__NATS__URL", nats.url()),
-            (
-                "SDP_CONTROL_PLANE__HTTP__ADDR",
-                format!("127.0.0.1:{cp_port}"),
-            ),
-            ("SDP_CONTROL_PLANE__DATA_DIR", cp_data.display().to_string()),
-            ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
-            // Small, so two clients' budgets show in a few logins.
-            (
-                "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES",
-                "3".into(),
-            ),
-        ],
-        logs.path(),
-        "control-plane",
-    );
-    let _agent = spawn_installed(
-        &bin.join("sdp-agent-micro"),
-        &[
-            "--config",
-            &etc.join("agent-micro.toml").display().to_string(),
-        ],
-        &[
-            ("SDP_AGENT__NATS__URL", nats.url()),
-            ("SDP_AGENT__AGENT__ID", agent_id.clone()),
-            (
-                "SDP_AGENT__DATA_DIR",
-                root.join("var/lib/sdp/agent-micro").display().to_string(),
-            ),
-            ("SDP_AGENT__REPOS_DIR", repos.path().display().to_string()),
-            ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
-            ("SDP_AGENT__BUILD__IMAGE", sdp_testkit::ensure_build_image()),
-            (
-                "SDP_AGENT__FLAVOUR__CACHE_DIR",
-                std::env::temp_dir()
-                    .join("sdp-test-go-cache")
-                    .display()
-                    .to_string(),
-            ),
-            ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
-            ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
-            ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
-        ],
-        logs.path(),
-        "agent-micro",
-    );
-    let nginx = Nginx::start(&root.join("etc/nginx/sites-available/sdp.conf"), cp_port);
+    let _control_plane = installed.start_control_plane(&nats, &git, cp_port, logs.path());
+    let _agent = installed.start_agent_micro(&nats, &repos, &agent_id, logs.path());
+    let nginx = Nginx::start(&installed.site(), cp_port);
     let http = reqwest::Client::new();
 
-    // The dashboard, through nginx.
+    the_dashboard_loads_through(&nginx, &http).await;
+    let token = login_through(&nginx, &http, &password).await;
+    login_budgets_are_per_client(&nginx, &password).await;
+    a_body_over_64_kib_is_refused(&nginx, &http, &token).await;
+
+    fixture.push_slow_build("feature/x");
+    let id = deploy_through(&nginx, &http, &token, "feature/x").await;
+    let mut events = stream_until_a_reload_cuts_it(&nginx, &token, &id).await;
+    let last = events
+        .last()
+        .and_then(|e| e["seq"].as_u64())
+        .expect("a seq");
+    resume_to_the_end(&nginx, &token, &id, last, &mut events).await;
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "gap or repeat across the reload");
+    let result = events.last().expect("events");
+    assert_eq!(result["body"]["type"], "result", "{result}");
+    assert_eq!(result["body"]["status"], "running", "{result}");
+
+    // REST through nginx agrees, and the data is in the installed data dir.
+    let deployment: Value = http
+        .get(nginx.url(&format!("/api/deployments/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("deployment")
+        .json()
+        .await
+        .expect("deployment json");
+    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert!(installed.cp_data().join("sdp.db").is_file());
+}
+
+/// The bundle, built and installed with `--role control,micro --root`.
+struct Installed {
+    root: TempDir,
+}
+
+impl Installed {
+    fn new() -> Installed {
+        let dist = TempDir::new().expect("temp dir");
+        let tarball = build_bundle(dist.path(), None);
+        let unpacked = TempDir::new().expect("temp dir");
+        let bundle = extract(&tarball, unpacked.path());
+        let root = TempDir::new().expect("temp dir");
+        run_ok(
+            Command::new(bundle.join("install.sh"))
+                .args(["--role", "control,micro", "--root"])
+                .arg(root.path()),
+        );
+        Installed { root }
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        self.root.path().join("opt/sdp/current/bin").join(name)
+    }
+
+    fn config(&self, name: &str) -> String {
+        self.root
+            .path()
+            .join("etc/sdp")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    fn site(&self) -> PathBuf {
+        self.root.path().join("etc/nginx/sites-available/sdp.conf")
+    }
+
+    fn cp_data(&self) -> PathBuf {
+        self.root.path().join("var/lib/sdp/control-plane")
+    }
+
+    /// The installed control plane with its installed config, on
+    /// `127.0.0.1:<port>`, with an address budget of 3 failed logins.
+    fn start_control_plane(
+        &self,
+        nats: &NatsServer,
+        git: &GitServer,
+        port: u16,
+        logs: &Path,
+    ) -> ChildGuard {
+        spawn_installed(
+            &self.bin("sdp-control-plane"),
+            &["--config", &self.config("control-plane.toml"), "serve"],
+            &[
+                ("SDP_CONTROL_PLANE__NATS__URL", nats.url()),
+                ("SDP_CONTROL_PLANE__HTTP__ADDR", format!("127.0.0.1:{port}")),
+                (
+                    "SDP_CONTROL_PLANE__DATA_DIR",
+                    self.cp_data().display().to_string(),
+                ),
+                ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
+                // Small, so two clients' budgets show in a few logins.
+                (
+                    "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES",
+                    "3".into(),
+                ),
+            ],
+            logs,
+            "control-plane",
+        )
+    }
+
+    /// The installed agent-micro with its installed config, as `agent_id`.
+    fn start_agent_micro(
+        &self,
+        nats: &NatsServer,
+        repos: &ReposDir,
+        agent_id: &str,
+        logs: &Path,
+    ) -> ChildGuard {
+        let data = self.root.path().join("var/lib/sdp/agent-micro");
+        let mut env = vec![
+            ("SDP_AGENT__NATS__URL", nats.url()),
+            ("SDP_AGENT__AGENT__ID", agent_id.to_owned()),
+            ("SDP_AGENT__DATA_DIR", data.display().to_string()),
+            ("SDP_AGENT__REPOS_DIR", repos.path().display().to_string()),
+        ];
+        env.extend(agent_micro_test_env());
+        spawn_installed(
+            &self.bin("sdp-agent-micro"),
+            &["--config", &self.config("agent-micro.toml")],
+            &env,
+            logs,
+            "agent-micro",
+        )
+    }
+}
+
+/// The dashboard's page, through nginx.
+async fn the_dashboard_loads_through(nginx: &Nginx, http: &reqwest::Client) {
     let page = wait_for(
         "the dashboard through nginx",
         Duration::from_secs(30),
@@ -325,10 +391,13 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
     )
     .await;
     assert!(page.contains("<html"), "not the dashboard: {page:.200}");
+}
 
-    // Login, through nginx (an agent checks the credential).
+/// Logs in through nginx (once an agent can check the credential), with
+/// a session cookie, and `/api/me` names the user. Returns the token.
+async fn login_through(nginx: &Nginx, http: &reqwest::Client, password: &str) -> String {
     let token = wait_for("login through nginx", Duration::from_secs(60), || {
-        let (http, url, password) = (http.clone(), nginx.url("/api/login"), password.clone());
+        let (http, url, password) = (http.clone(), nginx.url("/api/login"), password.to_owned());
         async move {
             let response = http
                 .post(url)
@@ -359,49 +428,68 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
         Some(USER),
         "{me}"
     );
+    token
+}
 
-    login_budgets_are_per_client(&nginx, &password).await;
-
-    // nginx refuses a body over the control plane's 64 KiB.
+/// nginx refuses a body over the control plane's 64 KiB.
+async fn a_body_over_64_kib_is_refused(nginx: &Nginx, http: &reqwest::Client, token: &str) {
     let big = "x".repeat(70 * 1024);
     let response = http
         .post(nginx.url("/api/environments"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .header("content-type", "application/json")
         .body(format!("{{\"name\":\"big\",\"vars\":{{\"A\":\"{big}\"}}}}"))
         .send()
         .await
         .expect("big body");
     assert_eq!(response.status().as_u16(), 413);
+}
 
-    // A slow deployment, followed through nginx across a reload.
-    fixture.push_slow_build("feature/x");
+/// Deploys `branch` of users to sandbox alpha through nginx; its id.
+async fn deploy_through(
+    nginx: &Nginx,
+    http: &reqwest::Client,
+    token: &str,
+    branch: &str,
+) -> String {
     let response = http
         .post(nginx.url("/api/sandboxes/alpha/deployments"))
-        .bearer_auth(&token)
-        .json(&json!({ "repo": "users", "branch": "feature/x" }))
+        .bearer_auth(token)
+        .json(&json!({ "repo": "users", "branch": branch }))
         .send()
         .await
         .expect("deploy");
     assert_eq!(response.status().as_u16(), 202);
     let body: Value = response.json().await.expect("deploy body");
-    let id = body["id"].as_str().expect("id").to_owned();
+    body["id"].as_str().expect("id").to_owned()
+}
 
-    let ws = |after: u64| {
-        let url = format!(
-            "ws://127.0.0.1:{}/ws/deployments/{id}?after={after}",
-            nginx.port
-        );
-        let mut request =
-            tungstenite::client::IntoClientRequest::into_client_request(url).expect("request");
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        request
-    };
+/// The WebSocket request for deployment `id`'s events after `after`,
+/// through nginx.
+fn ws_request(
+    nginx: &Nginx,
+    token: &str,
+    id: &str,
+    after: u64,
+) -> tungstenite::handshake::client::Request {
+    let url = format!(
+        "ws://127.0.0.1:{}/ws/deployments/{id}?after={after}",
+        nginx.port
+    );
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(url).expect("request");
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
+/// Follows deployment `id` from the start; at the first `building` event,
+/// reloads nginx, which cuts the stream before the result. The events seen.
+async fn stream_until_a_reload_cuts_it(nginx: &Nginx, token: &str, id: &str) -> Vec<Value> {
     let mut events: Vec<Value> = Vec::new();
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws(0))
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(nginx, token, id, 0))
         .await
         .expect("ws connect through nginx");
     let mut reloaded = false;
@@ -432,13 +520,19 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
         "the deployment ended before the reload cut the stream; events: {events:?}"
     );
     assert_ne!(first, Some(1000), "closed normally before the result");
-    let last = events
-        .last()
-        .and_then(|e| e["seq"].as_u64())
-        .expect("a seq");
+    events
+}
 
-    // Resume after the last seq seen, through the reloaded nginx.
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws(last))
+/// Resumes deployment `id`'s stream after seq `last` through the reloaded
+/// nginx, adding to `events` until it closes normally.
+async fn resume_to_the_end(
+    nginx: &Nginx,
+    token: &str,
+    id: &str,
+    last: u64,
+    events: &mut Vec<Value>,
+) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(nginx, token, id, last))
         .await
         .expect("ws reconnect through nginx");
     let close = tokio::time::timeout(DEPLOY_TIMEOUT, async {
@@ -456,23 +550,4 @@ async fn installed_tree_behind_nginx_streams_across_a_reload() {
     .await
     .expect("the resumed stream did not end in time");
     assert_eq!(close, Some(1000), "events: {events:?}");
-    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-    assert_eq!(seqs, expected, "gap or repeat across the reload");
-    let result = events.last().expect("events");
-    assert_eq!(result["body"]["type"], "result", "{result}");
-    assert_eq!(result["body"]["status"], "running", "{result}");
-
-    // REST through nginx agrees, and the data is in the installed data dir.
-    let deployment: Value = http
-        .get(nginx.url(&format!("/api/deployments/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("deployment")
-        .json()
-        .await
-        .expect("deployment json");
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    assert!(cp_data.join("sdp.db").is_file());
 }

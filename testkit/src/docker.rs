@@ -1,5 +1,6 @@
 //! Docker helpers over the `docker` CLI: the imported busybox base image,
-//! the bridge gateway address, and cleanup of labelled containers.
+//! the build image, the settings a test's agent-micro builds with, the
+//! bridge gateway address, and cleanup of labelled containers.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -331,6 +332,30 @@ fn image_exists(image: &str) -> bool {
     output(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]))
         .status
         .success()
+}
+
+/// The Go build cache every test's agent shares, so only the first build
+/// of a run is cold (Go's cache is safe for concurrent use).
+pub fn shared_go_cache() -> std::path::PathBuf {
+    std::env::temp_dir().join("sdp-test-go-cache")
+}
+
+/// What an agent-micro of a test needs to build and run fixtures offline,
+/// as `SDP_AGENT__…` settings: the busybox base image, the build image, the
+/// [`shared_go_cache`], http(s) git remotes, and `/healthz` checked for up
+/// to 30 s.
+pub fn agent_micro_test_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("SDP_AGENT__FLAVOUR__BASE_IMAGE", ensure_busybox_image()),
+        ("SDP_AGENT__BUILD__IMAGE", ensure_build_image()),
+        (
+            "SDP_AGENT__FLAVOUR__CACHE_DIR",
+            shared_go_cache().display().to_string(),
+        ),
+        ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
+        ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
+        ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
+    ]
 }
 
 /// The gateway IP of Docker's default `bridge` network: the host's address

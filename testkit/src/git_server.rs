@@ -1,14 +1,11 @@
 //! [`GitServer`]: git smart HTTP with basic auth, backed by the real
-//! `git http-backend` (run as a CGI per request). An axum server on its own
-//! thread and current-thread tokio runtime, so sync and async tests can use
-//! it alike.
+//! `git http-backend` (run as a CGI per request). An axum app on a
+//! [`ServerThread`], so sync and async tests can use it alike.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -17,9 +14,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
 
 use crate::cmd::{git, run};
+use crate::server_thread::ServerThread;
 
 /// The realm sent with every 401.
 pub const REALM: &str = "sdp-test";
@@ -30,12 +27,11 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 /// Drop stops the server thread and removes the temp root.
 #[derive(Debug)]
 pub struct GitServer {
-    port: u16,
+    // Dropped first (fields drop in order): the server stops before its
+    // repos go.
+    server: ServerThread,
     state: Arc<ServerState>,
     stats: Arc<Stats>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    // Dropped last (after `Drop::drop` has stopped the server).
     root: TempDir,
 }
 
@@ -69,15 +65,6 @@ impl GitServer {
             .prefix("sdp-git-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create git server temp dir: {e}"));
-        let listener = TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("cannot bind git server on {addr}: {e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("cannot set listener non-blocking: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("no local addr: {e}"))
-            .port();
         let stats = Arc::new(Stats::default());
         let state = Arc::new(ServerState {
             root: root.path().to_path_buf(),
@@ -87,18 +74,13 @@ impl GitServer {
             )])),
             stats: Arc::clone(&stats),
         });
-        let state_for_server = Arc::clone(&state);
-        let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("git-server-{port}"))
-            .spawn(move || serve(listener, state, shutdown_rx))
-            .unwrap_or_else(|e| panic!("cannot spawn git server thread: {e}"));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
         GitServer {
-            port,
-            state: Arc::clone(&state_for_server),
+            server: ServerThread::start("git", addr, app),
+            state,
             stats,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
             root,
         }
     }
@@ -117,7 +99,7 @@ impl GitServer {
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port())
     }
 
     /// `http://127.0.0.1:PORT/<repo>.git`.
@@ -168,17 +150,6 @@ impl GitServer {
     }
 }
 
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// `Basic <base64(username:password)>`, the value of an `Authorization`
 /// header (e.g. for `git -c http.extraHeader=...`).
 pub fn basic_auth_header(username: &str, password: &str) -> String {
@@ -186,38 +157,6 @@ pub fn basic_auth_header(username: &str, password: &str) -> String {
         "Basic {}",
         base64(format!("{username}:{password}").as_bytes())
     )
-}
-
-/// Runs the server until `shutdown` fires (or its sender is dropped);
-/// dropping the runtime then aborts open connections.
-fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: oneshot::Receiver<()>) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "git server: cannot build runtime");
-            return;
-        }
-    };
-    rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "git server: cannot register listener");
-                return;
-            }
-        };
-        let app = Router::new().fallback(handle).with_state(state);
-        let server = std::future::IntoFuture::into_future(axum::serve(listener, app));
-        tokio::select! {
-            res = server => if let Err(e) = res {
-                tracing::error!(error = %e, "git server stopped");
-            },
-            _ = shutdown => {}
-        }
-    });
 }
 
 async fn handle(State(state): State<Arc<ServerState>>, req: Request) -> Response {

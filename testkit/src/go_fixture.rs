@@ -1,27 +1,19 @@
 //! [`GoFixture`]: a stdlib-only Go HTTP service committed to a bare repo on
 //! a [`GitServer`], one single-commit branch per requested branch name.
 
-use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
 
-use tempfile::TempDir;
-
-use crate::cmd::{git, run};
+use crate::fixture_repo::{FixtureRepo, write};
 use crate::git_server::GitServer;
 
 /// The revision every branch starts with.
 pub const INITIAL_REVISION: &str = "1";
 
 /// A Go service repo on the git server plus the temp work clone it is
-/// edited and pushed from (pushes go to the bare repo's file path).
+/// edited and pushed from.
 #[derive(Debug)]
 pub struct GoFixture {
-    repo: String,
-    bare: std::path::PathBuf,
-    work: TempDir,
-    // Serialises git commands in the work clone.
-    lock: Mutex<()>,
+    source: FixtureRepo,
 }
 
 impl GoFixture {
@@ -32,47 +24,33 @@ impl GoFixture {
     /// # Panics
     /// If `branches` is empty or a git command fails.
     pub fn create(git_server: &GitServer, repo: &str, branches: &[&str]) -> GoFixture {
-        let Some(default_branch) = branches.first() else {
-            panic!("GoFixture::create({repo:?}) needs at least one branch");
-        };
-        let bare = git_server.create_bare(repo);
-        let work = tempfile::Builder::new()
-            .prefix("sdp-gofix-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create work dir: {e}"));
-        run(git(Some(work.path())).args(["init", "--quiet"]));
-        let fixture = GoFixture {
-            repo: repo.to_owned(),
-            bare,
-            work,
-            lock: Mutex::new(()),
-        };
-        for branch in branches {
-            // Point HEAD at the unborn branch: its first commit has no parent.
-            // Every branch has the same three files, all rewritten below.
-            run(fixture
-                .git()
-                .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")]));
-            fixture.write_tree(branch, &go_main_source(repo, branch, INITIAL_REVISION));
-            fixture.commit_and_push(branch, &format!("{repo}: {branch} revision 1"));
-        }
-        run(git(Some(&fixture.bare)).args([
-            "symbolic-ref",
-            "HEAD",
-            &format!("refs/heads/{default_branch}"),
-        ]));
-        fixture
+        let source = FixtureRepo::create(git_server, repo, "sdp-gofix-", branches, |branch| {
+            vec![
+                (
+                    "go.mod".into(),
+                    format!("module example.com/{repo}\n\ngo 1.19\n"),
+                ),
+                (
+                    "main.go".into(),
+                    go_main_source(repo, branch, INITIAL_REVISION),
+                ),
+                (
+                    "README.md".into(),
+                    format!(
+                        "# {repo}\n\nTest fixture service (branch `{branch}`) made by sdp-testkit.\n\
+                         GET /healthz answers `ok`; any other path answers JSON.\n"
+                    ),
+                ),
+            ]
+        });
+        GoFixture { source }
     }
 
     /// Sets the revision const on `branch` to `revision`, commits, pushes;
     /// returns the new commit sha.
     pub fn push_revision(&self, branch: &str, revision: &str) -> String {
-        let main = go_main_source(&self.repo, branch, revision);
-        self.push_main(
-            branch,
-            &main,
-            &format!("{}: {branch} revision {revision}", self.repo),
-        )
+        let main = go_main_source(self.repo(), branch, revision);
+        self.push_main(branch, &main, &format!("revision {revision}"))
     }
 
     /// Pushes a commit whose main.go does not compile; returns its sha.
@@ -81,11 +59,7 @@ impl GoFixture {
             "package main\n\n// Deliberately broken by sdp-testkit.\nfunc main() {{\n\tthis does not compile\n}}\n// {}\n",
             crate::util::unique_id("broken")
         );
-        self.push_main(
-            branch,
-            &main,
-            &format!("{}: {branch} broken build", self.repo),
-        )
+        self.push_main(branch, &main, "broken build")
     }
 
     /// Replaces `branch`'s service with [`crashing_service_source`]: it
@@ -93,7 +67,7 @@ impl GoFixture {
     /// the sha.
     pub fn push_crashing(&self, branch: &str, message: &str, code: u8) -> String {
         let main = crashing_service_source(message, code);
-        self.push_main(branch, &main, &format!("{}: {branch} crashes", self.repo))
+        self.push_main(branch, &main, "crashes")
     }
 
     /// Replaces `branch`'s service with [`unhealthy_service_source`]: it
@@ -101,18 +75,12 @@ impl GoFixture {
     /// the sha.
     pub fn push_unhealthy(&self, branch: &str, line: &str) -> String {
         let main = unhealthy_service_source(line);
-        self.push_main(
-            branch,
-            &main,
-            &format!("{}: {branch} never healthy", self.repo),
-        )
+        self.push_main(branch, &main, "never healthy")
     }
 
     /// Adds a large generated Go file to `branch`, so that compiling it
     /// takes several seconds (for tests that act mid-build); returns the sha.
     pub fn push_slow_build(&self, branch: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
         let mut source = String::from("package main\n\n");
         for i in 0..40_000 {
             source.push_str(&format!(
@@ -122,8 +90,9 @@ impl GoFixture {
         }
         // A fresh comment, so each call compiles anew (no build cache hit).
         source.push_str(&format!("// {}\n", crate::util::unique_id("slow")));
-        write(&self.work.path().join("slow.go"), &source);
-        self.commit_and_push(branch, &format!("{}: {branch} slow build", self.repo))
+        self.source.change(branch, "slow build", |work| {
+            write(&work.join("slow.go"), &source);
+        })
     }
 
     /// Adds `spew.go` to `branch`: from its start the service also prints
@@ -164,109 +133,52 @@ func init() {{
     /// Writes `path` (relative to the repo root, e.g. `sdp.toml` or
     /// `cmd/users/main.go`) on `branch`, commits, pushes; returns the sha.
     pub fn push_file(&self, branch: &str, path: &str, contents: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        let target = self.work.path().join(path);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-        }
-        write(&target, contents);
-        self.commit_and_push(branch, &format!("{}: {branch} update {path}", self.repo))
+        self.source.push_file(branch, path, contents)
     }
 
     /// Moves the service's `main.go` to `<dir>/main.go` on `branch` (for
     /// `main_package` in `sdp.toml`), commits, pushes; returns the sha.
     pub fn move_main(&self, branch: &str, dir: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        let target = self.work.path().join(dir);
-        fs::create_dir_all(&target)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
-        run(self
-            .git()
-            .args(["mv", "main.go"])
-            .arg(format!("{dir}/main.go")));
-        self.commit_and_push(branch, &format!("{}: {branch} main in {dir}", self.repo))
+        self.source.change(branch, &format!("main in {dir}"), |_| {
+            crate::cmd::run(
+                self.source
+                    .git()
+                    .args(["mv", "main.go"])
+                    .arg(format!("{dir}/main.go")),
+            );
+        })
     }
 
     /// Commits a symlink `path` → `target` (any text, e.g. a host path
     /// outside the repo) on `branch`, pushes; returns the new sha.
     pub fn push_symlink(&self, branch: &str, path: &str, target: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        let link = self.work.path().join(path);
-        if let Some(parent) = link.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-        }
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(target, &link)
-            .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
-        self.commit_and_push(branch, &format!("{}: {branch} link {path}", self.repo))
+        self.source.push_symlink(branch, path, target)
     }
 
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
-        run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))
+        self.source.commit(branch)
     }
 
     /// The repo name (as given to [`create`](Self::create)).
     pub fn repo(&self) -> &str {
-        &self.repo
+        self.source.repo()
     }
 
     /// The bare repo on disk.
     pub fn bare_path(&self) -> &Path {
-        &self.bare
+        self.source.bare_path()
     }
 
     /// The work clone (its checkout is whichever branch was pushed last).
     pub fn work_path(&self) -> &Path {
-        self.work.path()
+        self.source.work_path()
     }
 
-    fn push_main(&self, branch: &str, main_go: &str, message: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        write(&self.work.path().join("main.go"), main_go);
-        self.commit_and_push(branch, message)
-    }
-
-    fn write_tree(&self, branch: &str, main_go: &str) {
-        let dir = self.work.path();
-        write(
-            &dir.join("go.mod"),
-            &format!("module example.com/{}\n\ngo 1.19\n", self.repo),
-        );
-        write(&dir.join("main.go"), main_go);
-        write(
-            &dir.join("README.md"),
-            &format!(
-                "# {}\n\nTest fixture service (branch `{branch}`) made by sdp-testkit.\n\
-                 GET /healthz answers `ok`; any other path answers JSON.\n",
-                self.repo
-            ),
-        );
-    }
-
-    fn commit_and_push(&self, branch: &str, message: &str) -> String {
-        run(self.git().args(["add", "-A"]));
-        run(self
-            .git()
-            .args(["commit", "--quiet", "--allow-empty", "-m", message]));
-        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        run(self
-            .git()
-            .arg("push")
-            .arg("--quiet")
-            .arg(&self.bare)
-            .arg(refspec));
-        run(self.git().args(["rev-parse", "HEAD"]))
-    }
-
-    fn git(&self) -> std::process::Command {
-        git(Some(self.work.path()))
+    fn push_main(&self, branch: &str, main_go: &str, what: &str) -> String {
+        self.source.change(branch, what, |work| {
+            write(&work.join("main.go"), main_go);
+        })
     }
 }
 
@@ -278,7 +190,7 @@ impl GoFixture {
     /// line (e.g. `go 1.99`, or `go 1.22\ntoolchain go1.22.6`), commits,
     /// pushes; returns the sha.
     pub fn push_go_mod(&self, branch: &str, directives: &str) -> String {
-        let go_mod = format!("module example.com/{}\n\n{directives}\n", self.repo);
+        let go_mod = format!("module example.com/{}\n\n{directives}\n", self.repo());
         self.push_file(branch, "go.mod", &go_mod)
     }
 
@@ -307,10 +219,6 @@ func init() {
 	fmt.Printf("go 1.22 features: range over int: %d\n", sum)
 }
 "#;
-
-fn write(path: &Path, text: &str) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-}
 
 /// The fixture's main.go: listens on `:$PORT` (default 8080), prints
 /// `listening on :PORT`, answers `GET /healthz` with `ok` and any other path

@@ -2,12 +2,19 @@
 //! into a service). Everything here drives the real thing through its CLI or
 //! protocol, and cleans up after itself on `Drop`:
 //!
-//! - [`util`]: [`unique_id`], [`free_port`], [`init_tracing`], [`wait_for`].
+//! - [`util`]: [`unique_id`], [`free_port`], [`init_tracing`], bounded waits
+//!   on a condition ([`wait_for`], [`wait_for_blocking`] and their `try_`
+//!   twins, which hand the timeout back to the caller).
 //! - [`nats`]: [`NatsServer`], a `nats-server` child with JetStream in its own
 //!   temp store dir; can be killed and restarted on the same port.
 //! - [`git_server`]: [`GitServer`], git smart HTTP with basic auth; an axum
-//!   server on its own thread and tokio runtime that runs `git http-backend`
-//!   as a CGI per request.
+//!   app on a [`ServerThread`] that runs `git http-backend` as a CGI per
+//!   request.
+//! - [`server_thread`]: [`ServerThread`], an axum app on a thread of its own
+//!   with a current-thread runtime, stopped on drop.
+//! - [`fixture_repo`]: [`FixtureRepo`], what every fixture below is made
+//!   on: a bare repo on a [`GitServer`] and the work clone it is pushed
+//!   from, one commit per branch, then one per change.
 //! - [`go_fixture`]: [`GoFixture`], a stdlib-only Go service committed to
 //!   bare repos on a [`GitServer`], one branch per variant.
 //! - [`realistic_fixture`]: [`RealisticGoFixture`], a Go service laid out
@@ -30,6 +37,7 @@
 pub mod baseline;
 mod cmd;
 pub mod docker;
+pub mod fixture_repo;
 pub mod git_server;
 pub mod go_fixture;
 pub mod hosts;
@@ -38,14 +46,17 @@ pub mod php_fixture;
 pub mod process;
 pub mod realistic_fixture;
 pub mod repos_dir;
+pub mod server_thread;
 pub mod util;
 
 pub use baseline::BaselineServer;
 pub use docker::{
-    BUILD_IMAGE, BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, containers_with_label,
-    docker_bridge_gateway, docker_create_named, docker_exists, docker_rm, ensure_build_image,
-    ensure_busybox_image, ensure_php_image, published_addresses,
+    BUILD_IMAGE, BUSYBOX_IMAGE, ContainerCleanup, PHP_IMAGE, agent_micro_test_env,
+    containers_with_label, docker_bridge_gateway, docker_create_named, docker_exists, docker_rm,
+    ensure_build_image, ensure_busybox_image, ensure_php_image, published_addresses,
+    shared_go_cache,
 };
+pub use fixture_repo::FixtureRepo;
 pub use git_server::{GitServer, basic_auth_header};
 pub use go_fixture::{
     GoFixture, crashing_service_source, go_main_source, unhealthy_service_source,
@@ -56,4 +67,8 @@ pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
 pub use realistic_fixture::{RealisticGoFixture, realistic_sdp_toml};
 pub use repos_dir::ReposDir;
-pub use util::{free_port, init_tracing, once_across_processes, unique_id, wait_for};
+pub use server_thread::ServerThread;
+pub use util::{
+    free_port, init_tracing, once_across_processes, try_wait_for, try_wait_for_blocking, unique_id,
+    wait_for, wait_for_blocking,
+};

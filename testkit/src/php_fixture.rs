@@ -2,13 +2,9 @@
 //! `php -S`) committed to a bare repo on a [`GitServer`], one branch per
 //! requested name.
 
-use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
 
-use tempfile::TempDir;
-
-use crate::cmd::{git, run};
+use crate::fixture_repo::FixtureRepo;
 use crate::git_server::GitServer;
 
 /// The revision every branch starts with.
@@ -21,10 +17,7 @@ pub const GATEWAY_COMPOSER_JSON: &str = "{\n    \"name\": \"sdp/gateway-fixture\
 /// edited and pushed from.
 #[derive(Debug)]
 pub struct PhpGatewayFixture {
-    repo: String,
-    bare: std::path::PathBuf,
-    work: TempDir,
-    lock: Mutex<()>,
+    source: FixtureRepo,
 }
 
 impl PhpGatewayFixture {
@@ -35,48 +28,20 @@ impl PhpGatewayFixture {
     /// # Panics
     /// If `branches` is empty or a git command fails.
     pub fn create(git_server: &GitServer, repo: &str, branches: &[&str]) -> PhpGatewayFixture {
-        let Some(default_branch) = branches.first() else {
-            panic!("PhpGatewayFixture::create({repo:?}) needs at least one branch");
-        };
-        let bare = git_server.create_bare(repo);
-        let work = tempfile::Builder::new()
-            .prefix("sdp-phpfix-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create work dir: {e}"));
-        run(git(Some(work.path())).args(["init", "--quiet"]));
-        let fixture = PhpGatewayFixture {
-            repo: repo.to_owned(),
-            bare,
-            work,
-            lock: Mutex::new(()),
-        };
-        for branch in branches {
-            run(fixture
-                .git()
-                .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")]));
-            // An unborn branch starts from an empty index.
-            let _ = crate::cmd::output(fixture.git().args(["rm", "-r", "-q", "--cached", "."]));
-            let dir = fixture.work.path();
-            write(&dir.join("composer.json"), GATEWAY_COMPOSER_JSON);
-            write(
-                &dir.join("index.php"),
-                &php_gateway_source(INITIAL_REVISION),
-            );
-            write(
-                &dir.join("README.md"),
-                &format!(
-                    "# {repo}\n\nTest fixture API gateway (branch `{branch}`) made by sdp-testkit.\n\
-                     Run with `php -S 0.0.0.0:8080 index.php`.\n"
+        let source = FixtureRepo::create(git_server, repo, "sdp-phpfix-", branches, |branch| {
+            vec![
+                ("composer.json".into(), GATEWAY_COMPOSER_JSON.into()),
+                ("index.php".into(), php_gateway_source(INITIAL_REVISION)),
+                (
+                    "README.md".into(),
+                    format!(
+                        "# {repo}\n\nTest fixture API gateway (branch `{branch}`) made by sdp-testkit.\n\
+                         Run with `php -S 0.0.0.0:8080 index.php`.\n"
+                    ),
                 ),
-            );
-            fixture.commit_and_push(branch, &format!("{repo}: {branch} revision 1"));
-        }
-        run(git(Some(&fixture.bare)).args([
-            "symbolic-ref",
-            "HEAD",
-            &format!("refs/heads/{default_branch}"),
-        ]));
-        fixture
+            ]
+        });
+        PhpGatewayFixture { source }
     }
 
     /// Sets the revision in index.php on `branch`, commits, pushes; returns
@@ -88,76 +53,32 @@ impl PhpGatewayFixture {
     /// Writes `path` (relative to the repo root) on `branch`, commits,
     /// pushes; returns the new commit sha.
     pub fn push_file(&self, branch: &str, path: &str, contents: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        let target = self.work.path().join(path);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-        }
-        write(&target, contents);
-        self.commit_and_push(branch, &format!("{}: {branch} update {path}", self.repo))
+        self.source.push_file(branch, path, contents)
     }
 
     /// Deletes `path` on `branch`, commits, pushes; returns the new sha.
     pub fn remove_file(&self, branch: &str, path: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        run(self.git().args(["rm", "-q", "--", path]));
-        self.commit_and_push(branch, &format!("{}: {branch} remove {path}", self.repo))
+        self.source.remove_file(branch, path)
     }
 
     /// Commits a symlink `path` → `target` (any text, e.g. a host path
     /// outside the repo) on `branch`, pushes; returns the new sha.
     pub fn push_symlink(&self, branch: &str, path: &str, target: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        let link = self.work.path().join(path);
-        if let Some(parent) = link.parent() {
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-        }
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(target, &link)
-            .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
-        self.commit_and_push(branch, &format!("{}: {branch} link {path}", self.repo))
+        self.source.push_symlink(branch, path, target)
     }
 
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
-        run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))
+        self.source.commit(branch)
     }
 
     pub fn repo(&self) -> &str {
-        &self.repo
+        self.source.repo()
     }
 
     pub fn bare_path(&self) -> &Path {
-        &self.bare
+        self.source.bare_path()
     }
-
-    fn commit_and_push(&self, branch: &str, message: &str) -> String {
-        run(self.git().args(["add", "-A"]));
-        run(self
-            .git()
-            .args(["commit", "--quiet", "--allow-empty", "-m", message]));
-        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        run(self
-            .git()
-            .arg("push")
-            .arg("--quiet")
-            .arg(&self.bare)
-            .arg(refspec));
-        run(self.git().args(["rev-parse", "HEAD"]))
-    }
-
-    fn git(&self) -> std::process::Command {
-        git(Some(self.work.path()))
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 /// The fixture's index.php, a router script for `php -S`:

@@ -22,13 +22,9 @@
 //! Without `GREETING`, or run from a directory without `templates/`, it
 //! exits at once saying why.
 
-use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
 
-use tempfile::TempDir;
-
-use crate::cmd::{git, output, run};
+use crate::fixture_repo::FixtureRepo;
 use crate::git_server::GitServer;
 
 /// The vendored dependency's module path and version.
@@ -47,10 +43,7 @@ pub const REALISTIC_STYLE_CSS: &str = "body { font-family: sans-serif; color: #1
 /// it is edited and pushed from.
 #[derive(Debug)]
 pub struct RealisticGoFixture {
-    repo: String,
-    bare: std::path::PathBuf,
-    work: TempDir,
-    lock: Mutex<()>,
+    source: FixtureRepo,
 }
 
 impl RealisticGoFixture {
@@ -62,89 +55,32 @@ impl RealisticGoFixture {
     /// # Panics
     /// If `branches` is empty or a git command fails.
     pub fn create(git_server: &GitServer, repo: &str, branches: &[&str]) -> RealisticGoFixture {
-        let Some(default_branch) = branches.first() else {
-            panic!("RealisticGoFixture::create({repo:?}) needs at least one branch");
-        };
-        let bare = git_server.create_bare(repo);
-        let work = tempfile::Builder::new()
-            .prefix("sdp-realfix-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create work dir: {e}"));
-        run(git(Some(work.path())).args(["init", "--quiet"]));
-        let fixture = RealisticGoFixture {
-            repo: repo.to_owned(),
-            bare,
-            work,
-            lock: Mutex::new(()),
-        };
-        for branch in branches {
-            run(fixture
-                .git()
-                .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")]));
-            let _ = output(fixture.git().args(["rm", "-r", "-q", "--cached", "."]));
-            for (path, contents) in realistic_tree(repo) {
-                write(&fixture.work.path().join(path), &contents);
-            }
-            fixture.commit_and_push(branch, &format!("{repo}: {branch}"));
-        }
-        run(git(Some(&fixture.bare)).args([
-            "symbolic-ref",
-            "HEAD",
-            &format!("refs/heads/{default_branch}"),
-        ]));
-        fixture
+        let source = FixtureRepo::create(git_server, repo, "sdp-realfix-", branches, |_| {
+            realistic_tree(repo)
+        });
+        RealisticGoFixture { source }
     }
 
     /// Writes `path` (relative to the repo root, e.g. `sdp.toml`) on
     /// `branch`, commits, pushes; returns the new commit sha.
     pub fn push_file(&self, branch: &str, path: &str, contents: &str) -> String {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        run(self.git().args(["checkout", "--quiet", branch]));
-        write(&self.work.path().join(path), contents);
-        self.commit_and_push(branch, &format!("{}: {branch} update {path}", self.repo))
+        self.source.push_file(branch, path, contents)
     }
 
     /// The sha at the tip of `branch` in the bare repo.
     pub fn commit(&self, branch: &str) -> String {
-        run(git(Some(&self.bare)).args(["rev-parse", &format!("refs/heads/{branch}^{{commit}}")]))
+        self.source.commit(branch)
     }
 
     pub fn repo(&self) -> &str {
-        &self.repo
+        self.source.repo()
     }
 
     /// The work clone (its checkout is whichever branch was pushed last):
     /// a tree `go build` can build as it is.
     pub fn work_path(&self) -> &Path {
-        self.work.path()
+        self.source.work_path()
     }
-
-    fn commit_and_push(&self, branch: &str, message: &str) -> String {
-        run(self.git().args(["add", "-A"]));
-        run(self
-            .git()
-            .args(["commit", "--quiet", "--allow-empty", "-m", message]));
-        let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        run(self
-            .git()
-            .arg("push")
-            .arg("--quiet")
-            .arg(&self.bare)
-            .arg(refspec));
-        run(self.git().args(["rev-parse", "HEAD"]))
-    }
-
-    fn git(&self) -> std::process::Command {
-        git(Some(self.work.path()))
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-    }
-    fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 /// The service's `sdp.toml`: built from `./cmd/<name>`, run with its port

@@ -91,12 +91,29 @@ pub fn init_tracing() {
     });
 }
 
+/// How often [`wait_for`] and its siblings look again.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
 /// Polls `check` every 50 ms until it returns `Some(v)` and returns `v`.
 ///
 /// # Panics
 /// With `"timed out after {timeout:?} waiting for {what}"` once `timeout`
-/// has passed.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+/// has passed; use [`try_wait_for`] to say more on a timeout.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    try_wait_for(timeout, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` every 50 ms until it returns `Some(v)` (then `Some(v)`)
+/// or `timeout` has passed (then `None`): for a caller whose timeout
+/// message needs what only it can gather (logs, the state it waited on).
+/// `check` runs at least once, and once more at the deadline.
+pub async fn try_wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -104,30 +121,40 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL_EVERY).await;
     }
 }
 
-/// Blocking twin of [`wait_for`] for the sync helpers in this crate.
-pub(crate) fn wait_for_blocking<T>(
-    what: &str,
+/// Blocking twin of [`wait_for`], for sync code (a `Drop`, a `#[test]`
+/// without a runtime, a helper that starts a process).
+///
+/// # Panics
+/// With `"timed out after {timeout:?} waiting for {what}"` once `timeout`
+/// has passed; use [`try_wait_for_blocking`] to say more on a timeout.
+pub fn wait_for_blocking<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    try_wait_for_blocking(timeout, check)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Blocking twin of [`try_wait_for`]: `None` once `timeout` has passed.
+pub fn try_wait_for_blocking<T>(
     timeout: Duration,
     mut check: impl FnMut() -> Option<T>,
-) -> T {
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL_EVERY);
     }
 }
 

@@ -4,10 +4,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sdp_testkit::{
-    BaselineServer, ContainerCleanup, ensure_php_image, php_gateway_source, unique_id,
+    BaselineServer, ContainerCleanup, ensure_php_image, php_gateway_source, try_wait_for_blocking,
+    unique_id,
 };
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: (status, body).
@@ -88,19 +89,12 @@ fn php_image_runs_the_gateway_fixture() {
         .next()
         .and_then(|p| p.trim().parse().ok())
         .expect("published port");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok((200, body)) = get(port, "/healthz") {
-            assert_eq!(body, "ok");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "php -S did not answer; logs: {}",
-            docker(&["logs", &id])
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let health = try_wait_for_blocking(Duration::from_secs(20), || match get(port, "/healthz") {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    })
+    .unwrap_or_else(|| panic!("php -S did not answer; logs: {}", docker(&["logs", &id])));
+    assert_eq!(health, "ok");
 
     let (status, body) = get(port, "/orders/42").unwrap_or_else(|e| {
         panic!(

@@ -1,9 +1,12 @@
-//! unique_id, free_port, wait_for, ChildGuard, ReposDir.
+//! unique_id, free_port, wait_for and its twins, ChildGuard, ReposDir.
 
 use std::process::Command;
 use std::time::Duration;
 
-use sdp_testkit::{ChildGuard, ReposDir, free_port, init_tracing, unique_id, wait_for};
+use sdp_testkit::{
+    ChildGuard, ReposDir, free_port, init_tracing, try_wait_for, try_wait_for_blocking, unique_id,
+    wait_for, wait_for_blocking,
+};
 
 #[test]
 fn unique_ids_are_prefixed_lowercase_hex_and_distinct() {
@@ -51,6 +54,46 @@ async fn wait_for_returns_the_value_once_ready() {
 #[should_panic(expected = "timed out after 200ms waiting for never")]
 async fn wait_for_panics_on_timeout() {
     wait_for("never", Duration::from_millis(200), || async { None::<()> }).await;
+}
+
+#[tokio::test]
+async fn try_wait_for_hands_the_timeout_back_after_looking_again_at_the_deadline() {
+    let mut calls = 0;
+    let started = std::time::Instant::now();
+    let outcome = try_wait_for(Duration::from_millis(200), || {
+        calls += 1;
+        async { None::<()> }
+    })
+    .await;
+    assert_eq!(outcome, None);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(calls >= 2, "looked {calls} times");
+}
+
+#[test]
+fn wait_for_blocking_returns_the_value_once_ready() {
+    let mut calls = 0;
+    let v = wait_for_blocking("third call", Duration::from_secs(5), || {
+        calls += 1;
+        (calls >= 3).then_some(42)
+    });
+    assert_eq!((v, calls), (42, 3));
+}
+
+#[test]
+#[should_panic(expected = "timed out after 200ms waiting for never")]
+fn wait_for_blocking_panics_on_timeout() {
+    wait_for_blocking("never", Duration::from_millis(200), || None::<()>);
+}
+
+#[test]
+fn try_wait_for_blocking_hands_the_timeout_back() {
+    let started = std::time::Instant::now();
+    assert_eq!(
+        try_wait_for_blocking(Duration::from_millis(200), || None::<()>),
+        None
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
 }
 
 #[test]

@@ -112,10 +112,25 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
     browser.screenshot("login").await;
     login(&browser, &stack, true).await;
 
-    // A build slow enough to restart the control plane in the middle of it.
+    let (id, before) = watch_a_deployment_across_a_restart(&browser, &mut stack, &token).await;
+    let rows = the_page_holds_the_whole_log_once(&browser, &stack, &token, &id, &before).await;
+    search_highlights_and_filters(&browser, rows.len()).await;
+    the_history_lists_it(&browser, &id).await;
+    the_agents_page_shows_the_agent(&browser, &stack).await;
+    browser.close().await;
+}
+
+/// Deploys a build slow enough to restart the control plane in the
+/// middle of it and watches it on its page across the restart. Returns
+/// the deployment's id and the rows the page held before the restart.
+async fn watch_a_deployment_across_a_restart(
+    browser: &Browser,
+    stack: &mut Stack,
+    token: &str,
+) -> (String, Vec<(u64, u64, String)>) {
     stack.fixture.push_slow_build(BRANCH);
-    ensure_sandbox(&stack, &token, "alpha").await;
-    let id = stack.deploy(&token, "alpha", BRANCH).await;
+    ensure_sandbox(stack, token, "alpha").await;
+    let id = stack.deploy(token, "alpha", BRANCH).await;
     browser.open(&format!("/deployments/{id}")).await;
     browser
         .wait_for("#stepper li[data-step=building].current")
@@ -140,9 +155,9 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
             "return document.querySelector('#stream-state').dataset.state === 'reconnecting';",
         )
         .await;
-    let before = log_rows(&browser).await;
+    let before = log_rows(browser).await;
     stack.start_control_plane().await;
-    wait_result(&browser, "running").await;
+    wait_result(browser, "running").await;
     browser
         .wait_js(
             "the stream to end",
@@ -156,10 +171,20 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
     browser
         .expect_console_errors(&["net::ERR_CONNECTION_REFUSED"])
         .await;
+    (id, before)
+}
 
-    // Every line once, numbered without a gap, in seq order, and the same
-    // as the whole log the REST API serves.
-    let rows = log_rows(&browser).await;
+/// The page holds every line once, numbered without a gap, in seq order,
+/// the same as the whole log the REST API serves; the stepper and URL say
+/// it runs. Returns the rows.
+async fn the_page_holds_the_whole_log_once(
+    browser: &Browser,
+    stack: &Stack,
+    token: &str,
+    id: &str,
+    before: &[(u64, u64, String)],
+) -> Vec<(u64, u64, String)> {
+    let rows = log_rows(browser).await;
     assert!(rows.len() > before.len(), "lines arrived after the restart");
     assert_eq!(
         rows.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -170,11 +195,11 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
         rows.windows(2).all(|w| w[0].1 < w[1].1),
         "seqs are not strictly increasing: {rows:?}"
     );
-    assert_eq!(&rows[..before.len()], &before[..], "lines changed");
+    assert_eq!(&rows[..before.len()], before, "lines changed");
     let log = stack
         .http()
         .get(stack.url(&format!("/api/deployments/{id}/logs")))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .expect("logs")
@@ -202,8 +227,11 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
             .await
             .starts_with("http://127.0.0.1:")
     );
+    rows
+}
 
-    // Search highlights, and "only matching" filters.
+/// Search highlights, and "only matching" filters (the log has `lines`).
+async fn search_highlights_and_filters(browser: &Browser, lines: usize) {
     browser.fill("#log-search", "go build").await;
     browser
         .wait_js(
@@ -216,12 +244,14 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
     let visible = browser
         .js("return document.querySelectorAll('#log .log-line[data-n]').length;")
         .await;
-    assert!(visible.as_u64().expect("count") < rows.len() as u64);
+    assert!(visible.as_u64().expect("count") < lines as u64);
     browser.click("#log-only-matches").await;
     browser.fill("#log-search", "").await;
     browser.screenshot("deployment").await;
+}
 
-    // The history lists it; a filter that excludes it does not.
+/// The history lists it; a filter that excludes it does not.
+async fn the_history_lists_it(browser: &Browser, id: &str) {
     browser.open("/deployments").await;
     let row = format!("#deployments-table tr[data-deployment={}]", json!(id));
     browser.wait_for(&row).await;
@@ -253,8 +283,11 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
             .await,
         true
     );
+}
 
-    // Agents: the stack's agent is online.
+/// The agents page: the stack's agent is online, with its build cache
+/// and toolchains.
+async fn the_agents_page_shows_the_agent(browser: &Browser, stack: &Stack) {
     browser.open("/agents").await;
     let agent_row = format!("#agents-table tr[data-agent={}]", json!(stack.agent_id));
     browser.wait_for(&agent_row).await;
@@ -273,8 +306,6 @@ async fn browser_login_watch_a_deployment_resume_after_restart_and_history() {
         "{toolchains} in {agent_text}"
     );
     browser.screenshot("agents").await;
-
-    browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +396,20 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     browser.wait_for("#sandboxes-empty").await;
     browser.screenshot("sandboxes-empty").await;
 
-    // An environment with the baseline URL of `users`.
+    create_an_environment_in_the_ui(&browser).await;
+    create_a_template_in_the_ui(&browser, &stack, &token).await;
+    create_a_sandbox_from_the_template(&browser).await;
+    deploy_from_the_sandbox_page(&browser).await;
+    the_route_flips_to_the_sandbox(&browser).await;
+    staleness_and_check_routes_without_a_gateway(&browser).await;
+    the_preview_link_copies(&browser).await;
+    reapplies_fold_in_the_history(&browser, &stack).await;
+    tear_down_from_the_sandbox_page(&browser, &stack, &token).await;
+    browser.close().await;
+}
+
+/// Makes an environment with the baseline URL of `users` in the UI.
+async fn create_an_environment_in_the_ui(browser: &Browser) {
     browser.open("/environments").await;
     browser.click("#new-environment").await;
     browser.fill("#env-name", "baseline").await;
@@ -390,8 +434,11 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .wait_for("#environments-table tr[data-environment=baseline]")
         .await;
     browser.screenshot("environments").await;
+}
 
-    // A template using it, with the `users` service.
+/// Makes a template using it, with the `users` service, in the UI; REST
+/// agrees.
+async fn create_a_template_in_the_ui(browser: &Browser, stack: &Stack, token: &str) {
     browser.open("/templates").await;
     browser.click("#new-template").await;
     browser.fill("#template-name", "team").await;
@@ -407,14 +454,17 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     browser
         .wait_for("#templates-table tr[data-template=team]")
         .await;
-    let (_, template) = stack.get(&token, "/api/templates/team").await;
+    let (_, template) = stack.get(token, "/api/templates/team").await;
     assert_eq!(template["environment"], "baseline");
     assert_eq!(
         template["services"],
         json!([{ "repo": REPO, "branch": "main" }])
     );
+}
 
-    // A sandbox from the template.
+/// Makes sandbox beta from the template: its route to users comes from
+/// the environment.
+async fn create_a_sandbox_from_the_template(browser: &Browser) {
     browser.open("/sandboxes").await;
     browser.fill("#new-sandbox-name", "beta").await;
     browser.select("#new-sandbox-template", "team").await;
@@ -438,8 +488,10 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
             .await
             .contains("http://users.baseline.invalid")
     );
+}
 
-    // Deploy feature/x of users from the sandbox page.
+/// Deploys feature/x of users from the sandbox page, to `running`.
+async fn deploy_from_the_sandbox_page(browser: &Browser) {
     browser.select("#deploy-repo", REPO).await;
     browser
         .wait_js(
@@ -458,9 +510,12 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
             "return location.hash.startsWith('#/deployments/d');",
         )
         .await;
-    wait_result(&browser, "running").await;
+    wait_result(browser, "running").await;
+}
 
-    // The route flips to the sandbox's deployment.
+/// The route flips to the sandbox's deployment.
+async fn the_route_flips_to_the_sandbox(browser: &Browser) {
+    let route = "#routes-table tr[data-service=users]";
     browser.open("/sandboxes/beta").await;
     browser
         .wait_js(
@@ -475,10 +530,12 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .wait_for("#services-table tr[data-service=users] .status-running")
         .await;
     browser.screenshot("sandbox-running").await;
+}
 
-    // Loaded after the page: the running service's branch is up to date;
-    // "Check routes" without a running gateway says so (409, no console
-    // error).
+/// Loaded after the page: the running service's branch is up to date;
+/// "Check routes" without a running gateway says so (409, no console
+/// error).
+async fn staleness_and_check_routes_without_a_gateway(browser: &Browser) {
     browser
         .wait_for("#services-table tr[data-service=users] [data-staleness=up_to_date]")
         .await;
@@ -495,8 +552,10 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     browser
         .expect_console_errors(&["/api/sandboxes/beta/probe"])
         .await;
+}
 
-    // The sandbox's stable link, with a copy button.
+/// The sandbox's stable link, with a copy button that copies.
+async fn the_preview_link_copies(browser: &Browser) {
     assert_eq!(
         browser.text("#preview-url a").await,
         "http://beta.sdp.test/"
@@ -509,10 +568,12 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
             "return document.querySelector('#preview-url button').textContent === 'Copied';",
         )
         .await;
+}
 
-    // Gateway re-applies in the history: marked, and a run of them folded
-    // under its newest.
-    insert_reapplies(&stack, "beta", 3);
+/// Gateway re-applies in the history: marked, and a run of them folded
+/// under its newest.
+async fn reapplies_fold_in_the_history(browser: &Browser, stack: &Stack) {
+    insert_reapplies(stack, "beta", 3);
     browser.open("/deployments?sandbox=beta").await;
     browser.wait_for("#deployments-table .reapply-toggle").await;
     let shown = "return [...document.querySelectorAll('#deployments-table tbody tr')] \
@@ -536,8 +597,11 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
         .wait_for("#sandboxes-table tr[data-sandbox=beta] .status-running")
         .await;
     browser.screenshot("sandboxes").await;
+}
 
-    // Tear it down (with the inline confirmation).
+/// Tears beta down (with the inline confirmation): it is gone, and its
+/// deployment stops.
+async fn tear_down_from_the_sandbox_page(browser: &Browser, stack: &Stack, token: &str) {
     browser.open("/sandboxes/beta").await;
     browser.click(".confirm-wrap > .btn-danger").await;
     browser.click(".confirm .solid").await;
@@ -554,14 +618,14 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     browser
         .expect_console_errors(&["/api/repos/gateway/branches - Failed to load resource"])
         .await;
-    let (status, _) = stack.get(&token, "/api/sandboxes/beta").await;
+    let (status, _) = stack.get(token, "/api/sandboxes/beta").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the sandbox is gone");
-    let deployments: Value = stack.get(&token, "/api/deployments?sandbox=beta").await.1;
+    let deployments: Value = stack.get(token, "/api/deployments?sandbox=beta").await.1;
     sdp_testkit::wait_for(
         "the sandbox's deployment to stop",
         Duration::from_secs(30),
         || async {
-            let (_, list) = stack.get(&token, "/api/deployments?sandbox=beta").await;
+            let (_, list) = stack.get(token, "/api/deployments?sandbox=beta").await;
             list.as_array()?
                 .iter()
                 .all(|d| d["status"] != "running")
@@ -570,7 +634,6 @@ async fn browser_sandbox_from_template_deploy_route_flip_and_teardown() {
     )
     .await;
     assert!(deployments.as_array().is_some_and(|d| !d.is_empty()));
-    browser.close().await;
 }
 
 /// A 100k-line log: the page holds every line, numbered exactly, but draws

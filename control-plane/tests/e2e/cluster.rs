@@ -5,6 +5,7 @@
 //! with `?after=` as the dashboard does) and SQLite hold every event once,
 //! gap-free; the killed nodes rejoin and catch up.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -22,6 +23,11 @@ fn stream_messages(cluster: &sdp_testkit::NatsCluster, i: usize) -> Option<u64> 
         .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
         .find(|s| s["name"] == sdp_bus::stream::DEPLOY_PROGRESS)?["state"]["messages"]
         .as_u64()
+}
+
+/// The seq of the last event held.
+fn last_seq(events: &[Value]) -> Option<u64> {
+    events.last().and_then(|e| e["seq"].as_u64())
 }
 
 fn persisted_seqs(stack: &Stack, id: &str) -> Vec<u64> {
@@ -67,22 +73,31 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
     let id = stack.deploy(&token, "clustered", BRANCH).await;
     let agent_name = format!("sdp-agent-micro-{}", stack.agent_id);
 
+    // The viewer reconnects (resuming after the last seq it holds) each
+    // time a killed node drops its stream, until it has the result.
     let viewer = async {
-        let mut events: Vec<Value> = Vec::new();
-        for _ in 0..60 {
-            let after = events.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0);
+        let events = RefCell::new(Vec::<Value>::new());
+        let saw_result = sdp_testkit::try_wait_for(DEPLOY_TIMEOUT, || async {
+            let after = last_seq(&events.borrow()).unwrap_or(0);
             stack
                 .ws_follow(&token, &id, after, |event| {
-                    events.push(event);
+                    events.borrow_mut().push(event);
                     true
                 })
                 .await;
-            if events.last().is_some_and(|e| e["body"]["type"] == "result") {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        panic!("the viewer never saw the result: {events:#?}");
+            let events = events.borrow();
+            events
+                .last()
+                .is_some_and(|e| e["body"]["type"] == "result")
+                .then_some(())
+        })
+        .await;
+        let events = events.into_inner();
+        assert!(
+            saw_result.is_some(),
+            "the viewer never saw the result: {events:#?}"
+        );
+        events
     };
     let faults = async {
         let path = format!("/api/deployments/{id}");

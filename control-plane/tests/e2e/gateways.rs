@@ -4,6 +4,7 @@
 //! gateway container whose env and `routes.json` are the route table REST
 //! shows, on the URL it had first.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
@@ -53,6 +54,12 @@ fn gateway_containers(agent: &str, sandbox: &str) -> Vec<(String, bool, HashMap<
             (id.to_owned(), running, env)
         })
         .collect()
+}
+
+/// The gateway URL `sandbox` shows now, if any.
+async fn gateway_url(stack: &Stack, token: &str, sandbox: &str) -> Option<String> {
+    let (_, view) = stack.get(token, &format!("/api/sandboxes/{sandbox}")).await;
+    view["gateway_url"].as_str().map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,6 +117,9 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
             .expect("put route");
         assert_eq!(response.status(), StatusCode::OK, "{name}");
         if n % 2 == 1 {
+            // Not a wait for anything: the reset comes a moment after the
+            // change, while what the change started may still be going,
+            // as a person flipping a route back would do it.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let response = stack
                 .http()
@@ -120,41 +130,43 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
                 .expect("reset route");
             assert_eq!(response.status(), StatusCode::NO_CONTENT, "{name}");
         }
-        let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
-        if let Some(url) = view["gateway_url"].as_str() {
-            first_url.insert(name.clone(), url.to_owned());
+        if let Some(url) = gateway_url(&stack, &token, name).await {
+            first_url.insert(name.clone(), url);
         }
     }
     // Until each has shown one, keep looking while they converge.
-    let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
-    while first_url.len() < names.len() {
-        if tokio::time::Instant::now() >= deadline {
-            // Say why: the missing sandboxes' gateway deployments.
-            let mut why = Vec::new();
-            for name in names.iter().filter(|n| !first_url.contains_key(*n)) {
-                let (_, gateways) = stack
-                    .get(
-                        &token,
-                        &format!("/api/deployments?sandbox={name}&repo=gateway"),
-                    )
-                    .await;
-                let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
-                why.push(format!("{name}: {view}; gateway deployments: {gateways}"));
-            }
-            panic!(
-                "no gateway URL in time for some of {names:?}: {first_url:?}\n{}",
-                why.join("\n")
-            );
-        }
-        for name in &names {
-            if !first_url.contains_key(name) {
-                let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
-                if let Some(url) = view["gateway_url"].as_str() {
-                    first_url.insert(name.clone(), url.to_owned());
-                }
+    let first_url = RefCell::new(first_url);
+    let all_shown = sdp_testkit::try_wait_for(DEPLOY_TIMEOUT, || async {
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|name| !first_url.borrow().contains_key(*name))
+            .collect();
+        for name in missing {
+            if let Some(url) = gateway_url(&stack, &token, name).await {
+                first_url.borrow_mut().insert(name.clone(), url);
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        (first_url.borrow().len() == names.len()).then_some(())
+    })
+    .await;
+    let first_url = first_url.into_inner();
+    if all_shown.is_none() {
+        // Say why: the missing sandboxes' gateway deployments.
+        let mut why = Vec::new();
+        for name in names.iter().filter(|n| !first_url.contains_key(*n)) {
+            let (_, gateways) = stack
+                .get(
+                    &token,
+                    &format!("/api/deployments?sandbox={name}&repo=gateway"),
+                )
+                .await;
+            let (_, view) = stack.get(&token, &format!("/api/sandboxes/{name}")).await;
+            why.push(format!("{name}: {view}; gateway deployments: {gateways}"));
+        }
+        panic!(
+            "no gateway URL in time for some of {names:?}: {first_url:?}\n{}",
+            why.join("\n")
+        );
     }
 
     for (n, name) in names.iter().enumerate() {

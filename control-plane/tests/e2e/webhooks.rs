@@ -191,8 +191,36 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
     stack.git.add_user(SERVICE_USER, &secrets.service_password);
     let token = stack.login().await;
 
-    // Two followers of feature/x, one on feature/x that does not follow,
-    // one following main.
+    deploy_followers_and_others(&stack, &token).await;
+    only_the_owner_changes_what_a_sandbox_follows(&stack, &token).await;
+    let old = stack.fixture.commit(BRANCH);
+    let new = stack.fixture.push_revision(BRANCH, "2");
+    let push = cloud_push(REPO, BRANCH, &old, &new);
+    let before = all_deployments(&stack, &token).await.len();
+    refused_deliveries_deploy_nothing(&stack, &token, &secrets, &push).await;
+    let signed = push_and_expect_followers_redeploy(&stack, &token, &secrets, &push, &new).await;
+    assert_eq!(all_deployments(&stack, &token).await.len(), before + 2);
+    replays_deploy_nothing(&stack, &secrets, &push, &signed).await;
+    assert_eq!(all_deployments(&stack, &token).await.len(), before + 2);
+    another_event_kind_is_ignored(&stack, &secrets).await;
+    let triggered = data_center_push_moves_followers_once(&stack, &token, &secrets, &new).await;
+    assert_eq!(all_deployments(&stack, &token).await.len(), before + 4);
+
+    // Let the persister and the logs catch up, then look for the service
+    // credential (and the webhook secret) everywhere.
+    for id in &triggered {
+        let _ = stack.ws_events(&token, id, 0).await;
+    }
+    assert_written_nowhere(&stack, &secrets.service_password, "the service credential");
+    assert_written_nowhere(&stack, &secrets.hook_secret, "the webhook secret");
+    // Control: the search could have found it (the file holds it).
+    assert!(!files_containing(secrets.dir.path(), secrets.service_password.as_bytes()).is_empty());
+    stack.shutdown().await;
+}
+
+/// Two followers of feature/x (wh-a, wh-b), one on feature/x that does not
+/// follow (wh-c), one following main (wh-d), each running.
+async fn deploy_followers_and_others(stack: &Stack, token: &str) {
     let mut first = Vec::new();
     for (sandbox, branch) in [
         ("wh-a", BRANCH),
@@ -200,20 +228,24 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         ("wh-c", BRANCH),
         ("wh-d", "main"),
     ] {
-        first.push(stack.deploy(&token, sandbox, branch).await);
+        first.push(stack.deploy(token, sandbox, branch).await);
     }
     for id in &first {
-        assert_eq!(stack.wait_settled(&token, id).await["status"], "running");
+        assert_eq!(stack.wait_settled(token, id).await["status"], "running");
     }
     for sandbox in ["wh-a", "wh-b", "wh-d"] {
-        let (status, service) = follow(&stack, &token, sandbox, true).await;
+        let (status, service) = follow(stack, token, sandbox, true).await;
         assert_eq!(status, StatusCode::OK, "{service}");
         assert_eq!(service["follow"], true);
         assert_eq!(service["repo"], REPO);
     }
-    let (_, c) = stack.get(&token, "/api/sandboxes/wh-c").await;
+    let (_, c) = stack.get(token, "/api/sandboxes/wh-c").await;
     assert_eq!(service(&c, REPO)["follow"], false);
-    // Someone else may not change what a sandbox follows.
+}
+
+/// Someone else may not change what a sandbox follows; an unknown sandbox
+/// is 404.
+async fn only_the_owner_changes_what_a_sandbox_follows(stack: &Stack, token: &str) {
     stack.git.add_user("qa", "qa-password");
     let other = stack
         .http()
@@ -224,67 +256,74 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         .expect("login");
     let other: Value = other.json().await.expect("login body");
     let other = other["token"].as_str().expect("token").to_owned();
-    let (status, body) = follow(&stack, &other, "wh-c", true).await;
+    let (status, body) = follow(stack, &other, "wh-c", true).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = follow(&stack, &token, "no-such", true).await;
+    let (status, _) = follow(stack, token, "no-such", true).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
 
-    let old = stack.fixture.commit(BRANCH);
-    let new = stack.fixture.push_revision(BRANCH, "2");
-    let body = cloud_push(REPO, BRANCH, &old, &new);
-    let before = all_deployments(&stack, &token).await.len();
+/// The `X-Event-Key` of a Cloud push.
+fn push_event() -> (&'static str, String) {
+    ("X-Event-Key", "repo:push".to_owned())
+}
 
-    // Refused: unsigned, wrongly signed, oversized. Nothing deployed.
-    let event = ("X-Event-Key", "repo:push".to_owned());
+/// Unsigned, wrongly signed and oversized deliveries of `push` are refused,
+/// and deploy nothing.
+async fn refused_deliveries_deploy_nothing(
+    stack: &Stack,
+    token: &str,
+    secrets: &SecretFiles,
+    push: &[u8],
+) {
+    let before = all_deployments(stack, token).await.len();
+    let event = push_event();
     let refusals = [
-        (vec![event.clone()], body.clone(), StatusCode::UNAUTHORIZED),
-        (
-            vec![
-                event.clone(),
-                ("X-Hub-Signature", sign(&Secret::new("wrong"), &body)),
-            ],
-            body.clone(),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            vec![event.clone(), ("X-Hub-Signature", "sha256=zz".to_owned())],
-            body.clone(),
-            StatusCode::UNAUTHORIZED,
-        ),
+        vec![event.clone()],
+        vec![
+            event.clone(),
+            ("X-Hub-Signature", sign(&Secret::new("wrong"), push)),
+        ],
+        vec![event.clone(), ("X-Hub-Signature", "sha256=zz".to_owned())],
     ];
-    for (headers, body, expected) in refusals {
-        let (status, answer) = deliver(&stack, body, &headers).await;
-        assert_eq!(status, expected, "{answer}");
+    for headers in refusals {
+        let (status, answer) = deliver(stack, push.to_vec(), &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
         assert_eq!(answer["error"]["code"], "unauthorized");
     }
-    let mut oversized = body.clone();
+    let mut oversized = push.to_vec();
     oversized.extend(std::iter::repeat_n(b' ', 1024 * 1024));
     let signature = secrets.sign(&oversized);
-    let (status, answer) = deliver(
-        &stack,
-        oversized,
-        &[event.clone(), ("X-Hub-Signature", signature)],
-    )
-    .await;
+    let (status, answer) =
+        deliver(stack, oversized, &[event, ("X-Hub-Signature", signature)]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     assert_eq!(answer["error"]["code"], "payload_too_large");
     assert_eq!(
-        all_deployments(&stack, &token).await.len(),
+        all_deployments(stack, token).await.len(),
         before,
         "a refused hook deployed something"
     );
+}
 
-    // The signed push: exactly wh-a and wh-b get a new deployment.
+/// The signed `push` of commit `new`: exactly wh-a and wh-b get a new
+/// deployment of it, by `bitbucket-push`, serving revision 2; wh-c and
+/// wh-d keep their one deployment. Returns the delivery's headers.
+async fn push_and_expect_followers_redeploy(
+    stack: &Stack,
+    token: &str,
+    secrets: &SecretFiles,
+    push: &[u8],
+    new: &str,
+) -> [(&'static str, String); 3] {
     let signed = [
-        event.clone(),
-        ("X-Hub-Signature", secrets.sign(&body)),
+        push_event(),
+        ("X-Hub-Signature", secrets.sign(push)),
         (
             "X-Request-UUID",
             "0d7b2a1e-1111-4c55-9d7e-9b5f0e1a2b3c".to_owned(),
         ),
     ];
     let sent = std::time::Instant::now();
-    let (status, answer) = deliver(&stack, body.clone(), &signed).await;
+    let (status, answer) = deliver(stack, push.to_vec(), &signed).await;
     let answered = sent.elapsed();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["outcome"], "handled");
@@ -298,9 +337,9 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
     assert_eq!(sandboxes, ["wh-a", "wh-b"], "{answer}");
     for t in &triggered {
         let id = t["deployment_id"].as_str().expect("id");
-        let deployment = stack.wait_settled(&token, id).await;
+        let deployment = stack.wait_settled(token, id).await;
         assert_eq!(deployment["status"], "running", "{deployment}");
-        assert_eq!(deployment["commit"], new.as_str());
+        assert_eq!(deployment["commit"], new);
         assert_eq!(deployment["branch"], BRANCH);
         assert_eq!(deployment["created_by"], "bitbucket-push");
         let served = stack
@@ -314,8 +353,7 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         "webhook: answered in {answered:?}; both followers running {:?} after the push",
         sent.elapsed()
     );
-    let after = all_deployments(&stack, &token).await;
-    assert_eq!(after.len(), before + 2);
+    let after = all_deployments(stack, token).await;
     for sandbox in ["wh-c", "wh-d"] {
         assert_eq!(
             after.iter().filter(|d| d["sandbox"] == sandbox).count(),
@@ -323,18 +361,27 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
             "{sandbox} was redeployed"
         );
     }
+    signed
+}
 
-    // Replays: the same delivery, the same body under a new id, the same
-    // id with another body. Nothing new.
-    let (status, answer) = deliver(&stack, body.clone(), &signed).await;
+/// Replays of the `signed` delivery of `push`: the same delivery, the same
+/// body under a new id, the same id with another body. Each answers
+/// `duplicate`.
+async fn replays_deploy_nothing(
+    stack: &Stack,
+    secrets: &SecretFiles,
+    push: &[u8],
+    signed: &[(&'static str, String); 3],
+) {
+    let (status, answer) = deliver(stack, push.to_vec(), signed).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "duplicate");
     let (status, answer) = deliver(
-        &stack,
-        body.clone(),
+        stack,
+        push.to_vec(),
         &[
-            event.clone(),
-            ("X-Hub-Signature", secrets.sign(&body)),
+            push_event(),
+            ("X-Hub-Signature", secrets.sign(push)),
             ("X-Request-UUID", "a-fresh-id".to_owned()),
         ],
     )
@@ -343,13 +390,13 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         (status, &answer["outcome"]),
         (StatusCode::OK, &json!("duplicate"))
     );
-    let mut other_body = body.clone();
+    let mut other_body = push.to_vec();
     other_body.push(b'\n');
     let (status, answer) = deliver(
-        &stack,
+        stack,
         other_body.clone(),
         &[
-            event.clone(),
+            push_event(),
             ("X-Hub-Signature", secrets.sign(&other_body)),
             signed[2].clone(),
         ],
@@ -359,12 +406,13 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         (status, &answer["outcome"]),
         (StatusCode::OK, &json!("duplicate"))
     );
-    assert_eq!(all_deployments(&stack, &token).await.len(), before + 2);
+}
 
-    // Another event kind is ignored.
+/// A signed delivery of another event kind is accepted and ignored.
+async fn another_event_kind_is_ignored(stack: &Stack, secrets: &SecretFiles) {
     let ping = br#"{"test": true}"#.to_vec();
     let (status, answer) = deliver(
-        &stack,
+        stack,
         ping.clone(),
         &[
             ("X-Event-Key", "diagnostics:ping".to_owned()),
@@ -377,41 +425,40 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         (status, &answer["outcome"]),
         (StatusCode::ACCEPTED, &json!("ignored"))
     );
+}
 
-    // The Data Center shape: the same two followers move to revision 3; a
-    // later delivery of the same commit finds them up to date.
+/// The Data Center shape: the same two followers move from `new` to
+/// revision 3; a later delivery of the same commit finds them up to date.
+/// Returns the ids of the two deployments.
+async fn data_center_push_moves_followers_once(
+    stack: &Stack,
+    token: &str,
+    secrets: &SecretFiles,
+    new: &str,
+) -> Vec<String> {
     let third = stack.fixture.push_revision(BRANCH, "3");
-    let dc = data_center_push(REPO, BRANCH, &new, &third, "2026-11-27T10:05:00+0000");
-    let (status, answer) = deliver(
-        &stack,
-        dc.clone(),
-        &[
+    let deliver_dc = |date: &'static str, request_id: &'static str| {
+        let body = data_center_push(REPO, BRANCH, new, &third, date);
+        let headers = [
             ("X-Event-Key", "repo:refs_changed".to_owned()),
-            ("X-Hub-Signature", secrets.sign(&dc)),
-            ("X-Request-Id", "dc-1".to_owned()),
-        ],
-    )
-    .await;
+            ("X-Hub-Signature", secrets.sign(&body)),
+            ("X-Request-Id", request_id.to_owned()),
+        ];
+        async move { deliver(stack, body, &headers).await }
+    };
+    let (status, answer) = deliver_dc("2026-11-27T10:05:00+0000", "dc-1").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let triggered = answer["triggered"].as_array().expect("triggered").clone();
     assert_eq!(triggered.len(), 2, "{answer}");
+    let mut ids = Vec::new();
     for t in &triggered {
         let id = t["deployment_id"].as_str().expect("id");
-        let deployment = stack.wait_settled(&token, id).await;
+        let deployment = stack.wait_settled(token, id).await;
         assert_eq!(deployment["status"], "running", "{deployment}");
         assert_eq!(deployment["commit"], third.as_str());
+        ids.push(id.to_owned());
     }
-    let again = data_center_push(REPO, BRANCH, &new, &third, "2026-11-27T10:06:00+0000");
-    let (status, answer) = deliver(
-        &stack,
-        again.clone(),
-        &[
-            ("X-Event-Key", "repo:refs_changed".to_owned()),
-            ("X-Hub-Signature", secrets.sign(&again)),
-            ("X-Request-Id", "dc-2".to_owned()),
-        ],
-    )
-    .await;
+    let (status, answer) = deliver_dc("2026-11-27T10:06:00+0000", "dc-2").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["triggered"], json!([]));
     assert_eq!(
@@ -420,20 +467,7 @@ async fn a_signed_push_redeploys_exactly_the_followers_and_refusals_deploy_nothi
         "{answer}"
     );
     assert_eq!(answer["skipped"][0]["note"], "up to date");
-    assert_eq!(all_deployments(&stack, &token).await.len(), before + 4);
-
-    // Let the persister and the logs catch up, then look for the service
-    // credential (and the webhook secret) everywhere.
-    for t in &triggered {
-        let _ = stack
-            .ws_events(&token, t["deployment_id"].as_str().expect("id"), 0)
-            .await;
-    }
-    assert_written_nowhere(&stack, &secrets.service_password, "the service credential");
-    assert_written_nowhere(&stack, &secrets.hook_secret, "the webhook secret");
-    // Control: the search could have found it (the file holds it).
-    assert!(!files_containing(secrets.dir.path(), secrets.service_password.as_bytes()).is_empty());
-    stack.shutdown().await;
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
