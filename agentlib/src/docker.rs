@@ -2,13 +2,10 @@
 //! their labels (`sdp.agent`, `sdp.sandbox`, `sdp.service`, ...), never by
 //! their names ([`container_name`] changed once; labels did not).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod container_spec;
 
-use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
-};
+use std::collections::HashMap;
+
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -16,38 +13,15 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::config::ContainerConfig;
 use crate::error::{AgentError, DeployError};
+
+pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
 pub const LABEL_SANDBOX: &str = "sdp.sandbox";
 pub const LABEL_SERVICE: &str = "sdp.service";
 pub const LABEL_AGENT: &str = "sdp.agent";
 pub const LABEL_COMMIT: &str = "sdp.commit";
-
-/// What to run for one deployment.
-#[derive(Clone, Debug)]
-pub struct RunSpec {
-    pub name: String,
-    pub image: String,
-    pub cmd: Vec<String>,
-    pub working_dir: String,
-    pub env: Vec<String>,
-    pub labels: HashMap<String, String>,
-    /// The container port to publish.
-    pub port: u16,
-    /// The host port to publish it on; `None`: one Docker picks.
-    pub host_port: Option<u16>,
-    /// The host address to publish it on.
-    pub host_ip: std::net::IpAddr,
-    /// (host path, container path), mounted read-only (a directory or a
-    /// file).
-    pub mounts: Vec<(PathBuf, String)>,
-    pub memory: i64,
-    pub nano_cpus: i64,
-    /// Pids limit, capabilities given back, user, read-only root.
-    pub container: ContainerConfig,
-}
 
 /// The name of the container of (sandbox, repo) on `agent_id`:
 /// `sdp.<agent>.<sandbox>.<repo>`. Agent ids (subject tokens) and sandbox
@@ -262,61 +236,12 @@ impl DockerClient {
         Ok(None)
     }
 
-    /// Creates the container (no privileges, no capabilities but those
-    /// `[container]` gives back, read-only mounts, memory, CPU and pids
-    /// limits, optionally another user and a read-only root) and returns
-    /// its id. Start it with [`Self::start`].
+    /// Creates the container ([`create_body`]: no privileges, no
+    /// capabilities but those `[container]` gives back, read-only mounts,
+    /// memory, CPU and pids limits, optionally another user and a
+    /// read-only root) and returns its id. Start it with [`Self::start`].
     pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
-        let port_key = format!("{}/tcp", spec.port);
-        let confine = &spec.container;
-        let host_config = HostConfig {
-            memory: Some(spec.memory),
-            nano_cpus: Some(spec.nano_cpus),
-            pids_limit: Some(confine.pids_limit),
-            security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            cap_add: (!confine.cap_add.is_empty()).then(|| confine.cap_add.clone()),
-            readonly_rootfs: Some(confine.read_only_root),
-            tmpfs: confine
-                .read_only_root
-                .then(|| HashMap::from([("/tmp".to_owned(), confine.tmpfs_options())])),
-            privileged: Some(false),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::NO),
-                maximum_retry_count: None,
-            }),
-            port_bindings: Some(HashMap::from([(
-                port_key.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some(spec.host_ip.to_string()),
-                    host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
-                }]),
-            )])),
-            mounts: Some(
-                spec.mounts
-                    .iter()
-                    .map(|(source, target)| Mount {
-                        target: Some(target.clone()),
-                        source: Some(source.display().to_string()),
-                        typ: Some(MountType::BIND),
-                        read_only: Some(true),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: Some(spec.cmd.clone()),
-            working_dir: Some(spec.working_dir.clone()),
-            env: Some(spec.env.clone()),
-            labels: Some(spec.labels.clone()),
-            exposed_ports: Some(vec![port_key]),
-            user: confine.user.clone(),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
+        let body = create_body(spec);
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();

@@ -6,7 +6,6 @@
 //! A request naming a commit deploys it only if it is on the branch: that
 //! is checked after the fetch, before the worktree or anything else changes.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
-use crate::docker::{self, RunSpec};
+use crate::docker;
 use crate::error::DeployError;
 use crate::events::EventSink;
 use crate::flavour::BuildContext;
@@ -581,59 +580,31 @@ async fn start_and_check(
     let kept_port = kept_host_port(agent, paths, &owner, port).await?;
     state.touched_docker = true;
     agent.docker.remove_matching(&owner, None).await?;
-    let mut sdp_env = vec![
-        ("PORT", port.to_string()),
-        ("SDP_SANDBOX", sandbox.to_owned()),
-        ("SDP_SERVICE", repo.to_owned()),
-        ("SDP_BRANCH", request.branch.clone()),
-        ("SDP_COMMIT", commit.to_owned()),
-        ("SDP_DEPLOYMENT", request.deployment_id.to_string()),
-    ];
-    let labels = HashMap::from([
-        (
-            docker::LABEL_DEPLOYMENT.to_owned(),
-            request.deployment_id.to_string(),
-        ),
-        (docker::LABEL_SANDBOX.to_owned(), sandbox.to_owned()),
-        (docker::LABEL_SERVICE.to_owned(), repo.to_owned()),
-        (docker::LABEL_AGENT.to_owned(), agent_id.to_owned()),
-        (docker::LABEL_COMMIT.to_owned(), commit.to_owned()),
-    ]);
-    let mut mounts = vec![(paths.worktree.clone(), spec.source_mount.to_owned())];
-    if let Some(target) = spec.artifact_mount {
-        mounts.push((paths.artifact_dir.clone(), target.to_owned()));
-    }
     if let Some(target) = spec.routes_file {
         let table =
             serde_json::to_vec_pretty(&request.routes).map_err(DeployError::encode("routes"))?;
         write_atomically(&paths.routes_file, table, "the routes file").await?;
-        mounts.push((paths.routes_file.clone(), target.to_owned()));
-        sdp_env.push(("SDP_ROUTES_FILE", target.to_owned()));
         sink.system(format!("{} routes in {target}", request.routes.len()))
             .await;
     }
-    let run = RunSpec {
-        name: name.clone(),
-        image: agent.base_image.clone(),
-        cmd: service::container_command(
-            settings,
-            config.flavour.run_cmd.as_deref(),
-            spec.default_run_cmd,
-        ),
-        working_dir: service::container_working_dir(
-            spec.source_mount,
-            settings.working_dir.as_deref(),
-        ),
-        env: service::container_env(&request.env, settings, &sdp_env),
-        labels,
-        port,
+    let deployment_id = request.deployment_id.to_string();
+    let run = docker::run_spec(&docker::ServiceContainer {
+        agent_id,
+        deployment_id: &deployment_id,
+        sandbox,
+        repo,
+        branch: &request.branch,
+        commit,
+        environment: &request.env,
+        settings,
+        flavour: &spec,
+        config,
+        image: &agent.base_image,
+        worktree: &paths.worktree,
+        artifact_dir: &paths.artifact_dir,
+        routes_file: &paths.routes_file,
         host_port: kept_port,
-        host_ip: config.publish_ip(),
-        mounts,
-        memory: config.memory_bytes(),
-        nano_cpus: config.nano_cpus(),
-        container: config.container.clone(),
-    };
+    });
     sink.system(format!(
         "starting container {name} from {}: {} in {}",
         run.image,

@@ -29,6 +29,8 @@ use crate::events::publish_failure;
 use crate::metrics::{BusRefusals, Refusal};
 use crate::store::Store;
 
+mod verdict;
+
 #[derive(Clone, Debug)]
 struct Seen {
     heartbeat: Heartbeat,
@@ -322,24 +324,14 @@ pub async fn watchdog(
             let quiet_for = (Utc::now() - deployment.updated_at)
                 .to_std()
                 .unwrap_or_default();
-            let reason = match agents.get(agent_id) {
-                Some(seen) if seen.at.elapsed() >= timeout => Some(format!(
-                    "agent {agent_id} stopped sending heartbeats {}s ago",
-                    seen.at.elapsed().as_secs()
-                )),
-                None if started.elapsed() >= timeout && quiet_for >= timeout => Some(format!(
-                    "agent {agent_id} has not sent a heartbeat for {}s",
-                    timeout.as_secs()
-                )),
-                Some(seen)
-                    if quiet_for >= timeout && !seen.heartbeat.running.contains(&deployment.id) =>
-                {
-                    Some(format!(
-                        "agent {agent_id} is no longer working on this deployment (it restarted)"
-                    ))
-                }
-                _ => None,
-            };
+            let heard = agents.get(agent_id).map(|seen| verdict::Heard {
+                silent_for: seen.at.elapsed(),
+                working_on_it: seen
+                    .heartbeat
+                    .running
+                    .contains(&deployment.id),
+            });
+            let reason = verdict::verdict(agent_id, heard, started.elapsed(), quiet_for, timeout);
             if let Some(reason) = reason {
                 // SQLite lags the stream while the persister is behind:
                 // the stream says whether the agent finished (its result
@@ -352,12 +344,12 @@ pub async fn watchdog(
                         continue;
                     }
                 };
-                if let Some(last) = &last {
-                    let heard_for = (Utc::now() - last.ts).to_std().unwrap_or_default();
-                    if matches!(last.body, sdp_bus::EventBody::Result { .. }) || heard_for < timeout
-                    {
-                        continue;
-                    }
+                let end = last.as_ref().map(|last| verdict::StreamEnd {
+                    is_result: matches!(last.body, sdp_bus::EventBody::Result { .. }),
+                    heard_for: (Utc::now() - last.ts).to_std().unwrap_or_default(),
+                });
+                if verdict::cleared_by_stream(end, timeout) {
+                    continue;
                 }
                 let last_seq = last.map_or(deployment.last_seq, |e| e.seq.max(deployment.last_seq));
                 tracing::warn!(deployment = %deployment.id, %reason, "failing deployment");

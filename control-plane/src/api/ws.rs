@@ -13,11 +13,9 @@
 //! [`PERSIST_WAIT`], then goes anyway, and later ones of that viewer only
 //! briefly until the persister catches up: viewers must not stall.
 
-use std::time::Duration;
+mod reorder;
 
-/// Events a viewer holds back behind a missing seq before it gives up and
-/// closes (the client resumes with `?after=`, from history).
-const MAX_AHEAD: usize = 4096;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -33,6 +31,11 @@ use super::auth::{cookie_name, token_from_headers};
 use super::runtime_logs::open_stream;
 use super::{ApiError, AppState};
 use crate::user_streams::StreamKind;
+use reorder::Reorder;
+
+/// Events a viewer holds back behind a missing seq before it gives up and
+/// closes (the client resumes with `?after=`, from history).
+const MAX_AHEAD: usize = 4096;
 
 /// WebSocket close code for a policy violation (no or expired session).
 const POLICY_VIOLATION: u16 = 1008;
@@ -208,8 +211,7 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
         return;
     };
     let mut persist_wait = PERSIST_WAIT;
-    // Events that arrived ahead of a missing seq, by seq.
-    let mut ahead: std::collections::BTreeMap<u64, jetstream::Message> = Default::default();
+    let mut order = Reorder::new(last, MAX_AHEAD);
     let mut check = tokio::time::interval(Duration::from_secs(3));
     let mut ping = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -230,43 +232,30 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                         return;
                     };
                     let Some(head) = EventHead::read(&message.payload) else { continue };
-                    if head.seq <= last {
-                        continue;
+                    // The payload goes out as it came, without a copy.
+                    let Ok(text) = Utf8Bytes::try_from(message.payload.clone()) else { continue };
+                    if order.push(head.seq, (head.body, text)).is_err() {
+                        let _ = sink.send(close_frame(1011, "events out of order: reconnect")).await;
+                        return;
                     }
-                    // An agent's publish that failed across a node loss is
-                    // retried after later ones landed: the stream can hold
-                    // 10 before 8. Hold what runs ahead; forward in seq order.
-                    if head.seq > last + 1 {
-                        if ahead.len() >= MAX_AHEAD {
-                            let _ = sink.send(close_frame(1011, "events out of order: reconnect")).await;
+                    while let Some((seq, (body, text))) = order.pop() {
+                        if !body.is_log() {
+                            if state.store.wait_persisted(id.as_str(), seq, persist_wait).await {
+                                persist_wait = PERSIST_WAIT;
+                            } else {
+                                tracing::warn!(deployment = %id, seq, "forwarding an event the persister has not recorded yet");
+                                // The persister is down or far behind: keep
+                                // this viewer moving until it catches up.
+                                persist_wait = PERSIST_WAIT_BEHIND;
+                            }
+                        }
+                        if sink.feed(Message::Text(text)).await.is_err() {
                             return;
                         }
-                        ahead.insert(head.seq, message);
-                        continue;
-                    }
-                    let mut next = Some(message);
-                    while let Some(message) = next.take() {
-                    let Some(head) = EventHead::read(&message.payload) else { break };
-                    let Ok(text) = std::str::from_utf8(&message.payload) else { break };
-                    if !head.body.is_log() {
-                        if state.store.wait_persisted(id.as_str(), head.seq, persist_wait).await {
-                            persist_wait = PERSIST_WAIT;
-                        } else {
-                            tracing::warn!(deployment = %id, seq = head.seq, "forwarding an event the persister has not recorded yet");
-                            // The persister is down or far behind: keep
-                            // this viewer moving until it catches up.
-                            persist_wait = PERSIST_WAIT_BEHIND;
+                        if body.kind == "result" {
+                            let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
+                            return;
                         }
-                    }
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                    last = head.seq;
-                    if head.body.kind == "result" {
-                        let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
-                        return;
-                    }
-                    next = ahead.remove(&(last + 1));
                     }
                 }
                 if sink.flush().await.is_err() {
@@ -281,7 +270,7 @@ async fn follow(socket: WebSocket, state: AppState, id: DeploymentId, after: u64
                 // A deployment settled with no result event left to send
                 // (e.g. failed by the watchdog while the bus was down).
                 if let Ok(Some(d)) = state.store.deployment(id.as_str())
-                    && d.status.is_settled() && d.last_seq <= last {
+                    && d.status.is_settled() && d.last_seq <= order.last() {
                         let _ = sink.send(close_frame(NORMAL, "deployment settled")).await;
                         return;
                     }

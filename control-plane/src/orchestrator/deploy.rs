@@ -1,9 +1,7 @@
-//! Deploying: a template's plan, one deployment (recorded, then sent to an
-//! agent of the repo's kind). Every service gets its sandbox's environment
+//! Deploying: a template's plan ([`super::plan_template`]), one deployment
+//! (recorded, then sent to an agent of the repo's kind). Every service gets its sandbox's environment
 //! (a gateway with the route table too) and its overrides: the template's,
 //! with the sandbox's own env for the service over the template's env.
-
-use std::collections::BTreeMap;
 
 use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
 
@@ -13,7 +11,7 @@ use crate::agent_client::AgentCallError;
 use crate::events::publish_failure;
 use crate::metrics::Refusal;
 use crate::sessions::Session;
-use crate::store::{Editor, NewDeployment, RepoBranch, StoreError, Template};
+use crate::store::{Editor, NewDeployment, RepoBranch, StoreError};
 
 /// Who a deployment is for: the user, the credential the agent fetches
 /// with, and the session it came from (whose credential later re-applies
@@ -72,67 +70,11 @@ pub struct Pin {
     pub redeploy_of: Option<DeploymentId>,
 }
 
-/// A template deploy that names what the template does not have.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("{0}")]
-    InvalidName(#[from] sdp_bus::validate::InvalidName),
-    #[error("{repo} is not a service of template {template}")]
-    NotInTemplate { repo: String, template: String },
-}
-
-/// What deploying `template` starts, in order: its services (only those in
-/// `only`, if given), then the gateway, so it starts with what exists; each
-/// on its branch in `branches`, else the template's.
-pub fn plan_template(
-    template: &Template,
-    branches: &BTreeMap<String, String>,
-    only: Option<&[String]>,
-) -> Result<Vec<RepoBranch>, PlanError> {
-    let not_in_template = |repo: &str| PlanError::NotInTemplate {
-        repo: repo.to_owned(),
-        template: template.name.clone(),
-    };
-    for (repo, branch) in branches {
-        sdp_bus::validate::repo(repo)?;
-        sdp_bus::validate::branch(branch)?;
-        let known = template
-            .services
-            .iter()
-            .chain(template.gateway.iter())
-            .any(|s| s.repo == *repo);
-        if !known {
-            return Err(not_in_template(repo));
-        }
-    }
-    if let Some(only) = only
-        && let Some(unknown) = only
-            .iter()
-            .find(|r| !template.services.iter().any(|s| s.repo == **r))
-    {
-        return Err(not_in_template(unknown));
-    }
-    let services = template
-        .services
-        .iter()
-        .filter(|s| only.is_none_or(|only| only.contains(&s.repo)));
-    Ok(services
-        .chain(template.gateway.iter())
-        .map(|planned| RepoBranch {
-            branch: branches
-                .get(&planned.repo)
-                .unwrap_or(&planned.branch)
-                .clone(),
-            ..planned.clone()
-        })
-        .collect())
-}
-
 /// How one planned deployment of a template went.
 pub type PlannedOutcome = (RepoBranch, Result<Started, (DeploymentId, AgentCallError)>);
 
 impl Orchestrator {
-    /// Deploys a plan ([`plan_template`]) into `sandbox`, one deployment
+    /// Deploys a plan ([`super::plan_template`]) into `sandbox`, one deployment
     /// after the other. A deployment no agent took is recorded as failed
     /// and reported; the rest still go.
     pub async fn deploy_plan(

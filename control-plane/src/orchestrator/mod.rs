@@ -1,6 +1,7 @@
 //! Sandbox orchestration, one file per job:
-//! - [`deploy`]: planning a template's deployments, starting deployments
-//!   (with the gateway's env and route table);
+//! - [`plan`]: which deployments a template's deploy makes, in order;
+//! - [`deploy`]: starting deployments (with the gateway's env and route
+//!   table);
 //! - [`placement`]: which agent of the kind a deployment goes to;
 //! - [`reapply`]: re-applying a sandbox's gateway with the current routes,
 //!   or a service with its new env, serialized per target and coalesced;
@@ -23,6 +24,7 @@ pub mod credentials;
 mod deploy;
 pub mod follow;
 pub mod placement;
+mod plan;
 mod reapply;
 mod results;
 
@@ -33,7 +35,8 @@ use serde::Serialize;
 
 pub use convergence::{AgentTeardown, ReconcileError, TeardownReport};
 pub use credentials::ReapplyCredentials;
-pub use deploy::{Acting, Pin, PlanError, Requester, plan_template};
+pub use deploy::{Acting, Pin, Requester};
+pub use plan::{PlanError, plan_template};
 pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};

@@ -7,7 +7,8 @@
 //! replacing it mid-way would cancel it. A gateway that already runs with
 //! the desired env and routes (same digest) is left alone.
 
-use std::collections::HashMap;
+mod coalesce;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use sdp_bus::{GitCredential, Status, subject::KIND_GATEWAY};
 
 use super::{DeployError, Orchestrator, Requester};
 use crate::store::Deployment;
+use coalesce::{Admitted, Coalescer, Next};
 
 /// How often a re-apply looks at the deployment it waits for.
 const POLL: Duration = Duration::from_millis(100);
@@ -29,7 +31,7 @@ pub type ReapplyFrom = (String, GitCredential);
 /// for meanwhile (with the newest caller's credential, if it gave one).
 #[derive(Clone, Default)]
 pub struct Reapplies {
-    running: Arc<Mutex<HashMap<Target, Queued>>>,
+    running: Arc<Mutex<Coalescer<Target, ReapplyFrom>>>,
 }
 
 /// What a re-apply recreates.
@@ -49,20 +51,14 @@ impl Target {
     }
 }
 
-#[derive(Default)]
-struct Queued {
-    again: bool,
-    from: Option<ReapplyFrom>,
-}
-
 impl Reapplies {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Queued>> {
+    fn runs(&self) -> std::sync::MutexGuard<'_, Coalescer<Target, ReapplyFrom>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `sandbox` has a re-apply under way or queued.
     pub fn busy(&self, sandbox: &str) -> bool {
-        self.map().keys().any(|t| t.sandbox() == sandbox)
+        self.runs().targets().any(|t| t.sandbox() == sandbox)
     }
 }
 
@@ -95,17 +91,10 @@ impl Orchestrator {
     }
 
     fn request_reapply(&self, target: Target, from: Option<ReapplyFrom>) {
-        {
-            let mut running = self.reapplies.map();
-            if let Some(queued) = running.get_mut(&target) {
-                queued.again = true;
-                if from.is_some() {
-                    queued.from = from;
-                }
-                return;
-            }
-            running.insert(target.clone(), Queued::default());
-        }
+        let admitted = self.reapplies.runs().request(target.clone(), from);
+        let Admitted::Start(from) = admitted else {
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move { this.reapply_loop(target, from).await });
     }
@@ -121,16 +110,10 @@ impl Orchestrator {
             if let Err(err) = outcome {
                 tracing::warn!(?target, error = %err, "re-applying failed");
             }
-            let mut running = self.reapplies.map();
-            let Some(queued) = running.get_mut(&target) else {
-                return;
-            };
-            if !queued.again {
-                running.remove(&target);
-                return;
+            match self.reapplies.runs().finished(&target) {
+                Next::Again(newest) => from = newest,
+                Next::Done => return,
             }
-            queued.again = false;
-            from = queued.from.take();
         }
     }
 
