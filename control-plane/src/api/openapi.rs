@@ -18,38 +18,18 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
+use utoipa::Modify;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, ToSchema};
+
+pub use sdp_api::{ErrorBody, ErrorDetail};
 
 /// Security scheme names, as operations refer to them.
 pub const BEARER: &str = "bearer";
 pub const COOKIE: &str = "session_cookie";
-
-/// Every error the API answers: `{"error": {"code", "message"}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable, machine-readable code: `bad_request`, `unauthorized`,
-    /// `credential_expired`, `forbidden`, `not_found`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `throttled`,
-    /// `no_agent`, `not_configured`, `verify_failed`, `agent_error`,
-    /// `git_refused`, `refused`, `nats_unavailable`, `internal`, …
-    pub code: String,
-    /// For people: what went wrong and what to do. Never internals.
-    pub message: String,
-    /// Set when a deployment was recorded before its dispatch failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
-}
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

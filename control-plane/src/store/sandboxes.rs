@@ -4,22 +4,11 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
-use serde::Serialize;
+
+pub use sdp_api::Sandbox;
 
 use super::deployments::Deployment;
 use super::{Store, StoreError, now_rfc3339, status};
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Sandbox {
-    pub name: String,
-    pub owner: String,
-    pub template: Option<String>,
-    pub environment: Option<String>,
-    pub created_at: String,
-    pub expires_at: String,
-    pub pinned: bool,
-    pub ttl_hours: u32,
-}
 
 pub struct NewSandbox<'a> {
     pub name: &'a str,
