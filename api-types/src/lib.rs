@@ -9,6 +9,8 @@
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
+//! - `client` (feature `client`): a typed async client on reqwest, for the
+//!   CLI and the tests.
 //!
 //! The control plane serializes these and deserializes the requests, so a
 //! renamed field is a compile error on both sides. Checks that need the
@@ -26,6 +28,9 @@ pub mod hooks;
 pub mod ops;
 pub mod sandboxes;
 pub mod session;
+
+#[cfg(feature = "client")]
+pub mod client;
 
 pub use agents::AgentView;
 pub use catalog::{
