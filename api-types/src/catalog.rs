@@ -30,10 +30,12 @@ pub struct NewEnvironment {
     pub name: String,
     /// Plain variables: anyone logged in reads their values.
     #[serde(default)]
+    #[schema(schema_with = crate::rules::new_environment_vars)]
     pub vars: BTreeMap<String, String>,
     /// Secret variables: given to every service's container like the
     /// plain ones, never shown again (answers list their names in `secret_keys`).
     #[serde(default)]
+    #[schema(schema_with = crate::rules::new_environment_secrets)]
     pub secrets: BTreeMap<String, String>,
 }
 
@@ -43,11 +45,12 @@ pub struct NewEnvironment {
 pub struct EnvironmentVars {
     /// Replaces every plain variable. A key that was a secret becomes
     /// plain with this value.
+    #[schema(schema_with = crate::rules::environment_vars)]
     pub vars: BTreeMap<String, String>,
     /// Sets each named secret to a value, or removes it with `null`;
     /// secrets not named are kept.
     #[serde(default)]
-    #[schema(value_type = BTreeMap<String, Option<String>>)]
+    #[schema(schema_with = crate::rules::environment_secrets)]
     pub secrets: BTreeMap<String, Option<String>>,
 }
 
@@ -55,9 +58,13 @@ pub struct EnvironmentVars {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoBranch {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
+    #[schema(
+        pattern = "^[a-z0-9]([a-z0-9_-]|\\.[a-z0-9_-])*\\.?$",
+        max_length = 63,
+        example = "users"
+    )]
     pub repo: String,
-    #[schema(example = "main")]
+    #[schema(min_length = 1, max_length = 200, example = "main")]
     pub branch: String,
     /// Overrides of the repo's `sdp.toml`: a sandbox's own env for the
     /// service (`/api/sandboxes/{name}/services/{repo}/env`) goes over
@@ -77,8 +84,25 @@ pub mod object_only {
     use serde::{Deserialize, Deserializer};
     use serde_json::{Map, Value};
 
-    fn from_map<T: DeserializeOwned, E: Error>(map: Map<String, Value>) -> Result<T, E> {
+    fn from_map<T: DeserializeOwned, E: Error>(mut map: Map<String, Value>) -> Result<T, E> {
+        map.values_mut().for_each(whole_numbers);
         T::deserialize(Value::Object(map)).map_err(E::custom)
+    }
+
+    /// `1.0` as `1`: JSON Schema's `integer` is either, serde's integers
+    /// take only the second.
+    fn whole_numbers(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                    // Exact: a whole number below 2^53.
+                    *value = Value::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+            Value::Object(map) => map.values_mut().for_each(whole_numbers),
+            _ => {}
+        }
     }
 
     pub fn one<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
@@ -123,9 +147,11 @@ pub struct TemplateBody {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "web")]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
     pub environment: Option<String>,
     #[serde(default, deserialize_with = "object_only::optional")]
     pub gateway: Option<RepoBranch>,
     #[serde(default, deserialize_with = "object_only::many")]
+    #[schema(max_items = 100)]
     pub services: Vec<RepoBranch>,
 }

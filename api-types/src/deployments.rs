@@ -11,9 +11,13 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeployment {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
+    #[schema(
+        pattern = "^[a-z0-9]([a-z0-9_-]|\\.[a-z0-9_-])*\\.?$",
+        max_length = 63,
+        example = "users"
+    )]
     pub repo: String,
-    #[schema(example = "main")]
+    #[schema(min_length = 1, max_length = 200, example = "main")]
     pub branch: String,
     /// A full commit id on the branch (its head or an ancestor) to deploy
     /// instead of the head; the agent refuses one that is not on the
@@ -129,7 +133,13 @@ pub struct RuntimeLogsQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tail: Option<u32>,
     /// Only lines written since then: RFC 3339 (`2026-11-27T12:00:00Z`) or
-    /// unix seconds.
+    /// unix seconds, between 1970 and 2038. (The pattern states a part of
+    /// what the server takes that holds whatever the offset: days 1 to
+    /// 28, years 1971 to 2037, unix seconds of up to 9 digits.)
+    #[param(
+        pattern = "^([0-9]{1,9}|(197[1-9]|19[89][0-9]|20[0-2][0-9]|203[0-7])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$",
+        example = "2026-11-27T12:00:00Z"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
     /// Keep the response open and send new lines as they come.

@@ -26,6 +26,7 @@ pub mod deployments;
 pub mod error;
 pub mod hooks;
 pub mod ops;
+pub mod rules;
 pub mod sandboxes;
 pub mod session;
 

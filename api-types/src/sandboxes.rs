@@ -89,10 +89,12 @@ pub struct NewSandbox {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "alpha")]
     pub name: String,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "web")]
     pub template: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
     pub environment: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::whole_number")]
     #[schema(minimum = 1, maximum = 2160)]
     pub ttl_hours: Option<u32>,
     #[serde(default)]
@@ -105,7 +107,7 @@ pub struct NewSandbox {
 pub struct SandboxPatch {
     #[serde(default)]
     pub pinned: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::whole_number")]
     #[schema(minimum = 1, maximum = 2160)]
     pub ttl_hours: Option<u32>,
     #[serde(default)]
@@ -162,6 +164,11 @@ pub struct TemplateDeployment {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteBody {
+    #[schema(
+        pattern = "^https?://[^/\\s\\x00-\\x1f\\x7f-\\x9f][^\\s\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 2048,
+        example = "http://users.example"
+    )]
     pub target: String,
 }
 
@@ -198,6 +205,6 @@ pub struct ServiceEnvWrite {
     /// Replaces every variable the sandbox sets for the service. Keys
     /// `[A-Za-z_][A-Za-z0-9_]*`, not `PORT` or `SDP_*`; at most 128 with
     /// the template's.
-    #[schema(example = json!({"LOG_LEVEL": "debug"}))]
+    #[schema(schema_with = crate::rules::service_env)]
     pub env: BTreeMap<String, String>,
 }

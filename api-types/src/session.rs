@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// Not blank (it is trimmed).
+    #[schema(pattern = "\\S")]
     pub username: String,
+    #[schema(min_length = 1)]
     pub password: String,
 }
 

@@ -108,6 +108,16 @@ pub async fn bitbucket(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // The required headers first: a delivery without them is malformed
+    // whether or not webhooks are on (400/401, as documented, not 404).
+    if header_text(&headers, "x-hub-signature").is_none() {
+        return Err(ApiError::unauthorized(
+            signature::SignatureError::Missing.to_string(),
+        ));
+    }
+    if header_text(&headers, "x-event-key").is_none() {
+        return Err(ApiError::bad_request("no X-Event-Key header"));
+    }
     let Some(secret) = &state.hooks.secret else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
