@@ -9,10 +9,16 @@ use utoipa::ToSchema;
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
-    /// Not blank (it is trimmed).
-    #[schema(pattern = "\\S")]
+    /// Not blank (it is trimmed), no control characters. The server takes
+    /// up to 128 bytes; 32 characters are that many in any script.
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 32
+    )]
     pub username: String,
-    #[schema(min_length = 1)]
+    /// No NUL. The server takes up to 1024 bytes; 256 characters are that
+    /// many in any script.
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00]*$")]
     pub password: String,
 }
 
