@@ -236,7 +236,7 @@ impl<'c> Follower<'c> {
     /// sees it, if settled.
     async fn settled_outcome(&self) -> Result<Option<Outcome>, CliError> {
         let deployment = self.client.deployment(&self.id).await?;
-        Ok(deployment.status.is_settled().then(|| Outcome {
+        Ok(deployment.status.is_settled().then_some(Outcome {
             status: deployment.status,
             url: deployment.url,
             error: deployment.error,
