@@ -12,7 +12,7 @@ pub struct LoginBody {
     /// Not blank (it is trimmed), no control characters. The server takes
     /// up to 128 bytes; 32 characters are that many in any script.
     #[schema(
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
         max_length = 32
     )]
     pub username: String,
