@@ -9,6 +9,8 @@
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
+//! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
+//!   checks), and a reader of whole numbers written as `12.0`.
 //! - `client` (feature `client`): a typed async client on reqwest, for the
 //!   CLI and the tests.
 //!

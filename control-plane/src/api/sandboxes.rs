@@ -428,13 +428,38 @@ fn check_target(target: &str) -> Result<(), ApiError> {
         .or_else(|| target.strip_prefix("https://"));
     let ok = target.len() <= 2048
         && !target.chars().any(|c| c.is_whitespace() || c.is_control())
-        && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
+        && rest.is_some_and(has_host);
     if !ok {
         return Err(ApiError::bad_request(
             "target must be an http:// or https:// URL with a host, without spaces",
         ));
     }
     Ok(())
+}
+
+/// Whether a URL's part after `scheme://` starts with a host: the
+/// authority (up to `/`, `?` or `#`) is not empty, and holds `[` or `]`
+/// only as a bracketed IPv6 address (`[::1]`, `[::1]:8080`). As
+/// `sdp_api::rules::ROUTE_TARGET` states it.
+fn has_host(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return false;
+    }
+    if !authority.contains(['[', ']']) {
+        return true;
+    }
+    let Some((address, after)) = authority.strip_prefix('[').and_then(|a| a.split_once(']')) else {
+        return false;
+    };
+    !address.is_empty()
+        && address
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        && (after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// Sets a manual route and re-applies the gateway (owner or admin).
