@@ -15,9 +15,10 @@ pub const REPO_NAME: &str = "^[a-z0-9]([a-z0-9_-]|\\.[a-z0-9_-])*\\.?$";
 pub const ENV_KEY: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 /// An environment's variable name: an env key of at most 128 characters.
 pub const ENVIRONMENT_KEY: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
-/// A manual route's target: an http(s) URL with a host (brackets only
-/// around an IPv6 address), no whitespace or control characters.
-pub const ROUTE_TARGET: &str = "^https?://(\\[[0-9A-Fa-f:.]+\\](:[0-9]*)?|[^/?#\\[\\]\\s\\x00-\\x1f\\x7f-\\x9f]+)([/?#][^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$";
+/// A manual route's target: an http(s) URL with a host (no `[` or `]` in
+/// it: no IPv6 literal), no whitespace or control characters.
+pub const ROUTE_TARGET: &str =
+    "^https?://[^/?#\\[\\]\\s\\x00-\\x1f\\x7f-\\x9f]+([/?#][^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$";
 
 /// A map of env variables: names by `key_pattern`, string values of at
 /// most `max_value` characters without NUL, at most `max_entries`.

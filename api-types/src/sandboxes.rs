@@ -165,7 +165,7 @@ pub struct TemplateDeployment {
 #[serde(deny_unknown_fields)]
 pub struct RouteBody {
     #[schema(
-        pattern = "^https?://(\\[[0-9A-Fa-f:.]+\\](:[0-9]*)?|[^/?#\\[\\]\\s\\x00-\\x1f\\x7f-\\x9f]+)([/?#][^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$",
+        pattern = "^https?://[^/?#\\[\\]\\s\\x00-\\x1f\\x7f-\\x9f]+([/?#][^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$",
         max_length = 2048,
         example = "http://users.example"
     )]

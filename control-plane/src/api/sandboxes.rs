@@ -438,28 +438,13 @@ fn check_target(target: &str) -> Result<(), ApiError> {
 }
 
 /// Whether a URL's part after `scheme://` starts with a host: the
-/// authority (up to `/`, `?` or `#`) is not empty, and holds `[` or `]`
-/// only as a bracketed IPv6 address (`[::1]`, `[::1]:8080`). As
+/// authority (up to `/`, `?` or `#`) is not empty and holds no `[` or `]`
+/// (an IPv6 literal is not taken: URL parsers refuse a bracketed host
+/// that is not a valid address, and a name does as well). As
 /// `sdp_api::rules::ROUTE_TARGET` states it.
 fn has_host(rest: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() {
-        return false;
-    }
-    if !authority.contains(['[', ']']) {
-        return true;
-    }
-    let Some((address, after)) = authority.strip_prefix('[').and_then(|a| a.split_once(']')) else {
-        return false;
-    };
-    !address.is_empty()
-        && address
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        && (after.is_empty()
-            || after
-                .strip_prefix(':')
-                .is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit())))
+    !authority.is_empty() && !authority.contains(['[', ']'])
 }
 
 /// Sets a manual route and re-applies the gateway (owner or admin).
