@@ -168,6 +168,7 @@ pub struct ServiceOverrides {
     pub route_env: Option<String>,
     /// The container's command as argv; `${PORT}` becomes the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub command: Option<Vec<String>>,
     /// Variables over the repo's `env` and the environment's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use sdp_api::ErrorBody;
 use sdp_bus::{Event, EventBody, Status};
-use serde_json::Value;
+use serde::Deserialize;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use crate::api::{Client, segment};
@@ -19,6 +20,13 @@ use crate::error::CliError;
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
 const NORMAL_CLOSE: u16 = 1000;
 const POLICY_VIOLATION: u16 = 1008;
+
+/// The `seq` of an event, read before the whole event (a newer server's
+/// event this build cannot decode still counts).
+#[derive(Deserialize)]
+struct EventSeq {
+    seq: u64,
+}
 
 /// What the follower tells its caller, in order.
 pub enum Update<'a> {
@@ -144,21 +152,21 @@ impl<'c> Follower<'c> {
                 if status >= 500 {
                     return Ok(Err(format!("HTTP {status}")));
                 }
-                let body: Value = response
+                let error = response
                     .body()
                     .as_deref()
-                    .and_then(|b| serde_json::from_slice(b).ok())
-                    .unwrap_or(Value::Null);
+                    .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
+                    .map(|body| body.error);
                 Err(CliError::Api {
                     status,
-                    code: body["error"]["code"]
-                        .as_str()
-                        .unwrap_or("http_error")
+                    code: error
+                        .as_ref()
+                        .map_or("http_error", |e| e.code.as_str())
                         .to_owned(),
-                    message: body["error"]["message"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("the WebSocket was refused (HTTP {status})")),
+                    message: error.map_or_else(
+                        || format!("the WebSocket was refused (HTTP {status})"),
+                        |e| e.message,
+                    ),
                 })
             }
             Err(err) => Ok(Err(err.to_string())),
@@ -182,10 +190,7 @@ impl<'c> Follower<'c> {
             };
             match message {
                 Message::Text(text) => {
-                    let Some(seq) = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| v["seq"].as_u64())
-                    else {
+                    let Ok(EventSeq { seq }) = serde_json::from_str(&text) else {
                         continue;
                     };
                     if seq <= self.last_seq {
@@ -230,15 +235,11 @@ impl<'c> Follower<'c> {
     /// After a normal close with no result event: the deployment as REST
     /// sees it, if settled.
     async fn settled_outcome(&self) -> Result<Option<Outcome>, CliError> {
-        let deployment: Value = self
-            .client
-            .get(&format!("/api/deployments/{}", segment(&self.id)))
-            .await?;
-        let status = deployment["status"].as_str().and_then(Status::parse);
-        Ok(status.filter(|s| s.is_settled()).map(|status| Outcome {
-            status,
-            url: deployment["url"].as_str().map(str::to_owned),
-            error: deployment["error"].as_str().map(str::to_owned),
+        let deployment = self.client.deployment(&self.id).await?;
+        Ok(deployment.status.is_settled().then_some(Outcome {
+            status: deployment.status,
+            url: deployment.url,
+            error: deployment.error,
             last_seq: self.last_seq,
         }))
     }

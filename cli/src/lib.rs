@@ -75,7 +75,7 @@ impl Ctx {
     /// A client that has a token.
     pub fn logged_in(&self) -> Result<api::Client, CliError> {
         let client = self.client()?;
-        client.require_token()?;
+        api::require_token(&client)?;
         Ok(client)
     }
 

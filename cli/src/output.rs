@@ -7,6 +7,7 @@
 use std::io::Write;
 
 use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -94,6 +95,11 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// A typed field as table text, shown as [`cell`] shows its JSON.
+pub fn cell_of<T: Serialize + ?Sized>(value: &T) -> String {
+    cell(&serde_json::to_value(value).unwrap_or(Value::Null))
+}
+
 /// Writes `text` to stdout.
 pub fn print(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
@@ -103,9 +109,11 @@ pub fn print(text: &str) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
-/// Writes `value` as pretty JSON and a newline to stdout.
-pub fn print_json(value: &Value) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+/// Writes `value` as pretty JSON and a newline to stdout, its keys in
+/// order (as `serde_json::Value` holds them).
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let value = serde_json::to_value(value).unwrap_or(Value::Null);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     print(&text)
 }

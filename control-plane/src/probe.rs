@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use sdp_bus::{Probe, ProbeReport, RouteCheck, subject};
-use serde::Serialize;
+use sdp_bus::{Probe, ProbeReport, subject};
+
+pub use sdp_api::{ProbeResult, ProbedGateway};
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::routing::RouteTable;
@@ -16,24 +17,6 @@ use crate::store::{Deployment, Store, StoreError};
 /// Checks run at once, each bounded at 5 s inside the container and 8 s by
 /// the agent: this leaves room for the agent's own work.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The gateway a probe ran from.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ProbedGateway {
-    pub deployment_id: String,
-    pub agent_id: String,
-    pub url: Option<String>,
-}
-
-/// What `POST /api/sandboxes/{name}/probe` answers.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ProbeResult {
-    pub sandbox: String,
-    pub gateway: ProbedGateway,
-    pub checked_at: String,
-    /// One check per route of the sandbox's route table.
-    pub routes: Vec<RouteCheck>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

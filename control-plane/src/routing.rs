@@ -14,19 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sdp_bus::{Route, RouteSource, ServiceSettings};
-use serde::Serialize;
+
+pub use sdp_api::EffectiveRoute;
 
 use crate::store::{Sandbox, SecretVars, Store, StoreError, StoredRoute, Template};
-
-/// One line of the route table, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct EffectiveRoute {
-    pub service: String,
-    pub target: String,
-    pub source: RouteSource,
-    /// The gateway env var that carries `target`.
-    pub env_key: String,
-}
 
 /// What a gateway of the sandbox runs with.
 pub struct GatewayInputs {

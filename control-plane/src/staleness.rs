@@ -13,7 +13,8 @@ use sdp_bus::{
     BranchCommit, BranchList, BranchMove, BranchStatus, BranchStatusList, GitCredential,
     ListBranches, subject,
 };
-use serde::Serialize;
+
+pub use sdp_api::{ServiceStaleness, StalenessState};
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::store::{Deployment, Store, StoreError};
@@ -22,35 +23,6 @@ use crate::store::{Deployment, Store, StoreError};
 const BRANCH_STATUS_TIMEOUT: Duration = Duration::from_secs(40);
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether a running service's branch has moved since its deployed commit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StalenessState {
-    /// The branch's head is the deployed commit.
-    UpToDate,
-    /// The branch moved: `behind` commits, or null when not countable.
-    Behind,
-    /// The head could not be read (branch gone, credential refused, no agent).
-    Unknown,
-}
-
-/// One running service of the sandbox and its branch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ServiceStaleness {
-    pub repo: String,
-    pub branch: String,
-    /// The running deployment this is about.
-    pub deployment_id: String,
-    pub deployed_commit: Option<String>,
-    /// The branch's head on the remote now.
-    pub head: Option<String>,
-    /// Commits on the head that the deployed commit lacks; null when the
-    /// agent cannot tell.
-    pub behind: Option<u32>,
-    pub state: StalenessState,
-    /// Why `behind` or `head` is null, or a note (the branch was rewritten).
-    pub reason: Option<String>,
-}
 
 /// The staleness of every running service of `sandbox`, asking the agents
 /// with `credential`.

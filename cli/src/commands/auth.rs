@@ -5,10 +5,10 @@
 
 use std::io::BufRead;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::args::LoginArgs;
-use crate::output::{self, render_table};
+use crate::output::{self, cell_of, render_table};
 use crate::session::{self, Stored};
 use crate::{CliError, Ctx, Exit};
 
@@ -29,26 +29,14 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<Exit, CliError> {
             .map_err(CliError::Prompt)?
     };
     let client = crate::api::Client::new(&url, None);
-    let answer: Value = client
-        .post(
-            "/api/login",
-            &json!({ "username": username.trim(), "password": password }),
-        )
-        .await?;
+    let answer = client.login(username.trim(), &password).await?;
     drop(password);
-    let token = answer["token"]
-        .as_str()
-        .ok_or_else(|| CliError::Api {
-            status: 502,
-            code: "malformed_response".into(),
-            message: "the login answer holds no token".into(),
-        })?
-        .to_owned();
-    let user = answer["user"]["username"]
-        .as_str()
-        .unwrap_or(username.trim())
-        .to_owned();
-    let expires_at = answer["expires_at"].as_str().map(str::to_owned);
+    let token = answer.token;
+    let user = answer.user.username;
+    // As the server wrote it (the stored session shows it as is).
+    let expires_at = serde_json::to_value(answer.expires_at)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
     let path = session::save(
         &ctx.env,
         &Stored {
@@ -77,11 +65,8 @@ pub async fn logout(ctx: &Ctx) -> Result<Exit, CliError> {
     let client = ctx.client()?;
     if client.token().is_some() {
         // A session the server has already forgotten is still logged out.
-        match client
-            .send_empty(reqwest::Method::POST, "/api/logout")
-            .await
-        {
-            Ok(_) | Err(CliError::Api { status: 401, .. }) => {}
+        match client.logout().await.map_err(CliError::from) {
+            Ok(()) | Err(CliError::Api { status: 401, .. }) => {}
             Err(err) => return Err(err),
         }
     }
@@ -96,17 +81,17 @@ pub async fn logout(ctx: &Ctx) -> Result<Exit, CliError> {
 
 pub async fn whoami(ctx: &Ctx) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let me: Value = client.get("/api/me").await?;
+    let me = client.me().await?;
     if ctx.json() {
         output::print_json(&me)?;
     } else {
         output::print(&render_table(
             &["user", "url", "expires", "can deploy"],
             &[vec![
-                output::cell(&me["username"]),
+                cell_of(&me.username),
                 client.base().to_owned(),
-                output::cell(&me["expires_at"]),
-                output::cell(&me["can_deploy"]),
+                cell_of(&me.expires_at),
+                cell_of(&me.can_deploy),
             ]],
         ))?;
     }

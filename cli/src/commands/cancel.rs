@@ -1,19 +1,11 @@
 //! `sdp cancel ID`: `POST /api/deployments/{id}/cancel`.
 
-use serde_json::{Value, json};
-
-use crate::api::segment;
 use crate::output;
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, id: &str) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let answer: Value = client
-        .post(
-            &format!("/api/deployments/{}/cancel", segment(id)),
-            &json!({}),
-        )
-        .await?;
+    let answer = client.cancel(id).await?;
     if ctx.json() {
         output::print_json(&answer)?;
     } else {

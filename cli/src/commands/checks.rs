@@ -4,31 +4,27 @@
 //! what they found is in the output (`-o json`: `state` per service, `ok`
 //! per route).
 
-use serde_json::{Value, json};
+use sdp_api::{ServiceStaleness, StalenessState};
 
-use crate::api::segment;
-use crate::output::{self, cell, render_table};
+use crate::output::{self, cell_of, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn stale(ctx: &Ctx, sandbox: &str) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let answer: Value = client
-        .get(&format!("/api/sandboxes/{}/staleness", segment(sandbox)))
-        .await?;
+    let answer = client.staleness(sandbox).await?;
     if ctx.json() {
         output::print_json(&answer)?;
         return Ok(Exit::Ok);
     }
-    let rows: Vec<Vec<String>> = answer["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = answer
+        .services
+        .iter()
         .map(|s| {
             vec![
-                cell(&s["repo"]),
-                cell(&s["branch"]),
-                short(&s["deployed_commit"]),
-                short(&s["head"]),
+                cell_of(&s.repo),
+                cell_of(&s.branch),
+                short(s.deployed_commit.as_deref()),
+                short(s.head.as_deref()),
                 staleness(s),
             ]
         })
@@ -42,40 +38,34 @@ pub async fn stale(ctx: &Ctx, sandbox: &str) -> Result<Exit, CliError> {
 
 pub async fn check_routes(ctx: &Ctx, sandbox: &str) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let report: Value = client
-        .post(
-            &format!("/api/sandboxes/{}/probe", segment(sandbox)),
-            &json!({}),
-        )
-        .await?;
+    let report = client.probe(sandbox).await?;
     if ctx.json() {
         output::print_json(&report)?;
         return Ok(Exit::Ok);
     }
     let paint = ctx.paint;
-    let rows: Vec<Vec<String>> = report["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = report
+        .routes
+        .iter()
         .map(|r| {
-            let (state, detail) = if r["ok"] == true {
-                let latency = r["latency_ms"]
-                    .as_u64()
+            let (state, detail) = if r.ok {
+                let latency = r
+                    .latency_ms
                     .map_or_else(String::new, |ms| format!(" {ms} ms"));
                 (
                     paint.green("ok"),
-                    format!("HTTP {}{latency}", cell(&r["status"])),
+                    format!("HTTP {}{latency}", cell_of(&r.status)),
                 )
             } else {
                 (
                     paint.red("broken"),
-                    format!("{}: {}", cell(&r["hop"]), cell(&r["error"])),
+                    format!("{}: {}", cell_of(&r.hop), cell_of(&r.error)),
                 )
             };
             vec![
-                cell(&r["service"]),
-                cell(&r["source"]),
-                cell(&r["target"]),
+                cell_of(&r.service),
+                cell_of(&r.source),
+                cell_of(&r.target),
                 state,
                 detail,
             ]
@@ -89,20 +79,18 @@ pub async fn check_routes(ctx: &Ctx, sandbox: &str) -> Result<Exit, CliError> {
 }
 
 /// `up to date`, `behind by 2`, `branch moved`, `unknown: <reason>`.
-fn staleness(service: &Value) -> String {
-    match service["state"].as_str() {
-        Some("up_to_date") => "up to date".to_owned(),
-        Some("behind") => match service["behind"].as_u64() {
+fn staleness(service: &ServiceStaleness) -> String {
+    match service.state {
+        StalenessState::UpToDate => "up to date".to_owned(),
+        StalenessState::Behind => match service.behind {
             Some(n) if n > 0 => format!("behind by {n}"),
             _ => "branch moved".to_owned(),
         },
-        _ => format!("unknown: {}", cell(&service["reason"])),
+        StalenessState::Unknown => format!("unknown: {}", cell_of(&service.reason)),
     }
 }
 
 /// The first 12 hex digits of a commit, `-` when null.
-fn short(commit: &Value) -> String {
-    commit
-        .as_str()
-        .map_or_else(|| "-".to_owned(), |c| c.chars().take(12).collect())
+fn short(commit: Option<&str>) -> String {
+    commit.map_or_else(|| "-".to_owned(), |c| c.chars().take(12).collect())
 }

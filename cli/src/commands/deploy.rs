@@ -7,13 +7,14 @@
 //! deploys that commit of the branch instead of its head.
 //! [`follow_started`] is shared with `sdp rollback`.
 
+use sdp_api::{NewDeployment, SandboxView};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::api::{Client, segment};
+use crate::api::Client;
 use crate::args::DeployArgs;
 use crate::follow::Follower;
-use crate::output::{self, cell, render_table};
+use crate::output::{self, cell, cell_of, render_table};
 use crate::progress::{LogTo, Progress};
 use crate::target::Target;
 use crate::{CliError, Ctx, Exit};
@@ -37,17 +38,13 @@ pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
 
     let mut started = Vec::new();
     for (repo, branch) in targets {
-        let mut body = json!({ "repo": repo, "branch": branch });
-        if let Some(commit) = &args.commit {
-            body["commit"] = json!(commit);
-        }
-        let answer: Value = client
-            .post(
-                &format!("/api/sandboxes/{}/deployments", segment(&args.sandbox)),
-                &body,
-            )
-            .await?;
-        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+        let body = NewDeployment {
+            repo: repo.clone(),
+            branch: branch.clone(),
+            commit: args.commit.clone(),
+        };
+        let answer = client.deploy(&args.sandbox, &body).await?;
+        let id = answer.id.as_str().to_owned();
         if !ctx.json() {
             let at = args
                 .commit
@@ -63,7 +60,7 @@ pub async fn run(ctx: &Ctx, args: DeployArgs) -> Result<Exit, CliError> {
             id,
             repo,
             branch,
-            status: cell(&answer["status"]),
+            status: cell_of(&answer.status),
         });
     }
     follow_started(
@@ -132,20 +129,19 @@ pub(crate) async fn follow_started(
             None => {
                 worst = worst.worst(Exit::TimedOut);
                 // Where it got to, for the report; it goes on regardless.
-                let now: Value = client
-                    .get(&format!("/api/deployments/{}", segment(&s.id)))
-                    .await
-                    .unwrap_or(Value::Null);
+                let now = client.deployment(&s.id).await.ok();
+                let status = now.as_ref().map(|d| d.status);
                 progress.abandon(&format!(
                     "{} {label}: timed out while {}; it goes on (follow it with `sdp logs -f {}`)",
                     ctx.paint.yellow("⏱"),
-                    cell(&now["status"]),
+                    cell_of(&status),
                     s.id
                 ));
                 problems.push(format!("{label} timed out"));
+                let (url, error) = now.map_or((None, None), |d| (d.url, d.error));
                 rows.push(json!({
                     "id": s.id, "repo": s.repo, "branch": s.branch,
-                    "status": now["status"], "url": now["url"], "error": now["error"],
+                    "status": status, "url": url, "error": error,
                     "timed_out": true,
                 }));
             }
@@ -162,14 +158,11 @@ async fn resolve_branches(
     sandbox: &str,
     targets: &[Target],
 ) -> Result<Vec<(String, String)>, CliError> {
-    let view: Option<Value> = if targets.iter().any(|t| t.branch.is_none()) {
-        match client
-            .get(&format!("/api/sandboxes/{}", segment(sandbox)))
-            .await
-        {
+    let view: Option<SandboxView> = if targets.iter().any(|t| t.branch.is_none()) {
+        match client.sandbox(sandbox).await {
             Ok(view) => Some(view),
-            Err(CliError::Api { status: 404, .. }) => None,
-            Err(err) => return Err(err),
+            Err(err) if err.status() == Some(404) => None,
+            Err(err) => return Err(err.into()),
         }
     } else {
         None
@@ -178,12 +171,12 @@ async fn resolve_branches(
         .iter()
         .map(|t| {
             let branch = t.branch.clone().or_else(|| {
-                view.as_ref()?["services"]
-                    .as_array()?
+                view.as_ref()?
+                    .services
                     .iter()
-                    .find(|s| s["repo"] == t.repo.as_str())?["branch"]
-                    .as_str()
-                    .map(str::to_owned)
+                    .find(|s| s.repo == t.repo)?
+                    .branch
+                    .clone()
             });
             branch.map(|b| (t.repo.clone(), b)).ok_or_else(|| {
                 CliError::Usage(format!(

@@ -6,25 +6,19 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use sdp_api::{ServiceEnv, ServiceEnvWrite};
 
-use crate::api::segment;
 use crate::args::EnvArgs;
 use crate::output::{self, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: EnvArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let path = format!(
-        "/api/sandboxes/{}/services/{}/env",
-        segment(&args.sandbox),
-        segment(&args.repo)
-    );
-    let mut answer: Value = client.get(&path).await?;
+    let mut answer = client.service_env(&args.sandbox, &args.repo).await?;
     if !args.set.is_empty() || !args.unset.is_empty() {
         // Values are shown only to who may change them: without them,
         // the write would be refused anyway.
-        let Some(current) = answer["env"].as_object() else {
+        let Some(mut env) = answer.env.take() else {
             return Err(CliError::Api {
                 status: 403,
                 code: "forbidden".to_owned(),
@@ -34,19 +28,17 @@ pub async fn run(ctx: &Ctx, args: EnvArgs) -> Result<Exit, CliError> {
                 ),
             });
         };
-        let mut env: BTreeMap<String, Value> = current
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         for key in &args.unset {
             env.remove(key);
         }
         for (key, value) in &args.set {
-            env.insert(key.clone(), Value::String(value.clone()));
+            env.insert(key.clone(), value.clone());
         }
-        answer = client.put(&path, &json!({ "env": env })).await?;
+        answer = client
+            .put_service_env(&args.sandbox, &args.repo, &ServiceEnvWrite { env })
+            .await?;
         if !ctx.json() {
-            let restart = if answer["reapplying"].as_bool() == Some(true) {
+            let restart = if answer.reapplying {
                 ": the running service restarts with it"
             } else {
                 ": the next deploy uses it"
@@ -64,22 +56,18 @@ pub async fn run(ctx: &Ctx, args: EnvArgs) -> Result<Exit, CliError> {
 
 /// The service's env as a table: key, value, where it comes from (the
 /// sandbox's over the template's; a hidden value for who may not see it).
-pub fn table(answer: &Value) -> String {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+pub fn table(answer: &ServiceEnv) -> String {
     let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Some(template) = answer["template_env"].as_object() {
-        for (key, value) in template {
-            let row = vec![key.clone(), text(value), "template".into()];
-            rows.insert(key.clone(), row);
-        }
+    for (key, value) in &answer.template_env {
+        let row = vec![key.clone(), value.clone(), "template".into()];
+        rows.insert(key.clone(), row);
     }
-    for key in answer["keys"].as_array().into_iter().flatten() {
-        let key = text(key);
-        let value = match answer["env"].get(&key) {
-            Some(value) => text(value),
+    for key in &answer.keys {
+        let value = match answer.env.as_ref().and_then(|env| env.get(key)) {
+            Some(value) => value.clone(),
             None => "(hidden)".to_owned(),
         };
-        rows.insert(key.clone(), vec![key, value, "sandbox".into()]);
+        rows.insert(key.clone(), vec![key.clone(), value, "sandbox".into()]);
     }
     render_table(
         &["key", "value", "from"],
@@ -91,13 +79,27 @@ pub fn table(answer: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn service_env(keys: &[&str], env: Option<BTreeMap<String, String>>) -> ServiceEnv {
+        ServiceEnv {
+            sandbox: "alpha".into(),
+            repo: "users".into(),
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            env,
+            template_env: map(&[("A", "template"), ("C", "c")]),
+            reapplying: false,
+        }
+    }
+
     #[test]
     fn the_sandbox_overrides_the_template_and_hidden_values_say_so() {
-        let answer = json!({
-            "keys": ["A", "B"],
-            "env": { "A": "sandbox", "B": "b" },
-            "template_env": { "A": "template", "C": "c" },
-        });
+        let answer = service_env(&["A", "B"], Some(map(&[("A", "sandbox"), ("B", "b")])));
         let text = table(&answer);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -115,7 +117,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("(hidden)"), "{text}");
-        let hidden = table(&json!({ "keys": ["A"], "template_env": {} }));
+        let hidden = table(&service_env(&["A"], None));
         assert!(hidden.contains("(hidden)"), "{hidden}");
     }
 }

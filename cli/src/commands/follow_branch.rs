@@ -2,30 +2,20 @@
 //! /api/sandboxes/{name}/services/{repo}` `{follow}`: a following service
 //! is redeployed when its branch is pushed to (Bitbucket webhook).
 
-use serde_json::{Value, json};
-
-use crate::api::segment;
 use crate::args::FollowArgs;
-use crate::output::{self, cell, render_table};
+use crate::output::{self, cell_of, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: FollowArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let service: Value = client
-        .put(
-            &format!(
-                "/api/sandboxes/{}/services/{}",
-                segment(&args.sandbox),
-                segment(&args.repo)
-            ),
-            &json!({ "follow": !args.off }),
-        )
+    let service = client
+        .follow_service(&args.sandbox, &args.repo, !args.off)
         .await?;
     if ctx.json() {
         output::print_json(&service)?;
         return Ok(Exit::Ok);
     }
-    let branch = service["branch"].as_str().unwrap_or("its branch");
+    let branch = service.branch.as_deref().unwrap_or("its branch");
     if args.off {
         eprintln!(
             "{} in {} no longer follows {branch}",
@@ -38,10 +28,10 @@ pub async fn run(ctx: &Ctx, args: FollowArgs) -> Result<Exit, CliError> {
         );
     }
     let row = vec![
-        cell(&service["repo"]),
-        cell(&service["branch"]),
-        cell(&service["follow"]),
-        cell(&service["pushed_head"]["note"]),
+        cell_of(&service.repo),
+        cell_of(&service.branch),
+        cell_of(&service.follow),
+        cell_of(&service.pushed_head.as_ref().map(|p| &p.note)),
     ];
     output::print(&render_table(
         &["service", "branch", "follow", "note"],

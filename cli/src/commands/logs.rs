@@ -10,12 +10,11 @@
 
 use std::io::Write;
 
-use serde_json::Value;
+use sdp_api::RuntimeLogsQuery;
 
-use crate::api::{query, segment};
 use crate::args::LogsArgs;
 use crate::follow::{Follower, Update};
-use crate::output::{self, cell};
+use crate::output::{self, cell_of};
 use crate::progress::{LogTo, Progress};
 use crate::{CliError, Ctx, Exit};
 
@@ -24,20 +23,16 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<Exit, CliError> {
     if args.runtime {
         return runtime(&client, &args).await;
     }
-    let deployment: Value = client
-        .get(&format!("/api/deployments/{}", segment(&args.id)))
-        .await?;
+    let deployment = client.deployment(&args.id).await?;
     if !args.follow {
-        let text = client
-            .get_text(&format!("/api/deployments/{}/logs", segment(&args.id)))
-            .await?;
+        let text = client.deployment_logs(&args.id).await?;
         output::print(&text)?;
         return Ok(Exit::Ok);
     }
     let label = format!(
         "{}@{}",
-        cell(&deployment["repo"]),
-        cell(&deployment["branch"])
+        cell_of(&deployment.repo),
+        cell_of(&deployment.branch)
     );
     let mut follower = Follower::new(&client, &args.id, 0);
     let outcome = if ctx.json() {
@@ -57,18 +52,13 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<Exit, CliError> {
 }
 
 async fn runtime(client: &crate::api::Client, args: &LogsArgs) -> Result<Exit, CliError> {
-    let tail = args.tail.map(|n| n.to_string());
-    let path = format!(
-        "/api/deployments/{}/runtime-logs{}",
-        segment(&args.id),
-        query(&[
-            ("tail", tail.as_deref()),
-            ("since", args.since.as_deref()),
-            ("follow", args.follow.then_some("true")),
-            ("q", args.grep.as_deref()),
-        ])
-    );
-    let mut response = client.get_streaming(&path).await?;
+    let query = RuntimeLogsQuery {
+        tail: args.tail,
+        since: args.since.clone(),
+        follow: args.follow.then_some(true),
+        q: args.grep.clone(),
+    };
+    let mut response = client.runtime_logs(&args.id, &query).await?;
     loop {
         let chunk = response.chunk().await.map_err(|source| CliError::Network {
             url: client.base().to_owned(),

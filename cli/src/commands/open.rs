@@ -2,25 +2,24 @@
 //! `gateway_url`. On a terminal it is handed to `xdg-open` (as one
 //! argument, no shell) and printed; otherwise only printed.
 
-use serde_json::{Value, json};
+use sdp_api::SandboxView;
+use serde_json::json;
 
-use crate::api::segment;
 use crate::output;
 use crate::{CliError, Ctx, Exit};
 
 /// The URL to open: `preview_url` when the sandbox has one.
-pub fn url_of(sandbox: &Value) -> Option<&str> {
-    sandbox["preview_url"]
-        .as_str()
-        .or_else(|| sandbox["gateway_url"].as_str())
+pub fn url_of(sandbox: &SandboxView) -> Option<&str> {
+    sandbox
+        .preview_url
+        .as_deref()
+        .or(sandbox.gateway_url.as_deref())
         .filter(|u| !u.is_empty())
 }
 
 pub async fn run(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let sandbox: Value = client
-        .get(&format!("/api/sandboxes/{}", segment(name)))
-        .await?;
+    let sandbox = client.sandbox(name).await?;
     let Some(url) = url_of(&sandbox) else {
         return Err(CliError::Api {
             status: 404,
@@ -51,12 +50,32 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
 mod tests {
     use super::*;
 
+    fn sandbox(preview_url: Option<&str>, gateway_url: Option<&str>) -> SandboxView {
+        SandboxView {
+            sandbox: sdp_api::Sandbox {
+                name: "alpha".into(),
+                owner: "alice".into(),
+                template: None,
+                environment: None,
+                created_at: Default::default(),
+                expires_at: Default::default(),
+                pinned: false,
+                ttl_hours: 72,
+            },
+            effective_environment: None,
+            services: Vec::new(),
+            gateway_url: gateway_url.map(str::to_owned),
+            preview_url: preview_url.map(str::to_owned),
+            routes: None,
+        }
+    }
+
     #[test]
     fn preview_wins_over_gateway() {
-        let both = json!({ "preview_url": "http://alpha.sdp", "gateway_url": "http://h:1" });
+        let both = sandbox(Some("http://alpha.sdp"), Some("http://h:1"));
         assert_eq!(url_of(&both), Some("http://alpha.sdp"));
-        let gateway = json!({ "preview_url": null, "gateway_url": "http://h:1" });
+        let gateway = sandbox(None, Some("http://h:1"));
         assert_eq!(url_of(&gateway), Some("http://h:1"));
-        assert_eq!(url_of(&json!({ "gateway_url": null })), None);
+        assert_eq!(url_of(&sandbox(None, None)), None);
     }
 }

@@ -3,39 +3,29 @@
 //! into its sandbox; then followed like `sdp deploy` (same output, same
 //! exit codes).
 
-use serde_json::Value;
-
-use crate::api::segment;
 use crate::args::RollbackArgs;
-use crate::output::cell;
+use crate::output::cell_of;
 use crate::{CliError, Ctx, Exit};
 
 use super::deploy::{Started, follow_started};
 
 pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let original: Value = client
-        .get(&format!("/api/deployments/{}", segment(&args.id)))
-        .await?;
-    let answer: Value = client
-        .post(
-            &format!("/api/deployments/{}/redeploy", segment(&args.id)),
-            &serde_json::json!({}),
-        )
-        .await?;
-    let sandbox = cell(&original["sandbox"]);
+    let original = client.deployment(&args.id).await?;
+    let answer = client.redeploy(&args.id).await?;
+    let sandbox = cell_of(&original.sandbox);
     let started = Started {
-        id: cell(&answer["id"]),
-        repo: cell(&original["repo"]),
-        branch: cell(&original["branch"]),
-        status: cell(&answer["status"]),
+        id: cell_of(&answer.id),
+        repo: cell_of(&original.repo),
+        branch: cell_of(&original.branch),
+        status: cell_of(&answer.status),
     };
     if !ctx.json() {
         eprintln!(
             "Deploying {}@{} at {} (as deployment {} had it) into {sandbox} as {}",
             started.repo,
             started.branch,
-            cell(&original["commit"]),
+            cell_of(&original.commit),
             args.id,
             started.id
         );

@@ -2,11 +2,10 @@
 //! `routes reset SANDBOX SERVICE` over `/api/sandboxes/{name}/routes`
 //! (and `routes check SANDBOX`, in [`super::checks`]).
 
-use serde_json::{Value, json};
+use sdp_api::EffectiveRoute;
 
-use crate::api::segment;
 use crate::args::{RoutesAction, RoutesArgs};
-use crate::output::{self, cell, render_table};
+use crate::output::{self, cell_of, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: RoutesArgs) -> Result<Exit, CliError> {
@@ -20,16 +19,7 @@ pub async fn run(ctx: &Ctx, args: RoutesArgs) -> Result<Exit, CliError> {
             service,
             target,
         }) => {
-            let _: Value = client
-                .put(
-                    &format!(
-                        "/api/sandboxes/{}/routes/{}",
-                        segment(&sandbox),
-                        segment(&service)
-                    ),
-                    &json!({ "target": target }),
-                )
-                .await?;
+            client.put_route(&sandbox, &service, &target).await?;
             if !ctx.json() {
                 eprintln!("{service} in {sandbox} now goes to {target}");
             }
@@ -39,43 +29,32 @@ pub async fn run(ctx: &Ctx, args: RoutesArgs) -> Result<Exit, CliError> {
             return super::checks::check_routes(ctx, &sandbox).await;
         }
         Some(RoutesAction::Reset { sandbox, service }) => {
-            client
-                .send_empty(
-                    reqwest::Method::DELETE,
-                    &format!(
-                        "/api/sandboxes/{}/routes/{}",
-                        segment(&sandbox),
-                        segment(&service)
-                    ),
-                )
-                .await?;
+            client.delete_route(&sandbox, &service).await?;
             if !ctx.json() {
                 eprintln!("{service} in {sandbox}: manual route removed");
             }
             sandbox
         }
     };
-    let routes: Value = client
-        .get(&format!("/api/sandboxes/{}/routes", segment(&sandbox)))
-        .await?;
+    let routes = client.routes(&sandbox).await?;
     if ctx.json() {
         output::print_json(&routes)?;
     } else {
-        output::print(&table(routes.as_array().map_or(&[][..], Vec::as_slice)))?;
+        output::print(&table(&routes))?;
     }
     Ok(Exit::Ok)
 }
 
 /// The routes as a table: service, source, target, env key.
-pub fn table(routes: &[Value]) -> String {
+pub fn table(routes: &[EffectiveRoute]) -> String {
     let rows: Vec<Vec<String>> = routes
         .iter()
         .map(|r| {
             vec![
-                cell(&r["service"]),
-                cell(&r["source"]),
-                cell(&r["target"]),
-                cell(&r["env_key"]),
+                cell_of(&r.service),
+                cell_of(&r.source),
+                cell_of(&r.target),
+                cell_of(&r.env_key),
             ]
         })
         .collect();

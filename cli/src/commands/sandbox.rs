@@ -1,22 +1,20 @@
 //! `sdp sandbox ls|show|create|rm|pin|unpin|renew` over
 //! `/api/sandboxes[/{name}]` (and `stale`, in [`super::checks`]).
 
-use serde_json::{Value, json};
+use sdp_api::{NewSandbox, SandboxPatch, SandboxView, ServiceView};
 
-use crate::api::segment;
 use crate::args::SandboxCommand;
-use crate::output::{self, cell, render_table};
+use crate::output::{self, cell_of, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let path = |name: &str| format!("/api/sandboxes/{}", segment(name));
-    let shown: Value = match command {
+    let shown = match command {
         SandboxCommand::Ls => {
-            let list: Value = client.get("/api/sandboxes").await?;
+            let list = client.sandboxes().await?;
             return show_list(ctx, &list);
         }
-        SandboxCommand::Show { name } => client.get(&path(&name)).await?,
+        SandboxCommand::Show { name } => client.sandbox(&name).await?,
         SandboxCommand::Stale { name } => return super::checks::stale(ctx, &name).await,
         SandboxCommand::Create {
             name,
@@ -25,22 +23,17 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
             ttl_hours,
             pin,
         } => {
-            let mut body = json!({ "name": name, "pinned": pin });
-            if let Some(template) = template {
-                body["template"] = json!(template);
-            }
-            if let Some(environment) = environment {
-                body["environment"] = json!(environment);
-            }
-            if let Some(ttl) = ttl_hours {
-                body["ttl_hours"] = json!(ttl);
-            }
-            client.post("/api/sandboxes", &body).await?
+            let body = NewSandbox {
+                name,
+                template,
+                environment,
+                ttl_hours,
+                pinned: pin,
+            };
+            client.create_sandbox(&body).await?
         }
         SandboxCommand::Rm { name } => {
-            let report = client
-                .send_empty(reqwest::Method::DELETE, &path(&name))
-                .await?;
+            let report = client.delete_sandbox(&name).await?;
             if ctx.json() {
                 output::print_json(&report)?;
             } else {
@@ -49,43 +42,46 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
             return Ok(Exit::Ok);
         }
         SandboxCommand::Pin { name } => {
-            client
-                .patch(&path(&name), &json!({ "pinned": true }))
-                .await?
+            let pin = SandboxPatch {
+                pinned: Some(true),
+                ..SandboxPatch::default()
+            };
+            client.update_sandbox(&name, &pin).await?
         }
         SandboxCommand::Unpin { name } => {
-            client
-                .patch(&path(&name), &json!({ "pinned": false }))
-                .await?
+            let unpin = SandboxPatch {
+                pinned: Some(false),
+                ..SandboxPatch::default()
+            };
+            client.update_sandbox(&name, &unpin).await?
         }
         SandboxCommand::Renew { name, ttl_hours } => {
-            let mut body = json!({ "renew": true });
-            if let Some(ttl) = ttl_hours {
-                body["ttl_hours"] = json!(ttl);
-            }
-            client.patch(&path(&name), &body).await?
+            let renew = SandboxPatch {
+                renew: true,
+                ttl_hours,
+                ..SandboxPatch::default()
+            };
+            client.update_sandbox(&name, &renew).await?
         }
     };
     show_one(ctx, &shown)
 }
 
-fn show_list(ctx: &Ctx, list: &Value) -> Result<Exit, CliError> {
+fn show_list(ctx: &Ctx, list: &[SandboxView]) -> Result<Exit, CliError> {
     if ctx.json() {
         output::print_json(list)?;
         return Ok(Exit::Ok);
     }
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|s| {
             vec![
-                cell(&s["name"]),
-                cell(&s["owner"]),
-                cell(&s["template"]),
-                cell(&s["expires_at"]),
-                cell(&s["pinned"]),
-                services(&s["services"]),
+                cell_of(&s.sandbox.name),
+                cell_of(&s.sandbox.owner),
+                cell_of(&s.sandbox.template),
+                sdp_api::timestamp::text(s.sandbox.expires_at),
+                cell_of(&s.sandbox.pinned),
+                services(&s.services),
             ]
         })
         .collect();
@@ -97,12 +93,10 @@ fn show_list(ctx: &Ctx, list: &Value) -> Result<Exit, CliError> {
 }
 
 /// `users:running,orders:failed`
-fn services(services: &Value) -> String {
+fn services(services: &[ServiceView]) -> String {
     let list: Vec<String> = services
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| format!("{}:{}", cell(&s["repo"]), cell(&s["status"])))
+        .iter()
+        .map(|s| format!("{}:{}", cell_of(&s.repo), cell_of(&s.status)))
         .collect();
     if list.is_empty() {
         "-".to_owned()
@@ -111,38 +105,38 @@ fn services(services: &Value) -> String {
     }
 }
 
-fn show_one(ctx: &Ctx, sandbox: &Value) -> Result<Exit, CliError> {
+fn show_one(ctx: &Ctx, sandbox: &SandboxView) -> Result<Exit, CliError> {
     if ctx.json() {
         output::print_json(sandbox)?;
         return Ok(Exit::Ok);
     }
-    let mut text = String::new();
-    for (label, key) in [
-        ("name", "name"),
-        ("owner", "owner"),
-        ("template", "template"),
-        ("environment", "effective_environment"),
-        ("expires", "expires_at"),
-        ("pinned", "pinned"),
-        ("gateway", "gateway_url"),
-        ("preview", "preview_url"),
-    ] {
-        if label == "preview" && sandbox[key].is_null() {
-            continue;
-        }
-        text.push_str(&format!("{label:<12} {}\n", cell(&sandbox[key])));
+    let s = &sandbox.sandbox;
+    let mut fields = vec![
+        ("name", cell_of(&s.name)),
+        ("owner", cell_of(&s.owner)),
+        ("template", cell_of(&s.template)),
+        ("environment", cell_of(&sandbox.effective_environment)),
+        ("expires", sdp_api::timestamp::text(s.expires_at)),
+        ("pinned", cell_of(&s.pinned)),
+        ("gateway", cell_of(&sandbox.gateway_url)),
+    ];
+    if sandbox.preview_url.is_some() {
+        fields.push(("preview", cell_of(&sandbox.preview_url)));
     }
-    let services: Vec<Vec<String>> = sandbox["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut text = String::new();
+    for (label, value) in fields {
+        text.push_str(&format!("{label:<12} {value}\n"));
+    }
+    let services: Vec<Vec<String>> = sandbox
+        .services
+        .iter()
         .map(|s| {
             vec![
-                cell(&s["repo"]),
-                cell(&s["branch"]),
-                cell(&s["status"]),
-                cell(&s["deployment_id"]),
-                cell(&s["url"]),
+                cell_of(&s.repo),
+                cell_of(&s.branch),
+                cell_of(&s.status),
+                cell_of(&s.deployment_id),
+                cell_of(&s.url),
             ]
         })
         .collect();
@@ -153,7 +147,7 @@ fn show_one(ctx: &Ctx, sandbox: &Value) -> Result<Exit, CliError> {
             &services,
         ));
     }
-    if let Some(routes) = sandbox["routes"].as_array().filter(|r| !r.is_empty()) {
+    if let Some(routes) = sandbox.routes.as_ref().filter(|r| !r.is_empty()) {
         text.push('\n');
         text.push_str(&super::routes::table(routes));
     }

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use sdp_bus::{CredentialsVerified, GitCredential, Secret, VerifyCredentials};
-use serde::{Deserialize, Serialize};
+
+use sdp_api::{LoginBody, LoginResponse, Me, User};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
@@ -31,15 +32,6 @@ pub fn cookie_name(http: &HttpConfig) -> &'static str {
     } else {
         COOKIE
     }
-}
-
-/// A git (Bitbucket) credential: it is checked against the probe repo and
-/// kept in memory for the session only.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginBody {
-    username: String,
-    password: String,
 }
 
 /// The session token a request presents, and how.
@@ -109,29 +101,6 @@ pub fn token_from_headers(headers: &HeaderMap, cookie: &str) -> Option<String> {
         .ok()
         .flatten()
         .map(|presented| presented.token)
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LoginResponse {
-    /// The session token, for `Authorization: Bearer`; the same is set as
-    /// the `sdp_session` cookie.
-    token: String,
-    user: User,
-    expires_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct User {
-    username: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Me {
-    username: String,
-    expires_at: DateTime<Utc>,
-    /// Whether the session holds the git credential deploys need (not
-    /// after a control-plane restart: log in again).
-    can_deploy: bool,
 }
 
 /// Logs in with a git credential; answers the session token and sets the

@@ -11,14 +11,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sdp_bus::validate;
-use serde::Deserialize;
+
+use sdp_api::{EnvironmentVars, NewEnvironment, TemplateBody};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
 use crate::store::{
     Editor, Environment, EnvironmentWrite, Guarded, RepoBranch, Template, is_constraint,
-    object_only,
 };
 
 fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
@@ -121,34 +121,6 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewEnvironment {
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "baseline")]
-    name: String,
-    /// Plain variables: anyone logged in reads their values.
-    #[serde(default)]
-    vars: BTreeMap<String, String>,
-    /// Secret variables: given to every service's container like the
-    /// plain ones, never shown again (answers list their names in `secret_keys`).
-    #[serde(default)]
-    secrets: BTreeMap<String, String>,
-}
-
-/// The new plain variables (all of them), and changes to the secret ones.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnvironmentVars {
-    /// Replaces every plain variable. A key that was a secret becomes
-    /// plain with this value.
-    vars: BTreeMap<String, String>,
-    /// Sets each named secret to a value, or removes it with `null`;
-    /// secrets not named are kept.
-    #[serde(default)]
-    #[schema(value_type = BTreeMap<String, Option<String>>)]
-    secrets: BTreeMap<String, Option<String>>,
 }
 
 /// Every environment, by name.
@@ -326,22 +298,6 @@ pub async fn delete_environment(
         Err(err) if is_constraint(&err) => Err(in_use()?),
         Err(err) => Err(err.into()),
     }
-}
-
-/// A template to create (`name` required) or to replace (`name`, if
-/// given, must be the path's).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateBody {
-    #[serde(default)]
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "web")]
-    name: Option<String>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default, deserialize_with = "object_only::optional")]
-    gateway: Option<RepoBranch>,
-    #[serde(default, deserialize_with = "object_only::many")]
-    services: Vec<RepoBranch>,
 }
 
 fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError> {

@@ -5,14 +5,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
+
+use sdp_api::SandboxStaleness;
 
 use super::openapi::ErrorBody;
 use super::sandboxes::{credential, sandbox_for_change};
 use super::{ApiError, AppState};
 use crate::probe::{ProbeError, ProbeResult};
 use crate::sessions::Session;
-use crate::staleness::ServiceStaleness;
 use crate::store::Sandbox;
 
 fn sandbox(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
@@ -20,15 +20,6 @@ fn sandbox(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
         .store
         .sandbox(name)?
         .ok_or_else(|| ApiError::not_found("sandbox"))
-}
-
-/// What `GET /api/sandboxes/{name}/staleness` answers.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SandboxStaleness {
-    sandbox: String,
-    checked_at: String,
-    /// One entry per running service (the gateway included), by repo.
-    services: Vec<ServiceStaleness>,
 }
 
 /// Whether each running service's branch has moved since its deployed

@@ -8,8 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use sdp_api::{CancelRequested, DeploymentStarted, ListQuery, NewDeployment};
 
 use super::openapi::ErrorBody;
 use super::sandboxes::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
@@ -17,33 +18,6 @@ use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{DeployError, Pin, Requester, Started};
 use crate::sessions::Session;
 use crate::store::{Deployment, DeploymentFilter};
-
-/// What to deploy: a repo an agent holds, at a branch (its head, or a
-/// commit on it).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = NewDeployment)]
-pub struct CreateBody {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
-    repo: String,
-    #[schema(example = "main")]
-    branch: String,
-    /// A full commit id on the branch (its head or an ancestor) to deploy
-    /// instead of the head; the agent refuses one that is not on the
-    /// branch, before building anything.
-    #[serde(default)]
-    #[schema(pattern = "^([0-9a-f]{40}|[0-9a-f]{64})$")]
-    commit: Option<String>,
-}
-
-/// A deployment that was dispatched to an agent.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct DeploymentStarted {
-    #[schema(value_type = String)]
-    id: DeploymentId,
-    status: Status,
-    agent_id: String,
-}
 
 /// Deploys a repo's branch into a sandbox (created on first deploy; else
 /// owner or admin). Progress follows on `/ws/deployments/{id}`.
@@ -53,7 +27,7 @@ pub struct DeploymentStarted {
     operation_id = "create_deployment",
     tag = "deployments",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
-    request_body = CreateBody,
+    request_body = NewDeployment,
     responses(
         (status = 202, description = "Dispatched to an agent", body = DeploymentStarted),
         (status = 400, description = "An invalid sandbox, repo or branch (`bad_request`), or the agent refused it (`refused`)", body = ErrorBody),
@@ -66,7 +40,7 @@ pub async fn create(
     State(state): State<AppState>,
     session: Session,
     Path(sandbox): Path<String>,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<NewDeployment>,
 ) -> Result<Response, ApiError> {
     // Everything is checked before anything is recorded or sent.
     check_sandbox_name(&sandbox)?;
@@ -117,34 +91,6 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
             Err(ApiError::from(source).with_details(json!({ "deployment_id": id })))
         }
     }
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only this sandbox's.
-    sandbox: Option<String>,
-    /// Only this repo's.
-    repo: Option<String>,
-    /// Only those in this status (empty: any).
-    #[param(schema_with = status_filter)]
-    status: Option<String>,
-    /// `true`: only gateway re-applies; `false`: all but them.
-    reapply: Option<bool>,
-    /// At most this many (1 to 500; default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-}
-
-/// A status name, or empty for any.
-fn status_filter() -> utoipa::openapi::Object {
-    let names = std::iter::once("").chain(Status::ALL.map(Status::as_str));
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(names))
-        .description(Some("Only those in this status (empty: any)"))
-        .build()
 }
 
 /// Deployments, newest first.
@@ -215,16 +161,6 @@ pub async fn show(
         .deployment(id.as_str())?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("deployment"))
-}
-
-/// A cancel that was sent to the agent.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CancelRequested {
-    #[schema(value_type = String)]
-    id: DeploymentId,
-    /// The status when the cancel was sent; `cancelled` follows.
-    status: Status,
-    cancel_requested: bool,
 }
 
 /// May the caller change what this deployment does: the owner of its

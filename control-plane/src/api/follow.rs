@@ -9,25 +9,14 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use sdp_bus::validate;
-use serde::{Deserialize, Serialize};
+
+use sdp_api::{PushedHead, ServiceFollow, ServiceView};
 
 use super::openapi::ErrorBody;
-use super::sandboxes::{ServiceView, check_sandbox_name, sandbox_for_change, view};
+use super::sandboxes::{check_sandbox_name, sandbox_for_change, view};
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::follow::BEHIND_NOTE;
 use crate::sessions::Session;
-
-/// A pushed commit of the followed branch that is not deployed: no
-/// service credential is configured, so it waits for a deploy by hand.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct PushedHead {
-    /// The pushed commit.
-    pub commit: String,
-    /// When the push came.
-    pub at: String,
-    /// `behind: deploy by hand`.
-    pub note: String,
-}
 
 /// Sets `follow` and `pushed_head` on a sandbox's services. A recorded
 /// push shows until a deployment of the service made after it, or one
@@ -72,14 +61,6 @@ pub(super) fn mark(
     Ok(())
 }
 
-/// Whether the service follows its branch.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ServiceFollow)]
-pub struct FollowBody {
-    follow: bool,
-}
-
 /// Turns following its branch on or off for a service of the sandbox
 /// (owner or admin): a push to the branch of its newest deployment then
 /// redeploys it.
@@ -92,7 +73,7 @@ pub struct FollowBody {
         ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
         ("repo" = String, Path, description = "The service (repo name)", example = "users"),
     ),
-    request_body = FollowBody,
+    request_body = ServiceFollow,
     responses(
         (status = 200, description = "The service as it now is", body = ServiceView),
         (status = 400, description = "An invalid sandbox or repo name (`bad_request`)", body = ErrorBody),
@@ -104,7 +85,7 @@ pub async fn put_service(
     State(state): State<AppState>,
     session: Session,
     Path((name, repo)): Path<(String, String)>,
-    ApiJson(body): ApiJson<FollowBody>,
+    ApiJson(body): ApiJson<ServiceFollow>,
 ) -> Result<Json<ServiceView>, ApiError> {
     check_sandbox_name(&name)?;
     validate::repo(&repo)?;

@@ -18,11 +18,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sdp_bus::Secret;
-use serde::Serialize;
+
+use sdp_api::{HookAnswer, HookOutcome};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
-use crate::orchestrator::follow::{PushDeployment, PushSkipped};
 use crate::webhooks::payload::{self, Delivery};
 use crate::webhooks::{replay, signature};
 
@@ -42,49 +42,6 @@ impl Hooks {
         Self {
             secret,
             deliveries: replay::Deliveries::default(),
-        }
-    }
-}
-
-/// What became of a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HookOutcome {
-    /// A push: `triggered` lists what it started, `skipped` what it did not.
-    Handled,
-    /// The same delivery (request id or body) within the replay window.
-    Duplicate,
-    /// Not a push, or a repository SDP cannot have.
-    Ignored,
-}
-
-/// The answer to a delivery, for Bitbucket's delivery log.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct HookAnswer {
-    outcome: HookOutcome,
-    /// For people: what happened.
-    message: String,
-    /// The `X-Event-Key`.
-    event: String,
-    /// The SDP repo of the push (the repository's slug).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repo: Option<String>,
-    /// One deployment per following sandbox whose branch moved.
-    triggered: Vec<PushDeployment>,
-    /// Followers not redeployed: already at the commit, or behind (no
-    /// service credential configured: deploy by hand).
-    skipped: Vec<PushSkipped>,
-}
-
-impl HookAnswer {
-    fn new(outcome: HookOutcome, event: &str, message: impl Into<String>) -> Self {
-        Self {
-            outcome,
-            message: message.into(),
-            event: event.to_owned(),
-            repo: None,
-            triggered: Vec::new(),
-            skipped: Vec::new(),
         }
     }
 }
@@ -151,6 +108,16 @@ pub async fn bitbucket(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // The required headers first: a delivery without them is malformed
+    // whether or not webhooks are on (400/401, as documented, not 404).
+    if header_text(&headers, "x-hub-signature").is_none() {
+        return Err(ApiError::unauthorized(
+            signature::SignatureError::Missing.to_string(),
+        ));
+    }
+    if header_text(&headers, "x-event-key").is_none() {
+        return Err(ApiError::bad_request("no X-Event-Key header"));
+    }
     let Some(secret) = &state.hooks.secret else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -31,6 +31,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use sdp_api::Readiness;
+
 use crate::agents::Registry;
 use crate::config::Config;
 use crate::sessions::{Session, Sessions};
@@ -198,13 +200,6 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         text,
     )
         .into_response())
-}
-
-/// Whether the control plane can reach NATS and its database.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Readiness {
-    pub nats: bool,
-    pub database: bool,
 }
 
 /// Readiness: NATS connected and the database answering.

@@ -18,39 +18,21 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
+use utoipa::Modify;
+use utoipa::openapi::Required;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, ToSchema};
+
+use sdp_api::rules;
+pub use sdp_api::{ErrorBody, ErrorDetail};
 
 /// Security scheme names, as operations refer to them.
 pub const BEARER: &str = "bearer";
 pub const COOKIE: &str = "session_cookie";
-
-/// Every error the API answers: `{"error": {"code", "message"}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable, machine-readable code: `bad_request`, `unauthorized`,
-    /// `credential_expired`, `forbidden`, `not_found`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `throttled`,
-    /// `no_agent`, `not_configured`, `verify_failed`, `agent_error`,
-    /// `git_refused`, `refused`, `busy`, `not_supported`,
-    /// `nats_unavailable`, `internal`, …
-    pub code: String,
-    /// For people: what went wrong and what to do. Never internals.
-    pub message: String,
-    /// Set when a deployment was recorded before its dispatch failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
-}
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -158,6 +140,34 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
+/// The path parameters named alike across the API, and what the server
+/// takes for each: a sandbox, environment or template `name`
+/// (`validate::resource_name`), a `repo` or `service` (`validate::repo`).
+const PATH_PATTERNS: &[(&str, &str, usize)] = &[
+    ("name", rules::RESOURCE_NAME, 63),
+    ("repo", rules::REPO_NAME, 63),
+    ("service", rules::REPO_NAME, 63),
+];
+
+/// States each named path parameter's pattern and length.
+fn constrain_path_parameters(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.parameter_in != ParameterIn::Path {
+            continue;
+        }
+        let Some((_, pattern, max)) = PATH_PATTERNS
+            .iter()
+            .find(|(name, _, _)| *name == parameter.name)
+        else {
+            continue;
+        };
+        if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+            object.pattern = Some((*pattern).to_owned());
+            object.max_length = Some(*max);
+        }
+    }
+}
+
 /// Adds the shared responses to every operation of the routed document,
 /// and the links.
 pub fn finish(mut openapi: OpenApi) -> OpenApi {
@@ -200,6 +210,13 @@ pub fn finish(mut openapi: OpenApi) -> OpenApi {
         for (operation, changes) in operations {
             if let Some(operation) = operation {
                 add_shared_responses(path, operation, changes);
+                constrain_path_parameters(operation);
+                // An empty body deploys the template as it is.
+                if operation.operation_id.as_deref() == Some("deploy_template")
+                    && let Some(body) = operation.request_body.as_mut()
+                {
+                    body.required = Some(Required::False);
+                }
             }
         }
     }

@@ -9,7 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sdp_bus::{DeploymentId, RpcErrorCode, Status};
-use serde::Deserialize;
+
+use sdp_api::RuntimeLogsQuery;
 
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
@@ -24,25 +25,6 @@ pub const MAX_TAIL: u32 = 10_000;
 pub const DEFAULT_TAIL: u32 = 1000;
 /// The longest search text, in characters.
 pub const MAX_FILTER: usize = 256;
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RuntimeLogsQuery {
-    /// The last this many lines first (0 to 10000; default 1000 when
-    /// `since` is not given, else every line since then).
-    #[param(minimum = 0, maximum = 10000)]
-    tail: Option<u32>,
-    /// Only lines written since then: RFC 3339 (`2026-11-27T12:00:00Z`) or
-    /// unix seconds.
-    since: Option<String>,
-    /// Keep the response open and send new lines as they come.
-    follow: Option<bool>,
-    /// Only lines containing this text (plain, case-sensitive; at most 256
-    /// characters).
-    #[param(max_length = 256)]
-    q: Option<String>,
-}
 
 /// A slot for one more stream of `kind` for the caller, or 429
 /// `too_many_streams` when they hold as many as one user may.

@@ -2,14 +2,16 @@
 //! (`/deploy`), and routes (`/routes[/{service}]`). A service's follow
 //! and env are in `follow.rs` and `service_env.rs`.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{DeploymentId, GitCredential, RouteSource, Status, validate};
-use serde::{Deserialize, Serialize};
+use sdp_bus::{GitCredential, RouteSource, Status, validate};
+
+use sdp_api::{
+    RouteBody, SandboxPatch, SandboxView, ServiceView, TemplateDeploy, TemplateDeployStarted,
+    TemplateDeployment,
+};
 
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
@@ -17,46 +19,6 @@ use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
 use crate::store::{NewSandbox, Sandbox, StoreError, is_constraint};
-
-/// A sandbox with what runs in it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SandboxView {
-    #[serde(flatten)]
-    sandbox: Sandbox,
-    /// The environment it runs with: its own, else its template's.
-    effective_environment: Option<String>,
-    pub(super) services: Vec<ServiceView>,
-    /// Where its gateway answers; the same for the sandbox's whole life.
-    gateway_url: Option<String>,
-    /// `http://<name>.<http.preview_domain>/`, if a preview domain is set.
-    preview_url: Option<String>,
-    /// The route table (on one sandbox, not in lists).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    routes: Option<Vec<EffectiveRoute>>,
-}
-
-/// A service of the sandbox: its latest deployment, or only planned by
-/// the template (no kind, status or deployment yet).
-#[derive(Serialize, utoipa::ToSchema)]
-pub(super) struct ServiceView {
-    pub(super) repo: String,
-    kind: Option<String>,
-    branch: Option<String>,
-    status: Option<Status>,
-    pub(super) deployment_id: Option<String>,
-    pub(super) commit: Option<String>,
-    url: Option<String>,
-    /// Redeployed when its branch (that of its newest deployment) is
-    /// pushed to (`PUT /api/sandboxes/{name}/services/{repo}`).
-    pub(super) follow: bool,
-    /// A push it follows that was not deployed (no service credential).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) pushed_head: Option<super::follow::PushedHead>,
-    /// The keys of the sandbox's own env for it
-    /// (`/api/sandboxes/{name}/services/{repo}/env`); values are shown
-    /// there, to the owner and admins.
-    pub(super) env_keys: Vec<String>,
-}
 
 pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
     Ok(validate::resource_name("sandbox name", name)?)
@@ -200,24 +162,6 @@ pub async fn list(
     Ok(Json(views))
 }
 
-/// A sandbox to create, owned by the caller.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = NewSandbox)]
-pub struct CreateBody {
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$", example = "alpha")]
-    name: String,
-    #[serde(default)]
-    template: Option<String>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 2160)]
-    ttl_hours: Option<u32>,
-    #[serde(default)]
-    pinned: bool,
-}
-
 fn check_ttl(ttl: u32) -> Result<(), ApiError> {
     if !(1..=24 * 90).contains(&ttl) {
         return Err(ApiError::bad_request(
@@ -233,7 +177,7 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
     path = "/sandboxes",
     operation_id = "create_sandbox",
     tag = "sandboxes",
-    request_body = CreateBody,
+    request_body = sdp_api::NewSandbox,
     responses(
         (status = 201, description = "Created", body = SandboxView),
         (status = 400, description = "An invalid name or TTL, or an unknown template or environment (`bad_request`)", body = ErrorBody),
@@ -243,7 +187,7 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<sdp_api::NewSandbox>,
 ) -> Result<Response, ApiError> {
     check_sandbox_name(&body.name)?;
     let ttl_hours = body
@@ -312,20 +256,6 @@ pub async fn show(
     Ok(Json(view(&state, sandbox, true).await?))
 }
 
-/// What to change: pin or unpin, a new TTL, or renew the expiry.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = SandboxPatch)]
-pub struct PatchBody {
-    #[serde(default)]
-    pinned: Option<bool>,
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 2160)]
-    ttl_hours: Option<u32>,
-    #[serde(default)]
-    renew: bool,
-}
-
 /// Pins, unpins, re-times or renews a sandbox (owner or admin).
 #[utoipa::path(
     patch,
@@ -333,7 +263,7 @@ pub struct PatchBody {
     operation_id = "update_sandbox",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
-    request_body = PatchBody,
+    request_body = SandboxPatch,
     responses(
         (status = 200, description = "Updated", body = SandboxView),
         (status = 400, description = "An invalid TTL (`bad_request`)", body = ErrorBody),
@@ -345,7 +275,7 @@ pub async fn update(
     State(state): State<AppState>,
     session: Session,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<PatchBody>,
+    ApiJson(body): ApiJson<SandboxPatch>,
 ) -> Result<Json<SandboxView>, ApiError> {
     sandbox_for_change(&state, &session, &name)?;
     if let Some(ttl) = body.ttl_hours {
@@ -381,38 +311,6 @@ pub async fn delete(
     Ok((StatusCode::ACCEPTED, Json(report)).into_response())
 }
 
-/// Optional: the template as it is when absent or empty.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = TemplateDeploy)]
-pub struct DeployBody {
-    /// Branch per repo, over the template's defaults.
-    #[serde(default)]
-    branches: BTreeMap<String, String>,
-    /// Deploy only these services (and the gateway); default: all.
-    #[serde(default)]
-    only: Option<Vec<String>>,
-}
-
-/// What a template deploy started.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TemplateDeployStarted {
-    deployments: Vec<TemplateDeployment>,
-}
-
-/// One deployment of a template deploy; `failed` with `error` when its
-/// dispatch failed.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TemplateDeployment {
-    #[schema(value_type = String)]
-    id: DeploymentId,
-    repo: String,
-    branch: String,
-    status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 /// Deploys the sandbox's template: the gateway and every service (or
 /// `only` some), with branch overrides (owner or admin).
 #[utoipa::path(
@@ -421,7 +319,7 @@ pub struct TemplateDeployment {
     operation_id = "deploy_template",
     tag = "sandboxes",
     params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
-    request_body(content = DeployBody, description = "Optional; empty means the template as it is"),
+    request_body(content = TemplateDeploy, description = "Optional; empty means the template as it is"),
     responses(
         (status = 202, description = "Deployments started", body = TemplateDeployStarted),
         (status = 400, description = "An invalid body, no template, or an unknown service (`bad_request`)", body = ErrorBody),
@@ -436,8 +334,8 @@ pub async fn deploy_template(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     // The body is optional: empty means the template as it is.
-    let body: DeployBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DeployBody::default()
+    let body: TemplateDeploy = if body.iter().all(u8::is_ascii_whitespace) {
+        TemplateDeploy::default()
     } else if !super::error::is_object(&body) {
         return Err(ApiError::bad_request(
             "invalid body: the request body must be a JSON object",
@@ -522,13 +420,6 @@ pub async fn routes(
     Ok(Json(state.orchestrator.route_table(&sandbox).await?.routes))
 }
 
-/// A manual route's target: an http(s) URL.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteBody {
-    target: String,
-}
-
 /// A route target: an http(s) URL with a host, no whitespace or control
 /// characters (it becomes an env var of the gateway).
 fn check_target(target: &str) -> Result<(), ApiError> {
@@ -537,13 +428,23 @@ fn check_target(target: &str) -> Result<(), ApiError> {
         .or_else(|| target.strip_prefix("https://"));
     let ok = target.len() <= 2048
         && !target.chars().any(|c| c.is_whitespace() || c.is_control())
-        && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
+        && rest.is_some_and(has_host);
     if !ok {
         return Err(ApiError::bad_request(
             "target must be an http:// or https:// URL with a host, without spaces",
         ));
     }
     Ok(())
+}
+
+/// Whether a URL's part after `scheme://` starts with a host: the
+/// authority (up to `/`, `?` or `#`) is not empty and holds no `[` or `]`
+/// (an IPv6 literal is not taken: URL parsers refuse a bracketed host
+/// that is not a valid address, and a name does as well). As
+/// `sdp_api::rules::ROUTE_TARGET` states it.
+fn has_host(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !authority.is_empty() && !authority.contains(['[', ']'])
 }
 
 /// Sets a manual route and re-applies the gateway (owner or admin).

@@ -10,45 +10,14 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use sdp_bus::{service, validate};
-use serde::{Deserialize, Serialize};
+
+use sdp_api::{ServiceEnv, ServiceEnvWrite};
 
 use super::openapi::ErrorBody;
 use super::sandboxes::{check_sandbox_name, is_admin, sandbox_for_change, view};
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
 use crate::store::{Sandbox, Template};
-
-/// A service's env in one sandbox.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = ServiceEnv)]
-pub struct ServiceEnvView {
-    sandbox: String,
-    repo: String,
-    /// The keys the sandbox sets for the service.
-    keys: Vec<String>,
-    /// Their values: only for the sandbox's owner and admins (absent
-    /// for others).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env: Option<BTreeMap<String, String>>,
-    /// The template's env for the service, which this one overrides by
-    /// key (templates are readable by everyone).
-    template_env: BTreeMap<String, String>,
-    /// After a `PUT`: the running service is being re-applied with the
-    /// new env (its build again; the re-apply shows in the history).
-    reapplying: bool,
-}
-
-/// The service's whole env in this sandbox; `{}` removes it.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ServiceEnvWrite)]
-pub struct ServiceEnvBody {
-    /// Replaces every variable the sandbox sets for the service. Keys
-    /// `[A-Za-z_][A-Za-z0-9_]*`, not `PORT` or `SDP_*`; at most 128 with
-    /// the template's.
-    #[schema(example = json!({"LOG_LEVEL": "debug"}))]
-    env: BTreeMap<String, String>,
-}
 
 fn check_path(name: &str, repo: &str) -> Result<(), ApiError> {
     check_sandbox_name(name)?;
@@ -97,7 +66,7 @@ async fn is_service(state: &AppState, sandbox: &Sandbox, repo: &str) -> Result<b
         ("repo" = String, Path, description = "The service (repo name)", example = "users"),
     ),
     responses(
-        (status = 200, description = "The env", body = ServiceEnvView),
+        (status = 200, description = "The env", body = ServiceEnv),
         (status = 400, description = "An invalid sandbox or repo name (`bad_request`)", body = ErrorBody),
         (status = 404, description = "No such sandbox, or the service is neither deployed in it, nor in its template, nor given an env (`not_found`)", body = ErrorBody),
     ),
@@ -106,7 +75,7 @@ pub async fn show_service_env(
     State(state): State<AppState>,
     session: Session,
     Path((name, repo)): Path<(String, String)>,
-) -> Result<Json<ServiceEnvView>, ApiError> {
+) -> Result<Json<ServiceEnv>, ApiError> {
     check_path(&name, &repo)?;
     let sandbox = state
         .store
@@ -118,7 +87,7 @@ pub async fn show_service_env(
     }
     let may_see = sandbox.owner == session.username || is_admin(&state, &session);
     let template = template_of(&state, &sandbox)?;
-    Ok(Json(ServiceEnvView {
+    Ok(Json(ServiceEnv {
         keys: env.keys().cloned().collect(),
         env: may_see.then_some(env),
         template_env: template_env(template.as_ref(), &repo),
@@ -139,9 +108,9 @@ pub async fn show_service_env(
         ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
         ("repo" = String, Path, description = "The service (repo name)", example = "users"),
     ),
-    request_body = ServiceEnvBody,
+    request_body = ServiceEnvWrite,
     responses(
-        (status = 200, description = "The env as it now is", body = ServiceEnvView),
+        (status = 200, description = "The env as it now is", body = ServiceEnv),
         (status = 400, description = "An invalid name, key or value, a reserved key (`PORT`, `SDP_*`), or too many variables (`bad_request`)", body = ErrorBody),
         (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such sandbox, or the service is neither deployed in it, nor in its template, nor given an env (`not_found`)", body = ErrorBody),
@@ -151,8 +120,8 @@ pub async fn put_service_env(
     State(state): State<AppState>,
     session: Session,
     Path((name, repo)): Path<(String, String)>,
-    ApiJson(body): ApiJson<ServiceEnvBody>,
-) -> Result<Json<ServiceEnvView>, ApiError> {
+    ApiJson(body): ApiJson<ServiceEnvWrite>,
+) -> Result<Json<ServiceEnv>, ApiError> {
     check_path(&name, &repo)?;
     service::check_env(&body.env).map_err(ApiError::bad_request)?;
     let sandbox = sandbox_for_change(&state, &session, &name)?;
@@ -179,7 +148,7 @@ pub async fn put_service_env(
             credential.map(|c| (session.token_hash.clone(), c)),
         );
     }
-    Ok(Json(ServiceEnvView {
+    Ok(Json(ServiceEnv {
         sandbox: name,
         keys: body.env.keys().cloned().collect(),
         env: Some(body.env),

@@ -27,6 +27,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use sdp_bus::DeploymentId;
 use serde::Deserialize;
 
+use sdp_api::WsQuery;
+
 use super::auth::{cookie_name, token_from_headers};
 use super::runtime_logs::open_stream;
 use super::{ApiError, AppState};
@@ -44,12 +46,6 @@ const NORMAL: u16 = 1000;
 const PERSIST_WAIT: Duration = Duration::from_secs(5);
 /// The wait once one has timed out, until the persister catches up again.
 const PERSIST_WAIT_BEHIND: Duration = Duration::from_millis(100);
-
-#[derive(Deserialize)]
-pub struct WsQuery {
-    #[serde(default)]
-    after: u64,
-}
 
 /// The deployment's events as on the bus (`{deployment_id, seq, ts,
 /// agent_id, body}`), history first, then live, as WebSocket text

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sdp_bus::{DeploymentId, Reconcile, ReconcileDone, Status, Teardown, TeardownDone};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+
+pub use sdp_api::{AgentTeardown, TeardownReport};
 
 use super::Orchestrator;
 use crate::agent_client::AgentCallError;
@@ -15,21 +16,6 @@ use crate::store::StoreError;
 
 /// How long an agent gets to tear a sandbox down or reconcile.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct TeardownReport {
-    pub stopped: usize,
-    pub agents: Vec<AgentTeardown>,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentTeardown {
-    pub agent_id: String,
-    pub ok: bool,
-    pub containers_removed: u32,
-    pub worktrees_removed: u32,
-    pub error: Option<String>,
-}
 
 /// Why an agent was not reconciled; the next round tries again.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,9 @@
 //! "behind: deploy by hand".
 
 use futures::future::join_all;
-use sdp_bus::{DeploymentId, Status};
-use serde::Serialize;
+use sdp_bus::Status;
+
+pub use sdp_api::{PushDeployment, PushSkipped};
 
 use super::{DeployError, Orchestrator, Requester};
 use crate::store::StoreError;
@@ -19,34 +20,6 @@ pub const PUSH_USER: &str = "bitbucket-push";
 
 /// What a follower left behind shows.
 pub const BEHIND_NOTE: &str = "behind: deploy by hand";
-
-/// A deployment a push started (`failed` with `error` if no agent took
-/// it).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct PushDeployment {
-    pub sandbox: String,
-    pub repo: String,
-    pub branch: String,
-    /// The pushed commit (the agent fetches the branch head, this or newer).
-    pub commit: String,
-    #[schema(value_type = String)]
-    pub deployment_id: DeploymentId,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// A follower that was not redeployed, and why.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct PushSkipped {
-    pub sandbox: String,
-    pub repo: String,
-    pub branch: String,
-    pub commit: String,
-    /// `behind: deploy by hand` (no service credential), or `up to date`
-    /// (its newest deployment already has the commit).
-    pub note: String,
-}
 
 #[derive(Clone, Debug, Default)]
 pub struct PushOutcome {

@@ -141,7 +141,7 @@ impl Orchestrator {
             .await?
             .gateway_inputs()
             .digest();
-        if gateway.inputs_digest.as_deref() == Some(desired.as_str()) {
+        if self.store.inputs_digest(gateway.id.as_str())?.as_deref() == Some(desired.as_str()) {
             tracing::debug!(sandbox, "the gateway already runs with these routes");
             return Ok(());
         }

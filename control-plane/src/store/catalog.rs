@@ -5,31 +5,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use sdp_bus::ServiceOverrides;
-use serde::{Deserialize, Serialize};
+
+// Secret values are read only through `Store::environment_secrets`, whose
+// type cannot be serialized: `Environment` never holds them.
+pub use sdp_api::catalog::{Environment, RepoBranch, Template, object_only};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
 use super::{Store, StoreError, columns, now_rfc3339};
-
-// Secret values are read only through `Store::environment_secrets`, whose
-// type cannot be serialized: this one never holds them.
-/// An environment: plain variables with their values, secret ones by
-/// name only (their values are never returned).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Environment {
-    pub name: String,
-    /// The plain variables.
-    pub vars: BTreeMap<String, String>,
-    /// The names of the secret variables: set, their values never shown.
-    pub secret_keys: Vec<String>,
-    /// Who created it: they or an admin may change or delete it. Null for
-    /// one made before creators were recorded (admins only).
-    pub created_by: Option<String>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub updated_at: DateTime<Utc>,
-}
 
 /// Secret variables' values, for the containers that get them: no
 /// `Serialize`, and a `Debug` that names the keys only.
@@ -67,71 +49,6 @@ impl std::fmt::Debug for SecretVars {
 pub struct EnvironmentWrite<'a> {
     pub vars: &'a BTreeMap<String, String>,
     pub secrets: &'a BTreeMap<String, Option<String>>,
-}
-
-/// A repo and branch: a template's gateway or one of its services.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RepoBranch {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "users")]
-    pub repo: String,
-    #[schema(example = "main")]
-    pub branch: String,
-    /// Overrides of the repo's `sdp.toml`: a sandbox's own env for the
-    /// service (`/api/sandboxes/{name}/services/{repo}/env`) goes over
-    /// their `env`.
-    #[serde(
-        default,
-        skip_serializing_if = "ServiceOverrides::is_empty",
-        deserialize_with = "object_only::one"
-    )]
-    pub overrides: ServiceOverrides,
-}
-
-/// serde takes a struct from a JSON array too (`[repo, branch]`); these
-/// take one only from an object, as the API documents it.
-pub mod object_only {
-    use serde::de::{DeserializeOwned, Error};
-    use serde::{Deserialize, Deserializer};
-    use serde_json::{Map, Value};
-
-    fn from_map<T: DeserializeOwned, E: Error>(map: Map<String, Value>) -> Result<T, E> {
-        T::deserialize(Value::Object(map)).map_err(E::custom)
-    }
-
-    pub fn one<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
-        from_map(Map::deserialize(d)?)
-    }
-
-    pub fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-        d: D,
-    ) -> Result<Option<T>, D::Error> {
-        Option::<Map<String, Value>>::deserialize(d)?
-            .map(from_map)
-            .transpose()
-    }
-
-    pub fn many<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-        Vec::<Map<String, Value>>::deserialize(d)?
-            .into_iter()
-            .map(from_map)
-            .collect()
-    }
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Template {
-    pub name: String,
-    pub environment: Option<String>,
-    pub gateway: Option<RepoBranch>,
-    pub services: Vec<RepoBranch>,
-    /// Who created it: they or an admin may change or delete it. Null for
-    /// one made before creators were recorded (admins only).
-    pub created_by: Option<String>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub updated_at: DateTime<Utc>,
 }
 
 fn json_err(err: serde_json::Error) -> StoreError {

@@ -3,64 +3,12 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{DeploymentId, Status};
-use serde::Serialize;
+
+pub use sdp_api::{Deployment, PhaseAt};
 
 use super::{Store, StoreError, columns, now_rfc3339, status};
-
-/// A deployment as the API shows it (fields may be added, not renamed).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Deployment {
-    #[schema(value_type = String)]
-    pub id: DeploymentId,
-    pub sandbox: String,
-    pub repo: String,
-    pub branch: String,
-    pub commit: Option<String>,
-    pub kind: String,
-    pub agent_id: Option<String>,
-    pub status: Status,
-    pub url: Option<String>,
-    pub error: Option<String>,
-    pub phases: Vec<PhaseAt>,
-    pub created_by: String,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub updated_at: DateTime<Utc>,
-    #[serde(serialize_with = "columns::serialize_optional_timestamp")]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// The highest event seq persisted so far.
-    pub last_seq: u64,
-    /// A re-apply (the same build: a gateway's with new routes, or a
-    /// service's with its new env), not a deployment someone asked for.
-    pub reapply: bool,
-    /// The commit the request asked for (`null`: the branch's head); the
-    /// agent refuses one that is not on the branch. `commit` is what was
-    /// checked out.
-    pub requested_commit: Option<String>,
-    /// A redeploy (rollback): the deployment whose commit this one deploys
-    /// again.
-    #[schema(value_type = Option<String>)]
-    pub redeploy_of: Option<DeploymentId>,
-    /// Whether this deployment's container serves its (sandbox, service)
-    /// now: the newest `running` one of them. Derived from the statuses,
-    /// so it changes exactly when they do.
-    pub live: bool,
-    /// For a gateway: the digest of the env and routes it was sent
-    /// ([`crate::routing::GatewayInputs::digest`]).
-    #[serde(skip)]
-    pub inputs_digest: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct PhaseAt {
-    pub phase: Status,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub at: DateTime<Utc>,
-}
 
 pub struct NewDeployment<'a> {
     pub id: &'a DeploymentId,
@@ -131,7 +79,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
         finished_at: columns::optional_timestamp(row, 13)?,
         last_seq: row.get(14)?,
         reapply: row.get(15)?,
-        inputs_digest: row.get(16)?,
         requested_commit: row.get(17)?,
         redeploy_of: columns::optional_deployment_id(row, 18)?,
         live: row.get(19)?,
@@ -362,6 +309,20 @@ impl Store {
             params![id.as_str(), digest],
         )?;
         Ok(())
+    }
+
+    /// The digest [`Self::set_inputs_digest`] recorded, if any (not part
+    /// of the API's `Deployment`).
+    pub fn inputs_digest(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let digest = self
+            .conn()
+            .query_row(
+                "SELECT inputs_digest FROM deployments WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()?;
+        Ok(digest.flatten())
     }
 
     /// Marks a deployment `failed` unless it already settled; returns

@@ -1,27 +1,14 @@
 //! Sandboxes and their stored routes (`sandbox` and `manual`; environment
 //! routes are derived, see `crate::routing`).
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
-use serde::Serialize;
+
+pub use sdp_api::Sandbox;
 
 use super::deployments::Deployment;
 use super::{Store, StoreError, columns, now_rfc3339, status};
-
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Sandbox {
-    pub name: String,
-    pub owner: String,
-    pub template: Option<String>,
-    pub environment: Option<String>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "columns::serialize_timestamp")]
-    pub expires_at: DateTime<Utc>,
-    pub pinned: bool,
-    pub ttl_hours: u32,
-}
 
 pub struct NewSandbox<'a> {
     pub name: &'a str,

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
+use sdp_api::client::Client;
+use sdp_api::{Deployment, NewDeployment, NewEnvironment, NewSandbox, RepoBranch, TemplateBody};
+use sdp_bus::Status;
 use sdp_testkit::{
     BaselineServer, ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer,
     PhpGatewayFixture, ReposDir, ensure_busybox_image, unique_id, wait_for,
@@ -519,6 +522,53 @@ impl Stack {
         format!("{}{path}", self.base_url.replacen("http://", "ws://", 1))
     }
 
+    /// A typed client of this stack's control plane, without a session.
+    pub fn client(&self) -> Client {
+        Client::with_http(self.http.clone(), &self.base_url, None)
+    }
+
+    /// The typed client with a session of `user`: [`USER`] with the git
+    /// server's password, anyone else added to the git server first (with
+    /// a password of their own).
+    pub async fn login_as(&self, user: &str) -> Client {
+        let password = if user == USER {
+            self.password.clone()
+        } else {
+            let password = format!("{user}-{}", self.password);
+            self.git.add_user(user, &password);
+            password
+        };
+        let client = self.client();
+        let login = client
+            .login(user, &password)
+            .await
+            .unwrap_or_else(|err| panic!("login of {user}: {err}"));
+        client.with_token(login.token)
+    }
+
+    /// Starts a deployment of [`REPO`] at `branch` with the typed client;
+    /// waits until it reaches `status` (within [`DEPLOY_TIMEOUT`]) and
+    /// returns it. A deployment that settles in another status fails the
+    /// test, with its error.
+    pub async fn deploy_and_wait(
+        &self,
+        client: &Client,
+        sandbox: &str,
+        branch: &str,
+        status: Status,
+    ) -> Deployment {
+        let body = NewDeployment {
+            repo: REPO.to_owned(),
+            branch: branch.to_owned(),
+            commit: None,
+        };
+        let started = client
+            .deploy(sandbox, &body)
+            .await
+            .unwrap_or_else(|err| panic!("deploy of {REPO}@{branch} into {sandbox}: {err}"));
+        wait_for_status(client, started.id.as_str(), status).await
+    }
+
     /// Logs in with the git server's credential; returns the bearer token.
     pub async fn login(&self) -> String {
         let response = self
@@ -682,6 +732,74 @@ impl Drop for Stack {
             }
         }
     }
+}
+
+/// Waits until deployment `id` is in `status` (within [`DEPLOY_TIMEOUT`]);
+/// returns it. Settling in another status fails the test at once.
+pub async fn wait_for_status(client: &Client, id: &str, status: Status) -> Deployment {
+    let deployment = wait_for(
+        &format!("deployment {id} to be {status}"),
+        DEPLOY_TIMEOUT,
+        || async move {
+            let deployment = client.deployment(id).await.ok()?;
+            (deployment.status == status || deployment.status.is_settled()).then_some(deployment)
+        },
+    )
+    .await;
+    assert_eq!(
+        deployment.status, status,
+        "deployment {id} settled as {} instead: {:?}",
+        deployment.status, deployment.error
+    );
+    deployment
+}
+
+/// A sandbox whose template routes through the PHP gateway (a stack with
+/// `StackOptions::gateway`): environment `baseline` (`USERS_URL` and
+/// `ORDERS_URL` at the baseline server), template `shop` (gateway
+/// `gateway@main`, services `users@main` and `orders@main`), and the
+/// sandbox `name` of it. Nothing is deployed yet.
+pub async fn sandbox_with_gateway(stack: &Stack, client: &Client, name: &str) {
+    let routing = stack.routing.as_ref().expect("a stack with a gateway");
+    let baseline = routing.baseline.url();
+    let vars = [
+        ("USERS_URL", baseline.clone()),
+        ("ORDERS_URL", baseline),
+        ("APP_ENV", "sandbox".to_owned()),
+    ];
+    let environment = NewEnvironment {
+        name: "baseline".to_owned(),
+        vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        secrets: Default::default(),
+    };
+    client
+        .create_environment(&environment)
+        .await
+        .expect("create environment baseline");
+    let main = |repo: &str| RepoBranch {
+        repo: repo.to_owned(),
+        branch: "main".to_owned(),
+        overrides: Default::default(),
+    };
+    let template = TemplateBody {
+        name: Some("shop".to_owned()),
+        environment: Some("baseline".to_owned()),
+        gateway: Some(main("gateway")),
+        services: vec![main("users"), main("orders")],
+    };
+    client
+        .create_template(&template)
+        .await
+        .expect("create template shop");
+    let sandbox = NewSandbox {
+        name: name.to_owned(),
+        template: Some("shop".to_owned()),
+        ..NewSandbox::default()
+    };
+    client
+        .create_sandbox(&sandbox)
+        .await
+        .unwrap_or_else(|err| panic!("create sandbox {name}: {err}"));
 }
 
 /// The gateway side of a stack (see `StackOptions::gateway`).

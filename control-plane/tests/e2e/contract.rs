@@ -1,8 +1,9 @@
 //! The API contract on a live stack: `GET /api/openapi.json` is served
 //! without a session, every documented operation is routed, and a bounded
 //! schemathesis run (PyPI; `scripts/lib/schemathesis.sh` installs it into
-//! `.venv-schemathesis/`) finds no 5xx and no response that differs from
-//! the document.
+//! `.venv-schemathesis/`) with every check on finds no 5xx, no response
+//! that differs from the document, no request the document allows that
+//! the server refuses, and none it forbids that the server takes.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -143,8 +144,8 @@ async fn schemathesis_finds_no_contract_violation() {
     seed(&stack, &token).await;
     let work = tempfile::TempDir::new().expect("temp dir");
     let config = repo_root().join("control-plane/tests/e2e/schemathesis.toml");
-    // A longer exploratory run: e.g. SDP_CONTRACT_ARGS="--max-examples 200
-    // --checks all" SDP_CONTRACT_BUDGET_SECS=900.
+    // A longer exploratory run: e.g. SDP_CONTRACT_ARGS="--max-examples 200"
+    // SDP_CONTRACT_BUDGET_SECS=900.
     let extra: Vec<String> = std::env::var("SDP_CONTRACT_ARGS")
         .unwrap_or_default()
         .split_whitespace()
@@ -165,6 +166,9 @@ async fn schemathesis_finds_no_contract_violation() {
         .arg("junit")
         .arg("--report-dir")
         .arg(work.path())
+        // Also set in the config; here so no config change can turn them off.
+        .arg("--checks")
+        .arg("all")
         .args(&extra)
         // The session token, by environment only (the config reads it).
         .env("SDP_TOKEN", &token)

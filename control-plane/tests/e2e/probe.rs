@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::routing::{deploy_template, from_sandbox, setup, through_gateway};
+use crate::routing::{deploy_template, from_sandbox, through_gateway};
 
 async fn probe(stack: &Stack, token: &str, sandbox: &str) -> (StatusCode, Value) {
     stack
@@ -31,16 +31,9 @@ async fn probe_finds_the_broken_hop_of_each_route() {
         ..StackOptions::default()
     })
     .await;
-    let token = stack.login().await;
-    setup(&stack, &token).await;
-    let (status, body) = stack
-        .post(
-            &token,
-            "/api/sandboxes",
-            json!({ "name": "alpha", "template": "shop" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client = stack.login_as(USER).await;
+    let token = client.token().expect("token").to_owned();
+    sandbox_with_gateway(&stack, &client, "alpha").await;
 
     // No gateway runs yet: 409; an unknown sandbox: 404.
     let (status, body) = probe(&stack, &token, "alpha").await;

@@ -3,30 +3,34 @@
 //! three deployments with the newest live. A commit not on the branch is
 //! refused after the fetch, before anything is built or replaced.
 
-use reqwest::StatusCode;
+use sdp_api::client::{Client, ClientError};
+use sdp_api::{Deployment, DeploymentStarted, ListQuery, NewDeployment};
+use sdp_bus::Status;
 use serde_json::{Value, json};
 
 use crate::cli::{Sdp, code, show};
 use crate::common::*;
 
-async fn deploy_commit(stack: &Stack, token: &str, commit: &str) -> (StatusCode, Value) {
-    stack
-        .post(
-            token,
-            "/api/sandboxes/alpha/deployments",
-            json!({ "repo": REPO, "branch": BRANCH, "commit": commit }),
-        )
-        .await
+async fn deploy_commit(client: &Client, commit: &str) -> Result<DeploymentStarted, ClientError> {
+    let body = NewDeployment {
+        repo: REPO.to_owned(),
+        branch: BRANCH.to_owned(),
+        commit: Some(commit.to_owned()),
+    };
+    client.deploy("alpha", &body).await
 }
 
 /// The phases a deployment went through, as the API shows them.
-fn phase_names(deployment: &Value) -> Vec<String> {
-    deployment["phases"]
-        .as_array()
-        .expect("phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str().map(str::to_owned))
-        .collect()
+fn phase_names(deployment: &Deployment) -> Vec<Status> {
+    deployment.phases.iter().map(|p| p.phase).collect()
+}
+
+async fn history(client: &Client) -> Vec<Deployment> {
+    let query = ListQuery {
+        sandbox: Some("alpha".to_owned()),
+        ..ListQuery::default()
+    };
+    client.deployments(&query).await.expect("history")
 }
 
 fn stdout_json(out: &std::process::Output) -> Value {
@@ -37,21 +41,19 @@ fn stdout_json(out: &std::process::Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch() {
     let stack = Stack::start().await;
-    let token = stack.login().await;
+    let client = stack.login_as(USER).await;
     let sdp = Sdp::new(&stack.base_url);
     sdp.login(&stack.password).await;
     let a = stack.fixture.commit(BRANCH);
     let b = stack.fixture.push_revision(BRANCH, "2");
 
     // A (an ancestor of the branch's head) by its id.
-    let (status, started) = deploy_commit(&stack, &token, &a).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let first = started["id"].as_str().expect("id").to_owned();
-    let deployment = stack.wait_settled(&token, &first).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    assert_eq!(deployment["commit"], a.as_str());
-    assert_eq!(deployment["requested_commit"], a.as_str());
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    let started = deploy_commit(&client, &a).await.expect("deploy A");
+    let first = started.id.to_string();
+    let deployment = wait_for_status(&client, &first, Status::Running).await;
+    assert_eq!(deployment.commit.as_deref(), Some(a.as_str()));
+    assert_eq!(deployment.requested_commit.as_deref(), Some(a.as_str()));
+    let url = deployment.url.expect("url");
     let answer = stack.get_service(&url).await;
     assert_eq!(
         (&answer["commit"], &answer["revision"]),
@@ -75,27 +77,19 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
         .as_str()
         .expect("id")
         .to_owned();
-    let deployment = stack.wait_settled(&token, &second).await;
-    assert_eq!(deployment["commit"], b.as_str(), "{deployment}");
+    let deployment = wait_for_status(&client, &second, Status::Running).await;
+    assert_eq!(deployment.commit.as_deref(), Some(b.as_str()));
     assert_eq!(stack.get_service(&url).await["commit"], b.as_str());
 
     // Roll back: A's deployment again.
-    let (status, started) = stack
-        .post(
-            &token,
-            &format!("/api/deployments/{first}/redeploy"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let third = started["id"].as_str().expect("id").to_owned();
-    let deployment = stack.wait_settled(&token, &third).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    assert_eq!(deployment["commit"], a.as_str());
-    assert_eq!(deployment["redeploy_of"], first.as_str());
-    assert_eq!(deployment["live"], true);
+    let started = client.redeploy(&first).await.expect("redeploy A");
+    let third = started.id.to_string();
+    let deployment = wait_for_status(&client, &third, Status::Running).await;
+    assert_eq!(deployment.commit.as_deref(), Some(a.as_str()));
+    assert_eq!(deployment.redeploy_of.as_ref().map(|id| id.as_str()), Some(first.as_str()));
+    assert!(deployment.live);
     // The service keeps its port: the same URL answers with A again.
-    assert_eq!(deployment["url"], url.as_str());
+    assert_eq!(deployment.url.as_deref(), Some(url.as_str()));
     let answer = stack.get_service(&url).await;
     assert_eq!(
         (&answer["commit"], &answer["revision"]),
@@ -103,25 +97,17 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     );
 
     // History: three, newest first, only the rollback live.
-    let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
-    let rows: Vec<(&str, &str, bool)> = history
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|d| {
-            (
-                d["id"].as_str().expect("id"),
-                d["status"].as_str().expect("status"),
-                d["live"].as_bool().expect("live"),
-            )
-        })
+    let rows: Vec<(String, Status, bool)> = history(&client)
+        .await
+        .into_iter()
+        .map(|d| (d.id.to_string(), d.status, d.live))
         .collect();
     assert_eq!(
         rows,
         [
-            (third.as_str(), "running", true),
-            (second.as_str(), "stopped", false),
-            (first.as_str(), "stopped", false),
+            (third.clone(), Status::Running, true),
+            (second.clone(), Status::Stopped, false),
+            (first.clone(), Status::Stopped, false),
         ]
     );
 
@@ -129,51 +115,49 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     // fetch, with the reason; nothing was built, the rollback still runs.
     let head = &b[..7];
     for wanted in [stack.fixture.commit("main"), "0123456789".repeat(4)] {
-        let (status, started) = deploy_commit(&stack, &token, &wanted).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        let id = started["id"].as_str().expect("id").to_owned();
-        let refused = stack.wait_settled(&token, &id).await;
-        assert_eq!(refused["status"], "failed", "{refused}");
+        let started = deploy_commit(&client, &wanted).await.expect("deploy");
+        let id = started.id.to_string();
+        let refused = wait_for_status(&client, &id, Status::Failed).await;
         assert_eq!(
-            refused["error"],
-            format!(
-                "commit {} is not on branch {BRANCH} (fetched head {head}): pick a commit from the branch's history",
-                &wanted[..7]
+            refused.error.as_deref(),
+            Some(
+                format!(
+                    "commit {} is not on branch {BRANCH} (fetched head {head}): pick a commit from the branch's history",
+                    &wanted[..7]
+                )
+                .as_str()
             )
         );
-        assert_eq!(phase_names(&refused), ["queued", "fetching", "failed"]);
-        assert_eq!(refused["commit"], Value::Null);
-        assert_eq!(refused["live"], false);
+        assert_eq!(
+            phase_names(&refused),
+            [Status::Queued, Status::Fetching, Status::Failed]
+        );
+        assert_eq!(refused.commit, None);
+        assert!(!refused.live);
         assert_eq!(
             sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id),
             sdp_testkit::containers_with_label("sdp.deployment", &third),
             "a refused commit replaced the container"
         );
         assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
-        let live = stack
-            .get(&token, &format!("/api/deployments/{third}"))
-            .await
-            .1;
-        assert_eq!(live["live"], true, "{live}");
+        let live = client.deployment(&third).await.expect("rollback");
+        assert!(live.live, "{live:?}");
 
         // It recorded no commit: nothing to deploy again.
-        let (status, body) = stack
-            .post(
-                &token,
-                &format!("/api/deployments/{id}/redeploy"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let err = client.redeploy(&id).await.expect_err("nothing to redeploy");
+        assert_eq!(err.status(), Some(409), "{err}");
         let out = sdp.run(&["rollback", &id]).await;
         assert_eq!(code(&out), 7, "{}", show(&out));
     }
 
     // Malformed commits never reach an agent; unknown ids are 404.
     for bad in ["abc1234", &a.to_uppercase(), &format!("{a}0"), "HEAD~1"] {
-        let (status, body) = deploy_commit(&stack, &token, bad).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
-        assert_eq!(body["error"]["code"], "bad_request");
+        let err = deploy_commit(&client, bad).await.expect_err(bad);
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(400), Some("bad_request")),
+            "{bad}: {err}"
+        );
     }
     let out = sdp
         .run(&[
@@ -185,56 +169,26 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
         ])
         .await;
     assert_eq!(code(&out), 2, "{}", show(&out));
-    let (status, _) = stack
-        .post(&token, "/api/deployments/dnope/redeploy", json!({}))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let err = client.redeploy("dnope").await.expect_err("unknown id");
+    assert_eq!(err.status(), Some(404), "{err}");
     let out = sdp.run(&["-o", "json", "rollback", "dnope"]).await;
     assert_eq!(code(&out), 7, "{}", show(&out));
     assert_eq!(stdout_json(&out)["error"]["code"], "not_found");
-    let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
-    assert_eq!(history.as_array().map(Vec::len), Some(5), "{history}");
+    assert_eq!(history(&client).await.len(), 5);
 
     // Someone else may read the sandbox, not roll it back.
-    stack.git.add_user("qa", "qa-password");
-    let response = stack
-        .http()
-        .post(stack.url("/api/login"))
-        .json(&json!({ "username": "qa", "password": "qa-password" }))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    let other: Value = response.json().await.expect("json");
-    let other = other["token"].as_str().expect("token");
-    let (status, body) = stack
-        .post(
-            other,
-            &format!("/api/deployments/{first}/redeploy"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "forbidden");
-    let history = stack.get(&token, "/api/deployments?sandbox=alpha").await.1;
-    assert_eq!(history.as_array().map(Vec::len), Some(5), "{history}");
+    let other = stack.login_as("qa").await;
+    let err = other.redeploy(&first).await.expect_err("not the owner");
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("forbidden")),
+        "{err}"
+    );
+    assert_eq!(history(&client).await.len(), 5);
 
     // Once the sandbox is gone, its deployments cannot come back.
-    let response = stack
-        .http()
-        .delete(stack.url("/api/sandboxes/alpha"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
-    assert!(response.status().is_success(), "{}", response.status());
-    let (status, body) = stack
-        .post(
-            &token,
-            &format!("/api/deployments/{first}/redeploy"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    client.delete_sandbox("alpha").await.expect("delete alpha");
+    let err = client.redeploy(&first).await.expect_err("sandbox gone");
+    assert_eq!(err.status(), Some(409), "{err}");
     stack.shutdown().await;
 }

@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::client::ClientError;
+use sdp_api::{ListQuery, NewDeployment, NewSandbox, SandboxPatch};
+use sdp_bus::Status;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -277,18 +280,18 @@ async fn reaper_tears_down_expired_unpinned_sandboxes() {
         ..StackOptions::default()
     })
     .await;
-    let token = stack.login().await;
+    let client = stack.login_as(USER).await;
     for (name, pinned) in [("old", false), ("keep", true)] {
-        let (status, _) = stack
-            .post(
-                &token,
-                "/api/sandboxes",
-                json!({ "name": name, "pinned": pinned, "ttl_hours": 1 }),
-            )
+        let sandbox = NewSandbox {
+            name: name.to_owned(),
+            pinned,
+            ttl_hours: Some(1),
+            ..NewSandbox::default()
+        };
+        client.create_sandbox(&sandbox).await.expect("create");
+        stack
+            .deploy_and_wait(&client, name, BRANCH, Status::Running)
             .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let id = stack.deploy(&token, name, BRANCH).await;
-        assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
     }
     // Both expired an hour ago.
     let db = rusqlite::Connection::open(stack.cp_data.path().join("sdp.db")).expect("db");
@@ -304,80 +307,75 @@ async fn reaper_tears_down_expired_unpinned_sandboxes() {
         "the reaper to take old",
         Duration::from_secs(30),
         || async {
-            let (status, _) = stack.get(&token, "/api/sandboxes/old").await;
-            (status == StatusCode::NOT_FOUND).then_some(())
+            let gone = client.sandbox("old").await.err()?;
+            (gone.status() == Some(404)).then_some(())
         },
     )
     .await;
     assert!(containers_of(&stack.agent_id, "old").is_empty());
-    let (status, keep) = stack.get(&token, "/api/sandboxes/keep").await;
-    assert_eq!(status, StatusCode::OK, "a pinned sandbox was reaped");
-    assert_eq!(keep["pinned"], true);
+    let keep = client
+        .sandbox("keep")
+        .await
+        .expect("a pinned sandbox was reaped");
+    assert!(keep.sandbox.pinned);
     assert_eq!(containers_of(&stack.agent_id, "keep").len(), 1);
 
     // Unpinning lets it go; renewing first saves it.
-    let response = stack
-        .http()
-        .patch(stack.url("/api/sandboxes/keep"))
-        .bearer_auth(&token)
-        .json(&json!({ "pinned": false, "renew": true }))
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), StatusCode::OK);
-    let keep: Value = response.json().await.expect("json");
-    assert!(keep["expires_at"].as_str().expect("expiry") > "2026");
+    let patch = SandboxPatch {
+        pinned: Some(false),
+        renew: true,
+        ..SandboxPatch::default()
+    };
+    let keep = client.update_sandbox("keep", &patch).await.expect("patch");
+    assert!(keep.sandbox.expires_at > chrono::Utc::now(), "{keep:?}");
     stack.shutdown().await;
+}
+
+/// The error is the API's 403 `forbidden`.
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, answer: Result<T, ClientError>) {
+    let err = answer.expect_err(what);
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("forbidden")),
+        "{what}: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn others_read_but_cannot_change_a_sandbox() {
     let stack = Stack::start().await;
-    stack.git.add_user("qa", "qa-password");
-    let owner = stack.login().await;
-    let (status, _) = stack
-        .post(&owner, "/api/sandboxes", json!({ "name": "alpha" }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let owner = stack.login_as(USER).await;
+    let alpha = NewSandbox {
+        name: "alpha".to_owned(),
+        ..NewSandbox::default()
+    };
+    owner.create_sandbox(&alpha).await.expect("create alpha");
+    let other = stack.login_as("qa").await;
 
-    let response = stack
-        .http()
-        .post(stack.url("/api/login"))
-        .json(&json!({ "username": "qa", "password": "qa-password" }))
-        .send()
+    let alpha = other.sandbox("alpha").await.expect("others read it");
+    assert_eq!(alpha.sandbox.owner, USER);
+    assert_forbidden("delete", other.delete_sandbox("alpha").await);
+    let pin = SandboxPatch {
+        pinned: Some(true),
+        ..SandboxPatch::default()
+    };
+    assert_forbidden("pin", other.update_sandbox("alpha", &pin).await);
+    let deploy = NewDeployment {
+        repo: REPO.to_owned(),
+        branch: BRANCH.to_owned(),
+        commit: None,
+    };
+    assert_forbidden("deploy", other.deploy("alpha", &deploy).await);
+    assert_forbidden(
+        "route",
+        other.put_route("alpha", "users", "http://x.example").await,
+    );
+    let alpha = owner.sandbox("alpha").await.expect("alpha");
+    assert!(!alpha.sandbox.pinned);
+    let all = owner
+        .deployments(&ListQuery::default())
         .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK);
-    let other: Value = response.json().await.expect("json");
-    let other = other["token"].as_str().expect("token").to_owned();
-
-    let (status, alpha) = stack.get(&other, "/api/sandboxes/alpha").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(alpha["owner"], USER);
-    let forbidden = [
-        stack.http().delete(stack.url("/api/sandboxes/alpha")),
-        stack
-            .http()
-            .patch(stack.url("/api/sandboxes/alpha"))
-            .json(&json!({ "pinned": true })),
-        stack
-            .http()
-            .post(stack.url("/api/sandboxes/alpha/deployments"))
-            .json(&json!({ "repo": REPO, "branch": BRANCH })),
-        stack
-            .http()
-            .put(stack.url("/api/sandboxes/alpha/routes/users"))
-            .json(&json!({ "target": "http://x.example" })),
-    ];
-    for request in forbidden {
-        let response = request.bearer_auth(&other).send().await.expect("request");
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        let body: Value = response.json().await.expect("json");
-        assert_eq!(body["error"]["code"], "forbidden");
-    }
-    let (status, alpha) = stack.get(&owner, "/api/sandboxes/alpha").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(alpha["pinned"], false);
-    assert_eq!(count(&stack, &owner, "/api/deployments").await, 0);
+        .expect("deployments");
+    assert!(all.is_empty(), "{all:?}");
     stack.shutdown().await;
 }

@@ -6,30 +6,20 @@
 //! (its build again); only the owner changes the sandbox's env or sees
 //! its values; its rows go with the sandbox.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use sdp_api::{
+    ListQuery, NewEnvironment, NewSandbox, RepoBranch, ServiceEnvWrite, TemplateBody,
+    TemplateDeploy,
+};
+use sdp_bus::{ServiceOverrides, Status};
 use sdp_testkit::{unique_id, wait_for};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-const OTHER: &str = "qa";
-const OTHER_PASSWORD: &str = "qa-password";
-
-async fn login_as(stack: &Stack, user: &str, password: &str) -> String {
-    let response = stack
-        .http()
-        .post(stack.url("/api/login"))
-        .json(&json!({ "username": user, "password": password }))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), StatusCode::OK, "login as {user}");
-    let body: Value = response.json().await.expect("login body");
-    body["token"].as_str().expect("token").to_owned()
-}
 
 async fn send(
     stack: &Stack,
@@ -208,144 +198,149 @@ async fn reserved_env_keys_are_refused_by_name_on_every_write() {
     stack.shutdown().await;
 }
 
+/// A map of `KEY=VALUE` pairs.
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_micro_service_runs_with_its_environment_and_its_sandbox_env() {
     let stack = Stack::start().await;
-    stack.git.add_user(OTHER, OTHER_PASSWORD);
-    let token = stack.login().await;
-    let other = login_as(&stack, OTHER, OTHER_PASSWORD).await;
+    let client = stack.login_as(USER).await;
+    let other = stack.login_as("qa").await;
     let secret = unique_id("tok");
 
-    let (status, body) = stack
-        .post(
-            &token,
-            "/api/environments",
-            json!({
-                "name": "svc-env",
-                "vars": { "APP_MODE": "sandboxed", "GREETING": "from-environment" },
-                "secrets": { "API_TOKEN": secret },
-            }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = stack
-        .post(
-            &token,
-            "/api/templates",
-            json!({
-                "name": "svc-tpl", "environment": "svc-env",
-                "services": [{ "repo": REPO, "branch": "main", "overrides": {
-                    "env": { "GREETING": "from-template", "TEMPLATE_ONLY": "t" } } }],
-            }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = stack
-        .post(
-            &token,
-            "/api/sandboxes",
-            json!({ "name": "svc-box", "template": "svc-tpl" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    client
+        .create_environment(&NewEnvironment {
+            name: "svc-env".to_owned(),
+            vars: env(&[("APP_MODE", "sandboxed"), ("GREETING", "from-environment")]),
+            secrets: env(&[("API_TOKEN", &secret)]),
+        })
+        .await
+        .expect("create environment");
+    client
+        .create_template(&TemplateBody {
+            name: Some("svc-tpl".to_owned()),
+            environment: Some("svc-env".to_owned()),
+            gateway: None,
+            services: vec![RepoBranch {
+                repo: REPO.to_owned(),
+                branch: "main".to_owned(),
+                overrides: ServiceOverrides {
+                    env: env(&[("GREETING", "from-template"), ("TEMPLATE_ONLY", "t")]),
+                    ..ServiceOverrides::default()
+                },
+            }],
+        })
+        .await
+        .expect("create template");
+    let new_sandbox = NewSandbox {
+        name: "svc-box".to_owned(),
+        template: Some("svc-tpl".to_owned()),
+        ..NewSandbox::default()
+    };
+    client
+        .create_sandbox(&new_sandbox)
+        .await
+        .expect("create sandbox");
 
     // Set before the first deploy: nothing to re-apply.
-    let path = format!("/api/sandboxes/svc-box/services/{REPO}/env");
-    let (status, body) = send(
-        &stack,
-        &token,
-        Method::PUT,
-        &path,
-        json!({ "env": { "GREETING": "from-sandbox" } }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["env"], json!({ "GREETING": "from-sandbox" }));
-    assert_eq!(body["reapplying"], false);
+    let write = |pairs: &[(&str, &str)]| ServiceEnvWrite { env: env(pairs) };
+    let answer = client
+        .put_service_env("svc-box", REPO, &write(&[("GREETING", "from-sandbox")]))
+        .await
+        .expect("put env");
+    assert_eq!(answer.env, Some(env(&[("GREETING", "from-sandbox")])));
+    assert!(!answer.reapplying);
 
     // Another user: 403, and the keys without their values.
-    let (status, body) = send(
-        &stack,
-        &other,
-        Method::PUT,
-        &path,
-        json!({ "env": { "GREETING": "hijacked" } }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "forbidden");
-    let (status, body) = stack.get(&other, &path).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["keys"], json!(["GREETING"]));
-    assert!(body.get("env").is_none(), "values hidden: {body}");
-    let (_, sandbox) = stack.get(&other, "/api/sandboxes/svc-box").await;
-    let service = sandbox["services"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["repo"] == REPO))
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(service["env_keys"], json!(["GREETING"]), "{sandbox}");
+    let err = other
+        .put_service_env("svc-box", REPO, &write(&[("GREETING", "hijacked")]))
+        .await
+        .expect_err("not the owner");
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("forbidden")),
+        "{err}"
+    );
+    let seen = other.service_env("svc-box", REPO).await.expect("env");
+    assert_eq!(seen.keys, ["GREETING"]);
+    assert_eq!(seen.env, None, "values hidden: {seen:?}");
+    let sandbox = other.sandbox("svc-box").await.expect("sandbox");
+    let service = sandbox
+        .services
+        .iter()
+        .find(|s| s.repo == REPO)
+        .expect("the service");
+    assert_eq!(service.env_keys, ["GREETING"], "{sandbox:?}");
 
     // Deployed: environment < template < sandbox, secrets included.
-    let (status, started) = stack
-        .post(&token, "/api/sandboxes/svc-box/deploy", json!({}))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let first = started["deployments"][0]["id"]
-        .as_str()
-        .expect("deployment")
-        .to_owned();
-    let settled = stack.wait_settled(&token, &first).await;
-    assert_eq!(settled["status"], "running", "{settled}");
-    let env = container_env(&first);
+    let started = client
+        .deploy_template("svc-box", &TemplateDeploy::default())
+        .await
+        .expect("deploy template");
+    let first = started.deployments[0].id.to_string();
+    let settled = wait_for_status(&client, &first, Status::Running).await;
+    let container = container_env(&first);
     for expected in [
         "APP_MODE=sandboxed".to_owned(),
         format!("API_TOKEN={secret}"),
         "TEMPLATE_ONLY=t".to_owned(),
         "GREETING=from-sandbox".to_owned(),
     ] {
-        assert!(env.contains(&expected), "{expected} in {env:?}");
+        assert!(container.contains(&expected), "{expected} in {container:?}");
     }
     assert_eq!(
-        env.iter().filter(|kv| kv.starts_with("GREETING=")).count(),
+        container
+            .iter()
+            .filter(|kv| kv.starts_with("GREETING="))
+            .count(),
         1,
-        "{env:?}"
+        "{container:?}"
     );
 
     // A change re-applies the running service with the same build.
-    let (status, body) = send(
-        &stack,
-        &token,
-        Method::PUT,
-        &path,
-        json!({ "env": { "GREETING": "changed", "EXTRA": "1" } }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["reapplying"], true, "{body}");
+    let answer = client
+        .put_service_env(
+            "svc-box",
+            REPO,
+            &write(&[("GREETING", "changed"), ("EXTRA", "1")]),
+        )
+        .await
+        .expect("put env");
+    assert!(answer.reapplying, "{answer:?}");
+    let reapplies = ListQuery {
+        sandbox: Some("svc-box".to_owned()),
+        repo: Some(REPO.to_owned()),
+        reapply: Some(true),
+        ..ListQuery::default()
+    };
     let reapply = wait_for("the service's re-apply to run", DEPLOY_TIMEOUT, || async {
-        let (_, list) = stack
-            .get(
-                &token,
-                &format!("/api/deployments?sandbox=svc-box&repo={REPO}&reapply=true"),
-            )
-            .await;
-        list.as_array()
-            .and_then(|l| l.first())
-            .filter(|d| d["status"] == "running")
-            .cloned()
+        let list = client.deployments(&reapplies).await.ok()?;
+        list.into_iter()
+            .next()
+            .filter(|d| d.status == Status::Running)
     })
     .await;
-    assert_eq!(reapply["commit"], settled["commit"], "{reapply}");
-    let id = reapply["id"].as_str().expect("id");
-    let lines = log_lines(&stack.ws_events(&token, id, 0).await);
+    assert_eq!(reapply.commit, settled.commit, "{reapply:?}");
+    let lines = log_lines(
+        &stack
+            .ws_events(client.token().expect("token"), reapply.id.as_str(), 0)
+            .await,
+    );
     assert!(
         lines.iter().any(|l| l.contains("reusing the build")),
         "the build is reused: {lines:?}"
     );
-    let env = container_env(id);
+    let container = container_env(reapply.id.as_str());
     for expected in ["GREETING=changed", "EXTRA=1", "APP_MODE=sandboxed"] {
-        assert!(env.iter().any(|kv| kv == expected), "{expected} in {env:?}");
+        assert!(
+            container.iter().any(|kv| kv == expected),
+            "{expected} in {container:?}"
+        );
     }
     wait_for(
         "the replaced container to go",
@@ -360,24 +355,12 @@ async fn a_micro_service_runs_with_its_environment_and_its_sandbox_env() {
 
     // The rows go with the sandbox: a new one of the same name starts
     // without them.
-    let response = stack
-        .http()
-        .delete(stack.url("/api/sandboxes/svc-box"))
-        .bearer_auth(&token)
-        .send()
+    client.delete_sandbox("svc-box").await.expect("delete");
+    client
+        .create_sandbox(&new_sandbox)
         .await
-        .expect("delete");
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (status, body) = stack
-        .post(
-            &token,
-            "/api/sandboxes",
-            json!({ "name": "svc-box", "template": "svc-tpl" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = stack.get(&token, &path).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["keys"], json!([]), "{body}");
+        .expect("create sandbox again");
+    let answer = client.service_env("svc-box", REPO).await.expect("env");
+    assert!(answer.keys.is_empty(), "{answer:?}");
     stack.shutdown().await;
 }

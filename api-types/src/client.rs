@@ -1,0 +1,532 @@
+//! A typed async client of the REST API (feature `client`): one
+//! `reqwest::Client`, the control plane's base URL and the bearer token.
+//! One method per operation, taking and returning this crate's types; an
+//! error answer (`{"error": {"code", "message"}}`) is
+//! [`ClientError::Api`] with its HTTP status.
+//!
+//! The deployment WebSocket is not here (the CLI and the tests each hold
+//! their own WebSocket client): [`Client::ws_url`] gives its address.
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use sdp_bus::{BranchInfo, RepoInfo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    AgentView, CancelRequested, Deployment, DeploymentStarted, EffectiveRoute, Environment,
+    EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse, Me, NewDeployment,
+    NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch,
+    SandboxStaleness, SandboxView, ServiceEnv, ServiceEnvWrite, ServiceFollow, ServiceView,
+    TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The control plane's error answer: its status, code and message as
+    /// sent (`code` is `http_error` when the body was not the API's error
+    /// shape).
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        /// Set when a deployment was recorded before its dispatch failed.
+        deployment_id: Option<String>,
+    },
+    #[error("cannot reach the control plane at {url}")]
+    Network {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the control plane sent an unexpected answer to {what}")]
+    Malformed {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The API's error code of an error answer.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A request's outcome.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the control plane at `base` (`http://host:port`), with
+    /// a session token or none (only login and the open endpoints).
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sdp/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Client::with_http(http, base, token)
+    }
+
+    /// The same over a `reqwest::Client` of the caller's (timeouts,
+    /// cookies, TLS roots).
+    pub fn with_http(http: reqwest::Client, base: &str, token: Option<String>) -> Client {
+        Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// This client with another session token.
+    pub fn with_token(&self, token: String) -> Client {
+        Client {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The WebSocket URL of `path` (`http` → `ws`, `https` → `wss`).
+    pub fn ws_url(&self, path: &str) -> String {
+        let base = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        };
+        format!("{base}{path}")
+    }
+
+    // --- session ---
+
+    /// `POST /api/login`: the answer holds the token; [`Self::with_token`]
+    /// makes the logged-in client.
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse> {
+        let body = LoginBody {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.json(Method::POST, "/api/login", Some(&body)).await
+    }
+
+    /// `POST /api/logout`.
+    pub async fn logout(&self) -> Result<()> {
+        self.empty(Method::POST, "/api/logout").await
+    }
+
+    /// `GET /api/me`.
+    pub async fn me(&self) -> Result<Me> {
+        self.get("/api/me").await
+    }
+
+    // --- agents and repos ---
+
+    /// `GET /api/agents`.
+    pub async fn agents(&self) -> Result<Vec<AgentView>> {
+        self.get("/api/agents").await
+    }
+
+    /// `GET /api/repos`.
+    pub async fn repos(&self) -> Result<Vec<RepoInfo>> {
+        self.get("/api/repos").await
+    }
+
+    /// `GET /api/repos/{repo}/branches`.
+    pub async fn branches(&self, repo: &str) -> Result<Vec<BranchInfo>> {
+        self.get(&format!("/api/repos/{}/branches", segment(repo)))
+            .await
+    }
+
+    // --- catalog ---
+
+    /// `GET /api/environments`.
+    pub async fn environments(&self) -> Result<Vec<Environment>> {
+        self.get("/api/environments").await
+    }
+
+    /// `POST /api/environments`.
+    pub async fn create_environment(&self, body: &NewEnvironment) -> Result<Environment> {
+        self.json(Method::POST, "/api/environments", Some(body))
+            .await
+    }
+
+    /// `PUT /api/environments/{name}`.
+    pub async fn update_environment(
+        &self,
+        name: &str,
+        body: &EnvironmentVars,
+    ) -> Result<Environment> {
+        self.json(Method::PUT, &environment_path(name), Some(body))
+            .await
+    }
+
+    /// `DELETE /api/environments/{name}`.
+    pub async fn delete_environment(&self, name: &str) -> Result<()> {
+        self.empty(Method::DELETE, &environment_path(name)).await
+    }
+
+    /// `GET /api/templates`.
+    pub async fn templates(&self) -> Result<Vec<Template>> {
+        self.get("/api/templates").await
+    }
+
+    /// `POST /api/templates`.
+    pub async fn create_template(&self, body: &TemplateBody) -> Result<Template> {
+        self.json(Method::POST, "/api/templates", Some(body)).await
+    }
+
+    /// `PUT /api/templates/{name}`.
+    pub async fn update_template(&self, name: &str, body: &TemplateBody) -> Result<Template> {
+        self.json(Method::PUT, &template_path(name), Some(body))
+            .await
+    }
+
+    /// `DELETE /api/templates/{name}`.
+    pub async fn delete_template(&self, name: &str) -> Result<()> {
+        self.empty(Method::DELETE, &template_path(name)).await
+    }
+
+    // --- sandboxes ---
+
+    /// `GET /api/sandboxes`.
+    pub async fn sandboxes(&self) -> Result<Vec<SandboxView>> {
+        self.get("/api/sandboxes").await
+    }
+
+    /// `GET /api/sandboxes/{name}` (with its route table).
+    pub async fn sandbox(&self, name: &str) -> Result<SandboxView> {
+        self.get(&sandbox_path(name)).await
+    }
+
+    /// `POST /api/sandboxes`.
+    pub async fn create_sandbox(&self, body: &NewSandbox) -> Result<SandboxView> {
+        self.json(Method::POST, "/api/sandboxes", Some(body)).await
+    }
+
+    /// `PATCH /api/sandboxes/{name}`.
+    pub async fn update_sandbox(&self, name: &str, body: &SandboxPatch) -> Result<SandboxView> {
+        self.json(Method::PATCH, &sandbox_path(name), Some(body))
+            .await
+    }
+
+    /// `DELETE /api/sandboxes/{name}`: what each agent removed.
+    pub async fn delete_sandbox(&self, name: &str) -> Result<TeardownReport> {
+        self.json(Method::DELETE, &sandbox_path(name), None::<&()>)
+            .await
+    }
+
+    /// `POST /api/sandboxes/{name}/deploy`: the template's deployments.
+    pub async fn deploy_template(
+        &self,
+        name: &str,
+        body: &TemplateDeploy,
+    ) -> Result<TemplateDeployStarted> {
+        let path = format!("{}/deploy", sandbox_path(name));
+        self.json(Method::POST, &path, Some(body)).await
+    }
+
+    /// `GET /api/sandboxes/{name}/routes`.
+    pub async fn routes(&self, sandbox: &str) -> Result<Vec<EffectiveRoute>> {
+        self.get(&format!("{}/routes", sandbox_path(sandbox))).await
+    }
+
+    /// `PUT /api/sandboxes/{name}/routes/{service}`: a manual route.
+    pub async fn put_route(
+        &self,
+        sandbox: &str,
+        service: &str,
+        target: &str,
+    ) -> Result<EffectiveRoute> {
+        let body = RouteBody {
+            target: target.to_owned(),
+        };
+        self.json(Method::PUT, &route_path(sandbox, service), Some(&body))
+            .await
+    }
+
+    /// `DELETE /api/sandboxes/{name}/routes/{service}`.
+    pub async fn delete_route(&self, sandbox: &str, service: &str) -> Result<()> {
+        self.empty(Method::DELETE, &route_path(sandbox, service))
+            .await
+    }
+
+    /// `GET /api/sandboxes/{name}/staleness`.
+    pub async fn staleness(&self, sandbox: &str) -> Result<SandboxStaleness> {
+        self.get(&format!("{}/staleness", sandbox_path(sandbox)))
+            .await
+    }
+
+    /// `POST /api/sandboxes/{name}/probe`.
+    pub async fn probe(&self, sandbox: &str) -> Result<ProbeResult> {
+        let path = format!("{}/probe", sandbox_path(sandbox));
+        self.json(Method::POST, &path, Some(&serde_json::json!({})))
+            .await
+    }
+
+    /// `PUT /api/sandboxes/{name}/services/{repo}`: follow the branch or not.
+    pub async fn follow_service(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        follow: bool,
+    ) -> Result<ServiceView> {
+        let body = ServiceFollow { follow };
+        self.json(Method::PUT, &service_path(sandbox, repo), Some(&body))
+            .await
+    }
+
+    /// `GET /api/sandboxes/{name}/services/{repo}/env`.
+    pub async fn service_env(&self, sandbox: &str, repo: &str) -> Result<ServiceEnv> {
+        self.get(&format!("{}/env", service_path(sandbox, repo)))
+            .await
+    }
+
+    /// `PUT /api/sandboxes/{name}/services/{repo}/env`.
+    pub async fn put_service_env(
+        &self,
+        sandbox: &str,
+        repo: &str,
+        body: &ServiceEnvWrite,
+    ) -> Result<ServiceEnv> {
+        let path = format!("{}/env", service_path(sandbox, repo));
+        self.json(Method::PUT, &path, Some(body)).await
+    }
+
+    // --- deployments ---
+
+    /// `POST /api/sandboxes/{name}/deployments`.
+    pub async fn deploy(&self, sandbox: &str, body: &NewDeployment) -> Result<DeploymentStarted> {
+        let path = format!("{}/deployments", sandbox_path(sandbox));
+        self.json(Method::POST, &path, Some(body)).await
+    }
+
+    /// `GET /api/deployments?…`, newest first.
+    pub async fn deployments(&self, query: &ListQuery) -> Result<Vec<Deployment>> {
+        let builder = self.request(Method::GET, "/api/deployments").query(query);
+        self.read("/api/deployments", builder).await
+    }
+
+    /// `GET /api/deployments/{id}`.
+    pub async fn deployment(&self, id: &str) -> Result<Deployment> {
+        self.get(&deployment_path(id)).await
+    }
+
+    /// `POST /api/deployments/{id}/cancel`.
+    pub async fn cancel(&self, id: &str) -> Result<CancelRequested> {
+        let path = format!("{}/cancel", deployment_path(id));
+        self.json(Method::POST, &path, Some(&serde_json::json!({})))
+            .await
+    }
+
+    /// `POST /api/deployments/{id}/redeploy`: its commit again (rollback).
+    pub async fn redeploy(&self, id: &str) -> Result<DeploymentStarted> {
+        let path = format!("{}/redeploy", deployment_path(id));
+        self.json(Method::POST, &path, Some(&serde_json::json!({})))
+            .await
+    }
+
+    /// `GET /api/deployments/{id}/logs`: the whole log as text.
+    pub async fn deployment_logs(&self, id: &str) -> Result<String> {
+        let path = format!("{}/logs", deployment_path(id));
+        let response = self.send(self.request(Method::GET, &path)).await?;
+        response
+            .text()
+            .await
+            .map_err(|source| ClientError::Malformed { what: path, source })
+    }
+
+    /// `GET /api/deployments/{id}/runtime-logs`: the response, for the
+    /// caller to read as it comes (`Response::chunk`).
+    pub async fn runtime_logs(&self, id: &str, query: &RuntimeLogsQuery) -> Result<Response> {
+        let path = format!("{}/runtime-logs", deployment_path(id));
+        self.send(self.request(Method::GET, &path).query(query))
+            .await
+    }
+
+    // --- plumbing ---
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// Sends the request; an answer other than 2xx is [`ClientError::Api`].
+    async fn send(&self, builder: RequestBuilder) -> Result<Response> {
+        let response = builder
+            .send()
+            .await
+            .map_err(|source| ClientError::Network {
+                url: self.base.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(error_answer(status, &body))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.read(path, self.request(Method::GET, path)).await
+    }
+
+    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let mut builder = self.request(method, path);
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        self.read(path, builder).await
+    }
+
+    async fn read<T: DeserializeOwned>(&self, path: &str, builder: RequestBuilder) -> Result<T> {
+        let response = self.send(builder).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| ClientError::Malformed {
+                what: path.to_owned(),
+                source,
+            })
+    }
+
+    /// A request whose answer has no body (204).
+    async fn empty(&self, method: Method, path: &str) -> Result<()> {
+        let response = self.send(self.request(method, path)).await?;
+        if response.status() != StatusCode::NO_CONTENT {
+            // The body does not matter; read it so the connection is reused.
+            let _ = response.bytes().await;
+        }
+        Ok(())
+    }
+}
+
+/// An error answer's [`ClientError::Api`]: the API's error shape, else the
+/// status alone.
+pub fn error_answer(status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => ClientError::Api {
+            status,
+            code: error.code,
+            message: error.message,
+            deployment_id: error.deployment_id,
+        },
+        Err(_) => ClientError::Api {
+            status,
+            code: "http_error".to_owned(),
+            message: format!("the control plane answered HTTP {status}"),
+            deployment_id: None,
+        },
+    }
+}
+
+fn environment_path(name: &str) -> String {
+    format!("/api/environments/{}", segment(name))
+}
+
+fn template_path(name: &str) -> String {
+    format!("/api/templates/{}", segment(name))
+}
+
+fn sandbox_path(name: &str) -> String {
+    format!("/api/sandboxes/{}", segment(name))
+}
+
+fn route_path(sandbox: &str, service: &str) -> String {
+    format!("{}/routes/{}", sandbox_path(sandbox), segment(service))
+}
+
+fn service_path(sandbox: &str, repo: &str) -> String {
+    format!("{}/services/{}", sandbox_path(sandbox), segment(repo))
+}
+
+fn deployment_path(id: &str) -> String {
+    format!("/api/deployments/{}", segment(id))
+}
+
+/// A path segment as it goes into a URL (names are validated by the
+/// server, but a user may type anything).
+pub fn segment(text: &str) -> String {
+    if text.bytes().all(|b| b == b'.') {
+        // `.` and `..` would be resolved away by the URL parser.
+        return text.replace('.', "%2E");
+    }
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(segment("alpha"), "alpha");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("../x"), "..%2Fx");
+        assert_eq!(segment(".."), "%2E%2E");
+    }
+
+    #[test]
+    fn websocket_urls_follow_the_scheme() {
+        let client = Client::new("https://sdp.example/", None);
+        assert_eq!(client.ws_url("/ws/x"), "wss://sdp.example/ws/x");
+        let client = Client::new("http://127.0.0.1:8080", None);
+        assert_eq!(client.ws_url("/ws/x"), "ws://127.0.0.1:8080/ws/x");
+    }
+
+    #[test]
+    fn error_answers_keep_the_servers_code_and_message() {
+        let body = br#"{"error":{"code":"not_found","message":"no such sandbox"}}"#;
+        let err = error_answer(404, body);
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.code(), Some("not_found"));
+        assert_eq!(err.to_string(), "no such sandbox");
+        let other = error_answer(502, b"<html>bad gateway</html>");
+        assert_eq!(other.code(), Some("http_error"));
+        assert_eq!(other.to_string(), "the control plane answered HTTP 502");
+    }
+}

@@ -1,0 +1,56 @@
+//! The REST API's contract as Rust types: every request body, query and
+//! response of `/api` and `/ws`, with the OpenAPI schemas the control
+//! plane's document is generated from (`GET /api/openapi.json`).
+//!
+//! - [`session`]: login, logout, the caller (`/api/login`, `/api/me`).
+//! - [`catalog`]: environments and templates.
+//! - [`sandboxes`]: sandboxes, their services, routes and env.
+//! - [`deployments`]: deployments, their queries, runtime logs, the
+//!   WebSocket's query.
+//! - [`checks`]: staleness and route probes.
+//! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
+//! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
+//!   checks), and a reader of whole numbers written as `12.0`.
+//! - `client` (feature `client`): a typed async client on reqwest, for the
+//!   CLI and the tests.
+//!
+//! The control plane serializes these and deserializes the requests, so a
+//! renamed field is a compile error on both sides. Checks that need the
+//! server's state (does the environment exist, is the caller the owner)
+//! stay in the control plane; the schemas state every check that does
+//! not. A change here is a change of the wire: the control plane's
+//! OpenAPI snapshot test shows it.
+
+pub mod agents;
+pub mod catalog;
+pub mod checks;
+pub mod deployments;
+pub mod error;
+pub mod hooks;
+pub mod ops;
+pub mod rules;
+pub mod sandboxes;
+pub mod session;
+pub mod timestamp;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use agents::AgentView;
+pub use catalog::{
+    Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
+};
+pub use checks::{ProbeResult, ProbedGateway, SandboxStaleness, ServiceStaleness, StalenessState};
+pub use deployments::{
+    CancelRequested, Deployment, DeploymentStarted, ListQuery, NewDeployment, PhaseAt,
+    RuntimeLogsQuery, WsQuery,
+};
+pub use error::{ErrorBody, ErrorDetail};
+pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
+pub use ops::Readiness;
+pub use sandboxes::{
+    AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
+    SandboxView, ServiceEnv, ServiceEnvWrite, ServiceFollow, ServiceView, TeardownReport,
+    TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
+};
+pub use session::{LoginBody, LoginResponse, Me, User};
