@@ -4,7 +4,7 @@
 //!
 //! A heartbeat is believed only for the agent its subject names: one whose
 //! body names another agent id or kind is dropped and counted
-//! ([`crate::metrics::Refusal::HeartbeatForged`]); NATS permissions let
+//! ([`crate::counters::Refusal::HeartbeatForged`]); NATS permissions let
 //! each agent user publish only on its own heartbeat subject.
 
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use sdp_bus::{Heartbeat, decode};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::counters::{BusRefusals, Refusal};
 use crate::events::publish_failure;
-use crate::metrics::{BusRefusals, Refusal};
 use crate::store::Store;
 
 #[derive(Clone, Debug)]

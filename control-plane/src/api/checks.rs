@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use super::access::{credential, sandbox_for_change};
 use super::openapi::ErrorBody;
-use super::sandboxes::{credential, sandbox_for_change};
 use super::{ApiError, AppState};
 use crate::probe::{ProbeError, ProbeResult};
 use crate::sessions::Session;

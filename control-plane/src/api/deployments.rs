@@ -11,8 +11,8 @@ use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
-use super::sandboxes::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
 use crate::orchestrator::{DeployError, Pin, Requester, Started};

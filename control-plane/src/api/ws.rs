@@ -29,7 +29,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use sdp_bus::DeploymentId;
 use serde::Deserialize;
 
-use super::auth::{cookie_name, token_from_headers};
+use super::auth::token_from_headers;
+use super::cookie::cookie_name;
 use super::runtime_logs::open_stream;
 use super::{ApiError, AppState};
 use crate::user_streams::StreamKind;

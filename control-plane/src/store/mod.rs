@@ -25,7 +25,7 @@ pub use catalog::{
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use follows::{Follow, Follower};
 pub use guard::{Editor, Guarded};
-pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
+pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,4 +104,11 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `ttl_hours` from now, as expiries are stored (here, not in
+/// `sandboxes.rs`: deployments and sandboxes both set one).
+pub fn expiry_after(ttl_hours: u32) -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(i64::from(ttl_hours)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

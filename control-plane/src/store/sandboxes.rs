@@ -1,13 +1,12 @@
 //! Sandboxes and their stored routes (`sandbox` and `manual`; environment
 //! routes are derived, see `crate::routing`).
 
-use chrono::{Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
 use serde::Serialize;
 
 use super::deployments::Deployment;
-use super::{Store, StoreError, now_rfc3339, status};
+use super::{Store, StoreError, expiry_after, now_rfc3339, status};
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Sandbox {
@@ -52,11 +51,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         pinned: row.get(6)?,
         ttl_hours: row.get(7)?,
     })
-}
-
-pub fn expiry_after(ttl_hours: u32) -> String {
-    (Utc::now() + ChronoDuration::hours(i64::from(ttl_hours)))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Store {
