@@ -42,10 +42,11 @@
 //!   payloads, and the two secret files read at start.
 //!
 //! Module layers: [`run`] → [`api`] (its router → the handlers → their
-//! shared `access` and `view` helpers → `AppState`, `ApiError`) → the
-//! orchestrator, the agent registry and clients → [`store`], [`config`],
-//! [`counters`]. No module imports one above it (`scripts/lib/cycles.sh`
-//! checks that no import circle forms).
+//! shared `access` and `view` helpers and `cookie`) → the orchestrator,
+//! the agent registry and client → [`store`], [`config`], [`counters`].
+//! No module imports one above it, except that a submodule may use its
+//! parent's items (the handlers `api`'s `AppState`);
+//! `scripts/lib/cycles.sh` checks that no import circle forms.
 //!
 //! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests,
 //! RPCs, commands and cancels out, progress events (JetStream
