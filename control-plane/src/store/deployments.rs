@@ -433,7 +433,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::Editor;
+    use crate::store::guard::Editor;
 
     /// Two users race many first deploys into one new name: the sandbox
     /// goes to whoever came first, and every deployment recorded is in a

@@ -97,7 +97,7 @@ mod tests {
     use sdp_bus::DeploymentId;
 
     use super::*;
-    use crate::store::NewDeployment;
+    use crate::store::deployments::NewDeployment;
 
     fn deploy(store: &Store, sandbox: &str, repo: &str, branch: &str) -> String {
         let id = DeploymentId::generate();
