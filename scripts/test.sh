@@ -24,7 +24,7 @@ if ! command -v cargo-nextest >/dev/null; then
   echo "==> installing cargo-nextest (crates.io) into ~/.cargo/bin"
   cargo install --locked cargo-nextest
 fi
-# The module-cycle check (agentlib, control-plane): a minute to install,
+# The module-cycle check (agentlib, control-plane): a minute or two to install,
 # seconds to run, so it goes first.
 sdp_install_cargo_cycles
 sdp_check_cycle_check_fails

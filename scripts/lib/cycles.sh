@@ -2,9 +2,14 @@
 # The module-cycle check: no import circle between the modules of
 # sdp-agentlib and sdp-control-plane (docs/ARCHITECTURE.md: their modules
 # form layers). cargo-cycles (crates.io, pinned; built on syn, so it
-# installs in about a minute) reads every `use` of a crate and fails
-# naming each circle it finds. Sourced by test.sh; run alone with
-# `bash scripts/lib/cycles.sh`.
+# installs in a minute or two) reads every `use` of a crate and fails
+# naming each circle it finds. What it does not see: a path written
+# inline (`crate::x::f()` with no `use`) and `use super::Item` (a child
+# using its parent's item, which the layers allow); import through `use`
+# so the check covers it. cargo-modules' `--acyclic` was the other
+# candidate: it compares items, not modules (every type with a method on
+# itself is a "cycle"), and takes about ten minutes to install. Sourced by
+# test.sh; run alone with `bash scripts/lib/cycles.sh`.
 
 SDP_CARGO_CYCLES_VERSION=0.2.0
 # The crates checked, by directory.
