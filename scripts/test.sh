@@ -4,12 +4,14 @@
 # (.config/nextest.toml) stop a stuck test. Installs what a fresh Debian
 # machine lacks first (scripts/lib/deps.sh): Debian packages (root needed;
 # as another user it prints the `sudo apt-get install` line), then
-# cargo-nextest and schemathesis as this user. CI runs it (.ci/run).
+# cargo-nextest, cargo-cycles and schemathesis as this user. CI runs it
+# (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/schemathesis.sh
 source scripts/lib/nats_py.sh
+source scripts/lib/cycles.sh
 sdp_install_run_deps build
 sdp_install_test_deps
 # A second Go (1.22, Debian backports) for the toolchain-choice tests.
@@ -25,6 +27,11 @@ if ! command -v cargo-nextest >/dev/null; then
   echo "==> installing cargo-nextest (crates.io) into ~/.cargo/bin"
   cargo install --locked cargo-nextest
 fi
+# The module-cycle check (agentlib, control-plane): a minute or two to install,
+# seconds to run, so it goes first.
+sdp_install_cargo_cycles
+sdp_check_cycle_check_fails
+sdp_check_module_cycles
 
 echo "==> building"
 # The end-to-end tests start the real binaries.

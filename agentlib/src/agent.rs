@@ -1,6 +1,7 @@
-//! The agent's NATS side: [`run`] (one loop over the subscriptions of
-//! [`rpc::subscribe_all`]), the deploy handler, heartbeats and the table of
-//! unsettled jobs.
+//! The agent's loop, above every handler: [`run`] (one loop over the
+//! subscriptions of [`rpc::subscribe_all`], each message to its handler in
+//! its own task), the heartbeats and the build-cache warm-up. The state
+//! the handlers share is [`crate::state::Agent`], below them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
-use sdp_bus::{
-    DeployAccepted, DeployRequest, DeploymentId, Heartbeat, Reply, RpcError, RpcErrorCode, decode,
-    encode, subject,
-};
-use serde::Serialize;
+use sdp_bus::{Heartbeat, encode, subject};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,145 +21,14 @@ use crate::config::AgentConfig;
 use crate::docker::DockerClient;
 use crate::error::AgentError;
 use crate::flavour::Flavour;
-use crate::job::{self, CancelReason, JobHandle};
 use crate::rpc;
 
-/// One per (sandbox, service): held while git works on its worktree.
-type WorktreeLock = Arc<tokio::sync::Mutex<()>>;
+use crate::state::Agent;
+pub use crate::state::BuildGuard;
 
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// How long jobs get to publish their results after shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
-/// Shared state of a running agent.
-pub(crate) struct Agent {
-    pub config: AgentConfig,
-    pub flavour: Arc<dyn Flavour>,
-    pub base_image: String,
-    pub cache_dir: PathBuf,
-    pub client: async_nats::Client,
-    pub js: jetstream::Context,
-    pub docker: DockerClient,
-    /// Runs the build containers.
-    pub builder: BuildBox,
-    pub slots: Arc<Semaphore>,
-    pub shutdown: CancellationToken,
-    /// Fires after the grace period: event publishing stops retrying.
-    pub give_up: CancellationToken,
-    pub tasks: TaskTracker,
-    jobs: Mutex<HashMap<DeploymentId, Arc<JobHandle>>>,
-    worktree_locks: Mutex<HashMap<(String, String), WorktreeLock>>,
-    /// One per repo: held while a fetch writes its shared store.
-    store_locks: Mutex<HashMap<String, WorktreeLock>>,
-    /// The flavour's build-cache warm-up, for heartbeats (`None`: nothing
-    /// to warm).
-    build_cache: Mutex<Option<String>>,
-    /// How many deployments are building now: the warm-up stands aside
-    /// while any is (both would compile the same packages at once).
-    builds: tokio::sync::watch::Sender<usize>,
-    /// Runtime-log streams open now ([`crate::runtime_logs`]).
-    pub log_streams: std::sync::atomic::AtomicU32,
-    host: String,
-}
-
-impl Agent {
-    pub fn agent_id(&self) -> &str {
-        &self.config.agent.id
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.flavour.kind()
-    }
-
-    /// Serialises git work on one worktree across jobs.
-    pub fn worktree_lock(&self, sandbox: &str, repo: &str) -> WorktreeLock {
-        let mut locks = self
-            .worktree_locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        locks
-            .entry((sandbox.to_owned(), repo.to_owned()))
-            .or_default()
-            .clone()
-    }
-
-    /// Serialises fetches into one repo's shared store across jobs (the
-    /// store's file lock then covers other processes).
-    pub fn store_lock(&self, repo: &str) -> WorktreeLock {
-        let mut locks = self.store_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(repo.to_owned()).or_default().clone()
-    }
-
-    /// Counts a build in flight until the guard drops.
-    pub fn building(&self) -> BuildGuard<'_> {
-        self.builds.send_modify(|n| *n += 1);
-        BuildGuard { agent: self }
-    }
-
-    fn set_build_cache(&self, state: String) {
-        *self.build_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
-    }
-
-    pub fn unregister(&self, id: &DeploymentId) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
-    }
-
-    /// Cancels the jobs with these ids; returns their `done` tokens.
-    pub fn cancel_jobs(
-        &self,
-        ids: &[DeploymentId],
-        reason: CancelReason,
-    ) -> Vec<CancellationToken> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        ids.iter()
-            .filter_map(|id| jobs.get(id))
-            .map(|job| {
-                job.cancel_with(reason.clone());
-                job.done.clone()
-            })
-            .collect()
-    }
-
-    /// Cancels every unsettled job of `sandbox`; returns their `done`
-    /// tokens.
-    pub fn cancel_sandbox_jobs(
-        &self,
-        sandbox: &str,
-        reason: CancelReason,
-    ) -> Vec<CancellationToken> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.values()
-            .filter(|job| job.sandbox == sandbox)
-            .map(|job| {
-                job.cancel_with(reason.clone());
-                job.done.clone()
-            })
-            .collect()
-    }
-
-    /// The worktree locks of `sandbox`'s services.
-    pub fn sandbox_worktree_locks(&self, sandbox: &str) -> Vec<WorktreeLock> {
-        let locks = self
-            .worktree_locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        locks
-            .iter()
-            .filter(|((s, _), _)| s == sandbox)
-            .map(|(_, lock)| lock.clone())
-            .collect()
-    }
-
-    pub(crate) fn running(&self) -> Vec<DeploymentId> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<DeploymentId> = jobs.keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-}
 
 /// Docker can publish only on an address of this host; an agent
 /// configured with another one (a typo, the wrong host's file) would fail
@@ -246,7 +112,7 @@ pub async fn run(
         build_cache: Mutex::new(None),
         builds: tokio::sync::watch::Sender::new(0),
         log_streams: std::sync::atomic::AtomicU32::new(0),
-        host: crate::hostname(),
+        host: crate::host::hostname(),
     });
     tracing::info!(agent_id = agent.agent_id(), kind, base_image = %agent.base_image, toolchains = %toolchains.join(", "), "agent started");
 
@@ -306,163 +172,6 @@ fn absolute_dir(path: &Path, create: bool) -> Result<PathBuf, AgentError> {
         Ok(p) => Ok(p),
         Err(_) if !create => std::path::absolute(path).map_err(err),
         Err(e) => Err(err(e)),
-    }
-}
-
-pub(crate) async fn respond<T: Serialize>(
-    agent: &Agent,
-    reply: Option<async_nats::Subject>,
-    body: &Reply<T>,
-) {
-    let Some(reply) = reply else {
-        tracing::warn!("request without a reply subject; not answered");
-        return;
-    };
-    if let Err(err) = agent.client.publish(reply, Bytes::from(encode(body))).await {
-        tracing::warn!(error = %err, "cannot send a reply");
-    }
-}
-
-pub(crate) fn bad_request(message: impl Into<String>) -> RpcError {
-    RpcError::new(RpcErrorCode::BadRequest, message)
-}
-
-/// Checks a request before anything touches git or Docker; the error is
-/// for the requester (no host paths, no credential). Returns the repo's
-/// origin URL.
-async fn check_request(agent: &Agent, request: &DeployRequest) -> Result<String, RpcError> {
-    sdp_bus::validate::repo(&request.repo).map_err(|e| bad_request(e.to_string()))?;
-    sdp_bus::validate::branch(&request.branch).map_err(|e| bad_request(e.to_string()))?;
-    sdp_bus::validate::resource_name("sandbox", &request.sandbox)
-        .map_err(|e| bad_request(e.to_string()))?;
-    if let Some(commit) = &request.commit {
-        sdp_bus::validate::commit(commit).map_err(|e| bad_request(e.to_string()))?;
-    }
-    if let Some(key) = request.env.keys().find(|k| !job::is_env_key(k)) {
-        return Err(bad_request(format!(
-            "invalid env key {key:?}: use [A-Za-z_][A-Za-z0-9_]*"
-        )));
-    }
-    // The control plane refuses these when they are written; a message
-    // that still has one is hostile or stale, and nothing must start.
-    if let Some(key) = request
-        .env
-        .keys()
-        .find(|k| sdp_bus::service::is_reserved_env_key(k))
-    {
-        return Err(bad_request(format!(
-            "env key {key:?} is reserved: SDP sets PORT and every SDP_* variable itself; remove it from the sandbox's environment"
-        )));
-    }
-    let repos_dir = agent.config.repos_dir.clone();
-    let repo = request.repo.clone();
-    let schemes = agent.config.git.allowed_schemes.clone();
-    tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
-        .await
-        .map_err(|e| {
-            RpcError::new(
-                RpcErrorCode::Internal,
-                format!("checking the repo failed: {e}"),
-            )
-        })?
-        .map_err(RpcError::from)
-}
-
-pub(crate) async fn handle_deploy(agent: Arc<Agent>, message: async_nats::Message) {
-    let reply = message.reply.clone();
-    let request: DeployRequest = match decode(&message.payload) {
-        Ok(request) => request,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot decode a deploy request");
-            let body = Reply::<DeployAccepted>::err(bad_request(format!(
-                "cannot decode the deploy request: {err}"
-            )));
-            respond(&agent, reply, &body).await;
-            return;
-        }
-    };
-    let id = request.deployment_id.clone();
-    let accepted = Reply::ok(DeployAccepted {
-        agent_id: agent.agent_id().to_owned(),
-    });
-    if !subject::is_token(id.as_str()) {
-        respond(
-            &agent,
-            reply,
-            &Reply::<DeployAccepted>::err(bad_request("invalid deployment id")),
-        )
-        .await;
-        return;
-    }
-    let url = match check_request(&agent, &request).await {
-        Ok(url) => url,
-        Err(err) => {
-            tracing::info!(deployment = %id, repo = %request.repo, error = %err, "deploy request refused");
-            respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
-            return;
-        }
-    };
-    if agent.shutdown.is_cancelled() {
-        let err = RpcError::new(RpcErrorCode::Unavailable, "the agent is shutting down");
-        respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
-        return;
-    }
-    // Listen for cancels before accepting, so none can be missed.
-    let cancels = match agent.client.subscribe(subject::deploy_cancel(&id)).await {
-        Ok(subscriber) => subscriber,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot subscribe to deploy.cancel");
-            let err = RpcError::new(
-                RpcErrorCode::Unavailable,
-                "the agent cannot reach NATS properly",
-            );
-            respond(&agent, reply, &Reply::<DeployAccepted>::err(err)).await;
-            return;
-        }
-    };
-    let registered = {
-        let mut jobs = agent.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if jobs.contains_key(&id) {
-            None
-        } else {
-            let handle = Arc::new(JobHandle::new(
-                id.clone(),
-                request.sandbox.clone(),
-                request.repo.clone(),
-                agent.shutdown.child_token(),
-            ));
-            let mut superseded = Vec::new();
-            for other in jobs.values() {
-                if other.sandbox == request.sandbox && other.repo == request.repo {
-                    other.cancel_with(CancelReason::Superseded(id.clone()));
-                    superseded.push(other.done.clone());
-                }
-            }
-            jobs.insert(id.clone(), handle.clone());
-            Some((handle, superseded))
-        }
-    };
-    let Some((handle, superseded)) = registered else {
-        // A retried request: already ours.
-        respond(&agent, reply, &accepted).await;
-        return;
-    };
-    tracing::info!(deployment = %id, sandbox = %request.sandbox, repo = %request.repo, branch = %request.branch, "deployment accepted");
-    respond(&agent, reply, &accepted).await;
-    let tasks = agent.tasks.clone();
-    tasks.spawn(job::run_job(
-        agent, handle, request, url, cancels, superseded,
-    ));
-}
-
-/// A build in flight (see [`Agent::building`]).
-pub struct BuildGuard<'a> {
-    agent: &'a Agent,
-}
-
-impl Drop for BuildGuard<'_> {
-    fn drop(&mut self) {
-        self.agent.builds.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

@@ -17,7 +17,8 @@ use sdp_bus::{
     RpcErrorCode,
 };
 
-use crate::agent::{Agent, bad_request};
+use crate::reply::bad_request;
+use crate::state::Agent;
 
 /// Listing the remote's heads.
 const LIST_TIMEOUT: Duration = Duration::from_secs(15);

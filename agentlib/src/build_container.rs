@@ -28,6 +28,7 @@ use sdp_bus::LogStream;
 use crate::config::{AgentConfig, BuildUser};
 use crate::error::{AgentError, DeployError};
 use crate::events::{EventSink, OutputLine};
+pub use crate::host::agent_user;
 
 /// The agent whose build this container is.
 pub const LABEL_BUILD_AGENT: &str = "sdp.build.agent";
@@ -521,13 +522,6 @@ fn output_line(stream: LogStream, bytes: &[u8]) -> OutputLine {
         end -= 1;
     }
     OutputLine::now(stream, String::from_utf8_lossy(&bytes[..end]))
-}
-
-/// The uid and gid the agent runs as (from `/proc/self`, which belongs to
-/// the process's own user).
-pub fn agent_user() -> (u32, u32) {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or((u32::MAX, u32::MAX), |m| (m.uid(), m.gid()))
 }
 
 /// `chown -hR uid:gid dir`, never following a symlink.

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::{AgentConfig, Flavour};
+use crate::config::AgentConfig;
+use crate::flavour::Flavour;
 
 /// The whole `main` of an agent binary named `name`.
 pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) -> ExitCode {
@@ -56,7 +57,7 @@ pub fn main(name: &'static str, about: &'static str, flavour: Arc<dyn Flavour>) 
     }
     runtime.block_on(async {
         let shutdown = sdp_bus::process::shutdown_on_signal();
-        match crate::run(config, flavour, shutdown).await {
+        match crate::agent::run(config, flavour, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 let chain = sdp_bus::process::error_chain(&err);

@@ -5,10 +5,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::error::ConfigError;
-
 mod container;
 pub use container::ContainerConfig;
+
+/// A config value serde accepts but the agent cannot use, naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {reason}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub reason: String,
+}
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -397,7 +403,7 @@ fn default_health_path() -> String {
 /// The host name with every character that is not a subject-token
 /// character replaced by `-`.
 fn default_agent_id() -> String {
-    let host = crate::hostname();
+    let host = crate::host::hostname();
     let cleaned: String = host
         .chars()
         .map(|c| {
@@ -559,7 +565,7 @@ impl AgentConfig {
         if let Some(user) = self.build.user {
             return user;
         }
-        match crate::build_container::agent_user() {
+        match crate::host::agent_user() {
             (0, _) | (u32::MAX, _) => BuildUser {
                 uid: 65534,
                 gid: 65534,

@@ -8,12 +8,7 @@ use std::path::PathBuf;
 
 use sdp_bus::DeploymentId;
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {key}: {reason}")]
-pub struct ConfigError {
-    pub key: &'static str,
-    pub reason: String,
-}
+pub use crate::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -7,17 +7,16 @@
 //! is checked after the fetch, before the worktree or anything else changes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sdp_bus::{DeployRequest, DeploymentId, EventBody, ServiceSettings, Status};
+use sdp_bus::{DeployRequest, EventBody, ServiceSettings, Status};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Agent;
 use crate::docker;
 use crate::error::DeployError;
 use crate::events::EventSink;
@@ -25,72 +24,14 @@ use crate::flavour::BuildContext;
 use crate::git::FetchSpec;
 use crate::last_words;
 use crate::service;
+use crate::state::Agent;
+pub use crate::state::{CancelReason, JobHandle};
 
 /// Health checks start quickly (a small service listens within tens of
 /// milliseconds of its start) and back off to [`HEALTH_EVERY`].
 const HEALTH_FIRST: Duration = Duration::from_millis(25);
 const HEALTH_EVERY: Duration = Duration::from_millis(250);
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Clone, Debug)]
-pub enum CancelReason {
-    User,
-    Superseded(DeploymentId),
-    /// `agent.cmd.<id>.teardown` of the job's sandbox.
-    Teardown,
-    /// The control plane settled the deployment while this agent was
-    /// silent (stalled, partitioned): it is no longer this agent's.
-    Abandoned,
-}
-
-/// What the agent knows of an unsettled job.
-pub struct JobHandle {
-    pub id: DeploymentId,
-    pub sandbox: String,
-    pub repo: String,
-    pub cancel: CancellationToken,
-    reason: Mutex<Option<CancelReason>>,
-    /// Fires when the job has published its result and cleaned up.
-    pub done: CancellationToken,
-}
-
-impl JobHandle {
-    pub fn new(id: DeploymentId, sandbox: String, repo: String, cancel: CancellationToken) -> Self {
-        Self {
-            id,
-            sandbox,
-            repo,
-            cancel,
-            reason: Mutex::new(None),
-            done: CancellationToken::new(),
-        }
-    }
-
-    /// Cancels the job; the first reason given wins.
-    pub fn cancel_with(&self, reason: CancelReason) {
-        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(reason);
-        }
-        drop(slot);
-        self.cancel.cancel();
-    }
-
-    fn cancel_error(&self) -> DeployError {
-        match self
-            .reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            Some(CancelReason::User) => DeployError::Cancelled,
-            Some(CancelReason::Superseded(by)) => DeployError::Superseded(by),
-            Some(CancelReason::Teardown) => DeployError::TornDown,
-            Some(CancelReason::Abandoned) => DeployError::Abandoned,
-            None => DeployError::Shutdown,
-        }
-    }
-}
 
 pub use sdp_bus::service::is_env_key;
 

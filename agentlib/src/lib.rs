@@ -2,7 +2,7 @@
 //! [`Flavour`] and calls [`run`].
 //!
 //! What runs inside [`run`] (one NATS connection, one Docker client):
-//! - the request loop ([`agent`]): `deploy.request.<kind>` and
+//! - the request loop ([`agent`]): `deploy.request.<kind>` ([`deploy`]) and
 //!   `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}`, all
 //!   in queue group `agents.<kind>`, and `agent.cmd.<agent_id>.{teardown,reconcile}`
 //!   ([`rpc`]); each message is handled in its own task;
@@ -27,12 +27,21 @@
 //! Shutdown: the caller's token stops the loops and cancels the jobs; they
 //! publish their results within a bounded grace period. [`cli::main`] is
 //! the whole `main` of an agent binary (config, tracing, signals).
+//!
+//! Module layers (no module imports one above it; `scripts/lib/cycles.sh`
+//! checks that no import circle forms): [`cli`] → [`agent`] (the loop,
+//! heartbeats) → [`rpc`] (the table of subjects) → the handlers
+//! ([`deploy`], [`branch_status`], [`probe`], [`runtime_logs`]) → [`job`] →
+//! [`reply`] and [`state`] (the [`state::Agent`] every handler shares, the
+//! table of unsettled jobs) → the parts (git, Docker, flavours, config,
+//! [`host`]).
 
 pub mod agent;
 pub mod branch_status;
 pub mod build_container;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod events;
@@ -42,13 +51,16 @@ pub mod git_store;
 pub mod go_toolchains;
 pub mod go_version;
 pub mod gomod;
+pub mod host;
 pub mod job;
 pub mod last_words;
 pub mod php;
 pub mod probe;
+pub mod reply;
 pub mod rpc;
 pub mod runtime_logs;
 pub mod service;
+pub mod state;
 
 pub use agent::run;
 pub use build_container::BuildBox;
@@ -56,14 +68,5 @@ pub use config::AgentConfig;
 pub use error::{AgentError, ConfigError, DeployError};
 pub use events::{EventSink, OutputLine};
 pub use flavour::{BuildContext, ContainerSpec, Flavour, GoFlavour};
+pub use host::hostname;
 pub use php::PhpFlavour;
-
-/// The host's name (for heartbeats and the default agent id).
-pub fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}

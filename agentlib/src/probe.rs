@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use sdp_bus::{Probe, ProbeHop, ProbeReport, Route, RouteCheck, RpcError};
 
-use crate::agent::{Agent, bad_request};
 use crate::docker;
 use crate::error::DeployError;
+use crate::reply::bad_request;
+use crate::state::Agent;
 
 /// The bound of one target's check, inside the container.
 pub const TARGET_TIMEOUT_SECS: u64 = 5;

@@ -1,6 +1,6 @@
 //! What the agent serves, as one table ([`subscribe_all`]): each subject,
 //! whether it is shared by the kind's queue group, and its handler.
-//! `deploy.request.<kind>` (handled in [`crate::agent`]) and
+//! `deploy.request.<kind>` (handled in [`crate::deploy`]) and
 //! `agent.rpc.<kind>.{verify_credentials,list_repos,list_branches}` go to
 //! one agent of the kind (queue group `agents.<kind>`);
 //! `agent.cmd.<agent_id>.{teardown,reconcile,container_logs}` to this agent
@@ -23,11 +23,13 @@ use sdp_bus::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::agent::{Agent, bad_request, handle_deploy, respond};
+use crate::deploy::handle_deploy;
 use crate::docker;
 use crate::error::AgentError;
-use crate::job::{CancelReason, SANDBOX_DIRS};
+use crate::job::SANDBOX_DIRS;
+use crate::reply::{bad_request, respond};
 use crate::service;
+use crate::state::{Agent, CancelReason};
 
 const GIT_TIMEOUT: Duration = Duration::from_secs(30);
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -27,7 +27,8 @@ use sdp_bus::{
 };
 use tokio::time::Instant;
 
-use crate::agent::{Agent, bad_request, respond};
+use crate::reply::{bad_request, respond};
+use crate::state::Agent;
 
 /// The most batches a control plane may leave unacknowledged.
 pub const MAX_WINDOW: u32 = 64;

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use sdp_bus::ServiceOverrides;
 use chrono::{DateTime, Utc};
+use sdp_bus::ServiceOverrides;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -2,8 +2,8 @@
 //! look like, cancel's answer, and the queries of runtime logs and of the
 //! deployment WebSocket.
 
-use sdp_bus::{DeploymentId, Status};
 use chrono::{DateTime, Utc};
+use sdp_bus::{DeploymentId, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use sdp_bus::{DeploymentId, RouteSource, Status};
 use chrono::{DateTime, Utc};
+use sdp_bus::{DeploymentId, RouteSource, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

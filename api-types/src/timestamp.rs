@@ -35,9 +35,7 @@ pub mod option {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
         #[derive(Deserialize)]
         struct Wrapped(#[serde(with = "super")] DateTime<Utc>);
         Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(at)| at))

@@ -4,7 +4,7 @@
 //!
 //! A heartbeat is believed only for the agent its subject names: one whose
 //! body names another agent id or kind is dropped and counted
-//! ([`crate::metrics::Refusal::HeartbeatForged`]); NATS permissions let
+//! ([`crate::counters::Refusal::HeartbeatForged`]); NATS permissions let
 //! each agent user publish only on its own heartbeat subject.
 //!
 //! Heartbeats say which repos an agent holds (the kind a repo's deployment
@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use sdp_api::AgentView;
 
+use crate::counters::{BusRefusals, Refusal};
 use crate::events::publish_failure;
-use crate::metrics::{BusRefusals, Refusal};
 use crate::store::Store;
 
 mod verdict;
@@ -294,10 +294,7 @@ pub async fn watchdog(
                 .unwrap_or_default();
             let heard = agents.get(agent_id).map(|seen| verdict::Heard {
                 silent_for: seen.at.elapsed(),
-                working_on_it: seen
-                    .heartbeat
-                    .running
-                    .contains(&deployment.id),
+                working_on_it: seen.heartbeat.running.contains(&deployment.id),
             });
             let reason = verdict::verdict(agent_id, heard, started.elapsed(), quiet_for, timeout);
             if let Some(reason) = reason {

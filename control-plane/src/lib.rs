@@ -2,8 +2,10 @@
 //!
 //! [`run`] starts, on one tokio runtime:
 //! - the axum server ([`api`]): REST under `/api`, the deployment
-//!   WebSocket bridge, health probes, `/metrics` ([`metrics`]), the
-//!   embedded dashboard;
+//!   WebSocket bridge, health probes, `/metrics` ([`metrics`], with the
+//!   live [`counters`]), the embedded dashboard, and in front of every
+//!   route the preview entry ([`api::preview`]: a request for
+//!   `<sandbox>.<preview_domain>` goes to that sandbox's gateway);
 //! - the heartbeat follower and the agent watchdog ([`agents`]), which fails
 //!   deployments whose agent went silent (publishing the failure through
 //!   [`events`]);
@@ -39,6 +41,13 @@
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
 //!
+//! Module layers: [`run`] → [`api`] (its router → the handlers → their
+//! shared `access` and `view` helpers and `cookie`) → the orchestrator,
+//! the agent registry and client → [`store`], [`config`], [`counters`].
+//! No module imports one above it, except that a submodule may use its
+//! parent's items (the handlers `api`'s `AppState`);
+//! `scripts/lib/cycles.sh` checks that no import circle forms.
+//!
 //! It talks to agents only over NATS (`sdp_bus::subject`): deploy requests,
 //! RPCs, commands and cancels out, progress events (JetStream
 //! `DEPLOY_PROGRESS`) and heartbeats in. Shutdown: the caller's token stops
@@ -49,11 +58,11 @@ pub mod agents;
 pub mod api;
 pub mod client_addr;
 pub mod config;
+pub mod counters;
 pub mod events;
 pub mod metrics;
 pub mod orchestrator;
 pub mod persister;
-pub mod preview;
 pub mod probe;
 pub mod repos;
 pub mod routing;
@@ -224,7 +233,7 @@ pub async fn run(
         registry,
         nats,
         orchestrator,
-        viewers: metrics::Viewers::default(),
+        viewers: counters::Viewers::default(),
         throttle: throttle::LoginThrottle::new(
             config.auth.throttle_user_failures,
             config.auth.throttle_address_failures,

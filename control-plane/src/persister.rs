@@ -29,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sdp_bus::{DeploymentId, Event, EventBody, Status, decode};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{BusRefusals, Refusal};
+use crate::counters::{BusRefusals, Refusal};
 use crate::store::{self, StoreError};
 
 /// Most events written in one transaction.

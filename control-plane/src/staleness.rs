@@ -23,7 +23,6 @@ use crate::store::{Deployment, Store, StoreError};
 const BRANCH_STATUS_TIMEOUT: Duration = Duration::from_secs(40);
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 /// The staleness of every running service of `sandbox`, asking the agents
 /// with `credential`.
 pub async fn staleness(

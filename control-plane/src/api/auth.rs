@@ -11,28 +11,12 @@ use sdp_bus::{CredentialsVerified, GitCredential, Secret, VerifyCredentials};
 
 use sdp_api::{LoginBody, LoginResponse, Me, User};
 
+use super::cookie::cookie_name;
 use super::openapi::ErrorBody;
 use super::{ApiError, ApiJson, AppState};
 use crate::agent_client::AgentCallError;
-use crate::config::HttpConfig;
 use crate::sessions::Session;
 use crate::throttle::Throttled;
-
-/// The session cookie without `http.secure_cookies`.
-pub const COOKIE: &str = "sdp_session";
-/// The session cookie with `http.secure_cookies`: browsers take a
-/// `__Host-` cookie only from the host itself, over HTTPS, with `Path=/`
-/// and no `Domain`, so no other host of the site can plant one.
-pub const SECURE_COOKIE: &str = "__Host-sdp_session";
-
-/// The name of the session cookie under this config.
-pub fn cookie_name(http: &HttpConfig) -> &'static str {
-    if http.secure_cookies {
-        SECURE_COOKIE
-    } else {
-        COOKIE
-    }
-}
 
 /// The session token a request presents, and how.
 pub struct Presented {

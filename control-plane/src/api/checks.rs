@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 
 use sdp_api::SandboxStaleness;
 
+use super::access::{credential, sandbox_for_change};
 use super::openapi::ErrorBody;
-use super::sandboxes::{credential, sandbox_for_change};
 use super::{ApiError, AppState};
 use crate::probe::{ProbeError, ProbeResult};
 use crate::sessions::Session;

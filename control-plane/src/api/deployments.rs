@@ -12,8 +12,8 @@ use serde_json::json;
 
 use sdp_api::{CancelRequested, DeploymentStarted, ListQuery, NewDeployment};
 
+use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
-use super::sandboxes::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{DeployError, Pin, Requester, Started};
 use crate::sessions::Session;

@@ -1,65 +1,20 @@
 //! Following a branch: `PUT /api/sandboxes/{name}/services/{repo}`
 //! `{follow}` turns it on or off for one service of a sandbox (owner or
-//! admin), and every sandbox view shows each service's `follow` and, when
+//! admin); every sandbox view shows each service's `follow` and, when
 //! a push it follows could not be deployed, `pushed_head` ("behind: deploy
-//! by hand"). The push side is `orchestrator/follow.rs`.
-
-use std::collections::HashMap;
+//! by hand"; `view.rs`). The push side is `orchestrator/follow.rs`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use sdp_bus::validate;
 
-use sdp_api::{PushedHead, ServiceFollow, ServiceView};
+use sdp_api::{ServiceFollow, ServiceView};
 
+use super::access::{check_sandbox_name, sandbox_for_change};
 use super::openapi::ErrorBody;
-use super::sandboxes::{check_sandbox_name, sandbox_for_change, view};
+use super::view::view;
 use super::{ApiError, ApiJson, AppState};
-use crate::orchestrator::follow::BEHIND_NOTE;
 use crate::sessions::Session;
-
-/// Sets `follow` and `pushed_head` on a sandbox's services. A recorded
-/// push shows until a deployment of the service made after it, or one
-/// that runs its commit.
-pub(super) fn mark(
-    state: &AppState,
-    sandbox: &str,
-    services: &mut [ServiceView],
-) -> Result<(), ApiError> {
-    let follows: HashMap<String, crate::store::Follow> = state
-        .store
-        .follows(sandbox)?
-        .into_iter()
-        .map(|f| (f.repo.clone(), f))
-        .collect();
-    for service in services {
-        let Some(follow) = follows.get(&service.repo) else {
-            continue;
-        };
-        service.follow = follow.follow;
-        let Some((commit, at)) = &follow.pushed else {
-            continue;
-        };
-        if service.commit.as_deref() == Some(commit.as_str()) {
-            continue;
-        }
-        let deployed_since = match &service.deployment_id {
-            Some(id) => state
-                .store
-                .deployment(id)?
-                .is_some_and(|d| d.created_at > *at),
-            None => false,
-        };
-        if !deployed_since {
-            service.pushed_head = Some(PushedHead {
-                commit: commit.clone(),
-                at: crate::store::columns::timestamp_text(*at),
-                note: BEHIND_NOTE.to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// Turns following its branch on or off for a service of the sandbox
 /// (owner or admin): a push to the branch of its newest deployment then

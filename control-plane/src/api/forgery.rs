@@ -20,7 +20,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{cookie_name, presented_token};
+use super::auth::presented_token;
+use super::cookie::cookie_name;
 use super::{ApiError, AppState};
 use crate::config::HttpConfig;
 

@@ -3,20 +3,24 @@
 //! document of all but the dashboard is generated from the handlers
 //! ([`openapi`]) and served at `/api/openapi.json`.
 
+mod access;
 mod auth;
 mod catalog;
 mod checks;
+mod cookie;
 mod deployments;
 mod error;
 mod follow;
 mod forgery;
 mod hooks;
 mod openapi;
+pub mod preview;
 mod repos;
 mod runtime_logs;
 mod sandboxes;
 mod service_env;
 mod unread_body;
+mod view;
 mod ws;
 
 use std::sync::Arc;
@@ -38,7 +42,7 @@ use crate::config::Config;
 use crate::sessions::{Session, Sessions};
 use crate::store::Store;
 
-pub use auth::COOKIE as SESSION_COOKIE;
+pub use cookie::COOKIE as SESSION_COOKIE;
 pub use error::{ApiError, ApiJson};
 pub use hooks::Hooks;
 
@@ -54,7 +58,7 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub orchestrator: crate::orchestrator::Orchestrator,
     pub throttle: crate::throttle::LoginThrottle,
-    pub viewers: crate::metrics::Viewers,
+    pub viewers: crate::counters::Viewers,
     /// Push webhooks: the secret and the deliveries already handled.
     pub hooks: Hooks,
     /// Each user's open WebSockets and runtime-log streams.
@@ -139,7 +143,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::preview::entry,
+            preview::entry,
         ))
         .with_state(state)
 }
@@ -262,7 +266,7 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let cookie = auth::cookie_name(&state.config.http);
+        let cookie = cookie::cookie_name(&state.config.http);
         let Some(presented) = auth::presented_token(&parts.headers, cookie)? else {
             return Err(ApiError::unauthorized("log in first: no session"));
         };

@@ -80,7 +80,7 @@ impl Modify for Contract {
         components.add_security_scheme(
             COOKIE,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                super::auth::COOKIE,
+                super::cookie::COOKIE,
                 "Set by `POST /api/login` (HttpOnly, SameSite=Strict).",
             ))),
         );

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use sdp_bus::{BranchInfo, RepoInfo, validate};
 
+use super::access::credential;
 use super::openapi::ErrorBody;
-use super::sandboxes::credential;
 use super::{ApiError, AppState};
 use crate::sessions::Session;
 

@@ -6,142 +6,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sdp_bus::{GitCredential, RouteSource, Status, validate};
+use sdp_bus::{RouteSource, Status, validate};
 
 use sdp_api::{
-    RouteBody, SandboxPatch, SandboxView, ServiceView, TemplateDeploy, TemplateDeployStarted,
-    TemplateDeployment,
+    RouteBody, SandboxPatch, SandboxView, TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 
+use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
+use super::view::view;
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
-use crate::store::{NewSandbox, Sandbox, StoreError, is_constraint};
-
-pub(super) fn check_sandbox_name(name: &str) -> Result<(), ApiError> {
-    Ok(validate::resource_name("sandbox name", name)?)
-}
-
-/// Whether the caller is in `auth.admins`.
-pub(super) fn is_admin(state: &AppState, session: &Session) -> bool {
-    state.config.auth.admins.contains(&session.username)
-}
-
-/// 403: the sandbox is someone else's.
-pub(super) fn not_owner(name: &str, owner: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("sandbox {name} belongs to {owner}; only its owner or an admin may change it"),
-    )
-}
-
-/// A store error as the API answers it: a deployment refused because the
-/// sandbox became someone else's is a 403, anything else a 500.
-pub(super) fn store_error(err: StoreError) -> ApiError {
-    match err {
-        StoreError::NotOwner { sandbox, owner } => not_owner(&sandbox, &owner),
-        err => err.into(),
-    }
-}
-
-/// The sandbox, if the caller may change it: its owner or an admin.
-pub(super) fn sandbox_for_change(
-    state: &AppState,
-    session: &Session,
-    name: &str,
-) -> Result<Sandbox, ApiError> {
-    let sandbox = state
-        .store
-        .sandbox(name)?
-        .ok_or_else(|| ApiError::not_found("sandbox"))?;
-    if sandbox.owner != session.username && !is_admin(state, session) {
-        return Err(not_owner(name, &sandbox.owner));
-    }
-    Ok(sandbox)
-}
-
-pub(super) fn credential(state: &AppState, session: &Session) -> Result<GitCredential, ApiError> {
-    state.sessions.credential(session).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "credential_expired",
-            "the control plane restarted since you logged in: log in again to deploy",
-        )
-    })
-}
-
-pub(super) async fn view(
-    state: &AppState,
-    sandbox: Sandbox,
-    with_routes: bool,
-) -> Result<SandboxView, ApiError> {
-    let latest = state.store.latest_deployments(&sandbox.name)?;
-    let template = match &sandbox.template {
-        Some(name) => state.store.template(name)?,
-        None => None,
-    };
-    let gateway_url = state.store.running_gateway_url(&sandbox.name)?;
-    let preview_url =
-        state.config.http.preview_domain.as_ref().map(|domain| {
-            crate::preview::url(domain, state.config.http.secure_cookies, &sandbox.name)
-        });
-    let mut services: Vec<ServiceView> = latest
-        .into_iter()
-        .map(|d| ServiceView {
-            repo: d.repo,
-            kind: Some(d.kind),
-            branch: Some(d.branch),
-            status: Some(d.status),
-            deployment_id: Some(d.id.into()),
-            commit: d.commit,
-            url: d.url,
-            follow: false,
-            pushed_head: None,
-            env_keys: Vec::new(),
-        })
-        .collect();
-    if let Some(template) = &template {
-        let planned = template.gateway.iter().chain(template.services.iter());
-        for planned in planned {
-            if !services.iter().any(|s| s.repo == planned.repo) {
-                services.push(ServiceView {
-                    repo: planned.repo.clone(),
-                    kind: None,
-                    branch: Some(planned.branch.clone()),
-                    status: None,
-                    deployment_id: None,
-                    commit: None,
-                    url: None,
-                    follow: false,
-                    pushed_head: None,
-                    env_keys: Vec::new(),
-                });
-            }
-        }
-    }
-    services.sort_by(|a, b| a.repo.cmp(&b.repo));
-    super::follow::mark(state, &sandbox.name, &mut services)?;
-    let mut env_keys = state.store.service_env_keys(&sandbox.name)?;
-    for service in &mut services {
-        service.env_keys = env_keys.remove(&service.repo).unwrap_or_default();
-    }
-    let routes = if with_routes {
-        Some(state.orchestrator.route_table(&sandbox).await?.routes)
-    } else {
-        None
-    };
-    Ok(SandboxView {
-        effective_environment: crate::routing::environment_name(&sandbox, template.as_ref()),
-        sandbox,
-        services,
-        gateway_url,
-        preview_url,
-        routes,
-    })
-}
+use crate::store::{NewSandbox, is_constraint};
 
 /// Every sandbox.
 #[utoipa::path(

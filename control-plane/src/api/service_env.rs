@@ -13,8 +13,9 @@ use sdp_bus::{service, validate};
 
 use sdp_api::{ServiceEnv, ServiceEnvWrite};
 
+use super::access::{check_sandbox_name, is_admin, sandbox_for_change};
 use super::openapi::ErrorBody;
-use super::sandboxes::{check_sandbox_name, is_admin, sandbox_for_change, view};
+use super::view::view;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
 use crate::store::{Sandbox, Template};

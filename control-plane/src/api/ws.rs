@@ -29,7 +29,8 @@ use serde::Deserialize;
 
 use sdp_api::WsQuery;
 
-use super::auth::{cookie_name, token_from_headers};
+use super::auth::token_from_headers;
+use super::cookie::cookie_name;
 use super::runtime_logs::open_stream;
 use super::{ApiError, AppState};
 use crate::user_streams::StreamKind;

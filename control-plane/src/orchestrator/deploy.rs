@@ -8,8 +8,8 @@ use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
 use super::placement::{self, Reservation};
 use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
+use crate::counters::Refusal;
 use crate::events::publish_failure;
-use crate::metrics::Refusal;
 use crate::sessions::Session;
 use crate::store::{Editor, NewDeployment, RepoBranch, StoreError};
 

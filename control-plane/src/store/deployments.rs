@@ -434,7 +434,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::Editor;
+    use crate::store::guard::Editor;
 
     fn deploy(store: &Store, sandbox: &str, repo: &str, status: Status, at: &str) -> DeploymentId {
         let id = DeploymentId::generate();

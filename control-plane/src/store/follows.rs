@@ -97,7 +97,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewDeployment;
+    use crate::store::deployments::NewDeployment;
 
     fn deploy(store: &Store, sandbox: &str, repo: &str, branch: &str) -> DeploymentId {
         let id = DeploymentId::generate();

@@ -26,7 +26,7 @@ pub use catalog::{
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use follows::{Follow, Follower};
 pub use guard::{Editor, Guarded};
-pub use sandboxes::{NewSandbox, Sandbox, StoredRoute, expiry_after};
+pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,4 +106,10 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// Now, as the store writes timestamps ([`columns::timestamp_text`]).
 pub(crate) fn now_rfc3339() -> String {
     columns::timestamp_text(chrono::Utc::now())
+}
+
+/// `ttl_hours` from now, as expiries are stored (here, not in
+/// `sandboxes.rs`: deployments and sandboxes both set one).
+pub fn expiry_after(ttl_hours: u32) -> String {
+    columns::timestamp_text(chrono::Utc::now() + chrono::Duration::hours(i64::from(ttl_hours)))
 }

@@ -1,14 +1,13 @@
 //! Sandboxes and their stored routes (`sandbox` and `manual`; environment
 //! routes are derived, see `crate::routing`).
 
-use chrono::{Duration as ChronoDuration, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
 
 pub use sdp_api::Sandbox;
 
 use super::deployments::Deployment;
-use super::{Store, StoreError, columns, now_rfc3339, status};
+use super::{Store, StoreError, columns, expiry_after, now_rfc3339, status};
 
 pub struct NewSandbox<'a> {
     pub name: &'a str,
@@ -41,11 +40,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         pinned: row.get(6)?,
         ttl_hours: row.get(7)?,
     })
-}
-
-/// The stored expiry of a sandbox renewed now with `ttl_hours`.
-pub fn expiry_after(ttl_hours: u32) -> String {
-    columns::timestamp_text(Utc::now() + ChronoDuration::hours(i64::from(ttl_hours)))
 }
 
 impl Store {

@@ -89,7 +89,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewSandbox;
+    use crate::store::sandboxes::NewSandbox;
 
     #[test]
     fn env_is_replaced_removed_and_goes_with_the_sandbox() {

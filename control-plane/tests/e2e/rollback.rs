@@ -86,7 +86,10 @@ async fn deploy_a_then_b_then_roll_back_to_a_and_refuse_a_commit_off_the_branch(
     let third = started.id.to_string();
     let deployment = wait_for_status(&client, &third, Status::Running).await;
     assert_eq!(deployment.commit.as_deref(), Some(a.as_str()));
-    assert_eq!(deployment.redeploy_of.as_ref().map(|id| id.as_str()), Some(first.as_str()));
+    assert_eq!(
+        deployment.redeploy_of.as_ref().map(|id| id.as_str()),
+        Some(first.as_str())
+    );
     assert!(deployment.live);
     // The service keeps its port: the same URL answers with A again.
     assert_eq!(deployment.url.as_deref(), Some(url.as_str()));

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use sdp_bus::validate;
 
-use crate::api::{ApiError, AppState};
+use super::{ApiError, AppState};
 use crate::config::PreviewDomain;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -282,7 +282,7 @@ fn sets_session_cookie(set_cookie: &[u8]) -> bool {
         .iter()
         .find_map(|prefix| name.strip_prefix(prefix))
         .unwrap_or(&name);
-    name == crate::api::SESSION_COOKIE
+    name == super::SESSION_COOKIE
 }
 
 #[cfg(test)]
