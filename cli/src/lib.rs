@@ -20,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod exit;
 pub mod follow;
+pub mod nats;
 pub mod output;
 pub mod progress;
 pub mod session;

@@ -28,6 +28,7 @@ use sdp_bus::{
 };
 use serde::Serialize;
 
+use crate::nats::{self, NatsTarget};
 use crate::output::{self, Format};
 use crate::{CliError, Ctx, Exit};
 
@@ -59,6 +60,9 @@ pub struct AgentCheckArgs {
     /// A .creds file (JWT + nkey).
     #[arg(long, env = "SDP_NATS_CREDS")]
     pub nats_creds: Option<std::path::PathBuf>,
+    /// CA certificate for a TLS server.
+    #[arg(long, env = "SDP_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<std::path::PathBuf>,
     /// The repo to deploy (default: the first of the heartbeat's `repos`).
     #[arg(long)]
     pub repo: Option<String>,
@@ -116,7 +120,16 @@ pub async fn run(ctx: &Ctx, command: AgentCommand) -> Result<Exit, CliError> {
             args.kind
         )));
     }
-    let client = connect(ctx, &args).await?;
+    let client = nats::connect(
+        ctx,
+        "sdp-agent-check",
+        NatsTarget {
+            url: &args.nats_url,
+            creds: args.nats_creds.as_ref(),
+            tls_ca: args.nats_tls_ca.as_ref(),
+        },
+    )
+    .await?;
     let report = check(&client, &args).await;
     let failed = report.0.iter().any(|c| !c.ok);
     match ctx.format {
@@ -134,32 +147,6 @@ pub async fn run(ctx: &Ctx, command: AgentCommand) -> Result<Exit, CliError> {
         }
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
-}
-
-async fn connect(ctx: &Ctx, args: &AgentCheckArgs) -> Result<async_nats::Client, CliError> {
-    let mut options = match &args.nats_creds {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|source| CliError::File {
-                action: "read the NATS credentials in",
-                path: path.clone(),
-                source,
-            })?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    options = options
-        .name("sdp-agent-check")
-        .connection_timeout(Duration::from_secs(5));
-    if let (Some(user), Some(password)) = (&ctx.env.nats_user, &ctx.env.nats_password) {
-        options = options.user_and_password(user.clone(), password.clone());
-    }
-    options
-        .connect(args.nats_url.as_str())
-        .await
-        .map_err(|e| CliError::Nats {
-            url: args.nats_url.clone(),
-            source: Box::new(e),
-        })
 }
 
 /// Runs every check; a check that cannot run because an earlier one

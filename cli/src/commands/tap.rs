@@ -4,12 +4,11 @@
 //! and password only from `SDP_NATS_USER` / `SDP_NATS_PASSWORD`, never
 //! from arguments. Stops on Ctrl-C or after `--count` messages.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::args::TapArgs;
+use crate::nats::{self, NatsTarget};
 use crate::output;
 use crate::{CliError, Ctx, Exit};
 
@@ -25,37 +24,16 @@ pub async fn run(ctx: &Ctx, args: TapArgs) -> Result<Exit, CliError> {
         url: args.nats_url.clone(),
         source,
     };
-    let mut options = match &args.nats_creds {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|source| CliError::File {
-                action: "read the NATS credentials in",
-                path: path.clone(),
-                source,
-            })?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    options = options
-        .name("sdp-tap")
-        .connection_timeout(Duration::from_secs(5));
-    match (&ctx.env.nats_user, &ctx.env.nats_password) {
-        (Some(user), Some(password)) => {
-            options = options.user_and_password(user.clone(), password.clone());
-        }
-        (None, None) => {}
-        _ => {
-            return Err(CliError::Usage(
-                "set both SDP_NATS_USER and SDP_NATS_PASSWORD, or neither".to_owned(),
-            ));
-        }
-    }
-    if let Some(ca) = &args.nats_tls_ca {
-        options = options.add_root_certificates(ca.clone()).require_tls(true);
-    }
-    let client = options
-        .connect(args.nats_url.as_str())
-        .await
-        .map_err(|e| nats_error(Box::new(e)))?;
+    let client = nats::connect(
+        ctx,
+        "sdp-tap",
+        NatsTarget {
+            url: &args.nats_url,
+            creds: args.nats_creds.as_ref(),
+            tls_ca: args.nats_tls_ca.as_ref(),
+        },
+    )
+    .await?;
     let mut subscription = client
         .subscribe(args.subject.clone())
         .await
