@@ -139,18 +139,19 @@ func init() {{
     /// Moves the service's `main.go` to `<dir>/main.go` on `branch` (for
     /// `main_package` in `sdp.toml`), commits, pushes; returns the sha.
     pub fn move_main(&self, branch: &str, dir: &str) -> String {
-        self.source.change(branch, &format!("main in {dir}"), |work| {
-            // `git mv` makes no directories.
-            let target = work.join(dir);
-            std::fs::create_dir_all(&target)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
-            crate::cmd::run(
-                self.source
-                    .git()
-                    .args(["mv", "main.go"])
-                    .arg(format!("{dir}/main.go")),
-            );
-        })
+        self.source
+            .change(branch, &format!("main in {dir}"), |work| {
+                // `git mv` makes no directories.
+                let target = work.join(dir);
+                std::fs::create_dir_all(&target)
+                    .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
+                crate::cmd::run(
+                    self.source
+                        .git()
+                        .args(["mv", "main.go"])
+                        .arg(format!("{dir}/main.go")),
+                );
+            })
     }
 
     /// Commits a symlink `path` → `target` (any text, e.g. a host path
