@@ -50,7 +50,7 @@ pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
-    SandboxView, ServiceEnv, ServiceEnvWrite, ServiceFollow, ServiceView, TeardownReport,
+    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
     TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 pub use session::{LoginBody, LoginResponse, Me, User};

@@ -5,12 +5,12 @@
 
 mod access;
 mod auth;
+mod autodeploy;
 mod catalog;
 mod checks;
 mod cookie;
 mod deployments;
 mod error;
-mod follow;
 mod forgery;
 mod hooks;
 mod openapi;
@@ -107,7 +107,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::show))
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
-        .routes(routes!(follow::put_service))
+        .routes(routes!(autodeploy::put_service))
         .routes(routes!(
             service_env::show_service_env,
             service_env::put_service_env

@@ -14,15 +14,16 @@
 //!   ([`Orchestrator::reaper`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
-//! - [`follow`]: a push redeploys the services that follow its branch,
+//! - [`autodeploy`]: a push redeploys the services with autodeploy on for
+//!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
 //!
 //! Every request to an agent goes through [`AgentClient`].
 
+pub mod autodeploy;
 mod convergence;
 pub mod credentials;
 mod deploy;
-pub mod follow;
 pub mod placement;
 mod plan;
 mod reapply;

@@ -2,10 +2,10 @@
 //! sessions. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
+mod autodeploys;
 mod catalog;
 pub mod columns;
 mod deployments;
-mod follows;
 mod guard;
 mod migrations;
 pub(crate) mod results;
@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use autodeploys::{Autodeploy, AutodeployTarget};
 pub use catalog::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
 };
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
-pub use follows::{Follow, Follower};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
