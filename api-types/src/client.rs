@@ -165,7 +165,7 @@ impl Client {
             .await
     }
 
-    // --- catalog ---
+    // --- environments and templates ---
 
     /// `GET /api/environments`.
     pub async fn environments(&self) -> Result<Vec<Environment>> {

@@ -6,7 +6,6 @@
 mod access;
 mod auth;
 mod autodeploy;
-mod catalog;
 mod checks;
 mod cookie;
 mod deployments;
@@ -19,6 +18,7 @@ mod repos;
 mod runtime_logs;
 mod sandboxes;
 mod service_env;
+mod templates;
 mod unread_body;
 mod view;
 mod ws;
@@ -77,19 +77,22 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(repos::list))
         .routes(routes!(repos::branches))
         .routes(routes!(
-            catalog::list_environments,
-            catalog::create_environment
+            templates::list_environments,
+            templates::create_environment
         ))
         .routes(routes!(
-            catalog::show_environment,
-            catalog::update_environment,
-            catalog::delete_environment
+            templates::show_environment,
+            templates::update_environment,
+            templates::delete_environment
         ))
-        .routes(routes!(catalog::list_templates, catalog::create_template))
         .routes(routes!(
-            catalog::show_template,
-            catalog::update_template,
-            catalog::delete_template
+            templates::list_templates,
+            templates::create_template
+        ))
+        .routes(routes!(
+            templates::show_template,
+            templates::update_template,
+            templates::delete_template
         ))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(

@@ -42,7 +42,7 @@ pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::agents::Registry;
-use crate::repos::RepoCatalog;
+use crate::repos::AgentRepos;
 use crate::routing::{RouteTable, route_table};
 use crate::sessions::Sessions;
 use crate::store::{Sandbox, Store, StoreError};
@@ -75,7 +75,7 @@ pub struct Orchestrator {
     pub nats: async_nats::Client,
     pub agents: AgentClient,
     pub registry: Registry,
-    pub repos: RepoCatalog,
+    pub repos: AgentRepos,
     request_timeout: Duration,
     heartbeat_timeout: Duration,
     /// The session of the last deploy into each sandbox: a gateway
@@ -104,7 +104,7 @@ impl Orchestrator {
     ) -> Self {
         let agents = AgentClient::new(nats.clone()).with_registry(registry.clone());
         Self {
-            repos: RepoCatalog::new(agents.clone()),
+            repos: AgentRepos::new(agents.clone()),
             agents,
             store,
             nats,

@@ -3,7 +3,6 @@
 //! connection) read and write side by side. Migrations live in code.
 
 mod autodeploys;
-mod catalog;
 pub mod columns;
 mod deployments;
 mod guard;
@@ -13,6 +12,7 @@ mod sandboxes;
 mod service_env;
 mod sessions;
 pub mod status;
+mod templates;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,13 +21,13 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use autodeploys::{Autodeploy, AutodeployTarget};
-pub use catalog::{
-    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
-};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
+pub use templates::{
+    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
