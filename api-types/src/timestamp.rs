@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn the_wire_text_has_milliseconds_and_reads_back() {
         let at = DateTime::parse_from_rfc3339("2026-12-07T01:09:14.052+01:00")
-            .unwrap()
+            .expect("RFC 3339")
             .with_timezone(&Utc);
         assert_eq!(text(at), "2026-12-07T00:09:14.052Z");
         let back: DateTime<Utc> =

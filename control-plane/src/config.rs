@@ -647,8 +647,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for key in ["credential_check_repo", "probe_repo"] {
             let path = dir.path().join(format!("{key}.toml"));
-            std::fs::write(&path, format!("[auth]\n{key} = \"https://git.example/{key}.git\"\n"))
-                .expect("write");
+            std::fs::write(
+                &path,
+                format!("[auth]\n{key} = \"https://git.example/{key}.git\"\n"),
+            )
+            .expect("write");
             let config: Config =
                 sdp_bus::settings::load(Some(&path), []).unwrap_or_else(|e| panic!("{key}: {e}"));
             assert_eq!(
@@ -659,7 +662,10 @@ mod tests {
             let config: Config =
                 sdp_bus::settings::load(None, env(&[(var.as_str(), "https://git.example/e.git")]))
                     .unwrap_or_else(|e| panic!("{var}: {e}"));
-            assert_eq!(config.auth.credential_check_repo, "https://git.example/e.git");
+            assert_eq!(
+                config.auth.credential_check_repo,
+                "https://git.example/e.git"
+            );
         }
         let path = dir.path().join("unknown.toml");
         std::fs::write(&path, "[auth]\ncheck_repo = \"x\"\n").expect("write");

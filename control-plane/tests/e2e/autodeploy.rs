@@ -67,8 +67,10 @@ async fn autodeploy_is_set_under_its_new_name_and_shown_under_both() {
         "{sandbox}"
     );
 
-    // Anything else is still refused.
+    // Anything else is still refused, naming both names.
     let (status, body) = put_service(&stack, &token, &path, json!({ "auto": true })).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`autodeploy` or `follow`"), "{body}");
     stack.shutdown().await;
 }
