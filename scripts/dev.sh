@@ -141,7 +141,7 @@ echo "==> control plane on :$HTTP_PORT"
 SDP_CONTROL_PLANE__HTTP__ADDR="127.0.0.1:$HTTP_PORT" \
 SDP_CONTROL_PLANE__NATS__URL="nats://127.0.0.1:$NATS_PORT" \
 SDP_CONTROL_PLANE__DATA_DIR="$DEV/control-plane" \
-SDP_CONTROL_PLANE__AUTH__PROBE_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
+SDP_CONTROL_PLANE__AUTH__CREDENTIAL_CHECK_REPO="http://127.0.0.1:$GIT_PORT/probe.git" \
   "$BIN/sdp-control-plane" serve >"$DEV/logs/control-plane.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_PORT" control-plane

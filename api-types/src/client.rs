@@ -16,7 +16,7 @@ use crate::{
     AgentView, CancelRequested, Deployment, DeploymentStarted, EffectiveRoute, Environment,
     EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse, Me, NewDeployment,
     NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch,
-    SandboxStaleness, SandboxView, ServiceEnv, ServiceEnvWrite, ServiceFollow, ServiceView,
+    SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
     TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
 };
 
@@ -165,7 +165,7 @@ impl Client {
             .await
     }
 
-    // --- catalog ---
+    // --- environments and templates ---
 
     /// `GET /api/environments`.
     pub async fn environments(&self) -> Result<Vec<Environment>> {
@@ -291,14 +291,15 @@ impl Client {
             .await
     }
 
-    /// `PUT /api/sandboxes/{name}/services/{repo}`: follow the branch or not.
-    pub async fn follow_service(
+    /// `PUT /api/sandboxes/{name}/services/{repo}`: autodeploy on a push
+    /// to the service's branch, or not.
+    pub async fn set_autodeploy(
         &self,
         sandbox: &str,
         repo: &str,
-        follow: bool,
+        autodeploy: bool,
     ) -> Result<ServiceView> {
-        let body = ServiceFollow { follow };
+        let body = ServiceAutodeploy { autodeploy };
         self.json(Method::PUT, &service_path(sandbox, repo), Some(&body))
             .await
     }

@@ -27,9 +27,9 @@ pub struct HookAnswer {
     /// The SDP repo of the push (the repository's slug).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
-    /// One deployment per following sandbox whose branch moved.
+    /// One deployment per sandbox with autodeploy on whose branch moved.
     pub triggered: Vec<PushDeployment>,
-    /// Followers not redeployed: already at the commit, or behind (no
+    /// Services with autodeploy on that were not redeployed: already at the commit, or behind (no
     /// service credential configured: deploy by hand).
     pub skipped: Vec<PushSkipped>,
 }
@@ -64,7 +64,7 @@ pub struct PushDeployment {
     pub error: Option<String>,
 }
 
-/// A follower that was not redeployed, and why.
+/// A service with autodeploy on that was not redeployed, and why.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushSkipped {
     pub sandbox: String,

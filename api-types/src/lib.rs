@@ -3,7 +3,7 @@
 //! plane's document is generated from (`GET /api/openapi.json`).
 //!
 //! - [`session`]: login, logout, the caller (`/api/login`, `/api/me`).
-//! - [`catalog`]: environments and templates.
+//! - [`templates`]: templates and the environments they run with.
 //! - [`sandboxes`]: sandboxes, their services, routes and env.
 //! - [`deployments`]: deployments, their queries, runtime logs, the
 //!   WebSocket's query.
@@ -22,7 +22,6 @@
 //! OpenAPI snapshot test shows it.
 
 pub mod agents;
-pub mod catalog;
 pub mod checks;
 pub mod deployments;
 pub mod error;
@@ -31,15 +30,13 @@ pub mod ops;
 pub mod rules;
 pub mod sandboxes;
 pub mod session;
+pub mod templates;
 pub mod timestamp;
 
 #[cfg(feature = "client")]
 pub mod client;
 
 pub use agents::AgentView;
-pub use catalog::{
-    Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
-};
 pub use checks::{ProbeResult, ProbedGateway, SandboxStaleness, ServiceStaleness, StalenessState};
 pub use deployments::{
     CancelRequested, Deployment, DeploymentStarted, ListQuery, NewDeployment, PhaseAt,
@@ -50,7 +47,10 @@ pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
-    SandboxView, ServiceEnv, ServiceEnvWrite, ServiceFollow, ServiceView, TeardownReport,
+    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
     TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 pub use session::{LoginBody, LoginResponse, Me, User};
+pub use templates::{
+    Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
+};

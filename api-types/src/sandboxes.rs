@@ -1,6 +1,11 @@
 //! Sandboxes (`/api/sandboxes[/{name}]`): what they are, the bodies that
 //! create and change them, template deploys, routes, and a service's
-//! following and env.
+//! autodeploy and env.
+//!
+//! Autodeploy was first called "follow": requests still accept `follow`
+//! (a serde alias) and responses carry `follow` next to `autodeploy`
+//! (deprecated in the schema), so scripts written against the old name
+//! keep working.
 
 use std::collections::BTreeMap;
 
@@ -51,10 +56,14 @@ pub struct ServiceView {
     pub deployment_id: Option<String>,
     pub commit: Option<String>,
     pub url: Option<String>,
-    /// Redeployed when its branch (that of its newest deployment) is
-    /// pushed to (`PUT /api/sandboxes/{name}/services/{repo}`).
+    /// Autodeploy: redeployed when its branch (that of its newest
+    /// deployment) is pushed to (`PUT /api/sandboxes/{name}/services/{repo}`).
+    pub autodeploy: bool,
+    /// Deprecated: the same as `autodeploy`, under its first name.
+    // Set both with `ServiceView::set_autodeploy`.
+    #[schema(deprecated)]
     pub follow: bool,
-    /// A push it follows that was not deployed (no service credential).
+    /// A push to its branch that was not deployed (no service credential).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pushed_head: Option<PushedHead>,
     /// The keys of the sandbox's own env for it
@@ -63,7 +72,7 @@ pub struct ServiceView {
     pub env_keys: Vec<String>,
 }
 
-/// A pushed commit of the followed branch that is not deployed: no
+/// A pushed commit of an autodeploy service's branch that is not deployed: no
 /// service credential is configured, so it waits for a deploy by hand.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushedHead {
@@ -175,11 +184,21 @@ pub struct RouteBody {
     pub target: String,
 }
 
-/// Whether the service follows its branch.
+impl ServiceView {
+    /// Sets `autodeploy` and its deprecated copy `follow`.
+    pub fn set_autodeploy(&mut self, on: bool) {
+        self.autodeploy = on;
+        self.follow = on;
+    }
+}
+
+/// Whether a push to the service's branch redeploys it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceFollow {
-    pub follow: bool,
+pub struct ServiceAutodeploy {
+    /// Also accepted under its first name, `follow` (deprecated).
+    #[serde(alias = "follow")]
+    pub autodeploy: bool,
 }
 
 /// A service's env in one sandbox.
@@ -210,4 +229,48 @@ pub struct ServiceEnvWrite {
     /// the template's.
     #[schema(schema_with = crate::rules::service_env)]
     pub env: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn autodeploy_is_read_under_both_names() {
+        for key in ["autodeploy", "follow"] {
+            for on in [true, false] {
+                let body: ServiceAutodeploy =
+                    serde_json::from_value(json!({ key: on })).expect("accepted");
+                assert_eq!(body.autodeploy, on, "{key}");
+            }
+        }
+        assert!(serde_json::from_value::<ServiceAutodeploy>(json!({ "auto": true })).is_err());
+        assert_eq!(
+            serde_json::to_value(ServiceAutodeploy { autodeploy: true }).expect("json"),
+            json!({ "autodeploy": true })
+        );
+    }
+
+    #[test]
+    fn a_service_shows_autodeploy_under_both_names() {
+        let mut service = ServiceView {
+            repo: "users".into(),
+            kind: None,
+            branch: None,
+            status: None,
+            deployment_id: None,
+            commit: None,
+            url: None,
+            autodeploy: false,
+            follow: false,
+            pushed_head: None,
+            env_keys: Vec::new(),
+        };
+        service.set_autodeploy(true);
+        let shown = serde_json::to_value(&service).expect("json");
+        assert_eq!(shown["autodeploy"], true, "{shown}");
+        assert_eq!(shown["follow"], true, "{shown}");
+    }
 }

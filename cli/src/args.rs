@@ -70,8 +70,12 @@ pub enum Command {
     History(HistoryArgs),
     /// A sandbox's routes, or change one.
     Routes(RoutesArgs),
-    /// Make a service of a sandbox follow its branch (a push redeploys
-    /// it), or stop following with --off.
+    /// Autodeploy: redeploy a service of a sandbox when its branch is
+    /// pushed to (on), or no longer (off).
+    Autodeploy(AutodeployArgs),
+    /// `autodeploy`'s first name, kept for scripts: `sdp follow SANDBOX
+    /// REPO [--off]`.
+    #[command(hide = true)]
     Follow(FollowArgs),
     /// A service's env in a sandbox (over the template's), or change it:
     /// KEY=VALUE sets, --unset KEY removes; a running service restarts
@@ -239,13 +243,31 @@ pub enum RoutesAction {
 }
 
 #[derive(Debug, Args)]
+pub struct AutodeployArgs {
+    /// Turn it on or off.
+    #[arg(value_enum)]
+    pub switch: Switch,
+    /// The sandbox.
+    pub sandbox: String,
+    /// The service (repo name); a push to the branch of its newest
+    /// deployment redeploys it.
+    pub repo: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// The arguments of the hidden `sdp follow` (autodeploy's first name).
+#[derive(Debug, Args)]
 pub struct FollowArgs {
     /// The sandbox.
     pub sandbox: String,
-    /// The service (repo name); it follows the branch of its newest
-    /// deployment.
+    /// The service (repo name).
     pub repo: String,
-    /// Stop following.
+    /// Autodeploy off.
     #[arg(long)]
     pub off: bool,
 }
@@ -366,6 +388,24 @@ mod tests {
     }
 
     #[test]
+    fn autodeploy_takes_on_or_off_a_sandbox_and_a_repo() {
+        for (word, switch) in [("on", Switch::On), ("off", Switch::Off)] {
+            let cli =
+                Cli::try_parse_from(["sdp", "autodeploy", word, "alpha", "users"]).expect("parses");
+            let Command::Autodeploy(args) = cli.command else {
+                panic!("not autodeploy")
+            };
+            assert_eq!(
+                (args.switch, args.sandbox.as_str(), args.repo.as_str()),
+                (switch, "alpha", "users")
+            );
+        }
+        assert!(Cli::try_parse_from(["sdp", "autodeploy", "alpha", "users"]).is_err());
+    }
+
+    /// `sdp follow`, autodeploy's first name, still parses but is not
+    /// listed.
+    #[test]
     fn follow_takes_a_sandbox_a_repo_and_off() {
         let cli =
             Cli::try_parse_from(["sdp", "follow", "alpha", "users", "--off"]).expect("parses");
@@ -375,6 +415,14 @@ mod tests {
         assert_eq!(
             (args.sandbox.as_str(), args.repo.as_str(), args.off),
             ("alpha", "users", true)
+        );
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_help()
+            .to_string();
+        assert!(help.contains("autodeploy"), "{help}");
+        assert!(
+            !help.lines().any(|l| l.trim_start().starts_with("follow ")),
+            "{help}"
         );
     }
 

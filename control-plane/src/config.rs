@@ -272,9 +272,11 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Git URL of a private repo: a login is good if `git ls-remote` of it
-    /// succeeds with the user's credential.
-    #[serde(default)]
-    pub probe_repo: String,
+    /// succeeds with the user's credential. Its first name, `probe_repo`,
+    /// is still read (config files and `SDP_CONTROL_PLANE__AUTH__PROBE_REPO`);
+    /// not both at once.
+    #[serde(default, alias = "probe_repo")]
+    pub credential_check_repo: String,
     /// A session unused for this long ends.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub session_idle: Duration,
@@ -328,7 +330,7 @@ fn default_verify_kinds() -> Vec<String> {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            probe_repo: String::new(),
+            credential_check_repo: String::new(),
             session_idle: default_idle(),
             session_max: default_max(),
             verify_kinds: default_verify_kinds(),
@@ -638,6 +640,38 @@ mod tests {
         }
     }
 
+    /// `auth.credential_check_repo` is also read under its first name,
+    /// `probe_repo`, from a file and from the environment.
+    #[test]
+    fn the_credential_check_repo_loads_under_both_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for key in ["credential_check_repo", "probe_repo"] {
+            let path = dir.path().join(format!("{key}.toml"));
+            std::fs::write(
+                &path,
+                format!("[auth]\n{key} = \"https://git.example/{key}.git\"\n"),
+            )
+            .expect("write");
+            let config: Config =
+                sdp_bus::settings::load(Some(&path), []).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(
+                config.auth.credential_check_repo,
+                format!("https://git.example/{key}.git")
+            );
+            let var = format!("SDP_CONTROL_PLANE__AUTH__{}", key.to_uppercase());
+            let config: Config =
+                sdp_bus::settings::load(None, env(&[(var.as_str(), "https://git.example/e.git")]))
+                    .unwrap_or_else(|e| panic!("{var}: {e}"));
+            assert_eq!(
+                config.auth.credential_check_repo,
+                "https://git.example/e.git"
+            );
+        }
+        let path = dir.path().join("unknown.toml");
+        std::fs::write(&path, "[auth]\ncheck_repo = \"x\"\n").expect("write");
+        assert!(sdp_bus::settings::load::<Config>(Some(&path), []).is_err());
+    }
+
     #[test]
     fn trusted_proxies_are_cidrs() {
         let config: Config = sdp_bus::settings::load(
@@ -694,6 +728,6 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/control-plane.sample.toml");
         let config: Config = sdp_bus::settings::load(Some(std::path::Path::new(path)), [])
             .expect("sample config parses");
-        assert!(!config.auth.probe_repo.is_empty());
+        assert!(!config.auth.credential_check_repo.is_empty());
     }
 }

@@ -23,7 +23,7 @@
 //!   to agents (`deploy.request.<kind>`, `agent.rpc.<kind>.*`,
 //!   `agent.cmd.<id>.*`): timeout, no responders, `Reply` decoding, one
 //!   error type;
-//! - the repo catalog ([`repos`]): what repos the agents hold (cached) and
+//! - repos ([`repos`]): what repos the agents hold (cached) and
 //!   their branches;
 //! - route tables ([`routing`]), from pure resolution rules;
 //! - runtime logs ([`runtime_logs`]): a running container's output from its
@@ -31,8 +31,9 @@
 //! - checks asked of agents on request: the staleness of running services
 //!   ([`staleness`], `branch_status`) and the route probe from a
 //!   sandbox's gateway ([`probe`], `agent.cmd.<id>.probe`);
-//! - SQLite ([`store`]): deployments, events, sandboxes, catalog, sessions,
-//!   and the deployment status rules ([`store::status`]);
+//! - SQLite ([`store`]): deployments, events, sandboxes, templates and
+//!   environments, sessions, and the deployment status rules
+//!   ([`store::status`]);
 //! - sessions ([`sessions`]): tokens, expiry, and the credential held in
 //!   memory for a session only; the login throttle ([`throttle`]); each
 //!   user's bound on open WebSockets and runtime-log streams

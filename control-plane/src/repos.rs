@@ -19,13 +19,14 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// When the repos were listed, and what they were.
 type CachedRepos = (Instant, Vec<RepoInfo>);
 
+/// The repos the agents hold, listed over the bus and cached briefly.
 #[derive(Clone)]
-pub struct RepoCatalog {
+pub struct AgentRepos {
     agents: AgentClient,
     cache: Arc<Mutex<Option<CachedRepos>>>,
 }
 
-impl RepoCatalog {
+impl AgentRepos {
     pub fn new(agents: AgentClient) -> Self {
         Self {
             agents,

@@ -3,11 +3,11 @@
 pub mod agent_check;
 mod agents;
 mod auth;
+mod autodeploy;
 mod cancel;
 mod checks;
 mod deploy;
 mod env;
-mod follow_branch;
 mod history;
 mod logs;
 mod open;
@@ -32,7 +32,8 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::History(args) => history::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,
-        Command::Follow(args) => follow_branch::run(ctx, args).await,
+        Command::Autodeploy(args) => autodeploy::run(ctx, args).await,
+        Command::Follow(args) => autodeploy::run_follow(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,

@@ -199,17 +199,17 @@ fn throttled_response(throttled: &Throttled) -> Response {
 }
 
 /// Asks one agent of each configured kind, in order, to `git ls-remote`
-/// the probe repo with the credential.
+/// the credential check repo with the credential.
 async fn verify(state: &AppState, credential: &GitCredential) -> Result<(), ApiError> {
-    if state.config.auth.probe_repo.is_empty() {
+    if state.config.auth.credential_check_repo.is_empty() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_configured",
-            "login is not configured: set auth.probe_repo to a private git repo",
+            "login is not configured: set auth.credential_check_repo to a private git repo",
         ));
     }
     let request = VerifyCredentials {
-        probe_repo: state.config.auth.probe_repo.clone(),
+        probe_repo: state.config.auth.credential_check_repo.clone(),
         credential: credential.clone(),
     };
     for kind in &state.config.auth.verify_kinds {

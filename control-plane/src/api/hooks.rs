@@ -5,9 +5,9 @@
 //! In order: no secret configured → 404 `not_configured`; a body over
 //! [`HOOK_BODY_LIMIT`] → 413; no or a wrong signature → 401; a delivery
 //! seen within the replay window → 200 "duplicate"; another event kind →
-//! 202 "ignored"; a push → the followers on its branches are redeployed,
-//! 202 with their deployment ids (Bitbucket's delivery log shows the
-//! answer). Nothing is deployed on any refusal.
+//! 202 "ignored"; a push → the services with autodeploy on for its
+//! branches are redeployed, 202 with their deployment ids (Bitbucket's
+//! delivery log shows the answer). Nothing is deployed on any refusal.
 
 use std::time::Instant;
 
@@ -78,8 +78,8 @@ async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiErr
     Ok(bytes)
 }
 
-/// A push webhook from Bitbucket: redeploys the services that follow the
-/// pushed branch (no session; `X-Hub-Signature` proves the sender).
+/// A push webhook from Bitbucket: redeploys the services with autodeploy
+/// on for the pushed branch (no session; `X-Hub-Signature` proves the sender).
 #[utoipa::path(
     post,
     path = "/hooks/bitbucket",
@@ -96,7 +96,7 @@ async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiErr
         description = "The payload as Bitbucket sends it (at most 1 MiB)"),
     responses(
         (status = 200, description = "The same delivery (request id or body) was handled within the last 10 minutes: ignored", body = HookAnswer),
-        (status = 202, description = "A push: the deployments it started (`triggered`) and the followers it did not redeploy (`skipped`); or an event kind that is ignored", body = HookAnswer),
+        (status = 202, description = "A push: the deployments it started (`triggered`) and the services with autodeploy on it did not redeploy (`skipped`); or an event kind that is ignored", body = HookAnswer),
         (status = 400, description = "No `X-Event-Key`, or the body is not that event's payload (`bad_request`)", body = ErrorBody),
         (status = 401, description = "No `X-Hub-Signature`, or it does not match the body (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No webhook secret is configured (`not_configured`: set `webhooks.bitbucket_secret_file`)", body = ErrorBody),
@@ -170,10 +170,10 @@ async fn handle(state: &AppState, event: &str, body: &[u8]) -> Result<HookAnswer
     let behind = outcome
         .skipped
         .iter()
-        .filter(|s| s.note == crate::orchestrator::follow::BEHIND_NOTE)
+        .filter(|s| s.note == crate::orchestrator::autodeploy::BEHIND_NOTE)
         .count();
     let mut message = format!(
-        "{} following service(s) of {} redeployed",
+        "{} service(s) of {} redeployed (autodeploy)",
         outcome.triggered.len(),
         push.repo
     );

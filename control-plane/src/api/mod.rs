@@ -5,12 +5,11 @@
 
 mod access;
 mod auth;
-mod catalog;
+mod autodeploy;
 mod checks;
 mod cookie;
 mod deployments;
 mod error;
-mod follow;
 mod forgery;
 mod hooks;
 mod openapi;
@@ -19,6 +18,7 @@ mod repos;
 mod runtime_logs;
 mod sandboxes;
 mod service_env;
+mod templates;
 mod unread_body;
 mod view;
 mod ws;
@@ -77,19 +77,22 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(repos::list))
         .routes(routes!(repos::branches))
         .routes(routes!(
-            catalog::list_environments,
-            catalog::create_environment
+            templates::list_environments,
+            templates::create_environment
         ))
         .routes(routes!(
-            catalog::show_environment,
-            catalog::update_environment,
-            catalog::delete_environment
+            templates::show_environment,
+            templates::update_environment,
+            templates::delete_environment
         ))
-        .routes(routes!(catalog::list_templates, catalog::create_template))
         .routes(routes!(
-            catalog::show_template,
-            catalog::update_template,
-            catalog::delete_template
+            templates::list_templates,
+            templates::create_template
+        ))
+        .routes(routes!(
+            templates::show_template,
+            templates::update_template,
+            templates::delete_template
         ))
         .routes(routes!(sandboxes::list, sandboxes::create))
         .routes(routes!(
@@ -107,7 +110,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::show))
         .routes(routes!(deployments::cancel))
         .routes(routes!(deployments::logs))
-        .routes(routes!(follow::put_service))
+        .routes(routes!(autodeploy::put_service))
         .routes(routes!(
             service_env::show_service_env,
             service_env::put_service_env

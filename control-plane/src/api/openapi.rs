@@ -51,7 +51,7 @@ pub const COOKIE: &str = "session_cookie";
     tags(
         (name = "session", description = "Log in and out"),
         (name = "agents", description = "Agents and the repos they hold"),
-        (name = "catalog", description = "Environments and templates"),
+        (name = "templates", description = "Templates and the environments they run with"),
         (name = "sandboxes", description = "Sandboxes and their routes"),
         (name = "deployments", description = "Deployments, their logs and live events"),
         (name = "hooks", description = "Push webhooks from Bitbucket (no session: signed with the webhook secret)"),

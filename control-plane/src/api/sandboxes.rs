@@ -1,6 +1,6 @@
 //! Sandboxes (`/api/sandboxes[/{name}]`), deploying a whole template
-//! (`/deploy`), and routes (`/routes[/{service}]`). A service's follow
-//! and env are in `follow.rs` and `service_env.rs`.
+//! (`/deploy`), and routes (`/routes[/{service}]`). A service's autodeploy
+//! and env are in `autodeploy.rs` and `service_env.rs`.
 
 use axum::Json;
 use axum::extract::{Path, State};

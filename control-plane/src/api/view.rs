@@ -1,6 +1,6 @@
 //! The sandbox as every handler shows it ([`view`]): its services (the
 //! latest deployment of each, or only planned by its template), each
-//! service's `follow` and `pushed_head` and env keys, its gateway and
+//! service's `autodeploy` (and its old name `follow`) and `pushed_head` and env keys, its gateway and
 //! preview URLs, and on request its route table.
 
 use std::collections::HashMap;
@@ -8,25 +8,25 @@ use std::collections::HashMap;
 use sdp_api::{PushedHead, SandboxView, ServiceView};
 
 use super::{ApiError, AppState};
-use crate::orchestrator::follow::BEHIND_NOTE;
+use crate::orchestrator::autodeploy::BEHIND_NOTE;
 use crate::store::Sandbox;
 
-/// Sets `follow` and `pushed_head` on a sandbox's services. A recorded
+/// Sets `autodeploy` and `pushed_head` on a sandbox's services. A recorded
 /// push shows until a deployment of the service made after it, or one
 /// that runs its commit.
 fn mark(state: &AppState, sandbox: &str, services: &mut [ServiceView]) -> Result<(), ApiError> {
-    let follows: HashMap<String, crate::store::Follow> = state
+    let rows: HashMap<String, crate::store::Autodeploy> = state
         .store
-        .follows(sandbox)?
+        .autodeploys(sandbox)?
         .into_iter()
-        .map(|f| (f.repo.clone(), f))
+        .map(|row| (row.repo.clone(), row))
         .collect();
     for service in services {
-        let Some(follow) = follows.get(&service.repo) else {
+        let Some(row) = rows.get(&service.repo) else {
             continue;
         };
-        service.follow = follow.follow;
-        let Some((commit, at)) = &follow.pushed else {
+        service.set_autodeploy(row.on);
+        let Some((commit, at)) = &row.pushed else {
             continue;
         };
         if service.commit.as_deref() == Some(commit.as_str()) {
@@ -75,6 +75,7 @@ pub(super) async fn view(
             deployment_id: Some(d.id.into()),
             commit: d.commit,
             url: d.url,
+            autodeploy: false,
             follow: false,
             pushed_head: None,
             env_keys: Vec::new(),
@@ -92,6 +93,7 @@ pub(super) async fn view(
                     deployment_id: None,
                     commit: None,
                     url: None,
+                    autodeploy: false,
                     follow: false,
                     pushed_head: None,
                     env_keys: Vec::new(),

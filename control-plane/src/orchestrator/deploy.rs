@@ -33,7 +33,7 @@ pub enum Acting {
     /// missing), or any for an admin.
     User { admin: bool },
     /// The platform serving a sandbox it already runs: a gateway re-apply
-    /// or a followed push.
+    /// or an autodeploy push.
     Platform,
 }
 

@@ -14,15 +14,16 @@
 //!   ([`Orchestrator::reaper`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
-//! - [`follow`]: a push redeploys the services that follow its branch,
+//! - [`autodeploy`]: a push redeploys the services with autodeploy on for
+//!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
 //!
 //! Every request to an agent goes through [`AgentClient`].
 
+pub mod autodeploy;
 mod convergence;
 pub mod credentials;
 mod deploy;
-pub mod follow;
 pub mod placement;
 mod plan;
 mod reapply;
@@ -41,7 +42,7 @@ pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};
 use crate::agents::Registry;
-use crate::repos::RepoCatalog;
+use crate::repos::AgentRepos;
 use crate::routing::{RouteTable, route_table};
 use crate::sessions::Sessions;
 use crate::store::{Sandbox, Store, StoreError};
@@ -74,7 +75,7 @@ pub struct Orchestrator {
     pub nats: async_nats::Client,
     pub agents: AgentClient,
     pub registry: Registry,
-    pub repos: RepoCatalog,
+    pub repos: AgentRepos,
     request_timeout: Duration,
     heartbeat_timeout: Duration,
     /// The session of the last deploy into each sandbox: a gateway
@@ -103,7 +104,7 @@ impl Orchestrator {
     ) -> Self {
         let agents = AgentClient::new(nats.clone()).with_registry(registry.clone());
         Self {
-            repos: RepoCatalog::new(agents.clone()),
+            repos: AgentRepos::new(agents.clone()),
             agents,
             store,
             nats,

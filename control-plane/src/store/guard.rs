@@ -1,12 +1,13 @@
 //! Changes guarded by who made the row: an [`Editor`] (the caller, and
-//! whether they are an admin) may change a catalog row they created, or
-//! any as an admin; the check and the write share one transaction.
+//! whether they are an admin) may change an environment or template they
+//! created, or any as an admin; the check and the write share one
+//! transaction.
 
 use rusqlite::OptionalExtension;
 
 use super::StoreError;
 
-/// Who asks to change a catalog entry or a sandbox.
+/// Who asks to change an environment, a template or a sandbox.
 #[derive(Clone, Copy, Debug)]
 pub struct Editor<'a> {
     pub user: &'a str,

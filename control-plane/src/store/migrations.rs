@@ -98,9 +98,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deployments ADD COLUMN reapply INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE deployments ADD COLUMN inputs_digest TEXT;
     "#,
-    // 4: services that follow their branch (push webhooks redeploy them),
-    // and the newest push a follower could not be deployed for (no
-    // service credential: "behind: deploy by hand").
+    // 4: services that follow their branch (push webhooks redeploy them:
+    // "autodeploy" today, `store/autodeploys.rs`, which says why the table
+    // keeps this name), and the newest push one could not be deployed for
+    // (no service credential: "behind: deploy by hand").
     r#"
     CREATE TABLE service_follows (
         sandbox        TEXT NOT NULL,

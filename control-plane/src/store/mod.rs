@@ -2,10 +2,9 @@
 //! sessions. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
-mod catalog;
+mod autodeploys;
 pub mod columns;
 mod deployments;
-mod follows;
 mod guard;
 mod migrations;
 pub(crate) mod results;
@@ -13,6 +12,7 @@ mod sandboxes;
 mod service_env;
 mod sessions;
 pub mod status;
+mod templates;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,14 +20,14 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use catalog::{
-    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
-};
+pub use autodeploys::{Autodeploy, AutodeployTarget};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
-pub use follows::{Follow, Follower};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
+pub use templates::{
+    Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

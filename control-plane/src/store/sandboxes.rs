@@ -127,7 +127,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes a torn-down sandbox: its routes, follows and service env
+    /// Removes a torn-down sandbox: its routes, autodeploy rows and service env
     /// go, its deployments become `stopped` (settled ones keep their status
     /// except `running`), and the row is deleted. Returns how many deployments were stopped.
     pub fn remove_sandbox(&self, name: &str) -> Result<usize, StoreError> {

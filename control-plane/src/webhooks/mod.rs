@@ -9,8 +9,8 @@
 //! - [`payload`]: Cloud `repo:push` and Data Center `repo:refs_changed`
 //!   bodies, turned into one [`payload::Push`] (SDP repo = the repository
 //!   slug; the moved branches and their new commits);
-//! - then the orchestrator (`orchestrator/follow.rs`) redeploys the
-//!   following services on those branches.
+//! - then the orchestrator (`orchestrator/autodeploy.rs`) redeploys the
+//!   services with autodeploy on for those branches.
 //!
 //! [`secrets`] reads the two files named in config (the webhook secret and
 //! the read-only service credential push deployments fetch with) once, at

@@ -731,12 +731,12 @@ fn insert_reapplies(stack: &Stack, sandbox: &str, n: usize) {
     }
 }
 
-/// The sandbox page's "Follow branch" toggle and "Deploy latest" button
-/// (issue 12): ticking it makes the service follow (the API says so and
-/// the button becomes "Redeploy"); a service that does not follow deploys
-/// its branch's newest commit with "Deploy latest".
+/// The sandbox page's "Autodeploy on push" toggle and "Deploy latest"
+/// button: ticking it turns autodeploy on (the API says so under both its
+/// names and the button becomes "Redeploy"); a service without autodeploy
+/// deploys its branch's newest commit with "Deploy latest".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_follow_toggle_and_deploy_latest() {
+async fn browser_autodeploy_toggle_and_deploy_latest() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let first = stack.deploy(&token, "flw", BRANCH).await;
@@ -752,11 +752,18 @@ async fn browser_follow_toggle_and_deploy_latest() {
     let toggle = format!("{row} input[data-follow=users]");
     let button = format!("{row} button[data-redeploy=users]");
     browser.wait_for(&toggle).await;
+    assert_eq!(
+        browser
+            .text(&format!("{row} label.autodeploy"))
+            .await
+            .trim(),
+        "Autodeploy on push"
+    );
     assert_eq!(browser.text(&button).await, "Deploy latest");
     browser.click(&toggle).await;
     browser
         .wait_js(
-            "the button of a following service",
+            "the button of a service with autodeploy on",
             UI_TIMEOUT,
             &format!(
                 "const b = document.querySelector({}); return b && b.textContent === 'Redeploy';",
@@ -765,14 +772,15 @@ async fn browser_follow_toggle_and_deploy_latest() {
         )
         .await;
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/flw").await;
+    assert_eq!(sandbox["services"][0]["autodeploy"], true, "{sandbox}");
     assert_eq!(sandbox["services"][0]["follow"], true, "{sandbox}");
-    browser.screenshot("sandbox-follow").await;
+    browser.screenshot("sandbox-autodeploy").await;
 
     // Off again, then bring it to the branch head by hand.
     browser.click(&toggle).await;
     browser
         .wait_js(
-            "the button of a service that does not follow",
+            "the button of a service with autodeploy off",
             UI_TIMEOUT,
             &format!(
                 "const b = document.querySelector({}); return b && b.textContent === 'Deploy latest';",
@@ -781,7 +789,7 @@ async fn browser_follow_toggle_and_deploy_latest() {
         )
         .await;
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/flw").await;
-    assert_eq!(sandbox["services"][0]["follow"], false, "{sandbox}");
+    assert_eq!(sandbox["services"][0]["autodeploy"], false, "{sandbox}");
     let head = stack.fixture.push_revision(BRANCH, "2");
     browser.click(&button).await;
     browser

@@ -5,6 +5,7 @@
 mod common;
 
 mod authz;
+mod autodeploy;
 mod backup;
 mod bad_input;
 mod cleanup;

@@ -5,7 +5,7 @@
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton, place, keyed, setText, setAttr, replaceWhenChanged } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../format.js';
-import { followControl, pushedNote } from '../follow.js';
+import { autodeployControl, pushedNote } from '../autodeploy.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
 import { serviceEnvEditor } from './sandbox_env.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
@@ -203,18 +203,18 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     });
     const deployButton = el('button', { type: 'button', class: 'btn btn-small', dataset: { redeploy: repo } });
     deployButton.addEventListener('click', () => deployOne(repo, current.branch, deployButton));
-    const follow = followControl(base, repo, {
+    const autodeploy = autodeployControl(base, repo, {
       onChanged: (on) => {
-        say('ok', on ? `${repo} now follows ${current.branch}: a push redeploys it.` : `${repo} no longer follows its branch.`);
+        say('ok', on ? `Autodeploy on: a push to ${current.branch} redeploys ${repo}.` : `Autodeploy off: ${repo} is deployed by hand.`);
         refresh();
       },
-      onError: (err) => sayError(err, 'Cannot change following'),
+      onError: (err) => sayError(err, 'Cannot change autodeploy'),
     });
     const envButton = envEditor.button(repo);
     const actions = el('td', { class: 'actions' });
     const tr = el('tr', { dataset: { service: repo } },
       el('td', {}, el('strong', {}, repo)), branchCell, commitCell, statusCell, urlCell,
-      el('td', { class: 'follow-cell' }, follow.node), actions);
+      el('td', { class: 'autodeploy-cell' }, autodeploy.node), actions);
     return {
       node: tr,
       update(s) {
@@ -223,14 +223,14 @@ export async function render(view, { params, navigate, isCurrent, me }) {
         replace(commitCell, commitEl(s.commit));
         replace(statusCell, s.status ? statusBadge(s.status) : el('span', { class: 'muted' }, 'not deployed'), pushedNote(s) ? [' ', pushedNote(s)] : null);
         replaceWhenChanged(urlCell, s.url ?? '', () => urlLink(s.url));
-        follow.update(s);
+        autodeploy.update(s);
         if (s.deployment_id) setAttr(log, 'href', `#/deployments/${encodeURIComponent(s.deployment_id)}`);
         const inFlight = Boolean(s.status && !SETTLED.has(s.status) && s.deployment_id);
         if (cancelButton.disabled && cancelledFor !== s.deployment_id) cancelButton.disabled = false;
         if (!inFlight && s.branch) {
-          // A service that does not follow its branch is brought up to
-          // its head by hand.
-          setText(deployButton, !s.deployment_id ? 'Deploy' : s.follow ? 'Redeploy' : 'Deploy latest');
+          // A service without autodeploy is brought up to its branch's
+          // head by hand.
+          setText(deployButton, !s.deployment_id ? 'Deploy' : s.autodeploy ? 'Redeploy' : 'Deploy latest');
           setAttr(deployButton, 'title', s.deployment_id ? `Deploy the newest commit of ${s.branch}` : null);
         }
         envEditor.update(s);
@@ -241,7 +241,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   const servicesBody = el('tbody', {});
   const servicesTable = el('table', { class: 'table', id: 'services-table' },
     el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Branch'), el('th', {}, 'Commit'),
-      el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, 'Follow'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
+      el('th', {}, 'Status'), el('th', {}, 'URL'), el('th', {}, 'Autodeploy'), el('th', {}, el('span', { class: 'sr-only' }, 'Actions')))),
     servicesBody);
   const noServices = el('div', { class: 'empty' }, el('p', {}, 'Nothing deployed yet. Deploy a branch, or the whole template.'));
   function renderServices() {

@@ -1,6 +1,6 @@
-//! Following a branch: a push (from the Bitbucket webhook) redeploys every
-//! following (sandbox, service) of the pushed repo whose newest deployment
-//! is of a moved branch, unless that deployment already has the pushed
+//! Autodeploy: a push (from the Bitbucket webhook) redeploys every
+//! (sandbox, service) of the pushed repo with autodeploy on whose newest
+//! deployment is of a moved branch, unless that deployment already has the pushed
 //! commit. The fetch uses the control plane's read-only service credential
 //! (`git.service_credential_file`); a push carries none. Without it nothing
 //! is deployed: the push is recorded, and the sandbox shows the service
@@ -18,7 +18,7 @@ use crate::webhooks::payload::Push;
 /// Who push deployments are recorded as made by.
 pub const PUSH_USER: &str = "bitbucket-push";
 
-/// What a follower left behind shows.
+/// What a service with autodeploy on that a push left behind shows.
 pub const BEHIND_NOTE: &str = "behind: deploy by hand";
 
 #[derive(Clone, Debug, Default)]
@@ -28,28 +28,28 @@ pub struct PushOutcome {
 }
 
 impl Orchestrator {
-    /// Redeploys the followers of `push` (see the module doc), all at
+    /// Redeploys the autodeploy targets of `push` (see the module doc), all at
     /// once: the webhook's answer waits for every agent to accept.
     pub async fn on_push(&self, push: &Push) -> Result<PushOutcome, StoreError> {
         let mut outcome = PushOutcome::default();
         let mut planned = Vec::new();
         for moved in &push.branches {
-            for follower in self.store.followers_of(&push.repo, &moved.branch)? {
+            for target in self.store.autodeploy_targets(&push.repo, &moved.branch)? {
                 let skipped = |note: &str| PushSkipped {
-                    sandbox: follower.sandbox.clone(),
+                    sandbox: target.sandbox.clone(),
                     repo: push.repo.clone(),
                     branch: moved.branch.clone(),
                     commit: moved.commit.clone(),
                     note: note.to_owned(),
                 };
-                if follower.commit.as_deref() == Some(moved.commit.as_str()) {
+                if target.commit.as_deref() == Some(moved.commit.as_str()) {
                     outcome.skipped.push(skipped("up to date"));
                 } else if self.service_credential.is_none() {
                     self.store
-                        .record_push(&follower.sandbox, &push.repo, &moved.commit)?;
+                        .record_push(&target.sandbox, &push.repo, &moved.commit)?;
                     outcome.skipped.push(skipped(BEHIND_NOTE));
                 } else {
-                    planned.push((follower.sandbox, moved));
+                    planned.push((target.sandbox, moved));
                 }
             }
         }
@@ -73,7 +73,7 @@ impl Orchestrator {
                 }
                 Err(DeployError::Store(err)) => return Err(err),
             };
-            tracing::info!(sandbox, repo = push.repo, branch = moved.branch, deployment = %deployment_id, "redeploying a follower after a push");
+            tracing::info!(sandbox, repo = push.repo, branch = moved.branch, deployment = %deployment_id, "autodeploy: redeploying after a push");
             outcome.triggered.push(PushDeployment {
                 sandbox: sandbox.clone(),
                 repo: push.repo.clone(),

@@ -1,5 +1,5 @@
-//! Environments and templates: `/api/environments[/{name}]`,
-//! `/api/templates[/{name}]`. Anyone logged in reads them; their creator
+//! Templates and the environments they run with:
+//! `/api/environments[/{name}]`, `/api/templates[/{name}]`. Anyone logged in reads them; their creator
 //! or an admin changes or deletes them (one made before creators were
 //! recorded: admins only). An environment's secret variables are written
 //! here and never read back: answers name them in `secret_keys`.
@@ -25,7 +25,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
     Ok(validate::resource_name(what, name)?)
 }
 
-/// The caller as an editor of the catalog.
+/// The caller as an editor of environments and templates.
 fn editor<'a>(state: &AppState, session: &'a Session) -> Editor<'a> {
     Editor {
         user: &session.username,
@@ -128,7 +128,7 @@ fn check_repo_branch(what: &str, rb: &RepoBranch) -> Result<(), ApiError> {
     get,
     path = "/environments",
     operation_id = "list_environments",
-    tag = "catalog",
+    tag = "templates",
     responses((status = 200, description = "The environments", body = [Environment])),
 )]
 pub async fn list_environments(
@@ -143,7 +143,7 @@ pub async fn list_environments(
     post,
     path = "/environments",
     operation_id = "create_environment",
-    tag = "catalog",
+    tag = "templates",
     request_body = NewEnvironment,
     responses(
         (status = 201, description = "Created", body = Environment),
@@ -192,7 +192,7 @@ pub async fn create_environment(
     get,
     path = "/environments/{name}",
     operation_id = "show_environment",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
         (status = 200, description = "The environment", body = Environment),
@@ -217,7 +217,7 @@ pub async fn show_environment(
     put,
     path = "/environments/{name}",
     operation_id = "update_environment",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     request_body = EnvironmentVars,
     responses(
@@ -254,7 +254,7 @@ pub async fn update_environment(
     delete,
     path = "/environments/{name}",
     operation_id = "delete_environment",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The environment's name", example = "baseline")),
     responses(
         (status = 204, description = "Deleted"),
@@ -333,7 +333,7 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
     get,
     path = "/templates",
     operation_id = "list_templates",
-    tag = "catalog",
+    tag = "templates",
     responses((status = 200, description = "The templates", body = [Template])),
 )]
 pub async fn list_templates(
@@ -348,7 +348,7 @@ pub async fn list_templates(
     post,
     path = "/templates",
     operation_id = "create_template",
-    tag = "catalog",
+    tag = "templates",
     request_body = TemplateBody,
     responses(
         (status = 201, description = "Created", body = Template),
@@ -393,7 +393,7 @@ pub async fn create_template(
     get,
     path = "/templates/{name}",
     operation_id = "show_template",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
         (status = 200, description = "The template", body = Template),
@@ -418,7 +418,7 @@ pub async fn show_template(
     put,
     path = "/templates/{name}",
     operation_id = "update_template",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     request_body = TemplateBody,
     responses(
@@ -456,7 +456,7 @@ pub async fn update_template(
     delete,
     path = "/templates/{name}",
     operation_id = "delete_template",
-    tag = "catalog",
+    tag = "templates",
     params(("name" = String, Path, description = "The template's name", example = "web")),
     responses(
         (status = 204, description = "Deleted"),

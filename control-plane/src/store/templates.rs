@@ -1,5 +1,5 @@
-//! Environments (named env vars) and templates (environment, gateway repo
-//! and branch, services with default branches).
+//! Templates (environment, gateway repo and branch, services with default
+//! branches) and the environments (named env vars) they run with.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 // Secret values are read only through `Store::environment_secrets`, whose
 // type cannot be serialized: `Environment` never holds them.
-pub use sdp_api::catalog::{Environment, RepoBranch, Template, object_only};
+pub use sdp_api::templates::{Environment, RepoBranch, Template, object_only};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
 use super::{Store, StoreError, columns, now_rfc3339};

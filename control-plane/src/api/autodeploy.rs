@@ -1,14 +1,16 @@
-//! Following a branch: `PUT /api/sandboxes/{name}/services/{repo}`
-//! `{follow}` turns it on or off for one service of a sandbox (owner or
-//! admin); every sandbox view shows each service's `follow` and, when
-//! a push it follows could not be deployed, `pushed_head` ("behind: deploy
-//! by hand"; `view.rs`). The push side is `orchestrator/follow.rs`.
+//! Autodeploy (a push to a service's branch redeploys it):
+//! `PUT /api/sandboxes/{name}/services/{repo}` `{autodeploy}` (or its first
+//! name, `{follow}`) turns it on or off for one service of a sandbox (owner
+//! or admin); every sandbox view shows each service's `autodeploy` (and
+//! `follow`, deprecated) and, when a push to its branch could not be
+//! deployed, `pushed_head` ("behind: deploy by hand"; `view.rs`). The push
+//! side is `orchestrator/autodeploy.rs`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use sdp_bus::validate;
 
-use sdp_api::{ServiceFollow, ServiceView};
+use sdp_api::{ServiceAutodeploy, ServiceView};
 
 use super::access::{check_sandbox_name, sandbox_for_change};
 use super::openapi::ErrorBody;
@@ -16,9 +18,9 @@ use super::view::view;
 use super::{ApiError, ApiJson, AppState};
 use crate::sessions::Session;
 
-/// Turns following its branch on or off for a service of the sandbox
-/// (owner or admin): a push to the branch of its newest deployment then
-/// redeploys it.
+/// Turns autodeploy on or off for a service of the sandbox (owner or
+/// admin): a push to the branch of its newest deployment then redeploys
+/// it. The body's `autodeploy` may also be sent as `follow` (deprecated).
 #[utoipa::path(
     put,
     path = "/sandboxes/{name}/services/{repo}",
@@ -28,7 +30,7 @@ use crate::sessions::Session;
         ("name" = String, Path, description = "The sandbox's name", example = "alpha"),
         ("repo" = String, Path, description = "The service (repo name)", example = "users"),
     ),
-    request_body = ServiceFollow,
+    request_body = ServiceAutodeploy,
     responses(
         (status = 200, description = "The service as it now is", body = ServiceView),
         (status = 400, description = "An invalid sandbox or repo name (`bad_request`)", body = ErrorBody),
@@ -40,7 +42,7 @@ pub async fn put_service(
     State(state): State<AppState>,
     session: Session,
     Path((name, repo)): Path<(String, String)>,
-    ApiJson(body): ApiJson<ServiceFollow>,
+    ApiJson(body): ApiJson<ServiceAutodeploy>,
 ) -> Result<Json<ServiceView>, ApiError> {
     check_sandbox_name(&name)?;
     validate::repo(&repo)?;
@@ -53,7 +55,7 @@ pub async fn put_service(
     if !known {
         return Err(ApiError::not_found("service"));
     }
-    state.store.set_follow(&name, &repo, body.follow)?;
+    state.store.set_autodeploy(&name, &repo, body.autodeploy)?;
     view(&state, sandbox, false)
         .await?
         .services

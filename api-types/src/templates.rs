@@ -1,5 +1,5 @@
-//! Environments and templates: `/api/environments[/{name}]`,
-//! `/api/templates[/{name}]`.
+//! Templates and the environments they run with:
+//! `/api/environments[/{name}]`, `/api/templates[/{name}]`.
 
 use std::collections::BTreeMap;
 

@@ -1,32 +1,35 @@
-// Following a branch, on the sandbox page: a service's "Follow branch"
-// toggle (PUT /api/sandboxes/{name}/services/{repo} {follow}) and the note
-// a follower shows when a push could not be deployed for it.
+// Autodeploy, on the sandbox page: a service's "Autodeploy on push" toggle
+// (PUT /api/sandboxes/{name}/services/{repo} {autodeploy}) and the note a
+// service with autodeploy on shows when a push could not be deployed for
+// it.
 
 import * as api from './api.js';
 import { el } from './dom.js';
 
 /**
- * A "Follow branch" checkbox for the service `repo` of the sandbox at
+ * An "Autodeploy on push" checkbox for the service `repo` of the sandbox at
  * `base` (`/api/sandboxes/{name}`), kept across refreshes: `update(service)`
  * sets its state from the newest row (not while a change is on its way).
- * Only a deployed service has a branch to follow. `onChanged(follow)`
- * after the server took it, `onError(err)` otherwise (the box goes back).
+ * Only a deployed service has a branch to watch. `onChanged(on)` after the
+ * server took it, `onError(err)` otherwise (the box goes back).
  */
-export function followControl(base, repo, { onChanged, onError }) {
+export function autodeployControl(base, repo, { onChanged, onError }) {
   let busy = false;
   let deployed = false;
   const box = el('input', {
     type: 'checkbox',
-    class: 'follow-toggle',
+    class: 'autodeploy-toggle',
+    // `data-follow`, autodeploy's first name, stays: the browser tests
+    // find the box by it.
     dataset: { follow: repo },
-    'aria-label': `Follow the branch of ${repo}`,
+    'aria-label': `Autodeploy ${repo} on a push to its branch`,
   });
   box.addEventListener('change', async () => {
     const want = box.checked;
     busy = true;
     box.disabled = true;
     try {
-      await api.put(`${base}/services/${api.seg(repo)}`, { follow: want });
+      await api.put(`${base}/services/${api.seg(repo)}`, { autodeploy: want });
       onChanged(want);
     } catch (err) {
       box.checked = !want;
@@ -36,22 +39,22 @@ export function followControl(base, repo, { onChanged, onError }) {
       box.disabled = !deployed;
     }
   });
-  const label = el('label', { class: 'follow' }, box, ' Follow branch');
+  const label = el('label', { class: 'autodeploy' }, box, ' Autodeploy on push');
   return {
     node: label,
     update(service) {
       deployed = Boolean(service.deployment_id);
       label.title = deployed
         ? `Redeploy ${repo} whenever ${service.branch ?? 'its branch'} is pushed to`
-        : 'Deploy the service first: it follows the branch of its newest deployment';
+        : 'Deploy the service first: a push to the branch of its newest deployment redeploys it';
       if (busy) return;
-      box.checked = Boolean(service.follow);
+      box.checked = Boolean(service.autodeploy);
       box.disabled = !deployed;
     },
   };
 }
 
-/** "behind: deploy by hand" when a followed push was not deployed. */
+/** "behind: deploy by hand" when a push to an autodeploy service was not deployed. */
 export function pushedNote(service) {
   const pushed = service.pushed_head;
   if (!pushed) return null;
