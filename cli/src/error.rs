@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use sdp_api::client::ClientError;
+
 use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,25 +16,10 @@ pub enum CliError {
     NotLoggedIn,
     #[error("no control plane URL: pass --url, set SDP_URL, or run `sdp login --url URL`")]
     NoUrl,
-    /// An error answer of the control plane, its code and message as sent.
-    #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("cannot reach the control plane at {url}")]
-    Network {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("the control plane sent an unexpected answer to {what}")]
-    Malformed {
-        what: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// A REST call failed: an error answer of the control plane (its
+    /// status, code and message as sent), no answer, or an unreadable one.
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("the deployment stream of {id} dropped and could not be resumed: {reason}")]
     Stream { id: String, reason: String },
     #[error("the deployment stream of {id} refused the session: {reason}")]
@@ -57,14 +44,24 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// An error answer made by the CLI itself, shaped as the control
+    /// plane's (so the exit code follows `status`).
+    pub fn api(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        CliError::Client(ClientError::Api {
+            status,
+            code: code.into(),
+            message: message.into(),
+            deployment_id: None,
+        })
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             CliError::Usage(_) | CliError::NoUrl => Exit::Usage,
             CliError::NotLoggedIn | CliError::StreamAuth { .. } => Exit::Auth,
-            CliError::Api { status, .. } => Exit::for_http(*status),
+            CliError::Client(ClientError::Api { status, .. }) => Exit::for_http(*status),
             CliError::File { .. } | CliError::Prompt(_) | CliError::Output(_) => Exit::Usage,
-            CliError::Network { .. }
-            | CliError::Malformed { .. }
+            CliError::Client(ClientError::Network { .. } | ClientError::Malformed { .. })
             | CliError::Stream { .. }
             | CliError::Nats { .. } => Exit::Unavailable,
         }
@@ -75,9 +72,9 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::NoUrl => "usage",
             CliError::NotLoggedIn => "not_logged_in",
-            CliError::Api { code, .. } => code,
-            CliError::Network { .. } => "unreachable",
-            CliError::Malformed { .. } => "malformed_response",
+            CliError::Client(ClientError::Api { code, .. }) => code,
+            CliError::Client(ClientError::Network { .. }) => "unreachable",
+            CliError::Client(ClientError::Malformed { .. }) => "malformed_response",
             CliError::Stream { .. } => "stream_lost",
             CliError::StreamAuth { .. } => "unauthorized",
             CliError::File { .. } => "file",

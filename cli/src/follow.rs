@@ -157,17 +157,17 @@ impl<'c> Follower<'c> {
                     .as_deref()
                     .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
                     .map(|body| body.error);
-                Err(CliError::Api {
+                Err(CliError::api(
                     status,
-                    code: error
+                    error
                         .as_ref()
                         .map_or("http_error", |e| e.code.as_str())
                         .to_owned(),
-                    message: error.map_or_else(
+                    error.map_or_else(
                         || format!("the WebSocket was refused (HTTP {status})"),
                         |e| e.message,
                     ),
-                })
+                ))
             }
             Err(err) => Ok(Err(err.to_string())),
         }

@@ -7,6 +7,8 @@ use std::io::BufRead;
 
 use serde_json::json;
 
+use sdp_api::client::ClientError;
+
 use crate::args::LoginArgs;
 use crate::output::{self, cell_of, render_table};
 use crate::session::{self, Stored};
@@ -65,9 +67,9 @@ pub async fn logout(ctx: &Ctx) -> Result<Exit, CliError> {
     let client = ctx.client()?;
     if client.token().is_some() {
         // A session the server has already forgotten is still logged out.
-        match client.logout().await.map_err(CliError::from) {
-            Ok(()) | Err(CliError::Api { status: 401, .. }) => {}
-            Err(err) => return Err(err),
+        match client.logout().await {
+            Ok(()) | Err(ClientError::Api { status: 401, .. }) => {}
+            Err(err) => return Err(err.into()),
         }
     }
     let removed = session::remove(&ctx.env)?;

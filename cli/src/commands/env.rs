@@ -19,14 +19,14 @@ pub async fn run(ctx: &Ctx, args: EnvArgs) -> Result<Exit, CliError> {
         // Values are shown only to who may change them: without them,
         // the write would be refused anyway.
         let Some(mut env) = answer.env.take() else {
-            return Err(CliError::Api {
-                status: 403,
-                code: "forbidden".to_owned(),
-                message: format!(
+            return Err(CliError::api(
+                403,
+                "forbidden",
+                format!(
                     "only the owner of sandbox {} or an admin may change its env",
                     args.sandbox
                 ),
-            });
+            ));
         };
         for key in &args.unset {
             env.remove(key);

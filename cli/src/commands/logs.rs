@@ -11,6 +11,7 @@
 use std::io::Write;
 
 use sdp_api::RuntimeLogsQuery;
+use sdp_api::client::ClientError;
 
 use crate::args::LogsArgs;
 use crate::follow::{Follower, Update};
@@ -60,10 +61,13 @@ async fn runtime(client: &crate::api::Client, args: &LogsArgs) -> Result<Exit, C
     };
     let mut response = client.runtime_logs(&args.id, &query).await?;
     loop {
-        let chunk = response.chunk().await.map_err(|source| CliError::Network {
-            url: client.base().to_owned(),
-            source,
-        })?;
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|source| ClientError::Network {
+                url: client.base().to_owned(),
+                source,
+            })?;
         let Some(chunk) = chunk else {
             return Ok(Exit::Ok);
         };

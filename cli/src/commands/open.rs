@@ -21,11 +21,11 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
     let sandbox = client.sandbox(name).await?;
     let Some(url) = url_of(&sandbox) else {
-        return Err(CliError::Api {
-            status: 404,
-            code: "no_gateway".into(),
-            message: format!("sandbox {name} has no gateway URL yet: deploy its gateway first"),
-        });
+        return Err(CliError::api(
+            404,
+            "no_gateway",
+            format!("sandbox {name} has no gateway URL yet: deploy its gateway first"),
+        ));
     };
     if ctx.json() {
         output::print_json(&json!({ "url": url }))?;
