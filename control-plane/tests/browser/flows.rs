@@ -807,7 +807,7 @@ async fn browser_autodeploy_toggle_and_deploy_latest() {
     browser.close().await;
 }
 
-/// Rolling back (issue 12): from the history, the "Roll back" button on
+/// Rolling back: from the history, the "Roll back" button on
 /// an older deployment (confirmed inline) deploys its commit again, the
 /// page shows the new one live; from that deployment page, the button
 /// deploys a commit again too.
