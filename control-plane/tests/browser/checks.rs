@@ -55,7 +55,7 @@ async fn sandbox_with_routes(stack: &Stack, token: &str) {
         let settled = stack.wait_settled(token, id).await;
         assert!(
             matches!(settled["status"].as_str(), Some("running" | "stopped")),
-            "{settled}"
+            "{settled:?}"
         );
     }
     let response = stack

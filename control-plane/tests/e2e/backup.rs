@@ -2,6 +2,7 @@
 //! (docs/SCALING.md): `sdp-control-plane backup FILE` while it serves, then
 //! the copy put in place of `sdp.db` and the control plane restarted.
 
+use sdp_bus::Status;
 use std::path::PathBuf;
 
 use crate::common::*;
@@ -12,7 +13,7 @@ async fn an_online_backup_restores_the_deployments() {
     let token = stack.login().await;
     let id = stack.deploy(&token, "kept", BRANCH).await;
     let before = stack.wait_settled(&token, &id).await;
-    assert_eq!(before["status"], "running");
+    assert_eq!(before.status, Status::Running);
     sdp_testkit::wait_for("every event persisted", DEPLOY_TIMEOUT, || async {
         let (_, d) = stack.get(&token, &format!("/api/deployments/{id}")).await;
         (d["last_seq"].as_u64()? > 3).then_some(())

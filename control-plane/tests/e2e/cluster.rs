@@ -5,6 +5,7 @@
 //! with `?after=` as the dashboard does) and SQLite hold every event once,
 //! gap-free; the killed nodes rejoin and catch up.
 
+use sdp_bus::Status;
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -133,7 +134,7 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
         block_in_place(|| cluster.nodes[leader].kill());
 
         let deployment = stack.wait_settled(&token, &id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
         block_in_place(|| {
             cluster.nodes[leader].restart();
             cluster.wait_meta_leader();

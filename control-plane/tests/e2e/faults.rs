@@ -2,6 +2,7 @@
 //! restarted mid-deployment, Docker refusing to run a container. Every
 //! deployment still ends terminal and no acked event is lost.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use crate::common::*;
@@ -54,7 +55,7 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     stack.nats.restart();
 
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     // The viewer gets every event once, in order, and so does SQLite.
     let events = stack.ws_events(&token, &id, 0).await;
     let seqs = seqs(&events);
@@ -75,8 +76,8 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     // And the platform works on: a new deployment after the restart.
     let again = stack.deploy(&token, "alpha", "main").await;
     assert_eq!(
-        stack.wait_settled(&token, &again).await["status"],
-        "running"
+        stack.wait_settled(&token, &again).await.status,
+        Status::Running
     );
     stack.shutdown().await;
 }
@@ -128,7 +129,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         "{all:#?}"
     );
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
+    assert_eq!(deployment.status, Status::Running);
 
     // The credential was in memory only: deploying needs a new login.
     let (status, body) = stack
@@ -150,7 +151,7 @@ async fn restarted_agent_reconciles_its_containers() {
     let keep = stack.deploy(&token, "keep", BRANCH).await;
     let gone = stack.deploy(&token, "gone", BRANCH).await;
     for id in [&keep, &gone] {
-        assert_eq!(stack.wait_settled(&token, id).await["status"], "running");
+        assert_eq!(stack.wait_settled(&token, id).await.status, Status::Running);
     }
     let keep_url = stack
         .get(&token, &format!("/api/deployments/{keep}"))
@@ -243,12 +244,12 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
 
     signal(pid, "-STOP");
     let failed = stack.wait_settled(&token, &id).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed.status, Status::Failed, "{failed:?}");
     assert!(
         failed["error"]
             .as_str()
             .is_some_and(|e| e.contains("heartbeat")),
-        "{failed}"
+        "{failed:?}"
     );
     signal(pid, "-CONT");
 
@@ -286,8 +287,8 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
     // And it works on.
     let again = stack.deploy(&token, "stalled", "main").await;
     assert_eq!(
-        stack.wait_settled(&token, &again).await["status"],
-        "running"
+        stack.wait_settled(&token, &again).await.status,
+        Status::Running
     );
     stack.shutdown().await;
 }

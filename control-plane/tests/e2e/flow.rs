@@ -1,5 +1,6 @@
 //! Deploy, watch over the WebSocket, redeploy, replay history.
 
+use sdp_bus::Status;
 use crate::common::*;
 use reqwest::StatusCode;
 
@@ -43,9 +44,9 @@ async fn deploy_watch_redeploy_and_replay() {
     assert_eq!(answer["revision"], "1");
 
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
-    assert_eq!(deployment["commit"], first_commit.as_str());
-    assert_eq!(deployment["url"], url.as_str());
+    assert_eq!(deployment.status, Status::Running);
+    assert_eq!(deployment.commit.as_deref(), Some(first_commit.as_str()));
+    assert_eq!(deployment.url.as_deref(), Some(url.as_str()));
     let phases: Vec<&str> = deployment["phases"]
         .as_array()
         .expect("phases")
@@ -101,8 +102,8 @@ async fn deploy_watch_redeploy_and_replay() {
     // Metrics need no session and count what happened (once the persister
     // has recorded the second deployment's result).
     assert_eq!(
-        stack.wait_settled(&token, &second).await["status"],
-        "running"
+        stack.wait_settled(&token, &second).await.status,
+        Status::Running
     );
     let metrics = stack
         .http()
@@ -172,8 +173,8 @@ async fn cancel_and_failures_reach_a_terminal_state() {
     // An unknown branch fails with a reason that says so.
     let id = stack.deploy(&token, "beta", "no-such-branch").await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "failed");
-    let error = deployment["error"].as_str().unwrap_or_default();
+    assert_eq!(deployment.status, Status::Failed);
+    let error = deployment.error.as_deref().unwrap_or_default();
     assert!(
         error.contains("no-such-branch") && error.contains("does not exist"),
         "{error}"
@@ -203,7 +204,7 @@ async fn cancel_and_failures_reach_a_terminal_state() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "cancelled");
+    assert_eq!(deployment.status, Status::Cancelled);
     let (status, body) = stack
         .post(
             &token,
@@ -232,8 +233,8 @@ async fn killed_agent_fails_its_deployments_within_30s() {
     stack.kill_agent();
     let killed = std::time::Instant::now();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "failed", "{deployment}");
-    let error = deployment["error"].as_str().unwrap_or_default();
+    assert_eq!(deployment.status, Status::Failed, "{deployment:?}");
+    let error = deployment.error.as_deref().unwrap_or_default();
     assert!(error.contains("heartbeat"), "{error}");
     assert!(
         killed.elapsed() < std::time::Duration::from_secs(30),

@@ -4,6 +4,7 @@
 //! forged heartbeat, an acceptance in another agent's name, an event whose
 //! deployment id is a path) are refused and counted in `/metrics`.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -16,7 +17,7 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
 
     // Let the persister catch up, then remember where the deployment is.
     let _ = stack.ws_events(&token, &id, 0).await;
@@ -98,7 +99,7 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
         Some("running")
     );
     let deployment = stack.wait_settled(&token, &again).await;
-    assert_eq!(deployment["status"], "running");
+    assert_eq!(deployment.status, Status::Running);
     let (_, agents) = stack.get(&token, "/api/agents").await;
     assert_eq!(agents[0]["online"], true);
     // The bogus progress events were dropped, not stored: the first

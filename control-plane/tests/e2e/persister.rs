@@ -1,6 +1,7 @@
 //! The persister killed mid-deployment and restarted: every event and log
 //! line ends up in SQLite and the log file exactly once, in order.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use crate::common::*;
@@ -44,7 +45,7 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
 
     stack.start_persister();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
+    assert_eq!(deployment.status, Status::Running);
     let last = events.last().expect("events")["seq"].as_u64().expect("seq");
     sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
         let (_, d) = stack.get(&token, &path).await;

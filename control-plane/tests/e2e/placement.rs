@@ -3,6 +3,7 @@
 //! two containers of one (sandbox, service)), and when that agent dies the
 //! service moves, and its stale container goes once the agent returns.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,7 +29,7 @@ fn containers_of(agents: &[&str], sandbox: &str, service: &str) -> Vec<String> {
 async fn deploy_running(stack: &Stack, token: &str, sandbox: &str, branch: &str) -> Value {
     let id = stack.deploy(token, sandbox, branch).await;
     let deployment = stack.wait_settled(token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     deployment
 }
 

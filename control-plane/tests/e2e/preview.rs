@@ -3,6 +3,7 @@
 //! plane) answer the same through service deploys, route changes and a
 //! gateway redeploy; WebSocket upgrades pass through the preview entry.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -223,7 +224,7 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
     let gateways_before = gateway_deployments(&stack, &token, "alpha").await;
     stack.fixture.push_revision(BRANCH, "r2");
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a service redeploy",
@@ -246,8 +247,8 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
     let gateway = stack
         .wait_settled(&token, body["id"].as_str().expect("id"))
         .await;
-    assert_eq!(gateway["status"], "running", "{gateway}");
-    assert_eq!(gateway["url"], first_url.as_str());
+    assert_eq!(gateway.status, Status::Running, "{gateway:?}");
+    assert_eq!(gateway.url.as_deref(), Some(first_url.as_str()));
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a gateway redeploy",
@@ -402,7 +403,7 @@ async fn a_gateways_session_cookies_never_reach_the_browser() {
     let deployment = stack
         .wait_settled(&token, body["id"].as_str().expect("id"))
         .await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
 
     // The gateway's own port answers with every cookie...
     let (_, view) = stack.get(&token, "/api/sandboxes/alpha").await;

@@ -2,6 +2,7 @@
 //! agent-gateway, the PHP gateway fixture in its own container, Go services
 //! in theirs, and a baseline server standing for OpenShift.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -87,10 +88,10 @@ pub(crate) async fn deploy_template(
         let deployment = stack.wait_settled(token, id).await;
         // A re-apply waits for the gateway to settle (it never cancels
         // it), then may replace it (stopped).
-        let replaced = deployment["status"] == "stopped" && deployment["kind"] == "gateway";
+        let replaced = deployment.status == Status::Stopped && deployment.kind == "gateway";
         assert!(
-            deployment["status"] == "running" || replaced,
-            "{deployment}"
+            deployment.status == Status::Running || replaced,
+            "{deployment:?}"
         );
     }
     ids

@@ -3,6 +3,7 @@
 //! live and in order, `tail`, `since` and `q`, the stream ending on the agent
 //! when the viewer leaves, and a loud container followed by a slow viewer.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -119,8 +120,8 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
 
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
 
     // Bad values are refused before any agent is asked; a session is needed.
     for query in [
@@ -240,8 +241,8 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     // Once replaced, the deployment is no longer running: 409.
     let second = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &second).await["status"],
-        "running"
+        stack.wait_settled(&token, &second).await.status,
+        Status::Running
     );
     wait_for(
         "the replaced deployment to be stopped",
@@ -311,7 +312,7 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
     stack.fixture.push_spew(BRANCH, rate);
     let id = stack.deploy(&token, "loud", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     let cp = stack.control_plane_pid().expect("control plane");
     let agent = stack.agent_pid().expect("agent");
 
@@ -472,7 +473,7 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     .await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
     let path = runtime_path(&id, "follow=true&tail=0");
     let mut viewers = Vec::new();
     for _ in 0..max {

@@ -156,8 +156,8 @@ async fn model_routes_and_teardown() {
         .expect("id")
         .to_owned();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
     let alpha = sdp_testkit::wait_for(
         "users route to flip to the sandbox",
         Duration::from_secs(20),
@@ -230,7 +230,7 @@ async fn model_routes_and_teardown() {
 
     // A second sandbox, untouched by alpha's teardown.
     let beta = stack.deploy(&token, "beta", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &beta).await["status"], "running");
+    assert_eq!(stack.wait_settled(&token, &beta).await.status, Status::Running);
     assert_eq!(containers_of(&stack.agent_id, "alpha").len(), 1);
     assert_eq!(containers_of(&stack.agent_id, "beta").len(), 1);
 

@@ -5,6 +5,7 @@
 //! runs it bigger (SDP_SOAK_DEPLOYS, SDP_SOAK_VIEWERS); CI runs the short
 //! default.
 
+use sdp_bus::Status;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -49,7 +50,7 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
 
     // Warm up (caches, connections), then take the baseline.
     let warm = stack.deploy(&token, "warmup", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &warm).await["status"], "running");
+    assert_eq!(stack.wait_settled(&token, &warm).await.status, Status::Running);
     let cp = stack.control_plane_pid().expect("control plane pid");
     let (rss_before, fds_before) = footprint(cp);
     let started = Instant::now();

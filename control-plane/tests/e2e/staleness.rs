@@ -2,6 +2,7 @@
 //! branch the sandbox says "behind by N" with the new head, after the
 //! deploy "up to date". Real git server, agent, NATS and Docker.
 
+use sdp_bus::Status;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> Value {
 async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Value {
     let id = stack.deploy(token, sandbox, BRANCH).await;
     let deployment = stack.wait_settled(token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     deployment
 }
 

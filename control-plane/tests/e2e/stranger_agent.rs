@@ -9,6 +9,7 @@
 //! the agent holding the repo has been heard from, waits for the first
 //! heartbeats instead of guessing a kind (else 503 naming the repo).
 
+use sdp_bus::Status;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -197,10 +198,10 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
         .to_owned();
 
     let deployment = stack.wait_settled(&token, &deployment_id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    assert_eq!(deployment["kind"], "static", "{deployment}");
-    assert_eq!(deployment["agent_id"], id.as_str(), "{deployment}");
-    let url = deployment["url"].as_str().expect("a url");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    assert_eq!(deployment.kind, "static", "{deployment:?}");
+    assert_eq!(deployment.agent_id.as_deref(), Some(id.as_str()), "{deployment:?}");
+    let url = deployment.url.as_deref().expect("a url");
     let served = stack.get_service(url).await;
     assert_eq!(served["served_by"], id.as_str(), "{served}");
     // Every event came through the stream, in order, from seq 1.
@@ -305,8 +306,8 @@ async fn a_deploy_right_after_start_waits_for_the_first_heartbeats_and_never_gue
             assert_eq!(body["agent_id"], id.as_str(), "{body}");
             let id = body["id"].as_str().expect("id");
             let deployment = stack.wait_settled(&token, id).await;
-            assert_eq!(deployment["status"], "running", "{deployment}");
-            assert_eq!(deployment["kind"], "static", "{deployment}");
+            assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+            assert_eq!(deployment.kind, "static", "{deployment:?}");
         }
         StatusCode::SERVICE_UNAVAILABLE => {
             let message = body["error"]["message"].as_str().unwrap_or_default();

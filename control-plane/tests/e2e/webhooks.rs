@@ -4,6 +4,7 @@
 //! nothing; without a service credential the follower is left "behind";
 //! the service credential is written nowhere.
 
+use sdp_bus::Status;
 use reqwest::StatusCode;
 use sdp_bus::Secret;
 use sdp_control_plane::webhooks::signature::sign;
@@ -231,7 +232,7 @@ async fn deploy_followers_and_others(stack: &Stack, token: &str) {
         first.push(stack.deploy(token, sandbox, branch).await);
     }
     for id in &first {
-        assert_eq!(stack.wait_settled(token, id).await["status"], "running");
+        assert_eq!(stack.wait_settled(token, id).await.status, Status::Running);
     }
     for sandbox in ["wh-a", "wh-b", "wh-d"] {
         let (status, service) = follow(stack, token, sandbox, true).await;
@@ -338,12 +339,12 @@ async fn push_and_expect_followers_redeploy(
     for t in &triggered {
         let id = t["deployment_id"].as_str().expect("id");
         let deployment = stack.wait_settled(token, id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
         assert_eq!(deployment["commit"], new);
-        assert_eq!(deployment["branch"], BRANCH);
+        assert_eq!(deployment.branch, BRANCH);
         assert_eq!(deployment["created_by"], "bitbucket-push");
         let served = stack
-            .get_service(deployment["url"].as_str().expect("url"))
+            .get_service(deployment.url.as_deref().expect("url"))
             .await;
         assert_eq!(served["revision"], "2");
     }
@@ -454,8 +455,8 @@ async fn data_center_push_moves_followers_once(
     for t in &triggered {
         let id = t["deployment_id"].as_str().expect("id");
         let deployment = stack.wait_settled(token, id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
-        assert_eq!(deployment["commit"], third.as_str());
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+        assert_eq!(deployment.commit.as_deref(), Some(third.as_str()));
         ids.push(id.to_owned());
     }
     let (status, answer) = deliver_dc("2026-11-27T10:06:00+0000", "dc-2").await;
@@ -481,8 +482,8 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     let token = stack.login().await;
     let first = stack.deploy(&token, "wh-behind", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &first).await["status"],
-        "running"
+        stack.wait_settled(&token, &first).await.status,
+        Status::Running
     );
     // Following turned on from the command line.
     let sdp = Sdp::new(&stack.base_url);
@@ -531,7 +532,7 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     // Deploying by hand catches up, and the note goes.
     let by_hand = stack.deploy(&token, "wh-behind", BRANCH).await;
     let deployment = stack.wait_settled(&token, &by_hand).await;
-    assert_eq!(deployment["commit"], new.as_str());
+    assert_eq!(deployment.commit.as_deref(), Some(new.as_str()));
     let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
     assert!(
         service(&sandbox, REPO).get("pushed_head").is_none(),
