@@ -6,8 +6,8 @@
 
 mod common;
 
-use sdp_bus::Status;
 use common::*;
+use sdp_bus::Status;
 use serde_json::json;
 
 use sdp_testkit::util::files_containing;
@@ -24,7 +24,10 @@ async fn canary_password_is_written_nowhere() {
 
     let ok = stack.deploy(&token, "alpha", BRANCH).await;
     let failed = stack.deploy(&token, "beta", "no-such-branch").await;
-    assert_eq!(stack.wait_settled(&token, &ok).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &ok).await.status,
+        Status::Running
+    );
     assert_eq!(
         stack.wait_settled(&token, &failed).await.status,
         Status::Failed

@@ -615,6 +615,18 @@ impl Stack {
         events
     }
 
+    /// The deployment's WebSocket frames as sent, until the server closes
+    /// it (for checks on the wire text itself).
+    pub async fn ws_frames(&self, token: &str, id: &str, after: u64) -> Vec<String> {
+        let mut frames = Vec::new();
+        self.ws_follow_text(token, id, after, |frame| {
+            frames.push(frame.to_owned());
+            true
+        })
+        .await;
+        frames
+    }
+
     /// Follows the WebSocket, handing each event to `on_event` until it
     /// returns false or the server closes. Returns the close code, if any.
     pub async fn ws_follow(
@@ -623,6 +635,22 @@ impl Stack {
         id: &str,
         after: u64,
         mut on_event: impl FnMut(Event) -> bool,
+    ) -> Option<u16> {
+        self.ws_follow_text(token, id, after, |text| {
+            let event: Event =
+                serde_json::from_str(text).unwrap_or_else(|err| panic!("event {text}: {err}"));
+            on_event(event)
+        })
+        .await
+    }
+
+    /// [`Self::ws_follow`] on the frames' text.
+    pub async fn ws_follow_text(
+        &self,
+        token: &str,
+        id: &str,
+        after: u64,
+        mut on_frame: impl FnMut(&str) -> bool,
     ) -> Option<u16> {
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(
             self.ws_url(&format!("/ws/deployments/{id}?after={after}")),
@@ -639,9 +667,7 @@ impl Stack {
             while let Some(message) = socket.next().await {
                 match message.expect("ws message") {
                     tungstenite::Message::Text(text) => {
-                        let event: Event = serde_json::from_str(&text)
-                            .unwrap_or_else(|err| panic!("event {text}: {err}"));
-                        if !on_event(event) {
+                        if !on_frame(&text) {
                             return None;
                         }
                     }

@@ -1,7 +1,7 @@
 //! Nothing a test started is left behind once its stack is dropped.
 
-use sdp_bus::Status;
 use crate::common::*;
+use sdp_bus::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stack_leaves_nothing_behind() {

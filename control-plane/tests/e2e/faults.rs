@@ -64,10 +64,7 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "{events:#?}"
     );
-    assert_eq!(
-        statuses(&events).last().map(String::as_str),
-        Some("running")
-    );
+    assert_eq!(statuses(&events).last(), Some(&Status::Running));
     let last = *seqs.last().expect("events");
     sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
         (persisted_seqs(&stack, &id) == (1..=last).collect::<Vec<_>>()).then_some(())
@@ -93,7 +90,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     let mut seen = Vec::new();
     stack
         .ws_follow(&token, &id, 0, |event| {
-            let building = event["body"]["phase"] == "building";
+            let building = event.body.status() == Some(Status::Building);
             seen.push(event);
             !building
         })
@@ -113,7 +110,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     stack.start_control_plane().await;
 
     // Sessions survive the restart (stored hashed in SQLite).
-    let after = seen.last().expect("events")["seq"].as_u64().expect("seq");
+    let after = seen.last().expect("events").seq;
     let rest = stack.ws_events(&token, &id, after).await;
     let mut all = seen.clone();
     all.extend(rest);
@@ -123,11 +120,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "gap or duplicate: {all:#?}"
     );
-    assert_eq!(
-        statuses(&all).last().map(String::as_str),
-        Some("running"),
-        "{all:#?}"
-    );
+    assert_eq!(statuses(&all).last(), Some(&Status::Running), "{all:#?}");
     let deployment = stack.wait_settled(&token, &id).await;
     assert_eq!(deployment.status, Status::Running);
 
@@ -246,8 +239,9 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
     let failed = stack.wait_settled(&token, &id).await;
     assert_eq!(failed.status, Status::Failed, "{failed:?}");
     assert!(
-        failed["error"]
-            .as_str()
+        failed
+            .error
+            .as_deref()
             .is_some_and(|e| e.contains("heartbeat")),
         "{failed:?}"
     );

@@ -1,8 +1,8 @@
 //! Container hardening: what `docker inspect` shows of a deployed
 //! container, and that nothing planted in the mounted tree runs on the host.
 
-use sdp_bus::Status;
 use crate::common::*;
+use sdp_bus::Status;
 
 fn inspect(container: &str) -> serde_json::Value {
     let out = std::process::Command::new("docker")
@@ -30,7 +30,10 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
         ],
     );
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     assert!(
         !sdp_testkit::docker_exists(&old),
         "the container of the old name was not replaced"
@@ -181,7 +184,10 @@ async fn the_container_section_confines_further() {
     stack.start_agent().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
     assert_eq!(containers.len(), 1);
     let info = inspect(&containers[0]);

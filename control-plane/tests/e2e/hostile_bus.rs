@@ -17,7 +17,10 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
 
     // Let the persister catch up, then remember where the deployment is.
     let _ = stack.ws_events(&token, &id, 0).await;
@@ -94,10 +97,7 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     assert!(ready.status().is_success());
     let again = stack.deploy(&token, "alpha", "main").await;
     let events = stack.ws_events(&token, &again, 0).await;
-    assert_eq!(
-        statuses(&events).last().map(String::as_str),
-        Some("running")
-    );
+    assert_eq!(statuses(&events).last(), Some(&Status::Running));
     let deployment = stack.wait_settled(&token, &again).await;
     assert_eq!(deployment.status, Status::Running);
     let (_, agents) = stack.get(&token, "/api/agents").await;

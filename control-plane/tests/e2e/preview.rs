@@ -224,7 +224,10 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
     let gateways_before = gateway_deployments(&stack, &token, "alpha").await;
     stack.fixture.push_revision(BRANCH, "r2");
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a service redeploy",

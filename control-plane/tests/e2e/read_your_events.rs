@@ -5,6 +5,7 @@
 //! `routes.json` is the table REST shows.
 
 use reqwest::StatusCode;
+use sdp_bus::{EventBody, Status};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -21,6 +22,7 @@ async fn every_read_after_a_result_on_the_websocket_shows_it() {
     })
     .await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
     setup(&stack, &token).await;
     let (status, body) = stack
         .post(
@@ -37,37 +39,42 @@ async fn every_read_after_a_result_on_the_websocket_shows_it() {
         let branch = if n % 2 == 0 { BRANCH } else { "main" };
         let id = stack.deploy(&token, "ryw", branch).await;
         let mut phases_seen = Vec::new();
-        let mut result = Value::Null;
+        let mut result = None;
         stack
             .ws_follow(&token, &id, 0, |event| {
-                match event["body"]["type"].as_str() {
-                    Some("phase") => phases_seen.push(event["body"]["phase"].clone()),
-                    Some("result") => result = event["body"].clone(),
+                match event.body {
+                    EventBody::Phase { phase, .. } => phases_seen.push(phase),
+                    EventBody::Result {
+                        status,
+                        url,
+                        commit,
+                        ..
+                    } => result = Some((status, url, commit)),
                     _ => {}
                 }
                 true
             })
             .await;
-        assert_eq!(result["status"], "running", "deploy {n}: {result}");
+        let (status, url, commit) = result.expect("a result event");
+        assert_eq!(status, Status::Running, "deploy {n}: {url:?}");
         // Read at once: no waiting, no retry.
-        let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
+        let deployment = client.deployment(&id).await.expect("the deployment");
         let (_, view) = stack.get(&token, "/api/sandboxes/ryw").await;
         let (_, routes) = stack.get(&token, "/api/sandboxes/ryw/routes").await;
 
-        assert_eq!(deployment["status"], "running", "deploy {n}: {deployment}");
-        assert_eq!(deployment["url"], result["url"], "deploy {n}");
-        assert_eq!(deployment["commit"], result["commit"], "deploy {n}");
         assert_eq!(
-            deployment["commit"],
-            stack.fixture.commit(branch).as_str(),
+            deployment.status,
+            Status::Running,
+            "deploy {n}: {deployment:?}"
+        );
+        assert_eq!(deployment.url, url, "deploy {n}");
+        assert_eq!(deployment.commit, commit, "deploy {n}");
+        assert_eq!(
+            deployment.commit.as_deref(),
+            Some(stack.fixture.commit(branch).as_str()),
             "deploy {n}"
         );
-        let phases: Vec<Value> = deployment["phases"]
-            .as_array()
-            .expect("phases")
-            .iter()
-            .map(|p| p["phase"].clone())
-            .collect();
+        let phases: Vec<Status> = deployment.phases.iter().map(|p| p.phase).collect();
         for phase in &phases_seen {
             assert!(
                 phases.contains(phase),
@@ -92,7 +99,11 @@ async fn every_read_after_a_result_on_the_websocket_shows_it() {
             .cloned()
             .expect("users route");
         assert_eq!(users_route["source"], "sandbox", "deploy {n}: {routes}");
-        assert_eq!(users_route["target"], result["url"], "deploy {n}: {routes}");
+        assert_eq!(
+            users_route["target"].as_str(),
+            url.as_deref(),
+            "deploy {n}: {routes}"
+        );
 
         // The gateway catches up with the same table.
         let view = wait_converged(&stack, &token, "ryw").await;

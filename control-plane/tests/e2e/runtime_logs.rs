@@ -473,7 +473,10 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     .await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let path = runtime_path(&id, "follow=true&tail=0");
     let mut viewers = Vec::new();
     for _ in 0..max {

@@ -2,9 +2,9 @@
 //! takes that path): `sandboxes.default_ttl_hours`, as for one created
 //! with `POST /api/sandboxes`.
 
-use sdp_bus::Status;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use reqwest::StatusCode;
+use sdp_bus::Status;
 
 use crate::common::*;
 
@@ -48,7 +48,10 @@ async fn a_first_deploy_makes_its_sandbox_with_the_configured_default_ttl() {
     );
 
     // The deploy itself runs, and a sandbox created by hand gets the same.
-    assert_eq!(stack.wait_settled(&token, &id).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let (status, made) = stack
         .post(
             &token,

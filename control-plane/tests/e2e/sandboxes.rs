@@ -230,7 +230,10 @@ async fn model_routes_and_teardown() {
 
     // A second sandbox, untouched by alpha's teardown.
     let beta = stack.deploy(&token, "beta", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &beta).await.status, Status::Running);
+    assert_eq!(
+        stack.wait_settled(&token, &beta).await.status,
+        Status::Running
+    );
     assert_eq!(containers_of(&stack.agent_id, "alpha").len(), 1);
     assert_eq!(containers_of(&stack.agent_id, "beta").len(), 1);
 

@@ -2,8 +2,9 @@
 //! branch the sandbox says "behind by N" with the new head, after the
 //! deploy "up to date". Real git server, agent, NATS and Docker.
 
-use sdp_bus::Status;
 use reqwest::StatusCode;
+use sdp_api::Deployment;
+use sdp_bus::Status;
 use serde_json::Value;
 
 use crate::common::*;
@@ -19,7 +20,7 @@ async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> Value {
     services[0].clone()
 }
 
-async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Value {
+async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Deployment {
     let id = stack.deploy(token, sandbox, BRANCH).await;
     let deployment = stack.wait_settled(token, &id).await;
     assert_eq!(deployment.status, Status::Running, "{deployment:?}");
@@ -37,7 +38,7 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     let first = deploy_running(&stack, &token, sandbox).await;
-    let deployed = first["commit"].as_str().expect("commit").to_owned();
+    let deployed = first.commit.as_deref().expect("commit").to_owned();
     let service = staleness(&stack, &token, sandbox).await;
     assert_eq!(service["repo"], REPO);
     assert_eq!(service["branch"], BRANCH);
@@ -45,7 +46,7 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     assert_eq!(service["behind"], 0, "{service}");
     assert_eq!(service["deployed_commit"], deployed.as_str());
     assert_eq!(service["head"], deployed.as_str());
-    assert_eq!(service["deployment_id"], first["id"]);
+    assert_eq!(service["deployment_id"].as_str(), Some(first.id.as_str()));
 
     // One push: behind by 1, with the new head.
     let pushed = stack.fixture.push_revision(BRANCH, "2");
@@ -72,12 +73,12 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
 
     // Deployed again: up to date, about the new deployment.
     let second = deploy_running(&stack, &token, sandbox).await;
-    assert_eq!(second["commit"], pushed.as_str());
+    assert_eq!(second.commit.as_deref(), Some(pushed.as_str()));
     let service = staleness(&stack, &token, sandbox).await;
     assert_eq!(service["state"], "up_to_date", "{service}");
     assert_eq!(service["behind"], 0, "{service}");
     assert_eq!(service["head"], pushed.as_str());
-    assert_eq!(service["deployment_id"], second["id"]);
+    assert_eq!(service["deployment_id"].as_str(), Some(second.id.as_str()));
 
     // The branch rewritten (force-pushed to main's unrelated commit): it
     // moved, and the reason says the deployed commits are off it.

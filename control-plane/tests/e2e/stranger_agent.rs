@@ -200,13 +200,20 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
     let deployment = stack.wait_settled(&token, &deployment_id).await;
     assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     assert_eq!(deployment.kind, "static", "{deployment:?}");
-    assert_eq!(deployment.agent_id.as_deref(), Some(id.as_str()), "{deployment:?}");
+    assert_eq!(
+        deployment.agent_id.as_deref(),
+        Some(id.as_str()),
+        "{deployment:?}"
+    );
     let url = deployment.url.as_deref().expect("a url");
     let served = stack.get_service(url).await;
     assert_eq!(served["served_by"], id.as_str(), "{served}");
     // Every event came through the stream, in order, from seq 1.
     let events = stack.ws_events(&token, &deployment_id, 0).await;
-    assert_eq!(statuses(&events), ["queued", "starting", "running"]);
+    assert_eq!(
+        statuses(&events),
+        [Status::Queued, Status::Starting, Status::Running]
+    );
     assert_eq!(seqs(&events), [1, 2, 3]);
 
     // What the agent does not serve is 501, not a 502 or a hang.

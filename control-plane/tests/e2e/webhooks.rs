@@ -4,9 +4,9 @@
 //! nothing; without a service credential the follower is left "behind";
 //! the service credential is written nowhere.
 
-use sdp_bus::Status;
 use reqwest::StatusCode;
 use sdp_bus::Secret;
+use sdp_bus::Status;
 use sdp_control_plane::webhooks::signature::sign;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -340,9 +340,9 @@ async fn push_and_expect_followers_redeploy(
         let id = t["deployment_id"].as_str().expect("id");
         let deployment = stack.wait_settled(token, id).await;
         assert_eq!(deployment.status, Status::Running, "{deployment:?}");
-        assert_eq!(deployment["commit"], new);
+        assert_eq!(deployment.commit.as_deref(), Some(new));
         assert_eq!(deployment.branch, BRANCH);
-        assert_eq!(deployment["created_by"], "bitbucket-push");
+        assert_eq!(deployment.created_by, "bitbucket-push");
         let served = stack
             .get_service(deployment.url.as_deref().expect("url"))
             .await;
