@@ -2,17 +2,19 @@
 //! restarted mid-deployment, Docker refusing to run a container. Every
 //! deployment still ends terminal and no acked event is lost.
 
-use sdp_bus::Status;
 use std::time::Duration;
+
+use sdp_api::ErrorBody;
+use sdp_bus::Status;
 
 use crate::common::*;
 
 /// Waits until the deployment is past `fetching` (building, slowly).
 async fn wait_building(stack: &Stack, token: &str, id: &str) {
-    let path = format!("/api/deployments/{id}");
+    let client = stack.client_with(token);
     sdp_testkit::wait_for("deployment to be building", DEPLOY_TIMEOUT, || async {
-        let (_, d) = stack.get(token, &path).await;
-        (d["status"] == "building").then_some(())
+        let d = client.deployment(id).await.ok()?;
+        (d.status == Status::Building).then_some(())
     })
     .await;
 }
@@ -133,7 +135,8 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "credential_expired");
+    let refused: ErrorBody = serde_json::from_value(body).expect("an error answer");
+    assert_eq!(refused.error.code, "credential_expired");
     stack.shutdown().await;
 }
 
@@ -146,23 +149,19 @@ async fn restarted_agent_reconciles_its_containers() {
     for id in [&keep, &gone] {
         assert_eq!(stack.wait_settled(&token, id).await.status, Status::Running);
     }
-    let keep_url = stack
-        .get(&token, &format!("/api/deployments/{keep}"))
+    let client = stack.client_with(&token);
+    let keep_url = client
+        .deployment(&keep)
         .await
-        .1["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+        .expect("keep's deployment")
+        .url
+        .expect("url");
 
     // The agent dies; meanwhile `gone` is torn down, which it cannot hear.
     stack.kill_agent();
     sdp_testkit::wait_for("agent offline", Duration::from_secs(30), || async {
-        let (_, agents) = stack.get(&token, "/api/agents").await;
-        agents
-            .as_array()?
-            .iter()
-            .all(|a| a["online"] == false)
-            .then_some(())
+        let agents = client.agents().await.ok()?;
+        agents.iter().all(|a| !a.online).then_some(())
     })
     .await;
     let response = stack
@@ -174,11 +173,12 @@ async fn restarted_agent_reconciles_its_containers() {
         .expect("delete");
     assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
     assert_eq!(
-        stack
-            .get(&token, &format!("/api/deployments/{gone}"))
+        client
+            .deployment(&gone)
             .await
-            .1["status"],
-        "stopped"
+            .expect("gone's deployment")
+            .status,
+        Status::Stopped
     );
     assert_eq!(
         sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id).len(),
@@ -230,6 +230,7 @@ fn signal(pid: u32, signal: &str) {
 async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
     let stack = Stack::start().await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
     stack.fixture.push_slow_build(BRANCH);
     let id = stack.deploy(&token, "stalled", BRANCH).await;
     wait_building(&stack, &token, &id).await;
@@ -253,14 +254,9 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
         "the woken agent to drop the failed deployment",
         Duration::from_secs(60),
         || async {
-            let (_, agents) = stack.get(&token, "/api/agents").await;
-            let me = agents
-                .as_array()?
-                .iter()
-                .find(|a| a["id"] == agent_id.as_str())?
-                .clone();
-            (me["online"] == true && !me["running"].as_array()?.iter().any(|d| d == id.as_str()))
-                .then_some(())
+            let agents = client.agents().await.ok()?;
+            let me = agents.into_iter().find(|a| a.id == agent_id)?;
+            (me.online && !me.running.iter().any(|d| *d == id)).then_some(())
         },
     )
     .await;
@@ -268,8 +264,12 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
         sdp_testkit::containers_with_label("sdp.deployment", &id).is_empty(),
         "no container of the failed deployment"
     );
-    let (_, after) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(after["status"], "failed", "late events flipped it: {after}");
+    let after = client.deployment(&id).await.expect("the deployment");
+    assert_eq!(
+        after.status,
+        Status::Failed,
+        "late events flipped it: {after:?}"
+    );
     let ended = stack.process_output().into_iter().any(|(name, text)| {
         name.starts_with("agent") && text.contains("the control plane settled these")
     });
