@@ -15,7 +15,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use sdp_api::client::Client;
-use sdp_api::{Deployment, NewDeployment, NewEnvironment, NewSandbox, RepoBranch, TemplateBody};
+use sdp_api::{
+    Deployment, ErrorBody, ErrorDetail, NewDeployment, NewEnvironment, NewSandbox, RepoBranch,
+    TemplateBody,
+};
 use sdp_bus::{Event, EventBody, Status};
 use sdp_testkit::{
     BaselineServer, ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer,
@@ -799,6 +802,14 @@ pub struct Routing {
     pub gateway_agent_data: TempDir,
     gateway_agent: Option<ChildGuard>,
     _gateway_containers: Option<ContainerCleanup>,
+}
+
+/// The API's error answer in `body` (a raw answer, kept raw for its
+/// status code); fails the test if it is not the error shape.
+pub fn api_error(body: &Value) -> ErrorDetail {
+    serde_json::from_value::<ErrorBody>(body.clone())
+        .unwrap_or_else(|err| panic!("not an error answer ({err}): {body}"))
+        .error
 }
 
 /// Whether agent `id` is listed online.

@@ -136,7 +136,7 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         let (status, body) = get_text(&stack, &token, &runtime_path(&id, query)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         let body: Value = serde_json::from_str(&body).expect("error JSON");
-        assert_eq!(body["error"]["code"], "bad_request", "{query}");
+        assert_eq!(api_error(&body).code, "bad_request", "{query}");
     }
     let anonymous = stack
         .http()
@@ -256,11 +256,9 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     let (status, body) = get_text(&stack, &token, &runtime_path(&id, "")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let body: Value = serde_json::from_str(&body).expect("error JSON");
-    assert_eq!(body["error"]["code"], "not_running");
+    assert_eq!(api_error(&body).code, "not_running");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("stopped")),
+        Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("stopped")),
         "{body}"
     );
     let (status, text) = get_text(&stack, &token, &runtime_path(&second, "")).await;
@@ -274,10 +272,9 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     let (status, body) = get_text(&stack, &token, &runtime_path(&second, "")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let body: Value = serde_json::from_str(&body).expect("error JSON");
-    assert_eq!(body["error"]["code"], "not_running");
+    assert_eq!(api_error(&body).code, "not_running");
     assert!(
-        body["error"]["message"]
-            .as_str()
+        Some(api_error(&body).message.as_str())
             .is_some_and(|m| m.contains("has no container on agent")),
         "{body}"
     );
@@ -492,7 +489,7 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
         .expect("one more viewer");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "busy", "{body}");
+    assert_eq!(api_error(&body).code, "busy", "{body}");
     // One leaves: the next viewer is served.
     drop(viewers.pop());
     wait_log_streams(&stack, &token, max - 1).await;

@@ -138,12 +138,8 @@ async fn failed_logins_are_throttled_per_user_and_per_address() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "throttled");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("try again"))
-    );
+    assert_eq!(api_error(&body).code, "throttled");
+    assert!(Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("try again")));
     assert_eq!(
         stack.git.requests(),
         git_requests,
