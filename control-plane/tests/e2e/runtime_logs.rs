@@ -48,12 +48,9 @@ async fn hit(stack: &Stack, url: &str, path: &str) {
 
 /// The agent's open runtime-log streams, as its heartbeat reports them.
 async fn log_streams(stack: &Stack, token: &str) -> Option<u64> {
-    let (_, agents) = stack.get(token, "/api/agents").await;
-    agents
-        .as_array()?
-        .iter()
-        .find(|a| a["id"] == stack.agent_id.as_str())?["log_streams"]
-        .as_u64()
+    let agents = stack.client_with(token).agents().await.ok()?;
+    let agent = agents.into_iter().find(|a| a.id == stack.agent_id)?;
+    Some(u64::from(agent.log_streams))
 }
 
 async fn wait_log_streams(stack: &Stack, token: &str, want: u64) {
@@ -248,8 +245,8 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         "the replaced deployment to be stopped",
         Duration::from_secs(20),
         || async {
-            let (_, first) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-            (first["status"] == "stopped").then_some(())
+            let first = stack.client_with(&token).deployment(&id).await.ok()?;
+            (first.status == Status::Stopped).then_some(())
         },
     )
     .await;
