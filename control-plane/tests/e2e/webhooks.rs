@@ -573,7 +573,13 @@ async fn hooks_are_off_without_a_secret_and_a_named_secret_file_must_be_readable
     })
     .await;
     let body = cloud_push(REPO, BRANCH, &"1".repeat(40), &"2".repeat(40));
-    let (status, answer) = deliver(&stack, body, &[("X-Event-Key", "repo:push".to_owned())]).await;
+    // With both required headers (without them a delivery is malformed,
+    // hooks on or off), so the answer is about the missing secret.
+    let headers = [
+        ("X-Event-Key", "repo:push".to_owned()),
+        ("X-Hub-Signature", sign(&Secret::new("any"), &body)),
+    ];
+    let (status, answer) = deliver(&stack, body, &headers).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert_eq!(error_code(&answer), "not_configured");
     stack.shutdown().await;
