@@ -669,11 +669,7 @@ impl Stack {
         let read = async {
             while let Some(message) = socket.next().await {
                 match message.expect("ws message") {
-                    tungstenite::Message::Text(text) => {
-                        if !on_frame(&text) {
-                            return None;
-                        }
-                    }
+                    tungstenite::Message::Text(text) if !on_frame(&text) => return None,
                     tungstenite::Message::Close(frame) => return frame.map(|f| u16::from(f.code)),
                     _ => {}
                 }

@@ -256,7 +256,7 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
         || async {
             let agents = client.agents().await.ok()?;
             let me = agents.into_iter().find(|a| a.id == agent_id)?;
-            (me.online && !me.running.iter().any(|d| *d == id)).then_some(())
+            (me.online && !me.running.contains(&id)).then_some(())
         },
     )
     .await;

@@ -43,8 +43,8 @@ async fn send(
 /// A 400 whose JSON message names `key`.
 fn assert_refused(what: &str, status: StatusCode, body: &Value, key: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
-    assert_eq!(api_error(&body).code, "bad_request", "{what}: {body}");
-    let message = api_error(&body).message;
+    assert_eq!(api_error(body).code, "bad_request", "{what}: {body}");
+    let message = api_error(body).message;
     assert!(
         message.contains(&format!("{key:?}")) && message.contains("reserved"),
         "{what}: the message names {key}: {message}"
