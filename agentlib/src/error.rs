@@ -32,7 +32,7 @@ pub enum AgentError {
     Docker(#[source] bollard::errors::Error),
     /// A toolchain the config names is not one (`go.toolchains`).
     #[error("invalid configuration: {0}")]
-    Toolchains(String),
+    Toolchains(crate::go_toolchains::ToolchainError),
     #[error(
         "containers would publish on {ip}, which is not an address of this host: set advertise_host (or publish_addr) to one of this host's addresses"
     )]
@@ -90,7 +90,7 @@ pub enum DeployError {
     },
     /// A toolchain the agent config names is gone since the agent started.
     #[error("the Go toolchains of this agent: {0}")]
-    GoToolchains(String),
+    GoToolchains(crate::go_toolchains::ToolchainError),
     #[error(
         "go.mod asks for {asked} but this agent has {present}: install {package} (Debian backports) or add its GOROOT to go.toolchains"
     )]

@@ -26,7 +26,7 @@ use crate::build_container::{BuildBox, BuildMount, BuildRun};
 use crate::config::{AgentConfig, BuildConfig, ComposerConfig, GoConfig};
 use crate::error::DeployError;
 use crate::events::{EventSink, OutputLine};
-use crate::go_toolchains::{self, GoToolchain, Search};
+use crate::go_toolchains::{self, GoToolchain, Search, ToolchainError};
 
 /// Where things are for one build.
 #[derive(Clone)]
@@ -123,7 +123,7 @@ pub trait Flavour: Send + Sync + 'static {
     /// name them (`go 1.22.12`), oldest first. The agent checks them when
     /// it starts: an error (a toolchain the config names is not one) stops
     /// it.
-    fn toolchains(&self, _config: &AgentConfig) -> Result<Vec<String>, String> {
+    fn toolchains(&self, _config: &AgentConfig) -> Result<Vec<String>, ToolchainError> {
         Ok(Vec::new())
     }
 
@@ -186,7 +186,7 @@ impl GoFlavour {
         &self,
         go: &GoConfig,
         build: &BuildConfig,
-    ) -> Result<Vec<GoToolchain>, String> {
+    ) -> Result<Vec<GoToolchain>, ToolchainError> {
         let search = Search {
             path: &self.path,
             lib_dir: &self.lib_dir,
@@ -365,7 +365,7 @@ impl Flavour for GoFlavour {
         })
     }
 
-    fn toolchains(&self, config: &AgentConfig) -> Result<Vec<String>, String> {
+    fn toolchains(&self, config: &AgentConfig) -> Result<Vec<String>, ToolchainError> {
         self.find_toolchains(&config.go, &config.build)
             .map(|found| go_toolchains::labels(&found))
     }

@@ -13,6 +13,37 @@ use crate::config::{BuildConfig, GoConfig};
 use crate::error::DeployError;
 use crate::go_version::{GoModAsks, GoVersion};
 
+/// Why a directory is not a usable Go toolchain, or why the toolchains a
+/// config names cannot be used. The messages are for people (config
+/// checks, build logs, heartbeats).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolchainError {
+    #[error("{}/bin/go does not exist", goroot.display())]
+    NoGoBinary { goroot: PathBuf },
+    /// The GOROOT cannot be resolved (gone, unreadable).
+    #[error("{}: {error}", goroot.display())]
+    Resolve {
+        goroot: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot run {} env GOVERSION: {error}", go.display())]
+    RunGo { go: PathBuf, error: std::io::Error },
+    #[error("{} env GOVERSION failed ({status}) and there is no VERSION file", go.display())]
+    GoVersionFailed {
+        go: PathBuf,
+        status: std::process::ExitStatus,
+    },
+    #[error("{}: {name:?} is not a Go release version", goroot.display())]
+    NotARelease { goroot: PathBuf, name: String },
+    /// A toolchain the config names (`go.toolchains`, `build.goroot`).
+    #[error("{key}: {} is not a Go toolchain: {reason}", goroot.display())]
+    Configured {
+        key: &'static str,
+        goroot: PathBuf,
+        reason: Box<ToolchainError>,
+    },
+}
+
 /// One Go installation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoToolchain {
@@ -32,13 +63,17 @@ impl GoToolchain {
     /// Reads the toolchain at `goroot`: its `VERSION` file's first line, or
     /// else what `<goroot>/bin/go env GOVERSION` prints. The error says why
     /// it is not a Go toolchain.
-    pub fn at(goroot: &Path) -> Result<GoToolchain, String> {
+    pub fn at(goroot: &Path) -> Result<GoToolchain, ToolchainError> {
         let go = goroot.join("bin").join("go");
         if !go.is_file() {
-            return Err(format!("{}/bin/go does not exist", goroot.display()));
+            return Err(ToolchainError::NoGoBinary {
+                goroot: goroot.to_path_buf(),
+            });
         }
-        let goroot =
-            std::fs::canonicalize(goroot).map_err(|e| format!("{}: {e}", goroot.display()))?;
+        let goroot = std::fs::canonicalize(goroot).map_err(|error| ToolchainError::Resolve {
+            goroot: goroot.to_path_buf(),
+            error,
+        })?;
         let from_file = std::fs::read_to_string(goroot.join("VERSION"))
             .ok()
             .and_then(|text| text.lines().next().map(str::trim).map(str::to_owned))
@@ -47,8 +82,9 @@ impl GoToolchain {
             Some(name) => name,
             None => go_env_goversion(&go)?,
         };
-        let version = GoVersion::parse(&name)
-            .ok_or_else(|| format!("{}: {name:?} is not a Go release version", goroot.display()))?;
+        let Some(version) = GoVersion::parse(&name) else {
+            return Err(ToolchainError::NotARelease { goroot, name });
+        };
         Ok(GoToolchain {
             goroot,
             version,
@@ -59,7 +95,7 @@ impl GoToolchain {
 
 /// `<go> env GOVERSION`, run directly (no shell), never downloading
 /// another toolchain.
-fn go_env_goversion(go: &Path) -> Result<String, String> {
+fn go_env_goversion(go: &Path) -> Result<String, ToolchainError> {
     let output = std::process::Command::new(go)
         .args(["env", "GOVERSION"])
         .env("GOTOOLCHAIN", "local")
@@ -68,14 +104,16 @@ fn go_env_goversion(go: &Path) -> Result<String, String> {
         .env("GOTELEMETRY", "off")
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run {} env GOVERSION: {e}", go.display()))?;
+        .map_err(|error| ToolchainError::RunGo {
+            go: go.to_path_buf(),
+            error,
+        })?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     if !output.status.success() || text.is_empty() {
-        return Err(format!(
-            "{} env GOVERSION failed ({}) and there is no VERSION file",
-            go.display(),
-            output.status
-        ));
+        return Err(ToolchainError::GoVersionFailed {
+            go: go.to_path_buf(),
+            status: output.status,
+        });
     }
     Ok(text)
 }
@@ -97,7 +135,7 @@ pub fn find(
     go: &GoConfig,
     build: &BuildConfig,
     search: &Search<'_>,
-) -> Result<Vec<GoToolchain>, String> {
+) -> Result<Vec<GoToolchain>, ToolchainError> {
     let mut found: Vec<GoToolchain> = Vec::new();
     let mut add = |toolchain: GoToolchain| {
         if !found.iter().any(|t| t.version == toolchain.version) {
@@ -119,12 +157,12 @@ pub fn find(
         }
     } else {
         for (key, goroot) in configured {
-            let toolchain = GoToolchain::at(goroot).map_err(|reason| {
-                format!(
-                    "{key}: {} is not a Go toolchain: {reason}",
-                    goroot.display()
-                )
-            })?;
+            let toolchain =
+                GoToolchain::at(goroot).map_err(|reason| ToolchainError::Configured {
+                    key,
+                    goroot: goroot.clone(),
+                    reason: Box::new(reason),
+                })?;
             add(toolchain);
         }
     }
@@ -321,7 +359,9 @@ mod tests {
             path: OsStr::new(""),
             lib_dir: dir.path(),
         };
-        let err = find(&go, &BuildConfig::default(), &search).expect_err("not a toolchain");
+        let err = find(&go, &BuildConfig::default(), &search)
+            .expect_err("not a toolchain")
+            .to_string();
         assert!(
             err.starts_with(&format!(
                 "go.toolchains: {} is not a Go toolchain",
@@ -333,7 +373,9 @@ mod tests {
             goroot: Some(dir.path().join("nothing")),
             ..BuildConfig::default()
         };
-        let err = find(&GoConfig::default(), &build, &search).expect_err("not a toolchain");
+        let err = find(&GoConfig::default(), &build, &search)
+            .expect_err("not a toolchain")
+            .to_string();
         assert!(err.starts_with("build.goroot: "), "{err}");
     }
 

@@ -113,11 +113,15 @@ async fn sdp_deploy(stack: &common::Stack, token: &str, sandbox: &str) -> Durati
     let started = Instant::now();
     let id = stack.deploy(token, sandbox, common::BRANCH).await;
     let deployment = stack.wait_settled(token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(
+        deployment.status,
+        sdp_bus::Status::Running,
+        "{deployment:?}"
+    );
     // `SDP_BENCH_PHASES=1`: each deployment's phase times on stderr, to
     // see where a deploy's time goes.
     if std::env::var_os("SDP_BENCH_PHASES").is_some() {
-        eprintln!("phases of {sandbox}: {}", deployment["phases"]);
+        eprintln!("phases of {sandbox}: {:?}", deployment.phases);
     }
     started.elapsed()
 }

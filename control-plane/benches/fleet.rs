@@ -52,7 +52,10 @@ async fn bench() {
     // One deployment first, so the shared Go cache is warm: the run
     // measures dispatch and placement, not the first compile.
     let warm = stack.deploy(&token, "fleet-warm", common::BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &warm).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &warm).await.status,
+        sdp_bus::Status::Running
+    );
     let pid = stack.control_plane_pid().expect("control plane");
     let rss_before = rss_kib(pid);
 
@@ -83,12 +86,21 @@ async fn bench() {
     let mut to_running: Vec<Duration> = Vec::new();
     let mut spread: BTreeMap<String, usize> = BTreeMap::new();
     for ((n, id, _), (deployment, at)) in accepted.iter().zip(&settled) {
-        assert_eq!(deployment["status"], "running", "{id}: {deployment}");
+        assert_eq!(
+            deployment.status,
+            sdp_bus::Status::Running,
+            "{id}: {deployment:?}"
+        );
         let sandbox = format!("fleet-{n:02}");
         let containers = sdp_testkit::containers_with_label("sdp.sandbox", &sandbox);
         assert_eq!(containers.len(), 1, "{sandbox}: {containers:?}");
         *spread
-            .entry(deployment["agent_id"].as_str().unwrap_or("?").to_owned())
+            .entry(
+                deployment
+                    .agent_id
+                    .clone()
+                    .unwrap_or_else(|| "?".to_owned()),
+            )
             .or_default() += 1;
         to_running.push(*at);
     }

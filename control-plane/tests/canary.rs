@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use sdp_bus::Status;
 use serde_json::json;
 
 use sdp_testkit::util::files_containing;
@@ -23,10 +24,13 @@ async fn canary_password_is_written_nowhere() {
 
     let ok = stack.deploy(&token, "alpha", BRANCH).await;
     let failed = stack.deploy(&token, "beta", "no-such-branch").await;
-    assert_eq!(stack.wait_settled(&token, &ok).await["status"], "running");
     assert_eq!(
-        stack.wait_settled(&token, &failed).await["status"],
-        "failed"
+        stack.wait_settled(&token, &ok).await.status,
+        Status::Running
+    );
+    assert_eq!(
+        stack.wait_settled(&token, &failed).await.status,
+        Status::Failed
     );
     // A wrong password on login and a refused request, for the error paths.
     let _ = stack

@@ -2,6 +2,7 @@
 //! each running service's branch ("up to date", then "behind by 1" after a
 //! push), and "Check routes" with a green or red dot per route.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -54,8 +55,8 @@ async fn sandbox_with_routes(stack: &Stack, token: &str) {
         let id = deployment["id"].as_str().expect("id");
         let settled = stack.wait_settled(token, id).await;
         assert!(
-            matches!(settled["status"].as_str(), Some("running" | "stopped")),
-            "{settled}"
+            matches!(settled.status, Status::Running | Status::Stopped),
+            "{settled:?}"
         );
     }
     let response = stack

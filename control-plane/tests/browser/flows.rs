@@ -1,5 +1,6 @@
 //! What a developer does all day, through the UI.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -741,8 +742,8 @@ async fn browser_autodeploy_toggle_and_deploy_latest() {
     let token = stack.login().await;
     let first = stack.deploy(&token, "flw", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &first).await["status"],
-        "running"
+        stack.wait_settled(&token, &first).await.status,
+        Status::Running
     );
     let browser = Browser::start(&stack.base_url).await;
     login(&browser, &stack, false).await;
@@ -821,14 +822,18 @@ async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
     let a = stack.fixture.commit("main");
     let first = stack.deploy(&token, "alpha", "main").await;
     assert_eq!(
-        stack.wait_settled(&token, &first).await["status"],
-        "running"
+        stack.wait_settled(&token, &first).await.status,
+        Status::Running
     );
     let b = stack.fixture.push_revision("main", "2");
     let second = stack.deploy(&token, "alpha", "main").await;
     let deployment = stack.wait_settled(&token, &second).await;
-    assert_eq!(deployment["commit"], b.as_str(), "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(
+        deployment.commit.as_deref(),
+        Some(b.as_str()),
+        "{deployment:?}"
+    );
+    let url = deployment.url.as_deref().expect("url").to_owned();
 
     // The history marks B live, and offers A a rollback.
     browser.open("/deployments?sandbox=alpha").await;
@@ -878,8 +883,11 @@ async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
         "the page names the deployment it rolled back to"
     );
     let rolled = stack.wait_settled(&token, &third).await;
-    assert_eq!(rolled["commit"], a.as_str(), "{rolled}");
-    assert_eq!(rolled["redeploy_of"], first.as_str());
+    assert_eq!(rolled.commit.as_deref(), Some(a.as_str()), "{rolled:?}");
+    assert_eq!(
+        rolled.redeploy_of.as_ref().map(|of| of.as_str()),
+        Some(first.as_str())
+    );
     assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
     browser.screenshot("deployment-rollback").await;
 
@@ -947,7 +955,11 @@ async fn browser_rolls_back_from_the_history_and_the_deployment_page() {
         .to_owned();
     wait_page_result(&browser, &fifth, "running").await;
     let deployed = stack.wait_settled(&token, &fifth).await;
-    assert_eq!(deployed["requested_commit"], a.as_str(), "{deployed}");
+    assert_eq!(
+        deployed.requested_commit.as_deref(),
+        Some(a.as_str()),
+        "{deployed:?}"
+    );
     assert_eq!(stack.get_service(&url).await["commit"], a.as_str());
     browser.close().await;
 }

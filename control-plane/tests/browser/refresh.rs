@@ -4,6 +4,7 @@
 //! click a person (or a test) aimed at it; the rollback test once failed
 //! on exactly that ("stale element reference").
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use crate::common::*;
@@ -37,7 +38,10 @@ async fn browser_pages_keep_their_controls_across_refreshes() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "keep", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let browser = Browser::start(&stack.base_url).await;
     login(&browser, &stack, false).await;
     browser.watch_controls().await;

@@ -2,6 +2,7 @@
 //! live, with ANSI colours, a search applied by the agent, and the stream
 //! ended on the agent when the tab is left.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use serde_json::json;
@@ -68,8 +69,8 @@ async fn browser_runtime_log_tab_follows_searches_and_stops() {
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
 
     let browser = Browser::start(&stack.base_url).await;
     browser.open("/login").await;

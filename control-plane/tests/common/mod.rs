@@ -15,13 +15,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use sdp_api::client::Client;
-use sdp_api::{Deployment, NewDeployment, NewEnvironment, NewSandbox, RepoBranch, TemplateBody};
-use sdp_bus::Status;
+use sdp_api::{
+    Deployment, ErrorBody, ErrorDetail, NewDeployment, NewEnvironment, NewSandbox, RepoBranch,
+    TemplateBody,
+};
+use sdp_bus::{Event, EventBody, Status};
 use sdp_testkit::{
     BaselineServer, ChildGuard, ContainerCleanup, GitServer, GoFixture, NatsServer,
     PhpGatewayFixture, ReposDir, ensure_busybox_image, unique_id, wait_for,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite;
 
@@ -345,18 +348,9 @@ impl Stack {
             routing.gateway_agent = Some(child);
             routing._gateway_containers = Some(cleanup);
         }
-        let token = self.login().await;
-        let this = &*self;
+        let client = self.login_as(USER).await;
         wait_for("gateway agent heartbeat", Duration::from_secs(30), || {
-            let (token, id) = (token.clone(), id.clone());
-            async move {
-                let (_, agents) = this.get(&token, "/api/agents").await;
-                agents
-                    .as_array()?
-                    .iter()
-                    .any(|a| a["id"] == id.as_str() && a["online"] == true)
-                    .then_some(())
-            }
+            agent_online(&client, &id)
         })
         .await;
     }
@@ -457,45 +451,18 @@ impl Stack {
         }
         env.extend(self.agent_extra_env.iter().cloned());
         self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
-        let http = self.http.clone();
         // Login needs an agent to check the credential: it works once the
         // agent listens.
-        let token = wait_for(
+        let anonymous = self.client();
+        let login = wait_for(
             "login through the agent",
             Duration::from_secs(30),
-            || async {
-                let response = self
-                    .http
-                    .post(self.url("/api/login"))
-                    .json(&json!({ "username": USER, "password": self.password }))
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = response.json().await.ok()?;
-                body["token"].as_str().map(str::to_owned)
-            },
+            || async { anonymous.login(USER, &self.password).await.ok() },
         )
         .await;
-        let url = format!("{}/api/agents", self.base_url);
-        let id = self.agent_id.clone();
+        let client = anonymous.with_token(login.token);
         wait_for("agent heartbeat", Duration::from_secs(30), || {
-            let (http, url, token, id) = (http.clone(), url.clone(), token.clone(), id.clone());
-            async move {
-                let agents: Value = http
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                agents
-                    .as_array()?
-                    .iter()
-                    .any(|a| a["id"] == id.as_str() && a["online"] == true)
-                    .then_some(())
-            }
+            agent_online(&client, &self.agent_id)
         })
         .await;
     }
@@ -571,16 +538,17 @@ impl Stack {
 
     /// Logs in with the git server's credential; returns the bearer token.
     pub async fn login(&self) -> String {
-        let response = self
-            .http
-            .post(self.url("/api/login"))
-            .json(&json!({ "username": USER, "password": self.password }))
-            .send()
+        let login = self
+            .client()
+            .login(USER, &self.password)
             .await
-            .expect("login request");
-        assert_eq!(response.status(), StatusCode::OK, "login failed");
-        let body: Value = response.json().await.expect("login body");
-        body["token"].as_str().expect("token").to_owned()
+            .unwrap_or_else(|err| panic!("login failed: {err}"));
+        login.token
+    }
+
+    /// The typed client with the session `token`.
+    pub fn client_with(&self, token: &str) -> Client {
+        self.client().with_token(token.to_owned())
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -610,34 +578,29 @@ impl Stack {
 
     /// Starts a deployment; returns its id.
     pub async fn deploy(&self, token: &str, sandbox: &str, branch: &str) -> String {
-        let (status, body) = self
-            .post(
-                token,
-                &format!("/api/sandboxes/{sandbox}/deployments"),
-                json!({ "repo": REPO, "branch": branch }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "deploy refused: {body}");
-        body["id"].as_str().expect("id").to_owned()
+        let body = NewDeployment {
+            repo: REPO.to_owned(),
+            branch: branch.to_owned(),
+            commit: None,
+        };
+        let started = self
+            .client_with(token)
+            .deploy(sandbox, &body)
+            .await
+            .unwrap_or_else(|err| panic!("deploy refused: {err}"));
+        started.id.as_str().to_owned()
     }
 
     /// Waits until the deployment's status (as the API reports it) is
     /// settled; returns the deployment.
-    pub async fn wait_settled(&self, token: &str, id: &str) -> Value {
-        let path = format!("/api/deployments/{id}");
+    pub async fn wait_settled(&self, token: &str, id: &str) -> Deployment {
+        let client = self.client_with(token);
         wait_for(
             &format!("deployment {id} to settle"),
             DEPLOY_TIMEOUT,
-            || {
-                let path = path.clone();
-                async move {
-                    let (_, deployment) = self.get(token, &path).await;
-                    matches!(
-                        deployment["status"].as_str(),
-                        Some("running" | "failed" | "cancelled" | "stopped")
-                    )
-                    .then_some(deployment)
-                }
+            || async {
+                let deployment = client.deployment(id).await.ok()?;
+                deployment.status.is_settled().then_some(deployment)
             },
         )
         .await
@@ -645,7 +608,7 @@ impl Stack {
 
     /// Follows the deployment's WebSocket until the server closes it;
     /// returns every event received.
-    pub async fn ws_events(&self, token: &str, id: &str, after: u64) -> Vec<Value> {
+    pub async fn ws_events(&self, token: &str, id: &str, after: u64) -> Vec<Event> {
         let mut events = Vec::new();
         self.ws_follow(token, id, after, |event| {
             events.push(event);
@@ -655,6 +618,18 @@ impl Stack {
         events
     }
 
+    /// The deployment's WebSocket frames as sent, until the server closes
+    /// it (for checks on the wire text itself).
+    pub async fn ws_frames(&self, token: &str, id: &str, after: u64) -> Vec<String> {
+        let mut frames = Vec::new();
+        self.ws_follow_text(token, id, after, |frame| {
+            frames.push(frame.to_owned());
+            true
+        })
+        .await;
+        frames
+    }
+
     /// Follows the WebSocket, handing each event to `on_event` until it
     /// returns false or the server closes. Returns the close code, if any.
     pub async fn ws_follow(
@@ -662,7 +637,23 @@ impl Stack {
         token: &str,
         id: &str,
         after: u64,
-        mut on_event: impl FnMut(Value) -> bool,
+        mut on_event: impl FnMut(Event) -> bool,
+    ) -> Option<u16> {
+        self.ws_follow_text(token, id, after, |text| {
+            let event: Event =
+                serde_json::from_str(text).unwrap_or_else(|err| panic!("event {text}: {err}"));
+            on_event(event)
+        })
+        .await
+    }
+
+    /// [`Self::ws_follow`] on the frames' text.
+    pub async fn ws_follow_text(
+        &self,
+        token: &str,
+        id: &str,
+        after: u64,
+        mut on_frame: impl FnMut(&str) -> bool,
     ) -> Option<u16> {
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(
             self.ws_url(&format!("/ws/deployments/{id}?after={after}")),
@@ -678,12 +669,7 @@ impl Stack {
         let read = async {
             while let Some(message) = socket.next().await {
                 match message.expect("ws message") {
-                    tungstenite::Message::Text(text) => {
-                        let event: Value = serde_json::from_str(&text).expect("event JSON");
-                        if !on_event(event) {
-                            return None;
-                        }
-                    }
+                    tungstenite::Message::Text(text) if !on_frame(&text) => return None,
                     tungstenite::Message::Close(frame) => return frame.map(|f| u16::from(f.code)),
                     _ => {}
                 }
@@ -814,54 +800,53 @@ pub struct Routing {
     _gateway_containers: Option<ContainerCleanup>,
 }
 
-/// The status sequence (phases and result) of an event list.
-pub fn statuses(events: &[Value]) -> Vec<String> {
-    events
+/// The API's error answer in `body` (a raw answer, kept raw for its
+/// status code); fails the test if it is not the error shape.
+pub fn api_error(body: &Value) -> ErrorDetail {
+    serde_json::from_value::<ErrorBody>(body.clone())
+        .unwrap_or_else(|err| panic!("not an error answer ({err}): {body}"))
+        .error
+}
+
+/// Whether agent `id` is listed online.
+async fn agent_online(client: &Client, id: &str) -> Option<()> {
+    let agents = client.agents().await.ok()?;
+    agents
         .iter()
-        .filter_map(|e| match e["body"]["type"].as_str() {
-            Some("phase") => e["body"]["phase"].as_str().map(str::to_owned),
-            Some("result") => e["body"]["status"].as_str().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
+        .any(|agent| agent.id == id && agent.online)
+        .then_some(())
+}
+
+/// The status sequence (phases and result) of an event list.
+pub fn statuses(events: &[Event]) -> Vec<Status> {
+    events.iter().filter_map(|e| e.body.status()).collect()
 }
 
 /// Every log line the events carry, in order (`log` or `logs` events).
-pub fn log_lines(events: &[Value]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for event in events {
-        let body = &event["body"];
-        match body["type"].as_str() {
-            Some("log") => lines.extend(body["line"].as_str().map(str::to_owned)),
-            Some("logs") => lines.extend(
-                body["lines"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|line| line.as_str().map(str::to_owned)),
-            ),
-            _ => {}
-        }
-    }
-    lines
+pub fn log_lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .flat_map(|e| e.body.log_lines().map(|(_, line)| line.to_owned()))
+        .collect()
 }
 
 /// Each `logs` event's `first_line` is one past the lines before it, so a
 /// viewer numbering lines from it agrees with the log file.
-pub fn assert_line_numbers_exact(events: &[Value]) {
+pub fn assert_line_numbers_exact(events: &[Event]) {
     let mut seen = 0u64;
     for event in events {
-        let body = &event["body"];
-        match body["type"].as_str() {
-            Some("log") => seen += 1,
-            Some("logs") => {
+        match &event.body {
+            EventBody::Log { .. } => seen += 1,
+            EventBody::Logs {
+                first_line, lines, ..
+            } => {
                 assert_eq!(
-                    body["first_line"].as_u64(),
-                    Some(seen + 1),
+                    *first_line,
+                    seen + 1,
                     "first_line of seq {} after {seen} lines",
-                    event["seq"]
+                    event.seq
                 );
-                seen += body["lines"].as_array().map_or(0, |l| l.len() as u64);
+                seen += lines.len() as u64;
             }
             _ => {}
         }
@@ -870,10 +855,26 @@ pub fn assert_line_numbers_exact(events: &[Value]) {
 }
 
 /// Whether an event carries log lines.
-pub fn is_log(event: &Value) -> bool {
-    matches!(event["body"]["type"].as_str(), Some("log" | "logs"))
+pub fn is_log(event: &Event) -> bool {
+    matches!(event.body, EventBody::Log { .. } | EventBody::Logs { .. })
 }
 
-pub fn seqs(events: &[Value]) -> Vec<u64> {
-    events.iter().filter_map(|e| e["seq"].as_u64()).collect()
+pub fn seqs(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// The result event's URL (the last event of a settled deployment).
+pub fn result_url(events: &[Event]) -> Option<&str> {
+    events.iter().rev().find_map(|e| match &e.body {
+        EventBody::Result { url, .. } => url.as_deref(),
+        _ => None,
+    })
+}
+
+/// The result event's error.
+pub fn result_error(events: &[Event]) -> Option<&str> {
+    events.iter().rev().find_map(|e| match &e.body {
+        EventBody::Result { error, .. } => error.as_deref(),
+        _ => None,
+    })
 }

@@ -7,6 +7,7 @@
 //! cannot skip the check. Also: the first-deploy race, the per-user
 //! stream bounds.
 
+use sdp_bus::Status;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -530,7 +531,10 @@ async fn runtime_log_streams_are_bounded_per_user() {
     let owner = stack.login().await;
     let other = login_as(&stack, OTHER, OTHER_PASSWORD).await;
     let id = stack.deploy(&owner, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&owner, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&owner, &id).await.status,
+        Status::Running
+    );
     let path = format!("/api/deployments/{id}/runtime-logs?follow=true&tail=0");
     let first = raw_viewer(&stack, &owner, &path).await;
     let _second = raw_viewer(&stack, &owner, &path).await;

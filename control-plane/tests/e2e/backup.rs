@@ -2,6 +2,7 @@
 //! (docs/SCALING.md): `sdp-control-plane backup FILE` while it serves, then
 //! the copy put in place of `sdp.db` and the control plane restarted.
 
+use sdp_bus::Status;
 use std::path::PathBuf;
 
 use crate::common::*;
@@ -12,10 +13,10 @@ async fn an_online_backup_restores_the_deployments() {
     let token = stack.login().await;
     let id = stack.deploy(&token, "kept", BRANCH).await;
     let before = stack.wait_settled(&token, &id).await;
-    assert_eq!(before["status"], "running");
+    assert_eq!(before.status, Status::Running);
     sdp_testkit::wait_for("every event persisted", DEPLOY_TIMEOUT, || async {
-        let (_, d) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-        (d["last_seq"].as_u64()? > 3).then_some(())
+        let d = stack.client_with(&token).deployment(&id).await.ok()?;
+        (d.last_seq > 3).then_some(())
     })
     .await;
 
@@ -59,14 +60,21 @@ async fn an_online_backup_restores_the_deployments() {
     std::fs::copy(&file, &db).expect("restore the copy");
     stack.start_control_plane().await;
     let token = stack.login().await;
-    let (_, restored) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(restored["status"], "running", "{restored}");
-    assert_eq!(restored["phases"], before["phases"]);
-    assert_eq!(restored["url"], before["url"]);
-    let (status, _) = stack
-        .get(&token, &format!("/api/deployments/{later}"))
-        .await;
-    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "not in the backup");
+    let client = stack.client_with(&token);
+    let restored = client
+        .deployment(&id)
+        .await
+        .expect("the restored deployment");
+    assert_eq!(restored.status, Status::Running, "{restored:?}");
+    let phases =
+        |d: &sdp_api::Deployment| -> Vec<_> { d.phases.iter().map(|p| (p.phase, p.at)).collect() };
+    assert_eq!(phases(&restored), phases(&before));
+    assert_eq!(restored.url, before.url);
+    let missing = client
+        .deployment(&later)
+        .await
+        .expect_err("not in the backup");
+    assert_eq!(missing.status(), Some(404), "not in the backup: {missing}");
     let (_, logs) = (
         (),
         stack

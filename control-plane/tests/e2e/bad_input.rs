@@ -1,5 +1,6 @@
 //! Bad input gets a clear error and leaves nothing behind.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -206,7 +207,7 @@ async fn bad_input_is_refused_clearly() {
             .is_some_and(|e| e.contains("no micro agent"))
     );
     let events = stack.ws_events(&token, id, 0).await;
-    assert_eq!(statuses(&events), ["failed"]);
+    assert_eq!(statuses(&events), [Status::Failed]);
 
     // No agent to check a login either.
     let response = stack

@@ -1,6 +1,7 @@
 //! Nothing a test started is left behind once its stack is dropped.
 
 use crate::common::*;
+use sdp_bus::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stack_leaves_nothing_behind() {
@@ -8,7 +9,7 @@ async fn a_dropped_stack_leaves_nothing_behind() {
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
 
     let agent_id = stack.agent_id.clone();
     assert_eq!(

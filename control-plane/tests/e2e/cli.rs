@@ -2,6 +2,7 @@
 //! run as a process, its login prompt driven through a pty, its output and
 //! exit codes checked against what the REST API says.
 
+use sdp_bus::Status;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
@@ -326,8 +327,8 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     let first_id = history[0]["id"].as_str().expect("id").to_owned();
     // (REST may trail the WebSocket by a moment: wait for the persister.)
     let first = stack.wait_settled(&token, &first_id).await;
-    assert_eq!(first["status"], "running");
-    let url = first["url"].as_str().expect("url");
+    assert_eq!(first.status, Status::Running);
+    let url = first.url.as_deref().expect("url");
     assert!(
         stdout(&out).contains(url),
         "URL not printed: {}",
@@ -364,8 +365,8 @@ async fn cli_deploy_follows_to_running_and_routes_change() {
     assert_eq!(doc["deployments"][0]["branch"], BRANCH, "{doc}");
     let third = doc["deployments"][0]["id"].as_str().expect("id").to_owned();
     assert_eq!(
-        stack.wait_settled(&token, &third).await["status"],
-        "running"
+        stack.wait_settled(&token, &third).await.status,
+        Status::Running
     );
 
     // History and show agree with the API.
@@ -621,8 +622,8 @@ async fn cli_logs_follow_resumes_after_a_control_plane_restart() {
     assert_eq!(code(&out), 4, "{}", show(&out));
     assert!(stderr(&out).contains("cancelled"), "{}", show(&out));
     assert_eq!(
-        stack.wait_settled(&token, &detached).await["status"],
-        "cancelled"
+        stack.wait_settled(&token, &detached).await.status,
+        Status::Cancelled
     );
     let out = sdp.run(&["cancel", &detached]).await;
     assert_eq!(code(&out), 7, "cancelling twice: {}", show(&out));
@@ -687,8 +688,8 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
     for path in ["/cli-1", "/cli-2"] {
         let response = stack
             .http()
@@ -762,8 +763,8 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
     // code, 7.
     let second = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &second).await["status"],
-        "running"
+        stack.wait_settled(&token, &second).await.status,
+        Status::Running
     );
     sdp_testkit::wait_for(
         "the first to be stopped",

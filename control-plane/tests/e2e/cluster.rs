@@ -5,11 +5,12 @@
 //! with `?after=` as the dashboard does) and SQLite hold every event once,
 //! gap-free; the killed nodes rejoin and catch up.
 
+use sdp_bus::Status;
 use std::cell::RefCell;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use serde_json::Value;
+use sdp_bus::{Event, EventBody};
 use tokio::task::block_in_place;
 
 use crate::common::*;
@@ -26,8 +27,8 @@ fn stream_messages(cluster: &sdp_testkit::NatsCluster, i: usize) -> Option<u64> 
 }
 
 /// The seq of the last event held.
-fn last_seq(events: &[Value]) -> Option<u64> {
-    events.last().and_then(|e| e["seq"].as_u64())
+fn last_seq(events: &[Event]) -> Option<u64> {
+    events.last().map(|e| e.seq)
 }
 
 fn persisted_seqs(stack: &Stack, id: &str) -> Vec<u64> {
@@ -76,7 +77,7 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
     // The viewer reconnects (resuming after the last seq it holds) each
     // time a killed node drops its stream, until it has the result.
     let viewer = async {
-        let events = RefCell::new(Vec::<Value>::new());
+        let events = RefCell::new(Vec::<Event>::new());
         let saw_result = sdp_testkit::try_wait_for(DEPLOY_TIMEOUT, || async {
             let after = last_seq(&events.borrow()).unwrap_or(0);
             stack
@@ -88,7 +89,7 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
             let events = events.borrow();
             events
                 .last()
-                .is_some_and(|e| e["body"]["type"] == "result")
+                .is_some_and(|e| matches!(e.body, EventBody::Result { .. }))
                 .then_some(())
         })
         .await;
@@ -100,10 +101,10 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
         events
     };
     let faults = async {
-        let path = format!("/api/deployments/{id}");
+        let client = stack.client_with(&token);
         sdp_testkit::wait_for("the build", DEPLOY_TIMEOUT, || async {
-            let (_, d) = stack.get(&token, &path).await;
-            (d["status"] == "building").then_some(())
+            let d = client.deployment(&id).await.ok()?;
+            (d.status == Status::Building).then_some(())
         })
         .await;
         let first =
@@ -133,7 +134,7 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
         block_in_place(|| cluster.nodes[leader].kill());
 
         let deployment = stack.wait_settled(&token, &id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
         block_in_place(|| {
             cluster.nodes[leader].restart();
             cluster.wait_meta_leader();
@@ -141,14 +142,14 @@ async fn a_deployment_survives_losing_the_agents_node_and_the_stream_leader() {
     };
     let (events, ()) = tokio::join!(viewer, faults);
 
-    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let seqs = seqs(&events);
     let last = *seqs.last().expect("events");
     assert_eq!(
         seqs,
         (1..=last).collect::<Vec<_>>(),
         "the viewer: once, gap-free"
     );
-    assert_eq!(events.last().expect("result")["body"]["status"], "running");
+    assert_eq!(statuses(&events).last(), Some(&Status::Running));
     sdp_testkit::wait_for(
         "SQLite to hold every event",
         Duration::from_secs(60),

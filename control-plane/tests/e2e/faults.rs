@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
+use sdp_api::ErrorBody;
+use sdp_bus::Status;
+
 use crate::common::*;
 
 /// Waits until the deployment is past `fetching` (building, slowly).
 async fn wait_building(stack: &Stack, token: &str, id: &str) {
-    let path = format!("/api/deployments/{id}");
+    let client = stack.client_with(token);
     sdp_testkit::wait_for("deployment to be building", DEPLOY_TIMEOUT, || async {
-        let (_, d) = stack.get(token, &path).await;
-        (d["status"] == "building").then_some(())
+        let d = client.deployment(id).await.ok()?;
+        (d.status == Status::Building).then_some(())
     })
     .await;
 }
@@ -54,7 +57,7 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     stack.nats.restart();
 
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     // The viewer gets every event once, in order, and so does SQLite.
     let events = stack.ws_events(&token, &id, 0).await;
     let seqs = seqs(&events);
@@ -63,10 +66,7 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "{events:#?}"
     );
-    assert_eq!(
-        statuses(&events).last().map(String::as_str),
-        Some("running")
-    );
+    assert_eq!(statuses(&events).last(), Some(&Status::Running));
     let last = *seqs.last().expect("events");
     sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
         (persisted_seqs(&stack, &id) == (1..=last).collect::<Vec<_>>()).then_some(())
@@ -75,8 +75,8 @@ async fn nats_restarted_mid_deployment_loses_no_event() {
     // And the platform works on: a new deployment after the restart.
     let again = stack.deploy(&token, "alpha", "main").await;
     assert_eq!(
-        stack.wait_settled(&token, &again).await["status"],
-        "running"
+        stack.wait_settled(&token, &again).await.status,
+        Status::Running
     );
     stack.shutdown().await;
 }
@@ -92,7 +92,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     let mut seen = Vec::new();
     stack
         .ws_follow(&token, &id, 0, |event| {
-            let building = event["body"]["phase"] == "building";
+            let building = event.body.status() == Some(Status::Building);
             seen.push(event);
             !building
         })
@@ -112,7 +112,7 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
     stack.start_control_plane().await;
 
     // Sessions survive the restart (stored hashed in SQLite).
-    let after = seen.last().expect("events")["seq"].as_u64().expect("seq");
+    let after = seen.last().expect("events").seq;
     let rest = stack.ws_events(&token, &id, after).await;
     let mut all = seen.clone();
     all.extend(rest);
@@ -122,13 +122,9 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "gap or duplicate: {all:#?}"
     );
-    assert_eq!(
-        statuses(&all).last().map(String::as_str),
-        Some("running"),
-        "{all:#?}"
-    );
+    assert_eq!(statuses(&all).last(), Some(&Status::Running), "{all:#?}");
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
+    assert_eq!(deployment.status, Status::Running);
 
     // The credential was in memory only: deploying needs a new login.
     let (status, body) = stack
@@ -139,7 +135,8 @@ async fn control_plane_restarted_mid_deployment_viewers_resume_without_gaps() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "credential_expired");
+    let refused: ErrorBody = serde_json::from_value(body).expect("an error answer");
+    assert_eq!(refused.error.code, "credential_expired");
     stack.shutdown().await;
 }
 
@@ -150,25 +147,21 @@ async fn restarted_agent_reconciles_its_containers() {
     let keep = stack.deploy(&token, "keep", BRANCH).await;
     let gone = stack.deploy(&token, "gone", BRANCH).await;
     for id in [&keep, &gone] {
-        assert_eq!(stack.wait_settled(&token, id).await["status"], "running");
+        assert_eq!(stack.wait_settled(&token, id).await.status, Status::Running);
     }
-    let keep_url = stack
-        .get(&token, &format!("/api/deployments/{keep}"))
+    let client = stack.client_with(&token);
+    let keep_url = client
+        .deployment(&keep)
         .await
-        .1["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+        .expect("keep's deployment")
+        .url
+        .expect("url");
 
     // The agent dies; meanwhile `gone` is torn down, which it cannot hear.
     stack.kill_agent();
     sdp_testkit::wait_for("agent offline", Duration::from_secs(30), || async {
-        let (_, agents) = stack.get(&token, "/api/agents").await;
-        agents
-            .as_array()?
-            .iter()
-            .all(|a| a["online"] == false)
-            .then_some(())
+        let agents = client.agents().await.ok()?;
+        agents.iter().all(|a| !a.online).then_some(())
     })
     .await;
     let response = stack
@@ -180,11 +173,12 @@ async fn restarted_agent_reconciles_its_containers() {
         .expect("delete");
     assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
     assert_eq!(
-        stack
-            .get(&token, &format!("/api/deployments/{gone}"))
+        client
+            .deployment(&gone)
             .await
-            .1["status"],
-        "stopped"
+            .expect("gone's deployment")
+            .status,
+        Status::Stopped
     );
     assert_eq!(
         sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id).len(),
@@ -236,6 +230,7 @@ fn signal(pid: u32, signal: &str) {
 async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
     let stack = Stack::start().await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
     stack.fixture.push_slow_build(BRANCH);
     let id = stack.deploy(&token, "stalled", BRANCH).await;
     wait_building(&stack, &token, &id).await;
@@ -243,12 +238,13 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
 
     signal(pid, "-STOP");
     let failed = stack.wait_settled(&token, &id).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed.status, Status::Failed, "{failed:?}");
     assert!(
-        failed["error"]
-            .as_str()
+        failed
+            .error
+            .as_deref()
             .is_some_and(|e| e.contains("heartbeat")),
-        "{failed}"
+        "{failed:?}"
     );
     signal(pid, "-CONT");
 
@@ -258,14 +254,9 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
         "the woken agent to drop the failed deployment",
         Duration::from_secs(60),
         || async {
-            let (_, agents) = stack.get(&token, "/api/agents").await;
-            let me = agents
-                .as_array()?
-                .iter()
-                .find(|a| a["id"] == agent_id.as_str())?
-                .clone();
-            (me["online"] == true && !me["running"].as_array()?.iter().any(|d| d == id.as_str()))
-                .then_some(())
+            let agents = client.agents().await.ok()?;
+            let me = agents.into_iter().find(|a| a.id == agent_id)?;
+            (me.online && !me.running.contains(&id)).then_some(())
         },
     )
     .await;
@@ -273,8 +264,12 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
         sdp_testkit::containers_with_label("sdp.deployment", &id).is_empty(),
         "no container of the failed deployment"
     );
-    let (_, after) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(after["status"], "failed", "late events flipped it: {after}");
+    let after = client.deployment(&id).await.expect("the deployment");
+    assert_eq!(
+        after.status,
+        Status::Failed,
+        "late events flipped it: {after:?}"
+    );
     let ended = stack.process_output().into_iter().any(|(name, text)| {
         name.starts_with("agent") && text.contains("the control plane settled these")
     });
@@ -286,8 +281,8 @@ async fn a_stalled_agent_learns_its_deployment_failed_and_stops_it() {
     // And it works on.
     let again = stack.deploy(&token, "stalled", "main").await;
     assert_eq!(
-        stack.wait_settled(&token, &again).await["status"],
-        "running"
+        stack.wait_settled(&token, &again).await.status,
+        Status::Running
     );
     stack.shutdown().await;
 }

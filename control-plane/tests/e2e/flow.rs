@@ -1,19 +1,29 @@
 //! Deploy, watch over the WebSocket, redeploy, replay history.
 
-use crate::common::*;
 use reqwest::StatusCode;
+use sdp_api::ListQuery;
+use sdp_bus::Status;
+
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_watch_redeploy_and_replay() {
     let stack = Stack::start().await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
 
     // 1. Deploy feature/x into alpha and watch it live from the start.
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let events = stack.ws_events(&token, &id, 0).await;
     assert_eq!(
         statuses(&events),
-        ["queued", "fetching", "building", "starting", "running"],
+        [
+            Status::Queued,
+            Status::Fetching,
+            Status::Building,
+            Status::Starting,
+            Status::Running
+        ],
         "events: {events:#?}"
     );
     let seqs = seqs(&events);
@@ -24,37 +34,37 @@ async fn deploy_watch_redeploy_and_replay() {
     );
     let building = events
         .iter()
-        .position(|e| e["body"]["phase"] == "building")
+        .position(|e| e.body.status() == Some(Status::Building))
         .expect("building");
     let starting = events
         .iter()
-        .position(|e| e["body"]["phase"] == "starting")
+        .position(|e| e.body.status() == Some(Status::Starting))
         .expect("starting");
     assert!(
         events[building..starting].iter().any(is_log),
         "no build log lines between building and starting: {events:#?}"
     );
     let first_commit = stack.fixture.commit(BRANCH);
-    let result = &events.last().expect("result")["body"];
-    let url = result["url"].as_str().expect("url").to_owned();
+    let url = result_url(&events).expect("url").to_owned();
     let answer = stack.get_service(&url).await;
     assert_eq!(answer["branch"], BRANCH);
     assert_eq!(answer["commit"], first_commit.as_str());
     assert_eq!(answer["revision"], "1");
 
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
-    assert_eq!(deployment["commit"], first_commit.as_str());
-    assert_eq!(deployment["url"], url.as_str());
-    let phases: Vec<&str> = deployment["phases"]
-        .as_array()
-        .expect("phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str())
-        .collect();
+    assert_eq!(deployment.status, Status::Running);
+    assert_eq!(deployment.commit.as_deref(), Some(first_commit.as_str()));
+    assert_eq!(deployment.url.as_deref(), Some(url.as_str()));
+    let phases: Vec<Status> = deployment.phases.iter().map(|p| p.phase).collect();
     assert_eq!(
         phases,
-        ["queued", "fetching", "building", "starting", "running"]
+        [
+            Status::Queued,
+            Status::Fetching,
+            Status::Building,
+            Status::Starting,
+            Status::Running
+        ]
     );
 
     // 2. A new commit, redeployed: the old container is replaced.
@@ -62,14 +72,11 @@ async fn deploy_watch_redeploy_and_replay() {
     let second = stack.deploy(&token, "alpha", BRANCH).await;
     let events2 = stack.ws_events(&token, &second, 0).await;
     assert_eq!(
-        statuses(&events2).last().map(String::as_str),
-        Some("running"),
+        statuses(&events2).last(),
+        Some(&Status::Running),
         "{events2:#?}"
     );
-    let url2 = events2.last().expect("result")["body"]["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url2 = result_url(&events2).expect("url").to_owned();
     let answer = stack.get_service(&url2).await;
     assert_eq!(answer["commit"], second_commit.as_str());
     assert_eq!(answer["revision"], "2");
@@ -87,13 +94,12 @@ async fn deploy_watch_redeploy_and_replay() {
     }
 
     // The first deployment's container was replaced: it is stopped now.
-    let first_path = format!("/api/deployments/{id}");
     sdp_testkit::wait_for(
         "the replaced deployment to be stopped",
         std::time::Duration::from_secs(20),
         || async {
-            let (_, first) = stack.get(&token, &first_path).await;
-            (first["status"] == "stopped").then_some(())
+            let first = client.deployment(&id).await.ok()?;
+            (first.status == Status::Stopped).then_some(())
         },
     )
     .await;
@@ -101,8 +107,8 @@ async fn deploy_watch_redeploy_and_replay() {
     // Metrics need no session and count what happened (once the persister
     // has recorded the second deployment's result).
     assert_eq!(
-        stack.wait_settled(&token, &second).await["status"],
-        "running"
+        stack.wait_settled(&token, &second).await.status,
+        Status::Running
     );
     let metrics = stack
         .http()
@@ -125,20 +131,40 @@ async fn deploy_watch_redeploy_and_replay() {
         "{metrics}"
     );
 
-    let (status, history) = stack.get(&token, "/api/deployments?sandbox=alpha").await;
-    assert_eq!(status, StatusCode::OK);
-    let history = history.as_array().expect("array").clone();
+    let history = client
+        .deployments(&ListQuery {
+            sandbox: Some("alpha".to_owned()),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("the sandbox's deployments");
     assert_eq!(history.len(), 2);
-    assert_eq!(history[0]["id"], second.as_str(), "newest first");
-    assert_eq!(history[0]["commit"], second_commit.as_str());
-    assert_eq!(history[1]["id"], id.as_str());
-    assert_eq!(history[1]["commit"], first_commit.as_str());
-    let (_, filtered) = stack
-        .get(&token, "/api/deployments?repo=users&status=running&limit=1")
-        .await;
-    assert_eq!(filtered.as_array().map(Vec::len), Some(1));
-    let (status, _) = stack.get(&token, "/api/deployments?status=exploded").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(history[0].id.as_str(), second, "newest first");
+    assert_eq!(history[0].commit.as_deref(), Some(second_commit.as_str()));
+    assert_eq!(history[1].id.as_str(), id);
+    assert_eq!(history[1].commit.as_deref(), Some(first_commit.as_str()));
+    let filtered = client
+        .deployments(&ListQuery {
+            repo: Some("users".to_owned()),
+            status: Some("running".to_owned()),
+            limit: Some(1),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("the running deployments");
+    assert_eq!(filtered.len(), 1);
+    let unknown = client
+        .deployments(&ListQuery {
+            status: Some("exploded".to_owned()),
+            ..ListQuery::default()
+        })
+        .await
+        .expect_err("an unknown status is refused");
+    assert_eq!(
+        unknown.status(),
+        Some(StatusCode::BAD_REQUEST.as_u16()),
+        "{unknown}"
+    );
 
     // 3. Late viewers: the whole history, or only what follows `after`.
     let late = stack.ws_events(&token, &id, 0).await;
@@ -148,16 +174,7 @@ async fn deploy_watch_redeploy_and_replay() {
     assert_eq!(tail, events[n as usize..].to_vec());
 
     // The whole log as text holds every log line, in order.
-    let log = stack
-        .http()
-        .get(stack.url(&format!("/api/deployments/{id}/logs")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("logs")
-        .text()
-        .await
-        .expect("text");
+    let log = client.deployment_logs(&id).await.expect("logs");
     assert_eq!(log.lines().collect::<Vec<_>>(), log_lines(&events));
     assert_line_numbers_exact(&events);
 
@@ -168,12 +185,13 @@ async fn deploy_watch_redeploy_and_replay() {
 async fn cancel_and_failures_reach_a_terminal_state() {
     let stack = Stack::start().await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
 
     // An unknown branch fails with a reason that says so.
     let id = stack.deploy(&token, "beta", "no-such-branch").await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "failed");
-    let error = deployment["error"].as_str().unwrap_or_default();
+    assert_eq!(deployment.status, Status::Failed);
+    let error = deployment.error.as_deref().unwrap_or_default();
     assert!(
         error.contains("no-such-branch") && error.contains("does not exist"),
         "{error}"
@@ -183,17 +201,16 @@ async fn cancel_and_failures_reach_a_terminal_state() {
     stack.fixture.push_broken("main");
     let id = stack.deploy(&token, "beta", "main").await;
     let events = stack.ws_events(&token, &id, 0).await;
-    assert_eq!(statuses(&events).last().map(String::as_str), Some("failed"));
+    assert_eq!(statuses(&events).last(), Some(&Status::Failed));
     assert!(
-        events.last().expect("result")["body"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("go build")),
+        result_error(&events).is_some_and(|e| e.contains("go build")),
         "{events:#?}"
     );
 
     // Cancel while it builds: cancelled, and cancelling again is a conflict.
     stack.fixture.push_slow_build(BRANCH);
     let id = stack.deploy(&token, "beta", BRANCH).await;
+    // 202 on the wire: the cancel is sent, not done.
     let (status, _) = stack
         .post(
             &token,
@@ -203,15 +220,13 @@ async fn cancel_and_failures_reach_a_terminal_state() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "cancelled");
-    let (status, body) = stack
-        .post(
-            &token,
-            &format!("/api/deployments/{id}/cancel"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(deployment.status, Status::Cancelled);
+    let again = client.cancel(&id).await.expect_err("cancelling again");
+    assert_eq!(
+        again.status(),
+        Some(StatusCode::CONFLICT.as_u16()),
+        "{again}"
+    );
 
     stack.shutdown().await;
 }
@@ -223,17 +238,17 @@ async fn killed_agent_fails_its_deployments_within_30s() {
     // A slow build, so the agent dies mid-way.
     stack.fixture.push_slow_build(BRANCH);
     let id = stack.deploy(&token, "gamma", BRANCH).await;
-    let path = format!("/api/deployments/{id}");
+    let client = stack.client_with(&token);
     sdp_testkit::wait_for("deployment to start fetching", DEPLOY_TIMEOUT, || async {
-        let (_, d) = stack.get(&token, &path).await;
-        (d["status"] != "queued").then_some(())
+        let d = client.deployment(&id).await.ok()?;
+        (d.status != Status::Queued).then_some(())
     })
     .await;
     stack.kill_agent();
     let killed = std::time::Instant::now();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "failed", "{deployment}");
-    let error = deployment["error"].as_str().unwrap_or_default();
+    assert_eq!(deployment.status, Status::Failed, "{deployment:?}");
+    let error = deployment.error.as_deref().unwrap_or_default();
     assert!(error.contains("heartbeat"), "{error}");
     assert!(
         killed.elapsed() < std::time::Duration::from_secs(30),
@@ -242,7 +257,7 @@ async fn killed_agent_fails_its_deployments_within_30s() {
     );
     // Viewers see the end too.
     let events = stack.ws_events(&token, &id, 0).await;
-    assert_eq!(statuses(&events).last().map(String::as_str), Some("failed"));
+    assert_eq!(statuses(&events).last(), Some(&Status::Failed));
     let seqs = seqs(&events);
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     stack.shutdown().await;

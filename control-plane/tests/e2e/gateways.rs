@@ -10,10 +10,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::ListQuery;
+use sdp_bus::{RouteSource, Status};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::preview::{route_set, wait_converged};
+use crate::preview::{effective_route_set, gateway_routes, route_set, wait_converged};
 use crate::routing::setup;
 
 const SANDBOXES: usize = 10;
@@ -58,8 +60,8 @@ fn gateway_containers(agent: &str, sandbox: &str) -> Vec<(String, bool, HashMap<
 
 /// The gateway URL `sandbox` shows now, if any.
 async fn gateway_url(stack: &Stack, token: &str, sandbox: &str) -> Option<String> {
-    let (_, view) = stack.get(token, &format!("/api/sandboxes/{sandbox}")).await;
-    view["gateway_url"].as_str().map(str::to_owned)
+    let view = stack.client_with(token).sandbox(sandbox).await.ok()?;
+    view.gateway_url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,25 +171,25 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
         );
     }
 
+    let client = stack.client_with(&token);
     for (n, name) in names.iter().enumerate() {
         let view = wait_converged(&stack, &token, name).await;
         assert_eq!(
-            view["gateway_url"],
-            first_url[name].as_str(),
+            view.gateway_url.as_deref(),
+            Some(first_url[name].as_str()),
             "{name}: the gateway URL changed"
         );
-        let (_, routes) = stack
-            .get(&token, &format!("/api/sandboxes/{name}/routes"))
-            .await;
+        let routes = client.routes(name).await.expect("routes");
         let orders = routes
-            .as_array()
-            .expect("routes")
             .iter()
-            .find(|r| r["service"] == "orders")
-            .cloned()
+            .find(|r| r.service == "orders")
             .expect("orders route");
-        let expected_source = if n % 2 == 1 { "sandbox" } else { "manual" };
-        assert_eq!(orders["source"], expected_source, "{name}: {routes}");
+        let expected_source = if n % 2 == 1 {
+            RouteSource::Sandbox
+        } else {
+            RouteSource::Manual
+        };
+        assert_eq!(orders.source, expected_source, "{name}: {routes:?}");
 
         let containers = gateway_containers(&gateway_agent, name);
         assert_eq!(
@@ -197,35 +199,36 @@ async fn ten_sandboxes_deployed_at_once_with_route_flips_end_with_one_matching_g
         );
         let (_, running, env) = &containers[0];
         assert!(running, "{name}: its gateway runs");
-        for route in routes.as_array().expect("routes") {
-            let key = route["env_key"].as_str().expect("env_key");
+        for route in &routes {
+            let key = route.env_key.as_str();
             assert_eq!(
                 env.get(key).map(String::as_str),
-                route["target"].as_str(),
+                Some(route.target.as_str()),
                 "{name}: {key} in the gateway's env"
             );
         }
-        let running_routes: Value = stack
-            .http()
-            .get(format!("{}/routes", first_url[name]))
-            .send()
+        let running_routes = gateway_routes(&stack, &first_url[name])
             .await
-            .expect("routes.json")
-            .json()
-            .await
-            .expect("routes.json is JSON");
-        assert_eq!(route_set(&running_routes), route_set(&routes), "{name}");
+            .expect("routes.json");
+        assert_eq!(
+            route_set(&running_routes),
+            effective_route_set(&routes),
+            "{name}"
+        );
         // No gateway deployment failed on the way.
-        let (_, gateways) = stack
-            .get(
-                &token,
-                &format!("/api/deployments?sandbox={name}&repo=gateway&limit=500"),
-            )
-            .await;
-        for gateway in gateways.as_array().expect("list") {
+        let gateways = client
+            .deployments(&ListQuery {
+                sandbox: Some(name.clone()),
+                repo: Some("gateway".to_owned()),
+                limit: Some(500),
+                ..ListQuery::default()
+            })
+            .await
+            .expect("the gateway's deployments");
+        for gateway in &gateways {
             assert!(
-                matches!(gateway["status"].as_str(), Some("running" | "stopped")),
-                "{name}: {gateway}"
+                matches!(gateway.status, Status::Running | Status::Stopped),
+                "{name}: {gateway:?}"
             );
         }
     }

@@ -2,6 +2,7 @@
 //! container, and that nothing planted in the mounted tree runs on the host.
 
 use crate::common::*;
+use sdp_bus::Status;
 
 fn inspect(container: &str) -> serde_json::Value {
     let out = std::process::Command::new("docker")
@@ -29,7 +30,10 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
         ],
     );
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     assert!(
         !sdp_testkit::docker_exists(&old),
         "the container of the old name was not replaced"
@@ -123,8 +127,8 @@ async fn containers_are_locked_down_and_the_tree_cannot_reach_the_host() {
     stack.fixture.push_revision(BRANCH, "2");
     let again = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &again).await["status"],
-        "running"
+        stack.wait_settled(&token, &again).await.status,
+        Status::Running
     );
     assert!(
         !marker.exists(),
@@ -146,8 +150,8 @@ async fn docker_refusing_the_container_fails_the_deployment_with_the_reason() {
     stack.start_agent().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "failed", "{deployment}");
-    let error = deployment["error"].as_str().unwrap_or_default();
+    assert_eq!(deployment.status, Status::Failed, "{deployment:?}");
+    let error = deployment.error.as_deref().unwrap_or_default();
     assert!(!error.is_empty());
     stack.shutdown().await;
 }
@@ -180,7 +184,10 @@ async fn the_container_section_confines_further() {
     stack.start_agent().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let containers = sdp_testkit::containers_with_label("sdp.agent", &stack.agent_id);
     assert_eq!(containers.len(), 1);
     let info = inspect(&containers[0]);

@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+use sdp_api::NewDeployment;
+use sdp_api::client::ClientError;
+use sdp_bus::Status;
+
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 
@@ -16,13 +20,17 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     let stack = Stack::start().await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
 
     // Let the persister catch up, then remember where the deployment is.
     let _ = stack.ws_events(&token, &id, 0).await;
+    let api = stack.client_with(&token);
     let before = sdp_testkit::wait_for("the result persisted", Duration::from_secs(20), || async {
-        let (_, d) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-        (d["status"] == "running" && d["finished_at"].is_string()).then_some(d)
+        let d = api.deployment(&id).await.ok()?;
+        (d.status == Status::Running && d.finished_at.is_some()).then_some(d)
     })
     .await;
     let client = async_nats::connect(stack.nats.url())
@@ -93,25 +101,19 @@ async fn malformed_messages_on_every_subject_crash_nothing() {
     assert!(ready.status().is_success());
     let again = stack.deploy(&token, "alpha", "main").await;
     let events = stack.ws_events(&token, &again, 0).await;
-    assert_eq!(
-        statuses(&events).last().map(String::as_str),
-        Some("running")
-    );
+    assert_eq!(statuses(&events).last(), Some(&Status::Running));
     let deployment = stack.wait_settled(&token, &again).await;
-    assert_eq!(deployment["status"], "running");
-    let (_, agents) = stack.get(&token, "/api/agents").await;
-    assert_eq!(agents[0]["online"], true);
+    assert_eq!(deployment.status, Status::Running);
+    let agents = api.agents().await.expect("agents");
+    assert!(agents[0].online, "{agents:?}");
     // The bogus progress events were dropped, not stored: the first
     // deployment only moved to `stopped` because the new one replaced it.
-    let (_, first) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(
-        first["last_seq"], before["last_seq"],
-        "a bogus event was stored"
-    );
-    assert_eq!(first["error"], before["error"]);
+    let first = api.deployment(&id).await.expect("the first deployment");
+    assert_eq!(first.last_seq, before.last_seq, "a bogus event was stored");
+    assert_eq!(first.error, before.error);
     assert!(
-        matches!(first["status"].as_str(), Some("running" | "stopped")),
-        "{first}"
+        matches!(first.status, Status::Running | Status::Stopped),
+        "{first:?}"
     );
     stack.shutdown().await;
 }
@@ -237,10 +239,11 @@ async fn forged_heartbeats_accepts_and_events_are_refused_and_counted() {
     let client = async_nats::connect(stack.nats.url())
         .await
         .expect("connect");
+    let api = stack.client_with(&token);
     let real = stack.agent_id.clone();
     sdp_testkit::wait_for("the agent online", Duration::from_secs(20), || async {
-        let (_, agents) = stack.get(&token, "/api/agents").await;
-        (agents[0]["id"] == real.as_str()).then_some(())
+        let agents = api.agents().await.ok()?;
+        (agents.first()?.id == real).then_some(())
     })
     .await;
 
@@ -264,11 +267,10 @@ async fn forged_heartbeats_accepts_and_events_are_refused_and_counted() {
             .expect("publish");
     }
     wait_refused(&stack, "heartbeat_forged", 2).await;
-    let (_, agents) = stack.get(&token, "/api/agents").await;
-    let agents = agents.as_array().expect("agents").clone();
+    let agents = api.agents().await.expect("agents");
     assert_eq!(agents.len(), 1, "{agents:?}");
-    assert_eq!(agents[0]["id"], real.as_str());
-    assert_eq!(agents[0]["kind"], "micro", "the real agent's record stands");
+    assert_eq!(agents[0].id, real);
+    assert_eq!(agents[0].kind, "micro", "the real agent's record stands");
 
     // Accepts. A fake agent of its own kind heartbeats honestly, is chosen
     // by placement, and accepts in the real agent's name; another fake of
@@ -307,31 +309,44 @@ async fn forged_heartbeats_accepts_and_events_are_refused_and_counted() {
     .await;
     client.flush().await.expect("flush");
     sdp_testkit::wait_for("the fakes online", Duration::from_secs(20), || async {
-        let (_, agents) = stack.get(&token, "/api/agents").await;
-        (agents.as_array().is_some_and(|a| a.len() == 3)).then_some(())
+        let agents = api.agents().await.ok()?;
+        (agents.len() == 3).then_some(())
     })
     .await;
     for (repo, why) in [
         ("placedrepo", "it was sent to agent fake-placed"),
         ("queuedrepo", "it is not a live forgedqueued agent"),
     ] {
-        let (status, body) = stack
-            .post(
-                &token,
-                "/api/sandboxes/forged/deployments",
-                serde_json::json!({ "repo": repo, "branch": "main" }),
-            )
-            .await;
-        assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY, "{body}");
-        let message = body["error"]["message"].as_str().unwrap_or_default();
+        let body = NewDeployment {
+            repo: repo.to_owned(),
+            branch: "main".to_owned(),
+            commit: None,
+        };
+        let err = api
+            .deploy("forged", &body)
+            .await
+            .expect_err("a forged acceptance");
+        assert_eq!(
+            err.status(),
+            Some(reqwest::StatusCode::BAD_GATEWAY.as_u16()),
+            "{err}"
+        );
+        let message = err.to_string();
         assert!(message.contains(why), "{message}");
-        let id = body["error"]["deployment_id"]
-            .as_str()
-            .expect("the failed deployment")
-            .to_owned();
-        let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-        assert_eq!(deployment["status"], "failed", "{deployment}");
-        assert_ne!(deployment["agent_id"], real.as_str(), "{deployment}");
+        let ClientError::Api {
+            deployment_id: Some(id),
+            ..
+        } = err
+        else {
+            panic!("no failed deployment named: {message}");
+        };
+        let deployment = api.deployment(&id).await.expect("the failed deployment");
+        assert_eq!(deployment.status, Status::Failed, "{deployment:?}");
+        assert_ne!(
+            deployment.agent_id.as_deref(),
+            Some(real.as_str()),
+            "{deployment:?}"
+        );
     }
     assert_eq!(refused(&stack, "accept_forged").await, 2);
     beating.abort();

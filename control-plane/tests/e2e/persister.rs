@@ -1,6 +1,7 @@
 //! The persister killed mid-deployment and restarted: every event and log
 //! line ends up in SQLite and the log file exactly once, in order.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use crate::common::*;
@@ -32,8 +33,8 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
     // JetStream.
     let events = stack.ws_events(&token, &id, 0).await;
     assert_eq!(
-        statuses(&events).last().map(String::as_str),
-        Some("running"),
+        statuses(&events).last(),
+        Some(&Status::Running),
         "{events:#?}"
     );
     let (_, deployment) = stack.get(&token, &path).await;
@@ -44,11 +45,11 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
 
     stack.start_persister();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running");
-    let last = events.last().expect("events")["seq"].as_u64().expect("seq");
+    assert_eq!(deployment.status, Status::Running);
+    let last = events.last().expect("events").seq;
     sdp_testkit::wait_for("every event persisted", Duration::from_secs(30), || async {
-        let (_, d) = stack.get(&token, &path).await;
-        (d["last_seq"].as_u64() == Some(last)).then_some(())
+        let d = stack.client_with(&token).deployment(&id).await.ok()?;
+        (d.last_seq == last).then_some(())
     })
     .await;
 
@@ -66,9 +67,9 @@ async fn persister_killed_mid_deployment_loses_and_duplicates_nothing() {
         rows.iter().map(|r| r.0).collect::<Vec<_>>(),
         (1..=last).collect::<Vec<_>>()
     );
-    let stored: Vec<serde_json::Value> = rows
+    let stored: Vec<sdp_bus::Event> = rows
         .iter()
-        .map(|(_, body)| serde_json::from_str(body).expect("stored JSON"))
+        .map(|(_, body)| serde_json::from_str(body).expect("stored event"))
         .collect();
     assert_eq!(stored, events);
 

@@ -3,6 +3,8 @@
 //! two containers of one (sandbox, service)), and when that agent dies the
 //! service moves, and its stale container goes once the agent returns.
 
+use sdp_api::Deployment;
+use sdp_bus::Status;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -25,10 +27,10 @@ fn containers_of(agents: &[&str], sandbox: &str, service: &str) -> Vec<String> {
         .collect()
 }
 
-async fn deploy_running(stack: &Stack, token: &str, sandbox: &str, branch: &str) -> Value {
+async fn deploy_running(stack: &Stack, token: &str, sandbox: &str, branch: &str) -> Deployment {
     let id = stack.deploy(token, sandbox, branch).await;
     let deployment = stack.wait_settled(token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     deployment
 }
 
@@ -43,7 +45,7 @@ async fn sandboxes_spread_over_three_agents_and_redeploys_stay_with_their_holder
     let mut placed = Vec::new();
     for n in 0..12 {
         let deployment = deploy_running(&stack, &token, &format!("spread{n}"), "main").await;
-        placed.push(deployment["agent_id"].as_str().expect("agent").to_owned());
+        placed.push(deployment.agent_id.as_deref().expect("agent").to_owned());
     }
     for agent in &agents {
         let count = placed.iter().filter(|a| *a == agent).count();
@@ -61,15 +63,19 @@ async fn sandboxes_spread_over_three_agents_and_redeploys_stay_with_their_holder
     for round in 0..5 {
         let commit = stack.fixture.push_revision(BRANCH, &format!("r{round}"));
         let deployment = deploy_running(&stack, &token, "spread0", BRANCH).await;
-        assert_eq!(deployment["agent_id"], holder.as_str(), "round {round}");
-        assert_eq!(deployment["commit"], commit.as_str());
+        assert_eq!(
+            deployment.agent_id.as_deref(),
+            Some(holder.as_str()),
+            "round {round}"
+        );
+        assert_eq!(deployment.commit.as_deref(), Some(commit.as_str()));
         assert_eq!(
             containers_of(&agents.each_ref().map(String::as_str), "spread0", REPO).len(),
             1,
             "round {round}: one container of spread0/users"
         );
         let answer = stack
-            .get_service(&format!("{}/", deployment["url"].as_str().expect("url")))
+            .get_service(&format!("{}/", deployment.url.as_deref().expect("url")))
             .await;
         assert_eq!(answer["commit"], commit.as_str(), "round {round}: {answer}");
     }
@@ -82,19 +88,20 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
     let token = stack.login().await;
     // The stack's agent holds the sandbox: it is the only one at first.
     let first = deploy_running(&stack, &token, "moving", "main").await;
-    assert_eq!(first["agent_id"], stack.agent_id.as_str());
+    assert_eq!(first.agent_id.as_deref(), Some(stack.agent_id.as_str()));
     let other = ExtraAgent::start(&stack, &token).await;
 
     stack.kill_agent();
     // The holder is gone (SIGKILL: its container keeps running): the next
     // deploy goes to the other agent.
     let moved = deploy_running(&stack, &token, "moving", BRANCH).await;
-    assert_eq!(moved["agent_id"], other.id.as_str(), "{moved}");
+    assert_eq!(
+        moved.agent_id.as_deref(),
+        Some(other.id.as_str()),
+        "{moved:?}"
+    );
     let (_, old) = stack
-        .get(
-            &token,
-            &format!("/api/deployments/{}", first["id"].as_str().expect("id")),
-        )
+        .get(&token, &format!("/api/deployments/{}", first.id.as_str()))
         .await;
     assert_eq!(old["status"], "stopped", "{old}");
 
@@ -114,12 +121,12 @@ async fn a_service_moves_off_a_killed_agent_and_its_stale_container_goes_when_it
         1
     );
     let answer = stack
-        .get_service(&format!("{}/", moved["url"].as_str().expect("url")))
+        .get_service(&format!("{}/", moved.url.as_deref().expect("url")))
         .await;
     assert_eq!(answer["branch"], BRANCH);
     // And the service stays where it moved.
     let again = deploy_running(&stack, &token, "moving", BRANCH).await;
-    assert_eq!(again["agent_id"], other.id.as_str());
+    assert_eq!(again.agent_id.as_deref(), Some(other.id.as_str()));
     assert_eq!(
         containers_of(&[&stack.agent_id, &other.id], "moving", REPO).len(),
         1
@@ -184,24 +191,23 @@ async fn a_gateway_reaches_services_on_two_other_hosts() {
         crate::routing::from_sandbox("feature/y"),
     )
     .await;
-    let (_, view) = stack.get(&token, "/api/sandboxes/across").await;
+    let client = stack.client_with(&token);
+    let view = client.sandbox("across").await.expect("sandbox across");
     let mut placed = Vec::new();
     for repo in ["users", "orders", "gateway"] {
         let (url, host) = if repo == "gateway" {
-            let url = view["gateway_url"].as_str().expect("gateway_url");
+            let url = view.gateway_url.as_deref().expect("gateway_url");
             (url.to_owned(), hosts.addr(1))
         } else {
-            let id = view["services"]
-                .as_array()
-                .and_then(|s| s.iter().find(|s| s["repo"] == repo))
-                .and_then(|s| s["deployment_id"].as_str())
-                .unwrap_or_else(|| panic!("a deployment of {repo} in {view}"));
-            let deployment = stack.get(&token, &format!("/api/deployments/{id}")).await.1;
-            let url = deployment["url"].as_str().expect("url").to_owned();
-            (
-                url,
-                host_of(deployment["agent_id"].as_str().expect("agent")),
-            )
+            let id = view
+                .services
+                .iter()
+                .find(|s| s.repo == repo)
+                .and_then(|s| s.deployment_id.as_deref())
+                .unwrap_or_else(|| panic!("a deployment of {repo} in {view:?}"));
+            let deployment = client.deployment(id).await.expect("the deployment");
+            let url = deployment.url.as_deref().expect("url").to_owned();
+            (url, host_of(deployment.agent_id.as_deref().expect("agent")))
         };
         // The URL others use names the agent's host, and the container
         // publishes there and nowhere else.

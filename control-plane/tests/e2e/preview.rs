@@ -3,10 +3,13 @@
 //! plane) answer the same through service deploys, route changes and a
 //! gateway redeploy; WebSocket upgrades pass through the preview entry.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
+use sdp_api::{DeploymentStarted, EffectiveRoute, ErrorBody, ListQuery, SandboxView};
+use sdp_bus::{Route, RouteSource};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 
@@ -63,66 +66,80 @@ async fn through_preview(
 
 /// Waits until nothing of the sandbox is in flight and its gateway's
 /// `routes.json` is the route table REST shows; returns the sandbox view.
-pub(crate) async fn wait_converged(stack: &Stack, token: &str, sandbox: &str) -> Value {
+pub(crate) async fn wait_converged(stack: &Stack, token: &str, sandbox: &str) -> SandboxView {
     let what = format!("{sandbox} to converge");
+    let client = stack.client_with(token);
+    let query = ListQuery {
+        sandbox: Some(sandbox.to_owned()),
+        limit: Some(500),
+        ..ListQuery::default()
+    };
     sdp_testkit::wait_for(&what, Duration::from_secs(120), || async {
-        let (_, deployments) = stack
-            .get(
-                token,
-                &format!("/api/deployments?sandbox={sandbox}&limit=500"),
-            )
-            .await;
-        let unsettled = deployments.as_array()?.iter().any(|d| {
+        let deployments = client.deployments(&query).await.ok()?;
+        let unsettled = deployments.iter().any(|d| {
             matches!(
-                d["status"].as_str(),
-                Some("queued" | "fetching" | "building" | "starting")
+                d.status,
+                Status::Queued | Status::Fetching | Status::Building | Status::Starting
             )
         });
         if unsettled {
             return None;
         }
-        let (_, view) = stack.get(token, &format!("/api/sandboxes/{sandbox}")).await;
-        let gateway_url = view["gateway_url"].as_str()?.to_owned();
-        let running: Value = stack
-            .http()
-            .get(format!("{gateway_url}/routes"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let (_, desired) = stack
-            .get(token, &format!("/api/sandboxes/{sandbox}/routes"))
-            .await;
-        (route_set(&running) == route_set(&desired)).then_some(view)
+        let view = client.sandbox(sandbox).await.ok()?;
+        let running = gateway_routes(stack, view.gateway_url.as_deref()?).await?;
+        let desired = client.routes(sandbox).await.ok()?;
+        (route_set(&running) == effective_route_set(&desired)).then_some(view)
     })
     .await
 }
 
+/// The `routes.json` a running gateway holds (the PHP fixture's
+/// `GET /routes`), if it answers.
+pub(crate) async fn gateway_routes(stack: &Stack, gateway_url: &str) -> Option<Vec<Route>> {
+    stack
+        .http()
+        .get(format!("{gateway_url}/routes"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// (service, target, source) of each route, sorted.
-pub(crate) fn route_set(routes: &Value) -> Vec<(String, String, String)> {
-    let mut set: Vec<(String, String, String)> = routes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-            (text("service"), text("target"), text("source"))
-        })
+pub(crate) fn route_set(routes: &[Route]) -> Vec<(String, String, RouteSource)> {
+    let mut set: Vec<_> = routes
+        .iter()
+        .map(|r| (r.service.clone(), r.target.clone(), r.source))
         .collect();
-    set.sort();
+    set.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    set
+}
+
+/// [`route_set`] of the route table REST shows.
+pub(crate) fn effective_route_set(routes: &[EffectiveRoute]) -> Vec<(String, String, RouteSource)> {
+    let mut set: Vec<_> = routes
+        .iter()
+        .map(|r| (r.service.clone(), r.target.clone(), r.source))
+        .collect();
+    set.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     set
 }
 
 async fn gateway_deployments(stack: &Stack, token: &str, sandbox: &str) -> usize {
-    let (_, list) = stack
-        .get(
-            token,
-            &format!("/api/deployments?sandbox={sandbox}&repo=gateway&limit=500"),
-        )
-        .await;
-    list.as_array().map_or(0, Vec::len)
+    let query = ListQuery {
+        sandbox: Some(sandbox.to_owned()),
+        repo: Some("gateway".to_owned()),
+        limit: Some(500),
+        ..ListQuery::default()
+    };
+    stack
+        .client_with(token)
+        .deployments(&query)
+        .await
+        .expect("the gateway's deployments")
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,13 +155,18 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["preview_url"], format!("http://alpha.{DOMAIN}/"));
+    let created: SandboxView = serde_json::from_value(body).expect("a sandbox view");
+    assert_eq!(
+        created.preview_url.as_deref(),
+        Some(format!("http://alpha.{DOMAIN}/").as_str())
+    );
     // No gateway yet: the link says so.
     let (status, answer) = preview_get(&stack, "alpha", "/users/1")
         .await
         .expect("answer");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
-    assert_eq!(answer["error"]["code"], "no_gateway");
+    let refused: ErrorBody = serde_json::from_value(answer).expect("an error answer");
+    assert_eq!(refused.error.code, "no_gateway");
     let (status, answer) = preview_get(&stack, "ghost", "/").await.expect("answer");
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 
@@ -156,22 +178,19 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
     )
     .await;
     let view = wait_converged(&stack, &token, "alpha").await;
-    let first_url = view["gateway_url"]
-        .as_str()
-        .expect("gateway url")
-        .to_owned();
-    let preview_url = view["preview_url"].clone();
+    let first_url = view.gateway_url.clone().expect("gateway url");
+    let preview_url = view.preview_url.clone();
     let users = through_preview(&stack, "alpha", "/users/1", from_sandbox(BRANCH)).await;
     assert_eq!(users["gateway"]["sandbox"], "alpha");
     through_preview(&stack, "alpha", "/orders/1", from_baseline).await;
 
-    let same_urls = |view: &Value, step: &str| {
+    let same_urls = |view: &SandboxView, step: &str| {
         assert_eq!(
-            view["gateway_url"],
-            first_url.as_str(),
+            view.gateway_url.as_deref(),
+            Some(first_url.as_str()),
             "gateway URL after {step}"
         );
-        assert_eq!(view["preview_url"], preview_url, "preview URL after {step}");
+        assert_eq!(view.preview_url, preview_url, "preview URL after {step}");
     };
 
     // A service deployed into the sandbox: its route changes, the URLs not.
@@ -223,7 +242,10 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
     let gateways_before = gateway_deployments(&stack, &token, "alpha").await;
     stack.fixture.push_revision(BRANCH, "r2");
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a service redeploy",
@@ -243,11 +265,10 @@ async fn a_sandbox_keeps_its_urls_through_deploys_route_changes_and_a_gateway_re
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let gateway = stack
-        .wait_settled(&token, body["id"].as_str().expect("id"))
-        .await;
-    assert_eq!(gateway["status"], "running", "{gateway}");
-    assert_eq!(gateway["url"], first_url.as_str());
+    let started: DeploymentStarted = serde_json::from_value(body).expect("a started deployment");
+    let gateway = stack.wait_settled(&token, started.id.as_str()).await;
+    assert_eq!(gateway.status, Status::Running, "{gateway:?}");
+    assert_eq!(gateway.url.as_deref(), Some(first_url.as_str()));
     same_urls(
         &wait_converged(&stack, &token, "alpha").await,
         "a gateway redeploy",
@@ -399,14 +420,17 @@ async fn a_gateways_session_cookies_never_reach_the_browser() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let deployment = stack
-        .wait_settled(&token, body["id"].as_str().expect("id"))
-        .await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    let started: DeploymentStarted = serde_json::from_value(body).expect("a started deployment");
+    let deployment = stack.wait_settled(&token, started.id.as_str()).await;
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
 
     // The gateway's own port answers with every cookie...
-    let (_, view) = stack.get(&token, "/api/sandboxes/alpha").await;
-    let gateway_url = view["gateway_url"].as_str().expect("gateway_url");
+    let view = stack
+        .client_with(&token)
+        .sandbox("alpha")
+        .await
+        .expect("sandbox alpha");
+    let gateway_url = view.gateway_url.as_deref().expect("gateway_url");
     let direct = stack
         .http()
         .get(format!("{gateway_url}/cookies"))

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::{ErrorBody, ProbeResult};
+use sdp_bus::{ProbeHop, RouteCheck, RouteSource, Status};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -17,11 +19,20 @@ async fn probe(stack: &Stack, token: &str, sandbox: &str) -> (StatusCode, Value)
         .await
 }
 
-fn route<'a>(report: &'a Value, service: &str) -> &'a Value {
-    report["routes"]
-        .as_array()
-        .and_then(|routes| routes.iter().find(|r| r["service"] == service))
-        .unwrap_or_else(|| panic!("no route of {service}: {report}"))
+/// A probe that answers 200, as its report.
+async fn probe_report(stack: &Stack, token: &str, sandbox: &str) -> ProbeResult {
+    let (status, report) = probe(stack, token, sandbox).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    serde_json::from_value(report.clone())
+        .unwrap_or_else(|err| panic!("not a probe report ({err}): {report}"))
+}
+
+fn route<'a>(report: &'a ProbeResult, service: &str) -> &'a RouteCheck {
+    report
+        .routes
+        .iter()
+        .find(|r| r.service == service)
+        .unwrap_or_else(|| panic!("no route of {service}: {report:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +49,8 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     // No gateway runs yet: 409; an unknown sandbox: 404.
     let (status, body) = probe(&stack, &token, "alpha").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "no_gateway", "{body}");
+    let refused: ErrorBody = serde_json::from_value(body.clone()).expect("an error answer");
+    assert_eq!(refused.error.code, "no_gateway", "{body}");
     let (status, body) = probe(&stack, &token, "ghost").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
@@ -85,56 +97,54 @@ async fn probe_finds_the_broken_hop_of_each_route() {
         Duration::from_secs(30),
         || async {
             let gateway = crate::routing::latest_gateway(&stack, &token, "alpha").await;
-            (gateway["status"] == "running").then_some(gateway)
+            (gateway.status == Status::Running).then_some(gateway)
         },
     )
     .await;
 
-    let (status, report) = probe(&stack, &token, "alpha").await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report["sandbox"], "alpha");
+    let report = probe_report(&stack, &token, "alpha").await;
+    assert_eq!(report.sandbox, "alpha");
     assert_eq!(
-        report["gateway"]["deployment_id"], gateway["id"],
-        "{report}"
+        report.gateway.deployment_id,
+        gateway.id.as_str(),
+        "{report:?}"
     );
-    assert_eq!(
-        report["routes"].as_array().map(Vec::len),
-        Some(4),
-        "{report}"
-    );
+    assert_eq!(report.routes.len(), 4, "{report:?}");
 
     let users = route(&report, "users");
-    assert_eq!(users["source"], "sandbox", "{users}");
-    assert_eq!(users["ok"], true, "{users}");
-    assert!(users["status"].as_u64().is_some(), "{users}");
-    assert_eq!(users["hop"], Value::Null, "{users}");
-    assert!(users["latency_ms"].as_u64().is_some(), "{users}");
+    assert_eq!(users.source, RouteSource::Sandbox, "{users:?}");
+    assert!(users.ok, "{users:?}");
+    assert!(users.status.is_some(), "{users:?}");
+    assert_eq!(users.hop, None, "{users:?}");
+    assert!(users.latency_ms.is_some(), "{users:?}");
 
     // The baseline answers / with 404: any HTTP status is an answer.
     let orders = route(&report, "orders");
-    assert_eq!(orders["source"], "environment", "{orders}");
-    assert_eq!(orders["ok"], true, "{orders}");
-    assert_eq!(orders["status"], 404, "{orders}");
+    assert_eq!(orders.source, RouteSource::Environment, "{orders:?}");
+    assert!(orders.ok, "{orders:?}");
+    assert_eq!(orders.status, Some(404), "{orders:?}");
 
     let payments = route(&report, "payments");
-    assert_eq!(payments["source"], "manual", "{payments}");
-    assert_eq!(payments["target"], closed);
-    assert_eq!(payments["ok"], false, "{payments}");
-    assert_eq!(payments["hop"], "connect", "{payments}");
-    assert_eq!(payments["status"], Value::Null, "{payments}");
+    assert_eq!(payments.source, RouteSource::Manual, "{payments:?}");
+    assert_eq!(payments.target, closed);
+    assert!(!payments.ok, "{payments:?}");
+    assert_eq!(payments.hop, Some(ProbeHop::Connect), "{payments:?}");
+    assert_eq!(payments.status, None, "{payments:?}");
     assert_eq!(
-        payments["error"], "connection refused to 127.0.0.1:9",
-        "{payments}"
+        payments.error.as_deref(),
+        Some("connection refused to 127.0.0.1:9"),
+        "{payments:?}"
     );
 
     let stock = route(&report, "stock");
-    assert_eq!(stock["ok"], false, "{stock}");
-    assert_eq!(stock["hop"], "timeout", "{stock}");
+    assert!(!stock.ok, "{stock:?}");
+    assert_eq!(stock.hop, Some(ProbeHop::Timeout), "{stock:?}");
     assert!(
-        stock["error"]
-            .as_str()
+        stock
+            .error
+            .as_deref()
             .is_some_and(|e| e.starts_with("no answer from")),
-        "{stock}"
+        "{stock:?}"
     );
     drop(silent);
 
@@ -157,8 +167,12 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     );
     let out = sdp.run(&["-o", "json", "routes", "check", "alpha"]).await;
     assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(route(&json, "payments")["hop"], "connect", "{json}");
+    let json: ProbeResult = serde_json::from_slice(&out.stdout).expect("a probe report");
+    assert_eq!(
+        route(&json, "payments").hop,
+        Some(ProbeHop::Connect),
+        "{json:?}"
+    );
     let out = sdp.run(&["routes", "check", "ghost"]).await;
     assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
 
@@ -173,16 +187,16 @@ async fn probe_finds_the_broken_hop_of_each_route() {
     for container in sdp_testkit::containers_with_label("sdp.agent", &gateway_agent) {
         sdp_testkit::docker_rm(&container);
     }
-    let (status, report) = probe(&stack, &token, "alpha").await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    for check in report["routes"].as_array().expect("routes") {
-        assert_eq!(check["ok"], false, "{check}");
-        assert_eq!(check["hop"], "gateway", "{check}");
+    let report = probe_report(&stack, &token, "alpha").await;
+    for check in &report.routes {
+        assert!(!check.ok, "{check:?}");
+        assert_eq!(check.hop, Some(ProbeHop::Gateway), "{check:?}");
         assert!(
-            check["error"]
-                .as_str()
+            check
+                .error
+                .as_deref()
                 .is_some_and(|e| e.contains("not running")),
-            "{check}"
+            "{check:?}"
         );
     }
     stack.shutdown().await;

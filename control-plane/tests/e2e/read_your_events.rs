@@ -5,10 +5,11 @@
 //! `routes.json` is the table REST shows.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use sdp_bus::{EventBody, RouteSource, Status};
+use serde_json::json;
 
 use crate::common::*;
-use crate::preview::{route_set, wait_converged};
+use crate::preview::{effective_route_set, gateway_routes, route_set, wait_converged};
 use crate::routing::{deploy_template, setup};
 
 const DEPLOYS: usize = 20;
@@ -21,6 +22,7 @@ async fn every_read_after_a_result_on_the_websocket_shows_it() {
     })
     .await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
     setup(&stack, &token).await;
     let (status, body) = stack
         .post(
@@ -37,78 +39,86 @@ async fn every_read_after_a_result_on_the_websocket_shows_it() {
         let branch = if n % 2 == 0 { BRANCH } else { "main" };
         let id = stack.deploy(&token, "ryw", branch).await;
         let mut phases_seen = Vec::new();
-        let mut result = Value::Null;
+        let mut result = None;
         stack
             .ws_follow(&token, &id, 0, |event| {
-                match event["body"]["type"].as_str() {
-                    Some("phase") => phases_seen.push(event["body"]["phase"].clone()),
-                    Some("result") => result = event["body"].clone(),
+                match event.body {
+                    EventBody::Phase { phase, .. } => phases_seen.push(phase),
+                    EventBody::Result {
+                        status,
+                        url,
+                        commit,
+                        ..
+                    } => result = Some((status, url, commit)),
                     _ => {}
                 }
                 true
             })
             .await;
-        assert_eq!(result["status"], "running", "deploy {n}: {result}");
+        let (status, url, commit) = result.expect("a result event");
+        assert_eq!(status, Status::Running, "deploy {n}: {url:?}");
         // Read at once: no waiting, no retry.
-        let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-        let (_, view) = stack.get(&token, "/api/sandboxes/ryw").await;
-        let (_, routes) = stack.get(&token, "/api/sandboxes/ryw/routes").await;
+        let deployment = client.deployment(&id).await.expect("the deployment");
+        let view = client.sandbox("ryw").await.expect("sandbox ryw");
+        let routes = client.routes("ryw").await.expect("routes of ryw");
 
-        assert_eq!(deployment["status"], "running", "deploy {n}: {deployment}");
-        assert_eq!(deployment["url"], result["url"], "deploy {n}");
-        assert_eq!(deployment["commit"], result["commit"], "deploy {n}");
         assert_eq!(
-            deployment["commit"],
-            stack.fixture.commit(branch).as_str(),
+            deployment.status,
+            Status::Running,
+            "deploy {n}: {deployment:?}"
+        );
+        assert_eq!(deployment.url, url, "deploy {n}");
+        assert_eq!(deployment.commit, commit, "deploy {n}");
+        assert_eq!(
+            deployment.commit.as_deref(),
+            Some(stack.fixture.commit(branch).as_str()),
             "deploy {n}"
         );
-        let phases: Vec<Value> = deployment["phases"]
-            .as_array()
-            .expect("phases")
-            .iter()
-            .map(|p| p["phase"].clone())
-            .collect();
+        let phases: Vec<Status> = deployment.phases.iter().map(|p| p.phase).collect();
         for phase in &phases_seen {
             assert!(
                 phases.contains(phase),
                 "deploy {n}: {phase} not in {phases:?}"
             );
         }
-        let users = view["services"]
-            .as_array()
-            .expect("services")
+        let users = view
+            .services
             .iter()
-            .find(|s| s["repo"] == REPO)
-            .cloned()
+            .find(|s| s.repo == REPO)
             .expect("users in the view");
-        assert_eq!(users["deployment_id"], id.as_str(), "deploy {n}: {view}");
-        assert_eq!(users["status"], "running", "deploy {n}: {view}");
-        assert_eq!(users["branch"], branch, "deploy {n}");
+        assert_eq!(
+            users.deployment_id.as_deref(),
+            Some(id.as_str()),
+            "deploy {n}: {view:?}"
+        );
+        assert_eq!(users.status, Some(Status::Running), "deploy {n}: {view:?}");
+        assert_eq!(users.branch.as_deref(), Some(branch), "deploy {n}");
         let users_route = routes
-            .as_array()
-            .expect("routes")
             .iter()
-            .find(|r| r["service"] == REPO)
-            .cloned()
+            .find(|r| r.service == REPO)
             .expect("users route");
-        assert_eq!(users_route["source"], "sandbox", "deploy {n}: {routes}");
-        assert_eq!(users_route["target"], result["url"], "deploy {n}: {routes}");
+        assert_eq!(
+            users_route.source,
+            RouteSource::Sandbox,
+            "deploy {n}: {routes:?}"
+        );
+        assert_eq!(
+            Some(users_route.target.as_str()),
+            url.as_deref(),
+            "deploy {n}: {routes:?}"
+        );
 
         // The gateway catches up with the same table.
         let view = wait_converged(&stack, &token, "ryw").await;
-        let running: Value = stack
-            .http()
-            .get(format!(
-                "{}/routes",
-                view["gateway_url"].as_str().expect("gateway url")
-            ))
-            .send()
+        let gateway_url = view.gateway_url.as_deref().expect("gateway url");
+        let running = gateway_routes(&stack, gateway_url)
             .await
-            .expect("routes.json")
-            .json()
-            .await
-            .expect("routes.json is JSON");
-        assert_eq!(route_set(&running), route_set(&routes), "deploy {n}");
+            .expect("routes.json");
+        assert_eq!(
+            route_set(&running),
+            effective_route_set(&routes),
+            "deploy {n}"
+        );
     }
     stack.shutdown().await;
 }

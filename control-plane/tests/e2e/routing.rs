@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::{Deployment, ListQuery, TemplateDeployStarted};
+use sdp_bus::Status;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -42,9 +44,10 @@ pub(crate) async fn through_gateway(
     check: impl Fn(&Value) -> bool,
 ) -> Value {
     let what = format!("{sandbox} gateway {path}");
+    let client = stack.client_with(token);
     sdp_testkit::wait_for(&what, Duration::from_secs(90), || async {
-        let (_, view) = stack.get(token, &format!("/api/sandboxes/{sandbox}")).await;
-        let url = view["gateway_url"].as_str()?.to_owned();
+        let view = client.sandbox(sandbox).await.ok()?;
+        let url = view.gateway_url?;
         let answer: Value = stack
             .http()
             .get(format!("{url}{path}"))
@@ -77,34 +80,42 @@ pub(crate) async fn deploy_template(
         .post(token, &format!("/api/sandboxes/{sandbox}/deploy"), body)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let ids: Vec<String> = started["deployments"]
-        .as_array()
-        .expect("deployments")
+    let started: TemplateDeployStarted =
+        serde_json::from_value(started).expect("a template deploy's answer");
+    let ids: Vec<String> = started
+        .deployments
         .iter()
-        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .map(|d| d.id.as_str().to_owned())
         .collect();
     for id in &ids {
         let deployment = stack.wait_settled(token, id).await;
         // A re-apply waits for the gateway to settle (it never cancels
         // it), then may replace it (stopped).
-        let replaced = deployment["status"] == "stopped" && deployment["kind"] == "gateway";
+        let replaced = deployment.status == Status::Stopped && deployment.kind == "gateway";
         assert!(
-            deployment["status"] == "running" || replaced,
-            "{deployment}"
+            deployment.status == Status::Running || replaced,
+            "{deployment:?}"
         );
     }
     ids
 }
 
 /// The newest gateway deployment of a sandbox.
-pub(crate) async fn latest_gateway(stack: &Stack, token: &str, sandbox: &str) -> Value {
-    let (_, list) = stack
-        .get(
-            token,
-            &format!("/api/deployments?sandbox={sandbox}&repo=gateway&limit=1"),
-        )
-        .await;
-    list[0].clone()
+pub(crate) async fn latest_gateway(stack: &Stack, token: &str, sandbox: &str) -> Deployment {
+    let query = ListQuery {
+        sandbox: Some(sandbox.to_owned()),
+        repo: Some("gateway".to_owned()),
+        limit: Some(1),
+        ..ListQuery::default()
+    };
+    let list = stack
+        .client_with(token)
+        .deployments(&query)
+        .await
+        .expect("the gateway's deployments");
+    list.into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no gateway deployment in {sandbox}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,31 +126,25 @@ async fn gateway_routes_to_sandbox_services_and_the_baseline() {
     })
     .await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
     setup(&stack, &token).await;
 
     // Repos come from each agent's repos_dir, with their kind; branches
     // are listed with the user's credential.
-    let (status, repos) = stack.get(&token, "/api/repos").await;
-    assert_eq!(status, StatusCode::OK);
+    let repos = client.repos().await.expect("repos");
     let kind_of = |name: &str| {
         repos
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["name"] == name))
-            .map(|r| r["kind"].clone())
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.kind.as_str())
     };
-    assert_eq!(kind_of("users"), Some(json!("micro")), "{repos}");
-    assert_eq!(kind_of("orders"), Some(json!("micro")), "{repos}");
-    assert_eq!(kind_of("gateway"), Some(json!("gateway")), "{repos}");
-    let (status, branches) = stack.get(&token, "/api/repos/users/branches").await;
-    assert_eq!(status, StatusCode::OK, "{branches}");
-    let names: Vec<&str> = branches
-        .as_array()
-        .expect("branches")
-        .iter()
-        .filter_map(|b| b["name"].as_str())
-        .collect();
+    assert_eq!(kind_of("users"), Some("micro"), "{repos:?}");
+    assert_eq!(kind_of("orders"), Some("micro"), "{repos:?}");
+    assert_eq!(kind_of("gateway"), Some("gateway"), "{repos:?}");
+    let branches = client.branches("users").await.expect("branches of users");
+    let names: Vec<&str> = branches.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["feature/x", "main"]);
-    assert_eq!(branches[0]["commit"], stack.fixture.commit(BRANCH).as_str());
+    assert_eq!(branches[0].commit, stack.fixture.commit(BRANCH));
     let (status, _) = stack.get(&token, "/api/repos/ghost/branches").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = stack.get(&token, "/api/repos/..%2Fetc/branches").await;
@@ -182,8 +187,11 @@ async fn gateway_routes_to_sandbox_services_and_the_baseline() {
         .http()
         .get(format!(
             "{}/routes",
-            stack.get(&token, "/api/sandboxes/alpha").await.1["gateway_url"]
-                .as_str()
+            client
+                .sandbox("alpha")
+                .await
+                .expect("sandbox alpha")
+                .gateway_url
                 .expect("gateway url")
         ))
         .send()
@@ -216,14 +224,9 @@ async fn gateway_routes_to_sandbox_services_and_the_baseline() {
     )
     .await;
     let gateway = latest_gateway(&stack, &token, "alpha").await;
-    let phases: Vec<&str> = gateway["phases"]
-        .as_array()
-        .expect("phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str())
-        .collect();
+    let phases: Vec<Status> = gateway.phases.iter().map(|p| p.phase).collect();
     assert!(
-        !phases.contains(&"building") && !phases.contains(&"fetching"),
+        !phases.contains(&Status::Building) && !phases.contains(&Status::Fetching),
         "the gateway was rebuilt: {phases:?}"
     );
 
@@ -304,14 +307,20 @@ async fn gateway_routes_to_sandbox_services_and_the_baseline() {
     }
     let (status, _) = stack.get(&token, "/api/sandboxes/alpha/routes").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, alpha_deployments) = stack.get(&token, "/api/deployments?sandbox=alpha").await;
-    for deployment in alpha_deployments.as_array().expect("array") {
+    let alpha_deployments = client
+        .deployments(&ListQuery {
+            sandbox: Some("alpha".to_owned()),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("alpha's deployments");
+    for deployment in &alpha_deployments {
         assert!(
             matches!(
-                deployment["status"].as_str(),
-                Some("stopped" | "failed" | "cancelled")
+                deployment.status,
+                Status::Stopped | Status::Failed | Status::Cancelled
             ),
-            "{deployment}"
+            "{deployment:?}"
         );
     }
     through_gateway(&stack, &token, "beta", "/users/1", from_sandbox("main")).await;

@@ -3,6 +3,7 @@
 //! live and in order, `tail`, `since` and `q`, the stream ending on the agent
 //! when the viewer leaves, and a loud container followed by a slow viewer.
 
+use sdp_bus::Status;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -47,12 +48,9 @@ async fn hit(stack: &Stack, url: &str, path: &str) {
 
 /// The agent's open runtime-log streams, as its heartbeat reports them.
 async fn log_streams(stack: &Stack, token: &str) -> Option<u64> {
-    let (_, agents) = stack.get(token, "/api/agents").await;
-    agents
-        .as_array()?
-        .iter()
-        .find(|a| a["id"] == stack.agent_id.as_str())?["log_streams"]
-        .as_u64()
+    let agents = stack.client_with(token).agents().await.ok()?;
+    let agent = agents.into_iter().find(|a| a.id == stack.agent_id)?;
+    Some(u64::from(agent.log_streams))
 }
 
 async fn wait_log_streams(stack: &Stack, token: &str, want: u64) {
@@ -119,8 +117,8 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
 
     let id = stack.deploy(&token, "alpha", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
 
     // Bad values are refused before any agent is asked; a session is needed.
     for query in [
@@ -135,7 +133,7 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         let (status, body) = get_text(&stack, &token, &runtime_path(&id, query)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         let body: Value = serde_json::from_str(&body).expect("error JSON");
-        assert_eq!(body["error"]["code"], "bad_request", "{query}");
+        assert_eq!(api_error(&body).code, "bad_request", "{query}");
     }
     let anonymous = stack
         .http()
@@ -240,26 +238,24 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     // Once replaced, the deployment is no longer running: 409.
     let second = stack.deploy(&token, "alpha", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &second).await["status"],
-        "running"
+        stack.wait_settled(&token, &second).await.status,
+        Status::Running
     );
     wait_for(
         "the replaced deployment to be stopped",
         Duration::from_secs(20),
         || async {
-            let (_, first) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-            (first["status"] == "stopped").then_some(())
+            let first = stack.client_with(&token).deployment(&id).await.ok()?;
+            (first.status == Status::Stopped).then_some(())
         },
     )
     .await;
     let (status, body) = get_text(&stack, &token, &runtime_path(&id, "")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let body: Value = serde_json::from_str(&body).expect("error JSON");
-    assert_eq!(body["error"]["code"], "not_running");
+    assert_eq!(api_error(&body).code, "not_running");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("stopped")),
+        Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("stopped")),
         "{body}"
     );
     let (status, text) = get_text(&stack, &token, &runtime_path(&second, "")).await;
@@ -273,10 +269,9 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     let (status, body) = get_text(&stack, &token, &runtime_path(&second, "")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let body: Value = serde_json::from_str(&body).expect("error JSON");
-    assert_eq!(body["error"]["code"], "not_running");
+    assert_eq!(api_error(&body).code, "not_running");
     assert!(
-        body["error"]["message"]
-            .as_str()
+        Some(api_error(&body).message.as_str())
             .is_some_and(|m| m.contains("has no container on agent")),
         "{body}"
     );
@@ -311,7 +306,7 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
     stack.fixture.push_spew(BRANCH, rate);
     let id = stack.deploy(&token, "loud", BRANCH).await;
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     let cp = stack.control_plane_pid().expect("control plane");
     let agent = stack.agent_pid().expect("agent");
 
@@ -472,7 +467,10 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     .await;
     let token = stack.login().await;
     let id = stack.deploy(&token, "alpha", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &id).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &id).await.status,
+        Status::Running
+    );
     let path = runtime_path(&id, "follow=true&tail=0");
     let mut viewers = Vec::new();
     for _ in 0..max {
@@ -488,7 +486,7 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
         .expect("one more viewer");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "busy", "{body}");
+    assert_eq!(api_error(&body).code, "busy", "{body}");
     // One leaves: the next viewer is served.
     drop(viewers.pop());
     wait_log_streams(&stack, &token, max - 1).await;

@@ -4,9 +4,13 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::client::Client;
 use sdp_api::client::ClientError;
-use sdp_api::{ListQuery, NewDeployment, NewSandbox, SandboxPatch};
-use sdp_bus::Status;
+use sdp_api::{
+    EffectiveRoute, ErrorBody, ListQuery, NewDeployment, NewSandbox, SandboxPatch, SandboxView,
+    TeardownReport, TemplateDeployStarted,
+};
+use sdp_bus::{RouteSource, Status};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -25,22 +29,36 @@ fn containers_of(agent: &str, sandbox: &str) -> Vec<String> {
         .collect()
 }
 
-async fn count(stack: &Stack, token: &str, path: &str) -> usize {
-    let (_, list) = stack.get(token, path).await;
-    list.as_array().map(Vec::len).unwrap_or(usize::MAX)
+/// How many environments, templates and sandboxes there are.
+async fn counts(client: &Client) -> (usize, usize, usize) {
+    (
+        client.environments().await.expect("environments").len(),
+        client.templates().await.expect("templates").len(),
+        client.sandboxes().await.expect("sandboxes").len(),
+    )
 }
 
-fn route<'a>(sandbox: &'a Value, service: &str) -> &'a Value {
-    sandbox["routes"]
-        .as_array()
-        .and_then(|routes| routes.iter().find(|r| r["service"] == service))
-        .unwrap_or(&Value::Null)
+/// The route of `service` in a sandbox's route table.
+fn route<'a>(sandbox: &'a SandboxView, service: &str) -> &'a EffectiveRoute {
+    sandbox
+        .routes
+        .iter()
+        .flatten()
+        .find(|r| r.service == service)
+        .unwrap_or_else(|| panic!("no route of {service}: {sandbox:?}"))
+}
+
+/// A sandbox view from a raw answer (kept raw for its status code).
+fn sandbox_view(body: Value) -> SandboxView {
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|err| panic!("not a sandbox view ({err}): {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_routes_and_teardown() {
     let stack = Stack::start().await;
     let token = stack.login().await;
+    let client = stack.client_with(&token);
 
     // Environment and template.
     let (status, env) = stack
@@ -83,11 +101,7 @@ async fn model_routes_and_teardown() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Hostile names: 400, nothing created.
-    let before = (
-        count(&stack, &token, "/api/environments").await,
-        count(&stack, &token, "/api/templates").await,
-        count(&stack, &token, "/api/sandboxes").await,
-    );
+    let before = counts(&client).await;
     let long = "a".repeat(200);
     for name in [
         "../x",
@@ -102,7 +116,9 @@ async fn model_routes_and_teardown() {
         for path in ["/api/environments", "/api/templates", "/api/sandboxes"] {
             let (status, body) = stack.post(&token, path, json!({ "name": name })).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {name:?}: {body}");
-            assert!(body["error"]["message"].is_string());
+            // The API's error shape, with its message.
+            let refused = serde_json::from_value::<ErrorBody>(body.clone());
+            assert!(refused.is_ok(), "{path} {name:?}: {body}");
         }
     }
     let (status, _) = stack
@@ -113,11 +129,7 @@ async fn model_routes_and_teardown() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a var name with a space");
-    let after = (
-        count(&stack, &token, "/api/environments").await,
-        count(&stack, &token, "/api/templates").await,
-        count(&stack, &token, "/api/sandboxes").await,
-    );
+    let after = counts(&client).await;
     assert_eq!(before, after, "a refused request created something");
 
     // A sandbox from the template: everything routes to the baseline.
@@ -129,20 +141,21 @@ async fn model_routes_and_teardown() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{alpha}");
-    assert_eq!(alpha["owner"], USER);
-    assert_eq!(route(&alpha, "users")["source"], "environment");
+    let alpha = sandbox_view(alpha);
+    assert_eq!(alpha.sandbox.owner, USER);
+    assert_eq!(route(&alpha, "users").source, RouteSource::Environment);
     assert_eq!(
-        route(&alpha, "users")["target"],
+        route(&alpha, "users").target,
         "http://users.baseline.example"
     );
-    assert_eq!(route(&alpha, "users")["env_key"], "USERS_URL");
+    assert_eq!(route(&alpha, "users").env_key, "USERS_URL");
     let (status, _) = stack
         .post(&token, "/api/sandboxes", json!({ "name": "alpha" }))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Deploy users@feature/x only: its route flips to the sandbox.
-    let expires_before = alpha["expires_at"].as_str().expect("expiry").to_owned();
+    let expires_before = alpha.sandbox.expires_at;
     let (status, started) = stack
         .post(
             &token,
@@ -151,36 +164,34 @@ async fn model_routes_and_teardown() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let id = started["deployments"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let started: TemplateDeployStarted =
+        serde_json::from_value(started).expect("a template deploy's answer");
+    let id = started.deployments[0].id.as_str().to_owned();
     let deployment = stack.wait_settled(&token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    let url = deployment["url"].as_str().expect("url").to_owned();
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    let url = deployment.url.as_deref().expect("url").to_owned();
     let alpha = sdp_testkit::wait_for(
         "users route to flip to the sandbox",
         Duration::from_secs(20),
         || async {
-            let (_, alpha) = stack.get(&token, "/api/sandboxes/alpha").await;
-            (route(&alpha, "users")["source"] == "sandbox").then_some(alpha)
+            let alpha = client.sandbox("alpha").await.ok()?;
+            (route(&alpha, "users").source == RouteSource::Sandbox).then_some(alpha)
         },
     )
     .await;
-    assert_eq!(route(&alpha, "users")["target"], url.as_str());
-    assert_eq!(route(&alpha, "orders")["source"], "environment");
+    assert_eq!(route(&alpha, "users").target, url);
+    assert_eq!(route(&alpha, "orders").source, RouteSource::Environment);
     assert!(
-        alpha["expires_at"].as_str().expect("expiry") > expires_before.as_str(),
+        alpha.sandbox.expires_at > expires_before,
         "a deploy renews the expiry"
     );
-    let users = alpha["services"]
-        .as_array()
-        .expect("services")
+    let users = alpha
+        .services
         .iter()
-        .find(|s| s["repo"] == "users")
+        .find(|s| s.repo == "users")
         .expect("users");
-    assert_eq!(users["status"], "running");
-    assert_eq!(users["branch"], BRANCH);
+    assert_eq!(users.status, Some(Status::Running));
+    assert_eq!(users.branch.as_deref(), Some(BRANCH));
 
     // A manual route wins; deleting it returns to the sandbox.
     let response = stack
@@ -192,14 +203,9 @@ async fn model_routes_and_teardown() {
         .await
         .expect("put");
     assert_eq!(response.status(), StatusCode::OK);
-    let (_, routes) = stack.get(&token, "/api/sandboxes/alpha/routes").await;
-    let users_route = routes
-        .as_array()
-        .expect("routes")
-        .iter()
-        .find(|r| r["service"] == "users")
-        .expect("users");
-    assert_eq!(users_route["source"], "manual");
+    let routes = client.routes("alpha").await.expect("routes of alpha");
+    let users_route = routes.iter().find(|r| r.service == "users").expect("users");
+    assert_eq!(users_route.source, RouteSource::Manual);
     for target in [
         "ftp://x",
         "http://",
@@ -225,12 +231,15 @@ async fn model_routes_and_teardown() {
         .await
         .expect("delete");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let (_, alpha) = stack.get(&token, "/api/sandboxes/alpha").await;
-    assert_eq!(route(&alpha, "users")["source"], "sandbox");
+    let alpha = client.sandbox("alpha").await.expect("sandbox alpha");
+    assert_eq!(route(&alpha, "users").source, RouteSource::Sandbox);
 
     // A second sandbox, untouched by alpha's teardown.
     let beta = stack.deploy(&token, "beta", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &beta).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &beta).await.status,
+        Status::Running
+    );
     assert_eq!(containers_of(&stack.agent_id, "alpha").len(), 1);
     assert_eq!(containers_of(&stack.agent_id, "beta").len(), 1);
 
@@ -242,8 +251,8 @@ async fn model_routes_and_teardown() {
         .await
         .expect("delete");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let report: Value = response.json().await.expect("report");
-    assert_eq!(report["stopped"], 1, "{report}");
+    let report: TeardownReport = response.json().await.expect("a teardown report");
+    assert_eq!(report.stopped, 1, "{report:?}");
     assert!(
         containers_of(&stack.agent_id, "alpha").is_empty(),
         "alpha's container survived"
@@ -256,17 +265,21 @@ async fn model_routes_and_teardown() {
             .join("alpha")
             .exists()
     );
-    let (status, _) = stack.get(&token, "/api/sandboxes/alpha").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, deployment) = stack.get(&token, &format!("/api/deployments/{id}")).await;
-    assert_eq!(deployment["status"], "stopped");
+    let gone = client.sandbox("alpha").await.expect_err("alpha is gone");
+    assert_eq!(
+        gone.status(),
+        Some(StatusCode::NOT_FOUND.as_u16()),
+        "{gone}"
+    );
+    let deployment = client.deployment(&id).await.expect("the deployment");
+    assert_eq!(deployment.status, Status::Stopped);
     assert_eq!(
         containers_of(&stack.agent_id, "beta").len(),
         1,
         "beta was touched"
     );
-    let (_, beta) = stack.get(&token, &format!("/api/deployments/{beta}")).await;
-    assert_eq!(beta["status"], "running");
+    let beta = client.deployment(&beta).await.expect("beta's deployment");
+    assert_eq!(beta.status, Status::Running);
     stack.shutdown().await;
 }
 

@@ -43,8 +43,8 @@ async fn send(
 /// A 400 whose JSON message names `key`.
 fn assert_refused(what: &str, status: StatusCode, body: &Value, key: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
-    assert_eq!(body["error"]["code"], "bad_request", "{what}: {body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(api_error(body).code, "bad_request", "{what}: {body}");
+    let message = api_error(body).message;
     assert!(
         message.contains(&format!("{key:?}")) && message.contains("reserved"),
         "{what}: the message names {key}: {message}"
@@ -105,9 +105,7 @@ async fn reserved_env_keys_are_refused_by_name_on_every_write() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "an empty command: {body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("command")),
+        Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("command")),
         "{body}"
     );
 
@@ -176,9 +174,7 @@ async fn reserved_env_keys_are_refused_by_name_on_every_write() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("\"1BAD\"")),
+        Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("\"1BAD\"")),
         "{body}"
     );
     let (status, body) = stack.get(&token, &path).await;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sdp_api::{LoginResponse, Me};
 use serde_json::json;
 
 use crate::common::*;
@@ -41,23 +42,21 @@ async fn cookie_session_rotates_and_expires() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let first: serde_json::Value = response.json().await.expect("json");
+    let first: LoginResponse = response.json().await.expect("a login answer");
     let me = browser.get(stack.url("/api/me")).send().await.expect("me");
     assert_eq!(me.status(), StatusCode::OK);
-    let me: serde_json::Value = me.json().await.expect("json");
-    assert_eq!(me["username"], USER);
-    assert_eq!(me["can_deploy"], true);
+    let me: Me = me.json().await.expect("a me answer");
+    assert_eq!(me.username, USER);
+    assert!(me.can_deploy, "{me:?}");
 
     // Logging in again rotates the token: the old one is dead.
-    let second: serde_json::Value = login().await.json().await.expect("json");
-    assert_ne!(first["token"], second["token"]);
-    let (status, _) = stack
-        .get(first["token"].as_str().expect("token"), "/api/me")
-        .await;
+    let second: LoginResponse = login().await.json().await.expect("a login answer");
+    assert_ne!(first.token, second.token);
+    let (status, _) = stack.get(&first.token, "/api/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Idle expiry: unused for longer than 3 s, the session ends.
-    let token = second["token"].as_str().expect("token").to_owned();
+    let token = second.token.clone();
     // Wait, without using the session (that would renew it), until its
     // last use is 3 s ago.
     let db = stack.cp_data.path().join("sdp.db");
@@ -138,12 +137,8 @@ async fn failed_logins_are_throttled_per_user_and_per_address() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "throttled");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("try again"))
-    );
+    assert_eq!(api_error(&body).code, "throttled");
+    assert!(Some(api_error(&body).message.as_str()).is_some_and(|m| m.contains("try again")));
     assert_eq!(
         stack.git.requests(),
         git_requests,

@@ -5,6 +5,7 @@
 //! runs it bigger (SDP_SOAK_DEPLOYS, SDP_SOAK_VIEWERS); CI runs the short
 //! default.
 
+use sdp_bus::Status;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -49,7 +50,10 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
 
     // Warm up (caches, connections), then take the baseline.
     let warm = stack.deploy(&token, "warmup", BRANCH).await;
-    assert_eq!(stack.wait_settled(&token, &warm).await["status"], "running");
+    assert_eq!(
+        stack.wait_settled(&token, &warm).await.status,
+        Status::Running
+    );
     let cp = stack.control_plane_pid().expect("control plane pid");
     let (rss_before, fds_before) = footprint(cp);
     let started = Instant::now();
@@ -78,12 +82,7 @@ async fn soak_concurrent_deploys_viewers_and_an_agent_bounce() {
 
         let mut settled = Vec::new();
         for id in ids.iter().chain(std::iter::once(&after_bounce)) {
-            settled.push(
-                stack.wait_settled(&token, id).await["status"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_owned(),
-            );
+            settled.push(stack.wait_settled(&token, id).await.status.to_string());
         }
         // soak-0's first deployment may already be replaced (stopped) by
         // the one made after the bounce, which must run.

@@ -2,26 +2,26 @@
 //! branch the sandbox says "behind by N" with the new head, after the
 //! deploy "up to date". Real git server, agent, NATS and Docker.
 
-use reqwest::StatusCode;
-use serde_json::Value;
+use sdp_api::{Deployment, ServiceStaleness, StalenessState};
+use sdp_bus::Status;
 
 use crate::common::*;
 
-async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> Value {
-    let (status, body) = stack
-        .get(token, &format!("/api/sandboxes/{sandbox}/staleness"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["sandbox"], sandbox, "{body}");
-    let services = body["services"].as_array().expect("services");
-    assert_eq!(services.len(), 1, "one running service: {body}");
-    services[0].clone()
+async fn staleness(stack: &Stack, token: &str, sandbox: &str) -> ServiceStaleness {
+    let body = stack
+        .client_with(token)
+        .staleness(sandbox)
+        .await
+        .unwrap_or_else(|err| panic!("staleness of {sandbox}: {err}"));
+    assert_eq!(body.sandbox, sandbox, "{body:?}");
+    assert_eq!(body.services.len(), 1, "one running service: {body:?}");
+    body.services[0].clone()
 }
 
-async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Value {
+async fn deploy_running(stack: &Stack, token: &str, sandbox: &str) -> Deployment {
     let id = stack.deploy(token, sandbox, BRANCH).await;
     let deployment = stack.wait_settled(token, &id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
     deployment
 }
 
@@ -32,27 +32,35 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     let sandbox = "stale";
 
     // Nothing runs yet: nothing to judge; an unknown sandbox is 404.
-    let (status, body) = stack.get(&token, "/api/sandboxes/ghost/staleness").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let ghost = stack
+        .client_with(&token)
+        .staleness("ghost")
+        .await
+        .expect_err("an unknown sandbox");
+    assert_eq!(ghost.status(), Some(404), "{ghost}");
 
     let first = deploy_running(&stack, &token, sandbox).await;
-    let deployed = first["commit"].as_str().expect("commit").to_owned();
+    let deployed = first.commit.as_deref().expect("commit").to_owned();
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["repo"], REPO);
-    assert_eq!(service["branch"], BRANCH);
-    assert_eq!(service["state"], "up_to_date", "{service}");
-    assert_eq!(service["behind"], 0, "{service}");
-    assert_eq!(service["deployed_commit"], deployed.as_str());
-    assert_eq!(service["head"], deployed.as_str());
-    assert_eq!(service["deployment_id"], first["id"]);
+    assert_eq!(service.repo, REPO);
+    assert_eq!(service.branch, BRANCH);
+    assert_eq!(service.state, StalenessState::UpToDate, "{service:?}");
+    assert_eq!(service.behind, Some(0), "{service:?}");
+    assert_eq!(service.deployed_commit.as_deref(), Some(deployed.as_str()));
+    assert_eq!(service.head.as_deref(), Some(deployed.as_str()));
+    assert_eq!(service.deployment_id, first.id.as_str());
 
     // One push: behind by 1, with the new head.
     let pushed = stack.fixture.push_revision(BRANCH, "2");
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["state"], "behind", "{service}");
-    assert_eq!(service["behind"], 1, "{service}");
-    assert_eq!(service["head"], pushed.as_str(), "{service}");
-    assert_eq!(service["deployed_commit"], deployed.as_str());
+    assert_eq!(service.state, StalenessState::Behind, "{service:?}");
+    assert_eq!(service.behind, Some(1), "{service:?}");
+    assert_eq!(
+        service.head.as_deref(),
+        Some(pushed.as_str()),
+        "{service:?}"
+    );
+    assert_eq!(service.deployed_commit.as_deref(), Some(deployed.as_str()));
 
     // The CLI says the same.
     let sdp = crate::cli::Sdp::new(&stack.base_url);
@@ -66,17 +74,21 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
     // Another: the agent counts again (the store has the first already).
     let pushed = stack.fixture.push_revision(BRANCH, "3");
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["behind"], 2, "{service}");
-    assert_eq!(service["head"], pushed.as_str(), "{service}");
+    assert_eq!(service.behind, Some(2), "{service:?}");
+    assert_eq!(
+        service.head.as_deref(),
+        Some(pushed.as_str()),
+        "{service:?}"
+    );
 
     // Deployed again: up to date, about the new deployment.
     let second = deploy_running(&stack, &token, sandbox).await;
-    assert_eq!(second["commit"], pushed.as_str());
+    assert_eq!(second.commit.as_deref(), Some(pushed.as_str()));
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["state"], "up_to_date", "{service}");
-    assert_eq!(service["behind"], 0, "{service}");
-    assert_eq!(service["head"], pushed.as_str());
-    assert_eq!(service["deployment_id"], second["id"]);
+    assert_eq!(service.state, StalenessState::UpToDate, "{service:?}");
+    assert_eq!(service.behind, Some(0), "{service:?}");
+    assert_eq!(service.head.as_deref(), Some(pushed.as_str()));
+    assert_eq!(service.deployment_id, second.id.as_str());
 
     // The branch rewritten (force-pushed to main's unrelated commit): it
     // moved, and the reason says the deployed commits are off it.
@@ -90,14 +102,15 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
         .expect("git update-ref");
     assert!(rewritten.success());
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["state"], "behind", "{service}");
-    assert_eq!(service["head"], main.as_str(), "{service}");
-    assert_eq!(service["behind"], 1, "main's one commit: {service}");
+    assert_eq!(service.state, StalenessState::Behind, "{service:?}");
+    assert_eq!(service.head.as_deref(), Some(main.as_str()), "{service:?}");
+    assert_eq!(service.behind, Some(1), "main's one commit: {service:?}");
     assert!(
-        service["reason"]
-            .as_str()
+        service
+            .reason
+            .as_deref()
             .is_some_and(|r| r.contains("rewritten") && r.contains("3 deployed commit(s)")),
-        "{service}"
+        "{service:?}"
     );
 
     // The branch deleted on the remote: the head is unknown, with why.
@@ -109,13 +122,14 @@ async fn staleness_counts_pushes_and_clears_on_deploy() {
         .expect("git update-ref");
     assert!(deleted.success());
     let service = staleness(&stack, &token, sandbox).await;
-    assert_eq!(service["state"], "unknown", "{service}");
-    assert_eq!(service["head"], Value::Null, "{service}");
+    assert_eq!(service.state, StalenessState::Unknown, "{service:?}");
+    assert_eq!(service.head, None, "{service:?}");
     assert!(
-        service["reason"]
-            .as_str()
+        service
+            .reason
+            .as_deref()
             .is_some_and(|r| r.contains("no longer exists")),
-        "{service}"
+        "{service:?}"
     );
 
     // The credential never reaches the agent's logs.

@@ -9,10 +9,12 @@
 //! the agent holding the repo has been heard from, waits for the first
 //! heartbeats instead of guessing a kind (else 503 naming the repo).
 
+use sdp_bus::Status;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use sdp_api::{AgentView, DeploymentStarted, TemplateDeployStarted};
 use sdp_testkit::{ChildGuard, unique_id, wait_for};
 use serde_json::{Value, json};
 
@@ -78,17 +80,14 @@ fn start_stranger(stack: &Stack, kind: &str, id: &str, extra: &[&str]) -> ChildG
 }
 
 /// Waits until `GET /api/agents` lists `id` online; returns its view.
-async fn wait_online(stack: &Stack, token: &str, id: &str) -> Value {
+async fn wait_online(stack: &Stack, token: &str, id: &str) -> AgentView {
+    let client = stack.client_with(token);
     wait_for(
         &format!("agent {id} online"),
         Duration::from_secs(30),
         || async {
-            let (_, agents) = stack.get(token, "/api/agents").await;
-            agents
-                .as_array()?
-                .iter()
-                .find(|a| a["id"] == id && a["online"] == true)
-                .cloned()
+            let agents = client.agents().await.ok()?;
+            agents.into_iter().find(|a| a.id == id && a.online)
         },
     )
     .await
@@ -151,17 +150,15 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
     let id = unique_id("static");
     let _stranger = start_stranger(&stack, "static", &id, &[]);
     let view = wait_online(&stack, &token, &id).await;
-    assert_eq!(view["kind"], "static", "{view}");
-    assert_eq!(view["serves"], json!([]), "the minimal contract: {view}");
-    assert_eq!(view["repos"], json!([SITE]), "{view}");
+    assert_eq!(view.kind, "static", "{view:?}");
+    assert!(view.serves.is_empty(), "the minimal contract: {view:?}");
+    assert_eq!(view.repos, [SITE], "{view:?}");
     // SDP's own agent advertises its whole table.
     let micro = wait_online(&stack, &token, &stack.agent_id).await;
     for method in ["deploy", "reconcile", "teardown", "container_logs", "probe"] {
         assert!(
-            micro["serves"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|m| m == method)),
-            "{method}: {micro}"
+            micro.serves.iter().any(|m| m == method),
+            "{method}: {micro:?}"
         );
     }
 
@@ -191,21 +188,27 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let deployment_id = started["deployments"][0]["id"]
-        .as_str()
-        .expect("a deployment")
-        .to_owned();
+    let started: TemplateDeployStarted =
+        serde_json::from_value(started).expect("a template deploy's answer");
+    let deployment_id = started.deployments[0].id.as_str().to_owned();
 
     let deployment = stack.wait_settled(&token, &deployment_id).await;
-    assert_eq!(deployment["status"], "running", "{deployment}");
-    assert_eq!(deployment["kind"], "static", "{deployment}");
-    assert_eq!(deployment["agent_id"], id.as_str(), "{deployment}");
-    let url = deployment["url"].as_str().expect("a url");
+    assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+    assert_eq!(deployment.kind, "static", "{deployment:?}");
+    assert_eq!(
+        deployment.agent_id.as_deref(),
+        Some(id.as_str()),
+        "{deployment:?}"
+    );
+    let url = deployment.url.as_deref().expect("a url");
     let served = stack.get_service(url).await;
     assert_eq!(served["served_by"], id.as_str(), "{served}");
     // Every event came through the stream, in order, from seq 1.
     let events = stack.ws_events(&token, &deployment_id, 0).await;
-    assert_eq!(statuses(&events), ["queued", "starting", "running"]);
+    assert_eq!(
+        statuses(&events),
+        [Status::Queued, Status::Starting, Status::Running]
+    );
     assert_eq!(seqs(&events), [1, 2, 3]);
 
     // What the agent does not serve is 501, not a 502 or a hang.
@@ -216,8 +219,8 @@ async fn a_strangers_agent_of_a_new_kind_serves_a_template_deployment() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
-    assert_eq!(body["error"]["code"], "not_supported", "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(api_error(&body).code, "not_supported", "{body}");
+    let message = api_error(&body).message;
     assert!(message.contains("not supported by the agent"), "{message}");
 }
 
@@ -302,14 +305,16 @@ async fn a_deploy_right_after_start_waits_for_the_first_heartbeats_and_never_gue
         .await;
     match status {
         StatusCode::ACCEPTED => {
-            assert_eq!(body["agent_id"], id.as_str(), "{body}");
-            let id = body["id"].as_str().expect("id");
+            let started: DeploymentStarted =
+                serde_json::from_value(body.clone()).expect("a started deployment");
+            assert_eq!(started.agent_id, id, "{body}");
+            let id = started.id.as_str();
             let deployment = stack.wait_settled(&token, id).await;
-            assert_eq!(deployment["status"], "running", "{deployment}");
-            assert_eq!(deployment["kind"], "static", "{deployment}");
+            assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+            assert_eq!(deployment.kind, "static", "{deployment:?}");
         }
         StatusCode::SERVICE_UNAVAILABLE => {
-            let message = body["error"]["message"].as_str().unwrap_or_default();
+            let message = api_error(&body).message;
             assert!(message.contains(SITE), "names the repo: {body}");
         }
         other => panic!("{other}: {body}"),
@@ -325,8 +330,8 @@ async fn a_deploy_right_after_start_waits_for_the_first_heartbeats_and_never_gue
         )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "no_agent", "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(api_error(&body).code, "no_agent", "{body}");
+    let message = api_error(&body).message;
     assert!(message.contains("repo nowhere"), "{message}");
     assert!(asked.elapsed() < Duration::from_secs(10), "bounded");
 }

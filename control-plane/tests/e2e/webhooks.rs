@@ -5,7 +5,9 @@
 //! the service credential is written nowhere.
 
 use reqwest::StatusCode;
+use sdp_api::{Deployment, ErrorBody, HookAnswer, HookOutcome, ListQuery, ServiceView};
 use sdp_bus::Secret;
+use sdp_bus::Status;
 use sdp_control_plane::webhooks::signature::sign;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -108,7 +110,8 @@ fn data_center_push(repo: &str, branch: &str, from: &str, to: &str, date: &str) 
     .into_bytes()
 }
 
-/// Delivers a webhook: `headers` are (name, value) pairs.
+/// Delivers a webhook: `headers` are (name, value) pairs. The body is
+/// sent as signed (bytes), so this stays below the typed client.
 async fn deliver(stack: &Stack, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
     let mut request = stack
         .http()
@@ -123,13 +126,34 @@ async fn deliver(stack: &Stack, body: Vec<u8>, headers: &[(&str, String)]) -> (S
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Every deployment, newest first.
-async fn all_deployments(stack: &Stack, token: &str) -> Vec<Value> {
-    let (status, list) = stack.get(token, "/api/deployments?limit=500").await;
-    assert_eq!(status, StatusCode::OK);
-    list.as_array().cloned().unwrap_or_default()
+/// A hook's answer to a delivery it took.
+fn hook_answer(answer: &Value) -> HookAnswer {
+    serde_json::from_value(answer.clone())
+        .unwrap_or_else(|err| panic!("not a hook answer ({err}): {answer}"))
 }
 
+/// The error code of a refused delivery.
+fn error_code(answer: &Value) -> String {
+    let body: ErrorBody = serde_json::from_value(answer.clone())
+        .unwrap_or_else(|err| panic!("not an error answer ({err}): {answer}"));
+    body.error.code
+}
+
+/// Every deployment, newest first.
+async fn all_deployments(stack: &Stack, token: &str) -> Vec<Deployment> {
+    let query = ListQuery {
+        limit: Some(500),
+        ..ListQuery::default()
+    };
+    stack
+        .client_with(token)
+        .deployments(&query)
+        .await
+        .expect("the deployments")
+}
+
+/// `PUT …/services/{repo}` with `{"follow": on}` (the request's first
+/// name, still accepted).
 async fn follow(stack: &Stack, token: &str, sandbox: &str, on: bool) -> (StatusCode, Value) {
     let response = stack
         .http()
@@ -143,11 +167,18 @@ async fn follow(stack: &Stack, token: &str, sandbox: &str, on: bool) -> (StatusC
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn service<'a>(sandbox: &'a Value, repo: &str) -> &'a Value {
-    sandbox["services"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["repo"] == repo))
-        .unwrap_or(&Value::Null)
+/// The service `repo` of sandbox `name`.
+async fn service(stack: &Stack, token: &str, name: &str, repo: &str) -> ServiceView {
+    let sandbox = stack
+        .client_with(token)
+        .sandbox(name)
+        .await
+        .unwrap_or_else(|err| panic!("sandbox {name}: {err}"));
+    sandbox
+        .services
+        .into_iter()
+        .find(|s| s.repo == repo)
+        .unwrap_or_else(|| panic!("no {repo} in {name}"))
 }
 
 use sdp_testkit::util::files_containing;
@@ -231,32 +262,24 @@ async fn deploy_followers_and_others(stack: &Stack, token: &str) {
         first.push(stack.deploy(token, sandbox, branch).await);
     }
     for id in &first {
-        assert_eq!(stack.wait_settled(token, id).await["status"], "running");
+        assert_eq!(stack.wait_settled(token, id).await.status, Status::Running);
     }
     for sandbox in ["wh-a", "wh-b", "wh-d"] {
-        let (status, service) = follow(stack, token, sandbox, true).await;
-        assert_eq!(status, StatusCode::OK, "{service}");
-        assert_eq!(service["follow"], true);
-        assert_eq!(service["repo"], REPO);
+        let (status, answer) = follow(stack, token, sandbox, true).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let view: ServiceView = serde_json::from_value(answer).expect("a service view");
+        assert!(view.follow, "{view:?}");
+        assert_eq!(view.repo, REPO);
     }
-    let (_, c) = stack.get(token, "/api/sandboxes/wh-c").await;
-    assert_eq!(service(&c, REPO)["follow"], false);
+    assert!(!service(stack, token, "wh-c", REPO).await.follow);
 }
 
 /// Someone else may not change what a sandbox follows; an unknown sandbox
 /// is 404.
 async fn only_the_owner_changes_what_a_sandbox_follows(stack: &Stack, token: &str) {
-    stack.git.add_user("qa", "qa-password");
-    let other = stack
-        .http()
-        .post(stack.url("/api/login"))
-        .json(&json!({ "username": "qa", "password": "qa-password" }))
-        .send()
-        .await
-        .expect("login");
-    let other: Value = other.json().await.expect("login body");
-    let other = other["token"].as_str().expect("token").to_owned();
-    let (status, body) = follow(stack, &other, "wh-c", true).await;
+    let other = stack.login_as("qa").await;
+    let other = other.token().expect("token");
+    let (status, body) = follow(stack, other, "wh-c", true).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _) = follow(stack, token, "no-such", true).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -288,7 +311,7 @@ async fn refused_deliveries_deploy_nothing(
     for headers in refusals {
         let (status, answer) = deliver(stack, push.to_vec(), &headers).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
-        assert_eq!(answer["error"]["code"], "unauthorized");
+        assert_eq!(error_code(&answer), "unauthorized");
     }
     let mut oversized = push.to_vec();
     oversized.extend(std::iter::repeat_n(b' ', 1024 * 1024));
@@ -296,7 +319,7 @@ async fn refused_deliveries_deploy_nothing(
     let (status, answer) =
         deliver(stack, oversized, &[event, ("X-Hub-Signature", signature)]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
-    assert_eq!(answer["error"]["code"], "payload_too_large");
+    assert_eq!(error_code(&answer), "payload_too_large");
     assert_eq!(
         all_deployments(stack, token).await.len(),
         before,
@@ -326,24 +349,25 @@ async fn push_and_expect_followers_redeploy(
     let (status, answer) = deliver(stack, push.to_vec(), &signed).await;
     let answered = sent.elapsed();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(answer["outcome"], "handled");
-    assert_eq!(answer["repo"], REPO);
-    let triggered = answer["triggered"].as_array().expect("triggered").clone();
-    let mut sandboxes: Vec<&str> = triggered
+    let answer = hook_answer(&answer);
+    assert_eq!(answer.outcome, HookOutcome::Handled);
+    assert_eq!(answer.repo.as_deref(), Some(REPO));
+    let mut sandboxes: Vec<&str> = answer
+        .triggered
         .iter()
-        .map(|t| t["sandbox"].as_str().expect("sandbox"))
+        .map(|t| t.sandbox.as_str())
         .collect();
     sandboxes.sort_unstable();
-    assert_eq!(sandboxes, ["wh-a", "wh-b"], "{answer}");
-    for t in &triggered {
-        let id = t["deployment_id"].as_str().expect("id");
+    assert_eq!(sandboxes, ["wh-a", "wh-b"], "{answer:?}");
+    for t in &answer.triggered {
+        let id = t.deployment_id.as_str();
         let deployment = stack.wait_settled(token, id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
-        assert_eq!(deployment["commit"], new);
-        assert_eq!(deployment["branch"], BRANCH);
-        assert_eq!(deployment["created_by"], "bitbucket-push");
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+        assert_eq!(deployment.commit.as_deref(), Some(new));
+        assert_eq!(deployment.branch, BRANCH);
+        assert_eq!(deployment.created_by, "bitbucket-push");
         let served = stack
-            .get_service(deployment["url"].as_str().expect("url"))
+            .get_service(deployment.url.as_deref().expect("url"))
             .await;
         assert_eq!(served["revision"], "2");
     }
@@ -356,7 +380,7 @@ async fn push_and_expect_followers_redeploy(
     let after = all_deployments(stack, token).await;
     for sandbox in ["wh-c", "wh-d"] {
         assert_eq!(
-            after.iter().filter(|d| d["sandbox"] == sandbox).count(),
+            after.iter().filter(|d| d.sandbox == sandbox).count(),
             1,
             "{sandbox} was redeployed"
         );
@@ -375,7 +399,7 @@ async fn replays_deploy_nothing(
 ) {
     let (status, answer) = deliver(stack, push.to_vec(), signed).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["outcome"], "duplicate");
+    assert_eq!(hook_answer(&answer).outcome, HookOutcome::Duplicate);
     let (status, answer) = deliver(
         stack,
         push.to_vec(),
@@ -387,8 +411,8 @@ async fn replays_deploy_nothing(
     )
     .await;
     assert_eq!(
-        (status, &answer["outcome"]),
-        (StatusCode::OK, &json!("duplicate"))
+        (status, hook_answer(&answer).outcome),
+        (StatusCode::OK, HookOutcome::Duplicate)
     );
     let mut other_body = push.to_vec();
     other_body.push(b'\n');
@@ -403,8 +427,8 @@ async fn replays_deploy_nothing(
     )
     .await;
     assert_eq!(
-        (status, &answer["outcome"]),
-        (StatusCode::OK, &json!("duplicate"))
+        (status, hook_answer(&answer).outcome),
+        (StatusCode::OK, HookOutcome::Duplicate)
     );
 }
 
@@ -422,8 +446,8 @@ async fn another_event_kind_is_ignored(stack: &Stack, secrets: &SecretFiles) {
     )
     .await;
     assert_eq!(
-        (status, &answer["outcome"]),
-        (StatusCode::ACCEPTED, &json!("ignored"))
+        (status, hook_answer(&answer).outcome),
+        (StatusCode::ACCEPTED, HookOutcome::Ignored)
     );
 }
 
@@ -448,25 +472,22 @@ async fn data_center_push_moves_followers_once(
     };
     let (status, answer) = deliver_dc("2026-11-27T10:05:00+0000", "dc-1").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let triggered = answer["triggered"].as_array().expect("triggered").clone();
-    assert_eq!(triggered.len(), 2, "{answer}");
+    let answer = hook_answer(&answer);
+    assert_eq!(answer.triggered.len(), 2, "{answer:?}");
     let mut ids = Vec::new();
-    for t in &triggered {
-        let id = t["deployment_id"].as_str().expect("id");
+    for t in &answer.triggered {
+        let id = t.deployment_id.as_str();
         let deployment = stack.wait_settled(token, id).await;
-        assert_eq!(deployment["status"], "running", "{deployment}");
-        assert_eq!(deployment["commit"], third.as_str());
+        assert_eq!(deployment.status, Status::Running, "{deployment:?}");
+        assert_eq!(deployment.commit.as_deref(), Some(third.as_str()));
         ids.push(id.to_owned());
     }
     let (status, answer) = deliver_dc("2026-11-27T10:06:00+0000", "dc-2").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(answer["triggered"], json!([]));
-    assert_eq!(
-        answer["skipped"].as_array().map(Vec::len),
-        Some(2),
-        "{answer}"
-    );
-    assert_eq!(answer["skipped"][0]["note"], "up to date");
+    let answer = hook_answer(&answer);
+    assert!(answer.triggered.is_empty(), "{answer:?}");
+    assert_eq!(answer.skipped.len(), 2, "{answer:?}");
+    assert_eq!(answer.skipped[0].note, "up to date");
     ids
 }
 
@@ -481,8 +502,8 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     let token = stack.login().await;
     let first = stack.deploy(&token, "wh-behind", BRANCH).await;
     assert_eq!(
-        stack.wait_settled(&token, &first).await["status"],
-        "running"
+        stack.wait_settled(&token, &first).await.status,
+        Status::Running
     );
     // Following turned on from the command line.
     let sdp = Sdp::new(&stack.base_url);
@@ -509,35 +530,28 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(answer["triggered"], json!([]));
-    assert_eq!(answer["skipped"][0]["sandbox"], "wh-behind");
-    assert_eq!(answer["skipped"][0]["note"], "behind: deploy by hand");
-    assert!(
-        answer["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("deploy by hand")),
-        "{answer}"
-    );
+    let answer = hook_answer(&answer);
+    assert!(answer.triggered.is_empty(), "{answer:?}");
+    assert_eq!(answer.skipped[0].sandbox, "wh-behind");
+    assert_eq!(answer.skipped[0].note, "behind: deploy by hand");
+    assert!(answer.message.contains("deploy by hand"), "{answer:?}");
     assert_eq!(
         all_deployments(&stack, &token).await.len(),
         1,
         "deployed anyway"
     );
-    let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
-    let users = service(&sandbox, REPO);
-    assert_eq!(users["pushed_head"]["commit"], new.as_str(), "{sandbox}");
-    assert_eq!(users["pushed_head"]["note"], "behind: deploy by hand");
+    let users = service(&stack, &token, "wh-behind", REPO).await;
+    let pushed = users.pushed_head.as_ref().expect("a pushed head");
+    assert_eq!(pushed.commit, new, "{users:?}");
+    assert_eq!(pushed.note, "behind: deploy by hand");
 
     // Deploying by hand catches up, and the note goes.
     let by_hand = stack.deploy(&token, "wh-behind", BRANCH).await;
     let deployment = stack.wait_settled(&token, &by_hand).await;
-    assert_eq!(deployment["commit"], new.as_str());
-    let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
-    assert!(
-        service(&sandbox, REPO).get("pushed_head").is_none(),
-        "{sandbox}"
-    );
-    assert_eq!(service(&sandbox, REPO)["follow"], true);
+    assert_eq!(deployment.commit.as_deref(), Some(new.as_str()));
+    let users = service(&stack, &token, "wh-behind", REPO).await;
+    assert!(users.pushed_head.is_none(), "{users:?}");
+    assert!(users.follow);
     let out = sdp.run(&["follow", "wh-behind", REPO, "--off"]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert!(
@@ -547,8 +561,7 @@ async fn without_a_service_credential_a_push_leaves_the_follower_behind() {
     );
     let out = sdp.run(&["follow", "wh-behind", "ghost"]).await;
     assert_eq!(code(&out), 7, "an unknown service: {}", show(&out));
-    let (_, sandbox) = stack.get(&token, "/api/sandboxes/wh-behind").await;
-    assert_eq!(service(&sandbox, REPO)["follow"], false);
+    assert!(!service(&stack, &token, "wh-behind", REPO).await.follow);
     stack.shutdown().await;
 }
 
@@ -560,15 +573,15 @@ async fn hooks_are_off_without_a_secret_and_a_named_secret_file_must_be_readable
     })
     .await;
     let body = cloud_push(REPO, BRANCH, &"1".repeat(40), &"2".repeat(40));
-    // A well-formed delivery (its headers there: without them it is a
-    // 400/401 whatever the config) finds no hook to serve it.
+    // With both required headers (without them a delivery is malformed,
+    // hooks on or off), so the answer is about the missing secret.
     let headers = [
         ("X-Event-Key", "repo:push".to_owned()),
-        ("X-Hub-Signature", format!("sha256={}", "0".repeat(64))),
+        ("X-Hub-Signature", sign(&Secret::new("any"), &body)),
     ];
     let (status, answer) = deliver(&stack, body, &headers).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-    assert_eq!(answer["error"]["code"], "not_configured");
+    assert_eq!(error_code(&answer), "not_configured");
     stack.shutdown().await;
 
     // A secret file named but missing, or empty, stops the start (64).
