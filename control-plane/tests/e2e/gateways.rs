@@ -1,4 +1,4 @@
-//! One gateway per sandbox, always matching its routes (issue 11): ten
+//! One gateway per sandbox, always matching its routes: ten
 //! sandboxes of one template deployed whole at once, with route changes
 //! fired while they deploy. Every sandbox ends with exactly one running
 //! gateway container whose env and `routes.json` are the route table REST

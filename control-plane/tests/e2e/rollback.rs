@@ -1,4 +1,4 @@
-//! Deploying a chosen commit and rolling back (issue 12): deploy commit A,
+//! Deploying a chosen commit and rolling back: deploy commit A,
 //! then B, then redeploy A's deployment: A answers, and the history shows
 //! three deployments with the newest live. A commit not on the branch is
 //! refused after the fetch, before anything is built or replaced.

@@ -1,4 +1,4 @@
-//! The sandbox model over REST (issue 3): environments, templates,
+//! The sandbox model over REST: environments, templates,
 //! sandboxes, routes; hostile names; teardown; the reaper.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Push webhooks (issue 12): a signed Bitbucket push redeploys exactly the
+//! Push webhooks: a signed Bitbucket push redeploys exactly the
 //! sandboxes that follow the pushed branch, with the service credential;
 //! unsigned, wrongly signed, replayed and oversized deliveries deploy
 //! nothing; without a service credential the follower is left "behind";
