@@ -1,5 +1,5 @@
-//! A three-node NATS cluster with the progress stream at three replicas
-//!: during a deployment, the node the agent is connected to is
+//! A three-node NATS cluster with the progress stream at three replicas:
+//! during a deployment, the node the agent is connected to is
 //! killed (the agent moves to another) and restarted, then the stream
 //! leader is killed. The deployment ends `running`; a viewer (resuming
 //! with `?after=` as the dashboard does) and SQLite hold every event once,
