@@ -335,7 +335,10 @@ impl Installed {
                     "SDP_CONTROL_PLANE__DATA_DIR",
                     self.cp_data().display().to_string(),
                 ),
-                ("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", git.url("probe")),
+                (
+                    "SDP_CONTROL_PLANE__AUTH__CREDENTIAL_CHECK_REPO",
+                    git.url("probe"),
+                ),
                 // Small, so two clients' budgets show in a few logins.
                 (
                     "SDP_CONTROL_PLANE__AUTH__THROTTLE_ADDRESS_FAILURES",
