@@ -19,6 +19,10 @@ pub trait Settings: DeserializeOwned {
     /// Keys whose value is a comma-separated list
     /// (`SDP_CONTROL_PLANE__HTTP__ALLOWED_ORIGINS=a,b`), as `section.key`.
     const LIST_KEYS: &'static [&'static str] = &[];
+    /// Keys read under an old name too (serde `alias`), as `(old, new)`
+    /// pairs of `section.key`. Both at once are refused by [`load`] with a
+    /// message naming the two, rather than serde's bare "duplicate field".
+    const RENAMED_KEYS: &'static [(&'static str, &'static str)] = &[];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,15 @@ pub enum SettingsError {
     Missing { path: String },
     #[error("invalid configuration: {0}")]
     Invalid(#[source] config::ConfigError),
+    #[error(
+        "invalid configuration: {old} and {new} are the same setting ({old} is its old name) \
+         and both are set (in the file or as {prefix}__ variables): keep only {new}"
+    )]
+    BothNames {
+        old: &'static str,
+        new: &'static str,
+        prefix: &'static str,
+    },
 }
 
 /// Reads `file` (if given) and the entries of `env` under
@@ -61,10 +74,17 @@ pub fn load<T: Settings>(
         |environment, key| environment.with_list_parse_key(key),
     );
     builder = builder.add_source(environment.try_parsing(true).source(Some(env)));
-    builder
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(SettingsError::Invalid)
+    let merged = builder.build().map_err(SettingsError::Invalid)?;
+    if let Some(&(old, new)) = T::RENAMED_KEYS.iter().find(|(old, new)| {
+        merged.get::<config::Value>(old).is_ok() && merged.get::<config::Value>(new).is_ok()
+    }) {
+        return Err(SettingsError::BothNames {
+            old,
+            new,
+            prefix: T::ENV_PREFIX,
+        });
+    }
+    merged.try_deserialize().map_err(SettingsError::Invalid)
 }
 
 #[cfg(test)]
@@ -85,7 +105,7 @@ mod tests {
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Nats {
-        #[serde(default)]
+        #[serde(default, alias = "address")]
         url: Option<String>,
         #[serde(default)]
         servers: Vec<String>,
@@ -94,6 +114,8 @@ mod tests {
     impl Settings for Demo {
         const ENV_PREFIX: &'static str = "SDP_DEMO";
         const LIST_KEYS: &'static [&'static str] = &["nats.servers"];
+        const RENAMED_KEYS: &'static [(&'static str, &'static str)] =
+            &[("nats.address", "nats.url")];
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -133,5 +155,26 @@ mod tests {
         let err = load::<Demo>(None, env(&[("SDP_DEMO__NATS__URI", "x")])).expect_err("refused");
         assert!(err.to_string().contains("uri"), "{err}");
         assert!(load::<Demo>(None, env(&[("SDP_DEMO__COLOUR", "red")])).is_err());
+    }
+
+    #[test]
+    fn a_renamed_key_reads_under_either_name_but_not_both() {
+        let old: Demo = load(None, env(&[("SDP_DEMO__NATS__ADDRESS", "nats://old:4222")]))
+            .expect("the old name alone loads");
+        assert_eq!(old.nats.url.as_deref(), Some("nats://old:4222"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("demo.toml");
+        std::fs::write(&path, "[nats]\nurl = \"nats://file:4222\"\n").expect("write");
+        let err = load::<Demo>(
+            Some(&path),
+            env(&[("SDP_DEMO__NATS__ADDRESS", "nats://env:4222")]),
+        )
+        .expect_err("both names refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("nats.address") && message.contains("keep only nats.url"),
+            "{message}"
+        );
     }
 }

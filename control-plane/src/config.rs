@@ -51,6 +51,8 @@ pub use sdp_bus::process::{LogConfig, LogFormat};
 
 impl sdp_bus::settings::Settings for Config {
     const ENV_PREFIX: &'static str = "SDP_CONTROL_PLANE";
+    const RENAMED_KEYS: &'static [(&'static str, &'static str)] =
+        &[("auth.probe_repo", "auth.credential_check_repo")];
     const LIST_KEYS: &'static [&'static str] = &[
         "http.allowed_origins",
         "http.trusted_proxies",
@@ -667,6 +669,19 @@ mod tests {
                 "https://git.example/e.git"
             );
         }
+        // The upgrade trap: the old name left in the environment, the new
+        // one in the file; the refusal names both and says which to keep.
+        let path = dir.path().join("credential_check_repo.toml");
+        let err = sdp_bus::settings::load::<Config>(
+            Some(&path),
+            env(&[("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", "https://git.example/e.git")]),
+        )
+        .expect_err("both names refused");
+        assert!(
+            err.to_string()
+                .contains("auth.probe_repo and auth.credential_check_repo are the same setting"),
+            "{err}"
+        );
         let path = dir.path().join("unknown.toml");
         std::fs::write(&path, "[auth]\ncheck_repo = \"x\"\n").expect("write");
         assert!(sdp_bus::settings::load::<Config>(Some(&path), []).is_err());
