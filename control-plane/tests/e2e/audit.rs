@@ -685,13 +685,26 @@ async fn sdp_audit_lists_and_filters() {
         "{table}"
     );
     let out = sdp
-        .run(&["-o", "json", "audit", "--action", "login", "--limit", "1"])
+        .run(&["-o", "json", "audit", "--action", "sandbox.create", "--limit", "1"])
         .await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     let page: sdp_api::AuditPage = serde_json::from_slice(&out.stdout).expect("a page as JSON");
     assert_eq!(page.entries.len(), 1);
-    assert_eq!(page.entries[0].action, AuditAction::Login);
-    assert_eq!(page.next_page, None, "one login so far");
+    assert_eq!(page.entries[0].action, AuditAction::SandboxCreate);
+    assert_eq!(page.next_page, None, "one sandbox made");
+    // Two sandboxes: a second page, which the table names.
+    let second = unique_id("cli-aud");
+    let out = sdp.run(&["sandbox", "create", &second]).await;
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let more = wait_for("a second page", Duration::from_secs(20), || async {
+        let out = sdp
+            .run(&["audit", "--action", "sandbox.create", "--limit", "1"])
+            .await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains(&second).then_some(text)
+    })
+    .await;
+    assert!(more.contains("more: --page 2"), "{more}");
     let out = sdp.run(&["audit", "--action", "sandbox.explode"]).await;
     assert_ne!(code(&out), 0, "{}", show(&out));
     stack.shutdown().await;
