@@ -13,11 +13,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AgentView, CancelRequested, Deployment, DeploymentStarted, EffectiveRoute, Environment,
-    EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse, Me, NewDeployment,
-    NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch,
-    SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
-    TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    AgentView, AuditPage, AuditQuery, CancelRequested, Deployment, DeploymentStarted,
+    EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
+    Me, NewDeployment, NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery,
+    SandboxPatch, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +327,12 @@ impl Client {
     pub async fn deploy(&self, sandbox: &str, body: &NewDeployment) -> Result<DeploymentStarted> {
         let path = format!("{}/deployments", sandbox_path(sandbox));
         self.json(Method::POST, &path, Some(body)).await
+    }
+
+    /// `GET /api/audit?…`: one page of the audit trail, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage> {
+        let builder = self.request(Method::GET, "/api/audit").query(query);
+        self.read("/api/audit", builder).await
     }
 
     /// `GET /api/deployments?…`, newest first.

@@ -8,6 +8,7 @@
 //! - [`deployments`]: deployments, their queries, runtime logs, the
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
+//! - [`audit`]: the audit trail.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -22,6 +23,7 @@
 //! OpenAPI snapshot test shows it.
 
 pub mod agents;
+pub mod audit;
 pub mod checks;
 pub mod deployments;
 pub mod error;
@@ -37,6 +39,7 @@ pub mod timestamp;
 pub mod client;
 
 pub use agents::AgentView;
+pub use audit::{AuditAction, AuditEntry, AuditOutcome, AuditPage, AuditQuery};
 pub use checks::{ProbeResult, ProbedGateway, SandboxStaleness, ServiceStaleness, StalenessState};
 pub use deployments::{
     CancelRequested, Deployment, DeploymentStarted, ListQuery, NewDeployment, PhaseAt,

@@ -68,6 +68,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Past deployments, newest first.
     History(HistoryArgs),
+    /// The audit trail: who changed what, newest first (admins see all,
+    /// others their own actions and their sandboxes').
+    Audit(AuditArgs),
     /// A sandbox's routes, or change one.
     Routes(RoutesArgs),
     /// Autodeploy: redeploy a service of a sandbox when its branch is
@@ -214,6 +217,30 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub status: Option<String>,
     /// At most this many (1-500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this user's actions (or `bitbucket-push`).
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub sandbox: Option<String>,
+    /// Only this action (`login`, `deploy`, `sandbox.create`, …).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// From this time on (RFC 3339, e.g. 2026-01-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Which page, from 1 (newest first).
+    #[arg(long, default_value_t = 1)]
+    pub page: u32,
+    /// Entries per page (1-500).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub git: GitConfig,
     #[serde(default)]
     pub streams: StreamsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -441,6 +443,35 @@ pub struct GitConfig {
     /// are not made and the service shows "behind: deploy by hand".
     #[serde(default)]
     pub service_credential_file: Option<PathBuf>,
+}
+
+/// `[audit]`: how long the audit trail keeps an entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this are deleted (`90d`, `2w`, `12h`).
+    #[serde(default = "default_audit_keep_for", with = "humantime_serde")]
+    pub keep_for: Duration,
+    /// How often old entries are looked for.
+    #[serde(default = "default_audit_prune_interval", with = "humantime_serde")]
+    pub prune_interval: Duration,
+}
+
+fn default_audit_keep_for() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+
+fn default_audit_prune_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            keep_for: default_audit_keep_for(),
+            prune_interval: default_audit_prune_interval(),
+        }
+    }
 }
 
 /// `[streams]`: how many long-lived streams one user may hold open at once

@@ -57,6 +57,7 @@
 pub mod agent_client;
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod client_addr;
 pub mod config;
 pub mod counters;
@@ -227,6 +228,16 @@ pub async fn run(
             .clone()
             .reaper(config.sandboxes.reap_interval, shutdown.clone()),
     );
+    // The writer is tracked: it ends (writing what is queued) once the
+    // last handle is dropped with the router.
+    let (audit, audit_writer) = audit::Audit::start(store.clone());
+    tasks.spawn(audit_writer);
+    tasks.spawn(audit::prune(
+        store.clone(),
+        config.audit.keep_for,
+        config.audit.prune_interval,
+        shutdown.clone(),
+    ));
     let state = api::AppState {
         config: config.clone(),
         store,
@@ -242,6 +253,7 @@ pub async fn run(
         ),
         hooks: api::Hooks::new(secrets.hook_secret),
         streams: user_streams::UserStreams::default(),
+        audit,
     };
     let app = api::router(state);
     tracing::info!(addr = %listener.local_addr().map_err(RunError::Serve)?, "control plane listening");

@@ -14,6 +14,8 @@ mod driver;
 #[path = "browser/flows.rs"]
 mod flows;
 
+#[path = "browser/audit.rs"]
+mod audit;
 #[path = "browser/checks.rs"]
 mod checks;
 #[path = "browser/refresh.rs"]

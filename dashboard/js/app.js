@@ -16,6 +16,7 @@ const routes = [
   [/^\/environments$/, 'environments', () => import('./pages/environments.js')],
   [/^\/environments\/([^/]+)$/, 'environments', () => import('./pages/environments.js')],
   [/^\/agents$/, 'agents', () => import('./pages/agents.js')],
+  [/^\/audit$/, 'audit', () => import('./pages/audit.js')],
 ];
 
 const view = document.getElementById('view');

@@ -44,6 +44,12 @@ pub async fn put_service(
     Path((name, repo)): Path<(String, String)>,
     ApiJson(body): ApiJson<ServiceAutodeploy>,
 ) -> Result<Json<ServiceView>, ApiError> {
+    let asked = if body.autodeploy {
+        "follow on"
+    } else {
+        "follow off"
+    };
+    crate::audit::note(|note| note.message = Some(asked.to_owned()));
     check_sandbox_name(&name)?;
     validate::repo(&repo)?;
     let sandbox = sandbox_for_change(&state, &session, &name)?;

@@ -42,6 +42,7 @@ pub async fn create(
     Path(sandbox): Path<String>,
     ApiJson(body): ApiJson<NewDeployment>,
 ) -> Result<Response, ApiError> {
+    crate::audit::note(|note| note.target = Some(format!("{}@{}", body.repo, body.branch)));
     // Everything is checked before anything is recorded or sent.
     check_sandbox_name(&sandbox)?;
     validate::repo(&body.repo)?;
@@ -170,6 +171,10 @@ fn check_may_change(
     session: &Session,
     deployment: &Deployment,
 ) -> Result<(), ApiError> {
+    crate::audit::note(|note| {
+        note.sandbox = Some(deployment.sandbox.clone());
+        note.target = Some(deployment.id.to_string());
+    });
     if state.store.sandbox(&deployment.sandbox)?.is_some() {
         sandbox_for_change(state, session, &deployment.sandbox)?;
     } else if deployment.created_by != session.username && !is_admin(state, session) {

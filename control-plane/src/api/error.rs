@@ -133,7 +133,12 @@ impl IntoResponse for ApiError {
         {
             map.extend(extra);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        // For the audit trail's entry of the request.
+        response
+            .extensions_mut()
+            .insert(super::audit::ErrorCode(self.code));
+        response
     }
 }
 

@@ -167,6 +167,24 @@ async fn handle(state: &AppState, event: &str, body: &[u8]) -> Result<HookAnswer
         Err(err) => return Err(ApiError::bad_request(err.to_string())),
     };
     let outcome = state.orchestrator.on_push(&push).await?;
+    for deployment in &outcome.triggered {
+        let failed = deployment.error.is_some();
+        state
+            .audit
+            .record(crate::audit::entry(
+                crate::audit::BITBUCKET_PUSH,
+                sdp_api::AuditAction::Deploy,
+                Some(&deployment.sandbox),
+                Some(format!("{}@{}", deployment.repo, deployment.branch)),
+                if failed {
+                    sdp_api::AuditOutcome::Failed
+                } else {
+                    sdp_api::AuditOutcome::Ok
+                },
+                Some(deployment.deployment_id.to_string()),
+            ))
+            .await;
+    }
     let behind = outcome
         .skipped
         .iter()

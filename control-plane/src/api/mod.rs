@@ -4,6 +4,7 @@
 //! ([`openapi`]) and served at `/api/openapi.json`.
 
 mod access;
+pub mod audit;
 mod auth;
 mod autodeploy;
 mod checks;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub hooks: Hooks,
     /// Each user's open WebSockets and runtime-log streams.
     pub streams: crate::user_streams::UserStreams,
+    /// The audit trail's recorder.
+    pub audit: crate::audit::Audit,
 }
 
 /// Every route of the API, each documented by its handler's
@@ -118,6 +121,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))
+        .routes(routes!(audit::list))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -141,6 +145,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forgery::refuse_forged,
+        ))
+        // Outside the forgery check: a forged request is recorded, refused.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_changes,
         ))
         .layer(axum::middleware::from_fn(unread_body::close_if_body_unread))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -273,9 +282,11 @@ impl FromRequestParts<AppState> for Session {
         let Some(presented) = auth::presented_token(&parts.headers, cookie)? else {
             return Err(ApiError::unauthorized("log in first: no session"));
         };
-        state
+        let session = state
             .sessions
             .lookup(&presented.token)?
-            .ok_or_else(|| ApiError::unauthorized("session expired or unknown: log in again"))
+            .ok_or_else(|| ApiError::unauthorized("session expired or unknown: log in again"))?;
+        crate::audit::note_actor(&session.username);
+        Ok(session)
     }
 }

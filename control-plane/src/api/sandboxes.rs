@@ -67,6 +67,7 @@ pub async fn create(
     session: Session,
     ApiJson(body): ApiJson<sdp_api::NewSandbox>,
 ) -> Result<Response, ApiError> {
+    crate::audit::note_sandbox(&body.name);
     check_sandbox_name(&body.name)?;
     let ttl_hours = body
         .ttl_hours
@@ -155,6 +156,22 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SandboxPatch>,
 ) -> Result<Json<SandboxView>, ApiError> {
+    // Which of pin, lifetime and renew was asked, for the audit trail.
+    let asked: Vec<String> = [
+        body.pinned.map(|pinned| {
+            if pinned {
+                "pin".to_owned()
+            } else {
+                "unpin".to_owned()
+            }
+        }),
+        body.ttl_hours.map(|hours| format!("ttl {hours}h")),
+        body.renew.then(|| "renew".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    crate::audit::note(|note| note.message = Some(asked.join(", ")));
     sandbox_for_change(&state, &session, &name)?;
     if let Some(ttl) = body.ttl_hours {
         check_ttl(ttl)?;

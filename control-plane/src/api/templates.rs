@@ -156,6 +156,10 @@ pub async fn create_environment(
     session: Session,
     ApiJson(body): ApiJson<NewEnvironment>,
 ) -> Result<Response, ApiError> {
+    crate::audit::note(|note| {
+        note.target = Some(body.name.clone());
+        note.message = secret_names(body.secrets.keys());
+    });
     check_name("environment name", &body.name)?;
     let secrets = body
         .secrets
@@ -233,6 +237,7 @@ pub async fn update_environment(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<EnvironmentVars>,
 ) -> Result<Json<Environment>, ApiError> {
+    crate::audit::note(|note| note.message = secret_names(body.secrets.keys()));
     check_write(&body.vars, &body.secrets)?;
     let write = EnvironmentWrite {
         vars: &body.vars,
@@ -364,6 +369,7 @@ pub async fn create_template(
     let Some(name) = body.name.clone() else {
         return Err(ApiError::bad_request("name is required"));
     };
+    crate::audit::note(|note| note.target = Some(name.clone()));
     check_name("template name", &name)?;
     check_template(&state, &body)?;
     match state.store.create_template(
@@ -496,4 +502,11 @@ pub async fn delete_template(
         Err(err) if is_constraint(&err) => Err(in_use()?),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The audit note of a write that names secrets: their names, never a
+/// value.
+fn secret_names<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    (!names.is_empty()).then(|| format!("secrets: {}", names.join(", ")))
 }

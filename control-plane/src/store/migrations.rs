@@ -140,6 +140,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sandbox, repo)
     ) WITHOUT ROWID;
     "#,
+    // 8: the audit trail, append-only (rows leave only by retention).
+    r#"
+    CREATE TABLE audit (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       TEXT NOT NULL,
+        actor    TEXT,
+        action   TEXT NOT NULL,
+        target   TEXT,
+        sandbox  TEXT,
+        address  TEXT,
+        outcome  TEXT NOT NULL,
+        message  TEXT
+    );
+    CREATE INDEX audit_by_at ON audit (at);
+    CREATE INDEX audit_by_sandbox ON audit (sandbox, id);
+    CREATE INDEX audit_by_actor ON audit (actor, id);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

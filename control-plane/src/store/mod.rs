@@ -2,6 +2,7 @@
 //! sessions. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
+mod audit;
 mod autodeploys;
 pub mod columns;
 mod deployments;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use audit::{AuditFilter, NewAuditEntry};
 pub use autodeploys::{Autodeploy, AutodeployTarget};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
