@@ -46,7 +46,7 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
 pub use sandboxes::{
-    AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
+    AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch, SandboxState,
     SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
     TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };

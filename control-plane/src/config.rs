@@ -399,6 +399,12 @@ pub struct SandboxesConfig {
     /// How often the reaper looks for expired, unpinned sandboxes.
     #[serde(default = "default_reap_interval", with = "humantime_serde")]
     pub reap_interval: Duration,
+    /// A sandbox with no deploy and no request through its preview link
+    /// for this long sleeps (its containers stop until the next request,
+    /// wake or deploy). Off when unset. Any humantime text: `2h`, `90m`,
+    /// `20s`.
+    #[serde(default, with = "humantime_serde")]
+    pub sleep_after: Option<Duration>,
 }
 
 fn default_ttl_hours() -> u32 {
@@ -414,6 +420,7 @@ impl Default for SandboxesConfig {
         Self {
             default_ttl_hours: default_ttl_hours(),
             reap_interval: default_reap_interval(),
+            sleep_after: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod rollback;
 mod routes;
 mod sandbox;
 mod tap;
+mod wake;
 
 use clap::CommandFactory;
 

@@ -140,6 +140,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sandbox, repo)
     ) WITHOUT ROWID;
     "#,
+    // 8: a sandbox sleeps (its containers stopped) after a while with no
+    // deploy and no preview request: its state (`awake`, `asleep`,
+    // `waking`) and when it last saw one.
+    r#"
+    ALTER TABLE sandboxes ADD COLUMN power TEXT NOT NULL DEFAULT 'awake';
+    ALTER TABLE sandboxes ADD COLUMN last_activity_at TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

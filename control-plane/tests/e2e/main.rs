@@ -30,6 +30,8 @@ mod sandbox_ttl;
 mod sandboxes;
 mod secrets;
 mod service_env;
+mod sleep;
+mod sleep_entry;
 mod sessions;
 mod soak;
 mod staleness;
