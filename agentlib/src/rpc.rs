@@ -19,7 +19,8 @@ use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
     BranchList, BranchStatus, BranchStatusList, CredentialsVerified, ListBranches, ListRepos,
     Probe, ProbeReport, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList, RpcError,
-    RpcErrorCode, SandboxPower, SandboxPowered, Teardown, TeardownDone, VerifyCredentials, decode, subject,
+    RpcErrorCode, SandboxPower, SandboxPowered, Teardown, TeardownDone, VerifyCredentials, decode,
+    subject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;

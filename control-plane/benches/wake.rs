@@ -46,7 +46,12 @@ async fn bench() {
     })
     .await;
     let token = stack.login().await;
-    let baseline = stack.routing.as_ref().expect("gateway stack").baseline.url();
+    let baseline = stack
+        .routing
+        .as_ref()
+        .expect("gateway stack")
+        .baseline
+        .url();
     for (path, body) in [
         (
             "/api/environments",
@@ -69,7 +74,11 @@ async fn bench() {
         assert!(status.is_success(), "{path}: {answer}");
     }
     let (status, started) = stack
-        .post(&token, &format!("/api/sandboxes/{SANDBOX}/deploy"), json!({}))
+        .post(
+            &token,
+            &format!("/api/sandboxes/{SANDBOX}/deploy"),
+            json!({}),
+        )
         .await;
     assert!(status.is_success(), "{started}");
     for deployment in started["deployments"].as_array().expect("deployments") {

@@ -58,15 +58,14 @@ impl DockerClient {
             .filter_map(|c| {
                 let running = matches!(
                     c.state,
-                    Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
+                    Some(
+                        ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING
+                    )
                 );
                 // Only a container that ran: one left `created` by a
                 // cancelled deployment is not this sandbox's to start.
                 let stopped = matches!(c.state, Some(ContainerSummaryStateEnum::EXITED));
-                (running || stopped).then_some(PowerTarget {
-                    id: c.id?,
-                    running,
-                })
+                (running || stopped).then_some(PowerTarget { id: c.id?, running })
             })
             .collect())
     }

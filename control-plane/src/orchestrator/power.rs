@@ -103,7 +103,11 @@ impl Orchestrator {
     pub fn touch(&self, sandbox: &str) {
         let now = Utc::now();
         let write = {
-            let mut activity = self.power.activity.lock().unwrap_or_else(|e| e.into_inner());
+            let mut activity = self
+                .power
+                .activity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let seen = activity.entry(sandbox.to_owned()).or_insert(Seen {
                 at: now,
                 stored: None,
@@ -201,7 +205,11 @@ impl Orchestrator {
         match &outcome {
             Ok(()) => {
                 self.touch(name);
-                tracing::info!(sandbox = name, secs = started.elapsed().as_secs_f64(), "sandbox awake");
+                tracing::info!(
+                    sandbox = name,
+                    secs = started.elapsed().as_secs_f64(),
+                    "sandbox awake"
+                );
             }
             Err(err) => tracing::warn!(sandbox = name, error = %err, "wake failed"),
         }
@@ -273,7 +281,12 @@ impl Orchestrator {
                     tracing::debug!(sandbox, agent, method, changed = done.changed, "agent done")
                 }
                 Err(err) if err.is_not_supported() => {
-                    tracing::info!(sandbox, agent, method, "the agent does not serve {method}: its containers of the sandbox are left as they are")
+                    tracing::info!(
+                        sandbox,
+                        agent,
+                        method,
+                        "the agent does not serve {method}: its containers of the sandbox are left as they are"
+                    )
                 }
                 Err(err) => failures.push(format!("agent {agent}: {err}")),
             }

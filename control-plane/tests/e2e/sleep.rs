@@ -113,9 +113,12 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
     let created: SandboxView = serde_json::from_value(body).expect("a sandbox view");
     assert_eq!(created.sandbox.state, SandboxState::Awake);
     deploy_template(&stack, &token, SANDBOX, json!({})).await;
-    let (status, answer) = preview(&stack, "/users/1").await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert!(from_sandbox("main")(&answer), "{answer}");
+    // The gateway's re-applies settle; every request counts as activity.
+    sdp_testkit::wait_for("the preview link to answer", Duration::from_secs(90), || async {
+        let (status, answer) = preview(&stack, "/users/1").await;
+        (status == StatusCode::OK && from_sandbox("main")(&answer)).then_some(())
+    })
+    .await;
 
     // Idle: it sleeps. Gateway, users, orders: three containers.
     asleep(&stack, &token, 3).await;
@@ -129,7 +132,11 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
     assert!(from_sandbox("main")(&answer), "{answer}");
     eprintln!("woken by a request in {woke_in:?}");
     assert_eq!(containers(SANDBOX), (3, 0));
-    let view = stack.client_with(&token).sandbox(SANDBOX).await.expect("view");
+    let view = stack
+        .client_with(&token)
+        .sandbox(SANDBOX)
+        .await
+        .expect("view");
     assert_eq!(view.sandbox.state, SandboxState::Awake);
     let (status, answer) = preview(&stack, "/orders/1").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -150,9 +157,11 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
         stack.wait_settled(&token, &id).await.status,
         Status::Running
     );
-    sdp_testkit::wait_for("every container running", Duration::from_secs(60), || async {
-        (containers(SANDBOX) == (3, 0)).then_some(())
-    })
+    sdp_testkit::wait_for(
+        "every container running",
+        Duration::from_secs(60),
+        || async { (containers(SANDBOX) == (3, 0)).then_some(()) },
+    )
     .await;
     let (status, answer) = preview(&stack, "/orders/1").await;
     assert_eq!(status, StatusCode::OK, "{answer}");

@@ -259,9 +259,11 @@ async fn a_request_for_a_sleeping_sandbox_is_held_until_it_is_healthy() {
         })
         .collect();
     // Still waking while the gateway is not healthy: nothing answered yet.
-    sdp_testkit::wait_for("the wake to poll health", Duration::from_secs(10), || async {
-        (state_of(&db, "drowsy") == "waking").then_some(())
-    })
+    sdp_testkit::wait_for(
+        "the wake to poll health",
+        Duration::from_secs(10),
+        || async { (state_of(&db, "drowsy") == "waking").then_some(()) },
+    )
     .await;
     assert!(held.iter().all(|h| !h.is_finished()), "held until healthy");
     healthy.store(true, Ordering::SeqCst);

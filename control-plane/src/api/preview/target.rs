@@ -23,7 +23,9 @@ pub enum Target {
     Pass,
     Sandbox(String),
     /// A header on the bare host names no valid sandbox.
-    BadName { header: &'static str },
+    BadName {
+        header: &'static str,
+    },
 }
 
 /// The request's host without its port, lowercase.
@@ -135,7 +137,11 @@ mod tests {
             "127.0.0.1:8080",
             "..sdp.internal",
         ] {
-            assert_eq!(target(&headers(&[("host", other)]), &d), Target::Pass, "{other}");
+            assert_eq!(
+                target(&headers(&[("host", other)]), &d),
+                Target::Pass,
+                "{other}"
+            );
         }
     }
 
