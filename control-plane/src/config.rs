@@ -521,6 +521,26 @@ mod tests {
     }
 
     #[test]
+    fn sleep_after_is_off_by_default_and_takes_seconds() {
+        let config: Config = sdp_bus::settings::load(None, env(&[])).expect("defaults");
+        assert_eq!(config.sandboxes.sleep_after, None);
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[("SDP_CONTROL_PLANE__SANDBOXES__SLEEP_AFTER", "20s")]),
+        )
+        .expect("valid env");
+        assert_eq!(config.sandboxes.sleep_after, Some(Duration::from_secs(20)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sleep.toml");
+        std::fs::write(&path, "[sandboxes]\nsleep_after = \"2h\"\n").expect("write");
+        let config: Config = sdp_bus::settings::load(Some(&path), []).expect("a file");
+        assert_eq!(
+            config.sandboxes.sleep_after,
+            Some(Duration::from_secs(7200))
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err =
             sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__HTTP__ADRR", "x")]))
