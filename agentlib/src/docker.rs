@@ -3,6 +3,7 @@
 //! their names ([`container_name`] changed once; labels did not).
 
 mod container_spec;
+mod power;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use futures::stream::BoxStream;
 use crate::error::{AgentError, DeployError};
 
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
+pub use power::{LABEL_TEST_RUN, PowerTarget};
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
 pub const LABEL_SANDBOX: &str = "sdp.sandbox";

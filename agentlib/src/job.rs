@@ -519,6 +519,10 @@ async fn start_and_check(
         (docker::LABEL_SERVICE, repo),
     ];
     let kept_port = kept_host_port(agent, paths, &owner, port).await?;
+    // A first deployment gets a free port picked here rather than by
+    // Docker: a container keeps an explicit port when stopped and started
+    // again (a sandbox's sleep and wake), while Docker would pick another.
+    let publish_port = kept_port.or_else(|| free_port(config.publish_ip()));
     state.touched_docker = true;
     agent.docker.remove_matching(&owner, None).await?;
     if let Some(target) = spec.routes_file {
@@ -544,7 +548,7 @@ async fn start_and_check(
         worktree: &paths.worktree,
         artifact_dir: &paths.artifact_dir,
         routes_file: &paths.routes_file,
-        host_port: kept_port,
+        host_port: publish_port,
     });
     sink.system(format!(
         "starting container {name} from {}: {} in {}",
@@ -554,7 +558,7 @@ async fn start_and_check(
     ))
     .await;
     let container = agent.docker.create_replacing(&run, &owner).await?;
-    agent.docker.start(&container, kept_port).await?;
+    agent.docker.start(&container, publish_port).await?;
 
     // Health.
     let health_path = &settings.health_path;
@@ -630,6 +634,15 @@ async fn check_working_dir(worktree: &Path, settings: &ServiceSettings) -> Resul
         Ok(path) if !path.is_dir() => fail("is not a directory"),
         Ok(_) => Ok(()),
     }
+}
+
+/// A port free on `ip` now (the system's pick); `None` if none can be
+/// had, and Docker picks.
+fn free_port(ip: std::net::IpAddr) -> Option<u16> {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .ok()
 }
 
 /// The host port (sandbox, service) has kept: the one recorded, else the

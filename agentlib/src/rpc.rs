@@ -6,7 +6,8 @@
 //! `agent.cmd.<agent_id>.{teardown,reconcile,container_logs}` to this agent
 //! only ([`crate::runtime_logs`] serves `container_logs`).
 //! Added: `agent.rpc.<kind>.branch_status` ([`crate::branch_status`]) and
-//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]).
+//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]), and
+//! `agent.cmd.<agent_id>.{sleep,wake}` ([`crate::power`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +19,8 @@ use futures::stream::{BoxStream, SelectAll};
 use sdp_bus::{
     BranchList, BranchStatus, BranchStatusList, CredentialsVerified, ListBranches, ListRepos,
     Probe, ProbeReport, Reconcile, ReconcileDone, Reply, RepoInfo, RepoList, RpcError,
-    RpcErrorCode, Teardown, TeardownDone, VerifyCredentials, decode, subject,
+    RpcErrorCode, SandboxPower, SandboxPowered, Teardown, TeardownDone, VerifyCredentials, decode,
+    subject,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +29,7 @@ use crate::deploy::handle_deploy;
 use crate::docker;
 use crate::error::AgentError;
 use crate::job::SANDBOX_DIRS;
+use crate::power::Power;
 use crate::reply::{bad_request, respond};
 use crate::service;
 use crate::state::{Agent, CancelReason};
@@ -47,7 +50,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 12] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -98,6 +101,16 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
             subject::agent_cmd(agent_id, subject::PROBE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_probe(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::SLEEP),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_power(agent, message, Power::Sleep)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::WAKE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_power(agent, message, Power::Wake)),
         ),
     ]
 }
@@ -304,6 +317,26 @@ async fn handle_probe(agent: Arc<Agent>, message: async_nats::Message) {
     respond(&agent, message.reply.clone(), &Reply::from(result)).await;
 }
 
+async fn handle_power(agent: Arc<Agent>, message: async_nats::Message, power: Power) {
+    let what = match power {
+        Power::Sleep => "sleep",
+        Power::Wake => "wake",
+    };
+    let Some(request) =
+        decode_or_answer::<SandboxPower, SandboxPowered>(&agent, &message, what).await
+    else {
+        return;
+    };
+    let result = crate::power::apply(&agent, &request.sandbox, power).await;
+    match &result {
+        Ok(done) => {
+            tracing::info!(sandbox = %request.sandbox, changed = done.changed, unchanged = done.unchanged, "sandbox {what}")
+        }
+        Err(err) => tracing::warn!(sandbox = %request.sandbox, error = %err, "{what} failed"),
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
 async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<Teardown, TeardownDone>(&agent, &message, "teardown").await
@@ -463,7 +496,9 @@ mod tests {
                 "reconcile",
                 "container_logs",
                 "branch_status",
-                "probe"
+                "probe",
+                "sleep",
+                "wake"
             ]
         );
     }

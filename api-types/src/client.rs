@@ -243,6 +243,13 @@ impl Client {
             .await
     }
 
+    /// `POST /api/sandboxes/{name}/wake`: the sandbox once awake (its
+    /// services healthy).
+    pub async fn wake_sandbox(&self, name: &str) -> Result<SandboxView> {
+        let path = format!("{}/wake", sandbox_path(name));
+        self.json(Method::POST, &path, None::<&()>).await
+    }
+
     /// `POST /api/sandboxes/{name}/deploy`: the template's deployments.
     pub async fn deploy_template(
         &self,

@@ -50,8 +50,8 @@ pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
-    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
-    TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
+    SandboxState, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
+    TeardownReport, TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 pub use session::{LoginBody, LoginResponse, Me, User};
 pub use templates::{

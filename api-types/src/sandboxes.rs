@@ -26,6 +26,47 @@ pub struct Sandbox {
     pub expires_at: DateTime<Utc>,
     pub pinned: bool,
     pub ttl_hours: u32,
+    /// Awake, asleep (its containers stopped after `sandboxes.sleep_after`
+    /// with no deploy and no preview request) or waking.
+    #[serde(default)]
+    pub state: SandboxState,
+    /// The last deploy into it or request through its preview link, as
+    /// far as stored (written at most about once a minute).
+    #[serde(default, with = "crate::timestamp::option")]
+    pub last_activity_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a sandbox's containers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    #[default]
+    Awake,
+    /// Its containers are stopped (not removed); the first request through
+    /// its preview link, `POST /api/sandboxes/{name}/wake` or a deploy
+    /// wakes it.
+    Asleep,
+    /// Its containers are being started again.
+    Waking,
+}
+
+impl SandboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Awake => "awake",
+            Self::Asleep => "asleep",
+            Self::Waking => "waking",
+        }
+    }
+
+    /// The state stored as `text`; anything unknown reads as awake.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "asleep" => Self::Asleep,
+            "waking" => Self::Waking,
+            _ => Self::Awake,
+        }
+    }
 }
 
 /// A sandbox with what runs in it.

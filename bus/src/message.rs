@@ -279,6 +279,24 @@ pub struct TeardownDone {
     pub worktrees_removed: u32,
 }
 
+/// `agent.cmd.<agent_id>.sleep` and `agent.cmd.<agent_id>.wake`: stop, or
+/// start again, every container of the sandbox on this agent (those of
+/// its services, gateway and resources; never a test run's). Stopped
+/// containers are kept with everything in them. Idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPower {
+    #[serde(deserialize_with = "checked::sandbox")]
+    pub sandbox: String,
+}
+
+/// Reply to [`SandboxPower`]: how many containers the agent stopped (sleep)
+/// or started (wake), and how many were already so.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPowered {
+    pub changed: u32,
+    pub unchanged: u32,
+}
+
 /// Reply to a [`DeployRequest`] that an agent took on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployAccepted {

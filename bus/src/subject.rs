@@ -24,6 +24,12 @@ pub const CONTAINER_LOGS: &str = "container_logs";
 pub const BRANCH_STATUS: &str = "branch_status";
 /// `agent.cmd.<agent_id>.probe`: check a sandbox's routes from its gateway.
 pub const PROBE: &str = "probe";
+/// `agent.cmd.<agent_id>.sleep`: stop (not remove) a sandbox's containers
+/// on that agent.
+pub const SLEEP: &str = "sleep";
+/// `agent.cmd.<agent_id>.wake`: start a sleeping sandbox's containers on
+/// that agent again.
+pub const WAKE: &str = "wake";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -201,6 +201,19 @@ fn examples() -> Vec<(&'static str, String)> {
             })),
         ),
         (
+            "sleep",
+            wire(&SandboxPower {
+                sandbox: "alpha".into(),
+            }),
+        ),
+        (
+            "sleep_done",
+            wire(&Reply::ok(SandboxPowered {
+                changed: 3,
+                unchanged: 0,
+            })),
+        ),
+        (
             "container_logs",
             wire(&ContainerLogs {
                 deployment_id: id(),

@@ -150,6 +150,8 @@ pub enum SandboxCommand {
     /// Whether each running service's branch moved since its deployed
     /// commit, and by how many commits.
     Stale { name: String },
+    /// Wake a sleeping sandbox: returns once its services are healthy.
+    Wake { name: String },
 }
 
 #[derive(Debug, Args)]

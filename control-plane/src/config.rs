@@ -403,6 +403,12 @@ pub struct SandboxesConfig {
     /// How often the reaper looks for expired, unpinned sandboxes.
     #[serde(default = "default_reap_interval", with = "humantime_serde")]
     pub reap_interval: Duration,
+    /// A sandbox with no deploy and no request through its preview link
+    /// for this long sleeps (its containers stop until the next request,
+    /// wake or deploy). Off when unset. Any humantime text: `2h`, `90m`,
+    /// `20s`.
+    #[serde(default, with = "humantime_serde")]
+    pub sleep_after: Option<Duration>,
 }
 
 fn default_ttl_hours() -> u32 {
@@ -418,6 +424,7 @@ impl Default for SandboxesConfig {
         Self {
             default_ttl_hours: default_ttl_hours(),
             reap_interval: default_reap_interval(),
+            sleep_after: None,
         }
     }
 }
@@ -544,6 +551,26 @@ mod tests {
         assert_eq!(config.auth.session_idle, Duration::from_secs(1800));
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/sdp"));
         assert_eq!(config.http.allowed_origins.len(), 2);
+    }
+
+    #[test]
+    fn sleep_after_is_off_by_default_and_takes_seconds() {
+        let config: Config = sdp_bus::settings::load(None, env(&[])).expect("defaults");
+        assert_eq!(config.sandboxes.sleep_after, None);
+        let config: Config = sdp_bus::settings::load(
+            None,
+            env(&[("SDP_CONTROL_PLANE__SANDBOXES__SLEEP_AFTER", "20s")]),
+        )
+        .expect("valid env");
+        assert_eq!(config.sandboxes.sleep_after, Some(Duration::from_secs(20)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sleep.toml");
+        std::fs::write(&path, "[sandboxes]\nsleep_after = \"2h\"\n").expect("write");
+        let config: Config = sdp_bus::settings::load(Some(&path), []).expect("a file");
+        assert_eq!(
+            config.sandboxes.sleep_after,
+            Some(Duration::from_secs(7200))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - the orchestrator ([`orchestrator`]): deploys (a template's plan, one
 //!   service, a gateway re-apply), follows results to flip routes to the
 //!   sandbox and re-apply gateways, tears sandboxes down, reconciles agents
-//!   and reaps expired sandboxes;
+//!   reaps expired sandboxes and puts idle ones to sleep;
 //! - the session sweeper ([`sessions`]);
 //! - the log persister ([`persister`]) with its own NATS connection and
 //!   SQLite connection, unless `persister.embedded = false` (then it runs as
@@ -238,6 +238,9 @@ pub async fn run(
         config.audit.prune_interval,
         shutdown.clone(),
     ));
+    if let Some(sleep_after) = config.sandboxes.sleep_after {
+        tasks.spawn(orchestrator.clone().sleeper(sleep_after, shutdown.clone()));
+    }
     let state = api::AppState {
         config: config.clone(),
         store,

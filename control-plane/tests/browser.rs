@@ -26,3 +26,5 @@ mod runtime_logs;
 mod secrets;
 #[path = "browser/service_env.rs"]
 mod service_env;
+#[path = "browser/sleep.rs"]
+mod sleep;

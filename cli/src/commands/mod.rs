@@ -16,6 +16,7 @@ mod rollback;
 mod routes;
 mod sandbox;
 mod tap;
+mod wake;
 
 use clap::CommandFactory;
 

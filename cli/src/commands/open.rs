@@ -61,6 +61,8 @@ mod tests {
                 expires_at: Default::default(),
                 pinned: false,
                 ttl_hours: 72,
+                state: Default::default(),
+                last_activity_at: None,
             },
             effective_environment: None,
             services: Vec::new(),

@@ -1,5 +1,6 @@
 //! `sdp sandbox ls|show|create|rm|pin|unpin|renew` over
-//! `/api/sandboxes[/{name}]` (and `stale`, in [`super::checks`]).
+//! `/api/sandboxes[/{name}]` (and `stale`, in [`super::checks`], and
+//! `wake`, in [`super::wake`]).
 
 use sdp_api::{NewSandbox, SandboxPatch, SandboxView, ServiceView};
 
@@ -16,6 +17,7 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
         }
         SandboxCommand::Show { name } => client.sandbox(&name).await?,
         SandboxCommand::Stale { name } => return super::checks::stale(ctx, &name).await,
+        SandboxCommand::Wake { name } => return super::wake::run(ctx, &client, &name).await,
         SandboxCommand::Create {
             name,
             template,
@@ -105,7 +107,7 @@ fn services(services: &[ServiceView]) -> String {
     }
 }
 
-fn show_one(ctx: &Ctx, sandbox: &SandboxView) -> Result<Exit, CliError> {
+pub(crate) fn show_one(ctx: &Ctx, sandbox: &SandboxView) -> Result<Exit, CliError> {
     if ctx.json() {
         output::print_json(sandbox)?;
         return Ok(Exit::Ok);
@@ -118,6 +120,7 @@ fn show_one(ctx: &Ctx, sandbox: &SandboxView) -> Result<Exit, CliError> {
         ("environment", cell_of(&sandbox.effective_environment)),
         ("expires", sdp_api::timestamp::text(s.expires_at)),
         ("pinned", cell_of(&s.pinned)),
+        ("state", s.state.as_str().to_owned()),
         ("gateway", cell_of(&sandbox.gateway_url)),
     ];
     if sandbox.preview_url.is_some() {

@@ -14,6 +14,7 @@ mod error;
 mod forgery;
 mod hooks;
 mod openapi;
+mod power;
 pub mod preview;
 mod repos;
 mod runtime_logs;
@@ -104,6 +105,7 @@ fn routes() -> OpenApiRouter<AppState> {
             sandboxes::delete
         ))
         .routes(routes!(sandboxes::deploy_template))
+        .routes(routes!(power::wake))
         .routes(routes!(sandboxes::routes))
         .routes(routes!(sandboxes::put_route, sandboxes::delete_route))
         .routes(routes!(checks::staleness))

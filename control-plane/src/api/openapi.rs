@@ -125,6 +125,7 @@ const LINKS: &[(&str, &str, &str, &str, &[&str])] = &[
             "create_deployment",
             "sandbox_staleness",
             "probe_routes",
+            "wake_sandbox",
         ],
     ),
     (

@@ -19,10 +19,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use sdp_bus::validate;
 
 use super::{ApiError, AppState};
 use crate::config::PreviewDomain;
+use crate::store::SandboxState;
+use target::Target;
+
+mod hold;
+mod target;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,48 +47,50 @@ pub fn url(domain: &PreviewDomain, secure: bool, sandbox: &str) -> String {
     format!("{scheme}://{sandbox}.{}/", domain.authority)
 }
 
-/// The sandbox a Host names under `domain`, if it does.
-fn sandbox_of(headers: &HeaderMap, domain: &PreviewDomain) -> Option<String> {
-    let host = headers
-        .get(header::HOST)?
-        .to_str()
-        .ok()?
-        .to_ascii_lowercase();
-    let host = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
-        _ => host,
-    };
-    let sandbox = host.strip_suffix(&domain.host)?.strip_suffix('.')?;
-    validate::resource_name("sandbox", sandbox).ok()?;
-    Some(sandbox.to_owned())
-}
-
-/// Middleware: proxies preview hosts, passes the rest on.
+/// Middleware: proxies preview requests (see [`target`]), passes the
+/// rest on. A sleeping sandbox is woken first ([`hold`]).
 pub async fn entry(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let sandbox = state
-        .config
-        .http
-        .preview_domain
-        .as_ref()
-        .and_then(|domain| sandbox_of(request.headers(), domain));
-    let Some(sandbox) = sandbox else {
-        return next.run(request).await;
+    let picked = match state.config.http.preview_domain.as_ref() {
+        Some(domain) => target::target(request.headers(), domain),
+        None => Target::Pass,
     };
+    let sandbox = match picked {
+        Target::Pass => return next.run(request).await,
+        Target::Sandbox(sandbox) => sandbox,
+        Target::BadName { header } => {
+            return ApiError::bad_request(format!(
+                "the {header} header names no valid sandbox (lowercase letters, digits and -)"
+            ))
+            .into_response();
+        }
+    };
+    let row = match state.store.sandbox(&sandbox) {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_gateway",
+                format!("there is no sandbox {sandbox}"),
+            )
+            .into_response();
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    state.orchestrator.touch(&sandbox);
+    if row.state != SandboxState::Awake
+        && let Err(answer) = hold::until_awake(&state, &sandbox, request.headers()).await
+    {
+        return answer;
+    }
     let address = match state.store.running_gateway_url(&sandbox) {
         Ok(Some(url)) => url,
         Ok(None) => {
-            let known = matches!(state.store.sandbox(&sandbox), Ok(Some(_)));
-            let message = if known {
-                format!("sandbox {sandbox} has no running gateway: deploy its gateway")
-            } else {
-                format!("there is no sandbox {sandbox}")
-            };
-            let status = if known {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::NOT_FOUND
-            };
-            return ApiError::new(status, "no_gateway", message).into_response();
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_gateway",
+                format!("sandbox {sandbox} has no running gateway: deploy its gateway"),
+            )
+            .into_response();
         }
         Err(err) => return ApiError::from(err).into_response(),
     };
@@ -288,39 +294,6 @@ fn sets_session_cookie(set_cookie: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn domain(text: &str) -> PreviewDomain {
-        PreviewDomain::try_from(text.to_owned()).expect("domain")
-    }
-
-    fn host(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_str(value).expect("value"));
-        headers
-    }
-
-    #[test]
-    fn the_sandbox_is_the_first_label_under_the_domain() {
-        let d = domain("sdp.internal");
-        assert_eq!(
-            sandbox_of(&host("alpha.sdp.internal"), &d).as_deref(),
-            Some("alpha")
-        );
-        assert_eq!(
-            sandbox_of(&host("Alpha.SDP.internal:8080"), &d).as_deref(),
-            Some("alpha")
-        );
-        for other in [
-            "sdp.internal",
-            "alpha.sdp.internal.evil",
-            "a.b.sdp.internal",
-            "alphasdp.internal",
-            "127.0.0.1:8080",
-            "..sdp.internal",
-        ] {
-            assert_eq!(sandbox_of(&host(other), &d), None, "{other}");
-        }
-    }
 
     #[test]
     fn connection_scoped_headers_are_dropped() {

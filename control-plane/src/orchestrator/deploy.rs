@@ -154,6 +154,7 @@ impl Orchestrator {
             redeploy_of: pin.redeploy_of.as_ref(),
         };
         self.store.insert_deployment_as(&new, requester.editor())?;
+        self.wake_for_deploy(sandbox);
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);
         }

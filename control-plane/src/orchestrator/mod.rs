@@ -12,6 +12,9 @@
 //! - [`convergence`]: tearing sandboxes down on every agent, reconciling
 //!   agents ([`Orchestrator::reconciler`]) and reaping expired sandboxes
 //!   ([`Orchestrator::reaper`]);
+//! - [`power`]: sandboxes sleep when idle ([`Orchestrator::sleeper`])
+//!   and wake on a preview request, a wake or a deploy
+//!   ([`Orchestrator::wake`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
 //! - [`autodeploy`]: a push redeploys the services with autodeploy on for
@@ -26,6 +29,7 @@ pub mod credentials;
 mod deploy;
 pub mod placement;
 mod plan;
+mod power;
 mod reapply;
 mod results;
 
@@ -38,6 +42,7 @@ pub use convergence::{AgentTeardown, ReconcileError, TeardownReport};
 pub use credentials::ReapplyCredentials;
 pub use deploy::{Acting, Pin, Requester};
 pub use plan::{PlanError, plan_template};
+pub use power::{ACTIVITY_WRITE_EVERY, Power, WakeError};
 pub use reapply::{Reapplies, ReapplyFrom};
 
 use crate::agent_client::{AgentCallError, AgentClient};
@@ -91,6 +96,8 @@ pub struct Orchestrator {
     /// The TTL of a sandbox its first deploy creates
     /// (`sandboxes.default_ttl_hours`).
     pub default_ttl_hours: u32,
+    /// Sleep and wake: last activity, per-sandbox locks, wakes under way.
+    pub power: Power,
 }
 
 impl Orchestrator {
@@ -116,6 +123,7 @@ impl Orchestrator {
             in_flight: placement::InFlight::default(),
             service_credential: None,
             default_ttl_hours: crate::config::SandboxesConfig::default().default_ttl_hours,
+            power: Power::default(),
         }
     }
 

@@ -157,6 +157,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_sandbox ON audit (sandbox, id);
     CREATE INDEX audit_by_actor ON audit (actor, id);
     "#,
+    // 9: a sandbox sleeps (its containers stopped) after a while with no
+    // deploy and no preview request: its state (`awake`, `asleep`,
+    // `waking`) and when it last saw one.
+    r#"
+    ALTER TABLE sandboxes ADD COLUMN power TEXT NOT NULL DEFAULT 'awake';
+    ALTER TABLE sandboxes ADD COLUMN last_activity_at TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

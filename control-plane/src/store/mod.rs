@@ -8,6 +8,7 @@ pub mod columns;
 mod deployments;
 mod guard;
 mod migrations;
+mod power;
 pub(crate) mod results;
 mod sandboxes;
 mod service_env;
@@ -25,7 +26,8 @@ pub use audit::{AuditFilter, NewAuditEntry};
 pub use autodeploys::{Autodeploy, AutodeployTarget};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
-pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
+pub use power::IdleCandidate;
+pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
 pub use sessions::SessionRow;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
 
-pub use sdp_api::Sandbox;
+pub use sdp_api::{Sandbox, SandboxState};
 
 use super::deployments::Deployment;
 use super::{Store, StoreError, columns, expiry_after, now_rfc3339, status};
@@ -26,8 +26,8 @@ pub struct StoredRoute {
     pub source: RouteSource,
 }
 
-const COLUMNS: &str =
-    "name, owner, template, environment, created_at, expires_at, pinned, ttl_hours";
+const COLUMNS: &str = "name, owner, template, environment, created_at, expires_at, pinned, \
+     ttl_hours, power, last_activity_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
     Ok(Sandbox {
@@ -39,6 +39,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         expires_at: columns::timestamp(row, 5)?,
         pinned: row.get(6)?,
         ttl_hours: row.get(7)?,
+        state: SandboxState::parse(&row.get::<_, String>(8)?),
+        last_activity_at: columns::optional_timestamp(row, 9)?,
     })
 }
 

@@ -101,6 +101,8 @@ fn rule(operation_id: &str) -> Option<Rule> {
         // The template's service: known, its deployment failed (no
         // re-apply).
         "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
+        // An awake sandbox: answered at once.
+        "wake_sandbox" => owned(None, &[]),
         _ => return None,
     })
 }

@@ -32,6 +32,8 @@ mod sandboxes;
 mod secrets;
 mod service_env;
 mod sessions;
+mod sleep;
+mod sleep_entry;
 mod soak;
 mod staleness;
 mod stranger_agent;

@@ -1,5 +1,5 @@
 // #/sandboxes/{name}: services (and each one's env in this sandbox),
-// gateway, routes, deploy form, expiry, teardown, and the sandbox's recent
+// gateway, routes, deploy form, sleep state and wake, expiry, teardown, and the sandbox's recent
 // deployments.
 
 import * as api from '../api.js';
@@ -8,6 +8,7 @@ import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../forma
 import { autodeployControl, pushedNote } from '../autodeploy.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
 import { serviceEnvEditor } from './sandbox_env.js';
+import { sleepControl } from './sandbox_sleep.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
@@ -42,6 +43,10 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   // (control plane restarted since login) it would answer 401, so skip it.
   const staleness = stalenessChecker(base, () => { if (!stopped) renderServices(); }, me?.can_deploy !== false);
   const prober = routeProber(base, () => { if (!stopped) renderRoutes(lastRoutes); }, (err, title) => sayError(err, title));
+  const sleep = sleepControl(base, {
+    onWoken: (woken) => { sandbox = woken; say('ok', 'Awake: its services answer again.'); renderFacts(); refresh(); },
+    onError: (err, title) => sayError(err, title),
+  });
   const envEditor = serviceEnvEditor(base, {
     onSaved: (text) => { say('ok', text); refresh(); },
     onError: (err, title) => sayError(err, title),
@@ -142,6 +147,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   const expiresWhen = el('span', {});
   const factList = el('dl', { class: 'facts' });
   const factRows = [
+    el('dt', {}, 'State'), sleep.node,
     el('dt', {}, 'Gateway'), gatewayDd,
     el('dt', {}, 'Environment'), environmentDd,
     el('dt', {}, 'Created'), createdDd,
@@ -151,6 +157,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     if (!sandbox) return;
     replaceWhenChanged(subtitle, JSON.stringify([sandbox.owner, sandbox.template]), () => ['Owned by ', el('strong', {}, sandbox.owner ?? '?'),
       sandbox.template ? [' · template ', el('a', { href: `#/templates/${encodeURIComponent(sandbox.template)}` }, sandbox.template)] : null]);
+    sleep.update(sandbox);
     setText(pin, sandbox.pinned ? 'Unpin' : 'Pin');
     setAttr(pin, 'aria-pressed', String(Boolean(sandbox.pinned)));
     // What the server says, unless someone is typing a new one.

@@ -21,8 +21,10 @@ function makeRow(first) {
   const expires = el('td', {});
   const pinned = el('td', {});
   const servicesTd = el('td', {});
+  // A sleeping (or waking) sandbox says so beside its name.
+  const sleeping = el('span', { class: 'sandbox-sleep' });
   const node = el('tr', { dataset: { sandbox: first.name } },
-    el('td', {}, sandboxLink(first.name)), owner, template, expires, pinned, servicesTd);
+    el('td', {}, sandboxLink(first.name), sleeping), owner, template, expires, pinned, servicesTd);
   return {
     node,
     update(s) {
@@ -33,6 +35,9 @@ function makeRow(first) {
       replace(expires, s.pinned ? el('span', { class: 'muted' }, 'never (pinned)') : timeEl(s.expires_at));
       replace(pinned, s.pinned ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no'));
       replace(servicesTd, servicesCell(s.services));
+      replaceWhenChanged(sleeping, s.state ?? 'awake', () => (s.state && s.state !== 'awake'
+        ? [' ', el('span', { class: `badge plain ${s.state === 'asleep' ? 'warn' : 'info'}` }, s.state)]
+        : []));
     },
   };
 }
