@@ -6,7 +6,8 @@
 //! `agent.cmd.<agent_id>.{teardown,reconcile,container_logs}` to this agent
 //! only ([`crate::runtime_logs`] serves `container_logs`).
 //! Added: `agent.rpc.<kind>.branch_status` ([`crate::branch_status`]) and
-//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]).
+//! `agent.cmd.<agent_id>.probe` ([`crate::probe`]), and
+//! `agent.rpc.<kind>.test_run` ([`crate::test_run`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,7 +48,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 11] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -98,6 +99,11 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 10] {
             subject::agent_cmd(agent_id, subject::PROBE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_probe(agent, message)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::TEST_RUN),
+            To::Kind,
+            |agent, message| Box::pin(crate::test_run::handle(agent, message)),
         ),
     ]
 }

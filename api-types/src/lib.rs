@@ -8,6 +8,7 @@
 //! - [`deployments`]: deployments, their queries, runtime logs, the
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
+//! - [`test_runs`]: test runs against a sandbox and a template's test settings.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -31,6 +32,7 @@ pub mod rules;
 pub mod sandboxes;
 pub mod session;
 pub mod templates;
+pub mod test_runs;
 pub mod timestamp;
 
 #[cfg(feature = "client")]
@@ -51,6 +53,7 @@ pub use sandboxes::{
     TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 pub use session::{LoginBody, LoginResponse, Me, User};
+pub use test_runs::{NewTestRun, TestRun, TestRunStatus, TestRunTrigger, TestSettings};
 pub use templates::{
     Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
 };

@@ -24,6 +24,9 @@ pub const CONTAINER_LOGS: &str = "container_logs";
 pub const BRANCH_STATUS: &str = "branch_status";
 /// `agent.cmd.<agent_id>.probe`: check a sandbox's routes from its gateway.
 pub const PROBE: &str = "probe";
+/// `agent.rpc.<kind>.test_run`: run a test command against a sandbox
+/// ([`crate::TestRunRequest`]).
+pub const TEST_RUN: &str = "test_run";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

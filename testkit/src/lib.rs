@@ -23,6 +23,8 @@
 //! - [`php_fixture`]: [`PhpGatewayFixture`], a plain-PHP API gateway (router
 //!   script for `php -S`) that forwards `/users/...` and `/orders/...` to
 //!   `$USERS_URL` / `$ORDERS_URL` and shows `$SDP_ROUTES_FILE`.
+//! - [`qa_fixture`]: [`QaFixture`], a Go end-to-end suite of the `users`
+//!   service with a JUnit-writing runner (`cmd/junit`); one branch fails.
 //! - [`baseline`]: [`BaselineServer`], stands for the OpenShift baseline.
 //! - [`repos_dir`]: [`ReposDir`], an agent-style directory of git repos whose
 //!   `origin` points at the git server.
@@ -43,6 +45,7 @@ pub mod go_fixture;
 pub mod hosts;
 pub mod nats;
 pub mod php_fixture;
+pub mod qa_fixture;
 pub mod process;
 pub mod realistic_fixture;
 pub mod repos_dir;
@@ -64,6 +67,7 @@ pub use go_fixture::{
 pub use hosts::HostAddresses;
 pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
+pub use qa_fixture::QaFixture;
 pub use process::ChildGuard;
 pub use realistic_fixture::{RealisticGoFixture, realistic_sdp_toml};
 pub use repos_dir::ReposDir;

@@ -15,6 +15,7 @@ mod rollback;
 mod routes;
 mod sandbox;
 mod tap;
+mod test;
 
 use clap::CommandFactory;
 
@@ -40,6 +41,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Agent(command) => agent_check::run(ctx, command).await,
         Command::Open { sandbox } => open::run(ctx, &sandbox).await,
         Command::Tap(args) => tap::run(ctx, args).await,
+        Command::Test(args) => test::run(ctx, args).await,
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut out = Vec::new();

@@ -171,7 +171,7 @@ pub async fn create_environment(
         .store
         .create_environment(&body.name, &write, &session.username)
     {
-        Ok(_) => {}
+        Ok(_) => state.store.set_template_tests(&name, body.tests.as_ref())?,
         Err(err) if is_constraint(&err) => {
             return Err(ApiError::conflict(format!(
                 "environment {} already exists",
@@ -325,6 +325,9 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
             )));
         }
     }
+    if let Some(tests) = &body.tests {
+        super::test_runs::check_plan(&crate::orchestrator::test_runs::TestPlan::of(tests))?;
+    }
     Ok(())
 }
 
@@ -445,7 +448,10 @@ pub async fn update_template(
         &body.services,
         editor(&state, &session),
     )? {
-        Guarded::Done => show_template(State(state), session, Path(name)).await,
+        Guarded::Done => {
+            state.store.set_template_tests(&name, body.tests.as_ref())?;
+            show_template(State(state), session, Path(name)).await
+        }
         Guarded::NotFound => Err(ApiError::not_found("template")),
         Guarded::NotYours(creator) => Err(not_yours("template", &name, creator.as_deref())),
     }

@@ -18,6 +18,9 @@
 //!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
 //!
+//! - [`test_runs`]: test runs against a sandbox, and the one a template
+//!   starts once a deploy of the sandbox settles.
+//!
 //! Every request to an agent goes through [`AgentClient`].
 
 pub mod autodeploy;
@@ -28,6 +31,7 @@ pub mod placement;
 mod plan;
 mod reapply;
 mod results;
+pub mod test_runs;
 
 use std::time::Duration;
 

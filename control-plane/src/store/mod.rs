@@ -13,6 +13,7 @@ mod service_env;
 mod sessions;
 pub mod status;
 mod templates;
+pub(crate) mod test_runs;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +26,7 @@ pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
+pub use test_runs::NewTestRun;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
 };

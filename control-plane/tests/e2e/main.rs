@@ -34,4 +34,5 @@ mod sessions;
 mod soak;
 mod staleness;
 mod stranger_agent;
+mod test_runs;
 mod webhooks;
