@@ -171,7 +171,7 @@ pub async fn create_environment(
         .store
         .create_environment(&body.name, &write, &session.username)
     {
-        Ok(_) => state.store.set_template_tests(&name, body.tests.as_ref())?,
+        Ok(_) => {}
         Err(err) if is_constraint(&err) => {
             return Err(ApiError::conflict(format!(
                 "environment {} already exists",
@@ -376,7 +376,7 @@ pub async fn create_template(
         &body.services,
         &session.username,
     ) {
-        Ok(_) => {}
+        Ok(_) => state.store.set_template_tests(&name, body.tests.as_ref())?,
         Err(err) if is_constraint(&err) => {
             return Err(ApiError::conflict(format!(
                 "template {name} already exists"

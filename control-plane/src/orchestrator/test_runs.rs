@@ -212,10 +212,11 @@ impl Orchestrator {
         let Some(row) = self.store.sandbox(sandbox)? else {
             return Ok(());
         };
-        let Some(template) = match &row.template {
+        let template = match &row.template {
             Some(name) => self.store.template(name)?,
             None => None,
-        } else {
+        };
+        let Some(template) = template else {
             return Ok(());
         };
         let Some(settings) = template.tests.filter(|t| t.after_deploy) else {
