@@ -493,7 +493,13 @@ impl GoFlavour {
             .await
             .map_err(io_err("create the build directories"))?;
         let std_cache = std_cache(&ctx.cache_dir, &toolchain);
-        if seed_go_cache(&std_cache, &ctx.sandbox_cache, &toolchain.version.to_string()).await? {
+        if seed_go_cache(
+            &std_cache,
+            &ctx.sandbox_cache,
+            &toolchain.version.to_string(),
+        )
+        .await?
+        {
             notes.push("build cache: seeded with the standard library the agent warmed".into());
         }
         tokio::fs::create_dir_all(&go_build)

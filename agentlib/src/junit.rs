@@ -91,7 +91,10 @@ pub fn summarise(xml: &str) -> Result<JunitSummary, String> {
         .filter(|n| n.is_element() && n.has_tag_name("testcase"))
     {
         summary.tests += 1;
-        let has = |tag: &str| case.children().any(|c| c.is_element() && c.has_tag_name(tag));
+        let has = |tag: &str| {
+            case.children()
+                .any(|c| c.is_element() && c.has_tag_name(tag))
+        };
         let failed = if has("failure") {
             summary.failures += 1;
             true

@@ -23,7 +23,7 @@ use sdp_bus::{
     decode, subject,
 };
 
-use crate::build_container::BuildRun;
+use crate::build_container::{BuildMount, BuildRun};
 use crate::docker::LABEL_SANDBOX;
 use crate::error::DeployError;
 use crate::events::EventSink;
@@ -37,6 +37,8 @@ pub const LABEL_TEST_RUN: &str = "sdp.test_run";
 /// The directory of test-run checkouts under `data_dir` (per sandbox,
 /// removed by a teardown).
 pub const TEST_RUNS_DIR: &str = "test-runs";
+/// Where the run's exec-able temp directory is mounted (`GOTMPDIR`).
+const EXEC_TMP: &str = "/sdp-tmp";
 /// The lines of stderr kept for the result's `log_tail`.
 const TAIL: usize = 20;
 
@@ -59,7 +61,12 @@ async fn check(agent: &Agent, request: &TestRunRequest) -> Result<String, RpcErr
     let schemes = agent.config.git.allowed_schemes.clone();
     tokio::task::spawn_blocking(move || crate::git::origin_url(&repos_dir, &repo, &schemes))
         .await
-        .map_err(|e| RpcError::new(RpcErrorCode::Internal, format!("checking the repo failed: {e}")))?
+        .map_err(|e| {
+            RpcError::new(
+                RpcErrorCode::Internal,
+                format!("checking the repo failed: {e}"),
+            )
+        })?
         .map_err(RpcError::from)
 }
 
@@ -252,19 +259,39 @@ async fn steps(
     for note in setup.notes {
         sink.system(note).await;
     }
+    // `go run`/`go test` execute what they build from GOTMPDIR, and the
+    // container's /tmp is a noexec tmpfs: a fresh directory of the run's
+    // own, bind-mounted.
+    let exec_tmp = base.join("tmp");
+    match tokio::fs::remove_dir_all(&exec_tmp).await {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::flavour::io_err("clear the run's temp directory")(
+                err,
+            ));
+        }
+        _ => {}
+    }
+    tokio::fs::create_dir_all(&exec_tmp)
+        .await
+        .map_err(crate::flavour::io_err("create the run's temp directory"))?;
+    agent.builder.hand_over(vec![exec_tmp.clone()]).await?;
+    let mut mounts = setup.mounts;
+    mounts.push(BuildMount::writable(&exec_tmp, EXEC_TMP));
     let mut env = setup.env;
+    env.push(format!("GOTMPDIR={EXEC_TMP}"));
     env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
     env.push(format!("SDP_TEST_RUN={}", request.run_id));
     for (key, value) in &request.env {
         sink.system(format!("{key}={value}")).await;
     }
     sink.phase(Status::Starting, Some(commit.clone())).await;
-    sink.system(format!("$ {}", request.command.join(" "))).await;
+    sink.system(format!("$ {}", request.command.join(" ")))
+        .await;
     let run = BuildRun {
         argv: request.command.clone(),
         env,
         working_dir: setup.working_dir.to_owned(),
-        mounts: setup.mounts,
+        mounts,
         // The sandbox's services are reached over Docker's bridge.
         network: true,
         deployment: Some(request.run_id.to_string()),

@@ -53,7 +53,7 @@ pub use sandboxes::{
     TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
 };
 pub use session::{LoginBody, LoginResponse, Me, User};
-pub use test_runs::{NewTestRun, TestRun, TestRunStatus, TestRunTrigger, TestSettings};
 pub use templates::{
     Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
 };
+pub use test_runs::{NewTestRun, TestRun, TestRunStatus, TestRunTrigger, TestSettings};

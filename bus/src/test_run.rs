@@ -122,7 +122,15 @@ mod tests {
         for ok in ["report.xml", "out/junit.xml", ".reports/a.xml"] {
             assert!(check_junit_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "../x.xml", "a/../../x", "a//b", "./a", "a\\b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x.xml",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a\\b",
+        ] {
             assert!(check_junit_path(bad).is_err(), "{bad}");
         }
     }

@@ -126,7 +126,9 @@ fn table(runs: &[TestRun]) -> String {
         })
         .collect();
     render_table(
-        &["id", "status", "tests", "exit", "passed", "trigger", "started"],
+        &[
+            "id", "status", "tests", "exit", "passed", "trigger", "started",
+        ],
         &rows,
     )
 }

@@ -100,9 +100,12 @@ pub async fn start(
     };
     let plan = plan(body, template)?;
     let credential = credential(&state, &session)?;
-    let preview_url = state.config.http.preview_domain.as_ref().map(|domain| {
-        super::preview::url(domain, state.config.http.secure_cookies, &sandbox)
-    });
+    let preview_url = state
+        .config
+        .http
+        .preview_domain
+        .as_ref()
+        .map(|domain| super::preview::url(domain, state.config.http.secure_cookies, &sandbox));
     let started = state
         .orchestrator
         .start_test_run(
@@ -186,7 +189,10 @@ mod tests {
     #[test]
     fn the_body_overrides_the_template() {
         let plan = plan(NewTestRun::default(), Some(settings())).expect("plan");
-        assert_eq!((plan.repo.as_str(), plan.branch.as_str()), ("qa", "release"));
+        assert_eq!(
+            (plan.repo.as_str(), plan.branch.as_str()),
+            ("qa", "release")
+        );
         assert_eq!(plan.junit.as_deref(), Some("report.xml"));
         let body = NewTestRun {
             branch: Some("fix".into()),

@@ -105,7 +105,11 @@ impl Orchestrator {
         let this = self.clone();
         let (id, seq) = (event.deployment_id.clone(), event.seq);
         tokio::spawn(async move {
-            if !this.store.wait_persisted(id.as_str(), seq, PERSIST_BOUND).await {
+            if !this
+                .store
+                .wait_persisted(id.as_str(), seq, PERSIST_BOUND)
+                .await
+            {
                 return;
             }
             let sandbox = match this.store.deployment(id.as_str()) {

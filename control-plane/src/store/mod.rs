@@ -26,10 +26,10 @@ pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
-pub use test_runs::NewTestRun;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
 };
+pub use test_runs::NewTestRun;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

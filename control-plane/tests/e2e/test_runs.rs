@@ -10,11 +10,11 @@
 
 use std::time::Duration;
 
+use sdp_api::client::Client;
 use sdp_api::{
     NewSandbox, NewTestRun, RepoBranch, TemplateBody, TestRun, TestRunStatus, TestRunTrigger,
     TestSettings,
 };
-use sdp_api::client::Client;
 use sdp_bus::{EventBody, Status};
 use sdp_testkit::qa_fixture::{FAILING_BRANCH, FAILING_TEST, QA_COMMAND, QA_REPORT};
 use sdp_testkit::{QaFixture, unique_id, wait_for};
@@ -70,7 +70,11 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
         })
         .await
         .expect("create template");
-    assert_eq!(created.tests.as_ref(), Some(&tests), "the template keeps its tests");
+    assert_eq!(
+        created.tests.as_ref(),
+        Some(&tests),
+        "the template keeps its tests"
+    );
     let sandbox = unique_id("tr");
     client
         .create_sandbox(&NewSandbox {
@@ -101,9 +105,16 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
     );
     assert_eq!(after_deploy.trigger, TestRunTrigger::AfterDeploy);
     assert_eq!(after_deploy.exit_code, Some(0));
-    assert_eq!(after_deploy.commit.as_deref(), Some(qa.commit("main").as_str()));
+    assert_eq!(
+        after_deploy.commit.as_deref(),
+        Some(qa.commit("main").as_str())
+    );
     let junit = after_deploy.junit.clone().expect("junit counts");
-    assert_eq!((junit.tests, junit.failures, junit.errors), (3, 0, 0), "{log}");
+    assert_eq!(
+        (junit.tests, junit.failures, junit.errors),
+        (3, 0, 0),
+        "{log}"
+    );
     assert!(junit.failed.is_empty());
     assert!(log.contains("--- PASS: TestUsersNamesItself"), "{log}");
 
@@ -137,7 +148,13 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
     let junit = failed.junit.clone().expect("junit counts");
     assert_eq!((junit.tests, junit.failures), (4, 1), "{log}");
     assert_eq!(junit.failed, vec![FAILING_TEST.to_owned()]);
-    assert!(failed.error.as_deref().is_some_and(|e| e.contains("1 of 4")), "{failed:?}");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("1 of 4")),
+        "{failed:?}"
+    );
     assert!(log.contains("--- FAIL: TestUsersIsAtRevisionTwo"), "{log}");
     assert!(log.contains("SDP_SERVICE_URL_USERS="), "{log}");
 
@@ -195,6 +212,12 @@ async fn a_run_is_refused_before_anything_is_recorded() {
         .await
         .expect_err("not the owner");
     assert_eq!(err.status(), Some(403), "{err}");
-    assert!(client.test_runs(&sandbox).await.expect("history").is_empty());
+    assert!(
+        client
+            .test_runs(&sandbox)
+            .await
+            .expect("history")
+            .is_empty()
+    );
     stack.shutdown().await;
 }
