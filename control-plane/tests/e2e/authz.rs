@@ -101,6 +101,11 @@ fn rule(operation_id: &str) -> Option<Rule> {
         // The template's service: known, its deployment failed (no
         // re-apply).
         "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
+        // A repo no agent holds: the run is recorded failed (503).
+        "start_test_run" => owned(
+            Some(json!({ "repo": NO_REPO, "command": ["go", "test", "./..."] })),
+            &[(503, "no_agent")],
+        ),
         _ => return None,
     })
 }
