@@ -167,6 +167,23 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
         sdp_testkit::containers_with_label("sdp.test_run", failed.id.as_str()).is_empty(),
         "the run's container is removed"
     );
+
+    // The CLI: `sdp test SANDBOX --follow` prints the output and exits 0
+    // when the run passed, 1 when it failed.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["test", &sandbox, "--follow"]).await;
+    let text = crate::cli::show(&out);
+    assert_eq!(crate::cli::code(&out), 0, "{text}");
+    assert!(text.contains("--- PASS: TestHealth") && text.contains("passed"), "{text}");
+    let out = sdp
+        .run(&["test", &sandbox, "--branch", FAILING_BRANCH, "--follow"])
+        .await;
+    let text = crate::cli::show(&out);
+    assert_eq!(crate::cli::code(&out), 1, "{text}");
+    assert!(text.contains(FAILING_TEST), "the failed test is named: {text}");
+    let out = sdp.run(&["test", &sandbox, "--list"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
     stack.shutdown().await;
 }
 
