@@ -24,3 +24,5 @@ mod runtime_logs;
 mod secrets;
 #[path = "browser/service_env.rs"]
 mod service_env;
+#[path = "browser/test_runs.rs"]
+mod test_runs;
