@@ -469,7 +469,8 @@ mod tests {
                 "reconcile",
                 "container_logs",
                 "branch_status",
-                "probe"
+                "probe",
+                "test_run"
             ]
         );
     }

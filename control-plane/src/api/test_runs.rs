@@ -188,12 +188,12 @@ mod tests {
 
     #[test]
     fn the_body_overrides_the_template() {
-        let plan = plan(NewTestRun::default(), Some(settings())).expect("plan");
+        let defaults = plan(NewTestRun::default(), Some(settings())).expect("plan");
         assert_eq!(
-            (plan.repo.as_str(), plan.branch.as_str()),
+            (defaults.repo.as_str(), defaults.branch.as_str()),
             ("qa", "release")
         );
-        assert_eq!(plan.junit.as_deref(), Some("report.xml"));
+        assert_eq!(defaults.junit.as_deref(), Some("report.xml"));
         let body = NewTestRun {
             branch: Some("fix".into()),
             ..Default::default()

@@ -175,13 +175,19 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
     let out = sdp.run(&["test", &sandbox, "--follow"]).await;
     let text = crate::cli::show(&out);
     assert_eq!(crate::cli::code(&out), 0, "{text}");
-    assert!(text.contains("--- PASS: TestHealth") && text.contains("passed"), "{text}");
+    assert!(
+        text.contains("--- PASS: TestHealth") && text.contains("passed"),
+        "{text}"
+    );
     let out = sdp
         .run(&["test", &sandbox, "--branch", FAILING_BRANCH, "--follow"])
         .await;
     let text = crate::cli::show(&out);
     assert_eq!(crate::cli::code(&out), 1, "{text}");
-    assert!(text.contains(FAILING_TEST), "the failed test is named: {text}");
+    assert!(
+        text.contains(FAILING_TEST),
+        "the failed test is named: {text}"
+    );
     let out = sdp.run(&["test", &sandbox, "--list"]).await;
     assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
     stack.shutdown().await;
