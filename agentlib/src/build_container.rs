@@ -79,6 +79,8 @@ pub struct BuildRun {
     /// `sdp.build.deployment` / `sdp.build.sandbox`.
     pub deployment: Option<String>,
     pub sandbox: Option<String>,
+    /// More labels (a test run's `sdp.sandbox` and `sdp.test_run`).
+    pub labels: Vec<(String, String)>,
 }
 
 /// How a build container ended.
@@ -349,6 +351,7 @@ impl BuildBox {
         if let Some(sandbox) = &run.sandbox {
             labels.insert(LABEL_BUILD_SANDBOX.to_owned(), sandbox.clone());
         }
+        labels.extend(run.labels.iter().cloned());
         ContainerCreateBody {
             image: Some(self.image.clone()),
             // Bounded even if the agent dies and nobody else stops it.

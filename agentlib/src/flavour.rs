@@ -467,6 +467,71 @@ async fn warm_std(
 /// Where the standard library `toolchain` compiled is kept:
 /// `<cache_dir>/go-std-1.22.12`. (Agents of one toolchain kept it in
 /// `<cache_dir>/go-std`, which nothing reads any more.)
+/// What a test run's container gets of a Go build's setup
+/// ([`GoFlavour::test_setup`]).
+pub(crate) struct GoTestSetup {
+    /// The build's environment, with the checkout's `-mod` in `GOFLAGS`.
+    pub env: Vec<String>,
+    /// The toolchain read-only, the checkout writable at [`SRC`], the
+    /// sandbox's Go caches.
+    pub mounts: Vec<BuildMount>,
+    /// Log lines: which toolchain and why, where modules come from.
+    pub notes: Vec<String>,
+    pub working_dir: &'static str,
+}
+
+impl GoFlavour {
+    /// A test run is built like a service: the same toolchain choice, the
+    /// sandbox's own caches (seeded the same way) and module source, so
+    /// `go test` or `go run` in it compiles as `go build` would.
+    pub(crate) async fn test_setup(&self, ctx: &BuildContext) -> Result<GoTestSetup, DeployError> {
+        let (toolchain, chosen) = self.toolchain_for(ctx).await?;
+        let mut notes = vec![chosen];
+        let go_build = ctx.sandbox_cache.join("go-build");
+        let go_mod = ctx.sandbox_cache.join("gomod");
+        tokio::fs::create_dir_all(&go_mod)
+            .await
+            .map_err(io_err("create the build directories"))?;
+        let std_cache = std_cache(&ctx.cache_dir, &toolchain);
+        if seed_go_cache(
+            &std_cache,
+            &ctx.sandbox_cache,
+            &toolchain.version.to_string(),
+        )
+        .await?
+        {
+            notes.push("build cache: seeded with the standard library the agent warmed".into());
+        }
+        tokio::fs::create_dir_all(&go_build)
+            .await
+            .map_err(io_err("create the build directories"))?;
+        ctx.builder
+            .hand_over(vec![ctx.worktree.clone(), ctx.sandbox_cache.clone()])
+            .await?;
+        let modules = Modules::of(&ctx.worktree, &ctx.go);
+        notes.push(modules.describe());
+        let mut env = Self::go_env(&toolchain.goroot, &ctx.go);
+        if let Some(flag) = modules.flag() {
+            for kv in env.iter_mut().filter(|kv| kv.starts_with("GOFLAGS=")) {
+                kv.push(' ');
+                kv.push_str(flag);
+            }
+        }
+        let mut mounts = Self::read_only_mounts(&toolchain.goroot, &ctx.go);
+        mounts.extend([
+            BuildMount::writable(&ctx.worktree, SRC),
+            BuildMount::writable(&go_build, GO_CACHE),
+            BuildMount::writable(&go_mod, GO_MODCACHE),
+        ]);
+        Ok(GoTestSetup {
+            env,
+            mounts,
+            notes,
+            working_dir: SRC,
+        })
+    }
+}
+
 fn std_cache(cache_dir: &Path, toolchain: &GoToolchain) -> PathBuf {
     cache_dir.join(format!("go-std-{}", toolchain.version))
 }

@@ -93,6 +93,7 @@ pub(crate) async fn run_job(
                 error: None,
                 commit: state.commit.clone(),
                 log_tail: Vec::new(),
+                test: None,
             }
         }
         Err(err) => {
@@ -120,6 +121,7 @@ pub(crate) async fn run_job(
                 // Also in the log itself (`last_words`); here for the
                 // result box beside the error.
                 log_tail: std::mem::take(&mut state.log_tail),
+                test: None,
             }
         }
     };
@@ -151,7 +153,7 @@ pub(crate) struct Paths {
 
 /// Per-sandbox directories under `data_dir`, removed by a teardown
 /// (`build-caches`: the sandbox's own build caches).
-pub(crate) const SANDBOX_DIRS: [&str; 7] = [
+pub(crate) const SANDBOX_DIRS: [&str; 8] = [
     "worktrees",
     "gitdirs",
     "builds",
@@ -159,6 +161,7 @@ pub(crate) const SANDBOX_DIRS: [&str; 7] = [
     "state",
     "ports",
     crate::flavour::SANDBOX_CACHES,
+    crate::test_run::TEST_RUNS_DIR,
 ];
 
 impl Paths {

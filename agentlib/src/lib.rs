@@ -14,6 +14,9 @@
 //!   a sandbox's routes checked from its gateway container);
 //! - `agent.cmd.<agent_id>.{sleep,wake}` ([`power`]: a sandbox's
 //!   containers stopped in place, or started again);
+//! - `agent.rpc.<kind>.test_run` ([`test_run`]): a test command from a
+//!   repo's branch in a build container against a sandbox, its output and
+//!   JUnit counts ([`junit`]) on `deploy.progress.<id>` like a deployment's;
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -55,6 +58,7 @@ pub mod go_version;
 pub mod gomod;
 pub mod host;
 pub mod job;
+pub mod junit;
 pub mod last_words;
 pub mod php;
 pub mod power;
@@ -64,6 +68,7 @@ pub mod rpc;
 pub mod runtime_logs;
 pub mod service;
 pub mod state;
+pub mod test_run;
 
 pub use agent::run;
 pub use build_container::BuildBox;

@@ -8,6 +8,7 @@
 //! Added: `agent.rpc.<kind>.branch_status` ([`crate::branch_status`]) and
 //! `agent.cmd.<agent_id>.probe` ([`crate::probe`]), and
 //! `agent.cmd.<agent_id>.{sleep,wake}` ([`crate::power`]).
+//! `agent.rpc.<kind>.test_run` ([`crate::test_run`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,7 +51,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 12] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 13] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -111,6 +112,11 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 12] {
             subject::agent_cmd(agent_id, subject::WAKE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_power(agent, message, Power::Wake)),
+        ),
+        (
+            subject::agent_rpc(kind, subject::TEST_RUN),
+            To::Kind,
+            |agent, message| Box::pin(crate::test_run::handle(agent, message)),
         ),
     ]
 }
@@ -498,7 +504,8 @@ mod tests {
                 "branch_status",
                 "probe",
                 "sleep",
-                "wake"
+                "wake",
+                "test_run"
             ]
         );
     }

@@ -123,6 +123,25 @@ impl Agent {
         }
     }
 
+    /// Registers a test run ([`crate::test_run`]) as a job of `sandbox`, so
+    /// a cancel, a teardown of the sandbox and shutdown reach it; `None`
+    /// when it is registered already (a retried request). It supersedes
+    /// nothing: its service name is no repo's.
+    pub fn register_test_run(&self, id: &DeploymentId, sandbox: &str) -> Option<Arc<JobHandle>> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.contains_key(id) {
+            return None;
+        }
+        let handle = Arc::new(JobHandle::new(
+            id.clone(),
+            sandbox.to_owned(),
+            format!("{}/", crate::test_run::TEST_RUNS_DIR),
+            self.shutdown.child_token(),
+        ));
+        jobs.insert(id.clone(), handle.clone());
+        Some(handle)
+    }
+
     pub fn unregister(&self, id: &DeploymentId) {
         self.jobs
             .lock()

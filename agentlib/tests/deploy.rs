@@ -131,6 +131,7 @@ fn result(
             error,
             commit,
             log_tail,
+            ..
         } => (
             *status,
             url.clone(),

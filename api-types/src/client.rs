@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use crate::{
     AgentView, AuditPage, AuditQuery, CancelRequested, Deployment, DeploymentStarted,
     EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
-    Me, NewDeployment, NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery,
+    Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun, ProbeResult, RouteBody, RuntimeLogsQuery,
     SandboxPatch, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
-    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TestRun,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -365,6 +365,23 @@ impl Client {
         let path = format!("{}/redeploy", deployment_path(id));
         self.json(Method::POST, &path, Some(&serde_json::json!({})))
             .await
+    }
+
+    /// `POST /api/sandboxes/{name}/test-runs`.
+    pub async fn start_test_run(&self, sandbox: &str, body: &NewTestRun) -> Result<TestRun> {
+        let path = format!("{}/test-runs", sandbox_path(sandbox));
+        self.json(Method::POST, &path, Some(body)).await
+    }
+
+    /// `GET /api/sandboxes/{name}/test-runs`: newest first.
+    pub async fn test_runs(&self, sandbox: &str) -> Result<Vec<TestRun>> {
+        self.get(&format!("{}/test-runs", sandbox_path(sandbox)))
+            .await
+    }
+
+    /// `GET /api/test-runs/{id}`.
+    pub async fn test_run(&self, id: &str) -> Result<TestRun> {
+        self.get(&format!("/api/test-runs/{}", segment(id))).await
     }
 
     /// `GET /api/deployments/{id}/logs`: the whole log as text.

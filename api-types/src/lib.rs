@@ -9,6 +9,7 @@
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
 //! - [`audit`]: the audit trail.
+//! - [`test_runs`]: test runs against a sandbox and a template's test settings.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -33,6 +34,7 @@ pub mod rules;
 pub mod sandboxes;
 pub mod session;
 pub mod templates;
+pub mod test_runs;
 pub mod timestamp;
 
 #[cfg(feature = "client")]
@@ -57,3 +59,4 @@ pub use session::{LoginBody, LoginResponse, Me, User};
 pub use templates::{
     Environment, EnvironmentVars, NewEnvironment, RepoBranch, Template, TemplateBody,
 };
+pub use test_runs::{NewTestRun, TestRun, TestRunStatus, TestRunTrigger, TestSettings};

@@ -134,6 +134,9 @@ pub struct Template {
     pub environment: Option<String>,
     pub gateway: Option<RepoBranch>,
     pub services: Vec<RepoBranch>,
+    /// Its sandboxes' test runs (see [`crate::test_runs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<crate::TestSettings>,
     /// Who created it: they or an admin may change or delete it. Null for
     /// one made before creators were recorded (admins only).
     pub created_by: Option<String>,
@@ -159,4 +162,7 @@ pub struct TemplateBody {
     #[serde(default, deserialize_with = "object_only::many")]
     #[schema(max_items = 100)]
     pub services: Vec<RepoBranch>,
+    /// Its sandboxes' test runs.
+    #[serde(default, deserialize_with = "object_only::optional")]
+    pub tests: Option<crate::TestSettings>,
 }

@@ -26,7 +26,9 @@ pub mod service;
 pub mod settings;
 pub mod stream;
 pub mod subject;
+pub mod test_run;
 pub mod validate;
 
 pub use codec::{CodecError, PROTOCOL_VERSION, decode, encode};
 pub use message::*;
+pub use test_run::{JunitSummary, TestOutcome, TestRunRequest};

@@ -358,6 +358,12 @@ pub enum EventBody {
         /// not print these again.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log_tail: Vec<String>,
+        /// Set when the events are a test run's (see [`crate::test_run`]):
+        /// how it went. Its status is then `stopped` (the command ran to
+        /// its end: passed or not is here), `failed` (it could not run)
+        /// or `cancelled`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<crate::test_run::TestOutcome>,
     },
 }
 
@@ -771,6 +777,8 @@ pub enum ProbeHop {
     /// Connected, but no HTTP answer (TLS or protocol failure).
     Http,
 }
+
+pub(crate) use checked::{repo as checked_repo, sandbox as checked_sandbox};
 
 /// `deserialize_with` checks for the ids and names in payloads that become
 /// a subject, a path or a container name: a payload carrying a bad one does

@@ -30,6 +30,9 @@ pub const SLEEP: &str = "sleep";
 /// `agent.cmd.<agent_id>.wake`: start a sleeping sandbox's containers on
 /// that agent again.
 pub const WAKE: &str = "wake";
+/// `agent.rpc.<kind>.test_run`: run a test command against a sandbox
+/// ([`crate::TestRunRequest`]).
+pub const TEST_RUN: &str = "test_run";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -154,6 +154,7 @@ fn examples() -> Vec<(&'static str, String)> {
                     error: None,
                     commit: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
                     log_tail: Vec::new(),
+                    test: None,
                 },
             )),
         ),
@@ -168,6 +169,7 @@ fn examples() -> Vec<(&'static str, String)> {
                     error: Some("branch feature/x does not exist".into()),
                     commit: None,
                     log_tail: Vec::new(),
+                    test: None,
                 },
             )),
         ),
@@ -243,6 +245,52 @@ fn examples() -> Vec<(&'static str, String)> {
                 acked: 1,
                 stop: false,
             }),
+        ),
+        (
+            "test_run",
+            wire(&TestRunRequest {
+                run_id: id(),
+                sandbox: "alpha".into(),
+                repo: "qa".into(),
+                branch: "main".into(),
+                credential: credential(),
+                command: ["go", "run", "./cmd/junit", "-o", "report.xml", "./e2e/..."]
+                    .map(str::to_owned)
+                    .to_vec(),
+                env: BTreeMap::from([
+                    ("SDP_SANDBOX".to_owned(), "alpha".to_owned()),
+                    (
+                        "SDP_SERVICE_URL_USERS".to_owned(),
+                        "http://10.0.0.5:32801".to_owned(),
+                    ),
+                ]),
+                junit: Some("report.xml".into()),
+            }),
+        ),
+        (
+            "event_result_test",
+            wire(&event(
+                9,
+                40,
+                EventBody::Result {
+                    status: Status::Stopped,
+                    url: None,
+                    error: Some("tests failed (exit code 1): 1 of 4 failed".into()),
+                    commit: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
+                    log_tail: Vec::new(),
+                    test: Some(TestOutcome {
+                        passed: false,
+                        exit_code: Some(1),
+                        junit: Some(JunitSummary {
+                            tests: 4,
+                            failures: 1,
+                            errors: 0,
+                            skipped: 0,
+                            failed: vec!["example.com/qa/e2e.TestCheckout".into()],
+                        }),
+                    }),
+                },
+            )),
         ),
         (
             "probe",

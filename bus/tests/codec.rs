@@ -102,6 +102,7 @@ fn events() {
             error: None,
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             log_tail: vec![],
+            test: None,
         },
         EventBody::Result {
             status: Status::Failed,
@@ -109,6 +110,7 @@ fn events() {
             error: Some("health check timed out".into()),
             commit: None,
             log_tail: vec!["panic: boom".into()],
+            test: None,
         },
         EventBody::Logs {
             stream: LogStream::Stdout,

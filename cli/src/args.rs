@@ -98,6 +98,9 @@ pub enum Command {
     Open { sandbox: String },
     /// Print bus messages as JSON lines ({subject, data}) from NATS.
     Tap(TapArgs),
+    /// Run the sandbox's tests (the template's `tests`, or --repo/--branch)
+    /// against it; --follow prints the output and exits 0 passed, 1 failed.
+    Test(TestArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -184,6 +187,24 @@ pub struct RollbackArgs {
     /// Give up following after this long (e.g. 90s, 10m); exit 5.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The sandbox to test.
+    pub sandbox: String,
+    /// The repo holding the tests (default: the template's).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Its branch (default: the template's, else main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Follow the run's output to its end; exit 0 passed, 1 failed.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// List the sandbox's test runs, newest first, instead.
+    #[arg(long, conflicts_with_all = ["repo", "branch", "follow"])]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,7 @@ pub async fn publish_failure(client: &async_nats::Client, id: &str, last_seq: u6
             error: Some(reason.to_owned()),
             commit: None,
             log_tail: Vec::new(),
+            test: None,
         },
     };
     let js = async_nats::jetstream::new(client.clone());

@@ -329,6 +329,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusqlite::Result<()> 
         "UPDATE deployments SET last_seq = max(last_seq, ?2), updated_at = ?3 WHERE id = ?1",
         params![id, event.seq, now],
     )?;
+    // A test run's events (its id is no deployment's) move its own row.
+    store::test_runs::apply_event(tx, event)?;
     let Some(status): Option<Status> = event.body.status() else {
         return Ok(());
     };

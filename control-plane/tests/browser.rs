@@ -28,3 +28,5 @@ mod secrets;
 mod service_env;
 #[path = "browser/sleep.rs"]
 mod sleep;
+#[path = "browser/test_runs.rs"]
+mod test_runs;

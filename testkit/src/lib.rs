@@ -23,6 +23,8 @@
 //! - [`php_fixture`]: [`PhpGatewayFixture`], a plain-PHP API gateway (router
 //!   script for `php -S`) that forwards `/users/...` and `/orders/...` to
 //!   `$USERS_URL` / `$ORDERS_URL` and shows `$SDP_ROUTES_FILE`.
+//! - [`qa_fixture`]: [`QaFixture`], a Go end-to-end suite of the `users`
+//!   service with a JUnit-writing runner (`cmd/junit`); one branch fails.
 //! - [`baseline`]: [`BaselineServer`], stands for the OpenShift baseline.
 //! - [`repos_dir`]: [`ReposDir`], an agent-style directory of git repos whose
 //!   `origin` points at the git server.
@@ -44,6 +46,7 @@ pub mod hosts;
 pub mod nats;
 pub mod php_fixture;
 pub mod process;
+pub mod qa_fixture;
 pub mod realistic_fixture;
 pub mod repos_dir;
 pub mod server_thread;
@@ -65,6 +68,7 @@ pub use hosts::HostAddresses;
 pub use nats::{NatsCluster, NatsServer};
 pub use php_fixture::{PhpGatewayFixture, php_gateway_source};
 pub use process::ChildGuard;
+pub use qa_fixture::QaFixture;
 pub use realistic_fixture::{RealisticGoFixture, realistic_sdp_toml};
 pub use repos_dir::ReposDir;
 pub use server_thread::ServerThread;

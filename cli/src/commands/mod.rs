@@ -17,6 +17,7 @@ mod routes;
 mod sandbox;
 mod tap;
 mod wake;
+mod test;
 
 use clap::CommandFactory;
 
@@ -43,6 +44,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Agent(command) => agent_check::run(ctx, command).await,
         Command::Open { sandbox } => open::run(ctx, &sandbox).await,
         Command::Tap(args) => tap::run(ctx, args).await,
+        Command::Test(args) => test::run(ctx, args).await,
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let mut out = Vec::new();

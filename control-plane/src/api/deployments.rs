@@ -329,7 +329,10 @@ pub async fn logs(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if state.store.deployment(id.as_str())?.is_none() {
+    // A test run's log is kept like a deployment's, under its id.
+    if state.store.deployment(id.as_str())?.is_none()
+        && state.store.test_run(id.as_str())?.is_none()
+    {
         return Err(ApiError::not_found("deployment"));
     }
     let path = state.config.data_dir.join("logs").join(format!("{id}.log"));

@@ -21,6 +21,7 @@ mod runtime_logs;
 mod sandboxes;
 mod service_env;
 mod templates;
+mod test_runs;
 mod unread_body;
 mod view;
 mod ws;
@@ -124,6 +125,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))
         .routes(routes!(audit::list))
+        .routes(routes!(test_runs::list, test_runs::start))
+        .routes(routes!(test_runs::show))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

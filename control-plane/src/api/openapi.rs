@@ -54,6 +54,7 @@ pub const COOKIE: &str = "session_cookie";
         (name = "templates", description = "Templates and the environments they run with"),
         (name = "sandboxes", description = "Sandboxes and their routes"),
         (name = "deployments", description = "Deployments, their logs and live events"),
+        (name = "test-runs", description = "Test runs against a sandbox (their logs and live events are the deployment ones of their id)"),
         (name = "hooks", description = "Push webhooks from Bitbucket (no session: signed with the webhook secret)"),
         (name = "audit", description = "The audit trail of every change (append-only)"),
         (name = "ops", description = "Health, readiness, metrics, this document (no session)"),

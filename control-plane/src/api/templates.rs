@@ -330,6 +330,9 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
             )));
         }
     }
+    if let Some(tests) = &body.tests {
+        super::test_runs::check_plan(&crate::orchestrator::test_runs::TestPlan::of(tests))?;
+    }
     Ok(())
 }
 
@@ -379,7 +382,7 @@ pub async fn create_template(
         &body.services,
         &session.username,
     ) {
-        Ok(_) => {}
+        Ok(_) => state.store.set_template_tests(&name, body.tests.as_ref())?,
         Err(err) if is_constraint(&err) => {
             return Err(ApiError::conflict(format!(
                 "template {name} already exists"
@@ -451,7 +454,10 @@ pub async fn update_template(
         &body.services,
         editor(&state, &session),
     )? {
-        Guarded::Done => show_template(State(state), session, Path(name)).await,
+        Guarded::Done => {
+            state.store.set_template_tests(&name, body.tests.as_ref())?;
+            show_template(State(state), session, Path(name)).await
+        }
         Guarded::NotFound => Err(ApiError::not_found("template")),
         Guarded::NotYours(creator) => Err(not_yours("template", &name, creator.as_deref())),
     }

@@ -21,6 +21,9 @@
 //!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
 //!
+//! - [`test_runs`]: test runs against a sandbox, and the one a template
+//!   starts once a deploy of the sandbox settles.
+//!
 //! Every request to an agent goes through [`AgentClient`].
 
 pub mod autodeploy;
@@ -32,6 +35,7 @@ mod plan;
 mod power;
 mod reapply;
 mod results;
+pub mod test_runs;
 
 use std::time::Duration;
 

@@ -19,6 +19,9 @@ impl Orchestrator {
     /// another agent is removed, and the newest running service of a
     /// sandbox gets the sandbox's gateway re-applied.
     async fn on_result(&self, event: &Event) -> Result<(), DeployError> {
+        if let EventBody::Result { test: None, .. } = &event.body {
+            self.check_after_deploy(event);
+        }
         let EventBody::Result {
             status: Status::Running,
             ..
@@ -93,6 +96,30 @@ impl Orchestrator {
                 }
             });
         }
+    }
+
+    /// A deployment's result may settle its sandbox's deploy: a template
+    /// with `tests.after_deploy` then starts a test run
+    /// ([`Self::after_deploy_settled`]).
+    fn check_after_deploy(&self, event: &Event) {
+        let this = self.clone();
+        let (id, seq) = (event.deployment_id.clone(), event.seq);
+        tokio::spawn(async move {
+            if !this
+                .store
+                .wait_persisted(id.as_str(), seq, PERSIST_BOUND)
+                .await
+            {
+                return;
+            }
+            let sandbox = match this.store.deployment(id.as_str()) {
+                Ok(Some(deployment)) => deployment.sandbox,
+                _ => return,
+            };
+            if let Err(err) = this.after_deploy_settled(&sandbox).await {
+                tracing::warn!(sandbox, error = %err, "the test run after the deploy did not start");
+            }
+        });
     }
 
     /// Follows result events until shutdown.

@@ -134,6 +134,7 @@ fn result(id: &DeploymentId, seq: u64, status: Status) -> Event {
             error: None,
             commit: Some("abc123".into()),
             log_tail: Vec::new(),
+            test: None,
         },
     )
 }
@@ -274,6 +275,7 @@ fn running_at(id: &DeploymentId, seq: u64, url: &str) -> Event {
             error: None,
             commit: None,
             log_tail: Vec::new(),
+            test: None,
         },
     )
 }

@@ -164,6 +164,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sandboxes ADD COLUMN power TEXT NOT NULL DEFAULT 'awake';
     ALTER TABLE sandboxes ADD COLUMN last_activity_at TEXT;
     "#,
+    // 10: test runs (a command against a sandbox; its log is the
+    // deployment log of the same id) and a template's test settings (JSON).
+    r#"
+    CREATE TABLE test_runs (
+        id          TEXT PRIMARY KEY,
+        sandbox     TEXT NOT NULL,
+        repo        TEXT NOT NULL,
+        branch      TEXT NOT NULL,
+        commit_sha  TEXT,
+        command     TEXT NOT NULL,
+        junit_path  TEXT,
+        status      TEXT NOT NULL,
+        exit_code   INTEGER,
+        junit       TEXT,
+        error       TEXT,
+        trigger     TEXT NOT NULL,
+        agent_id    TEXT,
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX test_runs_by_sandbox ON test_runs (sandbox, created_at);
+    ALTER TABLE templates ADD COLUMN tests TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

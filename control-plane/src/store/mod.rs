@@ -15,6 +15,7 @@ mod service_env;
 mod sessions;
 pub mod status;
 mod templates;
+pub(crate) mod test_runs;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,7 @@ pub use sessions::SessionRow;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
 };
+pub use test_runs::NewTestRun;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -93,10 +93,10 @@ fn to_environment(
 }
 
 const TEMPLATE_COLUMNS: &str =
-    "name, environment, gateway, services, created_by, created_at, updated_at";
+    "name, environment, gateway, services, created_by, created_at, updated_at, tests";
 
 /// name, environment, gateway JSON, services JSON, created_by, created_at,
-/// updated_at.
+/// updated_at, tests JSON.
 type TemplateRow = (
     String,
     Option<String>,
@@ -105,6 +105,7 @@ type TemplateRow = (
     Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
+    Option<String>,
 );
 
 fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
@@ -116,11 +117,12 @@ fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         row.get(4)?,
         columns::timestamp(row, 5)?,
         columns::timestamp(row, 6)?,
+        row.get(7)?,
     ))
 }
 
 fn to_template(
-    (name, environment, gateway, services, created_by, created_at, updated_at): TemplateRow,
+    (name, environment, gateway, services, created_by, created_at, updated_at, tests): TemplateRow,
 ) -> Result<Template, StoreError> {
     Ok(Template {
         name,
@@ -130,6 +132,10 @@ fn to_template(
             .transpose()
             .map_err(json_err)?,
         services: serde_json::from_str(&services).map_err(json_err)?,
+        tests: tests
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(json_err)?,
         created_by,
         created_at,
         updated_at,
@@ -361,6 +367,24 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(Guarded::Done)
+    }
+
+    /// Sets a template's test settings (`None` clears them); called by
+    /// the template's create and replace right after they wrote it.
+    pub fn set_template_tests(
+        &self,
+        name: &str,
+        tests: Option<&sdp_api::TestSettings>,
+    ) -> Result<(), StoreError> {
+        let tests = tests
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err)?;
+        self.conn().execute(
+            "UPDATE templates SET tests = ?2 WHERE name = ?1",
+            params![name, tests],
+        )?;
+        Ok(())
     }
 
     pub fn template_users(&self, name: &str) -> Result<Vec<String>, StoreError> {

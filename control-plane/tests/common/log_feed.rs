@@ -58,5 +58,6 @@ pub fn running() -> EventBody {
         error: None,
         commit: None,
         log_tail: Vec::new(),
+        test: None,
     }
 }

@@ -103,6 +103,11 @@ fn rule(operation_id: &str) -> Option<Rule> {
         "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
         // An awake sandbox: answered at once.
         "wake_sandbox" => owned(None, &[]),
+        // A repo no agent holds: the run is recorded failed (503).
+        "start_test_run" => owned(
+            Some(json!({ "repo": NO_REPO, "command": ["go", "test", "./..."] })),
+            &[(503, "no_agent")],
+        ),
         _ => return None,
     })
 }

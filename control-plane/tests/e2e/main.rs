@@ -37,4 +37,5 @@ mod sleep_entry;
 mod soak;
 mod staleness;
 mod stranger_agent;
+mod test_runs;
 mod webhooks;

@@ -434,8 +434,9 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       }
     },
   });
+  const testRuns = el('a', { class: 'btn', id: 'sandbox-test-runs', href: `#/sandboxes/${encodeURIComponent(name)}/test-runs` }, 'Test runs');
   function renderHeadActions() {
-    place(headActions, sandboxApi && sandbox ? [all, tearDown] : null);
+    place(headActions, sandboxApi && sandbox ? [testRuns, all, tearDown] : null);
   }
 
   // ---- recent deployments ----

@@ -1,0 +1,219 @@
+//! Test runs: start one against a sandbox (`POST
+//! /api/sandboxes/{name}/test-runs`, its owner or an admin), the sandbox's
+//! history (`GET`, newest first), one run (`GET /api/test-runs/{id}`). A
+//! run's log and live events are the deployment ones of its id.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sdp_api::{NewTestRun, TestRun, TestRunTrigger};
+use sdp_bus::{DeploymentId, validate};
+use serde_json::json;
+
+use super::access::{check_sandbox_name, credential, sandbox_for_change};
+use super::openapi::ErrorBody;
+use super::{ApiError, ApiJson, AppState};
+use crate::orchestrator::test_runs::{DEFAULT_BRANCH, TestPlan, TestRunError};
+use crate::sessions::Session;
+
+/// The plan of a run: the body's fields over the template's `tests`.
+fn plan(body: NewTestRun, template: Option<sdp_api::TestSettings>) -> Result<TestPlan, ApiError> {
+    let repo = body
+        .repo
+        .or_else(|| template.as_ref().map(|t| t.repo.clone()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "name the repo of the tests: the sandbox's template has no `tests`",
+            )
+        })?;
+    // The template's branch, command and report only go with its repo.
+    let template = template.filter(|t| t.repo == repo);
+    let branch = body
+        .branch
+        .or_else(|| template.as_ref().and_then(|t| t.branch.clone()))
+        .unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
+    let command = body
+        .command
+        .or_else(|| template.as_ref().map(|t| t.command.clone()))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "name the test command: the sandbox's template has none for {repo}"
+            ))
+        })?;
+    let junit = body
+        .junit
+        .or_else(|| template.as_ref().and_then(|t| t.junit.clone()));
+    let plan = TestPlan {
+        repo,
+        branch,
+        command,
+        junit,
+    };
+    check_plan(&plan)?;
+    Ok(plan)
+}
+
+/// The checks the agent makes again: a bad plan is refused before
+/// anything is recorded.
+pub(super) fn check_plan(plan: &TestPlan) -> Result<(), ApiError> {
+    validate::repo(&plan.repo)?;
+    validate::branch(&plan.branch)?;
+    sdp_bus::test_run::check_command(&plan.command).map_err(ApiError::bad_request)?;
+    if let Some(path) = &plan.junit {
+        sdp_bus::test_run::check_junit_path(path).map_err(ApiError::bad_request)?;
+    }
+    Ok(())
+}
+
+/// Starts a test run against the sandbox (its owner or an admin): the
+/// body's repo, branch, command and JUnit path, each defaulting to the
+/// template's `tests`. Its output follows on `/ws/deployments/{id}`.
+#[utoipa::path(
+    post,
+    path = "/sandboxes/{name}/test-runs",
+    operation_id = "start_test_run",
+    tag = "test-runs",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    request_body = NewTestRun,
+    responses(
+        (status = 202, description = "Dispatched to an agent", body = TestRun),
+        (status = 400, description = "A bad repo, branch, command or JUnit path, or none given and none in the template (`bad_request`), or the agent refused it (`refused`)", body = ErrorBody),
+        (status = 403, description = "The sandbox is someone else's (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox (`not_found`)", body = ErrorBody),
+        (status = 501, description = "The repo's agents do not run tests (`not_supported`)", body = ErrorBody),
+        (status = 502, description = "The agent failed (`agent_error`; `test_run_id` names the failed run)", body = ErrorBody),
+        (status = 503, description = "No agent took it, or no online agent holds the repo (`no_agent`); `test_run_id` names the failed run", body = ErrorBody),
+    ),
+)]
+pub async fn start(
+    State(state): State<AppState>,
+    session: Session,
+    Path(sandbox): Path<String>,
+    ApiJson(body): ApiJson<NewTestRun>,
+) -> Result<Response, ApiError> {
+    check_sandbox_name(&sandbox)?;
+    let row = sandbox_for_change(&state, &session, &sandbox)?;
+    let template = match &row.template {
+        Some(name) => state.store.template(name)?.and_then(|t| t.tests),
+        None => None,
+    };
+    let plan = plan(body, template)?;
+    let credential = credential(&state, &session)?;
+    let preview_url = state
+        .config
+        .http
+        .preview_domain
+        .as_ref()
+        .map(|domain| super::preview::url(domain, state.config.http.secure_cookies, &sandbox));
+    let started = state
+        .orchestrator
+        .start_test_run(
+            &sandbox,
+            &plan,
+            TestRunTrigger::Manual,
+            &session.username,
+            credential,
+            preview_url,
+        )
+        .await;
+    match started {
+        Ok(run) => Ok((StatusCode::ACCEPTED, Json(run)).into_response()),
+        Err(TestRunError::Store(err)) => Err(err.into()),
+        Err(TestRunError::Dispatch { id, source }) => {
+            Err(ApiError::from(source).with_details(json!({ "test_run_id": id })))
+        }
+    }
+}
+
+/// The sandbox's test runs, newest first (at most 100).
+#[utoipa::path(
+    get,
+    path = "/sandboxes/{name}/test-runs",
+    operation_id = "list_test_runs",
+    tag = "test-runs",
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    responses(
+        (status = 200, description = "The runs, newest first", body = [TestRun]),
+        (status = 400, description = "An invalid sandbox name (`bad_request`)", body = ErrorBody),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(sandbox): Path<String>,
+) -> Result<Json<Vec<TestRun>>, ApiError> {
+    check_sandbox_name(&sandbox)?;
+    Ok(Json(state.store.test_runs(&sandbox)?))
+}
+
+/// One test run.
+#[utoipa::path(
+    get,
+    path = "/test-runs/{id}",
+    operation_id = "show_test_run",
+    tag = "test-runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = TestRun),
+        (status = 404, description = "No such test run (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<TestRun>, ApiError> {
+    let id = DeploymentId::parse(&id).ok_or_else(|| ApiError::not_found("test run"))?;
+    state
+        .store
+        .test_run(id.as_str())?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("test run"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> sdp_api::TestSettings {
+        sdp_api::TestSettings {
+            repo: "qa".into(),
+            branch: Some("release".into()),
+            command: vec!["go".into(), "run".into(), "./cmd/e2e".into()],
+            junit: Some("report.xml".into()),
+            after_deploy: false,
+        }
+    }
+
+    #[test]
+    fn the_body_overrides_the_template() {
+        let defaults = plan(NewTestRun::default(), Some(settings())).expect("plan");
+        assert_eq!(
+            (defaults.repo.as_str(), defaults.branch.as_str()),
+            ("qa", "release")
+        );
+        assert_eq!(defaults.junit.as_deref(), Some("report.xml"));
+        let body = NewTestRun {
+            branch: Some("fix".into()),
+            ..Default::default()
+        };
+        assert_eq!(plan(body, Some(settings())).expect("plan").branch, "fix");
+        // Another repo takes nothing of the template's.
+        let other = NewTestRun {
+            repo: Some("other".into()),
+            ..Default::default()
+        };
+        assert!(plan(other, Some(settings())).is_err(), "no command");
+    }
+
+    #[test]
+    fn a_bad_plan_is_refused() {
+        assert!(plan(NewTestRun::default(), None).is_err());
+        let escape = NewTestRun {
+            junit: Some("../x.xml".into()),
+            ..Default::default()
+        };
+        assert!(plan(escape, Some(settings())).is_err());
+    }
+}
