@@ -12,6 +12,8 @@
 //! - `agent.rpc.<kind>.branch_status` ([`branch_status`]: how far a
 //!   deployed branch moved) and `agent.cmd.<agent_id>.probe` ([`probe`]:
 //!   a sandbox's routes checked from its gateway container);
+//! - `agent.cmd.<agent_id>.resource_ensure` ([`resource`]: a sandbox's
+//!   database in a container with a volume, seeded, reset on request);
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -31,7 +33,8 @@
 //! Module layers (no module imports one above it; `scripts/lib/cycles.sh`
 //! checks that no import circle forms): [`cli`] → [`agent`] (the loop,
 //! heartbeats) → [`rpc`] (the table of subjects) → the handlers
-//! ([`deploy`], [`branch_status`], [`probe`], [`runtime_logs`]) → [`job`] →
+//! ([`deploy`], [`branch_status`], [`probe`], [`runtime_logs`],
+//! [`resource`]) → [`job`] →
 //! [`reply`] and [`state`] (the [`state::Agent`] every handler shares, the
 //! table of unsettled jobs) → the parts (git, Docker, flavours, config,
 //! [`host`]).
@@ -57,6 +60,7 @@ pub mod last_words;
 pub mod php;
 pub mod probe;
 pub mod reply;
+pub mod resource;
 pub mod rpc;
 pub mod runtime_logs;
 pub mod service;

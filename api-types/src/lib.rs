@@ -8,6 +8,7 @@
 //! - [`deployments`]: deployments, their queries, runtime logs, the
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
+//! - [`resources`]: a sandbox's databases.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -27,6 +28,7 @@ pub mod deployments;
 pub mod error;
 pub mod hooks;
 pub mod ops;
+pub mod resources;
 pub mod rules;
 pub mod sandboxes;
 pub mod session;
@@ -45,6 +47,7 @@ pub use deployments::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
+pub use resources::{ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
     SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,

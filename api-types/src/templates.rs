@@ -134,6 +134,9 @@ pub struct Template {
     pub environment: Option<String>,
     pub gateway: Option<RepoBranch>,
     pub services: Vec<RepoBranch>,
+    /// The databases each of its sandboxes gets.
+    #[serde(default)]
+    pub resources: Vec<crate::resources::ResourceSpec>,
     /// Who created it: they or an admin may change or delete it. Null for
     /// one made before creators were recorded (admins only).
     pub created_by: Option<String>,
@@ -159,4 +162,8 @@ pub struct TemplateBody {
     #[serde(default, deserialize_with = "object_only::many")]
     #[schema(max_items = 100)]
     pub services: Vec<RepoBranch>,
+    /// The databases each sandbox of the template gets.
+    #[serde(default, deserialize_with = "object_only::many")]
+    #[schema(max_items = 10)]
+    pub resources: Vec<crate::resources::ResourceSpec>,
 }

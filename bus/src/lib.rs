@@ -22,6 +22,7 @@ pub mod codec;
 pub mod message;
 pub mod nats;
 pub mod process;
+pub mod resource;
 pub mod service;
 pub mod settings;
 pub mod stream;
@@ -30,3 +31,4 @@ pub mod validate;
 
 pub use codec::{CodecError, PROTOCOL_VERSION, decode, encode};
 pub use message::*;
+pub use resource::{ResourceEngine, ResourceEnsure, ResourceReady, ResourceSeed};

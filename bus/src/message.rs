@@ -757,6 +757,12 @@ pub enum ProbeHop {
 /// `deserialize_with` checks for the ids and names in payloads that become
 /// a subject, a path or a container name: a payload carrying a bad one does
 /// not decode, so no handler ever sees it.
+/// Deserializes a sandbox name, refusing an invalid one (for messages of
+/// other modules).
+pub(crate) fn checked_sandbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked::sandbox(d)
+}
+
 mod checked {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer};

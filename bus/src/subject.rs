@@ -24,6 +24,9 @@ pub const CONTAINER_LOGS: &str = "container_logs";
 pub const BRANCH_STATUS: &str = "branch_status";
 /// `agent.cmd.<agent_id>.probe`: check a sandbox's routes from its gateway.
 pub const PROBE: &str = "probe";
+/// `agent.cmd.<agent_id>.resource_ensure`: run (or reset) a sandbox's
+/// database on that agent and answer when it is ready.
+pub const RESOURCE_ENSURE: &str = "resource_ensure";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -242,6 +242,7 @@ mod tests {
             environment: Some("baseline".into()),
             gateway: Some(service("api-gateway", None)),
             services,
+            resources: Vec::new(),
             created_by: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,

@@ -313,7 +313,7 @@ fn build_rootfs(root: &Path) {
     fs::write(root.join("etc/group"), GROUP).unwrap_or_else(|e| panic!("write group: {e}"));
 }
 
-fn require_docker() {
+pub(crate) fn require_docker() {
     match Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .stdin(Stdio::null())
@@ -328,7 +328,7 @@ fn require_docker() {
     }
 }
 
-fn image_exists(image: &str) -> bool {
+pub(crate) fn image_exists(image: &str) -> bool {
     output(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]))
         .status
         .success()

@@ -325,6 +325,7 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
             )));
         }
     }
+    super::resources::check_specs(&body.resources)?;
     Ok(())
 }
 
@@ -371,6 +372,7 @@ pub async fn create_template(
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
+        &body.resources,
         &session.username,
     ) {
         Ok(_) => {}
@@ -443,6 +445,7 @@ pub async fn update_template(
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
+        &body.resources,
         editor(&state, &session),
     )? {
         Guarded::Done => show_template(State(state), session, Path(name)).await,

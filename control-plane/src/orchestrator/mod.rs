@@ -14,6 +14,8 @@
 //!   ([`Orchestrator::reaper`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
+//! - [`resources`]: a sandbox's databases, ready (and their URLs in the
+//!   env) before its services deploy; reset on request.
 //! - [`autodeploy`]: a push redeploys the services with autodeploy on for
 //!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
@@ -27,6 +29,7 @@ mod deploy;
 pub mod placement;
 mod plan;
 mod reapply;
+pub mod resources;
 mod results;
 
 use std::time::Duration;

@@ -83,6 +83,7 @@ mod tests {
             environment: None,
             gateway: gateway.map(|(r, b)| service(r, b)),
             services: services.iter().map(|(r, b)| service(r, b)).collect(),
+            resources: Vec::new(),
             created_by: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,

@@ -7,6 +7,7 @@ pub mod columns;
 mod deployments;
 mod guard;
 mod migrations;
+mod resources;
 pub(crate) mod results;
 mod sandboxes;
 mod service_env;
@@ -23,6 +24,7 @@ use rusqlite::Connection;
 pub use autodeploys::{Autodeploy, AutodeployTarget};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
+pub use resources::StoredResource;
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
 pub use sessions::SessionRow;
 pub use templates::{

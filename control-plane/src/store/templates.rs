@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, Row, params};
 // Secret values are read only through `Store::environment_secrets`, whose
 // type cannot be serialized: `Environment` never holds them.
 pub use sdp_api::templates::{Environment, RepoBranch, Template, object_only};
+use sdp_api::ResourceSpec;
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
 use super::{Store, StoreError, columns, now_rfc3339};
@@ -93,10 +94,10 @@ fn to_environment(
 }
 
 const TEMPLATE_COLUMNS: &str =
-    "name, environment, gateway, services, created_by, created_at, updated_at";
+    "name, environment, gateway, services, created_by, created_at, updated_at, resources";
 
 /// name, environment, gateway JSON, services JSON, created_by, created_at,
-/// updated_at.
+/// updated_at, resources JSON.
 type TemplateRow = (
     String,
     Option<String>,
@@ -105,6 +106,7 @@ type TemplateRow = (
     Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
+    String,
 );
 
 fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
@@ -116,11 +118,12 @@ fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         row.get(4)?,
         columns::timestamp(row, 5)?,
         columns::timestamp(row, 6)?,
+        row.get(7)?,
     ))
 }
 
 fn to_template(
-    (name, environment, gateway, services, created_by, created_at, updated_at): TemplateRow,
+    (name, environment, gateway, services, created_by, created_at, updated_at, resources): TemplateRow,
 ) -> Result<Template, StoreError> {
     Ok(Template {
         name,
@@ -130,6 +133,7 @@ fn to_template(
             .transpose()
             .map_err(json_err)?,
         services: serde_json::from_str(&services).map_err(json_err)?,
+        resources: serde_json::from_str(&resources).map_err(json_err)?,
         created_by,
         created_at,
         updated_at,
@@ -319,6 +323,7 @@ impl Store {
         environment: Option<&str>,
         gateway: Option<&RepoBranch>,
         services: &[RepoBranch],
+        resources: &[ResourceSpec],
         created_by: &str,
     ) -> Result<(), StoreError> {
         let gateway = gateway
@@ -326,10 +331,11 @@ impl Store {
             .transpose()
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
+        let resources = serde_json::to_string(resources).map_err(json_err)?;
         self.conn().execute(
-            "INSERT INTO templates (name, environment, gateway, services, created_by, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![name, environment, gateway, services, created_by, now_rfc3339()],
+            "INSERT INTO templates (name, environment, gateway, services, created_by, created_at, updated_at, resources) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![name, environment, gateway, services, created_by, now_rfc3339(), resources],
         )?;
         Ok(())
     }
@@ -342,6 +348,7 @@ impl Store {
         environment: Option<&str>,
         gateway: Option<&RepoBranch>,
         services: &[RepoBranch],
+        resources: &[ResourceSpec],
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
         let gateway = gateway
@@ -349,15 +356,16 @@ impl Store {
             .transpose()
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
+        let resources = serde_json::to_string(resources).map_err(json_err)?;
         let mut conn = self.conn();
         let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, "templates", name, editor)? {
             return Ok(verdict);
         }
         tx.execute(
-            "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5 \
-             WHERE name = ?1",
-            params![name, environment, gateway, services, now_rfc3339()],
+            "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5, \
+             resources = ?6 WHERE name = ?1",
+            params![name, environment, gateway, services, now_rfc3339(), resources],
         )?;
         tx.commit()?;
         Ok(Guarded::Done)
@@ -511,7 +519,7 @@ mod tests {
             .expect("insert");
         assert_eq!(
             store
-                .update_template("old", None, None, &[], ALICE)
+                .update_template("old", None, None, &[], &[], ALICE)
                 .expect("update"),
             Guarded::NotYours(None)
         );

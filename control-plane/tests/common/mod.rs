@@ -772,6 +772,7 @@ pub async fn sandbox_with_gateway(stack: &Stack, client: &Client, name: &str) {
         environment: Some("baseline".to_owned()),
         gateway: Some(main("gateway")),
         services: vec![main("users"), main("orders")],
+        resources: Vec::new(),
     };
     client
         .create_template(&template)

@@ -230,6 +230,7 @@ async fn a_micro_service_runs_with_its_environment_and_its_sandbox_env() {
                     ..ServiceOverrides::default()
                 },
             }],
+            resources: Vec::new(),
         })
         .await
         .expect("create template");
