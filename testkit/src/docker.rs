@@ -531,5 +531,27 @@ impl Drop for ContainerCleanup {
                 .stdin(Stdio::null())
                 .output();
         }
+        // Named volumes with the labels (sandbox resources' data).
+        for (key, value) in &self.labels {
+            let filter = format!("label={key}={value}");
+            if let Ok(out) = Command::new("docker")
+                .args(["volume", "ls", "-q", "--filter", &filter])
+                .stdin(Stdio::null())
+                .output()
+                && out.status.success()
+            {
+                let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if !names.is_empty() {
+                    let _ = Command::new("docker")
+                        .args(["volume", "rm", "-f"])
+                        .args(&names)
+                        .stdin(Stdio::null())
+                        .output();
+                }
+            }
+        }
     }
 }
