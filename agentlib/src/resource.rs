@@ -41,12 +41,14 @@ fn internal(what: &str, err: impl std::fmt::Display) -> RpcError {
 /// A password the server can take inside a quoted SQL string and a URL:
 /// 16-128 of `[A-Za-z0-9]`.
 fn check_password(password: &str) -> Result<(), RpcError> {
-    let ok = (16..=128).contains(&password.len())
-        && password.bytes().all(|b| b.is_ascii_alphanumeric());
+    let ok =
+        (16..=128).contains(&password.len()) && password.bytes().all(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
-        Err(bad_request("the resource password must be 16-128 of A-Z a-z 0-9"))
+        Err(bad_request(
+            "the resource password must be 16-128 of A-Z a-z 0-9",
+        ))
     }
 }
 
@@ -131,7 +133,14 @@ pub(crate) async fn ensure(
         }
     };
     let timeout = Duration::from_secs(agent.config.resources.ready_timeout_secs);
-    wait_ready(agent, &id, request.engine, request.password.expose(), timeout).await?;
+    wait_ready(
+        agent,
+        &id,
+        request.engine,
+        request.password.expose(),
+        timeout,
+    )
+    .await?;
     if created && let Some(sql) = seed {
         if let Err(err) = run_seed(agent, &id, request.engine, request.password.expose(), sql).await
         {
@@ -168,11 +177,21 @@ async fn running_container(
 fn health_check(engine: ResourceEngine, password: &str) -> (Vec<&'static str>, Vec<String>) {
     match engine {
         ResourceEngine::Postgres => (
-            vec!["psql", "-h", "/tmp", "-U", "sdp", "-d", "app", "-tAc", "SELECT 1"],
+            vec![
+                "psql", "-h", "/tmp", "-U", "sdp", "-d", "app", "-tAc", "SELECT 1",
+            ],
             Vec::new(),
         ),
         ResourceEngine::Mariadb => (
-            vec!["mariadb", "--socket=/tmp/mysqld.sock", "-u", "sdp", "app", "-e", "SELECT 1"],
+            vec![
+                "mariadb",
+                "--socket=/tmp/mysqld.sock",
+                "-u",
+                "sdp",
+                "app",
+                "-e",
+                "SELECT 1",
+            ],
             vec![format!("MYSQL_PWD={password}")],
         ),
         ResourceEngine::Redis => (
@@ -233,8 +252,18 @@ async fn run_seed(
     let (argv, env): (Vec<&str>, Vec<String>) = match engine {
         ResourceEngine::Postgres => (
             vec![
-                "psql", "-h", "/tmp", "-U", "sdp", "-d", "app", "-q", "-v", "ON_ERROR_STOP=1",
-                "-f", "-",
+                "psql",
+                "-h",
+                "/tmp",
+                "-U",
+                "sdp",
+                "-d",
+                "app",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-f",
+                "-",
             ],
             Vec::new(),
         ),
@@ -282,12 +311,9 @@ async fn read_seed(
 ) -> Result<Vec<u8>, RpcError> {
     match seed {
         ResourceSeed::Dump { file } => {
-            let dir = agent
-                .config
-                .resources
-                .dumps_dir
-                .clone()
-                .ok_or_else(|| bad_request("this agent has no resources.dumps_dir: dump seeds are off"))?;
+            let dir = agent.config.resources.dumps_dir.clone().ok_or_else(|| {
+                bad_request("this agent has no resources.dumps_dir: dump seeds are off")
+            })?;
             let path = dump_path(&dir, file)?;
             let read = tokio::task::spawn_blocking(move || read_limited(&path))
                 .await
@@ -355,7 +381,9 @@ async fn read_repo_file(
             .components()
             .all(|c| matches!(c, Component::Normal(_)));
     if !plain {
-        return Err(bad_request("a seed path is relative to the repo, without .."));
+        return Err(bad_request(
+            "a seed path is relative to the repo, without ..",
+        ));
     }
     let repos_dir = agent.config.repos_dir.clone();
     let schemes = agent.config.git.allowed_schemes.clone();
@@ -378,17 +406,15 @@ async fn read_repo_file(
         };
         let fetched = crate::git::fetch_to_store(&spec)
             .map_err(|e| bad_request(format!("cannot fetch the seed: {}", e.user_message())))?;
-        let repository = crate::git_store::open(&store)
-            .map_err(|e| internal("opening the repo's store", e))?;
+        let repository =
+            crate::git_store::open(&store).map_err(|e| internal("opening the repo's store", e))?;
         let blob = git2::Oid::from_str(&fetched.commit)
             .and_then(|oid| repository.find_commit(oid))
             .and_then(|commit| commit.tree())
             .and_then(|tree| tree.get_path(Path::new(&path)))
             .and_then(|entry| entry.to_object(&repository))
             .and_then(|object| object.peel_to_blob())
-            .map_err(|_| {
-                bad_request(format!("no file {path} on branch {branch} of {repo}"))
-            })?;
+            .map_err(|_| bad_request(format!("no file {path} on branch {branch} of {repo}")))?;
         if blob.size() as u64 > MAX_SEED_BYTES {
             return Err(bad_request(format!(
                 "seed {path} is larger than {} MiB",
@@ -414,7 +440,14 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("b.sql"), dir.path().join("link.sql"))
             .expect("symlink");
         assert!(dump_path(dir.path(), "a.sql").is_ok());
-        for bad in ["../a.sql", "/etc/passwd", "", "link.sql", "missing.sql", "./a.sql"] {
+        for bad in [
+            "../a.sql",
+            "/etc/passwd",
+            "",
+            "link.sql",
+            "missing.sql",
+            "./a.sql",
+        ] {
             assert!(dump_path(dir.path(), bad).is_err(), "{bad}");
         }
     }

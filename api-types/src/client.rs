@@ -16,8 +16,8 @@ use crate::{
     AgentView, CancelRequested, Deployment, DeploymentStarted, EffectiveRoute, Environment,
     EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse, Me, NewDeployment,
     NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch,
-    SandboxResource, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
-    TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    SandboxResource, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
 };
 
 #[derive(Debug, thiserror::Error)]

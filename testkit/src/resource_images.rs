@@ -38,8 +38,8 @@ pub fn ensure_resource_image(engine: &str) -> String {
     if image_exists(&image) {
         return image;
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../packaging/images/resource-rootfs.sh");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/images/resource-rootfs.sh");
     let work = tempfile::Builder::new()
         .prefix("sdp-resource-image-")
         .tempdir()

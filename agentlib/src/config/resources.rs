@@ -12,8 +12,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use sdp_bus::ResourceEngine;
+use serde::Deserialize;
 
 use super::ByteSize;
 

@@ -37,11 +37,12 @@ pub async fn run(ctx: &Ctx, command: ResourceCommand) -> Result<Exit, CliError> 
     let resources = match command {
         ResourceCommand::Ls(args) => client.resources(&args.sandbox).await?,
         ResourceCommand::Reset(args) => {
-            let reset = client
-                .reset_resource(&args.sandbox, &args.resource)
-                .await?;
+            let reset = client.reset_resource(&args.sandbox, &args.resource).await?;
             if !ctx.json() {
-                eprintln!("{} of {} reset and seeded anew", args.resource, args.sandbox);
+                eprintln!(
+                    "{} of {} reset and seeded anew",
+                    args.resource, args.sandbox
+                );
             }
             vec![reset]
         }

@@ -73,10 +73,15 @@ impl Orchestrator {
             return Ok(env);
         };
         for spec in &template.resources {
-            if !self.store.declare_resource(sandbox, spec, &new_password())? {
+            if !self
+                .store
+                .declare_resource(sandbox, spec, &new_password())?
+            {
                 continue;
             }
-            let (resource, password) = self.ensure_resource(sandbox, spec, credential, false).await?;
+            let (resource, password) = self
+                .ensure_resource(sandbox, spec, credential, false)
+                .await?;
             if let Some(url) = resource_url(&resource, &password) {
                 env.insert(spec.env_var.clone(), url);
             }
@@ -92,8 +97,11 @@ impl Orchestrator {
         spec: &ResourceSpec,
         credential: &GitCredential,
     ) -> Result<StoredResource, ResourceError> {
-        self.store.declare_resource(sandbox, spec, &new_password())?;
-        let (resource, _) = self.ensure_resource(sandbox, spec, credential, true).await?;
+        self.store
+            .declare_resource(sandbox, spec, &new_password())?;
+        let (resource, _) = self
+            .ensure_resource(sandbox, spec, credential, true)
+            .await?;
         Ok(resource)
     }
 
@@ -113,7 +121,11 @@ impl Orchestrator {
             Some(agent) => agent,
             None => self.resource_agent().ok_or(ResourceError::NoAgent)?,
         };
-        if reset || stored.as_ref().is_none_or(|r| r.state != ResourceState::Ready) {
+        if reset
+            || stored
+                .as_ref()
+                .is_none_or(|r| r.state != ResourceState::Ready)
+        {
             self.store.resource_starting(sandbox, &spec.name)?;
         }
         let request = ResourceEnsure {
@@ -146,8 +158,12 @@ impl Orchestrator {
                 )?;
             }
             Err(source) => {
-                self.store
-                    .resource_failed(sandbox, &spec.name, Some(&agent), &source.to_string())?;
+                self.store.resource_failed(
+                    sandbox,
+                    &spec.name,
+                    Some(&agent),
+                    &source.to_string(),
+                )?;
                 return Err(ResourceError::Agent {
                     name: spec.name.clone(),
                     source,

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use sdp_api::{ResourceState, ResourceSpec};
+use sdp_api::{ResourceSpec, ResourceState};
 use sdp_bus::{ResourceEngine, Secret};
 
 use super::{Store, StoreError, columns, now_rfc3339};
@@ -97,10 +97,16 @@ impl Store {
         rows.into_iter().map(to_resource).collect()
     }
 
-    pub fn resource(&self, sandbox: &str, name: &str) -> Result<Option<StoredResource>, StoreError> {
+    pub fn resource(
+        &self,
+        sandbox: &str,
+        name: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
         self.conn()
             .query_row(
-                &format!("SELECT {COLUMNS} FROM sandbox_resources WHERE sandbox = ?1 AND name = ?2"),
+                &format!(
+                    "SELECT {COLUMNS} FROM sandbox_resources WHERE sandbox = ?1 AND name = ?2"
+                ),
                 params![sandbox, name],
                 read_row,
             )
@@ -137,7 +143,11 @@ impl Store {
     }
 
     /// The resource's password (to build its URL).
-    pub fn resource_password(&self, sandbox: &str, name: &str) -> Result<Option<Secret>, StoreError> {
+    pub fn resource_password(
+        &self,
+        sandbox: &str,
+        name: &str,
+    ) -> Result<Option<Secret>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -219,7 +229,11 @@ mod tests {
             seed: None,
         };
         let first = Secret::new("a".repeat(24));
-        assert!(!store.declare_resource("box", &spec, &first).expect("declare"));
+        assert!(
+            !store
+                .declare_resource("box", &spec, &first)
+                .expect("declare")
+        );
         store
             .insert_sandbox(&NewSandbox {
                 name: "box",
@@ -230,10 +244,21 @@ mod tests {
                 pinned: false,
             })
             .expect("sandbox");
-        assert!(store.declare_resource("box", &spec, &first).expect("declare"));
+        assert!(
+            store
+                .declare_resource("box", &spec, &first)
+                .expect("declare")
+        );
         let again = Secret::new("b".repeat(24));
-        assert!(store.declare_resource("box", &spec, &again).expect("declare"));
-        assert_eq!(store.resource_password("box", "db").expect("pw"), Some(first));
+        assert!(
+            store
+                .declare_resource("box", &spec, &again)
+                .expect("declare")
+        );
+        assert_eq!(
+            store.resource_password("box", "db").expect("pw"),
+            Some(first)
+        );
         store
             .resource_ready("box", "db", "micro-1", "10.0.0.5", 41000, 4096)
             .expect("ready");

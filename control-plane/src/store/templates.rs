@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 // Secret values are read only through `Store::environment_secrets`, whose
 // type cannot be serialized: `Environment` never holds them.
-pub use sdp_api::templates::{Environment, RepoBranch, Template, object_only};
 use sdp_api::ResourceSpec;
+pub use sdp_api::templates::{Environment, RepoBranch, Template, object_only};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
 use super::{Store, StoreError, columns, now_rfc3339};
@@ -365,7 +365,14 @@ impl Store {
         tx.execute(
             "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5, \
              resources = ?6 WHERE name = ?1",
-            params![name, environment, gateway, services, now_rfc3339(), resources],
+            params![
+                name,
+                environment,
+                gateway,
+                services,
+                now_rfc3339(),
+                resources
+            ],
         )?;
         tx.commit()?;
         Ok(Guarded::Done)

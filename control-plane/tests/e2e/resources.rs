@@ -114,7 +114,12 @@ fn container_env(deployment: &str) -> Vec<String> {
     let containers = sdp_testkit::containers_with_label("sdp.deployment", deployment);
     assert_eq!(containers.len(), 1, "one container of {deployment}");
     let out = Command::new("docker")
-        .args(["inspect", "--format", "{{json .Config.Env}}", &containers[0]])
+        .args([
+            "inspect",
+            "--format",
+            "{{json .Config.Env}}",
+            &containers[0],
+        ])
         .output()
         .expect("docker inspect");
     serde_json::from_slice(&out.stdout).expect("env JSON")
@@ -138,7 +143,9 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
     stack.agent_extra_env = images;
     stack.start_agent().await;
     stack.fixture.push_file(SEED_BRANCH, "db/seed.sql", PG_SEED);
-    stack.fixture.push_file(SEED_BRANCH, "db/maria.sql", MARIA_SEED);
+    stack
+        .fixture
+        .push_file(SEED_BRANCH, "db/maria.sql", MARIA_SEED);
 
     let owner = stack.login_as(USER).await;
     let other = stack.login_as("eve").await;
@@ -168,8 +175,18 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
                 overrides: Default::default(),
             }],
             resources: vec![
-                spec("db", ResourceEngine::Postgres, "DATABASE_URL", seed("db/seed.sql")),
-                spec("maria", ResourceEngine::Mariadb, "MYSQL_URL", seed("db/maria.sql")),
+                spec(
+                    "db",
+                    ResourceEngine::Postgres,
+                    "DATABASE_URL",
+                    seed("db/seed.sql"),
+                ),
+                spec(
+                    "maria",
+                    ResourceEngine::Mariadb,
+                    "MYSQL_URL",
+                    seed("db/maria.sql"),
+                ),
                 spec("cache", ResourceEngine::Redis, "REDIS_URL", None),
             ],
         })
@@ -217,14 +234,28 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
     assert_eq!(err.status(), Some(403), "{err}");
 
     // The seed is there; data written survives a redeploy of the service.
-    assert_eq!(psql(&db_url, "SELECT name FROM people ORDER BY id"), "ada\ngrace");
+    assert_eq!(
+        psql(&db_url, "SELECT name FROM people ORDER BY id"),
+        "ada\ngrace"
+    );
     psql(&db_url, "INSERT INTO people (name) VALUES ('added')");
     let maria_url = find(&resources, "maria").url.clone().expect("maria url");
     let (maria_pw, maria_host, maria_port) = url_parts(&maria_url);
     let maria = |sql: &str| {
         client(
             "mariadb",
-            &["-h", &maria_host, "-P", &maria_port, "-u", "sdp", "-N", "app", "-e", sql],
+            &[
+                "-h",
+                &maria_host,
+                "-P",
+                &maria_port,
+                "-u",
+                "sdp",
+                "-N",
+                "app",
+                "-e",
+                sql,
+            ],
             ("MYSQL_PWD", &maria_pw),
         )
     };
@@ -266,13 +297,13 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
     assert!(env.contains(&format!("DATABASE_URL={db_url}")), "{env:?}");
 
     // A reset drops the data and seeds anew, on the same URL.
-    let reset = owner
-        .reset_resource(&sandbox, "db")
-        .await
-        .expect("reset");
+    let reset = owner.reset_resource(&sandbox, "db").await.expect("reset");
     assert_eq!(reset.state, ResourceState::Ready);
     assert_eq!(reset.url.as_deref(), Some(db_url.as_str()));
-    assert_eq!(psql(&db_url, "SELECT name FROM people ORDER BY id"), "ada\ngrace");
+    assert_eq!(
+        psql(&db_url, "SELECT name FROM people ORDER BY id"),
+        "ada\ngrace"
+    );
 
     // Deleting the sandbox removes its resources' containers and volumes.
     owner.delete_sandbox(&sandbox).await.expect("delete");

@@ -8,6 +8,7 @@ import { statusBadge, timeEl, commitEl, deploymentLink, SETTLED } from '../forma
 import { autodeployControl, pushedNote } from '../autodeploy.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
 import { serviceEnvEditor } from './sandbox_env.js';
+import { resourcesPanel } from './sandbox_resources.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
@@ -47,6 +48,11 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     onError: (err, title) => sayError(err, title),
   });
 
+  const resources = resourcesPanel(base, {
+    onSaved: (text) => say('ok', text),
+    onError: (err, title) => sayError(err, title),
+  });
+
   view.append(
     el('div', { class: 'page-head' },
       el('div', {}, el('div', { class: 'small' }, el('a', { href: '#/sandboxes' }, '← Sandboxes')),
@@ -59,6 +65,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Services'), el('span', { class: 'hint' }, 'What runs in this sandbox')), services),
     envEditor.node,
+    resources.node,
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Routes'),
         el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service'), prober.button), routes),
@@ -487,6 +494,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       renderServices();
       staleness.update(sandbox.services);
       renderHeadActions();
+      resources.refresh();
     } else if (api.isMissingApi(sb.reason)) {
       sandboxApi = false;
       replace(facts, el('div', { class: 'alert alert-info' },
