@@ -64,6 +64,7 @@ async fn browser_shows_a_sandboxs_resources_and_resets_one() {
 
     let browser = Browser::start(&stack.base_url).await;
     login(&browser, &stack, false).await;
+    browser.watch_controls().await;
     browser.go("/sandboxes/respage").await;
     let row = "#resources-table tr[data-resource=db]";
     browser.wait_for(row).await;

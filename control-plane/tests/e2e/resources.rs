@@ -314,3 +314,86 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
         assert!(!text.contains(&password), "the password leaked into {file}");
     }
 }
+
+/// The figure of docs/BENCHMARKS.md "time to a seeded Postgres resource
+/// ready": a reset is exactly that path (volume dropped, container made,
+/// initdb, seed from the repo branch, first accepted connection), timed
+/// from the API request to its answer. Run with
+/// `cargo nextest run -p sdp-control-plane --test e2e resources::bench
+/// --run-ignored only --no-capture` (`SDP_BENCH_ROUNDS`, default 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run on purpose"]
+async fn bench_seeded_postgres_ready() {
+    let rounds: usize = std::env::var("SDP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let image = ensure_resource_image("postgres");
+    let mut stack = Stack::start_with(StackOptions {
+        agent: false,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.agent_extra_env = vec![("SDP_AGENT__RESOURCES__POSTGRES_IMAGE".to_owned(), image)];
+    stack.start_agent().await;
+    stack.fixture.push_file(SEED_BRANCH, "db/seed.sql", PG_SEED);
+    let owner = stack.login_as(USER).await;
+    let template = unique_id("bench-tpl");
+    let sandbox = unique_id("bench");
+    owner
+        .create_template(&TemplateBody {
+            name: Some(template.clone()),
+            environment: None,
+            gateway: None,
+            services: vec![RepoBranch {
+                repo: REPO.to_owned(),
+                branch: "main".to_owned(),
+                overrides: Default::default(),
+            }],
+            resources: vec![ResourceSpec {
+                name: "db".to_owned(),
+                engine: ResourceEngine::Postgres,
+                env_var: "DATABASE_URL".to_owned(),
+                seed: Some(ResourceSeed::Repo {
+                    repo: REPO.to_owned(),
+                    branch: SEED_BRANCH.to_owned(),
+                    path: "db/seed.sql".to_owned(),
+                }),
+            }],
+        })
+        .await
+        .expect("create template");
+    owner
+        .create_sandbox(&NewSandbox {
+            name: sandbox.clone(),
+            template: Some(template),
+            ..NewSandbox::default()
+        })
+        .await
+        .expect("create sandbox");
+    // The first deploy makes it (and warms the repo's git store).
+    let started = owner
+        .deploy_template(&sandbox, &TemplateDeploy::default())
+        .await
+        .expect("deploy template");
+    wait_for_status(&owner, started.deployments[0].id.as_str(), Status::Running).await;
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let at = std::time::Instant::now();
+        let reset = owner.reset_resource(&sandbox, "db").await.expect("reset");
+        times.push(at.elapsed());
+        let url = reset.url.expect("url");
+        assert_eq!(psql(&url, "SELECT count(*) FROM people"), "2");
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!("| seeded postgres resource, reset to ready ({rounds} rounds) | median | min | max |");
+    println!("|---|---|---|---|");
+    println!(
+        "| drop volume + new container + initdb + seed + first connection | {:.2} s | {:.2} s | {:.2} s |",
+        median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64()
+    );
+    owner.delete_sandbox(&sandbox).await.expect("delete");
+}
