@@ -101,6 +101,8 @@ fn rule(operation_id: &str) -> Option<Rule> {
         // The template's service: known, its deployment failed (no
         // re-apply).
         "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
+        // The fixture's template declares no resources.
+        "reset_resource" => owned(None, &[(404, "not_found")]),
         _ => return None,
     })
 }
@@ -242,6 +244,7 @@ fn fill(path: &str, fixture: &Fixture) -> String {
             "name" if path.starts_with("/api/sandboxes/") => &fixture.sandbox,
             "id" if path.starts_with("/api/deployments/") => &fixture.deployment,
             "service" | "repo" => NO_REPO,
+            "resource" => "db",
             _ => panic!("{path}: this test does not know how to fill {{{param}}}"),
         };
         filled.push_str(value);
