@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 mod container;
+mod resources;
 pub use container::ContainerConfig;
+pub use resources::ResourcesConfig;
 
 /// A config value serde accepts but the agent cannot use, naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,9 @@ pub struct AgentConfig {
     /// The build containers (`[build]`).
     #[serde(default)]
     pub build: BuildConfig,
+    /// Sandbox resources' images and limits (`[resources]`).
+    #[serde(default)]
+    pub resources: ResourcesConfig,
 }
 
 pub use sdp_bus::process::{LogConfig, LogFormat};

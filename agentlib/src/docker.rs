@@ -4,6 +4,7 @@
 
 mod container_spec;
 mod power;
+mod resource;
 
 use std::collections::HashMap;
 
@@ -18,12 +19,15 @@ use crate::error::{AgentError, DeployError};
 
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 pub use power::{LABEL_TEST_RUN, PowerTarget};
+pub use resource::ResourceContainer;
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
 pub const LABEL_SANDBOX: &str = "sdp.sandbox";
 pub const LABEL_SERVICE: &str = "sdp.service";
 pub const LABEL_AGENT: &str = "sdp.agent";
 pub const LABEL_COMMIT: &str = "sdp.commit";
+/// On a sandbox resource's container and volume: the resource's name.
+pub const LABEL_RESOURCE: &str = "sdp.resource";
 
 /// The name of the container of (sandbox, repo) on `agent_id`:
 /// `sdp.<agent>.<sandbox>.<repo>`. Agent ids (subject tokens) and sandbox
@@ -101,7 +105,17 @@ impl DockerClient {
     ) -> Result<Vec<(String, Option<String>)>, DeployError> {
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_owned(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    // An empty value: any container carrying the label.
+                    if v.is_empty() {
+                        (*k).to_owned()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect(),
         )]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)

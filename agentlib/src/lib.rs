@@ -17,6 +17,8 @@
 //! - `agent.rpc.<kind>.test_run` ([`test_run`]): a test command from a
 //!   repo's branch in a build container against a sandbox, its output and
 //!   JUnit counts ([`junit`]) on `deploy.progress.<id>` like a deployment's;
+//! - `agent.cmd.<agent_id>.resource_ensure` ([`resource`]: a sandbox's
+//!   database in a container with a volume, seeded, reset on request);
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →
@@ -36,7 +38,8 @@
 //! Module layers (no module imports one above it; `scripts/lib/cycles.sh`
 //! checks that no import circle forms): [`cli`] → [`agent`] (the loop,
 //! heartbeats) → [`rpc`] (the table of subjects) → the handlers
-//! ([`deploy`], [`branch_status`], [`probe`], [`power`], [`runtime_logs`]) → [`job`] →
+//! ([`deploy`], [`branch_status`], [`probe`], [`power`], [`runtime_logs`],
+//! [`resource`]) → [`job`] →
 //! [`reply`] and [`state`] (the [`state::Agent`] every handler shares, the
 //! table of unsettled jobs) → the parts (git, Docker, flavours, config,
 //! [`host`]).
@@ -64,6 +67,7 @@ pub mod php;
 pub mod power;
 pub mod probe;
 pub mod reply;
+pub mod resource;
 pub mod rpc;
 pub mod runtime_logs;
 pub mod service;

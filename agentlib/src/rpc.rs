@@ -51,7 +51,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 13] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 14] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -117,6 +117,11 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 13] {
             subject::agent_rpc(kind, subject::TEST_RUN),
             To::Kind,
             |agent, message| Box::pin(crate::test_run::handle(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::RESOURCE_ENSURE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_resource_ensure(agent, message)),
         ),
     ]
 }
@@ -343,6 +348,24 @@ async fn handle_power(agent: Arc<Agent>, message: async_nats::Message, power: Po
     respond(&agent, message.reply.clone(), &Reply::from(result)).await;
 }
 
+async fn handle_resource_ensure(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<sdp_bus::ResourceEnsure, sdp_bus::ResourceReady>(
+        &agent,
+        &message,
+        "resource_ensure",
+    )
+    .await
+    else {
+        return;
+    };
+    let (sandbox, name) = (request.sandbox.clone(), request.name.clone());
+    let result = crate::resource::ensure(&agent, request).await;
+    if let Err(err) = &result {
+        tracing::warn!(%sandbox, resource = %name, error = %err, "resource not ready");
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
 async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<Teardown, TeardownDone>(&agent, &message, "teardown").await
@@ -385,6 +408,15 @@ async fn teardown(agent: &Agent, sandbox: &str) -> Result<TeardownDone, RpcError
         )
         .await
         .map_err(|e| internal("removing the containers", e.user_message()))?;
+    // The sandbox's resources' data goes with it.
+    agent
+        .docker
+        .remove_volumes_labelled(&[
+            (docker::LABEL_AGENT, agent.agent_id()),
+            (docker::LABEL_SANDBOX, sandbox),
+        ])
+        .await
+        .map_err(|e| internal("removing the resources' volumes", e.user_message()))?;
 
     // Git may still run in a blocking task of a cancelled job: wait for it
     // through the worktree locks.
@@ -446,6 +478,17 @@ async fn reconcile(agent: &Agent, request: &Reconcile) -> Result<ReconcileDone, 
         .list_labelled(&[(docker::LABEL_AGENT, agent.agent_id())])
         .await
         .map_err(|e| internal("listing containers", e.user_message()))?;
+    // Resources are kept until their sandbox is torn down: they belong to
+    // no deployment.
+    let resources = agent
+        .docker
+        .list_labelled(&[
+            (docker::LABEL_AGENT, agent.agent_id()),
+            (docker::LABEL_RESOURCE, ""),
+        ])
+        .await
+        .map_err(|e| internal("listing containers", e.user_message()))?;
+    let is_resource = |id: &str| resources.iter().any(|(r, _)| r == id);
     let in_flight = agent.running();
     let wanted = |deployment: &str| {
         request
@@ -456,6 +499,10 @@ async fn reconcile(agent: &Agent, request: &Reconcile) -> Result<ReconcileDone, 
     };
     let mut done = ReconcileDone::default();
     for (container, deployment) in containers {
+        if is_resource(&container) {
+            done.kept += 1;
+            continue;
+        }
         match deployment {
             Some(deployment) if wanted(&deployment) => done.kept += 1,
             deployment => {
@@ -505,7 +552,8 @@ mod tests {
                 "probe",
                 "sleep",
                 "wake",
-                "test_run"
+                "test_run",
+                "resource_ensure"
             ]
         );
     }

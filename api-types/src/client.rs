@@ -16,7 +16,7 @@ use crate::{
     AgentView, AuditPage, AuditQuery, CancelRequested, Deployment, DeploymentStarted,
     EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
     Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun, ProbeResult, RouteBody, RuntimeLogsQuery,
-    SandboxPatch, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    SandboxPatch, SandboxResource, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
     ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TestRun,
 };
 
@@ -326,6 +326,25 @@ impl Client {
     ) -> Result<ServiceEnv> {
         let path = format!("{}/env", service_path(sandbox, repo));
         self.json(Method::PUT, &path, Some(body)).await
+    }
+
+    // --- resources ---
+
+    /// `GET /api/sandboxes/{name}/resources`.
+    pub async fn resources(&self, sandbox: &str) -> Result<Vec<SandboxResource>> {
+        self.get(&format!("{}/resources", sandbox_path(sandbox)))
+            .await
+    }
+
+    /// `POST /api/sandboxes/{name}/resources/{resource}/reset`: answers
+    /// when the resource is ready again.
+    pub async fn reset_resource(&self, sandbox: &str, resource: &str) -> Result<SandboxResource> {
+        let path = format!(
+            "{}/resources/{}/reset",
+            sandbox_path(sandbox),
+            segment(resource)
+        );
+        self.json(Method::POST, &path, None::<&()>).await
     }
 
     // --- deployments ---

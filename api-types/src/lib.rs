@@ -10,6 +10,7 @@
 //! - [`checks`]: staleness and route probes.
 //! - [`audit`]: the audit trail.
 //! - [`test_runs`]: test runs against a sandbox and a template's test settings.
+//! - [`resources`]: a sandbox's databases.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -30,6 +31,7 @@ pub mod deployments;
 pub mod error;
 pub mod hooks;
 pub mod ops;
+pub mod resources;
 pub mod rules;
 pub mod sandboxes;
 pub mod session;
@@ -50,6 +52,7 @@ pub use deployments::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use ops::Readiness;
+pub use resources::{ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
     SandboxState, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,

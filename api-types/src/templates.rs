@@ -137,6 +137,9 @@ pub struct Template {
     /// Its sandboxes' test runs (see [`crate::test_runs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<crate::TestSettings>,
+    /// The databases each of its sandboxes gets.
+    #[serde(default)]
+    pub resources: Vec<crate::resources::ResourceSpec>,
     /// Who created it: they or an admin may change or delete it. Null for
     /// one made before creators were recorded (admins only).
     pub created_by: Option<String>,
@@ -148,7 +151,7 @@ pub struct Template {
 
 /// A template to create (`name` required) or to replace (`name`, if
 /// given, must be the path's).
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     #[serde(default)]
@@ -165,4 +168,8 @@ pub struct TemplateBody {
     /// Its sandboxes' test runs.
     #[serde(default, deserialize_with = "object_only::optional")]
     pub tests: Option<crate::TestSettings>,
+    /// The databases each sandbox of the template gets.
+    #[serde(default, deserialize_with = "object_only::many")]
+    #[schema(max_items = 10)]
+    pub resources: Vec<crate::resources::ResourceSpec>,
 }

@@ -778,6 +778,7 @@ pub enum ProbeHop {
     Http,
 }
 
+// For the messages of other modules.
 pub(crate) use checked::{repo as checked_repo, sandbox as checked_sandbox};
 
 /// `deserialize_with` checks for the ids and names in payloads that become

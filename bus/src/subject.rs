@@ -33,6 +33,9 @@ pub const WAKE: &str = "wake";
 /// `agent.rpc.<kind>.test_run`: run a test command against a sandbox
 /// ([`crate::TestRunRequest`]).
 pub const TEST_RUN: &str = "test_run";
+/// `agent.cmd.<agent_id>.resource_ensure`: run (or reset) a sandbox's
+/// database on that agent and answer when it is ready.
+pub const RESOURCE_ENSURE: &str = "resource_ensure";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

@@ -316,6 +316,34 @@ fn examples() -> Vec<(&'static str, String)> {
             })),
         ),
         (
+            "resource_ensure",
+            wire(&sdp_bus::ResourceEnsure {
+                sandbox: "alpha".into(),
+                name: "db".into(),
+                engine: sdp_bus::ResourceEngine::Postgres,
+                password: sdp_bus::Secret::new("0123456789abcdefABCDEF0123456789"),
+                seed: Some(sdp_bus::ResourceSeed::Repo {
+                    repo: "users".into(),
+                    branch: "feature/schema".into(),
+                    path: "db/seed.sql".into(),
+                }),
+                credential: Some(GitCredential {
+                    username: "dev".into(),
+                    password: sdp_bus::Secret::new("app-password"),
+                }),
+                reset: false,
+            }),
+        ),
+        (
+            "resource_ready",
+            wire(&Reply::ok(sdp_bus::ResourceReady {
+                host: "10.0.0.5".into(),
+                port: 32810,
+                size_bytes: 41_943_040,
+                created: true,
+            })),
+        ),
+        (
             "branch_status",
             wire(&BranchStatus {
                 repo: "site".into(),

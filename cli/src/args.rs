@@ -84,6 +84,9 @@ pub enum Command {
     /// KEY=VALUE sets, --unset KEY removes; a running service restarts
     /// with it.
     Env(EnvArgs),
+    /// A sandbox's resources (databases): `ls`, or `reset` one.
+    #[command(subcommand)]
+    Resource(crate::commands::resource::ResourceCommand),
     /// Cancel a deployment.
     Cancel {
         /// The deployment id.

@@ -197,7 +197,14 @@ impl AgentClient {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, AgentCallError> {
-        let pending = self.nats.request(subject, encode(request).into());
+        // The client's own request timeout (10 s by default) would cut a
+        // longer bound short (a resource's start and seed): this one rules.
+        let pending = self.nats.send_request(
+            subject,
+            async_nats::Request::new()
+                .payload(encode(request).into())
+                .timeout(Some(timeout)),
+        );
         let reply = match tokio::time::timeout(timeout, pending).await {
             Err(_) => {
                 return Err(AgentCallError::Timeout {

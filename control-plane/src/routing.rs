@@ -243,6 +243,7 @@ mod tests {
             gateway: Some(service("api-gateway", None)),
             services,
             tests: None,
+            resources: Vec::new(),
             created_by: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,

@@ -20,6 +20,8 @@ mod audit;
 mod checks;
 #[path = "browser/refresh.rs"]
 mod refresh;
+#[path = "browser/resources.rs"]
+mod resources;
 #[path = "browser/runtime_logs.rs"]
 mod runtime_logs;
 #[path = "browser/secrets.rs"]

@@ -20,9 +20,9 @@ case ":$PATH:" in
 esac
 
 # Packages whose install would start a service listening on a port.
-SDP_SERVICE_PACKAGES=(nginx openssh-server)
+SDP_SERVICE_PACKAGES=(nginx openssh-server postgresql mariadb-server redis-server)
 # What each of them enables where systemd runs (ssh: openssh-server's).
-SDP_SERVICE_UNITS=(nginx.service ssh.service)
+SDP_SERVICE_UNITS=(nginx.service ssh.service postgresql.service mariadb.service redis-server.service)
 
 # Running: the binaries, the demo git server (testkit's sdp-demo-git:
 # images from busybox, PHP and composer; Go and PHP fixtures) and what
@@ -90,6 +90,13 @@ sdp_install_test_deps() {
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v strip >/dev/null || missing+=(binutils)
+  # Sandbox resources' images (packaging/images/resource-rootfs.sh) are
+  # cut from the host's database servers and clients.
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+  [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
   sdp_apt_install "${missing[@]}"
 }
 

@@ -313,7 +313,7 @@ fn build_rootfs(root: &Path) {
     fs::write(root.join("etc/group"), GROUP).unwrap_or_else(|e| panic!("write group: {e}"));
 }
 
-fn require_docker() {
+pub(crate) fn require_docker() {
     match Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .stdin(Stdio::null())
@@ -328,7 +328,7 @@ fn require_docker() {
     }
 }
 
-fn image_exists(image: &str) -> bool {
+pub(crate) fn image_exists(image: &str) -> bool {
     output(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]))
         .status
         .success()
@@ -530,6 +530,28 @@ impl Drop for ContainerCleanup {
                 .args(&ids)
                 .stdin(Stdio::null())
                 .output();
+        }
+        // Named volumes with the labels (sandbox resources' data).
+        for (key, value) in &self.labels {
+            let filter = format!("label={key}={value}");
+            if let Ok(out) = Command::new("docker")
+                .args(["volume", "ls", "-q", "--filter", &filter])
+                .stdin(Stdio::null())
+                .output()
+                && out.status.success()
+            {
+                let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if !names.is_empty() {
+                    let _ = Command::new("docker")
+                        .args(["volume", "rm", "-f"])
+                        .args(&names)
+                        .stdin(Stdio::null())
+                        .output();
+                }
+            }
         }
     }
 }

@@ -30,6 +30,8 @@
 //!   `origin` points at the git server.
 //! - [`docker`]: the imported busybox and PHP base images, the build image, the bridge gateway, and
 //!   [`ContainerCleanup`] for labelled containers.
+//! - [`resource_images`]: the postgres, mariadb and redis images of
+//!   sandbox resources ([`ensure_resource_image`]).
 //! - [`process`]: [`ChildGuard`], a child process SIGKILLed on drop.
 //! - [`hosts`]: [`HostAddresses`], extra host addresses standing for
 //!   several agent hosts.
@@ -49,6 +51,7 @@ pub mod process;
 pub mod qa_fixture;
 pub mod realistic_fixture;
 pub mod repos_dir;
+pub mod resource_images;
 pub mod server_thread;
 pub mod util;
 
@@ -71,6 +74,7 @@ pub use process::ChildGuard;
 pub use qa_fixture::QaFixture;
 pub use realistic_fixture::{RealisticGoFixture, realistic_sdp_toml};
 pub use repos_dir::ReposDir;
+pub use resource_images::{RESOURCE_ENGINES, ensure_resource_image, resource_image_name};
 pub use server_thread::ServerThread;
 pub use util::{
     free_port, init_tracing, once_across_processes, try_wait_for, try_wait_for_blocking, unique_id,

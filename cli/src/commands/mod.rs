@@ -12,6 +12,7 @@ mod env;
 mod history;
 mod logs;
 mod open;
+pub mod resource;
 mod rollback;
 mod routes;
 mod sandbox;
@@ -39,6 +40,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Autodeploy(args) => autodeploy::run(ctx, args).await,
         Command::Follow(args) => autodeploy::run_follow(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
+        Command::Resource(command) => resource::run(ctx, command).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,
         Command::Agent(command) => agent_check::run(ctx, command).await,

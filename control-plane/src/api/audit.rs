@@ -56,6 +56,8 @@ pub fn action_for(method: &Method, path: &str) -> Option<AuditAction> {
         ("PUT", "/templates/{name}") => TemplateUpdate,
         ("DELETE", "/templates/{name}") => TemplateDelete,
         ("POST", "/hooks/bitbucket") => Push,
+        ("POST", "/sandboxes/{name}/wake") => SandboxWake,
+        ("POST", "/sandboxes/{name}/test-runs") => TestRunStart,
         _ => return None,
     };
     Some(action)

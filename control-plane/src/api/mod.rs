@@ -17,6 +17,7 @@ mod openapi;
 mod power;
 pub mod preview;
 mod repos;
+mod resources;
 mod runtime_logs;
 mod sandboxes;
 mod service_env;
@@ -121,6 +122,8 @@ fn routes() -> OpenApiRouter<AppState> {
             service_env::show_service_env,
             service_env::put_service_env
         ))
+        .routes(routes!(resources::list_resources))
+        .routes(routes!(resources::reset_resource))
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))

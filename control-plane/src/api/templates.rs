@@ -333,6 +333,7 @@ fn check_template(state: &AppState, body: &TemplateBody) -> Result<(), ApiError>
     if let Some(tests) = &body.tests {
         super::test_runs::check_plan(&crate::orchestrator::test_runs::TestPlan::of(tests))?;
     }
+    super::resources::check_specs(&body.resources)?;
     Ok(())
 }
 
@@ -380,6 +381,7 @@ pub async fn create_template(
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
+        &body.resources,
         &session.username,
     ) {
         Ok(_) => state.store.set_template_tests(&name, body.tests.as_ref())?,
@@ -452,6 +454,7 @@ pub async fn update_template(
         body.environment.as_deref(),
         body.gateway.as_ref(),
         &body.services,
+        &body.resources,
         editor(&state, &session),
     )? {
         Guarded::Done => {

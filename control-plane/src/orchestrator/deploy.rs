@@ -3,9 +3,10 @@
 //! (a gateway with the route table too) and its overrides: the template's,
 //! with the sandbox's own env for the service over the template's env.
 
-use sdp_bus::{DeployRequest, DeploymentId, GitCredential, Status};
+use sdp_bus::{DeployRequest, DeploymentId, GitCredential, RpcError, RpcErrorCode, Status};
 
 use super::placement::{self, Reservation};
+use super::resources::ResourceError;
 use super::{DeployError, Orchestrator, Started};
 use crate::agent_client::AgentCallError;
 use crate::counters::Refusal;
@@ -177,7 +178,7 @@ impl Orchestrator {
             .map(|s| s.overrides.clone())
             .unwrap_or_default();
         overrides.env.extend(self.store.service_env(sandbox, repo)?);
-        let (env, routes) = match (&sandbox_row, kind == sdp_bus::subject::KIND_GATEWAY) {
+        let (mut env, routes) = match (&sandbox_row, kind == sdp_bus::subject::KIND_GATEWAY) {
             (Some(sandbox_row), true) => {
                 let inputs = self.route_table(sandbox_row).await?.gateway_inputs();
                 self.store.set_inputs_digest(&id, &inputs.digest())?;
@@ -189,6 +190,27 @@ impl Orchestrator {
             ),
             (None, _) => Default::default(),
         };
+        // The sandbox's resources, ready before the service starts: their
+        // URLs go over the environment's variables of the same name.
+        if sandbox_row.is_some() && kind != sdp_bus::subject::KIND_GATEWAY {
+            match self
+                .resource_env(sandbox, template.as_ref(), &requester.credential)
+                .await
+            {
+                Ok(urls) => env.extend(urls),
+                Err(ResourceError::Store(err)) => return Err(err.into()),
+                Err(err) => {
+                    let source = AgentCallError::Refused {
+                        method: sdp_bus::subject::RESOURCE_ENSURE,
+                        error: RpcError::new(RpcErrorCode::Unavailable, err.to_string()),
+                    };
+                    let reason = source.to_string();
+                    self.store.fail_deployment(id.as_str(), &reason)?;
+                    publish_failure(&self.nats, id.as_str(), 0, &reason).await;
+                    return Err(DeployError::Dispatch { id, source });
+                }
+            }
+        }
         let request = DeployRequest {
             deployment_id: id.clone(),
             sandbox: sandbox.to_owned(),

@@ -17,6 +17,8 @@
 //!   ([`Orchestrator::wake`]);
 //! - [`credentials`]: which session's credential a sandbox's re-applies
 //!   use; it goes with the session.
+//! - [`resources`]: a sandbox's databases, ready (and their URLs in the
+//!   env) before its services deploy; reset on request.
 //! - [`autodeploy`]: a push redeploys the services with autodeploy on for
 //!   its branch,
 //!   with the service credential ([`Orchestrator::service_credential`]).
@@ -34,6 +36,7 @@ pub mod placement;
 mod plan;
 mod power;
 mod reapply;
+pub mod resources;
 mod results;
 pub mod test_runs;
 

@@ -84,6 +84,7 @@ mod tests {
             gateway: gateway.map(|(r, b)| service(r, b)),
             services: services.iter().map(|(r, b)| service(r, b)).collect(),
             tests: None,
+            resources: Vec::new(),
             created_by: None,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,

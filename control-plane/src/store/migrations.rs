@@ -188,6 +188,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX test_runs_by_sandbox ON test_runs (sandbox, created_at);
     ALTER TABLE templates ADD COLUMN tests TEXT;
     "#,
+    // 11: sandbox resources: what a template declares, and each sandbox's
+    // (its password kept like a secret value: read only where it is used)
+    r#"
+    ALTER TABLE templates ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE sandbox_resources (
+        sandbox     TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        engine      TEXT NOT NULL,
+        env_var     TEXT NOT NULL,
+        password    TEXT NOT NULL,
+        agent_id    TEXT,
+        host        TEXT,
+        port        INTEGER,
+        state       TEXT NOT NULL,
+        error       TEXT,
+        size_bytes  INTEGER NOT NULL DEFAULT 0,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (sandbox, name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

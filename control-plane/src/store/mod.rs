@@ -9,6 +9,7 @@ mod deployments;
 mod guard;
 mod migrations;
 mod power;
+mod resources;
 pub(crate) mod results;
 mod sandboxes;
 mod service_env;
@@ -29,6 +30,7 @@ pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use power::IdleCandidate;
 pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
+pub use resources::StoredResource;
 pub use sessions::SessionRow;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,

@@ -156,6 +156,7 @@ impl Store {
         tx.execute("DELETE FROM routes WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM service_follows WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM service_env WHERE sandbox = ?1", [name])?;
+        tx.execute("DELETE FROM sandbox_resources WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM sandboxes WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(stopped)

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 // Secret values are read only through `Store::environment_secrets`, whose
 // type cannot be serialized: `Environment` never holds them.
+use sdp_api::ResourceSpec;
 pub use sdp_api::templates::{Environment, RepoBranch, Template, object_only};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
@@ -93,10 +94,10 @@ fn to_environment(
 }
 
 const TEMPLATE_COLUMNS: &str =
-    "name, environment, gateway, services, created_by, created_at, updated_at, tests";
+    "name, environment, gateway, services, created_by, created_at, updated_at, tests, resources";
 
 /// name, environment, gateway JSON, services JSON, created_by, created_at,
-/// updated_at, tests JSON.
+/// updated_at, tests JSON, resources JSON.
 type TemplateRow = (
     String,
     Option<String>,
@@ -106,6 +107,7 @@ type TemplateRow = (
     DateTime<Utc>,
     DateTime<Utc>,
     Option<String>,
+    String,
 );
 
 fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
@@ -118,11 +120,12 @@ fn template_row(row: &Row<'_>) -> rusqlite::Result<TemplateRow> {
         columns::timestamp(row, 5)?,
         columns::timestamp(row, 6)?,
         row.get(7)?,
+        row.get(8)?,
     ))
 }
 
 fn to_template(
-    (name, environment, gateway, services, created_by, created_at, updated_at, tests): TemplateRow,
+    (name, environment, gateway, services, created_by, created_at, updated_at, tests, resources): TemplateRow,
 ) -> Result<Template, StoreError> {
     Ok(Template {
         name,
@@ -136,6 +139,7 @@ fn to_template(
             .map(|t| serde_json::from_str(&t))
             .transpose()
             .map_err(json_err)?,
+        resources: serde_json::from_str(&resources).map_err(json_err)?,
         created_by,
         created_at,
         updated_at,
@@ -325,6 +329,7 @@ impl Store {
         environment: Option<&str>,
         gateway: Option<&RepoBranch>,
         services: &[RepoBranch],
+        resources: &[ResourceSpec],
         created_by: &str,
     ) -> Result<(), StoreError> {
         let gateway = gateway
@@ -332,10 +337,11 @@ impl Store {
             .transpose()
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
+        let resources = serde_json::to_string(resources).map_err(json_err)?;
         self.conn().execute(
-            "INSERT INTO templates (name, environment, gateway, services, created_by, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![name, environment, gateway, services, created_by, now_rfc3339()],
+            "INSERT INTO templates (name, environment, gateway, services, created_by, created_at, updated_at, resources) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![name, environment, gateway, services, created_by, now_rfc3339(), resources],
         )?;
         Ok(())
     }
@@ -348,6 +354,7 @@ impl Store {
         environment: Option<&str>,
         gateway: Option<&RepoBranch>,
         services: &[RepoBranch],
+        resources: &[ResourceSpec],
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
         let gateway = gateway
@@ -355,15 +362,23 @@ impl Store {
             .transpose()
             .map_err(json_err)?;
         let services = serde_json::to_string(services).map_err(json_err)?;
+        let resources = serde_json::to_string(resources).map_err(json_err)?;
         let mut conn = self.conn();
         let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, "templates", name, editor)? {
             return Ok(verdict);
         }
         tx.execute(
-            "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5 \
-             WHERE name = ?1",
-            params![name, environment, gateway, services, now_rfc3339()],
+            "UPDATE templates SET environment = ?2, gateway = ?3, services = ?4, updated_at = ?5, \
+             resources = ?6 WHERE name = ?1",
+            params![
+                name,
+                environment,
+                gateway,
+                services,
+                now_rfc3339(),
+                resources
+            ],
         )?;
         tx.commit()?;
         Ok(Guarded::Done)
@@ -535,7 +550,7 @@ mod tests {
             .expect("insert");
         assert_eq!(
             store
-                .update_template("old", None, None, &[], ALICE)
+                .update_template("old", None, None, &[], &[], ALICE)
                 .expect("update"),
             Guarded::NotYours(None)
         );

@@ -49,6 +49,7 @@ async fn browser_lists_test_runs_and_opens_a_failed_one_at_its_log() {
                 junit: Some(QA_REPORT.to_owned()),
                 after_deploy: false,
             }),
+            ..Default::default()
         })
         .await
         .expect("create template");

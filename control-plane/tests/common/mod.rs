@@ -773,6 +773,7 @@ pub async fn sandbox_with_gateway(stack: &Stack, client: &Client, name: &str) {
         gateway: Some(main("gateway")),
         services: vec![main("users"), main("orders")],
         tests: None,
+        resources: Vec::new(),
     };
     client
         .create_template(&template)

@@ -108,6 +108,8 @@ fn rule(operation_id: &str) -> Option<Rule> {
             Some(json!({ "repo": NO_REPO, "command": ["go", "test", "./..."] })),
             &[(503, "no_agent")],
         ),
+        // The fixture's template declares no resources.
+        "reset_resource" => owned(None, &[(404, "not_found")]),
         _ => return None,
     })
 }
@@ -249,6 +251,7 @@ fn fill(path: &str, fixture: &Fixture) -> String {
             "name" if path.starts_with("/api/sandboxes/") => &fixture.sandbox,
             "id" if path.starts_with("/api/deployments/") => &fixture.deployment,
             "service" | "repo" => NO_REPO,
+            "resource" => "db",
             _ => panic!("{path}: this test does not know how to fill {{{param}}}"),
         };
         filled.push_str(value);

@@ -24,6 +24,7 @@ mod placement;
 mod preview;
 mod probe;
 mod read_your_events;
+mod resources;
 mod rollback;
 mod routing;
 mod runtime_logs;

@@ -231,6 +231,7 @@ async fn a_micro_service_runs_with_its_environment_and_its_sandbox_env() {
                 },
             }],
             tests: None,
+            resources: Vec::new(),
         })
         .await
         .expect("create template");

@@ -67,6 +67,7 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
                 overrides: Default::default(),
             }],
             tests: Some(tests.clone()),
+            ..Default::default()
         })
         .await
         .expect("create template");

@@ -9,6 +9,7 @@ import { autodeployControl, pushedNote } from '../autodeploy.js';
 import { stalenessChecker, routeProber } from './sandbox_checks.js';
 import { serviceEnvEditor } from './sandbox_env.js';
 import { sleepControl } from './sandbox_sleep.js';
+import { resourcesPanel } from './sandbox_resources.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
@@ -52,6 +53,11 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     onError: (err, title) => sayError(err, title),
   });
 
+  const resources = resourcesPanel(base, {
+    onSaved: (text) => say('ok', text),
+    onError: (err, title) => sayError(err, title),
+  });
+
   view.append(
     el('div', { class: 'page-head' },
       el('div', {}, el('div', { class: 'small' }, el('a', { href: '#/sandboxes' }, '← Sandboxes')),
@@ -64,6 +70,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Services'), el('span', { class: 'hint' }, 'What runs in this sandbox')), services),
     envEditor.node,
+    resources.node,
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Routes'),
         el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service'), prober.button), routes),
@@ -495,6 +502,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
       renderServices();
       staleness.update(sandbox.services);
       renderHeadActions();
+      resources.refresh();
     } else if (api.isMissingApi(sb.reason)) {
       sandboxApi = false;
       replace(facts, el('div', { class: 'alert alert-info' },
