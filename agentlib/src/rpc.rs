@@ -449,7 +449,7 @@ async fn handle_reconcile(agent: Arc<Agent>, message: async_nats::Message) {
         Ok(done) if !done.removed.is_empty() => {
             tracing::info!(removed = ?done.removed, kept = done.kept, "reconciled containers")
         }
-        Ok(_) => {}
+        Ok(done) => tracing::debug!(kept = done.kept, "reconciled containers: none to remove"),
         Err(err) => tracing::warn!(error = %err, "reconcile failed"),
     }
     respond(&agent, message.reply.clone(), &Reply::from(result)).await;

@@ -3,7 +3,8 @@
 //! with no deploy and no preview request (its containers stopped, not
 //! removed; its deployments still `running`), and wakes on the first
 //! request through its preview link (answered once its services are
-//! healthy), on a deploy, and on `sdp sandbox wake`.
+//! healthy), on a deploy, and on `sdp sandbox wake`; an agent restart
+//! while it sleeps neither starts nor removes its containers.
 
 use std::time::{Duration, Instant};
 
@@ -99,7 +100,7 @@ async fn asleep(stack: &Stack, token: &str, expected: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli() {
-    let stack = Stack::start_with(sleepy_stack()).await;
+    let mut stack = Stack::start_with(sleepy_stack()).await;
     let token = stack.login().await;
     setup(&stack, &token).await;
     let (status, body) = stack
@@ -114,10 +115,14 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
     assert_eq!(created.sandbox.state, SandboxState::Awake);
     deploy_template(&stack, &token, SANDBOX, json!({})).await;
     // The gateway's re-applies settle; every request counts as activity.
-    sdp_testkit::wait_for("the preview link to answer", Duration::from_secs(90), || async {
-        let (status, answer) = preview(&stack, "/users/1").await;
-        (status == StatusCode::OK && from_sandbox("main")(&answer)).then_some(())
-    })
+    sdp_testkit::wait_for(
+        "the preview link to answer",
+        Duration::from_secs(90),
+        || async {
+            let (status, answer) = preview(&stack, "/users/1").await;
+            (status == StatusCode::OK && from_sandbox("main")(&answer)).then_some(())
+        },
+    )
     .await;
 
     // Idle: it sleeps. Gateway, users, orders: three containers.
@@ -180,6 +185,36 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
     assert_eq!(containers(SANDBOX), (3, 0));
     let (status, answer) = preview(&stack, "/users/1").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // Asleep, its agent restarts: the reconcile of the new agent process
+    // keeps the stopped containers and starts none (the deployments are
+    // still `running`: that is the desired state once awake).
+    asleep(&stack, &token, 3).await;
+    stack.kill_agent();
+    stack.start_agent().await;
+    sdp_testkit::wait_for(
+        "the restarted agent's reconcile",
+        Duration::from_secs(60),
+        || async {
+            let (_, out) = stack
+                .process_output()
+                .into_iter()
+                .find(|(name, _)| name == "agent.out")?;
+            let since_start = out.rsplit("agent started").next()?;
+            since_start.contains("reconciled containers").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(containers(SANDBOX), (0, 3), "kept, and still stopped");
+    let view = stack
+        .client_with(&token)
+        .sandbox(SANDBOX)
+        .await
+        .expect("view");
+    assert_eq!(view.sandbox.state, SandboxState::Asleep);
+    let (status, answer) = preview(&stack, "/users/1").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(containers(SANDBOX), (3, 0));
 
     // A stranger may not wake it.
     let stranger = stack.login_as("stranger").await;
