@@ -141,14 +141,14 @@ pub(crate) async fn ensure(
         timeout,
     )
     .await?;
-    if created && let Some(sql) = seed {
-        if let Err(err) = run_seed(agent, &id, request.engine, request.password.expose(), sql).await
-        {
-            // Nothing half-seeded stays: the next ensure starts afresh.
-            let _ = agent.docker.remove_matching(&owner, Some(&name)).await;
-            let _ = agent.docker.remove_volume(&name).await;
-            return Err(err);
-        }
+    if created
+        && let Some(sql) = seed
+        && let Err(err) = run_seed(agent, &id, request.engine, request.password.expose(), sql).await
+    {
+        // Nothing half-seeded stays: the next ensure starts afresh.
+        let _ = agent.docker.remove_matching(&owner, Some(&name)).await;
+        let _ = agent.docker.remove_volume(&name).await;
+        return Err(err);
     }
     let (host_port, _) = agent.docker.state(&id, port).await.map_err(fail)?;
     let port = host_port.ok_or_else(|| internal("the resource", "no published port"))?;

@@ -215,8 +215,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::NewSandbox;
     use super::*;
-    use crate::store::NewSandbox;
 
     #[test]
     fn a_resource_keeps_its_password_and_goes_with_its_sandbox() {

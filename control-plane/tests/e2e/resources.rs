@@ -7,7 +7,8 @@
 //! (checked with the Debian clients psql, mariadb and redis-cli through
 //! the URL's host and port), survives a redeploy of the service and a
 //! restart of the agent (same container), a reset drops it and seeds
-//! anew on the same URL; the password is shown to the owner only; the
+//! anew on the same URL (also through `sdp resource reset`, after `sdp
+//! resource ls`); the password is shown to the owner only; the
 //! sandbox's deletion removes containers and volumes.
 
 use std::process::Command;
@@ -304,6 +305,31 @@ async fn seeded_databases_survive_redeploys_and_restarts_and_reset_seeds_anew() 
     assert_eq!(
         psql(&db_url, "SELECT name FROM people ORDER BY id"),
         "ada\ngrace"
+    );
+
+    // The CLI lists them and resets one.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["resource", "ls", &sandbox]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "db",
+        "postgres",
+        "ready",
+        "DATABASE_URL",
+        "maria",
+        "cache",
+        &db_url,
+    ] {
+        assert!(listed.contains(word), "{word} in {listed}");
+    }
+    let out = sdp.run(&["resource", "reset", &sandbox, "cache"]).await;
+    assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    assert_eq!(
+        redis(&["EXISTS", "k"]),
+        "0",
+        "the reset dropped redis's data"
     );
 
     // Deleting the sandbox removes its resources' containers and volumes.
