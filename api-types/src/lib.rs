@@ -8,6 +8,7 @@
 //! - [`deployments`]: deployments, their queries, runtime logs, the
 //!   WebSocket's query.
 //! - [`checks`]: staleness and route probes.
+//! - [`notify`]: build statuses and outgoing webhooks, their deliveries.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -26,6 +27,7 @@ pub mod checks;
 pub mod deployments;
 pub mod error;
 pub mod hooks;
+pub mod notify;
 pub mod ops;
 pub mod rules;
 pub mod sandboxes;
@@ -44,6 +46,10 @@ pub use deployments::{
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
+pub use notify::{
+    BuildState, DeliveriesQuery, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent, NotifyTarget,
+    TemplateNotify,
+};
 pub use ops::Readiness;
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,

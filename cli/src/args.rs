@@ -68,6 +68,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Past deployments, newest first.
     History(HistoryArgs),
+    /// Build statuses (Bitbucket) and outgoing webhooks sent, newest
+    /// first, with each one's last outcome.
+    Deliveries(DeliveriesArgs),
     /// A sandbox's routes, or change one.
     Routes(RoutesArgs),
     /// Autodeploy: redeploy a service of a sandbox when its branch is
@@ -213,6 +216,15 @@ pub struct HistoryArgs {
     pub repo: Option<String>,
     #[arg(long)]
     pub status: Option<String>,
+    /// At most this many (1-500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only this sandbox's.
+    pub sandbox: Option<String>,
     /// At most this many (1-500).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,

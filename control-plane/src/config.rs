@@ -34,7 +34,14 @@ pub struct Config {
     pub git: GitConfig,
     #[serde(default)]
     pub streams: StreamsConfig,
+    #[serde(default)]
+    pub bitbucket: BitbucketConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
+
+mod notify;
+pub use notify::{BitbucketConfig, Flavour, NotifyConfig};
 
 impl Config {
     /// The defaults, as `scripts/dev.sh` runs them.
@@ -63,7 +70,10 @@ impl Config {
     /// What the types alone cannot say; a failure names the keys (the
     /// binary then exits 64 before binding anything).
     pub fn check(&self) -> Result<(), String> {
-        self.http.check()
+        self.http.check()?;
+        self.bitbucket
+            .check(self.git.service_credential_file.is_some())?;
+        self.notify.check()
     }
 }
 

@@ -16,6 +16,8 @@ mod flows;
 
 #[path = "browser/checks.rs"]
 mod checks;
+#[path = "browser/notify.rs"]
+mod notify;
 #[path = "browser/refresh.rs"]
 mod refresh;
 #[path = "browser/runtime_logs.rs"]

@@ -5,6 +5,7 @@ mod agents;
 mod auth;
 mod autodeploy;
 mod cancel;
+mod deliveries;
 mod checks;
 mod deploy;
 mod env;
@@ -31,6 +32,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::History(args) => history::run(ctx, args).await,
+        Command::Deliveries(args) => deliveries::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,
         Command::Autodeploy(args) => autodeploy::run(ctx, args).await,
         Command::Follow(args) => autodeploy::run_follow(ctx, args).await,

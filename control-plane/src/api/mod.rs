@@ -12,6 +12,7 @@ mod deployments;
 mod error;
 mod forgery;
 mod hooks;
+mod notify;
 mod openapi;
 pub mod preview;
 mod repos;
@@ -118,6 +119,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))
+        .routes(routes!(notify::list_deliveries))
+        .routes(routes!(
+            notify::show_template_notify,
+            notify::put_template_notify
+        ))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -55,6 +55,7 @@ pub const COOKIE: &str = "session_cookie";
         (name = "sandboxes", description = "Sandboxes and their routes"),
         (name = "deployments", description = "Deployments, their logs and live events"),
         (name = "hooks", description = "Push webhooks from Bitbucket (no session: signed with the webhook secret)"),
+        (name = "notifications", description = "Build statuses in Bitbucket and outgoing webhooks: what was sent, and a template's webhooks"),
         (name = "ops", description = "Health, readiness, metrics, this document (no session)"),
     )
 )]

@@ -1,9 +1,10 @@
 //! The SQLite store: deployments, their phases and events, sandboxes and
-//! sessions. WAL mode, so the API and the persister (each with its own
+//! sessions, deliveries of notifications. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
 mod autodeploys;
 pub mod columns;
+mod deliveries;
 mod deployments;
 mod guard;
 mod migrations;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use autodeploys::{Autodeploy, AutodeployTarget};
+pub use deliveries::{Attempt, NewDelivery};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};
