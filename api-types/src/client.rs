@@ -13,11 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AgentView, CancelRequested, DeliveriesQuery, Delivery, Deployment, DeploymentStarted, EffectiveRoute, Environment,
-    EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse, Me, NewDeployment,
-    NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch,
-    SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
-    TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify,
+    AgentView, CancelRequested, DeliveriesQuery, Delivery, Deployment, DeploymentStarted,
+    EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
+    Me, NewDeployment, NewEnvironment, NewSandbox, ProbeResult, RouteBody, RuntimeLogsQuery,
+    SandboxPatch, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    TemplateNotify,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -47,8 +47,8 @@ pub use deployments::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
 pub use notify::{
-    BuildState, DeliveriesQuery, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent, NotifyTarget,
-    TemplateNotify,
+    BuildState, DeliveriesQuery, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent,
+    NotifyTarget, TemplateNotify,
 };
 pub use ops::Readiness;
 pub use sandboxes::{

@@ -165,7 +165,10 @@ pub struct NotifyTarget {
     /// `https://…` (plain `http` only to a loopback host, and only when
     /// `notify.allow_loopback_http` is set). Shown in full to the
     /// template's creator and admins only: a webhook URL is a secret.
-    #[schema(max_length = 2000, example = "https://hooks.slack.com/services/T0/B0/xyz")]
+    #[schema(
+        max_length = 2000,
+        example = "https://hooks.slack.com/services/T0/B0/xyz"
+    )]
     pub url: String,
     /// The events it takes (empty or left out: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

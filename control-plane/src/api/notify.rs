@@ -111,7 +111,13 @@ pub async fn put_template_notify(
         .set_template_notify(&name, &body.targets, editor(&state, &session))?
     {
         Guarded::Done => {
-            tracing::info!(template = name, user = session.username, admin = is_admin(&state, &session), count = body.targets.len(), "template webhooks set");
+            tracing::info!(
+                template = name,
+                user = session.username,
+                admin = is_admin(&state, &session),
+                count = body.targets.len(),
+                "template webhooks set"
+            );
             Ok(Json(body))
         }
         Guarded::NotFound => Err(ApiError::not_found("template")),
@@ -125,7 +131,9 @@ fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(), ApiEr
     }
     for target in targets {
         if target.url.len() > 2000 {
-            return Err(ApiError::bad_request("a webhook URL is at most 2000 characters"));
+            return Err(ApiError::bad_request(
+                "a webhook URL is at most 2000 characters",
+            ));
         }
         if target.events.len() > 4 {
             return Err(ApiError::bad_request("at most 4 events per webhook"));

@@ -28,7 +28,12 @@ pub fn key(sandbox: &str, repo: &str) -> String {
 
 /// Where a build status of `commit` goes. `None`: Cloud and no workspace
 /// (the config check refuses that at start).
-pub fn status_url(config: &BitbucketConfig, flavour: Flavour, repo: &str, commit: &str) -> Option<String> {
+pub fn status_url(
+    config: &BitbucketConfig,
+    flavour: Flavour,
+    repo: &str,
+    commit: &str,
+) -> Option<String> {
     let base = config.base_url();
     match flavour {
         Flavour::Cloud => {
@@ -43,7 +48,13 @@ pub fn status_url(config: &BitbucketConfig, flavour: Flavour, repo: &str, commit
 }
 
 /// The body both flavours take.
-pub fn status_body(state: BuildState, key: &str, name: &str, url: &str, description: &str) -> Value {
+pub fn status_body(
+    state: BuildState,
+    key: &str,
+    name: &str,
+    url: &str,
+    description: &str,
+) -> Value {
     json!({
         "state": state.as_str(),
         "key": key,
@@ -64,7 +75,10 @@ mod tests {
         let long_a = key("a-very-long-sandbox-name-for-tests", "users-service-x");
         let long_b = key("a-very-long-sandbox-name-for-tests", "users-service-y");
         assert_eq!(long_a.len(), KEY_MAX);
-        assert_eq!(long_a, key("a-very-long-sandbox-name-for-tests", "users-service-x"));
+        assert_eq!(
+            long_a,
+            key("a-very-long-sandbox-name-for-tests", "users-service-x")
+        );
         assert_ne!(long_a, long_b);
         for (s, r) in [("s", "r"), (&"x".repeat(63)[..], &"y".repeat(63)[..])] {
             assert!(key(s, r).len() <= KEY_MAX);

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BitbucketConfig, Config, Flavour};
 use crate::store::{
-    BuildState, Deployment, DeliveryKind, DeliveryOutcome, NewDelivery, NotifyEvent, Store,
+    BuildState, DeliveryKind, DeliveryOutcome, Deployment, NewDelivery, NotifyEvent, Store,
 };
 pub use webhook::Facts;
 
@@ -158,7 +158,10 @@ impl Notifier {
             NotifyEvent::DeploymentRunning => (BuildState::Successful, "running".to_owned()),
             _ => (
                 BuildState::Failed,
-                format!("failed: {}", deployment.error.as_deref().unwrap_or("no reason given")),
+                format!(
+                    "failed: {}",
+                    deployment.error.as_deref().unwrap_or("no reason given")
+                ),
             ),
         };
         let url = if event == NotifyEvent::DeploymentRunning {
@@ -207,7 +210,10 @@ impl Notifier {
             key: run.key.clone().unwrap_or_else(|| {
                 // Leaves room for the suffix within Bitbucket's 40.
                 let service = bitbucket::key(&run.sandbox, &run.repo);
-                format!("{}-tests", &service[..service.len().min(bitbucket::KEY_MAX - 6)])
+                format!(
+                    "{}-tests",
+                    &service[..service.len().min(bitbucket::KEY_MAX - 6)]
+                )
             }),
         };
         inner.send(&facts);
@@ -239,7 +245,13 @@ impl Inner {
         };
         let target = format!("bitbucket {}", flavour.as_str());
         let name = format!("SDP {} / {}", facts.sandbox, facts.repo);
-        let body = bitbucket::status_body(facts.state, &facts.key, &name, &facts.url, &facts.description);
+        let body = bitbucket::status_body(
+            facts.state,
+            &facts.key,
+            &name,
+            &facts.url,
+            &facts.description,
+        );
         let supersede_key = format!("{target}|{}|{commit}", facts.key);
         let generation = self.generations.next(&supersede_key);
         let job = |delivery| queue::Job {
@@ -301,12 +313,16 @@ impl Inner {
         let delivery = match self.store.insert_delivery(&new) {
             Ok(id) => id,
             Err(err) => {
-                tracing::warn!(target, error = %err, "cannot record a delivery: not sent");
+                tracing::warn!(to = target, error = %err, "cannot record a delivery: not sent");
                 return;
             }
         };
         if self.jobs.try_send(job(delivery)).is_err() {
-            tracing::warn!(target, delivery, "the notification queue is full: delivery dropped");
+            tracing::warn!(
+                to = target,
+                delivery,
+                "the notification queue is full: delivery dropped"
+            );
             let attempt = crate::store::Attempt {
                 outcome: DeliveryOutcome::Failed,
                 attempts: 0,

@@ -159,7 +159,12 @@ impl Delivering {
             self.record(&job, outcome, attempt, status, error.as_deref());
             if outcome != DeliveryOutcome::Pending {
                 // audit: delivery
-                tracing::info!(delivery = job.delivery, outcome = outcome.as_str(), attempts = attempt, "delivery finished");
+                tracing::info!(
+                    delivery = job.delivery,
+                    outcome = outcome.as_str(),
+                    attempts = attempt,
+                    "delivery finished"
+                );
                 return;
             }
             let wait = backoff(attempt, self.config.backoff, self.config.backoff_max);
@@ -200,7 +205,14 @@ impl Delivering {
         }
     }
 
-    fn record(&self, job: &Job, outcome: DeliveryOutcome, attempts: u32, status: Option<u16>, error: Option<&str>) {
+    fn record(
+        &self,
+        job: &Job,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+        status: Option<u16>,
+        error: Option<&str>,
+    ) {
         let attempt = Attempt {
             outcome,
             attempts,

@@ -56,7 +56,9 @@ pub fn body(facts: &Facts) -> serde_json::Value {
 /// Why a webhook URL is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("webhook URL '{0}' is not an https URL (http only to a loopback host, when notify.allow_loopback_http is set)")]
+    #[error(
+        "webhook URL '{0}' is not an https URL (http only to a loopback host, when notify.allow_loopback_http is set)"
+    )]
     Scheme(String),
     #[error("webhook URL '{0}' has no host, or holds a user name or password")]
     Authority(String),
@@ -88,7 +90,11 @@ pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<(), UrlError> {
         return Err(UrlError::Authority(url.to_owned()));
     }
     let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        authority
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
     } else {
         authority.split(':').next().unwrap_or_default().to_owned()
     };
@@ -102,7 +108,9 @@ pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<(), UrlError> {
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -132,7 +140,10 @@ mod tests {
 
     #[test]
     fn origin_hides_the_path() {
-        assert_eq!(origin("https://hooks.slack.com/services/T/B/secret"), "https://hooks.slack.com");
+        assert_eq!(
+            origin("https://hooks.slack.com/services/T/B/secret"),
+            "https://hooks.slack.com"
+        );
         assert_eq!(origin("http://127.0.0.1:9/x?y"), "http://127.0.0.1:9");
     }
 
@@ -152,7 +163,10 @@ mod tests {
         };
         let body = body(&facts);
         let text = body["text"].as_str().expect("text");
-        assert!(text.contains("users") && text.contains("alpha") && text.contains("0123456789ab"), "{text}");
+        assert!(
+            text.contains("users") && text.contains("alpha") && text.contains("0123456789ab"),
+            "{text}"
+        );
         assert_eq!(body["event"], "deployment.running");
         assert_eq!(body["state"], "SUCCESSFUL");
         assert_eq!(body["commit"], "0123456789abcdef");

@@ -5,9 +5,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-pub use sdp_api::{
-    BuildState, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent, NotifyTarget,
-};
+pub use sdp_api::{BuildState, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent, NotifyTarget};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
 use super::{Store, StoreError, columns, now_rfc3339};
@@ -139,7 +137,11 @@ impl Store {
     }
 
     /// Deliveries, newest first, of one sandbox or all.
-    pub fn deliveries(&self, sandbox: Option<&str>, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    pub fn deliveries(
+        &self,
+        sandbox: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM deliveries WHERE (?1 IS NULL OR sandbox = ?1) \
@@ -160,7 +162,9 @@ impl Store {
             )
             .optional()?;
         match text {
-            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Malformed(e.to_string())),
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| StoreError::Malformed(e.to_string()))
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -173,14 +177,18 @@ impl Store {
         targets: &[NotifyTarget],
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
-        let text = serde_json::to_string(targets).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let text =
+            serde_json::to_string(targets).map_err(|e| StoreError::Malformed(e.to_string()))?;
         let mut conn = self.conn();
         let tx = write_transaction(&mut conn)?;
         if let Some(verdict) = guard(&tx, "templates", template, editor)? {
             return Ok(verdict);
         }
         if targets.is_empty() {
-            tx.execute("DELETE FROM template_notify WHERE template = ?1", [template])?;
+            tx.execute(
+                "DELETE FROM template_notify WHERE template = ?1",
+                [template],
+            )?;
         } else {
             tx.execute(
                 "INSERT INTO template_notify (template, targets, updated_at) VALUES (?1, ?2, ?3) \
@@ -239,6 +247,9 @@ mod tests {
         let kept = store.deliveries(Some("a"), 500).expect("list");
         assert_eq!(kept.len() as i64, KEPT_PER_SANDBOX);
         assert!(kept.iter().all(|d| d.id != id), "the oldest went");
-        assert_eq!(store.deliveries(None, 500).expect("all").len() as i64, KEPT_PER_SANDBOX + 1);
+        assert_eq!(
+            store.deliveries(None, 500).expect("all").len() as i64,
+            KEPT_PER_SANDBOX + 1
+        );
     }
 }

@@ -22,7 +22,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use autodeploys::{Autodeploy, AutodeployTarget};
-pub use deliveries::{Attempt, NewDelivery};
+pub use deliveries::{
+    Attempt, BuildState, Delivery, DeliveryKind, DeliveryOutcome, NewDelivery, NotifyEvent,
+    NotifyTarget,
+};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use sandboxes::{NewSandbox, Sandbox, StoredRoute};

@@ -101,6 +101,10 @@ fn rule(operation_id: &str) -> Option<Rule> {
         // The template's service: known, its deployment failed (no
         // re-apply).
         "put_service_env" => owned(Some(json!({ "env": { "MODE": "changed" } })), &[]),
+        "put_template_notify" => owned(
+            Some(json!({ "targets": [{ "url": "https://hooks.example.com/changed" }] })),
+            &[],
+        ),
         _ => return None,
     })
 }
@@ -257,6 +261,7 @@ async fn snapshot(stack: &Stack, token: &str, fixture: &Fixture) -> Vec<Value> {
     for path in [
         format!("/api/environments/{}", fixture.environment),
         format!("/api/templates/{}", fixture.template),
+        format!("/api/templates/{}/notify", fixture.template),
         format!("/api/sandboxes/{}", fixture.sandbox),
         format!("/api/deployments?sandbox={}", fixture.sandbox),
     ] {

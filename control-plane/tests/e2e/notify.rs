@@ -53,7 +53,10 @@ impl NotifyStack {
             ("SDP_CONTROL_PLANE__NOTIFY__BACKOFF", "300ms".to_owned()),
             ("SDP_CONTROL_PLANE__NOTIFY__TIMEOUT", "1s".to_owned()),
             ("SDP_CONTROL_PLANE__NOTIFY__ATTEMPTS", "6".to_owned()),
-            ("SDP_CONTROL_PLANE__NOTIFY__ALLOW_LOOPBACK_HTTP", "true".to_owned()),
+            (
+                "SDP_CONTROL_PLANE__NOTIFY__ALLOW_LOOPBACK_HTTP",
+                "true".to_owned(),
+            ),
         ]);
         if flavour == "data_center" {
             env.retain(|(k, _)| !k.ends_with("__WORKSPACE"));
@@ -129,7 +132,10 @@ async fn cloud_build_statuses_on_running_and_failed() {
     let running = stack
         .deploy_and_wait(&client, &sandbox, BRANCH, Status::Running)
         .await;
-    let commit = running.commit.clone().expect("a running deployment has its commit");
+    let commit = running
+        .commit
+        .clone()
+        .expect("a running deployment has its commit");
     let path = format!("/2.0/repositories/team/{REPO}/commit/{commit}/statuses/build");
     let got = wait_received(&notify.bitbucket, "SUCCESSFUL on the commit", |r| {
         r.path == path && r.body["state"] == "SUCCESSFUL"
@@ -170,7 +176,11 @@ async fn cloud_build_statuses_on_running_and_failed() {
     })
     .await;
     assert!(first.at <= last.at);
-    assert_eq!(last.body["key"], json!(key), "one key per sandbox and service");
+    assert_eq!(
+        last.body["key"],
+        json!(key),
+        "one key per sandbox and service"
+    );
     let url = last.body["url"].as_str().expect("url");
     assert!(url.ends_with(&format!("/#/deployments/{id}")), "{url}");
     assert!(
@@ -261,7 +271,10 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
     let targets = TemplateNotify {
         targets: vec![NotifyTarget {
             url: url.clone(),
-            events: vec![NotifyEvent::DeploymentRunning, NotifyEvent::DeploymentFailed],
+            events: vec![
+                NotifyEvent::DeploymentRunning,
+                NotifyEvent::DeploymentFailed,
+            ],
         }],
     };
     // Someone else may neither set them nor read the URL's secret path.
@@ -287,7 +300,10 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
         .await
         .expect("set");
     assert_eq!(set, targets);
-    assert_eq!(client.template_notify(&template).await.expect("read"), targets);
+    assert_eq!(
+        client.template_notify(&template).await.expect("read"),
+        targets
+    );
     let seen = other.template_notify(&template).await.expect("read");
     assert_eq!(seen.targets[0].url, hook.url(), "the origin only");
 
@@ -316,12 +332,21 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
     );
     let waits: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
     assert!(waits[0] >= Duration::from_millis(300), "{waits:?}");
-    assert!(waits[1] >= Duration::from_millis(600), "backoff doubles: {waits:?}");
+    assert!(
+        waits[1] >= Duration::from_millis(600),
+        "backoff doubles: {waits:?}"
+    );
     let body = &got[2].body;
     assert_eq!(body["event"], "deployment.running");
     assert_eq!(body["state"], "SUCCESSFUL");
     assert_eq!(body["sandbox"], json!(sandbox));
-    assert!(body["text"].as_str().is_some_and(|t| t.contains(&sandbox)), "{body}");
-    assert!(got.iter().all(|r| r.authorization.is_none()), "no credential to webhooks");
+    assert!(
+        body["text"].as_str().is_some_and(|t| t.contains(&sandbox)),
+        "{body}"
+    );
+    assert!(
+        got.iter().all(|r| r.authorization.is_none()),
+        "no credential to webhooks"
+    );
     stack_shutdown(notify).await;
 }
