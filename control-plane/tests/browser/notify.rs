@@ -42,6 +42,7 @@ async fn browser_shows_the_last_outcome_of_each_delivery() {
 
     let browser = Browser::start(&stack.base_url).await;
     login(&browser, &stack, false).await;
+    browser.watch_controls().await;
     browser.go(&format!("/sandboxes/{sandbox}")).await;
     let pending = "#deliveries tr[data-delivery] [data-outcome=pending]";
     browser
