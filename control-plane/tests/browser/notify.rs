@@ -68,6 +68,9 @@ async fn browser_shows_the_last_outcome_of_each_delivery() {
             "return document.querySelector('#deliveries [data-outcome=delivered]') !== null;",
         )
         .await;
+    browser
+        .js("document.querySelector('#deliveries-card').scrollIntoView(); return true;")
+        .await;
     browser.screenshot("sandbox-notifications").await;
     assert!(bitbucket.received().iter().any(|r| r.answered == 201));
     browser.close().await;
