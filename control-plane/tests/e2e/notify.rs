@@ -159,6 +159,28 @@ async fn cloud_build_statuses_on_running_and_failed() {
     assert_eq!(delivered.commit.as_deref(), Some(commit.as_str()));
     assert_eq!(delivered.attempts, 1);
     assert_eq!(delivered.last_status, Some(201));
+    // The CLI lists the same, as a table and as JSON.
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let out = sdp.run(&["deliveries", &sandbox, "-o", "json"]).await;
+    assert_eq!(
+        crate::cli::code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Delivery> = serde_json::from_slice(&out.stdout).expect("JSON deliveries");
+    assert!(
+        listed
+            .iter()
+            .any(|d| d.id == delivered.id && d.outcome == DeliveryOutcome::Delivered)
+    );
+    let out = sdp.run(&["deliveries", &sandbox]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("bitbucket cloud") && table.contains("delivered"),
+        "{table}"
+    );
 
     // A commit that does not build, asked for by id: INPROGRESS at once,
     // FAILED when it fails, linking to the deployment's page.
