@@ -336,3 +336,84 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{StatusCode, Uri};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+    async fn record(State(seen): State<Seen>, uri: Uri, body: Bytes) -> StatusCode {
+        let body = serde_json::from_slice(&body).unwrap_or_default();
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((uri.path().to_owned(), body));
+        StatusCode::CREATED
+    }
+
+    /// The test-run entry point: plain data in, a build status with the
+    /// service's key and `-tests` out, recorded as delivered.
+    #[tokio::test]
+    async fn a_test_run_that_ended_is_a_build_status() {
+        let seen = Seen::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().fallback(record).with_state(seen.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let mut config = Config::dev();
+        config.bitbucket.flavour = Some(Flavour::DataCenter);
+        config.bitbucket.api_url = Some(format!("http://{addr}"));
+        let credential = GitCredential {
+            username: "svc".into(),
+            password: sdp_bus::Secret::new("pw"),
+        };
+        let (tasks, shutdown) = (
+            tokio_util::task::TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        let notifier = Notifier::start(
+            &config,
+            store.clone(),
+            Some(credential),
+            &tasks,
+            shutdown.clone(),
+        );
+        notifier.test_run_ended(&TestRunEnded {
+            sandbox: "alpha".into(),
+            repo: "users".into(),
+            commit: Some("abc123".into()),
+            id: Some("run-1".into()),
+            key: None,
+            passed: false,
+            url: Some("http://reports.example/run-1".into()),
+            description: "3 of 40 failed".into(),
+        });
+        let delivered = sdp_testkit::wait_for("delivered", Duration::from_secs(10), || async {
+            let rows = store.deliveries(Some("alpha"), 10).ok()?;
+            rows.into_iter()
+                .find(|d| d.outcome == DeliveryOutcome::Delivered)
+        })
+        .await;
+        assert_eq!(delivered.event, NotifyEvent::TestRunEnded);
+        assert_eq!(delivered.key, "sdp-alpha-users-tests");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen[0].0, "/rest/build-status/1.0/commits/abc123");
+        assert_eq!(seen[0].1["state"], "FAILED");
+        assert_eq!(seen[0].1["url"], "http://reports.example/run-1");
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}
