@@ -157,3 +157,42 @@ impl NotifyConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn check(pairs: &[(&str, &str)]) -> Result<(), String> {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        sdp_bus::settings::load::<Config>(None, env)
+            .map_err(|e| e.to_string())?
+            .check()
+    }
+
+    #[test]
+    fn build_statuses_need_the_service_credential_and_their_flavours_keys() {
+        const FLAVOUR: &str = "SDP_CONTROL_PLANE__BITBUCKET__FLAVOUR";
+        const CREDENTIAL: &str = "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE";
+        const WORKSPACE: &str = "SDP_CONTROL_PLANE__BITBUCKET__WORKSPACE";
+        const API_URL: &str = "SDP_CONTROL_PLANE__BITBUCKET__API_URL";
+        check(&[]).expect("off by default");
+        let err = check(&[(FLAVOUR, "cloud"), (WORKSPACE, "team")]).expect_err("no credential");
+        assert!(err.contains("git.service_credential_file"), "{err}");
+        let err = check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c")]).expect_err("no workspace");
+        assert!(err.contains("bitbucket.workspace"), "{err}");
+        check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c"), (WORKSPACE, "team")]).expect("cloud");
+        let err = check(&[(FLAVOUR, "data_center"), (CREDENTIAL, "/c")]).expect_err("no url");
+        assert!(err.contains("bitbucket.api_url"), "{err}");
+        check(&[
+            (FLAVOUR, "data_center"),
+            (CREDENTIAL, "/c"),
+            (API_URL, "https://bitbucket.example.com"),
+        ])
+        .expect("data center");
+        assert!(check(&[(FLAVOUR, "server")]).is_err(), "an unknown flavour");
+        let err = check(&[("SDP_CONTROL_PLANE__NOTIFY__ATTEMPTS", "0")]).expect_err("0");
+        assert!(err.contains("notify.attempts"), "{err}");
+    }
+}
