@@ -734,6 +734,31 @@ mod tests {
     }
 
     #[test]
+    fn build_statuses_need_the_service_credential_and_their_flavours_keys() {
+        const FLAVOUR: &str = "SDP_CONTROL_PLANE__BITBUCKET__FLAVOUR";
+        const CREDENTIAL: &str = "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE";
+        const WORKSPACE: &str = "SDP_CONTROL_PLANE__BITBUCKET__WORKSPACE";
+        const API_URL: &str = "SDP_CONTROL_PLANE__BITBUCKET__API_URL";
+        check(&[]).expect("off by default");
+        let err = check(&[(FLAVOUR, "cloud"), (WORKSPACE, "team")]).expect_err("no credential");
+        assert!(err.contains("git.service_credential_file"), "{err}");
+        let err = check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c")]).expect_err("no workspace");
+        assert!(err.contains("bitbucket.workspace"), "{err}");
+        check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c"), (WORKSPACE, "team")]).expect("cloud");
+        let err = check(&[(FLAVOUR, "data_center"), (CREDENTIAL, "/c")]).expect_err("no url");
+        assert!(err.contains("bitbucket.api_url"), "{err}");
+        check(&[
+            (FLAVOUR, "data_center"),
+            (CREDENTIAL, "/c"),
+            (API_URL, "https://bitbucket.example.com"),
+        ])
+        .expect("data center");
+        assert!(check(&[(FLAVOUR, "server")]).is_err(), "an unknown flavour");
+        let err = check(&[("SDP_CONTROL_PLANE__NOTIFY__ATTEMPTS", "0")]).expect_err("0");
+        assert!(err.contains("notify.attempts"), "{err}");
+    }
+
+    #[test]
     fn sample_config_parses() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/control-plane.sample.toml");
         let config: Config = sdp_bus::settings::load(Some(std::path::Path::new(path)), [])
