@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AgentView, AuditPage, AuditQuery, CancelRequested, Deployment, DeploymentStarted,
+    AgentView, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment, DeploymentStarted,
     EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
-    Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun, ProbeResult, RouteBody, RuntimeLogsQuery,
+    Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun, TemplateNotify, ProbeResult, RouteBody, RuntimeLogsQuery,
     SandboxPatch, SandboxResource, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
     ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TestRun,
 };
@@ -419,6 +419,30 @@ impl Client {
         let path = format!("{}/runtime-logs", deployment_path(id));
         self.send(self.request(Method::GET, &path).query(query))
             .await
+    }
+
+    // --- notifications ---
+
+    /// `GET /api/deliveries?…`: build statuses and webhooks sent, newest
+    /// first, with their last outcome.
+    pub async fn deliveries(&self, query: &DeliveriesQuery) -> Result<Vec<Delivery>> {
+        let builder = self.request(Method::GET, "/api/deliveries").query(query);
+        self.read("/api/deliveries", builder).await
+    }
+
+    /// `GET /api/templates/{name}/notify`.
+    pub async fn template_notify(&self, name: &str) -> Result<TemplateNotify> {
+        self.get(&format!("{}/notify", template_path(name))).await
+    }
+
+    /// `PUT /api/templates/{name}/notify`: replaces its outgoing webhooks.
+    pub async fn put_template_notify(
+        &self,
+        name: &str,
+        body: &TemplateNotify,
+    ) -> Result<TemplateNotify> {
+        let path = format!("{}/notify", template_path(name));
+        self.json(Method::PUT, &path, Some(body)).await
     }
 
     // --- plumbing ---

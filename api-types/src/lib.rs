@@ -11,6 +11,7 @@
 //! - [`audit`]: the audit trail.
 //! - [`test_runs`]: test runs against a sandbox and a template's test settings.
 //! - [`resources`]: a sandbox's databases.
+//! - [`notify`]: build statuses and outgoing webhooks, their deliveries.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -30,6 +31,7 @@ pub mod checks;
 pub mod deployments;
 pub mod error;
 pub mod hooks;
+pub mod notify;
 pub mod ops;
 pub mod resources;
 pub mod rules;
@@ -51,6 +53,10 @@ pub use deployments::{
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use hooks::{HookAnswer, HookOutcome, PushDeployment, PushSkipped};
+pub use notify::{
+    BuildState, DeliveriesQuery, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent,
+    NotifyTarget, TemplateNotify,
+};
 pub use ops::Readiness;
 pub use resources::{ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{

@@ -71,6 +71,9 @@ pub enum Command {
     /// The audit trail: who changed what, newest first (admins see all,
     /// others their own actions and their sandboxes').
     Audit(AuditArgs),
+    /// Build statuses (Bitbucket) and outgoing webhooks sent, newest
+    /// first, with each one's last outcome.
+    Deliveries(DeliveriesArgs),
     /// A sandbox's routes, or change one.
     Routes(RoutesArgs),
     /// Autodeploy: redeploy a service of a sandbox when its branch is
@@ -267,6 +270,15 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = 1)]
     pub page: u32,
     /// Entries per page (1-500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only this sandbox's.
+    pub sandbox: Option<String>,
+    /// At most this many (1-500).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
 }

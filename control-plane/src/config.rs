@@ -36,7 +36,14 @@ pub struct Config {
     pub streams: StreamsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub bitbucket: BitbucketConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
+
+mod notify;
+pub use notify::{BitbucketConfig, Flavour, NotifyConfig};
 
 impl Config {
     /// The defaults, as `scripts/dev.sh` runs them.
@@ -67,7 +74,10 @@ impl Config {
     /// What the types alone cannot say; a failure names the keys (the
     /// binary then exits 64 before binding anything).
     pub fn check(&self) -> Result<(), String> {
-        self.http.check()
+        self.http.check()?;
+        self.bitbucket
+            .check(self.git.service_credential_file.is_some())?;
+        self.notify.check()
     }
 }
 
@@ -794,6 +804,31 @@ mod tests {
         )
         .expect_err("unknown key refused");
         assert!(err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn build_statuses_need_the_service_credential_and_their_flavours_keys() {
+        const FLAVOUR: &str = "SDP_CONTROL_PLANE__BITBUCKET__FLAVOUR";
+        const CREDENTIAL: &str = "SDP_CONTROL_PLANE__GIT__SERVICE_CREDENTIAL_FILE";
+        const WORKSPACE: &str = "SDP_CONTROL_PLANE__BITBUCKET__WORKSPACE";
+        const API_URL: &str = "SDP_CONTROL_PLANE__BITBUCKET__API_URL";
+        check(&[]).expect("off by default");
+        let err = check(&[(FLAVOUR, "cloud"), (WORKSPACE, "team")]).expect_err("no credential");
+        assert!(err.contains("git.service_credential_file"), "{err}");
+        let err = check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c")]).expect_err("no workspace");
+        assert!(err.contains("bitbucket.workspace"), "{err}");
+        check(&[(FLAVOUR, "cloud"), (CREDENTIAL, "/c"), (WORKSPACE, "team")]).expect("cloud");
+        let err = check(&[(FLAVOUR, "data_center"), (CREDENTIAL, "/c")]).expect_err("no url");
+        assert!(err.contains("bitbucket.api_url"), "{err}");
+        check(&[
+            (FLAVOUR, "data_center"),
+            (CREDENTIAL, "/c"),
+            (API_URL, "https://bitbucket.example.com"),
+        ])
+        .expect("data center");
+        assert!(check(&[(FLAVOUR, "server")]).is_err(), "an unknown flavour");
+        let err = check(&[("SDP_CONTROL_PLANE__NOTIFY__ATTEMPTS", "0")]).expect_err("0");
+        assert!(err.contains("notify.attempts"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,9 @@
 //!   user's bound on open WebSockets and runtime-log streams
 //!   ([`user_streams`]);
 //! - the typed config ([`config`]): TOML file and `SDP_CONTROL_PLANE__…` overrides;
+//! - notifications ([`notify`]): build statuses in Bitbucket and outgoing
+//!   webhooks of a deployment that settles or a test run that ends, on a
+//!   queue task that retries with backoff and records each outcome;
 //! - push webhooks ([`webhooks`]): signature, replay window, Bitbucket
 //!   payloads, and the two secret files read at start.
 //!
@@ -63,6 +66,7 @@ pub mod config;
 pub mod counters;
 pub mod events;
 pub mod metrics;
+pub mod notify;
 pub mod orchestrator;
 pub mod persister;
 pub mod probe;
@@ -214,6 +218,13 @@ pub async fn run(
         sessions.clone(),
         config.agents.request_timeout,
         config.agents.heartbeat_timeout,
+    );
+    orchestrator.notifier = notify::Notifier::start(
+        &config,
+        store.clone(),
+        secrets.service_credential.clone(),
+        &tasks,
+        shutdown.clone(),
     );
     orchestrator.service_credential = secrets.service_credential;
     orchestrator.default_ttl_hours = config.sandboxes.default_ttl_hours;

@@ -18,6 +18,8 @@ mod flows;
 mod audit;
 #[path = "browser/checks.rs"]
 mod checks;
+#[path = "browser/notify.rs"]
+mod notify;
 #[path = "browser/refresh.rs"]
 mod refresh;
 #[path = "browser/resources.rs"]

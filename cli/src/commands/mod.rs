@@ -7,6 +7,7 @@ mod auth;
 mod autodeploy;
 mod cancel;
 mod checks;
+mod deliveries;
 mod deploy;
 mod env;
 mod history;
@@ -36,6 +37,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::History(args) => history::run(ctx, args).await,
         Command::Audit(args) => audit::run(ctx, args).await,
+        Command::Deliveries(args) => deliveries::run(ctx, args).await,
         Command::Routes(args) => routes::run(ctx, args).await,
         Command::Autodeploy(args) => autodeploy::run(ctx, args).await,
         Command::Follow(args) => autodeploy::run_follow(ctx, args).await,

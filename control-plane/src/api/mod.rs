@@ -13,6 +13,7 @@ mod deployments;
 mod error;
 mod forgery;
 mod hooks;
+mod notify;
 mod openapi;
 mod power;
 pub mod preview;
@@ -130,6 +131,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(test_runs::list, test_runs::start))
         .routes(routes!(test_runs::show))
+        .routes(routes!(notify::list_deliveries))
+        .routes(routes!(
+            notify::show_template_notify,
+            notify::put_template_notify
+        ))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

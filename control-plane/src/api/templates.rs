@@ -26,7 +26,7 @@ fn check_name(what: &'static str, name: &str) -> Result<(), ApiError> {
 }
 
 /// The caller as an editor of environments and templates.
-fn editor<'a>(state: &AppState, session: &'a Session) -> Editor<'a> {
+pub(super) fn editor<'a>(state: &AppState, session: &'a Session) -> Editor<'a> {
     Editor {
         user: &session.username,
         admin: state.config.auth.admins.contains(&session.username),
@@ -34,7 +34,7 @@ fn editor<'a>(state: &AppState, session: &'a Session) -> Editor<'a> {
 }
 
 /// 403 for a change of what someone else created.
-fn not_yours(what: &str, name: &str, created_by: Option<&str>) -> ApiError {
+pub(super) fn not_yours(what: &str, name: &str, created_by: Option<&str>) -> ApiError {
     let message = match created_by {
         Some(creator) => format!(
             "{what} {name} was created by {creator}; only its creator or an admin may change it"

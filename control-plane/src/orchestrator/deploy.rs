@@ -154,7 +154,11 @@ impl Orchestrator {
             commit: pin.commit.as_deref(),
             redeploy_of: pin.redeploy_of.as_ref(),
         };
-        self.store.insert_deployment_as(&new, requester.editor())?;
+        let inserted = self.store.insert_deployment_as(&new, requester.editor())?;
+        if !reuse_build {
+            // INPROGRESS on the commit, when it is known before the fetch.
+            self.notifier.deployment_started(&inserted);
+        }
         self.wake_for_deploy(sandbox);
         if let Some(session) = &requester.session {
             self.credentials.remember(sandbox, session);

@@ -100,6 +100,9 @@ pub struct Orchestrator {
     /// deployments fetch with it, and a gateway re-apply with no live
     /// session's credential falls back to it.
     pub service_credential: Option<GitCredential>,
+    /// Tells Bitbucket and the template's webhooks of deployments that
+    /// start and settle ([`crate::notify`]); off unless `run` starts it.
+    pub notifier: crate::notify::Notifier,
     /// The TTL of a sandbox its first deploy creates
     /// (`sandboxes.default_ttl_hours`).
     pub default_ttl_hours: u32,
@@ -129,6 +132,7 @@ impl Orchestrator {
             reapplies: Reapplies::default(),
             in_flight: placement::InFlight::default(),
             service_credential: None,
+            notifier: crate::notify::Notifier::off(),
             default_ttl_hours: crate::config::SandboxesConfig::default().default_ttl_hours,
             power: Power::default(),
         }

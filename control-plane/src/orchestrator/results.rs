@@ -1,6 +1,7 @@
 //! Following results: a service of a sandbox reaching `running` (its route
 //! written by the persister with the result) has the sandbox's gateway
-//! re-applied.
+//! re-applied; a deployment reaching `running` or `failed` is told to the
+//! notifier (Bitbucket build status, outgoing webhooks).
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ impl Orchestrator {
             self.check_after_deploy(event);
         }
         let EventBody::Result {
-            status: Status::Running,
+            status: status @ (Status::Running | Status::Failed),
             ..
         } = &event.body
         else {
@@ -44,6 +45,11 @@ impl Orchestrator {
         let Some(deployment) = self.store.deployment(id)? else {
             return Ok(());
         };
+        if deployment.status != *status {
+            return Ok(());
+        }
+        // Told once per result: never waited for (see `crate::notify`).
+        self.notifier.deployment_settled(&deployment);
         if deployment.status != Status::Running {
             return Ok(());
         }

@@ -208,6 +208,35 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sandbox, name)
     ) WITHOUT ROWID;
     "#,
+    // 12: notifications: each delivery of a build status or an outgoing
+    // webhook with its last outcome (never a credential, a webhook by its
+    // origin only), and a template's outgoing webhooks (gone with it).
+    r#"
+    CREATE TABLE deliveries (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        sandbox       TEXT NOT NULL,
+        repo          TEXT NOT NULL,
+        deployment_id TEXT,
+        kind          TEXT NOT NULL,
+        target        TEXT NOT NULL,
+        event         TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        commit_sha    TEXT,
+        key           TEXT NOT NULL,
+        outcome       TEXT NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_status   INTEGER,
+        last_error    TEXT,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_by_sandbox ON deliveries (sandbox, id DESC);
+    CREATE TABLE template_notify (
+        template    TEXT PRIMARY KEY REFERENCES templates (name) ON DELETE CASCADE,
+        targets     TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

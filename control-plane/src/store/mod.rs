@@ -1,10 +1,11 @@
 //! The SQLite store: deployments, their phases and events, sandboxes and
-//! sessions. WAL mode, so the API and the persister (each with its own
+//! sessions, deliveries of notifications. WAL mode, so the API and the persister (each with its own
 //! connection) read and write side by side. Migrations live in code.
 
 mod audit;
 mod autodeploys;
 pub mod columns;
+mod deliveries;
 mod deployments;
 mod guard;
 mod migrations;
@@ -26,6 +27,10 @@ use rusqlite::Connection;
 
 pub use audit::{AuditFilter, NewAuditEntry};
 pub use autodeploys::{Autodeploy, AutodeployTarget};
+pub use deliveries::{
+    Attempt, BuildState, Delivery, DeliveryKind, DeliveryOutcome, NewDelivery, NotifyEvent,
+    NotifyTarget,
+};
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use power::IdleCandidate;

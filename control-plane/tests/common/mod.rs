@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod extra_agent;
+pub mod fake_receiver;
 pub mod log_feed;
 
 use std::path::PathBuf;

@@ -110,6 +110,10 @@ fn rule(operation_id: &str) -> Option<Rule> {
         ),
         // The fixture's template declares no resources.
         "reset_resource" => owned(None, &[(404, "not_found")]),
+        "put_template_notify" => owned(
+            Some(json!({ "targets": [{ "url": "https://hooks.example.com/changed" }] })),
+            &[],
+        ),
         _ => return None,
     })
 }
@@ -267,6 +271,7 @@ async fn snapshot(stack: &Stack, token: &str, fixture: &Fixture) -> Vec<Value> {
     for path in [
         format!("/api/environments/{}", fixture.environment),
         format!("/api/templates/{}", fixture.template),
+        format!("/api/templates/{}/notify", fixture.template),
         format!("/api/sandboxes/{}", fixture.sandbox),
         format!("/api/deployments?sandbox={}", fixture.sandbox),
     ] {

@@ -19,6 +19,7 @@ mod forgery;
 mod gateways;
 mod hardening;
 mod hostile_bus;
+mod notify;
 mod persister;
 mod placement;
 mod preview;

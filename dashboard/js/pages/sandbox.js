@@ -1,6 +1,6 @@
 // #/sandboxes/{name}: services (and each one's env in this sandbox),
-// gateway, routes, deploy form, sleep state and wake, expiry, teardown, and the sandbox's recent
-// deployments.
+// gateway, routes, deploy form, sleep state and wake, expiry, teardown, the
+// sandbox's recent deployments, and the notifications sent for it.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, urlLink, confirmButton, copyButton, place, keyed, setText, setAttr, replaceWhenChanged } from '../dom.js';
@@ -10,6 +10,7 @@ import { stalenessChecker, routeProber } from './sandbox_checks.js';
 import { serviceEnvEditor } from './sandbox_env.js';
 import { sleepControl } from './sandbox_sleep.js';
 import { resourcesPanel } from './sandbox_resources.js';
+import { deliveriesCard } from './sandbox_deliveries.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
 const POLL_MS = 4000;
@@ -48,6 +49,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     onWoken: (woken) => { sandbox = woken; say('ok', 'Awake: its services answer again.'); renderFacts(); refresh(); },
     onError: (err, title) => sayError(err, title),
   });
+  const deliveries = deliveriesCard(name);
   const envEditor = serviceEnvEditor(base, {
     onSaved: (text) => { say('ok', text); refresh(); },
     onError: (err, title) => sayError(err, title),
@@ -76,7 +78,8 @@ export async function render(view, { params, navigate, isCurrent, me }) {
         el('span', { class: 'hint' }, 'Where the sandbox gateway sends each service'), prober.button), routes),
     el('section', { class: 'card' },
       el('div', { class: 'card-head' }, el('h2', {}, 'Recent deployments'),
-        el('a', { href: `#/deployments?sandbox=${encodeURIComponent(name)}` }, 'All of them')), history));
+        el('a', { href: `#/deployments?sandbox=${encodeURIComponent(name)}` }, 'All of them')), history),
+    deliveries.node);
 
   let stopped = false;
   let timer = null;
@@ -521,6 +524,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
     if (rt.status === 'fulfilled') renderRoutes(rt.value);
     else if (api.isMissingApi(rt.reason) || !sandboxApi) replace(routes, el('div', { class: 'empty' }, el('p', {}, 'Routes are not available on this control plane.')));
     else if (!editingRoute) replace(routes, el('div', { class: 'card-body' }, errorBox(rt.reason, 'Cannot load the routes')));
+    deliveries.refresh();
     if (hist.status === 'fulfilled') renderHistory(hist.value);
     else replace(history, el('div', { class: 'card-body' }, errorBox(hist.reason, 'Cannot load the deployments')));
     if (!stopped) timer = setTimeout(refresh, POLL_MS);

@@ -1,0 +1,144 @@
+//! Notifications over REST: `GET /api/deliveries` (the last outcome of
+//! each build status and webhook sent), and a template's outgoing webhooks
+//! (`GET`/`PUT /api/templates/{name}/notify`). Anyone logged in reads
+//! deliveries and a template's webhooks by origin; the full URLs (a
+//! webhook URL is a secret) only its creator and admins, who alone set them.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use sdp_api::{DeliveriesQuery, Delivery, NotifyTarget, TemplateNotify};
+use sdp_bus::validate;
+
+use super::access::is_admin;
+use super::openapi::ErrorBody;
+use super::templates::{editor, not_yours};
+use super::{ApiError, ApiJson, AppState};
+use crate::notify::webhook;
+use crate::sessions::Session;
+use crate::store::Guarded;
+
+/// Deliveries of build statuses and outgoing webhooks, newest first.
+#[utoipa::path(
+    get,
+    path = "/deliveries",
+    operation_id = "list_deliveries",
+    tag = "notifications",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "The deliveries with their last outcome, newest first", body = [Delivery]),
+        (status = 400, description = "A limit out of range, or an unknown parameter (`bad_request`)", body = ErrorBody),
+    ),
+)]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    _session: Session,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Delivery>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    // A filter only (bound as a parameter): a name no sandbox has lists
+    // nothing, as `GET /api/deployments?sandbox=` does.
+    let sandbox = query.sandbox.filter(|s| !s.is_empty());
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 500"));
+    }
+    Ok(Json(state.store.deliveries(sandbox.as_deref(), limit)?))
+}
+
+fn check_template_name(name: &str) -> Result<(), ApiError> {
+    Ok(validate::resource_name("template name", name)?)
+}
+
+/// A template's outgoing webhooks: full URLs for its creator and admins,
+/// their origins for everyone else.
+#[utoipa::path(
+    get,
+    path = "/templates/{name}/notify",
+    operation_id = "show_template_notify",
+    tag = "notifications",
+    params(("name" = String, Path, description = "The template's name", example = "web")),
+    responses(
+        (status = 200, description = "Its webhooks", body = TemplateNotify),
+        (status = 400, description = "An invalid template name (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn show_template_notify(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Json<TemplateNotify>, ApiError> {
+    check_template_name(&name)?;
+    let template = state
+        .store
+        .template(&name)?
+        .ok_or_else(|| ApiError::not_found("template"))?;
+    let mut targets = state.store.template_notify(&name)?;
+    if !editor(&state, &session).may_change(template.created_by.as_deref()) {
+        for target in &mut targets {
+            target.url = webhook::origin(&target.url);
+        }
+    }
+    Ok(Json(TemplateNotify { targets }))
+}
+
+/// Replaces a template's outgoing webhooks (its creator or an admin).
+#[utoipa::path(
+    put,
+    path = "/templates/{name}/notify",
+    operation_id = "put_template_notify",
+    tag = "notifications",
+    params(("name" = String, Path, description = "The template's name", example = "web")),
+    request_body = TemplateNotify,
+    responses(
+        (status = 200, description = "Its webhooks now", body = TemplateNotify),
+        (status = 400, description = "An invalid template name, a URL that is not https (or loopback http where allowed), or more than 10 (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn put_template_notify(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<TemplateNotify>,
+) -> Result<Json<TemplateNotify>, ApiError> {
+    check_template_name(&name)?;
+    check_targets(&state, &body.targets)?;
+    match state
+        .store
+        .set_template_notify(&name, &body.targets, editor(&state, &session))?
+    {
+        Guarded::Done => {
+            tracing::info!(
+                template = name,
+                user = session.username,
+                admin = is_admin(&state, &session),
+                count = body.targets.len(),
+                "template webhooks set"
+            );
+            Ok(Json(body))
+        }
+        Guarded::NotFound => Err(ApiError::not_found("template")),
+        Guarded::NotYours(creator) => Err(not_yours("template", &name, creator.as_deref())),
+    }
+}
+
+fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(), ApiError> {
+    if targets.len() > 10 {
+        return Err(ApiError::bad_request("at most 10 webhooks per template"));
+    }
+    for target in targets {
+        if target.url.len() > 2000 {
+            return Err(ApiError::bad_request(
+                "a webhook URL is at most 2000 characters",
+            ));
+        }
+        if target.events.len() > 4 {
+            return Err(ApiError::bad_request("at most 4 events per webhook"));
+        }
+        webhook::check_url(&target.url, state.config.notify.allow_loopback_http)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The delivery queue: one task takes jobs from a bounded channel and
+//! runs each as its own task (at most [`CONCURRENT`] at once), which tries
+//! it with exponential backoff, recording every attempt's outcome. Nothing
+//! here is awaited by a deployment: enqueueing never waits (a full queue
+//! drops the job, recorded as failed).
+//!
+//! A build status newer for the same target, key and commit supersedes
+//! one still retrying (an `INPROGRESS` that lands after `SUCCESSFUL` would
+//! be wrong). Shutdown stops the tasks between attempts; a delivery cut
+//! short stays `pending`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sdp_bus::GitCredential;
+use sdp_bus::Secret;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::NotifyConfig;
+use crate::store::{Attempt, DeliveryOutcome, Store};
+
+/// Deliveries in flight at once.
+pub const CONCURRENT: usize = 16;
+
+/// One HTTP POST to make, and the row it reports to.
+pub struct Job {
+    pub delivery: i64,
+    pub url: String,
+    pub basic_auth: Option<GitCredential>,
+    pub body: serde_json::Value,
+    /// Set for build statuses: the target, key and commit a newer job
+    /// supersedes this one for, with this job's generation.
+    pub supersede: Option<(String, u64)>,
+}
+
+/// The newest generation per supersede key.
+#[derive(Clone, Default)]
+pub struct Generations(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Generations {
+    /// A new generation of `key`, superseding the ones before.
+    pub fn next(&self, key: &str) -> u64 {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = map.entry(key.to_owned()).or_insert(0);
+        *generation += 1;
+        *generation
+    }
+
+    fn is_current(&self, key: &str, generation: u64) -> bool {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).is_none_or(|g| *g == generation)
+    }
+}
+
+/// What an attempt's result means for the delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Worth another attempt: no answer, 5xx, 408 or 429.
+    Retry,
+    /// A refusal another attempt would get again.
+    GiveUp,
+}
+
+/// The verdict on an answer's status (`None`: no answer came).
+pub fn verdict(status: Option<u16>) -> Verdict {
+    match status {
+        Some(s) if (200..300).contains(&s) => Verdict::Delivered,
+        None | Some(408 | 429) => Verdict::Retry,
+        Some(s) if s >= 500 => Verdict::Retry,
+        Some(_) => Verdict::GiveUp,
+    }
+}
+
+/// The wait after attempt `attempt` (1-based) failed: `base`, doubling,
+/// at most `max`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+    base.saturating_mul(factor).min(max)
+}
+
+/// Takes jobs until shutdown.
+pub async fn run(
+    mut jobs: mpsc::Receiver<Job>,
+    store: Store,
+    config: NotifyConfig,
+    generations: Generations,
+    shutdown: CancellationToken,
+) {
+    let http = match reqwest::Client::builder()
+        .timeout(config.timeout)
+        .user_agent(concat!("sdp/", env!("CARGO_PKG_VERSION")))
+        // A webhook that redirects must not take the credential elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(err) => {
+            tracing::error!(error = %err, "notifications are off: cannot build the HTTP client");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(CONCURRENT));
+    let tasks = tokio_util::task::TaskTracker::new();
+    loop {
+        let job = tokio::select! {
+            () = shutdown.cancelled() => break,
+            job = jobs.recv() => job,
+        };
+        let Some(job) = job else { break };
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        let delivery = Delivering {
+            http: http.clone(),
+            store: store.clone(),
+            config: config.clone(),
+            generations: generations.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(async move {
+            delivery.deliver(job).await;
+            drop(slot);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+struct Delivering {
+    http: reqwest::Client,
+    store: Store,
+    config: NotifyConfig,
+    generations: Generations,
+    shutdown: CancellationToken,
+}
+
+impl Delivering {
+    async fn deliver(&self, job: Job) {
+        let mut attempt = 0;
+        loop {
+            if let Some((key, generation)) = &job.supersede
+                && !self.generations.is_current(key, *generation)
+            {
+                self.record(&job, DeliveryOutcome::Superseded, attempt, None, None);
+                return;
+            }
+            attempt += 1;
+            let (status, error) = self.attempt(&job).await;
+            let outcome = match verdict(status) {
+                Verdict::Delivered => DeliveryOutcome::Delivered,
+                Verdict::Retry if attempt < self.config.attempts => DeliveryOutcome::Pending,
+                Verdict::Retry | Verdict::GiveUp => DeliveryOutcome::Failed,
+            };
+            self.record(&job, outcome, attempt, status, error.as_deref());
+            if outcome != DeliveryOutcome::Pending {
+                // audit: delivery
+                tracing::info!(
+                    delivery = job.delivery,
+                    outcome = outcome.as_str(),
+                    attempts = attempt,
+                    "delivery finished"
+                );
+                return;
+            }
+            let wait = backoff(attempt, self.config.backoff, self.config.backoff_max);
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One POST: the answer's status, and why it failed if it did (never
+    /// the body sent, which a credential is not in anyway).
+    async fn attempt(&self, job: &Job) -> (Option<u16>, Option<String>) {
+        let mut request = self.http.post(&job.url).json(&job.body);
+        if let Some(credential) = &job.basic_auth {
+            request = request.basic_auth(&credential.username, Some(expose(&credential.password)));
+        }
+        let sent = tokio::select! {
+            () = self.shutdown.cancelled() => return (None, Some("shutting down".to_owned())),
+            sent = request.send() => sent,
+        };
+        match sent {
+            Ok(response) => {
+                let status = response.status();
+                let error = (!status.is_success()).then(|| status.to_string());
+                (Some(status.as_u16()), error)
+            }
+            Err(err) => {
+                let why = if err.is_timeout() {
+                    "timed out"
+                } else if err.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                (None, Some(why.to_owned()))
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        job: &Job,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+        status: Option<u16>,
+        error: Option<&str>,
+    ) {
+        let attempt = Attempt {
+            outcome,
+            attempts,
+            status,
+            error,
+        };
+        if let Err(err) = self.store.record_attempt(job.delivery, &attempt) {
+            tracing::warn!(delivery = job.delivery, error = %err, "cannot record a delivery's outcome");
+        }
+    }
+}
+
+fn expose(secret: &Secret) -> &str {
+    secret.expose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(verdict(Some(201)), Verdict::Delivered);
+        assert_eq!(verdict(Some(204)), Verdict::Delivered);
+        assert_eq!(verdict(None), Verdict::Retry);
+        assert_eq!(verdict(Some(503)), Verdict::Retry);
+        assert_eq!(verdict(Some(429)), Verdict::Retry);
+        assert_eq!(verdict(Some(401)), Verdict::GiveUp);
+        assert_eq!(verdict(Some(404)), Verdict::GiveUp);
+        assert_eq!(verdict(Some(302)), Verdict::GiveUp);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_max() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        let waits: Vec<_> = (1..=6).map(|n| backoff(n, base, max)).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 800, 1000, 1000].map(Duration::from_millis)
+        );
+        assert_eq!(backoff(u32::MAX, base, max), max);
+    }
+
+    #[test]
+    fn a_newer_generation_supersedes() {
+        let generations = Generations::default();
+        let first = generations.next("k");
+        assert!(generations.is_current("k", first));
+        let second = generations.next("k");
+        assert!(!generations.is_current("k", first));
+        assert!(generations.is_current("k", second));
+    }
+}
