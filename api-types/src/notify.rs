@@ -75,6 +75,15 @@ pub enum DeliveryKind {
     Webhook,
 }
 
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::BuildStatus => "build_status",
+            DeliveryKind::Webhook => "webhook",
+        }
+    }
+}
+
 /// How a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -35,21 +35,53 @@ const BATCH: usize = 256;
 /// Longest text kept in a field: a row never carries a request body.
 const FIELD_MAX: usize = 256;
 
-/// The handle that records: cheap to clone.
-#[derive(Clone)]
+/// The handle that records: cheap to clone. [`Audit::off`] (the
+/// default) records nothing: parts built before `run` starts the writer,
+/// and their unit tests, hold that one.
+#[derive(Clone, Default)]
 pub struct Audit {
-    queue: mpsc::Sender<NewAuditEntry>,
+    queue: Option<mpsc::Sender<NewAuditEntry>>,
 }
 
 impl Audit {
     /// The handle and its writer, which the caller spawns.
     pub fn start(store: Store) -> (Self, impl std::future::Future<Output = ()>) {
         let (queue, rows) = mpsc::channel(QUEUE);
-        (Self { queue }, write(store, rows))
+        (Self { queue: Some(queue) }, write(store, rows))
+    }
+
+    /// A handle that records nothing.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// Records what the control plane did on its own (actor `system`, no
+    /// address): a sandbox put to sleep or woken, a test run that ended, a
+    /// notification delivered or given up.
+    pub async fn record_system(
+        &self,
+        action: AuditAction,
+        sandbox: &str,
+        target: String,
+        outcome: AuditOutcome,
+        message: Option<String>,
+    ) {
+        self.record(NewAuditEntry {
+            at: Utc::now(),
+            actor: Some(SYSTEM.to_owned()),
+            action,
+            target: Some(target),
+            sandbox: Some(sandbox.to_owned()),
+            address: None,
+            outcome,
+            message,
+        })
+        .await;
     }
 
     /// Queues `entry`; waits only while the queue is full.
     pub async fn record(&self, mut entry: NewAuditEntry) {
+        let Some(queue) = &self.queue else { return };
         for field in [
             &mut entry.actor,
             &mut entry.target,
@@ -61,7 +93,7 @@ impl Audit {
                 truncate(text);
             }
         }
-        let entry = match self.queue.try_send(entry) {
+        let entry = match queue.try_send(entry) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(entry)) => entry,
             Err(mpsc::error::TrySendError::Closed(entry)) => {
@@ -69,7 +101,7 @@ impl Audit {
                 return;
             }
         };
-        if self.queue.send(entry).await.is_err() {
+        if queue.send(entry).await.is_err() {
             tracing::error!("audit writer stopped: entry lost");
         }
     }

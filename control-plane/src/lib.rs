@@ -211,6 +211,11 @@ pub async fn run(
         });
     }
 
+    // The writer is tracked: it ends (writing what is queued) once the
+    // last handle is dropped (the router, the orchestrator and
+    // the notifier hold one).
+    let (audit, audit_writer) = audit::Audit::start(store.clone());
+    tasks.spawn(audit_writer);
     let mut orchestrator = orchestrator::Orchestrator::new(
         store.clone(),
         nats.clone(),
@@ -223,9 +228,11 @@ pub async fn run(
         &config,
         store.clone(),
         secrets.service_credential.clone(),
+        audit.clone(),
         &tasks,
         shutdown.clone(),
     );
+    orchestrator.audit = audit.clone();
     orchestrator.service_credential = secrets.service_credential;
     orchestrator.default_ttl_hours = config.sandboxes.default_ttl_hours;
     tasks.spawn(orchestrator.clone().follow_results(shutdown.clone()));
@@ -239,10 +246,6 @@ pub async fn run(
             .clone()
             .reaper(config.sandboxes.reap_interval, shutdown.clone()),
     );
-    // The writer is tracked: it ends (writing what is queued) once the
-    // last handle is dropped with the router.
-    let (audit, audit_writer) = audit::Audit::start(store.clone());
-    tasks.spawn(audit_writer);
     tasks.spawn(audit::prune(
         store.clone(),
         config.audit.keep_for,

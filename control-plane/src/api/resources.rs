@@ -193,7 +193,6 @@ pub async fn reset_resource(
         .cloned()
         .ok_or_else(|| ApiError::not_found("resource"))?;
     let credential = credential(&state, &session)?;
-    // audit: resource reset
     let reset = state
         .orchestrator
         .reset_resource(&name, &spec, &credential)

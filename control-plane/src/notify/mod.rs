@@ -21,6 +21,7 @@ use sdp_bus::{GitCredential, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::config::{BitbucketConfig, Config, Flavour};
 use crate::store::{
     BuildState, DeliveryKind, DeliveryOutcome, Deployment, NewDelivery, NotifyEvent, Store,
@@ -78,6 +79,7 @@ struct Inner {
     credential: Option<GitCredential>,
     links: Links,
     generations: queue::Generations,
+    audit: Audit,
 }
 
 /// The handle deployments and test runs are told through. Cheap to clone;
@@ -97,6 +99,7 @@ impl Notifier {
         config: &Config,
         store: Store,
         credential: Option<GitCredential>,
+        audit: Audit,
         tasks: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -107,6 +110,7 @@ impl Notifier {
             store.clone(),
             config.notify.clone(),
             generations.clone(),
+            audit.clone(),
             shutdown,
         ));
         let dashboard = config.http.public_url.as_ref().map_or_else(
@@ -125,6 +129,7 @@ impl Notifier {
             credential,
             links: Links { dashboard, preview },
             generations,
+            audit,
         })))
     }
 
@@ -228,8 +233,9 @@ impl Inner {
         }
         for url in self.webhooks(&facts.sandbox, facts.event) {
             let target = webhook::origin(&url);
-            let job = |delivery| queue::Job {
+            let job = |delivery, audit| queue::Job {
                 delivery,
+                audit,
                 url,
                 basic_auth: None,
                 body: webhook::body(facts),
@@ -254,8 +260,9 @@ impl Inner {
         );
         let supersede_key = format!("{target}|{}|{commit}", facts.key);
         let generation = self.generations.next(&supersede_key);
-        let job = |delivery| queue::Job {
+        let job = |delivery, audit| queue::Job {
             delivery,
+            audit,
             url,
             basic_auth: self.credential.clone(),
             body,
@@ -297,7 +304,7 @@ impl Inner {
         kind: DeliveryKind,
         target: &str,
         facts: &Facts,
-        job: impl FnOnce(i64) -> queue::Job,
+        job: impl FnOnce(i64, queue::Audited) -> queue::Job,
     ) {
         let new = NewDelivery {
             sandbox: &facts.sandbox,
@@ -317,7 +324,8 @@ impl Inner {
                 return;
             }
         };
-        if self.jobs.try_send(job(delivery)).is_err() {
+        let audited = queue::Audited::of(kind, target, facts);
+        if let Err(full) = self.jobs.try_send(job(delivery, audited)) {
             tracing::warn!(
                 to = target,
                 delivery,
@@ -329,10 +337,15 @@ impl Inner {
                 status: None,
                 error: Some("the notification queue was full"),
             };
-            // audit: delivery
             if let Err(err) = self.store.record_attempt(delivery, &attempt) {
                 tracing::warn!(delivery, error = %err, "cannot record a dropped delivery");
             }
+            let (audit, audited) = (self.audit.clone(), full.into_inner().audit);
+            tokio::spawn(async move {
+                audited
+                    .record(&audit, delivery, DeliveryOutcome::Failed, 0)
+                    .await;
+            });
         }
     }
 }
@@ -387,6 +400,7 @@ mod tests {
             &config,
             store.clone(),
             Some(credential),
+            Audit::off(),
             &tasks,
             shutdown.clone(),
         );

@@ -18,8 +18,11 @@ use sdp_bus::Secret;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use sdp_api::{AuditAction, AuditOutcome};
+
+use crate::audit::Audit;
 use crate::config::NotifyConfig;
-use crate::store::{Attempt, DeliveryOutcome, Store};
+use crate::store::{Attempt, DeliveryKind, DeliveryOutcome, Store};
 
 /// Deliveries in flight at once.
 pub const CONCURRENT: usize = 16;
@@ -27,6 +30,8 @@ pub const CONCURRENT: usize = 16;
 /// One HTTP POST to make, and the row it reports to.
 pub struct Job {
     pub delivery: i64,
+    /// What its audit entry says once it is delivered or given up.
+    pub audit: Audited,
     pub url: String,
     pub basic_auth: Option<GitCredential>,
     pub body: serde_json::Value,
@@ -74,6 +79,40 @@ pub fn verdict(status: Option<u16>) -> Verdict {
     }
 }
 
+/// A delivery as the audit trail names it: its sandbox, and `<kind>
+/// <event> to <target>` (a webhook by its origin only).
+pub struct Audited {
+    sandbox: String,
+    what: String,
+}
+
+impl Audited {
+    pub fn of(kind: DeliveryKind, target: &str, facts: &super::Facts) -> Self {
+        Self {
+            sandbox: facts.sandbox.clone(),
+            what: format!("{} {} to {target}", kind.as_str(), facts.event.as_str()),
+        }
+    }
+
+    /// Appends the `delivery` entry (actor `system`): ok once delivered,
+    /// failed once given up.
+    pub async fn record(&self, audit: &Audit, delivery: i64, outcome: DeliveryOutcome, attempts: u32) {
+        let outcome_of = match outcome {
+            DeliveryOutcome::Delivered => AuditOutcome::Ok,
+            _ => AuditOutcome::Failed,
+        };
+        audit
+            .record_system(
+                AuditAction::Delivery,
+                &self.sandbox,
+                format!("delivery {delivery}"),
+                outcome_of,
+                Some(format!("{}: {} after {attempts} attempt(s)", self.what, outcome.as_str())),
+            )
+            .await;
+    }
+}
+
 /// The wait after attempt `attempt` (1-based) failed: `base`, doubling,
 /// at most `max`.
 pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
@@ -87,6 +126,7 @@ pub async fn run(
     store: Store,
     config: NotifyConfig,
     generations: Generations,
+    audit: Audit,
     shutdown: CancellationToken,
 ) {
     let http = match reqwest::Client::builder()
@@ -120,6 +160,7 @@ pub async fn run(
             store: store.clone(),
             config: config.clone(),
             generations: generations.clone(),
+            audit: audit.clone(),
             shutdown: shutdown.clone(),
         };
         tasks.spawn(async move {
@@ -136,6 +177,7 @@ struct Delivering {
     store: Store,
     config: NotifyConfig,
     generations: Generations,
+    audit: Audit,
     shutdown: CancellationToken,
 }
 
@@ -158,7 +200,9 @@ impl Delivering {
             };
             self.record(&job, outcome, attempt, status, error.as_deref());
             if outcome != DeliveryOutcome::Pending {
-                // audit: delivery
+                job.audit
+                    .record(&self.audit, job.delivery, outcome, attempt)
+                    .await;
                 tracing::info!(
                     delivery = job.delivery,
                     outcome = outcome.as_str(),

@@ -182,9 +182,23 @@ impl Orchestrator {
             };
             for sandbox in expired {
                 tracing::info!(sandbox = %sandbox.name, expired_at = %sandbox.expires_at, "reaping expired sandbox");
-                if let Err(err) = self.teardown(&sandbox.name).await {
+                let reaped = self.teardown(&sandbox.name).await;
+                if let Err(err) = &reaped {
                     tracing::error!(sandbox = %sandbox.name, error = %err, "reaping failed");
                 }
+                let (outcome, message) = match reaped {
+                    Ok(_) => (sdp_api::AuditOutcome::Ok, format!("expired at {}", sandbox.expires_at)),
+                    Err(err) => (sdp_api::AuditOutcome::Failed, err.to_string()),
+                };
+                self.audit
+                    .record_system(
+                        sdp_api::AuditAction::SandboxExpire,
+                        &sandbox.name,
+                        sandbox.name.clone(),
+                        outcome,
+                        Some(message),
+                    )
+                    .await;
             }
         }
     }

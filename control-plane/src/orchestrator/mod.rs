@@ -38,6 +38,7 @@ mod power;
 mod reapply;
 pub mod resources;
 mod results;
+mod test_run_end;
 pub mod test_runs;
 
 use std::time::Duration;
@@ -108,6 +109,9 @@ pub struct Orchestrator {
     pub default_ttl_hours: u32,
     /// Sleep and wake: last activity, per-sandbox locks, wakes under way.
     pub power: Power,
+    /// Records what the orchestrator does on its own (sleep, wake, a test
+    /// run's end); off unless `run` starts the writer.
+    pub audit: crate::audit::Audit,
 }
 
 impl Orchestrator {
@@ -135,6 +139,7 @@ impl Orchestrator {
             notifier: crate::notify::Notifier::off(),
             default_ttl_hours: crate::config::SandboxesConfig::default().default_ttl_hours,
             power: Power::default(),
+            audit: crate::audit::Audit::off(),
         }
     }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use sdp_api::{AuditAction, AuditOutcome};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use sdp_bus::{SandboxPower, SandboxPowered, ServiceSettings, Status};
@@ -181,7 +182,6 @@ impl Orchestrator {
         if sandbox.state == SandboxState::Awake {
             return Ok(());
         }
-        // audit: sandbox.wake
         tracing::info!(sandbox = name, "waking sandbox");
         let started = Instant::now();
         self.store
@@ -213,6 +213,24 @@ impl Orchestrator {
             }
             Err(err) => tracing::warn!(sandbox = name, error = %err, "wake failed"),
         }
+        // Whatever asked for it (a preview request, a deploy, the API),
+        // the wake itself is the control plane's.
+        let (audited, message) = match &outcome {
+            Ok(()) => (
+                AuditOutcome::Ok,
+                format!("awake in {:.1} s", started.elapsed().as_secs_f64()),
+            ),
+            Err(err) => (AuditOutcome::Failed, err.to_string()),
+        };
+        self.audit
+            .record_system(
+                AuditAction::SandboxWake,
+                name,
+                name.to_owned(),
+                audited,
+                Some(message),
+            )
+            .await;
         outcome
     }
 
@@ -232,12 +250,25 @@ impl Orchestrator {
         if candidate.busy || !self.idle_since(name, candidate.last_activity, idle) {
             return Ok(false);
         }
-        // audit: sandbox.sleep
         tracing::info!(sandbox = name, "sandbox idle: putting it to sleep");
-        if let Err(reason) = self.power_agents(name, sdp_bus::subject::SLEEP).await {
+        let slept = self.power_agents(name, sdp_bus::subject::SLEEP).await;
+        if let Err(reason) = &slept {
             // Some containers may have stopped: a wake starts them again.
             tracing::warn!(sandbox = name, %reason, "sleep failed on an agent; marked asleep so the next request wakes it");
         }
+        let (audited, message) = match slept {
+            Ok(()) => (AuditOutcome::Ok, format!("idle for {} s", idle.as_secs())),
+            Err(reason) => (AuditOutcome::Failed, reason),
+        };
+        self.audit
+            .record_system(
+                AuditAction::SandboxSleep,
+                name,
+                name.to_owned(),
+                audited,
+                Some(message),
+            )
+            .await;
         self.store.set_sandbox_state(name, SandboxState::Asleep)?;
         Ok(true)
     }

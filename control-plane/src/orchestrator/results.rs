@@ -20,7 +20,21 @@ impl Orchestrator {
     /// another agent is removed, and the newest running service of a
     /// sandbox gets the sandbox's gateway re-applied.
     async fn on_result(&self, event: &Event) -> Result<(), DeployError> {
-        if let EventBody::Result { test: None, .. } = &event.body {
+        if let EventBody::Result {
+            status,
+            commit,
+            test,
+            ..
+        } = &event.body
+        {
+            // A test run's result (or the failure of its dispatch, which
+            // carries no outcome) ends the run, not a deployment.
+            let id = event.deployment_id.as_str();
+            if test.is_some() || self.store.test_run(id)?.is_some() {
+                self.test_run_ended(id, *status, test.as_ref(), commit.as_deref())
+                    .await;
+                return Ok(());
+            }
             self.check_after_deploy(event);
         }
         let EventBody::Result {

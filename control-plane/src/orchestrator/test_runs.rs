@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use sdp_api::{TestRun, TestRunTrigger, TestSettings};
+use sdp_api::{AuditAction, AuditOutcome, TestRun, TestRunTrigger, TestSettings};
 use sdp_bus::{DeployAccepted, DeploymentId, GitCredential, Status, TestRunRequest};
 
 use super::Orchestrator;
@@ -147,7 +147,19 @@ impl Orchestrator {
             trigger,
             created_by: user,
         })?;
-        // audit: test run start
+        // A user's start is recorded by the API; this one is the
+        // control plane's own.
+        if trigger == TestRunTrigger::AfterDeploy {
+            self.audit
+                .record_system(
+                    AuditAction::TestRunStart,
+                    sandbox,
+                    id.to_string(),
+                    AuditOutcome::Ok,
+                    Some(format!("after deploy: {}@{}", plan.repo, plan.branch)),
+                )
+                .await;
+        }
         let services = self
             .store
             .latest_deployments(sandbox)?
@@ -193,7 +205,6 @@ impl Orchestrator {
             Err(source) => {
                 let reason = source.to_string();
                 self.store.fail_test_run(id.as_str(), &reason)?;
-                // notify: test run ended
                 publish_failure(&self.nats, id.as_str(), 0, &reason).await;
                 return Err(TestRunError::Dispatch { id, source });
             }

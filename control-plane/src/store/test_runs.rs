@@ -169,8 +169,7 @@ pub(crate) fn apply_event(tx: &rusqlite::Transaction<'_>, event: &Event) -> rusq
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(|_| malformed("junit"))?;
-            // notify: test run ended (sandbox, repo, commit, state, url: #/test-runs/<id>)
-            // audit: test run end
+            // The orchestrator tells and records the end (`test_run_end`).
             let at = columns::timestamp_text(event.ts);
             tx.execute(
                 "UPDATE test_runs SET status = ?2, exit_code = ?3, junit = ?4, error = ?5, \
