@@ -50,16 +50,17 @@ impl Audit {
 
     /// Queues `entry`; waits only while the queue is full.
     pub async fn record(&self, mut entry: NewAuditEntry) {
-        for field in [
+        for text in [
             &mut entry.actor,
             &mut entry.target,
             &mut entry.sandbox,
             &mut entry.address,
             &mut entry.message,
-        ] {
-            if let Some(text) = field {
-                truncate(text);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            truncate(text);
         }
         let entry = match self.queue.try_send(entry) {
             Ok(()) => return,
