@@ -765,18 +765,19 @@ mod tests {
 
     #[test]
     fn audit_retention_reads_human_durations() {
-        assert_eq!(Config::dev().audit.keep_for, Duration::from_secs(90 * 86400));
-        assert_eq!(Config::dev().audit.prune_interval, Duration::from_secs(3600));
-        let config: Config = sdp_bus::settings::load(
-            None,
-            env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP_FOR", "2w")]),
-        )
-        .expect("2w");
+        assert_eq!(
+            Config::dev().audit.keep_for,
+            Duration::from_secs(90 * 86400)
+        );
+        assert_eq!(
+            Config::dev().audit.prune_interval,
+            Duration::from_secs(3600)
+        );
+        let config: Config =
+            sdp_bus::settings::load(None, env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP_FOR", "2w")]))
+                .expect("2w");
         assert_eq!(config.audit.keep_for, Duration::from_secs(14 * 86400));
-        sdp_bus::settings::load::<Config>(
-            None,
-            env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP", "1d")]),
-        )
-        .expect_err("unknown key refused");
+        sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP", "1d")]))
+            .expect_err("unknown key refused");
     }
 }
