@@ -210,23 +210,36 @@ pub struct AuditQuery {
     /// Only this sandbox's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
-    /// Only this action (its wire name, e.g. `sandbox.create`).
+    /// Only this action (its wire name, e.g. `sandbox.create`; empty: any).
+    #[param(schema_with = action_filter)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Only at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
     /// Only before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
     /// Page number, from 1 (newest first).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u32>,
     /// Entries per page (1 to 500; default 50).
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+}
+
+/// An action's wire name, or empty for any.
+fn action_filter() -> utoipa::openapi::Object {
+    let names = std::iter::once("").chain(AuditAction::ALL.map(AuditAction::as_str));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names))
+        .description(Some("Only this action (empty: any)"))
+        .build()
 }
 
 /// One page of the audit trail, newest first.

@@ -82,16 +82,17 @@ impl Audit {
     /// Queues `entry`; waits only while the queue is full.
     pub async fn record(&self, mut entry: NewAuditEntry) {
         let Some(queue) = &self.queue else { return };
-        for field in [
+        for text in [
             &mut entry.actor,
             &mut entry.target,
             &mut entry.sandbox,
             &mut entry.address,
             &mut entry.message,
-        ] {
-            if let Some(text) = field {
-                truncate(text);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            truncate(text);
         }
         let entry = match queue.try_send(entry) {
             Ok(()) => return,

@@ -837,5 +837,24 @@ mod tests {
         let config: Config = sdp_bus::settings::load(Some(std::path::Path::new(path)), [])
             .expect("sample config parses");
         assert!(!config.auth.credential_check_repo.is_empty());
+        assert_eq!(config.audit.keep_for, Duration::from_secs(90 * 24 * 3600));
+    }
+
+    #[test]
+    fn audit_retention_reads_human_durations() {
+        assert_eq!(
+            Config::dev().audit.keep_for,
+            Duration::from_secs(90 * 86400)
+        );
+        assert_eq!(
+            Config::dev().audit.prune_interval,
+            Duration::from_secs(3600)
+        );
+        let config: Config =
+            sdp_bus::settings::load(None, env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP_FOR", "2w")]))
+                .expect("2w");
+        assert_eq!(config.audit.keep_for, Duration::from_secs(14 * 86400));
+        sdp_bus::settings::load::<Config>(None, env(&[("SDP_CONTROL_PLANE__AUDIT__KEEP", "1d")]))
+            .expect_err("unknown key refused");
     }
 }

@@ -160,17 +160,17 @@ pub async fn record_changes(
 const PAGE: u32 = 50;
 
 fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    text.filter(|text| !text.is_empty())
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{name} must be an RFC 3339 time (2026-01-01T00:00:00Z)"
-                    ))
-                })
-        })
-        .transpose()
+    // Empty is not a time: the document says RFC 3339.
+    text.map(|text| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name} must be an RFC 3339 time (2026-01-01T00:00:00Z)"
+                ))
+            })
+    })
+    .transpose()
 }
 
 /// The audit trail, newest first, a page at a time: an admin's is every
@@ -202,8 +202,10 @@ pub async fn list(
     };
     let page = query.page.unwrap_or(1);
     let limit = query.limit.unwrap_or(PAGE);
-    if page == 0 || !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("page starts at 1; limit is 1 to 500"));
+    if !(1..=1_000_000).contains(&page) || !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "page is 1 to 1000000; limit is 1 to 500",
+        ));
     }
     let nonempty = |value: Option<String>| value.filter(|v| !v.is_empty());
     let filter = AuditFilter {

@@ -685,7 +685,15 @@ async fn sdp_audit_lists_and_filters() {
         "{table}"
     );
     let out = sdp
-        .run(&["-o", "json", "audit", "--action", "sandbox.create", "--limit", "1"])
+        .run(&[
+            "-o",
+            "json",
+            "audit",
+            "--action",
+            "sandbox.create",
+            "--limit",
+            "1",
+        ])
         .await;
     assert_eq!(code(&out), 0, "{}", show(&out));
     let page: sdp_api::AuditPage = serde_json::from_slice(&out.stdout).expect("a page as JSON");
