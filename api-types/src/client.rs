@@ -13,11 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AgentView, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment, DeploymentStarted,
-    EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery, LoginBody, LoginResponse,
-    Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun, TemplateNotify, ProbeResult, RouteBody, RuntimeLogsQuery,
-    SandboxPatch, SandboxResource, SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
-    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TestRun,
+    AgentView, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment,
+    DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery,
+    LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
+    ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource, SandboxStaleness,
+    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
+    Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify, TestRun,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -32,5 +32,5 @@ pub mod validate;
 
 pub use codec::{CodecError, PROTOCOL_VERSION, decode, encode};
 pub use message::*;
-pub use test_run::{JunitSummary, TestOutcome, TestRunRequest};
 pub use resource::{ResourceEngine, ResourceEnsure, ResourceReady, ResourceSeed};
+pub use test_run::{JunitSummary, TestOutcome, TestRunRequest};

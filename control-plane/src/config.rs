@@ -742,7 +742,10 @@ mod tests {
         let path = dir.path().join("credential_check_repo.toml");
         let err = sdp_bus::settings::load::<Config>(
             Some(&path),
-            env(&[("SDP_CONTROL_PLANE__AUTH__PROBE_REPO", "https://git.example/e.git")]),
+            env(&[(
+                "SDP_CONTROL_PLANE__AUTH__PROBE_REPO",
+                "https://git.example/e.git",
+            )]),
         )
         .expect_err("both names refused");
         assert!(

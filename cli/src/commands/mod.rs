@@ -18,8 +18,8 @@ mod rollback;
 mod routes;
 mod sandbox;
 mod tap;
-mod wake;
 mod test;
+mod wake;
 
 use clap::CommandFactory;
 

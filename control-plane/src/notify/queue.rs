@@ -96,7 +96,13 @@ impl Audited {
 
     /// Appends the `delivery` entry (actor `system`): ok once delivered,
     /// failed once given up.
-    pub async fn record(&self, audit: &Audit, delivery: i64, outcome: DeliveryOutcome, attempts: u32) {
+    pub async fn record(
+        &self,
+        audit: &Audit,
+        delivery: i64,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+    ) {
         let outcome_of = match outcome {
             DeliveryOutcome::Delivered => AuditOutcome::Ok,
             _ => AuditOutcome::Failed,
@@ -107,7 +113,11 @@ impl Audited {
                 &self.sandbox,
                 format!("delivery {delivery}"),
                 outcome_of,
-                Some(format!("{}: {} after {attempts} attempt(s)", self.what, outcome.as_str())),
+                Some(format!(
+                    "{}: {} after {attempts} attempt(s)",
+                    self.what,
+                    outcome.as_str()
+                )),
             )
             .await;
     }

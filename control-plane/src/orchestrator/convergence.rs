@@ -187,7 +187,10 @@ impl Orchestrator {
                     tracing::error!(sandbox = %sandbox.name, error = %err, "reaping failed");
                 }
                 let (outcome, message) = match reaped {
-                    Ok(_) => (sdp_api::AuditOutcome::Ok, format!("expired at {}", sandbox.expires_at)),
+                    Ok(_) => (
+                        sdp_api::AuditOutcome::Ok,
+                        format!("expired at {}", sandbox.expires_at),
+                    ),
                     Err(err) => (sdp_api::AuditOutcome::Failed, err.to_string()),
                 };
                 self.audit

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sdp_api::{AuditAction, AuditOutcome};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use sdp_api::{AuditAction, AuditOutcome};
 use sdp_bus::{SandboxPower, SandboxPowered, ServiceSettings, Status};
 use tokio_util::sync::CancellationToken;
 

@@ -101,11 +101,17 @@ mod tests {
             ..JunitSummary::default()
         };
         assert_eq!(
-            describe(Status::Stopped, Some(&outcome(true, Some(0), Some(counts(3, 0))))),
+            describe(
+                Status::Stopped,
+                Some(&outcome(true, Some(0), Some(counts(3, 0))))
+            ),
             "passed (exit 0, 3 tests)"
         );
         assert_eq!(
-            describe(Status::Stopped, Some(&outcome(false, Some(1), Some(counts(4, 1))))),
+            describe(
+                Status::Stopped,
+                Some(&outcome(false, Some(1), Some(counts(4, 1))))
+            ),
             "failed (exit 1, 1 of 4 tests failed)"
         );
         assert_eq!(

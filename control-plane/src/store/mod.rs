@@ -34,8 +34,8 @@ pub use deliveries::{
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
 pub use power::IdleCandidate;
-pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
 pub use resources::StoredResource;
+pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
 pub use sessions::SessionRow;
 pub use templates::{
     Environment, EnvironmentWrite, RepoBranch, SecretVars, Template, is_constraint, object_only,
