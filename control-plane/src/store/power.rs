@@ -62,7 +62,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewSandbox;
+    use crate::store::sandboxes::NewSandbox;
 
     #[test]
     fn state_and_activity_round_trip_and_activity_never_goes_back() {
