@@ -23,7 +23,7 @@ use utoipa::openapi::Required;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::Schema;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
@@ -151,7 +151,28 @@ const PATH_PATTERNS: &[(&str, &str, usize)] = &[
     ("name", rules::RESOURCE_NAME, 63),
     ("repo", rules::REPO_NAME, 63),
     ("service", rules::REPO_NAME, 63),
+    ("resource", rules::RESOURCE_NAME, 63),
 ];
+
+/// Internally tagged enums whose variants take no other field (serde's
+/// `deny_unknown_fields`): utoipa closes structs' objects, not these.
+const CLOSED_ONE_OFS: &[&str] = &["ResourceSeed"];
+
+fn close_one_ofs(openapi: &mut OpenApi) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for name in CLOSED_ONE_OFS {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(*name) {
+            for variant in &mut one_of.items {
+                if let RefOr::T(Schema::Object(object)) = variant {
+                    object.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
+    }
+}
 
 /// States each named path parameter's pattern and length.
 fn constrain_path_parameters(operation: &mut Operation) {
@@ -175,6 +196,7 @@ fn constrain_path_parameters(operation: &mut Operation) {
 /// Adds the shared responses to every operation of the routed document,
 /// and the links.
 pub fn finish(mut openapi: OpenApi) -> OpenApi {
+    close_one_ofs(&mut openapi);
     for (path, status, parameter, value, targets) in LINKS {
         let Some(operation) = openapi
             .paths

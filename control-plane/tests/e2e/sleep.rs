@@ -143,6 +143,29 @@ async fn a_sandbox_sleeps_when_idle_and_wakes_on_a_request_a_deploy_and_the_cli(
         .await
         .expect("view");
     assert_eq!(view.sandbox.state, SandboxState::Awake);
+    // Both are the control plane's own acts in the owner's audit trail.
+    for action in ["sandbox.sleep", "sandbox.wake"] {
+        let entry = sdp_testkit::wait_for(
+            &format!("a {action} entry"),
+            Duration::from_secs(10),
+            || async {
+                let page = stack
+                    .client_with(&token)
+                    .audit(&sdp_api::AuditQuery {
+                        sandbox: Some(SANDBOX.to_owned()),
+                        action: Some(action.to_owned()),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?;
+                page.entries.into_iter().next()
+            },
+        )
+        .await;
+        assert_eq!(entry.actor.as_deref(), Some("system"), "{entry:?}");
+        assert_eq!(entry.outcome, sdp_api::AuditOutcome::Ok, "{entry:?}");
+        assert_eq!(entry.address, None, "{entry:?}");
+    }
     let (status, answer) = preview(&stack, "/orders/1").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 

@@ -159,6 +159,46 @@ async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
     assert!(log.contains("--- FAIL: TestUsersIsAtRevisionTwo"), "{log}");
     assert!(log.contains("SDP_SERVICE_URL_USERS="), "{log}");
 
+    // The audit trail: the control plane started the first run (after
+    // the deploy) and recorded each run's end with its verdict.
+    let ends = wait_for(
+        "both runs' end in the audit trail",
+        Duration::from_secs(10),
+        || async {
+            let page = client
+                .audit(&sdp_api::AuditQuery {
+                    sandbox: Some(sandbox.clone()),
+                    action: Some("test_run.end".to_owned()),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            (page.entries.len() == 2).then_some(page.entries)
+        },
+    )
+    .await;
+    let verdicts: Vec<(Option<&str>, sdp_api::AuditOutcome, Option<&str>)> = ends
+        .iter()
+        .map(|e| (e.target.as_deref(), e.outcome, e.message.as_deref()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (
+                Some(failed.id.as_str()),
+                sdp_api::AuditOutcome::Failed,
+                Some("failed (exit 1, 1 of 4 tests failed)")
+            ),
+            (
+                Some(after_deploy.id.as_str()),
+                sdp_api::AuditOutcome::Ok,
+                Some("passed (exit 0, 3 tests)")
+            ),
+        ],
+        "{ends:?}"
+    );
+    assert!(ends.iter().all(|e| e.actor.as_deref() == Some("system")));
+
     // History: newest first.
     let history = client.test_runs(&sandbox).await.expect("history");
     let ids: Vec<&str> = history.iter().map(|r| r.id.as_str()).collect();
