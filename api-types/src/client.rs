@@ -446,6 +446,21 @@ impl Client {
         self.json(Method::PUT, &path, Some(body)).await
     }
 
+    /// `GET /api/environments/{name}/notify`.
+    pub async fn environment_notify(&self, name: &str) -> Result<TemplateNotify> {
+        self.get(&format!("{}/notify", environment_path(name))).await
+    }
+
+    /// `PUT /api/environments/{name}/notify`: replaces its outgoing webhooks.
+    pub async fn put_environment_notify(
+        &self,
+        name: &str,
+        body: &TemplateNotify,
+    ) -> Result<TemplateNotify> {
+        let path = format!("{}/notify", environment_path(name));
+        self.json(Method::PUT, &path, Some(body)).await
+    }
+
     // --- plumbing ---
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

@@ -166,14 +166,17 @@ pub struct DeliveriesQuery {
     pub limit: Option<u32>,
 }
 
-/// An outgoing webhook of a template: `POST`ed JSON with a Slack-compatible
-/// `text` for each event it takes.
+/// An outgoing webhook of a template or an environment: `POST`ed JSON with
+/// a Slack-compatible `text` for each event it takes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyTarget {
     /// `https://…` (plain `http` only to a loopback host, and only when
-    /// `notify.allow_loopback_http` is set). Shown in full to the
-    /// template's creator and admins only: a webhook URL is a secret.
+    /// `notify.allow_loopback_http` is set), to a host on the Internet
+    /// (not one that is or resolves to a loopback, private, link-local …
+    /// address, unless `notify.allowed_private_hosts` names it). Shown in
+    /// full to the owner's creator and admins only: a webhook URL is a
+    /// secret.
     #[schema(
         max_length = 2000,
         example = "https://hooks.slack.com/services/T0/B0/xyz"
@@ -185,7 +188,9 @@ pub struct NotifyTarget {
     pub events: Vec<NotifyEvent>,
 }
 
-/// A template's outgoing webhooks (all of them; a `PUT` replaces them).
+/// A template's or an environment's outgoing webhooks (all of them; a
+/// `PUT` replaces them). A sandbox sends to its template's and its
+/// environment's; a URL in both is sent to once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateNotify {

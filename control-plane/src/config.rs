@@ -43,7 +43,7 @@ pub struct Config {
 }
 
 mod notify;
-pub use notify::{BitbucketConfig, Flavour, NotifyConfig};
+pub use notify::{AllowedHost, BitbucketConfig, Flavour, NotifyConfig};
 
 impl Config {
     /// The defaults, as `scripts/dev.sh` runs them.
@@ -67,6 +67,7 @@ impl sdp_bus::settings::Settings for Config {
         "http.trusted_proxies",
         "auth.admins",
         "auth.verify_kinds",
+        "notify.allowed_private_hosts",
     ];
 }
 

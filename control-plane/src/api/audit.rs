@@ -60,6 +60,7 @@ pub fn action_for(method: &Method, path: &str) -> Option<AuditAction> {
         ("POST", "/sandboxes/{name}/test-runs") => TestRunStart,
         ("POST", "/sandboxes/{name}/resources/{resource}/reset") => ResourceReset,
         ("PUT", "/templates/{name}/notify") => TemplateUpdate,
+        ("PUT", "/environments/{name}/notify") => EnvironmentUpdate,
         _ => return None,
     };
     Some(action)

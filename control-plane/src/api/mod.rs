@@ -136,6 +136,10 @@ fn routes() -> OpenApiRouter<AppState> {
             notify::show_template_notify,
             notify::put_template_notify
         ))
+        .routes(routes!(
+            notify::show_environment_notify,
+            notify::put_environment_notify
+        ))
         .routes(routes!(openapi::document_json))
         .fallback(|| async { ApiError::not_found("API path") });
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

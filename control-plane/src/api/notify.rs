@@ -1,8 +1,10 @@
 //! Notifications over REST: `GET /api/deliveries` (the last outcome of
-//! each build status and webhook sent), and a template's outgoing webhooks
-//! (`GET`/`PUT /api/templates/{name}/notify`). Anyone logged in reads
-//! deliveries and a template's webhooks by origin; the full URLs (a
-//! webhook URL is a secret) only its creator and admins, who alone set them.
+//! each build status and webhook sent), and the outgoing webhooks of a
+//! template (`GET`/`PUT /api/templates/{name}/notify`) and of an
+//! environment (`…/environments/{name}/notify`). Anyone logged in reads
+//! deliveries and webhooks by origin; the full URLs (a webhook URL is a
+//! secret) only the owner's creator and admins, who alone set them. A URL
+//! set must pass [`crate::notify::guard`] (no internal hosts).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -13,6 +15,7 @@ use super::access::is_admin;
 use super::openapi::ErrorBody;
 use super::templates::{editor, not_yours};
 use super::{ApiError, ApiJson, AppState};
+use crate::notify::guard::Guard;
 use crate::notify::webhook;
 use crate::sessions::Session;
 use crate::store::Guarded;
@@ -49,6 +52,26 @@ fn check_template_name(name: &str) -> Result<(), ApiError> {
     Ok(validate::resource_name("template name", name)?)
 }
 
+fn check_environment_name(name: &str) -> Result<(), ApiError> {
+    Ok(validate::resource_name("environment name", name)?)
+}
+
+/// The URLs as `session` may see them: in full for who may change the
+/// owner (made by `creator`), else their origins only.
+fn shown(
+    state: &AppState,
+    session: &Session,
+    creator: Option<&str>,
+    mut targets: Vec<NotifyTarget>,
+) -> TemplateNotify {
+    if !editor(state, session).may_change(creator) {
+        for target in &mut targets {
+            target.url = webhook::origin(&target.url);
+        }
+    }
+    TemplateNotify { targets }
+}
+
 /// A template's outgoing webhooks: full URLs for its creator and admins,
 /// their origins for everyone else.
 #[utoipa::path(
@@ -73,13 +96,13 @@ pub async fn show_template_notify(
         .store
         .template(&name)?
         .ok_or_else(|| ApiError::not_found("template"))?;
-    let mut targets = state.store.template_notify(&name)?;
-    if !editor(&state, &session).may_change(template.created_by.as_deref()) {
-        for target in &mut targets {
-            target.url = webhook::origin(&target.url);
-        }
-    }
-    Ok(Json(TemplateNotify { targets }))
+    let targets = state.store.template_notify(&name)?;
+    Ok(Json(shown(
+        &state,
+        &session,
+        template.created_by.as_deref(),
+        targets,
+    )))
 }
 
 /// Replaces a template's outgoing webhooks (its creator or an admin).
@@ -92,7 +115,7 @@ pub async fn show_template_notify(
     request_body = TemplateNotify,
     responses(
         (status = 200, description = "Its webhooks now", body = TemplateNotify),
-        (status = 400, description = "An invalid template name, a URL that is not https (or loopback http where allowed), or more than 10 (`bad_request`)", body = ErrorBody),
+        (status = 400, description = "An invalid template name, a URL that is not https (or loopback http where allowed), a host that is or resolves to an internal address, or more than 10 (`bad_request`)", body = ErrorBody),
         (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such template (`not_found`)", body = ErrorBody),
     ),
@@ -104,29 +127,108 @@ pub async fn put_template_notify(
     ApiJson(body): ApiJson<TemplateNotify>,
 ) -> Result<Json<TemplateNotify>, ApiError> {
     check_template_name(&name)?;
-    check_targets(&state, &body.targets)?;
-    match state
+    check_targets(&state, &body.targets).await?;
+    let verdict = state
         .store
-        .set_template_notify(&name, &body.targets, editor(&state, &session))?
-    {
+        .set_template_notify(&name, &body.targets, editor(&state, &session))?;
+    settled(&state, &session, "template", &name, verdict, body)
+}
+
+/// An environment's outgoing webhooks (every sandbox that runs with it
+/// sends there): full URLs for its creator and admins, their origins for
+/// everyone else.
+#[utoipa::path(
+    get,
+    path = "/environments/{name}/notify",
+    operation_id = "show_environment_notify",
+    tag = "notifications",
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
+    responses(
+        (status = 200, description = "Its webhooks", body = TemplateNotify),
+        (status = 400, description = "An invalid environment name (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn show_environment_notify(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Json<TemplateNotify>, ApiError> {
+    check_environment_name(&name)?;
+    let environment = state
+        .store
+        .environment(&name)?
+        .ok_or_else(|| ApiError::not_found("environment"))?;
+    let targets = state.store.environment_notify(&name)?;
+    Ok(Json(shown(
+        &state,
+        &session,
+        environment.created_by.as_deref(),
+        targets,
+    )))
+}
+
+/// Replaces an environment's outgoing webhooks (its creator or an admin).
+#[utoipa::path(
+    put,
+    path = "/environments/{name}/notify",
+    operation_id = "put_environment_notify",
+    tag = "notifications",
+    params(("name" = String, Path, description = "The environment's name", example = "baseline")),
+    request_body = TemplateNotify,
+    responses(
+        (status = 200, description = "Its webhooks now", body = TemplateNotify),
+        (status = 400, description = "An invalid environment name, a URL that is not https (or loopback http where allowed), a host that is or resolves to an internal address, or more than 10 (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "Not its creator or an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such environment (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn put_environment_notify(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<TemplateNotify>,
+) -> Result<Json<TemplateNotify>, ApiError> {
+    check_environment_name(&name)?;
+    check_targets(&state, &body.targets).await?;
+    let verdict =
+        state
+            .store
+            .set_environment_notify(&name, &body.targets, editor(&state, &session))?;
+    settled(&state, &session, "environment", &name, verdict, body)
+}
+
+/// The answer to a `PUT …/notify` once the store said how it went.
+fn settled(
+    state: &AppState,
+    session: &Session,
+    what: &str,
+    name: &str,
+    verdict: Guarded,
+    body: TemplateNotify,
+) -> Result<Json<TemplateNotify>, ApiError> {
+    match verdict {
         Guarded::Done => {
             tracing::info!(
-                template = name,
+                owner = what,
+                name,
                 user = session.username,
-                admin = is_admin(&state, &session),
+                admin = is_admin(state, session),
                 count = body.targets.len(),
-                "template webhooks set"
+                "webhooks set"
             );
             Ok(Json(body))
         }
-        Guarded::NotFound => Err(ApiError::not_found("template")),
-        Guarded::NotYours(creator) => Err(not_yours("template", &name, creator.as_deref())),
+        Guarded::NotFound => Err(ApiError::not_found(what)),
+        Guarded::NotYours(creator) => Err(not_yours(what, name, creator.as_deref())),
     }
 }
 
-fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(), ApiError> {
+async fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(), ApiError> {
     if targets.len() > 10 {
-        return Err(ApiError::bad_request("at most 10 webhooks per template"));
+        return Err(ApiError::bad_request(
+            "at most 10 webhooks per template or environment",
+        ));
     }
     for target in targets {
         if target.url.len() > 2000 {
@@ -138,6 +240,14 @@ fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(), ApiEr
             return Err(ApiError::bad_request("at most 4 events per webhook"));
         }
         webhook::check_url(&target.url, state.config.notify.allow_loopback_http)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    // Where they lead, once each is well-formed (a name is resolved).
+    let guard = Guard::new(&state.config, Some(state.store.clone()));
+    for target in targets {
+        guard
+            .check(&target.url)
+            .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     Ok(())

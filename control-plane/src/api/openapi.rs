@@ -57,7 +57,7 @@ pub const COOKIE: &str = "session_cookie";
         (name = "test-runs", description = "Test runs against a sandbox (their logs and live events are the deployment ones of their id)"),
         (name = "hooks", description = "Push webhooks from Bitbucket (no session: signed with the webhook secret)"),
         (name = "audit", description = "The audit trail of every change (append-only)"),
-        (name = "notifications", description = "Build statuses in Bitbucket and outgoing webhooks: what was sent, and a template's webhooks"),
+        (name = "notifications", description = "Build statuses in Bitbucket and outgoing webhooks: what was sent, and the webhooks of templates and environments"),
         (name = "ops", description = "Health, readiness, metrics, this document (no session)"),
     )
 )]

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::client_addr::Cidr;
+
 /// Which Bitbucket the build statuses go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,7 +113,52 @@ pub struct NotifyConfig {
     /// only; every other webhook must be `https://`).
     #[serde(default)]
     pub allow_loopback_http: bool,
+    /// Webhook hosts that may be on a private network (an on-premises
+    /// Slack proxy): address blocks (`10.20.0.0/16`) or host names
+    /// (`slack-proxy.corp`). Every other webhook must be on the Internet
+    /// (see [`crate::notify::guard`]).
+    #[serde(default)]
+    pub allowed_private_hosts: Vec<AllowedHost>,
 }
+
+/// An entry of `notify.allowed_private_hosts`: an address block
+/// (`10.20.0.0/16`, `10.0.0.5`) or a host name (`slack-proxy.corp`) whose
+/// addresses may be private.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AllowedHost {
+    Block(Cidr),
+    Name(String),
+}
+
+impl TryFrom<String> for AllowedHost {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if trimmed.starts_with(|c: char| c.is_ascii_digit()) || trimmed.contains(':') {
+            return Cidr::try_from(trimmed.to_owned()).map(AllowedHost::Block);
+        }
+        let name = trimmed.trim_end_matches('.').to_ascii_lowercase();
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if valid {
+            Ok(AllowedHost::Name(name))
+        } else {
+            Err(format!(
+                "'{text}' is neither a host name nor an address block (e.g. slack-proxy.corp, 10.20.0.0/16)"
+            ))
+        }
+    }
+}
+
 
 fn default_attempts() -> u32 {
     5
@@ -142,6 +189,7 @@ impl Default for NotifyConfig {
             timeout: default_timeout(),
             queue: default_queue(),
             allow_loopback_http: false,
+            allowed_private_hosts: Vec::new(),
         }
     }
 }

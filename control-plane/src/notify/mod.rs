@@ -12,6 +12,7 @@
 //! a notification.
 
 pub mod bitbucket;
+pub mod guard;
 pub mod queue;
 pub mod webhook;
 
@@ -24,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::Audit;
 use crate::config::{BitbucketConfig, Config, Flavour};
 use crate::store::{
-    BuildState, DeliveryKind, DeliveryOutcome, Deployment, NewDelivery, NotifyEvent, Store,
+    BuildState, DeliveryKind, DeliveryOutcome, Deployment, NewDelivery, NotifyEvent, NotifyTarget,
+    Store, StoreError,
 };
 pub use webhook::Facts;
 
@@ -103,16 +105,31 @@ impl Notifier {
         tasks: &tokio_util::task::TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        let guard = guard::Guard::new(config, Some(store.clone()));
+        Self::start_guarded(config, store, credential, audit, tasks, shutdown, guard)
+    }
+
+    /// [`Notifier::start`] with webhooks checked by `guard` (tests bring
+    /// one whose names resolve as they say).
+    pub fn start_guarded(
+        config: &Config,
+        store: Store,
+        credential: Option<GitCredential>,
+        audit: Audit,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+        guard: guard::Guard,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel(config.notify.queue);
         let generations = queue::Generations::default();
-        tasks.spawn(queue::run(
-            receiver,
-            store.clone(),
-            config.notify.clone(),
-            generations.clone(),
-            audit.clone(),
-            shutdown,
-        ));
+        let queue = queue::Queue {
+            store: store.clone(),
+            config: config.notify.clone(),
+            generations: generations.clone(),
+            audit: audit.clone(),
+            guard,
+        };
+        tasks.spawn(queue::run(receiver, queue, shutdown));
         let dashboard = config.http.public_url.as_ref().map_or_else(
             || format!("http://{}", config.http.addr),
             |url| url.origin.clone(),
@@ -240,6 +257,7 @@ impl Inner {
                 basic_auth: None,
                 body: webhook::body(facts),
                 supersede: None,
+                guarded: true,
             };
             self.enqueue(DeliveryKind::Webhook, &target, facts, job);
         }
@@ -267,34 +285,50 @@ impl Inner {
             basic_auth: self.credential.clone(),
             body,
             supersede: Some((supersede_key, generation)),
+            guarded: false,
         };
         self.enqueue(DeliveryKind::BuildStatus, &target, facts, job);
     }
 
-    /// The webhook URLs of the sandbox's template that take `event`.
+    /// The webhook URLs of the sandbox's template and of the environment
+    /// it runs with that take `event`; a URL in both is sent to once.
     fn webhooks(&self, sandbox: &str, event: NotifyEvent) -> Vec<String> {
-        let template = match self.store.sandbox(sandbox) {
-            Ok(Some(sandbox)) => sandbox.template,
-            Ok(None) => None,
+        let (template, environment) = match self.owners(sandbox) {
+            Ok(owners) => owners,
             Err(err) => {
                 tracing::warn!(sandbox, error = %err, "cannot read the sandbox: no webhooks sent");
-                None
+                return Vec::new();
             }
         };
-        let Some(template) = template else {
-            return Vec::new();
-        };
-        match self.store.template_notify(&template) {
-            Ok(targets) => targets
-                .into_iter()
-                .filter(|t| t.events.is_empty() || t.events.contains(&event))
-                .map(|t| t.url)
-                .collect(),
-            Err(err) => {
-                tracing::warn!(template, error = %err, "cannot read the template's webhooks");
-                Vec::new()
+        let mut targets = Vec::new();
+        if let Some(template) = &template {
+            match self.store.template_notify(template) {
+                Ok(list) => targets.extend(list),
+                Err(err) => tracing::warn!(template, error = %err, "cannot read the template's webhooks"),
             }
         }
+        if let Some(environment) = &environment {
+            match self.store.environment_notify(environment) {
+                Ok(list) => targets.extend(list),
+                Err(err) => {
+                    tracing::warn!(environment, error = %err, "cannot read the environment's webhooks");
+                }
+            }
+        }
+        webhook_urls(targets, event)
+    }
+
+    /// The sandbox's template and the environment it runs with.
+    fn owners(&self, sandbox: &str) -> Result<(Option<String>, Option<String>), StoreError> {
+        let Some(sandbox) = self.store.sandbox(sandbox)? else {
+            return Ok((None, None));
+        };
+        let template = match &sandbox.template {
+            Some(name) => self.store.template(name)?,
+            None => None,
+        };
+        let environment = crate::routing::environment_name(&sandbox, template.as_ref());
+        Ok((sandbox.template.clone(), environment))
     }
 
     /// Records the delivery as pending and queues it; a full queue drops
@@ -348,6 +382,19 @@ impl Inner {
             });
         }
     }
+}
+
+/// The URLs of `targets` that take `event`, each once (in first-seen
+/// order: the template's before the environment's).
+fn webhook_urls(targets: Vec<NotifyTarget>, event: NotifyEvent) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for target in targets {
+        if (target.events.is_empty() || target.events.contains(&event)) && !urls.contains(&target.url)
+        {
+            urls.push(target.url);
+        }
+    }
+    urls
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use crate::audit::Audit;
 use crate::config::NotifyConfig;
 use crate::store::{Attempt, DeliveryKind, DeliveryOutcome, Store};
 
+use super::guard::Guard;
+
 /// Deliveries in flight at once.
 pub const CONCURRENT: usize = 16;
 
@@ -38,6 +40,10 @@ pub struct Job {
     /// Set for build statuses: the target, key and commit a newer job
     /// supersedes this one for, with this job's generation.
     pub supersede: Option<(String, u64)>,
+    /// A webhook's (a user's URL): checked by the SSRF guard before each
+    /// attempt and sent to the checked addresses only. Build statuses go
+    /// to the configured Bitbucket, which may well be on a private network.
+    pub guarded: bool,
 }
 
 /// The newest generation per supersede key.
@@ -130,22 +136,36 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
-/// Takes jobs until shutdown.
-pub async fn run(
-    mut jobs: mpsc::Receiver<Job>,
-    store: Store,
-    config: NotifyConfig,
-    generations: Generations,
-    audit: Audit,
-    shutdown: CancellationToken,
-) {
-    let http = match reqwest::Client::builder()
+/// The HTTP client's settings, for build statuses and webhooks alike.
+fn client_builder(config: &NotifyConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .timeout(config.timeout)
         .user_agent(concat!("sdp/", env!("CARGO_PKG_VERSION")))
-        // A webhook that redirects must not take the credential elsewhere.
+        // A webhook that redirects must not take the credential elsewhere
+        // (nor a webhook past the guard).
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+}
+
+/// What the queue task works with besides its jobs.
+pub struct Queue {
+    pub store: Store,
+    pub config: NotifyConfig,
+    pub generations: Generations,
+    pub audit: Audit,
+    /// Where webhooks may go.
+    pub guard: Guard,
+}
+
+/// Takes jobs until shutdown.
+pub async fn run(mut jobs: mpsc::Receiver<Job>, queue: Queue, shutdown: CancellationToken) {
+    let Queue {
+        store,
+        config,
+        generations,
+        audit,
+        guard,
+    } = queue;
+    let http = match client_builder(&config).build() {
         Ok(http) => http,
         Err(err) => {
             tracing::error!(error = %err, "notifications are off: cannot build the HTTP client");
@@ -171,6 +191,7 @@ pub async fn run(
             config: config.clone(),
             generations: generations.clone(),
             audit: audit.clone(),
+            guard: guard.clone(),
             shutdown: shutdown.clone(),
         };
         tasks.spawn(async move {
@@ -188,7 +209,17 @@ struct Delivering {
     config: NotifyConfig,
     generations: Generations,
     audit: Audit,
+    guard: Guard,
     shutdown: CancellationToken,
+}
+
+/// How one attempt went.
+struct Tried {
+    /// The answer's status (`None`: no answer).
+    status: Option<u16>,
+    error: Option<String>,
+    /// The guard refused the target: no attempt will ever be made.
+    refused: bool,
 }
 
 impl Delivering {
@@ -202,8 +233,13 @@ impl Delivering {
                 return;
             }
             attempt += 1;
-            let (status, error) = self.attempt(&job).await;
+            let Tried {
+                status,
+                error,
+                refused,
+            } = self.attempt(&job).await;
             let outcome = match verdict(status) {
+                _ if refused => DeliveryOutcome::Failed,
                 Verdict::Delivered => DeliveryOutcome::Delivered,
                 Verdict::Retry if attempt < self.config.attempts => DeliveryOutcome::Pending,
                 Verdict::Retry | Verdict::GiveUp => DeliveryOutcome::Failed,
@@ -230,21 +266,50 @@ impl Delivering {
     }
 
     /// One POST: the answer's status, and why it failed if it did (never
-    /// the body sent, which a credential is not in anyway).
-    async fn attempt(&self, job: &Job) -> (Option<u16>, Option<String>) {
-        let mut request = self.http.post(&job.url).json(&job.body);
+    /// the body sent, which a credential is not in anyway). A webhook's
+    /// host is checked first, and the POST goes to the addresses checked.
+    async fn attempt(&self, job: &Job) -> Tried {
+        let tried = |status, error: &str, refused| Tried {
+            status,
+            error: Some(error.to_owned()),
+            refused,
+        };
+        let mut request = if job.guarded {
+            let target = tokio::select! {
+                () = self.shutdown.cancelled() => return tried(None, "shutting down", false),
+                checked = self.guard.check(&job.url) => checked,
+            };
+            let target = match target {
+                Ok(target) => target,
+                Err(refused) => {
+                    tracing::warn!(delivery = job.delivery, reason = %refused, "webhook refused by the guard");
+                    return tried(None, &refused.to_string(), !refused.is_transient());
+                }
+            };
+            match target.pin(client_builder(&self.config)).build() {
+                Ok(client) => client.post(target.url),
+                Err(_) => return tried(None, "cannot make the HTTP client", false),
+            }
+        } else {
+            self.http.post(&job.url)
+        };
+        request = request.json(&job.body);
         if let Some(credential) = &job.basic_auth {
             request = request.basic_auth(&credential.username, Some(expose(&credential.password)));
         }
         let sent = tokio::select! {
-            () = self.shutdown.cancelled() => return (None, Some("shutting down".to_owned())),
+            () = self.shutdown.cancelled() => return tried(None, "shutting down", false),
             sent = request.send() => sent,
         };
         match sent {
             Ok(response) => {
                 let status = response.status();
                 let error = (!status.is_success()).then(|| status.to_string());
-                (Some(status.as_u16()), error)
+                Tried {
+                    status: Some(status.as_u16()),
+                    error,
+                    refused: false,
+                }
             }
             Err(err) => {
                 let why = if err.is_timeout() {
@@ -254,7 +319,7 @@ impl Delivering {
                 } else {
                     "request failed"
                 };
-                (None, Some(why.to_owned()))
+                tried(None, why, false)
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Outgoing webhooks: which URLs a template may name, the origin a
+//! Outgoing webhooks: which URLs a template or an environment may name, the origin a
 //! delivery is shown by, and the JSON body (a Slack-compatible `text` and
 //! the same facts as fields).
 
@@ -77,40 +77,44 @@ pub fn origin(url: &str) -> String {
     }
 }
 
-/// Whether a template may name `url`: `https`, or `http` to a loopback
-/// host when `allow_loopback_http`. No user info (a credential in a URL
-/// would show in the dashboard's origin and the logs).
+/// Whether a template or an environment may name `url`: `https`, or
+/// `http` to a loopback host when `allow_loopback_http`. No user info (a
+/// credential in a URL would show in the dashboard's origin and the logs).
+/// The host is read as the HTTP client will read it (`http://2130706433/`
+/// is 127.0.0.1); where it leads is [`super::guard`]'s to check.
 pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<(), UrlError> {
-    let lower = url.trim().to_ascii_lowercase();
-    let (scheme, rest) = lower
-        .split_once("://")
-        .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') || url.chars().any(char::is_whitespace) {
+    let scheme_error = || UrlError::Scheme(url.to_owned());
+    if url.chars().any(char::is_whitespace) {
         return Err(UrlError::Authority(url.to_owned()));
     }
-    let host = if authority.starts_with('[') {
-        authority
-            .split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default().to_owned()
+    let parsed = reqwest::Url::parse(url).map_err(|err| match err {
+        url::ParseError::RelativeUrlWithoutBase => scheme_error(),
+        _ => UrlError::Authority(url.to_owned()),
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(UrlError::Authority(url.to_owned()));
+    }
+    let Some(host) = parsed.host() else {
+        return Err(match parsed.scheme() {
+            "http" | "https" => UrlError::Authority(url.to_owned()),
+            _ => scheme_error(),
+        });
     };
-    match scheme {
+    match parsed.scheme() {
         "https" => Ok(()),
         "http" if allow_loopback_http && is_loopback(&host) => Ok(()),
-        _ => Err(UrlError::Scheme(url.to_owned())),
+        _ => Err(scheme_error()),
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +139,10 @@ mod tests {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
         assert!(check_url("http://10.0.0.1/hook", true).is_err());
+        // Read as the client reads it: these are loopback.
+        assert!(check_url("http://2130706433:8080/hook", true).is_ok());
+        assert!(check_url("http://[::ffff:127.0.0.1]/hook", true).is_ok());
+        assert!(check_url("http://0x7f.1/hook", false).is_err());
         assert!(check_url("http://127.0.0.1.evil.com/hook", true).is_err());
     }
 

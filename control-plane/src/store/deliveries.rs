@@ -153,11 +153,43 @@ impl Store {
 
     /// A template's outgoing webhooks (none set: empty).
     pub fn template_notify(&self, template: &str) -> Result<Vec<NotifyTarget>, StoreError> {
+        self.notify_targets(Owner::Template, template)
+    }
+
+    /// An environment's outgoing webhooks (none set: empty).
+    pub fn environment_notify(&self, environment: &str) -> Result<Vec<NotifyTarget>, StoreError> {
+        self.notify_targets(Owner::Environment, environment)
+    }
+
+    /// Replaces a template's outgoing webhooks, if `editor` may change
+    /// the template: checked and written in one transaction.
+    pub fn set_template_notify(
+        &self,
+        template: &str,
+        targets: &[NotifyTarget],
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
+        self.set_notify_targets(Owner::Template, template, targets, editor)
+    }
+
+    /// Replaces an environment's outgoing webhooks, if `editor` may change
+    /// the environment.
+    pub fn set_environment_notify(
+        &self,
+        environment: &str,
+        targets: &[NotifyTarget],
+        editor: Editor<'_>,
+    ) -> Result<Guarded, StoreError> {
+        self.set_notify_targets(Owner::Environment, environment, targets, editor)
+    }
+
+    fn notify_targets(&self, owner: Owner, name: &str) -> Result<Vec<NotifyTarget>, StoreError> {
+        let (table, column) = owner.notify_table();
         let text: Option<String> = self
             .conn()
             .query_row(
-                "SELECT targets FROM template_notify WHERE template = ?1",
-                [template],
+                &format!("SELECT targets FROM {table} WHERE {column} = ?1"),
+                [name],
                 |row| row.get(0),
             )
             .optional()?;
@@ -169,35 +201,59 @@ impl Store {
         }
     }
 
-    /// Replaces a template's outgoing webhooks, if `editor` may change
-    /// the template: checked and written in one transaction.
-    pub fn set_template_notify(
+    fn set_notify_targets(
         &self,
-        template: &str,
+        owner: Owner,
+        name: &str,
         targets: &[NotifyTarget],
         editor: Editor<'_>,
     ) -> Result<Guarded, StoreError> {
         let text =
             serde_json::to_string(targets).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let (table, column) = owner.notify_table();
         let mut conn = self.conn();
         let tx = write_transaction(&mut conn)?;
-        if let Some(verdict) = guard(&tx, "templates", template, editor)? {
+        if let Some(verdict) = guard(&tx, owner.table(), name, editor)? {
             return Ok(verdict);
         }
         if targets.is_empty() {
-            tx.execute(
-                "DELETE FROM template_notify WHERE template = ?1",
-                [template],
-            )?;
+            tx.execute(&format!("DELETE FROM {table} WHERE {column} = ?1"), [name])?;
         } else {
             tx.execute(
-                "INSERT INTO template_notify (template, targets, updated_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (template) DO UPDATE SET targets = ?2, updated_at = ?3",
-                params![template, text, now_rfc3339()],
+                &format!(
+                    "INSERT INTO {table} ({column}, targets, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT ({column}) DO UPDATE SET targets = ?2, updated_at = ?3"
+                ),
+                params![name, text, now_rfc3339()],
             )?;
         }
         tx.commit()?;
         Ok(Guarded::Done)
+    }
+}
+
+/// Whose webhooks: a template's or an environment's (each kept in a
+/// table of its own whose rows go with their owner).
+#[derive(Clone, Copy)]
+enum Owner {
+    Template,
+    Environment,
+}
+
+impl Owner {
+    fn table(self) -> &'static str {
+        match self {
+            Owner::Template => "templates",
+            Owner::Environment => "environments",
+        }
+    }
+
+    /// The table of its webhooks and the column naming it.
+    fn notify_table(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Template => ("template_notify", "template"),
+            Owner::Environment => ("environment_notify", "environment"),
+        }
     }
 }
 
@@ -250,6 +306,67 @@ mod tests {
         assert_eq!(
             store.deliveries(None, 500).expect("all").len() as i64,
             KEPT_PER_SANDBOX + 1
+        );
+    }
+
+    fn target(url: &str) -> NotifyTarget {
+        NotifyTarget {
+            url: url.to_owned(),
+            events: vec![],
+        }
+    }
+
+    /// An environment's webhooks are its creator's to set, and go with it
+    /// (as a template's go with the template).
+    #[test]
+    fn webhooks_are_guarded_and_go_with_their_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("open");
+        let alice = Editor {
+            user: "alice",
+            admin: false,
+        };
+        let bob = Editor {
+            user: "bob",
+            admin: false,
+        };
+        let (vars, secrets) = (Default::default(), Default::default());
+        let write = crate::store::EnvironmentWrite {
+            vars: &vars,
+            secrets: &secrets,
+        };
+        store
+            .create_environment("base", &write, "alice")
+            .expect("create");
+        let targets = [target("https://hooks.example/a")];
+        assert_eq!(
+            store
+                .set_environment_notify("nope", &targets, alice)
+                .expect("set"),
+            Guarded::NotFound
+        );
+        assert!(matches!(
+            store.set_environment_notify("base", &targets, bob).expect("set"),
+            Guarded::NotYours(_)
+        ));
+        assert_eq!(
+            store
+                .set_environment_notify("base", &targets, alice)
+                .expect("set"),
+            Guarded::Done
+        );
+        assert_eq!(store.environment_notify("base").expect("read"), targets);
+        assert!(store.template_notify("base").expect("read").is_empty());
+        assert_eq!(
+            store.delete_environment("base", alice).expect("delete"),
+            Guarded::Done
+        );
+        store
+            .create_environment("base", &write, "alice")
+            .expect("again");
+        assert!(
+            store.environment_notify("base").expect("read").is_empty(),
+            "gone with the environment"
         );
     }
 }

@@ -102,6 +102,18 @@ fn phases(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PhaseAt>, StoreEr
 }
 
 impl Store {
+    /// The URLs of running deployments: the ports agents published for
+    /// sandboxes (no webhook may point there, see `notify::guard`).
+    pub fn published_urls(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT DISTINCT url FROM deployments WHERE url IS NOT NULL AND status = '{}'",
+            Status::Running.as_str()
+        ))?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records a new `queued` deployment, creating its sandbox (owned by the
     /// requester) if it does not exist yet.
     pub fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Deployment, StoreError> {

@@ -237,6 +237,15 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 14 (branch notify-env): an environment's outgoing webhooks (gone
+    // with it), as a template's.
+    r#"
+    CREATE TABLE environment_notify (
+        environment TEXT PRIMARY KEY REFERENCES environments (name) ON DELETE CASCADE,
+        targets     TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
