@@ -90,6 +90,10 @@ pub enum Command {
     /// A sandbox's resources (databases): `ls`, or `reset` one.
     #[command(subcommand)]
     Resource(crate::commands::resource::ResourceCommand),
+    /// Outgoing webhooks of a template or an environment: `show`, `set`
+    /// one (add, or change its events), `clear` one or all.
+    #[command(subcommand)]
+    Notify(crate::commands::notify::NotifyCommand),
     /// Cancel a deployment.
     Cancel {
         /// The deployment id.
@@ -528,6 +532,38 @@ mod tests {
                 cli.command,
                 Command::Rollback(RollbackArgs { .. })
             ));
+        }
+    }
+
+    #[test]
+    fn notify_takes_one_owner_a_url_and_events() {
+        use crate::commands::notify::NotifyCommand;
+        let cli = Cli::try_parse_from([
+            "sdp",
+            "notify",
+            "set",
+            "--environment",
+            "base",
+            "--url",
+            "https://hooks.example/x",
+            "--event",
+            "deployment.failed",
+            "--event",
+            "test_run.ended",
+        ])
+        .expect("parses");
+        let Command::Notify(NotifyCommand::Set(args)) = cli.command else {
+            panic!("not notify set")
+        };
+        assert_eq!(args.owner.environment.as_deref(), Some("base"));
+        assert_eq!(args.events.len(), 2);
+        for bad in [
+            &["sdp", "notify", "show"][..],
+            &["sdp", "notify", "show", "--template", "t", "--environment", "e"],
+            &["sdp", "notify", "set", "--template", "t", "--url", "u", "--event", "x"],
+        ] {
+            let err = Cli::try_parse_from(bad).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
     }
 

@@ -12,6 +12,7 @@ mod deploy;
 mod env;
 mod history;
 mod logs;
+pub mod notify;
 mod open;
 pub mod resource;
 mod rollback;
@@ -43,6 +44,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Follow(args) => autodeploy::run_follow(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
         Command::Resource(command) => resource::run(ctx, command).await,
+        Command::Notify(command) => notify::run(ctx, command).await,
         Command::Cancel { id } => cancel::run(ctx, &id).await,
         Command::Agents => agents::run(ctx).await,
         Command::Agent(command) => agent_check::run(ctx, command).await,
