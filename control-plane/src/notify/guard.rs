@@ -368,4 +368,4 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

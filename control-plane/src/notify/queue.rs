@@ -384,4 +384,95 @@ mod tests {
         assert!(!generations.is_current("k", first));
         assert!(generations.is_current("k", second));
     }
+
+    /// A webhook whose name resolved to a public address when it was set
+    /// and to loopback now (DNS rebinding): refused at delivery, at once
+    /// and for good, and nothing is sent.
+    #[tokio::test]
+    async fn a_rebinding_webhook_is_refused_at_delivery() {
+        use crate::notify::guard::tests::Answers;
+        use crate::store::{BuildState, NewDelivery, NotifyEvent};
+
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let counter = received.clone();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { "taken" }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let config = crate::config::Config::dev();
+        let answers = Answers::default().with("hooks.rebind.test", &[&["93.184.216.34"], &["127.0.0.1"]]);
+        let guard = Guard::new(&config, None).with_lookup(Arc::new(answers));
+        let url = format!("http://hooks.rebind.test:{port}/secret-path");
+        assert!(guard.check(&url).await.is_ok(), "public when it was set");
+
+        let delivery = store
+            .insert_delivery(&NewDelivery {
+                sandbox: "alpha",
+                repo: "users",
+                deployment_id: None,
+                kind: DeliveryKind::Webhook,
+                target: "http://hooks.rebind.test",
+                event: NotifyEvent::DeploymentRunning,
+                state: BuildState::Successful,
+                commit: None,
+                key: "sdp-alpha-users",
+            })
+            .expect("insert");
+        let (jobs, receiver) = mpsc::channel(4);
+        let shutdown = CancellationToken::new();
+        let queue = Queue {
+            store: store.clone(),
+            config: config.notify.clone(),
+            generations: Generations::default(),
+            audit: Audit::off(),
+            guard,
+        };
+        let task = tokio::spawn(run(receiver, queue, shutdown.clone()));
+        let facts = crate::notify::Facts {
+            event: NotifyEvent::DeploymentRunning,
+            state: BuildState::Successful,
+            sandbox: "alpha".into(),
+            repo: "users".into(),
+            branch: None,
+            commit: None,
+            deployment_id: None,
+            url: "http://alpha.sdp.test/".into(),
+            description: "running".into(),
+            key: "sdp-alpha-users".into(),
+        };
+        let job = Job {
+            delivery,
+            audit: Audited::of(DeliveryKind::Webhook, "http://hooks.rebind.test", &facts),
+            url,
+            basic_auth: None,
+            body: serde_json::json!({ "text": "hi" }),
+            supersede: None,
+            guarded: true,
+        };
+        assert!(jobs.send(job).await.is_ok());
+        let failed = sdp_testkit::wait_for("refused", Duration::from_secs(10), || async {
+            let rows = store.deliveries(Some("alpha"), 10).ok()?;
+            rows.into_iter()
+                .find(|d| d.outcome == DeliveryOutcome::Failed)
+        })
+        .await;
+        assert_eq!(failed.attempts, 1, "{failed:?}");
+        let error = failed.last_error.unwrap_or_default();
+        assert!(
+            error.contains("hooks.rebind.test resolves to 127.0.0.1, a loopback address"),
+            "{error}"
+        );
+        assert!(!error.contains("secret-path"), "{error}");
+        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 0);
+        shutdown.cancel();
+        let _ = task.await;
+    }
 }

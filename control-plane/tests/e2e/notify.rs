@@ -12,8 +12,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sdp_api::client::Client;
 use sdp_api::{
-    BuildState, DeliveriesQuery, Delivery, DeliveryKind, DeliveryOutcome, NewDeployment,
-    NotifyEvent, NotifyTarget, TemplateNotify,
+    AuditAction, AuditOutcome, AuditQuery, BuildState, DeliveriesQuery, Delivery, DeliveryKind,
+    DeliveryOutcome, NewDeployment, NotifyEvent, NotifyTarget, TemplateNotify,
 };
 use sdp_bus::Status;
 use serde_json::json;
@@ -272,13 +272,20 @@ async fn data_center_down_and_slow_never_holds_a_deployment_up() {
 
 /// A template's webhook that answers 503 twice: tried three times with
 /// growing waits, the body has Slack's `text`; only the template's
-/// creator sets (and sees) the URL.
+/// creator sets (and sees) the URL. The environment the sandbox runs with
+/// has webhooks too (set with `sdp notify`): the same URL as the
+/// template's is sent to once, one that refuses (401) fails at once.
+/// Internal hosts are refused when set. Each delivery's end is in the
+/// audit trail (actor `system`), by origin only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
     let notify = NotifyStack::start("cloud").await;
     let stack = &notify.stack;
     let hook = FakeReceiver::start().await;
     hook.fail_next(2);
+    // Answers 401 to anything without this credential: a refusal.
+    let refusing = FakeReceiver::start().await;
+    refusing.expect_auth("Basic bm9ib2R5Og==".to_owned());
     let client = stack.login_as(USER).await;
     let template = sdp_testkit::unique_id("nbw");
     let (status, body) = stack
@@ -289,7 +296,8 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let url = format!("{}/hooks/{}", hook.url(), sdp_testkit::unique_id("secret"));
+    let secret = sdp_testkit::unique_id("secret");
+    let url = format!("{}/hooks/{secret}", hook.url());
     let targets = TemplateNotify {
         targets: vec![NotifyTarget {
             url: url.clone(),
@@ -328,13 +336,14 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
     );
     let seen = other.template_notify(&template).await.expect("read");
     assert_eq!(seen.targets[0].url, hook.url(), "the origin only");
+    let environment = environment_webhooks(stack, &client, &other, &url, &refusing).await;
 
     let sandbox = sdp_testkit::unique_id("nbw");
     let (status, body) = stack
         .post(
             client.token().expect("token"),
             "/api/sandboxes",
-            json!({ "name": sandbox, "template": template }),
+            json!({ "name": sandbox, "template": template, "environment": environment }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -370,5 +379,178 @@ async fn webhooks_retry_with_backoff_and_only_the_creator_sets_them() {
         got.iter().all(|r| r.authorization.is_none()),
         "no credential to webhooks"
     );
+    let refused = wait_delivery(&client, &sandbox, "the refused webhook given up", |d| {
+        d.kind == DeliveryKind::Webhook && d.outcome == DeliveryOutcome::Failed
+    })
+    .await;
+    assert_eq!(refused.target, refusing.url());
+    assert_eq!(refused.attempts, 1, "a 401 is not tried again: {refused:?}");
+    assert_eq!(refused.last_status, Some(401));
+    assert_eq!(
+        hook.received().len(),
+        3,
+        "the URL the template and the environment share is sent to once"
+    );
+    delivery_audit(&client, &sandbox, &hook, &refusing, &secret).await;
     stack_shutdown(notify).await;
+}
+
+/// An environment's webhooks: set with `sdp notify` by its creator (the
+/// template's URL again, and one that refuses), not by another user, who
+/// reads origins only; internal hosts are refused with a clear message.
+/// Returns the environment's name.
+async fn environment_webhooks(
+    stack: &Stack,
+    client: &Client,
+    other: &Client,
+    shared_url: &str,
+    refusing: &FakeReceiver,
+) -> String {
+    let environment = sdp_testkit::unique_id("nbe");
+    let (status, body) = stack
+        .post(
+            client.token().expect("token"),
+            "/api/environments",
+            json!({ "name": environment, "vars": {} }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sdp = crate::cli::Sdp::new(&stack.base_url);
+    sdp.login(&stack.password).await;
+    let refusing_url = format!("{}/refuses/{}", refusing.url(), sdp_testkit::unique_id("s"));
+    for (url, event) in [
+        (shared_url, "deployment.running"),
+        (refusing_url.as_str(), "deployment.running"),
+    ] {
+        let out = sdp
+            .run(&[
+                "notify", "set", "--environment", &environment, "--url", url, "--event", event,
+                "-o", "json",
+            ])
+            .await;
+        assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
+    }
+    let out = sdp
+        .run(&["notify", "show", "--environment", &environment, "-o", "json"])
+        .await;
+    let shown: TemplateNotify = serde_json::from_slice(&out.stdout).expect("JSON webhooks");
+    assert_eq!(
+        shown.targets.iter().map(|t| t.url.as_str()).collect::<Vec<_>>(),
+        [shared_url, refusing_url.as_str()]
+    );
+    assert_eq!(shown.targets[0].events, [NotifyEvent::DeploymentRunning]);
+    assert_eq!(
+        client.environment_notify(&environment).await.expect("read"),
+        shown
+    );
+    let out = sdp.run(&["notify", "show", "--environment", &environment]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("URL") && table.contains("deployment.running"),
+        "{table}"
+    );
+    let seen = other.environment_notify(&environment).await.expect("read");
+    assert_eq!(seen.targets[1].url, refusing.url(), "the origin only");
+    let refused = other
+        .put_environment_notify(&environment, &shown)
+        .await
+        .expect_err("not the creator");
+    assert_eq!(refused.status(), Some(403));
+
+    // Internal hosts, however spelled, and the control plane itself (even
+    // with loopback allowed, as here): refused when set, nothing changed.
+    let own = format!("{}/api/sandboxes", stack.base_url);
+    for (url, says) in [
+        ("https://10.0.0.5/hook", "webhook host 10.0.0.5 is a private address; allow it with notify.allowed_private_hosts"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[::ffff:10.0.0.5]/hook", "10.0.0.5 is a private address"),
+        ("https://0xa9fea9fe/", "169.254.169.254 is a link-local"),
+        (own.as_str(), "the control plane's own listen address"),
+    ] {
+        let body = TemplateNotify {
+            targets: vec![NotifyTarget {
+                url: url.to_owned(),
+                events: vec![],
+            }],
+        };
+        let refused = client
+            .put_environment_notify(&environment, &body)
+            .await
+            .expect_err(url);
+        assert_eq!(refused.status(), Some(400), "{url}");
+        assert!(refused.to_string().contains(says), "{url}: {refused}");
+    }
+    let out = sdp
+        .run(&[
+            "notify", "set", "--environment", &environment, "--url", "https://192.168.1.1/x",
+            "-o", "json",
+        ])
+        .await;
+    assert_eq!(crate::cli::code(&out), 2, "{}", crate::cli::show(&out));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert_eq!(error["error"]["code"], "bad_request");
+    let out = sdp
+        .run(&["notify", "clear", "--environment", &environment, "--url", "https://nope.example/"])
+        .await;
+    assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
+    assert_eq!(
+        client.environment_notify(&environment).await.expect("read"),
+        shown,
+        "nothing changed"
+    );
+    environment
+}
+
+/// The audit trail has each webhook delivery's end, by the control plane
+/// (`system`): ok for the delivered one, failed for the refused one, by
+/// origin only (no path, no secret).
+async fn delivery_audit(
+    client: &Client,
+    sandbox: &str,
+    hook: &FakeReceiver,
+    refusing: &FakeReceiver,
+    secret: &str,
+) {
+    let entries = sdp_testkit::wait_for("the deliveries' audit entries", Duration::from_secs(30), || async {
+        let page = client
+            .audit(&AuditQuery {
+                sandbox: Some(sandbox.to_owned()),
+                action: Some("delivery".to_owned()),
+                limit: Some(100),
+                ..AuditQuery::default()
+            })
+            .await
+            .ok()?;
+        let webhooks = |origin: String| {
+            page.entries
+                .iter()
+                .find(|e| e.message.as_deref().is_some_and(|m| m.starts_with("webhook") && m.contains(&format!("to {origin}: "))))
+                .cloned()
+        };
+        Some((webhooks(hook.url())?, webhooks(refusing.url())?, page.entries.clone()))
+    })
+    .await;
+    let (delivered, refused, all) = entries;
+    for entry in &all {
+        assert_eq!(entry.actor.as_deref(), Some("system"), "{entry:?}");
+        assert_eq!(entry.action, AuditAction::Delivery);
+        assert_eq!(entry.sandbox.as_deref(), Some(sandbox));
+        assert_eq!(entry.address, None);
+        let message = entry.message.as_deref().unwrap_or_default();
+        assert!(
+            !message.contains(secret) && !message.contains("/hooks/") && !message.contains("/refuses/"),
+            "no URL path in {message}"
+        );
+    }
+    assert_eq!(delivered.outcome, AuditOutcome::Ok, "{delivered:?}");
+    let message = delivered.message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("deployment.running") && message.contains("delivered after 3 attempt(s)"),
+        "{message}"
+    );
+    assert_eq!(refused.outcome, AuditOutcome::Failed, "{refused:?}");
+    assert!(
+        refused.message.as_deref().unwrap_or_default().contains("failed after 1 attempt(s)"),
+        "{refused:?}"
+    );
 }
