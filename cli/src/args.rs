@@ -544,7 +544,7 @@ mod tests {
             "set",
             "--environment",
             "base",
-            "--url",
+            "--webhook",
             "https://hooks.example/x",
             "--event",
             "deployment.failed",
@@ -557,10 +557,12 @@ mod tests {
         };
         assert_eq!(args.owner.environment.as_deref(), Some("base"));
         assert_eq!(args.events.len(), 2);
+        assert_eq!(args.webhook, "https://hooks.example/x");
+        assert_eq!(cli.url, None, "--webhook is not the control plane's --url");
         for bad in [
             &["sdp", "notify", "show"][..],
             &["sdp", "notify", "show", "--template", "t", "--environment", "e"],
-            &["sdp", "notify", "set", "--template", "t", "--url", "u", "--event", "x"],
+            &["sdp", "notify", "set", "--template", "t", "--webhook", "u", "--event", "x"],
         ] {
             let err = Cli::try_parse_from(bad).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{bad:?}");

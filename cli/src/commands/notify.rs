@@ -2,7 +2,7 @@
 //! `/api/{templates,environments}/{name}/notify`: the outgoing webhooks a
 //! template's or an environment's sandboxes send to. `set` adds a URL or
 //! replaces the events of one already there; `clear` removes one URL, or
-//! all. A change reads the list, applies itself and writes it whole (only
+//! all (`--webhook URL`). A change reads the list, applies itself and writes it whole (only
 //! the owner's creator and admins see full URLs, and only they may write).
 
 use clap::{Args, Subcommand};
@@ -45,9 +45,11 @@ pub struct NotifyShowArgs {
 pub struct NotifySetArgs {
     #[command(flatten)]
     pub owner: Owner,
-    /// The webhook's URL (https; a Slack incoming webhook, say).
-    #[arg(long)]
-    pub url: String,
+    /// The webhook's URL (https; a Slack incoming webhook, say). Not
+    /// `--url` (nor a field named `url`: clap would take it for the
+    /// global one, which names the control plane).
+    #[arg(long, value_name = "URL")]
+    pub webhook: String,
     /// An event it takes (repeatable; none: all of them):
     /// deployment.started, deployment.running, deployment.failed,
     /// test_run.ended.
@@ -59,9 +61,9 @@ pub struct NotifySetArgs {
 pub struct NotifyClearArgs {
     #[command(flatten)]
     pub owner: Owner,
-    /// Only this webhook (default: all).
-    #[arg(long)]
-    pub url: Option<String>,
+    /// Only this webhook's URL (default: all).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
 }
 
 fn parse_event(text: &str) -> Result<NotifyEvent, String> {
@@ -108,7 +110,7 @@ pub async fn run(ctx: &Ctx, command: NotifyCommand) -> Result<Exit, CliError> {
         NotifyCommand::Show(args) => args.owner.read(&client).await?,
         NotifyCommand::Set(args) => {
             let mut list = args.owner.read(&client).await?;
-            set(&mut list.targets, args.url.clone(), args.events);
+            set(&mut list.targets, args.webhook.clone(), args.events);
             let saved = args.owner.write(&client, &list).await?;
             if !ctx.json() {
                 eprintln!("webhook set on {}", args.owner.describe());
@@ -118,11 +120,11 @@ pub async fn run(ctx: &Ctx, command: NotifyCommand) -> Result<Exit, CliError> {
         NotifyCommand::Clear(args) => {
             let mut list = args.owner.read(&client).await?;
             let before = list.targets.len();
-            match &args.url {
+            match &args.webhook {
                 Some(url) => list.targets.retain(|t| &t.url != url),
                 None => list.targets.clear(),
             }
-            if let Some(url) = &args.url
+            if let Some(url) = &args.webhook
                 && list.targets.len() == before
             {
                 return Err(CliError::api(

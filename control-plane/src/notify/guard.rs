@@ -185,10 +185,11 @@ impl Refused {
 }
 
 fn resolves(host: &str, ip: IpAddr) -> String {
-    if host.trim_matches(['[', ']']).parse::<IpAddr>().ok() == Some(ip) {
-        "is ".to_owned()
-    } else {
-        format!("resolves to {ip}, ")
+    match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Ok(literal) if literal == ip => "is ".to_owned(),
+        // `[::ffff:10.0.0.5]`: the IPv4 address it stands for.
+        Ok(literal) if canonical(literal) == ip => format!("is {ip}, "),
+        _ => format!("resolves to {ip}, "),
     }
 }
 

@@ -424,7 +424,7 @@ async fn environment_webhooks(
     ] {
         let out = sdp
             .run(&[
-                "notify", "set", "--environment", &environment, "--url", url, "--event", event,
+                "notify", "set", "--environment", &environment, "--webhook", url, "--event", event,
                 "-o", "json",
             ])
             .await;
@@ -463,7 +463,7 @@ async fn environment_webhooks(
     for (url, says) in [
         ("https://10.0.0.5/hook", "webhook host 10.0.0.5 is a private address; allow it with notify.allowed_private_hosts"),
         ("https://169.254.169.254/latest/meta-data", "link-local"),
-        ("https://[::ffff:10.0.0.5]/hook", "10.0.0.5 is a private address"),
+        ("https://[::ffff:10.0.0.5]/hook", "[::ffff:10.0.0.5] is 10.0.0.5, a private address"),
         ("https://0xa9fea9fe/", "169.254.169.254 is a link-local"),
         (own.as_str(), "the control plane's own listen address"),
     ] {
@@ -482,7 +482,7 @@ async fn environment_webhooks(
     }
     let out = sdp
         .run(&[
-            "notify", "set", "--environment", &environment, "--url", "https://192.168.1.1/x",
+            "notify", "set", "--environment", &environment, "--webhook", "https://192.168.1.1/x",
             "-o", "json",
         ])
         .await;
@@ -490,7 +490,7 @@ async fn environment_webhooks(
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     assert_eq!(error["error"]["code"], "bad_request");
     let out = sdp
-        .run(&["notify", "clear", "--environment", &environment, "--url", "https://nope.example/"])
+        .run(&["notify", "clear", "--environment", &environment, "--webhook", "https://nope.example/"])
         .await;
     assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
     assert_eq!(

@@ -167,6 +167,14 @@ async fn messages_name_the_host_the_address_and_the_setting() {
         "webhook host intranet.example resolves to 10.0.0.5, a private address; allow it with \
          notify.allowed_private_hosts"
     );
+    let refused = guard
+        .check("https://[::ffff:7f00:1]/x")
+        .await
+        .expect_err("mapped");
+    assert!(
+        refused.to_string().starts_with("webhook host [::ffff:127.0.0.1] is 127.0.0.1, a loopback"),
+        "{refused}"
+    );
     let refused = guard.check("https://[::1]/x").await.expect_err("loopback");
     assert!(
         refused.to_string().contains("notify.allow_loopback_http"),
