@@ -242,13 +242,18 @@ async fn check_targets(state: &AppState, targets: &[NotifyTarget]) -> Result<(),
         webhook::check_url(&target.url, state.config.notify.allow_loopback_http)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    // Where they lead, once each is well-formed (a name is resolved).
+    // Where they lead, once each is well-formed (a name is resolved). A
+    // name that does not resolve now leads nowhere yet: it is taken, and
+    // checked again before every delivery, as every webhook is.
     let guard = Guard::new(&state.config, Some(state.store.clone()));
     for target in targets {
-        guard
-            .check(&target.url)
-            .await
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        match guard.check(&target.url).await {
+            Ok(_) => {}
+            Err(refused) if refused.is_transient() => {
+                tracing::info!(reason = %refused, "webhook host unresolved when set; checked at delivery");
+            }
+            Err(refused) => return Err(ApiError::bad_request(refused.to_string())),
+        }
     }
     Ok(())
 }

@@ -233,6 +233,8 @@ pub struct Guard {
     /// Running deployments' URLs: the ports agents published for sandboxes.
     published: Option<Store>,
     lookup: Arc<dyn Lookup>,
+    /// How long a name may take to resolve (`notify.timeout`).
+    timeout: std::time::Duration,
 }
 
 impl Guard {
@@ -243,6 +245,7 @@ impl Guard {
             own: config.http.addr,
             published,
             lookup: Arc::new(SystemLookup),
+            timeout: config.notify.timeout,
         }
     }
 
@@ -267,10 +270,9 @@ impl Guard {
                     host: name.clone(),
                     reason,
                 };
-                let addrs = self
-                    .lookup
-                    .lookup(&name, port)
+                let addrs = tokio::time::timeout(self.timeout, self.lookup.lookup(&name, port))
                     .await
+                    .map_err(|_| unresolved("timed out".to_owned()))?
                     .map_err(|e| unresolved(e.to_string()))?;
                 if addrs.is_empty() {
                     return Err(unresolved("no addresses".to_owned()));

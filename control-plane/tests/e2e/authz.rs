@@ -114,6 +114,10 @@ fn rule(operation_id: &str) -> Option<Rule> {
             Some(json!({ "targets": [{ "url": "https://hooks.example.com/changed" }] })),
             &[],
         ),
+        "put_environment_notify" => owned(
+            Some(json!({ "targets": [{ "url": "https://hooks.example.com/changed" }] })),
+            &[],
+        ),
         _ => return None,
     })
 }
@@ -272,6 +276,7 @@ async fn snapshot(stack: &Stack, token: &str, fixture: &Fixture) -> Vec<Value> {
         format!("/api/environments/{}", fixture.environment),
         format!("/api/templates/{}", fixture.template),
         format!("/api/templates/{}/notify", fixture.template),
+        format!("/api/environments/{}/notify", fixture.environment),
         format!("/api/sandboxes/{}", fixture.sandbox),
         format!("/api/deployments?sandbox={}", fixture.sandbox),
     ] {

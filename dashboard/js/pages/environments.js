@@ -7,6 +7,7 @@
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, confirmButton } from '../dom.js';
 import { timeEl, isSecretKey } from '../format.js';
+import { webhooksCard } from '../webhooks.js';
 
 /** A value shown masked (if its key looks secret) with a reveal toggle. */
 function maskedValue(key, value) {
@@ -202,7 +203,7 @@ function editor(existing, { onSaved, onDeleted, onCancel }) {
 
 let savedNote = null;
 
-export async function render(view, { params, navigate, isCurrent }) {
+export async function render(view, { params, navigate, isCurrent, me }) {
   const selected = params[0];
   const slot = el('div');
   const listBody = el('div', { class: 'card-body flush' }, loading());
@@ -245,7 +246,7 @@ export async function render(view, { params, navigate, isCurrent }) {
         },
         onDeleted: close,
         onCancel: close,
-      }));
+      }), webhooksCard('environments', env.name, Boolean(me) && env.created_by === me.username));
     } catch (err) {
       replace(slot, errorBox(err, `Cannot load ${selected}`));
     }

@@ -3,6 +3,7 @@
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, confirmButton } from '../dom.js';
+import { webhooksCard } from '../webhooks.js';
 
 let savedNote = null;
 
@@ -122,7 +123,7 @@ function editor(existing, { environments, repos, onSaved, onDeleted, onCancel })
   return form;
 }
 
-export async function render(view, { params, navigate, isCurrent }) {
+export async function render(view, { params, navigate, isCurrent, me }) {
   const selected = params[0];
   const flash = el('div', { 'aria-live': 'polite' });
   const slot = el('div');
@@ -163,7 +164,8 @@ export async function render(view, { params, navigate, isCurrent }) {
     try {
       const template = await api.get(`/api/templates/${api.seg(selected)}`);
       if (!isCurrent()) return;
-      replace(slot, editor(template, { ...options, onCancel: () => navigate('#/templates') }));
+      replace(slot, editor(template, { ...options, onCancel: () => navigate('#/templates') }),
+        webhooksCard('templates', template.name, Boolean(me) && template.created_by === me.username));
     } catch (err) {
       replace(slot, errorBox(err, `Cannot load ${selected}`));
     }
