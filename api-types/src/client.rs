@@ -448,7 +448,8 @@ impl Client {
 
     /// `GET /api/environments/{name}/notify`.
     pub async fn environment_notify(&self, name: &str) -> Result<TemplateNotify> {
-        self.get(&format!("{}/notify", environment_path(name))).await
+        self.get(&format!("{}/notify", environment_path(name)))
+            .await
     }
 
     /// `PUT /api/environments/{name}/notify`: replaces its outgoing webhooks.

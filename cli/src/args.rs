@@ -561,8 +561,26 @@ mod tests {
         assert_eq!(cli.url, None, "--webhook is not the control plane's --url");
         for bad in [
             &["sdp", "notify", "show"][..],
-            &["sdp", "notify", "show", "--template", "t", "--environment", "e"],
-            &["sdp", "notify", "set", "--template", "t", "--webhook", "u", "--event", "x"],
+            &[
+                "sdp",
+                "notify",
+                "show",
+                "--template",
+                "t",
+                "--environment",
+                "e",
+            ],
+            &[
+                "sdp",
+                "notify",
+                "set",
+                "--template",
+                "t",
+                "--webhook",
+                "u",
+                "--event",
+                "x",
+            ],
         ] {
             let err = Cli::try_parse_from(bad).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{bad:?}");

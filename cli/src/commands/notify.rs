@@ -213,10 +213,7 @@ mod tests {
 
     #[test]
     fn events_are_checked_when_parsed() {
-        assert_eq!(
-            parse_event("test_run.ended"),
-            Ok(NotifyEvent::TestRunEnded)
-        );
+        assert_eq!(parse_event("test_run.ended"), Ok(NotifyEvent::TestRunEnded));
         let err = parse_event("deploy").expect_err("unknown");
         assert!(err.contains("deployment.failed"), "{err}");
     }

@@ -128,9 +128,10 @@ pub async fn put_template_notify(
 ) -> Result<Json<TemplateNotify>, ApiError> {
     check_template_name(&name)?;
     check_targets(&state, &body.targets).await?;
-    let verdict = state
-        .store
-        .set_template_notify(&name, &body.targets, editor(&state, &session))?;
+    let verdict =
+        state
+            .store
+            .set_template_notify(&name, &body.targets, editor(&state, &session))?;
     settled(&state, &session, "template", &name, verdict, body)
 }
 

@@ -159,7 +159,6 @@ impl TryFrom<String> for AllowedHost {
     }
 }
 
-
 fn default_attempts() -> u32 {
     5
 }

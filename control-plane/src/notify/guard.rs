@@ -21,11 +21,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use reqwest::Url;
 pub use crate::config::AllowedHost;
 use crate::config::Config;
 use crate::store::Store;
+use futures::future::BoxFuture;
+use reqwest::Url;
 
 /// Why an address is no webhook's to reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +138,11 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// Resolves host names (the system's resolver; tests bring their own).
 pub trait Lookup: Send + Sync {
-    fn lookup<'a>(&'a self, host: &'a str, port: u16)
-    -> BoxFuture<'a, std::io::Result<Vec<SocketAddr>>>;
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, std::io::Result<Vec<SocketAddr>>>;
 }
 
 /// The system's resolver (`getaddrinfo` on tokio's blocking pool).
@@ -262,8 +265,12 @@ impl Guard {
         let port = url.port_or_known_default().unwrap_or(443);
         let (shown, name, addrs) = match url.host() {
             None => return Err(Refused::NoHost),
-            Some(url::Host::Ipv4(ip)) => (ip.to_string(), None, vec![(IpAddr::V4(ip), port).into()]),
-            Some(url::Host::Ipv6(ip)) => (format!("[{ip}]"), None, vec![(IpAddr::V6(ip), port).into()]),
+            Some(url::Host::Ipv4(ip)) => {
+                (ip.to_string(), None, vec![(IpAddr::V4(ip), port).into()])
+            }
+            Some(url::Host::Ipv6(ip)) => {
+                (format!("[{ip}]"), None, vec![(IpAddr::V6(ip), port).into()])
+            }
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 let unresolved = |reason: String| Refused::Unresolved {

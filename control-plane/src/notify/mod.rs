@@ -304,7 +304,9 @@ impl Inner {
         if let Some(template) = &template {
             match self.store.template_notify(template) {
                 Ok(list) => targets.extend(list),
-                Err(err) => tracing::warn!(template, error = %err, "cannot read the template's webhooks"),
+                Err(err) => {
+                    tracing::warn!(template, error = %err, "cannot read the template's webhooks")
+                }
             }
         }
         if let Some(environment) = &environment {
@@ -389,7 +391,8 @@ impl Inner {
 fn webhook_urls(targets: Vec<NotifyTarget>, event: NotifyEvent) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
     for target in targets {
-        if (target.events.is_empty() || target.events.contains(&event)) && !urls.contains(&target.url)
+        if (target.events.is_empty() || target.events.contains(&event))
+            && !urls.contains(&target.url)
         {
             urls.push(target.url);
         }

@@ -408,7 +408,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("sdp.db")).expect("store");
         let config = crate::config::Config::dev();
-        let answers = Answers::default().with("hooks.rebind.test", &[&["93.184.216.34"], &["127.0.0.1"]]);
+        let answers =
+            Answers::default().with("hooks.rebind.test", &[&["93.184.216.34"], &["127.0.0.1"]]);
         let guard = Guard::new(&config, None).with_lookup(Arc::new(answers));
         let url = format!("http://hooks.rebind.test:{port}/secret-path");
         assert!(guard.check(&url).await.is_ok(), "public when it was set");

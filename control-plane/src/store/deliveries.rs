@@ -346,7 +346,9 @@ mod tests {
             Guarded::NotFound
         );
         assert!(matches!(
-            store.set_environment_notify("base", &targets, bob).expect("set"),
+            store
+                .set_environment_notify("base", &targets, bob)
+                .expect("set"),
             Guarded::NotYours(_)
         ));
         assert_eq!(

@@ -424,18 +424,37 @@ async fn environment_webhooks(
     ] {
         let out = sdp
             .run(&[
-                "notify", "set", "--environment", &environment, "--webhook", url, "--event", event,
-                "-o", "json",
+                "notify",
+                "set",
+                "--environment",
+                &environment,
+                "--webhook",
+                url,
+                "--event",
+                event,
+                "-o",
+                "json",
             ])
             .await;
         assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
     }
     let out = sdp
-        .run(&["notify", "show", "--environment", &environment, "-o", "json"])
+        .run(&[
+            "notify",
+            "show",
+            "--environment",
+            &environment,
+            "-o",
+            "json",
+        ])
         .await;
     let shown: TemplateNotify = serde_json::from_slice(&out.stdout).expect("JSON webhooks");
     assert_eq!(
-        shown.targets.iter().map(|t| t.url.as_str()).collect::<Vec<_>>(),
+        shown
+            .targets
+            .iter()
+            .map(|t| t.url.as_str())
+            .collect::<Vec<_>>(),
         [shared_url, refusing_url.as_str()]
     );
     assert_eq!(shown.targets[0].events, [NotifyEvent::DeploymentRunning]);
@@ -443,7 +462,9 @@ async fn environment_webhooks(
         client.environment_notify(&environment).await.expect("read"),
         shown
     );
-    let out = sdp.run(&["notify", "show", "--environment", &environment]).await;
+    let out = sdp
+        .run(&["notify", "show", "--environment", &environment])
+        .await;
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.starts_with("URL") && table.contains("deployment.running"),
@@ -461,9 +482,15 @@ async fn environment_webhooks(
     // with loopback allowed, as here): refused when set, nothing changed.
     let own = format!("{}/api/sandboxes", stack.base_url);
     for (url, says) in [
-        ("https://10.0.0.5/hook", "webhook host 10.0.0.5 is a private address; allow it with notify.allowed_private_hosts"),
+        (
+            "https://10.0.0.5/hook",
+            "webhook host 10.0.0.5 is a private address; allow it with notify.allowed_private_hosts",
+        ),
         ("https://169.254.169.254/latest/meta-data", "link-local"),
-        ("https://[::ffff:10.0.0.5]/hook", "[::ffff:10.0.0.5] is 10.0.0.5, a private address"),
+        (
+            "https://[::ffff:10.0.0.5]/hook",
+            "[::ffff:10.0.0.5] is 10.0.0.5, a private address",
+        ),
         ("https://0xa9fea9fe/", "169.254.169.254 is a link-local"),
         (own.as_str(), "the control plane's own listen address"),
     ] {
@@ -482,15 +509,28 @@ async fn environment_webhooks(
     }
     let out = sdp
         .run(&[
-            "notify", "set", "--environment", &environment, "--webhook", "https://192.168.1.1/x",
-            "-o", "json",
+            "notify",
+            "set",
+            "--environment",
+            &environment,
+            "--webhook",
+            "https://192.168.1.1/x",
+            "-o",
+            "json",
         ])
         .await;
     assert_eq!(crate::cli::code(&out), 2, "{}", crate::cli::show(&out));
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     assert_eq!(error["error"]["code"], "bad_request");
     let out = sdp
-        .run(&["notify", "clear", "--environment", &environment, "--webhook", "https://nope.example/"])
+        .run(&[
+            "notify",
+            "clear",
+            "--environment",
+            &environment,
+            "--webhook",
+            "https://nope.example/",
+        ])
         .await;
     assert_eq!(crate::cli::code(&out), 7, "{}", crate::cli::show(&out));
     assert_eq!(
@@ -511,24 +551,36 @@ async fn delivery_audit(
     refusing: &FakeReceiver,
     secret: &str,
 ) {
-    let entries = sdp_testkit::wait_for("the deliveries' audit entries", Duration::from_secs(30), || async {
-        let page = client
-            .audit(&AuditQuery {
-                sandbox: Some(sandbox.to_owned()),
-                action: Some("delivery".to_owned()),
-                limit: Some(100),
-                ..AuditQuery::default()
-            })
-            .await
-            .ok()?;
-        let webhooks = |origin: String| {
-            page.entries
-                .iter()
-                .find(|e| e.message.as_deref().is_some_and(|m| m.starts_with("webhook") && m.contains(&format!("to {origin}: "))))
-                .cloned()
-        };
-        Some((webhooks(hook.url())?, webhooks(refusing.url())?, page.entries.clone()))
-    })
+    let entries = sdp_testkit::wait_for(
+        "the deliveries' audit entries",
+        Duration::from_secs(30),
+        || async {
+            let page = client
+                .audit(&AuditQuery {
+                    sandbox: Some(sandbox.to_owned()),
+                    action: Some("delivery".to_owned()),
+                    limit: Some(100),
+                    ..AuditQuery::default()
+                })
+                .await
+                .ok()?;
+            let webhooks = |origin: String| {
+                page.entries
+                    .iter()
+                    .find(|e| {
+                        e.message.as_deref().is_some_and(|m| {
+                            m.starts_with("webhook") && m.contains(&format!("to {origin}: "))
+                        })
+                    })
+                    .cloned()
+            };
+            Some((
+                webhooks(hook.url())?,
+                webhooks(refusing.url())?,
+                page.entries.clone(),
+            ))
+        },
+    )
     .await;
     let (delivered, refused, all) = entries;
     for entry in &all {
@@ -538,7 +590,9 @@ async fn delivery_audit(
         assert_eq!(entry.address, None);
         let message = entry.message.as_deref().unwrap_or_default();
         assert!(
-            !message.contains(secret) && !message.contains("/hooks/") && !message.contains("/refuses/"),
+            !message.contains(secret)
+                && !message.contains("/hooks/")
+                && !message.contains("/refuses/"),
             "no URL path in {message}"
         );
     }
@@ -550,7 +604,11 @@ async fn delivery_audit(
     );
     assert_eq!(refused.outcome, AuditOutcome::Failed, "{refused:?}");
     assert!(
-        refused.message.as_deref().unwrap_or_default().contains("failed after 1 attempt(s)"),
+        refused
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("failed after 1 attempt(s)"),
         "{refused:?}"
     );
 }

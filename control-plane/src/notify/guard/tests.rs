@@ -36,7 +36,11 @@ impl Lookup for Answers {
         };
         Box::pin(async move {
             answer
-                .map(|ips| ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+                .map(|ips| {
+                    ips.into_iter()
+                        .map(|ip| SocketAddr::new(ip, port))
+                        .collect()
+                })
                 .ok_or_else(|| std::io::Error::other("no such host"))
         })
     }
@@ -153,7 +157,10 @@ async fn every_spelling_of_an_internal_host_is_refused() {
 async fn messages_name_the_host_the_address_and_the_setting() {
     let answers = Answers::default().with("intranet.example", &[&["10.0.0.5"]]);
     let guard = guard(|_| {}, answers);
-    let refused = guard.check("https://10.0.0.5/x").await.expect_err("private");
+    let refused = guard
+        .check("https://10.0.0.5/x")
+        .await
+        .expect_err("private");
     assert_eq!(
         refused.to_string(),
         "webhook host 10.0.0.5 is a private address; allow it with notify.allowed_private_hosts"
@@ -172,7 +179,9 @@ async fn messages_name_the_host_the_address_and_the_setting() {
         .await
         .expect_err("mapped");
     assert!(
-        refused.to_string().starts_with("webhook host [::ffff:127.0.0.1] is 127.0.0.1, a loopback"),
+        refused
+            .to_string()
+            .starts_with("webhook host [::ffff:127.0.0.1] is 127.0.0.1, a loopback"),
         "{refused}"
     );
     let refused = guard.check("https://[::1]/x").await.expect_err("loopback");
@@ -180,7 +189,10 @@ async fn messages_name_the_host_the_address_and_the_setting() {
         refused.to_string().contains("notify.allow_loopback_http"),
         "{refused}"
     );
-    let refused = guard.check("https://nowhere.example/").await.expect_err("none");
+    let refused = guard
+        .check("https://nowhere.example/")
+        .await
+        .expect_err("none");
     assert!(refused.is_transient(), "{refused}");
 }
 
@@ -192,7 +204,10 @@ async fn a_name_with_one_internal_address_is_refused() {
         .with("public.example", &[&["93.184.216.34", "2606:4700::1111"]]);
     let guard = guard(|_| {}, answers);
     assert!(guard.check("https://mixed.example/").await.is_err());
-    let target = guard.check("https://public.example:8443/").await.expect("public");
+    let target = guard
+        .check("https://public.example:8443/")
+        .await
+        .expect("public");
     assert_eq!(target.addrs.len(), 2);
     assert!(target.addrs.iter().all(|a| a.port() == 8443));
 }
@@ -231,7 +246,8 @@ async fn the_allow_lists_allow_what_they_name_only() {
         .await
         .expect_err("its own address by name");
     assert!(
-        own.to_string().contains("control plane's own listen address"),
+        own.to_string()
+            .contains("control plane's own listen address"),
         "{own}"
     );
 }
@@ -252,7 +268,13 @@ async fn a_control_plane_on_every_interface_is_refused_on_its_port() {
 
 #[test]
 fn allowed_hosts_parse_names_and_blocks() {
-    for good in ["10.0.0.0/8", "10.0.0.5", "fd00::/8", "slack-proxy.corp", "Proxy.Example."] {
+    for good in [
+        "10.0.0.0/8",
+        "10.0.0.5",
+        "fd00::/8",
+        "slack-proxy.corp",
+        "Proxy.Example.",
+    ] {
         assert!(AllowedHost::try_from(good.to_owned()).is_ok(), "{good}");
     }
     assert_eq!(
@@ -279,7 +301,9 @@ async fn a_rebinding_name_is_refused_and_checked_addresses_are_pinned() {
         .await
         .expect_err("rebound");
     assert!(
-        refused.to_string().contains("resolves to 127.0.0.1, a loopback address"),
+        refused
+            .to_string()
+            .contains("resolves to 127.0.0.1, a loopback address"),
         "{refused}"
     );
 
@@ -298,7 +322,10 @@ async fn a_rebinding_name_is_refused_and_checked_addresses_are_pinned() {
         .check(&format!("http://pinned.example:{port}/x"))
         .await
         .expect("allowed");
-    let client = target.pin(reqwest::Client::builder()).build().expect("client");
+    let client = target
+        .pin(reqwest::Client::builder())
+        .build()
+        .expect("client");
     let answer = client.get(target.url.clone()).send().await.expect("sent");
     assert_eq!(answer.text().await.expect("body"), "pinned");
 }
