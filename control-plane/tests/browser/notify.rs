@@ -76,3 +76,73 @@ async fn browser_shows_the_last_outcome_of_each_delivery() {
     browser.close().await;
     stack.shutdown().await;
 }
+
+/// An environment's webhooks set in its editor's card: saved as the API
+/// then reads them, and a private host refused with the server's message
+/// (nothing changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sets_an_environments_webhooks_and_shows_a_refusal() {
+    let stack = Stack::start().await;
+    let client = stack.login_as(USER).await;
+    let environment = sdp_testkit::unique_id("nbe");
+    let (status, body) = stack
+        .post(
+            client.token().expect("token"),
+            "/api/environments",
+            json!({ "name": environment, "vars": {} }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+
+    let browser = Browser::start(&stack.base_url).await;
+    login(&browser, &stack, false).await;
+    browser.watch_controls().await;
+    browser.go(&format!("/environments/{environment}")).await;
+    let url_input = "#webhooks-table input.hook-url";
+    browser.wait_for(url_input).await;
+    // A public address: nothing to resolve, nothing sent (no sandbox).
+    let url = "https://93.184.216.34/hooks/browser-secret";
+    browser.fill(url_input, url).await;
+    browser
+        .click("#webhooks-table input.hook-event[value='deployment.failed']")
+        .await;
+    browser.click("#webhooks-save").await;
+    browser
+        .wait_js(
+            "saved",
+            Duration::from_secs(30),
+            "const e = document.querySelector('#webhooks .alert-ok'); return e && e.textContent;",
+        )
+        .await;
+    let saved = client.environment_notify(&environment).await.expect("read");
+    assert_eq!(saved.targets.len(), 1);
+    assert_eq!(saved.targets[0].url, url);
+    assert_eq!(
+        saved.targets[0].events,
+        [sdp_api::NotifyEvent::DeploymentFailed]
+    );
+
+    browser.fill(url_input, "https://10.0.0.5/hook").await;
+    browser.click("#webhooks-save").await;
+    let shown = browser
+        .wait_js(
+            "the refusal",
+            Duration::from_secs(30),
+            "const e = document.querySelector('#webhooks .alert-error'); return e && e.textContent;",
+        )
+        .await;
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    assert!(
+        shown.contains("10.0.0.5 is a private address")
+            && shown.contains("notify.allowed_private_hosts"),
+        "{shown}"
+    );
+    assert_eq!(
+        client.environment_notify(&environment).await.expect("read"),
+        saved,
+        "nothing changed"
+    );
+    browser.expect_console_errors(&["400"]).await;
+    browser.close().await;
+    stack.shutdown().await;
+}
