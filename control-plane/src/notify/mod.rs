@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::Audit;
 use crate::config::{BitbucketConfig, Config, Flavour};
+use crate::routing::environment_name;
 use crate::store::{
     BuildState, DeliveryKind, DeliveryOutcome, Deployment, NewDelivery, NotifyEvent, NotifyTarget,
     Store, StoreError,
@@ -329,7 +330,7 @@ impl Inner {
             Some(name) => self.store.template(name)?,
             None => None,
         };
-        let environment = crate::routing::environment_name(&sandbox, template.as_ref());
+        let environment = environment_name(&sandbox, template.as_ref());
         Ok((sandbox.template.clone(), environment))
     }
 
