@@ -8,6 +8,7 @@ pub mod columns;
 mod deliveries;
 mod deployments;
 mod guard;
+pub mod keyset;
 mod migrations;
 mod power;
 mod resources;
@@ -18,6 +19,8 @@ mod sessions;
 pub mod status;
 mod templates;
 pub(crate) mod test_runs;
+#[cfg(test)]
+mod keyset_tests;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +36,7 @@ pub use deliveries::{
 };
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
+pub use keyset::{PageOf, TimeKey};
 pub use power::IdleCandidate;
 pub use resources::StoredResource;
 pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
