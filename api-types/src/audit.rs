@@ -232,8 +232,8 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the page before (opaque; see
-    /// [`crate::paging`]).
+    /// The `next_cursor` of the page before, passed back unchanged (leave
+    /// out for the first page).
     #[param(pattern = "^aud1\\.[0-9]{1,18}$")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -260,8 +260,8 @@ pub struct AuditPage {
     /// Deprecated: the page number asked for (1 when paging by cursor).
     #[schema(deprecated)]
     pub page: u32,
-    /// Deprecated: the next page's number when paging by `page` (null on
-    /// the last page, and when paging by cursor).
+    /// Deprecated: the next page's number (null on the last page, and
+    /// when paging by cursor).
     #[schema(deprecated)]
     pub next_page: Option<u32>,
 }

@@ -164,8 +164,8 @@ pub struct DeliveriesQuery {
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// The `X-Next-Cursor` of the page before (opaque; see
-    /// [`crate::paging`]).
+    /// The `X-Next-Cursor` of the page before, passed back unchanged
+    /// (leave out for the first page).
     #[param(pattern = "^dlv1\\.[0-9]{1,18}$")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

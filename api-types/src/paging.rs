@@ -54,7 +54,8 @@ pub struct SandboxesQuery {
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// The `X-Next-Cursor` of the page before (opaque).
+    /// The `X-Next-Cursor` of the page before, passed back unchanged
+    /// (leave out for the first page).
     #[param(pattern = "^sbx1\\.[a-z0-9][a-z0-9-]{0,62}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -69,7 +70,8 @@ pub struct TestRunsQuery {
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// The `X-Next-Cursor` of the page before (opaque).
+    /// The `X-Next-Cursor` of the page before, passed back unchanged
+    /// (leave out for the first page).
     #[param(pattern = "^run1\\.[0-9]{1,13}\\.[A-Za-z0-9_-]{1,64}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

@@ -172,10 +172,10 @@ fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErro
     .transpose()
 }
 
-/// The audit trail, newest first, a page at a time (`limit`, `cursor`:
-/// see `sdp_api::paging`; `page` is the deprecated way): an admin's is
-/// every entry; anyone else's the entries they acted in and those of the
-/// sandboxes they own.
+/// The audit trail, newest first, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `next_cursor` and `X-Next-Cursor`; `page` is
+/// the deprecated way): an admin's is every entry; anyone else's the
+/// entries they acted in and those of the sandboxes they own.
 #[utoipa::path(
     get,
     path = "/audit",
@@ -232,8 +232,8 @@ pub async fn list(
     };
     let rows = state.store.audit(&filter)?;
     let (entries, next_cursor) = paging::cut(rows, limit, |e| Cursor::of_id(List::Audit, e.id));
-    let by_page = after.is_none() && query.page.is_some();
-    let next_page = (by_page && next_cursor.is_some()).then_some(page + 1);
+    // Clients from before cursors read `next_page`.
+    let next_page = (after.is_none() && next_cursor.is_some()).then_some(page + 1);
     let body = AuditPage {
         entries,
         next_cursor: next_cursor.clone(),

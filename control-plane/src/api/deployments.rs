@@ -96,8 +96,8 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
     }
 }
 
-/// Deployments, newest first, a page at a time (`limit`, `cursor`: see
-/// `sdp_api::paging`).
+/// Deployments, newest first, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/deployments",

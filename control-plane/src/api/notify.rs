@@ -22,7 +22,8 @@ use crate::sessions::Session;
 use crate::store::{Guarded, PageOf};
 
 /// Deliveries of build statuses and outgoing webhooks, newest first, a
-/// page at a time (`limit`, `cursor`: see `sdp_api::paging`).
+/// page at a time (`limit`, `cursor`; the next page's cursor in
+/// `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/deliveries",

@@ -262,6 +262,34 @@ mod tests {
         assert_eq!(next_link(&uri, "sbx1.b"), "/api/sandboxes?cursor=sbx1.b");
     }
 
+    /// The document states each list's cursor pattern as
+    /// `sdp_api::paging` has it (the attributes cannot name a constant).
+    #[test]
+    fn the_document_states_each_cursor_pattern() {
+        let document = serde_json::to_value(super::super::document()).expect("json");
+        for (path, pattern) in [
+            ("/api/deployments", DEPLOYMENTS_CURSOR),
+            ("/api/sandboxes/{name}/test-runs", TEST_RUNS_CURSOR),
+            ("/api/sandboxes", SANDBOXES_CURSOR),
+            ("/api/audit", AUDIT_CURSOR),
+            ("/api/deliveries", DELIVERIES_CURSOR),
+        ] {
+            let parameters = document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path} has parameters"));
+            let cursor = parameters
+                .iter()
+                .find(|p| p["name"] == "cursor")
+                .unwrap_or_else(|| panic!("{path} has a cursor"));
+            assert_eq!(cursor["schema"]["pattern"], pattern, "{path}");
+            let limit = parameters
+                .iter()
+                .find(|p| p["name"] == "limit")
+                .unwrap_or_else(|| panic!("{path} has a limit"));
+            assert_eq!(limit["schema"]["maximum"], MAX_LIMIT, "{path}");
+        }
+    }
+
     proptest! {
         /// Every cursor the schema's pattern allows is taken: the
         /// document states exactly what the server accepts.

@@ -23,8 +23,8 @@ use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
 use crate::store::{NewSandbox, PageOf, is_constraint};
 
-/// The sandboxes by name, a page at a time (`limit`, `cursor`: see
-/// `sdp_api::paging`; the default page holds 500).
+/// The sandboxes by name, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `X-Next-Cursor`; the default page holds 500).
 #[utoipa::path(
     get,
     path = "/sandboxes",

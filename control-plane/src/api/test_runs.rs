@@ -130,7 +130,7 @@ pub async fn start(
 }
 
 /// The sandbox's test runs, newest first, a page at a time (`limit`,
-/// `cursor`: see `sdp_api::paging`).
+/// `cursor`; the next page's cursor in `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/sandboxes/{name}/test-runs",
