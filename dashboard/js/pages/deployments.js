@@ -71,7 +71,7 @@ export async function render(view, { query, navigate }) {
   const more = showMore({ id: 'deployments-more', step, reload: () => refresh() });
   body.after(more.node);
   const path = `/api/deployments${api.query({
-    sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: step,
+    sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: query.limit,
   })}`;
   // Runs the user unfolded, by their newest deployment's id: kept across polls.
   const unfolded = new Set();
