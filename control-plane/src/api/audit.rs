@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Query, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -195,7 +195,7 @@ fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErro
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -4,8 +4,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
 use serde_json::json;
@@ -116,7 +116,7 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;

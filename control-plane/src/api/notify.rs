@@ -5,8 +5,7 @@
 //! webhook URL is a secret) only its creator and admins, who alone set them.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::Uri;
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::response::Response;
 use sdp_api::paging::DEFAULT_LIMIT;
 use sdp_api::{DeliveriesQuery, Delivery, NotifyTarget, TemplateNotify};
@@ -42,7 +41,7 @@ use crate::store::{Guarded, PageOf};
 pub async fn list_deliveries(
     State(state): State<AppState>,
     _session: Session,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;

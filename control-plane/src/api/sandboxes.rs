@@ -3,8 +3,8 @@
 //! and env are in `autodeploy.rs` and `service_env.rs`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{RouteSource, Status, validate};
 
@@ -43,7 +43,7 @@ use crate::store::{NewSandbox, PageOf, is_constraint};
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<SandboxesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -4,8 +4,8 @@
 //! run's log and live events are the deployment ones of its id.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sdp_api::paging::DEFAULT_LIMIT;
 use sdp_api::{NewTestRun, TestRun, TestRunTrigger, TestRunsQuery};
@@ -150,7 +150,7 @@ pub async fn list(
     State(state): State<AppState>,
     _session: Session,
     Path(sandbox): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<TestRunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     check_sandbox_name(&sandbox)?;
