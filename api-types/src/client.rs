@@ -14,12 +14,13 @@ use serde::de::DeserializeOwned;
 
 use crate::paging::{NEXT_CURSOR_HEADER, page_limit};
 use crate::{
-    AgentView, AuditEntry, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment,
-    DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery,
-    LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
-    Page, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource, SandboxStaleness,
-    SandboxView, SandboxesQuery, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
-    Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify, TestRun, TestRunsQuery,
+    AgentView, AuditEntry, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery,
+    Deployment, DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody,
+    ListQuery, LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
+    Page, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource,
+    SandboxStaleness, SandboxView, SandboxesQuery, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    TemplateNotify, TestRun, TestRunsQuery,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -235,10 +236,10 @@ impl Client {
     pub async fn all_sandboxes(&self, wanted: Option<usize>) -> Result<Vec<SandboxView>> {
         follow(wanted, |limit, cursor| async move {
             self.sandboxes_page(&SandboxesQuery {
-                    limit: Some(limit),
-                    cursor,
-                })
-                .await
+                limit: Some(limit),
+                cursor,
+            })
+            .await
         })
         .await
     }
@@ -428,11 +429,11 @@ impl Client {
     ) -> Result<Vec<Deployment>> {
         follow(wanted, |limit, cursor| async move {
             self.deployments_page(&ListQuery {
-                    limit: Some(limit),
-                    cursor,
-                    ..query.clone()
-                })
-                .await
+                limit: Some(limit),
+                cursor,
+                ..query.clone()
+            })
+            .await
         })
         .await
     }
@@ -484,7 +485,11 @@ impl Client {
 
     /// The sandbox's test runs, newest first, at most `wanted` (`None`:
     /// all), following the cursors.
-    pub async fn all_test_runs(&self, sandbox: &str, wanted: Option<usize>) -> Result<Vec<TestRun>> {
+    pub async fn all_test_runs(
+        &self,
+        sandbox: &str,
+        wanted: Option<usize>,
+    ) -> Result<Vec<TestRun>> {
         follow(wanted, |limit, cursor| async move {
             let query = TestRunsQuery {
                 limit: Some(limit),
@@ -541,11 +546,11 @@ impl Client {
     ) -> Result<Vec<Delivery>> {
         follow(wanted, |limit, cursor| async move {
             self.deliveries_page(&DeliveriesQuery {
-                    limit: Some(limit),
-                    cursor,
-                    ..query.clone()
-                })
-                .await
+                limit: Some(limit),
+                cursor,
+                ..query.clone()
+            })
+            .await
         })
         .await
     }

@@ -79,9 +79,6 @@ mod tests {
                 commit: None,
             },
         ];
-        assert_eq!(
-            table(&rows),
-            "NAME  COMMIT\na     0123456789\nb     -\n"
-        );
+        assert_eq!(table(&rows), "NAME  COMMIT\na     0123456789\nb     -\n");
     }
 }

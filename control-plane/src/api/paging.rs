@@ -86,7 +86,9 @@ impl Cursor {
     pub fn time(list: List, text: Option<&str>) -> Result<Option<TimeKey>, ApiError> {
         let Some(text) = text else { return Ok(None) };
         let body = Cursor::body(list, text)?;
-        let (millis, id) = body.split_once('.').ok_or_else(|| Cursor::bad(list, text))?;
+        let (millis, id) = body
+            .split_once('.')
+            .ok_or_else(|| Cursor::bad(list, text))?;
         let digits = |s: &str, most: usize| {
             !s.is_empty() && s.len() <= most && s.bytes().all(|b| b.is_ascii_digit())
         };
@@ -137,11 +139,19 @@ impl Cursor {
 
 /// A page cut from rows read one past `limit`: the first `limit`, and the
 /// cursor of the last of them when a row was left over.
-pub fn cut<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub fn cut<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let limit = limit as usize;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next = if more { rows.last().map(cursor_of) } else { None };
+    let next = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
     (rows, next)
 }
 
@@ -174,7 +184,9 @@ pub fn with_next(mut response: Response, uri: &Uri, next: Option<&str>) -> Respo
         if let Ok(value) = HeaderValue::from_str(next) {
             headers.insert(HeaderName::from_static(NEXT_CURSOR_HEADER), value);
         }
-        if let Ok(value) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_link(uri, next))) {
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_link(uri, next)))
+        {
             headers.insert(header::LINK, value);
         }
     }
@@ -207,7 +219,10 @@ mod tests {
             })
         );
         let text = Cursor::of_id(List::Audit, 42);
-        assert_eq!(Cursor::id(List::Audit, Some(&text)).expect("read"), Some(42));
+        assert_eq!(
+            Cursor::id(List::Audit, Some(&text)).expect("read"),
+            Some(42)
+        );
         let text = Cursor::of_name(List::Sandboxes, "alpha-1");
         assert_eq!(
             Cursor::name(List::Sandboxes, Some(&text)).expect("read"),
@@ -220,8 +235,20 @@ mod tests {
     fn another_lists_or_a_malformed_cursor_is_refused_by_name() {
         let audit = Cursor::of_id(List::Audit, 7);
         let err = Cursor::id(List::Deliveries, Some(&audit)).expect_err("foreign");
-        assert!(err.message.contains("GET /api/deliveries"), "{}", err.message);
-        for bad in ["", "dep1", "dep1.", "dep1.x.d1", "dep1.1.", "dep1.1.a/b", "dep1.99999999999999.d"] {
+        assert!(
+            err.message.contains("GET /api/deliveries"),
+            "{}",
+            err.message
+        );
+        for bad in [
+            "",
+            "dep1",
+            "dep1.",
+            "dep1.x.d1",
+            "dep1.1.",
+            "dep1.1.a/b",
+            "dep1.99999999999999.d",
+        ] {
             assert!(
                 Cursor::time(List::Deployments, Some(bad)).is_err(),
                 "{bad:?} was taken"

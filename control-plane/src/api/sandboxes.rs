@@ -10,7 +10,8 @@ use sdp_bus::{RouteSource, Status, validate};
 
 use sdp_api::paging::DEFAULT_SANDBOX_LIMIT;
 use sdp_api::{
-    RouteBody, SandboxesQuery, SandboxPatch, SandboxView, TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
+    RouteBody, SandboxPatch, SandboxView, SandboxesQuery, TemplateDeploy, TemplateDeployStarted,
+    TemplateDeployment,
 };
 
 use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};

@@ -237,7 +237,9 @@ mod tests {
                 },
             )
             .expect("record");
-        let rows = store.deliveries(Some("a"), &PageOf::first(10)).expect("list");
+        let rows = store
+            .deliveries(Some("a"), &PageOf::first(10))
+            .expect("list");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].attempts, 1);
         assert_eq!(rows[0].last_status, Some(503));
@@ -246,11 +248,16 @@ mod tests {
             store.insert_delivery(&new("a", "k")).expect("insert");
         }
         store.insert_delivery(&new("b", "k")).expect("insert");
-        let kept = store.deliveries(Some("a"), &PageOf::first(500)).expect("list");
+        let kept = store
+            .deliveries(Some("a"), &PageOf::first(500))
+            .expect("list");
         assert_eq!(kept.len() as i64, KEPT_PER_SANDBOX);
         assert!(kept.iter().all(|d| d.id != id), "the oldest went");
         assert_eq!(
-            store.deliveries(None, &PageOf::first(500)).expect("all").len() as i64,
+            store
+                .deliveries(None, &PageOf::first(500))
+                .expect("all")
+                .len() as i64,
             KEPT_PER_SANDBOX + 1
         );
     }

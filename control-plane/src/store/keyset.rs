@@ -93,10 +93,7 @@ impl Select {
         if let Some(after) = after {
             self.push(" AND id < ?#", [Value::Integer(after)]);
         }
-        self.push(
-            " ORDER BY id DESC LIMIT ?#",
-            [Value::Integer(limit.into())],
-        );
+        self.push(" ORDER BY id DESC LIMIT ?#", [Value::Integer(limit.into())]);
     }
 
     pub(super) fn sql(&self) -> &str {

@@ -74,7 +74,11 @@ fn pages_of_deployments_hold_every_row_once_in_order_despite_inserts() {
     let (_dir, store) = store();
     let mut made = Vec::new();
     for n in 0..250 {
-        made.push(deploy(&store, "a", if n % 2 == 0 { "users" } else { "orders" }));
+        made.push(deploy(
+            &store,
+            "a",
+            if n % 2 == 0 { "users" } else { "orders" },
+        ));
         if n % 5 == 0 {
             deploy(&store, "b", "users");
         }
@@ -139,7 +143,10 @@ fn rows_of_the_same_instant_page_by_id() {
     }
     store
         .conn()
-        .execute("UPDATE deployments SET created_at = '2026-01-01T00:00:00.000Z'", [])
+        .execute(
+            "UPDATE deployments SET created_at = '2026-01-01T00:00:00.000Z'",
+            [],
+        )
         .expect("one instant");
     let seen = page_through(&store, "a", 7, || {});
     let mut unique = seen.clone();
@@ -267,7 +274,10 @@ fn the_hot_lists_read_a_range_of_an_index() {
             ..Default::default()
         });
         let text = plan(&conn, &by_repo);
-        assert!(text.contains("USING INDEX deployments_by_repo_created"), "{text}");
+        assert!(
+            text.contains("USING INDEX deployments_by_repo_created"),
+            "{text}"
+        );
         assert!(!full_scan_or_sort(&text, "deployments"), "{text}");
         let runs = super::test_runs::test_runs_select(
             "a",
@@ -277,13 +287,19 @@ fn the_hot_lists_read_a_range_of_an_index() {
             },
         );
         let text = plan(&conn, &runs);
-        assert!(text.contains("USING INDEX test_runs_by_sandbox_created"), "{text}");
+        assert!(
+            text.contains("USING INDEX test_runs_by_sandbox_created"),
+            "{text}"
+        );
         assert!(!full_scan_or_sort(&text, "test_runs"), "{text}");
     }
     for after in [None, Some("m".to_owned())] {
         let sandboxes = super::sandboxes::sandboxes_select(&PageOf { after, limit: 501 });
         let text = plan(&conn, &sandboxes);
-        assert!(text.contains("USING INDEX sqlite_autoindex_sandboxes_1"), "{text}");
+        assert!(
+            text.contains("USING INDEX sqlite_autoindex_sandboxes_1"),
+            "{text}"
+        );
         assert!(!full_scan_or_sort(&text, "sandboxes"), "{text}");
     }
 }

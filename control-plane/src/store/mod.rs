@@ -9,6 +9,8 @@ mod deliveries;
 mod deployments;
 mod guard;
 pub mod keyset;
+#[cfg(test)]
+mod keyset_tests;
 mod migrations;
 mod power;
 mod resources;
@@ -19,8 +21,6 @@ mod sessions;
 pub mod status;
 mod templates;
 pub(crate) mod test_runs;
-#[cfg(test)]
-mod keyset_tests;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -591,9 +591,7 @@ async fn every_change_is_one_entry_and_secrets_never_show() {
     let cursor_ids: Vec<i64> = by_cursor.entries.iter().map(|e| e.id).collect();
     assert_eq!(cursor_ids, ids[5..].to_vec());
     assert_eq!(by_cursor.next_page, None, "no page numbers with a cursor");
-    let foreign = stack
-        .get(&admin, "/api/audit?cursor=dlv1.5")
-        .await;
+    let foreign = stack.get(&admin, "/api/audit?cursor=dlv1.5").await;
     assert_eq!(foreign.0, StatusCode::BAD_REQUEST, "{}", foreign.1);
 
     // Append-only: the trail has no way to change or remove an entry.
@@ -701,8 +699,7 @@ async fn sdp_audit_lists_and_filters() {
         ])
         .await;
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let entries: Vec<AuditEntry> =
-        serde_json::from_slice(&out.stdout).expect("an array as JSON");
+    let entries: Vec<AuditEntry> = serde_json::from_slice(&out.stdout).expect("an array as JSON");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].action, AuditAction::SandboxCreate);
     // Two sandboxes: `--limit 1` shows the newest; no limit, both.

@@ -32,7 +32,11 @@ async fn failed_deploy(client: &sdp_api::client::Client, sandbox: &str) -> Strin
 }
 
 /// One page by hand: the JSON items, `X-Next-Cursor`, `Link`.
-async fn page(stack: &Stack, token: &str, path: &str) -> (Vec<Value>, Option<String>, Option<String>) {
+async fn page(
+    stack: &Stack,
+    token: &str,
+    path: &str,
+) -> (Vec<Value>, Option<String>, Option<String>) {
     let response = stack
         .http()
         .get(stack.url(path))
@@ -94,7 +98,11 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
         let (items, next, link) = page(&stack, &token, &path).await;
         pages += 1;
         assert!(items.len() <= 40);
-        seen.extend(items.iter().map(|d| d["id"].as_str().expect("id").to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|d| d["id"].as_str().expect("id").to_owned()),
+        );
         for _ in 0..3 {
             failed_deploy(&client, &sandbox).await;
         }
@@ -143,7 +151,15 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
         let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("an array");
         assert_eq!(listed.len(), everything.len(), "every page");
         let out = sdp
-            .run(&["-o", "json", "history", "--sandbox", &sandbox, "--limit", "7"])
+            .run(&[
+                "-o",
+                "json",
+                "history",
+                "--sandbox",
+                &sandbox,
+                "--limit",
+                "7",
+            ])
             .await;
         let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("an array");
         assert_eq!(listed.len(), 7);
@@ -175,7 +191,11 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
     let mut odd = 1;
     loop {
         let (items, next, _) = page(&stack, &token, &path).await;
-        names.extend(items.iter().map(|s| s["name"].as_str().expect("name").to_owned()));
+        names.extend(
+            items
+                .iter()
+                .map(|s| s["name"].as_str().expect("name").to_owned()),
+        );
         for n in [odd, 240 - odd] {
             let _ = client
                 .create_sandbox(&NewSandbox {
@@ -195,7 +215,10 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
     }
     assert!(names.windows(2).all(|w| w[0] < w[1]), "by name, no repeat");
     let listed: HashSet<&String> = names.iter().collect();
-    assert!(made.iter().all(|name| listed.contains(name)), "every sandbox");
+    assert!(
+        made.iter().all(|name| listed.contains(name)),
+        "every sandbox"
+    );
     // Without a limit a page holds 500: a client that knows nothing of
     // paging still sees them all.
     let (all, next, _) = page(&stack, &token, "/api/sandboxes").await;
