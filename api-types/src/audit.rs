@@ -222,14 +222,21 @@ pub struct AuditQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
-    /// Page number, from 1 (newest first).
+    /// Deprecated: page number, from 1 (newest first), counted from the
+    /// newest entry now, so entries added meanwhile shift the pages; use
+    /// `cursor`. Ignored with a cursor.
     #[param(minimum = 1, maximum = 1000000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u32>,
-    /// Entries per page (1 to 500; default 50).
+    /// Entries per page (1 to 500; default 100).
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the page before, passed back unchanged (leave
+    /// out for the first page).
+    #[param(pattern = "^aud1\\.[0-9]{1,18}$")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// An action's wire name, or empty for any.
@@ -246,7 +253,15 @@ fn action_filter() -> utoipa::openapi::Object {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
+    /// The next page's cursor (also in `X-Next-Cursor`); null on the last
+    /// page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    /// Deprecated: the page number asked for (1 when paging by cursor).
+    #[schema(deprecated)]
     pub page: u32,
-    /// The next page's number; null on the last page.
+    /// Deprecated: the next page's number (null on the last page, and
+    /// when paging by cursor).
+    #[schema(deprecated)]
     pub next_page: Option<u32>,
 }

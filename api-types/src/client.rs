@@ -12,13 +12,15 @@ use sdp_bus::{BranchInfo, RepoInfo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::paging::{NEXT_CURSOR_HEADER, page_limit};
 use crate::{
-    AgentView, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment,
-    DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery,
-    LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
-    ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource, SandboxStaleness,
-    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
-    Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify, TestRun,
+    AgentView, AuditEntry, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery,
+    Deployment, DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody,
+    ListQuery, LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
+    Page, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource,
+    SandboxStaleness, SandboxView, SandboxesQuery, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
+    ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
+    TemplateNotify, TestRun, TestRunsQuery,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -217,9 +219,29 @@ impl Client {
 
     // --- sandboxes ---
 
-    /// `GET /api/sandboxes`.
+    /// `GET /api/sandboxes`: every sandbox, by name, following the
+    /// cursors.
     pub async fn sandboxes(&self) -> Result<Vec<SandboxView>> {
-        self.get("/api/sandboxes").await
+        self.all_sandboxes(None).await
+    }
+
+    /// `GET /api/sandboxes?limit=&cursor=`: one page, by name.
+    pub async fn sandboxes_page(&self, query: &SandboxesQuery) -> Result<Page<SandboxView>> {
+        let builder = self.request(Method::GET, "/api/sandboxes").query(query);
+        self.read_page("/api/sandboxes", builder).await
+    }
+
+    /// The sandboxes by name, at most `wanted` (`None`: all), following
+    /// the cursors.
+    pub async fn all_sandboxes(&self, wanted: Option<usize>) -> Result<Vec<SandboxView>> {
+        follow(wanted, |limit, cursor| async move {
+            self.sandboxes_page(&SandboxesQuery {
+                limit: Some(limit),
+                cursor,
+            })
+            .await
+        })
+        .await
     }
 
     /// `GET /api/sandboxes/{name}` (with its route table).
@@ -362,10 +384,58 @@ impl Client {
         self.read("/api/audit", builder).await
     }
 
-    /// `GET /api/deployments?…`, newest first.
+    /// The audit trail's entries matching `query`, newest first, at most
+    /// `wanted` (`None`: all), following the cursors.
+    pub async fn all_audit(
+        &self,
+        query: &AuditQuery,
+        wanted: Option<usize>,
+    ) -> Result<Vec<AuditEntry>> {
+        follow(wanted, |limit, cursor| async move {
+            let page = self
+                .audit(&AuditQuery {
+                    limit: Some(limit),
+                    cursor,
+                    page: None,
+                    ..query.clone()
+                })
+                .await?;
+            Ok(Page {
+                items: page.entries,
+                next_cursor: page.next_cursor,
+            })
+        })
+        .await
+    }
+
+    /// `GET /api/deployments?…`: one page, newest first (the first, or
+    /// that of `query.cursor`).
     pub async fn deployments(&self, query: &ListQuery) -> Result<Vec<Deployment>> {
+        Ok(self.deployments_page(query).await?.items)
+    }
+
+    /// `GET /api/deployments?…`: one page with the next one's cursor.
+    pub async fn deployments_page(&self, query: &ListQuery) -> Result<Page<Deployment>> {
         let builder = self.request(Method::GET, "/api/deployments").query(query);
-        self.read("/api/deployments", builder).await
+        self.read_page("/api/deployments", builder).await
+    }
+
+    /// The deployments matching `query`, newest first, at most `wanted`
+    /// (`None`: all), following the cursors.
+    pub async fn all_deployments(
+        &self,
+        query: &ListQuery,
+        wanted: Option<usize>,
+    ) -> Result<Vec<Deployment>> {
+        follow(wanted, |limit, cursor| async move {
+            self.deployments_page(&ListQuery {
+                limit: Some(limit),
+                cursor,
+                ..query.clone()
+            })
+            .await
+        })
+        .await
     }
 
     /// `GET /api/deployments/{id}`.
@@ -393,10 +463,41 @@ impl Client {
         self.json(Method::POST, &path, Some(body)).await
     }
 
-    /// `GET /api/sandboxes/{name}/test-runs`: newest first.
+    /// `GET /api/sandboxes/{name}/test-runs`: the first page, newest
+    /// first.
     pub async fn test_runs(&self, sandbox: &str) -> Result<Vec<TestRun>> {
-        self.get(&format!("{}/test-runs", sandbox_path(sandbox)))
-            .await
+        Ok(self
+            .test_runs_page(sandbox, &TestRunsQuery::default())
+            .await?
+            .items)
+    }
+
+    /// `GET /api/sandboxes/{name}/test-runs?limit=&cursor=`: one page.
+    pub async fn test_runs_page(
+        &self,
+        sandbox: &str,
+        query: &TestRunsQuery,
+    ) -> Result<Page<TestRun>> {
+        let path = format!("{}/test-runs", sandbox_path(sandbox));
+        let builder = self.request(Method::GET, &path).query(query);
+        self.read_page(&path, builder).await
+    }
+
+    /// The sandbox's test runs, newest first, at most `wanted` (`None`:
+    /// all), following the cursors.
+    pub async fn all_test_runs(
+        &self,
+        sandbox: &str,
+        wanted: Option<usize>,
+    ) -> Result<Vec<TestRun>> {
+        follow(wanted, |limit, cursor| async move {
+            let query = TestRunsQuery {
+                limit: Some(limit),
+                cursor,
+            };
+            self.test_runs_page(sandbox, &query).await
+        })
+        .await
     }
 
     /// `GET /api/test-runs/{id}`.
@@ -427,8 +528,31 @@ impl Client {
     /// `GET /api/deliveries?…`: build statuses and webhooks sent, newest
     /// first, with their last outcome.
     pub async fn deliveries(&self, query: &DeliveriesQuery) -> Result<Vec<Delivery>> {
+        Ok(self.deliveries_page(query).await?.items)
+    }
+
+    /// `GET /api/deliveries?…`: one page with the next one's cursor.
+    pub async fn deliveries_page(&self, query: &DeliveriesQuery) -> Result<Page<Delivery>> {
         let builder = self.request(Method::GET, "/api/deliveries").query(query);
-        self.read("/api/deliveries", builder).await
+        self.read_page("/api/deliveries", builder).await
+    }
+
+    /// The deliveries matching `query`, newest first, at most `wanted`
+    /// (`None`: all), following the cursors.
+    pub async fn all_deliveries(
+        &self,
+        query: &DeliveriesQuery,
+        wanted: Option<usize>,
+    ) -> Result<Vec<Delivery>> {
+        follow(wanted, |limit, cursor| async move {
+            self.deliveries_page(&DeliveriesQuery {
+                limit: Some(limit),
+                cursor,
+                ..query.clone()
+            })
+            .await
+        })
+        .await
     }
 
     /// `GET /api/templates/{name}/notify`.
@@ -517,6 +641,29 @@ impl Client {
             })
     }
 
+    /// A page of a list: the JSON array, and the next page's cursor from
+    /// its header.
+    async fn read_page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        builder: RequestBuilder,
+    ) -> Result<Page<T>> {
+        let response = self.send(builder).await?;
+        let next_cursor = response
+            .headers()
+            .get(NEXT_CURSOR_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let items = response
+            .json()
+            .await
+            .map_err(|source| ClientError::Malformed {
+                what: path.to_owned(),
+                source,
+            })?;
+        Ok(Page { items, next_cursor })
+    }
+
     /// A request whose answer has no body (204).
     async fn empty(&self, method: Method, path: &str) -> Result<()> {
         let response = self.send(self.request(method, path)).await?;
@@ -526,6 +673,34 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Every item of a list, at most `wanted` (`None`: all): `fetch` gets each
+/// page's limit and the cursor of the page before (`None` first).
+pub async fn follow<T, F, Fut>(wanted: Option<usize>, mut fetch: F) -> Result<Vec<T>>
+where
+    F: FnMut(u32, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = fetch(page_limit(wanted, items.len()), cursor.take()).await?;
+        let empty = page.items.is_empty();
+        items.extend(page.items);
+        if let Some(wanted) = wanted
+            && items.len() >= wanted
+        {
+            items.truncate(wanted);
+            break;
+        }
+        // An empty page ends it too, whatever it says: no loop forever.
+        match page.next_cursor {
+            Some(next) if !empty => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(items)
 }
 
 /// An error answer's [`ClientError::Api`]: the API's error shape, else the

@@ -55,10 +55,15 @@ pub struct ListQuery {
     /// `true`: only gateway re-applies; `false`: all but them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reapply: Option<bool>,
-    /// At most this many (1 to 500; default 50).
+    /// At most this many, newest first (1 to 500; default 100).
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `X-Next-Cursor` of the page before, passed back unchanged
+    /// (leave out for the first page).
+    #[param(pattern = "^dep1\\.[0-9]{1,13}\\.[A-Za-z0-9_-]{1,64}$")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// A status name, or empty for any.

@@ -12,6 +12,8 @@
 //! - [`test_runs`]: test runs against a sandbox and a template's test settings.
 //! - [`resources`]: a sandbox's databases.
 //! - [`notify`]: build statuses and outgoing webhooks, their deliveries.
+//! - [`paging`]: `limit` and `cursor` of the lists that grow, and the
+//!   headers that carry the next page's cursor.
 //! - [`agents`], [`hooks`], [`ops`], [`error`]: the rest.
 //! - [`rules`]: the patterns the schemas state (what `sdp_bus::validate`
 //!   checks), and a reader of whole numbers written as `12.0`.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod hooks;
 pub mod notify;
 pub mod ops;
+pub mod paging;
 pub mod resources;
 pub mod rules;
 pub mod sandboxes;
@@ -58,6 +61,7 @@ pub use notify::{
     NotifyTarget, TemplateNotify,
 };
 pub use ops::Readiness;
+pub use paging::{Page, SandboxesQuery, TestRunsQuery};
 pub use resources::{ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,

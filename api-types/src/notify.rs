@@ -160,10 +160,15 @@ pub struct DeliveriesQuery {
     /// Only this sandbox's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
-    /// At most this many, newest first (1 to 500; default 50).
+    /// At most this many, newest first (1 to 500; default 100).
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `X-Next-Cursor` of the page before, passed back unchanged
+    /// (leave out for the first page).
+    #[param(pattern = "^dlv1\\.[0-9]{1,18}$")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// An outgoing webhook of a template or an environment: `POST`ed JSON with

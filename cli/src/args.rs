@@ -130,8 +130,12 @@ pub struct LoginArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
-    /// List sandboxes.
-    Ls,
+    /// List sandboxes, by name.
+    Ls {
+        /// At most this many (default: all, page by page).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+    },
     /// A sandbox with its services and routes.
     Show { name: String },
     /// Create a sandbox.
@@ -215,6 +219,9 @@ pub struct TestArgs {
     /// List the sandbox's test runs, newest first, instead.
     #[arg(long, conflicts_with_all = ["repo", "branch", "follow"])]
     pub list: bool,
+    /// With --list: at most this many (default: all, page by page).
+    #[arg(long, requires = "list", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -249,9 +256,9 @@ pub struct HistoryArgs {
     pub repo: Option<String>,
     #[arg(long)]
     pub status: Option<String>,
-    /// At most this many (1-500).
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
+    /// At most this many, newest first (default: all, page by page).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -270,21 +277,18 @@ pub struct AuditArgs {
     /// Before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
-    /// Which page, from 1 (newest first).
-    #[arg(long, default_value_t = 1)]
-    pub page: u32,
-    /// Entries per page (1-500).
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
+    /// At most this many, newest first (default: all, page by page).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
     /// Only this sandbox's.
     pub sandbox: Option<String>,
-    /// At most this many (1-500).
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
+    /// At most this many, newest first (default: all, page by page).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]

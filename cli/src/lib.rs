@@ -6,7 +6,7 @@
 //! - [`api`]: the REST client (bearer token, the API's error shape).
 //! - [`follow`]: a deployment's WebSocket, resumed with `?after=<seq>`.
 //! - [`progress`]: phases, spinner and log on stderr; [`output`]: tables,
-//!   JSON and errors on stdout.
+//!   JSON and errors on stdout; [`listing`]: the list commands' tables.
 //! - [`session`]: the stored login (0600) and `SDP_URL`/`SDP_TOKEN`.
 //! - [`target`]: `REPO@BRANCH`; [`exit`]: the documented exit codes;
 //!   [`error`]: the crate's one error type.
@@ -20,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod exit;
 pub mod follow;
+pub mod listing;
 pub mod nats;
 pub mod output;
 pub mod progress;

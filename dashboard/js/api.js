@@ -20,6 +20,11 @@ export function setUnauthorizedHandler(handler) {
 }
 
 export async function request(method, path, body) {
+  return (await exchange(method, path, body)).data;
+}
+
+// The answer's JSON and its headers; an error answer throws ApiError.
+async function exchange(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
@@ -55,7 +60,7 @@ export async function request(method, path, body) {
     if (response.status === 401 && path !== '/api/login') onUnauthorized(err);
     throw err;
   }
-  return data;
+  return { data, headers: response.headers };
 }
 
 export const get = (path) => request('GET', path);
@@ -63,6 +68,38 @@ export const post = (path, body) => request('POST', path, body ?? {});
 export const put = (path, body) => request('PUT', path, body);
 export const patch = (path, body) => request('PATCH', path, body);
 export const del = (path) => request('DELETE', path);
+
+/**
+ * One page of a paged list (docs/ARCHITECTURE.md, "Paging"): its items and
+ * the next page's cursor from X-Next-Cursor (null on the last page).
+ */
+export async function getPage(path) {
+  const { data, headers } = await exchange('GET', path);
+  return { items: data ?? [], next: headers.get('x-next-cursor') };
+}
+
+/** `path` with `cursor` set (and any earlier one replaced). */
+function withCursor(path, cursor) {
+  const [base, search = ''] = path.split('?');
+  const params = new URLSearchParams(search);
+  params.set('cursor', cursor);
+  return `${base}?${params}`;
+}
+
+/**
+ * Up to `cap` items of a paged list, following its cursors; `more` is true
+ * when the list goes on past them.
+ */
+export async function getAll(path, cap) {
+  let items = [];
+  let page = await getPage(path);
+  for (;;) {
+    items = items.concat(page.items);
+    if (items.length >= cap) return { items: items.slice(0, cap), more: items.length > cap || !!page.next };
+    if (!page.next || page.items.length === 0) return { items, more: false };
+    page = await getPage(withCursor(path, page.next));
+  }
+}
 
 /** A path segment, escaped (names are validated server-side, but still). */
 export const seg = (value) => encodeURIComponent(String(value));

@@ -228,3 +228,29 @@ export function replaceWhenChanged(node, key, build) {
   shownKeys.set(node, key);
   return replace(node, build());
 }
+
+/**
+ * A "Show more" button under a polled, paged list: `cap` (how many items
+ * the list fetches, following cursors) starts at `step` and grows by it on
+ * each click, which then calls `reload`. `update(more)` shows the button
+ * while the list goes on.
+ */
+export function showMore({ id, step, reload }) {
+  const control = { cap: step };
+  const button = el('button', { type: 'button', class: 'btn btn-ghost', id }, 'Show more');
+  const node = el('div', { class: 'pager row', hidden: true }, button);
+  button.addEventListener('click', async () => {
+    control.cap += step;
+    button.disabled = true;
+    try {
+      await reload();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  control.node = node;
+  control.update = (more) => {
+    node.hidden = !more;
+  };
+  return control;
+}

@@ -1,60 +1,44 @@
-//! `sdp audit [--user --sandbox --action --since --until --page --limit]`:
-//! `GET /api/audit?…`, one page of the audit trail, newest first; the
-//! next page's number follows the table.
+//! `sdp audit [--user --sandbox --action --since --until --limit]`:
+//! `GET /api/audit?…`, the audit trail newest first, every page (following
+//! `next_cursor`) unless `--limit`.
 
-use sdp_api::{AuditPage, AuditQuery};
+use sdp_api::{AuditEntry, AuditQuery};
 
 use crate::args::AuditArgs;
-use crate::output::{self, render_table};
+use crate::listing::{self, Listed, or_dash};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
-    let page = client
-        .audit(&AuditQuery {
-            user: args.user,
-            sandbox: args.sandbox,
-            action: args.action,
-            since: args.since,
-            until: args.until,
-            page: Some(args.page),
-            limit: Some(args.limit),
-        })
+    let query = AuditQuery {
+        user: args.user,
+        sandbox: args.sandbox,
+        action: args.action,
+        since: args.since,
+        until: args.until,
+        ..AuditQuery::default()
+    };
+    let entries = client
+        .all_audit(&query, listing::wanted(args.limit))
         .await?;
-    if ctx.json() {
-        output::print_json(&page)?;
-        return Ok(Exit::Ok);
-    }
-    output::print(&table(&page))?;
-    Ok(Exit::Ok)
+    listing::print(ctx, &entries)
 }
 
-pub fn table(page: &AuditPage) -> String {
-    let dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
-    let rows: Vec<Vec<String>> = page
-        .entries
-        .iter()
-        .map(|e| {
-            vec![
-                sdp_api::timestamp::text(e.at),
-                dash(&e.actor),
-                e.action.as_str().to_owned(),
-                dash(&e.target),
-                dash(&e.sandbox),
-                dash(&e.address),
-                e.outcome.as_str().to_owned(),
-                dash(&e.message),
-            ]
-        })
-        .collect();
-    let mut text = render_table(
-        &[
-            "at", "actor", "action", "target", "sandbox", "address", "outcome", "message",
-        ],
-        &rows,
-    );
-    if let Some(next) = page.next_page {
-        text.push_str(&format!("more: --page {next}\n"));
+impl Listed for AuditEntry {
+    const HEADERS: &'static [&'static str] = &[
+        "at", "actor", "action", "target", "sandbox", "address", "outcome", "message",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            sdp_api::timestamp::text(self.at),
+            or_dash(self.actor.as_deref()),
+            self.action.as_str().to_owned(),
+            or_dash(self.target.as_deref()),
+            or_dash(self.sandbox.as_deref()),
+            or_dash(self.address.as_deref()),
+            self.outcome.as_str().to_owned(),
+            or_dash(self.message.as_deref()),
+        ]
     }
-    text
 }

@@ -1,54 +1,45 @@
 //! `sdp history [--sandbox --repo --status --limit]`:
-//! `GET /api/deployments?…`, newest first; `live` marks the deployment
-//! whose container serves its (sandbox, service) now.
+//! `GET /api/deployments?…`, newest first, every page unless `--limit`;
+//! `live` marks the deployment whose container serves its (sandbox,
+//! service) now.
 
 use sdp_api::{Deployment, ListQuery};
 
 use crate::args::HistoryArgs;
-use crate::output::{self, cell_of, render_table};
+use crate::listing::{self, Listed, short_commit};
+use crate::output::cell_of;
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, args: HistoryArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
+    let query = ListQuery {
+        sandbox: args.sandbox,
+        repo: args.repo,
+        status: args.status,
+        ..ListQuery::default()
+    };
     let list = client
-        .deployments(&ListQuery {
-            sandbox: args.sandbox,
-            repo: args.repo,
-            status: args.status,
-            reapply: None,
-            limit: Some(args.limit),
-        })
+        .all_deployments(&query, listing::wanted(args.limit))
         .await?;
-    if ctx.json() {
-        output::print_json(&list)?;
-        return Ok(Exit::Ok);
-    }
-    output::print(&table(&list))?;
-    Ok(Exit::Ok)
+    listing::print(ctx, &list)
 }
 
-pub fn table(deployments: &[Deployment]) -> String {
-    let rows: Vec<Vec<String>> = deployments
-        .iter()
-        .map(|d| {
-            let commit = d.commit.as_deref().map(|c| c.chars().take(10).collect());
-            vec![
-                cell_of(&d.id),
-                cell_of(&d.sandbox),
-                cell_of(&d.repo),
-                cell_of(&d.branch),
-                commit.unwrap_or_else(|| "-".to_owned()),
-                cell_of(&d.status),
-                if d.live { "live" } else { "-" }.to_owned(),
-                cell_of(&d.created_by),
-                sdp_api::timestamp::text(d.created_at),
-            ]
-        })
-        .collect();
-    render_table(
-        &[
-            "id", "sandbox", "repo", "branch", "commit", "status", "live", "by", "created",
-        ],
-        &rows,
-    )
+impl Listed for Deployment {
+    const HEADERS: &'static [&'static str] = &[
+        "id", "sandbox", "repo", "branch", "commit", "status", "live", "by", "created",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            cell_of(&self.id),
+            cell_of(&self.sandbox),
+            cell_of(&self.repo),
+            cell_of(&self.branch),
+            short_commit(self.commit.as_deref()),
+            cell_of(&self.status),
+            if self.live { "live" } else { "-" }.to_owned(),
+            cell_of(&self.created_by),
+            sdp_api::timestamp::text(self.created_at),
+        ]
+    }
 }

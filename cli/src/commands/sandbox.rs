@@ -5,15 +5,16 @@
 use sdp_api::{NewSandbox, SandboxPatch, SandboxView, ServiceView};
 
 use crate::args::SandboxCommand;
+use crate::listing::{self, Listed};
 use crate::output::{self, cell_of, render_table};
 use crate::{CliError, Ctx, Exit};
 
 pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
     let shown = match command {
-        SandboxCommand::Ls => {
-            let list = client.sandboxes().await?;
-            return show_list(ctx, &list);
+        SandboxCommand::Ls { limit } => {
+            let list = client.all_sandboxes(listing::wanted(limit)).await?;
+            return listing::print(ctx, &list);
         }
         SandboxCommand::Show { name } => client.sandbox(&name).await?,
         SandboxCommand::Stale { name } => return super::checks::stale(ctx, &name).await,
@@ -69,29 +70,20 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
     show_one(ctx, &shown)
 }
 
-fn show_list(ctx: &Ctx, list: &[SandboxView]) -> Result<Exit, CliError> {
-    if ctx.json() {
-        output::print_json(list)?;
-        return Ok(Exit::Ok);
+impl Listed for SandboxView {
+    const HEADERS: &'static [&'static str] =
+        &["name", "owner", "template", "expires", "pinned", "services"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            cell_of(&self.sandbox.name),
+            cell_of(&self.sandbox.owner),
+            cell_of(&self.sandbox.template),
+            sdp_api::timestamp::text(self.sandbox.expires_at),
+            cell_of(&self.sandbox.pinned),
+            services(&self.services),
+        ]
     }
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|s| {
-            vec![
-                cell_of(&s.sandbox.name),
-                cell_of(&s.sandbox.owner),
-                cell_of(&s.sandbox.template),
-                sdp_api::timestamp::text(s.sandbox.expires_at),
-                cell_of(&s.sandbox.pinned),
-                services(&s.services),
-            ]
-        })
-        .collect();
-    output::print(&render_table(
-        &["name", "owner", "template", "expires", "pinned", "services"],
-        &rows,
-    ))?;
-    Ok(Exit::Ok)
 }
 
 /// `users:running,orders:failed`

@@ -12,7 +12,8 @@ use sdp_api::{NewTestRun, TestRun, TestRunStatus};
 
 use crate::args::TestArgs;
 use crate::follow::Follower;
-use crate::output::{self, cell_of, render_table};
+use crate::listing::{self, Listed};
+use crate::output::{self, cell_of};
 use crate::progress::{LogTo, Progress};
 use crate::{CliError, Ctx, Exit};
 
@@ -23,13 +24,10 @@ const SETTLE_WAIT: Duration = Duration::from_secs(30);
 pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
     if args.list {
-        let runs = client.test_runs(&args.sandbox).await?;
-        if ctx.json() {
-            output::print_json(&runs)?;
-        } else {
-            output::print(&table(&runs))?;
-        }
-        return Ok(Exit::Ok);
+        let runs = client
+            .all_test_runs(&args.sandbox, listing::wanted(args.limit))
+            .await?;
+        return listing::print(ctx, &runs);
     }
     let body = NewTestRun {
         repo: args.repo.clone(),
@@ -107,28 +105,23 @@ fn summary(run: &TestRun) -> String {
     line
 }
 
-fn table(runs: &[TestRun]) -> String {
-    let rows: Vec<Vec<String>> = runs
-        .iter()
-        .map(|run| {
-            vec![
-                run.id.to_string(),
-                run.status.as_str().to_owned(),
-                format!("{}@{}", run.repo, run.branch),
-                cell_of(&run.exit_code),
-                run.junit
-                    .as_ref()
-                    .map(|j| format!("{}/{}", j.tests - j.failures - j.errors, j.tests))
-                    .unwrap_or_else(|| "-".to_owned()),
-                cell_of(&run.trigger),
-                cell_of(&run.created_at.to_rfc3339()),
-            ]
-        })
-        .collect();
-    render_table(
-        &[
-            "id", "status", "tests", "exit", "passed", "trigger", "started",
-        ],
-        &rows,
-    )
+impl Listed for TestRun {
+    const HEADERS: &'static [&'static str] = &[
+        "id", "status", "tests", "exit", "passed", "trigger", "started",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.status.as_str().to_owned(),
+            format!("{}@{}", self.repo, self.branch),
+            cell_of(&self.exit_code),
+            self.junit
+                .as_ref()
+                .map(|j| format!("{}/{}", j.tests - j.failures - j.errors, j.tests))
+                .unwrap_or_else(|| "-".to_owned()),
+            cell_of(&self.trigger),
+            cell_of(&self.created_at.to_rfc3339()),
+        ]
+    }
 }

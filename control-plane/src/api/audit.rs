@@ -11,15 +11,17 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use sdp_api::paging::DEFAULT_LIMIT;
 use sdp_api::{AuditAction, AuditOutcome, AuditPage, AuditQuery};
 
 use super::access::is_admin;
 use super::openapi::ErrorBody;
+use super::paging::{self, Cursor, List};
 use super::{ApiError, AppState};
 use crate::audit::{BITBUCKET_PUSH, noted};
 use crate::sessions::Session;
@@ -157,9 +159,6 @@ pub async fn record_changes(
     response
 }
 
-/// Entries per page unless `limit` says otherwise.
-const PAGE: u32 = 50;
-
 fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     // Empty is not a time: the document says RFC 3339.
     text.map(|text| {
@@ -174,9 +173,10 @@ fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErro
     .transpose()
 }
 
-/// The audit trail, newest first, a page at a time: an admin's is every
-/// entry; anyone else's the entries they acted in and those of the
-/// sandboxes they own.
+/// The audit trail, newest first, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `next_cursor` and `X-Next-Cursor`; `page` is
+/// the deprecated way): an admin's is every entry; anyone else's the
+/// entries they acted in and those of the sandboxes they own.
 #[utoipa::path(
     get,
     path = "/audit",
@@ -184,16 +184,21 @@ fn time(name: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErro
     tag = "audit",
     params(AuditQuery),
     responses(
-        (status = 200, description = "One page of entries", body = AuditPage),
-        (status = 400, description = "An unknown action or parameter, a malformed time, page or limit (`bad_request`)", body = ErrorBody),
+        (status = 200, description = "One page of entries", body = AuditPage,
+         headers(
+            ("X-Next-Cursor" = String, description = "The next page's `cursor` (as `next_cursor`); absent on the last page"),
+            ("Link" = String, description = "`<this request with the next cursor>; rel=\"next\"`; absent on the last page"),
+         )),
+        (status = 400, description = "An unknown action or parameter, a malformed time, page or limit, a malformed or another list's cursor (`bad_request`)", body = ErrorBody),
         (status = 401, description = "No session (`unauthorized`)", body = ErrorBody),
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<AuditPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let action = match query.action.as_deref().filter(|a| !a.is_empty()) {
         Some(text) => Some(AuditAction::parse(text).ok_or_else(|| {
@@ -201,11 +206,17 @@ pub async fn list(
         })?),
         None => None,
     };
-    let page = query.page.unwrap_or(1);
-    let limit = query.limit.unwrap_or(PAGE);
-    if !(1..=1_000_000).contains(&page) || !(1..=500).contains(&limit) {
+    let limit = paging::limit(query.limit, DEFAULT_LIMIT)?;
+    let after = Cursor::id(List::Audit, query.cursor.as_deref())?;
+    // A cursor wins over the deprecated page number.
+    let page = if after.is_some() {
+        1
+    } else {
+        query.page.unwrap_or(1)
+    };
+    if !(1..=1_000_000).contains(&page) {
         return Err(ApiError::bad_request(
-            "page is 1 to 1000000; limit is 1 to 500",
+            "page is 1 to 1000000 (deprecated: follow next_cursor instead)",
         ));
     }
     let nonempty = |value: Option<String>| value.filter(|v| !v.is_empty());
@@ -216,18 +227,25 @@ pub async fn list(
         action,
         since: time("since", query.since.as_deref())?,
         until: time("until", query.until.as_deref())?,
+        after,
         offset: u64::from(page - 1) * u64::from(limit),
-        // One more than a page: whether there is a next one.
-        limit: limit + 1,
+        limit: paging::probe(limit),
     };
-    let mut entries = state.store.audit(&filter)?;
-    let more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
-    Ok(Json(AuditPage {
+    let rows = state.store.audit(&filter)?;
+    let (entries, next_cursor) = paging::cut(rows, limit, |e| Cursor::of_id(List::Audit, e.id));
+    // Clients from before cursors read `next_page`.
+    let next_page = (after.is_none() && next_cursor.is_some()).then_some(page + 1);
+    let body = AuditPage {
         entries,
+        next_cursor: next_cursor.clone(),
         page,
-        next_page: more.then_some(page + 1),
-    }))
+        next_page,
+    };
+    Ok(paging::with_next(
+        Json(body).into_response(),
+        &uri,
+        next_cursor.as_deref(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,16 +4,18 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{DeployCancel, DeploymentId, Status, encode, validate};
 use serde_json::json;
 
+use sdp_api::paging::DEFAULT_LIMIT;
 use sdp_api::{CancelRequested, DeploymentStarted, ListQuery, NewDeployment};
 
 use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
+use super::paging::{self, Cursor, List};
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{DeployError, Pin, Requester, Started};
 use crate::sessions::Session;
@@ -94,7 +96,8 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
     }
 }
 
-/// Deployments, newest first.
+/// Deployments, newest first, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/deployments",
@@ -102,15 +105,20 @@ fn started_response(outcome: Result<Started, DeployError>) -> Result<Response, A
     tag = "deployments",
     params(ListQuery),
     responses(
-        (status = 200, description = "The deployments, newest first", body = [Deployment]),
-        (status = 400, description = "An unknown status, a limit out of range, or an unknown parameter (`bad_request`)", body = ErrorBody),
+        (status = 200, description = "A page of the deployments, newest first", body = [Deployment],
+         headers(
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`; absent on the last page"),
+            ("Link" = String, description = "`<this request with the next cursor>; rel=\"next\"`; absent on the last page"),
+         )),
+        (status = 400, description = "An unknown status, a limit out of range, a malformed or another list's cursor, or an unknown parameter (`bad_request`)", body = ErrorBody),
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Deployment>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
@@ -121,18 +129,20 @@ pub async fn list(
             ))
         })?),
     };
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 500"));
-    }
+    let limit = paging::limit(query.limit, DEFAULT_LIMIT)?;
     let filter = DeploymentFilter {
         sandbox: query.sandbox.filter(|s| !s.is_empty()),
         repo: query.repo.filter(|s| !s.is_empty()),
         status,
         reapply: query.reapply,
-        limit,
+        limit: paging::probe(limit),
+        after: Cursor::time(List::Deployments, query.cursor.as_deref())?,
     };
-    Ok(Json(state.store.deployments(&filter)?))
+    let rows = state.store.deployments(&filter)?;
+    let page = paging::cut(rows, limit, |d| {
+        Cursor::of_time(List::Deployments, d.created_at, d.id.as_str())
+    });
+    Ok(paging::respond(&uri, page))
 }
 
 fn parse_id(id: &str) -> Result<DeploymentId, ApiError> {

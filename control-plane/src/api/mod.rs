@@ -15,6 +15,7 @@ mod forgery;
 mod hooks;
 mod notify;
 mod openapi;
+mod paging;
 mod power;
 pub mod preview;
 mod repos;

@@ -7,20 +7,25 @@
 //! set must pass [`crate::notify::guard`] (no internal hosts).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::response::Response;
+use sdp_api::paging::DEFAULT_LIMIT;
 use sdp_api::{DeliveriesQuery, Delivery, NotifyTarget, TemplateNotify};
 use sdp_bus::validate;
 
 use super::access::is_admin;
 use super::openapi::ErrorBody;
+use super::paging::{self, Cursor, List};
 use super::templates::{editor, not_yours};
 use super::{ApiError, ApiJson, AppState};
 use crate::notify::guard::Guard;
 use crate::notify::webhook;
 use crate::sessions::Session;
-use crate::store::Guarded;
+use crate::store::{Guarded, PageOf};
 
-/// Deliveries of build statuses and outgoing webhooks, newest first.
+/// Deliveries of build statuses and outgoing webhooks, newest first, a
+/// page at a time (`limit`, `cursor`; the next page's cursor in
+/// `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/deliveries",
@@ -28,24 +33,32 @@ use crate::store::Guarded;
     tag = "notifications",
     params(DeliveriesQuery),
     responses(
-        (status = 200, description = "The deliveries with their last outcome, newest first", body = [Delivery]),
-        (status = 400, description = "A limit out of range, or an unknown parameter (`bad_request`)", body = ErrorBody),
+        (status = 200, description = "A page of the deliveries with their last outcome, newest first", body = [Delivery],
+         headers(
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`; absent on the last page"),
+            ("Link" = String, description = "`<this request with the next cursor>; rel=\"next\"`; absent on the last page"),
+         )),
+        (status = 400, description = "A limit out of range, a malformed or another list's cursor, or an unknown parameter (`bad_request`)", body = ErrorBody),
     ),
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     _session: Session,
+    OriginalUri(uri): OriginalUri,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Delivery>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // A filter only (bound as a parameter): a name no sandbox has lists
     // nothing, as `GET /api/deployments?sandbox=` does.
     let sandbox = query.sandbox.filter(|s| !s.is_empty());
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 500"));
-    }
-    Ok(Json(state.store.deliveries(sandbox.as_deref(), limit)?))
+    let limit = paging::limit(query.limit, DEFAULT_LIMIT)?;
+    let page = PageOf {
+        after: Cursor::id(List::Deliveries, query.cursor.as_deref())?,
+        limit: paging::probe(limit),
+    };
+    let rows = state.store.deliveries(sandbox.as_deref(), &page)?;
+    let page = paging::cut(rows, limit, |d| Cursor::of_id(List::Deliveries, d.id));
+    Ok(paging::respond(&uri, page))
 }
 
 fn check_template_name(name: &str) -> Result<(), ApiError> {

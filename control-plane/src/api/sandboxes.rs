@@ -3,41 +3,63 @@
 //! and env are in `autodeploy.rs` and `service_env.rs`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sdp_bus::{RouteSource, Status, validate};
 
+use sdp_api::paging::DEFAULT_SANDBOX_LIMIT;
 use sdp_api::{
-    RouteBody, SandboxPatch, SandboxView, TemplateDeploy, TemplateDeployStarted, TemplateDeployment,
+    RouteBody, SandboxPatch, SandboxView, SandboxesQuery, TemplateDeploy, TemplateDeployStarted,
+    TemplateDeployment,
 };
 
 use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
+use super::paging::{self, Cursor, List};
 use super::view::view;
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
 use crate::sessions::Session;
-use crate::store::{NewSandbox, is_constraint};
+use crate::store::{NewSandbox, PageOf, is_constraint};
 
-/// Every sandbox.
+/// The sandboxes by name, a page at a time (`limit`, `cursor`;
+/// the next page's cursor in `X-Next-Cursor`; the default page holds 500).
 #[utoipa::path(
     get,
     path = "/sandboxes",
     operation_id = "list_sandboxes",
     tag = "sandboxes",
-    responses((status = 200, description = "The sandboxes (without route tables)", body = [SandboxView])),
+    params(SandboxesQuery),
+    responses(
+        (status = 200, description = "A page of the sandboxes by name (without route tables)", body = [SandboxView],
+         headers(
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`; absent on the last page"),
+            ("Link" = String, description = "`<this request with the next cursor>; rel=\"next\"`; absent on the last page"),
+         )),
+        (status = 400, description = "A limit out of range, a malformed or another list's cursor, or an unknown parameter (`bad_request`)", body = ErrorBody),
+    ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
-) -> Result<Json<Vec<SandboxView>>, ApiError> {
-    let mut views = Vec::new();
-    for sandbox in state.store.sandboxes()? {
+    OriginalUri(uri): OriginalUri,
+    query: Result<Query<SandboxesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = paging::limit(query.limit, DEFAULT_SANDBOX_LIMIT)?;
+    let page = PageOf {
+        after: Cursor::name(List::Sandboxes, query.cursor.as_deref())?,
+        limit: paging::probe(limit),
+    };
+    let rows = state.store.sandboxes_page(&page)?;
+    let (rows, next) = paging::cut(rows, limit, |s| Cursor::of_name(List::Sandboxes, &s.name));
+    let mut views = Vec::with_capacity(rows.len());
+    for sandbox in rows {
         views.push(view(&state, sandbox, false).await?);
     }
-    Ok(Json(views))
+    Ok(paging::respond(&uri, (views, next)))
 }
 
 fn check_ttl(ttl: u32) -> Result<(), ApiError> {

@@ -4,18 +4,21 @@
 //! run's log and live events are the deployment ones of its id.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sdp_api::{NewTestRun, TestRun, TestRunTrigger};
+use sdp_api::paging::DEFAULT_LIMIT;
+use sdp_api::{NewTestRun, TestRun, TestRunTrigger, TestRunsQuery};
 use sdp_bus::{DeploymentId, validate};
 use serde_json::json;
 
 use super::access::{check_sandbox_name, credential, sandbox_for_change};
 use super::openapi::ErrorBody;
+use super::paging::{self, Cursor, List};
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::test_runs::{DEFAULT_BRANCH, TestPlan, TestRunError};
 use crate::sessions::Session;
+use crate::store::PageOf;
 
 /// The plan of a run: the body's fields over the template's `tests`.
 fn plan(body: NewTestRun, template: Option<sdp_api::TestSettings>) -> Result<TestPlan, ApiError> {
@@ -126,25 +129,42 @@ pub async fn start(
     }
 }
 
-/// The sandbox's test runs, newest first (at most 100).
+/// The sandbox's test runs, newest first, a page at a time (`limit`,
+/// `cursor`; the next page's cursor in `X-Next-Cursor`).
 #[utoipa::path(
     get,
     path = "/sandboxes/{name}/test-runs",
     operation_id = "list_test_runs",
     tag = "test-runs",
-    params(("name" = String, Path, description = "The sandbox's name", example = "alpha")),
+    params(("name" = String, Path, description = "The sandbox's name", example = "alpha"), TestRunsQuery),
     responses(
-        (status = 200, description = "The runs, newest first", body = [TestRun]),
-        (status = 400, description = "An invalid sandbox name (`bad_request`)", body = ErrorBody),
+        (status = 200, description = "A page of the runs, newest first", body = [TestRun],
+         headers(
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`; absent on the last page"),
+            ("Link" = String, description = "`<this request with the next cursor>; rel=\"next\"`; absent on the last page"),
+         )),
+        (status = 400, description = "An invalid sandbox name, a limit out of range, a malformed or another list's cursor, or an unknown parameter (`bad_request`)", body = ErrorBody),
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     _session: Session,
     Path(sandbox): Path<String>,
-) -> Result<Json<Vec<TestRun>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    query: Result<Query<TestRunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     check_sandbox_name(&sandbox)?;
-    Ok(Json(state.store.test_runs(&sandbox)?))
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = paging::limit(query.limit, DEFAULT_LIMIT)?;
+    let page = PageOf {
+        after: Cursor::time(List::TestRuns, query.cursor.as_deref())?,
+        limit: paging::probe(limit),
+    };
+    let rows = state.store.test_runs_page(&sandbox, &page)?;
+    let page = paging::cut(rows, limit, |r| {
+        Cursor::of_time(List::TestRuns, r.created_at, r.id.as_str())
+    });
+    Ok(paging::respond(&uri, page))
 }
 
 /// One test run.

@@ -466,7 +466,9 @@ mod tests {
             description: "3 of 40 failed".into(),
         });
         let delivered = sdp_testkit::wait_for("delivered", Duration::from_secs(10), || async {
-            let rows = store.deliveries(Some("alpha"), 10).ok()?;
+            let rows = store
+                .deliveries(Some("alpha"), &crate::store::PageOf::first(10))
+                .ok()?;
             rows.into_iter()
                 .find(|d| d.outcome == DeliveryOutcome::Delivered)
         })

@@ -35,6 +35,10 @@ pub struct AuditFilter {
     pub action: Option<AuditAction>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// The page starts after the entry of this id (keyset paging).
+    pub after: Option<i64>,
+    /// Rows to skip: only for the deprecated `page` parameter of
+    /// `GET /api/audit` (a cursor is stable under appends, an offset not).
     pub offset: u64,
     pub limit: u32,
 }
@@ -66,7 +70,8 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `filter.limit` rows from `filter.offset`, newest first.
+    /// Up to `filter.limit` rows after `filter.after` (and
+    /// `filter.offset`), newest first.
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut sql = String::from(
             "SELECT id, at, actor, action, target, sandbox, address, outcome, message \
@@ -108,6 +113,9 @@ impl Store {
         }
         if let Some(until) = filter.until {
             clause(&mut sql, " AND at < ?#", Value::Text(timestamp_text(until)));
+        }
+        if let Some(after) = filter.after {
+            clause(&mut sql, " AND id < ?#", Value::Integer(after));
         }
         clause(
             &mut sql,

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 pub use sdp_api::{BuildState, Delivery, DeliveryKind, DeliveryOutcome, NotifyEvent, NotifyTarget};
 
 use super::guard::{Editor, Guarded, guard, write_transaction};
+use super::keyset::{PageOf, Select};
 use super::{Store, StoreError, columns, now_rfc3339};
 
 /// Rows kept per sandbox: the oldest go as new ones come.
@@ -136,18 +137,19 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries, newest first, of one sandbox or all.
+    /// Deliveries, newest first, of one sandbox or all: at most
+    /// `page.limit` after the id `page.after`.
     pub fn deliveries(
         &self,
         sandbox: Option<&str>,
-        limit: u32,
+        page: &PageOf<i64>,
     ) -> Result<Vec<Delivery>, StoreError> {
+        let mut select = Select::from(COLUMNS, "deliveries");
+        select.equals("sandbox", sandbox);
+        select.by_id_desc(page.after, page.limit);
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE (?1 IS NULL OR sandbox = ?1) \
-             ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![sandbox, limit], from_row)?;
+        let mut stmt = conn.prepare_cached(select.sql())?;
+        let rows = stmt.query_map(select.args(), from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -291,7 +293,9 @@ mod tests {
                 },
             )
             .expect("record");
-        let rows = store.deliveries(Some("a"), 10).expect("list");
+        let rows = store
+            .deliveries(Some("a"), &PageOf::first(10))
+            .expect("list");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].attempts, 1);
         assert_eq!(rows[0].last_status, Some(503));
@@ -300,11 +304,16 @@ mod tests {
             store.insert_delivery(&new("a", "k")).expect("insert");
         }
         store.insert_delivery(&new("b", "k")).expect("insert");
-        let kept = store.deliveries(Some("a"), 500).expect("list");
+        let kept = store
+            .deliveries(Some("a"), &PageOf::first(500))
+            .expect("list");
         assert_eq!(kept.len() as i64, KEPT_PER_SANDBOX);
         assert!(kept.iter().all(|d| d.id != id), "the oldest went");
         assert_eq!(
-            store.deliveries(None, 500).expect("all").len() as i64,
+            store
+                .deliveries(None, &PageOf::first(500))
+                .expect("all")
+                .len() as i64,
             KEPT_PER_SANDBOX + 1
         );
     }

@@ -8,6 +8,9 @@ use sdp_bus::{DeploymentId, Status};
 
 pub use sdp_api::{Deployment, PhaseAt};
 
+use rusqlite::types::Value;
+
+use super::keyset::{Select, TimeKey};
 use super::{Store, StoreError, columns, now_rfc3339, status};
 
 pub struct NewDeployment<'a> {
@@ -35,6 +38,22 @@ pub struct DeploymentFilter {
     /// Only re-applies (`Some(true)`) or only the rest (`Some(false)`).
     pub reapply: Option<bool>,
     pub limit: u32,
+    /// The page starts after this row (keyset paging, [`super::keyset`]).
+    pub after: Option<TimeKey>,
+}
+
+/// The query of [`Store::deployments`]: only the filters given, so the
+/// (sandbox | repo, created_at, id) indexes serve it.
+pub(super) fn deployments_select(filter: &DeploymentFilter) -> Select {
+    let mut select = Select::from(&COLUMNS, "deployments");
+    select.equals("sandbox", filter.sandbox.as_deref());
+    select.equals("repo", filter.repo.as_deref());
+    select.equals("status", filter.status.map(Status::as_str));
+    if let Some(reapply) = filter.reapply {
+        select.push(" AND reapply = ?#", [Value::Integer(reapply.into())]);
+    }
+    select.newest_first(filter.after.as_ref(), filter.limit);
+    select
 }
 
 /// Whether a row of `deployments` is live: `running`, and no newer
@@ -206,26 +225,12 @@ impl Store {
         Ok(Some(deployment))
     }
 
-    /// Newest first.
+    /// Newest first, at most `filter.limit`, after `filter.after`.
     pub fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
+        let select = deployments_select(filter);
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM deployments \
-             WHERE (?1 IS NULL OR sandbox = ?1) AND (?2 IS NULL OR repo = ?2) \
-               AND (?3 IS NULL OR status = ?3) AND (?5 IS NULL OR reapply = ?5) \
-             ORDER BY created_at DESC, id DESC LIMIT ?4",
-            *COLUMNS
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                filter.sandbox,
-                filter.repo,
-                filter.status.map(Status::as_str),
-                filter.limit,
-                filter.reapply
-            ],
-            from_row,
-        )?;
+        let mut stmt = conn.prepare_cached(select.sql())?;
+        let rows = stmt.query_map(select.args(), from_row)?;
         let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
         for deployment in &mut deployments {
             deployment.phases = phases(&conn, deployment.id.as_str())?;

@@ -246,6 +246,16 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 16 (branch `paging`): indexes for the keyset-paged lists, newest
+    // first by (created_at, id) within a sandbox or a repo, so a page is a
+    // range of an index, not a scan and a sort. A test run's list had an
+    // index on (sandbox, created_at) only; this one ends in id too.
+    r#"
+    CREATE INDEX deployments_by_sandbox_created ON deployments (sandbox, created_at, id);
+    CREATE INDEX deployments_by_repo_created ON deployments (repo, created_at, id);
+    CREATE INDEX test_runs_by_sandbox_created ON test_runs (sandbox, created_at, id);
+    DROP INDEX test_runs_by_sandbox;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -8,6 +8,9 @@ pub mod columns;
 mod deliveries;
 mod deployments;
 mod guard;
+pub mod keyset;
+#[cfg(test)]
+mod keyset_tests;
 mod migrations;
 mod power;
 mod resources;
@@ -33,6 +36,7 @@ pub use deliveries::{
 };
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
+pub use keyset::{PageOf, TimeKey};
 pub use power::IdleCandidate;
 pub use resources::StoredResource;
 pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};

@@ -7,6 +7,7 @@ use sdp_bus::{RouteSource, Status};
 pub use sdp_api::{Sandbox, SandboxState};
 
 use super::deployments::Deployment;
+use super::keyset::{PageOf, Select, text};
 use super::{Store, StoreError, columns, expiry_after, now_rfc3339, status};
 
 pub struct NewSandbox<'a> {
@@ -42,6 +43,18 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         state: SandboxState::parse(&row.get::<_, String>(8)?),
         last_activity_at: columns::optional_timestamp(row, 9)?,
     })
+}
+
+pub(super) fn sandboxes_select(page: &PageOf<String>) -> Select {
+    let mut select = Select::from(COLUMNS, "sandboxes");
+    if let Some(after) = &page.after {
+        select.push(" AND name > ?#", [text(after)]);
+    }
+    select.push(
+        " ORDER BY name LIMIT ?#",
+        [rusqlite::types::Value::Integer(page.limit.into())],
+    );
+    select
 }
 
 impl Store {
@@ -81,6 +94,16 @@ impl Store {
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sandboxes ORDER BY name"))?;
         let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A page of the sandboxes by name: at most `page.limit` after the
+    /// name `page.after` (the primary key's index serves it).
+    pub fn sandboxes_page(&self, page: &PageOf<String>) -> Result<Vec<Sandbox>, StoreError> {
+        let select = sandboxes_select(page);
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(select.sql())?;
+        let rows = stmt.query_map(select.args(), from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use sdp_api::{TestRun, TestRunStatus, TestRunTrigger};
 use sdp_bus::{DeploymentId, Event, EventBody, JunitSummary, Status};
 
+use super::keyset::{PageOf, Select, TimeKey};
 use super::{Store, StoreError, columns, now_rfc3339};
 
 /// Most runs a sandbox's history lists.
@@ -128,14 +129,29 @@ impl Store {
 
     /// The sandbox's runs, newest first (at most [`HISTORY_LIMIT`]).
     pub fn test_runs(&self, sandbox: &str) -> Result<Vec<TestRun>, StoreError> {
+        self.test_runs_page(sandbox, &PageOf::first(HISTORY_LIMIT))
+    }
+
+    /// A page of the sandbox's runs, newest first: at most `page.limit`
+    /// after `page.after`.
+    pub fn test_runs_page(
+        &self,
+        sandbox: &str,
+        page: &PageOf<TimeKey>,
+    ) -> Result<Vec<TestRun>, StoreError> {
+        let select = test_runs_select(sandbox, page);
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM test_runs WHERE sandbox = ?1 \
-             ORDER BY created_at DESC, id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![sandbox, HISTORY_LIMIT], read_row)?;
+        let mut stmt = conn.prepare_cached(select.sql())?;
+        let rows = stmt.query_map(select.args(), read_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+pub(super) fn test_runs_select(sandbox: &str, page: &PageOf<TimeKey>) -> Select {
+    let mut select = Select::from(COLUMNS, "test_runs");
+    select.equals("sandbox", Some(sandbox));
+    select.newest_first(page.after.as_ref(), page.limit);
+    select
 }
 
 /// The persister's part: a run's phase events make it `running` (with its

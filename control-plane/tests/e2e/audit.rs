@@ -67,19 +67,7 @@ async fn login(http: &reqwest::Client, stack: &Stack, user: &str, password: &str
 
 /// Every entry `client` may see that matches `query`, newest first.
 async fn all_entries(client: &Client, query: &AuditQuery) -> Vec<AuditEntry> {
-    let mut entries = Vec::new();
-    let mut query = AuditQuery {
-        limit: Some(500),
-        ..query.clone()
-    };
-    loop {
-        let page = client.audit(&query).await.expect("audit");
-        entries.extend(page.entries);
-        match page.next_page {
-            Some(next) => query.page = Some(next),
-            None => return entries,
-        }
-    }
+    client.all_audit(query, None).await.expect("audit")
 }
 
 /// The entries since `since`, oldest first, once there are `count`.
@@ -590,6 +578,21 @@ async fn every_change_is_one_entry_and_secrets_never_show() {
         .collect();
     assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
     assert_eq!(ids[4] - 1, ids[5], "{ids:?}");
+    // The cursor of page 1 gives what page 2 (deprecated) gave.
+    let by_cursor = admin_client
+        .audit(&AuditQuery {
+            since: Some(since.clone()),
+            limit: Some(5),
+            cursor: first.next_cursor.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("page after the cursor");
+    let cursor_ids: Vec<i64> = by_cursor.entries.iter().map(|e| e.id).collect();
+    assert_eq!(cursor_ids, ids[5..].to_vec());
+    assert_eq!(by_cursor.next_page, None, "no page numbers with a cursor");
+    let foreign = stack.get(&admin, "/api/audit?cursor=dlv1.5").await;
+    assert_eq!(foreign.0, StatusCode::BAD_REQUEST, "{}", foreign.1);
 
     // Append-only: the trail has no way to change or remove an entry.
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
@@ -696,11 +699,10 @@ async fn sdp_audit_lists_and_filters() {
         ])
         .await;
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let page: sdp_api::AuditPage = serde_json::from_slice(&out.stdout).expect("a page as JSON");
-    assert_eq!(page.entries.len(), 1);
-    assert_eq!(page.entries[0].action, AuditAction::SandboxCreate);
-    assert_eq!(page.next_page, None, "one sandbox made");
-    // Two sandboxes: a second page, which the table names.
+    let entries: Vec<AuditEntry> = serde_json::from_slice(&out.stdout).expect("an array as JSON");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, AuditAction::SandboxCreate);
+    // Two sandboxes: `--limit 1` shows the newest; no limit, both.
     let second = unique_id("cli-aud");
     let out = sdp.run(&["sandbox", "create", &second]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
@@ -712,7 +714,12 @@ async fn sdp_audit_lists_and_filters() {
         text.contains(&second).then_some(text)
     })
     .await;
-    assert!(more.contains("more: --page 2"), "{more}");
+    assert!(!more.contains(&name), "--limit 1: {more}");
+    let out = sdp
+        .run(&["audit", "--action", "sandbox.create", "--user", USER])
+        .await;
+    let every = String::from_utf8_lossy(&out.stdout);
+    assert!(every.contains(&name) && every.contains(&second), "{every}");
     let out = sdp.run(&["audit", "--action", "sandbox.explode"]).await;
     assert_ne!(code(&out), 0, "{}", show(&out));
     stack.shutdown().await;

@@ -20,6 +20,7 @@ mod gateways;
 mod hardening;
 mod hostile_bus;
 mod notify;
+mod paging;
 mod persister;
 mod placement;
 mod preview;

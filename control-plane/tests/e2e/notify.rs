@@ -100,6 +100,7 @@ pub async fn wait_delivery(
             .deliveries(&DeliveriesQuery {
                 sandbox: Some(sandbox.to_owned()),
                 limit: None,
+                cursor: None,
             })
             .await
             .ok()?;

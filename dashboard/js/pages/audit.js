@@ -1,6 +1,8 @@
-// #/audit?user=&sandbox=&action=&since=&until=&page=: the audit trail,
-// newest first, a page at a time. Admins see every entry, others their
-// own actions and their sandboxes' entries (the server decides).
+// #/audit?user=&sandbox=&action=&since=&until=&page=&cursor=: the audit
+// trail, newest first, a page at a time. Admins see every entry, others
+// their own actions and their sandboxes' entries (the server decides).
+// Pages follow the API's cursor (entries written meanwhile never shift
+// them); `page` only numbers them for the reader.
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading } from '../dom.js';
@@ -16,6 +18,10 @@ export const ACTIONS = [
 ];
 
 const OUTCOME_CLASS = { ok: 'ok', denied: 'warn', failed: 'danger' };
+
+// The cursor each page was reached by, per filter set: "Newer" goes back
+// along it (a cursor only leads on).
+const trails = new Map();
 
 /** A datetime-local value as RFC 3339 (the browser's zone), or ''. */
 function toRfc3339(local) {
@@ -54,7 +60,15 @@ export async function render(view, { query, navigate }) {
     // Entries per page: the server's default unless the address says.
     limit: query.limit,
   };
-  const go = (page) => navigate(`#/audit${api.query({ ...filters, page: page > 1 ? page : '' })}`);
+  const trail = () => {
+    const key = JSON.stringify(filters);
+    if (!trails.has(key)) trails.set(key, []);
+    return trails.get(key);
+  };
+  const go = (page, cursor) => {
+    if (page > 1 && cursor) trail()[page] = cursor;
+    navigate(`#/audit${api.query({ ...filters, page: page > 1 ? page : '', cursor: page > 1 ? cursor : '' })}`);
+  };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     Object.assign(filters, {
@@ -71,10 +85,12 @@ export async function render(view, { query, navigate }) {
       el('div', { class: 'sub' }, 'Every change asked of SDP, newest first: who, what, from where, and how it ended.'))),
     el('section', { class: 'card' }, form, body));
 
-  const page = Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1);
+  const cursor = query.cursor || '';
+  const page = cursor ? Math.max(2, Number.parseInt(query.page ?? '2', 10) || 2) : 1;
+  if (cursor) trail()[page] = cursor;
   let data;
   try {
-    data = await api.get(`/api/audit${api.query({ ...filters, page: page > 1 ? page : '' })}`);
+    data = await api.get(`/api/audit${api.query({ ...filters, cursor })}`);
   } catch (err) {
     replace(body, el('div', { class: 'card-body' }, errorBox(err, 'Cannot load the audit trail')));
     return;
@@ -95,9 +111,14 @@ export async function render(view, { query, navigate }) {
     el('td', {}, el('span', { class: `badge plain ${OUTCOME_CLASS[e.outcome] ?? ''}` }, e.outcome)),
     el('td', { class: 'muted' }, dash(e.message))));
   const newer = el('button', { type: 'button', class: 'btn btn-ghost', id: 'audit-newer', disabled: page <= 1 }, '← Newer');
-  const older = el('button', { type: 'button', class: 'btn btn-ghost', id: 'audit-older', disabled: !data.next_page }, 'Older →');
-  newer.addEventListener('click', () => go(page - 1));
-  older.addEventListener('click', () => go(data.next_page));
+  const older = el('button', { type: 'button', class: 'btn btn-ghost', id: 'audit-older', disabled: !data.next_cursor }, 'Older →');
+  // A page reached by a link alone has no trail back: newer is the first.
+  newer.addEventListener('click', () => {
+    const back = trail()[page - 1];
+    if (page - 1 > 1 && back) go(page - 1, back);
+    else go(1);
+  });
+  older.addEventListener('click', () => go(page + 1, data.next_cursor));
   replace(body,
     el('table', { class: 'table', id: 'audit-table' },
       el('thead', {}, el('tr', {}, ['When', 'Who', 'Action', 'Target', 'Sandbox', 'Address', 'Outcome', 'Message']

@@ -3,9 +3,10 @@
 // run of them in one sandbox folds under its newest, so route flips do not
 // bury the deployments people asked for. The live deployment of each
 // (sandbox, service) is marked; a settled one can be rolled back to.
+// `limit` is a page; "Show more" follows the API's cursor for another.
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading, place, keyed, setText, setAttr } from '../dom.js';
+import { el, replace, errorBox, loading, place, keyed, setText, setAttr, showMore } from '../dom.js';
 import { statusBadge, timeEl, commitEl, deploymentLink, sandboxLink, STATUSES, toDate, duration } from '../format.js';
 import { liveBadge, redeployBadge, canRedeploy, rollbackControl } from '../rollback.js';
 
@@ -66,6 +67,9 @@ export async function render(view, { query, navigate }) {
       el('div', { class: 'sub' }, 'Every deployment, newest first.'))),
     message,
     el('section', { class: 'card' }, form, body));
+  const step = Number.parseInt(limit.value, 10) || 50;
+  const more = showMore({ id: 'deployments-more', step, reload: () => refresh() });
+  body.after(more.node);
   const path = `/api/deployments${api.query({
     sandbox: query.sandbox, repo: query.repo, status: query.status, reapply: query.reapply, limit: query.limit,
   })}`;
@@ -154,10 +158,12 @@ export async function render(view, { query, navigate }) {
   let stopped = false;
   let timer = null;
   const refresh = async () => {
+    clearTimeout(timer);
     try {
-      const list = await api.get(path);
+      const { items, more: goesOn } = await api.getAll(path, more.cap);
       if (stopped) return;
-      draw(list);
+      draw(items);
+      more.update(goesOn);
     } catch (err) {
       if (stopped) return;
       replace(body, el('div', { class: 'card-body' }, errorBox(err, 'Cannot load the deployments')));

@@ -4,7 +4,7 @@
 // failed with why). Polled with the page.
 
 import * as api from '../api.js';
-import { el, replace, place, keyed, errorBox } from '../dom.js';
+import { el, replace, place, keyed, errorBox, showMore } from '../dom.js';
 import { timeEl, commitEl, deploymentLink } from '../format.js';
 
 const OUTCOME_CLASS = {
@@ -56,9 +56,12 @@ export function deliveriesCard(sandbox) {
       },
     };
   };
+  const more = showMore({ id: 'deliveries-more', step: 20, reload: () => refresh() });
+  body.after(more.node);
   async function refresh() {
     try {
-      const list = await api.get(`/api/deliveries${api.query({ sandbox, limit: 20 })}`);
+      const { items: list, more: goesOn } = await api.getAll(`/api/deliveries${api.query({ sandbox, limit: 20 })}`, more.cap);
+      more.update(goesOn);
       if (!list.length) {
         place(body, empty);
         return;

@@ -5,6 +5,9 @@ import * as api from '../api.js';
 import { el, replace, errorBox, loading, place, keyed, setText, replaceWhenChanged } from '../dom.js';
 import { statusBadge, timeEl, sandboxLink } from '../format.js';
 
+// The most sandboxes the list shows: every one of any real team.
+const SANDBOX_CAP = 10000;
+
 const POLL_MS = 5000;
 
 function servicesCell(services) {
@@ -137,7 +140,9 @@ export async function render(view, { navigate, isCurrent }) {
   const empty = emptyState(templates.length > 0);
   const refresh = async () => {
     try {
-      const sandboxes = await api.get('/api/sandboxes');
+      // Every sandbox (a team has hundreds: a page holds 500, the cursor
+      // gives the rest).
+      const { items: sandboxes } = await api.getAll('/api/sandboxes', SANDBOX_CAP);
       if (stopped) return;
       if (sandboxes.length) {
         list.update(sandboxes);

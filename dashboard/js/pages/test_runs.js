@@ -6,7 +6,7 @@
 // deployment's: the same WebSocket and log viewer).
 
 import * as api from '../api.js';
-import { el, replace, errorBox, loading, keyed, place } from '../dom.js';
+import { el, replace, errorBox, loading, keyed, place, showMore } from '../dom.js';
 import { timeEl, commitEl, sandboxLink } from '../format.js';
 import { DeploymentStream } from '../stream.js';
 import { LogView } from '../logview.js';
@@ -26,6 +26,9 @@ function counts(run) {
   return el('span', { class: failed ? 'probe-error' : null, dataset: { tests: String(j.tests), failed: String(failed) } },
     `${j.tests - failed - j.skipped}/${j.tests} passed${failed ? `, ${failed} failed` : ''}${j.skipped ? `, ${j.skipped} skipped` : ''}`);
 }
+
+// Runs per page of the history ("Show more" follows the cursor).
+const RUNS_PAGE = 50;
 
 const runHref = (id) => `#/test-runs/${encodeURIComponent(id)}`;
 
@@ -61,6 +64,8 @@ async function renderHistory(view, { params, isCurrent }) {
       el('div', { class: 'actions' }, start)),
     message,
     el('section', { class: 'card' }, body));
+  const more = showMore({ id: 'test-runs-more', step: RUNS_PAGE, reload: () => refresh() });
+  body.after(more.node);
 
   const table = el('table', { class: 'table', id: 'test-runs' },
     el('thead', {}, el('tr', {}, ['Status', 'Tests', 'Branch', 'Commit', 'Exit', 'Results', 'Trigger', 'Started', ''].map((h) => el('th', {}, h)))));
@@ -91,7 +96,9 @@ async function renderHistory(view, { params, isCurrent }) {
   async function refresh() {
     let runs;
     try {
-      runs = await api.get(base);
+      const page = await api.getAll(`${base}?limit=${RUNS_PAGE}`, more.cap);
+      runs = page.items;
+      more.update(page.more);
     } catch (err) {
       if (isCurrent()) replace(body, errorBox(err, 'Cannot load the test runs'));
       return;
