@@ -97,18 +97,19 @@ impl DockerClient {
         self.docker.inspect_image(image).await.is_ok()
     }
 
-    /// The containers (running or not) with all these labels, as
-    /// (container id, its `sdp.deployment` label).
-    pub async fn list_labelled(
+    /// The containers (running or not) with all these labels, as the
+    /// engine lists them (an empty value: any container carrying the
+    /// label). The one label query sleep, wake, reconcile and resources
+    /// share.
+    pub async fn containers_labelled(
         &self,
         labels: &[(&str, &str)],
-    ) -> Result<Vec<(String, Option<String>)>, DeployError> {
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DeployError> {
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_owned(),
             labels
                 .iter()
                 .map(|(k, v)| {
-                    // An empty value: any container carrying the label.
                     if v.is_empty() {
                         (*k).to_owned()
                     } else {
@@ -121,12 +122,21 @@ impl DockerClient {
             .all(true)
             .filters(&filters)
             .build();
-        let containers = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(docker_err("list containers"))?;
-        Ok(containers
+            .map_err(docker_err("list containers"))
+    }
+
+    /// The containers (running or not) with all these labels, as
+    /// (container id, its `sdp.deployment` label).
+    pub async fn list_labelled(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, Option<String>)>, DeployError> {
+        Ok(self
+            .containers_labelled(labels)
+            .await?
             .into_iter()
             .filter_map(|c| {
                 let deployment = c

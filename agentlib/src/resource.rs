@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use sdp_bus::{
-    ResourceEngine, ResourceEnsure, ResourceReady, ResourceSeed, RpcError, RpcErrorCode,
+    ResourceEngine, ResourceEnsure, ResourceReady, ResourceRemove, ResourceRemoved, ResourceSeed,
+    ResourceSize, ResourceSizeList, RpcError, RpcErrorCode,
 };
 
 use crate::docker::{self, ResourceContainer};
@@ -161,6 +162,79 @@ pub(crate) async fn ensure(
     })
 }
 
+/// Handles one [`ResourceRemove`]: the resource's container and volume go
+/// (found by their labels and name). Idempotent.
+pub(crate) async fn remove(
+    agent: &Agent,
+    request: &ResourceRemove,
+) -> Result<ResourceRemoved, RpcError> {
+    sdp_bus::validate::resource_name("resource name", &request.name)
+        .map_err(|e| bad_request(e.to_string()))?;
+    let agent_id = agent.agent_id();
+    let name = resource_name(agent_id, &request.sandbox, &request.name);
+    let owner = [
+        (docker::LABEL_AGENT, agent_id),
+        (docker::LABEL_SANDBOX, request.sandbox.as_str()),
+        (docker::LABEL_RESOURCE, request.name.as_str()),
+    ];
+    let fail = |e: crate::error::DeployError| internal("removing the resource", e.user_message());
+    let containers = agent
+        .docker
+        .remove_matching(&owner, Some(&name))
+        .await
+        .map_err(fail)?;
+    let volumes = agent
+        .docker
+        .remove_volumes_labelled(&owner)
+        .await
+        .map_err(fail)?;
+    // One made under the name without its labels is not ours to keep.
+    agent.docker.remove_volume(&name).await.map_err(fail)?;
+    Ok(ResourceRemoved {
+        removed: u32::try_from(containers + volumes).unwrap_or(u32::MAX),
+    })
+}
+
+/// Handles one [`ResourceSizes`]: the data size of each running resource
+/// container of this agent, measured one after the other (a poll is at
+/// most one exec per resource).
+pub(crate) async fn sizes(agent: &Agent) -> Result<ResourceSizeList, RpcError> {
+    let containers = agent
+        .docker
+        .containers_labelled(&[
+            (docker::LABEL_AGENT, agent.agent_id()),
+            (docker::LABEL_RESOURCE, ""),
+        ])
+        .await
+        .map_err(|e| internal("listing the resources", e.user_message()))?;
+    let mut sizes = Vec::new();
+    for container in containers {
+        let running = matches!(
+            container.state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
+        let labels = container.labels.unwrap_or_default();
+        let (Some(id), Some(sandbox), Some(name)) = (
+            container.id,
+            labels.get(docker::LABEL_SANDBOX),
+            labels.get(docker::LABEL_RESOURCE),
+        ) else {
+            continue;
+        };
+        if !running {
+            continue;
+        }
+        if let Some(size_bytes) = measure(agent, &id).await {
+            sizes.push(ResourceSize {
+                sandbox: sandbox.clone(),
+                name: name.clone(),
+                size_bytes,
+            });
+        }
+    }
+    Ok(ResourceSizeList { sizes })
+}
+
 async fn running_container(
     agent: &Agent,
     owner: &[(&str, &str)],
@@ -292,14 +366,22 @@ async fn run_seed(
 /// The volume's size in bytes as `du` in the container sees it (0 if
 /// unknown).
 pub(crate) async fn volume_size(agent: &Agent, id: &str) -> u64 {
+    measure(agent, id).await.unwrap_or(0)
+}
+
+/// `du -sk /data` in the resource's container: an argv exec (busybox's
+/// `du`, no shell). bollard's `system df` model is Docker 25's
+/// (`VolumeUsage`), which older engines do not answer, and the volume's
+/// mountpoint is the engine's (root's) to read, not the agent's.
+async fn measure(agent: &Agent, id: &str) -> Option<u64> {
     let argv = vec!["du".to_owned(), "-sk".to_owned(), "/data".to_owned()];
     match agent.docker.exec_with(id, argv, Vec::new(), None).await {
         Ok((Some(0), output)) => output
             .split_whitespace()
             .next()
             .and_then(|kib| kib.parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024),
-        _ => 0,
+            .map(|kib| kib * 1024),
+        _ => None,
     }
 }
 

@@ -16,9 +16,10 @@ use crate::{
     AgentView, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery, Deployment,
     DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody, ListQuery,
     LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
-    ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource, SandboxStaleness,
-    SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView, TeardownReport,
-    Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify, TestRun,
+    ProbeResult, ResourceBody, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource,
+    SandboxStaleness, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,
+    TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted, TemplateNotify,
+    TestRun,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +347,29 @@ impl Client {
             segment(resource)
         );
         self.json(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `PUT /api/sandboxes/{name}/resources/{resource}`: adds (or
+    /// changes) a resource of the sandbox's own; answers its resources.
+    pub async fn put_resource(
+        &self,
+        sandbox: &str,
+        resource: &str,
+        body: &ResourceBody,
+    ) -> Result<Vec<SandboxResource>> {
+        let path = format!("{}/resources/{}", sandbox_path(sandbox), segment(resource));
+        self.json(Method::PUT, &path, Some(body)).await
+    }
+
+    /// `DELETE /api/sandboxes/{name}/resources/{resource}`: removes a
+    /// resource of the sandbox's own (its container and data too).
+    pub async fn delete_resource(
+        &self,
+        sandbox: &str,
+        resource: &str,
+    ) -> Result<Vec<SandboxResource>> {
+        let path = format!("{}/resources/{}", sandbox_path(sandbox), segment(resource));
+        self.json(Method::DELETE, &path, None::<&()>).await
     }
 
     // --- deployments ---

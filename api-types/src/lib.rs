@@ -58,7 +58,7 @@ pub use notify::{
     NotifyTarget, TemplateNotify,
 };
 pub use ops::Readiness;
-pub use resources::{ResourceSpec, ResourceState, SandboxResource};
+pub use resources::{ResourceBody, ResourceOrigin, ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
     SandboxState, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,

@@ -237,6 +237,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 13 (branch resources-sandbox): the resources a sandbox declares
+    // itself, over its template's (a JSON list of `ResourceSpec`, gone
+    // with the sandbox), and when each resource's size was last measured.
+    r#"
+    CREATE TABLE sandbox_resource_specs (
+        sandbox     TEXT PRIMARY KEY,
+        resources   TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE sandbox_resources ADD COLUMN size_at TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

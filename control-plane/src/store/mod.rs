@@ -10,6 +10,7 @@ mod deployments;
 mod guard;
 mod migrations;
 mod power;
+mod resource_specs;
 mod resources;
 pub(crate) mod results;
 mod sandboxes;
