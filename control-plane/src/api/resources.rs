@@ -152,8 +152,9 @@ fn view(
     })
 }
 
-/// One not made yet: the next deploy makes it.
-fn pending(spec: ResourceSpec, origin: ResourceOrigin) -> SandboxResource {
+/// One not made yet: the next deploy makes it. Dated by its sandbox, so
+/// a listing reads the same until something changes.
+fn pending(sandbox: &Sandbox, spec: ResourceSpec, origin: ResourceOrigin) -> SandboxResource {
     SandboxResource {
         name: spec.name,
         engine: spec.engine,
@@ -165,7 +166,7 @@ fn pending(spec: ResourceSpec, origin: ResourceOrigin) -> SandboxResource {
         size_at: None,
         origin,
         error: None,
-        updated_at: chrono::Utc::now(),
+        updated_at: sandbox.created_at,
     }
 }
 
@@ -194,7 +195,7 @@ pub(super) fn listing(
     for (spec, origin) in specs {
         match rows.iter().position(|r| r.name == spec.name) {
             Some(i) => list.push(view(state, rows.remove(i), origin, with_password)?),
-            None => list.push(pending(spec, origin)),
+            None => list.push(pending(sandbox, spec, origin)),
         }
     }
     for row in rows {

@@ -26,6 +26,7 @@ mod preview;
 mod probe;
 mod read_your_events;
 mod resources;
+mod sandbox_resources;
 mod rollback;
 mod routing;
 mod runtime_logs;
