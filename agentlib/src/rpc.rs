@@ -604,7 +604,9 @@ mod tests {
                 "sleep",
                 "wake",
                 "test_run",
-                "resource_ensure"
+                "resource_ensure",
+                "resource_remove",
+                "resource_sizes"
             ]
         );
     }
