@@ -63,7 +63,11 @@ fn port_bindings(container: &str) -> serde_json::Value {
         ])
         .output()
         .expect("docker inspect");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("bindings JSON")
 }
 
@@ -173,7 +177,10 @@ async fn a_sandboxs_own_resources_are_made_measured_contained_and_removed() {
     let queue_url = queue.url.clone().expect("url");
     let env = container_env(&first);
     assert!(env.contains(&format!("QUEUE_URL={queue_url}")), "{env:?}");
-    assert!(env.iter().any(|kv| kv.starts_with("REDIS_URL=redis://")), "{env:?}");
+    assert!(
+        env.iter().any(|kv| kv.starts_with("REDIS_URL=redis://")),
+        "{env:?}"
+    );
 
     // Containment: published on the advertised address only; the right
     // password works, a wrong one and none are refused.
@@ -183,7 +190,10 @@ async fn a_sandboxs_own_resources_are_made_measured_contained_and_removed() {
     let bound = bindings["6379/tcp"][0]["HostIp"].as_str().expect("HostIp");
     assert_eq!(bound, host, "{bindings}");
     assert_ne!(bound, "0.0.0.0");
-    assert_eq!(redis_cli(&queue_url, &password, &["PING"], None).trim(), "PONG");
+    assert_eq!(
+        redis_cli(&queue_url, &password, &["PING"], None).trim(),
+        "PONG"
+    );
     for wrong in ["0123456789abcdefABCDEF0123456789", ""] {
         let answer = redis_cli(&queue_url, wrong, &["PING"], None);
         assert!(!answer.contains("PONG"), "{answer}");
@@ -227,7 +237,10 @@ async fn a_sandboxs_own_resources_are_made_measured_contained_and_removed() {
     assert_eq!(crate::cli::code(&out), 0, "{}", crate::cli::show(&out));
     assert_eq!(resource_containers(&stack.agent_id).len(), 1);
     let volumes = resource_volumes(&stack.agent_id);
-    assert!(!volumes.iter().any(|v| v.ends_with(".queue")), "{volumes:?}");
+    assert!(
+        !volumes.iter().any(|v| v.ends_with(".queue")),
+        "{volumes:?}"
+    );
     let err = owner
         .delete_resource(&sandbox, "cache")
         .await
@@ -247,7 +260,10 @@ async fn a_sandboxs_own_resources_are_made_measured_contained_and_removed() {
         .deploy_and_wait(&owner, &sandbox, "main", Status::Running)
         .await;
     let env = container_env(redeployed.id.as_str());
-    assert!(!env.iter().any(|kv| kv.starts_with("QUEUE_URL=")), "{env:?}");
+    assert!(
+        !env.iter().any(|kv| kv.starts_with("QUEUE_URL=")),
+        "{env:?}"
+    );
     assert!(env.iter().any(|kv| kv.starts_with("REDIS_URL=")), "{env:?}");
 
     owner.delete_sandbox(&sandbox).await.expect("delete");
