@@ -123,7 +123,7 @@ pub(crate) async fn ensure(
                 )],
                 volume: name.clone(),
                 port,
-                host_ip: agent.config.publish_ip(),
+                host_ip: publish_ip(&agent.config).await,
                 host_port: kept_port,
                 memory: agent.config.resources.memory.bytes(),
                 pids_limit: agent.config.container.pids_limit,
@@ -233,6 +233,42 @@ pub(crate) async fn sizes(agent: &Agent) -> Result<ResourceSizeList, RpcError> {
         }
     }
     Ok(ResourceSizeList { sizes })
+}
+
+/// Where a resource's port is published: the agent's publish address
+/// (`publish_addr`, else `advertise_host` when it is an IP). When that is
+/// every address (an `advertise_host` name without `publish_addr`), the
+/// name's first address that is this host's own: a database should not
+/// answer on interfaces nobody was told about. Every address only when the
+/// name resolves to none of this host's.
+async fn publish_ip(config: &crate::config::AgentConfig) -> std::net::IpAddr {
+    let configured = config.publish_ip();
+    if !configured.is_unspecified() {
+        return configured;
+    }
+    let host = config.advertise_host.clone();
+    let local = tokio::task::spawn_blocking(move || local_address_of(&host))
+        .await
+        .ok()
+        .flatten();
+    match local {
+        Some(ip) => ip,
+        None => {
+            tracing::warn!(advertise_host = %config.advertise_host, "advertise_host resolves to no address of this host: resources publish on every address (set publish_addr)");
+            configured
+        }
+    }
+}
+
+/// The first address `host` resolves to that a socket can be bound to
+/// here (so one of this host's).
+fn local_address_of(host: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .map(|addr| addr.ip())
+        .find(|ip| !ip.is_unspecified() && std::net::UdpSocket::bind((*ip, 0)).is_ok())
 }
 
 async fn running_container(
@@ -540,6 +576,16 @@ mod tests {
         for bad in ["short", "abcdefghABCDEFGH12'4", "abcdefghABCDEFGH12 4"] {
             assert!(check_password(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_publishes_on_its_local_address_only() {
+        assert_eq!(
+            local_address_of("localhost").map(|ip| ip.is_loopback()),
+            Some(true)
+        );
+        // TEST-NET-3: routable, never this host's.
+        assert_eq!(local_address_of("203.0.113.7"), None);
     }
 
     #[test]

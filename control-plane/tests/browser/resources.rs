@@ -109,7 +109,9 @@ async fn browser_shows_a_sandboxs_resources_and_resets_one() {
     browser.fill("#resource-env-var", "REDIS_URL").await;
     browser.click("#resource-add").await;
     let added = "#resources-table tr[data-resource=cache]";
-    browser.wait_for(&format!("{added} [data-state=pending]")).await;
+    browser
+        .wait_for(&format!("{added} [data-state=pending]"))
+        .await;
     let (_, list) = stack.get(&token, "/api/sandboxes/respage/resources").await;
     assert_eq!(list[0]["name"], "cache", "{list}");
     assert_eq!(list[0]["origin"], "sandbox", "{list}");
