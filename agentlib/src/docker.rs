@@ -17,6 +17,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{AgentError, DeployError};
 
+pub(crate) use container_spec::{Confined, confined_host};
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 pub use power::{LABEL_TEST_RUN, PowerTarget};
 pub use resource::ResourceContainer;
@@ -267,10 +268,17 @@ impl DockerClient {
     /// memory, CPU and pids limits, optionally another user and a
     /// read-only root) and returns its id. Start it with [`Self::start`].
     pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
-        let body = create_body(spec);
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
+        self.create_named(&spec.name, create_body(spec)).await
+    }
+
+    /// Creates container `name` from `body` (a service's, a resource's);
+    /// returns its id.
+    pub(crate) async fn create_named(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<String, DeployError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = self
             .docker
             .create_container(Some(options), body)
