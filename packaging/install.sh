@@ -284,6 +284,42 @@ install_nats_auth() {
   note "NATS agent users: ${NATS_AGENTS[*]} (passwords in /etc/nats/nats.env; restart sdp-nats)"
 }
 
+# load_images: on an agent host, the images its containers run from. Each
+# images/*.tar (saved by `scripts/build.sh --images`) is `docker load`ed
+# unless Docker has its image; a sandbox resource image
+# (sdp-resource-{postgres,mariadb,redis}:1) the bundle has not saved is made
+# here by images/make-resource-images.sh from the host's Debian packages
+# (postgresql, mariadb-server, redis-server), as the build host would.
+load_images() {
+  local tar image engine missing=()
+  local docker_ok=0
+  if [ "$ON_HOST" = 1 ] && [ "$DRY" = 0 ] && command -v docker >/dev/null &&
+    docker info >/dev/null 2>&1; then docker_ok=1; fi
+  for tar in "$HERE"/images/*.tar; do
+    [ -e "$tar" ] || continue
+    image=$(basename "$tar" .tar)
+    image="${image%_*}:${image##*_}"
+    if [ "$docker_ok" = 1 ]; then
+      docker image inspect "$image" >/dev/null 2>&1 && continue
+      change "docker load $image"
+      docker load -q -i "$tar" >/dev/null
+    else
+      note "would run: docker load -i $tar ($image, unless present)"
+    fi
+  done
+  for engine in postgres mariadb redis; do
+    [ -e "$HERE/images/sdp-resource-${engine}_1.tar" ] || missing+=("$engine")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$docker_ok" = 1 ]; then
+    if ! bash "$HERE/images/make-resource-images.sh"; then
+      note "warning: resource images not made (install postgresql, mariadb-server and redis-server, then run $HERE/images/make-resource-images.sh); sandbox resources fail until then"
+    fi
+  else
+    note "would run: images/make-resource-images.sh (resource images not saved in this bundle: ${missing[*]})"
+  fi
+}
+
 install_roles() {
   echo "==> sdp $VERSION, roles ${ROLES[*]}, into ${ROOT}${DRY_PREFIX:+ (dry run)}"
   [ "$ON_HOST" = 1 ] || note "--root: no users, no chown, no systemctl (printed instead)"
@@ -369,6 +405,9 @@ install_roles() {
     fi
   done
 
+  if [[ " ${ROLES[*]} " == *" micro "* || " ${ROLES[*]} " == *" gateway "* ]]; then
+    load_images
+  fi
   if [ "$unit_changed" = 1 ]; then systemctl_run daemon-reload; fi
   local unit
   for unit in "${enable[@]}"; do

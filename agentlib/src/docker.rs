@@ -17,6 +17,7 @@ use futures::stream::BoxStream;
 
 use crate::error::{AgentError, DeployError};
 
+pub(crate) use container_spec::{Confined, confined_host};
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 pub use power::{LABEL_TEST_RUN, PowerTarget};
 pub use resource::ResourceContainer;
@@ -97,18 +98,19 @@ impl DockerClient {
         self.docker.inspect_image(image).await.is_ok()
     }
 
-    /// The containers (running or not) with all these labels, as
-    /// (container id, its `sdp.deployment` label).
-    pub async fn list_labelled(
+    /// The containers (running or not) with all these labels, as the
+    /// engine lists them (an empty value: any container carrying the
+    /// label). The one label query sleep, wake, reconcile and resources
+    /// share.
+    pub async fn containers_labelled(
         &self,
         labels: &[(&str, &str)],
-    ) -> Result<Vec<(String, Option<String>)>, DeployError> {
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DeployError> {
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_owned(),
             labels
                 .iter()
                 .map(|(k, v)| {
-                    // An empty value: any container carrying the label.
                     if v.is_empty() {
                         (*k).to_owned()
                     } else {
@@ -121,12 +123,21 @@ impl DockerClient {
             .all(true)
             .filters(&filters)
             .build();
-        let containers = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(docker_err("list containers"))?;
-        Ok(containers
+            .map_err(docker_err("list containers"))
+    }
+
+    /// The containers (running or not) with all these labels, as
+    /// (container id, its `sdp.deployment` label).
+    pub async fn list_labelled(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, Option<String>)>, DeployError> {
+        Ok(self
+            .containers_labelled(labels)
+            .await?
             .into_iter()
             .filter_map(|c| {
                 let deployment = c
@@ -257,10 +268,17 @@ impl DockerClient {
     /// memory, CPU and pids limits, optionally another user and a
     /// read-only root) and returns its id. Start it with [`Self::start`].
     pub async fn create(&self, spec: &RunSpec) -> Result<String, DeployError> {
-        let body = create_body(spec);
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
+        self.create_named(&spec.name, create_body(spec)).await
+    }
+
+    /// Creates container `name` from `body` (a service's, a resource's);
+    /// returns its id.
+    pub(crate) async fn create_named(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<String, DeployError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = self
             .docker
             .create_container(Some(options), body)

@@ -18,7 +18,9 @@
 //!   repo's branch in a build container against a sandbox, its output and
 //!   JUnit counts ([`junit`]) on `deploy.progress.<id>` like a deployment's;
 //! - `agent.cmd.<agent_id>.resource_ensure` ([`resource`]: a sandbox's
-//!   database in a container with a volume, seeded, reset on request);
+//!   database in a container with a volume, seeded, reset on request),
+//!   `resource_remove` (its container and volume go) and `resource_sizes`
+//!   (each running one's data size, asked at a bounded rate);
 //! - a heartbeat task: `agent.heartbeat.<kind>.<id>` every 2 s;
 //! - one task per deployment ([`job`]): queued → fetching ([`git`], into
 //!   the repo's shared store [`git_store`]) →

@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use sdp_bus::{
-    ResourceEngine, ResourceEnsure, ResourceReady, ResourceSeed, RpcError, RpcErrorCode,
+    ResourceEngine, ResourceEnsure, ResourceReady, ResourceRemove, ResourceRemoved, ResourceSeed,
+    ResourceSize, ResourceSizeList, RpcError, RpcErrorCode,
 };
 
 use crate::docker::{self, ResourceContainer};
@@ -122,7 +123,7 @@ pub(crate) async fn ensure(
                 )],
                 volume: name.clone(),
                 port,
-                host_ip: agent.config.publish_ip(),
+                host_ip: publish_ip(&agent.config).await,
                 host_port: kept_port,
                 memory: agent.config.resources.memory.bytes(),
                 pids_limit: agent.config.container.pids_limit,
@@ -159,6 +160,115 @@ pub(crate) async fn ensure(
         size_bytes: volume_size(agent, &id).await,
         created,
     })
+}
+
+/// Handles one [`ResourceRemove`]: the resource's container and volume go
+/// (found by their labels and name). Idempotent.
+pub(crate) async fn remove(
+    agent: &Agent,
+    request: &ResourceRemove,
+) -> Result<ResourceRemoved, RpcError> {
+    sdp_bus::validate::resource_name("resource name", &request.name)
+        .map_err(|e| bad_request(e.to_string()))?;
+    let agent_id = agent.agent_id();
+    let name = resource_name(agent_id, &request.sandbox, &request.name);
+    let owner = [
+        (docker::LABEL_AGENT, agent_id),
+        (docker::LABEL_SANDBOX, request.sandbox.as_str()),
+        (docker::LABEL_RESOURCE, request.name.as_str()),
+    ];
+    let fail = |e: crate::error::DeployError| internal("removing the resource", e.user_message());
+    let containers = agent
+        .docker
+        .remove_matching(&owner, Some(&name))
+        .await
+        .map_err(fail)?;
+    let volumes = agent
+        .docker
+        .remove_volumes_labelled(&owner)
+        .await
+        .map_err(fail)?;
+    // One made under the name without its labels is not ours to keep.
+    agent.docker.remove_volume(&name).await.map_err(fail)?;
+    Ok(ResourceRemoved {
+        removed: u32::try_from(containers + volumes).unwrap_or(u32::MAX),
+    })
+}
+
+/// Handles one [`ResourceSizes`]: the data size of each running resource
+/// container of this agent, measured one after the other (a poll is at
+/// most one exec per resource).
+pub(crate) async fn sizes(agent: &Agent) -> Result<ResourceSizeList, RpcError> {
+    let containers = agent
+        .docker
+        .containers_labelled(&[
+            (docker::LABEL_AGENT, agent.agent_id()),
+            (docker::LABEL_RESOURCE, ""),
+        ])
+        .await
+        .map_err(|e| internal("listing the resources", e.user_message()))?;
+    let mut sizes = Vec::new();
+    for container in containers {
+        let running = matches!(
+            container.state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
+        let labels = container.labels.unwrap_or_default();
+        let (Some(id), Some(sandbox), Some(name)) = (
+            container.id,
+            labels.get(docker::LABEL_SANDBOX),
+            labels.get(docker::LABEL_RESOURCE),
+        ) else {
+            continue;
+        };
+        if !running {
+            continue;
+        }
+        if let Some(size_bytes) = measure(agent, &id).await {
+            sizes.push(ResourceSize {
+                sandbox: sandbox.clone(),
+                name: name.clone(),
+                size_bytes,
+            });
+        }
+    }
+    Ok(ResourceSizeList { sizes })
+}
+
+/// Where a resource's port is published: the agent's publish address
+/// (`publish_addr`, else `advertise_host` when it is an IP). When that is
+/// every address (an `advertise_host` name without `publish_addr`), the
+/// name's first address that is this host's own: a database should not
+/// answer on interfaces nobody was told about. Every address only when the
+/// name resolves to none of this host's.
+async fn publish_ip(config: &crate::config::AgentConfig) -> std::net::IpAddr {
+    let configured = config.publish_ip();
+    if !configured.is_unspecified() {
+        return configured;
+    }
+    let host = config.advertise_host.clone();
+    let local = tokio::task::spawn_blocking(move || local_address_of(&host))
+        .await
+        .ok()
+        .flatten();
+    match local {
+        Some(ip) => ip,
+        None => {
+            tracing::warn!(advertise_host = %config.advertise_host, "advertise_host resolves to no address of this host: resources publish on every address (set publish_addr)");
+            configured
+        }
+    }
+}
+
+/// The first address `host` resolves to that a socket can be bound to
+/// here (so one of this host's).
+fn local_address_of(host: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .map(|addr| addr.ip())
+        .find(|ip| !ip.is_unspecified() && std::net::UdpSocket::bind((*ip, 0)).is_ok())
 }
 
 async fn running_container(
@@ -292,14 +402,22 @@ async fn run_seed(
 /// The volume's size in bytes as `du` in the container sees it (0 if
 /// unknown).
 pub(crate) async fn volume_size(agent: &Agent, id: &str) -> u64 {
+    measure(agent, id).await.unwrap_or(0)
+}
+
+/// `du -sk /data` in the resource's container: an argv exec (busybox's
+/// `du`, no shell). bollard's `system df` model is Docker 25's
+/// (`VolumeUsage`), which older engines do not answer, and the volume's
+/// mountpoint is the engine's (root's) to read, not the agent's.
+async fn measure(agent: &Agent, id: &str) -> Option<u64> {
     let argv = vec!["du".to_owned(), "-sk".to_owned(), "/data".to_owned()];
     match agent.docker.exec_with(id, argv, Vec::new(), None).await {
         Ok((Some(0), output)) => output
             .split_whitespace()
             .next()
             .and_then(|kib| kib.parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024),
-        _ => 0,
+            .map(|kib| kib * 1024),
+        _ => None,
     }
 }
 
@@ -458,6 +576,16 @@ mod tests {
         for bad in ["short", "abcdefghABCDEFGH12'4", "abcdefghABCDEFGH12 4"] {
             assert!(check_password(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_publishes_on_its_local_address_only() {
+        assert_eq!(
+            local_address_of("localhost").map(|ip| ip.is_loopback()),
+            Some(true)
+        );
+        // TEST-NET-3: routable, never this host's.
+        assert_eq!(local_address_of("203.0.113.7"), None);
     }
 
     #[test]

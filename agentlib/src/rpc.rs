@@ -9,6 +9,8 @@
 //! `agent.cmd.<agent_id>.probe` ([`crate::probe`]), and
 //! `agent.cmd.<agent_id>.{sleep,wake}` ([`crate::power`]).
 //! `agent.rpc.<kind>.test_run` ([`crate::test_run`]).
+//! `agent.cmd.<agent_id>.{resource_ensure,resource_remove,resource_sizes}`
+//! ([`crate::resource`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +53,7 @@ enum To {
 }
 
 /// Every subject the agent serves, and its handler.
-fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 14] {
+fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 16] {
     [
         (subject::deploy_request(kind), To::Kind, |agent, message| {
             Box::pin(handle_deploy(agent, message))
@@ -122,6 +124,16 @@ fn table(kind: &str, agent_id: &str) -> [(String, To, Handler); 14] {
             subject::agent_cmd(agent_id, subject::RESOURCE_ENSURE),
             To::ThisAgent,
             |agent, message| Box::pin(handle_resource_ensure(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::RESOURCE_REMOVE),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_resource_remove(agent, message)),
+        ),
+        (
+            subject::agent_cmd(agent_id, subject::RESOURCE_SIZES),
+            To::ThisAgent,
+            |agent, message| Box::pin(handle_resource_sizes(agent, message)),
         ),
     ]
 }
@@ -366,6 +378,45 @@ async fn handle_resource_ensure(agent: Arc<Agent>, message: async_nats::Message)
     respond(&agent, message.reply.clone(), &Reply::from(result)).await;
 }
 
+async fn handle_resource_remove(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(request) = decode_or_answer::<sdp_bus::ResourceRemove, sdp_bus::ResourceRemoved>(
+        &agent,
+        &message,
+        "resource_remove",
+    )
+    .await
+    else {
+        return;
+    };
+    let result = crate::resource::remove(&agent, &request).await;
+    match &result {
+        Ok(done) => {
+            tracing::info!(sandbox = %request.sandbox, resource = %request.name, removed = done.removed, "resource removed")
+        }
+        Err(err) => {
+            tracing::warn!(sandbox = %request.sandbox, resource = %request.name, error = %err, "resource not removed")
+        }
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
+async fn handle_resource_sizes(agent: Arc<Agent>, message: async_nats::Message) {
+    let Some(_request) = decode_or_answer::<sdp_bus::ResourceSizes, sdp_bus::ResourceSizeList>(
+        &agent,
+        &message,
+        "resource_sizes",
+    )
+    .await
+    else {
+        return;
+    };
+    let result = crate::resource::sizes(&agent).await;
+    if let Err(err) = &result {
+        tracing::warn!(error = %err, "resource sizes not measured");
+    }
+    respond(&agent, message.reply.clone(), &Reply::from(result)).await;
+}
+
 async fn handle_teardown(agent: Arc<Agent>, message: async_nats::Message) {
     let Some(request) =
         decode_or_answer::<Teardown, TeardownDone>(&agent, &message, "teardown").await
@@ -553,7 +604,9 @@ mod tests {
                 "sleep",
                 "wake",
                 "test_run",
-                "resource_ensure"
+                "resource_ensure",
+                "resource_remove",
+                "resource_sizes"
             ]
         );
     }

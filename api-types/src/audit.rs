@@ -72,6 +72,10 @@ pub enum AuditAction {
     TestRunEnd,
     #[serde(rename = "resource.reset")]
     ResourceReset,
+    #[serde(rename = "resource.set")]
+    ResourceSet,
+    #[serde(rename = "resource.remove")]
+    ResourceRemove,
     #[serde(rename = "sandbox.sleep")]
     SandboxSleep,
     #[serde(rename = "sandbox.wake")]
@@ -79,7 +83,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 30] = [
         Self::Login,
         Self::Logout,
         Self::SandboxCreate,
@@ -106,6 +110,8 @@ impl AuditAction {
         Self::TestRunStart,
         Self::TestRunEnd,
         Self::ResourceReset,
+        Self::ResourceSet,
+        Self::ResourceRemove,
         Self::SandboxSleep,
         Self::SandboxWake,
     ];
@@ -139,6 +145,8 @@ impl AuditAction {
             Self::TestRunStart => "test_run.start",
             Self::TestRunEnd => "test_run.end",
             Self::ResourceReset => "resource.reset",
+            Self::ResourceSet => "resource.set",
+            Self::ResourceRemove => "resource.remove",
             Self::SandboxSleep => "sandbox.sleep",
             Self::SandboxWake => "sandbox.wake",
         }

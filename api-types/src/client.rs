@@ -17,7 +17,7 @@ use crate::{
     AgentView, AuditEntry, AuditPage, AuditQuery, CancelRequested, DeliveriesQuery, Delivery,
     Deployment, DeploymentStarted, EffectiveRoute, Environment, EnvironmentVars, ErrorBody,
     ListQuery, LoginBody, LoginResponse, Me, NewDeployment, NewEnvironment, NewSandbox, NewTestRun,
-    Page, ProbeResult, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource,
+    Page, ProbeResult, ResourceBody, RouteBody, RuntimeLogsQuery, SandboxPatch, SandboxResource,
     SandboxStaleness, SandboxView, SandboxesQuery, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite,
     ServiceView, TeardownReport, Template, TemplateBody, TemplateDeploy, TemplateDeployStarted,
     TemplateNotify, TestRun, TestRunsQuery,
@@ -368,6 +368,29 @@ impl Client {
             segment(resource)
         );
         self.json(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `PUT /api/sandboxes/{name}/resources/{resource}`: adds (or
+    /// changes) a resource of the sandbox's own; answers its resources.
+    pub async fn put_resource(
+        &self,
+        sandbox: &str,
+        resource: &str,
+        body: &ResourceBody,
+    ) -> Result<Vec<SandboxResource>> {
+        let path = format!("{}/resources/{}", sandbox_path(sandbox), segment(resource));
+        self.json(Method::PUT, &path, Some(body)).await
+    }
+
+    /// `DELETE /api/sandboxes/{name}/resources/{resource}`: removes a
+    /// resource of the sandbox's own (its container and data too).
+    pub async fn delete_resource(
+        &self,
+        sandbox: &str,
+        resource: &str,
+    ) -> Result<Vec<SandboxResource>> {
+        let path = format!("{}/resources/{}", sandbox_path(sandbox), segment(resource));
+        self.json(Method::DELETE, &path, None::<&()>).await
     }
 
     // --- deployments ---

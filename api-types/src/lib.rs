@@ -62,7 +62,7 @@ pub use notify::{
 };
 pub use ops::Readiness;
 pub use paging::{Page, SandboxesQuery, TestRunsQuery};
-pub use resources::{ResourceSpec, ResourceState, SandboxResource};
+pub use resources::{ResourceBody, ResourceOrigin, ResourceSpec, ResourceState, SandboxResource};
 pub use sandboxes::{
     AgentTeardown, EffectiveRoute, NewSandbox, PushedHead, RouteBody, Sandbox, SandboxPatch,
     SandboxState, SandboxView, ServiceAutodeploy, ServiceEnv, ServiceEnvWrite, ServiceView,

@@ -152,6 +152,10 @@ pub struct NewSandbox {
     pub ttl_hours: Option<u32>,
     #[serde(default)]
     pub pinned: bool,
+    /// Resources of this sandbox's own, over its template's (by name):
+    /// checked like a template's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<crate::resources::ResourceSpec>,
 }
 
 /// What to change: pin or unpin, a new TTL, or renew the expiry.

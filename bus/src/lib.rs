@@ -32,5 +32,8 @@ pub mod validate;
 
 pub use codec::{CodecError, PROTOCOL_VERSION, decode, encode};
 pub use message::*;
-pub use resource::{ResourceEngine, ResourceEnsure, ResourceReady, ResourceSeed};
+pub use resource::{
+    ResourceEngine, ResourceEnsure, ResourceReady, ResourceRemove, ResourceRemoved, ResourceSeed,
+    ResourceSize, ResourceSizeList, ResourceSizes,
+};
 pub use test_run::{JunitSummary, TestOutcome, TestRunRequest};

@@ -105,3 +105,41 @@ pub struct ResourceReady {
     /// set).
     pub created: bool,
 }
+
+/// `agent.cmd.<agent_id>.resource_remove`: remove the resource's container
+/// and volume (its data) from this agent. Idempotent: a resource that is
+/// not there is removed already.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRemove {
+    #[serde(deserialize_with = "crate::message::checked_sandbox")]
+    pub sandbox: String,
+    pub name: String,
+}
+
+/// The answer to [`ResourceRemove`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRemoved {
+    /// Containers and volumes removed (0: nothing was there).
+    pub removed: u32,
+}
+
+/// `agent.cmd.<agent_id>.resource_sizes`: the data size of each running
+/// resource on this agent. Asked by the control plane at a bounded rate
+/// (`sandboxes.resource_size_interval`), never with heartbeats.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSizes {}
+
+/// One resource's measured size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSize {
+    pub sandbox: String,
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+/// The answer to [`ResourceSizes`]: the running resources this agent could
+/// measure (a stopped one is left out: its last size stands).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSizeList {
+    pub sizes: Vec<ResourceSize>,
+}

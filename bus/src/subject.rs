@@ -36,6 +36,12 @@ pub const TEST_RUN: &str = "test_run";
 /// `agent.cmd.<agent_id>.resource_ensure`: run (or reset) a sandbox's
 /// database on that agent and answer when it is ready.
 pub const RESOURCE_ENSURE: &str = "resource_ensure";
+/// `agent.cmd.<agent_id>.resource_remove`: remove a sandbox's resource
+/// (container and volume) from that agent.
+pub const RESOURCE_REMOVE: &str = "resource_remove";
+/// `agent.cmd.<agent_id>.resource_sizes`: the data sizes of that agent's
+/// running resources.
+pub const RESOURCE_SIZES: &str = "resource_sizes";
 
 /// Everything the `DEPLOY_PROGRESS` stream stores.
 pub const DEPLOY_PROGRESS_ALL: &str = "deploy.progress.>";

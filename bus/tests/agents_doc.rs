@@ -344,6 +344,28 @@ fn examples() -> Vec<(&'static str, String)> {
             })),
         ),
         (
+            "resource_remove",
+            wire(&sdp_bus::ResourceRemove {
+                sandbox: "alpha".into(),
+                name: "db".into(),
+            }),
+        ),
+        (
+            "resource_removed",
+            wire(&Reply::ok(sdp_bus::ResourceRemoved { removed: 2 })),
+        ),
+        ("resource_sizes", wire(&sdp_bus::ResourceSizes {})),
+        (
+            "resource_size_list",
+            wire(&Reply::ok(sdp_bus::ResourceSizeList {
+                sizes: vec![sdp_bus::ResourceSize {
+                    sandbox: "alpha".into(),
+                    name: "db".into(),
+                    size_bytes: 41_943_040,
+                }],
+            })),
+        ),
+        (
             "branch_status",
             wire(&BranchStatus {
                 repo: "site".into(),

@@ -87,7 +87,7 @@ pub enum Command {
     /// KEY=VALUE sets, --unset KEY removes; a running service restarts
     /// with it.
     Env(EnvArgs),
-    /// A sandbox's resources (databases): `ls`, or `reset` one.
+    /// A sandbox's resources (databases): `ls`, `reset`, `add` or `rm` one.
     #[command(subcommand)]
     Resource(crate::commands::resource::ResourceCommand),
     /// Outgoing webhooks of a template or an environment: `show`, `set`
@@ -151,6 +151,10 @@ pub enum SandboxCommand {
         /// Never expire.
         #[arg(long)]
         pin: bool,
+        /// A resource of the sandbox's own, `NAME=ENGINE:ENV_VAR` (e.g.
+        /// `cache=redis:REDIS_URL`); repeat for more.
+        #[arg(long = "resource", value_parser = crate::commands::resource::parse_spec)]
+        resources: Vec<sdp_api::ResourceSpec>,
     },
     /// Tear a sandbox down.
     Rm { name: String },

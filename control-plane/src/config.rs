@@ -420,6 +420,14 @@ pub struct SandboxesConfig {
     /// `20s`.
     #[serde(default, with = "humantime_serde")]
     pub sleep_after: Option<Duration>,
+    /// How often the running resources' data sizes are asked of the
+    /// agents that hold them (one `du` per resource).
+    #[serde(default = "default_resource_size_interval", with = "humantime_serde")]
+    pub resource_size_interval: Duration,
+}
+
+fn default_resource_size_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_ttl_hours() -> u32 {
@@ -436,6 +444,7 @@ impl Default for SandboxesConfig {
             default_ttl_hours: default_ttl_hours(),
             reap_interval: default_reap_interval(),
             sleep_after: None,
+            resource_size_interval: default_resource_size_interval(),
         }
     }
 }

@@ -252,6 +252,11 @@ pub async fn run(
         config.audit.prune_interval,
         shutdown.clone(),
     ));
+    tasks.spawn(
+        orchestrator
+            .clone()
+            .resource_sizer(config.sandboxes.resource_size_interval, shutdown.clone()),
+    );
     if let Some(sleep_after) = config.sandboxes.sleep_after {
         tasks.spawn(orchestrator.clone().sleeper(sleep_after, shutdown.clone()));
     }

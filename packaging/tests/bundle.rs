@@ -95,6 +95,36 @@ fn bundle_layout_checksums_libraries_and_samples() {
     ];
     assert_eq!(files, expected, "bundle layout");
     assert!(bundle.join("images").is_dir(), "images/ is missing");
+    // What makes and saves the images offline travels with it, the
+    // sandbox resources' images among the ones saved by default
+    // (`build.sh --images`; install.sh loads them, or makes them).
+    for script in [
+        "make-base-image.sh",
+        "make-runtime-images.sh",
+        "make-build-image.sh",
+        "make-resource-images.sh",
+        "resource-rootfs.sh",
+        "save-images.sh",
+    ] {
+        let path = bundle.join("images").join(script);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("images/{script}: {e}"))
+                .permissions(),
+        );
+        assert_eq!(mode & 0o111, 0o111, "images/{script} is executable");
+    }
+    let save = std::fs::read_to_string(bundle.join("images/save-images.sh")).expect("save");
+    for image in [
+        "sdp-go-base:1",
+        "sdp-build:1",
+        "sdp-resource-postgres:1",
+        "sdp-resource-mariadb:1",
+        "sdp-resource-redis:1",
+    ] {
+        assert!(save.contains(image), "save-images.sh saves {image}");
+    }
+    assert!(save.contains("make-resource-images.sh"));
     assert_eq!(
         std::fs::read_to_string(bundle.join("VERSION")).expect("VERSION"),
         format!("{WORKSPACE_VERSION}\n")

@@ -202,3 +202,53 @@ fn mode(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+/// An agent role loads each image the bundle saved (`images/*.tar`) and
+/// makes the sandbox resources' images it did not save; a control plane
+/// alone needs none. With `--root` both are printed, not run.
+#[test]
+fn agent_roles_load_saved_images_and_make_missing_resource_images() {
+    let dist = TempDir::new().expect("temp dir");
+    let unpacked = TempDir::new().expect("temp dir");
+    let bundle = extract(&build_bundle(dist.path(), None), unpacked.path());
+    // Stand-ins for what `build.sh --images` saves: install.sh reads only
+    // their names here. The bundle's sums must cover them.
+    for file in ["sdp-go-base_1.tar", "sdp-resource-redis_1.tar"] {
+        std::fs::write(bundle.join("images").join(file), b"stand-in").expect("write");
+    }
+    let sums = run(Command::new("bash")
+        .args([
+            "-c",
+            "find . -type f ! -name SHA256SUMS -printf '%P\\n' | LC_ALL=C sort | \
+             xargs -d '\\n' sha256sum >SHA256SUMS",
+        ])
+        .current_dir(&bundle));
+    assert_ok("sha256sum", &sums);
+    let root_dir = TempDir::new().expect("temp dir");
+    let root_arg = root_dir.path().display().to_string();
+
+    let (stdout, _) = install(&bundle, &["--role", "micro", "--root", &root_arg]);
+    for image in ["sdp-go-base:1", "sdp-resource-redis:1"] {
+        assert!(
+            stdout.contains(&format!(
+                "would run: docker load -i {}",
+                bundle.join("images").display()
+            )) && stdout.contains(&format!("({image}, unless present)")),
+            "{image} loaded:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("would run: images/make-resource-images.sh")
+            && stdout.contains("not saved in this bundle: postgres mariadb"),
+        "{stdout}"
+    );
+
+    let control_root = TempDir::new().expect("temp dir");
+    let control_arg = control_root.path().display().to_string();
+    let (stdout, _) = install(&bundle, &["--role", "control", "--root", &control_arg]);
+    assert!(!stdout.contains("would run: docker load"), "{stdout}");
+    assert!(
+        !stdout.contains("would run: images/make-resource-images.sh"),
+        "{stdout}"
+    );
+}

@@ -131,6 +131,45 @@ pub fn run_spec(service: &ServiceContainer<'_>) -> RunSpec {
     }
 }
 
+/// What every container SDP makes (a service's, a resource's) shares:
+/// its limits, its restart policy and its one published port.
+pub(crate) struct Confined<'a> {
+    pub memory: i64,
+    pub pids_limit: i64,
+    pub restart: RestartPolicyNameEnum,
+    /// `<port>/tcp`.
+    pub port_key: &'a str,
+    pub host_ip: std::net::IpAddr,
+    /// `None`: the engine picks one.
+    pub host_port: Option<u16>,
+}
+
+/// The confinement every container gets whatever it runs: not
+/// privileged, `no-new-privileges`, every capability dropped, memory and
+/// pids limits, its port published on one host address. Callers add what
+/// is theirs (mounts, CPU, capabilities given back) over it.
+pub(crate) fn confined_host(c: &Confined<'_>) -> HostConfig {
+    HostConfig {
+        memory: Some(c.memory),
+        pids_limit: Some(c.pids_limit),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        privileged: Some(false),
+        restart_policy: Some(RestartPolicy {
+            name: Some(c.restart),
+            maximum_retry_count: None,
+        }),
+        port_bindings: Some(HashMap::from([(
+            c.port_key.to_owned(),
+            Some(vec![PortBinding {
+                host_ip: Some(c.host_ip.to_string()),
+                host_port: Some(c.host_port.map(|p| p.to_string()).unwrap_or_default()),
+            }]),
+        )])),
+        ..Default::default()
+    }
+}
+
 /// The engine's create body for `spec`: no privileges, no capabilities
 /// but those `[container]` gives back, read-only mounts, memory, CPU and
 /// pids limits, optionally another user and a read-only root.
@@ -138,28 +177,12 @@ pub fn create_body(spec: &RunSpec) -> ContainerCreateBody {
     let port_key = format!("{}/tcp", spec.port);
     let confine = &spec.container;
     let host_config = HostConfig {
-        memory: Some(spec.memory),
         nano_cpus: Some(spec.nano_cpus),
-        pids_limit: Some(confine.pids_limit),
-        security_opt: Some(vec!["no-new-privileges".to_owned()]),
-        cap_drop: Some(vec!["ALL".to_owned()]),
         cap_add: (!confine.cap_add.is_empty()).then(|| confine.cap_add.clone()),
         readonly_rootfs: Some(confine.read_only_root),
         tmpfs: confine
             .read_only_root
             .then(|| HashMap::from([("/tmp".to_owned(), confine.tmpfs_options())])),
-        privileged: Some(false),
-        restart_policy: Some(RestartPolicy {
-            name: Some(RestartPolicyNameEnum::NO),
-            maximum_retry_count: None,
-        }),
-        port_bindings: Some(HashMap::from([(
-            port_key.clone(),
-            Some(vec![PortBinding {
-                host_ip: Some(spec.host_ip.to_string()),
-                host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
-            }]),
-        )])),
         mounts: Some(
             spec.mounts
                 .iter()
@@ -172,7 +195,14 @@ pub fn create_body(spec: &RunSpec) -> ContainerCreateBody {
                 })
                 .collect(),
         ),
-        ..Default::default()
+        ..confined_host(&Confined {
+            memory: spec.memory,
+            pids_limit: confine.pids_limit,
+            restart: RestartPolicyNameEnum::NO,
+            port_key: &port_key,
+            host_ip: spec.host_ip,
+            host_port: spec.host_port,
+        })
     };
     ContainerCreateBody {
         image: Some(spec.image.clone()),

@@ -2,12 +2,10 @@
 //! wake): found by their labels, never removed, so a woken container is
 //! the same one with the same files, mounts and published port.
 
-use std::collections::HashMap;
-
 use bollard::models::ContainerSummaryStateEnum;
-use bollard::query_parameters::{ListContainersOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::query_parameters::StopContainerOptionsBuilder;
 
-use super::{DockerClient, LABEL_AGENT, LABEL_SANDBOX, docker_err, is_not_found};
+use super::{DockerClient, LABEL_AGENT, LABEL_SANDBOX, is_not_found};
 use crate::error::DeployError;
 
 /// The label of a test run's container: such a container runs to its end
@@ -32,22 +30,9 @@ impl DockerClient {
         agent_id: &str,
         sandbox: &str,
     ) -> Result<Vec<PowerTarget>, DeployError> {
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".to_owned(),
-            vec![
-                format!("{LABEL_AGENT}={agent_id}"),
-                format!("{LABEL_SANDBOX}={sandbox}"),
-            ],
-        )]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
         let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(docker_err("list containers"))?;
+            .containers_labelled(&[(LABEL_AGENT, agent_id), (LABEL_SANDBOX, sandbox)])
+            .await?;
         Ok(containers
             .into_iter()
             .filter(|c| {

@@ -8,14 +8,13 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, HostConfig, Mount, MountType, RestartPolicyNameEnum, VolumeCreateRequest,
 };
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::ListVolumesOptionsBuilder;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{DockerClient, docker_err, is_not_found};
+use super::{Confined, DockerClient, confined_host, docker_err, is_not_found};
 use crate::error::DeployError;
 
 /// A resource's container, as data.
@@ -32,6 +31,38 @@ pub struct ResourceContainer {
     pub host_port: Option<u16>,
     pub memory: i64,
     pub pids_limit: i64,
+}
+
+/// The engine's create body of a resource: the confinement of every
+/// container ([`confined_host`]), restarted with the engine unless
+/// stopped on purpose, its volume at `/data`.
+pub(crate) fn resource_body(spec: &ResourceContainer) -> ContainerCreateBody {
+    let port_key = format!("{}/tcp", spec.port);
+    let host_config = HostConfig {
+        mounts: Some(vec![Mount {
+            target: Some("/data".to_owned()),
+            source: Some(spec.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        }]),
+        ..confined_host(&Confined {
+            memory: spec.memory,
+            pids_limit: spec.pids_limit,
+            restart: RestartPolicyNameEnum::UNLESS_STOPPED,
+            port_key: &port_key,
+            host_ip: spec.host_ip,
+            host_port: spec.host_port,
+        })
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.clone()),
+        labels: Some(spec.labels.clone()),
+        exposed_ports: Some(vec![port_key]),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
 }
 
 impl DockerClient {
@@ -112,50 +143,7 @@ impl DockerClient {
     /// privileges, no capabilities, pids and memory limits; restarted with
     /// the engine unless stopped on purpose, so a host reboot keeps it).
     pub async fn create_resource(&self, spec: &ResourceContainer) -> Result<String, DeployError> {
-        let port_key = format!("{}/tcp", spec.port);
-        let host_config = HostConfig {
-            memory: Some(spec.memory),
-            pids_limit: Some(spec.pids_limit),
-            security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            privileged: Some(false),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
-            port_bindings: Some(HashMap::from([(
-                port_key.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some(spec.host_ip.to_string()),
-                    host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
-                }]),
-            )])),
-            mounts: Some(vec![Mount {
-                target: Some("/data".to_owned()),
-                source: Some(spec.volume.clone()),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(false),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            env: Some(spec.env.clone()),
-            labels: Some(spec.labels.clone()),
-            exposed_ports: Some(vec![port_key]),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(docker_err("create container"))?;
-        Ok(created.id)
+        self.create_named(&spec.name, resource_body(spec)).await
     }
 
     /// Runs `argv` in the running container `id` with `env` added, feeding
@@ -228,5 +216,50 @@ impl DockerClient {
             .await
             .map_err(docker_err("inspect exec"))?;
         Ok((inspected.exit_code, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_is_confined_like_a_service_and_kept_with_the_engine() {
+        let spec = ResourceContainer {
+            name: "sdp-resource.a.b.c".into(),
+            image: "sdp-resource-redis:1".into(),
+            labels: HashMap::new(),
+            env: vec!["SDP_RESOURCE_PASSWORD=x".into()],
+            volume: "sdp-resource.a.b.c".into(),
+            port: 6379,
+            host_ip: "10.0.0.5".parse().expect("ip"),
+            host_port: Some(41000),
+            memory: 512 << 20,
+            pids_limit: 256,
+        };
+        let body = resource_body(&spec);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.memory, Some(512 << 20));
+        assert_eq!(
+            host.restart_policy.and_then(|p| p.name),
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
+        let binding = &host.port_bindings.expect("ports")["6379/tcp"]
+            .clone()
+            .expect("binding")[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("10.0.0.5"));
+        assert_eq!(binding.host_port.as_deref(), Some("41000"));
+        let mounts = host.mounts.expect("mounts");
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].target.as_deref(), Some("/data"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(body.exposed_ports, Some(vec!["6379/tcp".to_owned()]));
     }
 }

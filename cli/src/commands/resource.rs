@@ -1,10 +1,14 @@
 //! `sdp resource ls SANDBOX` and `sdp resource reset SANDBOX RESOURCE`
 //! over `/api/sandboxes/{name}/resources`: a sandbox's databases (state,
 //! size, URL; its password shown to the owner and admins only), and a
-//! reset (data dropped, seeded anew; the URL stays).
+//! reset (data dropped, seeded anew; the URL stays). `sdp resource add
+//! SANDBOX NAME=ENGINE:ENV_VAR` and `sdp resource rm SANDBOX RESOURCE`
+//! change the sandbox's own resources (`PUT`/`DELETE
+//! …/resources/{resource}`).
 
 use clap::{Args, Subcommand};
-use sdp_api::SandboxResource;
+use sdp_api::{ResourceBody, ResourceSpec, SandboxResource};
+use sdp_bus::{ResourceEngine, ResourceSeed};
 
 use crate::output::{self, render_table};
 use crate::{CliError, Ctx, Exit};
@@ -16,6 +20,72 @@ pub enum ResourceCommand {
     /// Drop a resource's data and seed it anew (owner or admin); waits
     /// until it is ready again.
     Reset(ResourceResetArgs),
+    /// Add a resource to the sandbox itself, or change one (owner or
+    /// admin): made at the next deploy.
+    Add(ResourceAddArgs),
+    /// Remove a resource of the sandbox's own (owner or admin): its
+    /// container and data go now, its variable at the next deploy.
+    Rm(ResourceResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResourceAddArgs {
+    /// The sandbox.
+    pub sandbox: String,
+    /// `NAME=ENGINE:ENV_VAR`, e.g. `cache=redis:REDIS_URL` (engines:
+    /// postgres, mariadb, redis).
+    #[arg(value_parser = parse_spec)]
+    pub spec: ResourceSpec,
+    /// Seed a new database with this repo's file (with --seed-branch and
+    /// --seed-path).
+    #[arg(long, requires_all = ["seed_branch", "seed_path"], conflicts_with = "seed_dump")]
+    pub seed_repo: Option<String>,
+    #[arg(long, requires = "seed_repo")]
+    pub seed_branch: Option<String>,
+    #[arg(long, requires = "seed_repo")]
+    pub seed_path: Option<String>,
+    /// Seed a new database with this dump under the agent's
+    /// resources.dumps_dir.
+    #[arg(long)]
+    pub seed_dump: Option<String>,
+}
+
+impl ResourceAddArgs {
+    fn seed(&self) -> Option<ResourceSeed> {
+        match (
+            &self.seed_repo,
+            &self.seed_branch,
+            &self.seed_path,
+            &self.seed_dump,
+        ) {
+            (Some(repo), Some(branch), Some(path), _) => Some(ResourceSeed::Repo {
+                repo: repo.clone(),
+                branch: branch.clone(),
+                path: path.clone(),
+            }),
+            (_, _, _, Some(file)) => Some(ResourceSeed::Dump { file: file.clone() }),
+            _ => None,
+        }
+    }
+}
+
+/// `NAME=ENGINE:ENV_VAR` as a spec (without a seed); the server checks
+/// the name and variable.
+pub fn parse_spec(text: &str) -> Result<ResourceSpec, String> {
+    let shape = || format!("{text:?}: expected NAME=ENGINE:ENV_VAR, e.g. db=postgres:DATABASE_URL");
+    let (name, rest) = text.split_once('=').ok_or_else(shape)?;
+    let (engine, env_var) = rest.split_once(':').ok_or_else(shape)?;
+    let engine = ResourceEngine::parse(engine)
+        .ok_or_else(|| format!("unknown engine {engine:?}: postgres, mariadb or redis"))?;
+    if name.is_empty() || env_var.is_empty() {
+        return Err(shape());
+    }
+    Ok(ResourceSpec {
+        name: name.to_owned(),
+        engine,
+        env_var: env_var.to_owned(),
+        seed: None,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -28,7 +98,7 @@ pub struct ResourceLsArgs {
 pub struct ResourceResetArgs {
     /// The sandbox.
     pub sandbox: String,
-    /// The resource's name (as its template declares it).
+    /// The resource's name.
     pub resource: String,
 }
 
@@ -45,6 +115,37 @@ pub async fn run(ctx: &Ctx, command: ResourceCommand) -> Result<Exit, CliError> 
                 );
             }
             vec![reset]
+        }
+        ResourceCommand::Add(args) => {
+            let seed = args.seed();
+            let ResourceSpec {
+                name,
+                engine,
+                env_var,
+                ..
+            } = args.spec;
+            let body = ResourceBody {
+                engine,
+                env_var,
+                seed,
+            };
+            let list = client.put_resource(&args.sandbox, &name, &body).await?;
+            if !ctx.json() {
+                eprintln!("{name} added to {}: made at its next deploy", args.sandbox);
+            }
+            list
+        }
+        ResourceCommand::Rm(args) => {
+            let list = client
+                .delete_resource(&args.sandbox, &args.resource)
+                .await?;
+            if !ctx.json() {
+                eprintln!(
+                    "{} removed from {} (its data with it)",
+                    args.resource, args.sandbox
+                );
+            }
+            list
         }
     };
     if ctx.json() {
@@ -94,6 +195,18 @@ pub fn table(resources: &[SandboxResource]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_reads_name_engine_and_variable() {
+        let spec = parse_spec("db=postgres:DATABASE_URL").expect("spec");
+        assert_eq!(
+            (spec.name.as_str(), spec.engine, spec.env_var.as_str()),
+            ("db", ResourceEngine::Postgres, "DATABASE_URL")
+        );
+        for bad in ["db", "db=postgres", "db=mongo:X", "=redis:X", "c=redis:"] {
+            assert!(parse_spec(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes_read_as_people_read_them() {

@@ -25,6 +25,7 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
             environment,
             ttl_hours,
             pin,
+            resources,
         } => {
             let body = NewSandbox {
                 name,
@@ -32,6 +33,7 @@ pub async fn run(ctx: &Ctx, command: SandboxCommand) -> Result<Exit, CliError> {
                 environment,
                 ttl_hours,
                 pinned: pin,
+                resources,
             };
             client.create_sandbox(&body).await?
         }

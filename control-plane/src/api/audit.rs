@@ -61,6 +61,8 @@ pub fn action_for(method: &Method, path: &str) -> Option<AuditAction> {
         ("POST", "/sandboxes/{name}/wake") => SandboxWake,
         ("POST", "/sandboxes/{name}/test-runs") => TestRunStart,
         ("POST", "/sandboxes/{name}/resources/{resource}/reset") => ResourceReset,
+        ("PUT", "/sandboxes/{name}/resources/{resource}") => ResourceSet,
+        ("DELETE", "/sandboxes/{name}/resources/{resource}") => ResourceRemove,
         ("PUT", "/templates/{name}/notify") => TemplateUpdate,
         ("PUT", "/environments/{name}/notify") => EnvironmentUpdate,
         _ => return None,

@@ -19,6 +19,7 @@ mod paging;
 mod power;
 pub mod preview;
 mod repos;
+mod resource_changes;
 mod resources;
 mod runtime_logs;
 mod sandboxes;
@@ -126,6 +127,10 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(resources::list_resources))
         .routes(routes!(resources::reset_resource))
+        .routes(routes!(
+            resource_changes::put_resource,
+            resource_changes::delete_resource
+        ))
         .routes(routes!(hooks::bitbucket))
         .routes(routes!(runtime_logs::runtime_logs))
         .routes(routes!(deployments::redeploy))

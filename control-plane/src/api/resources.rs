@@ -1,20 +1,22 @@
-//! A sandbox's resources (databases its template declares):
-//! `GET /api/sandboxes/{name}/resources` (anyone logged in; the URL's
-//! password only for the sandbox's owner and admins) and
+//! A sandbox's resources (databases its template or the sandbox itself
+//! declares): `GET /api/sandboxes/{name}/resources` (anyone logged in; the
+//! URL's password only for the sandbox's owner and admins) and
 //! `POST /api/sandboxes/{name}/resources/{resource}/reset` (owner or
-//! admin: its data dropped and seeded anew). A template's `resources` are
-//! checked here ([`check_specs`]).
+//! admin: its data dropped and seeded anew). A template's and a sandbox's
+//! `resources` are checked here ([`check_specs`], [`check_effective`]);
+//! a sandbox's own are changed in `resource_changes.rs`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sdp_api::{ResourceSpec, SandboxResource};
+use sdp_api::{ResourceOrigin, ResourceSpec, ResourceState, SandboxResource};
 use sdp_bus::{ResourceEngine, ResourceSeed, validate};
 
 use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::orchestrator::resources::{ResourceError, resource_url};
+use crate::orchestrator::sandbox_resources::effective_specs;
 use crate::sessions::Session;
 use crate::store::{Sandbox, StoredResource};
 
@@ -72,6 +74,39 @@ pub(super) fn check_specs(specs: &[ResourceSpec]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A sandbox's own resources (checked by [`check_specs`]) over its
+/// template's: no two different resources may set one variable.
+pub(super) fn check_effective(
+    state: &AppState,
+    template: Option<&str>,
+    own: &[ResourceSpec],
+) -> Result<(), ApiError> {
+    check_specs(own)?;
+    let template = match template {
+        Some(name) => state.store.template(name)?,
+        None => None,
+    };
+    let declared = template.map(|t| t.resources).unwrap_or_default();
+    effective_specs(&declared, own).map_err(ApiError::bad_request)?;
+    Ok(())
+}
+
+/// A failed resource operation as the API answers it.
+pub(super) fn resource_error(err: ResourceError) -> ApiError {
+    match err {
+        ResourceError::Store(err) => err.into(),
+        ResourceError::NoAgent => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no online agent runs sandbox resources",
+        ),
+        ResourceError::Clash(why) => ApiError::conflict(why),
+        err @ ResourceError::Agent { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "agent_error", err.to_string())
+        }
+    }
+}
+
 fn check_relative(resource: &str, path: &str) -> Result<(), ApiError> {
     let plain = !path.is_empty()
         && path.len() <= 1024
@@ -90,6 +125,7 @@ fn check_relative(resource: &str, path: &str) -> Result<(), ApiError> {
 fn view(
     state: &AppState,
     resource: StoredResource,
+    origin: ResourceOrigin,
     with_password: bool,
 ) -> Result<SandboxResource, ApiError> {
     let url = if with_password {
@@ -109,9 +145,64 @@ fn view(
         url,
         agent_id: resource.agent_id,
         size_bytes: resource.size_bytes,
+        size_at: resource.size_at,
+        origin,
         error: resource.error,
         updated_at: resource.updated_at,
     })
+}
+
+/// One not made yet: the next deploy makes it. Dated by its sandbox, so
+/// a listing reads the same until something changes.
+fn pending(sandbox: &Sandbox, spec: ResourceSpec, origin: ResourceOrigin) -> SandboxResource {
+    SandboxResource {
+        name: spec.name,
+        engine: spec.engine,
+        env_var: spec.env_var,
+        state: ResourceState::Pending,
+        url: None,
+        agent_id: None,
+        size_bytes: 0,
+        size_at: None,
+        origin,
+        error: None,
+        updated_at: sandbox.created_at,
+    }
+}
+
+/// The sandbox's resources as `GET …/resources` answers: each effective
+/// one (its row, or pending), then rows no longer declared (a template
+/// dropped them; their data stays until the sandbox goes), by name.
+pub(super) fn listing(
+    state: &AppState,
+    sandbox: &Sandbox,
+    with_password: bool,
+) -> Result<Vec<SandboxResource>, ApiError> {
+    let template = match &sandbox.template {
+        Some(name) => state.store.template(name)?,
+        None => None,
+    };
+    let specs = state
+        .orchestrator
+        .sandbox_resources(&sandbox.name, template.as_ref())
+        .or_else(|err| match err {
+            // A template changed under the sandbox's own: show the rows.
+            ResourceError::Clash(_) => Ok(Vec::new()),
+            err => Err(resource_error(err)),
+        })?;
+    let mut rows = state.store.resources(&sandbox.name)?;
+    let mut list = Vec::new();
+    for (spec, origin) in specs {
+        match rows.iter().position(|r| r.name == spec.name) {
+            Some(i) => list.push(view(state, rows.remove(i), origin, with_password)?),
+            None => list.push(pending(sandbox, spec, origin)),
+        }
+    }
+    for row in rows {
+        list.push(view(state, row, ResourceOrigin::Template, with_password)?);
+    }
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
 }
 
 fn sandbox(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
@@ -143,17 +234,12 @@ pub async fn list_resources(
 ) -> Result<Json<Vec<SandboxResource>>, ApiError> {
     let sandbox = sandbox(&state, &name)?;
     let owner = sandbox.owner == session.username || is_admin(&state, &session);
-    let resources = state.store.resources(&name)?;
-    Ok(Json(
-        resources
-            .into_iter()
-            .map(|r| view(&state, r, owner))
-            .collect::<Result<_, _>>()?,
-    ))
+    Ok(Json(listing(&state, &sandbox, owner)?))
 }
 
 /// Resets a resource (owner or admin): its data is dropped and seeded
-/// anew from its template's seed; its URL stays. Answers when it is ready
+/// anew from its seed (the sandbox's own spec, else its template's); its
+/// URL stays. Answers when it is ready
 /// again.
 #[utoipa::path(
     post,
@@ -169,7 +255,8 @@ pub async fn list_resources(
         (status = 400, description = "An invalid name (`bad_request`)", body = ErrorBody),
         (status = 401, description = "The session's git credential is gone (`credential_expired`)", body = ErrorBody),
         (status = 403, description = "Not the owner or an admin (`forbidden`)", body = ErrorBody),
-        (status = 404, description = "No such sandbox, or its template has no such resource (`not_found`)", body = ErrorBody),
+        (status = 404, description = "No such sandbox, or it has no such resource (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Two of its resources set one variable (`conflict`)", body = ErrorBody),
         (status = 502, description = "The agent could not reset it (`agent_error`)", body = ErrorBody),
         (status = 503, description = "No agent runs resources (`unavailable`)", body = ErrorBody),
     ),
@@ -186,29 +273,18 @@ pub async fn reset_resource(
         Some(template) => state.store.template(template)?,
         None => None,
     };
-    let spec = template
-        .iter()
-        .flat_map(|t| t.resources.iter())
-        .find(|r| r.name == resource)
-        .cloned()
+    let (spec, origin) = state
+        .orchestrator
+        .sandbox_resources(&name, template.as_ref())
+        .map_err(resource_error)?
+        .into_iter()
+        .find(|(r, _)| r.name == resource)
         .ok_or_else(|| ApiError::not_found("resource"))?;
     let credential = credential(&state, &session)?;
-    let reset = state
+    let stored = state
         .orchestrator
         .reset_resource(&name, &spec, &credential)
-        .await;
-    match reset {
-        Ok(stored) => Ok(Json(view(&state, stored, true)?)),
-        Err(ResourceError::Store(err)) => Err(err.into()),
-        Err(ResourceError::NoAgent) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "no online agent runs sandbox resources",
-        )),
-        Err(err @ ResourceError::Agent { .. }) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "agent_error",
-            err.to_string(),
-        )),
-    }
+        .await
+        .map_err(resource_error)?;
+    Ok(Json(view(&state, stored, origin, true)?))
 }

@@ -71,7 +71,8 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Creates a sandbox owned by the caller.
+/// Creates a sandbox owned by the caller, with resources of its own if
+/// `resources` lists any (over its template's, by name).
 #[utoipa::path(
     post,
     path = "/sandboxes",
@@ -80,7 +81,7 @@ fn check_ttl(ttl: u32) -> Result<(), ApiError> {
     request_body = sdp_api::NewSandbox,
     responses(
         (status = 201, description = "Created", body = SandboxView),
-        (status = 400, description = "An invalid name or TTL, or an unknown template or environment (`bad_request`)", body = ErrorBody),
+        (status = 400, description = "An invalid name, TTL or resource, a resource variable its template's set too, or an unknown template or environment (`bad_request`)", body = ErrorBody),
         (status = 409, description = "The name is taken (`conflict`)", body = ErrorBody),
     ),
 )]
@@ -109,6 +110,7 @@ pub async fn create(
             "environment {environment:?} does not exist"
         )));
     }
+    super::resources::check_effective(&state, body.template.as_deref(), &body.resources)?;
     let created = match state.store.insert_sandbox(&NewSandbox {
         name: &body.name,
         owner: &session.username,
@@ -126,6 +128,12 @@ pub async fn create(
         }
         Err(err) => return Err(err.into()),
     };
+    if !body.resources.is_empty() {
+        let own = body.resources.clone();
+        state
+            .store
+            .change_sandbox_resource_specs(&body.name, |_| Ok::<_, ApiError>(own))??;
+    }
     Ok((
         StatusCode::CREATED,
         Json(view(&state, created, true).await?),

@@ -38,6 +38,7 @@ mod power;
 mod reapply;
 pub mod resources;
 mod results;
+pub mod sandbox_resources;
 mod test_run_end;
 pub mod test_runs;
 

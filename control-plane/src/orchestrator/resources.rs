@@ -1,9 +1,9 @@
 //! Sandbox resources: before a service of a sandbox is deployed, each
-//! resource its template declares is recorded (with a password made once
+//! resource its template or the sandbox itself declares is recorded (with a password made once
 //! per sandbox), made ready on an agent (`agent.cmd.<id>.resource_ensure`:
 //! the agent it already runs on, where its volume is, else an online agent
 //! that serves the method) and its URL put in the service's env under the
-//! template's variable. A reset asks the same agent to drop the volume and
+//! declared variable. A reset asks the same agent to drop the volume and
 //! seed anew; the host port, so the URL, stays.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,10 @@ pub enum ResourceError {
     Store(#[from] StoreError),
     #[error("no online agent runs sandbox resources")]
     NoAgent,
+    /// Two resources set one variable (a template changed under a
+    /// sandbox's own).
+    #[error("{0}")]
+    Clash(String),
     #[error("resource {name}: {source}")]
     Agent {
         name: String,
@@ -59,7 +63,8 @@ pub fn resource_url(resource: &StoredResource, password: &Secret) -> Option<Stri
 }
 
 impl Orchestrator {
-    /// Makes each resource of the sandbox's template ready and returns the
+    /// Makes each resource of the sandbox (its template's and its own, see
+    /// [`super::sandbox_resources::effective_specs`]) ready and returns the
     /// env of their URLs. A resource that cannot be made ready is recorded
     /// as failed and the error returned.
     pub async fn resource_env(
@@ -69,10 +74,8 @@ impl Orchestrator {
         credential: &GitCredential,
     ) -> Result<BTreeMap<String, String>, ResourceError> {
         let mut env = BTreeMap::new();
-        let Some(template) = template else {
-            return Ok(env);
-        };
-        for spec in &template.resources {
+        for (spec, _) in self.sandbox_resources(sandbox, template)? {
+            let spec = &spec;
             if !self
                 .store
                 .declare_resource(sandbox, spec, &new_password())?
@@ -89,8 +92,8 @@ impl Orchestrator {
         Ok(env)
     }
 
-    /// Resets the sandbox's resource `name` (its template's spec): drops
-    /// its data and seeds it anew. `None` if there is no such resource.
+    /// Resets the sandbox's resource `spec` (its effective one): drops its
+    /// data and seeds it anew.
     pub async fn reset_resource(
         &self,
         sandbox: &str,

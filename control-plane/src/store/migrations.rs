@@ -256,6 +256,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX test_runs_by_sandbox_created ON test_runs (sandbox, created_at, id);
     DROP INDEX test_runs_by_sandbox;
     "#,
+    // 13 (branch resources-sandbox): the resources a sandbox declares
+    // itself, over its template's (a JSON list of `ResourceSpec`, gone
+    // with the sandbox), and when each resource's size was last measured.
+    r#"
+    CREATE TABLE sandbox_resource_specs (
+        sandbox     TEXT PRIMARY KEY,
+        resources   TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE sandbox_resources ADD COLUMN size_at TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

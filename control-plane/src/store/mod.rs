@@ -13,6 +13,7 @@ pub mod keyset;
 mod keyset_tests;
 mod migrations;
 mod power;
+mod resource_specs;
 mod resources;
 pub(crate) mod results;
 mod sandboxes;

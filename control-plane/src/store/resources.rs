@@ -25,11 +25,13 @@ pub struct StoredResource {
     pub state: ResourceState,
     pub error: Option<String>,
     pub size_bytes: u64,
+    /// When the periodic poll last measured `size_bytes`.
+    pub size_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "sandbox, name, engine, env_var, agent_id, host, port, state, error, size_bytes, updated_at";
+const COLUMNS: &str = "sandbox, name, engine, env_var, agent_id, host, port, state, error, \
+     size_bytes, updated_at, size_at";
 
 fn malformed(what: &str, value: &str) -> StoreError {
     StoreError::Malformed(format!("{what} {value}"))
@@ -47,6 +49,7 @@ type Row = (
     Option<String>,
     i64,
     DateTime<Utc>,
+    Option<DateTime<Utc>>,
 );
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -62,12 +65,25 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         row.get(8)?,
         row.get(9)?,
         columns::timestamp(row, 10)?,
+        columns::optional_timestamp(row, 11)?,
     ))
 }
 
 fn to_resource(row: Row) -> Result<StoredResource, StoreError> {
-    let (sandbox, name, engine, env_var, agent_id, host, port, state, error, size, updated_at) =
-        row;
+    let (
+        sandbox,
+        name,
+        engine,
+        env_var,
+        agent_id,
+        host,
+        port,
+        state,
+        error,
+        size,
+        updated_at,
+        size_at,
+    ) = row;
     Ok(StoredResource {
         engine: ResourceEngine::parse(&engine).ok_or_else(|| malformed("engine", &engine))?,
         state: ResourceState::parse(&state).ok_or_else(|| malformed("state", &state))?,
@@ -79,6 +95,7 @@ fn to_resource(row: Row) -> Result<StoredResource, StoreError> {
         port,
         error,
         size_bytes: u64::try_from(size).unwrap_or(0),
+        size_at,
         updated_at,
     })
 }

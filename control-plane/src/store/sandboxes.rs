@@ -180,6 +180,10 @@ impl Store {
         tx.execute("DELETE FROM service_follows WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM service_env WHERE sandbox = ?1", [name])?;
         tx.execute("DELETE FROM sandbox_resources WHERE sandbox = ?1", [name])?;
+        tx.execute(
+            "DELETE FROM sandbox_resource_specs WHERE sandbox = ?1",
+            [name],
+        )?;
         tx.execute("DELETE FROM sandboxes WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(stopped)

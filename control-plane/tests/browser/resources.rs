@@ -1,6 +1,8 @@
 //! The sandbox page's resources card: a template's postgres shows with its
 //! state, size, variable and URL (its password for the owner); Reset asks
 //! inline, then drops the data and seeds it anew, and the card says so.
+//! The owner adds a resource of the sandbox's own (pending until the next
+//! deploy) and removes it again.
 
 use std::time::Duration;
 
@@ -100,6 +102,32 @@ async fn browser_shows_a_sandboxs_resources_and_resets_one() {
             ),
         )
         .await;
+
+    // The owner's own resource: added by the form, removed by its button.
+    browser.fill("#resource-name", "cache").await;
+    browser.select("#resource-engine", "redis").await;
+    browser.fill("#resource-env-var", "REDIS_URL").await;
+    browser.click("#resource-add").await;
+    let added = "#resources-table tr[data-resource=cache]";
+    browser
+        .wait_for(&format!("{added} [data-state=pending]"))
+        .await;
+    let (_, list) = stack.get(&token, "/api/sandboxes/respage/resources").await;
+    assert_eq!(list[0]["name"], "cache", "{list}");
+    assert_eq!(list[0]["origin"], "sandbox", "{list}");
+    browser
+        .click(&format!("{added} .confirm-wrap > .remove-resource"))
+        .await;
+    browser.click(&format!("{added} .confirm .solid")).await;
+    browser
+        .wait_js(
+            "the card to drop it",
+            UI_TIMEOUT,
+            &format!("return !document.querySelector({});", json!(added)),
+        )
+        .await;
+    let (_, list) = stack.get(&token, "/api/sandboxes/respage/resources").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert!(browser.console_errors().await.is_empty());
     browser.close().await;
     stack.shutdown().await;

@@ -110,6 +110,13 @@ fn rule(operation_id: &str) -> Option<Rule> {
         ),
         // The fixture's template declares no resources.
         "reset_resource" => owned(None, &[(404, "not_found")]),
+        // A sandbox's own resource: declared now, made at the next deploy.
+        "put_resource" => owned(
+            Some(json!({ "engine": "redis", "env_var": "CACHE_URL" })),
+            &[],
+        ),
+        // The fixture's sandbox has none of its own.
+        "delete_resource" => owned(None, &[(404, "not_found")]),
         "put_template_notify" => owned(
             Some(json!({ "targets": [{ "url": "https://hooks.example.com/changed" }] })),
             &[],
@@ -278,6 +285,7 @@ async fn snapshot(stack: &Stack, token: &str, fixture: &Fixture) -> Vec<Value> {
         format!("/api/templates/{}/notify", fixture.template),
         format!("/api/environments/{}/notify", fixture.environment),
         format!("/api/sandboxes/{}", fixture.sandbox),
+        format!("/api/sandboxes/{}/resources", fixture.sandbox),
         format!("/api/deployments?sandbox={}", fixture.sandbox),
     ] {
         let (status, body) = stack.get(token, &path).await;

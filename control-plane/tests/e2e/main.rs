@@ -30,6 +30,7 @@ mod resources;
 mod rollback;
 mod routing;
 mod runtime_logs;
+mod sandbox_resources;
 mod sandbox_ttl;
 mod sandboxes;
 mod secrets;

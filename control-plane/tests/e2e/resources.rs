@@ -30,7 +30,7 @@ const MARIA_SEED: &str = "CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(
      INSERT INTO items VALUES (1, 'seeded');\n";
 
 /// `scheme://user:password@host:port/db` → (password, host, port).
-fn url_parts(url: &str) -> (String, String, String) {
+pub(crate) fn url_parts(url: &str) -> (String, String, String) {
     let rest = url.split_once("://").expect("scheme").1;
     let (userinfo, hostpart) = rest.split_once('@').expect("userinfo");
     let password = userinfo.split_once(':').expect("password").1.to_owned();
@@ -40,7 +40,7 @@ fn url_parts(url: &str) -> (String, String, String) {
 }
 
 /// Runs a Debian client with argv only; the password goes by env.
-fn client(program: &str, args: &[&str], env: (&str, &str)) -> String {
+pub(crate) fn client(program: &str, args: &[&str], env: (&str, &str)) -> String {
     let out = Command::new(program)
         .args(args)
         .env(env.0, env.1)
@@ -72,7 +72,7 @@ fn find<'a>(resources: &'a [SandboxResource], name: &str) -> &'a SandboxResource
         .unwrap_or_else(|| panic!("resource {name} in {resources:?}"))
 }
 
-fn resource_containers(agent_id: &str) -> Vec<String> {
+pub(crate) fn resource_containers(agent_id: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args([
             "ps",
@@ -93,7 +93,7 @@ fn resource_containers(agent_id: &str) -> Vec<String> {
     ids
 }
 
-fn resource_volumes(agent_id: &str) -> Vec<String> {
+pub(crate) fn resource_volumes(agent_id: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args([
             "volume",
@@ -111,7 +111,7 @@ fn resource_volumes(agent_id: &str) -> Vec<String> {
 }
 
 /// The env of the container a deployment started (`KEY=VALUE` items).
-fn container_env(deployment: &str) -> Vec<String> {
+pub(crate) fn container_env(deployment: &str) -> Vec<String> {
     let containers = sdp_testkit::containers_with_label("sdp.deployment", deployment);
     assert_eq!(containers.len(), 1, "one container of {deployment}");
     let out = Command::new("docker")

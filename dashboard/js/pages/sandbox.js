@@ -58,6 +58,7 @@ export async function render(view, { params, navigate, isCurrent, me }) {
   const resources = resourcesPanel(base, {
     onSaved: (text) => say('ok', text),
     onError: (err, title) => sayError(err, title),
+    mayChange: () => Boolean(me && sandbox && me.username === sandbox.owner),
   });
 
   view.append(
