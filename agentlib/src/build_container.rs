@@ -74,6 +74,9 @@ pub struct BuildRun {
     /// A network (Docker's default bridge) instead of none: only when a
     /// configured module proxy or composer repository is reached over it.
     pub network: bool,
+    /// A network of its own to join instead (a test run's: see
+    /// [`crate::docker::TestNetwork`]); wins over `network`.
+    pub network_name: Option<String>,
     /// The warm-up: the lowest CPU weight, so deployments go first.
     pub low_priority: bool,
     /// `sdp.build.deployment` / `sdp.build.sandbox`.
@@ -332,7 +335,11 @@ impl BuildBox {
             cap_drop: Some(vec!["ALL".to_owned()]),
             privileged: Some(false),
             readonly_rootfs: Some(true),
-            network_mode: Some(if run.network { "bridge" } else { "none" }.to_owned()),
+            network_mode: Some(match (&run.network_name, run.network) {
+                (Some(name), _) => name.clone(),
+                (None, true) => "bridge".to_owned(),
+                (None, false) => "none".to_owned(),
+            }),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
@@ -366,7 +373,7 @@ impl BuildBox {
             working_dir: Some(run.working_dir.clone()),
             user: Some(format!("{}:{}", self.user.uid, self.user.gid)),
             labels: Some(labels),
-            network_disabled: Some(!run.network),
+            network_disabled: Some(!run.network && run.network_name.is_none()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host_config),

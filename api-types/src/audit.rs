@@ -70,6 +70,9 @@ pub enum AuditAction {
     TestRunStart,
     #[serde(rename = "test_run.end")]
     TestRunEnd,
+    /// A user's cancel of a test run (its end follows as `test_run.end`).
+    #[serde(rename = "test_run.cancel")]
+    TestRunCancel,
     #[serde(rename = "resource.reset")]
     ResourceReset,
     #[serde(rename = "sandbox.sleep")]
@@ -79,7 +82,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 29] = [
         Self::Login,
         Self::Logout,
         Self::SandboxCreate,
@@ -105,6 +108,7 @@ impl AuditAction {
         Self::Delivery,
         Self::TestRunStart,
         Self::TestRunEnd,
+        Self::TestRunCancel,
         Self::ResourceReset,
         Self::SandboxSleep,
         Self::SandboxWake,
@@ -138,6 +142,7 @@ impl AuditAction {
             Self::Delivery => "delivery",
             Self::TestRunStart => "test_run.start",
             Self::TestRunEnd => "test_run.end",
+            Self::TestRunCancel => "test_run.cancel",
             Self::ResourceReset => "resource.reset",
             Self::SandboxSleep => "sandbox.sleep",
             Self::SandboxWake => "sandbox.wake",
