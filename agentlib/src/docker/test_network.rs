@@ -29,6 +29,10 @@ use super::{DockerClient, LABEL_AGENT, LABEL_SANDBOX, LABEL_SERVICE, docker_err,
 use crate::build_container::LABEL_BUILD_AGENT;
 use crate::error::DeployError;
 
+/// How long a network's removal is retried, and how often.
+const NETWORK_REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+const NETWORK_REMOVAL_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The label of a test run's container and network (its id).
 const LABEL_TEST_RUN: &str = "sdp.test_run";
 
@@ -211,11 +215,21 @@ impl DockerClient {
         self.remove_network_by_name(&network.name).await;
     }
 
+    /// Removes the network, again for a while if the engine still counts
+    /// an endpoint of a container it has just removed (it answers 403
+    /// "active endpoints" for a moment after a killed run).
     async fn remove_network_by_name(&self, name: &str) {
-        if let Err(err) = self.docker.remove_network(name).await
-            && !is_not_found(&err)
-        {
-            tracing::warn!(network = %name, error = %err, "cannot remove the test run's network");
+        let deadline = tokio::time::Instant::now() + NETWORK_REMOVAL_WAIT;
+        loop {
+            match self.docker.remove_network(name).await {
+                Ok(()) => return,
+                Err(err) if is_not_found(&err) => return,
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(network = %name, error = %err, "cannot remove the test run's network");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(NETWORK_REMOVAL_POLL).await,
+            }
         }
     }
 }

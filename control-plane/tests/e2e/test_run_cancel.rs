@@ -112,6 +112,16 @@ async fn a_long_test_run_is_cancelled_and_its_container_goes() {
         "the run's container is removed"
     );
     assert_eq!(crate::cli::code(&out), 4, "{text}");
+    // Its network went with it (removed before the result was sent).
+    let networks = std::process::Command::new("docker")
+        .args(["network", "ls", "-q", "--filter"])
+        .arg(format!("label=sdp.test_run={id}"))
+        .output()
+        .expect("docker network ls");
+    assert!(
+        String::from_utf8_lossy(&networks.stdout).trim().is_empty(),
+        "the run's network is removed"
+    );
     let log = client.deployment_logs(&id).await.expect("the run's log");
     assert!(log.contains(&format!("cancelled by {USER}")), "{log}");
     assert!(log.contains("$ sleep 600"), "{log}");
