@@ -74,6 +74,9 @@ pub struct BuildRun {
     /// A network (Docker's default bridge) instead of none: only when a
     /// configured module proxy or composer repository is reached over it.
     pub network: bool,
+    /// A network of its own to join instead (a test run's: see
+    /// [`crate::docker::TestNetwork`]); wins over `network`.
+    pub network_name: Option<String>,
     /// The warm-up: the lowest CPU weight, so deployments go first.
     pub low_priority: bool,
     /// `sdp.build.deployment` / `sdp.build.sandbox`.
@@ -332,7 +335,11 @@ impl BuildBox {
             cap_drop: Some(vec!["ALL".to_owned()]),
             privileged: Some(false),
             readonly_rootfs: Some(true),
-            network_mode: Some(if run.network { "bridge" } else { "none" }.to_owned()),
+            network_mode: Some(match (&run.network_name, run.network) {
+                (Some(name), _) => name.clone(),
+                (None, true) => "bridge".to_owned(),
+                (None, false) => "none".to_owned(),
+            }),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
@@ -366,7 +373,7 @@ impl BuildBox {
             working_dir: Some(run.working_dir.clone()),
             user: Some(format!("{}:{}", self.user.uid, self.user.gid)),
             labels: Some(labels),
-            network_disabled: Some(!run.network),
+            network_disabled: Some(!run.network && run.network_name.is_none()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host_config),
@@ -390,23 +397,44 @@ impl BuildBox {
         .await
     }
 
+    /// Removes the containers with all these labels and returns how many
+    /// there were, once the engine lists none of them any more (bounded by
+    /// [`REMOVAL_WAIT`]): a dropped run's own removal may be under way,
+    /// and the engine answers a second one 409 while it lasts, so a
+    /// caller that says "the container is gone" waits here for it.
     async fn remove_labelled(&self, labels: Vec<String>) -> usize {
         let filters: HashMap<String, Vec<String>> = HashMap::from([("label".to_owned(), labels)]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let Ok(found) = self.docker.list_containers(Some(options)).await else {
-            return 0;
-        };
-        let mut removed = 0;
-        for id in found.into_iter().filter_map(|c| c.id) {
-            remove(&self.docker, &id).await;
-            removed += 1;
+        let deadline = tokio::time::Instant::now() + REMOVAL_WAIT;
+        let mut removed = None;
+        loop {
+            let Ok(found) = self.docker.list_containers(Some(options.clone())).await else {
+                return removed.unwrap_or(0);
+            };
+            let ids: Vec<String> = found.into_iter().filter_map(|c| c.id).collect();
+            let first = *removed.get_or_insert(ids.len());
+            if ids.is_empty() {
+                return first;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(containers = ?ids, "build containers still there after removal");
+                return first;
+            }
+            for id in &ids {
+                remove(&self.docker, id).await;
+            }
+            tokio::time::sleep(REMOVAL_POLL).await;
         }
-        removed
     }
 }
+
+/// How long [`BuildBox::remove_deployment`] waits for the engine to finish
+/// removing, and how often it looks.
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const REMOVAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Kills and removes a build container whose future was dropped.
 struct Removal {

@@ -5,6 +5,7 @@
 mod container_spec;
 mod power;
 mod resource;
+mod test_network;
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ pub(crate) use container_spec::{Confined, confined_host};
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 pub use power::{LABEL_TEST_RUN, PowerTarget};
 pub use resource::ResourceContainer;
+pub use test_network::{TestNetwork, test_network_name};
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
 pub const LABEL_SANDBOX: &str = "sdp.sandbox";

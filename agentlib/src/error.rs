@@ -47,6 +47,9 @@ pub enum AgentError {
 pub enum DeployError {
     #[error("cancelled")]
     Cancelled,
+    /// A cancel that named who asked (a test run's).
+    #[error("cancelled by {0}")]
+    CancelledBy(String),
     #[error("superseded by deployment {0}")]
     Superseded(DeploymentId),
     #[error("the agent shut down before the deployment finished; deploy again")]
@@ -240,6 +243,7 @@ impl DeployError {
     pub fn status(&self) -> sdp_bus::Status {
         match self {
             DeployError::Cancelled
+            | DeployError::CancelledBy(_)
             | DeployError::Superseded(_)
             | DeployError::TornDown
             | DeployError::Abandoned => sdp_bus::Status::Cancelled,

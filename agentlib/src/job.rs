@@ -52,7 +52,7 @@ pub(crate) async fn run_job(
     handle: Arc<JobHandle>,
     request: DeployRequest,
     origin_url: String,
-    mut cancels: async_nats::Subscriber,
+    cancels: async_nats::Subscriber,
     superseded: Vec<CancellationToken>,
 ) {
     let id = handle.id.clone();
@@ -62,20 +62,7 @@ pub(crate) async fn run_job(
         agent.agent_id().to_owned(),
         agent.give_up.clone(),
     );
-    let listener = {
-        let handle = handle.clone();
-        let client = agent.client.clone();
-        tokio::spawn(async move {
-            while let Some(message) = cancels.next().await {
-                tracing::info!(deployment = %handle.id, "cancel requested");
-                handle.cancel_with(CancelReason::User);
-                if let Some(reply) = message.reply {
-                    let body = sdp_bus::Reply::ok(sdp_bus::DeployCancel {});
-                    let _ = client.publish(reply, sdp_bus::encode(&body).into()).await;
-                }
-            }
-        })
-    };
+    let listener = listen_for_cancel(&agent, handle.clone(), cancels);
 
     let mut state = JobState::default();
     sink.phase(Status::Queued, None).await;
@@ -130,6 +117,42 @@ pub(crate) async fn run_job(
     agent.unregister(&id);
     drop(state.permit.take());
     handle.done.cancel();
+}
+
+/// Most characters of a cancel's `by` that reach the log.
+const MAX_CANCELLED_BY: usize = 64;
+
+/// Listens on the job's `deploy.cancel.<id>` until aborted: each cancel
+/// cancels the job (the first reason wins, so a repeated cancel changes
+/// nothing) and is answered when it asks for a reply. A cancel naming
+/// who asked (`by`, printable and bounded here: it goes into the log)
+/// ends the job "cancelled by" them. Deployments and test runs share it.
+pub(crate) fn listen_for_cancel(
+    agent: &Agent,
+    handle: Arc<JobHandle>,
+    mut cancels: async_nats::Subscriber,
+) -> tokio::task::JoinHandle<()> {
+    let client = agent.client.clone();
+    tokio::spawn(async move {
+        while let Some(message) = cancels.next().await {
+            let by = sdp_bus::decode::<sdp_bus::DeployCancel>(&message.payload)
+                .ok()
+                .and_then(|cancel| cancel.by)
+                .map(|by| {
+                    by.chars()
+                        .filter(|c| !c.is_control())
+                        .take(MAX_CANCELLED_BY)
+                        .collect::<String>()
+                })
+                .filter(|by| !by.is_empty());
+            tracing::info!(deployment = %handle.id, by = by.as_deref().unwrap_or("-"), "cancel requested");
+            handle.cancel_with(by.map_or(CancelReason::User, CancelReason::ByUser));
+            if let Some(reply) = message.reply {
+                let body = sdp_bus::Reply::ok(sdp_bus::DeployCancel::default());
+                let _ = client.publish(reply, sdp_bus::encode(&body).into()).await;
+            }
+        }
+    })
 }
 
 /// Where one (sandbox, service) keeps its things under `data_dir`.

@@ -217,6 +217,8 @@ impl Drop for BuildGuard<'_> {
 #[derive(Clone, Debug)]
 pub enum CancelReason {
     User,
+    /// A user's cancel that names them (`deploy.cancel.<id>` with `by`).
+    ByUser(String),
     Superseded(DeploymentId),
     /// `agent.cmd.<id>.teardown` of the job's sandbox.
     Teardown,
@@ -266,6 +268,7 @@ impl JobHandle {
             .clone()
         {
             Some(CancelReason::User) => DeployError::Cancelled,
+            Some(CancelReason::ByUser(by)) => DeployError::CancelledBy(by),
             Some(CancelReason::Superseded(by)) => DeployError::Superseded(by),
             Some(CancelReason::Teardown) => DeployError::TornDown,
             Some(CancelReason::Abandoned) => DeployError::Abandoned,

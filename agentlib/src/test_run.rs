@@ -6,9 +6,10 @@
 //! beside the service's) → building (the Go setup a service build gets:
 //! toolchain, the sandbox's caches, module source) → the command, argv
 //! without a shell, in a build container ([`crate::build_container`]:
-//! non-root, no capabilities, read-only root, limits) that has Docker's
-//! bridge network to reach the sandbox and the sandbox's URLs in its
-//! environment, labelled `sdp.sandbox` and `sdp.test_run` → the JUnit
+//! non-root, no capabilities, read-only root, limits) on a network of the
+//! run's own with only the sandbox's containers ([`crate::docker::TestNetwork`])
+//! and the sandbox's URLs, pointed at them, in its environment, labelled
+//! `sdp.sandbox` and `sdp.test_run` → the JUnit
 //! report, if the request names one ([`crate::junit`]) → one `result`
 //! event carrying the [`TestOutcome`]. Every output line is a log event
 //! on `deploy.progress.<id>`, like a deployment's.
@@ -17,20 +18,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
 use sdp_bus::{
     DeployAccepted, EventBody, Reply, RpcError, RpcErrorCode, Status, TestOutcome, TestRunRequest,
     decode, subject,
 };
 
 use crate::build_container::{BuildMount, BuildRun};
-use crate::docker::LABEL_SANDBOX;
+use crate::docker::{LABEL_SANDBOX, TestNetwork};
 use crate::error::DeployError;
 use crate::events::EventSink;
 use crate::flavour::{BuildContext, GoFlavour};
 use crate::git::FetchSpec;
 use crate::reply::{bad_request, respond};
-use crate::state::{Agent, CancelReason, JobHandle};
+use crate::state::{Agent, JobHandle};
 
 /// The label naming a test run's container (its id).
 pub const LABEL_TEST_RUN: &str = "sdp.test_run";
@@ -126,7 +126,7 @@ async fn run(
     handle: Arc<JobHandle>,
     request: TestRunRequest,
     origin_url: String,
-    mut cancels: async_nats::Subscriber,
+    cancels: async_nats::Subscriber,
 ) {
     let id = handle.id.clone();
     let mut sink = EventSink::new(
@@ -135,27 +135,22 @@ async fn run(
         agent.agent_id().to_owned(),
         agent.give_up.clone(),
     );
-    let listener = {
-        let handle = handle.clone();
-        let client = agent.client.clone();
-        tokio::spawn(async move {
-            while let Some(message) = cancels.next().await {
-                handle.cancel_with(CancelReason::User);
-                if let Some(reply) = message.reply {
-                    let body = Reply::ok(sdp_bus::DeployCancel {});
-                    let _ = client.publish(reply, sdp_bus::encode(&body).into()).await;
-                }
-            }
-        })
-    };
+    let listener = crate::job::listen_for_cancel(&agent, handle.clone(), cancels);
     sink.phase(Status::Queued, None).await;
     let git_cancel = Arc::new(AtomicBool::new(false));
     let mut commit = None;
+    let mut network = None;
     let outcome = tokio::select! {
-        outcome = steps(&agent, &request, &origin_url, &mut sink, &git_cancel, &mut commit) => outcome,
+        outcome = steps(&agent, &request, &origin_url, &mut sink, &git_cancel, &mut commit, &mut network) => outcome,
         _ = handle.cancel.cancelled() => Err(handle.cancel_error()),
     };
     git_cancel.store(true, Ordering::Relaxed);
+    if let Some(network) = network {
+        // The run's container first: a network with it still attached
+        // cannot go.
+        agent.builder.remove_deployment(id.as_str()).await;
+        agent.docker.remove_test_network(&network).await;
+    }
     let body = match outcome {
         Ok((outcome, log_tail)) => {
             let error = (!outcome.passed).then(|| describe_failure(&outcome));
@@ -171,7 +166,14 @@ async fn run(
         Err(err) => {
             let status = err.status();
             if status == Status::Cancelled || matches!(err, DeployError::Shutdown) {
+                // The run's container went with the dropped steps; this
+                // waits until the engine has removed it.
                 agent.builder.remove_deployment(id.as_str()).await;
+            }
+            if status == Status::Cancelled {
+                // Who stopped it, in the log itself.
+                sink.system(format!("the test run was {}", err.user_message()))
+                    .await;
             }
             EventBody::Result {
                 status,
@@ -214,6 +216,7 @@ async fn steps(
     sink: &mut EventSink,
     git_cancel: &Arc<AtomicBool>,
     commit_out: &mut Option<String>,
+    network_out: &mut Option<TestNetwork>,
 ) -> Result<(TestOutcome, Vec<String>), DeployError> {
     let data_dir = &agent.config.data_dir;
     let base = data_dir
@@ -277,12 +280,28 @@ async fn steps(
     agent.builder.hand_over(vec![exec_tmp.clone()]).await?;
     let mut mounts = setup.mounts;
     mounts.push(BuildMount::writable(&exec_tmp, EXEC_TMP));
+    // Its own network: the sandbox's containers on this host, by name,
+    // and nothing else (see `crate::docker::TestNetwork`).
+    let network = agent
+        .docker
+        .create_test_network(agent.agent_id(), &request.sandbox, request.run_id.as_str())
+        .await?;
+    let network_name = network.name.clone();
+    let mut urls = request.env.clone();
+    let unreachable = network.rewrite_env(&agent.config.advertise_host, &mut urls);
+    *network_out = Some(network);
     let mut env = setup.env;
     env.push(format!("GOTMPDIR={EXEC_TMP}"));
-    env.extend(request.env.iter().map(|(k, v)| format!("{k}={v}")));
+    env.extend(urls.iter().map(|(k, v)| format!("{k}={v}")));
     env.push(format!("SDP_TEST_RUN={}", request.run_id));
-    for (key, value) in &request.env {
+    for (key, value) in &urls {
         sink.system(format!("{key}={value}")).await;
+    }
+    for key in unreachable {
+        sink.system(format!(
+            "{key} is not reachable from the test run's network: only the sandbox's containers on this agent are"
+        ))
+        .await;
     }
     sink.phase(Status::Starting, Some(commit.clone())).await;
     sink.system(format!("$ {}", request.command.join(" ")))
@@ -292,8 +311,8 @@ async fn steps(
         env,
         working_dir: setup.working_dir.to_owned(),
         mounts,
-        // The sandbox's services are reached over Docker's bridge.
-        network: true,
+        // The sandbox's containers, on a network of the run's own.
+        network_name: Some(network_name),
         deployment: Some(request.run_id.to_string()),
         sandbox: Some(request.sandbox.clone()),
         labels: vec![

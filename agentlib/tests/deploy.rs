@@ -346,7 +346,7 @@ async fn cancel_during_build() {
     h.client
         .publish(
             subject::deploy_cancel(&request.deployment_id),
-            encode(&sdp_bus::DeployCancel {}).into(),
+            encode(&sdp_bus::DeployCancel::default()).into(),
         )
         .await
         .expect("cancel");

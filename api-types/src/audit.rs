@@ -70,6 +70,9 @@ pub enum AuditAction {
     TestRunStart,
     #[serde(rename = "test_run.end")]
     TestRunEnd,
+    /// A user's cancel of a test run (its end follows as `test_run.end`).
+    #[serde(rename = "test_run.cancel")]
+    TestRunCancel,
     #[serde(rename = "resource.reset")]
     ResourceReset,
     #[serde(rename = "resource.set")]
@@ -83,7 +86,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 31] = [
         Self::Login,
         Self::Logout,
         Self::SandboxCreate,
@@ -109,6 +112,7 @@ impl AuditAction {
         Self::Delivery,
         Self::TestRunStart,
         Self::TestRunEnd,
+        Self::TestRunCancel,
         Self::ResourceReset,
         Self::ResourceSet,
         Self::ResourceRemove,
@@ -144,6 +148,7 @@ impl AuditAction {
             Self::Delivery => "delivery",
             Self::TestRunStart => "test_run.start",
             Self::TestRunEnd => "test_run.end",
+            Self::TestRunCancel => "test_run.cancel",
             Self::ResourceReset => "resource.reset",
             Self::ResourceSet => "resource.set",
             Self::ResourceRemove => "resource.remove",

@@ -528,6 +528,14 @@ impl Client {
         self.get(&format!("/api/test-runs/{}", segment(id))).await
     }
 
+    /// `POST /api/test-runs/{id}/cancel`: the run as it was when the
+    /// cancel was sent.
+    pub async fn cancel_test_run(&self, id: &str) -> Result<TestRun> {
+        let path = format!("/api/test-runs/{}/cancel", segment(id));
+        self.json(Method::POST, &path, Some(&serde_json::json!({})))
+            .await
+    }
+
     /// `GET /api/deployments/{id}/logs`: the whole log as text.
     pub async fn deployment_logs(&self, id: &str) -> Result<String> {
         let path = format!("{}/logs", deployment_path(id));

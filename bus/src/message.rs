@@ -304,9 +304,14 @@ pub struct DeployAccepted {
     pub agent_id: String,
 }
 
-/// `deploy.cancel.<id>`: no fields besides the version.
+/// `deploy.cancel.<id>`: the version and, optionally, who asked (a test
+/// run's cancel names the user, so its log can say who stopped it; an
+/// agent that does not know the field ignores it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployCancel {}
+pub struct DeployCancel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
 
 /// `deploy.progress.<id>`: one step of a deployment. `seq` starts at 1 and
 /// has no gaps per deployment.

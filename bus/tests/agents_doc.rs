@@ -173,7 +173,7 @@ fn examples() -> Vec<(&'static str, String)> {
                 },
             )),
         ),
-        ("deploy_cancel", wire(&DeployCancel {})),
+        ("deploy_cancel", wire(&DeployCancel::default())),
         ("unknown_method", wire(&no_such_method)),
         (
             "reconcile",

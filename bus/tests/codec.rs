@@ -77,8 +77,8 @@ fn deploy_accepted_and_replies() {
 
 #[test]
 fn deploy_cancel() {
-    insta::assert_json_snapshot!(wire(&DeployCancel {}));
-    round_trip(&DeployCancel {});
+    insta::assert_json_snapshot!(wire(&DeployCancel::default()));
+    round_trip(&DeployCancel::default());
 }
 
 #[test]

@@ -109,7 +109,8 @@ pub enum Command {
     /// Print bus messages as JSON lines ({subject, data}) from NATS.
     Tap(TapArgs),
     /// Run the sandbox's tests (the template's `tests`, or --repo/--branch)
-    /// against it; --follow prints the output and exits 0 passed, 1 failed.
+    /// against it; --follow prints the output and exits 0 passed, 1
+    /// failed, 4 cancelled. `sdp test cancel ID` stops a run.
     Test(TestArgs),
     /// Print a shell completion script.
     Completions {
@@ -208,16 +209,21 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TestArgs {
+    #[command(subcommand)]
+    pub command: Option<TestCommand>,
     /// The sandbox to test.
-    pub sandbox: String,
+    #[arg(required = true)]
+    pub sandbox: Option<String>,
     /// The repo holding the tests (default: the template's).
     #[arg(long)]
     pub repo: Option<String>,
     /// Its branch (default: the template's, else main).
     #[arg(long)]
     pub branch: Option<String>,
-    /// Follow the run's output to its end; exit 0 passed, 1 failed.
+    /// Follow the run's output to its end; exit 0 passed, 1 failed, 4
+    /// cancelled.
     #[arg(short, long)]
     pub follow: bool,
     /// List the sandbox's test runs, newest first, instead.
@@ -226,6 +232,17 @@ pub struct TestArgs {
     /// With --list: at most this many (default: all, page by page).
     #[arg(long, requires = "list", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
+}
+
+/// What `sdp test` does besides starting a run.
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Cancel a test run that has not ended: its command stops and its
+    /// container is removed; it ends `cancelled` (your name in its log).
+    Cancel {
+        /// The run's id (`sdp test SANDBOX --list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +429,29 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn test_takes_a_sandbox_or_the_cancel_of_a_run() {
+        let cli = Cli::try_parse_from(["sdp", "test", "alpha", "--follow"]).expect("parse");
+        let Command::Test(args) = cli.command else {
+            panic!("test")
+        };
+        assert_eq!(args.sandbox.as_deref(), Some("alpha"));
+        assert!(args.follow && args.command.is_none());
+        let cli = Cli::try_parse_from(["sdp", "test", "cancel", "r-1"]).expect("parse");
+        let Command::Test(args) = cli.command else {
+            panic!("test")
+        };
+        assert!(matches!(args.command, Some(TestCommand::Cancel { ref id }) if id == "r-1"));
+        assert!(
+            Cli::try_parse_from(["sdp", "test"]).is_err(),
+            "a sandbox or cancel"
+        );
+        assert!(
+            Cli::try_parse_from(["sdp", "test", "cancel"]).is_err(),
+            "cancel needs an id"
+        );
     }
 
     #[test]

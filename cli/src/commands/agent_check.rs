@@ -360,7 +360,7 @@ async fn deploy(
         client
             .publish(
                 subject::deploy_cancel(id),
-                encode(&sdp_bus::DeployCancel {}).into(),
+                encode(&sdp_bus::DeployCancel::default()).into(),
             )
             .await
             .map_err(|e| format!("cannot publish deploy.cancel.{id}: {e}"))?;

@@ -4,13 +4,15 @@
 //! `--follow` its output is followed like a deployment's log (the run's
 //! events are on the deployment WebSocket of its id) and `sdp` exits 0 when
 //! it passed, 1 when it failed, 4 when it was cancelled. `--list` shows
-//! the sandbox's runs, newest first.
+//! the sandbox's runs, newest first. `sdp test cancel ID` cancels a run
+//! (`POST /api/test-runs/{id}/cancel`); Ctrl-C while following only
+//! stops following (the run goes on: cancel it with that).
 
 use std::time::Duration;
 
 use sdp_api::{NewTestRun, TestRun, TestRunStatus};
 
-use crate::args::TestArgs;
+use crate::args::{TestArgs, TestCommand};
 use crate::follow::Follower;
 use crate::listing::{self, Listed};
 use crate::output::{self, cell_of};
@@ -23,9 +25,27 @@ const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<Exit, CliError> {
     let client = ctx.logged_in()?;
+    if let Some(TestCommand::Cancel { id }) = &args.command {
+        let run = client.cancel_test_run(id).await?;
+        if ctx.json() {
+            output::print_json(&run)?;
+        } else {
+            eprintln!(
+                "Cancel requested for test run {id} (it was {}).",
+                run.status.as_str()
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    // clap requires it without a subcommand.
+    let Some(sandbox) = args.sandbox.clone() else {
+        return Err(CliError::Usage(
+            "name the sandbox to test: `sdp test SANDBOX`".to_owned(),
+        ));
+    };
     if args.list {
         let runs = client
-            .all_test_runs(&args.sandbox, listing::wanted(args.limit))
+            .all_test_runs(&sandbox, listing::wanted(args.limit))
             .await?;
         return listing::print(ctx, &runs);
     }
@@ -35,12 +55,12 @@ pub async fn run(ctx: &Ctx, args: TestArgs) -> Result<Exit, CliError> {
         command: None,
         junit: None,
     };
-    let started = client.start_test_run(&args.sandbox, &body).await?;
+    let started = client.start_test_run(&sandbox, &body).await?;
     let id = started.id.as_str().to_owned();
     if !ctx.json() {
         eprintln!(
-            "Testing {} with {}@{} as {id}",
-            args.sandbox, started.repo, started.branch
+            "Testing {sandbox} with {}@{} as {id}",
+            started.repo, started.branch
         );
     }
     if !args.follow {

@@ -60,6 +60,7 @@ pub fn action_for(method: &Method, path: &str) -> Option<AuditAction> {
         ("POST", "/hooks/bitbucket") => Push,
         ("POST", "/sandboxes/{name}/wake") => SandboxWake,
         ("POST", "/sandboxes/{name}/test-runs") => TestRunStart,
+        ("POST", "/test-runs/{id}/cancel") => TestRunCancel,
         ("POST", "/sandboxes/{name}/resources/{resource}/reset") => ResourceReset,
         ("PUT", "/sandboxes/{name}/resources/{resource}") => ResourceSet,
         ("DELETE", "/sandboxes/{name}/resources/{resource}") => ResourceRemove,

@@ -233,21 +233,7 @@ pub async fn cancel(
             deployment.status
         )));
     }
-    if let Err(err) = state
-        .nats
-        .publish(
-            sdp_bus::subject::deploy_cancel(&id),
-            encode(&DeployCancel {}).into(),
-        )
-        .await
-    {
-        tracing::error!(error = %err, "cannot publish cancel");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "nats_unavailable",
-            "cannot reach the message bus; try again",
-        ));
-    }
+    send_cancel(&state, &id, DeployCancel::default()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CancelRequested {
@@ -257,6 +243,29 @@ pub async fn cancel(
         }),
     )
         .into_response())
+}
+
+/// Publishes `deploy.cancel.<id>`: the agent running the deployment (or
+/// test run) `id` listens there while it runs. Sending it twice is
+/// harmless: the agent keeps the first reason.
+pub(super) async fn send_cancel(
+    state: &AppState,
+    id: &DeploymentId,
+    cancel: DeployCancel,
+) -> Result<(), ApiError> {
+    if let Err(err) = state
+        .nats
+        .publish(sdp_bus::subject::deploy_cancel(id), encode(&cancel).into())
+        .await
+    {
+        tracing::error!(error = %err, "cannot publish cancel");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nats_unavailable",
+            "cannot reach the message bus; try again",
+        ));
+    }
+    Ok(())
 }
 
 /// Deploys a deployment's recorded commit again, into its sandbox, from

@@ -137,6 +137,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(test_runs::list, test_runs::start))
         .routes(routes!(test_runs::show))
+        .routes(routes!(test_runs::cancel))
         .routes(routes!(notify::list_deliveries))
         .routes(routes!(
             notify::show_template_notify,

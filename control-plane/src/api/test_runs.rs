@@ -1,7 +1,9 @@
 //! Test runs: start one against a sandbox (`POST
 //! /api/sandboxes/{name}/test-runs`, its owner or an admin), the sandbox's
-//! history (`GET`, newest first), one run (`GET /api/test-runs/{id}`). A
-//! run's log and live events are the deployment ones of its id.
+//! history (`GET`, newest first), one run (`GET /api/test-runs/{id}`),
+//! cancel one (`POST /api/test-runs/{id}/cancel`: `deploy.cancel.<id>`,
+//! as a deployment's). A run's log and live events are the deployment
+//! ones of its id.
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -12,7 +14,7 @@ use sdp_api::{NewTestRun, TestRun, TestRunTrigger, TestRunsQuery};
 use sdp_bus::{DeploymentId, validate};
 use serde_json::json;
 
-use super::access::{check_sandbox_name, credential, sandbox_for_change};
+use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change};
 use super::openapi::ErrorBody;
 use super::paging::{self, Cursor, List};
 use super::{ApiError, ApiJson, AppState};
@@ -190,6 +192,72 @@ pub async fn show(
         .test_run(id.as_str())?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("test run"))
+}
+
+/// Cancels a run that has not ended: its agent stops the command and
+/// removes its container, and the run ends `cancelled` with who asked in
+/// its log. Allowed to whoever may change the sandbox and to whoever
+/// started the run. Asking again while it stops sends the cancel again
+/// (harmless).
+#[utoipa::path(
+    post,
+    path = "/test-runs/{id}/cancel",
+    operation_id = "cancel_test_run",
+    tag = "test-runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 202, description = "The cancel was sent; the run as it was when sent (`cancelled` follows)", body = TestRun),
+        (status = 403, description = "Neither the sandbox's owner, an admin, nor the run's starter (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such test run (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The run already ended (`conflict`)", body = ErrorBody),
+        (status = 503, description = "The message bus is unreachable (`nats_unavailable`)", body = ErrorBody),
+    ),
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = DeploymentId::parse(&id).ok_or_else(|| ApiError::not_found("test run"))?;
+    let run = state
+        .store
+        .test_run(id.as_str())?
+        .ok_or_else(|| ApiError::not_found("test run"))?;
+    crate::audit::note(|note| {
+        note.sandbox = Some(run.sandbox.clone());
+        note.target = Some(run.id.to_string());
+    });
+    if run.created_by != session.username && !is_admin(&state, &session) {
+        // Not the starter: the sandbox's owner (a sandbox gone leaves
+        // only the starter and admins).
+        match state.store.sandbox(&run.sandbox)? {
+            Some(_) => {
+                sandbox_for_change(&state, &session, &run.sandbox)?;
+            }
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "test run {} was started by {}; only they, the sandbox's owner or an admin may cancel it",
+                        run.id, run.created_by
+                    ),
+                ));
+            }
+        }
+    }
+    if run.status.is_settled() {
+        return Err(ApiError::conflict(format!(
+            "test run {} already ended {}; nothing to cancel",
+            run.id,
+            run.status.as_str()
+        )));
+    }
+    let cancel = sdp_bus::DeployCancel {
+        by: Some(session.username.clone()),
+    };
+    super::deployments::send_cancel(&state, &id, cancel).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)).into_response())
 }
 
 #[cfg(test)]

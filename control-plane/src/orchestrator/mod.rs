@@ -113,6 +113,8 @@ pub struct Orchestrator {
     /// Records what the orchestrator does on its own (sleep, wake, a test
     /// run's end); off unless `run` starts the writer.
     pub audit: crate::audit::Audit,
+    /// Sandboxes whose after-deploy test check is under way.
+    checking: test_runs::Checking,
 }
 
 impl Orchestrator {
@@ -141,6 +143,7 @@ impl Orchestrator {
             default_ttl_hours: crate::config::SandboxesConfig::default().default_ttl_hours,
             power: Power::default(),
             audit: crate::audit::Audit::off(),
+            checking: test_runs::Checking::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! with `tests.after_deploy` starts one.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sdp_api::{AuditAction, AuditOutcome, TestRun, TestRunTrigger, TestSettings};
@@ -27,26 +27,36 @@ pub const DEFAULT_BRANCH: &str = "main";
 const SETTLE_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// Sandboxes whose after-deploy check is under way: two results checked
-/// at once must not both start a run.
-static CHECKING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
-
-/// Removes the sandbox from [`CHECKING`] when the check ends.
-struct Checking(String);
+/// at once must not both start a run. One per [`Orchestrator`] (its
+/// clones share it), so two control planes in one process (tests) never
+/// see each other's.
+#[derive(Clone, Default)]
+pub struct Checking(Arc<Mutex<HashSet<String>>>);
 
 impl Checking {
-    fn enter(sandbox: &str) -> Option<Self> {
-        let mut set = CHECKING.lock().unwrap_or_else(|e| e.into_inner());
-        set.insert(sandbox.to_owned())
-            .then(|| Self(sandbox.to_owned()))
+    /// Marks `sandbox` as being checked; `None` when a check of it is
+    /// already under way. The mark goes when the guard drops.
+    fn enter(&self, sandbox: &str) -> Option<CheckingGuard> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(sandbox.to_owned()).then(|| CheckingGuard {
+            set: self.0.clone(),
+            sandbox: sandbox.to_owned(),
+        })
     }
 }
 
-impl Drop for Checking {
+/// Removes the sandbox from its [`Checking`] set when the check ends.
+struct CheckingGuard {
+    set: Arc<Mutex<HashSet<String>>>,
+    sandbox: String,
+}
+
+impl Drop for CheckingGuard {
     fn drop(&mut self) {
-        CHECKING
+        self.set
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
+            .remove(&self.sandbox);
     }
 }
 
@@ -234,7 +244,7 @@ impl Orchestrator {
             return Ok(());
         };
         tokio::time::sleep(SETTLE_DEBOUNCE).await;
-        let Some(_checking) = Checking::enter(sandbox) else {
+        let Some(_checking) = self.checking.enter(sandbox) else {
             return Ok(());
         };
         let latest = self.store.latest_deployments(sandbox)?;
@@ -299,5 +309,19 @@ mod tests {
         assert_eq!(env["SDP_GATEWAY_URL"], "http://10.0.0.5:32001");
         assert_eq!(env["SDP_SERVICE_URL_USERS_API"], "http://10.0.0.5:32002");
         assert!(!env.contains_key("SDP_PREVIEW_URL"));
+    }
+
+    #[test]
+    fn a_sandbox_is_checked_once_at_a_time_per_orchestrator() {
+        let (one, other) = (Checking::default(), Checking::default());
+        let guard = one.enter("alpha").expect("first check");
+        assert!(
+            one.clone().enter("alpha").is_none(),
+            "a clone shares the set"
+        );
+        assert!(one.enter("beta").is_some(), "another sandbox");
+        assert!(other.enter("alpha").is_some(), "another orchestrator");
+        drop(guard);
+        assert!(one.enter("alpha").is_some(), "the mark goes with the guard");
     }
 }

@@ -46,6 +46,8 @@ struct Fixture {
     template: String,
     sandbox: String,
     deployment: String,
+    /// A test run of the sandbox no agent took: failed, settled.
+    test_run: String,
 }
 
 /// How an operation is exercised, and what the owner and an admin may get
@@ -93,6 +95,8 @@ fn rule(operation_id: &str) -> Option<Rule> {
         ),
         // The fixture's deployment failed at once: settled, no commit.
         "cancel_deployment" => owned(None, &[(409, "conflict")]),
+        // The fixture's test run failed at once: settled.
+        "cancel_test_run" => owned(None, &[(409, "conflict")]),
         "redeploy_deployment" => owned(None, &[(409, "conflict")]),
         "probe_routes" => owned(None, &[(409, "no_gateway")]),
         "put_route" => owned(Some(json!({ "target": "http://elsewhere.example" })), &[]),
@@ -176,6 +180,7 @@ async fn fixture(stack: &Stack, owner: &str) -> Fixture {
         template: format!("{name}-tpl"),
         sandbox: format!("{name}-sbx"),
         deployment: String::new(),
+        test_run: String::new(),
     };
     let sandbox_template = format!("{name}-stpl");
     created(
@@ -245,8 +250,26 @@ async fn fixture(stack: &Stack, owner: &str) -> Fixture {
         },
     )
     .await;
+    // A test run no agent takes: recorded failed (503 names it).
+    let (status, refused) = stack
+        .post(
+            owner,
+            &format!("/api/sandboxes/{}/test-runs", fixture.sandbox),
+            json!({ "repo": NO_REPO, "command": ["go", "test", "./..."] }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "fixture test run: {refused}"
+    );
+    let test_run = refused["error"]["test_run_id"]
+        .as_str()
+        .expect("the refused test run is recorded")
+        .to_owned();
     Fixture {
         deployment,
+        test_run,
         ..fixture
     }
 }
@@ -265,6 +288,7 @@ fn fill(path: &str, fixture: &Fixture) -> String {
             "name" if path.starts_with("/api/templates/") => &fixture.template,
             "name" if path.starts_with("/api/sandboxes/") => &fixture.sandbox,
             "id" if path.starts_with("/api/deployments/") => &fixture.deployment,
+            "id" if path.starts_with("/api/test-runs/") => &fixture.test_run,
             "service" | "repo" => NO_REPO,
             "resource" => "db",
             _ => panic!("{path}: this test does not know how to fill {{{param}}}"),

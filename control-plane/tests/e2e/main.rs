@@ -41,5 +41,7 @@ mod sleep_entry;
 mod soak;
 mod staleness;
 mod stranger_agent;
+mod test_run_cancel;
+mod test_run_network;
 mod test_runs;
 mod webhooks;

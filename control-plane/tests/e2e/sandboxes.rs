@@ -283,13 +283,24 @@ async fn model_routes_and_teardown() {
     stack.shutdown().await;
 }
 
+/// An admin of the reaper's test: the audit trail of a sandbox that is
+/// gone is an admin's to read.
+const REAPER_ADMIN: &str = "ops";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaper_tears_down_expired_unpinned_sandboxes() {
     let stack = Stack::start_with(StackOptions {
-        control_plane_env: vec![(
-            "SDP_CONTROL_PLANE__SANDBOXES__REAP_INTERVAL".into(),
-            "1s".into(),
-        )],
+        control_plane_env: vec![
+            (
+                "SDP_CONTROL_PLANE__SANDBOXES__REAP_INTERVAL".into(),
+                "1s".into(),
+            ),
+            // Reads the audit trail of a sandbox that is gone.
+            (
+                "SDP_CONTROL_PLANE__AUTH__ADMINS".into(),
+                REAPER_ADMIN.into(),
+            ),
+        ],
         ..StackOptions::default()
     })
     .await;
@@ -326,6 +337,37 @@ async fn reaper_tears_down_expired_unpinned_sandboxes() {
     )
     .await;
     assert!(containers_of(&stack.agent_id, "old").is_empty());
+    // The reaper's own entry: `sandbox.expire` by `system`, saying when
+    // it expired; none for the pinned one.
+    let admin = stack.login_as(REAPER_ADMIN).await;
+    let expired = sdp_testkit::wait_for(
+        "the reaper's audit entry",
+        Duration::from_secs(10),
+        || async {
+            let page = admin
+                .audit(&sdp_api::AuditQuery {
+                    action: Some("sandbox.expire".to_owned()),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            (!page.entries.is_empty()).then_some(page.entries)
+        },
+    )
+    .await;
+    let entry = &expired[0];
+    assert_eq!(expired.len(), 1, "only old expired: {expired:?}");
+    assert_eq!(entry.actor.as_deref(), Some("system"), "{entry:?}");
+    assert_eq!(entry.action, sdp_api::AuditAction::SandboxExpire);
+    assert_eq!(entry.sandbox.as_deref(), Some("old"), "{entry:?}");
+    assert_eq!(entry.outcome, sdp_api::AuditOutcome::Ok, "{entry:?}");
+    assert!(
+        entry
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("expired at 2000-01-01")),
+        "{entry:?}"
+    );
     let keep = client
         .sandbox("keep")
         .await

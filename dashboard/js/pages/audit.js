@@ -15,6 +15,7 @@ export const ACTIONS = [
   'follow.set', 'service_env.set', 'environment.create', 'environment.update', 'environment.delete',
   'template.create', 'template.update', 'template.delete', 'push', 'delivery', 'test_run.start',
   'test_run.end', 'resource.reset', 'resource.set', 'resource.remove', 'sandbox.sleep', 'sandbox.wake',
+  'test_run.cancel',
 ];
 
 const OUTCOME_CLASS = { ok: 'ok', denied: 'warn', failed: 'danger' };

@@ -3,7 +3,8 @@
 // it), a "Run tests" button (the template's `tests`), and each run's log
 // one click away. #/test-runs/{id}: one run: its outcome, the failed
 // tests, and its log, live while it runs (a run's events are a
-// deployment's: the same WebSocket and log viewer).
+// deployment's: the same WebSocket and log viewer), and a Cancel button
+// while it has not ended (POST /api/test-runs/{id}/cancel).
 
 import * as api from '../api.js';
 import { el, replace, errorBox, loading, keyed, place, showMore } from '../dom.js';
@@ -134,6 +135,21 @@ async function renderRun(view, { params, isCurrent }) {
   }
   if (!isCurrent()) return undefined;
   const badge = el('span', { id: 'test-run-status' });
+  const message = el('div', { id: 'test-run-message', 'aria-live': 'polite' });
+  const headActions = el('div', { class: 'actions' });
+  // Made once and shown while the run has not ended: a button made again
+  // on each render would lose a click that landed between two of them.
+  const cancel = el('button', { type: 'button', class: 'btn btn-danger', id: 'cancel-test-run' }, 'Cancel');
+  cancel.addEventListener('click', async () => {
+    cancel.disabled = true;
+    try {
+      await api.post(`/api/test-runs/${api.seg(id)}/cancel`, {});
+      replace(message, el('div', { class: 'alert alert-info', role: 'status' }, 'Cancel requested: the tests stop and their container goes.'));
+    } catch (err) {
+      replace(message, errorBox(err, 'Cannot cancel the test run'));
+      cancel.disabled = false;
+    }
+  });
   const facts = el('ul', { class: 'meta', id: 'test-run-facts' });
   const failedBox = el('div', { id: 'test-run-failed' });
   const log = new LogView({ label: 'Test run log' });
@@ -142,7 +158,9 @@ async function renderRun(view, { params, isCurrent }) {
       el('div', {},
         el('div', { class: 'small' }, el('a', { href: `#/sandboxes/${encodeURIComponent(run.sandbox)}/test-runs` }, '← Test runs')),
         el('h1', {}, run.repo, ' ', el('span', { class: 'muted' }, '·'), ' ', el('span', { class: 'mono' }, run.branch), ' ', badge),
-        el('div', { class: 'sub' }, 'against sandbox ', sandboxLink(run.sandbox), ' · ', el('code', { id: 'test-run-id' }, run.id)))),
+        el('div', { class: 'sub' }, 'against sandbox ', sandboxLink(run.sandbox), ' · ', el('code', { id: 'test-run-id' }, run.id))),
+      headActions),
+    message,
     facts,
     failedBox,
     el('section', { class: 'card', 'aria-labelledby': 'log-h' },
@@ -152,6 +170,8 @@ async function renderRun(view, { params, isCurrent }) {
 
   function show() {
     place(badge, runBadge(run.status));
+    if (SETTLED.has(run.status)) headActions.replaceChildren();
+    else place(headActions, cancel);
     replace(facts,
       el('li', {}, 'Commit ', commitEl(run.commit)),
       el('li', {}, 'Command ', el('code', {}, (run.command ?? []).join(' '))),
@@ -163,6 +183,9 @@ async function renderRun(view, { params, isCurrent }) {
       replace(failedBox, el('div', { class: 'alert alert-error', role: 'alert' },
         el('strong', {}, run.error ?? 'The tests failed'),
         failed.length ? el('ul', { id: 'failed-tests' }, failed.map((name) => el('li', { class: 'mono' }, name))) : null));
+    } else if (run.status === 'cancelled') {
+      replace(failedBox, el('div', { class: 'alert alert-warn', role: 'status', id: 'test-run-cancelled' },
+        el('strong', {}, run.error ?? 'Cancelled')));
     } else {
       failedBox.replaceChildren();
     }
