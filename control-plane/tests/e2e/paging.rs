@@ -182,6 +182,7 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
                 environment: None,
                 ttl_hours: None,
                 pinned: false,
+                resources: Vec::new(),
             })
             .await
             .expect("sandbox");
@@ -204,6 +205,7 @@ async fn lists_page_by_cursor_with_rows_added_between_pages() {
                     environment: None,
                     ttl_hours: None,
                     pinned: false,
+                    resources: Vec::new(),
                 })
                 .await;
         }
