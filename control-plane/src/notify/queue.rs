@@ -460,7 +460,9 @@ mod tests {
         };
         assert!(jobs.send(job).await.is_ok());
         let failed = sdp_testkit::wait_for("refused", Duration::from_secs(10), || async {
-            let rows = store.deliveries(Some("alpha"), &crate::store::PageOf::first(10)).ok()?;
+            let rows = store
+                .deliveries(Some("alpha"), &crate::store::PageOf::first(10))
+                .ok()?;
             rows.into_iter()
                 .find(|d| d.outcome == DeliveryOutcome::Failed)
         })

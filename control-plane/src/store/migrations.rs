@@ -237,7 +237,7 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 14 (branch notify-env): an environment's outgoing webhooks (gone
+    // 13: an environment's outgoing webhooks (gone
     // with it), as a template's.
     r#"
     CREATE TABLE environment_notify (
@@ -246,7 +246,7 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 16 (branch `paging`): indexes for the keyset-paged lists, newest
+    // 14: indexes for the keyset-paged lists, newest
     // first by (created_at, id) within a sandbox or a repo, so a page is a
     // range of an index, not a scan and a sort. A test run's list had an
     // index on (sandbox, created_at) only; this one ends in id too.
@@ -256,7 +256,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX test_runs_by_sandbox_created ON test_runs (sandbox, created_at, id);
     DROP INDEX test_runs_by_sandbox;
     "#,
-    // 13 (branch resources-sandbox): the resources a sandbox declares
+    // 15: the resources a sandbox declares
     // itself, over its template's (a JSON list of `ResourceSpec`, gone
     // with the sandbox), and when each resource's size was last measured.
     r#"
