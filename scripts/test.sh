@@ -34,8 +34,13 @@ sdp_check_cycle_check_fails
 sdp_check_module_cycles
 
 echo "==> building"
-# The end-to-end tests start the real binaries.
-cargo build --locked --workspace --bins
+# The end-to-end tests start the real binaries. `--tests` too, in the same
+# command: cargo then resolves the dependencies' features once, with the
+# dev-dependencies' (as nextest's build below does), so the test build finds
+# everything fresh. `--bins` alone resolved them without the
+# dev-dependencies and built ~40 crates (tokio, hyper, reqwest, axum,
+# async-nats, ...) a second time for the tests.
+cargo build --locked --workspace --bins --tests
 
 # The workspace's rust-version (Cargo.toml) covers the std APIs the code
 # calls: clippy's incompatible_msrv, alone, so a new clippy's other lints

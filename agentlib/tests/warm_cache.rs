@@ -84,7 +84,7 @@ async fn build_cache_states(
 async fn heartbeats_show_the_build_cache_going_from_warming_to_warm() {
     // The cache the deploy tests share: warm-up is a quick check once the
     // standard library is in it, a full compile the first time.
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache");
+    let cache = sdp_testkit::shared_go_cache();
     let (states, toolchains) = build_cache_states(GoFlavour::default(), cache.clone()).await;
     assert_eq!(
         states.first(),

@@ -6,7 +6,6 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,9 +142,11 @@ impl TestAgent {
         config.repos_dir = repos.path().to_path_buf();
         config.flavour.base_image = Some(base_image);
         config.build.image = sdp_testkit::ensure_build_image();
-        // One build cache for all tests: the standard library compiles once.
-        config.flavour.cache_dir =
-            Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdp-go-cache"));
+        // One build cache for all tests: the standard library compiles once
+        // per machine, for these tests and the control plane's alike (Go's
+        // cache is content-addressed and safe for concurrent use; a cache
+        // under the target dir was cold in every fresh clone, as on CI).
+        config.flavour.cache_dir = Some(sdp_testkit::shared_go_cache());
         config.git.allowed_schemes = vec!["https".into(), "http".into()];
         config.health.timeout_secs = 30;
         tune(&mut config);

@@ -16,14 +16,7 @@ use crate::flows::login;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_shows_a_sandboxs_resources_and_resets_one() {
-    let image = sdp_testkit::ensure_resource_image("postgres");
-    let mut stack = Stack::start_with(StackOptions {
-        agent: false,
-        ..StackOptions::default()
-    })
-    .await;
-    stack.agent_extra_env = vec![("SDP_AGENT__RESOURCES__POSTGRES_IMAGE".to_owned(), image)];
-    stack.start_agent().await;
+    let stack = steps::start_with_postgres().await;
     stack.fixture.push_file(
         BRANCH,
         "seed.sql",

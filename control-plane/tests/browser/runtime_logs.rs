@@ -3,7 +3,6 @@
 //! ended on the agent when the tab is left.
 
 use sdp_bus::Status;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -44,25 +43,6 @@ async fn wait_state(browser: &Browser, state: &str) {
         .await;
 }
 
-async fn hit(stack: &Stack, url: &str, path: &str) {
-    let response = stack
-        .http()
-        .get(format!("{url}{path}"))
-        .send()
-        .await
-        .expect("service request");
-    assert!(response.status().is_success(), "{path}");
-}
-
-async fn log_streams(stack: &Stack, token: &str) -> Option<u64> {
-    let (_, agents) = stack.get(token, "/api/agents").await;
-    agents
-        .as_array()?
-        .iter()
-        .find(|a| a["id"] == stack.agent_id.as_str())?["log_streams"]
-        .as_u64()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_runtime_log_tab_follows_searches_and_stops() {
     let stack = Stack::start().await;
@@ -92,14 +72,16 @@ async fn browser_runtime_log_tab_follows_searches_and_stops() {
     wait_state(&browser, "live").await;
 
     // A request the test makes shows up live; its ANSI codes are colour.
-    hit(&stack, &url, "/from-the-browser-test").await;
+    stack.hit_service(&url, "/from-the-browser-test").await;
     wait_line(
         &browser,
         "the request's line",
         "request GET /from-the-browser-test",
     )
     .await;
-    hit(&stack, &url, "/colour-%1B%5B31mred%1B%5B0m").await;
+    stack
+        .hit_service(&url, "/colour-%1B%5B31mred%1B%5B0m")
+        .await;
     wait_line(
         &browser,
         "the coloured line",
@@ -116,8 +98,8 @@ async fn browser_runtime_log_tab_follows_searches_and_stops() {
     browser.screenshot("runtime-log").await;
 
     // The search goes to the agent: only matching lines come back.
-    hit(&stack, &url, "/alpha-path").await;
-    hit(&stack, &url, "/beta-path").await;
+    stack.hit_service(&url, "/alpha-path").await;
+    stack.hit_service(&url, "/beta-path").await;
     browser.fill("#runtime-search", "beta-path\n").await;
     wait_line(&browser, "the matching line", "request GET /beta-path").await;
     wait_state(&browser, "live").await;
@@ -131,16 +113,8 @@ async fn browser_runtime_log_tab_follows_searches_and_stops() {
     // Following again, then leaving the tab: the agent's stream ends.
     browser.click("#runtime-follow").await;
     wait_state(&browser, "live").await;
-    sdp_testkit::wait_for("the agent's stream", Duration::from_secs(20), || async {
-        (log_streams(&stack, &token).await == Some(1)).then_some(())
-    })
-    .await;
+    stack.wait_agent_log_streams(&token, 1).await;
     browser.click("#tab-build-log").await;
-    sdp_testkit::wait_for(
-        "the agent's stream to end",
-        Duration::from_secs(20),
-        || async { (log_streams(&stack, &token).await == Some(0)).then_some(()) },
-    )
-    .await;
+    stack.wait_agent_log_streams(&token, 0).await;
     browser.close().await;
 }

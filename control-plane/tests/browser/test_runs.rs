@@ -8,7 +8,7 @@ use std::time::Duration;
 use sdp_api::{NewSandbox, NewTestRun, RepoBranch, TemplateBody, TestRunStatus, TestSettings};
 use sdp_bus::Status;
 use sdp_testkit::qa_fixture::{FAILING_BRANCH, FAILING_TEST, QA_COMMAND, QA_REPORT};
-use sdp_testkit::{QaFixture, unique_id, wait_for};
+use sdp_testkit::{unique_id, wait_for};
 use serde_json::json;
 
 use crate::common::*;
@@ -19,17 +19,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_lists_test_runs_and_opens_a_failed_one_at_its_log() {
-    let bridge = sdp_testkit::docker_bridge_gateway();
-    let mut stack = Stack::start_with(StackOptions {
-        agent: false,
-        advertise: Some((bridge.clone(), bridge)),
-        ..StackOptions::default()
-    })
-    .await;
-    let qa_repo = unique_id("qa");
-    let _qa = QaFixture::create(&stack.git, &qa_repo);
-    stack.repos.add(&qa_repo, &stack.git.url(&qa_repo));
-    stack.start_agent().await;
+    let (stack, _qa, qa_repo) = steps::start_with_qa_repo().await;
     let client = stack.login_as(USER).await;
     let template = unique_id("qa-tpl");
     client

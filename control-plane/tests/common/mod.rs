@@ -9,6 +9,8 @@
 pub mod extra_agent;
 pub mod fake_receiver;
 pub mod log_feed;
+// Setup and checks the browser and e2e tests share (suite-time).
+pub mod steps;
 
 use std::path::PathBuf;
 use std::time::Duration;

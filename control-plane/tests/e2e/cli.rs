@@ -670,16 +670,6 @@ async fn cli_usage_auth_and_network_errors_have_their_codes() {
     assert!(stdout(&out).contains("_sdp"), "{}", show(&out));
 }
 
-/// The agent's open runtime-log streams, from `GET /api/agents`.
-async fn agent_log_streams(stack: &Stack, token: &str) -> Option<u64> {
-    let (_, agents) = stack.get(token, "/api/agents").await;
-    agents
-        .as_array()?
-        .iter()
-        .find(|a| a["id"] == stack.agent_id.as_str())?["log_streams"]
-        .as_u64()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
     use tokio::io::AsyncBufReadExt;
@@ -735,10 +725,7 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
         .kill_on_drop(true);
     let mut child = follow.spawn().expect("spawn sdp");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    sdp_testkit::wait_for("the agent's stream", Duration::from_secs(20), || async {
-        (agent_log_streams(&stack, &token).await == Some(1)).then_some(())
-    })
-    .await;
+    stack.wait_agent_log_streams(&token, 1).await;
     stack
         .http()
         .get(format!("{url}/cli-live"))
@@ -752,12 +739,7 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
         .expect("a line");
     assert_eq!(line, "request GET /cli-live");
     child.kill().await.expect("kill sdp");
-    sdp_testkit::wait_for(
-        "the agent's stream to end",
-        Duration::from_secs(20),
-        || async { (agent_log_streams(&stack, &token).await == Some(0)).then_some(()) },
-    )
-    .await;
+    stack.wait_agent_log_streams(&token, 0).await;
 
     // A deployment that is no longer running (replaced): the 409's exit
     // code, 7.

@@ -355,14 +355,7 @@ async fn bench_seeded_postgres_ready() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5);
-    let image = ensure_resource_image("postgres");
-    let mut stack = Stack::start_with(StackOptions {
-        agent: false,
-        ..StackOptions::default()
-    })
-    .await;
-    stack.agent_extra_env = vec![("SDP_AGENT__RESOURCES__POSTGRES_IMAGE".to_owned(), image)];
-    stack.start_agent().await;
+    let stack = steps::start_with_postgres().await;
     stack.fixture.push_file(SEED_BRANCH, "db/seed.sql", PG_SEED);
     let owner = stack.login_as(USER).await;
     let template = unique_id("bench-tpl");

@@ -35,33 +35,6 @@ fn requests(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.starts_with("request ")).collect()
 }
 
-/// A request to the deployed service, which prints `request GET <path>`.
-async fn hit(stack: &Stack, url: &str, path: &str) {
-    let response = stack
-        .http()
-        .get(format!("{url}{path}"))
-        .send()
-        .await
-        .expect("service request");
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-}
-
-/// The agent's open runtime-log streams, as its heartbeat reports them.
-async fn log_streams(stack: &Stack, token: &str) -> Option<u64> {
-    let agents = stack.client_with(token).agents().await.ok()?;
-    let agent = agents.into_iter().find(|a| a.id == stack.agent_id)?;
-    Some(u64::from(agent.log_streams))
-}
-
-async fn wait_log_streams(stack: &Stack, token: &str, want: u64) {
-    wait_for(
-        &format!("the agent to report {want} runtime-log streams"),
-        Duration::from_secs(20),
-        || async { (log_streams(stack, token).await == Some(want)).then_some(()) },
-    )
-    .await;
-}
-
 /// A followed runtime log read in a task: its lines arrive on the
 /// channel; aborting the task drops the response (the viewer leaves).
 fn follow(
@@ -144,8 +117,8 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     // Requests made after `running` are in the log, in order.
-    hit(&stack, &url, "/before-1").await;
-    hit(&stack, &url, "/before-2").await;
+    stack.hit_service(&url, "/before-1").await;
+    stack.hit_service(&url, "/before-2").await;
     // Docker copies a container's output asynchronously: wait for both.
     let text = wait_for(
         "both requests in the runtime log",
@@ -176,7 +149,7 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         (now_secs() >= cutoff).then_some(())
     })
     .await;
-    hit(&stack, &url, "/after-since").await;
+    stack.hit_service(&url, "/after-since").await;
     wait_for(
         "the request in the runtime log",
         Duration::from_secs(10),
@@ -206,12 +179,12 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
 
     // Follow: each request's line arrives live, in order.
     // The heartbeat may have counted one of the short streams above.
-    wait_log_streams(&stack, &token, 0).await;
+    stack.wait_agent_log_streams(&token, 0).await;
     let (reader, mut lines) = follow(&stack, &token, &runtime_path(&id, "follow=true&tail=0"));
-    wait_log_streams(&stack, &token, 1).await;
+    stack.wait_agent_log_streams(&token, 1).await;
     for n in 1..=5 {
         let path = format!("/live-{n}");
-        hit(&stack, &url, &path).await;
+        stack.hit_service(&url, &path).await;
         assert_eq!(
             next_request(&mut lines).await,
             format!("request GET {path}")
@@ -223,9 +196,9 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         &token,
         &runtime_path(&id, "follow=true&tail=0&q=%2Fwanted"),
     );
-    wait_log_streams(&stack, &token, 2).await;
-    hit(&stack, &url, "/unwanted-1").await;
-    hit(&stack, &url, "/wanted-1").await;
+    stack.wait_agent_log_streams(&token, 2).await;
+    stack.hit_service(&url, "/unwanted-1").await;
+    stack.hit_service(&url, "/wanted-1").await;
     assert_eq!(next_request(&mut found).await, "request GET /wanted-1");
     assert_eq!(next_request(&mut lines).await, "request GET /unwanted-1");
     assert_eq!(next_request(&mut lines).await, "request GET /wanted-1");
@@ -233,7 +206,7 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     // Closing the viewers stops their streams on the agent.
     reader.abort();
     searcher.abort();
-    wait_log_streams(&stack, &token, 0).await;
+    stack.wait_agent_log_streams(&token, 0).await;
 
     // Once replaced, the deployment is no longer running: 409.
     let second = stack.deploy(&token, "alpha", BRANCH).await;
@@ -367,7 +340,7 @@ async fn follow_a_loud_container_slowly(secs: u64, rate: u32) -> SlowViewer {
         .and_then(|n| n.parse().ok())
         .expect("the newest line is a spew line");
     drop(response);
-    wait_log_streams(&stack, &token, 0).await;
+    stack.wait_agent_log_streams(&token, 0).await;
     report
 }
 
@@ -476,7 +449,7 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     for _ in 0..max {
         viewers.push(raw_viewer(&stack, &token, &path).await);
     }
-    wait_log_streams(&stack, &token, max).await;
+    stack.wait_agent_log_streams(&token, max).await;
     let response = stack
         .http()
         .get(stack.url(&path))
@@ -489,10 +462,10 @@ async fn an_agent_serves_a_bounded_number_of_streams() {
     assert_eq!(api_error(&body).code, "busy", "{body}");
     // One leaves: the next viewer is served.
     drop(viewers.pop());
-    wait_log_streams(&stack, &token, max - 1).await;
+    stack.wait_agent_log_streams(&token, max - 1).await;
     viewers.push(raw_viewer(&stack, &token, &path).await);
-    wait_log_streams(&stack, &token, max).await;
+    stack.wait_agent_log_streams(&token, max).await;
     drop(viewers);
-    wait_log_streams(&stack, &token, 0).await;
+    stack.wait_agent_log_streams(&token, 0).await;
     stack.shutdown().await;
 }

@@ -17,7 +17,7 @@ use sdp_api::{
 };
 use sdp_bus::{EventBody, Status};
 use sdp_testkit::qa_fixture::{FAILING_BRANCH, FAILING_TEST, QA_COMMAND, QA_REPORT};
-use sdp_testkit::{QaFixture, unique_id, wait_for};
+use sdp_testkit::{unique_id, wait_for};
 
 use crate::common::*;
 
@@ -35,17 +35,7 @@ async fn wait_run_settled(client: &Client, id: &str) -> TestRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_go_suite_runs_against_a_deployed_sandbox_passing_then_failing() {
     // Containers reach the users service at the Docker bridge's address.
-    let bridge = sdp_testkit::docker_bridge_gateway();
-    let mut stack = Stack::start_with(StackOptions {
-        agent: false,
-        advertise: Some((bridge.clone(), bridge)),
-        ..StackOptions::default()
-    })
-    .await;
-    let qa_repo = unique_id("qa");
-    let qa = QaFixture::create(&stack.git, &qa_repo);
-    stack.repos.add(&qa_repo, &stack.git.url(&qa_repo));
-    stack.start_agent().await;
+    let (stack, qa, qa_repo) = steps::start_with_qa_repo().await;
     let client = stack.login_as(USER).await;
 
     let template = unique_id("qa-tpl");

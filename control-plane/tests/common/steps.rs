@@ -1,0 +1,81 @@
+//! Setup and checks that the browser tests (`tests/browser/`) and the
+//! end-to-end tests (`tests/e2e/`) both take, kept here once so the two
+//! stay the same stack: a stack whose agent uses a postgres resource
+//! image, a stack with a QA repo for test runs, requests to a deployed
+//! service and the agent's count of runtime-log streams.
+
+use std::time::Duration;
+
+use sdp_testkit::{QaFixture, unique_id, wait_for};
+
+use super::{Stack, StackOptions};
+
+/// How long the agent may take to report a runtime-log stream opened or
+/// closed (its next heartbeats).
+pub const LOG_STREAMS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A stack whose agent makes postgres resources from the image
+/// [`sdp_testkit::ensure_resource_image`] makes (no image can be pulled).
+pub async fn start_with_postgres() -> Stack {
+    let image = sdp_testkit::ensure_resource_image("postgres");
+    let mut stack = Stack::start_with(StackOptions {
+        agent: false,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.agent_extra_env = vec![("SDP_AGENT__RESOURCES__POSTGRES_IMAGE".to_owned(), image)];
+    stack.start_agent().await;
+    stack
+}
+
+/// A stack for test runs: a QA repo (`QaFixture`, named `qa-…`) beside
+/// `users` in the agent's repos, and both agents advertising Docker's
+/// bridge address, where a test-run container reaches the sandbox's
+/// services. Returns the stack, the fixture and the QA repo's name.
+pub async fn start_with_qa_repo() -> (Stack, QaFixture, String) {
+    let bridge = sdp_testkit::docker_bridge_gateway();
+    let mut stack = Stack::start_with(StackOptions {
+        agent: false,
+        advertise: Some((bridge.clone(), bridge)),
+        ..StackOptions::default()
+    })
+    .await;
+    let qa_repo = unique_id("qa");
+    let qa = QaFixture::create(&stack.git, &qa_repo);
+    stack.repos.add(&qa_repo, &stack.git.url(&qa_repo));
+    stack.start_agent().await;
+    (stack, qa, qa_repo)
+}
+
+impl Stack {
+    /// A request to the deployed `users` service at `url` (which prints
+    /// `request GET <path>` to its runtime log); it must answer 200.
+    pub async fn hit_service(&self, url: &str, path: &str) {
+        let response = self
+            .http()
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .expect("service request");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{path}");
+    }
+
+    /// The agent's open runtime-log streams, as its heartbeat reports
+    /// them (`GET /api/agents`).
+    pub async fn agent_log_streams(&self, token: &str) -> Option<u64> {
+        let agents = self.client_with(token).agents().await.ok()?;
+        let agent = agents.into_iter().find(|a| a.id == self.agent_id)?;
+        Some(u64::from(agent.log_streams))
+    }
+
+    /// Waits (within [`LOG_STREAMS_TIMEOUT`]) until the agent reports
+    /// `want` open runtime-log streams.
+    pub async fn wait_agent_log_streams(&self, token: &str, want: u64) {
+        wait_for(
+            &format!("the agent to report {want} runtime-log streams"),
+            LOG_STREAMS_TIMEOUT,
+            || async { (self.agent_log_streams(token).await == Some(want)).then_some(()) },
+        )
+        .await;
+    }
+}
