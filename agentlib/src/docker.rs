@@ -22,7 +22,7 @@ pub(crate) use container_spec::{Confined, confined_host};
 pub use container_spec::{RunSpec, ServiceContainer, create_body, run_spec};
 pub use power::{LABEL_TEST_RUN, PowerTarget};
 pub use resource::ResourceContainer;
-pub use test_network::{TestNetwork, test_network_name};
+pub use test_network::{TestNetwork, local_ports, test_network_name};
 
 pub const LABEL_DEPLOYMENT: &str = "sdp.deployment";
 pub const LABEL_SANDBOX: &str = "sdp.sandbox";

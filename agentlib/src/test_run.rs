@@ -282,9 +282,15 @@ async fn steps(
     mounts.push(BuildMount::writable(&exec_tmp, EXEC_TMP));
     // Its own network: the sandbox's containers on this host, by name,
     // and nothing else (see `crate::docker::TestNetwork`).
+    let wanted = crate::docker::local_ports(&agent.config.advertise_host, &request.env);
     let network = agent
         .docker
-        .create_test_network(agent.agent_id(), &request.sandbox, request.run_id.as_str())
+        .create_test_network(
+            agent.agent_id(),
+            &request.sandbox,
+            request.run_id.as_str(),
+            &wanted,
+        )
         .await?;
     let network_name = network.name.clone();
     let mut urls = request.env.clone();

@@ -10,14 +10,18 @@
 //! host answers on its gateway address). With no host address on the
 //! bridge there is no next hop: only the containers joined to it answer.
 //!
-//! The sandbox's running containers of this agent (services, gateway,
-//! resources; not builds, not other test runs) are connected to it with
-//! their service name as alias, and the run's URLs that point at their
-//! published ports are rewritten to `http://<service>:<container port>`
-//! ([`rewrite_url`]). What is left (a URL on another host, the preview
-//! entry on the control plane) is not reachable from the run.
+//! The sandbox's running containers on this Docker host (services,
+//! gateway, resources; not builds, not other test runs) are connected to
+//! it with their service name as alias: those of this agent, and those of
+//! another agent on the same engine (the gateway's, when both agents share
+//! a host) whose published port one of the run's URLs names. Host ports
+//! are unique per engine, so a same-named sandbox of another installation
+//! never joins. The run's URLs that point at joined ports are rewritten to
+//! `http://<service>:<container port>` ([`rewrite_url`]). What is left (a
+//! URL on another host, the preview entry on the control plane) is not
+//! reachable from the run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bollard::models::{
     ContainerSummaryStateEnum, EndpointSettings, NetworkConnectRequest, NetworkCreateRequest,
@@ -79,6 +83,21 @@ pub fn rewrite_url(
     advertise_host: &str,
     ports: &HashMap<u16, (String, u16)>,
 ) -> Option<String> {
+    let (scheme, port, path) = split_local_url(url, advertise_host)?;
+    let (alias, container_port) = ports.get(&port)?;
+    Some(format!("{scheme}://{alias}:{container_port}{path}"))
+}
+
+/// The host ports of this host that the environment's URLs name: the
+/// containers publishing them are the ones the run is meant to reach.
+pub fn local_ports(advertise_host: &str, env: &BTreeMap<String, String>) -> HashSet<u16> {
+    env.values()
+        .filter_map(|url| split_local_url(url, advertise_host).map(|(_, port, _)| port))
+        .collect()
+}
+
+/// `scheme://<advertise_host>:<port><path>` as its scheme, port and path.
+fn split_local_url<'a>(url: &'a str, advertise_host: &str) -> Option<(&'a str, u16, &'a str)> {
     let (scheme, rest) = url.split_once("://")?;
     let (authority, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
     let (host, port) = authority.rsplit_once(':')?;
@@ -86,8 +105,7 @@ pub fn rewrite_url(
     if host != advertise_host.trim_start_matches('[').trim_end_matches(']') {
         return None;
     }
-    let (alias, container_port) = ports.get(&port.parse::<u16>().ok()?)?;
-    Some(format!("{scheme}://{alias}:{container_port}{path}"))
+    Some((scheme, port.parse().ok()?, path))
 }
 
 /// The network's name for run `id` (a subject token: a valid name).
@@ -97,12 +115,14 @@ pub fn test_network_name(run_id: &str) -> String {
 
 impl DockerClient {
     /// Makes run `run_id`'s network and connects `sandbox`'s running
-    /// containers of `agent_id` to it.
+    /// containers to it: those of `agent_id`, and any other on this engine
+    /// that publishes one of `wanted_ports` (see [`local_ports`]).
     pub async fn create_test_network(
         &self,
         agent_id: &str,
         sandbox: &str,
         run_id: &str,
+        wanted_ports: &HashSet<u16>,
     ) -> Result<TestNetwork, DeployError> {
         let name = test_network_name(run_id);
         // A leftover of the same run (an agent that died mid-run).
@@ -131,7 +151,9 @@ impl DockerClient {
             joined: Vec::new(),
             ports: HashMap::new(),
         };
-        let joined = self.join_sandbox(agent_id, sandbox, &mut network).await;
+        let joined = self
+            .join_sandbox(agent_id, sandbox, wanted_ports, &mut network)
+            .await;
         if let Err(err) = joined {
             self.remove_test_network(&network).await;
             return Err(err);
@@ -143,14 +165,12 @@ impl DockerClient {
         &self,
         agent_id: &str,
         sandbox: &str,
+        wanted_ports: &HashSet<u16>,
         network: &mut TestNetwork,
     ) -> Result<(), DeployError> {
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_owned(),
-            vec![
-                format!("{LABEL_AGENT}={agent_id}"),
-                format!("{LABEL_SANDBOX}={sandbox}"),
-            ],
+            vec![format!("{LABEL_SANDBOX}={sandbox}")],
         )]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
@@ -166,7 +186,13 @@ impl DockerClient {
             let running = container.state == Some(ContainerSummaryStateEnum::RUNNING);
             let other_run =
                 labels.contains_key(LABEL_TEST_RUN) || labels.contains_key(LABEL_BUILD_AGENT);
-            let (Some(id), true, false) = (container.id, running, other_run) else {
+            let ports = container.ports.unwrap_or_default();
+            let ours = labels.get(LABEL_AGENT).map(String::as_str) == Some(agent_id);
+            let wanted = ports
+                .iter()
+                .any(|port| port.public_port.is_some_and(|p| wanted_ports.contains(&p)));
+            let (Some(id), true, false, true) = (container.id, running, other_run, ours || wanted)
+            else {
                 continue;
             };
             let alias = labels.get(LABEL_SERVICE).cloned();
@@ -186,7 +212,7 @@ impl DockerClient {
                 .map_err(docker_err("connect the sandbox to the test run's network"))?;
             network.joined.push(id);
             let Some(alias) = alias else { continue };
-            for port in container.ports.unwrap_or_default() {
+            for port in ports {
                 if let Some(public) = port.public_port {
                     network
                         .ports
@@ -237,6 +263,30 @@ impl DockerClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ports_a_run_is_meant_to_reach_are_those_its_urls_name_on_this_host() {
+        let env = BTreeMap::from([
+            (
+                "SDP_GATEWAY_URL".to_owned(),
+                "http://172.17.0.1:32001".to_owned(),
+            ),
+            (
+                "SDP_SERVICE_URL_USERS".to_owned(),
+                "http://172.17.0.1:32002/x".to_owned(),
+            ),
+            (
+                "SDP_PREVIEW_URL".to_owned(),
+                "http://alpha.preview.test:8080".to_owned(),
+            ),
+            ("SDP_SANDBOX".to_owned(), "alpha".to_owned()),
+        ]);
+        assert_eq!(
+            local_ports("172.17.0.1", &env),
+            HashSet::from([32001, 32002])
+        );
+        assert!(local_ports("10.0.0.9", &env).is_empty());
+    }
 
     #[test]
     fn urls_of_joined_ports_point_at_the_containers() {

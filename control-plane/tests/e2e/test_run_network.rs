@@ -251,3 +251,82 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A sandbox whose gateway is held by the other agent on the same Docker
+/// engine (agent-gateway beside agent-micro, as `scripts/dev.sh` and the
+/// compose stack run them): the run on agent-micro reaches the gateway
+/// through `$SDP_GATEWAY_URL`, and the gateway sends `/users/1` to the
+/// sandbox's own `users`. The gateway joins the run's network because the
+/// run's URL names its published port (host ports are unique per engine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_run_reaches_its_gateway_held_by_the_other_agent() {
+    let stack = Stack::start_with(StackOptions {
+        gateway: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let client = stack.login_as(USER).await;
+    let token = client.token().expect("token").to_owned();
+    let sandbox = unique_id("netgw");
+    sandbox_with_gateway(&stack, &client, &sandbox).await;
+    crate::routing::deploy_template(
+        &stack,
+        &token,
+        &sandbox,
+        serde_json::json!({ "branches": { "users": BRANCH }, "only": ["users"] }),
+    )
+    .await;
+    crate::routing::through_gateway(
+        &stack,
+        &token,
+        &sandbox,
+        "/users/1",
+        crate::routing::from_sandbox(BRANCH),
+    )
+    .await;
+
+    let command = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        // busybox `nc` with a plain HTTP/1.0 request (the build image's
+        // busybox `wget` is not usable); the JSON body's line is printed.
+        r#"u=${SDP_GATEWAY_URL#*://}; u=${u%%/*}
+printf 'GET /users/1 HTTP/1.0\r\nHost: %s\r\n\r\n' "$u" | nc -w 10 "${u%:*}" "${u##*:}" | sed -n 's/^{/answer {/p'"#
+            .to_owned(),
+    ];
+    let started = client
+        .start_test_run(
+            &sandbox,
+            &NewTestRun {
+                repo: Some(REPO.to_owned()),
+                branch: Some(BRANCH.to_owned()),
+                command: Some(command),
+                junit: None,
+            },
+        )
+        .await
+        .expect("start the run");
+    let id = started.id.to_string();
+    let run = wait_for("the run to end", RUN_TIMEOUT, || async {
+        let run = client.test_run(&id).await.ok()?;
+        run.status.is_settled().then_some(run)
+    })
+    .await;
+    let log = client.deployment_logs(&id).await.expect("the run's log");
+    assert_eq!(run.status, TestRunStatus::Passed, "{run:?}\n{log}");
+    assert!(
+        log.contains("SDP_GATEWAY_URL=http://gateway:"),
+        "the gateway by its name: {log}"
+    );
+    let answer = log
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("answer ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no answer line: {log}"));
+    let answer: serde_json::Value = serde_json::from_str(answer.trim())
+        .unwrap_or_else(|err| panic!("the gateway's answer is JSON ({err}): {answer}\n{log}"));
+    assert!(
+        crate::routing::from_sandbox(BRANCH)(&answer),
+        "the sandbox's users answered through its gateway: {answer}\n{log}"
+    );
+    stack.shutdown().await;
+}
