@@ -43,10 +43,7 @@ pub async fn put_resource(
     Path((name, resource)): Path<(String, String)>,
     ApiJson(body): ApiJson<ResourceBody>,
 ) -> Result<Json<Vec<SandboxResource>>, ApiError> {
-    crate::audit::note_sandbox(&name);
-    check_sandbox_name(&name)?;
-    validate::resource_name("resource name", &resource)?;
-    let sandbox = sandbox_for_change(&state, &session, &name)?;
+    let sandbox = target(&state, &session, &name, &resource)?;
     let spec = body.named(&resource);
     let with = |mut own: Vec<ResourceSpec>| {
         own.retain(|r| r.name != spec.name);
@@ -99,10 +96,7 @@ pub async fn delete_resource(
     session: Session,
     Path((name, resource)): Path<(String, String)>,
 ) -> Result<Json<Vec<SandboxResource>>, ApiError> {
-    crate::audit::note_sandbox(&name);
-    check_sandbox_name(&name)?;
-    validate::resource_name("resource name", &resource)?;
-    let sandbox = sandbox_for_change(&state, &session, &name)?;
+    let sandbox = target(&state, &session, &name, &resource)?;
     if !state
         .store
         .sandbox_resource_specs(&name)?
@@ -133,4 +127,19 @@ pub async fn delete_resource(
         })??
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
     Ok(Json(listing(&state, &sandbox, true)?))
+}
+
+/// The sandbox whose own resource `resource` is to change: both names
+/// checked (the sandbox noted for the audit first, so a refusal names it)
+/// and the session its owner or an admin.
+fn target(
+    state: &AppState,
+    session: &Session,
+    name: &str,
+    resource: &str,
+) -> Result<crate::store::Sandbox, ApiError> {
+    crate::audit::note_sandbox(name);
+    check_sandbox_name(name)?;
+    validate::resource_name("resource name", resource)?;
+    sandbox_for_change(state, session, name)
 }

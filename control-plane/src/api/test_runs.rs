@@ -186,11 +186,15 @@ pub async fn show(
     _session: Session,
     Path(id): Path<String>,
 ) -> Result<Json<TestRun>, ApiError> {
-    let id = DeploymentId::parse(&id).ok_or_else(|| ApiError::not_found("test run"))?;
+    find_run(&state, &id).map(Json)
+}
+
+/// The run of `id`; 404 for an id of no run (or no id at all).
+fn find_run(state: &AppState, id: &str) -> Result<TestRun, ApiError> {
+    let id = DeploymentId::parse(id).ok_or_else(|| ApiError::not_found("test run"))?;
     state
         .store
         .test_run(id.as_str())?
-        .map(Json)
         .ok_or_else(|| ApiError::not_found("test run"))
 }
 
@@ -218,11 +222,7 @@ pub async fn cancel(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = DeploymentId::parse(&id).ok_or_else(|| ApiError::not_found("test run"))?;
-    let run = state
-        .store
-        .test_run(id.as_str())?
-        .ok_or_else(|| ApiError::not_found("test run"))?;
+    let run = find_run(&state, &id)?;
     crate::audit::note(|note| {
         note.sandbox = Some(run.sandbox.clone());
         note.target = Some(run.id.to_string());
@@ -256,7 +256,7 @@ pub async fn cancel(
     let cancel = sdp_bus::DeployCancel {
         by: Some(session.username.clone()),
     };
-    super::deployments::send_cancel(&state, &id, cancel).await?;
+    super::deployments::send_cancel(&state, &run.id, cancel).await?;
     Ok((StatusCode::ACCEPTED, Json(run)).into_response())
 }
 

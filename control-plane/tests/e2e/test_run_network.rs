@@ -45,6 +45,35 @@ fn host_port(url: &str) -> (String, String) {
     (host.to_owned(), port.to_owned())
 }
 
+/// Runs `command` from `users@feature/x` against `sandbox` and waits for
+/// its end: its id, the settled run and its log.
+async fn run_to_its_end(
+    client: &sdp_api::client::Client,
+    sandbox: &str,
+    command: Vec<String>,
+) -> (String, sdp_api::TestRun, String) {
+    let started = client
+        .start_test_run(
+            sandbox,
+            &NewTestRun {
+                repo: Some(REPO.to_owned()),
+                branch: Some(BRANCH.to_owned()),
+                command: Some(command),
+                junit: None,
+            },
+        )
+        .await
+        .expect("start the run");
+    let id = started.id.to_string();
+    let run = wait_for("the run to end", RUN_TIMEOUT, || async {
+        let run = client.test_run(&id).await.ok()?;
+        run.status.is_settled().then_some(run)
+    })
+    .await;
+    let log = client.deployment_logs(&id).await.expect("the run's log");
+    (id, run, log)
+}
+
 /// `reach NAME yes|no` lines of a text, as (name, reached).
 fn reached(text: &str) -> Vec<(String, bool)> {
     text.lines()
@@ -114,25 +143,7 @@ async fn a_test_run_reaches_its_sandbox_and_nothing_else() {
         "sh".to_owned(),
     ];
     command.extend(targets.iter().cloned());
-    let started = client
-        .start_test_run(
-            &ours,
-            &NewTestRun {
-                repo: Some(REPO.to_owned()),
-                branch: Some(BRANCH.to_owned()),
-                command: Some(command),
-                junit: None,
-            },
-        )
-        .await
-        .expect("start the probe");
-    let id = started.id.to_string();
-    let run = wait_for("the probe to end", RUN_TIMEOUT, || async {
-        let run = client.test_run(&id).await.ok()?;
-        run.status.is_settled().then_some(run)
-    })
-    .await;
-    let log = client.deployment_logs(&id).await.expect("the probe's log");
+    let (id, run, log) = run_to_its_end(&client, &ours, command).await;
     assert_eq!(run.status, TestRunStatus::Passed, "{run:?}\n{log}");
     let seen = reached(&log);
     let expected: Vec<(String, bool)> = [
@@ -294,25 +305,7 @@ async fn a_test_run_reaches_its_gateway_held_by_the_other_agent() {
 printf 'GET /users/1 HTTP/1.0\r\nHost: %s\r\n\r\n' "$u" | nc -w 10 "${u%:*}" "${u##*:}" | sed -n 's/^{/answer {/p'"#
             .to_owned(),
     ];
-    let started = client
-        .start_test_run(
-            &sandbox,
-            &NewTestRun {
-                repo: Some(REPO.to_owned()),
-                branch: Some(BRANCH.to_owned()),
-                command: Some(command),
-                junit: None,
-            },
-        )
-        .await
-        .expect("start the run");
-    let id = started.id.to_string();
-    let run = wait_for("the run to end", RUN_TIMEOUT, || async {
-        let run = client.test_run(&id).await.ok()?;
-        run.status.is_settled().then_some(run)
-    })
-    .await;
-    let log = client.deployment_logs(&id).await.expect("the run's log");
+    let (_, run, log) = run_to_its_end(&client, &sandbox, command).await;
     assert_eq!(run.status, TestRunStatus::Passed, "{run:?}\n{log}");
     assert!(
         log.contains("SDP_GATEWAY_URL=http://gateway:"),
