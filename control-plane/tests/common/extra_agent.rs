@@ -55,6 +55,14 @@ impl ExtraAgent {
         wait_online(stack, token, &agent.id).await;
         agent
     }
+
+    pub fn pid(&self) -> u32 {
+        self._process.pid()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
 }
 
 pub async fn wait_online(stack: &Stack, token: &str, id: &str) {

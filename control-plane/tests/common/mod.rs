@@ -805,6 +805,12 @@ pub struct Routing {
     _gateway_containers: Option<ContainerCleanup>,
 }
 
+impl Routing {
+    pub fn gateway_agent_pid(&self) -> Option<u32> {
+        self.gateway_agent.as_ref().map(ChildGuard::pid)
+    }
+}
+
 /// The API's error answer in `body` (a raw answer, kept raw for its
 /// status code); fails the test if it is not the error shape.
 pub fn api_error(body: &Value) -> ErrorDetail {
