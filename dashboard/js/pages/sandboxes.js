@@ -136,6 +136,7 @@ export async function render(view, { navigate, isCurrent }) {
 
   let timer = null;
   let stopped = false;
+  let marked = -1;
   const list = table();
   const empty = emptyState(templates.length > 0);
   const refresh = async () => {
@@ -149,6 +150,13 @@ export async function render(view, { navigate, isCurrent }) {
         place(listBody, list.node);
       } else {
         place(listBody, empty);
+      }
+      // A User Timing mark when the list first shows each new count of
+      // rows: what the benches read as the time from opening the page to
+      // N rows (exact, unlike polling the DOM from outside).
+      if (sandboxes.length !== marked) {
+        marked = sandboxes.length;
+        performance.mark('sdp:sandboxes-shown', { detail: { rows: marked } });
       }
     } catch (err) {
       if (stopped) return;
