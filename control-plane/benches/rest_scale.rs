@@ -68,11 +68,8 @@ async fn bench() {
     let waves: usize = support::env_or("SDP_BENCH_REST_WAVES", 12);
     let requests: usize = support::env_or("SDP_BENCH_REST_REQUESTS", 200);
     let loads: usize = support::env_or("SDP_BENCH_REST_LOADS", 5);
-    let stack = common::Stack::start_with(common::StackOptions {
-        agent: false,
-        ..Default::default()
-    })
-    .await;
+    // With its agent: logging in checks the credential through one.
+    let stack = common::Stack::start().await;
     let token = stack.login().await;
     let seeding = Instant::now();
     team::create_template(&stack, &token).await;

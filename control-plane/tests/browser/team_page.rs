@@ -11,11 +11,8 @@ const TEAM: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sandboxes_page_shows_a_teams_300_sandboxes_from_the_list_alone() {
-    let stack = Stack::start_with(StackOptions {
-        agent: false,
-        ..Default::default()
-    })
-    .await;
+    // With its agent: logging in checks the credential through one.
+    let stack = Stack::start().await;
     let token = stack.login().await;
     team::create_template(&stack, &token).await;
     let names = team::create_sandboxes(&stack, &token, TEAM).await;
