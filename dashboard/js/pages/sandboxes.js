@@ -36,8 +36,12 @@ function makeRow(first) {
         ? el('a', { href: `#/templates/${encodeURIComponent(s.template)}` }, s.template)
         : el('span', { class: 'muted' }, '—')));
       replace(expires, s.pinned ? el('span', { class: 'muted' }, 'never (pinned)') : timeEl(s.expires_at));
-      replace(pinned, s.pinned ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no'));
-      replace(servicesTd, servicesCell(s.services));
+      // Built again only when what they show changed: a poll of a team's
+      // hundreds of rows then touches no node of an unchanged row.
+      replaceWhenChanged(pinned, Boolean(s.pinned), () => (s.pinned
+        ? el('span', { class: 'badge plain info' }, 'pinned') : el('span', { class: 'muted' }, 'no')));
+      replaceWhenChanged(servicesTd, (s.services ?? []).map((v) => `${v.repo}:${v.status ?? 'queued'}`).join(' '),
+        () => servicesCell(s.services));
       replaceWhenChanged(sleeping, s.state ?? 'awake', () => (s.state && s.state !== 'awake'
         ? [' ', el('span', { class: `badge plain ${s.state === 'asleep' ? 'warn' : 'info'}` }, s.state)]
         : []));
