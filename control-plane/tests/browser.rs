@@ -32,5 +32,7 @@ mod secrets;
 mod service_env;
 #[path = "browser/sleep.rs"]
 mod sleep;
+#[path = "browser/team_page.rs"]
+mod team_page;
 #[path = "browser/test_runs.rs"]
 mod test_runs;

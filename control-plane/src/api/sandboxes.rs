@@ -17,7 +17,7 @@ use sdp_api::{
 use super::access::{check_sandbox_name, credential, is_admin, sandbox_for_change, store_error};
 use super::openapi::ErrorBody;
 use super::paging::{self, Cursor, List};
-use super::view::view;
+use super::view::{view, views};
 use super::{ApiError, ApiJson, AppState};
 use crate::orchestrator::{Requester, Started, TeardownReport, plan_template};
 use crate::routing::EffectiveRoute;
@@ -55,11 +55,7 @@ pub async fn list(
     };
     let rows = state.store.sandboxes_page(&page)?;
     let (rows, next) = paging::cut(rows, limit, |s| Cursor::of_name(List::Sandboxes, &s.name));
-    let mut views = Vec::with_capacity(rows.len());
-    for sandbox in rows {
-        views.push(view(&state, sandbox, false).await?);
-    }
-    Ok(paging::respond(&uri, (views, next)))
+    Ok(paging::respond(&uri, (views(&state, rows)?, next)))
 }
 
 fn check_ttl(ttl: u32) -> Result<(), ApiError> {

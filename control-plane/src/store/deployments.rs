@@ -1,6 +1,7 @@
 //! Deployment rows: what the API creates and lists, what the persister and
 //! the agent watchdog update.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use rusqlite::{OptionalExtension, Row, params};
@@ -78,7 +79,12 @@ static COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
+/// The columns [`from_row`] reads, for the queries of other modules.
+pub(super) fn columns() -> &'static str {
+    &COLUMNS
+}
+
+pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Deployment> {
     let status: String = row.get(7)?;
     Ok(Deployment {
         id: columns::deployment_id(row, 0)?,
@@ -115,9 +121,51 @@ fn phases(conn: &rusqlite::Connection, id: &str) -> Result<Vec<PhaseAt>, StoreEr
         .filter_map(|row| row.ok())
         .filter_map(|(phase, at)| Status::parse(&phase).map(|phase| PhaseAt { phase, at }))
         .collect();
-    // Phases within one millisecond keep their lifecycle order.
-    phases.sort_by_key(|p| (p.at, Status::ALL.iter().position(|s| *s == p.phase)));
+    sort_phases(&mut phases);
     Ok(phases)
+}
+
+/// Phases within one millisecond keep their lifecycle order.
+fn sort_phases(phases: &mut [PhaseAt]) {
+    phases.sort_by_key(|p| (p.at, Status::ALL.iter().position(|s| *s == p.phase)));
+}
+
+/// The phases of the deployments whose ids `?1` lists (a JSON array).
+pub(super) const PHASES_OF_MANY: &str = "SELECT deployment_id, phase, at FROM phases \
+     WHERE deployment_id IN (SELECT value FROM json_each(?1))";
+
+/// Reads the phases of every deployment in `deployments` in one query
+/// (a primary-key range each), not one query per row.
+pub(super) fn with_phases(
+    conn: &rusqlite::Connection,
+    deployments: &mut [Deployment],
+) -> Result<(), StoreError> {
+    if deployments.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = deployments.iter().map(|d| d.id.as_str()).collect();
+    let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Malformed(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(PHASES_OF_MANY)?;
+    let rows = stmt.query_map([ids], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            columns::timestamp(row, 2)?,
+        ))
+    })?;
+    let mut by_id: HashMap<String, Vec<PhaseAt>> = HashMap::new();
+    for row in rows {
+        let (id, phase, at) = row?;
+        if let Some(phase) = Status::parse(&phase) {
+            by_id.entry(id).or_default().push(PhaseAt { phase, at });
+        }
+    }
+    for deployment in deployments {
+        let mut phases = by_id.remove(deployment.id.as_str()).unwrap_or_default();
+        sort_phases(&mut phases);
+        deployment.phases = phases;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -232,9 +280,8 @@ impl Store {
         let mut stmt = conn.prepare_cached(select.sql())?;
         let rows = stmt.query_map(select.args(), from_row)?;
         let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
-        for deployment in &mut deployments {
-            deployment.phases = phases(&conn, deployment.id.as_str())?;
-        }
+        drop(stmt);
+        with_phases(&conn, &mut deployments)?;
         Ok(deployments)
     }
 
@@ -248,9 +295,8 @@ impl Store {
         ))?;
         let rows = stmt.query_map([sandbox], from_row)?;
         let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;
-        for deployment in &mut deployments {
-            deployment.phases = phases(&conn, deployment.id.as_str())?;
-        }
+        drop(stmt);
+        with_phases(&conn, &mut deployments)?;
         Ok(deployments)
     }
 

@@ -347,3 +347,92 @@ fn test_runs_page_newest_first() {
     seen.sort();
     assert_eq!(seen, made);
 }
+
+/// The query plan of `sql` with `args` bound.
+fn plan_of(conn: &rusqlite::Connection, sql: &str, args: &[&str]) -> String {
+    let mut statement = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("explain");
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(args), |row| {
+            row.get::<_, String>(3)
+        })
+        .expect("plan");
+    rows.map(|row| row.expect("plan row"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a sandbox's view reads (`store/sandbox_rows.rs`), for one sandbox
+/// or a page of them: every step a seek or a range of an index, none a
+/// scan of a table; the newest deployment of a service is found in
+/// `deployments_by_service` without a sort (its ties are ordered by id
+/// in the index), the running gateway in the partial index.
+#[test]
+fn the_sandbox_views_read_ranges_of_indexes() {
+    let (_dir, store) = store();
+    deploy(&store, "a", "users");
+    let conn = store.conn();
+    // A scan of a table (`n` is the live check's alias of deployments);
+    // the CTE, a subquery's rows and json_each's are not tables.
+    let no_scan = |text: &str| {
+        let tables = [
+            "deployments",
+            "n",
+            "sandboxes",
+            "phases",
+            "service_follows",
+            "service_env",
+        ];
+        assert!(
+            !text.lines().any(|line| {
+                let mut words = line.split_whitespace();
+                words.next() == Some("SCAN") && words.next().is_some_and(|t| tables.contains(&t))
+            }),
+            "{text}"
+        );
+    };
+    for (sql, args) in [
+        (&*super::sandbox_rows::LATEST_IN_RANGE, &["a", "z"][..]),
+        (&*super::sandbox_rows::LATEST_OF_ONE, &["a"][..]),
+    ] {
+        let text = plan_of(&conn, sql, args);
+        no_scan(&text);
+        assert!(
+            text.contains("USING COVERING INDEX deployments_by_service"),
+            "{text}"
+        );
+        assert!(!text.contains("USE TEMP B-TREE"), "{text}");
+    }
+    let text = plan_of(&conn, &super::sandbox_rows::LATEST_IN_RANGE, &["a", "z"]);
+    assert!(
+        text.contains("SEARCH sandboxes USING COVERING INDEX sqlite_autoindex_sandboxes_1"),
+        "{text}"
+    );
+    for (sql, args) in [
+        (&*super::sandbox_rows::GATEWAYS_IN_RANGE, &["a", "z"][..]),
+        (&*super::sandboxes::RUNNING_GATEWAY, &["a"][..]),
+    ] {
+        let text = plan_of(&conn, sql, args);
+        no_scan(&text);
+        assert!(
+            text.contains("SEARCH deployments USING INDEX deployments_running"),
+            "{text}"
+        );
+        assert!(!text.contains("USE TEMP B-TREE"), "{text}");
+    }
+    for (table, sql) in [
+        ("service_follows", super::sandbox_rows::FOLLOWS_IN_RANGE),
+        ("service_env", super::sandbox_rows::ENV_IN_RANGE),
+    ] {
+        let text = plan_of(&conn, sql, &["a", "z"]);
+        assert!(
+            text.contains(&format!("SEARCH {table} USING PRIMARY KEY")),
+            "{text}"
+        );
+        assert!(!text.contains("USE TEMP B-TREE"), "{text}");
+    }
+    let text = plan_of(&conn, super::deployments::PHASES_OF_MANY, &["[\"d1\"]"]);
+    assert!(text.contains("SEARCH phases USING PRIMARY KEY"), "{text}");
+    no_scan(&text);
+}

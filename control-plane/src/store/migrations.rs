@@ -267,6 +267,19 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE sandbox_resources ADD COLUMN size_at TEXT;
     "#,
+    // 16: the sandbox views at team scale (`store/sandbox_rows.rs`). The
+    // newest deployment of a service is the last entry of its range of
+    // (sandbox, repo, created_at, id), ties by id included, so finding it
+    // reads one entry, not the service's whole history (the index it
+    // replaces had no id: ties were sorted apart). Running rows by
+    // (sandbox, kind): a sandbox's running gateway, for its view and every
+    // preview request, among a few rows.
+    r#"
+    CREATE INDEX deployments_by_service ON deployments (sandbox, repo, created_at, id);
+    DROP INDEX deployments_by_sandbox;
+    CREATE INDEX deployments_running ON deployments (sandbox, kind, created_at, id)
+        WHERE status = 'running';
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

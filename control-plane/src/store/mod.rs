@@ -16,6 +16,7 @@ mod power;
 mod resource_specs;
 mod resources;
 pub(crate) mod results;
+mod sandbox_rows;
 mod sandboxes;
 mod service_env;
 mod sessions;
@@ -40,6 +41,7 @@ pub use guard::{Editor, Guarded};
 pub use keyset::{PageOf, TimeKey};
 pub use power::IdleCandidate;
 pub use resources::StoredResource;
+pub use sandbox_rows::SandboxRows;
 pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
 pub use sessions::SessionRow;
 pub use templates::{

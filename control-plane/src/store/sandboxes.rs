@@ -1,12 +1,13 @@
 //! Sandboxes and their stored routes (`sandbox` and `manual`; environment
 //! routes are derived, see `crate::routing`).
 
+use std::sync::LazyLock;
+
 use rusqlite::{OptionalExtension, Row, params};
 use sdp_bus::{RouteSource, Status};
 
 pub use sdp_api::{Sandbox, SandboxState};
 
-use super::deployments::Deployment;
 use super::keyset::{PageOf, Select, text};
 use super::{Store, StoreError, columns, expiry_after, now_rfc3339, status};
 
@@ -44,6 +45,21 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Sandbox> {
         last_activity_at: columns::optional_timestamp(row, 9)?,
     })
 }
+
+/// The URL of the newest running gateway of the sandbox `sandbox` (an
+/// SQL expression) in literals, so the partial index
+/// `deployments_running` serves it: one seek, no sort.
+pub(super) fn running_gateway_sql(sandbox: &str) -> String {
+    format!(
+        "SELECT url FROM deployments WHERE sandbox = {sandbox} AND status = '{}' \
+         AND kind = '{}' AND url IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+        Status::Running.as_str(),
+        sdp_bus::subject::KIND_GATEWAY
+    )
+}
+
+/// [`running_gateway_sql`] of the sandbox `?1`.
+pub(super) static RUNNING_GATEWAY: LazyLock<String> = LazyLock::new(|| running_gateway_sql("?1"));
 
 pub(super) fn sandboxes_select(page: &PageOf<String>) -> Select {
     let mut select = Select::from(COLUMNS, "sandboxes");
@@ -195,17 +211,8 @@ impl Store {
     pub fn running_gateway_url(&self, sandbox: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT url FROM deployments WHERE sandbox = ?1 AND kind = ?2 \
-                 AND status = ?3 AND url IS NOT NULL \
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
-                params![
-                    sandbox,
-                    sdp_bus::subject::KIND_GATEWAY,
-                    Status::Running.as_str()
-                ],
-                |row| row.get(0),
-            )
+            .prepare_cached(&RUNNING_GATEWAY)?
+            .query_row([sandbox], |row| row.get(0))
             .optional()?)
     }
 
@@ -268,26 +275,5 @@ impl Store {
             "DELETE FROM routes WHERE sandbox = ?1 AND service = ?2 AND source = ?3",
             params![sandbox, service, source],
         )? > 0)
-    }
-
-    /// The newest deployment of each repo in a sandbox.
-    pub fn latest_deployments(&self, sandbox: &str) -> Result<Vec<Deployment>, StoreError> {
-        let ids: Vec<String> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare_cached(
-                "SELECT id FROM deployments d WHERE sandbox = ?1 AND id = ( \
-                   SELECT id FROM deployments WHERE sandbox = d.sandbox AND repo = d.repo \
-                   ORDER BY created_at DESC, id DESC LIMIT 1) ORDER BY repo",
-            )?;
-            let rows = stmt.query_map([sandbox], |row| row.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let mut deployments = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(d) = self.deployment(&id)? {
-                deployments.push(d);
-            }
-        }
-        Ok(deployments)
     }
 }

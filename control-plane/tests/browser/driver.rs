@@ -211,6 +211,60 @@ impl Browser {
         }
     }
 
+    /// Logs in through the login page as `user` and waits for the home
+    /// page (`#/sandboxes`).
+    pub async fn log_in(&self, user: &str, password: &str) {
+        self.open("/login").await;
+        self.wait_for("#login-form").await;
+        self.fill("#login-username", user).await;
+        self.fill("#login-password", &format!("{password}\n")).await;
+        self.wait_js(
+            "the home page after login",
+            UI_TIMEOUT,
+            "return location.hash.startsWith('#/sandboxes');",
+        )
+        .await;
+    }
+
+    /// Opens the sandboxes page in a fresh document (a full load, as a
+    /// person opening the dashboard: scripts, session, every API call) and
+    /// returns the time from the navigation's start until its table first
+    /// showed at least `rows` rows, as the page itself marked it
+    /// (`sdp:sandboxes-shown`, a User Timing mark: exact, whatever the
+    /// WebDriver round trips). Waits up to `bound`; panics if the table
+    /// never gets there. The session must be logged in ([`Browser::log_in`]).
+    pub async fn sandboxes_page_time(&self, rows: usize, bound: Duration) -> Duration {
+        // From another document, so the same URL is a new load, not a
+        // hash change within the page.
+        self.client.goto("about:blank").await.expect("about:blank");
+        self.open("/sandboxes").await;
+        let script = format!(
+            "const m = performance.getEntriesByName('sdp:sandboxes-shown') \
+               .find((e) => e.detail && e.detail.rows >= {rows}); \
+             return m ? m.startTime : null;"
+        );
+        let ms = self
+            .wait_js(
+                &format!("{rows} rows on the sandboxes page"),
+                bound,
+                &script,
+            )
+            .await;
+        Duration::from_secs_f64(ms.as_f64().expect("a time in ms") / 1000.0)
+    }
+
+    /// The paths (with their query) of every request the current document
+    /// made since it loaded, as the browser's Resource Timing lists them
+    /// (script, style and API requests alike; the browser keeps the first
+    /// 250).
+    pub async fn requested_paths(&self) -> Vec<String> {
+        let paths = self
+            .js("return performance.getEntriesByType('resource') \
+                 .map((e) => { const u = new URL(e.name); return u.pathname + u.search; });")
+            .await;
+        serde_json::from_value(paths).expect("a list of strings")
+    }
+
     /// Starts watching the page for controls (links, buttons, fields)
     /// that leave the document, and counts the API responses it gets.
     /// Both live in the page's window, so they last while the dashboard

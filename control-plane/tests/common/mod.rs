@@ -11,6 +11,9 @@ pub mod fake_receiver;
 pub mod log_feed;
 // Setup and checks the browser and e2e tests share (suite-time).
 pub mod steps;
+// A team's sandboxes and their deployment history (benches, the
+// dashboard's 300-row test).
+pub mod team;
 
 use std::path::PathBuf;
 use std::time::Duration;
