@@ -9,7 +9,7 @@ source scripts/lib/deps.sh
 sdp_install_deps
 # Benches run optimised; they start the release binaries.
 cargo build --locked --release --workspace --bins
-for bench in deploy git_fetch log_pipeline dashboard_log fleet wake; do
+for bench in deploy git_fetch log_pipeline dashboard_log fleet wake idle; do
   cargo bench --locked -p sdp-control-plane --bench "$bench" 2>/dev/null | grep -E '^\|'
   echo
 done
