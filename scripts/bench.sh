@@ -11,7 +11,7 @@ source scripts/lib/deps.sh
 sdp_install_deps
 # Benches run optimised; they start the release binaries.
 cargo build --locked --release --workspace --bins
-benches=(deploy git_fetch log_pipeline dashboard_log fleet wake rest_scale team)
+benches=(deploy git_fetch log_pipeline dashboard_log fleet wake rest_scale idle team)
 [ "$#" -gt 0 ] && benches=("$@")
 for bench in "${benches[@]}"; do
   cargo bench --locked -p sdp-control-plane --bench "$bench" 2>/dev/null | grep -E '^\|'
