@@ -32,7 +32,7 @@ const LONGEST_TASK: &str = "window.__longest = 0; \
 
 async fn bench() {
     let lines: u64 = support::env_or("SDP_BENCH_LINES", 100_000);
-    let stack = common::Stack::start().await;
+    let stack = common::Stack::start_with(common::StackOptions::bench()).await;
     let browser = Browser::start(&stack.base_url).await;
     browser.open("/login").await;
     browser.wait_for("#login-form").await;

@@ -148,7 +148,7 @@ async fn bench() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let mut stack = common::Stack::start().await;
+    let mut stack = common::Stack::start_with(common::StackOptions::bench()).await;
     let token = stack.login().await;
     let work = tempfile::TempDir::new().expect("temp dir");
     sdp_testkit::ensure_busybox_image();

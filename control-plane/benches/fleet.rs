@@ -43,7 +43,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn bench() {
     let deploys: usize = support::env_or("SDP_BENCH_FLEET_DEPLOYS", 60);
     let agents: usize = support::env_or("SDP_BENCH_FLEET_AGENTS", 3);
-    let stack = common::Stack::start().await;
+    let stack = common::Stack::start_with(common::StackOptions::bench()).await;
     let token = stack.login().await;
     let mut extra = Vec::new();
     for _ in 1..agents {

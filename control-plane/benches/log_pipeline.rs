@@ -31,7 +31,7 @@ async fn bench() {
     let lines = support::env_or("SDP_BENCH_LINES", 100_000);
     let parallel = support::env_or("SDP_BENCH_PARALLEL", 20);
     let parallel_lines = support::env_or("SDP_BENCH_PARALLEL_LINES", 10_000);
-    let stack = common::Stack::start().await;
+    let stack = common::Stack::start_with(common::StackOptions::bench()).await;
     let token = stack.login().await;
 
     let one = run(&stack, &token, 1, lines).await;

@@ -57,6 +57,22 @@ pub struct StackOptions {
     /// (and publish on) instead of the Docker bridge's, standing for two
     /// hosts (see `sdp_testkit::HostAddresses`).
     pub advertise: Option<(String, String)>,
+    /// `RUST_LOG` for every process of the stack; `None`: debug, what a
+    /// failed test's logs should hold. See [`StackOptions::bench`].
+    pub rust_log: Option<String>,
+}
+
+impl StackOptions {
+    /// For benches: the processes log at `info` as in production, or at
+    /// `SDP_BENCH_LOG` when set. At debug the control plane logs a line per
+    /// consumer pull, which under load is itself a cost the bench would
+    /// measure.
+    pub fn bench() -> Self {
+        Self {
+            rust_log: Some(std::env::var("SDP_BENCH_LOG").unwrap_or_else(|_| "info".into())),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for StackOptions {
@@ -69,6 +85,7 @@ impl Default for StackOptions {
             gateway: false,
             nats_cluster: false,
             advertise: None,
+            rust_log: None,
         }
     }
 }
@@ -93,6 +110,8 @@ pub struct Stack {
     pub routing: Option<Routing>,
     /// See [`StackOptions::advertise`].
     pub advertise: Option<(String, String)>,
+    /// `RUST_LOG` for the agents (see [`StackOptions::rust_log`]).
+    agent_log: String,
     /// Extra `SDP_AGENT__…` settings for the agent, read at `start_agent`.
     pub agent_extra_env: Vec<(String, String)>,
     pub cp_env: Vec<(String, String)>,
@@ -252,7 +271,13 @@ impl Stack {
                 "SDP_CONTROL_PLANE__PERSISTER__EMBEDDED",
                 options.embedded_persister.to_string(),
             ),
-            ("RUST_LOG", "debug,hyper=info,tower=info,h2=info".into()),
+            (
+                "RUST_LOG",
+                options
+                    .rust_log
+                    .clone()
+                    .unwrap_or_else(|| "debug,hyper=info,tower=info,h2=info".into()),
+            ),
         ]);
         if options.nats_cluster {
             cp_env.push((
@@ -277,6 +302,7 @@ impl Stack {
             agent_extra_env: Vec::new(),
             routing: None,
             advertise: options.advertise,
+            agent_log: options.rust_log.unwrap_or_else(|| "debug".into()),
             cp_env,
             control_plane: None,
             persister: None,
@@ -344,7 +370,7 @@ impl Stack {
             ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
             ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
-            ("RUST_LOG", "debug".into()),
+            ("RUST_LOG", self.agent_log.clone()),
         ]);
         let binary = Self::agent_binary().with_file_name("sdp-agent-gateway");
         let child = self.spawn("agent-gateway", &binary, &[], &env);
@@ -424,7 +450,7 @@ impl Stack {
             ("SDP_AGENT__GIT__ALLOWED_SCHEMES", "https,http".into()),
             ("SDP_AGENT__HEALTH__TIMEOUT_SECS", "30".into()),
             ("SDP_AGENT__HEALTH__PATH", "/healthz".into()),
-            ("RUST_LOG", "debug".into()),
+            ("RUST_LOG", self.agent_log.clone()),
         ])
     }
 
