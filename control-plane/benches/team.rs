@@ -22,6 +22,10 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "../tests/browser/driver.rs"]
+#[allow(dead_code)]
+mod driver;
+
 #[path = "team/activity.rs"]
 mod activity;
 #[path = "team/leftovers.rs"]
@@ -77,7 +81,7 @@ async fn bench() {
             "SDP_CONTROL_PLANE__SANDBOXES__REAP_INTERVAL",
             "5s".to_owned(),
         )]),
-        ..StackOptions::default()
+        ..StackOptions::bench()
     })
     .await;
     let token = stack.login().await;
