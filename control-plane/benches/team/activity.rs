@@ -141,15 +141,17 @@ async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> us
         };
         let marker = format!("/followed-{name}");
         let wanted = marker.clone();
+        // Asked again every half second until the follower sees it: the
+        // follow may reach the agent's log stream after the first request.
         let ask = async {
-            // The follow is open once the response started; the request
-            // comes after.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = stack
-                .http()
-                .get(format!("{}{marker}", url.trim_end_matches('/')))
-                .send()
-                .await;
+            for _ in 0..120 {
+                let _ = stack
+                    .http()
+                    .get(format!("{}{marker}", url.trim_end_matches('/')))
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         };
         let seen = async {
             let mut text = String::new();
@@ -161,8 +163,11 @@ async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> us
             }
             false
         };
-        let (_, seen) = tokio::join!(ask, tokio::time::timeout(Duration::from_secs(60), seen));
-        seen.unwrap_or(false)
+        // Seen within the minute of asking, or not at all.
+        tokio::select! {
+            seen = seen => seen,
+            () = ask => false,
+        }
     };
     futures::future::join_all(names.iter().cloned().map(one))
         .await
