@@ -198,9 +198,12 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Per subject: (heartbeats, bytes, largest).
+type Seen = BTreeMap<String, (u64, u64, u64)>;
+
 /// Every heartbeat on the bus: count and bytes per agent.
 #[derive(Clone, Default)]
-pub struct Heartbeats(Arc<Mutex<BTreeMap<String, (u64, u64, u64)>>>);
+pub struct Heartbeats(Arc<Mutex<Seen>>);
 
 impl Heartbeats {
     /// Subscribes to `agent.heartbeat.>` until `stop`.

@@ -170,10 +170,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
     use sdp_bus::{DeploymentId, Status};
 
-    use crate::store::{NewDeployment, NewSandbox, Store};
+    use super::super::NewSandbox;
+    use super::super::deployments::NewDeployment;
+    use super::*;
 
     fn sandbox(store: &Store, name: &str) {
         store
