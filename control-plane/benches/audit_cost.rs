@@ -16,6 +16,7 @@ use chrono::Utc;
 use sdp_api::{AuditAction, AuditOutcome};
 use sdp_control_plane::audit::Audit;
 use sdp_control_plane::store::{AuditFilter, NewAuditEntry, Store};
+use support::percentile;
 
 fn main() {
     support::block_on(bench());
@@ -32,11 +33,6 @@ fn entry(n: usize) -> NewAuditEntry {
         outcome: AuditOutcome::Ok,
         message: None,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64) * p).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn rows(store: &Store) -> usize {

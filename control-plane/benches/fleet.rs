@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::extra_agent::ExtraAgent;
+use support::{ms, percentile};
 
 fn main() {
     support::block_on(bench());
@@ -33,11 +34,6 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64) * p).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 async fn bench() {
@@ -123,7 +119,6 @@ async fn bench() {
     );
     dispatch.sort();
     to_running.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let spread = spread
         .values()
         .map(usize::to_string)

@@ -20,58 +20,16 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use support::proc_stat;
 
 /// Deployments requested at once while filling the sandboxes.
 const BATCH: usize = 20;
 
 fn main() {
     support::block_on(bench());
-}
-
-/// What `/proc/<pid>` says of a process at one instant.
-#[derive(Clone, Copy)]
-struct Sample {
-    rss_kib: u64,
-    /// utime + stime, in clock ticks.
-    cpu_ticks: u64,
-    at: Instant,
-}
-
-fn sample(pid: u32) -> Sample {
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process alive");
-    // After the command name (which may hold spaces): field 3 (state)
-    // onwards; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Sample {
-        rss_kib,
-        cpu_ticks: tick(11) + tick(12),
-        at: Instant::now(),
-    }
-}
-
-/// CPU seconds used between two samples.
-fn cpu_secs(from: Sample, to: Sample, ticks_per_sec: f64) -> f64 {
-    to.cpu_ticks.saturating_sub(from.cpu_ticks) as f64 / ticks_per_sec
 }
 
 fn mib(kib: u64) -> f64 {
@@ -85,9 +43,6 @@ fn file_len(path: &std::path::Path) -> u64 {
 async fn bench() {
     let sandboxes: usize = support::env_or("SDP_BENCH_IDLE_SANDBOXES", 300);
     let window = Duration::from_secs(support::env_or("SDP_BENCH_IDLE_WINDOW_SECS", 60));
-    let ticks_per_sec: f64 = support::run(Command::new("getconf").arg("CLK_TCK"))
-        .parse()
-        .expect("CLK_TCK");
     let info = || ("RUST_LOG".to_owned(), "info".to_owned());
     let mut stack = common::Stack::start_with(common::StackOptions {
         control_plane_env: vec![info()],
@@ -133,18 +88,19 @@ async fn bench() {
         .expect("subscribe");
     let cp = stack.control_plane_pid().expect("control plane");
     let agent = stack.agent_pid().expect("agent");
-    let (cp_from, agent_from) = (sample(cp), sample(agent));
+    let (cp_from, agent_from) = (proc_stat(cp), proc_stat(agent));
+    let window_start = Instant::now();
     let mut sizes: Vec<usize> = Vec::new();
     let deadline = tokio::time::Instant::now() + window;
     while let Ok(Some(beat)) = tokio::time::timeout_at(deadline, beats.next()).await {
         sizes.push(beat.payload.len());
     }
-    let (cp_to, agent_to) = (sample(cp), sample(agent));
+    let (cp_to, agent_to) = (proc_stat(cp), proc_stat(agent));
     drop(beats);
 
-    let secs = cp_to.at.duration_since(cp_from.at).as_secs_f64();
-    let cp_cpu = cpu_secs(cp_from, cp_to, ticks_per_sec);
-    let agent_cpu = cpu_secs(agent_from, agent_to, ticks_per_sec);
+    let secs = window_start.elapsed().as_secs_f64();
+    let cp_cpu = cp_to.cpu_secs_since(&cp_from);
+    let agent_cpu = agent_to.cpu_secs_since(&agent_from);
     let db = stack.cp_data.path().join("sdp.db");
     let db_wal = stack.cp_data.path().join("sdp.db-wal");
     assert!(!sizes.is_empty(), "heartbeats heard in the window");

@@ -27,18 +27,10 @@ use common::team;
 use driver::Browser;
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::{ms, percentile};
 
 fn main() {
     support::block_on(bench());
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64) * p).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Times `requests` GETs of `path(n)` one after the other; checks each
@@ -72,8 +64,8 @@ async fn bench() {
     let stack = common::Stack::start().await;
     let token = stack.login().await;
     let seeding = Instant::now();
-    team::create_template(&stack, &token).await;
-    let names = team::create_sandboxes(&stack, &token, count).await;
+    team::create_template(&stack, &token, None).await;
+    let names = team::create_sandboxes(&stack, &token, count, true).await;
     let rows = team::seed_deployments(&stack, &names, waves);
     let seeded = seeding.elapsed();
 

@@ -112,10 +112,8 @@ async fn bench() {
     let heartbeats = Heartbeats::follow(&stack.nats_url, heartbeats_stop.clone()).await;
 
     waves::setup_template(&stack, &token).await;
-    let names: Vec<String> = (0..sizes.sandboxes)
-        .map(|n| format!("team-{n:03}"))
-        .collect();
-    waves::create_sandboxes(&stack, &token, &names).await;
+    // Not pinned: the reaper expires some during the day.
+    let names = common::team::create_sandboxes(&stack, &token, sizes.sandboxes, false).await;
 
     let mut report = report::Report::new(&sizes);
     let sampler = Sampler::start(&processes);

@@ -10,39 +10,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::common::Stack;
-
-/// Clock ticks per second of `/proc/<pid>/stat` (Linux's USER_HZ).
-const TICKS_PER_SEC: f64 = 100.0;
-
-/// CPU time (ticks) and resident memory (KiB) of a process now.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProcStat {
-    pub cpu_ticks: u64,
-    pub rss_kib: u64,
-}
-
-pub fn proc_stat(pid: u32) -> ProcStat {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) in parens.
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are the 14th and 15th fields, 12th and 13th here.
-    let cpu_ticks = field(11) + field(12);
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    ProcStat { cpu_ticks, rss_kib }
-}
+use super::support::{ProcStat, proc_stat};
+pub use super::support::{ms, percentile};
 
 /// The watched processes, by role.
 #[derive(Clone)]
@@ -109,7 +78,7 @@ impl Sampler {
             .zip(&self.start)
             .map(|((role, pid), (_, start))| {
                 let now = proc_stat(*pid);
-                let cpu = (now.cpu_ticks - start.cpu_ticks) as f64 / TICKS_PER_SEC;
+                let cpu = now.cpu_secs_since(start);
                 let cost = PhaseCost {
                     cpu_percent: cpu / secs * 100.0,
                     peak_rss_kib: peaks.get(role).copied().unwrap_or(0).max(now.rss_kib),
@@ -184,18 +153,6 @@ pub async fn probe_rest(
         samples.sort();
     }
     latency
-}
-
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64) * p).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Per subject: (heartbeats, bytes, largest).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::common::Stack;
+use super::common::{Stack, team};
 
 /// What the waves took.
 pub struct Waves {
@@ -18,7 +18,8 @@ pub struct Waves {
     pub not_running: Vec<String>,
 }
 
-/// Environment `baseline` and template `shop`.
+/// Environment `baseline` (every service the sandbox does not run goes to
+/// the shared baseline), then the team's template over it.
 pub async fn setup_template(stack: &Stack, token: &str) {
     let baseline = stack
         .routing
@@ -36,27 +37,7 @@ pub async fn setup_template(stack: &Stack, token: &str) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = stack
-        .post(token, "/api/templates", json!({
-            "name": "shop", "environment": "baseline",
-            "gateway": { "repo": "gateway", "branch": "main" },
-            "services": [{ "repo": "users", "branch": "main" }, { "repo": "orders", "branch": "main" }],
-        }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-pub async fn create_sandboxes(stack: &Stack, token: &str, names: &[String]) {
-    for name in names {
-        let (status, body) = stack
-            .post(
-                token,
-                "/api/sandboxes",
-                json!({ "name": name, "template": "shop" }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
-    }
+    team::create_template(stack, token, Some("baseline")).await;
 }
 
 /// Deploys each wave's sandboxes whole at once and waits until every

@@ -14,8 +14,8 @@ async fn browser_sandboxes_page_shows_a_teams_300_sandboxes_from_the_list_alone(
     // With its agent: logging in checks the credential through one.
     let stack = Stack::start().await;
     let token = stack.login().await;
-    team::create_template(&stack, &token).await;
-    let names = team::create_sandboxes(&stack, &token, TEAM).await;
+    team::create_template(&stack, &token, None).await;
+    let names = team::create_sandboxes(&stack, &token, TEAM, true).await;
     let browser = Browser::start(&stack.base_url).await;
     browser.log_in(USER, &stack.password).await;
 

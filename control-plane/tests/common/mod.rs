@@ -66,7 +66,8 @@ impl StackOptions {
     /// For benches: the processes log at `info` as in production, or at
     /// `SDP_BENCH_LOG` when set. At debug the control plane logs a line per
     /// consumer pull, which under load is itself a cost the bench would
-    /// measure.
+    /// measure. The stack waits for the agent's `agent started` line: keep
+    /// `sdp_agentlib` at `info` or finer.
     pub fn bench() -> Self {
         Self {
             rust_log: Some(std::env::var("SDP_BENCH_LOG").unwrap_or_else(|_| "info".into())),
@@ -482,7 +483,18 @@ impl Stack {
             warm_shared_go_cache().await;
         }
         env.extend(self.agent_extra_env.iter().cloned());
+        let starts_before = self.agent_starts();
         self.agent = Some(self.spawn("agent", &Self::agent_binary(), &[], &env));
+        // After a restart the registry still holds the killed process's
+        // fresh heartbeat, and login may be answered by another agent:
+        // only the new process's own line says it subscribed (it logs
+        // `agent started` once its subscriptions are in place).
+        wait_for(
+            "the agent process's start",
+            Duration::from_secs(60),
+            || async { (self.agent_starts() > starts_before).then_some(()) },
+        )
+        .await;
         // Login needs an agent to check the credential: it works once the
         // agent listens.
         let anonymous = self.client();
@@ -500,6 +512,18 @@ impl Stack {
     }
 
     /// SIGKILLs the agent process: no goodbye, heartbeats just stop.
+    /// How many agent processes started so far (`agent started` lines in
+    /// `agent.out`; agents log at `info` or finer in every stack).
+    fn agent_starts(&self) -> usize {
+        std::fs::read(self.logs_dir.path().join("agent.out"))
+            .map(|out| {
+                String::from_utf8_lossy(&out)
+                    .matches("agent started")
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     pub fn kill_agent(&mut self) {
         self.agent = None;
     }

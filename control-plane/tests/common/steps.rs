@@ -2,11 +2,13 @@
 //! end-to-end tests (`tests/e2e/`) both take, kept here once so the two
 //! stay the same stack: a stack whose agent uses a postgres resource
 //! image, a stack with a QA repo for test runs, requests to a deployed
-//! service and the agent's count of runtime-log streams.
+//! service, the agent's count of runtime-log streams and the wait for a
+//! followed runtime log to be attached.
 
 use std::time::Duration;
 
 use sdp_testkit::{QaFixture, unique_id, wait_for};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Stack, StackOptions};
 
@@ -78,4 +80,56 @@ impl Stack {
         )
         .await;
     }
+
+    /// Once a followed runtime log (`tail=0`) of the deployment at `url`
+    /// is open, hits `<prefix><n>` until one of those requests comes
+    /// through `lines`, then reads on to the last one hit, and returns its
+    /// line. Docker attaches to the container's output a moment after the
+    /// agent answered the follow, and a line written before that is,
+    /// rightly, not in a log that starts at its end: the requests made
+    /// after this call are.
+    pub async fn wait_follow_attached(
+        &self,
+        url: &str,
+        prefix: &str,
+        lines: &mut UnboundedReceiver<String>,
+    ) -> String {
+        let wanted = format!("request GET {prefix}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut hits = 0;
+        let first = loop {
+            hits += 1;
+            self.hit_service(url, &format!("{prefix}{hits}")).await;
+            let next = async {
+                loop {
+                    let line = lines.recv().await.expect("the followed log ended");
+                    if line.starts_with(&wanted) {
+                        return line;
+                    }
+                }
+            };
+            // `recv` is cancel-safe: a line not read yet stays queued.
+            if let Ok(line) = tokio::time::timeout(Duration::from_millis(500), next).await {
+                break line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the followed log showed none of {hits} requests within 30 s"
+            );
+        };
+        // Attached before the request of `first`: every later one follows.
+        let last = format!("{wanted}{hits}");
+        if first != last {
+            read_to(lines, &last).await;
+        }
+        last
+    }
+}
+
+/// Reads `lines` up to and including `line`, within a bound.
+pub async fn read_to(lines: &mut UnboundedReceiver<String>, line: &str) {
+    let read = async { while lines.recv().await.expect("the followed log ended") != line {} };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {line:?} within 20 s"));
 }

@@ -21,29 +21,29 @@ pub fn sandbox_name(n: usize) -> String {
     format!("team-{n:03}")
 }
 
-/// Creates [`TEMPLATE`] (gateway + 2 services, branch `main`).
-pub async fn create_template(stack: &Stack, token: &str) {
+/// Creates [`TEMPLATE`] (gateway + 2 services, branch `main`), with the
+/// services' variables from `environment` when one is named.
+pub async fn create_template(stack: &Stack, token: &str, environment: Option<&str>) {
     let services: Vec<_> = SERVICES
         .iter()
         .map(|repo| json!({ "repo": repo, "branch": "main" }))
         .collect();
-    let (status, body) = stack
-        .post(
-            token,
-            "/api/templates",
-            json!({
-                "name": TEMPLATE,
-                "gateway": { "repo": GATEWAY, "branch": "main" },
-                "services": services,
-            }),
-        )
-        .await;
+    let mut template = json!({
+        "name": TEMPLATE,
+        "gateway": { "repo": GATEWAY, "branch": "main" },
+        "services": services,
+    });
+    if let Some(environment) = environment {
+        template["environment"] = json!(environment);
+    }
+    let (status, body) = stack.post(token, "/api/templates", template).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-/// Creates sandboxes `0..n` of [`TEMPLATE`] (a few requests at a time);
-/// returns their names in order.
-pub async fn create_sandboxes(stack: &Stack, token: &str, n: usize) -> Vec<String> {
+/// Creates sandboxes `0..n` of [`TEMPLATE`] (a few requests at a time),
+/// pinned (never expired by the reaper) or not; returns their names in
+/// order.
+pub async fn create_sandboxes(stack: &Stack, token: &str, n: usize, pinned: bool) -> Vec<String> {
     let names: Vec<String> = (0..n).map(sandbox_name).collect();
     futures::stream::iter(names.clone())
         .for_each_concurrent(8, |name| async move {
@@ -51,7 +51,7 @@ pub async fn create_sandboxes(stack: &Stack, token: &str, n: usize) -> Vec<Strin
                 .post(
                     token,
                     "/api/sandboxes",
-                    json!({ "name": name, "template": TEMPLATE, "pinned": true }),
+                    json!({ "name": name, "template": TEMPLATE, "pinned": pinned }),
                 )
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{name}: {body}");

@@ -691,6 +691,19 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
     }
     let sdp = Sdp::new(&stack.base_url);
     sdp.login(&stack.password).await;
+    // Docker copies a container's output to its log a moment after the
+    // service wrote it.
+    sdp_testkit::wait_for(
+        "the last request in the runtime log",
+        Duration::from_secs(10),
+        || async {
+            let out = sdp
+                .run(&["logs", "--runtime", "--grep", "/cli-2", &id])
+                .await;
+            (code(&out) == 0 && !stdout(&out).is_empty()).then_some(())
+        },
+    )
+    .await;
 
     let out = sdp.run(&["logs", "--runtime", "--tail", "1", &id]).await;
     assert_eq!(code(&out), 0, "{}", show(&out));
@@ -724,18 +737,23 @@ async fn cli_runtime_logs_tail_grep_follow_and_conflict() {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     let mut child = follow.spawn().expect("spawn sdp");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stdout_lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (line_sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout_lines.next_line().await {
+            if line_sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
     stack.wait_agent_log_streams(&token, 1).await;
     stack
-        .http()
-        .get(format!("{url}/cli-live"))
-        .send()
-        .await
-        .expect("service");
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .wait_follow_attached(&url, "/cli-attach-", &mut lines)
+        .await;
+    stack.hit_service(&url, "/cli-live").await;
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
         .await
         .expect("a line within 20 s")
-        .expect("read")
         .expect("a line");
     assert_eq!(line, "request GET /cli-live");
     child.kill().await.expect("kill sdp");

@@ -11,6 +11,7 @@ use sdp_testkit::wait_for;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::common::steps::read_to;
 use crate::common::*;
 
 fn runtime_path(id: &str, query: &str) -> String {
@@ -182,6 +183,9 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
     stack.wait_agent_log_streams(&token, 0).await;
     let (reader, mut lines) = follow(&stack, &token, &runtime_path(&id, "follow=true&tail=0"));
     stack.wait_agent_log_streams(&token, 1).await;
+    stack
+        .wait_follow_attached(&url, "/attach-", &mut lines)
+        .await;
     for n in 1..=5 {
         let path = format!("/live-{n}");
         stack.hit_service(&url, &path).await;
@@ -197,6 +201,10 @@ async fn runtime_log_follows_requests_live_with_tail_since_and_search() {
         &runtime_path(&id, "follow=true&tail=0&q=%2Fwanted"),
     );
     stack.wait_agent_log_streams(&token, 2).await;
+    let last = stack
+        .wait_follow_attached(&url, "/wanted-attach-", &mut found)
+        .await;
+    read_to(&mut lines, &last).await;
     stack.hit_service(&url, "/unwanted-1").await;
     stack.hit_service(&url, "/wanted-1").await;
     assert_eq!(next_request(&mut found).await, "request GET /wanted-1");
