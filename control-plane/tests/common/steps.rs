@@ -81,6 +81,26 @@ impl Stack {
         .await;
     }
 
+    /// Waits until no online agent is warming its build cache: the warm-up
+    /// (`go build std` for each toolchain, even from a warm cache) takes
+    /// the cores for seconds after an agent starts, which a bench must not
+    /// measure.
+    pub async fn wait_agents_warm(&self, token: &str) {
+        let client = self.client_with(token);
+        wait_for(
+            "the agents' build-cache warm-up",
+            Duration::from_secs(600),
+            || async {
+                let agents = client.agents().await.ok()?;
+                agents
+                    .iter()
+                    .all(|a| !a.online || a.build_cache.as_deref() != Some("warming"))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Once a followed runtime log (`tail=0`) of the deployment at `url`
     /// is open, hits `<prefix><n>` until one of those requests comes
     /// through `lines`, then reads on to the last one hit, and returns its
