@@ -127,6 +127,9 @@ async fn bench() {
         probes::probe_rest(&stack, &token, &names, rest_stop.clone()),
     );
     report.waves = Some((waves, rest, sampler.finish()));
+    // The table so far, after each phase: a later failure keeps the
+    // figures of the phases before it.
+    report.print();
     let mut agent_ids = vec![stack.agent_id.clone()];
     agent_ids.extend(extra.iter().map(|agent| agent.id.clone()));
     agent_ids.push(routing.gateway_agent_id.clone());
@@ -156,6 +159,7 @@ async fn bench() {
     report.sqlite_bytes_full = leftovers::sqlite_bytes(stack.cp_data.path());
 
     report.dashboard = waves::dashboard_rows(&stack, sizes.sandboxes).await;
+    report.print();
 
     let sampler = Sampler::start(&processes);
     let rest_stop = CancellationToken::new();
@@ -168,6 +172,7 @@ async fn bench() {
         probes::probe_rest(&stack, &token, &names[..sizes.sixth()], rest_stop.clone()),
     );
     report.day = Some((day, rest, sampler.finish()));
+    report.print();
 
     let agents = leftovers::agent_dirs(&stack, &extra);
     let teardown = leftovers::tear_down_all(&stack, &token, &names).await;

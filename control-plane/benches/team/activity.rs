@@ -62,19 +62,23 @@ pub async fn day(stack: &Stack, token: &str, names: &[String], sixth: usize) -> 
 }
 
 /// Each sandbox redeploys `users`; a viewer follows each redeploy to its
-/// result. (saw `running`, request → result) per sandbox.
+/// result, each viewer a team member of their own (one user may hold only
+/// `streams.websockets_per_user` sockets, 32 by default). (saw `running`,
+/// request → result) per sandbox.
 async fn redeploy_with_viewers(
     stack: &Stack,
     token: &str,
     names: &[String],
 ) -> Vec<(bool, Duration)> {
-    let one = |name: String| async move {
+    let one = |(n, name): (usize, String)| async move {
         let name = &name;
+        let viewer = stack.login_as(&format!("viewer-{n:02}")).await;
+        let viewer = viewer.token().expect("session").to_owned();
         let sent = Instant::now();
         let id = stack.deploy(token, name, "main").await;
         let mut running = false;
         stack
-            .ws_follow(token, &id, 0, |event| match event.body {
+            .ws_follow(&viewer, &id, 0, |event| match event.body {
                 EventBody::Result { status, .. } => {
                     running = status == sdp_bus::Status::Running;
                     false
@@ -84,7 +88,7 @@ async fn redeploy_with_viewers(
             .await;
         (running, sent.elapsed())
     };
-    futures::future::join_all(names.iter().cloned().map(one)).await
+    futures::future::join_all(names.iter().cloned().enumerate().map(one)).await
 }
 
 /// A manual route for `orders` to the baseline, then back to the
@@ -114,9 +118,13 @@ async fn flip_routes(stack: &Stack, token: &str, names: &[String]) -> (usize, us
 }
 
 /// Follows each sandbox's `users` runtime log, then asks the service for a
-/// path of its own; counts the followers that see it.
+/// path of its own; counts the followers that see it. Each follower is a
+/// team member of their own: one user may follow only
+/// `streams.runtime_logs_per_user` logs at once (8 by default).
 async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> usize {
-    let one = |name: String| async move {
+    let one = |(n, name): (usize, String)| async move {
+        let follower = stack.login_as(&format!("follower-{n:02}")).await;
+        let follower = follower.token().expect("session").to_owned();
         let (_, view) = stack.get(token, &format!("/api/sandboxes/{name}")).await;
         let users = view["services"]
             .as_array()
@@ -133,7 +141,7 @@ async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> us
             .get(stack.url(&format!(
                 "/api/deployments/{id}/runtime-logs?follow=true&tail=0"
             )))
-            .bearer_auth(token)
+            .bearer_auth(&follower)
             .send()
             .await;
         let Ok(mut response) = response.and_then(reqwest::Response::error_for_status) else {
@@ -169,7 +177,7 @@ async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> us
             () = ask => false,
         }
     };
-    futures::future::join_all(names.iter().cloned().map(one))
+    futures::future::join_all(names.iter().cloned().enumerate().map(one))
         .await
         .into_iter()
         .filter(|seen| *seen)
