@@ -33,12 +33,18 @@ pub struct Day {
 pub async fn day(stack: &Stack, token: &str, names: &[String], sixth: usize) -> Day {
     let group = |n: usize| &names[n * sixth..(n + 1) * sixth];
     let followers = &group(2)[..sixth.min(20)];
+    // Each viewer and follower a team member of their own: one user may
+    // hold only `streams.websockets_per_user` sockets (32) and
+    // `streams.runtime_logs_per_user` follows (8). Logged in one after the
+    // other: logins in flight count against the per-address throttle.
+    let viewers = log_in_members(stack, "viewer", group(0).len()).await;
+    let follower_tokens = log_in_members(stack, "follower", followers.len()).await;
     stack.fixture.push_revision("main", "day");
     let started = Instant::now();
     let (redeploys, flips, follows, reaped_in, teardown_in) = tokio::join!(
-        redeploy_with_viewers(stack, token, group(0)),
+        redeploy_with_viewers(stack, token, group(0), &viewers),
         flip_routes(stack, token, group(1)),
-        follow_runtime_logs(stack, token, followers),
+        follow_runtime_logs(stack, token, followers, &follower_tokens),
         expire(stack, token, group(3)),
         tear_down(stack, token, group(5)),
     );
@@ -61,21 +67,28 @@ pub async fn day(stack: &Stack, token: &str, names: &[String], sixth: usize) -> 
     }
 }
 
-/// Each sandbox redeploys `users`; a viewer follows each redeploy to its
-/// result, each viewer a team member of their own (one user may hold only
-/// `streams.websockets_per_user` sockets, 32 by default). (saw `running`,
-/// request → result) per sandbox.
+/// Sessions of `count` team members named `<role>-NN`.
+async fn log_in_members(stack: &Stack, role: &str, count: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(count);
+    for n in 0..count {
+        let member = stack.login_as(&format!("{role}-{n:02}")).await;
+        tokens.push(member.token().expect("session").to_owned());
+    }
+    tokens
+}
+
+/// Each sandbox redeploys `users`; viewer `n` (a session of their own)
+/// follows sandbox `n`'s redeploy to its result. (saw `running`, request →
+/// result) per sandbox.
 async fn redeploy_with_viewers(
     stack: &Stack,
     token: &str,
     names: &[String],
+    viewers: &[String],
 ) -> Vec<(bool, Duration)> {
-    let one = |(n, name): (usize, String)| async move {
-        let name = &name;
-        let viewer = stack.login_as(&format!("viewer-{n:02}")).await;
-        let viewer = viewer.token().expect("session").to_owned();
+    let one = |(name, viewer): (String, String)| async move {
         let sent = Instant::now();
-        let id = stack.deploy(token, name, "main").await;
+        let id = stack.deploy(token, &name, "main").await;
         let mut running = false;
         stack
             .ws_follow(&viewer, &id, 0, |event| match event.body {
@@ -88,7 +101,8 @@ async fn redeploy_with_viewers(
             .await;
         (running, sent.elapsed())
     };
-    futures::future::join_all(names.iter().cloned().enumerate().map(one)).await
+    let pairs = names.iter().cloned().zip(viewers.iter().cloned());
+    futures::future::join_all(pairs.map(one)).await
 }
 
 /// A manual route for `orders` to the baseline, then back to the
@@ -118,13 +132,15 @@ async fn flip_routes(stack: &Stack, token: &str, names: &[String]) -> (usize, us
 }
 
 /// Follows each sandbox's `users` runtime log, then asks the service for a
-/// path of its own; counts the followers that see it. Each follower is a
-/// team member of their own: one user may follow only
-/// `streams.runtime_logs_per_user` logs at once (8 by default).
-async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> usize {
-    let one = |(n, name): (usize, String)| async move {
-        let follower = stack.login_as(&format!("follower-{n:02}")).await;
-        let follower = follower.token().expect("session").to_owned();
+/// path of its own; counts the followers that see it. Follower `n` (a
+/// session of their own) follows sandbox `n`.
+async fn follow_runtime_logs(
+    stack: &Stack,
+    token: &str,
+    names: &[String],
+    followers: &[String],
+) -> usize {
+    let one = |(name, follower): (String, String)| async move {
         let (_, view) = stack.get(token, &format!("/api/sandboxes/{name}")).await;
         let users = view["services"]
             .as_array()
@@ -177,7 +193,8 @@ async fn follow_runtime_logs(stack: &Stack, token: &str, names: &[String]) -> us
             () = ask => false,
         }
     };
-    futures::future::join_all(names.iter().cloned().enumerate().map(one))
+    let pairs = names.iter().cloned().zip(followers.iter().cloned());
+    futures::future::join_all(pairs.map(one))
         .await
         .into_iter()
         .filter(|seen| *seen)
