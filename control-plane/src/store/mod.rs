@@ -8,6 +8,7 @@ pub mod columns;
 mod deliveries;
 mod deployments;
 mod guard;
+mod held;
 pub mod keyset;
 #[cfg(test)]
 mod keyset_tests;
@@ -25,7 +26,7 @@ mod templates;
 pub(crate) mod test_runs;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -38,6 +39,7 @@ pub use deliveries::{
 };
 pub use deployments::{Deployment, DeploymentFilter, NewDeployment, PhaseAt};
 pub use guard::{Editor, Guarded};
+use held::Held;
 pub use keyset::{PageOf, TimeKey};
 pub use power::IdleCandidate;
 pub use resources::StoredResource;
@@ -81,10 +83,9 @@ impl Store {
         })
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (the
-        // transaction rolls back), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    #[track_caller]
+    pub(crate) fn conn(&self) -> Held<'_> {
+        Held::lock(&self.conn)
     }
 
     /// Writes a consistent copy of the database to `file` (which must not
