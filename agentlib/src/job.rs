@@ -548,7 +548,7 @@ async fn start_and_check(
     // A first deployment gets a free port picked here rather than by
     // Docker: a container keeps an explicit port when stopped and started
     // again (a sandbox's sleep and wake), while Docker would pick another.
-    let publish_port = kept_port.or_else(|| free_port(config.publish_ip()));
+    let mut publish_port = kept_port.or_else(|| free_port(config.publish_ip()));
     state.touched_docker = true;
     agent.docker.remove_matching(&owner, None).await?;
     if let Some(target) = spec.routes_file {
@@ -559,32 +559,52 @@ async fn start_and_check(
             .await;
     }
     let deployment_id = request.deployment_id.to_string();
-    let run = docker::run_spec(&docker::ServiceContainer {
-        agent_id,
-        deployment_id: &deployment_id,
-        sandbox,
-        repo,
-        branch: &request.branch,
-        commit,
-        environment: &request.env,
-        settings,
-        flavour: &spec,
-        config,
-        image: &agent.base_image,
-        worktree: &paths.worktree,
-        artifact_dir: &paths.artifact_dir,
-        routes_file: &paths.routes_file,
-        host_port: publish_port,
-    });
-    sink.system(format!(
-        "starting container {name} from {}: {} in {}",
-        run.image,
-        run.cmd.join(" "),
-        run.working_dir
-    ))
-    .await;
-    let container = agent.docker.create_replacing(&run, &owner).await?;
-    agent.docker.start(&container, publish_port).await?;
+    let mut picks = 1;
+    let container = loop {
+        let run = docker::run_spec(&docker::ServiceContainer {
+            agent_id,
+            deployment_id: &deployment_id,
+            sandbox,
+            repo,
+            branch: &request.branch,
+            commit,
+            environment: &request.env,
+            settings,
+            flavour: &spec,
+            config,
+            image: &agent.base_image,
+            worktree: &paths.worktree,
+            artifact_dir: &paths.artifact_dir,
+            routes_file: &paths.routes_file,
+            host_port: publish_port,
+        });
+        sink.system(format!(
+            "starting container {name} from {}: {} in {}",
+            run.image,
+            run.cmd.join(" "),
+            run.working_dir
+        ))
+        .await;
+        let container = agent.docker.create_replacing(&run, &owner).await?;
+        match agent.docker.start(&container, publish_port).await {
+            // A port picked here was free when picked; any process on the
+            // host (another agent's pick, an outgoing connection's source
+            // port) may take it before Docker binds it. A kept port is the
+            // service's address: that one is reported, not replaced.
+            Err(DeployError::PortTaken { port }) if kept_port.is_none() && picks < PORT_PICKS => {
+                picks += 1;
+                sink.system(format!(
+                    "host port {port} was taken between its pick and the start: picking another"
+                ))
+                .await;
+                publish_port = free_port(config.publish_ip());
+            }
+            started => {
+                started?;
+                break container;
+            }
+        }
+    };
 
     // Health.
     let health_path = &settings.health_path;
@@ -661,6 +681,9 @@ async fn check_working_dir(worktree: &Path, settings: &ServiceSettings) -> Resul
         Ok(_) => Ok(()),
     }
 }
+
+/// How many ports a first deployment picks before a taken one fails it.
+const PORT_PICKS: u32 = 3;
 
 /// A port free on `ip` now (the system's pick); `None` if none can be
 /// had, and Docker picks.

@@ -127,7 +127,7 @@ impl Store {
             " OFFSET ?#",
             Value::Integer(i64::try_from(filter.offset).unwrap_or(i64::MAX)),
         );
-        let conn = self.conn();
+        let conn = self.read();
         let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map(params_from_iter(args), |row| {
             let action: String = row.get(3)?;

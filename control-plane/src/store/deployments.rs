@@ -258,7 +258,7 @@ impl Store {
     }
 
     pub fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let Some(mut deployment) = conn
             .query_row(
                 &format!("SELECT {} FROM deployments WHERE id = ?1", *COLUMNS),
@@ -276,7 +276,7 @@ impl Store {
     /// Newest first, at most `filter.limit`, after `filter.after`.
     pub fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
         let select = deployments_select(filter);
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(select.sql())?;
         let rows = stmt.query_map(select.args(), from_row)?;
         let mut deployments: Vec<Deployment> = rows.collect::<Result<_, _>>()?;

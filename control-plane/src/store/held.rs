@@ -1,11 +1,12 @@
 //! A connection taken from its lock, which says (at debug, target
 //! `sdp_control_plane::store`) when it was waited for or held long: the
-//! store's one connection is shared by the API, the orchestrator and the
-//! loops, so a slow statement anywhere is a slow request somewhere else.
+//! store's writing connection is shared by the API, the orchestrator and
+//! the loops, so a slow statement anywhere is a slow request somewhere
+//! else.
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -26,7 +27,11 @@ impl<'a> Held<'a> {
         let asked = Instant::now();
         // A panic while holding the lock leaves SQLite consistent (the
         // transaction rolls back), so a poisoned lock is still usable.
-        let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = match conn.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => wait_for(conn),
+        };
         let since = Instant::now();
         Held {
             guard,
@@ -34,6 +39,39 @@ impl<'a> Held<'a> {
             since,
             caller: Location::caller(),
         }
+    }
+
+    /// The connection if nobody holds it now.
+    #[track_caller]
+    pub(crate) fn try_lock(conn: &'a Mutex<Connection>) -> Option<Held<'a>> {
+        let guard = match conn.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(Held {
+            guard,
+            waited: Duration::ZERO,
+            since: Instant::now(),
+            caller: Location::caller(),
+        })
+    }
+}
+
+/// Blocks until `conn` is free. On a request thread of the multi-thread
+/// runtime the wait is announced ([`tokio::task::block_in_place`]), so the
+/// runtime moves its other tasks to another thread: a holder busy-waiting
+/// for SQLite's write lock (the persister holds it while it syncs a batch's
+/// log files) then stalls only the tasks that need the store, never the
+/// requests that do not.
+fn wait_for(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    let lock = || conn.lock().unwrap_or_else(|e| e.into_inner());
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(lock)
+    } else {
+        lock()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod keyset;
 mod keyset_tests;
 mod migrations;
 mod power;
+mod readers;
 mod resource_specs;
 mod resources;
 pub(crate) mod results;
@@ -42,6 +43,7 @@ pub use guard::{Editor, Guarded};
 use held::Held;
 pub use keyset::{PageOf, TimeKey};
 pub use power::IdleCandidate;
+use readers::Readers;
 pub use resources::StoredResource;
 pub use sandbox_rows::SandboxRows;
 pub use sandboxes::{NewSandbox, Sandbox, SandboxState, StoredRoute};
@@ -68,11 +70,13 @@ pub enum StoreError {
     NotOwner { sandbox: String, owner: String },
 }
 
-/// A shared handle on one SQLite connection. Queries are short; callers on
-/// the async runtime hold the lock only for one statement or transaction.
+/// A shared handle on one writing SQLite connection and a few reading
+/// ones. Queries are short; callers on the async runtime hold a
+/// connection only for one statement or transaction.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
 }
 
 impl Store {
@@ -80,12 +84,20 @@ impl Store {
         let conn = open_connection(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Readers::open(path)?),
         })
     }
 
     #[track_caller]
     pub(crate) fn conn(&self) -> Held<'_> {
         Held::lock(&self.conn)
+    }
+
+    /// A reading connection, for the API's hot reads: it sees every
+    /// committed write and never waits for the writer.
+    #[track_caller]
+    pub(crate) fn read(&self) -> Held<'_> {
+        self.readers.take()
     }
 
     /// Writes a consistent copy of the database to `file` (which must not

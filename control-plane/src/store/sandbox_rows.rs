@@ -87,7 +87,7 @@ fn by_repo_with_phases(
 impl Store {
     /// The newest deployment of each repo in a sandbox, by repo.
     pub fn latest_deployments(&self, sandbox: &str) -> Result<Vec<Deployment>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&LATEST_OF_ONE)?;
         let rows = stmt.query_map([sandbox], from_row)?;
         let deployments = rows.collect::<Result<Vec<_>, _>>()?;
@@ -96,14 +96,16 @@ impl Store {
     }
 
     /// What the view of each sandbox named `first` to `last` (by name,
-    /// inclusive) needs, read at once (under one hold of the connection,
-    /// so the parts agree): a sandbox with nothing to show has no entry.
+    /// inclusive) needs, read at once (in one read transaction, so the
+    /// parts agree): a sandbox with nothing to show has no entry.
     pub fn sandbox_rows(
         &self,
         first: &str,
         last: &str,
     ) -> Result<HashMap<String, SandboxRows>, StoreError> {
-        let conn = self.conn();
+        let reader = self.read();
+        // One snapshot for the four reads; dropped (rolled back) at the end.
+        let conn = reader.unchecked_transaction()?;
         let mut out: HashMap<String, SandboxRows> = HashMap::new();
 
         let mut stmt = conn.prepare_cached(&LATEST_IN_RANGE)?;

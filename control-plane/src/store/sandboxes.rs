@@ -96,7 +96,7 @@ impl Store {
 
     pub fn sandbox(&self, name: &str) -> Result<Option<Sandbox>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM sandboxes WHERE name = ?1"),
                 [name],
@@ -106,7 +106,7 @@ impl Store {
     }
 
     pub fn sandboxes(&self) -> Result<Vec<Sandbox>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sandboxes ORDER BY name"))?;
         let rows = stmt.query_map([], from_row)?;
@@ -117,7 +117,7 @@ impl Store {
     /// name `page.after` (the primary key's index serves it).
     pub fn sandboxes_page(&self, page: &PageOf<String>) -> Result<Vec<Sandbox>, StoreError> {
         let select = sandboxes_select(page);
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(select.sql())?;
         let rows = stmt.query_map(select.args(), from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -222,7 +222,7 @@ impl Store {
     }
 
     pub fn stored_routes(&self, sandbox: &str) -> Result<Vec<StoredRoute>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT service, target, source FROM routes WHERE sandbox = ?1 ORDER BY service",
         )?;

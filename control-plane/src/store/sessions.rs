@@ -31,7 +31,7 @@ impl Store {
 
     pub fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT username, created_at, last_seen, expires_at FROM sessions WHERE token_hash = ?1",
                 [token_hash],

@@ -168,7 +168,7 @@ pub fn is_constraint(err: &StoreError) -> bool {
 
 impl Store {
     pub fn environments(&self) -> Result<Vec<Environment>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENVIRONMENT_COLUMNS} FROM environments ORDER BY name"
         ))?;
@@ -179,7 +179,7 @@ impl Store {
     }
 
     pub fn environment(&self, name: &str) -> Result<Option<Environment>, StoreError> {
-        self.conn()
+        self.read()
             .query_row(
                 &format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE name = ?1"),
                 [name],
@@ -299,7 +299,7 @@ impl Store {
     }
 
     pub fn templates(&self) -> Result<Vec<Template>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name"
         ))?;
@@ -310,7 +310,7 @@ impl Store {
     }
 
     pub fn template(&self, name: &str) -> Result<Option<Template>, StoreError> {
-        self.conn()
+        self.read()
             .query_row(
                 &format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = ?1"),
                 [name],

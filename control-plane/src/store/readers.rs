@@ -1,0 +1,171 @@
+//! The store's reading connections. The API's hot reads (a session, the
+//! sandbox list, a sandbox, a deployment list) go here instead of to the
+//! one writing connection, so a request does not wait behind a write, a
+//! busy wait for the persister's write lock, or a WAL checkpoint's fsync:
+//! in WAL mode readers read the last commit while a writer writes.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use super::held::Held;
+
+/// As many as the control plane has request threads on a small host:
+/// more would only wait for a core.
+const READERS: usize = 2;
+
+pub(crate) struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Opens the readers of a database that [`super::open_connection`]
+    /// has already created and migrated.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conns = (0..READERS)
+            .map(|_| open_reader(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A free reader, or (all busy) the next one in turn once it is free.
+    #[track_caller]
+    pub(crate) fn take(&self) -> Held<'_> {
+        for conn in &self.conns {
+            if let Some(held) = Held::try_lock(conn) {
+                return held;
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        Held::lock(&self.conns[turn])
+    }
+}
+
+/// A connection that cannot write (`query_only`), so a read path that
+/// grew a write by mistake fails loudly instead of racing the writer.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "query_only", "ON")
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::super::{NewSandbox, Store};
+
+    fn sandbox(store: &Store, name: &str) {
+        store
+            .insert_sandbox(&NewSandbox {
+                name,
+                owner: "ann",
+                template: None,
+                environment: None,
+                ttl_hours: 8,
+                pinned: false,
+            })
+            .expect("insert");
+    }
+
+    /// A read answers, with the last commit, while the writer is held in
+    /// the middle of a write transaction.
+    #[test]
+    fn a_read_does_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        sandbox(&store, "committed");
+        let writer = store.conn();
+        writer.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        writer
+            .execute(
+                "UPDATE sandboxes SET owner = 'bob' WHERE name = 'committed'",
+                [],
+            )
+            .expect("update");
+
+        let (done, answer) = mpsc::channel();
+        let reading = store.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(reading.sandbox("committed").map(|s| s.map(|s| s.owner)));
+        });
+        let owner = answer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the read waited for the writer")
+            .expect("read");
+        assert_eq!(owner.as_deref(), Some("ann"), "read the uncommitted write");
+
+        writer.execute_batch("COMMIT").expect("commit");
+        drop(writer);
+        let owner = store.sandbox("committed").expect("read").map(|s| s.owner);
+        assert_eq!(owner.as_deref(), Some("bob"), "missed the commit");
+    }
+
+    #[test]
+    fn a_reader_cannot_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let written = store
+            .read()
+            .execute("DELETE FROM sandboxes", [])
+            .expect_err("a reader wrote");
+        assert!(
+            written.to_string().contains("readonly"),
+            "unexpected error: {written}"
+        );
+    }
+
+    /// A task that waits for a held connection hands its thread's other
+    /// tasks on: with one request thread, another task still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_wait_for_the_writer_does_not_stall_other_tasks() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
+        let (holding, held) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let holder = store.clone();
+        let holder = std::thread::spawn(move || {
+            let writer = holder.conn();
+            holding.send(()).expect("holding");
+            let _ = released.recv_timeout(Duration::from_secs(30));
+            drop(writer);
+        });
+        held.recv().expect("held");
+
+        let (asking, asked) = tokio::sync::oneshot::channel();
+        let waiter = store.clone();
+        let waiting = tokio::spawn(async move {
+            let _ = asking.send(());
+            drop(waiter.conn());
+        });
+        asked.await.expect("the waiter ran");
+        let (ran, other) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = ran.send(());
+        });
+        let other = tokio::time::timeout(Duration::from_secs(10), other).await;
+        release.send(()).expect("release");
+        holder.join().expect("holder");
+        waiting.await.expect("waiter");
+        assert!(
+            other.is_ok(),
+            "a task waiting for the store stalled the runtime"
+        );
+    }
+}
