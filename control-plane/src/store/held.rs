@@ -19,6 +19,9 @@ pub(crate) struct Held<'a> {
     waited: Duration,
     since: Instant,
     caller: &'static Location<'static>,
+    /// The thread's schedstat when taken, only while slow holds are
+    /// logged: says whether a slow hold worked or waited for a core.
+    sched: Option<Schedstat>,
 }
 
 impl<'a> Held<'a> {
@@ -27,17 +30,14 @@ impl<'a> Held<'a> {
         let asked = Instant::now();
         // A panic while holding the lock leaves SQLite consistent (the
         // transaction rolls back), so a poisoned lock is still usable.
-        let guard = match conn.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => wait_for(conn),
-        };
+        let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
         let since = Instant::now();
         Held {
             guard,
             waited: since - asked,
             since,
             caller: Location::caller(),
+            sched: Schedstat::if_logged(),
         }
     }
 
@@ -54,38 +54,59 @@ impl<'a> Held<'a> {
             waited: Duration::ZERO,
             since: Instant::now(),
             caller: Location::caller(),
+            sched: Schedstat::if_logged(),
         })
-    }
-}
-
-/// Blocks until `conn` is free. On a request thread of the multi-thread
-/// runtime the wait is announced ([`tokio::task::block_in_place`]), so the
-/// runtime moves its other tasks to another thread: a holder busy-waiting
-/// for SQLite's write lock (the persister holds it while it syncs a batch's
-/// log files) then stalls only the tasks that need the store, never the
-/// requests that do not.
-fn wait_for(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    let lock = || conn.lock().unwrap_or_else(|e| e.into_inner());
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_thread {
-        tokio::task::block_in_place(lock)
-    } else {
-        lock()
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         let held = self.since.elapsed();
-        if held >= SLOW || self.waited >= SLOW {
-            tracing::debug!(
-                waited_ms = self.waited.as_millis() as u64,
-                held_ms = held.as_millis() as u64,
-                caller = %self.caller,
-                "store connection slow"
-            );
+        if held < SLOW && self.waited < SLOW {
+            return;
         }
+        let (on_cpu, queued) = match (self.sched, Schedstat::now()) {
+            (Some(then), Some(now)) => (
+                Some(now.on_cpu_ns.saturating_sub(then.on_cpu_ns) / 1_000_000),
+                Some(now.queued_ns.saturating_sub(then.queued_ns) / 1_000_000),
+            ),
+            _ => (None, None),
+        };
+        tracing::debug!(
+            waited_ms = self.waited.as_millis() as u64,
+            held_ms = held.as_millis() as u64,
+            on_cpu_ms = on_cpu,
+            queued_ms = queued,
+            caller = %self.caller,
+            "store connection slow"
+        );
+    }
+}
+
+/// The calling thread's time on a core and waiting for one
+/// (`/proc/thread-self/schedstat`, Linux).
+#[derive(Clone, Copy)]
+struct Schedstat {
+    on_cpu_ns: u64,
+    queued_ns: u64,
+}
+
+impl Schedstat {
+    fn if_logged() -> Option<Schedstat> {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            Self::now()
+        } else {
+            None
+        }
+    }
+
+    fn now() -> Option<Schedstat> {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        Some(Schedstat {
+            on_cpu_ns: fields.next()?.ok()?,
+            queued_ns: fields.next()?.ok()?,
+        })
     }
 }
 

@@ -130,42 +130,4 @@ mod tests {
             "unexpected error: {written}"
         );
     }
-
-    /// A task that waits for a held connection hands its thread's other
-    /// tasks on: with one request thread, another task still runs.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_wait_for_the_writer_does_not_stall_other_tasks() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("sdp.db")).expect("store");
-        let (holding, held) = mpsc::channel();
-        let (release, released) = mpsc::channel::<()>();
-        let holder = store.clone();
-        let holder = std::thread::spawn(move || {
-            let writer = holder.conn();
-            holding.send(()).expect("holding");
-            let _ = released.recv_timeout(Duration::from_secs(30));
-            drop(writer);
-        });
-        held.recv().expect("held");
-
-        let (asking, asked) = tokio::sync::oneshot::channel();
-        let waiter = store.clone();
-        let waiting = tokio::spawn(async move {
-            let _ = asking.send(());
-            drop(waiter.conn());
-        });
-        asked.await.expect("the waiter ran");
-        let (ran, other) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _ = ran.send(());
-        });
-        let other = tokio::time::timeout(Duration::from_secs(10), other).await;
-        release.send(()).expect("release");
-        holder.join().expect("holder");
-        waiting.await.expect("waiter");
-        assert!(
-            other.is_ok(),
-            "a task waiting for the store stalled the runtime"
-        );
-    }
 }
