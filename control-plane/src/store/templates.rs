@@ -194,7 +194,7 @@ impl Store {
     /// not exist): only for what containers get.
     pub fn environment_secrets(&self, name: &str) -> Result<SecretVars, StoreError> {
         let row: Option<(String, String)> = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT secrets, updated_at FROM environments WHERE name = ?1",
                 [name],
