@@ -69,20 +69,8 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use super::super::{NewSandbox, Store};
-
-    fn sandbox(store: &Store, name: &str) {
-        store
-            .insert_sandbox(&NewSandbox {
-                name,
-                owner: "ann",
-                template: None,
-                environment: None,
-                ttl_hours: 8,
-                pinned: false,
-            })
-            .expect("insert");
-    }
+    use super::super::Store;
+    use super::super::sandbox_rows::tests::sandbox;
 
     /// A read answers, with the last commit, while the writer is held in
     /// the middle of a write transaction.

@@ -171,14 +171,15 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use sdp_bus::{DeploymentId, Status};
 
     use super::super::NewSandbox;
     use super::super::deployments::NewDeployment;
     use super::*;
 
-    fn sandbox(store: &Store, name: &str) {
+    /// A sandbox of `ann`'s, named `name`.
+    pub(in crate::store) fn sandbox(store: &Store, name: &str) {
         store
             .insert_sandbox(&NewSandbox {
                 name,
